@@ -1,0 +1,110 @@
+"""`genometracks <command> key=value ...`: one Hydra entry point per command.
+
+Hydra commands compose `conf/config.yaml` with the overrides (and `-m` for multirun);
+`validate-hub` and `serve` take plain arguments.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Callable
+
+from omegaconf import OmegaConf
+
+from genometracks.paths import conf_dir, shared_data
+
+# command → "module:function(cfg)"; the module is imported only when its command runs
+HYDRA_COMMANDS: dict[str, str] = {
+    "data summary": "genometracks.commands:data_summary",
+    "labels": "genometracks.commands:write_labels",
+    "train": "genometracks.train:train",
+    "predict": "genometracks.predict:predict_command",
+    "peaks": "genometracks.peaks:peaks_command",
+    "export": "genometracks.export.command:export_command",
+    "interpret": "genometracks.interpret.command:interpret_command",
+    "run": "genometracks.pipeline:run_pipeline",
+}
+# commands that write nothing: Hydra makes no run directory for them
+NO_OUTPUT = {"data summary", "labels"}
+PLAIN_COMMANDS: dict[str, str] = {
+    "validate-hub": "genometracks.export.validate:main_validate",
+    "serve": "genometracks.export.serve:main_serve",
+    "bench": "genometracks.bench:main",
+}
+
+USAGE = """usage: genometracks <command> [key=value ...] [-m]
+
+commands:
+  data summary      JSON summary of contigs, splits and TSS sets      (data=ecoli_k12|synthetic|custom)
+  labels            write a TSS set as sorted BED6                    (labels=<set> out=PATH.bed)
+  train             train the TSS model                               (experiment=smoke|ecoli_cpu|paper|sigma_cnn run_dir=DIR)
+  predict           whole-genome bigWig tracks per strand             (ckpt=PATH run_dir=DIR)
+  peaks             TSS peak calls from the tracks                    (run_dir=DIR)
+  interpret         attention heads, motifs, logos, attributions      (ckpt=PATH run_dir=DIR)
+  export            UCSC track hub + IGV session                      (run_dir=DIR)
+  run               the whole pipeline, resumable                     (experiment=... run_dir=DIR)
+  validate-hub DIR  hubCheck-style validation of a track hub
+  serve DIR         serve a run directory over HTTP (byte ranges) on 127.0.0.1
+  bench             textbook vs fast model throughput (JSON)
+"""
+
+
+def _resolve(target: str) -> Callable:
+    module, func = target.split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def _register_resolvers() -> None:
+    if not OmegaConf.has_resolver("gt_shared_data"):
+        OmegaConf.register_new_resolver("gt_shared_data", lambda: str(shared_data()))
+
+
+def _split_command(argv: list[str]) -> tuple[str, list[str]]:
+    if not argv or argv[0] in {"-h", "--help", "help"}:
+        print(USAGE)
+        raise SystemExit(0)
+    if argv[0] == "data":
+        if len(argv) < 2 or argv[1] != "summary":
+            raise SystemExit("genometracks data: the only data command is `genometracks data summary`")
+        return "data summary", argv[2:]
+    return argv[0], argv[1:]
+
+
+def run_hydra(command: str, overrides: list[str]) -> None:
+    """Run `command` as a Hydra app with `overrides` (Hydra's own flags such as -m, --cfg job work)."""
+    import hydra
+
+    _register_resolvers()
+    target = _resolve(HYDRA_COMMANDS[command])
+    extra = []
+    if command in NO_OUTPUT:
+        extra = ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=none",
+                 "hydra/hydra_logging=none"]
+
+    @hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")
+    def _app(cfg):
+        return target(cfg)
+
+    saved = sys.argv
+    sys.argv = [f"genometracks {command}", *extra, *overrides]
+    try:
+        _app()
+    finally:
+        sys.argv = saved
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command, rest = _split_command(argv)
+    if command in PLAIN_COMMANDS:
+        return int(_resolve(PLAIN_COMMANDS[command])(rest) or 0)
+    if command not in HYDRA_COMMANDS:
+        print(USAGE, file=sys.stderr)
+        print(f"genometracks: unknown command {command!r}", file=sys.stderr)
+        return 2
+    run_hydra(command, rest)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

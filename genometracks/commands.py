@@ -1,0 +1,62 @@
+"""The data commands: `genometracks data summary` and `genometracks labels`."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from genometracks.dataset import ConfigError, load_dataset, load_sites, split_positive_counts
+
+
+def summarise_data(cfg: DictConfig) -> dict:
+    """Contigs and lengths, positions per split (both strands), positives per set / split / strand."""
+    from genometracks.streams import positions_per_split
+
+    dataset = load_dataset(cfg)
+    genome = dataset.genome
+    summary = {
+        "data": cfg.data.name,
+        "fasta": str(dataset.fasta),
+        "contigs": {n: {"length": c.length, "circular": c.circular} for n, c in genome.contigs.items()},
+        "total_length": genome.total_length,
+        "shift": dataset.shift,
+        "splits": {name: [[r.chrom, r.start, r.end] for r in regions] for name, regions in dataset.splits.items()},
+        "positions_per_split": positions_per_split(dataset.splits),
+        "label_sets": {},
+    }
+    tss_file = Path(str(cfg.data.tss)) if cfg.data.get("tss") else None
+    if cfg.data.name == "synthetic":
+        from genometracks.dataset import open_genome
+        tss_file = open_genome(cfg)[2]
+    for name in cfg.data.label_sets:
+        sites = dataset.sites if name == dataset.label_set else load_sites(cfg, genome, name, tss_file)
+        entry = {"total": len(sites), "per_split": split_positive_counts(dataset, sites)}
+        if "liftover" in sites.meta:
+            entry["liftover"] = sites.meta["liftover"]
+        summary["label_sets"][name] = entry
+    return summary
+
+
+def data_summary(cfg: DictConfig) -> dict:
+    """Print the data summary as JSON on stdout."""
+    summary = summarise_data(cfg)
+    print(json.dumps(summary, indent=2, default=str))
+    return summary
+
+
+def write_labels(cfg: DictConfig) -> Path:
+    """Write one TSS set (`labels=<set>`, lifted or curated) as sorted BED6 to `out=PATH.bed`."""
+    from genometracks.annotations import sites_to_bed_lines
+    from genometracks.export.atomic import atomic_write_text
+
+    if not cfg.get("out"):
+        raise ConfigError("genometracks labels needs out=PATH.bed")
+    dataset = load_dataset(cfg, label_set=cfg.get("labels"))
+    out = Path(str(cfg.out))
+    lines = sites_to_bed_lines(dataset.sites.sorted())
+    atomic_write_text(out, "".join(line if line.endswith("\n") else line + "\n" for line in lines))
+    meta = {"labels": dataset.label_set, "records": len(dataset.sites), "out": str(out)}
+    meta.update(dataset.sites.meta.get("liftover", {}) and {"liftover": dataset.sites.meta["liftover"]})
+    print(json.dumps(meta, default=str))
+    return out

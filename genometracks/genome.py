@@ -1,0 +1,184 @@
+"""Genomes: FASTA (plain or bgzipped) → uint8 tokens per contig, reverse complement, chrom sizes.
+
+Tokens: A=0, C=1, G=2, T=3, N=4. Lower case is accepted; IUPAC ambiguity letters
+(R, Y, K, M, S, W, B, D, H, V) and anything else that is a letter map to N.
+Coordinates are 0-based, half-open.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+ALPHABET = "ACGTN"
+N_TOKEN = 4
+_COMPLEMENT = np.array([3, 2, 1, 0, 4], dtype=np.uint8)
+_IUPAC = "RYKMSWBDHVNU"  # U is read as N: this is a DNA genome
+
+
+class GenomeError(ValueError):
+    """Bad genome input; the message names the file, the record and the fix."""
+
+
+def _build_table() -> np.ndarray:
+    table = np.full(256, 255, dtype=np.uint8)  # 255 = not a sequence letter
+    for i, base in enumerate("ACGT"):
+        table[ord(base)] = i
+        table[ord(base.lower())] = i
+    for letter in _IUPAC + "N":
+        table[ord(letter)] = N_TOKEN
+        table[ord(letter.lower())] = N_TOKEN
+    table[ord("-")] = N_TOKEN
+    table[ord(".")] = N_TOKEN
+    return table
+
+
+_ENCODE = _build_table()
+
+
+def encode(sequence: str | bytes, where: str = "sequence") -> np.ndarray:
+    """Encode letters to uint8 tokens [L] (A,C,G,T=0..3, IUPAC/N=4); raises on non-letters."""
+    raw = sequence.encode("ascii", "replace") if isinstance(sequence, str) else bytes(sequence)
+    tokens = _ENCODE[np.frombuffer(raw, dtype=np.uint8)]
+    bad = np.flatnonzero(tokens == 255)
+    if bad.size:
+        char = chr(raw[bad[0]])
+        raise GenomeError(
+            f"{where}: character {char!r} at offset {bad[0]} is not a nucleotide letter; "
+            "use A, C, G, T or an IUPAC code")
+    return tokens
+
+
+def decode(tokens: np.ndarray) -> str:
+    """Tokens [L] → upper-case string over ACGTN."""
+    return np.frombuffer(b"ACGTN", dtype=np.uint8)[np.asarray(tokens, dtype=np.intp)].tobytes().decode()
+
+
+def reverse_complement(tokens: np.ndarray) -> np.ndarray:
+    """Reverse complement of a token array [L] (N stays N)."""
+    return _COMPLEMENT[np.asarray(tokens)[::-1]]
+
+
+@dataclass(frozen=True)
+class Contig:
+    """One sequence record: name, length in nt, and whether it is circular."""
+    name: str
+    length: int
+    circular: bool = False
+
+
+@dataclass
+class Genome:
+    """Contigs of a FASTA with tokens cached per contig (forward strand, 5'→3')."""
+    path: Path
+    contigs: dict[str, Contig]
+    _tokens: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def open(cls, fasta: str | Path, circular: Iterable[str] = ()) -> "Genome":
+        """Open a FASTA or bgzipped FASTA (pyfaidx builds the .fai); `circular` names circular contigs."""
+        path = Path(fasta)
+        if not path.is_file():
+            raise GenomeError(f"{path}: FASTA file not found; set data.fasta to an existing file")
+        records = _read_records(path)
+        if not records:
+            raise GenomeError(f"{path}: no FASTA records (no line starts with '>'); is this a FASTA file?")
+        circular = set(circular)
+        unknown = circular - set(records)
+        if unknown:
+            raise GenomeError(
+                f"{path}: contigs marked circular are not in the FASTA: {sorted(unknown)}; "
+                f"available: {sorted(records)[:10]}")
+        genome = cls(path, {name: Contig(name, len(tok), name in circular) for name, tok in records.items()})
+        genome._tokens = records
+        return genome
+
+    @classmethod
+    def from_sequences(cls, sequences: dict[str, str], circular: Iterable[str] = ()) -> "Genome":
+        """An in-memory genome (tests, synthetic data)."""
+        circular = set(circular)
+        tokens = {name: encode(seq, where=f"contig {name}") for name, seq in sequences.items()}
+        return cls(Path("<memory>"),
+                   {n: Contig(n, len(t), n in circular) for n, t in tokens.items()}, tokens)
+
+    def tokens(self, contig: str, strand: str = "+") -> np.ndarray:
+        """Tokens [length] of a contig read 5'→3' on `strand` ('+' or '-')."""
+        if contig not in self.contigs:
+            raise GenomeError(f"{self.path}: unknown contig {contig!r}; available: {list(self.contigs)[:10]}")
+        forward = self._tokens[contig]
+        if strand == "+":
+            return forward
+        if strand == "-":
+            return reverse_complement(forward)
+        raise GenomeError(f"strand must be '+' or '-', got {strand!r}")
+
+    def sequence(self, contig: str, start: int, end: int, strand: str = "+") -> str:
+        """Letters of [start, end) (0-based, forward coordinates); '-' gives the reverse complement."""
+        length = self.contigs[contig].length if contig in self.contigs else 0
+        if not 0 <= start <= end <= length:
+            raise GenomeError(f"{self.path}: interval {contig}:{start}-{end} is outside the contig (length {length})")
+        piece = self.tokens(contig)[start:end]
+        return decode(piece if strand == "+" else reverse_complement(piece))
+
+    def chrom_sizes(self) -> dict[str, int]:
+        """Contig name → length (nt), in FASTA order."""
+        return {name: c.length for name, c in self.contigs.items()}
+
+    @property
+    def total_length(self) -> int:
+        return sum(c.length for c in self.contigs.values())
+
+
+def _read_records(path: Path) -> dict[str, np.ndarray]:
+    """Read every record via pyfaidx (handles bgzip, builds/uses the .fai); tokens per record."""
+    import pyfaidx
+
+    _check_fasta_text(path)
+    try:
+        fasta = pyfaidx.Fasta(str(path), indexname=str(_index_path(path)), sequence_always_upper=False, rebuild=True,
+                              build_index=True, one_based_attributes=False, as_raw=True,
+                              read_long_names=False, duplicate_action="stop")
+    except pyfaidx.FastaIndexingError as err:
+        raise GenomeError(f"{path}: cannot index FASTA ({err}); each record needs lines of equal "
+                          "length (reformat with `seqkit seq -w 80` or `samtools faidx`)") from err
+    except ValueError as err:  # duplicate names
+        raise GenomeError(f"{path}: {err}; contig names must be unique — rename the duplicate record") from err
+    records: dict[str, np.ndarray] = {}
+    for name in fasta.keys():
+        seq = fasta[name][:]
+        tokens = encode(seq, where=f"{path} record {name!r}")
+        if tokens.size == 0:
+            raise GenomeError(f"{path}: record {name!r} is empty; remove it from the FASTA")
+        records[name] = tokens
+    fasta.close()
+    return records
+
+
+def _index_path(path: Path) -> Path:
+    """Where the .fai lives: beside the FASTA if one is already there, else in the user cache
+    ($GENOMETRACKS_CACHE or ~/.cache/genometracks): we never write into a user's data folder."""
+    import hashlib
+    import os
+
+    beside = path.with_name(path.name + ".fai")
+    if beside.exists():
+        return beside
+    cache = Path(os.environ.get("GENOMETRACKS_CACHE", Path.home() / ".cache" / "genometracks")) / "fai"
+    cache.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:16]
+    return cache / f"{path.name}.{key}.fai"
+
+
+def _check_fasta_text(path: Path) -> None:
+    """Cheap checks pyfaidx does not make: empty file, no '>' header."""
+    import gzip
+
+    opener = gzip.open if path.suffix in {".gz", ".bgz"} else open
+    with opener(path, "rb") as handle:
+        head = handle.read(4096)
+    if not head.strip():
+        raise GenomeError(f"{path}: file is empty; expected FASTA records starting with '>'")
+    if not head.lstrip().startswith(b">"):
+        raise GenomeError(f"{path}: no FASTA records (first line does not start with '>')")

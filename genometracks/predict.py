@@ -1,0 +1,147 @@
+"""Whole-genome prediction: every contig, both strands, memory carried, → per-base TSS probability.
+
+A `Track` holds float32 arrays in forward-strand coordinates (0-based), one per contig and strand.
+The value at base x on strand s is P(TSS at x on s): the model's output at strand-local index
+i answers "TSS at i - shift?", so the output is moved back by `shift` before it is stored (wrapping
+on circular contigs; the last `shift` nt of a linear contig have no output and hold 0).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from genometracks.genome import Genome
+from genometracks.intervals import Interval
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message names the file and the fix."""
+
+
+@dataclass
+class Track:
+    """Per-base values [length] float32 per contig and strand, forward coordinates."""
+    values: dict[str, dict[str, np.ndarray]]
+
+    def strand(self, strand: str) -> dict[str, np.ndarray]:
+        return {contig: per[strand] for contig, per in self.values.items()}
+
+
+def load_model(ckpt: str | Path):
+    """Rebuild the TransformerXL from a Lightning checkpoint (weights only; no pickled objects)."""
+    from genometracks.model import TransformerXL
+
+    path = Path(ckpt)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found; train first (genometracks train run_dir=DIR) "
+                              "or pass ckpt=PATH")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated file, foreign pickle, not a torch file
+        raise CheckpointError(f"{path}: not a readable genometracks checkpoint ({type(err).__name__}: "
+                              f"{str(err)[:200]}); re-train or point ckpt= at DIR/checkpoints/best.ckpt") from err
+    hparams = state.get("hyper_parameters", {}) if isinstance(state, dict) else {}
+    config = hparams.get("model_config")
+    if not config or "state_dict" not in state:
+        raise CheckpointError(f"{path}: no genometracks model config in this checkpoint (a foreign "
+                              "checkpoint?); use one written by `genometracks train`")
+    config = dict(config)
+    seg_len = int(config.pop("seg_len", 512))
+    model = TransformerXL(**config)
+    weights = {k[len("model."):]: v for k, v in state["state_dict"].items() if k.startswith("model.")}
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as err:
+        raise CheckpointError(f"{path}: weights do not fit the model config ({str(err)[:200]})") from err
+    model.eval()
+    return model, seg_len, hparams
+
+
+def predict_genome(model, genome: Genome, shift: int, seg_len: int, n_streams: int = 16,
+                   path: str = "fast", progress: bool = True) -> tuple[Track, Track]:
+    """(probabilities, logits) for every base of every contig on both strands (see module doc)."""
+    from tqdm.auto import tqdm
+
+    from genometracks.streams import SegmentStreams
+
+    regions = [Interval(name, 0, contig.length) for name, contig in genome.contigs.items()]
+    labels = {(name, s): np.zeros(c.length, dtype=np.uint8) for name, c in genome.contigs.items() for s in "+-"}
+    streams = SegmentStreams(genome, labels, regions, n_streams=n_streams, seg_len=seg_len,
+                             lookahead=model.lookahead, burn_in=model.context)
+    outputs = {key: np.zeros(arr.size, dtype=np.float32) for key, arr in labels.items()}
+    memory = model.init_memory(n_streams)
+    with torch.inference_mode():
+        for batch in tqdm(streams, total=len(streams), desc="predict", unit="batch",
+                          disable=not progress, mininterval=2.0):
+            tokens = torch.as_tensor(batch["tokens"])
+            reset = torch.as_tensor(batch["reset"])
+            logits, memory = model(tokens, memory, reset, path=path)
+            streams.scatter(logits.float().numpy(), batch, outputs)
+    return _tss_tracks(genome, outputs, shift)
+
+
+def _tss_tracks(genome: Genome, outputs: dict[tuple[str, str], np.ndarray], shift: int) -> tuple[Track, Track]:
+    """Move outputs back by `shift` (strand-local) and flip '-' into forward coordinates."""
+    probs: dict[str, dict[str, np.ndarray]] = {}
+    logits: dict[str, dict[str, np.ndarray]] = {}
+    for name, contig in genome.contigs.items():
+        probs[name], logits[name] = {}, {}
+        for strand in "+-":
+            out = outputs[(name, strand)]
+            if contig.circular:
+                at_tss = np.roll(out, -shift)
+            else:
+                at_tss = np.zeros_like(out)
+                at_tss[: max(out.size - shift, 0)] = out[shift:]
+            if strand == "-":
+                at_tss = at_tss[::-1]
+            logit = np.ascontiguousarray(at_tss, dtype=np.float32)
+            prob = (1.0 / (1.0 + np.exp(-logit.astype(np.float64)))).astype(np.float32)
+            if not contig.circular:  # positions without an output stay 0, not sigmoid(0)
+                blank = slice(0, shift) if strand == "-" else slice(max(out.size - shift, 0), out.size)
+                prob[blank] = 0.0
+            probs[name][strand], logits[name][strand] = prob, logit
+    return Track(probs), Track(logits)
+
+
+def write_tracks(track: Track, chrom_sizes: dict[str, int], tracks_dir: Path, stem: str = "tss") -> dict[str, Path]:
+    """`tracks_dir/{stem}.plus.bw` and `{stem}.minus.bw` (float32, every base, zoom levels)."""
+    from genometracks.export.bigwig import write_bigwig
+
+    tracks_dir.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for strand, word in (("+", "plus"), ("-", "minus")):
+        path = tracks_dir / f"{stem}.{word}.bw"
+        write_bigwig(path, chrom_sizes, track.strand(strand))
+        paths[strand] = path
+    return paths
+
+
+def predict_command(cfg: DictConfig) -> dict:
+    """`genometracks predict ckpt=PATH run_dir=DIR`: bigWigs of TSS probability per strand."""
+    from genometracks.dataset import open_genome
+    from genometracks.export.atomic import atomic_write_text
+    from genometracks.train import job_dir
+
+    out = job_dir(cfg)
+    ckpt = Path(str(cfg.ckpt)) if cfg.get("ckpt") else out / "checkpoints" / "best.ckpt"
+    model, seg_len, _ = load_model(ckpt)
+    genome, fasta, _ = open_genome(cfg)
+    torch.manual_seed(int(cfg.seed))
+    probs, logits = predict_genome(model, genome, int(cfg.data.shift), seg_len, int(cfg.predict.n_streams),
+                                   path=str(cfg.task.attention_path))
+    paths = write_tracks(probs, genome.chrom_sizes(), out / "tracks", "tss")
+    if cfg.predict.logits:
+        paths.update({f"logit{k}": v for k, v in write_tracks(logits, genome.chrom_sizes(), out / "tracks",
+                                                                "tss.logit").items()})
+    summary = {"checkpoint": str(ckpt), "fasta": str(fasta), "shift": int(cfg.data.shift),
+               "tracks": {k: str(v.relative_to(out)) for k, v in paths.items()},
+               "positions": 2 * genome.total_length}
+    atomic_write_text(out / "tracks" / "predict.json", json.dumps(summary, indent=2))
+    print(json.dumps(summary))
+    return summary

@@ -1,0 +1,149 @@
+"""`genometracks train`: fit the TSS model, keep the best checkpoint by validation loss, test it.
+
+Writes `DIR/checkpoints/best.ckpt`, `DIR/checkpoints/last.ckpt`, `DIR/metrics.json`,
+`DIR/config.yaml` and the logger's files (`DIR/logs/`). `resume=true` continues from last.ckpt,
+mid-epoch included (the training memory and the position in the epoch are restored).
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from genometracks.dataset import ConfigError, Dataset, load_dataset
+
+
+def job_dir(cfg: DictConfig) -> Path:
+    """This job's run directory: `run_dir`, or its sweep subfolder under `-m`."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        return Path(HydraConfig.get().runtime.output_dir)
+    except ValueError:  # not running under Hydra (tests calling functions directly)
+        return Path(str(cfg.run_dir))
+
+
+def model_kwargs(model_cfg: DictConfig) -> dict:
+    """Constructor arguments of the model (the config minus `_target_` and stream settings)."""
+    plain = OmegaConf.to_container(model_cfg, resolve=True)
+    return {k: v for k, v in plain.items() if k not in ("_target_", "seg_len")}
+
+
+def build_model(model_cfg: DictConfig):
+    from genometracks.model import TransformerXL
+
+    kwargs = model_kwargs(model_cfg)
+    for key in ("window", "n_layer", "n_head", "d_model", "d_head", "conv_width"):
+        if int(kwargs.get(key, 1)) <= 0:
+            raise ConfigError(f"model.{key}={kwargs[key]} must be a positive integer")
+    if int(model_cfg.seg_len) <= 0:
+        raise ConfigError(f"model.seg_len={model_cfg.seg_len} must be a positive integer")
+    return TransformerXL(**kwargs)
+
+
+def build_datamodule(cfg: DictConfig, dataset: Dataset, model, ddp_eval_streams: int | None = None):
+    from genometracks.streams import TSSDataModule, build_labels
+
+    seg_len = int(cfg.model.seg_len)
+    longest = max(c.length for c in dataset.genome.contigs.values())
+    if seg_len > longest:
+        raise ConfigError(f"model.seg_len={seg_len} is longer than the longest contig ({longest} nt); "
+                          "use a shorter segment")
+    return TSSDataModule(
+        genome=dataset.genome, labels=build_labels(dataset.genome, dataset.sites, dataset.shift),
+        splits=dataset.splits, n_streams=int(cfg.data.n_streams), seg_len=seg_len,
+        lookahead=model.lookahead, burn_in=model.context,
+        eval_streams=int(ddp_eval_streams or cfg.data.eval_streams))
+
+
+def build_trainer(cfg: DictConfig, out: Path, callbacks: list, enable_checkpointing: bool = True) -> pl.Trainer:
+    from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+
+    tr = OmegaConf.to_container(cfg.trainer, resolve=True)
+    tr.pop("_target_", None)
+    strategy = tr.pop("strategy", "auto")
+    if isinstance(strategy, dict):
+        from hydra.utils import instantiate
+        strategy = instantiate(strategy)
+    logger = (TensorBoardLogger(str(out), name="logs") if cfg.task.logger == "tensorboard"
+              else CSVLogger(str(out), name="logs"))
+    tr = {k: v for k, v in tr.items() if v is not None}
+    return pl.Trainer(default_root_dir=str(out), logger=logger, callbacks=callbacks, strategy=strategy,
+                      enable_checkpointing=enable_checkpointing, **tr)
+
+
+class ResumeInEpoch(pl.Callback):
+    """On a mid-epoch resume, skip the batches the interrupted run already trained on."""
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module) -> None:
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.completed
+        dm = trainer.datamodule
+        if hasattr(dm, "skip_train_batches"):
+            dm.skip_train_batches = int(done)
+
+
+def train(cfg: DictConfig) -> dict:
+    """Fit, pick the best checkpoint by validation loss, test it; returns the metrics dict."""
+    from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+
+    from genometracks.export.atomic import atomic_write_text
+    from genometracks.task import TSSTask
+
+    if cfg.get("model") is not None and str(cfg.model.get("_target_", "")).startswith("genometracks.sigma"):
+        from genometracks.sigma.evaluate import run_sigma
+        return run_sigma(cfg)
+
+    out = job_dir(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    pl.seed_everything(int(cfg.seed), workers=True)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    dataset = load_dataset(cfg)
+    model = build_model(cfg.model)
+    datamodule = build_datamodule(cfg, dataset, model)
+    task = TSSTask(model, **{k: cfg.task[k] for k in ("lr", "weight_decay", "warmup_steps", "loss",
+                                                       "pos_weight", "focal_gamma", "attention_path")},
+                   model_config=model_kwargs(cfg.model) | {"seg_len": int(cfg.model.seg_len)})
+    ckpt_dir = out / "checkpoints"
+    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss", mode="min",
+                           save_top_k=1, enable_version_counter=False)
+    last = ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, monitor="step", mode="max",
+                           every_n_train_steps=int(cfg.task.checkpoint_every_n_steps),
+                           enable_version_counter=False, save_on_train_epoch_end=True)
+    callbacks = [best, last, ResumeInEpoch(),
+                 EarlyStopping(monitor="val_loss", mode="min", patience=int(cfg.task.early_stopping_patience))]
+    trainer = build_trainer(cfg, out, callbacks)
+    resume_from = None
+    if cfg.get("resume"):
+        candidate = ckpt_dir / "last.ckpt"
+        resume_from = str(candidate) if candidate.exists() else None
+    atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    trainer.fit(task, datamodule=datamodule, ckpt_path=resume_from)
+    if trainer.fast_dev_run:
+        return {}
+    best_path = best.best_model_path or str(ckpt_dir / "last.ckpt")
+    val = task.last_metrics.get("val", {})
+    trainer.test(task, datamodule=datamodule, ckpt_path=best_path, weights_only=False)
+    result = {
+        "experiment": cfg.get("experiment_name") or None,
+        "data": cfg.data.name, "labels": dataset.label_set, "model": model_kwargs(cfg.model),
+        "best_checkpoint": str(Path(best_path).relative_to(out)) if best_path.startswith(str(out)) else best_path,
+        "global_step": int(trainer.global_step), "epochs": int(trainer.current_epoch),
+        "validation": val, "test": task.last_metrics.get("test", {}),
+    }
+    if trainer.is_global_zero:
+        atomic_write_text(out / "metrics.json", json.dumps(_finite(result), indent=2))
+    return result
+
+
+def _finite(obj):
+    """JSON cannot hold NaN/inf: write them as null."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj

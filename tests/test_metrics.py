@@ -1,0 +1,59 @@
+"""Metrics against values worked out by hand (and, where installed, scikit-learn)."""
+import numpy as np
+import pytest
+
+from genometracks import metrics
+
+
+def test_roc_auc_hand_computed():
+    # pairs (pos, neg): scores pos {0.9, 0.4}, neg {0.5, 0.1}: 3 of 4 pairs ordered → 0.75
+    y = np.array([1, 0, 1, 0])
+    s = np.array([0.9, 0.5, 0.4, 0.1])
+    assert metrics.roc_auc(y, s) == pytest.approx(0.75)
+
+
+def test_roc_auc_ties_count_half():
+    y = np.array([1, 0])
+    s = np.array([0.5, 0.5])
+    assert metrics.roc_auc(y, s) == pytest.approx(0.5)
+
+
+def test_average_precision_hand_computed():
+    # ranking: P N P N → precision at hits 1/1 and 2/3 → AP = 0.5*1 + 0.5*2/3
+    y = np.array([1, 0, 1, 0])
+    s = np.array([0.9, 0.5, 0.4, 0.1])
+    assert metrics.average_precision(y, s) == pytest.approx(0.5 + 1 / 3)
+
+
+def test_perfect_and_reversed():
+    y = np.array([0, 0, 1, 1, 0])
+    s = np.array([0.1, 0.2, 0.9, 0.8, 0.3])
+    assert metrics.roc_auc(y, s) == 1.0 and metrics.average_precision(y, s) == 1.0
+    assert metrics.roc_auc(y, -s) == 0.0
+
+
+def test_kmer_pool_means_and_labels():
+    y = np.array([0, 0, 0, 1, 0, 0, 0, 0, 0, 0])
+    s = np.arange(10, dtype=float)
+    ly, ls = metrics.kmer_pool(y, s, 4)
+    assert ly.tolist() == [True, False, False]
+    assert ls.tolist() == [1.5, 5.5, 8.5]
+
+
+def test_lr_plus_at_best_f1():
+    # threshold at 0.8 keeps 2 TP, 0 FP → F1 = 1 → LR+ infinite; add one FP above to make it finite
+    y = np.array([1, 1, 0, 0, 0, 0])
+    s = np.array([0.9, 0.8, 0.85, 0.1, 0.2, 0.3])
+    out = metrics.lr_plus_at_best_f1(y, s)
+    # best F1: top 3 (2 TP, 1 FP): P=2/3 R=1 F1=0.8; TPR=1, FPR=1/4 → LR+=4
+    assert out["f1"] == pytest.approx(0.8)
+    assert out["lr_plus"] == pytest.approx(4.0)
+
+
+def test_against_sklearn_when_available():
+    sk = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(0)
+    y = rng.random(2000) < 0.05
+    s = np.round(rng.random(2000) + y * 0.5, 2)  # ties included
+    assert metrics.roc_auc(y, s) == pytest.approx(sk.roc_auc_score(y, s), abs=1e-12)
+    assert metrics.average_precision(y, s) == pytest.approx(sk.average_precision_score(y, s), abs=1e-12)
