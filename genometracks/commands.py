@@ -21,7 +21,7 @@ def summarise_data(cfg: DictConfig) -> dict:
         "contigs": {n: {"length": c.length, "circular": c.circular} for n, c in genome.contigs.items()},
         "total_length": genome.total_length,
         "shift": dataset.shift,
-        "splits": {name: [[r.chrom, r.start, r.end] for r in regions] for name, regions in dataset.splits.items()},
+        "splits": {name: [f"{r.chrom}:{r.start}-{r.end}" for r in regions] for name, regions in dataset.splits.items()},
         "positions_per_split": positions_per_split(dataset.splits),
         "label_sets": {},
     }
@@ -48,14 +48,14 @@ def data_summary(cfg: DictConfig) -> dict:
 def write_labels(cfg: DictConfig) -> Path:
     """Write one TSS set (`labels=<set>`, lifted or curated) as sorted BED6 to `out=PATH.bed`."""
     from genometracks.annotations import sites_to_bed_lines
-    from genometracks.export.atomic import atomic_write_text
+    from genometracks.export.atomic import write_text_atomic
 
     if not cfg.get("out"):
         raise ConfigError("genometracks labels needs out=PATH.bed")
     dataset = load_dataset(cfg, label_set=cfg.get("labels"))
     out = Path(str(cfg.out))
     lines = sites_to_bed_lines(dataset.sites.sorted())
-    atomic_write_text(out, "".join(line if line.endswith("\n") else line + "\n" for line in lines))
+    write_text_atomic(out, "".join(line if line.endswith("\n") else line + "\n" for line in lines))
     meta = {"labels": dataset.label_set, "records": len(dataset.sites), "out": str(out)}
     meta.update(dataset.sites.meta.get("liftover", {}) and {"liftover": dataset.sites.meta["liftover"]})
     print(json.dumps(meta, default=str))

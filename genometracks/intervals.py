@@ -64,9 +64,13 @@ class SiteSet:
         return len(self.pos)
 
     def subset(self, mask: np.ndarray) -> "SiteSet":
-        """Sites where `mask` (bool [n] or index array) selects."""
+        """Sites where `mask` (bool [n] or index array) selects; per-site arrays in `meta`
+        (numpy arrays of length n, e.g. sigma, line) are subset alike."""
+        n = len(self.pos)
+        meta = {k: (v[mask] if isinstance(v, np.ndarray) and v.shape[:1] == (n,) else v)
+                for k, v in self.meta.items()}
         return SiteSet(self.chrom[mask], self.pos[mask], self.strand[mask], self.score[mask],
-                       self.name[mask], self.source, dict(self.meta))
+                       self.name[mask], self.source, meta)
 
     def sorted(self) -> "SiteSet":
         """Sorted by (chrom, pos, strand)."""

@@ -125,7 +125,7 @@ def write_tracks(track: Track, chrom_sizes: dict[str, int], tracks_dir: Path, st
 def predict_command(cfg: DictConfig) -> dict:
     """`genometracks predict ckpt=PATH run_dir=DIR`: bigWigs of TSS probability per strand."""
     from genometracks.dataset import open_genome
-    from genometracks.export.atomic import atomic_write_text
+    from genometracks.export.atomic import write_text_atomic
     from genometracks.train import job_dir
 
     out = job_dir(cfg)
@@ -142,6 +142,6 @@ def predict_command(cfg: DictConfig) -> dict:
     summary = {"checkpoint": str(ckpt), "fasta": str(fasta), "shift": int(cfg.data.shift),
                "tracks": {k: str(v.relative_to(out)) for k, v in paths.items()},
                "positions": 2 * genome.total_length}
-    atomic_write_text(out / "tracks" / "predict.json", json.dumps(summary, indent=2))
+    write_text_atomic(out / "tracks" / "predict.json", json.dumps(summary, indent=2))
     print(json.dumps(summary))
     return summary

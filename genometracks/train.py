@@ -45,7 +45,8 @@ def build_model(model_cfg: DictConfig):
 
 
 def build_datamodule(cfg: DictConfig, dataset: Dataset, model, ddp_eval_streams: int | None = None):
-    from genometracks.streams import TSSDataModule, build_labels
+    from genometracks.datamodule import TSSDataModule
+    from genometracks.streams import build_labels
 
     seg_len = int(cfg.model.seg_len)
     longest = max(c.length for c in dataset.genome.contigs.values())
@@ -56,7 +57,7 @@ def build_datamodule(cfg: DictConfig, dataset: Dataset, model, ddp_eval_streams:
         genome=dataset.genome, labels=build_labels(dataset.genome, dataset.sites, dataset.shift),
         splits=dataset.splits, n_streams=int(cfg.data.n_streams), seg_len=seg_len,
         lookahead=model.lookahead, burn_in=model.context,
-        eval_streams=int(ddp_eval_streams or cfg.data.eval_streams))
+        eval_streams=int(ddp_eval_streams or cfg.data.eval_streams), seed=int(cfg.seed))
 
 
 def build_trainer(cfg: DictConfig, out: Path, callbacks: list, enable_checkpointing: bool = True) -> pl.Trainer:
@@ -75,21 +76,11 @@ def build_trainer(cfg: DictConfig, out: Path, callbacks: list, enable_checkpoint
                       enable_checkpointing=enable_checkpointing, **tr)
 
 
-class ResumeInEpoch(pl.Callback):
-    """On a mid-epoch resume, skip the batches the interrupted run already trained on."""
-
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module) -> None:
-        done = trainer.fit_loop.epoch_loop.batch_progress.current.completed
-        dm = trainer.datamodule
-        if hasattr(dm, "skip_train_batches"):
-            dm.skip_train_batches = int(done)
-
-
 def train(cfg: DictConfig) -> dict:
     """Fit, pick the best checkpoint by validation loss, test it; returns the metrics dict."""
     from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
-    from genometracks.export.atomic import atomic_write_text
+    from genometracks.export.atomic import write_text_atomic
     from genometracks.task import TSSTask
 
     if cfg.get("model") is not None and str(cfg.model.get("_target_", "")).startswith("genometracks.sigma"):
@@ -112,14 +103,14 @@ def train(cfg: DictConfig) -> dict:
     last = ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, monitor="step", mode="max",
                            every_n_train_steps=int(cfg.task.checkpoint_every_n_steps),
                            enable_version_counter=False, save_on_train_epoch_end=True)
-    callbacks = [best, last, ResumeInEpoch(),
+    callbacks = [best, last,
                  EarlyStopping(monitor="val_loss", mode="min", patience=int(cfg.task.early_stopping_patience))]
     trainer = build_trainer(cfg, out, callbacks)
     resume_from = None
     if cfg.get("resume"):
         candidate = ckpt_dir / "last.ckpt"
         resume_from = str(candidate) if candidate.exists() else None
-    atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    write_text_atomic(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     trainer.fit(task, datamodule=datamodule, ckpt_path=resume_from)
     if trainer.fast_dev_run:
         return {}
@@ -134,7 +125,7 @@ def train(cfg: DictConfig) -> dict:
         "validation": val, "test": task.last_metrics.get("test", {}),
     }
     if trainer.is_global_zero:
-        atomic_write_text(out / "metrics.json", json.dumps(_finite(result), indent=2))
+        write_text_atomic(out / "metrics.json", json.dumps(_finite(result), indent=2))
     return result
 
 

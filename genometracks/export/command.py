@@ -1,0 +1,116 @@
+"""`genometracks export run_dir=DIR`: the UCSC hub(s) and the IGV session of a run directory.
+
+Collects what earlier stages wrote under DIR/tracks/ (strand bigWigs are required; peaks,
+motif hits, sigma classes and attributions are added when present) and writes
+DIR/hub/ (self-contained assembly hub), DIR/hub_genark/ (on UCSC's GenArk assembly, when the
+contigs are GCF_000005845.2's) and DIR/igv/. Every hub is validated before it replaces the last.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from genometracks.export.hub import GENARK_SIZES, HubContainer, HubTrack, write_hub
+from genometracks.export.igv import IgvTrack, write_igv
+
+PLUS_COLOUR, MINUS_COLOUR = (200, 30, 30), (30, 60, 200)
+
+
+@dataclass(frozen=True)
+class OptionalTrack:
+    """A bigBed/bigWig an earlier stage may have written, with its hub labels."""
+    name: str
+    stem: str           # DIR/tracks/<stem>.bb|.bw
+    suffix: str
+    short_label: str
+    long_label: str
+    html: str
+    group: str
+    color: tuple[int, int, int]
+    settings: tuple[tuple[str, str], ...] = ()
+
+
+OPTIONAL_TRACKS = (
+    OptionalTrack("tss_peaks", "tss_peaks", ".bb", "TSS peaks", "TSS calls: local maxima of the TSS probability",
+                  "tss_peaks", "tss", (120, 0, 120)),
+    OptionalTrack("tss_sigma", "tss_sigma", ".bb", "TSS sigma class", "Sigma-factor class of each TSS call (CNN)",
+                  "tss_sigma", "tss", (0, 0, 0), (("itemRgb", "on"),)),
+    OptionalTrack("motif_hits", "motif_hits", ".bb", "Head motif hits",
+                  "Genome matches of attention-head motifs (p below threshold)", "motif_hits", "interpretation",
+                  (0, 110, 60)),
+    OptionalTrack("attribution", "attribution", ".bw", "Attribution",
+                  "Gradient x input attribution of the TSS output (signed)", "attribution", "interpretation",
+                  (90, 90, 90), (("autoScale", "on"), ("graphType", "bar"))),
+)
+
+
+def _hub_tracks(tracks_dir: Path) -> list:
+    plus, minus = tracks_dir / "tss.plus.bw", tracks_dir / "tss.minus.bw"
+    for path in (plus, minus):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: missing; run `genometracks predict run_dir={tracks_dir.parent}` first")
+    strands = HubContainer("tss_signal", "TSS probability", "Per-base TSS probability, plus (up) and minus (down)",
+                           children=[HubTrack("tss_plus", plus, "TSS + strand", "TSS probability, plus strand",
+                                              PLUS_COLOUR, html="tss_signal"),
+                                     HubTrack("tss_minus", minus, "TSS - strand", "TSS probability, minus strand",
+                                              MINUS_COLOUR, html="tss_signal", negate=True)],
+                           html="tss_signal")
+    out: list = [strands]
+    for t in OPTIONAL_TRACKS:
+        path = tracks_dir / f"{t.stem}{t.suffix}"
+        if path.is_file():
+            out.append(HubTrack(t.name, path, t.short_label, t.long_label, t.color, html=t.html,
+                                group=t.group, settings=dict(t.settings),
+                                visibility="pack" if t.suffix == ".bb" else "full"))
+    return out
+
+
+def _igv_tracks(tracks_dir: Path) -> list[IgvTrack]:
+    tracks = [IgvTrack("TSS + strand", tracks_dir / "tss.plus.bw", PLUS_COLOUR, autoscale_group="tss"),
+              IgvTrack("TSS - strand", tracks_dir / "tss.minus.bw", MINUS_COLOUR, negate=True, autoscale_group="tss")]
+    for t in OPTIONAL_TRACKS:
+        for suffix in ((".bed.gz",) if t.suffix == ".bb" else (t.suffix,)):
+            path = tracks_dir / f"{t.stem}{suffix}"
+            if path.is_file():
+                tracks.append(IgvTrack(t.short_label, path, t.color))
+    return tracks
+
+
+def export_run(run_dir: Path, fasta: Path, chrom_sizes: dict[str, int], cfg_export: DictConfig | dict,
+               organism: str) -> dict[str, str]:
+    """Write DIR/hub (assembly), DIR/hub_genark (when applicable) and DIR/igv; return their paths."""
+    e = dict(cfg_export)
+    tracks_dir = run_dir / "tracks"
+    tracks = _hub_tracks(tracks_dir)
+    common = dict(hub_name=e.get("hub_name", "genometracks"), short_label=e.get("short_label", "genometracks TSS"),
+                  long_label=e.get("long_label", "genometracks TSS tracks"), email=e.get("email", "genometracks@example.org"))
+    written = {}
+    mode = e.get("genome_mode", "assembly")
+    if mode in ("assembly", "both"):
+        written["hub"] = write_hub(run_dir / "hub", "assembly", chrom_sizes, tracks, fasta=fasta, organism=organism,
+                                   description=f"{organism} ({fasta.name})", **common)
+    accession = e.get("genark_accession", "GCF_000005845.2")
+    genark_ok = GENARK_SIZES.get(accession) == dict(chrom_sizes)
+    if mode == "genark" or (mode in ("assembly", "both") and genark_ok):
+        target = run_dir / ("hub" if mode == "genark" else "hub_genark")
+        written["hub_genark"] = write_hub(target, "genark", chrom_sizes, tracks, genark_accession=accession, **common)
+    igv = write_igv(run_dir, fasta, _igv_tracks(tracks_dir), title=f"genometracks: {organism}")
+    written["igv"] = igv["session.xml"]
+    return {k: str(Path(v).relative_to(run_dir)) for k, v in written.items()}
+
+
+def export_command(cfg: DictConfig) -> dict:
+    """`genometracks export run_dir=DIR [data overrides]`."""
+    from genometracks.dataset import open_genome
+    from genometracks.train import job_dir
+
+    out = job_dir(cfg)
+    genome, fasta, _ = open_genome(cfg)
+    organism = {"ecoli_k12": "Escherichia coli K-12 MG1655", "synthetic": "Synthetic planted-promoter genome"}.get(
+        cfg.data.name, str(cfg.export.organism))
+    written = export_run(out, fasta, genome.chrom_sizes(), cfg.export, organism)
+    print(json.dumps(written))
+    return written

@@ -1,0 +1,217 @@
+"""TSS readers, aliases and validation on hand-made files with known answers; shared-data counts."""
+from __future__ import annotations
+
+import gzip
+import re
+
+import numpy as np
+import pytest
+
+from genometracks import annotations as A
+from genometracks.annotations import AnnotationError
+from genometracks.genome import Genome
+from genometracks.intervals import SiteSet
+from tests.conftest import ECOLI, needs_ecoli
+
+
+@pytest.fixture
+def genome() -> Genome:
+    return Genome.from_sequences({"NC_000913.3": "ACGT" * 25})  # 100 nt, one contig
+
+
+def write(path, text: str):
+    path.write_text(text)
+    return path
+
+
+# ---------------------------------------------------------------- readers: coordinates and strands
+def test_bed_plus_minus_zero_length_unsorted_duplicates_aliases(tmp_path, genome):
+    bed = write(tmp_path / "t.bed", "track name=x\n"
+                "U00096.3\t50\t51\tb\t3\t-\n"          # '-' : +1 = end - 1 = 50
+                "chr\t10\t11\ta\t.\t+\n"               # '+' : +1 = start = 10
+                "NC_000913.3\t20\t30\tc\t0\t-\n"       # 10-nt '-' interval: +1 = 29
+                "NC_000913.3\t40\t40\tz\t0\t-\n"       # zero-length: the nucleotide at 40
+                "gi|545778205|gb|U00096.3|\t10\t11\tdup\t0\t+\n")
+    raw = A.read_bed(bed)
+    assert raw.meta["zero_length"] == 1
+    assert list(raw.meta["line"]) == [2, 3, 4, 5, 6]
+    sites = A.load_tss_file(bed, genome)
+    assert list(sites.pos) == [10, 29, 40, 50]
+    assert list(sites.strand) == ["+", "-", "-", "-"]
+    assert set(sites.chrom) == {"NC_000913.3"}
+    assert sites.meta["duplicates"] == 1
+    assert list(sites.name) == ["a", "c", "z", "b"]  # the first of the duplicates is kept
+
+
+def test_gff3_and_gtf_one_based_gz(tmp_path, genome):
+    text = ("##gff-version 3\n"
+            "U00096.3\tsrc\tTSS\t10\t10\t2.5\t+\t.\tID=t1;Name=first\n"
+            "U00096.3\tsrc\tgene\t5\t60\t.\t+\t.\tID=g1\n"
+            "U00096.3\tsrc\tTSS\t20\t25\t.\t-\t.\tID=t2\n"
+            "##FASTA\n>x\nACGT\n")
+    gff = write(tmp_path / "t.gff3", text)
+    gz = tmp_path / "t.gff3.gz"
+    gz.write_bytes(gzip.compress(text.encode()))
+    for path in (gff, gz):
+        sites = A.read_gff(path, feature="TSS")
+        assert list(sites.pos) == [9, 24]  # '+': start-1; '-': end-1
+        assert list(sites.name) == ["first", "t2"]
+        assert list(sites.score) == [2.5, 0.0]
+    gtf = write(tmp_path / "t.gtf", 'chr\tx\tTSS\t7\t7\t.\t-\t.\tgene_id "b0001"; gene_id "thrL";\n')
+    sites = A.load_tss_file(gtf, genome)
+    assert (sites.pos[0], sites.strand[0], sites.name[0]) == (6, "-", "b0001")
+
+
+def test_promoterset_confidence_position0_sigma_merge(tmp_path, genome):
+    rows = ["# RegulonDB", "# (1) id",
+            "ECK1\tpA\tforward\t11\tSigma70\tseq\t[ev]\tStrong",
+            "ECK2\tpB\treverse\t31\tSigma38\tseq\t[ev]\tWeak",
+            "ECK3\tpC\treverse\t41\t\tseq\t[ev]\tConfirmed",
+            "ECK4\tpD\tforward\t0\tSigma32\tseq\t[ev]\tStrong",
+            "ECK5\tpA2\tforward\t11\tSigma38\tseq\t[ev]\tStrong"]
+    path = write(tmp_path / "PromoterSet.txt", "\n".join(rows) + "\n")
+    raw = A.read_promoterset(path)
+    assert raw.meta["no_position"] == 1
+    assert list(raw.pos) == [10, 40, 10] and list(raw.strand) == ["+", "-", "+"]
+    assert list(raw.meta["sigma"]) == ["Sigma70", "", "Sigma38"]
+    sites = A.validate_sites(raw, genome, path)
+    assert list(sites.pos) == [10, 40] and sites.meta["duplicates"] == 1
+    assert list(sites.meta["sigma"]) == ["Sigma70, Sigma38", ""]
+    assert len(A.read_promoterset(path, confidence=None)) == 4
+
+
+def test_ecocyc_tus_cho_sendseq_pseudogenes(tmp_path):
+    tus = write(tmp_path / "tus.tsv", '# Database: EcoCyc\n"id"\t"common_name"\t"genes"\t"left_end_pos"\t'
+                '"right_end_pos"\t"direction"\t"evidence"\n'
+                '"TU-1"\t"spy"\t["G1"]\t11\t60\t"+"\t["EV"]\n"TU-2"\t""\t["G2"]\t21\t70\t"-"\t[]\n')
+    sites = A.read_ecocyc_tus(tus)
+    assert list(sites.pos) == [10, 69] and list(sites.name) == ["spy", "TU-2"]
+    cho = write(tmp_path / "TSS_seq.csv", "TSS_position,TSS_reads,strand,conditions,sequence\n"
+                "148,2869,+,EG," + "A" * 50 + "G\n77,5,-,S," + "C" * 50 + "A\n")
+    sites = A.read_cho2014(cho)
+    assert list(sites.pos) == [147, 76] and list(sites.score) == [2869, 5]
+    assert list(sites.meta["flank_plus1"]) == [50, 50] and sites.meta["flank"][0].endswith("G")
+    assert set(sites.chrom) == {"NC_000913.2"}
+    tts = write(tmp_path / "tts.csv", "TTS_serial_number,TTS_position,TTS_strand, ∆G (kcal/mol),"
+                "intrinsic_TTS,TTS_type_rho_dependent\n,308,+,-15.9,,\n,5076,-,-20,intrinsic_TTS,\n"
+                ",9229,+,-21,,rho-dependent\n")
+    sites = A.read_sendseq_tts(tts)
+    assert list(sites.pos) == [307, 5075, 9228]
+    assert list(sites.name) == ["undefined", "intrinsic", "rho-dependent"]
+    assert list(sites.score) == [-15.9, -20.0, -21.0]
+    gff = write(tmp_path / "a.gff", "NC_000913.3\tRefSeq\tpseudogene\t101\t200\t.\t-\t.\tID=gene-b0218;Name=yafU\n"
+                "NC_000913.3\tRefSeq\tgene\t1\t50\t.\t+\t.\tID=gene-b1\n"
+                "NC_000913.3\tRefSeq\tpseudogene\t301\t400\t.\t+\t.\tID=gene-b4503;Name=yafF\n")
+    sites = A.read_pseudogene_starts(gff)
+    assert list(sites.pos) == [199, 300] and list(sites.name) == ["yafU", "yafF"]
+
+
+def test_sites_to_bed_lines_sorted_bed6():
+    sites = SiteSet(["c2", "c1", "c1"], [5, 9, 3], ["+", "-", "+"], [7.6, 2000, -1], ["x y", "", "z"])
+    assert A.sites_to_bed_lines(sites) == ["c1\t3\t4\tz\t0\t+", "c1\t9\t10\t.\t1000\t-",
+                                           "c2\t5\t6\tx_y\t8\t+"]
+
+
+# ---------------------------------------------------------------- chromosome aliases
+def test_normalise_chrom_aliases():
+    names = np.array(["U00096.3", "chromosome", "gi|545778205|gb|U00096.3|", "NC_000913.3"])
+    assert list(A.normalise_chrom(names, ["NC_000913.3"], "f")) == ["NC_000913.3"] * 4
+    assert list(A.normalise_chrom(np.array(["NC_000913.3"]), ["U00096.3"], "f")) == ["U00096.3"]
+    with pytest.raises(AnnotationError, match="old assembly NC_000913.2; lift it onto NC_000913.3"):
+        A.normalise_chrom(np.array(["gi|48994873|gb|U00096.2|"]), ["NC_000913.3"], "f")
+    with pytest.raises(AnnotationError, match="unknown contig 'chr'"):  # ambiguous with two contigs
+        A.normalise_chrom(np.array(["chr"]), ["c1", "c2"], "f")
+
+
+# ---------------------------------------------------------------- bad input: one clear error each
+def test_error_unknown_contig_names_file_line_and_fix(tmp_path, genome):
+    bed = write(tmp_path / "u.bed", "NC_000913.3\t1\t2\ta\t0\t+\nplasmidX\t1\t2\tb\t0\t+\n")
+    with pytest.raises(AnnotationError, match=r"u\.bed, line 2: unknown contig 'plasmidX'.*rename"):
+        A.load_tss_file(bed, genome)
+
+
+def test_error_coordinate_past_contig_end(tmp_path, genome):
+    gff = write(tmp_path / "p.gff", "NC_000913.3\ts\tTSS\t100\t100\t.\t+\t.\tID=a\n"
+                "NC_000913.3\ts\tTSS\t101\t101\t.\t+\t.\tID=b\n")  # 1-based 101 = 0-based 100 = past end
+    with pytest.raises(AnnotationError, match=r"p\.gff, line 2: position 100 .*outside NC_000913.3 \(length 100\)"):
+        A.load_tss_file(gff, genome)
+
+
+@pytest.mark.parametrize("strand", [".", "x", "1"])
+def test_error_bad_strand(tmp_path, genome, strand):
+    bed = write(tmp_path / "s.bed", f"chr\t1\t2\ta\t0\t+\nchr\t5\t6\tb\t0\t{strand}\n")
+    with pytest.raises(AnnotationError, match=r"s\.bed, line 2: strand '" + re.escape(strand) + "' is not"):
+        A.read_bed(bed)
+
+
+def test_error_empty_set(tmp_path, genome):
+    empty = write(tmp_path / "e.bed", "# nothing here\n\n")
+    with pytest.raises(AnnotationError, match=r"e\.bed: no records"):
+        A.load_tss_file(empty, genome)
+    only_weak = write(tmp_path / "w.txt", "ECK2\tpB\treverse\t31\tSigma38\tseq\t[ev]\tWeak\n")
+    with pytest.raises(AnnotationError, match="no rows with confidence"):
+        A.read_promoterset(only_weak)
+    nothing = SiteSet(np.array([], object), np.array([], int), np.array([], "<U1"))
+    with pytest.raises(AnnotationError, match="no TSS records left"):
+        A.validate_sites(nothing, genome, "mem")
+
+
+def test_error_malformed_records(tmp_path, genome):
+    with pytest.raises(AnnotationError, match=r"line 1: start 9 / end 5"):
+        A.read_bed(write(tmp_path / "n.bed", "chr\t9\t5\ta\t0\t+\n"))
+    with pytest.raises(AnnotationError, match=r"line 1: start 'ten' is not an integer"):
+        A.read_bed(write(tmp_path / "i.bed", "chr\tten\t11\ta\t0\t+\n"))
+    with pytest.raises(AnnotationError, match=r"line 1: 3 columns, need at least 6"):
+        A.read_bed(write(tmp_path / "c.bed", "chr\t9\t10\n"))
+    with pytest.raises(AnnotationError, match="no 'TSS' rows"):
+        A.read_gff(write(tmp_path / "g.gff", "chr\ts\tgene\t1\t5\t.\t+\t.\tID=a\n"), feature="TSS")
+    with pytest.raises(AnnotationError, match="pass fmt="):
+        A.load_tss_file(write(tmp_path / "x.txt", "chr\t1\t2\ta\t0\t+\n"), genome)
+    with pytest.raises(AnnotationError, match="unknown TSS set 'nope'"):
+        A.load_tss_set("nope", genome, tmp_path)
+
+
+# ---------------------------------------------------------------- shared data (skip if absent)
+@pytest.fixture(scope="module")
+def ecoli():
+    return Genome.open(ECOLI / "genome" / "NC_000913.3.fa")
+
+
+def purine_fraction(genome: Genome, sites: SiteSet) -> float:
+    tokens = genome.tokens(sites.chrom[0])[sites.pos]
+    tokens = np.where(sites.strand == "+", tokens, 3 - tokens)  # complement on '-'
+    return float(np.isin(tokens, [0, 2]).mean())
+
+
+@needs_ecoli
+def test_cappable_seq_lifted_count_and_purine(ecoli):
+    sites = A.load_tss_set("cappable_seq", ecoli, ECOLI)
+    report = sites.meta["liftover"]
+    assert report["lifted"] + report["dropped"] == 16359
+    assert abs(len(sites) - 16300) < 0.03 * 16300
+    assert purine_fraction(ecoli, sites) >= 0.75
+    unlifted = A.read_gff(ECOLI / A.TSS_FILES["cappable_seq"], "TSS")
+    unlifted.chrom[:] = "NC_000913.3"
+    assert purine_fraction(ecoli, unlifted) < 0.6  # the check can fail: no liftover gives ~51%
+
+
+@needs_ecoli
+def test_drnaseq_and_cho_lifted_purine(ecoli):
+    drna = A.load_tss_set("drnaseq", ecoli, ECOLI)
+    assert drna.meta["liftover"]["lifted"] + drna.meta["liftover"]["dropped"] == 2672
+    assert purine_fraction(ecoli, drna) >= 0.72
+    cho = A.load_tss_set("cho2014", ecoli, ECOLI)
+    assert cho.meta["liftover"]["by_sequence"] >= 4700  # flank found in NC_000913.3
+    assert cho.meta["liftover"]["sequence_disagrees"] == 0  # sequence and gene anchors agree
+    assert purine_fraction(ecoli, cho) >= 0.75
+
+
+@needs_ecoli
+def test_regulondb_strong_count(ecoli):
+    raw = A.read_promoterset(ECOLI / A.TSS_FILES["regulondb_strong"])
+    assert len(raw) + raw.meta["no_position"] == 6657  # Strong 6,619 + Confirmed 38 (PROVENANCE)
+    sites = A.load_tss_set("regulondb_strong", ecoli, ECOLI)
+    assert len(sites) + sites.meta["duplicates"] == len(raw)
+    assert abs(len(sites) - 6532) <= 50  # 6,657 rows: 20 without a position, 105 same-TSS duplicates
+    ecocyc = A.load_tss_set("ecocyc", ecoli, ECOLI)
+    assert len(ecocyc) + ecocyc.meta["duplicates"] == 3766

@@ -1,0 +1,121 @@
+"""Real browser: `serve` on loopback, the igv.js page in headless Chromium, every track loaded.
+
+The page records igv.js's state as JSON in <pre id="igv-status"> (see genometracks.export.igv);
+Chromium's --dump-dom returns the DOM once the page is idle. A screenshot is kept in tests/artefacts/.
+Needs Debian's `chromium` (installed by .ci/run) and igv.js from the npm registry.
+"""
+from __future__ import annotations
+
+import html
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from genometracks.export.bigbed import BedSchema, write_bed_outputs
+from genometracks.export.bigwig import write_bigwig
+from genometracks.export.igv import IgvError, IgvTrack, ensure_igv_js, write_igv
+from genometracks.export.serve import serve
+
+CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"),
+                             shutil.which("google-chrome")) if p), None)
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed: `apt-get install -y "
+                                "chromium` (.ci/run installs it); the real-browser test needs it")
+ARTEFACTS = Path(__file__).parent / "artefacts"
+RED, BLUE = (200, 0, 0), (0, 0, 200)
+
+
+def make_run(run: Path) -> tuple[Path, list[IgvTrack]]:
+    rng = np.random.default_rng(3)
+    seqs = {"chrA": "".join(rng.choice(list("ACGT"), 3000)), "chrB": "".join(rng.choice(list("ACGT"), 900))}
+    sizes = {c: len(s) for c, s in seqs.items()}
+    fasta = run.parent / f"{run.name}.fa"
+    fasta.write_text("".join(f">{n}\n" + "\n".join(s[i:i + 70] for i in range(0, len(s), 70)) + "\n"
+                             for n, s in seqs.items()))
+    plus = {c: (0.2 + 0.8 * (np.arange(n) % 50 < 10)).astype(np.float32) for c, n in sizes.items()}
+    minus = {c: rng.random(n).astype(np.float32) for c, n in sizes.items()}
+    write_bigwig(run / "tracks" / "tss.plus.bw", sizes, plus)
+    write_bigwig(run / "tracks" / "tss.minus.bw", sizes, minus)
+    peaks = pd.DataFrame({"chrom": ["chrA", "chrA"], "start": [40, 150], "end": [60, 170], "name": ["p1", "p2"],
+                          "score": [400, 1000], "strand": ["+", "-"], "maxProb": [0.6, 0.99]})
+    schema = BedSchema("tssPeaks", "TSS peaks", (("float", "maxProb", "Highest probability"),))
+    write_bed_outputs(peaks, run / "tracks" / "peaks", schema, sizes)
+    tracks = [IgvTrack("TSS +", Path("tracks/tss.plus.bw"), RED, autoscale_group="tss"),
+              IgvTrack("TSS -", Path("tracks/tss.minus.bw"), BLUE, negate=True, autoscale_group="tss"),
+              IgvTrack("Peaks", Path("tracks/peaks.bed.gz"), (0, 120, 0)),
+              IgvTrack("Peaks bigBed", Path("tracks/peaks.bb"), (120, 0, 120))]
+    return fasta, tracks
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    try:
+        ensure_igv_js()
+    except IgvError as err:
+        pytest.skip(f"igv.js could not be installed from the npm registry: {err}")
+    root = tmp_path_factory.mktemp("site")
+    for name in ("good", "broken"):
+        fasta, tracks = make_run(root / name)
+        write_igv(root / name, fasta, tracks, locus="chrA:1-300", title=f"genometracks {name}")
+    (root / "broken" / "tracks" / "tss.minus.bw").unlink()  # the page must report this track failing
+    with serve(root) as server:
+        yield server, root
+
+
+def chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess:
+    command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage",
+               f"--user-data-dir={profile}", "--virtual-time-budget=15000", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=45)
+
+
+def page_state(url: str, profile: Path) -> dict:
+    result = chromium(["--dump-dom", url], profile)
+    match = re.search(r'<pre id="igv-status">(.*?)</pre>', result.stdout, re.S)
+    assert match, f"no igv-status in the page (exit {result.returncode}): {result.stderr[-2000:]}"
+    assert match.group(1) != "loading", "igv.js never finished loading within the time budget"
+    return json.loads(html.unescape(match.group(1)))
+
+
+def test_igv_page_loads_every_track(site, tmp_path):
+    server, _ = site
+    state = page_state(server.url + "good/igv/index.html", tmp_path / "profile")
+    assert state["errors"] == [] and state["status"] == "ready", state
+    assert state["genome"] == "good" and state["locus"].startswith("chrA:")
+    tracks = state["tracks"]
+    assert set(tracks) == {"TSS +", "TSS -", "Peaks", "Peaks bigBed"}
+    assert all(t["status"] == "loaded" for t in tracks.values())
+    # in view chrA:1-300: plus = runs of 10 high + 40 low bases (12 spans), minus = one value per base
+    assert tracks["TSS +"]["features"] == 12 and tracks["TSS -"]["features"] == 300
+    assert tracks["Peaks"]["features"] == 2 and tracks["Peaks bigBed"]["features"] == 2
+
+
+def test_broken_track_is_reported(site, tmp_path):
+    server, _ = site
+    state = page_state(server.url + "broken/igv/index.html", tmp_path / "profile")
+    assert state["status"] == "error"
+    assert state["tracks"]["TSS -"]["status"] == "error"
+    assert state["tracks"]["TSS +"]["status"] == "loaded"
+
+
+def test_screenshot_shows_both_strands(site, tmp_path):
+    import matplotlib.image
+
+    server, _ = site
+    ARTEFACTS.mkdir(exist_ok=True)
+    shot = ARTEFACTS / "igv_browser.png"
+    shot.unlink(missing_ok=True)
+    result = chromium(["--window-size=1200,800", "--hide-scrollbars", f"--screenshot={shot}",
+                       server.url + "good/igv/index.html"], tmp_path / "profile")
+    assert shot.is_file(), result.stderr[-2000:]
+    pixels = np.round(matplotlib.image.imread(str(shot))[..., :3] * 255).astype(int)
+
+    def count(color):
+        return int((np.abs(pixels - np.array(color)).sum(axis=-1) < 30).sum())
+
+    assert count(RED) > 1000 and count(BLUE) > 1000  # plus and minus tracks were drawn

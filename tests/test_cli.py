@@ -1,0 +1,64 @@
+"""The console script: `data summary` and `labels` through Hydra, as a user runs them."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from genometracks.cli import main
+from tests.conftest import ECOLI, needs_ecoli
+
+
+def _summary(capsys, *overrides):
+    main(["data", "summary", *overrides])
+    return json.loads(capsys.readouterr().out)
+
+
+def test_data_summary_synthetic(capsys):
+    s = _summary(capsys, "data=synthetic", "data.generator.length=30000", "data.generator.n_contigs=2")
+    assert s["total_length"] == 60000
+    assert s["positions_per_split"] == {"train": 2 * 42000, "validation": 2 * 12000, "test": 2 * 6000}
+    planted = s["label_sets"]["planted"]
+    assert planted["total"] == sum(v for split in planted["per_split"].values() for v in split.values())
+
+
+@needs_ecoli
+def test_data_summary_ecoli_acceptance(capsys):
+    s = _summary(capsys, "data=ecoli_k12", "data.label_sets=[regulondb_strong,cappable_seq]")
+    assert s["total_length"] == 4_641_652
+    assert s["positions_per_split"]["test"] == 1_856_660
+    assert s["splits"]["test"] == ["NC_000913.3:2738785-3667115"]
+    cap = s["label_sets"]["cappable_seq"]
+    assert 16_000 <= cap["total"] <= 16_600 and cap["liftover"]["dropped"] < 100
+    assert 6_400 <= s["label_sets"]["regulondb_strong"]["total"] <= 6_700
+
+
+@needs_ecoli
+def test_labels_command_writes_sorted_bed_with_purines(tmp_path, capsys):
+    from genometracks.genome import Genome
+
+    out = tmp_path / "cap.bed"
+    main(["labels", "labels=cappable_seq", f"out={out}"])
+    rows = [line.split("\t") for line in out.read_text().splitlines()]
+    assert 16_000 <= len(rows) <= 16_600
+    assert {r[0] for r in rows} == {"NC_000913.3"}
+    starts = np.array([int(r[1]) for r in rows])
+    assert np.all(np.diff(starts) >= 0)
+    g = Genome.open(ECOLI / "genome" / "NC_000913.3.fa")
+    tokens = g.tokens("NC_000913.3")
+    plus = np.array([r[5] == "+" for r in rows])
+    first = np.where(plus, tokens[starts], 3 - tokens[starts])  # base at +1 on the TSS's strand
+    assert np.mean((first == 0) | (first == 2)) >= 0.75
+
+
+def test_console_script_usage_and_bad_command():
+    done = subprocess.run([sys.executable, "-m", "genometracks.cli", "frobnicate"], capture_output=True, text=True)
+    assert done.returncode == 2 and "unknown command 'frobnicate'" in done.stderr
+
+
+def test_bad_config_value_gets_clear_error(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "genometracks.cli", "data", "summary", "data=custom",
+                           f"data.fasta={tmp_path}/none.fa", f"data.tss={tmp_path}/none.bed"],
+                          capture_output=True, text=True)
+    assert done.returncode != 0 and "none.fa: FASTA file not found" in done.stderr

@@ -1,0 +1,138 @@
+"""IGV session, batch script and igv.js page: relative paths that resolve, colours, negation, autoscale."""
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from genometracks.export.bigbed import BedSchema, write_bed_outputs
+from genometracks.export.bigwig import write_bigwig
+from genometracks.export.igv import IgvError, IgvTrack, ensure_igv_js, write_igv
+
+SEQS = {"chrA": "ACGT" * 300, "chrB": "GGCCAATT" * 50}
+
+
+def make_run(run: Path, gz: bool = False) -> tuple[Path, list[IgvTrack]]:
+    """A tiny run directory: genome FASTA outside it, tracks under DIR/tracks."""
+    sizes = {c: len(s) for c, s in SEQS.items()}
+    fasta = run.parent / ("genome.fa.gz" if gz else "genome.fa")
+    text = "".join(f">{n}\n" + "\n".join(s[i:i + 60] for i in range(0, len(s), 60)) + "\n" for n, s in SEQS.items())
+    fasta.write_bytes(gzip.compress(text.encode()) if gz else text.encode())
+    values = {c: np.linspace(0, 1, n, dtype=np.float32) for c, n in sizes.items()}
+    write_bigwig(run / "tracks" / "tss.plus.bw", sizes, values)
+    write_bigwig(run / "tracks" / "tss.minus.bw", sizes, values)
+    peaks = pd.DataFrame({"chrom": ["chrA", "chrA"], "start": [10, 700], "end": [20, 712], "name": ["p1", "p2"],
+                          "score": [500, 900], "strand": ["+", "-"]})
+    write_bed_outputs(peaks, run / "tracks" / "peaks", BedSchema("tssPeaks", "peaks"), sizes)
+    tracks = [IgvTrack("TSS +", run / "tracks" / "tss.plus.bw", (200, 0, 0), autoscale_group="tss"),
+              IgvTrack("TSS -", Path("tracks/tss.minus.bw"), (0, 0, 200), negate=True, autoscale_group="tss"),
+              IgvTrack("Peaks", Path("tracks/peaks.bed.gz"), (0, 120, 0)),
+              IgvTrack("Peaks (bigBed)", Path("tracks/peaks.bb"))]
+    return fasta, tracks
+
+
+@pytest.fixture
+def fake_igv_js(tmp_path, monkeypatch):
+    script = tmp_path / "igv.min.js"
+    script.write_text("/* stand-in for igv.js */")
+    monkeypatch.setenv("GENOMETRACKS_IGV_JS", str(script))
+    return script
+
+
+def test_session_paths_resolve_and_tracks_styled(tmp_path, fake_igv_js):
+    run = tmp_path / "run"
+    fasta, tracks = make_run(run)
+    out = write_igv(run, fasta, tracks, locus="chrA:1-1000")
+    igv_dir = run / "igv"
+    session = ET.parse(out["session.xml"]).getroot()
+    assert session.get("locus") == "chrA:1-1000"
+    genome = igv_dir / session.get("genome")
+    assert not Path(session.get("genome")).is_absolute() and genome.read_text().startswith(">chrA")
+    fai = Path(str(genome) + ".fai").read_text().splitlines()
+    assert [line.split("\t")[:2] for line in fai] == [["chrA", "1200"], ["chrB", "400"]]
+    resources = session.find("Resources")
+    for resource in resources:
+        assert not Path(resource.get("path")).is_absolute()
+        assert (igv_dir / resource.get("path")).resolve().is_file()  # never a missing file
+    bed = next(r for r in resources if r.get("name") == "Peaks")
+    assert bed.get("type") == "bed" and (igv_dir / bed.get("index")).name == "peaks.bed.gz.tbi"
+    panel = {t.get("name"): t for t in session.find("Panel")}
+    assert panel["TSS +"].get("color") == "200,0,0" and panel["TSS -"].get("color") == "0,0,200"
+    assert panel["TSS -"].find("DataRange").get("flipAxis") == "true"
+    assert panel["TSS +"].find("DataRange").get("flipAxis") == "false"
+    assert panel["TSS +"].get("autoscaleGroup") == panel["TSS -"].get("autoscaleGroup") == "1"
+    assert "autoscaleGroup" not in panel["Peaks"].attrib
+
+
+def test_batch_script_and_page_config(tmp_path, fake_igv_js):
+    run = tmp_path / "run"
+    fasta, tracks = make_run(run)
+    out = write_igv(run, fasta, tracks, snapshot_locus="chrA:11-20")
+    assert out["batch.txt"].read_text().splitlines()[1:] == [
+        "new", "load session.xml", "snapshotDirectory snapshots", "goto chrA:11-20", "snapshot chrA_11_20.png", "exit"]
+    assert out["igv.min.js"].read_text() == fake_igv_js.read_text()
+    html = out["index.html"].read_text()
+    assert '<script src="igv.min.js"></script>' in html
+    config = json.loads(re.search(r'id="igv-config">(.*?)</script>', html, re.S).group(1))
+    assert config["locus"] == "chrA:1-1200"  # default: first contig, up to 20 kb
+    igv_dir = run / "igv"
+    assert (igv_dir / config["reference"]["fastaURL"]).is_file()
+    assert (igv_dir / config["reference"]["indexURL"]).is_file()
+    by_name = {t["name"]: t for t in config["tracks"]}
+    assert by_name["TSS -"]["flipAxis"] is True and by_name["TSS +"]["flipAxis"] is False
+    assert by_name["TSS -"]["autoscaleGroup"] == "tss" and by_name["TSS -"]["color"] == "rgb(0,0,200)"
+    assert by_name["Peaks"]["format"] == "bed" and by_name["Peaks (bigBed)"]["format"] == "bigbed"
+    for track in config["tracks"]:
+        assert (igv_dir / track["url"]).resolve().is_file()
+        if "indexURL" in track:
+            assert (igv_dir / track["indexURL"]).resolve().is_file()
+
+
+def test_gzipped_fasta_is_decompressed(tmp_path, fake_igv_js):
+    run = tmp_path / "run"
+    fasta, tracks = make_run(run, gz=True)
+    write_igv(run, fasta, tracks[:1])
+    assert (run / "igv" / "genome" / "genome.fa").read_text().replace("\n", "").endswith(SEQS["chrB"])
+
+
+def test_refuses_missing_or_outside_files(tmp_path, fake_igv_js):
+    run = tmp_path / "run"
+    fasta, tracks = make_run(run)
+    outside = tmp_path / "outside.bw"
+    outside.write_bytes((run / "tracks" / "tss.plus.bw").read_bytes())
+    with pytest.raises(IgvError, match="outside the run directory"):
+        write_igv(run, fasta, [IgvTrack("x", outside)])
+    with pytest.raises(IgvError, match="outside the run directory"):
+        write_igv(run, fasta, [IgvTrack("x", Path("../outside.bw"))])
+    with pytest.raises(IgvError, match="file not found"):
+        write_igv(run, fasta, [IgvTrack("x", Path("tracks/none.bw"))])
+    (run / "tracks" / "peaks.bed.gz.tbi").unlink()
+    with pytest.raises(IgvError, match="tabix index"):
+        write_igv(run, fasta, tracks)
+    with pytest.raises(IgvError, match="not a .bw, .bb or .bed.gz"):
+        write_igv(run, fasta, [IgvTrack("x", fasta.with_suffix(".txt"))])
+    with pytest.raises(IgvError, match="unique"):
+        write_igv(run, fasta, [tracks[0], tracks[0]])
+    assert not (run / "igv").exists()
+
+
+def test_previous_session_kept_on_failure(tmp_path, fake_igv_js):
+    run = tmp_path / "run"
+    fasta, tracks = make_run(run)
+    write_igv(run, fasta, tracks)
+    before = (run / "igv" / "session.xml").read_text()
+    with pytest.raises(IgvError):
+        write_igv(run, tmp_path / "no_such.fa", tracks)
+    assert (run / "igv" / "session.xml").read_text() == before
+
+
+def test_igv_js_override_must_exist(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENOMETRACKS_IGV_JS", str(tmp_path / "nothing.js"))
+    with pytest.raises(IgvError, match="GENOMETRACKS_IGV_JS"):
+        ensure_igv_js()

@@ -1,0 +1,118 @@
+"""HTTP server: exact byte ranges, HEAD, 416, content types, and nothing served from outside the root."""
+from __future__ import annotations
+
+import http.client
+import os
+
+import pytest
+
+from genometracks.export.serve import parse_range, serve
+
+DATA = bytes(range(256)) * 10  # 2560 bytes, every offset's value known
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("serve")
+    root = tmp_path / "run"
+    (root / "tracks").mkdir(parents=True)
+    (root / "tracks" / "tss.plus.bw").write_bytes(DATA)
+    (root / "tracks" / "peaks.bed.gz").write_bytes(b"\x1f\x8b" + DATA[:10])
+    (root / "igv").mkdir()
+    (root / "igv" / "index.html").write_text("<html>page</html>")
+    (root / ".hub.staging-1-x").mkdir()
+    (root / ".hub.staging-1-x" / "hub.txt").write_text("hidden")
+    (tmp_path / "secret.txt").write_text("outside the root")
+    os.symlink(tmp_path / "secret.txt", root / "escape.txt")
+    os.symlink(root / "tracks" / "tss.plus.bw", root / "inside.bw")
+    with serve(root) as srv:
+        yield srv
+
+
+def request(server, path: str, method: str = "GET", headers: dict | None = None):
+    host, port = server.server_address[:2]
+    conn = http.client.HTTPConnection(host, port, timeout=10)
+    conn.request(method, path, headers=headers or {})  # path sent as given, not normalised
+    response = conn.getresponse()
+    body = response.read()
+    conn.close()
+    return response, body
+
+
+def test_binds_loopback_by_default(server):
+    assert server.server_address[0] == "127.0.0.1" and server.url.startswith("http://127.0.0.1:")
+
+
+def test_full_file_and_head(server):
+    response, body = request(server, "/tracks/tss.plus.bw")
+    assert response.status == 200 and body == DATA
+    assert response.getheader("Accept-Ranges") == "bytes"
+    assert response.getheader("Content-Type") == "application/octet-stream"
+    response, body = request(server, "/tracks/tss.plus.bw", "HEAD")
+    assert response.status == 200 and body == b"" and response.getheader("Content-Length") == "2560"
+
+
+@pytest.mark.parametrize("header, first, last", [
+    ("bytes=10-19", 10, 19), ("bytes=2550-", 2550, 2559), ("bytes=-5", 2555, 2559),
+    ("bytes=2500-9999", 2500, 2559), ("bytes=0-0", 0, 0)])
+def test_range_returns_exact_bytes(server, header, first, last):
+    response, body = request(server, "/tracks/tss.plus.bw", headers={"Range": header})
+    assert response.status == 206
+    assert body == DATA[first:last + 1]
+    assert response.getheader("Content-Range") == f"bytes {first}-{last}/2560"
+    assert response.getheader("Content-Length") == str(last - first + 1)
+
+
+def test_unsatisfiable_range(server):
+    response, body = request(server, "/tracks/tss.plus.bw", headers={"Range": "bytes=2560-"})
+    assert response.status == 416 and response.getheader("Content-Range") == "bytes */2560" and body == b""
+
+
+def test_gz_is_not_content_encoded(server):
+    response, body = request(server, "/tracks/peaks.bed.gz")
+    assert body[:2] == b"\x1f\x8b" and response.getheader("Content-Encoding") is None
+    assert response.getheader("Content-Type") == "application/octet-stream"
+
+
+def test_index_page_and_no_listing(server):
+    response, body = request(server, "/igv/")
+    assert response.status == 200 and body == b"<html>page</html>"
+    assert response.getheader("Content-Type") == "text/html; charset=utf-8"
+    response, _ = request(server, "/igv")
+    assert response.status == 301 and response.getheader("Location") == "/igv/"
+    response, body = request(server, "/tracks/")
+    assert response.status == 404 and b"tss.plus.bw" not in body  # no directory listing
+
+
+@pytest.mark.parametrize("path", ["/../secret.txt", "/tracks/../../secret.txt", "/%2e%2e/secret.txt",
+                                  "/tracks/%2E%2E/%2E%2E/secret.txt", "/escape.txt", "/tracks/..%2f..%2fsecret.txt"])
+def test_outside_root_refused(server, path):
+    response, body = request(server, path)
+    assert response.status == 403 and b"outside the root" not in body
+
+
+@pytest.mark.parametrize("path", ["//etc/passwd", "/.hub.staging-1-x/hub.txt", "/nothing.bw"])
+def test_hidden_absolute_and_missing_not_found(server, path):
+    response, body = request(server, path)
+    assert response.status == 404 and b"root:" not in body and b"hidden" not in body
+
+
+def test_symlink_inside_root_allowed(server):
+    response, body = request(server, "/inside.bw", headers={"Range": "bytes=256-259"})
+    assert response.status == 206 and body == bytes([0, 1, 2, 3])
+
+
+def test_parse_range():
+    assert parse_range("bytes=0-9", 100) == (0, 9)
+    assert parse_range("bytes=-200", 100) == (0, 99)
+    assert parse_range("bytes=100-", 100) is None
+    assert parse_range("bytes=9-5", 100) is None
+    with pytest.raises(ValueError):
+        parse_range("bytes=0-1,5-6", 100)
+    with pytest.raises(ValueError):
+        parse_range("items=0-1", 100)
+
+
+def test_missing_root(tmp_path):
+    with pytest.raises(FileNotFoundError, match="folder to serve not found"):
+        serve(tmp_path / "none")

@@ -1,0 +1,86 @@
+"""Genome encoding, reverse complement, FASTA reading (plain, bgzip, hostile inputs)."""
+import hashlib
+
+import numpy as np
+import pysam
+import pytest
+
+from genometracks.genome import Genome, GenomeError, decode, encode, reverse_complement
+from tests.conftest import ECOLI, needs_ecoli
+
+
+def test_encode_letters_case_and_iupac():
+    assert encode("ACGTN").tolist() == [0, 1, 2, 3, 4]
+    assert encode("acgtn").tolist() == [0, 1, 2, 3, 4]
+    assert encode("RYKMSWBDHV").tolist() == [4] * 10
+    with pytest.raises(GenomeError, match="not a nucleotide"):
+        encode("AC1T")
+
+
+def test_reverse_complement_tokens():
+    tokens = encode("AACGTN")
+    assert decode(reverse_complement(tokens)) == "NACGTT"
+    assert decode(reverse_complement(reverse_complement(tokens))) == "AACGTN"
+
+
+def _write(path, text, mode="w"):
+    with open(path, mode) as handle:
+        handle.write(text)
+    return path
+
+
+def test_fasta_multi_contig_strands_and_sizes(tmp_path):
+    fa = _write(tmp_path / "g.fa", ">c1 desc\nACGTACGTAC\nGG\n>c2\nttttNNRYaa\n")
+    g = Genome.open(fa, circular=["c1"])
+    assert g.chrom_sizes() == {"c1": 12, "c2": 10}
+    assert g.contigs["c1"].circular and not g.contigs["c2"].circular
+    assert decode(g.tokens("c2")) == "TTTTNNNNAA"
+    assert decode(g.tokens("c1", "-")) == "CCGTACGTACGT"
+    assert g.sequence("c1", 2, 6) == "GTAC" and g.sequence("c1", 2, 6, "-") == "GTAC"
+    assert g.sequence("c1", 0, 3, "-") == "CGT"
+    assert not (tmp_path / "g.fa.fai").exists()  # the user's folder is left untouched
+
+
+def test_bgzipped_fasta(tmp_path):
+    fa = _write(tmp_path / "g.fa", ">c1\nACGTTGCA\n")
+    pysam.tabix_compress(str(fa), str(tmp_path / "g.fa.gz"))
+    g = Genome.open(tmp_path / "g.fa.gz")
+    assert decode(g.tokens("c1")) == "ACGTTGCA"
+
+
+def test_windows_line_ends(tmp_path):
+    fa = _write(tmp_path / "g.fa", ">c1\r\nACGT\r\nAC\r\n", mode="w")
+    with open(fa, "wb") as h:
+        h.write(b">c1\r\nACGT\r\nAC\r\n")
+    assert decode(Genome.open(fa).tokens("c1")) == "ACGTAC"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "empty"),
+    ("ACGT\n", "no FASTA records"),
+    (">c1\nACGT\n>c1\nACGT\n", "unique"),
+    (">c1\nACGT\n>c2\n>c3\nAC\n", "empty"),
+])
+def test_bad_fasta_gets_one_clear_error(tmp_path, text, message):
+    fa = _write(tmp_path / "bad.fa", text)
+    with pytest.raises(GenomeError, match=message) as err:
+        Genome.open(fa)
+    assert "bad.fa" in str(err.value)
+
+
+def test_unknown_circular_contig_and_missing_file(tmp_path):
+    fa = _write(tmp_path / "g.fa", ">c1\nACGT\n")
+    with pytest.raises(GenomeError, match="circular"):
+        Genome.open(fa, circular=["chrX"])
+    with pytest.raises(GenomeError, match="not found"):
+        Genome.open(tmp_path / "missing.fa")
+
+
+@needs_ecoli
+def test_ecoli_genome_encodes_whole():
+    g = Genome.open(ECOLI / "genome" / "NC_000913.3.fa", circular=["NC_000913.3"])
+    tokens = g.tokens("NC_000913.3")
+    assert tokens.size == 4_641_652 and tokens.max() <= 3
+    # PROVENANCE.md: md5 of the bare sequence
+    assert hashlib.md5(decode(tokens).encode()).hexdigest() == "482a2b04485ec8c4b5f4eaba2c2002da"
+    assert np.array_equal(reverse_complement(g.tokens("NC_000913.3", "-")), tokens)
