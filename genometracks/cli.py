@@ -23,6 +23,7 @@ HYDRA_COMMANDS: dict[str, str] = {
     "export": "genometracks.export.command:export_command",
     "interpret": "genometracks.interpret.command:interpret_command",
     "run": "genometracks.pipeline:run_pipeline",
+    "report": "genometracks.pipeline:report_command",
 }
 # commands that write nothing: Hydra makes no run directory for them
 NO_OUTPUT = {"data summary", "labels"}
@@ -43,6 +44,7 @@ commands:
   interpret         attention heads, motifs, logos, attributions      (ckpt=PATH run_dir=DIR)
   export            UCSC track hub + IGV session                      (run_dir=DIR)
   run               the whole pipeline, resumable                     (experiment=... run_dir=DIR)
+  report            DIR/report.html and report.md from a run directory (run_dir=DIR)
   validate-hub DIR  hubCheck-style validation of a track hub
   serve DIR         serve a run directory over HTTP (byte ranges) on 127.0.0.1
   bench             textbook vs fast model throughput (JSON)

@@ -8,6 +8,7 @@ on circular contigs; the last `shift` nt of a linear contig have no output and h
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,9 +63,18 @@ def load_model(ckpt: str | Path):
     return model, seg_len, hparams
 
 
+def calibration_offset(hparams: dict) -> float:
+    """What to add to raw logits for calibrated probabilities: a class-weighted loss with weight w
+    on TSSs moves the optimum logit by +log(w) (the odds are multiplied by w), so subtract it."""
+    if hparams.get("loss") == "weighted":
+        return -math.log(float(hparams.get("pos_weight", 1.0)))
+    return 0.0
+
+
 def predict_genome(model, genome: Genome, shift: int, seg_len: int, n_streams: int = 16,
-                   path: str = "fast", progress: bool = True) -> tuple[Track, Track]:
-    """(probabilities, logits) for every base of every contig on both strands (see module doc)."""
+                   path: str = "fast", progress: bool = True, logit_offset: float = 0.0) -> tuple[Track, Track]:
+    """(probabilities, logits) for every base of every contig on both strands (see module doc);
+    `logit_offset` is added to every logit first (see `calibration_offset()`)."""
     from tqdm.auto import tqdm
 
     from genometracks.streams import SegmentStreams
@@ -81,7 +91,7 @@ def predict_genome(model, genome: Genome, shift: int, seg_len: int, n_streams: i
             tokens = torch.as_tensor(batch["tokens"])
             reset = torch.as_tensor(batch["reset"])
             logits, memory = model(tokens, memory, reset, path=path)
-            streams.scatter(logits.float().numpy(), batch, outputs)
+            streams.scatter(logits.float().numpy() + logit_offset, batch, outputs)
     return _tss_tracks(genome, outputs, shift)
 
 
@@ -130,11 +140,11 @@ def predict_command(cfg: DictConfig) -> dict:
 
     out = job_dir(cfg)
     ckpt = Path(str(cfg.ckpt)) if cfg.get("ckpt") else out / "checkpoints" / "best.ckpt"
-    model, seg_len, _ = load_model(ckpt)
+    model, seg_len, hparams = load_model(ckpt)
     genome, fasta, _ = open_genome(cfg)
     torch.manual_seed(int(cfg.seed))
     probs, logits = predict_genome(model, genome, int(cfg.data.shift), seg_len, int(cfg.predict.n_streams),
-                                   path=str(cfg.task.attention_path))
+                                   path=str(cfg.task.attention_path), logit_offset=calibration_offset(hparams))
     paths = write_tracks(probs, genome.chrom_sizes(), out / "tracks", "tss")
     if cfg.predict.logits:
         paths.update({f"logit{k}": v for k, v in write_tracks(logits, genome.chrom_sizes(), out / "tracks",

@@ -7,6 +7,7 @@ ranks and compute the split's metrics on all of them (both strands together and 
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -37,6 +38,19 @@ def tss_loss(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor, kin
     raise ValueError(f"task.loss={kind!r} is not one of ce, weighted, focal")
 
 
+def memory_state(memory) -> dict:
+    """A model Memory as plain tensors (checkpoints load with weights_only=True)."""
+    return {"valid": memory.valid,
+            "layers": [{f.name: getattr(layer, f.name) for f in dataclasses.fields(layer)} for layer in memory.layers]}
+
+
+def memory_from_state(state: dict):
+    from genometracks.model.attention import LayerMemory
+    from genometracks.model.transformer import Memory
+
+    return Memory(tuple(LayerMemory(**layer) for layer in state["layers"]), state["valid"])
+
+
 class TSSTask(pl.LightningModule):
     """Train / evaluate a `TransformerXL` on `SegmentStreams` batches (see docs/CONTRACTS.md)."""
 
@@ -47,6 +61,7 @@ class TSSTask(pl.LightningModule):
         self.model = model
         self.save_hyperparameters(ignore=["model"])
         self._memory: dict[str, object] = {}
+        self.metrics_dir: str | None = None   # rank 0 writes <metrics_dir>/<phase>.json (survives spawned DDP)
         self._collected: dict[str, list] = {}
         self.last_metrics: dict[str, dict] = {}
 
@@ -69,13 +84,12 @@ class TSSTask(pl.LightningModule):
         """Keep the training memory so a run resumed mid-epoch continues exactly."""
         memory = self._memory.get("train")
         if memory is not None:
-            checkpoint["genometracks_train_memory"] = memory.state()
+            checkpoint["genometracks_train_memory"] = memory_state(memory)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint.get("genometracks_train_memory")
         if state is not None:
-            from genometracks.model import Memory
-            self._memory["train"] = Memory.from_state(state)
+            self._memory["train"] = memory_from_state(state)
 
     # -- training -------------------------------------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
@@ -145,6 +159,12 @@ class TSSTask(pl.LightningModule):
         self._collected[phase] = []
         result = split_metrics(rows)
         self.last_metrics[phase] = result
+        if self.metrics_dir and (self.trainer is None or self.trainer.is_global_zero):
+            import json
+            from pathlib import Path
+
+            from genometracks.export.atomic import write_text_atomic
+            write_text_atomic(Path(self.metrics_dir) / f"{phase}.json", json.dumps(result, default=float))
         for key in ("roc_auc", "pr_auc", "pr_auc_k4", "pr_auc_k10", "lr_plus"):
             value = result["both"].get(key, float("nan"))
             if value is not None and math.isfinite(value):

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from genometracks.dataset import ConfigError, Dataset, load_dataset
 
@@ -24,6 +25,14 @@ def job_dir(cfg: DictConfig) -> Path:
         return Path(HydraConfig.get().runtime.output_dir)
     except ValueError:  # not running under Hydra (tests calling functions directly)
         return Path(str(cfg.run_dir))
+
+
+def _experiment_name() -> str | None:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        return HydraConfig.get().runtime.choices.get("experiment")
+    except ValueError:
+        return None
 
 
 def model_kwargs(model_cfg: DictConfig) -> dict:
@@ -76,14 +85,36 @@ def build_trainer(cfg: DictConfig, out: Path, callbacks: list, enable_checkpoint
                       enable_checkpointing=enable_checkpointing, **tr)
 
 
+def _atomic_checkpoint_class():
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    class AtomicCheckpoint(ModelCheckpoint):
+        """ModelCheckpoint that writes to a temporary name and renames: a kill never leaves a
+        truncated best.ckpt or last.ckpt behind."""
+
+        def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
+            tmp = f"{filepath}.partial"
+            trainer.save_checkpoint(tmp, self.save_weights_only)
+            if trainer.is_global_zero:
+                os.replace(tmp, filepath)
+            trainer.strategy.barrier("atomic_checkpoint")
+            self._last_global_step_saved = trainer.global_step
+            self._last_checkpoint_saved = filepath
+            if trainer.is_global_zero:
+                for logger in trainer.loggers:
+                    logger.after_save_checkpoint(self)
+
+    return AtomicCheckpoint
+
+
 def train(cfg: DictConfig) -> dict:
     """Fit, pick the best checkpoint by validation loss, test it; returns the metrics dict."""
-    from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+    from pytorch_lightning.callbacks import EarlyStopping
 
     from genometracks.export.atomic import write_text_atomic
     from genometracks.task import TSSTask
 
-    if cfg.get("model") is not None and str(cfg.model.get("_target_", "")).startswith("genometracks.sigma"):
+    if "sigma" in cfg or str(cfg.model.get("_target_", "")).startswith("genometracks.sigma"):
         from genometracks.sigma.evaluate import run_sigma
         return run_sigma(cfg)
 
@@ -97,12 +128,15 @@ def train(cfg: DictConfig) -> dict:
     task = TSSTask(model, **{k: cfg.task[k] for k in ("lr", "weight_decay", "warmup_steps", "loss",
                                                        "pos_weight", "focal_gamma", "attention_path")},
                    model_config=model_kwargs(cfg.model) | {"seg_len": int(cfg.model.seg_len)})
+    task.metrics_dir = str(out / "eval")
+    ModelCheckpoint = _atomic_checkpoint_class()
     ckpt_dir = out / "checkpoints"
     best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss", mode="min",
-                           save_top_k=1, enable_version_counter=False)
-    last = ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, monitor="step", mode="max",
+                           save_top_k=1, save_last=True, enable_version_counter=False)
+    # mid-epoch snapshots for resume=true; both callbacks write last.ckpt = the latest state
+    last = ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1,
                            every_n_train_steps=int(cfg.task.checkpoint_every_n_steps),
-                           enable_version_counter=False, save_on_train_epoch_end=True)
+                           enable_version_counter=False)
     callbacks = [best, last,
                  EarlyStopping(monitor="val_loss", mode="min", patience=int(cfg.task.early_stopping_patience))]
     trainer = build_trainer(cfg, out, callbacks)
@@ -115,18 +149,21 @@ def train(cfg: DictConfig) -> dict:
     if trainer.fast_dev_run:
         return {}
     best_path = best.best_model_path or str(ckpt_dir / "last.ckpt")
-    val = task.last_metrics.get("val", {})
-    trainer.test(task, datamodule=datamodule, ckpt_path=best_path, weights_only=False)
+    trainer.test(task, datamodule=datamodule, ckpt_path=best_path, weights_only=True)
     result = {
-        "experiment": cfg.get("experiment_name") or None,
+        "experiment": _experiment_name(),
         "data": cfg.data.name, "labels": dataset.label_set, "model": model_kwargs(cfg.model),
         "best_checkpoint": str(Path(best_path).relative_to(out)) if best_path.startswith(str(out)) else best_path,
         "global_step": int(trainer.global_step), "epochs": int(trainer.current_epoch),
-        "validation": val, "test": task.last_metrics.get("test", {}),
+        "validation": _read_json(out / "eval" / "val.json"), "test": _read_json(out / "eval" / "test.json"),
     }
     if trainer.is_global_zero:
         write_text_atomic(out / "metrics.json", json.dumps(_finite(result), indent=2))
     return result
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def _finite(obj):
@@ -138,3 +175,20 @@ def _finite(obj):
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj
+
+
+def evaluate_checkpoint(cfg: DictConfig, ckpt: str | Path, out: Path | None = None) -> dict:
+    """Test-split metrics of a checkpoint in this process (one device), e.g. to check a DDP run."""
+    from genometracks.predict import load_model
+    from genometracks.task import TSSTask
+
+    dataset = load_dataset(cfg)
+    model, seg_len, hparams = load_model(ckpt)
+    with open_dict(cfg):
+        cfg.model.seg_len = seg_len
+    datamodule = build_datamodule(cfg, dataset, model)
+    task = TSSTask(model, attention_path=str(cfg.task.attention_path))
+    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+    trainer.test(task, datamodule=datamodule, verbose=False)
+    return task.last_metrics["test"]

@@ -1,0 +1,154 @@
+"""Gradient x input and Grad-CAM attributions of predicted TSSs.
+
+A target is a TSS (+1 at forward position p on strand s). Its output sits at strand-local index
+i = local(p) + shift; that output depends on tokens [i - context, i + lookahead] only (and on
+where the stream was reset), so one window of exactly those tokens, nothing upstream of it, gives
+the streamed output exactly. Window column j is strand-local position i - context + j, i.e.
+j - context + shift nt from the TSS (0 = +1). Windows that would leave a linear contig are skipped.
+
+gradient x input[j] = d logit / d x[j, a] at the base a present (one-hot x, 5 letters with N).
+Grad-CAM[j] = ReLU(sum_c alpha_c A[j, c]), A = the input of the last block (the hidden states its
+attention reads; the last block's own output at j feeds only the logit at j, which would make
+the map a single spike), alpha_c = mean_j d logit / d A[j, c].
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from genometracks.genome import Genome
+from genometracks.intervals import Interval, SiteSet
+from genometracks.interpret.heads import window_tokens
+from genometracks.interpret.optimize import frozen, onehot_logits
+
+
+class AttributionError(ValueError):
+    """Bad attribution input; the message names the input and the fix."""
+
+
+def top_predicted_tss(track_values: dict[str, dict[str, np.ndarray]], n_top: int, min_distance: int = 10,
+                      regions: list[Interval] | None = None) -> SiteSet:
+    """The n_top highest local maxima (at least min_distance nt apart per strand) of forward-strand
+    probability tracks {contig: {'+': [n], '-': [n]}}, inside `regions` when given; score = probability."""
+    from genometracks.peaks import call_peaks
+
+    chrom, pos, strand, score = [], [], [], []
+    for contig, per in track_values.items():
+        allowed = None
+        if regions:
+            allowed = np.zeros(per["+"].size, dtype=bool)
+            for r in regions:
+                if r.chrom == contig:
+                    allowed[r.start:r.end] = True
+        for s in "+-":
+            values = np.nan_to_num(per[s].astype(np.float64), nan=-np.inf)
+            peaks = call_peaks(values, -np.inf, min_distance)
+            if allowed is not None:
+                peaks = peaks[allowed[peaks]]
+            chrom += [contig] * peaks.size
+            pos.append(peaks)
+            strand += [s] * peaks.size
+            score.append(values[peaks])
+    if not chrom:
+        raise AttributionError("no predicted TSS to attribute: the tracks (or the chosen regions) are empty; "
+                               "check interpret.attribution_regions")
+    pos, score = np.concatenate(pos), np.concatenate(score)
+    order = np.lexsort((pos, -score))[:n_top]
+    names = [f"{chrom[i]}:{pos[i] + 1}{strand[i]}" for i in order]
+    return SiteSet(np.array(chrom, dtype=object)[order], pos[order], np.array(strand)[order], score[order],
+                   np.array(names, dtype=object), source="top predicted TSSs")
+
+
+@dataclass
+class Attributions:
+    """Per target (rows) and window column: contribution float32 [n, S] (gradient x input),
+    gradcam float32 [n, S], tokens uint8 [n, S]; sites: the targets kept (SiteSet, n rows);
+    first_local int64 [n]: strand-local index of window column 0; context: window column of the output."""
+    sites: SiteSet
+    contribution: np.ndarray
+    gradcam: np.ndarray
+    tokens: np.ndarray
+    first_local: np.ndarray
+    context: int
+    shift: int
+    skipped: int
+
+    def relative_positions(self) -> np.ndarray:
+        """int64 [S]: window columns relative to the TSS (0 = +1)."""
+        return np.arange(self.contribution.shape[1]) - self.context + self.shift
+
+
+def attribute(model, genome: Genome, sites: SiteSet, shift: int, batch_size: int = 16,
+              progress: bool = True) -> Attributions:
+    """Gradient x input and Grad-CAM of each target's logit (see the module docstring)."""
+    from tqdm.auto import tqdm
+
+    from genometracks.streams import to_local
+
+    context, width = model.context, model.context + 1 + model.lookahead
+    keys = [(str(c), str(s)) for c, s in zip(sites.chrom, sites.strand)]
+    slots = sorted(set(keys))
+    slot = np.array([slots.index(k) for k in keys], dtype=np.int64)
+    lengths = np.array([genome.contigs[c].length for c, _ in keys], dtype=np.int64)
+    circular = np.array([genome.contigs[c].circular for c, _ in keys], dtype=bool)
+    first = to_local(lengths, sites.strand, sites.pos) + shift - context if len(sites) else np.zeros(0, np.int64)
+    keep = circular | ((first >= 0) & (first + width <= lengths))
+    sites, slot, first = sites.subset(keep), slot[keep], np.asarray(first)[keep]
+    tokens = window_tokens(genome, slots, slot, first, width)
+    contribution = np.zeros(tokens.shape, dtype=np.float32)
+    gradcam = np.zeros(tokens.shape, dtype=np.float32)
+    captured: list[torch.Tensor] = []
+    hook = model.blocks[-1].register_forward_pre_hook(lambda module, args: captured.append(args[0]))
+    try:
+        with frozen(model), torch.enable_grad():
+            for lo in tqdm(range(0, len(tokens), batch_size), desc="attribution", disable=not progress,
+                           mininterval=2.0):
+                captured.clear()
+                x = torch.nn.functional.one_hot(torch.from_numpy(tokens[lo:lo + batch_size].astype(np.int64)), 5)
+                x = x.to(model.embed.weight.dtype).requires_grad_(True)
+                logit = onehot_logits(model, x)[:, context]
+                hidden = captured[0]
+                grad_x, grad_h = torch.autograd.grad(logit.sum(), [x, hidden])
+                contribution[lo:lo + len(x)] = (grad_x * x).sum(-1).detach().float().numpy()
+                alpha = grad_h.mean(dim=1, keepdim=True)
+                cam = torch.relu((alpha * hidden).sum(-1)).detach().float().numpy()
+                gradcam[lo:lo + len(x), : cam.shape[1]] = cam
+    finally:
+        hook.remove()
+    return Attributions(sites, contribution, gradcam, tokens, first.astype(np.int64), context, int(shift),
+                        int((~keep).sum()))
+
+
+def genome_track(genome: Genome, attributions: Attributions, values: np.ndarray) -> dict[str, np.ndarray]:
+    """Forward-strand per-base float32 track {contig: [n]}: the sum over targets of `values` [n_t, S]
+    (contribution or gradcam) at the bases their window columns read; 0 elsewhere."""
+    out = {name: np.zeros(c.length, dtype=np.float64) for name, c in genome.contigs.items()}
+    s = attributions.sites
+    cols = np.arange(values.shape[1])
+    for contig in np.unique(s.chrom.astype(str)):
+        n = genome.contigs[contig].length
+        for strand in "+-":
+            rows = np.flatnonzero((s.chrom.astype(str) == contig) & (s.strand == strand))
+            if rows.size == 0:
+                continue
+            local = attributions.first_local[rows, None] + cols[None, :]
+            inside = (local >= 0) & (local < n) if not genome.contigs[contig].circular else np.ones(local.shape, bool)
+            forward = local % n if strand == "+" else n - 1 - local % n
+            np.add.at(out[contig], forward[inside], values[rows][inside].astype(np.float64))
+    return {k: v.astype(np.float32) for k, v in out.items()}
+
+
+def aggregate_matrix(attributions: Attributions, lo: int = -60, hi: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """(matrix float64 [K, 4], relative positions int64 [K]) for TSS-relative positions lo..hi: the mean
+    over targets of gradient x input put on the letter present (N columns add nothing)."""
+    rel = attributions.relative_positions()
+    cols = np.flatnonzero((rel >= lo) & (rel <= hi))
+    if cols.size == 0 or len(attributions.tokens) == 0:
+        raise AttributionError(f"aggregate logo: no window column in [{lo}, {hi}] or no targets; "
+                               "widen interpret.attribution_logo or predict some TSSs first")
+    tokens = attributions.tokens[:, cols]
+    onehot = np.eye(5)[tokens][..., :4]                                      # [n, K, 4]
+    matrix = (onehot * attributions.contribution[:, cols, None]).mean(axis=0)
+    return matrix, rel[cols]

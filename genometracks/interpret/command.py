@@ -1,0 +1,298 @@
+"""`genometracks interpret ckpt=PATH run_dir=DIR`: open the model up.
+
+Parts (interpret.parts): heads (attention profiles, head motifs, motif-hit track), kernels
+(exact first-block PWMs), optimise (class optimisation), attribution (gradient x input, Grad-CAM),
+metaplots. Outputs under DIR: interpret/*.tsv, plots/*.png, logos/*.png, motifs/*.meme,
+tracks/motif_hits.{bb,bed.gz,bed.gz.tbi}, tracks/attribution.bw, tracks/gradcam.bw and
+interpret.json (what was produced). Every file is written atomically.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from genometracks.export.atomic import write_text_atomic
+from genometracks.interpret.heads import InterpretError
+
+PARTS = ("heads", "kernels", "optimise", "attribution", "metaplots")
+DEFAULTS = dict(parts=list(PARTS), n_streams=4, sample_fraction=0.01, n_extreme=500, motif_top=50, scan_pvalue=1e-4,
+                min_information=4.0, match_shuffles=200, kernel_logos=16, optimise_length=100, optimise_steps=300,
+                optimise_lr=0.1, optimise_l2=0.01, attribution_top=200, attribution_regions=None,
+                attribution_logo=[-60, 20], attribution_batch=16, metaplot_flank=600, metaplot_split="test",
+                tts=None, gff=None, progress=True)
+SHARED_TTS = "send_seq_ju2019/41564_2019_500_MOESM4_ESM.csv"
+SHARED_GFF = "refseq_annotation/NC_000913.3.gff.gz"
+
+
+def settings(cfg: DictConfig) -> dict:
+    """interpret.* with defaults for keys the config leaves out; unknown parts raise."""
+    given = OmegaConf.to_container(cfg.interpret, resolve=True) if cfg.get("interpret") is not None else {}
+    out = {**DEFAULTS, **{k: v for k, v in given.items() if v is not None or k in ("attribution_regions", "tts", "gff")}}
+    unknown = [p for p in out["parts"] if p not in PARTS]
+    if unknown:
+        raise InterpretError(f"interpret.parts: unknown {unknown}; choose from {list(PARTS)}")
+    return out
+
+
+def _rel(path: Path, out: Path) -> str:
+    return str(Path(path).relative_to(out))
+
+
+def _tsv(frame, path: Path) -> Path:
+    write_text_atomic(path, frame.to_csv(sep="\t", index=False, float_format="%.6g", na_rep="NA"))
+    return path
+
+
+def reference_motifs(cfg: DictConfig) -> tuple[list, str]:
+    """(motifs, description): the planted boxes for synthetic data, else the shared E. coli motif files."""
+    from genometracks.genome import encode
+    from genometracks.interpret.motifs import Motif, MotifError, load_reference_motifs
+
+    if cfg.data.name == "synthetic":
+        gen = cfg.data.generator
+        motifs = [Motif(f"planted_{box}", np.eye(4)[encode(str(seq))], nsites=1, source="synthetic generator")
+                  for box, seq in (("-35", gen.minus35), ("-10", gen.minus10))]
+        return motifs, "planted synthetic boxes"
+    folder = Path(str(cfg.paths.shared_data)) / "ecoli_k12" / "motifs"
+    try:
+        return load_reference_motifs(folder), str(folder)
+    except MotifError as err:
+        return [], f"none ({err})"
+
+
+def run_heads(model, dataset, seg_len: int, s: dict, out: Path, refs: list, seed: int) -> dict:
+    """Attention profiles, head motifs and the motif-hit track."""
+    from genometracks.export.logos import draw_logo
+    from genometracks.interpret import heads as H
+    from genometracks.interpret.motifs import write_meme
+
+    genome, regions = dataset.genome, dataset.splits["test"]
+    outputs = H.stream_outputs(model, genome, regions, seg_len, s["n_streams"], s["progress"])
+    flags = H.choose_samples(outputs, s["sample_fraction"], s["n_extreme"], seed)
+    samples = H.collect_attention(model, genome, regions, flags, dataset.shift, seg_len, s["n_streams"], s["progress"])
+    profiles = H.attention_profiles(samples)
+    files = [_tsv(profiles, out / "interpret" / "heads_attention.tsv")]
+    H.plot_heatmap(profiles, out / "plots" / "heads_heatmap.png")
+    n_layer, n_head, w = samples.shape
+    labels = [H.head_id(layer, head) for layer in range(n_layer) for head in range(n_head)]
+    corr = H.head_correlation(samples.attention.reshape(len(samples.output), n_layer * n_head, w))
+    import pandas as pd
+    files.append(_tsv(pd.DataFrame(corr, index=labels, columns=labels).reset_index(names="head_id"),
+                      out / "interpret" / "heads_correlation.tsv"))
+    H.plot_correlation(corr, labels, out / "plots" / "heads_correlation.png")
+    files += [out / "plots" / "heads_heatmap.png", out / "plots" / "heads_correlation.png"]
+    motifs = H.head_motifs(samples, genome, model.conv_width, s["motif_top"], refs, s["match_shuffles"], seed)
+    files.append(write_meme([m.motif for m in motifs], out / "motifs" / "heads.meme"))
+    for m in motifs:
+        ticks = [str(m.offset_from_tss + d) for d in range(-(model.conv_width // 2), model.conv_width // 2 + 1)]
+        title = f"{m.id} at {m.offset_from_tss:+d} ({m.information:.1f} bits)"
+        files.append(draw_logo(m.motif.probabilities, out / "logos" / f"{m.id}.png", title, "bits", ticks))
+    table = H.head_table(motifs, s["min_information"])
+    files.append(_tsv(table, out / "interpret" / "heads.tsv"))
+    hits = motif_hit_track(genome, [m for m in motifs if m.information >= s["min_information"]],
+                           s["scan_pvalue"], out / "tracks" / "motif_hits")
+    files += hits.pop("files")
+    groups = np.bincount(samples.group, minlength=8)
+    summary = {
+        "samples": int(len(samples.output)), "random": int(groups[1::2].sum()),
+        "top": int(sum(groups[g] for g in range(8) if g & 2)), "bottom": int(sum(groups[g] for g in range(8) if g & 4)),
+        "heads": [{"head": m.id, "offset_from_tss": m.offset_from_tss, "consensus": m.motif.consensus(),
+                   "information": round(m.information, 3), "best_match": row["best_match"],
+                   "match_score": None if m.match is None else round(m.match.score, 3)}
+                  for m, (_, row) in zip(motifs, table.iterrows())],
+        "motif_hits": hits,
+    }
+    return {"summary": summary, "files": files}
+
+
+def motif_hit_track(genome, motifs: list, p_threshold: float, prefix: Path) -> dict:
+    """Both-strand hits of each informative head's PWM → sorted BED6 (name = head_match, score =
+    min(1000, round(100 * -log10 p))) → prefix.bb, prefix.bed.gz(.tbi). Old files go when nothing hits."""
+    import pandas as pd
+
+    from genometracks.export.bigbed import BedSchema, sort_bed_records, write_bed_outputs
+    from genometracks.interpret.matching import match_label
+    from genometracks.interpret.scan import scan_genome
+
+    frames, counts = [], {}
+    for m in motifs:
+        hits = scan_genome(genome, m.motif, p_threshold)
+        counts[m.id] = int(len(hits))
+        if len(hits):
+            label = match_label(m.match).replace(" ", "_") or "unmatched"
+            score = np.minimum(1000, np.round(-100 * np.log10(np.maximum(hits["p_value"], 1e-300)))).astype(np.int64)
+            frames.append(pd.DataFrame({"chrom": hits["chrom"], "start": hits["start"], "end": hits["end"],
+                                        "name": f"{m.id}_{label}", "score": score, "strand": hits["strand"]}))
+    paths = [prefix.with_name(prefix.name + sfx) for sfx in (".bb", ".bed.gz", ".bed.gz.tbi")]
+    if not frames:
+        for path in paths:
+            path.unlink(missing_ok=True)
+        note = "no informative head" if not motifs else "no hit below the p-value threshold"
+        return {"records": 0, "per_head": counts, "note": note, "files": []}
+    records = sort_bed_records(pd.concat(frames, ignore_index=True))
+    schema = BedSchema("motif_hits", "Genome matches of attention-head motifs (score = 100 x -log10 p)")
+    written = write_bed_outputs(records, prefix, schema, genome.chrom_sizes())
+    return {"records": int(len(records)), "per_head": counts, "p_threshold": p_threshold,
+            "files": list(written.values())}
+
+
+def run_kernels(model, s: dict, out: Path) -> dict:
+    """Exact first-block q/k/v kernel PWMs → MEME + a logo grid of the most informative ones."""
+    from genometracks.export.logos import draw_logo_grid
+    from genometracks.interpret.kernel_pwm import kernels_to_motifs
+    from genometracks.interpret.motifs import write_meme
+
+    kernels = model.first_block_kernels()
+    motifs = []
+    for kind in "qkv":
+        weight, bias = kernels[kind].double().numpy(), kernels[f"{kind}_bias"].double().numpy()
+        names = [f"{kind}_H{c // model.d_head}_C{c % model.d_head}" for c in range(weight.shape[0])]
+        motifs += kernels_to_motifs(weight, bias, names=names, source="first block kernel")
+    info = np.array([m.information_content()[1] for m in motifs])
+    order = np.argsort(-info, kind="stable")[: max(int(s["kernel_logos"]), 1)]
+    meme = write_meme(motifs, out / "motifs" / "first_block_kernels.meme")
+    grid = draw_logo_grid([(f"{motifs[i].name} ({info[i]:.2f} bits)", motifs[i].probabilities, "bits")
+                           for i in order], out / "logos" / "first_block_kernels.png")
+    return {"summary": {"kernels": len(motifs), "most_informative": [motifs[i].name for i in order[:5]],
+                        "max_information": float(info.max())}, "files": [meme, grid]}
+
+
+def run_optimise(model, shift: int, s: dict, out: Path, seed: int) -> dict:
+    from genometracks.export.logos import draw_logo
+    from genometracks.interpret.motifs import write_meme
+    from genometracks.interpret.optimize import optimise_class, tick_labels
+
+    result = optimise_class(model, shift, s["optimise_length"], s["optimise_steps"], s["optimise_lr"],
+                            s["optimise_l2"], seed, s["progress"])
+    rel = result.relative_positions()
+    logo = draw_logo(result.probabilities, out / "logos" / "class_optimised.png",
+                     f"class optimisation: P(TSS at 0) = {result.probability:.3f}", "bits", tick_labels(rel))
+    meme = write_meme([result.motif()], out / "motifs" / "class_optimised.meme")
+    window = (rel >= -40) & (rel <= 0)
+    consensus = "".join("ACGT"[i] for i in result.probabilities[window].argmax(axis=1))
+    return {"summary": {"probability": result.probability, "consensus_-40_to_+1": consensus,
+                        "first_position": int(rel[0])}, "files": [logo, meme]}
+
+
+def probability_tracks(model, genome, shift: int, seg_len: int, out: Path, s: dict) -> tuple[dict, str]:
+    """Forward per-base probabilities {contig: {'+', '-'}}: DIR/tracks/tss.*.bw when present, else predicted."""
+    from genometracks.export.bigwig import read_bigwig
+    from genometracks.predict import predict_genome
+
+    plus, minus = out / "tracks" / "tss.plus.bw", out / "tracks" / "tss.minus.bw"
+    if plus.is_file() and minus.is_file():
+        return ({c: {"+": np.nan_to_num(read_bigwig(plus, c)), "-": np.nan_to_num(read_bigwig(minus, c))}
+                 for c in genome.contigs}, "read from tracks/tss.*.bw")
+    track, _ = predict_genome(model, genome, shift, seg_len, int(s["n_streams"]) * 4, progress=s["progress"])
+    return track.values, "predicted (no tracks/tss.*.bw)"
+
+
+def run_attribution(model, dataset, tracks: dict, s: dict, out: Path) -> dict:
+    import pandas as pd
+
+    from genometracks.export.bigwig import write_bigwig
+    from genometracks.export.logos import draw_logo
+    from genometracks.interpret.attribution import aggregate_matrix, attribute, genome_track, top_predicted_tss
+    from genometracks.interpret.optimize import tick_labels
+    from genometracks.streams import make_splits
+
+    genome = dataset.genome
+    regions = None
+    if s["attribution_regions"]:
+        regions = make_splits(genome, {"test": s["attribution_regions"]})["test"]
+    targets = top_predicted_tss(tracks, int(s["attribution_top"]), regions=regions)
+    result = attribute(model, genome, targets, dataset.shift, int(s["attribution_batch"]), s["progress"])
+    sizes = genome.chrom_sizes()
+    files = [write_bigwig(out / "tracks" / "attribution.bw", sizes, genome_track(genome, result, result.contribution)),
+             write_bigwig(out / "tracks" / "gradcam.bw", sizes, genome_track(genome, result, result.gradcam))]
+    lo, hi = (int(v) for v in s["attribution_logo"])
+    matrix, rel = aggregate_matrix(result, lo, hi)
+    files.append(draw_logo(matrix, out / "logos" / "attribution.png",
+                           f"gradient x input, mean over {len(result.sites)} top predicted TSSs", "raw",
+                           tick_labels(rel)))
+    all_rel = result.relative_positions()
+    profile = pd.DataFrame({"position": all_rel, "mean_contribution": result.contribution.mean(axis=0),
+                            "mean_gradcam": result.gradcam.mean(axis=0)})
+    files.append(_tsv(profile[(all_rel >= lo) & (all_rel <= hi)], out / "interpret" / "attribution_profile.tsv"))
+    return {"summary": {"targets": len(result.sites), "skipped_at_linear_ends": result.skipped,
+                        "window": int(result.contribution.shape[1])}, "files": files}
+
+
+def metaplot_sets(cfg: DictConfig, dataset, s: dict) -> tuple[dict, dict, Path | None]:
+    """(site sets, notes for sets skipped, GFF path or None) for the configured data set."""
+    from genometracks import annotations
+
+    sets, notes = {"TSS": dataset.sites}, {}
+    root = Path(str(cfg.paths.shared_data)) / "ecoli_k12"
+    ecoli = cfg.data.name == "ecoli_k12"
+    tts = Path(s["tts"]) if s["tts"] else (root / SHARED_TTS if ecoli else None)
+    gff = Path(s["gff"]) if s["gff"] else (root / SHARED_GFF if ecoli else None)
+    if tts is not None and tts.is_file():
+        sets["TTS"] = annotations.validate_sites(annotations.read_sendseq_tts(tts), dataset.genome, tts)
+    else:
+        notes["TTS"] = f"skipped: no termination-site file ({tts or 'interpret.tts not set'})"
+    if gff is not None and gff.is_file():
+        sets["pseudogene"] = annotations.validate_sites(annotations.read_pseudogene_starts(gff), dataset.genome, gff)
+    else:
+        notes["pseudogene"] = f"skipped: no RefSeq GFF ({gff or 'interpret.gff not set'})"
+        gff = None
+    return sets, notes, gff
+
+
+def run_metaplots(cfg: DictConfig, dataset, tracks: dict, s: dict, out: Path) -> dict:
+    from genometracks.interpret import metaplots as MP
+
+    sets, notes, gff = metaplot_sets(cfg, dataset, s)
+    split = s["metaplot_split"]
+    if split != "all":
+        sets = {k: MP.sites_in(v, dataset.splits[split]) for k, v in sets.items()}
+    table = MP.metaplot_table(tracks, dataset.genome, sets, int(s["metaplot_flank"]))
+    files = [_tsv(table, out / "interpret" / "metaplots.tsv")]
+    MP.plot_metaplots(table, out / "plots" / "metaplots.png", notes)
+    files.append(out / "plots" / "metaplots.png")
+    summary = {"sites": {k: len(v) for k, v in sets.items()}, "skipped": notes, "split": split}
+    if gff is not None:
+        summary["coding_medians"] = MP.coding_medians(tracks, MP.read_cds(gff, dataset.genome), dataset.splits["test"])
+    else:
+        summary["coding_medians"] = "skipped: no GFF with CDS features"
+    return {"summary": summary, "files": files}
+
+
+def interpret_command(cfg: DictConfig) -> dict:
+    """Run the configured parts; write DIR/interpret.json and return it."""
+    from genometracks.dataset import load_dataset
+    from genometracks.predict import load_model
+    from genometracks.train import job_dir
+
+    out = job_dir(cfg)
+    ckpt = Path(str(cfg.ckpt)) if cfg.get("ckpt") else out / "checkpoints" / "best.ckpt"
+    s = settings(cfg)
+    model, seg_len, _ = load_model(ckpt)
+    dataset = load_dataset(cfg)
+    seed = int(cfg.get("seed", 0))
+    torch.manual_seed(seed)
+    results: dict[str, dict] = {}
+    if "heads" in s["parts"]:
+        refs, described = reference_motifs(cfg)
+        results["heads"] = run_heads(model, dataset, seg_len, s, out, refs, seed)
+        results["heads"]["summary"]["references"] = described
+    if "kernels" in s["parts"]:
+        results["kernels"] = run_kernels(model, s, out)
+    if "optimise" in s["parts"]:
+        results["optimise"] = run_optimise(model, dataset.shift, s, out, seed)
+    if "attribution" in s["parts"] or "metaplots" in s["parts"]:
+        tracks, source = probability_tracks(model, dataset.genome, dataset.shift, seg_len, out, s)
+        if "attribution" in s["parts"]:
+            results["attribution"] = run_attribution(model, dataset, tracks, s, out)
+        if "metaplots" in s["parts"]:
+            results["metaplots"] = run_metaplots(cfg, dataset, tracks, s, out)
+            results["metaplots"]["summary"]["tracks"] = source
+    summary = {"checkpoint": str(ckpt), "shift": dataset.shift, "data": str(cfg.data.name),
+               **{k: v["summary"] for k, v in results.items()},
+               "files": sorted(_rel(p, out) for v in results.values() for p in v["files"])}
+    write_text_atomic(out / "interpret.json", json.dumps(summary, indent=2, default=str))
+    return summary

@@ -1,0 +1,349 @@
+"""Attention-head profiles on the test split (TSS paper) and one motif per head.
+
+Offsets. The output at strand-local index i answers "TSS at i - shift"; its attention to the key
+o positions upstream (key at i - o, o = 0..W-1) therefore looks at the base
+offset_from_tss = shift - o nt from the TSS: 0 is the +1 nucleotide, -10 the base 10 nt upstream
+(promoter position -10), positive values lie downstream.
+
+Sampling. About `fraction` of the scored positions at random plus the `n_extreme` highest and
+lowest by model output (a position may be in several groups: `group` holds bit flags). The
+attention of those queries only is kept: float16 [n, n_layer, n_head, W] (2 bytes per value).
+
+A head's motif: at the offset o* of its highest mean attention, the `top_n` samples with the
+highest attention there give their conv-width k-mers centred on the key (key j reads
+j-c..j+c, c = conv_width // 2) on the query's strand → position frequency matrix.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from genometracks.genome import N_TOKEN, Genome
+from genometracks.intervals import Interval
+from genometracks.interpret.matching import Match, best_match
+from genometracks.interpret.motifs import Motif, pfm_from_kmers
+
+SAMPLE_RANDOM, SAMPLE_TOP, SAMPLE_BOTTOM = 1, 2, 4
+Key = tuple[str, str]  # (contig, strand)
+
+
+class InterpretError(ValueError):
+    """Bad interpretation input; the message names the input and the fix."""
+
+
+def offset_from_tss(window: int, shift: int) -> np.ndarray:
+    """int64 [W]: position relative to the TSS (0 = +1, negative = upstream) of upstream offset o = 0..W-1."""
+    return int(shift) - np.arange(int(window), dtype=np.int64)
+
+
+def head_id(layer: int, head: int) -> str:
+    """'L{layer}H{head}', both 0-based (model.blocks[layer], head index within the block)."""
+    return f"L{layer}H{head}"
+
+
+@dataclass
+class HeadSamples:
+    """Sampled queries: attention float16 [n, n_layer, n_head, W] by upstream offset, output (logit)
+    float64 [n], slot int64 [n] (index into keys), local int64 [n] (strand-local output index),
+    group uint8 [n] (SAMPLE_* bit flags)."""
+    attention: np.ndarray
+    output: np.ndarray
+    slot: np.ndarray
+    local: np.ndarray
+    group: np.ndarray
+    keys: list[Key]
+    shift: int
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(n_layer, n_head, W)."""
+        return tuple(self.attention.shape[1:])  # type: ignore[return-value]
+
+
+def _streams(model, genome: Genome, regions: list[Interval], seg_len: int, n_streams: int):
+    from genometracks.streams import SegmentStreams
+
+    return SegmentStreams(genome, None, regions, n_streams=n_streams, seg_len=seg_len,
+                          lookahead=model.lookahead, burn_in=model.context)
+
+
+def stream_outputs(model, genome: Genome, regions: list[Interval], seg_len: int, n_streams: int = 4,
+                   progress: bool = True) -> dict[Key, np.ndarray]:
+    """Model logits float32 [n] per (contig, strand), strand-local output index, NaN outside `regions`."""
+    from tqdm.auto import tqdm
+
+    streams = _streams(model, genome, regions, seg_len, n_streams)
+    out: dict[Key, np.ndarray] = {}
+    memory = None
+    with torch.inference_mode():
+        for batch in tqdm(streams, total=len(streams), desc="heads: outputs", disable=not progress, mininterval=2.0):
+            logits, memory = model(batch["tokens"], memory, batch["reset"], path="fast")
+            streams.scatter(logits.float(), batch, out)
+    return out
+
+
+def choose_samples(outputs: dict[Key, np.ndarray], fraction: float, n_extreme: int,
+                   seed: int = 0) -> dict[Key, np.ndarray]:
+    """uint8 flags [n] per key: SAMPLE_RANDOM for round(fraction * N) random finite positions,
+    SAMPLE_TOP / SAMPLE_BOTTOM for the n_extreme highest / lowest outputs (ties: first in key order)."""
+    if not 0 <= fraction <= 1 or n_extreme < 0:
+        raise InterpretError(f"interpret.sample_fraction={fraction} must be in [0, 1] and "
+                             f"interpret.n_extreme={n_extreme} >= 0")
+    keys = sorted(outputs)
+    where = [np.flatnonzero(np.isfinite(outputs[k])) for k in keys]
+    values = np.concatenate([outputs[k][w] for k, w in zip(keys, where)]) if keys else np.zeros(0)
+    if values.size == 0:
+        raise InterpretError("no scored positions to sample attention from (is the test split empty?)")
+    flags = np.zeros(values.size, dtype=np.uint8)
+    rng = np.random.default_rng(seed)
+    flags[rng.choice(values.size, size=int(round(fraction * values.size)), replace=False)] |= SAMPLE_RANDOM
+    order = np.argsort(values, kind="stable")
+    k = min(int(n_extreme), values.size)
+    if k:
+        flags[order[-k:]] |= SAMPLE_TOP
+        flags[order[:k]] |= SAMPLE_BOTTOM
+    out, start = {}, 0
+    for key, w in zip(keys, where):
+        arr = np.zeros(outputs[key].size, dtype=np.uint8)
+        arr[w] = flags[start:start + w.size]
+        out[key], start = arr, start + w.size
+    return out
+
+
+def collect_attention(model, genome: Genome, regions: list[Interval], flags: dict[Key, np.ndarray], shift: int,
+                      seg_len: int, n_streams: int = 4, progress: bool = True) -> HeadSamples:
+    """Stream `regions` with memory carried (burn-in = model.context) and keep the attention of the
+    flagged queries (textbook path on batches holding one, fast path otherwise)."""
+    from tqdm.auto import tqdm
+
+    streams = _streams(model, genome, regions, seg_len, n_streams)
+    keys = sorted(flags)
+    names = list(genome.contigs)
+    lookup = np.full((len(names), 2), -1, dtype=np.int64)
+    offsets = np.cumsum([0] + [flags[k].size for k in keys])
+    for i, (contig, strand) in enumerate(keys):
+        lookup[names.index(contig), "+-".index(strand)] = i
+    flat = np.concatenate([flags[k] for k in keys] + [np.zeros(1, np.uint8)])
+    lengths = np.array([genome.contigs[c].length for c in names], dtype=np.int64)
+    parts: dict[str, list] = {k: [] for k in ("attention", "output", "slot", "local", "group")}
+    memory = None
+    with torch.inference_mode():
+        for batch in tqdm(streams, total=len(streams), desc="heads: attention", disable=not progress,
+                          mininterval=2.0):
+            slot = lookup[batch["contig"].numpy(), batch["strand"].numpy()]
+            mask = batch["mask"].numpy() & (slot >= 0)[:, None]
+            local = batch["start"].numpy()[:, None] + np.arange(mask.shape[1])[None, :]
+            n = lengths[batch["contig"].numpy()][:, None]
+            index = np.where(mask, offsets[np.maximum(slot, 0)][:, None] + local % n, flat.size - 1)
+            group = np.where(mask, flat[index], 0)
+            queries = np.flatnonzero(group.any(axis=0))
+            if queries.size == 0:
+                _, memory = model(batch["tokens"], memory, batch["reset"], path="fast")
+                continue
+            logits, memory, attn = model(batch["tokens"], memory, batch["reset"], path="textbook",
+                                         attention_queries=torch.from_numpy(queries))
+            rows, qi = np.nonzero(group[:, queries])
+            r, q = torch.from_numpy(rows), torch.from_numpy(qi)
+            parts["attention"].append(attn[:, r, :, q, :].to(torch.float16).numpy())  # [n_sel, Ly, H, W]
+            parts["output"].append(logits[r, torch.from_numpy(queries[qi])].double().numpy())
+            parts["slot"].append(slot[rows])
+            parts["local"].append(local[rows, queries[qi]] % n[rows, 0])
+            parts["group"].append(group[rows, queries[qi]])
+    if not parts["output"]:
+        raise InterpretError("no sampled query was met while streaming the regions; raise interpret.sample_fraction")
+    joined = {k: np.concatenate(v) for k, v in parts.items()}
+    return HeadSamples(joined["attention"], joined["output"], joined["slot"].astype(np.int64),
+                       joined["local"].astype(np.int64), joined["group"].astype(np.uint8), keys, int(shift))
+
+
+# ----------------------------------------------------------------------------- statistics
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    from scipy.stats import rankdata
+
+    return rankdata(x, axis=0, method="average")
+
+
+def spearman_columns(x: np.ndarray, y: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """Spearman rho float64 [m] of each column of x [n, m] with y [n] (average ranks for ties);
+    NaN where a column or y is constant."""
+    x = np.asarray(x)
+    ry = _ranks(np.asarray(y, dtype=np.float64))
+    ry = ry - ry.mean()
+    ny = np.sqrt((ry ** 2).sum())
+    out = np.full(x.shape[1], np.nan)
+    for lo in range(0, x.shape[1], chunk):
+        rx = _ranks(x[:, lo:lo + chunk].astype(np.float64))
+        rx -= rx.mean(axis=0)
+        norm = np.sqrt((rx ** 2).sum(axis=0)) * ny
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[lo:lo + chunk] = np.where(norm > 0, (rx * ry[:, None]).sum(axis=0) / norm, np.nan)
+    return out
+
+
+def head_correlation(attention: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """Pearson r float64 [K, K] between heads of attention [n, K, W], over all (sample, offset)
+    entries; NaN for a constant head."""
+    n, k, w = attention.shape
+    total, gram = np.zeros(k), np.zeros((k, k))
+    for lo in range(0, n, chunk):
+        block = attention[lo:lo + chunk].astype(np.float64).transpose(1, 0, 2).reshape(k, -1)
+        total += block.sum(axis=1)
+        gram += block @ block.T
+    m = n * w
+    cov = gram / m - np.outer(total, total) / m ** 2
+    sd = np.sqrt(np.clip(np.diag(cov), 0, None))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(np.outer(sd, sd) > 0, cov / np.outer(sd, sd), np.nan)
+
+
+def attention_profiles(samples: HeadSamples):
+    """Long table, one row per (layer, head, offset): offset (upstream, 0..W-1), offset_from_tss,
+    mean and max attention, spearman (attention vs output over all samples), top_minus_bottom
+    (mean over SAMPLE_TOP minus mean over SAMPLE_BOTTOM samples; NaN if either is empty)."""
+    import pandas as pd
+
+    n_layer, n_head, w = samples.shape
+    att = samples.attention.reshape(len(samples.output), -1)
+    mean = att.astype(np.float64).mean(axis=0) if att.size else np.full(att.shape[1], np.nan)
+    top, bottom = (samples.group & SAMPLE_TOP) > 0, (samples.group & SAMPLE_BOTTOM) > 0
+    diff = (att[top].astype(np.float64).mean(axis=0) - att[bottom].astype(np.float64).mean(axis=0)
+            if top.any() and bottom.any() else np.full(att.shape[1], np.nan))
+    layer, head, offset = np.meshgrid(np.arange(n_layer), np.arange(n_head), np.arange(w), indexing="ij")
+    return pd.DataFrame({
+        "layer": layer.ravel(), "head": head.ravel(), "offset": offset.ravel(),
+        "offset_from_tss": samples.shift - offset.ravel(),
+        "mean": mean, "max": att.max(axis=0).astype(np.float64), "spearman": spearman_columns(att, samples.output),
+        "top_minus_bottom": diff})
+
+
+# ----------------------------------------------------------------------------- head motifs
+
+def window_tokens(genome: Genome, keys: list[Key], slot: np.ndarray, first: np.ndarray, width: int) -> np.ndarray:
+    """uint8 [n, width]: tokens of strand-local [first, first + width) on keys[slot] (5'→3' on that
+    strand); wraps on circular contigs, N outside a linear contig."""
+    out = np.full((len(slot), width), N_TOKEN, dtype=np.uint8)
+    for s in np.unique(slot):
+        contig, strand = keys[int(s)]
+        tokens = genome.tokens(contig, strand)
+        rows = np.flatnonzero(slot == s)
+        pos = np.asarray(first)[rows, None] + np.arange(width)[None, :]
+        if genome.contigs[contig].circular:
+            out[rows] = tokens[pos % tokens.size]
+        else:
+            inside = (pos >= 0) & (pos < tokens.size)
+            out[rows] = np.where(inside, tokens[np.clip(pos, 0, tokens.size - 1)], N_TOKEN)
+    return out
+
+
+@dataclass
+class HeadMotif:
+    """A head's motif at its offset of highest mean attention (offset: upstream, 0..W-1)."""
+    layer: int
+    head: int
+    offset: int
+    offset_from_tss: int
+    mean_attention: float
+    motif: Motif
+    information: float
+    match: Match | None
+
+    @property
+    def id(self) -> str:
+        return head_id(self.layer, self.head)
+
+
+def head_motifs(samples: HeadSamples, genome: Genome, conv_width: int, top_n: int = 50,
+                refs: list[Motif] | None = None, n_shuffles: int = 200, seed: int = 0) -> list[HeadMotif]:
+    """One HeadMotif per head (layer-major order), matched against `refs` when given."""
+    n_layer, n_head, _ = samples.shape
+    mean = samples.attention.astype(np.float64).mean(axis=0)  # [Ly, H, W]
+    c = conv_width // 2
+    out = []
+    for layer in range(n_layer):
+        for head in range(n_head):
+            o = int(np.argmax(mean[layer, head]))
+            score = samples.attention[:, layer, head, o].astype(np.float64)
+            top = np.argsort(-score, kind="stable")[:top_n]
+            kmers = window_tokens(genome, samples.keys, samples.slot[top], samples.local[top] - o - c, conv_width)
+            rel = samples.shift - o
+            motif = pfm_from_kmers(kmers, name=head_id(layer, head), source="attention head")
+            motif.alt_name = f"tss{rel:+d}"
+            motif.meta.update(layer=layer, head=head, offset=o, offset_from_tss=rel)
+            found = best_match(motif, refs, n_shuffles=n_shuffles, seed=seed) if refs else None
+            out.append(HeadMotif(layer, head, o, rel, float(mean[layer, head, o]), motif,
+                                 motif.information_content()[1], found))
+    return out
+
+
+def head_table(motifs: list[HeadMotif], min_information: float):
+    """heads.tsv rows: layer, head, head_id, offset, offset_from_tss, mean_attention, consensus,
+    information (bits), informative (>= min_information), best_match, match_score, match_p_value,
+    match_orientation."""
+    import pandas as pd
+
+    from genometracks.interpret.matching import match_label
+
+    return pd.DataFrame([{
+        "layer": m.layer, "head": m.head, "head_id": m.id, "offset": m.offset, "offset_from_tss": m.offset_from_tss,
+        "mean_attention": m.mean_attention, "consensus": m.motif.consensus(), "information": m.information,
+        "informative": m.information >= min_information, "best_match": match_label(m.match) or ".",
+        "match_score": m.match.score if m.match else np.nan,
+        "match_p_value": m.match.p_value if m.match else np.nan,
+        "match_orientation": m.match.orientation if m.match else "."} for m in motifs])
+
+
+# ----------------------------------------------------------------------------- plots
+
+def _figure(width: float, height: float, layout: str | None = None):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100, layout=layout)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def plot_heatmap(profiles, path) -> None:
+    """PNG: one panel per layer, rows = heads, columns = offset_from_tss (upstream left), colour =
+    mean attention divided by that head's maximum."""
+    from genometracks.export.logos import save_png
+
+    n_layer, n_head = int(profiles["layer"].max()) + 1, int(profiles["head"].max()) + 1
+    w = int(profiles["offset"].max()) + 1
+    mean = profiles.sort_values(["layer", "head", "offset"])["mean"].to_numpy().reshape(n_layer, n_head, w)
+    peak = np.nanmax(mean, axis=2, keepdims=True)
+    norm = np.divide(mean, peak, out=np.zeros_like(mean), where=peak > 0)[:, :, ::-1]  # upstream left
+    rel = profiles.sort_values("offset")["offset_from_tss"].unique()[::-1]
+    fig = _figure(min(4 + 0.03 * w, 24), 1.0 + 0.35 * n_layer * n_head + 0.6 * n_layer, layout="constrained")
+    axes = fig.subplots(n_layer, 1, squeeze=False)[:, 0]
+    for layer, ax in enumerate(axes):
+        image = ax.imshow(norm[layer], aspect="auto", cmap="viridis", vmin=0, vmax=1, interpolation="nearest",
+                          extent=(rel[0] - 0.5, rel[-1] + 0.5, n_head - 0.5, -0.5))
+        ax.set_yticks(range(n_head))
+        ax.set_yticklabels([head_id(layer, h) for h in range(n_head)], fontsize=7)
+        ax.set_title(f"layer {layer}: mean attention / head maximum", fontsize=9)
+        ax.axvline(0, color="white", linewidth=0.6, linestyle=":")
+    axes[-1].set_xlabel("key position relative to the TSS (nt; 0 = +1)")
+    fig.colorbar(image, ax=list(axes), fraction=0.02, label="mean / head maximum")
+    save_png(fig, path)
+
+
+def plot_correlation(corr: np.ndarray, labels: list[str], path) -> None:
+    """PNG: head-by-head Pearson correlation matrix, diverging colours in [-1, 1]."""
+    from genometracks.export.logos import save_png
+
+    k = len(labels)
+    fig = _figure(2.5 + 0.3 * k, 2.0 + 0.3 * k)
+    ax = fig.add_subplot(1, 1, 1)
+    image = ax.imshow(np.nan_to_num(corr), cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
+    ax.set_xticks(range(k))
+    ax.set_yticks(range(k))
+    ax.set_xticklabels(labels, rotation=90, fontsize=7)
+    ax.set_yticklabels(labels, fontsize=7)
+    ax.set_title("head-by-head attention correlation (Pearson)", fontsize=9)
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    save_png(fig, path)

@@ -1,0 +1,285 @@
+"""Relative multi-head attention (Transformer-XL) with width-k convolutions on q, k and v.
+
+One block's attention, for a segment starting at genome position t (c = conv_width // 2,
+W = window, M = W - 1 remembered positions):
+
+1. p = h W_qkv (no bias) for the input positions [t, t+S); the memory supplies p for [t-c, t)
+   (zero where those positions do not exist, i.e. lie before the stream's reset point).
+2. q, k, v = Conv1d over positions, centred, on each head's slice of p ("valid" convolution):
+   outputs for [t, t+S-c). By default one Conv1d(d_head, d_head, conv_width) per q/k/v is shared
+   by the heads; `per_head_conv=True` gives each head its own.
+3. query n attends to keys j in [n-W+1, n] that exist:
+   score = ((q_n + u)·k_j + (q_n + v)·(W_r r_{n-j})) / sqrt(d_head), softmax over j.
+4. output projection W_o.
+
+Two paths compute the same function with the same weights. "textbook": steps 1-3 as written
+(einsum + zero-pad rel shift over all distances; returns probabilities). "fast":
+- steps 1-2 as one matrix product: the linear map composed with the convolution (and, for the
+  positional term, with W_r and the bias v) applied to the width-k windows of h; the c remembered
+  positions enter as a small correction to the first c outputs;
+- step 3 with F.scaled_dot_product_attention on tiles of `query_block` queries of `stream_block`
+  streams, each tile against only the keys its window reaches. Without autograd ("bias" form) the
+  positional term over distances 0..W-1 is an additive bias, written by one product per tile
+  straight into a buffer whose strided view puts it on the band and -inf off it. With autograd
+  ("factored" form) it is a dot product of extra query and key features (relative.rotate_queries,
+  key_features: sin(a-b) = sin a cos b - cos a sin b), so the mask is a fixed boolean window and
+  the kernel's fused backward applies.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from genometracks.model.relative import (by_offset, head_band_bias, key_features, query_rotation, rel_shift,
+                                         rotate_queries, sinusoid_encoding, window_mask)
+
+PATHS = ("fast", "textbook")
+FAST_FORMS = ("auto", "bias", "factored")  # auto: factored when autograd records, else bias
+
+
+@dataclass(frozen=True)
+class LayerMemory:
+    """One block's state carried to the next segment, which starts at position t.
+
+    k, v: [B, n_head, window-1, d_head] convolved keys and values of positions [t-W+1, t);
+    p: [B, 3*n_head*d_head, c] projected, not yet convolved, q|k|v inputs of positions [t-c, t).
+    """
+
+    k: Tensor
+    v: Tensor
+    p: Tensor
+
+    def map(self, fn: Callable[[Tensor], Tensor]) -> "LayerMemory":
+        """Apply fn to each tensor (all have the batch first)."""
+        return LayerMemory(fn(self.k), fn(self.v), fn(self.p))
+
+
+class RelativeAttention(nn.Module):
+    """Transformer-XL relative attention with q/k/v convolutions (see the module docstring)."""
+
+    def __init__(self, d_model: int, n_head: int, d_head: int, conv_width: int, window: int,
+                 dropout: float = 0.0, per_head_conv: bool = False, query_block: int = 64,
+                 stream_block: int = 1) -> None:
+        super().__init__()
+        if conv_width < 1 or conv_width % 2 == 0:
+            raise ValueError(f"conv_width must be odd and >= 1; got {conv_width}")
+        if query_block < 1 or stream_block < 1:
+            raise ValueError(f"query_block and stream_block must be >= 1; got {query_block}, {stream_block}")
+        if window <= conv_width // 2:
+            raise ValueError(f"window must exceed conv_width // 2; got window={window}, conv_width={conv_width}")
+        self.d_model, self.n_head, self.d_head = d_model, n_head, d_head
+        self.conv_width, self.window, self.dropout = conv_width, window, dropout
+        self.half_width = conv_width // 2  # c
+        groups = n_head if per_head_conv else 1
+        self.qkv = nn.Linear(d_model, 3 * n_head * d_head, bias=False)
+        self.conv_weight = nn.Parameter(torch.empty(3, groups, d_head, d_head, conv_width))
+        self.conv_bias = nn.Parameter(torch.empty(3, groups, d_head))
+        self.r_net = nn.Linear(d_model, n_head * d_head, bias=False)
+        self.u = nn.Parameter(torch.empty(n_head, d_head))
+        self.v = nn.Parameter(torch.empty(n_head, d_head))
+        self.out = nn.Linear(n_head * d_head, d_model, bias=False)
+        self.drop = nn.Dropout(dropout)
+        self.query_block, self.stream_block = query_block, stream_block  # fast path tiles (speed only)
+        self.fast_form = "auto"  # one of FAST_FORMS (speed only; tests pin each form)
+        fast_pos = sinusoid_encoding(torch.arange(window - 1, -1, -1), d_model).float()
+        self.register_buffer("fast_pos", fast_pos, persistent=False)  # [W, d_model], distances W-1..0
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        bound = 1.0 / math.sqrt(self.d_head * self.conv_width)  # as nn.Conv1d
+        nn.init.uniform_(self.conv_weight, -bound, bound)
+        nn.init.uniform_(self.conv_bias, -bound, bound)
+        nn.init.normal_(self.u, std=0.02)
+        nn.init.normal_(self.v, std=0.02)
+
+    def conv_kernels(self) -> tuple[Tensor, Tensor]:
+        """Convolution weights for every head: [3, n_head, d_head out, d_head in, conv_width] and
+        biases [3, n_head, d_head], in q, k, v order (cross-correlation, centred)."""
+        h, d, w = self.n_head, self.d_head, self.conv_width
+        return self.conv_weight.expand(3, h, d, d, w), self.conv_bias.expand(3, h, d)
+
+    def project(self, h: Tensor, p_memory: Tensor, p_valid: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """q, k, v for positions [t, t+S-c), each [B, n_head, S-c, d_head].
+
+        h: [B, S, d_model] for positions [t, t+S); p_memory: [B, 3*H*D, c] projected inputs of
+        [t-c, t); p_valid: bool [B, c], False where those positions do not exist (read as zeros).
+        Also returns p_ext [B, 3*H*D, c+S], the projected inputs of [t-c, t+S).
+        """
+        batch, n_h, d = h.shape[0], self.n_head, self.d_head
+        p = self.qkv(h).transpose(1, 2)
+        p_ext = torch.cat([p_memory.masked_fill(~p_valid[:, None, :], 0.0), p], dim=-1)
+        weight, bias = self.conv_kernels()
+        y = F.conv1d(p_ext, weight.reshape(3 * n_h * d, d, self.conv_width), bias.reshape(-1), groups=3 * n_h)
+        # [B, 3HD, S-c] → [3, B, H, S-c, D] with d_head contiguous (what fused attention kernels need)
+        y = y.transpose(1, 2).contiguous().view(batch, -1, 3, n_h, d).permute(2, 0, 3, 1, 4)
+        return y[0], y[1], y[2], p_ext
+
+    def forward(self, h: Tensor, memory: LayerMemory, valid: Tensor, advance: int, path: str = "fast",
+                queries: Tensor | None = None) -> tuple[Tensor, LayerMemory, Tensor | None]:
+        """Attend from the positions [t, t+S-c) of h ([B, S, d_model], positions [t, t+S)).
+
+        valid: bool [B, W-1], whether positions [t-W+1, t) exist. advance: where the next
+        segment starts (t + advance, advance <= S - c). queries: with path="textbook", query
+        indices [nq] whose probabilities to return as [B, n_head, nq, W] by offset 0..W-1.
+        Returns (output [B, S-c, d_model], memory for the next segment, probabilities or None).
+        """
+        if path == "fast":
+            out, carried = self._fast(h, memory, valid, advance)
+            return out, carried, None
+        if path != "textbook":
+            raise ValueError(f"path must be one of {PATHS}; got {path!r}")
+        n_mem, c = self.window - 1, self.half_width
+        q, k, v, p_ext = self.project(h, memory.p, valid[:, n_mem - c:])
+        keys = torch.cat([memory.k, k], dim=2)
+        values = torch.cat([memory.v, v], dim=2)
+        batch, n_q = q.shape[0], q.shape[2]
+        key_exists = torch.cat([valid, valid.new_ones(batch, n_q)], dim=1)  # [B, M + Lq]
+        attended, probs = self._textbook(q, keys, values, key_exists)
+        out = self.drop(self.out(attended.transpose(1, 2).reshape(batch, n_q, -1)))
+        carried = LayerMemory(keys[:, :, advance:advance + n_mem], values[:, :, advance:advance + n_mem],
+                              p_ext[:, :, advance:advance + c])
+        attention = by_offset(probs, queries, n_mem, self.window) if queries is not None else None
+        return out, carried, attention
+
+    def _textbook(self, q: Tensor, keys: Tensor, values: Tensor, key_exists: Tensor) -> tuple[Tensor, Tensor]:
+        """Terms (a)+(c) and (b)+(d) by einsum, rel shift by zero pad + reshape. Returns the
+        attention output [B, H, Lq, D] and the probabilities [B, H, Lq, M+Lq] (before dropout)."""
+        n_k = keys.shape[2]
+        distances = torch.arange(n_k - 1, -1, -1, device=q.device)
+        r = self.r_net(sinusoid_encoding(distances, self.d_model).to(q.dtype)).view(n_k, self.n_head, self.d_head)
+        content = torch.einsum("bhid,bhjd->bhij", q + self.u[:, None], keys)
+        position = rel_shift(torch.einsum("bhid,jhd->bhij", q + self.v[:, None], r))
+        scores = (content + position) / math.sqrt(self.d_head)
+        allowed = window_mask(q.shape[2], self.window - 1, self.window, q.device) & key_exists[:, None, None, :]
+        probs = scores.masked_fill(~allowed, float("-inf")).softmax(dim=-1)
+        return torch.einsum("bhij,bhjd->bhid", self.drop(probs), values), probs
+
+
+    # -- fast path --------------------------------------------------------------------------------
+
+    def fused_weights(self) -> tuple[Tensor, Tensor]:
+        """Steps 1-2 as one affine map of windows: weight [d_model * conv_width, 3*H*D] (row
+        e*conv_width + m reads input feature e at window offset m, i.e. position n - c + m for output n)
+        and bias [3*H*D]; output columns q + u, k, v, each head-major [H*D]. Differentiable."""
+        n_h, d, dm = self.n_head, self.d_head, self.d_model
+        conv, conv_bias = self.conv_kernels()  # [3, H, D out, D in, K], [3, H, D]
+        weight = torch.einsum("shoim,shie->emsho", conv, self.qkv.weight.view(3, n_h, d, dm))
+        bias = torch.cat([(conv_bias[0] + self.u)[None], conv_bias[1:]])
+        return weight.reshape(dm * self.conv_width, 3 * n_h * d), bias.reshape(-1)
+
+    def _fast_project(self, h: Tensor, p_memory: Tensor) -> Tensor:
+        """[B, S-c, 3*H*D] (`fused_weights` columns) for positions [t, t+S-c) from h [B, S, d_model]
+        ([t, t+S)) and p_memory [B, 3*H*D, c] ([t-c, t), zero where absent)."""
+        batch, c, width = h.shape[0], self.half_width, 3 * self.n_head * self.d_head
+        weight, bias = self.fused_weights()
+        windows = F.pad(h, (0, 0, c, 0)).unfold(1, self.conv_width, 1)  # [B, S-c, dm, K]; [t-c, t) as zeros
+        n_q = windows.shape[1]
+        y = torch.addmm(bias, windows.reshape(batch * n_q, -1), weight).view(batch, n_q, width)
+        if c and bool(p_memory.any()):  # the remembered inputs reach outputs [t, t+c)
+            conv, _ = self.conv_kernels()
+            near = F.conv1d(F.pad(p_memory, (0, 2 * c)), conv.reshape(width, self.d_head, self.conv_width),
+                            groups=3 * self.n_head)  # [B, 3HD, c]
+            y[:, :c] += near.transpose(1, 2)[:, :n_q]
+        return y
+
+    def _fast(self, h: Tensor, memory: LayerMemory, valid: Tensor, advance: int) -> tuple[Tensor, LayerMemory]:
+        """The fast path of `forward` (same arguments, same results, no probabilities)."""
+        n_mem, c, n_h, d = self.window - 1, self.half_width, self.n_head, self.d_head
+        p_memory = memory.p.masked_fill(~valid[:, None, n_mem - c:], 0.0)
+        y = self._fast_project(h, p_memory)
+        batch, n_q = y.shape[:2]
+        hd = n_h * d
+        keys = torch.cat([memory.k.transpose(1, 2), y[..., hd:2 * hd].view(batch, n_q, n_h, d)], dim=1)
+        values = torch.cat([memory.v.transpose(1, 2), y[..., 2 * hd:].view(batch, n_q, n_h, d)], dim=1)
+        queries = y[..., :hd].view(batch, n_q, n_h, d)  # q + u
+        key_exists = torch.cat([valid, valid.new_ones(batch, n_q)], dim=1)  # [B, M + Lq]
+        form = self.fast_form
+        if form == "auto":
+            form = "factored" if torch.is_grad_enabled() and y.requires_grad else "bias"
+        if form not in FAST_FORMS:
+            raise ValueError(f"fast_form must be one of {FAST_FORMS}; got {form!r}")
+        attend = self._attend_bias if form == "bias" else self._attend_factored
+        attended = attend(queries, keys, values, key_exists)  # [B, Lq, H, D]
+        out = self.drop(self.out(attended.reshape(batch, n_q, hd)))
+        # projected inputs of [t+advance-c, t+advance): from h, or partly remembered if advance < c
+        recent = F.linear(h[:, max(advance - c, 0):advance], self.qkv.weight).transpose(1, 2)
+        p_next = torch.cat([p_memory[:, :, advance:], recent], dim=2) if advance < c else recent
+        carried = LayerMemory(keys[:, advance:advance + n_mem].transpose(1, 2),
+                              values[:, advance:advance + n_mem].transpose(1, 2), p_next)
+        return out, carried
+
+    def _tiles(self, batch: int, n_q: int):
+        """(streams, queries, keys) slices: `stream_block` streams x `query_block` queries, and the
+        keys [start, stop + M) those queries' windows reach."""
+        n_mem = self.window - 1
+        for b in range(0, batch, self.stream_block):
+            for start in range(0, n_q, self.query_block):
+                stop = min(start + self.query_block, n_q)
+                yield slice(b, b + self.stream_block), slice(start, stop), slice(start, stop + n_mem)
+
+    def _attend_bias(self, queries: Tensor, keys: Tensor, values: Tensor, key_exists: Tensor) -> Tensor:
+        """Positional term as an additive bias: per tile, per head one product (q + v) · W_r r(d) over
+        distances d = 0..W-1, written into `head_band_bias`'s buffer (reused by the tiles: no
+        autograd here). queries: [B, Lq, H, D] (q + u); keys, values: [B, M+Lq, H, D].
+        Returns [B, Lq, H, D]."""
+        scale = 1.0 / math.sqrt(self.d_head)
+        n_h, d, window = self.n_head, self.d_head, self.window
+        # [H, D, W]: column e ↔ distance W-1-e, scaled as SDPA scales q·k
+        encoding = (self.r_net(self.fast_pos.to(queries.dtype)) * scale).view(window, n_h, d).permute(1, 2, 0)
+        shift = (self.v - self.u).to(queries.dtype)  # q + v = (q + u) + (v - u)
+        out = queries.new_empty(queries.shape)
+        dropout = self.dropout if self.training else 0.0
+        buffers: dict[tuple[int, int], tuple[Tensor, Tensor]] = {}
+        for streams, rows, reach in self._tiles(*queries.shape[:2]):
+            tile = queries[streams, rows]  # [G, T, H, D]
+            size = tile.shape[:2]
+            if size not in buffers:
+                buffers[size] = head_band_bias(size[1], size[0], n_h, window, dtype=queries.dtype)
+            target, bias = buffers[size]
+            for group in range(size[0]):  # target[group]: [T, H, W] → per head [T, W]
+                torch.bmm((tile[group] + shift).transpose(0, 1), encoding, out=target[group].transpose(0, 1))
+            exists = key_exists[streams, reach]
+            if not bool(exists.all()):
+                bias = bias.masked_fill(~exists[:, None, None, :], float("-inf"))
+            out[streams, rows] = F.scaled_dot_product_attention(
+                tile.transpose(1, 2), keys[streams, reach].transpose(1, 2), values[streams, reach].transpose(1, 2),
+                attn_mask=bias, dropout_p=dropout, scale=scale).transpose(1, 2)
+        return out
+
+    def _attend_factored(self, queries: Tensor, keys: Tensor, values: Tensor, key_exists: Tensor) -> Tensor:
+        """Positional term as extra head dimensions: query [q + u, rotate_queries(g, a)] with
+        g = W_r^T (q + v), key [k, key_features(b)] (positions a, b counted from the first key),
+        value [v, 0]; the mask is the boolean window. Same shapes as `_attend_bias`; autograd flows
+        through everything and the fused kernel's backward applies."""
+        batch, n_q, n_h, d = queries.shape
+        n_k, n_mem, dm = keys.shape[1], self.window - 1, self.d_model
+        positions = torch.arange(n_k, device=queries.device)
+        sin, cos = (t.to(queries.dtype)[:, None] for t in query_rotation(positions[n_mem:], dm))
+        g = torch.einsum("bnhd,hdf->bnhf", queries + (self.v - self.u), self.r_net.weight.view(n_h, d, dm))
+        queries = torch.cat([queries, rotate_queries(g, sin, cos)], dim=-1).transpose(1, 2)
+        features = key_features(positions, dm).to(keys.dtype)[None, :, None].expand(batch, n_k, n_h, dm)
+        keys = torch.cat([keys, features], dim=-1).transpose(1, 2)
+        values = torch.cat([values, values.new_zeros(batch, n_k, n_h, dm)], dim=-1).transpose(1, 2)
+        dropout = self.dropout if self.training else 0.0
+        masks: dict[int, Tensor] = {}
+        outputs = []
+        for streams, rows, reach in self._tiles(batch, n_q):
+            n_rows = rows.stop - rows.start
+            if n_rows not in masks:
+                masks[n_rows] = window_mask(n_rows, n_mem, self.window, queries.device)
+            mask = masks[n_rows]
+            exists = key_exists[streams, reach]
+            if not bool(exists.all()):
+                mask = mask & exists[:, None, None, :]
+            outputs.append(F.scaled_dot_product_attention(
+                queries[streams, :, rows], keys[streams, :, reach], values[streams, :, reach], attn_mask=mask,
+                dropout_p=dropout, scale=1.0 / math.sqrt(d))[..., :d].transpose(1, 2))
+        if self.stream_block >= batch:
+            return torch.cat(outputs, dim=1)
+        per_group = -(-n_q // self.query_block)
+        return torch.cat([torch.cat(outputs[i:i + per_group], dim=1) for i in range(0, len(outputs), per_group)])

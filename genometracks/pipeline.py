@@ -1,0 +1,151 @@
+"""`genometracks run`: data → train → predict → peaks → interpret → sigma → export → validate → report.
+
+Each finished stage leaves `DIR/stages/<stage>.json` (its summary and seconds). A re-run skips
+finished stages, so an interrupted run resumes from the last finished one (training itself resumes
+mid-epoch from `checkpoints/last.ckpt`). `stages=[predict,export]` runs just those, finished or not.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+from omegaconf import DictConfig, open_dict
+
+from genometracks.export.atomic import write_text_atomic
+
+STAGES = ("data", "train", "predict", "peaks", "interpret", "sigma", "export", "validate", "report")
+
+
+def _stage_data(cfg: DictConfig, out: Path) -> dict:
+    from genometracks.commands import summarise_data
+
+    summary = summarise_data(cfg)
+    write_text_atomic(out / "data_summary.json", json.dumps(summary, indent=2, default=str))
+    return {"total_length": summary["total_length"], "positions_per_split": summary["positions_per_split"]}
+
+
+def _stage_train(cfg: DictConfig, out: Path) -> dict:
+    from genometracks.train import train
+
+    if (out / "checkpoints" / "last.ckpt").exists():
+        with open_dict(cfg):
+            cfg.resume = True
+    result = train(cfg)
+    test = result.get("test", {}).get("both", {})
+    return {"test_roc_auc": test.get("roc_auc"), "test_pr_auc": test.get("pr_auc"),
+            "global_step": result.get("global_step")}
+
+
+def _stage_predict(cfg: DictConfig, out: Path) -> dict:
+    from genometracks.predict import predict_command
+
+    return predict_command(cfg)
+
+
+def _stage_peaks(cfg: DictConfig, out: Path) -> dict:
+    from genometracks.peaks import peaks_command
+
+    return peaks_command(cfg)
+
+
+def _stage_interpret(cfg: DictConfig, out: Path) -> dict:
+    from genometracks.interpret.command import interpret_command
+
+    return interpret_command(cfg)
+
+
+def _stage_sigma(cfg: DictConfig, out: Path) -> dict:
+    """Sigma-class CNN on RegulonDB (E. coli only) and the sigma track of the peak calls."""
+    if cfg.data.name != "ecoli_k12":
+        return {"skipped": "sigma classes need the E. coli RegulonDB promoter set (data=ecoli_k12)"}
+    from genometracks.sigma.stage import run_sigma_stage
+
+    return run_sigma_stage(cfg, out)
+
+
+def _stage_export(cfg: DictConfig, out: Path) -> dict:
+    from genometracks.export.command import export_command
+
+    return export_command(cfg)
+
+
+def _stage_validate(cfg: DictConfig, out: Path) -> dict:
+    from genometracks.export.validate import validate_hub
+
+    problems = {}
+    for hub in ("hub", "hub_genark"):
+        if (out / hub / "hub.txt").exists():
+            problems[hub] = validate_hub(out / hub)
+    bad = {k: v for k, v in problems.items() if v}
+    if bad:
+        raise RuntimeError("hub validation failed:\n" + "\n".join(f"{k}: {p}" for k, v in bad.items() for p in v))
+    return {"validated": sorted(problems)}
+
+
+def _stage_report(cfg: DictConfig, out: Path) -> dict:
+    from genometracks.report import build_report
+
+    html, md = build_report(out)
+    return {"report": str(Path(html).relative_to(out)), "markdown": str(Path(md).relative_to(out))}
+
+
+RUNNERS: dict[str, Callable[[DictConfig, Path], dict]] = {
+    "data": _stage_data, "train": _stage_train, "predict": _stage_predict, "peaks": _stage_peaks,
+    "interpret": _stage_interpret, "sigma": _stage_sigma, "export": _stage_export,
+    "validate": _stage_validate, "report": _stage_report,
+}
+
+
+def stage_marker(out: Path, stage: str) -> Path:
+    return out / "stages" / f"{stage}.json"
+
+
+def plan(requested, out: Path) -> list[tuple[str, bool]]:
+    """[(stage, run?)]: explicit `stages=[...]` run as given; otherwise unfinished stages, in order."""
+    if requested:
+        unknown = [s for s in requested if s not in STAGES]
+        if unknown:
+            raise ValueError(f"stages={list(requested)}: unknown {unknown}; choose from {list(STAGES)}")
+        return [(s, s in requested) for s in STAGES if s in requested]
+    return [(s, not stage_marker(out, s).exists()) for s in STAGES]
+
+
+def run_pipeline(cfg: DictConfig) -> dict:
+    """Run the planned stages with a progress line each and a summary table at the end."""
+    from genometracks.train import job_dir
+
+    out = job_dir(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    steps = plan(list(cfg.stages) if cfg.get("stages") else None, out)
+    summary = {}
+    for index, (stage, todo) in enumerate(steps, 1):
+        head = f"[{index}/{len(steps)}] {stage}"
+        if not todo:
+            print(f"{head}: done earlier, skipped ({stage_marker(out, stage).relative_to(out)})", flush=True)
+            summary[stage] = {"status": "done earlier"}
+            continue
+        print(f"{head} ...", flush=True)
+        start = time.perf_counter()
+        result = RUNNERS[stage](cfg, out) or {}
+        seconds = round(time.perf_counter() - start, 1)
+        record = {"stage": stage, "seconds": seconds, "result": result}
+        write_text_atomic(stage_marker(out, stage), json.dumps(record, indent=2, default=str))
+        summary[stage] = {"status": "skipped" if "skipped" in result else "ran", "seconds": seconds}
+        print(f"{head}: finished in {seconds} s", flush=True)
+    print("\nstage       status        seconds")
+    for stage, row in summary.items():
+        print(f"{stage:<11} {row['status']:<13} {row.get('seconds', '')}")
+    if (out / "report.html").exists():
+        print(f"\nreport: {out / 'report.html'}\nhub:    {out / 'hub' / 'hub.txt'}\nIGV:    {out / 'igv' / 'session.xml'}")
+    return summary
+
+
+def report_command(cfg: DictConfig) -> dict:
+    """`genometracks report run_dir=DIR`."""
+    from genometracks.train import job_dir
+
+    result = _stage_report(cfg, job_dir(cfg))
+    print(json.dumps(result))
+    return result

@@ -1,0 +1,292 @@
+"""Stratified k-fold cross-validation of the sigma CNN, per-class metrics, ROC figure, and the
+`genometracks train experiment=sigma_cnn` entry point `run_sigma(cfg)`.
+
+Modes: "softmax" — one six-class model per fold on the promoter rows (non-promoters left out);
+"ovr" — per class, one binary model per fold, positives = the class, negatives = every other row
+(other sigma classes and, when the data has them, non-promoters). Scores are out-of-fold.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from genometracks.sigma.data import NONPROMOTER, SigmaSet, one_hot
+from genometracks.sigma.model import SigmaCNN, SigmaTask, balanced_weights, predict_proba
+
+MODES = ("softmax", "ovr")
+PAPER = {"accuracy": "97.9–99.9 %", "roc_auc": "0.63–1.00"}  # the paper's per-class ranges
+
+
+class SigmaConfigError(ValueError):
+    """Bad sigma experiment settings; the message names the key and the fix."""
+
+
+@dataclass
+class TrainSettings:
+    """How one model is fitted. trainer: keyword arguments of pytorch_lightning.Trainer."""
+    model: dict = field(default_factory=lambda: {"channels": [32, 32, 32], "kernel_sizes": [9, 7, 5], "dropout": 0.3})
+    trainer: dict = field(default_factory=lambda: {"max_epochs": 20})
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    class_weight: str = "balanced"  # balanced | none
+
+
+def stratified_folds(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Fold index int64 [n] in 0..k-1: each class shuffled and dealt round-robin, so every fold holds
+    floor or ceil of count/k rows of each class. Raises if a class has fewer than k rows."""
+    labels = np.asarray(labels)
+    counts = np.bincount(labels)
+    small = np.flatnonzero((counts > 0) & (counts < k))
+    if small.size:
+        raise SigmaConfigError(f"class index {int(small[0])} has {int(counts[small[0]])} rows, fewer than "
+                               f"sigma.folds={k}; lower sigma.folds or drop the class from data.classes")
+    rng = np.random.default_rng(seed)
+    folds = np.empty(len(labels), dtype=np.int64)
+    start = 0
+    for c in np.flatnonzero(counts):
+        rows = rng.permutation(np.flatnonzero(labels == c))
+        folds[rows] = (start + np.arange(rows.size)) % k
+        start = (start + rows.size) % k  # the next class starts where this one stopped
+    return folds
+
+
+def promoters_only(data: SigmaSet, classes: Sequence[str]) -> SigmaSet:
+    """Rows of `classes` only, relabelled 0..len(classes)-1 in that order."""
+    codes = np.array([data.classes.index(c) for c in classes])
+    rows = np.flatnonzero(np.isin(data.label, codes))
+    remap = np.full(len(data.classes), -1, dtype=np.int64)
+    remap[codes] = np.arange(len(classes))
+    sites = None if data.sites is None else data.sites.subset(rows)
+    return SigmaSet(data.tokens[rows], remap[data.label[rows]], tuple(classes), data.upstream, sites)
+
+
+def fit(x: np.ndarray, y: np.ndarray, n_outputs: int, settings: TrainSettings, seed: int) -> SigmaCNN:
+    """Train a SigmaCNN on one-hot x [n, 4, L] and labels y [n] (class index, or 0/1 when n_outputs = 1)."""
+    import pytorch_lightning as pl
+    from torch.utils.data import DataLoader, TensorDataset
+
+    pl.seed_everything(seed, workers=False, verbose=False)
+    model = SigmaCNN(x.shape[2], n_outputs, **settings.model)
+    binary = n_outputs == 1
+    weights = balanced_weights(y, n_outputs, binary) if settings.class_weight == "balanced" else None
+    task = SigmaTask(model, settings.lr, settings.weight_decay, weights)
+    generator = torch.Generator().manual_seed(seed)
+    loader = DataLoader(TensorDataset(torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))),
+                        batch_size=settings.batch_size, shuffle=True, generator=generator,
+                        drop_last=len(y) > settings.batch_size)  # no 1-row batch for batch norm
+    kwargs = {**settings.trainer, "logger": False, "enable_checkpointing": False, "enable_model_summary": False,
+              "num_sanity_val_steps": 0}
+    kwargs.setdefault("enable_progress_bar", False)
+    quiet = [logging.getLogger(n) for n in ("pytorch_lightning", "lightning", "lightning.pytorch")]
+    levels = [q.level for q in quiet]
+    for q in quiet:  # 10 folds × 7 models: keep Lightning's per-fit banner out of the log
+        q.setLevel(logging.WARNING)
+    try:
+        pl.Trainer(**kwargs).fit(task, loader)
+    finally:
+        for q, level in zip(quiet, levels):
+            q.setLevel(level)
+    model.eval()
+    return model
+
+
+def cross_validate(data: SigmaSet, mode: str, settings: TrainSettings, folds: int, seed: int,
+                   classes: Sequence[str] | None = None) -> tuple[SigmaSet, np.ndarray, np.ndarray]:
+    """(rows scored, out-of-fold scores float64 [n, n_classes], fold int64 [n]) for `mode`.
+
+    Score columns follow `classes` (default: every class but non-promoter). softmax: probabilities of
+    a model trained on the other folds' promoter rows; ovr: the sigmoid of the class's own binary model."""
+    if mode not in MODES:
+        raise SigmaConfigError(f"sigma.modes entry {mode!r} is not one of {MODES}")
+    classes = list(classes or [c for c in data.classes if c != NONPROMOTER])
+    if mode == "softmax":
+        data = promoters_only(data, classes)
+    from tqdm import tqdm
+
+    fold = stratified_folds(data.label, folds, seed)
+    x = one_hot(data.tokens)
+    scores = np.zeros((len(data), len(classes)))
+    with tqdm(total=folds * (1 if mode == "softmax" else len(classes)), desc=f"sigma CV {mode}", unit="fit") as bar:
+        for f in range(folds):
+            train, test = fold != f, fold == f
+            if mode == "softmax":
+                model = fit(x[train], data.label[train], len(classes), settings, seed + f)
+                scores[test] = predict_proba(model, x[test])
+                bar.update()
+                continue
+            for c, name in enumerate(classes):
+                positive = (data.label == data.classes.index(name)).astype(np.int64)
+                model = fit(x[train], positive[train], 1, settings, seed + 1000 * (c + 1) + f)
+                scores[test, c] = predict_proba(model, x[test])[:, 0]
+                bar.update()
+    return data, scores, fold
+
+
+def class_metrics(data: SigmaSet, scores: np.ndarray, fold: np.ndarray, mode: str,
+                  classes: Sequence[str]) -> dict[str, dict]:
+    """Per class, one class vs the rest on out-of-fold scores: accuracy, sensitivity, specificity,
+    ROC AUC, PR AUC (average precision), and ROC AUC mean/sd over folds. Predicted class: argmax
+    (softmax) or score >= 0.5 (ovr)."""
+    from genometracks import metrics as M
+
+    out = {}
+    for c, name in enumerate(classes):
+        truth = data.label == data.classes.index(name)
+        called = scores.argmax(axis=1) == c if mode == "softmax" else scores[:, c] >= 0.5
+        tp, tn = int((truth & called).sum()), int((~truth & ~called).sum())
+        fp, fn = int((~truth & called).sum()), int((truth & ~called).sum())
+        per_fold = [M.roc_auc(truth[fold == f], scores[fold == f, c]) for f in np.unique(fold)]
+        out[name] = {"n_pos": int(truth.sum()), "n_neg": int((~truth).sum()),
+                     "accuracy": (tp + tn) / len(truth), "sensitivity": tp / max(tp + fn, 1),
+                     "specificity": tn / max(tn + fp, 1), "roc_auc": M.roc_auc(truth, scores[:, c]),
+                     "pr_auc": M.average_precision(truth, scores[:, c]),
+                     "roc_auc_fold_mean": float(np.nanmean(per_fold)), "roc_auc_fold_sd": float(np.nanstd(per_fold)),
+                     "tp": tp, "fp": fp, "tn": tn, "fn": fn}
+    return out
+
+
+def plot_roc(curves: dict[str, tuple[SigmaSet, np.ndarray, Sequence[str]]], path: str | Path) -> Path:
+    """One PNG, one panel per mode, one ROC curve per class (AUC in the legend)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from genometracks import metrics as M
+    from genometracks.sigma.gradcam import save_figure
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(5.2 * len(curves), 5), squeeze=False)
+    for ax, (mode, (data, scores, classes)) in zip(axes[0], curves.items()):
+        for c, name in enumerate(classes):
+            truth = data.label == data.classes.index(name)
+            fpr, tpr, _ = M.roc_curve(truth, scores[:, c])
+            ax.plot(fpr, tpr, label=f"{name} (AUC {M.roc_auc(truth, scores[:, c]):.3f})")
+        ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
+        ax.set(xlabel="false positive rate", ylabel="true positive rate", title=f"{mode}: one class vs rest",
+               xlim=(0, 1), ylim=(0, 1.01))
+        ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def metrics_table(metrics: dict[str, dict[str, dict]]) -> str:
+    """Markdown table (one row per mode × class) with the paper's ranges in the last columns."""
+    lines = ["| mode | class | n | accuracy % | sensitivity % | specificity % | ROC AUC | PR AUC | "
+             "paper accuracy | paper AUC |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for mode, per_class in metrics.items():
+        for name, m in per_class.items():
+            lines.append(f"| {mode} | {name} | {m['n_pos']} | {100 * m['accuracy']:.1f} | "
+                         f"{100 * m['sensitivity']:.1f} | "
+                         f"{100 * m['specificity']:.1f} | {m['roc_auc']:.3f} | {m['pr_auc']:.3f} | "
+                         f"{PAPER['accuracy']} | {PAPER['roc_auc']} |")
+    return "\n".join(lines) + "\n"
+
+
+def _settings(cfg) -> TrainSettings:
+    from omegaconf import OmegaConf
+
+    sig = cfg.sigma
+    model = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "_target_"}
+    trainer = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if k != "_target_"}
+    if sig.class_weight not in ("balanced", "none"):
+        raise SigmaConfigError(f"sigma.class_weight={sig.class_weight!r}: use balanced or none")
+    return TrainSettings(model, trainer, int(sig.batch_size), float(sig.lr), float(sig.weight_decay),
+                         str(sig.class_weight))
+
+
+def run_sigma(cfg) -> dict:
+    """Cross-validate every mode in cfg.sigma.modes, train a final softmax model on all promoter rows,
+    and write under cfg.run_dir: metrics.json, metrics.md, roc.png, models/sigma_cnn.pt,
+    logos/sigma/<class>.png + all_classes.png, motifs/sigma_cnn_kernels.{meme,png} + _matches.tsv."""
+    from genometracks.export.atomic import write_text_atomic
+    from genometracks.sigma.data import load_sigma_set
+    from genometracks.sigma.kernels import export_kernels
+    from genometracks.sigma.model import save_model
+
+    torch.set_num_threads(int(cfg.sigma.threads))
+    started = time.time()
+    run_dir = Path(cfg.run_dir)
+    settings, seed, folds = _settings(cfg), int(cfg.seed), int(cfg.sigma.folds)
+    data = load_sigma_set(cfg.data, seed)
+    classes = [c for c in data.classes if c != NONPROMOTER]
+    metrics, curves = {}, {}
+    for mode in cfg.sigma.modes:
+        scored, scores, fold = cross_validate(data, mode, settings, folds, seed, classes)
+        metrics[mode] = class_metrics(scored, scores, fold, mode, classes)
+        curves[mode] = (scored, scores, classes)
+    promoters = promoters_only(data, classes)
+    final = fit(one_hot(promoters.tokens), promoters.label, len(classes), settings, seed)
+    model_path = save_model(final, run_dir / "models" / "sigma_cnn.pt", classes, data.upstream)
+    result = {"counts": data.counts(), "folds": folds, "window": {"upstream": data.upstream,
+              "length": int(data.tokens.shape[1])}, "metrics": metrics, "model": str(model_path)}
+    if curves:
+        result["roc_png"] = str(plot_roc(curves, run_dir / "roc.png"))
+    if cfg.sigma.logos:
+        result["logos"] = [str(p) for p in write_logos(data, final, classes, settings, seed,
+                                                        str(cfg.sigma.logo_model), run_dir)]
+    if cfg.sigma.kernels:
+        kernels = export_kernels(final, run_dir, cfg.sigma.get("motif_dir"), _base(cfg.sigma.kernel_base),
+                                 int(cfg.sigma.match_shuffles), seed)
+        result["kernels"] = {k: v for k, v in kernels.items() if k != "rows"}
+    result["runtime_s"] = round(time.time() - started, 1)
+    write_text_atomic(run_dir / "metrics.md", metrics_table(metrics))
+    write_text_atomic(run_dir / "metrics.json", json.dumps(_json_safe(result), indent=2, allow_nan=False) + "\n")
+    return result
+
+
+def write_logos(data: SigmaSet, softmax_model: SigmaCNN, classes: Sequence[str], settings: TrainSettings,
+                seed: int, logo_model: str, run_dir: Path) -> list[Path]:
+    """Grad-CAM class logos under run_dir/logos/sigma. logo_model "ovr": a binary model per class fitted
+    on every row (class vs the rest); "softmax": the six-class model's logit of each class."""
+    from genometracks.sigma.gradcam import class_logo_matrices, draw_class_logos
+
+    if logo_model not in MODES:
+        raise SigmaConfigError(f"sigma.logo_model={logo_model!r}: use one of {MODES}")
+    from genometracks.export.atomic import atomic_path
+    from genometracks.sigma.model import save_model
+
+    x = one_hot(data.tokens)
+    models = {}
+    for c, name in enumerate(classes):
+        if logo_model == "softmax":
+            models[name] = (softmax_model, c)
+        else:
+            positive = (data.label == data.classes.index(name)).astype(np.int64)
+            models[name] = (fit(x, positive, 1, settings, seed + 1000 * (c + 1)), 0)
+            save_model(models[name][0], run_dir / "models" / f"sigma_cnn_ovr_{name}.pt", [name], data.upstream)
+    mats = class_logo_matrices(data, models)
+    out = run_dir / "logos" / "sigma"
+    with atomic_path(out / "gradcam_profiles.npz") as tmp:  # P and base counts per class, to redraw logos
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **{f"{c}_{k}": np.asarray(v) for c, m in mats.items() for k, v in m.items()})
+    return draw_class_logos(mats, data.upstream, out)
+
+
+def _base(value) -> float | str:
+    if str(value) == "bn":
+        return "bn"
+    try:
+        return float(value)
+    except (TypeError, ValueError) as err:
+        raise SigmaConfigError(f"sigma.kernel_base={value!r}: use bn or a number > 1") from err
+
+
+def _json_safe(value):
+    """NaN/inf → None, numpy scalars → Python numbers (strict JSON)."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value

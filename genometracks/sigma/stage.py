@@ -1,0 +1,59 @@
+"""The `sigma` stage of `genometracks run`: a sigma-class CNN on RegulonDB promoters (a short
+k-fold check, one model on all rows), its Grad-CAM class logos, and the sigma track of the peaks.
+
+The full benchmark (10-fold, softmax and one-vs-rest) is `genometracks train experiment=sigma_cnn`;
+this stage keeps to a budget that fits the pipeline. Writes DIR/sigma/ and DIR/tracks/tss_sigma.bb.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from omegaconf import DictConfig, open_dict
+
+
+def sigma_config(cfg: DictConfig) -> DictConfig:
+    """The sigma_cnn experiment config composed in the running Hydra app, with the pipeline's budget."""
+    from hydra import compose
+
+    sig = compose(config_name="config", overrides=["experiment=sigma_cnn", f"seed={int(cfg.seed)}"])
+    budget = cfg.get("sigma_stage") or {}
+    with open_dict(sig):
+        sig.sigma.modes = list(budget.get("modes", ["softmax"]))
+        sig.sigma.folds = int(budget.get("folds", 5))
+        sig.sigma.logo_model = "softmax"
+        sig.sigma.kernels = True
+        sig.sigma.match_shuffles = int(budget.get("match_shuffles", 50))
+        sig.trainer.max_epochs = int(budget.get("max_epochs", 15))
+        sig.paths = cfg.paths
+    return sig
+
+
+def run_sigma_stage(cfg: DictConfig, out: Path) -> dict:
+    """Train/evaluate the sigma CNN into DIR/sigma and classify DIR/tracks/tss_peaks.bed.gz."""
+    from genometracks.dataset import open_genome
+    from genometracks.sigma.evaluate import run_sigma
+    from genometracks.sigma.track import sigma_track
+
+    sigma_dir = out / "sigma"
+    model_path = Path(str(cfg.sigma_model)) if cfg.get("sigma_model") else sigma_dir / "models" / "sigma_cnn.pt"
+    result: dict = {}
+    if not model_path.exists():
+        sig = sigma_config(cfg)
+        with open_dict(sig):
+            sig.run_dir = str(sigma_dir)
+        result = run_sigma(sig)
+        result = {"metrics": str((sigma_dir / "metrics.json").relative_to(out)),
+                  "runtime_s": result.get("runtime_s")}
+    peaks = out / "tracks" / "tss_peaks.bed.gz"
+    if peaks.exists():
+        genome, _, _ = open_genome(cfg)
+        try:
+            result["track"] = sigma_track(model_path, genome, peaks, out / "tracks" / "tss_sigma.bb")
+        except ValueError as err:  # e.g. no peak far enough from a linear contig end
+            result["track"] = {"skipped": str(err)}
+    print(json.dumps(result, default=str))
+    return result
+
+
+

@@ -1,0 +1,181 @@
+"""Sigma-class track: classify the window upstream of each TSS peak call with the six-class sigma CNN
+→ `tracks/tss_sigma.bb`, BED9+7 (chrom, start, end, name, score, strand, thickStart, thickEnd,
+itemRgb = class colour, sigma = predicted class, then one probability per class), with an autoSql.
+
+Peaks are 1-nt BED6 records (0-based start = the +1 nucleotide, as `genometracks peaks` writes them);
+a wider record is read at its 5' end (start on '+', end - 1 on '-'). Coordinates: 0-based, half-open.
+"""
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from genometracks.genome import Genome
+from genometracks.intervals import SiteSet
+from genometracks.sigma.data import extract_windows, one_hot
+from genometracks.sigma.model import SigmaCNN, load_model, predict_proba
+
+# Okabe–Ito colour-blind-safe palette, one colour per class
+SIGMA_COLOURS = {"sigma24": (230, 159, 0), "sigma28": (86, 180, 233), "sigma32": (0, 158, 115),
+                 "sigma38": (204, 121, 167), "sigma54": (0, 114, 178), "sigma70": (213, 94, 0)}
+_BIGBED_MAGIC = 0x8789F2EB
+_DEFINED_FIELDS = 9  # chrom .. itemRgb are standard BED; the rest are extra (type bigBed 9 +)
+
+
+class SigmaTrackError(ValueError):
+    """Bad peak input or track request; the message names the file, the record and the fix."""
+
+
+def read_peaks(path: str | Path) -> SiteSet:
+    """BED6 (plain or gzip/bgzip) → SiteSet of +1 positions (see module doc); names from column 4."""
+    path = Path(path)
+    if not path.is_file():
+        raise SigmaTrackError(f"{path}: peak BED not found; run `genometracks peaks` first (tracks/tss_peaks.bed.gz)")
+    opener = gzip.open if path.suffix in (".gz", ".bgz") else open
+    with opener(path, "rt") as handle:
+        rows = [line.rstrip("\n").split("\t") for line in handle
+                if line.strip() and not line.startswith(("#", "track", "browser"))]
+    bad = next((i for i, r in enumerate(rows) if len(r) < 6 or r[5] not in ("+", "-")
+                or not (r[1].isdigit() and r[2].isdigit() and int(r[2]) > int(r[1]))), None)
+    if bad is not None:
+        shown = " ".join(rows[bad][:6])
+        raise SigmaTrackError(f"{path}: record {bad + 1} ({shown!r}) is not BED6 with "
+                              "0 <= start < end and strand + or -; peaks need a strand")
+    start = np.array([int(r[1]) for r in rows], dtype=np.int64)
+    end = np.array([int(r[2]) for r in rows], dtype=np.int64)
+    strand = np.array([r[5] for r in rows])
+    return SiteSet(np.array([r[0] for r in rows], dtype=object), np.where(strand == "+", start, end - 1), strand,
+                   name=np.array([r[3] for r in rows], dtype=object), source=str(path))
+
+
+def windows_fit(genome: Genome, sites: SiteSet, upstream: int, downstream: int) -> np.ndarray:
+    """bool [n]: the site's window lies inside its contig (always True on circular contigs)."""
+    chrom = sites.chrom.astype(str)
+    length = np.array([genome.contigs[c].length for c in chrom], dtype=np.int64)
+    circular = np.array([genome.contigs[c].circular for c in chrom], dtype=bool)
+    plus = sites.strand == "+"
+    lo = np.where(plus, sites.pos - upstream, sites.pos - downstream + 1)
+    hi = np.where(plus, sites.pos + downstream - 1, sites.pos + upstream)
+    return circular | ((lo >= 0) & (hi < length))
+
+
+def classify_sites(model: SigmaCNN, upstream: int, genome: Genome, sites: SiteSet) -> np.ndarray:
+    """Class probabilities float64 [n, n_classes] of each site's window (upstream nt before +1,
+    then model length - upstream nt from +1 on)."""
+    unknown = sorted(set(sites.chrom.astype(str)) - set(genome.contigs))
+    if unknown:
+        raise SigmaTrackError(f"{sites.source}: peaks on contigs {unknown[:5]} that the genome "
+                              f"{genome.path} lacks; use the FASTA the peaks were called on")
+    downstream = model.config["length"] - upstream
+    return predict_proba(model, one_hot(extract_windows(genome, sites, upstream, downstream)))
+
+
+def sigma_records(sites: SiteSet, probs: np.ndarray, classes: Sequence[str]) -> pd.DataFrame:
+    """BED9+7 records sorted by chrom (byte order) and start: score = round(1000 · top probability)."""
+    top = probs.argmax(axis=1)
+    called = np.array(classes, dtype=object)[top]
+    colour = np.array([",".join(map(str, SIGMA_COLOURS.get(c, (0, 0, 0)))) for c in classes], dtype=object)[top]
+    names = np.where(sites.name.astype(str) != "", sites.name.astype(str),
+                     [f"TSS_{p + 1}{s}" for p, s in zip(sites.pos, sites.strand)])
+    frame = pd.DataFrame({"chrom": sites.chrom.astype(str), "start": sites.pos, "end": sites.pos + 1,
+                          "name": names, "score": np.rint(1000 * probs.max(axis=1)).astype(np.int64),
+                          "strand": sites.strand, "thickStart": sites.pos, "thickEnd": sites.pos + 1,
+                          "itemRgb": colour, "sigma": called})
+    for c, name in enumerate(classes):
+        frame[f"p_{name}"] = probs[:, c]
+    keys = np.array([c.encode() for c in frame["chrom"]], dtype="S")
+    return frame.iloc[np.lexsort((frame["strand"].to_numpy(), frame["start"].to_numpy(), keys))].reset_index(drop=True)
+
+
+def autosql(classes: Sequence[str]) -> str:
+    """autoSql of the BED9+7 table (standard BED9 field names and types, then sigma and probabilities)."""
+    fields = [("string", "chrom", "Reference sequence"), ("uint", "chromStart", "TSS (+1), 0-based"),
+              ("uint", "chromEnd", "chromStart + 1"), ("string", "name", "TSS peak name"),
+              ("uint", "score", "1000 x probability of the predicted class"), ("char[1]", "strand", "+ or -"),
+              ("uint", "thickStart", "= chromStart"), ("uint", "thickEnd", "= chromEnd"),
+              ("uint", "itemRgb", "colour of the predicted class (R,G,B)"),
+              ("string", "sigma", "predicted sigma-factor class")]
+    fields += [("float", f"p_{c}", f"probability of {c}") for c in classes]
+    body = "\n".join(f'{kind} {name}; "{text}"' for kind, name, text in fields)
+    return f'table tssSigma\n"TSS peak calls with their predicted sigma-factor class"\n(\n{body}\n)\n'
+
+
+def write_sigma_bigbed(records: pd.DataFrame, path: str | Path, chrom_sizes: Mapping[str, int],
+                       classes: Sequence[str]) -> Path:
+    """Write records (from `sigma_records`) as bigBed 9 + (pybigtools, autoSql embedded), atomically."""
+    import pybigtools
+
+    from genometracks.export.atomic import atomic_path
+
+    path = Path(path)
+    if records.empty:
+        raise SigmaTrackError(f"{path}: no TSS peaks to classify; lower predict.peaks.threshold")
+    bad = np.flatnonzero(~records["chrom"].isin(list(chrom_sizes)).to_numpy()
+                         | (records["end"].to_numpy() > records["chrom"].map(chrom_sizes).fillna(0).to_numpy()))
+    if bad.size:
+        row = records.iloc[bad[0]]
+        raise SigmaTrackError(f"{path}: record {bad[0]} ({row['chrom']}:{row['start']}) lies outside the genome "
+                              f"{dict(list(chrom_sizes.items())[:3])}; use the genome the peaks were called on")
+    rest_cols = [c for c in records.columns if c not in ("chrom", "start", "end")]
+    rest = records[rest_cols].to_csv(sep="\t", header=False, index=False, lineterminator="\n",
+                                     float_format="%.4f").splitlines()
+    rows = zip(records["chrom"], records["start"].astype(int), records["end"].astype(int), rest)
+    used = {c: int(chrom_sizes[c]) for c in dict.fromkeys(records["chrom"])}
+    with atomic_path(path) as tmp:
+        pybigtools.open(str(tmp), "w").write(used, ((c, int(s), int(e), r) for c, s, e, r in rows),
+                                             autosql=autosql(classes))
+        with open(tmp, "r+b") as handle:  # definedFieldCount = 9: trackDb `type bigBed 9 +`
+            if struct.unpack("<I", handle.read(4))[0] != _BIGBED_MAGIC:
+                raise SigmaTrackError(f"{path}: pybigtools wrote no bigBed")
+            handle.seek(34)
+            handle.write(struct.pack("<H", _DEFINED_FIELDS))
+    return path
+
+
+def sigma_track(model_path: str | Path, genome: Genome, peaks: SiteSet | str | Path,
+                out_path: str | Path) -> dict:
+    """Classify every peak whose window fits its contig; write `out_path` (.bb). Returns a summary."""
+    model, classes, upstream = load_model(model_path)
+    sites = peaks if isinstance(peaks, SiteSet) else read_peaks(peaks)
+    fits = windows_fit(genome, sites, upstream, model.config["length"] - upstream)
+    sites = sites.subset(np.flatnonzero(fits))
+    probs = classify_sites(model, upstream, genome, sites)
+    records = sigma_records(sites, probs, classes)
+    path = write_sigma_bigbed(records, out_path, genome.chrom_sizes(), classes)
+    counts = records["sigma"].value_counts().reindex(classes, fill_value=0)
+    return {"bigbed": str(path), "peaks": int(len(records)), "skipped_at_contig_ends": int((~fits).sum()),
+            "per_class": {c: int(n) for c, n in counts.items()}}
+
+
+def hub_track(path: str | Path):
+    """HubTrack for `write_hub`: items coloured by class (itemRgb on)."""
+    from genometracks.export.hub import HubTrack
+
+    return HubTrack("tss_sigma", Path(path), "TSS sigma class", "TSS peak calls coloured by predicted sigma factor",
+                    visibility="pack", settings={"itemRgb": "on"})
+
+
+def igv_track(path: str | Path):
+    """IgvTrack for `write_igv` (IGV colours bigBed items by their itemRgb)."""
+    from genometracks.export.igv import IgvTrack
+
+    return IgvTrack("TSS sigma class", Path(path))
+
+
+def sigma_track_command(cfg) -> dict:
+    """Config entry: classify DIR/tracks/tss_peaks.bed.gz (`genometracks peaks`) with the model at
+    cfg.sigma_model (models/sigma_cnn.pt of a `train experiment=sigma_cnn` run) on cfg.data.fasta
+    → DIR/tracks/tss_sigma.bb, DIR = cfg.run_dir."""
+    model_path = cfg.get("sigma_model")
+    if not model_path:
+        raise SigmaTrackError("sigma_model is not set; pass sigma_model=RUN/models/sigma_cnn.pt from "
+                              "`genometracks train experiment=sigma_cnn`")
+    run_dir = Path(cfg.run_dir)
+    genome = Genome.open(cfg.data.fasta, circular=list(cfg.data.get("circular") or []))
+    return sigma_track(model_path, genome, run_dir / "tracks" / "tss_peaks.bed.gz",
+                       run_dir / "tracks" / "tss_sigma.bb")

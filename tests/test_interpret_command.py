@@ -1,0 +1,182 @@
+"""`interpret_command` end to end on a tiny model trained on a planted-promoter genome whose boxes
+are not sigma70's (-35 TTGCGA, -10 TAGCAT): heads find the boxes at the right offsets, every
+output reads back with a real reader, the motif-hit bigBed validates in a hub."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from omegaconf import open_dict
+
+from tests.conftest import compose
+from tests.conftest_interpret import MINUS10, MINUS35, trained_smoke  # noqa: F401  (session fixture)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def run(trained_smoke, tmp_path_factory):  # noqa: F811
+    from genometracks.interpret.command import interpret_command
+    from genometracks.predict import predict_command
+
+    ckpt, overrides = trained_smoke
+    out = tmp_path_factory.mktemp("interpret_run")
+    cfg = compose(*overrides, f"run_dir={out}", f"ckpt={ckpt}")
+    with open_dict(cfg):
+        cfg.interpret.progress = False
+        cfg.interpret.attribution_top = 60
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        predict_command(cfg)
+        summary = interpret_command(cfg)
+    finally:
+        torch.set_num_threads(threads)
+    return out, cfg, summary
+
+
+def _planted(cfg):
+    from genometracks.synthetic import SyntheticSpec, make_synthetic
+
+    spec = dict(cfg.data.generator)
+    spec["spacer"] = tuple(spec["spacer"])
+    return make_synthetic(SyntheticSpec(**spec))[2]
+
+
+def test_heads_find_the_planted_boxes_at_their_offsets(run):
+    out, cfg, summary = run
+    heads = pd.read_csv(out / "interpret" / "heads.tsv", sep="\t")
+    assert len(heads) == 8 and (heads["offset_from_tss"] == cfg.data.shift - heads["offset"]).all()
+    m10 = heads[(heads["best_match"] == "planted_-10") & (heads["offset_from_tss"] - -10).abs().le(3)
+                & heads["match_score"].gt(0.7)]
+    m35 = heads[(heads["best_match"] == "planted_-35") & (heads["offset_from_tss"] - -35).abs().le(4)
+                & heads["match_score"].gt(0.7)]
+    assert len(m10) >= 1, heads.to_string()
+    assert len(m35) >= 1, heads.to_string()
+    assert MINUS10[1:5] in "".join(m10["consensus"]) and MINUS35[1:5] in "".join(m35["consensus"])
+    assert summary["heads"]["references"] == "planted synthetic boxes"
+
+
+def test_attention_table_is_a_distribution_per_query(run):
+    out, cfg, _ = run
+    table = pd.read_csv(out / "interpret" / "heads_attention.tsv", sep="\t")
+    assert len(table) == 2 * 4 * 64
+    assert (table["offset_from_tss"] == cfg.data.shift - table["offset"]).all()
+    sums = table.groupby(["layer", "head"])["mean"].sum()  # each sampled query's weights sum to 1
+    assert np.allclose(sums, 1.0, atol=0.02)
+    assert (table["max"] >= table["mean"]).all() and table["spearman"].abs().max() <= 1
+    corr = pd.read_csv(out / "interpret" / "heads_correlation.tsv", sep="\t", index_col=0)
+    assert corr.shape == (8, 8) and np.allclose(np.diag(corr), 1) and np.allclose(corr, corr.T)
+
+
+def test_meme_files_read_back(run):
+    from genometracks.interpret.motifs import read_meme
+
+    out, _, _ = run
+    heads = pd.read_csv(out / "interpret" / "heads.tsv", sep="\t")
+    motifs = read_meme(out / "motifs" / "heads.meme")
+    assert [m.name for m in motifs] == heads["head_id"].tolist()
+    assert [m.consensus() for m in motifs] == heads["consensus"].tolist()
+    assert all(m.width == 7 and m.nsites == 50 for m in motifs)
+    kernels = read_meme(out / "motifs" / "first_block_kernels.meme")
+    assert len(kernels) == 3 * 4 * 8 and kernels[0].name == "q_H0_C0" and kernels[-1].name == "v_H3_C7"
+
+
+def test_first_block_kernel_pwm_is_the_softmax_of_the_model_kernel(run):
+    from genometracks.interpret.motifs import read_meme
+    from genometracks.predict import load_model
+
+    out, cfg, _ = run
+    model, _, _ = load_model(cfg.ckpt)
+    kernel = model.first_block_kernels()["k"][8 + 3].double().numpy()  # head 1, channel 3
+    expected = np.exp(kernel.T) / np.exp(kernel.T).sum(axis=1, keepdims=True)
+    motif = {m.name: m for m in read_meme(out / "motifs" / "first_block_kernels.meme")}["k_H1_C3"]
+    assert np.allclose(motif.probabilities, expected, atol=2e-6)
+
+
+def test_pngs_are_real_images_with_their_panels(run):
+    from PIL import Image
+
+    out, _, summary = run
+    expect = {"plots/heads_heatmap.png": ["layer 0", "layer 1"], "plots/heads_correlation.png": ["correlation"],
+              "logos/L0H0.png": ["L0H0 at"], "logos/class_optimised.png": ["class optimisation"],
+              "logos/first_block_kernels.png": ["bits"], "logos/attribution.png": ["gradient x input"],
+              "plots/metaplots.png": ["TSS (n = "]}
+    for name, words in expect.items():
+        image = Image.open(out / name)
+        assert image.format == "PNG" and min(image.size) >= 150, name
+        pixels = np.asarray(image.convert("L"), dtype=float)
+        assert pixels.std() > 10, f"{name} looks blank"
+        assert all(w in image.text["Title"] for w in words), (name, image.text["Title"])
+    assert len(Image.open(out / "logos/first_block_kernels.png").text["Title"].split(", ")) == 16
+    assert all((out / f).exists() for f in summary["files"])
+
+
+def test_motif_hits_cover_the_planted_boxes_and_validate_in_the_hub(run):
+    import pyBigWig
+
+    from genometracks.export.command import export_run
+    from genometracks.export.validate import validate_hub
+
+    out, cfg, summary = run
+    heads = pd.read_csv(out / "interpret" / "heads.tsv", sep="\t")
+    informative = heads[heads["informative"]]
+    assert summary["heads"]["motif_hits"]["records"] > 0
+    bb = pyBigWig.open(str(out / "tracks" / "motif_hits.bb"))
+    hits = [(c, s, e, rest.split("\t")) for c in bb.chroms() for s, e, rest in bb.entries(c, 0, bb.chroms()[c])]
+    bb.close()
+    names = {h[3][0] for h in hits}
+    assert {n.split("_")[0] for n in names} <= set(informative["head_id"])
+    boxes = _planted(cfg)
+    for box, label in (("minus35", "planted_-35"), ("minus10", "planted_-10")):
+        ids = set(informative.loc[informative["best_match"] == label, "head_id"])
+        if not ids:
+            continue
+        covered = {(c, int(s) // 1, h[1]) for c, s, e, h in hits if h[0].split("_")[0] in ids for s in range(s, e)}
+        starts, width = boxes[f"{box}_start"], len(MINUS10)
+        found = [all((c, int(b) + k, st) in covered for k in range(2, width - 2))
+                 for c, b, st in zip(boxes["chrom"], starts, boxes["strand"])]
+        assert np.mean(found) > 0.8, (box, np.mean(found))
+    from genometracks.dataset import open_genome
+    genome, fasta, _ = open_genome(cfg)
+    export_run(out, fasta, genome.chrom_sizes(), cfg.export, "synthetic")
+    assert validate_hub(out / "hub") == []
+    assert "motif_hits" in (out / "hub" / "trackDb.txt").read_text() or any(
+        "motif_hits" in p.read_text() for p in (out / "hub").rglob("trackDb.txt"))
+
+
+def test_class_optimisation_and_attribution_point_at_the_boxes(run):
+    from genometracks.interpret.motifs import read_meme
+
+    out, cfg, summary = run
+    (motif,) = read_meme(out / "motifs" / "class_optimised.meme")
+    rel = np.arange(motif.width) - (cfg.interpret.optimise_length - 1 - cfg.data.shift)
+    box = "".join("ACGT"[i] for i in motif.probabilities[(rel >= -12) & (rel <= -7)].argmax(axis=1))
+    assert sum(a == b for a, b in zip(box, MINUS10)) >= 5, box
+    assert summary["optimise"]["probability"] > 0.9
+    profile = pd.read_csv(out / "interpret" / "attribution_profile.tsv", sep="\t")
+    top = profile.loc[profile["mean_contribution"].abs().nlargest(6).index, "position"]
+    assert ((top.between(-13, -6)) | (top.between(-38, -29))).mean() >= 0.5, profile.to_string()
+    import pyBigWig
+    bw = pyBigWig.open(str(out / "tracks" / "attribution.bw"))
+    assert bw.isBigWig() and set(bw.chroms()) == set(cfg_contigs(cfg))
+    bw.close()
+
+
+def cfg_contigs(cfg):
+    return [f"{cfg.data.generator.get('prefix', 'syn')}{i + 1}" for i in range(cfg.data.generator.n_contigs)]
+
+
+def test_metaplots_peak_at_the_tss_and_note_missing_sets(run):
+    out, _, summary = run
+    table = pd.read_csv(out / "interpret" / "metaplots.tsv", sep="\t")
+    assert set(table["set"]) == {"TSS"} and table["position"].min() == -600 and table["position"].max() == 600
+    tss = table.set_index("position")
+    assert tss.loc[0, "sense_median"] > 10 * tss.loc[[-600, -300, 300, 600], "sense_median"].max()
+    notes = summary["metaplots"]["skipped"]
+    assert set(notes) == {"TTS", "pseudogene"} and "skipped" in summary["metaplots"]["coding_medians"]
+    saved = json.loads((out / "interpret.json").read_text())
+    assert saved["metaplots"]["skipped"] == notes and saved["shift"] == 20

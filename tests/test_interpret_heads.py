@@ -1,0 +1,140 @@
+"""Attention-head profiles and motifs: offset conversion, sampling, statistics on hand values, and
+the collected attention against the model run directly on one stream."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from genometracks.genome import Genome, encode
+from genometracks.intervals import Interval
+from genometracks.interpret import heads as H
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_offset_from_tss_follows_the_label_shift():
+    # query i answers TSS at i - 20; key i - 30 is 10 nt upstream of it
+    rel = H.offset_from_tss(64, 20)
+    assert rel[30] == -10 and rel[0] == 20 and rel[20] == 0 and rel[55] == -35
+    assert rel.shape == (64,)
+
+
+def test_choose_samples_flags_extremes_and_random_fraction():
+    outputs = {("c", "+"): np.array([np.nan, 1, 5, 3], np.float32), ("c", "-"): np.array([2, np.nan, 0, 4], np.float32)}
+    flags = H.choose_samples(outputs, 0.0, 2, seed=0)
+    assert flags[("c", "+")].tolist() == [0, H.SAMPLE_BOTTOM, H.SAMPLE_TOP, 0]
+    assert flags[("c", "-")].tolist() == [0, 0, H.SAMPLE_BOTTOM, H.SAMPLE_TOP]
+    flags = H.choose_samples(outputs, 0.5, 0, seed=3)  # 3 of the 6 finite positions, never a NaN one
+    random = np.concatenate([flags[k] for k in sorted(flags)]) & H.SAMPLE_RANDOM
+    assert random.sum() == 3 and flags[("c", "+")][0] == 0 and flags[("c", "-")][1] == 0
+    with pytest.raises(H.InterpretError, match="sample_fraction"):
+        H.choose_samples(outputs, 1.5, 0)
+
+
+def test_spearman_on_hand_values():
+    x = np.array([[1, 1, 5], [2, 1, 5], [3, 2, 5], [4, 3, 5]], dtype=float)
+    y = np.array([1, 3, 2, 4], dtype=float)
+    rho = H.spearman_columns(x, y, chunk=2)  # chunking must not matter
+    assert rho[0] == pytest.approx(0.8)  # 1 - 6 * 2 / (4 * 15)
+    # column 2: ranks (1.5, 1.5, 3, 4) vs (1, 3, 2, 4), centred (-1, -1, .5, 1.5) . (-1.5, .5, -.5, 1.5) = 3
+    assert rho[1] == pytest.approx(3.0 / np.sqrt(4.5 * 5))
+    assert np.isnan(rho[2])
+
+
+def test_head_correlation_on_hand_values():
+    rng = np.random.default_rng(0)
+    a = rng.random((7, 5))
+    attention = np.stack([a, 2 * a + 1, -a, rng.random((7, 5))], axis=1)  # [n, K, W]
+    corr = H.head_correlation(attention, chunk=3)
+    assert corr[0, 1] == pytest.approx(1.0) and corr[0, 2] == pytest.approx(-1.0)
+    assert corr[0, 3] == pytest.approx(np.corrcoef(attention[:, 0].ravel(), attention[:, 3].ravel())[0, 1], abs=1e-9)
+
+
+def _samples(attention, output, group, local, keys, slot=None, shift=20):
+    n = len(output)
+    return H.HeadSamples(np.asarray(attention, np.float16), np.asarray(output, float),
+                         np.zeros(n, np.int64) if slot is None else np.asarray(slot), np.asarray(local),
+                         np.asarray(group, np.uint8), keys, shift)
+
+
+def test_attention_profiles_mean_max_and_top_minus_bottom():
+    att = np.zeros((3, 1, 2, 4))
+    att[:, 0, 0] = [[0.5, 0.5, 0, 0], [1, 0, 0, 0], [0, 0, 0.25, 0.75]]
+    att[:, 0, 1] = 0.25
+    s = _samples(att, [3.0, 1.0, 2.0], [H.SAMPLE_TOP, H.SAMPLE_BOTTOM, H.SAMPLE_RANDOM], [0, 1, 2], [("c", "+")], shift=2)
+    table = H.attention_profiles(s)
+    head0 = table[(table["layer"] == 0) & (table["head"] == 0)].sort_values("offset")
+    assert head0["offset_from_tss"].tolist() == [2, 1, 0, -1]
+    assert np.allclose(head0["mean"], [0.5, 1 / 6, 0.25 / 3, 0.25])
+    assert np.allclose(head0["max"], [1, 0.5, 0.25, 0.75])
+    assert np.allclose(head0["top_minus_bottom"], [-0.5, 0.5, 0, 0])
+    # output ranks (3, 1, 2) centred (1, -1, 0); offset 1 ranks (3, 1.5, 1.5) centred (1, -.5, -.5): 1.5 / sqrt(2 * 1.5)
+    assert np.allclose(head0["spearman"], [-0.5, np.sqrt(3) / 2, 0, 0])
+    head1 = table[table["head"] == 1]
+    assert head1["spearman"].isna().all() and np.allclose(head1["mean"], 0.25)
+
+
+def test_window_tokens_strands_wrap_and_linear_ends():
+    g = Genome.from_sequences({"lin": "ACGTTGCA", "circ": "AACCGGTT"}, circular=["circ"])
+    keys = [("lin", "+"), ("lin", "-"), ("circ", "-")]
+    out = H.window_tokens(g, keys, np.array([0, 1, 2, 0]), np.array([2, 0, 6, -1]), 4)
+    assert out[0].tolist() == encode("GTTG").tolist()
+    assert out[1].tolist() == encode("TGCA").tolist()      # '-' of ACGTTGCA reads TGCAACGT
+    assert out[2].tolist() == encode("TTAA").tolist()      # '-' of AACCGGTT is AACCGGTT; local 6, 7, 0, 1
+    assert out[3].tolist() == [4] + encode("ACG").tolist()  # before a linear start: N
+
+
+def test_head_motif_reads_the_kmer_at_the_peak_offset_on_the_query_strand():
+    # strand '-' of a 200-nt contig; queries at local 100 and 150 attend most to offset 30 (-10 from the TSS)
+    rng = np.random.default_rng(1)
+    fwd = rng.integers(0, 4, 200).astype(np.uint8)
+    minus = (3 - fwd)[::-1].copy()
+    for q in (100, 150):
+        minus[q - 30 - 3:q - 30 + 4] = encode("GATTACA")
+    seq = "".join("ACGT"[t] for t in (3 - minus)[::-1])
+    g = Genome.from_sequences({"c": seq})
+    att = np.full((3, 1, 1, 40), 0.01)
+    att[0, 0, 0, 30] = att[1, 0, 0, 30] = 0.6
+    att[2, 0, 0, 5] = 0.3
+    s = _samples(att, [1.0, 2.0, 0.0], [1, 1, 1], [100, 150, 60], [("c", "-")])
+    (m,) = H.head_motifs(s, g, conv_width=7, top_n=2)
+    assert (m.offset, m.offset_from_tss) == (30, -10)
+    assert m.motif.consensus() == "GATTACA" and m.information == pytest.approx(14.0)
+    assert m.id == "L0H0" and m.match is None
+
+
+def test_collected_attention_equals_the_model_on_one_stream():
+    """Memory carried over segments/streams, strands and wrap: each sampled query's attention and
+    logit equal a single-stream run over exactly its receptive field."""
+    from genometracks.model import TransformerXL
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    g = Genome.from_sequences({"a": "".join(rng.choice(list("ACGT"), 500)),
+                               "b": "".join(rng.choice(list("ACGT"), 300))}, circular=["b"])
+    model = TransformerXL(n_layer=2, n_head=2, d_model=16, d_head=8, window=24, query_block=8).eval()
+    regions = [Interval("a", 100, 400), Interval("b", 0, 300)]
+    outputs = H.stream_outputs(model, g, regions, seg_len=32, n_streams=3, progress=False)
+    flags = H.choose_samples(outputs, 0.03, 2, seed=1)
+    s = H.collect_attention(model, g, regions, flags, 20, seg_len=32, n_streams=3, progress=False)
+    expected = sum(int((f > 0).sum()) for f in flags.values())
+    assert len(s.output) == expected and s.attention.shape[1:] == (2, 2, 24)
+    assert {s.keys[k][1] for k in s.slot} == {"+", "-"}
+    for k in range(len(s.output)):
+        contig, strand = s.keys[s.slot[k]]
+        tokens = g.tokens(contig, strand).astype(np.int64)
+        i = int(s.local[k])
+        window = np.arange(i - model.context, i + 1 + model.lookahead) % tokens.size  # all inside or wrapped
+        with torch.no_grad():
+            logits, _, att = model(torch.from_numpy(tokens[window])[None], None, None, path="textbook",
+                                   attention_queries=torch.tensor([model.context]))
+        assert np.allclose(att[:, 0, :, 0].numpy(), s.attention[k].astype(np.float32), atol=2e-3)
+        assert float(logits[0, model.context]) == pytest.approx(s.output[k], abs=1e-4)
+        assert outputs[(contig, strand)][i] == pytest.approx(s.output[k], abs=1e-4)

@@ -1,0 +1,338 @@
+"""Sigma-class promoters: exact windows, PromoterSet/iPromoter readers, negatives, folds, Grad-CAM
+maths on a hand-set model, the CNN on planted motifs, kernel PWMs, metrics, the bigBed track."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from genometracks.genome import Genome, decode, encode
+from genometracks.intervals import SiteSet
+from genometracks.sigma.data import (SYNTHETIC_MOTIFS, SigmaDataError, SigmaSet, extract_windows, ipromoter_set,
+                                     one_hot, read_promoterset, regulondb_set, sample_negatives, synthetic_set)
+from genometracks.sigma.evaluate import (SigmaConfigError, TrainSettings, class_metrics, fit, stratified_folds)
+from genometracks.sigma.gradcam import class_logo_matrices, class_profile, grad_cam, information_heights
+from genometracks.sigma.model import SigmaCNN, predict_proba, save_model
+from tests.conftest import ECOLI, compose, needs_ecoli
+
+#            0         1         2         3         4
+#            0123456789012345678901234567890123456789012345
+GENOME = "ACGTTGCAAGGCTTACCGATAGCTAGGATCCATGCAATCGGCTAAT"
+SMALL = dict(model={"channels": [32, 32, 32], "kernel_sizes": [9, 7, 5], "dropout": 0.2},
+             trainer={"max_epochs": 20}, batch_size=32, lr=3e-3)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _rc(text: str) -> str:
+    return text[::-1].translate(str.maketrans("ACGT", "TGCA"))
+
+
+def _sites(chrom, pos, strand, name=None) -> SiteSet:
+    return SiteSet(np.array([chrom] * len(pos), dtype=object), pos, strand, name=name)
+
+
+# ------------------------------------------------------------------------------------------ windows
+def test_windows_are_exact_and_strand_aware():
+    genome = Genome.from_sequences({"c": GENOME})
+    sites = _sites("c", [10, 20, 30], ["+", "-", "+"])
+    got = [decode(w) for w in extract_windows(genome, sites, upstream=6, downstream=0)]
+    assert got == [GENOME[4:10], _rc(GENOME[21:27]), GENOME[24:30]]  # '-': revcomp(genome[p+1:p+7])
+    got = [decode(w) for w in extract_windows(genome, sites, upstream=3, downstream=2)]
+    # '+' p=10: genome[7:10] + genome[10:12]; '-' p=20: revcomp(genome[21:24]) = AGC, then +1 = comp(A),
+    # +2 = comp(T); '+' p=30: genome[27:30] + genome[30:32]
+    assert got == ["AAG" + "GC", "AGC" + "TA", "ATC" + "CA"]
+
+
+def test_windows_wrap_on_circular_contigs_and_raise_on_linear_ones():
+    circular = Genome.from_sequences({"c": GENOME}, circular=["c"])
+    sites = _sites("c", [2, 44], ["+", "-"])
+    got = [decode(w) for w in extract_windows(circular, sites, upstream=5)]
+    assert got == [GENOME[-3:] + GENOME[:2], _rc(GENOME[45:] + GENOME[:4])]
+    with pytest.raises(SigmaDataError, match="past the end of linear contig c"):
+        extract_windows(Genome.from_sequences({"c": GENOME}), sites, upstream=5)
+
+
+# ------------------------------------------------------------------------------------- PromoterSet
+def _promoterset(path, genome_text: str) -> None:
+    rows = [("P1", "a", "forward", 11, "Sigma70", "x", "ev", "Strong"),     # kept, pos 10 '+'
+            ("P2", "b", "reverse", 21, "Sigma24", "x", "ev", "Confirmed"),  # kept, pos 20 '-'
+            ("P3", "c", "forward", 31, "Sigma70", "x", "ev", "Weak"),       # weak: only avoided
+            ("P4", "d", "forward", 35, "Sigma70, Sigma38", "", "ev", "Strong"),  # two sigmas
+            ("P5", "e", "reverse", 0, "Sigma32", "", "ev", "Strong"),       # no mapped +1
+            ("P6", "f", "reverse", 40, "unknown", "", "ev", "Strong")]
+    text = "# RegulonDB\n# (1) id\n" + "".join("\t".join(map(str, r)) + "\n" for r in rows)
+    path.write_text(text)
+
+
+def test_promoterset_keeps_strong_single_sigma_rows_and_reextracts(tmp_path):
+    path = tmp_path / "PromoterSet.txt"
+    _promoterset(path, GENOME)
+    labelled, every = read_promoterset(path, "c")
+    assert list(labelled.name) == ["P1", "P2"] and list(labelled.pos) == [10, 20]
+    assert list(labelled.strand) == ["+", "-"] and list(labelled.meta["sigma"]) == ["sigma70", "sigma24"]
+    assert list(every.pos) == [10, 20, 30, 34, 39]
+    data = regulondb_set(Genome.from_sequences({"c": GENOME}), path, "c", upstream=4, classes=("sigma24", "sigma70"))
+    assert data.classes == ("sigma24", "sigma70") and list(data.label) == [1, 0]
+    assert [decode(w) for w in data.tokens] == [GENOME[6:10], _rc(GENOME[21:25])]
+
+
+def test_promoterset_bad_line_names_file_and_line(tmp_path):
+    path = tmp_path / "bad.txt"
+    path.write_text("# header\nP1\ta\tforward\t11\tSigma70\tx\tev\tStrong\n"
+                    "P2\ta\tsideways\t12\tSigma70\tx\tev\tStrong\n")
+    with pytest.raises(SigmaDataError, match=r"bad.txt: line 3: strand 'sideways'"):
+        read_promoterset(path, "c")
+
+
+def test_negatives_keep_their_distance_and_are_reproducible():
+    rng = np.random.default_rng(5)
+    genome = Genome.from_sequences({"c": decode(rng.integers(0, 4, 3000))}, circular=["c"])
+    avoid = _sites("c", [5, 1500, 2990], ["+", "-", "+"])
+    a = sample_negatives(genome, avoid, 300, upstream=10, downstream=0, min_distance=100, seed=3)
+    b = sample_negatives(genome, avoid, 300, upstream=10, downstream=0, min_distance=100, seed=3)
+    assert np.array_equal(a.pos, b.pos) and np.array_equal(a.strand, b.strand)
+    d = np.abs(a.pos[:, None] - avoid.pos[None, :])
+    assert np.minimum(d, 3000 - d).min() > 100  # the zone round 2990 wraps over the origin
+    assert set(a.strand) == {"+", "-"} and len(np.unique(a.pos * 2 + (a.strand == "-"))) == 300
+    with pytest.raises(SigmaDataError, match="min_distance"):
+        sample_negatives(genome, avoid, 6000, 10, 0, 100, 3)
+
+
+def test_ipromoter_fasta_windows(tmp_path):
+    seq = "".join("ACGT"[i % 4] for i in range(60)) + "G" + "T" * 20  # +1 = G at index 60
+    for name in ("sigma24", "sigma70", "nonPromoter"):
+        (tmp_path / f"{name}.fasta").write_text(f">{name}_1\n{seq.lower()}\n>{name}_2\n{seq}\n")
+    data = ipromoter_set(tmp_path, upstream=4, downstream=2, classes=("sigma24", "sigma70"))
+    assert data.classes == ("sigma24", "sigma70", "nonpromoter") and list(data.label) == [0, 0, 1, 1, 2, 2]
+    assert {decode(w) for w in data.tokens} == {"ACGT" + "GT"}
+    (tmp_path / "sigma24.fasta").write_text(">short\nACGT\n")
+    with pytest.raises(SigmaDataError, match=r"sigma24.fasta: record 1 is 4 nt"):
+        ipromoter_set(tmp_path, classes=("sigma24",))
+
+
+def test_stratified_folds_balance_every_class():
+    labels = np.repeat([0, 1, 2], [23, 10, 7])
+    folds = stratified_folds(labels, 5, seed=1)
+    for c, n in ((0, 23), (1, 10), (2, 7)):
+        per_fold = np.bincount(folds[labels == c], minlength=5)
+        assert per_fold.sum() == n and per_fold.max() - per_fold.min() <= 1
+    with pytest.raises(SigmaConfigError, match="fewer than sigma.folds=8"):
+        stratified_folds(labels, 8, seed=1)
+
+
+# ------------------------------------------------------------------------------------------ Grad-CAM
+def _hand_model() -> SigmaCNN:
+    """1 channel, width-1 kernels: the last map is 1 where the base is A; output 0 reads position 2
+    with weight 3, output 1 every position with weight -1. Batch norm is the identity (eval, eps 0)."""
+    model = SigmaCNN(5, 2, channels=(1, 1, 1), kernel_sizes=(1, 1, 1), dropout=0.0)
+    with torch.no_grad():
+        for i, conv in enumerate(model.convs):
+            conv.weight.zero_()
+            conv.weight[0, 0, 0] = 1.0
+            conv.bias.zero_()
+        for norm in model.norms:
+            norm.eps = 0.0
+        model.head.weight.copy_(torch.tensor([[0, 0, 3.0, 0, 0], [-1.0] * 5]))
+        model.head.bias.zero_()
+    return model
+
+
+def test_grad_cam_on_a_hand_set_model():
+    x = one_hot(encode("AACAT")[None])
+    # alpha = mean_l dy0/dA[l] = 3/5; g = ReLU(0.6 * A) with A = 1 at the A's
+    assert np.allclose(grad_cam(_hand_model(), x, 0), [[0.6, 0.6, 0, 0.6, 0]])
+    assert np.allclose(grad_cam(_hand_model(), x, 1), 0)  # alpha = -1: ReLU keeps nothing
+
+
+def test_profile_and_information_heights_by_hand():
+    x = one_hot(encode("ACGA" + "ACTT").reshape(2, 4))
+    g = np.array([[1.0, 2, 0, 1], [3, 0, 0, 1]])
+    p = class_profile(x, g)  # P[l, a] = sum of g over sequences with base a at l
+    assert np.allclose(p, [[4, 0, 0, 0], [0, 2, 0, 0], [0, 0, 0, 0], [1, 0, 0, 1]])
+    heights = information_heights(p)
+    # columns: 2 bits all A (mass 4 = max); 2 bits all C at mass 2/4; empty; 1 bit split A/T at 2/4
+    assert np.allclose(heights, [[2, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 0], [0.25, 0, 0, 0.25]])
+    assert np.allclose(information_heights(p, keep_mass=False)[1], [0, 2, 0, 0])
+
+
+# ------------------------------------------------------------------------------- planted motifs
+def test_cnn_separates_planted_classes_and_logos_show_the_motifs():
+    data = synthetic_set(n_per_class=30, length=30, n_nonpromoter=180, seed=1)
+    x = one_hot(data.tokens)
+    promoters = np.flatnonzero(data.label < 6)
+    fold = stratified_folds(data.label[promoters], 3, seed=0)
+    train, test = promoters[fold != 0], promoters[fold == 0]
+    model = fit(x[train], data.label[train], 6, TrainSettings(**SMALL), seed=0)
+    assert (predict_proba(model, x[test]).argmax(axis=1) == data.label[test]).mean() >= 0.95
+
+    settings = TrainSettings(**SMALL)
+    models = {c: (fit(x, (data.label == i).astype(np.int64), 1, settings, seed=11 + i), 0)
+              for i, c in enumerate(SYNTHETIC_MOTIFS)}
+    mats = class_logo_matrices(data, models)
+    for name, (motif, col) in SYNTHETIC_MOTIFS.items():
+        heights = mats[name]["gradcam"]
+        column_bits = heights.sum(axis=1)
+        assert column_bits[col - 1:col + 7].sum() >= 0.6 * column_bits.sum(), name  # planted window (±1)
+        best = int(np.argmax(np.convolve(column_bits, np.ones(6), "valid")))
+        assert abs(best - col) <= 2, name
+        tall = [i for i in range(6) if column_bits[col + i] > 0.5]
+        assert tall and all("ACGT"[heights[col + i].argmax()] == motif[i] for i in tall), name
+        assert "".join("ACGT"[k] for k in mats[name]["frequency"][col:col + 6].argmax(axis=1)) == motif
+
+
+# ------------------------------------------------------------------------------------------ kernels
+def test_kernel_pwms_are_exact_and_written_as_meme(tmp_path):
+    from genometracks.interpret.motifs import Motif, read_meme, write_meme
+    from genometracks.sigma.kernels import export_kernels, kernel_motifs
+
+    torch.manual_seed(0)
+    model = SigmaCNN(12, 3, channels=(4, 4, 4), kernel_sizes=(5, 3, 3))
+    tokens = encode("ACGTTGCAAGGC")
+    conv_out = model.convs[0](torch.from_numpy(one_hot(tokens[None])))[0].detach().numpy()  # [4, 12]
+    for c, motif in enumerate(kernel_motifs(model, base=2.0)):
+        window = tokens[3:8]  # "same" padding 2: output 5 reads input 3..7
+        log_p = np.log2(motif.probabilities[np.arange(5), window]).sum()
+        assert np.isclose(conv_out[c, 5], motif.meta["constant"] + log_p, atol=1e-5)
+    refs = tmp_path / "refs"
+    write_meme([Motif("boxA", np.eye(4)[[0, 0, 3, 3, 0]] * 0.9 + 0.025)], refs / "ref.meme")
+    out = export_kernels(model, tmp_path / "run", motif_dir=refs, base=2.0, n_shuffles=10)
+    back = read_meme(out["meme"])
+    assert [m.name for m in back] == [f"sigma_cnn_k{c}" for c in range(4)]
+    assert np.allclose(back[1].probabilities, kernel_motifs(model, 2.0)[1].probabilities, atol=1e-6)
+    assert [r["match"] for r in out["rows"]] == ["boxA"] * 4
+    with torch.no_grad():  # "bn" bases: exp(|gamma| / sqrt(var + eps)) per kernel
+        model.norms[0].weight.copy_(torch.tensor([2.0, -1.0, 0.5, 3.0]))
+        model.norms[0].running_var.copy_(torch.tensor([4.0, 1.0, 0.25, 9.0]))
+        model.norms[0].eps = 0.0
+    assert np.allclose([m.meta["base"] for m in kernel_motifs(model, "bn")], np.exp([1.0, 1.0, 1.0, 1.0]))
+
+
+# ------------------------------------------------------------------------------------------ metrics
+def test_class_metrics_by_hand():
+    data = SigmaSet(np.zeros((6, 4), np.uint8), np.array([0, 0, 0, 1, 1, 2]), ("a", "b", "c"), 4)
+    scores = np.array([[.8, .1, .1], [.6, .3, .1], [.3, .6, .1], [.2, .7, .1], [.5, .4, .1], [.1, .1, .8]])
+    m = class_metrics(data, scores, np.zeros(6, dtype=int), "softmax", ["a", "b", "c"])
+    # class a: called a at rows 0, 1, 4 → TP 2, FP 1, FN 1, TN 2
+    assert (m["a"]["tp"], m["a"]["fp"], m["a"]["fn"], m["a"]["tn"]) == (2, 1, 1, 2)
+    assert np.isclose(m["a"]["accuracy"], 4 / 6) and np.isclose(m["a"]["sensitivity"], 2 / 3)
+    assert np.isclose(m["a"]["specificity"], 2 / 3)
+    # AUC of a: positives .8 .6 .3 vs negatives .2 .5 .1 → pairs won 3 + 3 + 2 = 8 of 9
+    assert np.isclose(m["a"]["roc_auc"], 8 / 9) and np.isclose(m["c"]["roc_auc"], 1.0)
+
+
+# ------------------------------------------------------------------------------------------ track
+def test_sigma_bigbed_track_reads_back_and_validates_in_a_hub(tmp_path):
+    import pybigtools
+
+    from genometracks.export.bigbed import bigbed_field_counts
+    from genometracks.export.hub import write_hub
+    from genometracks.export.validate import validate_hub
+    from genometracks.sigma.track import SIGMA_COLOURS, hub_track, read_peaks, sigma_track
+
+    rng = np.random.default_rng(2)
+    text = decode(rng.integers(0, 4, 400))
+    fasta = tmp_path / "tiny.fa"
+    fasta.write_text(f">chrT\n{text}\n")
+    genome = Genome.open(fasta, circular=["chrT"])
+    torch.manual_seed(1)
+    model = SigmaCNN(20, 6)
+    classes = list(SIGMA_COLOURS)
+    save_model(model, tmp_path / "sigma_cnn.pt", classes, upstream=15)
+    (tmp_path / "peaks.bed").write_text("chrT\t3\t4\tTSS_4+\t900\t+\nchrT\t200\t203\tpk2\t500\t-\n"
+                                        "chrT\t390\t391\tTSS_391-\t700\t-\n")
+    peaks = read_peaks(tmp_path / "peaks.bed")
+    assert list(peaks.pos) == [3, 202, 390]  # the '-' record is read at its 5' end (end - 1)
+    summary = sigma_track(tmp_path / "sigma_cnn.pt", genome, peaks, tmp_path / "tracks" / "tss_sigma.bb")
+    assert summary["peaks"] == 3
+
+    # expected probabilities from windows cut independently: 15 nt upstream of +1, then 5 from +1
+    windows = [(text[-12:] + text[:8]), _rc(text[198:218]), _rc(text[386:400] + text[:6])]
+    expected = predict_proba(model.eval(), one_hot(np.stack([encode(w) for w in windows])))
+    bb = pybigtools.open(str(tmp_path / "tracks" / "tss_sigma.bb"))
+    rows = list(bb.records("chrT"))
+    assert [(r[0], r[1]) for r in rows] == [(3, 4), (202, 203), (390, 391)]
+    for row, p in zip(rows, expected):
+        name, score, strand, thick_start, thick_end, rgb, sigma, *probs = row[2:]  # split by the autoSql
+        assert sigma == classes[int(np.argmax(p))] and rgb == ",".join(map(str, SIGMA_COLOURS[sigma]))
+        assert np.allclose([float(v) for v in probs], p, atol=1e-4) and int(score) == round(1000 * p.max())
+        assert (int(thick_start), int(thick_end)) == (row[0], row[1])
+    assert bigbed_field_counts(tmp_path / "tracks" / "tss_sigma.bb") == (16, 9)
+    hub_txt = write_hub(tmp_path / "hub", "assembly", genome.chrom_sizes(),
+                        [hub_track(tmp_path / "tracks" / "tss_sigma.bb")], fasta=fasta)
+    assert validate_hub(hub_txt.parent) == []
+    assert "type bigBed 9 +" in (hub_txt.parent / "tiny" / "trackDb.txt").read_text()
+
+
+def test_sigma_track_command_reads_gzipped_peaks_and_rejects_bad_ones(tmp_path):
+    import gzip
+
+    from omegaconf import OmegaConf
+
+    from genometracks.sigma.track import SigmaTrackError, read_peaks, sigma_track_command
+
+    fasta = tmp_path / "tiny.fa"
+    fasta.write_text(">chrT\n" + "ACGT" * 50 + "\n")
+    save_model(SigmaCNN(10, 6), tmp_path / "m.pt", list(SYNTHETIC_MOTIFS), upstream=10)
+    (tmp_path / "run" / "tracks").mkdir(parents=True)
+    with gzip.open(tmp_path / "run" / "tracks" / "tss_peaks.bed.gz", "wt") as handle:
+        handle.write("chrT\t5\t6\tnear_start\t1\t+\nchrT\t100\t101\tok\t1\t+\n")
+    cfg = OmegaConf.create({"sigma_model": str(tmp_path / "m.pt"), "run_dir": str(tmp_path / "run"),
+                            "data": {"fasta": str(fasta), "circular": []}})
+    summary = sigma_track_command(cfg)  # linear contig: the window of the peak at 5 does not fit
+    assert (summary["peaks"], summary["skipped_at_contig_ends"]) == (1, 1)
+    (tmp_path / "bad.bed").write_text("chrT\t5\t6\tx\t1\t+\nchrT\t9\t7\ty\t1\t+\n")
+    with pytest.raises(SigmaTrackError, match=r"bad.bed: record 2 .* is not BED6"):
+        read_peaks(tmp_path / "bad.bed")
+
+
+# ------------------------------------------------------------------------------------- end to end
+def test_run_sigma_on_synthetic_data_writes_metrics_roc_logos_and_kernels(tmp_path):
+    import matplotlib.image as mpimg
+
+    from genometracks.interpret.motifs import Motif, write_meme
+    from genometracks.sigma.evaluate import run_sigma
+
+    write_meme([Motif("boxA", np.eye(4)[[0, 0, 3, 3, 0]] * 0.9 + 0.025)], tmp_path / "refs" / "ref.meme")
+    cfg = compose("experiment=sigma_cnn", f"run_dir={tmp_path / 'run'}", "data.source=synthetic",
+                  "data.upstream=30", "data.classes=[sigma24,sigma32,sigma70]", "data.n_per_class=30",
+                  "sigma.folds=3", "trainer.max_epochs=12", "sigma.batch_size=16", "sigma.lr=3e-3",
+                  "sigma.match_shuffles=5",
+                  f"sigma.motif_dir={tmp_path / 'refs'}", "model.channels=[16,16,16]")
+    result = run_sigma(cfg)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["counts"] == {"sigma24": 30, "sigma32": 30, "sigma70": 30, "nonpromoter": 90}
+    for mode in ("softmax", "ovr"):
+        for name in ("sigma24", "sigma32", "sigma70"):
+            m = metrics["metrics"][mode][name]
+            assert m["n_pos"] == 30 and m["n_neg"] == (60 if mode == "softmax" else 150)
+            assert m["accuracy"] >= 0.9 and m["roc_auc"] >= 0.95, (mode, name, m)
+    assert mpimg.imread(tmp_path / "run" / "roc.png").shape[2] in (3, 4)
+    assert sorted(p.name for p in (tmp_path / "run" / "logos" / "sigma").glob("*.png")) == [
+        "all_classes.png", "sigma24.png", "sigma32.png", "sigma70.png"]
+    assert "| softmax | sigma24 | 30 |" in (tmp_path / "run" / "metrics.md").read_text()
+    assert result["kernels"]["meme"].endswith("motifs/sigma_cnn_kernels.meme")
+
+
+# ------------------------------------------------------------------------------------ RegulonDB
+@needs_ecoli
+def test_regulondb_set_counts_and_windows_match_the_file():
+    genome = Genome.open(ECOLI / "genome" / "NC_000913.3.fa", circular=["NC_000913.3"])
+    path = ECOLI / "regulondb_promoterset" / "PromoterSet_v10.9.txt"
+    data = regulondb_set(genome, path, "NC_000913.3", upstream=60)
+    assert data.counts() == {"sigma24": 71, "sigma28": 10, "sigma32": 67, "sigma38": 189, "sigma54": 24,
+                             "sigma70": 917}
+    column6 = {}
+    for line in open(path):
+        if not line.startswith("#"):
+            fields = line.split("\t")
+            column6[fields[0]] = fields[5][:60].upper()
+    assert all(decode(w) == column6[n] for w, n in zip(data.tokens, data.sites.name))
