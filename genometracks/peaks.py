@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from omegaconf import DictConfig
 from scipy.signal import find_peaks
 
@@ -39,6 +40,7 @@ def peak_records(track_by_strand: dict[str, dict[str, np.ndarray]], threshold: f
 def peaks_command(cfg: DictConfig) -> dict:
     """`genometracks peaks run_dir=DIR`: DIR/tracks/tss_peaks.bed (+ .bb, .bed.gz/.tbi)."""
     from genometracks.export.bigbed import BedSchema, write_bed_outputs
+    from genometracks.export.atomic import write_text_atomic
     from genometracks.export.bigwig import read_bigwig
     from genometracks.train import job_dir
 
@@ -52,8 +54,12 @@ def peaks_command(cfg: DictConfig) -> dict:
               for s, w in (("+", "plus"), ("-", "minus"))}
     records = peak_records(values, float(cfg.predict.peaks.threshold), int(cfg.predict.peaks.min_distance),
                            list(chrom_sizes))
-    paths = write_bed_outputs(records, tracks / "tss_peaks", BedSchema.bed6("tss_peaks",
-                              "TSS calls: local maxima of genometracks TSS probability"), chrom_sizes)
+    frame = pd.DataFrame(records, columns=["chrom", "start", "end", "name", "score", "strand"])
+    write_text_atomic(tracks / "tss_peaks.bed", "".join("\t".join(map(str, r)) + "\n" for r in records))
+    paths = {"bed": tracks / "tss_peaks.bed"}
+    if records:  # a bigBed cannot be empty: with no peak above the threshold only the (empty) BED is written
+        paths.update(write_bed_outputs(frame, tracks / "tss_peaks", BedSchema(
+            "tss_peaks", "TSS calls: local maxima of genometracks TSS probability"), chrom_sizes))
     summary = {"peaks": len(records), "threshold": float(cfg.predict.peaks.threshold),
                "min_distance": int(cfg.predict.peaks.min_distance),
                "files": {k: str(Path(v).relative_to(out)) for k, v in paths.items()}}

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 import pytorch_lightning as pl
+from pytorch_lightning.callbacks import ModelCheckpoint
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -85,26 +86,21 @@ def build_trainer(cfg: DictConfig, out: Path, callbacks: list, enable_checkpoint
                       enable_checkpointing=enable_checkpointing, **tr)
 
 
-def _atomic_checkpoint_class():
-    from pytorch_lightning.callbacks import ModelCheckpoint
+class AtomicCheckpoint(ModelCheckpoint):
+    """ModelCheckpoint that writes to a temporary name and renames: a kill never leaves a
+    truncated best.ckpt or last.ckpt behind."""
 
-    class AtomicCheckpoint(ModelCheckpoint):
-        """ModelCheckpoint that writes to a temporary name and renames: a kill never leaves a
-        truncated best.ckpt or last.ckpt behind."""
-
-        def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
-            tmp = f"{filepath}.partial"
-            trainer.save_checkpoint(tmp, self.save_weights_only)
-            if trainer.is_global_zero:
-                os.replace(tmp, filepath)
-            trainer.strategy.barrier("atomic_checkpoint")
-            self._last_global_step_saved = trainer.global_step
-            self._last_checkpoint_saved = filepath
-            if trainer.is_global_zero:
-                for logger in trainer.loggers:
-                    logger.after_save_checkpoint(self)
-
-    return AtomicCheckpoint
+    def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
+        tmp = f"{filepath}.partial"
+        trainer.save_checkpoint(tmp, self.save_weights_only)
+        if trainer.is_global_zero:
+            os.replace(tmp, filepath)
+        trainer.strategy.barrier("atomic_checkpoint")
+        self._last_global_step_saved = trainer.global_step
+        self._last_checkpoint_saved = filepath
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.after_save_checkpoint(self)
 
 
 def train(cfg: DictConfig) -> dict:
@@ -129,12 +125,11 @@ def train(cfg: DictConfig) -> dict:
                                                        "pos_weight", "focal_gamma", "attention_path")},
                    model_config=model_kwargs(cfg.model) | {"seg_len": int(cfg.model.seg_len)})
     task.metrics_dir = str(out / "eval")
-    ModelCheckpoint = _atomic_checkpoint_class()
     ckpt_dir = out / "checkpoints"
-    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss", mode="min",
+    best = AtomicCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss", mode="min",
                            save_top_k=1, save_last=True, enable_version_counter=False)
     # mid-epoch snapshots for resume=true; both callbacks write last.ckpt = the latest state
-    last = ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1,
+    last = AtomicCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1,
                            every_n_train_steps=int(cfg.task.checkpoint_every_n_steps),
                            enable_version_counter=False)
     callbacks = [best, last,

@@ -73,6 +73,12 @@ def test_plain_bed6_and_input_forms(tmp_path):
     assert paths["bigbed"].read_bytes() == again["bigbed"].read_bytes()
 
 
+def test_underscore_table_name_keeps_all_fields(tmp_path):
+    rows = [{"chrom": "chrA", "chromStart": 5, "chromEnd": 9, "name": "p1", "score": 10, "strand": "-"}]
+    paths = write_bed_outputs(rows, tmp_path / "peaks", BedSchema("tss_peaks", "TSS peaks"), SIZES)
+    assert bigbed_field_counts(paths["bigbed"]) == (6, 6)
+
+
 def test_sort_bed_records_byte_order():
     frame = records().iloc[[3, 2, 1, 0]]
     frame.loc[len(frame)] = ["Z", 1, 2, "x", 0, "+", 0.1, "A"]  # upper case sorts before lower in bytes

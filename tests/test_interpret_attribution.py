@@ -43,7 +43,7 @@ def test_attribution_matches_streamed_output_and_finite_differences():
 
     model = _model(1).double()  # float64 so that finite differences are exact enough
     rng = np.random.default_rng(0)
-    g = Genome.from_sequences({"c": "".join(rng.choice(list("ACGT"), 400)), "d": "".join(rng.choice(list("ACGT"), 300))},
+    g = Genome.from_sequences({name: "".join(rng.choice(list("ACGT"), n)) for name, n in (("c", 400), ("d", 300))},
                               circular=["c"])
     shift = 5
     _, logits = predict_genome(model, g, shift, seg_len=32, n_streams=2, progress=False)
@@ -74,7 +74,8 @@ def test_attribution_matches_streamed_output_and_finite_differences():
 def _hand_attributions(first_local, strands, width=4):
     sites = SiteSet(["c"] * len(strands), [0] * len(strands), strands)
     values = np.arange(len(strands) * width, dtype=np.float32).reshape(len(strands), width) + 1
-    return A.Attributions(sites, values, values, np.zeros(values.shape, np.uint8), np.array(first_local), 2, 1, 0), values
+    tokens = np.zeros(values.shape, np.uint8)
+    return A.Attributions(sites, values, values, tokens, np.array(first_local), 2, 1, 0), values
 
 
 def test_genome_track_places_windows_on_forward_coordinates():

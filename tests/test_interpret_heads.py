@@ -68,7 +68,8 @@ def test_attention_profiles_mean_max_and_top_minus_bottom():
     att = np.zeros((3, 1, 2, 4))
     att[:, 0, 0] = [[0.5, 0.5, 0, 0], [1, 0, 0, 0], [0, 0, 0.25, 0.75]]
     att[:, 0, 1] = 0.25
-    s = _samples(att, [3.0, 1.0, 2.0], [H.SAMPLE_TOP, H.SAMPLE_BOTTOM, H.SAMPLE_RANDOM], [0, 1, 2], [("c", "+")], shift=2)
+    groups = [H.SAMPLE_TOP, H.SAMPLE_BOTTOM, H.SAMPLE_RANDOM]
+    s = _samples(att, [3.0, 1.0, 2.0], groups, [0, 1, 2], [("c", "+")], shift=2)
     table = H.attention_profiles(s)
     head0 = table[(table["layer"] == 0) & (table["head"] == 0)].sort_values("offset")
     assert head0["offset_from_tss"].tolist() == [2, 1, 0, -1]

@@ -64,7 +64,9 @@ class BedSchema:
 
     def autosql(self) -> str:
         """The autoSql text embedded in the bigBed."""
-        lines = [f"table {self.name}", f'"{_quote(self.description)}"', "("]
+        # pybigtools 0.3 silently falls back to BED3 when the table name holds '_': use camelCase
+        table = re.sub(r"_+([A-Za-z0-9])", lambda m: m.group(1).upper(), self.name)
+        lines = [f"table {table}", f'"{_quote(self.description)}"', "("]
         lines += [f'{kind} {name}; "{_quote(text)}"' for kind, name, text in self.fields]
         return "\n".join(lines + [")"]) + "\n"
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html as html_escape
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -107,7 +108,9 @@ class _Writer:
         source = hub_static_dir() / f"{safe_name(stem)}.html"
         if not source.is_file():
             raise HubError(f"{source}: description page not found; add it to hub/ or set html=None")
-        link_or_copy(source, self.gdir / "html" / source.name)
+        target = self.gdir / "html" / source.name
+        if not target.exists():  # pages are shared by tracks (a container and its children)
+            shutil.copyfile(source, target)  # a copy: never hard-link the repository's own files
         return f"html/{source.name}"
 
     def _common(self, obj: HubTrack | HubContainer, indent: str, top: bool) -> str:

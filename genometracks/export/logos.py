@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -49,7 +50,9 @@ def _draw_panel(ax, matrix: np.ndarray, title: str, mode: str,
 
     heights = logo_heights(matrix, mode, where=f"logo panel {title!r}")
     frame = pd.DataFrame(heights, columns=list(LETTERS))
-    logomaker.Logo(frame, ax=ax, color_scheme="classic", font_name="DejaVu Sans")
+    with warnings.catch_warnings():  # an all-zero logo makes logomaker set ylim (0, 0); reset below
+        warnings.filterwarnings("ignore", message="Attempting to set identical")
+        logomaker.Logo(frame, ax=ax, color_scheme="classic", font_name="DejaVu Sans")
     k = heights.shape[0]
     ax.set_xticks(range(k))
     if xticklabels is not None:

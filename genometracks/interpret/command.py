@@ -19,11 +19,13 @@ from genometracks.export.atomic import write_text_atomic
 from genometracks.interpret.heads import InterpretError
 
 PARTS = ("heads", "kernels", "optimise", "attribution", "metaplots")
-DEFAULTS = dict(parts=list(PARTS), n_streams=4, sample_fraction=0.01, n_extreme=500, motif_top=50, scan_pvalue=1e-4,
-                min_information=4.0, match_shuffles=200, kernel_logos=16, optimise_length=100, optimise_steps=300,
-                optimise_lr=0.1, optimise_l2=0.01, attribution_top=200, attribution_regions=None,
-                attribution_logo=[-60, 20], attribution_batch=16, metaplot_flank=600, metaplot_split="test",
-                tts=None, gff=None, progress=True)
+DEFAULTS = dict(parts=list(PARTS), n_streams=4, sample_fraction=0.01, n_extreme=500, motif_top=50,
+                scan_pvalue=1e-4, min_information=4.0, match_shuffles=200, match_pvalue=0.05, motif_rank="top_attention", match_min_overlap=4,
+                kernel_logos=16,
+                optimise_length=100, optimise_steps=300, optimise_lr=0.1, optimise_l2=0.01, attribution_top=200,
+                attribution_regions=None, attribution_logo=[-60, 20], attribution_batch=16, metaplot_flank=600,
+                metaplot_split="test", tts=None, gff=None, progress=True)
+NULLABLE = ("attribution_regions", "tts", "gff")  # None is a meaningful value for these keys
 SHARED_TTS = "send_seq_ju2019/41564_2019_500_MOESM4_ESM.csv"
 SHARED_GFF = "refseq_annotation/NC_000913.3.gff.gz"
 
@@ -31,7 +33,7 @@ SHARED_GFF = "refseq_annotation/NC_000913.3.gff.gz"
 def settings(cfg: DictConfig) -> dict:
     """interpret.* with defaults for keys the config leaves out; unknown parts raise."""
     given = OmegaConf.to_container(cfg.interpret, resolve=True) if cfg.get("interpret") is not None else {}
-    out = {**DEFAULTS, **{k: v for k, v in given.items() if v is not None or k in ("attribution_regions", "tts", "gff")}}
+    out = {**DEFAULTS, **{k: v for k, v in given.items() if v is not None or k in NULLABLE}}
     unknown = [p for p in out["parts"] if p not in PARTS]
     if unknown:
         raise InterpretError(f"interpret.parts: unknown {unknown}; choose from {list(PARTS)}")
@@ -85,21 +87,22 @@ def run_heads(model, dataset, seg_len: int, s: dict, out: Path, refs: list, seed
                       out / "interpret" / "heads_correlation.tsv"))
     H.plot_correlation(corr, labels, out / "plots" / "heads_correlation.png")
     files += [out / "plots" / "heads_heatmap.png", out / "plots" / "heads_correlation.png"]
-    motifs = H.head_motifs(samples, genome, model.conv_width, s["motif_top"], refs, s["match_shuffles"], seed)
+    motifs = H.head_motifs(samples, genome, model.conv_width, s["motif_top"], refs, s["match_shuffles"], seed,
+                           s["motif_rank"], int(s["match_min_overlap"]))
     files.append(write_meme([m.motif for m in motifs], out / "motifs" / "heads.meme"))
     for m in motifs:
         ticks = [str(m.offset_from_tss + d) for d in range(-(model.conv_width // 2), model.conv_width // 2 + 1)]
         title = f"{m.id} at {m.offset_from_tss:+d} ({m.information:.1f} bits)"
         files.append(draw_logo(m.motif.probabilities, out / "logos" / f"{m.id}.png", title, "bits", ticks))
-    table = H.head_table(motifs, s["min_information"])
+    table = H.head_table(motifs, s["min_information"], s["match_pvalue"])
     files.append(_tsv(table, out / "interpret" / "heads.tsv"))
-    hits = motif_hit_track(genome, [m for m in motifs if m.information >= s["min_information"]],
-                           s["scan_pvalue"], out / "tracks" / "motif_hits")
+    informative = [(m, label) for m, label in zip(motifs, table["best_match"]) if m.information >= s["min_information"]]
+    hits = motif_hit_track(genome, informative, s["scan_pvalue"], out / "tracks" / "motif_hits")
     files += hits.pop("files")
-    groups = np.bincount(samples.group, minlength=8)
     summary = {
-        "samples": int(len(samples.output)), "random": int(groups[1::2].sum()),
-        "top": int(sum(groups[g] for g in range(8) if g & 2)), "bottom": int(sum(groups[g] for g in range(8) if g & 4)),
+        "samples": int(len(samples.output)),
+        **{name: int(((samples.group & bit) > 0).sum())
+           for name, bit in (("random", H.SAMPLE_RANDOM), ("top", H.SAMPLE_TOP), ("bottom", H.SAMPLE_BOTTOM))},
         "heads": [{"head": m.id, "offset_from_tss": m.offset_from_tss, "consensus": m.motif.consensus(),
                    "information": round(m.information, 3), "best_match": row["best_match"],
                    "match_score": None if m.match is None else round(m.match.score, 3)}
@@ -110,20 +113,20 @@ def run_heads(model, dataset, seg_len: int, s: dict, out: Path, refs: list, seed
 
 
 def motif_hit_track(genome, motifs: list, p_threshold: float, prefix: Path) -> dict:
-    """Both-strand hits of each informative head's PWM → sorted BED6 (name = head_match, score =
-    min(1000, round(100 * -log10 p))) → prefix.bb, prefix.bed.gz(.tbi). Old files go when nothing hits."""
+    """Both-strand hits of each (HeadMotif, match label) PWM → sorted BED6 (name = '{head}_{label}',
+    label 'unmatched' for '.'; score = min(1000, round(100 * -log10 p))) → prefix.bb, prefix.bed.gz(.tbi).
+    Old files are removed when nothing hits."""
     import pandas as pd
 
     from genometracks.export.bigbed import BedSchema, sort_bed_records, write_bed_outputs
-    from genometracks.interpret.matching import match_label
     from genometracks.interpret.scan import scan_genome
 
     frames, counts = [], {}
-    for m in motifs:
+    for m, label in motifs:
         hits = scan_genome(genome, m.motif, p_threshold)
         counts[m.id] = int(len(hits))
         if len(hits):
-            label = match_label(m.match).replace(" ", "_") or "unmatched"
+            label = "unmatched" if label in ("", ".") else str(label).replace(" ", "_")
             score = np.minimum(1000, np.round(-100 * np.log10(np.maximum(hits["p_value"], 1e-300)))).astype(np.int64)
             frames.append(pd.DataFrame({"chrom": hits["chrom"], "start": hits["start"], "end": hits["end"],
                                         "name": f"{m.id}_{label}", "score": score, "strand": hits["strand"]}))
@@ -187,7 +190,7 @@ def probability_tracks(model, genome, shift: int, seg_len: int, out: Path, s: di
     if plus.is_file() and minus.is_file():
         return ({c: {"+": np.nan_to_num(read_bigwig(plus, c)), "-": np.nan_to_num(read_bigwig(minus, c))}
                  for c in genome.contigs}, "read from tracks/tss.*.bw")
-    track, _ = predict_genome(model, genome, shift, seg_len, int(s["n_streams"]) * 4, progress=s["progress"])
+    track, _ = predict_genome(model, genome, shift, seg_len, int(s["predict_streams"]), progress=s["progress"])
     return track.values, "predicted (no tracks/tss.*.bw)"
 
 
@@ -271,6 +274,7 @@ def interpret_command(cfg: DictConfig) -> dict:
     out = job_dir(cfg)
     ckpt = Path(str(cfg.ckpt)) if cfg.get("ckpt") else out / "checkpoints" / "best.ckpt"
     s = settings(cfg)
+    s["predict_streams"] = int(cfg.predict.n_streams) if cfg.get("predict") is not None else 16
     model, seg_len, _ = load_model(ckpt)
     dataset = load_dataset(cfg)
     seed = int(cfg.get("seed", 0))

@@ -26,6 +26,7 @@ from genometracks.interpret.matching import Match, best_match
 from genometracks.interpret.motifs import Motif, pfm_from_kmers
 
 SAMPLE_RANDOM, SAMPLE_TOP, SAMPLE_BOTTOM = 1, 2, 4
+RANKINGS = ("top_attention", "attention", "output")
 Key = tuple[str, str]  # (contig, strand)
 
 
@@ -166,7 +167,17 @@ def _ranks(x: np.ndarray) -> np.ndarray:
     return rankdata(x, axis=0, method="average")
 
 
-def spearman_columns(x: np.ndarray, y: np.ndarray, chunk: int = 4096) -> np.ndarray:
+def mean_rows(x: np.ndarray, rows: np.ndarray | None = None, chunk: int = 1024) -> np.ndarray:
+    """float64 mean over axis 0 of x [n, ...] (the `rows` selected, bool [n]), accumulated in chunks
+    of samples so that a float16 array is never copied whole to float64; NaN when no row."""
+    index = np.arange(len(x)) if rows is None else np.flatnonzero(rows)
+    total = np.zeros(x.shape[1:])
+    for lo in range(0, index.size, chunk):
+        total += x[index[lo:lo + chunk]].astype(np.float64).sum(axis=0)
+    return total / index.size if index.size else np.full(x.shape[1:], np.nan)
+
+
+def spearman_columns(x: np.ndarray, y: np.ndarray, chunk: int = 512) -> np.ndarray:
     """Spearman rho float64 [m] of each column of x [n, m] with y [n] (average ranks for ties);
     NaN where a column or y is constant."""
     x = np.asarray(x)
@@ -207,16 +218,14 @@ def attention_profiles(samples: HeadSamples):
 
     n_layer, n_head, w = samples.shape
     att = samples.attention.reshape(len(samples.output), -1)
-    mean = att.astype(np.float64).mean(axis=0) if att.size else np.full(att.shape[1], np.nan)
     top, bottom = (samples.group & SAMPLE_TOP) > 0, (samples.group & SAMPLE_BOTTOM) > 0
-    diff = (att[top].astype(np.float64).mean(axis=0) - att[bottom].astype(np.float64).mean(axis=0)
-            if top.any() and bottom.any() else np.full(att.shape[1], np.nan))
+    diff = mean_rows(att, top) - mean_rows(att, bottom)
     layer, head, offset = np.meshgrid(np.arange(n_layer), np.arange(n_head), np.arange(w), indexing="ij")
     return pd.DataFrame({
         "layer": layer.ravel(), "head": head.ravel(), "offset": offset.ravel(),
         "offset_from_tss": samples.shift - offset.ravel(),
-        "mean": mean, "max": att.max(axis=0).astype(np.float64), "spearman": spearman_columns(att, samples.output),
-        "top_minus_bottom": diff})
+        "mean": mean_rows(att), "max": att.max(axis=0).astype(np.float64),
+        "spearman": spearman_columns(att, samples.output), "top_minus_bottom": diff})
 
 
 # ----------------------------------------------------------------------------- head motifs
@@ -256,43 +265,61 @@ class HeadMotif:
 
 
 def head_motifs(samples: HeadSamples, genome: Genome, conv_width: int, top_n: int = 50,
-                refs: list[Motif] | None = None, n_shuffles: int = 200, seed: int = 0) -> list[HeadMotif]:
-    """One HeadMotif per head (layer-major order), matched against `refs` when given."""
+                refs: list[Motif] | None = None, n_shuffles: int = 200, seed: int = 0,
+                rank_by: str = "top_attention", min_overlap: int = 4) -> list[HeadMotif]:
+    """One HeadMotif per head (layer-major order), matched against `refs` when given. The top_n samples
+    are those with the highest attention at the head's offset among the SAMPLE_TOP samples
+    (rank_by='top_attention': what the head reads where the model calls a TSS; all samples when
+    fewer than top_n are flagged), among all samples ('attention'), or those with the highest model
+    output ('output', the same samples for every head). A match needs >= min_overlap aligned columns
+    (4: a 7-mer that reads 4 columns of a 6-nt box still matches it)."""
+    if rank_by not in RANKINGS:
+        raise InterpretError(f"interpret.motif_rank={rank_by!r}; use one of {RANKINGS}")
+    pool = np.flatnonzero(samples.group & SAMPLE_TOP) if rank_by == "top_attention" else np.arange(0)
+    if pool.size < top_n:
+        pool = np.arange(len(samples.output))
     n_layer, n_head, _ = samples.shape
-    mean = samples.attention.astype(np.float64).mean(axis=0)  # [Ly, H, W]
+    mean = mean_rows(samples.attention)  # [Ly, H, W]
     c = conv_width // 2
     out = []
     for layer in range(n_layer):
         for head in range(n_head):
             o = int(np.argmax(mean[layer, head]))
-            score = samples.attention[:, layer, head, o].astype(np.float64)
-            top = np.argsort(-score, kind="stable")[:top_n]
+            score = samples.output[pool] if rank_by == "output" else \
+                samples.attention[pool, layer, head, o].astype(np.float64)
+            top = pool[np.argsort(-score, kind="stable")[:top_n]]
             kmers = window_tokens(genome, samples.keys, samples.slot[top], samples.local[top] - o - c, conv_width)
             rel = samples.shift - o
             motif = pfm_from_kmers(kmers, name=head_id(layer, head), source="attention head")
             motif.alt_name = f"tss{rel:+d}"
             motif.meta.update(layer=layer, head=head, offset=o, offset_from_tss=rel)
-            found = best_match(motif, refs, n_shuffles=n_shuffles, seed=seed) if refs else None
+            found = best_match(motif, refs, n_shuffles=n_shuffles, min_overlap=min_overlap, seed=seed) if refs else None
             out.append(HeadMotif(layer, head, o, rel, float(mean[layer, head, o]), motif,
                                  motif.information_content()[1], found))
     return out
 
 
-def head_table(motifs: list[HeadMotif], min_information: float):
+def head_table(motifs: list[HeadMotif], min_information: float, match_pvalue: float = 0.05):
     """heads.tsv rows: layer, head, head_id, offset, offset_from_tss, mean_attention, consensus,
-    information (bits), informative (>= min_information), best_match, match_score, match_p_value,
-    match_orientation."""
+    information (bits), informative (>= min_information), best_match (the nearest reference when its
+    match p-value <= match_pvalue, else '.'), nearest_motif, match_score, match_p_value, match_orientation."""
     import pandas as pd
 
     from genometracks.interpret.matching import match_label
 
-    return pd.DataFrame([{
-        "layer": m.layer, "head": m.head, "head_id": m.id, "offset": m.offset, "offset_from_tss": m.offset_from_tss,
-        "mean_attention": m.mean_attention, "consensus": m.motif.consensus(), "information": m.information,
-        "informative": m.information >= min_information, "best_match": match_label(m.match) or ".",
-        "match_score": m.match.score if m.match else np.nan,
-        "match_p_value": m.match.p_value if m.match else np.nan,
-        "match_orientation": m.match.orientation if m.match else "."} for m in motifs])
+    rows = []
+    for m in motifs:
+        nearest = match_label(m.match) or "."
+        significant = m.match is not None and m.match.p_value <= match_pvalue
+        rows.append({
+            "layer": m.layer, "head": m.head, "head_id": m.id, "offset": m.offset,
+            "offset_from_tss": m.offset_from_tss, "mean_attention": m.mean_attention, "consensus": m.motif.consensus(),
+            "information": m.information, "informative": m.information >= min_information,
+            "best_match": nearest if significant else ".", "nearest_motif": nearest,
+            "match_score": m.match.score if m.match else np.nan,
+            "match_p_value": m.match.p_value if m.match else np.nan,
+            "match_orientation": m.match.orientation if m.match else "."})
+    return pd.DataFrame(rows)
 
 
 # ----------------------------------------------------------------------------- plots

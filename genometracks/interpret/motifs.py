@@ -55,9 +55,9 @@ def information_matrix(counts_or_probs: np.ndarray, background: np.ndarray | Non
     return p * column_information(p, background)[:, None]
 
 
-@dataclass
+@dataclass(eq=False)
 class Motif:
-    """A position probability matrix.
+    """A position probability matrix (compared by identity: it holds arrays).
 
     probabilities: float64 [K, 4] (A, C, G, T), rows sum to 1 (counts are normalised on entry).
     nsites: number of sites it was built from (0 = unknown). source: database or file it came from.

@@ -14,16 +14,16 @@ W = window, M = W - 1 remembered positions):
 
 Two paths compute the same function with the same weights. "textbook": steps 1-3 as written
 (einsum + zero-pad rel shift over all distances; returns probabilities). "fast":
-- steps 1-2 as one matrix product: the linear map composed with the convolution (and, for the
-  positional term, with W_r and the bias v) applied to the width-k windows of h; the c remembered
-  positions enter as a small correction to the first c outputs;
-- step 3 with F.scaled_dot_product_attention on tiles of `query_block` queries of `stream_block`
-  streams, each tile against only the keys its window reaches. Without autograd ("bias" form) the
-  positional term over distances 0..W-1 is an additive bias, written by one product per tile
-  straight into a buffer whose strided view puts it on the band and -inf off it. With autograd
-  ("factored" form) it is a dot product of extra query and key features (relative.rotate_queries,
-  key_features: sin(a-b) = sin a cos b - cos a sin b), so the mask is a fixed boolean window and
-  the kernel's fused backward applies.
+- steps 1-2 as one matrix product: the linear map composed with the convolution applied to the
+  width-k windows of h (u folded into the bias of q); the c remembered positions enter as a small
+  correction to the first c outputs;
+- step 3 with PyTorch's fused CPU attention kernel on tiles of `query_block` queries of
+  `stream_block` streams, each tile against only the keys its window reaches, the positional term
+  over distances 0..W-1 an additive bias written by one product per head straight into a buffer
+  whose strided view puts it on the band and -inf off it (`band_attention`). With autograd
+  (`WindowAttention`) the backward uses the positional term factorised into extra query and key
+  features (relative.rotate_queries, key_features: sin(a-b) = sin a cos b - cos a sin b), so the
+  kernel's fused backward applies with a fixed window mask.
 """
 from __future__ import annotations
 
@@ -39,7 +39,6 @@ from genometracks.model.relative import (by_offset, head_band_bias, key_features
                                          rotate_queries, sinusoid_encoding, window_mask)
 
 PATHS = ("fast", "textbook")
-FAST_FORMS = ("auto", "bias", "factored")  # auto: factored when autograd records, else bias
 
 
 @dataclass(frozen=True)
@@ -85,7 +84,6 @@ class RelativeAttention(nn.Module):
         self.out = nn.Linear(n_head * d_head, d_model, bias=False)
         self.drop = nn.Dropout(dropout)
         self.query_block, self.stream_block = query_block, stream_block  # fast path tiles (speed only)
-        self.fast_form = "auto"  # one of FAST_FORMS (speed only; tests pin each form)
         fast_pos = sinusoid_encoding(torch.arange(window - 1, -1, -1), d_model).float()
         self.register_buffer("fast_pos", fast_pos, persistent=False)  # [W, d_model], distances W-1..0
         self.reset_parameters()
@@ -198,13 +196,7 @@ class RelativeAttention(nn.Module):
         values = torch.cat([memory.v.transpose(1, 2), y[..., 2 * hd:].view(batch, n_q, n_h, d)], dim=1)
         queries = y[..., :hd].view(batch, n_q, n_h, d)  # q + u
         key_exists = torch.cat([valid, valid.new_ones(batch, n_q)], dim=1)  # [B, M + Lq]
-        form = self.fast_form
-        if form == "auto":
-            form = "factored" if torch.is_grad_enabled() and y.requires_grad else "bias"
-        if form not in FAST_FORMS:
-            raise ValueError(f"fast_form must be one of {FAST_FORMS}; got {form!r}")
-        attend = self._attend_bias if form == "bias" else self._attend_factored
-        attended = attend(queries, keys, values, key_exists)  # [B, Lq, H, D]
+        attended = self._fast_attend(queries, keys, values, key_exists, y.requires_grad)  # [B, Lq, H, D]
         out = self.drop(self.out(attended.reshape(batch, n_q, hd)))
         # projected inputs of [t+advance-c, t+advance): from h, or partly remembered if advance < c
         recent = F.linear(h[:, max(advance - c, 0):advance], self.qkv.weight).transpose(1, 2)
@@ -213,73 +205,140 @@ class RelativeAttention(nn.Module):
                               values[:, advance:advance + n_mem].transpose(1, 2), p_next)
         return out, carried
 
-    def _tiles(self, batch: int, n_q: int):
-        """(streams, queries, keys) slices: `stream_block` streams x `query_block` queries, and the
-        keys [start, stop + M) those queries' windows reach."""
-        n_mem = self.window - 1
-        for b in range(0, batch, self.stream_block):
-            for start in range(0, n_q, self.query_block):
-                stop = min(start + self.query_block, n_q)
-                yield slice(b, b + self.stream_block), slice(start, stop), slice(start, stop + n_mem)
-
-    def _attend_bias(self, queries: Tensor, keys: Tensor, values: Tensor, key_exists: Tensor) -> Tensor:
-        """Positional term as an additive bias: per tile, per head one product (q + v) · W_r r(d) over
-        distances d = 0..W-1, written into `head_band_bias`'s buffer (reused by the tiles: no
-        autograd here). queries: [B, Lq, H, D] (q + u); keys, values: [B, M+Lq, H, D].
-        Returns [B, Lq, H, D]."""
+    def _fast_attend(self, queries: Tensor, keys: Tensor, values: Tensor, key_exists: Tensor,
+                     requires_grad: bool) -> Tensor:
+        """Step 3 on the fast path. queries [B, Lq, H, D] (q + u); keys, values [B, M+Lq, H, D];
+        key_exists bool [B, M+Lq]. Returns [B, Lq, H, D]."""
+        if self.training and self.dropout > 0 and torch.is_grad_enabled():  # no dropout in fused kernels
+            attended, _ = self._textbook((queries - self.u).transpose(1, 2), keys.transpose(1, 2),
+                                         values.transpose(1, 2), key_exists)
+            return attended.transpose(1, 2)
         scale = 1.0 / math.sqrt(self.d_head)
         n_h, d, window = self.n_head, self.d_head, self.window
-        # [H, D, W]: column e ↔ distance W-1-e, scaled as SDPA scales q·k
+        # bias of query q + u at distance W-1-e: ((q + u) + (v - u)) · W_r r(W-1-e) * scale
         encoding = (self.r_net(self.fast_pos.to(queries.dtype)) * scale).view(window, n_h, d).permute(1, 2, 0)
-        shift = (self.v - self.u).to(queries.dtype)  # q + v = (q + u) + (v - u)
+        offset = torch.bmm((self.v - self.u).to(queries.dtype)[:, None], encoding)  # [H, 1, W]
+        tiles = self._tiles(key_exists, queries.shape[1])
+        if not (requires_grad and torch.is_grad_enabled()):
+            with torch.no_grad():
+                return band_attention(queries, keys, values, encoding, offset, tiles, scale,
+                                      self.dropout if self.training else 0.0)
+        n_k, dm = keys.shape[1], self.d_model
+        positions = torch.arange(n_k, device=queries.device)
+        sin, cos = (t.to(queries.dtype)[:, None] for t in query_rotation(positions[n_k - queries.shape[1]:], dm))
+        g = torch.einsum("bnhd,hdf->bnhf", queries + (self.v - self.u), self.r_net.weight.view(n_h, d, dm))
+        features = key_features(positions, dm).to(keys.dtype)
+        return WindowAttention.apply(queries, rotate_queries(g, sin, cos), keys, values, features,
+                                     encoding.detach(), offset.detach(), tiles, scale)
+
+    def _tiles(self, key_exists: Tensor, n_q: int) -> list[tuple[slice, slice, slice, Tensor | None]]:
+        """(streams, queries, keys, absent) per attention call: `stream_block` streams x `query_block`
+        queries [a, b), the keys [a, b + M) their windows reach, and bool [G, keys] of keys that do
+        not exist (None when all do)."""
+        batch, n_mem, tiles = key_exists.shape[0], self.window - 1, []
+        for first in range(0, batch, self.stream_block):
+            streams = slice(first, min(first + self.stream_block, batch))
+            missing = not bool(key_exists[streams].all())
+            for start in range(0, n_q, self.query_block):
+                stop = min(start + self.query_block, n_q)
+                absent = ~key_exists[streams, start:stop + n_mem] if missing else None
+                tiles.append((streams, slice(start, stop), slice(start, stop + n_mem), absent))
+        return tiles
+
+
+def _band_bias(tile: Tensor, encoding: Tensor, offset: Tensor, absent: Tensor | None, buffers: dict) -> Tensor:
+    """Additive attention bias [G, H, T, T+W-1] of query tile [G, H, T, D]: per head
+    tile · encoding + offset over distances W-1..0 written into a reused `head_band_bias` buffer
+    (-inf off the window band, and where `absent` [G, T+W-1] is True)."""
+    size = (tile.shape[0], tile.shape[2])
+    if size not in buffers:
+        buffers[size] = head_band_bias(size[1], size[0], tile.shape[1], encoding.shape[-1], dtype=tile.dtype)
+    target, bias = buffers[size]
+    for member in range(size[0]):  # target[member]: [T, H, W]
+        torch.baddbmm(offset, tile[member], encoding, out=target[member].transpose(0, 1))
+    return bias if absent is None else bias.masked_fill(absent[:, None, None, :], -math.inf)
+
+
+def band_attention(queries: Tensor, keys: Tensor, values: Tensor, encoding: Tensor, offset: Tensor, tiles: list,
+                   scale: float, dropout: float = 0.0) -> Tensor:
+    """Windowed relative attention with the positional term as a banded additive bias (no autograd).
+
+    queries [B, Lq, H, D]; keys, values [B, M+Lq, H, D]; encoding [H, D, W], offset [H, 1, W]
+    (bias of query x at distance W-1-e: x · encoding[:, :, e] + offset[:, 0, e]); tiles from
+    RelativeAttention._tiles. Returns [B, Lq, H, D]."""
+    out = queries.new_empty(queries.shape)
+    buffers: dict = {}
+    group = None
+    for streams, rows, reach, absent in tiles:
+        if streams != group:  # [G, H, L, D] views of this group of streams
+            group = streams
+            group_q, group_k, group_v, group_out = (t[streams].transpose(1, 2) for t in (queries, keys, values, out))
+        tile = group_q[:, :, rows]
+        bias = _band_bias(tile, encoding, offset, absent, buffers)
+        if dropout:
+            attended = F.scaled_dot_product_attention(tile, group_k[:, :, reach], group_v[:, :, reach],
+                                                      attn_mask=bias, dropout_p=dropout, scale=scale)
+        else:  # the kernel F.scaled_dot_product_attention picks here, without the picking
+            attended, _ = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+                tile, group_k[:, :, reach], group_v[:, :, reach], attn_mask=bias, scale=scale)
+        group_out[:, :, rows] = attended
+    return out
+
+
+class WindowAttention(torch.autograd.Function):
+    """`band_attention` with gradients, via PyTorch's fused CPU flash-attention kernels.
+
+    Forward: as band_attention (bias form, head size D), keeping each query's log-sum-exp.
+    Backward: the positional term factorised (relative.rotate_queries / key_features), so the same
+    scores are plain dot products of [q + u, fq] with [k, fk] (head size D + d_model, value padded
+    with zeros) and the fused backward kernel applies per tile; key/value gradients are added in
+    place per tile. Inputs: queries [B, Lq, H, D] (q + u), fq [B, Lq, H, d_model] (rotated
+    W_r^T (q + v), positions counted from the first key), keys, values [B, M+Lq, H, D], fk
+    [M+Lq, d_model], encoding, offset (constants equal to the fq·fk term), tiles, scale.
+    """
+
+    @staticmethod
+    def forward(ctx, queries, fq, keys, values, fk, encoding, offset, tiles, scale):
         out = queries.new_empty(queries.shape)
-        dropout = self.dropout if self.training else 0.0
-        buffers: dict[tuple[int, int], tuple[Tensor, Tensor]] = {}
-        for streams, rows, reach in self._tiles(*queries.shape[:2]):
-            tile = queries[streams, rows]  # [G, T, H, D]
-            size = tile.shape[:2]
-            if size not in buffers:
-                buffers[size] = head_band_bias(size[1], size[0], n_h, window, dtype=queries.dtype)
-            target, bias = buffers[size]
-            for group in range(size[0]):  # target[group]: [T, H, W] → per head [T, W]
-                torch.bmm((tile[group] + shift).transpose(0, 1), encoding, out=target[group].transpose(0, 1))
-            exists = key_exists[streams, reach]
-            if not bool(exists.all()):
-                bias = bias.masked_fill(~exists[:, None, None, :], float("-inf"))
-            out[streams, rows] = F.scaled_dot_product_attention(
-                tile.transpose(1, 2), keys[streams, reach].transpose(1, 2), values[streams, reach].transpose(1, 2),
-                attn_mask=bias, dropout_p=dropout, scale=scale).transpose(1, 2)
+        lse = queries.new_empty((queries.shape[0], queries.shape[2], queries.shape[1]),
+                                dtype=torch.promote_types(queries.dtype, torch.float32))
+        buffers: dict = {}
+        for streams, rows, reach, absent in tiles:
+            tile = queries[streams, rows].transpose(1, 2)
+            bias = _band_bias(tile, encoding, offset, absent, buffers)
+            tile_out, lse[streams, :, rows] = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+                tile, keys[streams, reach].transpose(1, 2), values[streams, reach].transpose(1, 2), attn_mask=bias,
+                scale=scale)
+            out[streams, rows] = tile_out.transpose(1, 2)
+        ctx.save_for_backward(queries, fq, keys, values, fk, out, lse)
+        ctx.tiles, ctx.scale = tiles, scale
         return out
 
-    def _attend_factored(self, queries: Tensor, keys: Tensor, values: Tensor, key_exists: Tensor) -> Tensor:
-        """Positional term as extra head dimensions: query [q + u, rotate_queries(g, a)] with
-        g = W_r^T (q + v), key [k, key_features(b)] (positions a, b counted from the first key),
-        value [v, 0]; the mask is the boolean window. Same shapes as `_attend_bias`; autograd flows
-        through everything and the fused kernel's backward applies."""
-        batch, n_q, n_h, d = queries.shape
-        n_k, n_mem, dm = keys.shape[1], self.window - 1, self.d_model
-        positions = torch.arange(n_k, device=queries.device)
-        sin, cos = (t.to(queries.dtype)[:, None] for t in query_rotation(positions[n_mem:], dm))
-        g = torch.einsum("bnhd,hdf->bnhf", queries + (self.v - self.u), self.r_net.weight.view(n_h, d, dm))
-        queries = torch.cat([queries, rotate_queries(g, sin, cos)], dim=-1).transpose(1, 2)
-        features = key_features(positions, dm).to(keys.dtype)[None, :, None].expand(batch, n_k, n_h, dm)
-        keys = torch.cat([keys, features], dim=-1).transpose(1, 2)
-        values = torch.cat([values, values.new_zeros(batch, n_k, n_h, dm)], dim=-1).transpose(1, 2)
-        dropout = self.dropout if self.training else 0.0
+    @staticmethod
+    def backward(ctx, grad_out):
+        queries, fq, keys, values, fk, out, lse = ctx.saved_tensors
+        d, n_mem = queries.shape[-1], keys.shape[1] - queries.shape[1]
+        pad = fk.shape[-1]
+        q_aug = torch.cat([queries, fq], dim=-1)
+        k_aug = torch.cat([keys, fk[None, :, None].expand(*keys.shape[:3], pad)], dim=-1)
+        v_aug, out_aug, grad_aug = (F.pad(t, (0, pad)) for t in (values, out, grad_out))
+        grad_q = torch.empty_like(q_aug)
+        grad_k, grad_v = torch.zeros_like(keys), torch.zeros_like(values)
         masks: dict[int, Tensor] = {}
-        outputs = []
-        for streams, rows, reach in self._tiles(batch, n_q):
+        for streams, rows, reach, absent in ctx.tiles:
             n_rows = rows.stop - rows.start
             if n_rows not in masks:
-                masks[n_rows] = window_mask(n_rows, n_mem, self.window, queries.device)
-            mask = masks[n_rows]
-            exists = key_exists[streams, reach]
-            if not bool(exists.all()):
-                mask = mask & exists[:, None, None, :]
-            outputs.append(F.scaled_dot_product_attention(
-                queries[streams, :, rows], keys[streams, :, reach], values[streams, :, reach], attn_mask=mask,
-                dropout_p=dropout, scale=1.0 / math.sqrt(d))[..., :d].transpose(1, 2))
-        if self.stream_block >= batch:
-            return torch.cat(outputs, dim=1)
-        per_group = -(-n_q // self.query_block)
-        return torch.cat([torch.cat(outputs[i:i + per_group], dim=1) for i in range(0, len(outputs), per_group)])
+                allowed = window_mask(n_rows, n_mem, n_mem + 1, queries.device)
+                masks[n_rows] = torch.zeros(allowed.shape, dtype=queries.dtype).masked_fill(~allowed, -math.inf)
+            mask = masks[n_rows][None, None]
+            if absent is not None:
+                mask = mask.masked_fill(absent[:, None, None, :], -math.inf)
+            tile_q, tile_k, tile_v = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward(
+                grad_aug[streams, rows].transpose(1, 2), q_aug[streams, rows].transpose(1, 2),
+                k_aug[streams, reach].transpose(1, 2), v_aug[streams, reach].transpose(1, 2),
+                out_aug[streams, rows].transpose(1, 2), lse[streams, :, rows], 0.0, False, attn_mask=mask,
+                scale=ctx.scale)
+            grad_q[streams, rows] = tile_q.transpose(1, 2)
+            grad_k[streams, reach] += tile_k.transpose(1, 2)[..., :d]
+            grad_v[streams, reach] += tile_v.transpose(1, 2)[..., :d]
+        return grad_q[..., :d], grad_q[..., d:], grad_k, grad_v, None, None, None, None, None

@@ -15,7 +15,10 @@ not on how the genome was cut into segments or streams.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 from torch import Tensor, nn
@@ -23,6 +26,20 @@ from torch import Tensor, nn
 from genometracks.model.attention import PATHS, LayerMemory, RelativeAttention
 
 ACGT = 4  # tokens 0..3 are A, C, G, T; 4 is N
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+@contextmanager
+def _intra_op_threads(n: int) -> Iterator[None]:
+    """torch's intra-op thread count set to n inside the block (threads started inside keep it)."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
 
 
 class ModelInputError(ValueError):
@@ -40,6 +57,13 @@ class Memory:
     @property
     def batch_size(self) -> int:
         return self.valid.shape[0]
+
+    @staticmethod
+    def cat(parts: list["Memory"]) -> "Memory":
+        """Streams of several memories stacked in order (the inverse of splitting by rows)."""
+        layers = tuple(LayerMemory(*(torch.cat(t) for t in zip(*((m.k, m.v, m.p) for m in group))))
+                       for group in zip(*(part.layers for part in parts)))
+        return Memory(layers, torch.cat([part.valid for part in parts]))
 
     def _map(self, fn) -> "Memory":
         return Memory(tuple(layer.map(fn) for layer in self.layers), fn(self.valid))
@@ -95,14 +119,20 @@ class TransformerXL(nn.Module):
 
     d_inner = 0: no feed-forward (the paper). per_head_conv: each head its own q/k/v convolution
     instead of one shared by the heads. query_block, stream_block: queries and streams per attention
-    call on the fast path (speed and memory only; results do not depend on them).
+    call on the fast path (speed and memory only; results do not depend on them). workers: on the
+    fast path without autograd, split the streams into this many groups that run concurrently, each
+    on a thread with one intra-op thread (on a few cores this beats intra-op threading, whose
+    barriers cost a lot on small tensors and on a busy machine); 1 = no threads of its own.
     """
 
     def __init__(self, n_layer: int = 6, n_head: int = 6, d_model: int = 32, d_head: int = 32,
                  conv_width: int = 7, window: int = 512, d_inner: int = 0, dropout: float = 0.0,
                  per_head_conv: bool = False, vocab_size: int = 5, query_block: int = 64,
-                 stream_block: int = 1) -> None:
+                 stream_block: int = 1, workers: int = 1) -> None:
         super().__init__()
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1; got {workers}")
+        self.workers = workers
         if n_layer < 1 or vocab_size < ACGT:
             raise ValueError(f"need n_layer >= 1 and vocab_size >= 4; got {n_layer}, {vocab_size}")
         self.n_layer, self.n_head, self.d_head, self.d_model = n_layer, n_head, d_head, d_model
@@ -148,6 +178,33 @@ class TransformerXL(nn.Module):
         memory = self._check(tokens, memory, reset, path, attention_queries)
         if reset is not None:
             memory = memory.reset(reset)
+        groups = min(self.workers, tokens.shape[0])
+        if groups > 1 and path == "fast":
+            return self._forward_concurrently(tokens, memory, groups)
+        return self._forward(tokens, memory, path, attention_queries)
+
+    def _forward_concurrently(self, tokens: Tensor, memory: Memory, groups: int) -> tuple[Tensor, Memory]:
+        """`_forward` on `groups` row blocks of the streams at once, one thread each (forward and,
+        through `_Concurrent`, backward)."""
+        bounds = [round(i * tokens.shape[0] / groups) for i in range(groups + 1)]
+        rows = [slice(a, b) for a, b in zip(bounds, bounds[1:])]
+        params = [p for p in self.parameters() if p.requires_grad]
+        if torch.is_grad_enabled() and params:
+            tensors = _flatten(memory)
+            logits, valid, *carried = _Concurrent.apply(self, tokens, memory.valid, rows, len(tensors),
+                                                        *tensors, *params)
+            return logits, _unflatten(carried, valid)
+        inference = torch.is_inference_mode_enabled()  # autograd modes are per thread: pass them on
+
+        def run(part: slice) -> tuple[Tensor, Memory]:
+            with torch.inference_mode(inference), torch.no_grad():
+                return self._forward(tokens[part], memory._map(lambda t: t[part]), "fast", None)
+
+        results = _in_threads(run, rows)
+        return torch.cat([r[0] for r in results]), Memory.cat([r[1] for r in results])
+
+    def _forward(self, tokens: Tensor, memory: Memory, path: str, attention_queries: Tensor | None):
+        """`forward` after the checks and resets."""
         length = tokens.shape[1] - self.lookahead
         h = self.drop(self.embed(tokens))
         carried, attention = [], []
@@ -218,3 +275,71 @@ class TransformerXL(nn.Module):
             out[name] = kernels[index].clone()
             out[f"{name}_bias"] = bias[index].clone()
         return out
+
+
+def _in_threads(fn, items: list) -> list:
+    """[fn(item) for item in items], one thread each, every thread with 1 intra-op thread (or a
+    share of torch's thread count)."""
+    pool = _POOLS.get(len(items))
+    if pool is None:
+        pool = _POOLS[len(items)] = ThreadPoolExecutor(len(items), thread_name_prefix="transformer-xl")
+    with _intra_op_threads(max(1, torch.get_num_threads() // len(items))):
+        return list(pool.map(fn, items))
+
+
+def _flatten(memory: Memory) -> list[Tensor]:
+    return [t for layer in memory.layers for t in (layer.k, layer.v, layer.p)]
+
+
+def _unflatten(tensors: list[Tensor], valid: Tensor) -> Memory:
+    return Memory(tuple(LayerMemory(*tensors[i:i + 3]) for i in range(0, len(tensors), 3)), valid)
+
+
+class _Concurrent(torch.autograd.Function):
+    """TransformerXL._forward on row blocks of the streams, one thread each, in the forward and in
+    the backward: each block's graph is built in its thread and differentiated there
+    (torch.autograd.grad), the parameter gradients summed. Inputs: model, tokens, valid, rows,
+    the count n of memory tensors, n memory tensors (`_flatten` order), the parameters that require
+    grad. Outputs: logits, valid, the n carried memory tensors."""
+
+    @staticmethod
+    def forward(ctx, model, tokens, valid, rows, n_memory, *tensors):
+        memory, params = tensors[:n_memory], tensors[n_memory:]
+
+        def run(part: slice):
+            with torch.enable_grad():
+                leaves = [t[part].detach().requires_grad_(t.requires_grad) for t in memory]
+                logits, carried = model._forward(tokens[part], _unflatten(leaves, valid[part]), "fast", None)
+            return leaves, logits, carried
+
+        results = _in_threads(run, rows)
+        ctx.results, ctx.rows, ctx.params = results, rows, params
+        ctx.memory_requires = [t.requires_grad for t in memory]
+        ctx.set_materialize_grads(False)
+        carried = [torch.cat(parts).detach() for parts in zip(*(_flatten(r[2]) for r in results))]
+        new_valid = torch.cat([r[2].valid for r in results])
+        ctx.mark_non_differentiable(new_valid)
+        return (torch.cat([r[1] for r in results]).detach(), new_valid, *carried)
+
+    @staticmethod
+    def backward(ctx, grad_logits, grad_valid, *grad_carried):
+        def run(index: int) -> tuple[list[Tensor], tuple]:
+            leaves, logits, carried = ctx.results[index]
+            part = ctx.rows[index]
+            pairs = [(out, grad[part]) for out, grad in [(logits, grad_logits), *zip(_flatten(carried), grad_carried)]
+                     if grad is not None and out.requires_grad]
+            needed = [leaf for leaf in leaves if leaf.requires_grad]
+            grads = (torch.autograd.grad([o for o, _ in pairs], needed + list(ctx.params), [g for _, g in pairs],
+                                         allow_unused=True) if pairs else (None,) * (len(needed) + len(ctx.params)))
+            memory = [torch.zeros_like(leaf) if g is None else g for leaf, g in zip(needed, grads)]
+            return memory, grads[len(needed):]
+
+        results = _in_threads(run, list(range(len(ctx.rows))))
+        del ctx.results  # the block graphs are spent
+        memory = iter([torch.cat(parts) for parts in zip(*(r[0] for r in results))])
+        memory_grads = [next(memory) if needed else None for needed in ctx.memory_requires]
+        param_grads = []
+        for grads in zip(*(r[1] for r in results)):
+            present = [g for g in grads if g is not None]
+            param_grads.append(sum(present[1:], present[0]) if present else None)
+        return (None, None, None, None, None, *memory_grads, *param_grads)
