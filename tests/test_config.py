@@ -56,4 +56,6 @@ def test_launchers_compose(launcher):
     launcher_cfg = cfg.hydra.launcher
     assert "submitit" in launcher_cfg._target_
     if launcher == "slurm":
-        assert launcher_cfg.tasks_per_node == "${trainer.devices}"
+        # Lightning on SLURM: one task per device, nodes = trainer.num_nodes
+        assert launcher_cfg.tasks_per_node == launcher_cfg.gpus_per_node == cfg.trainer.devices == 2
+        assert launcher_cfg.nodes == cfg.trainer.num_nodes

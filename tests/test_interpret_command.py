@@ -14,7 +14,7 @@ from omegaconf import open_dict
 from tests.conftest import compose
 from tests.conftest_interpret import MINUS10, MINUS35, trained_smoke  # noqa: F401  (session fixture)
 
-pytestmark = pytest.mark.slow
+slow = pytest.mark.slow  # trains the session's tiny model (about a minute on 2 free cores)
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +46,7 @@ def _planted(cfg):
     return make_synthetic(SyntheticSpec(**spec))[2]
 
 
+@slow
 def test_heads_find_the_planted_boxes_at_their_offsets(run):
     out, cfg, summary = run
     heads = pd.read_csv(out / "interpret" / "heads.tsv", sep="\t")
@@ -60,6 +61,7 @@ def test_heads_find_the_planted_boxes_at_their_offsets(run):
     assert summary["heads"]["references"] == "planted synthetic boxes"
 
 
+@slow
 def test_attention_table_is_a_distribution_per_query(run):
     out, cfg, _ = run
     table = pd.read_csv(out / "interpret" / "heads_attention.tsv", sep="\t")
@@ -72,6 +74,7 @@ def test_attention_table_is_a_distribution_per_query(run):
     assert corr.shape == (6, 6) and np.allclose(np.diag(corr), 1) and np.allclose(corr, corr.T)
 
 
+@slow
 def test_meme_files_read_back(run):
     from genometracks.interpret.motifs import read_meme
 
@@ -85,6 +88,7 @@ def test_meme_files_read_back(run):
     assert len(kernels) == 3 * 6 * 8 and kernels[0].name == "q_H0_C0" and kernels[-1].name == "v_H5_C7"
 
 
+@slow
 def test_first_block_kernel_pwm_is_the_softmax_of_the_model_kernel(run):
     from genometracks.interpret.motifs import read_meme
     from genometracks.predict import load_model
@@ -97,6 +101,7 @@ def test_first_block_kernel_pwm_is_the_softmax_of_the_model_kernel(run):
     assert np.allclose(motif.probabilities, expected, atol=2e-6)
 
 
+@slow
 def test_pngs_are_real_images_with_their_panels(run):
     from PIL import Image
 
@@ -126,6 +131,7 @@ def _bigbed_records(path):
     return pd.DataFrame(rows, columns=["chrom", "start", "end", "name", "score", "strand"])
 
 
+@slow
 def test_motif_hits_fall_on_planted_boxes_and_validate_in_the_hub(run):
     from genometracks.dataset import open_genome
     from genometracks.export.hub import HubTrack, write_hub
@@ -159,6 +165,7 @@ def test_motif_hits_fall_on_planted_boxes_and_validate_in_the_hub(run):
     assert "bigDataUrl motif_hits.bb" in trackdb and "type bigBed 6\n" in trackdb
 
 
+@slow
 def test_class_optimisation_and_attribution_point_at_the_boxes(run):
     from genometracks.interpret.command import settings
     from genometracks.interpret.motifs import read_meme
@@ -179,6 +186,7 @@ def test_class_optimisation_and_attribution_point_at_the_boxes(run):
     assert (read_bigwig(out / "tracks" / "gradcam.bw", "syn2") >= 0).all()
 
 
+@slow
 def test_metaplots_peak_at_the_tss_and_note_missing_sets(run):
     out, _, summary = run
     table = pd.read_csv(out / "interpret" / "metaplots.tsv", sep="\t")
@@ -189,3 +197,25 @@ def test_metaplots_peak_at_the_tss_and_note_missing_sets(run):
     assert set(notes) == {"TTS", "pseudogene"} and "skipped" in summary["metaplots"]["coding_medians"]
     saved = json.loads((out / "interpret.json").read_text())
     assert saved["metaplots"]["skipped"] == notes and saved["shift"] == 20
+
+
+def test_settings_fill_defaults_and_reject_unknown_parts(tmp_path):
+    from genometracks.interpret.command import DEFAULTS, settings
+    from genometracks.interpret.heads import InterpretError
+
+    cfg = compose("data=synthetic", f"run_dir={tmp_path}")
+    s = settings(cfg)
+    assert s["sample_fraction"] == cfg.interpret.sample_fraction and s["parts"] == DEFAULTS["parts"]
+    with open_dict(cfg):
+        cfg.interpret.parts = ["heads", "tea_leaves"]
+    with pytest.raises(InterpretError, match=r"unknown \['tea_leaves'\]"):
+        settings(cfg)
+
+
+def test_reference_motifs_are_the_planted_boxes_for_synthetic_data(tmp_path):
+    from genometracks.interpret.command import reference_motifs
+
+    cfg = compose("data=synthetic", "data.generator.minus10=GGATCC", f"run_dir={tmp_path}")
+    motifs, described = reference_motifs(cfg)
+    assert [m.name for m in motifs] == ["planted_-35", "planted_-10"] and described == "planted synthetic boxes"
+    assert motifs[1].consensus() == "GGATCC" and motifs[0].consensus() == "TTGACA"

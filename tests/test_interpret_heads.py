@@ -139,3 +139,47 @@ def test_collected_attention_equals_the_model_on_one_stream():
         assert np.allclose(att[:, 0, :, 0].numpy(), s.attention[k].astype(np.float32), atol=2e-3)
         assert float(logits[0, model.context]) == pytest.approx(s.output[k], abs=1e-4)
         assert outputs[(contig, strand)][i] == pytest.approx(s.output[k], abs=1e-4)
+
+
+def test_plots_have_one_panel_per_layer(tmp_path):
+    from PIL import Image
+
+    att = np.random.default_rng(0).random((20, 2, 3, 10))
+    att /= att.sum(axis=-1, keepdims=True)
+    s = _samples(att, np.arange(20.0), [1] * 20, np.arange(20), [("c", "+")], shift=4)
+    H.plot_heatmap(H.attention_profiles(s), tmp_path / "h.png")
+    labels = [H.head_id(layer, h) for layer in range(2) for h in range(3)]
+    H.plot_correlation(H.head_correlation(att.reshape(20, 6, 10)), labels, tmp_path / "c.png")
+    heat, corr = Image.open(tmp_path / "h.png"), Image.open(tmp_path / "c.png")
+    assert heat.text["Title"].count("layer ") == 2 and "layer 1" in heat.text["Title"]
+    assert np.asarray(heat.convert("L")).std() > 10 and np.asarray(corr.convert("L")).std() > 10
+    assert corr.size == (int(100 * (2.5 + 0.3 * 6)), int(100 * (2.0 + 0.3 * 6)))
+
+
+def test_head_table_reports_a_best_match_only_for_informative_significant_heads():
+    from genometracks.interpret.matching import Match
+    from genometracks.interpret.motifs import Motif
+
+    ref = Motif("box", np.eye(4)[[0, 1, 2, 3]], alt_name="b")
+    strong = Motif("L0H0", np.eye(4)[[3, 0, 1, 2]])          # 8 bits
+    weak = Motif("L0H1", np.full((4, 4), 0.25))                # 0 bits
+    heads = [H.HeadMotif(0, 0, 30, -10, 0.5, strong, 8.0, Match(ref, 0.99, 0, "+", 4, 0.01)),
+             H.HeadMotif(0, 1, 5, 15, 0.1, weak, 0.0, Match(ref, 0.99, 0, "+", 4, 0.01)),
+             H.HeadMotif(1, 0, 7, 13, 0.2, strong, 8.0, Match(ref, 0.5, 1, "-", 4, 0.2))]
+    table = H.head_table(heads, min_information=4.0, match_pvalue=0.05)
+    assert table["best_match"].tolist() == ["box(b)", ".", "."]
+    assert table["nearest_motif"].tolist() == ["box(b)"] * 3
+    assert table["informative"].tolist() == [True, False, True]
+    assert table["head_id"].tolist() == ["L0H0", "L0H1", "L1H0"] and table["consensus"][0] == "TACG"
+
+
+def test_head_motif_sample_rankings():
+    g = Genome.from_sequences({"c": "AAAAAAAAAA" + "CCCCCCCCCC" + "GGGGGGGGGG"})
+    att = np.zeros((3, 1, 1, 4))
+    att[:, 0, 0, 2] = [0.6, 0.5, 0.9]  # o* = 2; the 3-mer centred on key local - 2
+    s = _samples(att, [5.0, 9.0, 0.0], [H.SAMPLE_TOP, H.SAMPLE_TOP, H.SAMPLE_RANDOM], [6, 16, 26], [("c", "+")])
+    consensus = {rank: H.head_motifs(s, g, conv_width=3, top_n=1, rank_by=rank)[0].motif.consensus()
+                 for rank in H.RANKINGS}
+    assert consensus == {"top_attention": "AAA", "attention": "GGG", "output": "CCC"}
+    with pytest.raises(H.InterpretError, match="motif_rank"):
+        H.head_motifs(s, g, conv_width=3, rank_by="vibes")

@@ -405,7 +405,7 @@ def test_paper_config_gradients_equal_textbook():
 
 
 def test_attention_dropout_in_training_draws_as_the_textbook_path():
-    model = small_model(14, dropout=0.3).train()
+    model = small_model(14, dropout=0.3, workers=2).train()  # no threads while dropout draws
     tokens = torch.randint(0, 5, (2, 60 + model.lookahead))
     torch.manual_seed(1)
     textbook = run_segments(model, tokens, 20, "textbook")

@@ -20,11 +20,11 @@ from genometracks.interpret.heads import InterpretError
 
 PARTS = ("heads", "kernels", "optimise", "attribution", "metaplots")
 DEFAULTS = dict(parts=list(PARTS), n_streams=4, sample_fraction=0.01, n_extreme=500, motif_top=50,
-                scan_pvalue=1e-4, min_information=4.0, match_shuffles=200, match_pvalue=0.05, motif_rank="top_attention", match_min_overlap=4,
-                kernel_logos=16,
-                optimise_length=100, optimise_steps=300, optimise_lr=0.1, optimise_l2=0.01, attribution_top=200,
-                attribution_regions=None, attribution_logo=[-60, 20], attribution_batch=16, metaplot_flank=600,
-                metaplot_split="test", tts=None, gff=None, progress=True)
+                motif_rank="top_attention", scan_pvalue=1e-4, min_information=4.0, match_shuffles=200,
+                match_pvalue=0.05, match_min_overlap=4, kernel_logos=16, optimise_length=100, optimise_steps=300,
+                optimise_lr=0.1, optimise_l2=0.01, attribution_top=200, attribution_regions=None,
+                attribution_logo=[-60, 20], attribution_batch=16, metaplot_flank=600, metaplot_split="test",
+                tts=None, gff=None, progress=True)
 NULLABLE = ("attribution_regions", "tts", "gff")  # None is a meaningful value for these keys
 SHARED_TTS = "send_seq_ju2019/41564_2019_500_MOESM4_ESM.csv"
 SHARED_GFF = "refseq_annotation/NC_000913.3.gff.gz"
@@ -68,6 +68,8 @@ def reference_motifs(cfg: DictConfig) -> tuple[list, str]:
 
 def run_heads(model, dataset, seg_len: int, s: dict, out: Path, refs: list, seed: int) -> dict:
     """Attention profiles, head motifs and the motif-hit track."""
+    import pandas as pd
+
     from genometracks.export.logos import draw_logo
     from genometracks.interpret import heads as H
     from genometracks.interpret.motifs import write_meme
@@ -82,7 +84,6 @@ def run_heads(model, dataset, seg_len: int, s: dict, out: Path, refs: list, seed
     n_layer, n_head, w = samples.shape
     labels = [H.head_id(layer, head) for layer in range(n_layer) for head in range(n_head)]
     corr = H.head_correlation(samples.attention.reshape(len(samples.output), n_layer * n_head, w))
-    import pandas as pd
     files.append(_tsv(pd.DataFrame(corr, index=labels, columns=labels).reset_index(names="head_id"),
                       out / "interpret" / "heads_correlation.tsv"))
     H.plot_correlation(corr, labels, out / "plots" / "heads_correlation.png")
@@ -104,9 +105,9 @@ def run_heads(model, dataset, seg_len: int, s: dict, out: Path, refs: list, seed
         **{name: int(((samples.group & bit) > 0).sum())
            for name, bit in (("random", H.SAMPLE_RANDOM), ("top", H.SAMPLE_TOP), ("bottom", H.SAMPLE_BOTTOM))},
         "heads": [{"head": m.id, "offset_from_tss": m.offset_from_tss, "consensus": m.motif.consensus(),
-                   "information": round(m.information, 3), "best_match": row["best_match"],
+                   "information": round(m.information, 3), "best_match": label,
                    "match_score": None if m.match is None else round(m.match.score, 3)}
-                  for m, (_, row) in zip(motifs, table.iterrows())],
+                  for m, label in zip(motifs, table["best_match"])],
         "motif_hits": hits,
     }
     return {"summary": summary, "files": files}
@@ -165,6 +166,7 @@ def run_kernels(model, s: dict, out: Path) -> dict:
 
 
 def run_optimise(model, shift: int, s: dict, out: Path, seed: int) -> dict:
+    """Class optimisation → logos/class_optimised.png (bits) and motifs/class_optimised.meme."""
     from genometracks.export.logos import draw_logo
     from genometracks.interpret.motifs import write_meme
     from genometracks.interpret.optimize import optimise_class, tick_labels
@@ -178,7 +180,7 @@ def run_optimise(model, shift: int, s: dict, out: Path, seed: int) -> dict:
     window = (rel >= -40) & (rel <= 0)
     consensus = "".join("ACGT"[i] for i in result.probabilities[window].argmax(axis=1))
     return {"summary": {"probability": result.probability, "consensus_-40_to_+1": consensus,
-                        "first_position": int(rel[0])}, "files": [logo, meme]}
+                        "window_start_from_tss": int(rel[0])}, "files": [logo, meme]}
 
 
 def probability_tracks(model, genome, shift: int, seg_len: int, out: Path, s: dict) -> tuple[dict, str]:
@@ -195,6 +197,8 @@ def probability_tracks(model, genome, shift: int, seg_len: int, out: Path, s: di
 
 
 def run_attribution(model, dataset, tracks: dict, s: dict, out: Path) -> dict:
+    """Gradient x input and Grad-CAM of the top predicted TSSs → tracks/attribution.bw (signed),
+    tracks/gradcam.bw, logos/attribution.png (mean over targets, aligned at +1), a profile TSV."""
     import pandas as pd
 
     from genometracks.export.bigwig import write_bigwig
@@ -247,6 +251,8 @@ def metaplot_sets(cfg: DictConfig, dataset, s: dict) -> tuple[dict, dict, Path |
 
 
 def run_metaplots(cfg: DictConfig, dataset, tracks: dict, s: dict, out: Path) -> dict:
+    """Median output around the site sets (sense, antisense) → interpret/metaplots.tsv, plots/metaplots.png;
+    coding / antisense-coding / non-coding medians on the test split when a GFF is available."""
     from genometracks.interpret import metaplots as MP
 
     sets, notes, gff = metaplot_sets(cfg, dataset, s)

@@ -10,8 +10,9 @@ lowest by model output (a position may be in several groups: `group` holds bit f
 attention of those queries only is kept: float16 [n, n_layer, n_head, W] (2 bytes per value).
 
 A head's motif: at the offset o* of its highest mean attention, the `top_n` samples with the
-highest attention there give their conv-width k-mers centred on the key (key j reads
-j-c..j+c, c = conv_width // 2) on the query's strand → position frequency matrix.
+highest attention there among the top-output samples (see `head_motifs` for the other rankings)
+give their conv-width k-mers centred on the key (key j reads j-c..j+c, c = conv_width // 2) on
+the query's strand → position frequency matrix.
 """
 from __future__ import annotations
 
@@ -301,8 +302,9 @@ def head_motifs(samples: HeadSamples, genome: Genome, conv_width: int, top_n: in
 
 def head_table(motifs: list[HeadMotif], min_information: float, match_pvalue: float = 0.05):
     """heads.tsv rows: layer, head, head_id, offset, offset_from_tss, mean_attention, consensus,
-    information (bits), informative (>= min_information), best_match (the nearest reference when its
-    match p-value <= match_pvalue, else '.'), nearest_motif, match_score, match_p_value, match_orientation."""
+    information (bits), informative (>= min_information), best_match (the nearest reference for an
+    informative head whose match p-value <= match_pvalue, else '.'), nearest_motif, match_score,
+    match_p_value, match_orientation."""
     import pandas as pd
 
     from genometracks.interpret.matching import match_label
@@ -310,7 +312,7 @@ def head_table(motifs: list[HeadMotif], min_information: float, match_pvalue: fl
     rows = []
     for m in motifs:
         nearest = match_label(m.match) or "."
-        significant = m.match is not None and m.match.p_value <= match_pvalue
+        significant = m.match is not None and m.match.p_value <= match_pvalue and m.information >= min_information
         rows.append({
             "layer": m.layer, "head": m.head, "head_id": m.id, "offset": m.offset,
             "offset_from_tss": m.offset_from_tss, "mean_attention": m.mean_attention, "consensus": m.motif.consensus(),

@@ -209,27 +209,27 @@ class RelativeAttention(nn.Module):
                      requires_grad: bool) -> Tensor:
         """Step 3 on the fast path. queries [B, Lq, H, D] (q + u); keys, values [B, M+Lq, H, D];
         key_exists bool [B, M+Lq]. Returns [B, Lq, H, D]."""
-        if self.training and self.dropout > 0 and torch.is_grad_enabled():  # no dropout in fused kernels
+        needs_grad = requires_grad and torch.is_grad_enabled()
+        if needs_grad and ((self.training and self.dropout > 0) or queries.device.type != "cpu"):
+            # WindowAttention uses PyTorch's CPU kernels, which have no dropout: textbook step 3
             attended, _ = self._textbook((queries - self.u).transpose(1, 2), keys.transpose(1, 2),
                                          values.transpose(1, 2), key_exists)
             return attended.transpose(1, 2)
         scale = 1.0 / math.sqrt(self.d_head)
-        n_h, d, window = self.n_head, self.d_head, self.window
-        # bias of query q + u at distance W-1-e: ((q + u) + (v - u)) · W_r r(W-1-e) * scale
-        encoding = (self.r_net(self.fast_pos.to(queries.dtype)) * scale).view(window, n_h, d).permute(1, 2, 0)
-        offset = torch.bmm((self.v - self.u).to(queries.dtype)[:, None], encoding)  # [H, 1, W]
-        tiles = self._tiles(key_exists, queries.shape[1])
-        if not (requires_grad and torch.is_grad_enabled()):
-            with torch.no_grad():
-                return band_attention(queries, keys, values, encoding, offset, tiles, scale,
-                                      self.dropout if self.training else 0.0)
-        n_k, dm = keys.shape[1], self.d_model
-        positions = torch.arange(n_k, device=queries.device)
-        sin, cos = (t.to(queries.dtype)[:, None] for t in query_rotation(positions[n_k - queries.shape[1]:], dm))
+        n_h, d, dm = self.n_head, self.d_head, self.d_model
+        # positional term of query n at distance r: g_n · r(r) * scale, g = W_r^T (q + v) per head
         g = torch.einsum("bnhd,hdf->bnhf", queries + (self.v - self.u), self.r_net.weight.view(n_h, d, dm))
-        features = key_features(positions, dm).to(keys.dtype)
-        return WindowAttention.apply(queries, rotate_queries(g, sin, cos), keys, values, features,
-                                     encoding.detach(), offset.detach(), tiles, scale)
+        encoding = self.fast_pos.to(queries.dtype).t() * scale  # [d_model, W], column e ↔ distance W-1-e
+        tiles = self._tiles(key_exists, queries.shape[1])
+        if not needs_grad:
+            with torch.no_grad():
+                return band_attention(queries, keys, values, g, encoding, tiles, scale,
+                                      self.dropout if self.training else 0.0)
+        n_k, n_q = keys.shape[1], queries.shape[1]
+        positions = torch.arange(n_k, device=queries.device)
+        sin, cos = (t.to(queries.dtype)[:, None] for t in query_rotation(positions[n_k - n_q:], dm))
+        return WindowAttention.apply(queries, rotate_queries(g, sin, cos), keys, values,
+                                     key_features(positions, dm).to(keys.dtype), g.detach(), encoding, tiles, scale)
 
     def _tiles(self, key_exists: Tensor, n_q: int) -> list[tuple[slice, slice, slice, Tensor | None]]:
         """(streams, queries, keys, absent) per attention call: `stream_block` streams x `query_block`
@@ -246,25 +246,24 @@ class RelativeAttention(nn.Module):
         return tiles
 
 
-def _band_bias(tile: Tensor, encoding: Tensor, offset: Tensor, absent: Tensor | None, buffers: dict) -> Tensor:
-    """Additive attention bias [G, H, T, T+W-1] of query tile [G, H, T, D]: per head
-    tile · encoding + offset over distances W-1..0 written into a reused `head_band_bias` buffer
-    (-inf off the window band, and where `absent` [G, T+W-1] is True)."""
-    size = (tile.shape[0], tile.shape[2])
+def _band_bias(g: Tensor, encoding: Tensor, absent: Tensor | None, buffers: dict) -> Tensor:
+    """Additive attention bias [G, H, T, T+W-1] of a tile's positional queries g [G, T, H, d_model]:
+    g · encoding over distances W-1..0 by one product written into a reused `head_band_bias`
+    buffer (-inf off the window band, and where `absent` [G, T+W-1] is True)."""
+    size = g.shape[:3]
     if size not in buffers:
-        buffers[size] = head_band_bias(size[1], size[0], tile.shape[1], encoding.shape[-1], dtype=tile.dtype)
+        buffers[size] = head_band_bias(size[1], size[0], size[2], encoding.shape[-1], dtype=g.dtype)
     target, bias = buffers[size]
-    for member in range(size[0]):  # target[member]: [T, H, W]
-        torch.baddbmm(offset, tile[member], encoding, out=target[member].transpose(0, 1))
+    torch.mm(g.reshape(-1, g.shape[-1]), encoding, out=target.view(-1, encoding.shape[-1]))
     return bias if absent is None else bias.masked_fill(absent[:, None, None, :], -math.inf)
 
 
-def band_attention(queries: Tensor, keys: Tensor, values: Tensor, encoding: Tensor, offset: Tensor, tiles: list,
+def band_attention(queries: Tensor, keys: Tensor, values: Tensor, g: Tensor, encoding: Tensor, tiles: list,
                    scale: float, dropout: float = 0.0) -> Tensor:
     """Windowed relative attention with the positional term as a banded additive bias (no autograd).
 
-    queries [B, Lq, H, D]; keys, values [B, M+Lq, H, D]; encoding [H, D, W], offset [H, 1, W]
-    (bias of query x at distance W-1-e: x · encoding[:, :, e] + offset[:, 0, e]); tiles from
+    queries [B, Lq, H, D]; keys, values [B, M+Lq, H, D]; g [B, Lq, H, d_model] and encoding
+    [d_model, W] (bias of query n at distance W-1-e: g_n · encoding[:, e]); tiles from
     RelativeAttention._tiles. Returns [B, Lq, H, D]."""
     out = queries.new_empty(queries.shape)
     buffers: dict = {}
@@ -274,8 +273,8 @@ def band_attention(queries: Tensor, keys: Tensor, values: Tensor, encoding: Tens
             group = streams
             group_q, group_k, group_v, group_out = (t[streams].transpose(1, 2) for t in (queries, keys, values, out))
         tile = group_q[:, :, rows]
-        bias = _band_bias(tile, encoding, offset, absent, buffers)
-        if dropout:
+        bias = _band_bias(g[streams, rows], encoding, absent, buffers)
+        if dropout or tile.device.type != "cpu":
             attended = F.scaled_dot_product_attention(tile, group_k[:, :, reach], group_v[:, :, reach],
                                                       attn_mask=bias, dropout_p=dropout, scale=scale)
         else:  # the kernel F.scaled_dot_product_attention picks here, without the picking
@@ -294,20 +293,20 @@ class WindowAttention(torch.autograd.Function):
     with zeros) and the fused backward kernel applies per tile; key/value gradients are added in
     place per tile. Inputs: queries [B, Lq, H, D] (q + u), fq [B, Lq, H, d_model] (rotated
     W_r^T (q + v), positions counted from the first key), keys, values [B, M+Lq, H, D], fk
-    [M+Lq, d_model], encoding, offset (constants equal to the fq·fk term), tiles, scale.
+    [M+Lq, d_model], g and encoding as in band_attention (constants; g·encoding = the fq·fk
+    term), tiles, scale.
     """
 
     @staticmethod
-    def forward(ctx, queries, fq, keys, values, fk, encoding, offset, tiles, scale):
+    def forward(ctx, queries, fq, keys, values, fk, g, encoding, tiles, scale):
         out = queries.new_empty(queries.shape)
         lse = queries.new_empty((queries.shape[0], queries.shape[2], queries.shape[1]),
                                 dtype=torch.promote_types(queries.dtype, torch.float32))
         buffers: dict = {}
         for streams, rows, reach, absent in tiles:
-            tile = queries[streams, rows].transpose(1, 2)
-            bias = _band_bias(tile, encoding, offset, absent, buffers)
+            bias = _band_bias(g[streams, rows], encoding, absent, buffers)
             tile_out, lse[streams, :, rows] = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
-                tile, keys[streams, reach].transpose(1, 2), values[streams, reach].transpose(1, 2), attn_mask=bias,
+                queries[streams, rows].transpose(1, 2), keys[streams, reach].transpose(1, 2), values[streams, reach].transpose(1, 2), attn_mask=bias,
                 scale=scale)
             out[streams, rows] = tile_out.transpose(1, 2)
         ctx.save_for_backward(queries, fq, keys, values, fk, out, lse)

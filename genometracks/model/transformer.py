@@ -120,18 +120,20 @@ class TransformerXL(nn.Module):
     d_inner = 0: no feed-forward (the paper). per_head_conv: each head its own q/k/v convolution
     instead of one shared by the heads. query_block, stream_block: queries and streams per attention
     call on the fast path (speed and memory only; results do not depend on them). workers: on the
-    fast path without autograd, split the streams into this many groups that run concurrently, each
-    on a thread with one intra-op thread (on a few cores this beats intra-op threading, whose
-    barriers cost a lot on small tensors and on a busy machine); 1 = no threads of its own.
+    fast path on CPU, split the streams into this many row blocks that run concurrently, forward
+    and backward, each on a thread of its own with torch's intra-op threads shared out (on a few
+    cores this beats intra-op threading alone, whose barriers cost much on small tensors and on a
+    busy machine); None = torch.get_num_threads() at call time, 1 = no threads of its own. Not
+    while training with dropout > 0, so that seeded runs draw the same dropout masks.
     """
 
     def __init__(self, n_layer: int = 6, n_head: int = 6, d_model: int = 32, d_head: int = 32,
                  conv_width: int = 7, window: int = 512, d_inner: int = 0, dropout: float = 0.0,
                  per_head_conv: bool = False, vocab_size: int = 5, query_block: int = 64,
-                 stream_block: int = 1, workers: int = 1) -> None:
+                 stream_block: int = 1, workers: int | None = None) -> None:
         super().__init__()
-        if workers < 1:
-            raise ValueError(f"workers must be >= 1; got {workers}")
+        if workers is not None and workers < 1:
+            raise ValueError(f"workers must be None or >= 1; got {workers}")
         self.workers = workers
         if n_layer < 1 or vocab_size < ACGT:
             raise ValueError(f"need n_layer >= 1 and vocab_size >= 4; got {n_layer}, {vocab_size}")
@@ -178,8 +180,8 @@ class TransformerXL(nn.Module):
         memory = self._check(tokens, memory, reset, path, attention_queries)
         if reset is not None:
             memory = memory.reset(reset)
-        groups = min(self.workers, tokens.shape[0])
-        if groups > 1 and path == "fast":
+        groups = min(torch.get_num_threads() if self.workers is None else self.workers, tokens.shape[0])
+        if groups > 1 and path == "fast" and tokens.device.type == "cpu" and not (self.training and self.drop.p > 0):
             return self._forward_concurrently(tokens, memory, groups)
         return self._forward(tokens, memory, path, attention_queries)
 
