@@ -57,6 +57,20 @@ def write_labels(cfg: DictConfig) -> Path:
     lines = sites_to_bed_lines(dataset.sites.sorted())
     write_text_atomic(out, "".join(line if line.endswith("\n") else line + "\n" for line in lines))
     meta = {"labels": dataset.label_set, "records": len(dataset.sites), "out": str(out)}
+    if dataset.label_set == "curated":
+        meta["overlap_report"] = str(write_curation_overlap(cfg, dataset, out.with_name(out.stem + "_overlap")))
     meta.update(dataset.sites.meta.get("liftover", {}) and {"liftover": dataset.sites.meta["liftover"]})
     print(json.dumps(meta, default=str))
     return out
+
+
+def write_curation_overlap(cfg: DictConfig, dataset, out_dir: Path) -> Path:
+    """The TSS paper's Figure 2 for the curated set's sources: pairwise shared counts within the
+    window and the distribution of shifts (overlap.tsv, shifts.tsv, overlap.png in `out_dir`)."""
+    from genometracks.curation import write_overlap_report
+
+    sources = list(cfg.data.curation.priority)
+    sets = {name: load_sites(cfg, dataset.genome, name, None) for name in sources}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_overlap_report(sets, out_dir)
+    return out_dir

@@ -62,3 +62,16 @@ def test_bad_config_value_gets_clear_error(tmp_path):
                            f"data.fasta={tmp_path}/none.fa", f"data.tss={tmp_path}/none.bed"],
                           capture_output=True, text=True)
     assert done.returncode != 0 and "none.fa: FASTA file not found" in done.stderr
+
+
+@needs_ecoli
+def test_curated_labels_with_overlap_report(tmp_path, capsys):
+    import pandas as pd
+
+    out = tmp_path / "curated.bed"
+    main(["labels", "labels=curated", f"out={out}"])
+    assert 4_000 <= len(out.read_text().splitlines()) <= 4_700
+    table = pd.read_csv(tmp_path / "curated_overlap" / "overlap.tsv", sep="\t")
+    pair = table[(table.set_a == "cappable_seq") & (table.set_b == "drnaseq")].iloc[0]
+    assert 0 < pair.shared <= min(pair.n_a, pair.n_b)
+    assert (tmp_path / "curated_overlap" / "overlap.png").stat().st_size > 10_000

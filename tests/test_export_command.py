@@ -1,0 +1,55 @@
+"""`genometracks export` on a run directory: assembly hub (+ GenArk hub for E. coli), IGV session."""
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from genometracks.export.command import export_run
+from genometracks.export.validate import validate_hub
+from genometracks.genome import Genome
+from genometracks.model import TransformerXL
+from genometracks.peaks import peak_records
+from genometracks.predict import predict_genome, write_tracks
+
+
+@pytest.fixture()
+def run_dir(tmp_path):
+    rng = np.random.default_rng(0)
+    fasta = tmp_path / "genome.fa"
+    fasta.write_text(">chrA\n" + "".join(rng.choice(list("ACGT"), 3000)) + "\n>chrB\n"
+                     + "".join(rng.choice(list("ACGT"), 1200)) + "\n")
+    genome = Genome.open(fasta, circular=["chrA"])
+    torch.manual_seed(0)
+    model = TransformerXL(n_layer=1, n_head=2, d_model=8, d_head=4, window=16).eval()
+    probs, _ = predict_genome(model, genome, shift=20, seg_len=128, n_streams=2, progress=False)
+    run = tmp_path / "run"
+    write_tracks(probs, genome.chrom_sizes(), run / "tracks")
+    import pandas as pd
+
+    from genometracks.export.bigbed import BedSchema, write_bed_outputs
+
+    records = peak_records({s: probs.strand(s) for s in "+-"}, float(np.quantile(probs.values["chrA"]["+"], 0.99)),
+                           10, list(genome.contigs))
+    frame = pd.DataFrame(records, columns=["chrom", "start", "end", "name", "score", "strand"])
+    write_bed_outputs(frame, run / "tracks" / "tss_peaks", BedSchema("tss_peaks", "peaks"), genome.chrom_sizes())
+    return run, fasta, genome
+
+
+def test_export_writes_a_valid_assembly_hub_and_igv_session(run_dir):
+    run, fasta, genome = run_dir
+    written = export_run(run, fasta, genome.chrom_sizes(), {"genome_mode": "assembly"}, "Test organism")
+    assert written["hub"] == "hub/hub.txt" and "hub_genark" not in written  # not GCF_000005845.2
+    assert validate_hub(run / "hub") == []
+    trackdb = (run / "hub" / "genome" / "trackDb.txt").read_text()
+    assert "container multiWig" in trackdb and "negateValues on" in trackdb
+    assert re.search(r"track tss_peaks\n(.*\n)*?type bigBed 6\n", trackdb)
+    session = (run / "igv" / "session.xml").read_text()
+    for path in re.findall(r'path="([^"]+)"', session):
+        assert (run / "igv" / path).resolve().exists(), path
+
+
+def test_genark_hub_for_ecoli_sized_contigs(run_dir, tmp_path):
+    run, fasta, genome = run_dir
+    with pytest.raises(ValueError, match="GenArk"):
+        export_run(run, fasta, genome.chrom_sizes(), {"genome_mode": "genark"}, "Test organism")

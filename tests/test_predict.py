@@ -1,0 +1,91 @@
+"""Whole-genome prediction → bigWig, peak calls and export on hand-made genomes with known answers."""
+import numpy as np
+import pytest
+import torch
+
+from genometracks.export.bigwig import read_bigwig
+from genometracks.genome import Genome
+from genometracks.model import TransformerXL
+from genometracks.peaks import call_peaks, peak_records
+from genometracks.predict import _tss_tracks, calibration_offset, predict_genome, write_tracks
+
+
+def test_shift_moves_outputs_back_to_the_tss_on_both_strands():
+    # one circular and one linear contig of length 10; output k on a strand-local index i
+    g = Genome.from_sequences({"circ": "ACGTACGTAC", "lin": "ACGTACGTAC"}, circular=["circ"])
+    out = {(c, s): np.arange(10, dtype=np.float32) + (100 if s == "-" else 0) for c in ("circ", "lin") for s in "+-"}
+    probs, logits = _tss_tracks(g, out, shift=3)
+    # '+': value at x = output at x+3 (wraps on the circular contig)
+    assert logits.values["circ"]["+"].tolist() == [3, 4, 5, 6, 7, 8, 9, 0, 1, 2]
+    # '-': strand-local j = output at j+3, then forward x = 9 - j
+    assert logits.values["circ"]["-"].tolist() == [102, 101, 100, 109, 108, 107, 106, 105, 104, 103]
+    # linear: the last 3 strand-local positions have no output → probability 0
+    assert probs.values["lin"]["+"][7:].tolist() == [0, 0, 0]
+    assert probs.values["lin"]["-"][:3].tolist() == [0, 0, 0]
+    assert probs.values["lin"]["+"][0] == pytest.approx(1 / (1 + np.exp(-3.0)))
+    assert logits.values["lin"]["-"][3] == 109  # x=3 → j=6 → output 6+3=9 on the - strand
+
+
+def test_calibration_offset_for_weighted_loss():
+    assert calibration_offset({"loss": "weighted", "pos_weight": 50.0}) == pytest.approx(-np.log(50.0))
+    assert calibration_offset({"loss": "ce"}) == 0.0
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    rng = np.random.default_rng(1)
+    seqs = {name: "".join(rng.choice(list("ACGT"), n)) for name, n in (("c1", 700), ("c2", 333))}
+    genome = Genome.from_sequences(seqs, circular=["c1"])
+    model = TransformerXL(n_layer=2, n_head=2, d_model=8, d_head=4, window=16).eval()
+    return genome, model
+
+
+def test_prediction_covers_every_base_and_does_not_depend_on_streams(tiny):
+    genome, model = tiny
+    a, _ = predict_genome(model, genome, shift=5, seg_len=64, n_streams=3, progress=False)
+    b, _ = predict_genome(model, genome, shift=5, seg_len=29, n_streams=1, progress=False)
+    for contig, c in genome.contigs.items():
+        for strand in "+-":
+            assert a.values[contig][strand].shape == (c.length,)
+            np.testing.assert_allclose(a.values[contig][strand], b.values[contig][strand], atol=1e-5)
+
+
+def test_prediction_equals_the_model_on_the_whole_linear_strand(tiny):
+    genome, model = tiny
+    probs, logits = predict_genome(model, genome, shift=5, seg_len=50, n_streams=2, progress=False)
+    tokens = torch.as_tensor(genome.tokens("c2", "-").astype(np.int64))[None]
+    padded = torch.cat([tokens, torch.full((1, model.lookahead), 4)], dim=1)
+    with torch.inference_mode():
+        direct, _ = model(padded, model.init_memory(1), torch.ones(1, dtype=torch.bool))
+    direct = direct[0].numpy()
+    # forward x on '-' is strand-local j = n-1-x and holds the output at j + shift
+    n = 333
+    x = np.arange(5, n)
+    np.testing.assert_allclose(logits.values["c2"]["-"][x], direct[n - 1 - x + 5], atol=1e-5)
+
+
+def test_bigwigs_read_back_the_predicted_values(tiny, tmp_path):
+    genome, model = tiny
+    probs, _ = predict_genome(model, genome, shift=5, seg_len=64, n_streams=2, progress=False)
+    paths = write_tracks(probs, genome.chrom_sizes(), tmp_path)
+    for strand in "+-":
+        for contig in genome.contigs:
+            np.testing.assert_array_equal(read_bigwig(paths[strand], contig), probs.values[contig][strand])
+
+
+def test_call_peaks_local_maxima_threshold_and_distance():
+    values = np.array([0, 0.6, 0.2, 0.9, 0.1, 0.1, 0.7, 0.7, 0.1, 0.3], dtype=np.float32)
+    assert call_peaks(values, 0.5, 1).tolist() == [1, 3, 6]  # a plateau counts once (left middle)
+    assert call_peaks(values, 0.5, 3).tolist() == [3, 6]     # 1 is within 3 nt of the higher 3
+    assert call_peaks(values, 0.95, 1).tolist() == []
+    edge = np.array([0.9, 0.1, 0.8], dtype=np.float32)
+    assert call_peaks(edge, 0.5, 1).tolist() == [0, 2]
+
+
+def test_peak_records_are_sorted_bed6_with_scaled_scores():
+    track = {"+": {"a": np.array([0, 0.8, 0, 0], np.float32), "b": np.zeros(3, np.float32)},
+             "-": {"a": np.array([0, 0, 0.55, 0], np.float32), "b": np.array([0.6, 0, 0], np.float32)}}
+    records = peak_records(track, 0.5, 1, ["a", "b"])
+    assert records == [("a", 1, 2, "TSS_2+", 800, "+"), ("a", 2, 3, "TSS_3-", 550, "-"),
+                       ("b", 0, 1, "TSS_1-", 600, "-")]
