@@ -6,8 +6,6 @@ nt before the -10 box starts. Coordinates returned are 0-based forward coordinat
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import numpy as np
 
 from genometracks.genome import decode, encode, reverse_complement
 from genometracks.intervals import SiteSet
+from genometracks.export.atomic import write_text_atomic
 
 
 class SyntheticError(ValueError):
@@ -130,18 +129,8 @@ def write_synthetic(spec: SyntheticSpec, out_dir: str | Path) -> tuple[Path, Pat
     bed = "".join(f"{c}\t{p}\t{p + 1}\t{n}\t0\t{s}\n"
                   for c, p, n, s in zip(sites.chrom, sites.pos.tolist(), sites.name, sites.strand))
     fasta_path, bed_path = out / "synthetic.fa", out / "synthetic_tss.bed"
-    _write_atomic(fasta_path, fasta)
-    _write_atomic(bed_path, bed)
+    write_text_atomic(fasta_path, fasta)
+    write_text_atomic(bed_path, bed)
     return fasta_path, bed_path
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file beside `path`, then rename it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

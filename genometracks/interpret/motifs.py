@@ -7,14 +7,13 @@ Columns are motif positions 5'→3'; letters are in the order A, C, G, T (tokens
 """
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from genometracks.export.atomic import write_text_atomic
 
 LETTERS = "ACGT"
 UNIFORM = np.full(4, 0.25)
@@ -259,23 +258,9 @@ def write_meme(motifs: Sequence[Motif], path: str | Path, background: np.ndarray
         out += [head, "", f"letter-probability matrix: alength= 4 w= {m.width} nsites= {nsites} E= 0"]
         out += [" " + "  ".join(f"{v:.6f}" for v in row) for row in m.probabilities]
         out.append("")
-    _write_text_atomic(path, "\n".join(out) + "\n")
+    write_text_atomic(path, "\n".join(out) + "\n")
     return path
 
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-# ----------------------------------------------------------------------------- TRANSFAC (RSAT style)
 
 def read_transfac(path: str | Path) -> list[Motif]:
     """Count matrices of a TRANSFAC file (AC/ID/P0 rows, records ended by '//').

@@ -28,12 +28,19 @@ class OptimiseError(ValueError):
 
 @contextmanager
 def embedding_override(model, embedded: Tensor) -> Iterator[None]:
-    """Inside the block, model.embed returns `embedded` [B, S, d_model] whatever the tokens."""
+    """Inside the block, model.embed returns `embedded` [B, S, d_model] whatever the tokens, and the
+    model runs its plain forward (workers = 1: no row blocks on threads of its own, whose embedding
+    calls would each see a part of the batch and whose backward does not reach `embedded`)."""
     handle = model.embed.register_forward_hook(lambda module, inputs, output: embedded)
+    workers = getattr(model, "workers", None)
+    if hasattr(model, "workers"):
+        model.workers = 1
     try:
         yield
     finally:
         handle.remove()
+        if hasattr(model, "workers"):
+            model.workers = workers
 
 
 def onehot_logits(model, x: Tensor, path: str = "fast") -> Tensor:
