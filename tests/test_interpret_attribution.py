@@ -28,6 +28,7 @@ def _model(seed=0):
 
 
 def test_onehot_logits_equal_token_logits():
+    torch.set_num_threads(2)  # the model's own threaded path must step aside (the fixture restores)
     model = _model()
     tokens = torch.randint(0, 5, (3, 40 + model.lookahead))
     with torch.no_grad():
@@ -41,6 +42,7 @@ def test_onehot_logits_equal_token_logits():
 def test_attribution_matches_streamed_output_and_finite_differences():
     from genometracks.predict import predict_genome
 
+    torch.set_num_threads(2)  # the model's own threaded path must step aside (the fixture restores)
     model = _model(1).double()  # float64 so that finite differences are exact enough
     rng = np.random.default_rng(0)
     g = Genome.from_sequences({name: "".join(rng.choice(list("ACGT"), n)) for name, n in (("c", 400), ("d", 300))},

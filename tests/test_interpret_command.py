@@ -134,7 +134,7 @@ def _bigbed_records(path):
 @slow
 def test_motif_hits_fall_on_planted_boxes_and_validate_in_the_hub(run):
     from genometracks.dataset import open_genome
-    from genometracks.export.hub import HubTrack, write_hub
+    from genometracks.export.command import export_run
     from genometracks.export.validate import validate_hub
 
     out, cfg, summary = run
@@ -157,12 +157,11 @@ def test_motif_hits_fall_on_planted_boxes_and_validate_in_the_hub(run):
             on_box[sel] = ((np.minimum(hi, b[None] + 6) - np.maximum(lo, b[None])) >= 4).any(axis=1)
         assert on_box.mean() > 0.7, (label, on_box.mean())
     genome, fasta, _ = open_genome(cfg)
-    track = HubTrack("motif_hits", out / "tracks" / "motif_hits.bb", "Head motif hits", "Attention-head motif hits",
-                     html="motif_hits", group="interpretation", visibility="pack")
-    write_hub(out / "hub", "assembly", genome.chrom_sizes(), [track], fasta=fasta, organism="synthetic")
-    assert validate_hub(out / "hub") == []
+    written = export_run(out, fasta, genome.chrom_sizes(), cfg.export, "synthetic")
+    assert validate_hub(out / written["hub"].rsplit("/", 1)[0]) == []
     trackdb = "".join(p.read_text() for p in (out / "hub").rglob("trackDb.txt"))
     assert "bigDataUrl motif_hits.bb" in trackdb and "type bigBed 6\n" in trackdb
+    assert "motif_hits.bed.gz" in (out / written["igv"]).read_text()
 
 
 @slow

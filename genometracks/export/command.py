@@ -44,6 +44,9 @@ OPTIONAL_TRACKS = (
     OptionalTrack("attribution", "attribution", ".bw", "Attribution",
                   "Gradient x input attribution of the TSS output (signed)", "attribution", "interpretation",
                   (90, 90, 90), (("autoScale", "on"), ("graphType", "bar"))),
+    OptionalTrack("gradcam", "gradcam", ".bw", "Grad-CAM",
+                  "Grad-CAM of the last block's input for the TSS output", "attribution", "interpretation",
+                  (150, 90, 0), (("autoScale", "on"), ("graphType", "bar"))),
 )
 
 
