@@ -161,28 +161,33 @@ class RelativeAttention(nn.Module):
     # -- fast path --------------------------------------------------------------------------------
 
     def fused_weights(self) -> tuple[Tensor, Tensor]:
-        """Steps 1-2 as one affine map of windows: weight [d_model * conv_width, 3*H*D] (row
-        e*conv_width + m reads input feature e at window offset m, i.e. position n - c + m for output n)
-        and bias [3*H*D]; output columns q + u, k, v, each head-major [H*D]. Differentiable."""
+        """Steps 1-2 as one convolution of h: weight [3*H*D, d_model, conv_width] (output channel
+        s*H*D + h*D + o = q|k|v s, head h, dimension o; cross-correlation, centred) and bias
+        [3*H*D], with u folded into the bias of q. Differentiable."""
         n_h, d, dm = self.n_head, self.d_head, self.d_model
         conv, conv_bias = self.conv_kernels()  # [3, H, D out, D in, K], [3, H, D]
-        weight = torch.einsum("shoim,shie->emsho", conv, self.qkv.weight.view(3, n_h, d, dm))
+        weight = torch.einsum("shoim,shie->shoem", conv, self.qkv.weight.view(3, n_h, d, dm))
         bias = torch.cat([(conv_bias[0] + self.u)[None], conv_bias[1:]])
-        return weight.reshape(dm * self.conv_width, 3 * n_h * d), bias.reshape(-1)
+        return weight.reshape(3 * n_h * d, dm, self.conv_width), bias.reshape(-1)
 
     def _fast_project(self, h: Tensor, p_memory: Tensor) -> Tensor:
-        """[B, S-c, 3*H*D] (`fused_weights` columns) for positions [t, t+S-c) from h [B, S, d_model]
-        ([t, t+S)) and p_memory [B, 3*H*D, c] ([t-c, t), zero where absent)."""
-        batch, c, width = h.shape[0], self.half_width, 3 * self.n_head * self.d_head
+        """[B, S-c, 3*H*D] (`fused_weights` channels: q + u, k, v) for positions [t, t+S-c) from h
+        [B, S, d_model] ([t, t+S)) and p_memory [B, 3*H*D, c] ([t-c, t), zero where absent).
+
+        One oneDNN convolution in channels-last layout (positions outer, channels inner, so the
+        result is [B, S-c, 3*H*D] without a copy), [t-c, t) read as zeros; the remembered inputs
+        then reach the first c outputs through a small grouped convolution added to them."""
+        c, width = self.half_width, 3 * self.n_head * self.d_head
         weight, bias = self.fused_weights()
-        windows = F.pad(h, (0, 0, c, 0)).unfold(1, self.conv_width, 1)  # [B, S-c, dm, K]; [t-c, t) as zeros
-        n_q = windows.shape[1]
-        y = torch.addmm(bias, windows.reshape(batch * n_q, -1), weight).view(batch, n_q, width)
-        if c and bool(p_memory.any()):  # the remembered inputs reach outputs [t, t+c)
+        x = F.pad(h, (0, 0, c, 0)).transpose(1, 2).unsqueeze(2)  # [B, d_model, 1, c+S], channels last
+        y = F.conv2d(x.contiguous(memory_format=torch.channels_last), weight.unsqueeze(2), bias)
+        y = y.squeeze(2).transpose(1, 2)  # [B, S-c, 3HD]
+        y = y if y.is_contiguous() else y.contiguous()
+        if c and bool(p_memory.any()):
             conv, _ = self.conv_kernels()
             near = F.conv1d(F.pad(p_memory, (0, 2 * c)), conv.reshape(width, self.d_head, self.conv_width),
                             groups=3 * self.n_head)  # [B, 3HD, c]
-            y[:, :c] += near.transpose(1, 2)[:, :n_q]
+            y[:, :c] += near.transpose(1, 2)[:, :y.shape[1]]
         return y
 
     def _fast(self, h: Tensor, memory: LayerMemory, valid: Tensor, advance: int) -> tuple[Tensor, LayerMemory]:
@@ -306,8 +311,8 @@ class WindowAttention(torch.autograd.Function):
         for streams, rows, reach, absent in tiles:
             bias = _band_bias(g[streams, rows], encoding, absent, buffers)
             tile_out, lse[streams, :, rows] = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
-                queries[streams, rows].transpose(1, 2), keys[streams, reach].transpose(1, 2), values[streams, reach].transpose(1, 2), attn_mask=bias,
-                scale=scale)
+                queries[streams, rows].transpose(1, 2), keys[streams, reach].transpose(1, 2),
+                values[streams, reach].transpose(1, 2), attn_mask=bias, scale=scale)
             out[streams, rows] = tile_out.transpose(1, 2)
         ctx.save_for_backward(queries, fq, keys, values, fk, out, lse)
         ctx.tiles, ctx.scale = tiles, scale
@@ -328,7 +333,7 @@ class WindowAttention(torch.autograd.Function):
             n_rows = rows.stop - rows.start
             if n_rows not in masks:
                 allowed = window_mask(n_rows, n_mem, n_mem + 1, queries.device)
-                masks[n_rows] = torch.zeros(allowed.shape, dtype=queries.dtype).masked_fill(~allowed, -math.inf)
+                masks[n_rows] = queries.new_zeros(allowed.shape).masked_fill(~allowed, -math.inf)
             mask = masks[n_rows][None, None]
             if absent is not None:
                 mask = mask.masked_fill(absent[:, None, None, :], -math.inf)
