@@ -19,6 +19,17 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     yield
 
 
+@pytest.fixture()
+def one_thread():
+    """Tiny tensors: one torch thread is faster and immune to a busy machine's thread contention."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def compose(*overrides: str):
     """The composed root config with `overrides`, as `genometracks <command>` would see it."""
     from hydra import compose as hydra_compose, initialize_config_dir

@@ -12,12 +12,7 @@ from genometracks.interpret import attribution as A
 from genometracks.interpret.optimize import OptimiseError, onehot_logits, optimise_class
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _model(seed=0):

@@ -11,12 +11,7 @@ from genometracks.intervals import Interval
 from genometracks.interpret import heads as H
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_offset_from_tss_follows_the_label_shift():

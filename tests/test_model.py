@@ -19,13 +19,7 @@ from genometracks.model.relative import (band_view, by_offset, head_band_bias, k
 SMALL = dict(n_layer=2, n_head=2, d_model=16, d_head=8, window=32, query_block=8)  # several query blocks
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread is faster and immune to a busy machine's thread contention."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small_model(seed: int = 0, **overrides) -> TransformerXL:

@@ -24,12 +24,7 @@ SMALL = dict(model={"channels": [32, 32, 32], "kernel_sizes": [9, 7, 5], "dropou
              trainer={"max_epochs": 20}, batch_size=32, lr=3e-3)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _rc(text: str) -> str:
