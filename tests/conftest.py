@@ -1,7 +1,6 @@
 """Shared fixtures: Hydra config composition and the shared-data marker."""
 from __future__ import annotations
 
-import os
 
 import pytest
 

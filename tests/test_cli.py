@@ -4,7 +4,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 from genometracks.cli import main
 from tests.conftest import ECOLI, needs_ecoli

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from genometracks.cli import main
 from tests.conftest import compose
 
 # a tiny, deterministic budget: 1-layer model, 20 kb synthetic genome, 2 epochs
