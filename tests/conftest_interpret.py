@@ -92,7 +92,7 @@ def trained_smoke(tmp_path_factory):
     return ckpt, DATA_OVERRIDES
 
 
-if __name__ == "__main__":  # measure: python -m tests.conftest_interpret /tmp/out
+if __name__ == "__main__":  # measure: python -m tests.conftest_interpret OUT_DIR
     import sys
 
     from genometracks.cli import _register_resolvers
