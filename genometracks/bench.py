@@ -16,8 +16,6 @@ matrix product measured in the same run with the same threads.
 from __future__ import annotations
 
 import argparse
-import ctypes
-import ctypes.util
 import json
 import math
 import os
@@ -31,6 +29,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from genometracks.malloc import keep_freed_memory
 from genometracks.model import Memory, TransformerXL
 
 PAPER = dict(n_layer=6, n_head=6, d_model=32, d_head=32, conv_width=7, window=512)  # the paper's model
@@ -41,17 +40,6 @@ REFERENCE = {"inference": 1587.0, "training": 710.0}  # the issue's published im
 
 class BenchError(ValueError):
     """Bad bench arguments or missing data; the message says the fix."""
-
-
-def keep_freed_memory() -> bool:
-    """Ask glibc to keep freed blocks below 32 MiB in the heap (mallopt M_MMAP_THRESHOLD, and
-    M_TRIM_THRESHOLD 1 GiB) so that per-segment tensors reuse memory instead of page-faulting fresh
-    pages every segment. Process-wide; returns False where the C library has no mallopt."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"))
-        return bool(libc.mallopt(-3, 32 << 20)) and bool(libc.mallopt(-1, 1 << 30))
-    except (OSError, AttributeError, TypeError):
-        return False
 
 
 def flops_per_position(model: TransformerXL) -> int:

@@ -108,7 +108,10 @@ def train(cfg: DictConfig) -> dict:
     from pytorch_lightning.callbacks import EarlyStopping
 
     from genometracks.export.atomic import write_text_atomic
+    from genometracks.malloc import keep_freed_memory
     from genometracks.task import TSSTask
+
+    keep_freed_memory()  # per-segment tensors reuse heap pages (measured in scripts/bench.py)
 
     if "sigma" in cfg or str(cfg.model.get("_target_", "")).startswith("genometracks.sigma"):
         from genometracks.sigma.evaluate import run_sigma

@@ -1,0 +1,155 @@
+"""The fast attention path's pieces against the textbook path (fused projection, banded bias,
+factorised positional term, tiles, threads, dropout) and the bench's arithmetic."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from genometracks.bench import flops_per_position
+from genometracks.bench import main as bench_main
+from genometracks.model import Memory, TransformerXL
+from genometracks.model.relative import head_band_bias, key_features, query_rotation, rotate_queries, sinusoid_encoding
+from tests.model_reference import run_segments, small_model
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+# --- fast path pieces ------------------------------------------------------------------------
+
+def test_factorised_encoding_is_the_encoding_of_the_difference():
+    # one frequency (d_model 2): r(d) = [sin d, cos d]; g = [1, 0] scores sin(a - b), g = [0, 1] cos(a - b)
+    a, b = torch.tensor([2.0]), torch.tensor([0.5])
+    s, c = query_rotation(a, 2)
+    for g, expected in (([1.0, 0.0], math.sin(1.5)), ([0.0, 1.0], math.cos(1.5))):
+        got = rotate_queries(torch.tensor([g], dtype=torch.float64), s, c) @ key_features(b, 2).T
+        assert got.item() == pytest.approx(expected, abs=1e-12)
+    # d_model 32, positions up to 1100 (a window of 512 plus a segment), queries before and after keys
+    torch.manual_seed(0)
+    a, b = torch.randint(0, 1100, (50,)), torch.randint(0, 1100, (60,))
+    g = torch.randn(50, 32, dtype=torch.float64)
+    s, c = query_rotation(a, 32)
+    got = rotate_queries(g, s, c) @ key_features(b, 32).T
+    expected = torch.einsum("af,abf->ab", g, sinusoid_encoding((a[:, None] - b[None]).flatten(), 32).view(50, 60, 32))
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-10)
+
+
+def test_head_band_bias_puts_each_distance_on_the_band():
+    groups, n_q, n_head, width = 2, 5, 3, 4
+    target, bias = head_band_bias(n_q, groups, n_head, width)
+    bd = torch.randn(groups, n_q, n_head, width)  # column e ↔ distance W-1-e
+    target.copy_(bd)
+    assert bias.shape == (groups, n_head, n_q, n_q + width - 1)
+    for g in range(groups):
+        for h in range(n_head):
+            for i in range(n_q):
+                for j in range(n_q + width - 1):
+                    dist = width - 1 + i - j
+                    expected = bd[g, i, h, width - 1 - dist] if 0 <= dist < width else float("-inf")
+                    assert bias[g, h, i, j] == expected
+
+
+@pytest.mark.parametrize("per_head_conv", [False, True])
+def test_fused_projection_equals_linear_then_convolution(per_head_conv):
+    model = small_model(11, per_head_conv=per_head_conv).double()
+    attn, c, hd = model.blocks[0].attn, model.conv_width // 2, model.n_head * model.d_head
+    h = torch.randn(3, 12, model.d_model, dtype=torch.float64)
+    p_memory = torch.randn(3, 3 * hd, c, dtype=torch.float64)
+    p_valid = torch.tensor([[True] * c, [False] * c, [False, True, True]])
+    with torch.no_grad():
+        q, k, v, _ = attn.project(h, p_memory, p_valid)  # [B, H, S-c, D] each
+        y = attn._fast_project(h, p_memory.masked_fill(~p_valid[:, None], 0.0))  # [B, S-c, 3HD]
+    for index, (ref, bias) in enumerate(((q, attn.u), (k, 0.0), (v, 0.0))):
+        got = y[..., index * hd:(index + 1) * hd].view(3, -1, model.n_head, model.d_head).transpose(1, 2)
+        torch.testing.assert_close(got, ref + (bias[:, None] if index == 0 else bias), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("query_block, stream_block", [(5, 2), (64, 3), (1, 1)])
+def test_fast_tiles_do_not_change_logits_or_gradients(query_block, stream_block):
+    model = small_model(12, query_block=query_block, stream_block=stream_block)
+    tokens = torch.randint(0, 5, (3, 90 + model.lookahead))
+    resets = {40: [0, 2]}
+    textbook = run_segments(model, tokens, 30, "textbook", resets)
+    textbook.square().sum().backward()
+    expected = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    fast = run_segments(model, tokens, 30, "fast", resets)
+    torch.testing.assert_close(fast, textbook, rtol=0, atol=1e-5)
+    fast.square().sum().backward()
+    for p, g in zip(model.parameters(), expected):
+        torch.testing.assert_close(p.grad, g, rtol=1e-4, atol=1e-5)
+    with torch.inference_mode():
+        torch.testing.assert_close(run_segments(model, tokens, 30, "fast", resets), textbook, rtol=0, atol=1e-5)
+
+
+def test_paper_config_gradients_equal_textbook():
+    torch.manual_seed(13)
+    model = TransformerXL().train()  # dropout 0: the fused kernels' backward
+    tokens = torch.randint(0, 5, (2, 600 + model.lookahead))
+    resets = {200: [1]}
+    grads = {}
+    for path in ("textbook", "fast"):
+        model.zero_grad()
+        logits = run_segments(model, tokens, 200, path, resets)
+        F.binary_cross_entropy_with_logits(logits, (tokens[:, :600] == 0).float()).backward()
+        grads[path] = [p.grad.clone() for p in model.parameters()]
+    for fast, textbook in zip(grads["fast"], grads["textbook"]):
+        torch.testing.assert_close(fast, textbook, rtol=1e-4, atol=1e-5)
+
+
+def test_attention_dropout_in_training_draws_as_the_textbook_path():
+    model = small_model(14, dropout=0.3, workers=2).train()  # no threads while dropout draws
+    tokens = torch.randint(0, 5, (2, 60 + model.lookahead))
+    torch.manual_seed(1)
+    textbook = run_segments(model, tokens, 20, "textbook")
+    torch.manual_seed(1)
+    fast = run_segments(model, tokens, 20, "fast")
+    torch.testing.assert_close(fast, textbook, rtol=0, atol=1e-5)
+    assert not torch.equal(fast, run_segments(model, tokens, 20, "fast"))  # dropout is on
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_concurrent_stream_groups_give_the_same_logits_memory_and_gradients(workers):
+    model = small_model(15)
+    tokens = torch.randint(0, 5, (5, 60 + model.lookahead))
+
+    def run(n: int) -> tuple[torch.Tensor, Memory, list[torch.Tensor]]:
+        model.workers = n
+        model.zero_grad()
+        memory, total = None, 0.0
+        for start in (0, 20, 40):  # memory not detached: gradients flow across segments
+            reset = torch.tensor([start == 0 or (start == 20 and row == 3) for row in range(5)])
+            logits, memory = model(tokens[:, start:start + 20 + model.lookahead], memory, reset)
+            total = total + (logits * torch.linspace(-1, 1, 20)).sum()
+        total.backward()
+        return logits, memory, [p.grad.clone() for p in model.parameters()]
+
+    logits, memory, grads = run(1)
+    got_logits, got_memory, got_grads = run(workers)
+    torch.testing.assert_close(got_logits, logits, rtol=0, atol=1e-6)
+    assert got_memory.layers[0].k.requires_grad and got_memory.valid.equal(memory.valid)
+    for layer, expected in zip(got_memory.layers, memory.layers):
+        torch.testing.assert_close(layer.k, expected.k, rtol=0, atol=1e-6)
+        torch.testing.assert_close(layer.p, expected.p, rtol=0, atol=1e-6)
+    for got, expected in zip(got_grads, grads):
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+    with torch.inference_mode():
+        model.workers = workers
+        fast, _ = model(tokens[:, 20:40 + model.lookahead], memory.detach())
+        model.workers = 1
+        torch.testing.assert_close(fast, model(tokens[:, 20:40 + model.lookahead], memory.detach())[0],
+                                   rtol=0, atol=1e-6)
+
+
+# --- bench -----------------------------------------------------------------------------------
+
+def test_bench_flop_count_and_argument_errors(capsys):
+    # per layer: q|k|v linear 2*32*576, convolution 2*576*32*7, content + position + values 3*2*512*192,
+    # output 2*192*32; then the head 2*32
+    per_layer = 36_864 + 258_048 + 589_824 + 12_288
+    assert flops_per_position(TransformerXL()) == 6 * per_layer + 64
+    assert bench_main(["--tasks", "inference,predict"]) == 2
+    assert "--tasks" in capsys.readouterr().err
+    assert bench_main(["--genome", "--fasta", "/nonexistent/genome.fa"]) == 2
+    assert "/nonexistent/genome.fa" in capsys.readouterr().err
