@@ -11,7 +11,7 @@ from typing import Callable
 
 from omegaconf import OmegaConf
 
-from genometracks.paths import conf_dir, shared_data
+from genometracks.paths import conf_dir, output_dir_problem, shared_data
 
 # command → "module:function(cfg)"; the module is imported only when its command runs
 HYDRA_COMMANDS: dict[str, str] = {
@@ -72,6 +72,17 @@ def _split_command(argv: list[str]) -> tuple[str, list[str]]:
     return argv[0], argv[1:]
 
 
+def _check_run_dir(command: str, overrides: list[str]) -> None:
+    """Refuse, before Hydra creates it, a `run_dir=` that cannot be a writable folder."""
+    if command in NO_OUTPUT:
+        return
+    for item in overrides:
+        if item.startswith("run_dir="):
+            problem = output_dir_problem(item.split("=", 1)[1])
+            if problem:
+                raise SystemExit(f"genometracks {command}: run_dir: {problem}; choose a writable run_dir=DIR")
+
+
 def run_hydra(command: str, overrides: list[str]) -> None:
     """Run `command` as a Hydra app with `overrides` (Hydra's own flags such as -m, --cfg job work)."""
     import hydra
@@ -104,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE, file=sys.stderr)
         print(f"genometracks: unknown command {command!r}", file=sys.stderr)
         return 2
+    _check_run_dir(command, rest)
     run_hydra(command, rest)
     return 0
 

@@ -42,9 +42,9 @@ def peaks_command(cfg: DictConfig) -> dict:
     from genometracks.export.bigbed import BedSchema, write_bed_outputs
     from genometracks.export.atomic import write_text_atomic
     from genometracks.export.bigwig import read_bigwig
-    from genometracks.train import job_dir
+    from genometracks.train import run_dir_of
 
-    out = job_dir(cfg)
+    out = run_dir_of(cfg)
     tracks = out / "tracks"
     import pyBigWig
 

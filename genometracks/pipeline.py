@@ -114,9 +114,9 @@ def plan(requested, out: Path) -> list[tuple[str, bool]]:
 
 def run_pipeline(cfg: DictConfig) -> dict:
     """Run the planned stages with a progress line each and a summary table at the end."""
-    from genometracks.train import job_dir
+    from genometracks.train import run_dir_of
 
-    out = job_dir(cfg)
+    out = run_dir_of(cfg)
     out.mkdir(parents=True, exist_ok=True)
     steps = plan(list(cfg.stages) if cfg.get("stages") else None, out)
     summary = {}

@@ -137,10 +137,10 @@ def predict_command(cfg: DictConfig) -> dict:
     from genometracks.dataset import open_genome
     from genometracks.export.atomic import write_text_atomic
     from genometracks.malloc import keep_freed_memory
-    from genometracks.train import job_dir
+    from genometracks.train import run_dir_of
 
     keep_freed_memory()  # per-segment tensors reuse heap pages (measured in scripts/bench.py)
-    out = job_dir(cfg)
+    out = run_dir_of(cfg)
     ckpt = Path(str(cfg.ckpt)) if cfg.get("ckpt") else out / "checkpoints" / "best.ckpt"
     model, seg_len, hparams = load_model(ckpt)
     genome, fasta, _ = open_genome(cfg)

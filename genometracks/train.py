@@ -28,6 +28,15 @@ def job_dir(cfg: DictConfig) -> Path:
         return Path(str(cfg.run_dir))
 
 
+def run_dir_of(cfg: DictConfig) -> Path:
+    """job_dir(cfg), after checking that a run already there was made with the same data and model."""
+    from genometracks.run_config import check_same_run
+
+    out = job_dir(cfg)
+    check_same_run(cfg, out)
+    return out
+
+
 def _experiment_name() -> str | None:
     try:
         from hydra.core.hydra_config import HydraConfig
@@ -109,6 +118,7 @@ def train(cfg: DictConfig) -> dict:
 
     from genometracks.export.atomic import write_text_atomic
     from genometracks.malloc import keep_freed_memory
+    from genometracks.run_config import save_overrides
     from genometracks.task import TSSTask
 
     keep_freed_memory()  # per-segment tensors reuse heap pages (measured in scripts/bench.py)
@@ -117,7 +127,7 @@ def train(cfg: DictConfig) -> dict:
         from genometracks.sigma.evaluate import run_sigma
         return run_sigma(cfg)
 
-    out = job_dir(cfg)
+    out = run_dir_of(cfg) if cfg.get("resume") else job_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(int(cfg.seed), workers=True)
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -143,6 +153,7 @@ def train(cfg: DictConfig) -> dict:
         candidate = ckpt_dir / "last.ckpt"
         resume_from = str(candidate) if candidate.exists() else None
     write_text_atomic(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    save_overrides(out)
     trainer.fit(task, datamodule=datamodule, ckpt_path=resume_from)
     if trainer.fast_dev_run:
         return {}

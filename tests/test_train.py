@@ -1,6 +1,5 @@
 """Training end to end through the CLI: resume after a kill, sweeps, DDP, debug configs, learning."""
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -9,19 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import compose
-
-# a tiny, deterministic budget: 1-layer model, 20 kb synthetic genome, 2 epochs
-TINY = ["experiment=smoke", "data.generator.length=20000", "data.generator.n_contigs=1",
-        "data.generator.density=0.004", "model.n_layer=1", "model.n_head=2", "model.d_model=16",
-        "model.d_head=8", "model.window=32", "model.seg_len=64", "data.n_streams=4", "data.eval_streams=4",
-        "trainer.max_epochs=2", "task.checkpoint_every_n_steps=5", "trainer.enable_progress_bar=false",
-        "task.warmup_steps=5"]
-
+from tests.conftest import TINY, cli, compose
 
 def _cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "genometracks.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=900)
+    return cli(*args, env=env)
 
 
 def _test_metrics(run_dir: Path) -> dict:

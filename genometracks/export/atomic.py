@@ -6,13 +6,17 @@ A crash or kill at any moment leaves either the previous output or none, never a
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import re
+import resource
 import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+from genometracks.faults import kill_point
 
 _RENAME_EXCHANGE = 2  # Linux renameat2 flag: swap two paths atomically
 _AT_FDCWD = -100
@@ -27,14 +31,43 @@ def _fsync_path(path: Path) -> None:
         os.close(fd)
 
 
+def _remove_stale_temps(path: Path) -> None:
+    """Remove temporary files of `path` left by a killed or crashed writer (its pid no longer runs)."""
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.(\d+)\..*\.tmp")
+    for leftover in path.parent.iterdir():
+        match = pattern.match(leftover.name)
+        if match and leftover.is_file() and not _pid_alive(int(match.group(1))):
+            leftover.unlink(missing_ok=True)
+
+
+def check_space(path: str | Path, expected_bytes: int) -> None:
+    """Raise OSError(ENOSPC) naming `path` when its file system has less than `expected_bytes` free,
+    or when the process's file-size limit (ulimit -f) is below it: some C writers (libBigWig) crash
+    or write a truncated file when a write fails, so refuse before starting."""
+    path = Path(path)
+    free = shutil.disk_usage(path.parent).free
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if free < expected_bytes:
+        raise OSError(errno.ENOSPC, f"{path}: needs about {expected_bytes / 2**20:.1f} MiB but its file system "
+                      f"has {free / 2**20:.1f} MiB free; free space or choose another run_dir")
+    if limit != resource.RLIM_INFINITY and limit < expected_bytes:
+        raise OSError(errno.EFBIG, f"{path}: needs about {expected_bytes / 2**20:.1f} MiB but the file-size limit "
+                      f"(ulimit -f) is {limit / 2**20:.2f} MiB; raise the limit")
+
+
 @contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def atomic_path(path: str | Path, expected_bytes: int = 0) -> Iterator[Path]:
     """Yield a temporary path beside `path` (same suffix, so libraries that read the extension work);
-    on normal exit the temporary file is flushed and renamed onto `path`, on an exception it is removed."""
+    on normal exit the temporary file is flushed and renamed onto `path`, on an exception it is removed.
+    `expected_bytes` > 0: check the space first (see check_space). Temporary files left by a killed
+    writer of the same path are removed first (they carry the writer's pid)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + "".join(path.suffixes[-1:]),
-                                    dir=path.parent)
+    _remove_stale_temps(path)
+    if expected_bytes:
+        check_space(path, expected_bytes)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.",
+                                    suffix=".tmp" + "".join(path.suffixes[-1:]), dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     tmp.unlink()  # writers (pyBigWig, pybigtools) create the file themselves
@@ -43,6 +76,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         if not tmp.exists():
             raise FileNotFoundError(f"{tmp}: the writer produced no file for {path}")
         _fsync_path(tmp)
+        kill_point(f"write:{path.name}")
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -127,6 +161,7 @@ def staged_dir(final: str | Path) -> Iterator[Path]:
     os.chmod(stage, 0o777 & ~umask)  # mkdtemp makes it private; the output folder should not be
     try:
         yield stage
+        kill_point(f"stage:{final.name}")
         if final.is_dir() and not final.is_symlink() and _exchange(stage, final):
             shutil.rmtree(stage, ignore_errors=True)  # `stage` now holds the previous output
             return

@@ -108,9 +108,9 @@ def export_run(run_dir: Path, fasta: Path, chrom_sizes: dict[str, int], cfg_expo
 def export_command(cfg: DictConfig) -> dict:
     """`genometracks export run_dir=DIR [data overrides]`."""
     from genometracks.dataset import open_genome
-    from genometracks.train import job_dir
+    from genometracks.train import run_dir_of
 
-    out = job_dir(cfg)
+    out = run_dir_of(cfg)
     genome, fasta, _ = open_genome(cfg)
     organism = {"ecoli_k12": "Escherichia coli K-12 MG1655", "synthetic": "Synthetic planted-promoter genome"}.get(
         cfg.data.name, str(cfg.export.organism))

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from genometracks.export.atomic import link_or_copy, staged_dir
+from genometracks.paths import safe_name  # noqa: F401  (re-exported: hub track names)
 from genometracks.export.bigbed import bigbed_field_counts
 from genometracks.export.twobit import write_twobit
 from genometracks.paths import hub_static_dir
@@ -26,12 +27,6 @@ _BIGWIG_MAGIC, _BIGBED_MAGIC = 0x888FFC26, 0x8789F2EB
 
 class HubError(ValueError):
     """A hub cannot be written as asked; the message names the track or file and the fix."""
-
-
-def safe_name(text: str, prefix: str = "t") -> str:
-    """A track/file name from a user string: letters, digits and '_' only (no dots), starts with a letter."""
-    name = re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9_]", "_", text)).strip("_")[:64]
-    return name if name[:1].isalpha() else f"{prefix}_{name}".rstrip("_")
 
 
 @dataclass

@@ -275,9 +275,9 @@ def interpret_command(cfg: DictConfig) -> dict:
     """Run the configured parts; write DIR/interpret.json and return it."""
     from genometracks.dataset import load_dataset
     from genometracks.predict import load_model
-    from genometracks.train import job_dir
+    from genometracks.train import run_dir_of
 
-    out = job_dir(cfg)
+    out = run_dir_of(cfg)
     ckpt = Path(str(cfg.ckpt)) if cfg.get("ckpt") else out / "checkpoints" / "best.ckpt"
     s = settings(cfg)
     s["predict_streams"] = int(cfg.predict.n_streams) if cfg.get("predict") is not None else 16

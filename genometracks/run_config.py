@@ -1,0 +1,59 @@
+"""A run directory remembers the configuration it was made with (`DIR/config.yaml`, resolved, and
+`DIR/overrides.txt`, the command-line overrides of its first job); later commands on the same
+directory must compose the same data and model, or they would mix a genome's tracks with another's."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from genometracks.dataset import ConfigError
+
+COMPARED = ("data", "model")
+IGNORED = {"data.n_streams", "data.eval_streams"}  # batch sizes: free to change between jobs
+
+
+def _flat(tree, prefix: str) -> dict[str, object]:
+    if isinstance(tree, dict):
+        out: dict[str, object] = {}
+        for key, value in tree.items():
+            out.update(_flat(value, f"{prefix}.{key}"))
+        return out
+    return {prefix: tree}
+
+
+def save_overrides(out: Path) -> None:
+    """Write DIR/overrides.txt once (the first job's overrides), for the error message below."""
+    from genometracks.export.atomic import write_text_atomic
+
+    target = out / "overrides.txt"
+    if target.exists():
+        return
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith(("run_dir=", "stages="))]
+    except ValueError:  # not under Hydra
+        return
+    write_text_atomic(target, " ".join(overrides) + "\n")
+
+
+def check_same_run(cfg: DictConfig, out: Path) -> None:
+    """Raise ConfigError when DIR/config.yaml exists and its data/model differ from `cfg`'s."""
+    saved_path = out / "config.yaml"
+    if not saved_path.is_file():
+        return
+    saved = OmegaConf.to_container(OmegaConf.load(saved_path), resolve=False)
+    now = OmegaConf.to_container(cfg, resolve=True)
+    diffs = []
+    for group in COMPARED:
+        a, b = _flat(saved.get(group, {}), group), _flat(now.get(group, {}), group)
+        for key in sorted(set(a) | set(b)):
+            if key not in IGNORED and a.get(key) != b.get(key):
+                diffs.append(f"{key} was {a.get(key)!r}, now {b.get(key)!r}")
+    if diffs:
+        diffs.sort(key=lambda text: not text.split(" ", 1)[0].endswith(".name"))  # data.name first
+        overrides = (out / "overrides.txt").read_text().strip() if (out / "overrides.txt").is_file() else ""
+        hint = f" (it was made with: {overrides})" if overrides else ""
+        raise ConfigError(f"{saved_path}: this run directory was made with another configuration: "
+                          f"{'; '.join(diffs[:5])}{' ...' if len(diffs) > 5 else ''}. Pass the overrides the run "
+                          f"was made with{hint}, or choose a new run_dir")

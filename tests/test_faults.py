@@ -1,0 +1,186 @@
+"""The fault suite: `genometracks run` end to end on a tiny synthetic budget, re-run and resumed
+after kills at exact moments (mid-training, mid-bigWig write, mid-hub swap) and under a full disk.
+
+Each case checks the same invariant: a killed or failed job leaves every earlier output whole (byte
+for byte where it was finished), a hub or IGV session never names a missing file, and a plain re-run
+of the same command finishes the run without manual cleanup. Kills use SIGKILL (no Python clean-up
+runs); exact kill points come from `GENOMETRACKS_KILL_AT` (genometracks/faults.py).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pyBigWig
+import pytest
+
+from genometracks.export.validate import validate_hub
+from genometracks.pipeline import STAGES
+from tests.conftest import TINY_RUN, cli
+
+LEFTOVER = re.compile(r"^\..*(\.tmp|\.staging-|\.old-)")
+
+
+def run(run_dir: Path, *extra: str, env: dict | None = None, preexec_fn=None) -> subprocess.CompletedProcess:
+    return cli("run", *TINY_RUN, *extra, f"run_dir={run_dir}", env=env, preexec_fn=preexec_fn)
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def leftovers(run_dir: Path) -> list[str]:
+    """Temporary files or staging folders anywhere under the run directory."""
+    return [str(p.relative_to(run_dir)) for p in run_dir.rglob(".*") if LEFTOVER.match(p.name)]
+
+
+def assert_browser_files_whole(run_dir: Path) -> None:
+    """Whatever hub and IGV session exist validate and name only existing, readable files."""
+    for hub in ("hub", "hub_genark"):
+        if (run_dir / hub).exists():
+            assert validate_hub(run_dir / hub) == [], hub
+    session = run_dir / "igv" / "session.xml"
+    if session.exists():
+        for resource_ in ET.parse(session).getroot().iter("Resource"):
+            for key in ("path", "index"):
+                if resource_.get(key):
+                    target = (session.parent / resource_.get(key)).resolve()
+                    assert target.is_file() and target.stat().st_size > 0, target
+    for bw in (run_dir / "tracks").glob("*.bw"):
+        handle = pyBigWig.open(str(bw))
+        assert handle is not None and handle.chroms() == {"syn1": 20000}, bw
+        handle.close()
+
+
+def stages_done(run_dir: Path) -> set[str]:
+    return {p.stem for p in (run_dir / "stages").glob("*.json")}
+
+
+@pytest.fixture(scope="module")
+def complete(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    run_dir = tmp_path_factory.mktemp("complete") / "run"
+    done = run(run_dir)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return run_dir, done
+
+
+def test_run_end_to_end_writes_report_hub_and_session(complete):
+    run_dir, done = complete
+    assert stages_done(run_dir) == set(STAGES)
+    for stage in STAGES:
+        assert re.search(rf"^{stage}\s+(ran|skipped)\s", done.stdout, re.M), stage  # the summary table
+    assert_browser_files_whole(run_dir)
+    assert leftovers(run_dir) == []
+    trackdb = (run_dir / "hub" / "synthetic" / "trackDb.txt").read_text()
+    for name in ("tss_plus.bw", "tss_minus.bw", "tss_peaks.bb", "motif_hits.bb"):
+        assert f"bigDataUrl {name}" in trackdb
+    report = (run_dir / "report.html").read_text()
+    metrics = json.loads((run_dir / "metrics.json").read_text())["test"]["both"]
+    assert f"{metrics['roc_auc']:.3f}" in report
+    assert (run_dir / "overrides.txt").read_text().split() == TINY_RUN
+
+
+def test_rerun_skips_finished_stages_and_rewrites_nothing(complete, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(complete[0], run_dir)
+    before = {p: digest(p) for p in run_dir.rglob("*") if p.is_file() and "stages" not in p.parts}
+    done = run(run_dir)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("done earlier, skipped") == len(STAGES)
+    for path, value in before.items():
+        if path.name not in {"cli.log", "config.yaml", "overrides.yaml", "hydra.yaml"}:  # logs of this job
+            assert digest(path) == value, path
+
+
+def test_one_stage_reruns_alone(complete, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(complete[0], run_dir)
+    peaks = run_dir / "tracks" / "tss_peaks.bed"
+    peaks.write_text("")
+    done = run(run_dir, "stages=[peaks]")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "[1/1] peaks ..." in done.stdout and "train" not in done.stdout
+    assert peaks.read_text() == (complete[0] / "tracks" / "tss_peaks.bed").read_text() != ""
+
+
+def test_kills_during_training_bigwig_writing_and_hub_swap_then_resume(complete, tmp_path):
+    run_dir = tmp_path / "run"
+    # 1. SIGKILL while training, once the mid-epoch checkpoint exists
+    proc = subprocess.Popen([sys.executable, "-m", "genometracks.cli", "run", *TINY_RUN, f"run_dir={run_dir}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 600
+    while not last.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert last.exists() and stages_done(run_dir) == {"data"}
+
+    # 2. resume; SIGKILL with the + strand bigWig written and the - strand one complete but not renamed
+    done = run(run_dir, env={"GENOMETRACKS_KILL_AT": "write:tss.minus.bw"})
+    assert done.returncode == -signal.SIGKILL
+    assert "done earlier, skipped" in done.stdout and stages_done(run_dir) == {"data", "train"}
+    assert (run_dir / "tracks" / "tss.plus.bw").is_file() and not (run_dir / "tracks" / "tss.minus.bw").exists()
+    assert_browser_files_whole(run_dir)
+
+    # 3. resume; SIGKILL with the hub built in its staging folder but not yet swapped in
+    done = run(run_dir, env={"GENOMETRACKS_KILL_AT": "stage:hub"})
+    assert done.returncode == -signal.SIGKILL
+    assert "export" not in stages_done(run_dir) and not (run_dir / "hub").exists()
+    assert any(".hub.staging-" in name for name in leftovers(run_dir))
+    assert_browser_files_whole(run_dir)
+
+    # 4. a plain re-run finishes, cleans up, and training resumed to the unbroken run's result
+    done = run(run_dir)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert stages_done(run_dir) == set(STAGES) and leftovers(run_dir) == []
+    assert_browser_files_whole(run_dir)
+    got = json.loads((run_dir / "metrics.json").read_text())["test"]["both"]
+    expected = json.loads((complete[0] / "metrics.json").read_text())["test"]["both"]
+    assert got["roc_auc"] == pytest.approx(expected["roc_auc"], abs=1e-6)
+
+
+def test_kill_during_export_keeps_the_previous_hub(complete, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(complete[0], run_dir)
+    hub_before = {p.relative_to(run_dir): digest(p) for p in (run_dir / "hub").rglob("*") if p.is_file()}
+    done = run(run_dir, "stages=[export]", env={"GENOMETRACKS_KILL_AT": "stage:hub"})
+    assert done.returncode == -signal.SIGKILL
+    assert {p.relative_to(run_dir): digest(p) for p in (run_dir / "hub").rglob("*") if p.is_file()} == hub_before
+    assert_browser_files_whole(run_dir)
+    done = run(run_dir, "stages=[export]")
+    assert done.returncode == 0 and leftovers(run_dir) == []
+    assert_browser_files_whole(run_dir)
+
+
+def test_full_disk_during_bigwig_writing_fails_clearly_and_keeps_previous_tracks(complete, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(complete[0], run_dir)
+    tracks = {p.name: digest(p) for p in (run_dir / "tracks").iterdir()}
+
+    def small_file_limit():  # 64 KiB per file: logs fit, a bigWig of 20 kb does not
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 10, 64 << 10))
+
+    done = run(run_dir, "stages=[predict]", preexec_fn=small_file_limit)
+    assert done.returncode != 0
+    assert "tss.plus.bw" in done.stderr and "ulimit -f" in done.stderr
+    assert {p.name: digest(p) for p in (run_dir / "tracks").iterdir()} == tracks
+    assert leftovers(run_dir) == [] and "predict" in stages_done(run_dir)  # the earlier marker stays
+
+
+def test_other_configuration_on_the_same_run_directory_is_refused(complete, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(complete[0], run_dir)
+    done = cli("run", "stages=[predict]", f"run_dir={run_dir}")  # default data: E. coli, not synthetic
+    assert done.returncode != 0
+    assert "data.name was 'synthetic', now 'ecoli_k12'" in done.stderr
+    assert "experiment=smoke" in done.stderr  # the overrides the run was made with
