@@ -6,11 +6,14 @@ Coordinates are 0-based, half-open.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 ALPHABET = "ACGTN"
 N_TOKEN = 4
@@ -141,8 +144,12 @@ def _read_records(path: Path) -> dict[str, np.ndarray]:
                               build_index=True, one_based_attributes=False, as_raw=True,
                               read_long_names=False, duplicate_action="stop")
     except pyfaidx.FastaIndexingError as err:
-        raise GenomeError(f"{path}: cannot index FASTA ({err}); each record needs lines of equal "
-                          "length (reformat with `seqkit seq -w 80` or `samtools faidx`)") from err
+        if path.suffix in {".gz", ".bgz"}:  # bgzip needs the index; a plain file can be read whole
+            raise GenomeError(f"{path}: cannot index FASTA ({err}); each record needs lines of equal "
+                              "length (reformat with `seqkit seq -w 80 | bgzip`)") from err
+        log.warning("%s: uneven line lengths or blank lines (%s); reading it without an index. Browsers "
+                    "need an indexable FASTA: the IGV export writes a reformatted copy", path, err)
+        return _records_from_letters(path, read_fasta_letters(path))
     except ValueError as err:  # duplicate names
         raise GenomeError(f"{path}: {err}; contig names must be unique — rename the duplicate record") from err
     records: dict[str, np.ndarray] = {}
@@ -153,6 +160,38 @@ def _read_records(path: Path) -> dict[str, np.ndarray]:
             raise GenomeError(f"{path}: record {name!r} is empty; remove it from the FASTA")
         records[name] = tokens
     fasta.close()
+    return records
+
+
+def read_fasta_letters(fasta: Path) -> dict[str, bytes]:
+    """FASTA (plain or gzip/bgzip) records with their case (soft-masking) kept: {name: letters}.
+    Reads the whole file (bacterial genomes: megabytes); any line lengths, CRLF, blank lines."""
+    import gzip
+
+    if not fasta.is_file():
+        raise GenomeError(f"{fasta}: FASTA file not found")
+    opener = gzip.open if fasta.suffix in {".gz", ".bgz"} else open
+    with opener(fasta, "rb") as handle:
+        data = handle.read()
+    if not data.lstrip().startswith(b">"):
+        raise GenomeError(f"{fasta}: no FASTA records (the file does not start with '>')")
+    records: dict[str, bytes] = {}
+    for chunk in data.lstrip()[1:].split(b"\n>"):
+        header, _, body = chunk.partition(b"\n")
+        name = header.split()[0].decode() if header.split() else ""
+        if not name or name in records:
+            raise GenomeError(f"{fasta}: record {name!r} is unnamed or duplicated; give each record a unique name")
+        records[name] = body.translate(None, b" \t\r\n")
+    return records
+
+
+
+def _records_from_letters(path: Path, letters: dict[str, bytes]) -> dict[str, np.ndarray]:
+    records = {}
+    for name, seq in letters.items():
+        if not seq:
+            raise GenomeError(f"{path}: record {name!r} is empty; remove it from the FASTA")
+        records[name] = encode(seq, where=f"{path} record {name!r}")
     return records
 
 

@@ -94,10 +94,25 @@ def _copy_fasta(fasta: Path, folder: Path) -> Path:
         link_or_copy(fasta, target)
     try:
         pysam.faidx(str(target))
-    except pysam.utils.SamtoolsError as err:
-        raise IgvError(f"{fasta}: cannot index the FASTA for IGV ({err}); lines of each record must "
-                       "have equal length") from None
+    except pysam.utils.SamtoolsError:  # uneven lines or blank lines: IGV needs a reformatted copy
+        target.unlink()
+        _write_even_fasta(fasta, target)
+        pysam.faidx(str(target))
     return target
+
+
+def _write_even_fasta(fasta: Path, target: Path, width: int = 60) -> None:
+    """Rewrite `fasta` at `target` with `width`-letter lines and LF ends (letters and case kept)."""
+    from genometracks.genome import GenomeError, read_fasta_letters
+
+    try:
+        records = read_fasta_letters(fasta)
+    except GenomeError as err:
+        raise IgvError(str(err)) from None
+    with open(target, "wb") as out:
+        for name, seq in records.items():
+            out.write(b">" + name.encode() + b"\n")
+            out.write(b"".join(seq[i:i + width] + b"\n" for i in range(0, len(seq), width)))
 
 
 def _relative(run_dir: Path, igv_dir: Path, track: IgvTrack) -> tuple[str, str | None]:

@@ -10,7 +10,6 @@ Block starts are 0-based.
 """
 from __future__ import annotations
 
-import gzip
 import struct
 from pathlib import Path
 from typing import Mapping
@@ -18,7 +17,7 @@ from typing import Mapping
 import numpy as np
 
 from genometracks.export.atomic import atomic_path
-from genometracks.genome import Genome
+from genometracks.genome import Genome, GenomeError, read_fasta_letters
 
 SIGNATURE = 0x1A412743
 _LETTERS = np.frombuffer(b"TCAG", dtype=np.uint8)
@@ -89,7 +88,10 @@ def write_twobit(path: str | Path, sequences: Genome | Mapping[str, str] | str |
             records.append((name, _encode_record(name, None, sequences.tokens(name))))
     else:
         if isinstance(sequences, (str, Path)):
-            sequences = _read_fasta_letters(Path(sequences))
+            try:
+                sequences = read_fasta_letters(Path(sequences))
+            except GenomeError as err:
+                raise TwoBitError(str(err)) from None
         for name, seq in sequences.items():
             raw = seq.encode("ascii", "replace") if isinstance(seq, str) else bytes(seq)
             try:
@@ -114,25 +116,6 @@ def write_twobit(path: str | Path, sequences: Genome | Mapping[str, str] | str |
         for _, record in records:
             out.write(record)
     return path
-
-
-def _read_fasta_letters(fasta: Path) -> dict[str, bytes]:
-    """FASTA (plain or gzip/bgzip) records with their case (soft-masking) kept: {name: letters}."""
-    if not fasta.is_file():
-        raise TwoBitError(f"{fasta}: FASTA file not found")
-    opener = gzip.open if fasta.suffix in {".gz", ".bgz"} else open
-    with opener(fasta, "rb") as handle:
-        data = handle.read()
-    if not data.lstrip().startswith(b">"):
-        raise TwoBitError(f"{fasta}: no FASTA records (the file does not start with '>')")
-    records: dict[str, bytes] = {}
-    for chunk in data.lstrip()[1:].split(b"\n>"):
-        header, _, body = chunk.partition(b"\n")
-        name = header.split()[0].decode() if header.split() else ""
-        if not name or name in records:
-            raise TwoBitError(f"{fasta}: record {name!r} is unnamed or duplicated; give each record a unique name")
-        records[name] = body.translate(None, b" \t\r\n")
-    return records
 
 
 class _Reader:

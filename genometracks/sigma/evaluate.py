@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from genometracks.paths import safe_name
 from genometracks.sigma.data import NONPROMOTER, SigmaSet, one_hot
 from genometracks.sigma.model import SigmaCNN, SigmaTask, balanced_weights, predict_proba
 
@@ -261,7 +262,7 @@ def write_logos(data: SigmaSet, softmax_model: SigmaCNN, classes: Sequence[str],
         else:
             positive = (data.label == data.classes.index(name)).astype(np.int64)
             models[name] = (fit(x, positive, 1, settings, seed + 1000 * (c + 1)), 0)
-            save_model(models[name][0], run_dir / "models" / f"sigma_cnn_ovr_{name}.pt", [name], data.upstream)
+            save_model(models[name][0], run_dir / "models" / f"sigma_cnn_ovr_{safe_name(name, prefix='class')}.pt", [name], data.upstream)
     mats = class_logo_matrices(data, models)
     out = run_dir / "logos" / "sigma"
     with atomic_path(out / "gradcam_profiles.npz") as tmp:  # P and base counts per class, to redraw logos

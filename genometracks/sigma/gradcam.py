@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from genometracks.paths import safe_name
 from genometracks.sigma.data import SigmaSet, one_hot
 from genometracks.sigma.model import SigmaCNN
 
@@ -129,8 +130,9 @@ def draw_class_logos(matrices: dict[str, dict[str, np.ndarray]], upstream: int, 
         positions = relative_positions(len(mats["gradcam"]), upstream)
         fig, axes = plt.subplots(2, 1, figsize=(max(6.0, len(positions) * 0.18), 3.6), sharex=True)
         _draw_pair(axes[0], axes[1], mats, name, positions)
-        save_figure(fig, out_dir / f"{name}.png")
-        written.append(out_dir / f"{name}.png")
+        target = out_dir / f"{safe_name(name, prefix='class')}.png"  # class names come from the config
+        save_figure(fig, target)
+        written.append(target)
     n = len(matrices)
     ncols = 2 if n > 3 else 1
     nrows = -(-n // ncols)
