@@ -51,12 +51,24 @@ def memory_from_state(state: dict):
     return Memory(tuple(LayerMemory(**layer) for layer in state["layers"]), state["valid"])
 
 
+def lr_factor(step: int, warmup: int, total: int = 0, floor: float = 0.05) -> float:
+    """Learning-rate multiplier at optimiser step `step` (0-based): linear warm-up over `warmup` steps,
+    then constant (total = 0) or a cosine decay reaching `floor` at step `total`."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    if total <= warmup:
+        return 1.0
+    progress = min(1.0, (step - warmup) / (total - warmup))
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 class TSSTask(pl.LightningModule):
     """Train / evaluate a `TransformerXL` on `SegmentStreams` batches (see docs/CONTRACTS.md)."""
 
     def __init__(self, model: torch.nn.Module, lr: float = 1e-3, weight_decay: float = 0.0,
                  warmup_steps: int = 200, loss: str = "ce", pos_weight: float = 1.0,
-                 focal_gamma: float = 2.0, attention_path: str = "fast", model_config: dict | None = None):
+                 focal_gamma: float = 2.0, attention_path: str = "fast", model_config: dict | None = None,
+                 schedule: str = "constant"):
         super().__init__()
         self.model = model
         self.save_hyperparameters(ignore=["model"])
@@ -106,8 +118,11 @@ class TSSTask(pl.LightningModule):
     def configure_optimizers(self):
         opt = torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
         warmup = max(int(self.hparams.warmup_steps), 0)
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda step: 1.0 if warmup == 0 else min(1.0, (step + 1) / warmup))
+        schedule = self.hparams.get("schedule", "constant")
+        if schedule not in ("constant", "cosine"):
+            raise ValueError(f"task.schedule={schedule!r}: choose constant or cosine")
+        total = int(self.trainer.estimated_stepping_batches) if schedule == "cosine" else 0
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, warmup, total))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     # -- evaluation -----------------------------------------------------------------------------

@@ -136,6 +136,7 @@ def train(cfg: DictConfig) -> dict:
     datamodule = build_datamodule(cfg, dataset, model)
     task = TSSTask(model, **{k: cfg.task[k] for k in ("lr", "weight_decay", "warmup_steps", "loss",
                                                        "pos_weight", "focal_gamma", "attention_path")},
+                   schedule=str(cfg.task.get("schedule", "constant")),
                    model_config=model_kwargs(cfg.model) | {"seg_len": int(cfg.model.seg_len)})
     task.metrics_dir = str(out / "eval")
     ckpt_dir = out / "checkpoints"

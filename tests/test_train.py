@@ -109,3 +109,13 @@ def test_smoke_experiment_learns_planted_promoters(tmp_path):
     validation = json.loads((tmp_path / "metrics.json").read_text())["validation"]["both"]
     assert validation["roc_auc"] >= 0.95, validation
     assert test["pr_auc"] > 0.3, test  # far above the ~0.002 of a random ranking
+
+
+def test_learning_rate_warmup_then_cosine_decay():
+    from genometracks.task import lr_factor
+
+    assert [lr_factor(s, 4) for s in (0, 1, 3, 4, 1000)] == [0.25, 0.5, 1.0, 1.0, 1.0]  # constant after warm-up
+    assert lr_factor(4, 4, 104) == pytest.approx(1.0)           # decay starts at the end of warm-up
+    assert lr_factor(54, 4, 104) == pytest.approx(0.05 + 0.95 * 0.5)  # halfway: cos(pi/2) = 0
+    assert lr_factor(104, 4, 104) == pytest.approx(0.05) == lr_factor(500, 4, 104)  # floor, then stays
+    assert lr_factor(0, 0, 100) == pytest.approx(1.0)
