@@ -19,6 +19,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
+from genometracks.jsonsafe import json_safe
 from genometracks import metrics as M
 from genometracks.intervals import SiteSet
 
@@ -212,19 +213,6 @@ def comparison_rows(result: Mapping) -> tuple[list[str], list[list[object]]]:
     rows += [["per position", t, "all thresholds", None, None, None, None, None, result["positions"][t]["pr_auc"],
               result["positions"][t]["roc_auc"], None] for t in result["tools"]]
     return header, rows
-
-
-def json_safe(obj: object) -> object:
-    """NaN/inf -> None and numpy scalars -> Python numbers, recursively (strict JSON)."""
-    if isinstance(obj, Mapping):
-        return {str(k): json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if np.isfinite(obj) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
 
 
 def write_comparison(result: Mapping, out_dir: str | Path) -> dict[str, Path]:

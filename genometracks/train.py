@@ -7,7 +7,6 @@ mid-epoch included (the training memory and the position in the epoch are restor
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from genometracks.dataset import ConfigError, Dataset, load_dataset
+from genometracks.jsonsafe import json_safe
 
 
 def job_dir(cfg: DictConfig) -> Path:
@@ -168,23 +168,12 @@ def train(cfg: DictConfig) -> dict:
         "validation": _read_json(out / "eval" / "val.json"), "test": _read_json(out / "eval" / "test.json"),
     }
     if trainer.is_global_zero:
-        write_text_atomic(out / "metrics.json", json.dumps(_finite(result), indent=2))
+        write_text_atomic(out / "metrics.json", json.dumps(json_safe(result), indent=2, allow_nan=False))
     return result
 
 
 def _read_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
-
-
-def _finite(obj):
-    """JSON cannot hold NaN/inf: write them as null."""
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 def evaluate_checkpoint(cfg: DictConfig, ckpt: str | Path, out: Path | None = None) -> dict:

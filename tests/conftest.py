@@ -59,3 +59,20 @@ def cli(*args: str, env: dict | None = None, preexec_fn=None, timeout: int = 900
     """`genometracks <args>` in a fresh process (stdout, stderr captured as text)."""
     return subprocess.run([sys.executable, "-m", "genometracks.cli", *args], capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, preexec_fn=preexec_fn, timeout=timeout)
+
+
+def kill_once_checkpointed(*args: str, run_dir) -> None:
+    """Start `genometracks <args>` and SIGKILL it as soon as DIR/checkpoints/last.ckpt exists
+    (mid-training: the checkpoint is written every task.checkpoint_every_n_steps steps)."""
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "genometracks.cli", *args, f"run_dir={run_dir}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 600
+    while not last.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert last.exists(), "the run ended before writing a mid-epoch checkpoint"

@@ -15,8 +15,6 @@ import resource
 import shutil
 import signal
 import subprocess
-import sys
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -25,7 +23,7 @@ import pytest
 
 from genometracks.export.validate import validate_hub
 from genometracks.pipeline import STAGES
-from tests.conftest import TINY_RUN, cli
+from tests.conftest import TINY_RUN, cli, kill_once_checkpointed
 
 LEFTOVER = re.compile(r"^\..*(\.tmp|\.staging-|\.old-)")
 
@@ -115,15 +113,8 @@ def test_one_stage_reruns_alone(complete, tmp_path):
 def test_kills_during_training_bigwig_writing_and_hub_swap_then_resume(complete, tmp_path):
     run_dir = tmp_path / "run"
     # 1. SIGKILL while training, once the mid-epoch checkpoint exists
-    proc = subprocess.Popen([sys.executable, "-m", "genometracks.cli", "run", *TINY_RUN, f"run_dir={run_dir}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    last = run_dir / "checkpoints" / "last.ckpt"
-    deadline = time.time() + 600
-    while not last.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert last.exists() and stages_done(run_dir) == {"data"}
+    kill_once_checkpointed("run", *TINY_RUN, run_dir=run_dir)
+    assert stages_done(run_dir) == {"data"}
 
     # 2. resume; SIGKILL with the + strand bigWig written and the - strand one complete but not renamed
     done = run(run_dir, env={"GENOMETRACKS_KILL_AT": "write:tss.minus.bw"})

@@ -1,14 +1,11 @@
 """Training end to end through the CLI: resume after a kill, sweeps, DDP, debug configs, learning."""
 import json
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import TINY, cli, compose
+from tests.conftest import TINY, cli, compose, kill_once_checkpointed
+
 
 def _cli(*args, env=None):
     return cli(*args, env=env)
@@ -39,15 +36,7 @@ def test_train_writes_checkpoint_metrics_config(unbroken):
 
 def test_resume_after_kill_mid_epoch_matches_unbroken(unbroken, tmp_path):
     run = tmp_path / "broken"
-    proc = subprocess.Popen([sys.executable, "-m", "genometracks.cli", "train", *TINY, f"run_dir={run}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    last = run / "checkpoints" / "last.ckpt"
-    deadline = time.time() + 600
-    while not last.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert last.exists(), "the run ended before writing a mid-epoch checkpoint"
+    kill_once_checkpointed("train", *TINY, run_dir=run)
     assert not (run / "metrics.json").exists(), "killed too late: the run had already finished"
     done = _cli("train", *TINY, f"run_dir={run}", "resume=true")
     assert done.returncode == 0, done.stderr[-3000:]

@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from genometracks.jsonsafe import json_safe
 from genometracks.paths import safe_name
 from genometracks.sigma.data import NONPROMOTER, SigmaSet, one_hot
 from genometracks.sigma.model import SigmaCNN, SigmaTask, balanced_weights, predict_proba
@@ -239,7 +240,7 @@ def run_sigma(cfg) -> dict:
         result["kernels"] = {k: v for k, v in kernels.items() if k != "rows"}
     result["runtime_s"] = round(time.time() - started, 1)
     write_text_atomic(run_dir / "metrics.md", metrics_table(metrics))
-    write_text_atomic(run_dir / "metrics.json", json.dumps(_json_safe(result), indent=2, allow_nan=False) + "\n")
+    write_text_atomic(run_dir / "metrics.json", json.dumps(json_safe(result), indent=2, allow_nan=False) + "\n")
     return result
 
 
@@ -278,16 +279,3 @@ def _base(value) -> float | str:
         return float(value)
     except (TypeError, ValueError) as err:
         raise SigmaConfigError(f"sigma.kernel_base={value!r}: use bn or a number > 1") from err
-
-
-def _json_safe(value):
-    """NaN/inf → None, numpy scalars → Python numbers (strict JSON)."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return float(value) if np.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
