@@ -37,6 +37,20 @@ def peak_records(track_by_strand: dict[str, dict[str, np.ndarray]], threshold: f
     return records
 
 
+def peak_threshold(setting: object, run_dir: Path) -> tuple[float, str]:
+    """(probability threshold, where it came from). `auto`: the validation split's F1-optimal
+    threshold from DIR/metrics.json (calibrated probabilities, as in the tracks), else 0.5."""
+    if str(setting) != "auto":
+        return float(setting), "configured"
+    try:
+        value = json.loads((run_dir / "metrics.json").read_text())["validation"]["both"]["threshold_f1"]
+    except (OSError, ValueError, KeyError, TypeError):
+        value = None
+    if value is None or not 0.0 < float(value) < 1.0:
+        return 0.5, "0.5 (no validation threshold in metrics.json)"
+    return float(value), "validation F1-optimal (metrics.json)"
+
+
 def peaks_command(cfg: DictConfig) -> dict:
     """`genometracks peaks run_dir=DIR`: DIR/tracks/tss_peaks.bed (+ .bb, .bed.gz/.tbi)."""
     from genometracks.export.bigbed import BedSchema, write_bed_outputs
@@ -52,15 +66,15 @@ def peaks_command(cfg: DictConfig) -> dict:
         chrom_sizes = dict(bw.chroms())
     values = {s: {c: read_bigwig(tracks / f"tss.{w}.bw", c) for c in chrom_sizes}
               for s, w in (("+", "plus"), ("-", "minus"))}
-    records = peak_records(values, float(cfg.predict.peaks.threshold), int(cfg.predict.peaks.min_distance),
-                           list(chrom_sizes))
+    threshold, source = peak_threshold(cfg.predict.peaks.threshold, out)
+    records = peak_records(values, threshold, int(cfg.predict.peaks.min_distance), list(chrom_sizes))
     frame = pd.DataFrame(records, columns=["chrom", "start", "end", "name", "score", "strand"])
     write_text_atomic(tracks / "tss_peaks.bed", "".join("\t".join(map(str, r)) + "\n" for r in records))
     paths = {"bed": tracks / "tss_peaks.bed"}
     if records:  # a bigBed cannot be empty: with no peak above the threshold only the (empty) BED is written
         paths.update(write_bed_outputs(frame, tracks / "tss_peaks", BedSchema(
             "tss_peaks", "TSS calls: local maxima of genometracks TSS probability"), chrom_sizes))
-    summary = {"peaks": len(records), "threshold": float(cfg.predict.peaks.threshold),
+    summary = {"peaks": len(records), "threshold": threshold, "threshold_source": source,
                "min_distance": int(cfg.predict.peaks.min_distance),
                "files": {k: str(Path(v).relative_to(out)) for k, v in paths.items()}}
     print(json.dumps(summary))

@@ -8,7 +8,6 @@ on circular contigs; the last `shift` nt of a linear contig have no output and h
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from omegaconf import DictConfig
 
 from genometracks.genome import Genome
 from genometracks.intervals import Interval
+from genometracks.task import calibration_offset  # noqa: F401  (re-exported)
 
 
 class CheckpointError(ValueError):
@@ -61,14 +61,6 @@ def load_model(ckpt: str | Path):
         raise CheckpointError(f"{path}: weights do not fit the model config ({str(err)[:200]})") from err
     model.eval()
     return model, seg_len, hparams
-
-
-def calibration_offset(hparams: dict) -> float:
-    """What to add to raw logits for calibrated probabilities: a class-weighted loss with weight w
-    on TSSs moves the optimum logit by +log(w) (the odds are multiplied by w), so subtract it."""
-    if hparams.get("loss") == "weighted":
-        return -math.log(float(hparams.get("pos_weight", 1.0)))
-    return 0.0
 
 
 def predict_genome(model, genome: Genome, shift: int, seg_len: int, n_streams: int = 16,

@@ -38,6 +38,14 @@ def tss_loss(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor, kin
     raise ValueError(f"task.loss={kind!r} is not one of ce, weighted, focal")
 
 
+def calibration_offset(hparams: dict) -> float:
+    """What to add to raw logits for calibrated probabilities: a class-weighted loss with weight w
+    on TSSs moves the optimum logit by +log(w) (the odds are multiplied by w), so subtract it."""
+    if hparams.get("loss") == "weighted":
+        return -math.log(float(hparams.get("pos_weight", 1.0)))
+    return 0.0
+
+
 def memory_state(memory) -> dict:
     """A model Memory as plain tensors (checkpoints load with weights_only=True)."""
     return {"valid": memory.valid,
@@ -127,7 +135,9 @@ class TSSTask(pl.LightningModule):
 
     # -- evaluation -----------------------------------------------------------------------------
     def _collect(self, batch: dict, phase: str) -> None:
-        logits = self._step(batch, phase)
+        # calibrated logits (as `predict` writes them): the loss that picks the checkpoint and the
+        # F1 threshold then refer to the probabilities users see in the tracks
+        logits = self._step(batch, phase) + calibration_offset(self.hparams)
         mask = batch["mask"]
         loss = tss_loss(logits, batch["labels"], mask)
         self.log(f"{phase}_loss", loss, prog_bar=phase == "val", batch_size=max(int(mask.sum()), 1),

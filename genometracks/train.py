@@ -186,7 +186,8 @@ def evaluate_checkpoint(cfg: DictConfig, ckpt: str | Path, out: Path | None = No
     with open_dict(cfg):
         cfg.model.seg_len = seg_len
     datamodule = build_datamodule(cfg, dataset, model)
-    task = TSSTask(model, attention_path=str(cfg.task.attention_path))
+    task = TSSTask(model, attention_path=str(cfg.task.attention_path), loss=str(hparams.get("loss", "ce")),
+                   pos_weight=float(hparams.get("pos_weight", 1.0)))  # the same calibration as in training
     trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False)
     trainer.test(task, datamodule=datamodule, verbose=False)

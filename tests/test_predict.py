@@ -89,3 +89,16 @@ def test_peak_records_are_sorted_bed6_with_scaled_scores():
     records = peak_records(track, 0.5, 1, ["a", "b"])
     assert records == [("a", 1, 2, "TSS_2+", 800, "+"), ("a", 2, 3, "TSS_3-", 550, "-"),
                        ("b", 0, 1, "TSS_1-", 600, "-")]
+
+
+def test_peak_threshold_auto_reads_the_validation_f1_threshold(tmp_path):
+    import json
+
+    from genometracks.peaks import peak_threshold
+
+    assert peak_threshold(0.3, tmp_path) == (0.3, "configured")
+    assert peak_threshold("auto", tmp_path)[0] == 0.5  # no metrics.json yet
+    (tmp_path / "metrics.json").write_text(json.dumps({"validation": {"both": {"threshold_f1": 0.0731}}}))
+    assert peak_threshold("auto", tmp_path) == (0.0731, "validation F1-optimal (metrics.json)")
+    (tmp_path / "metrics.json").write_text(json.dumps({"validation": {"both": {"threshold_f1": None}}}))
+    assert peak_threshold("auto", tmp_path)[0] == 0.5
