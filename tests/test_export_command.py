@@ -1,5 +1,6 @@
 """`genometracks export` on a run directory: assembly hub (+ GenArk hub for E. coli), IGV session."""
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -53,3 +54,13 @@ def test_genark_hub_for_ecoli_sized_contigs(run_dir, tmp_path):
     run, fasta, genome = run_dir
     with pytest.raises(ValueError, match="GenArk"):
         export_run(run, fasta, genome.chrom_sizes(), {"genome_mode": "genark"}, "Test organism")
+
+
+def test_igv_tracks_prefer_tabix_bed_and_fall_back_to_bigbed(tmp_path):
+    from genometracks.export.command import _igv_tracks
+
+    for name in ("tss.plus.bw", "tss.minus.bw", "tss_peaks.bed.gz", "tss_peaks.bb", "tss_sigma.bb"):
+        (tmp_path / name).write_bytes(b"x")
+    tracks = {t.name: Path(t.path).name for t in _igv_tracks(tmp_path)}
+    assert tracks == {"TSS + strand": "tss.plus.bw", "TSS - strand": "tss.minus.bw",
+                      "TSS peaks": "tss_peaks.bed.gz", "TSS sigma class": "tss_sigma.bb"}

@@ -74,11 +74,12 @@ def _hub_tracks(tracks_dir: Path) -> list:
 def _igv_tracks(tracks_dir: Path) -> list[IgvTrack]:
     tracks = [IgvTrack("TSS + strand", tracks_dir / "tss.plus.bw", PLUS_COLOUR, autoscale_group="tss"),
               IgvTrack("TSS - strand", tracks_dir / "tss.minus.bw", MINUS_COLOUR, negate=True, autoscale_group="tss")]
-    for t in OPTIONAL_TRACKS:
-        for suffix in ((".bed.gz",) if t.suffix == ".bb" else (t.suffix,)):
+    for t in OPTIONAL_TRACKS:  # features: the tabix BED where written (IGV reads its extra columns), else bigBed
+        for suffix in ((".bed.gz", ".bb") if t.suffix == ".bb" else (t.suffix,)):
             path = tracks_dir / f"{t.stem}{suffix}"
             if path.is_file():
                 tracks.append(IgvTrack(t.short_label, path, t.color))
+                break
     return tracks
 
 
