@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from genometracks.genome import Genome
 from genometracks.intervals import Interval
-from genometracks.task import calibration_offset  # noqa: F401  (re-exported)
+from genometracks.task import calibration_offset
 
 
 class CheckpointError(ValueError):

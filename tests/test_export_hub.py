@@ -15,7 +15,8 @@ import pytest
 
 from genometracks.export.bigbed import BedSchema, write_bed_outputs
 from genometracks.export.bigwig import write_bigwig
-from genometracks.export.hub import HubContainer, HubError, HubTrack, safe_name, write_hub
+from genometracks.export.hub import HubContainer, HubError, HubTrack, write_hub
+from genometracks.paths import safe_name
 from genometracks.export.twobit import read_twobit
 from genometracks.export.validate import main_validate, validate_hub
 

@@ -7,7 +7,8 @@ from genometracks.export.bigwig import read_bigwig
 from genometracks.genome import Genome
 from genometracks.model import TransformerXL
 from genometracks.peaks import call_peaks, peak_records
-from genometracks.predict import _tss_tracks, calibration_offset, predict_genome, write_tracks
+from genometracks.predict import _tss_tracks, predict_genome, write_tracks
+from genometracks.task import calibration_offset
 
 
 def test_shift_moves_outputs_back_to_the_tss_on_both_strands():

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from genometracks.export.atomic import link_or_copy, staged_dir
-from genometracks.paths import safe_name  # noqa: F401  (re-exported: hub track names)
+from genometracks.paths import safe_name
 from genometracks.export.bigbed import bigbed_field_counts
 from genometracks.export.twobit import write_twobit
 from genometracks.paths import hub_static_dir

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 from genometracks.export.atomic import link_or_copy, staged_dir
-from genometracks.export.hub import safe_name
+from genometracks.paths import safe_name
 
 IGV_JS_VERSION = "3.8.10"
 
