@@ -76,3 +76,9 @@ def kill_once_checkpointed(*args: str, run_dir) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert last.exists(), "the run ended before writing a mid-epoch checkpoint"
+
+
+# The session's tiny planted-promoter model (tests/conftest_interpret.py), shared as a fixture.
+from tests import conftest_interpret  # noqa: E402  (it imports compose from here)
+
+trained_smoke = conftest_interpret.trained_smoke

@@ -181,7 +181,7 @@ def test_user_names_never_leave_their_folder(tmp_path):
         assert "/" not in name and "." not in name and 0 < len(name) <= 66
         assert (tmp_path / name).resolve().parent == tmp_path.resolve()
     # sigma class names come from the config and become logo file names
-    mats = {"gradcam": np.full((10, 4), 0.25), "frequency": np.full((10, 4), 0.25), "n": 3}
+    mats = {"hirescam": np.full((10, 4), 0.25), "frequency": np.full((10, 4), 0.25), "n": 3}
     out = tmp_path / "logos" / "sigma"
     written = draw_class_logos({"../../escaped": mats, "sigma70": mats}, 10, out)
     assert all(path.resolve().parent == out.resolve() for path in written)

@@ -12,13 +12,13 @@ import torch
 from omegaconf import open_dict
 
 from tests.conftest import compose
-from tests.conftest_interpret import MINUS10, MINUS35, trained_smoke  # noqa: F401  (session fixture)
+from tests.conftest_interpret import MINUS10, MINUS35
 
 slow = pytest.mark.slow  # trains the session's tiny model (about a minute on 2 free cores)
 
 
 @pytest.fixture(scope="module")
-def run(trained_smoke, tmp_path_factory):  # noqa: F811
+def run(trained_smoke, tmp_path_factory):
     from genometracks.interpret.command import interpret_command
     from genometracks.predict import predict_command
 

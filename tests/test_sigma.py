@@ -3,6 +3,7 @@ maths on a hand-set model, the CNN on planted motifs, kernel PWMs, metrics, the 
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -13,7 +14,8 @@ from genometracks.intervals import SiteSet
 from genometracks.sigma.data import (SYNTHETIC_MOTIFS, SigmaDataError, SigmaSet, extract_windows, ipromoter_set,
                                      one_hot, read_promoterset, regulondb_set, sample_negatives, synthetic_set)
 from genometracks.sigma.evaluate import (SigmaConfigError, TrainSettings, class_metrics, fit, stratified_folds)
-from genometracks.sigma.gradcam import class_logo_matrices, class_profile, grad_cam, information_heights
+from genometracks.sigma.gradcam import (cam_maps, class_logo_matrices, class_profile, effective_counts, grad_cam,
+                                        information_heights, logo_peaks, small_sample_bits)
 from genometracks.sigma.model import SigmaCNN, predict_proba, save_model
 from tests.conftest import ECOLI, compose, needs_ecoli
 
@@ -148,6 +150,17 @@ def test_grad_cam_on_a_hand_set_model():
     assert np.allclose(grad_cam(_hand_model(), x, 1), 0)  # alpha = -1: ReLU keeps nothing
 
 
+def test_hirescam_keeps_the_output_layers_position_on_a_hand_set_model():
+    x = one_hot(encode("AACAT" + "AAAGT").reshape(2, 5))
+    maps = cam_maps(_hand_model(), x, 0)
+    # dy0/dA[l] = 3 at l = 2 only: HiResCAM g = ReLU(3 · A[2]) there; Grad-CAM spreads 0.6 over every A
+    assert np.allclose(maps["hirescam"], [[0, 0, 0, 0, 0], [0, 0, 3, 0, 0]])
+    assert np.allclose(maps["gradcam"], [[0.6, 0.6, 0, 0.6, 0], [0.6, 0.6, 0.6, 0, 0]])
+    assert np.allclose(cam_maps(_hand_model(), x, [1, 0], ("hirescam",))["hirescam"], [[0] * 5, [0, 0, 3, 0, 0]])
+    with pytest.raises(ValueError, match="'saliency' is not one of"):
+        cam_maps(_hand_model(), x, 0, ("saliency",))
+
+
 def test_profile_and_information_heights_by_hand():
     x = one_hot(encode("ACGA" + "ACTT").reshape(2, 4))
     g = np.array([[1.0, 2, 0, 1], [3, 0, 0, 1]])
@@ -157,6 +170,27 @@ def test_profile_and_information_heights_by_hand():
     # columns: 2 bits all A (mass 4 = max); 2 bits all C at mass 2/4; empty; 1 bit split A/T at 2/4
     assert np.allclose(heights, [[2, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 0], [0.25, 0, 0, 0.25]])
     assert np.allclose(information_heights(p, keep_mass=False)[1], [0, 2, 0, 0])
+    # effective sequences per column: 16 / 10, 4 / 4, none, 4 / 2
+    n_eff = effective_counts(g)
+    assert np.allclose(n_eff, [1.6, 1, 0, 2])
+    e = 3 / (2 * np.log(2))  # 2.164 bits for one sequence
+    assert np.allclose(small_sample_bits(np.array([1.0, 2, 0])), [e, e / 2, np.inf])
+    corrected = information_heights(p, keep_mass=False, n_eff=n_eff)
+    assert np.allclose(corrected, [[2 - e / 1.6, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]])
+
+
+def test_logo_peaks_by_hand():
+    heights = np.zeros((20, 4))
+    heights[2:8, 3] = 0.5  # T × 6 at columns 2..7: 3 bits
+    heights[8:10, 1] = 1.0  # C × 2 at columns 8..9
+    heights[14:20, 0] = 0.25  # A × 6 at columns 14..19: 1.5 bits
+    positions = np.arange(-20, 0)
+    peaks = logo_peaks(heights, positions, width=6, n=3)
+    assert peaks[0] == {"start": -16, "end": -11, "consensus": "TTTTCC", "bits": 4.0}  # columns 4..9
+    assert peaks[1] == {"start": -6, "end": -1, "consensus": "AAAAAA", "bits": 1.5}  # first clear of it
+    assert len(peaks) == 2  # nothing else fits beside them
+    assert logo_peaks(np.zeros((20, 4)), positions) == []
+    assert logo_peaks(heights[:4], positions[:4]) == []
 
 
 # ------------------------------------------------------------------------------- planted motifs
@@ -172,16 +206,61 @@ def test_cnn_separates_planted_classes_and_logos_show_the_motifs():
     settings = TrainSettings(**SMALL)
     models = {c: (fit(x, (data.label == i).astype(np.int64), 1, settings, seed=11 + i), 0)
               for i, c in enumerate(SYNTHETIC_MOTIFS)}
-    mats = class_logo_matrices(data, models)
-    for name, (motif, col) in SYNTHETIC_MOTIFS.items():
-        heights = mats[name]["gradcam"]
-        column_bits = heights.sum(axis=1)
-        assert column_bits[col - 1:col + 7].sum() >= 0.6 * column_bits.sum(), name  # planted window (±1)
-        best = int(np.argmax(np.convolve(column_bits, np.ones(6), "valid")))
-        assert abs(best - col) <= 2, name
-        tall = [i for i in range(6) if column_bits[col + i] > 0.5]
-        assert tall and all("ACGT"[heights[col + i].argmax()] == motif[i] for i in tall), name
-        assert "".join("ACGT"[k] for k in mats[name]["frequency"][col:col + 6].argmax(axis=1)) == motif
+    # HiResCAM logos with the paper's heights; Grad-CAM's (blurred over the last layer's receptive
+    # field) weighted by map mass
+    for method, heights in (("hirescam", "information"), ("gradcam", "information_x_mass")):
+        mats = class_logo_matrices(data, models, (method,), heights)
+        for name, (motif, col) in SYNTHETIC_MOTIFS.items():
+            logo = mats[name][method]
+            column_bits = logo.sum(axis=1)
+            assert column_bits[col - 1:col + 7].sum() >= 0.6 * column_bits.sum(), (method, name)  # planted ±1
+            best = logo_peaks(logo, np.arange(logo.shape[0]), n=1)[0]
+            assert abs(best["start"] - col) <= 2, (method, name, best)
+            tall = [i for i in range(6) if column_bits[col + i] > 0.5]
+            assert tall and all("ACGT"[logo[col + i].argmax()] == motif[i] for i in tall), (method, name)
+            assert "".join("ACGT"[k] for k in mats[name]["frequency"][col:col + 6].argmax(axis=1)) == motif
+        if method == "hirescam":  # exact position and letters
+            assert all(logo_peaks(mats[n][method], np.arange(30), n=1)[0]["start"] == col
+                       and logo_peaks(mats[n][method], np.arange(30), n=1)[0]["consensus"] == motif
+                       for n, (motif, col) in SYNTHETIC_MOTIFS.items())
+
+
+def test_cross_validated_maps_come_from_the_fold_that_held_the_row_out(monkeypatch):
+    import genometracks.sigma.evaluate as evaluate
+    import genometracks.sigma.gradcam as gradcam
+
+    data = synthetic_set(n_per_class=6, length=30, n_nonpromoter=12, seed=3,
+                         motifs={"sigma24": ("GAACTT", 2), "sigma70": ("TATAAT", 20)})
+    fitted, mapped = {}, []
+    real_fit, real_maps = evaluate.fit, gradcam.cam_maps
+
+    def recording_fit(x, y, n_outputs, settings, seed):
+        model = real_fit(x, y, n_outputs, settings, seed)
+        fitted[id(model)] = {row.tobytes() for row in x}
+        return model
+
+    def recording_maps(model, x, target, methods=gradcam.CAM_METHODS, batch_size=256):
+        mapped.append((id(model), [row.tobytes() for row in x], np.broadcast_to(target, (len(x),)).copy()))
+        return real_maps(model, x, target, methods, batch_size)
+
+    monkeypatch.setattr(evaluate, "fit", recording_fit)
+    monkeypatch.setattr(gradcam, "cam_maps", recording_maps)
+    settings = TrainSettings(model={"channels": [4, 4, 4], "kernel_sizes": [3, 3, 3], "dropout": 0.0},
+                             trainer={"max_epochs": 1}, batch_size=8)
+    for mode in ("softmax", "ovr"):
+        mapped.clear()
+        scored, _, _, maps = evaluate.cross_validate(data, mode, settings, 3, 0, cams=("hirescam", "gradcam"))
+        assert set(maps) == {"hirescam", "gradcam"} and maps["hirescam"].shape == (len(scored), 30)
+        rows_mapped = [row for _, rows, _ in mapped for row in rows]
+        promoters = [r.tobytes() for r in one_hot(data.tokens[data.label < 2])]
+        assert sorted(rows_mapped) == sorted(promoters)  # every promoter once, no non-promoter
+        for model, rows, target in mapped:
+            assert not set(rows) & fitted[model], mode  # never mapped by a model that saw it
+            if mode == "softmax":  # the class's own logit
+                labels = {r.tobytes(): lab for r, lab in zip(one_hot(data.tokens), data.label)}
+                assert all(labels[r] == t for r, t in zip(rows, target))
+        if mode == "ovr":
+            assert not maps["hirescam"][scored.label == 2].any()  # non-promoters stay 0
 
 
 # ------------------------------------------------------------------------------------------ kernels
@@ -315,6 +394,28 @@ def test_run_sigma_on_synthetic_data_writes_metrics_roc_logos_and_kernels(tmp_pa
         "all_classes.png", "sigma24.png", "sigma32.png", "sigma70.png"]
     assert "| softmax | sigma24 | 30 |" in (tmp_path / "run" / "metrics.md").read_text()
     assert result["kernels"]["meme"].endswith("motifs/sigma_cnn_kernels.meme")
+    # out-of-fold HiResCAM logos (one-vs-rest models): the planted motif is each class's top window
+    assert metrics["logos"]["heights"] == "information"
+    for name in ("sigma24", "sigma32", "sigma70"):
+        motif, col = SYNTHETIC_MOTIFS[name]
+        top = metrics["logos"]["peaks"][name]["hirescam"][0]
+        assert (top["start"], top["end"], top["consensus"]) == (col - 30, col - 25, motif), (name, top)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("sigma.logo_model=ovr", "add ovr to sigma.modes"),
+    ("sigma.cams=[gradcam,saliency]", "sigma.cams entry 'saliency'"),
+    ("sigma.cams=[]", "sigma.cams entry '(empty)'"),
+    ("sigma.logo_heights=bits", "sigma.logo_heights='bits'"),
+])
+def test_bad_logo_settings_fail_before_training(tmp_path, override, message, monkeypatch):
+    import genometracks.sigma.evaluate as evaluate
+
+    monkeypatch.setattr(evaluate, "cross_validate", lambda *a, **k: pytest.fail("trained before checking"))
+    cfg = compose("experiment=sigma_cnn", f"run_dir={tmp_path}", "data.source=synthetic", "sigma.modes=[softmax]",
+                  "sigma.logo_model=softmax", override)
+    with pytest.raises(SigmaConfigError, match=re.escape(message)):
+        evaluate.run_sigma(cfg)
 
 
 # ------------------------------------------------------------------------------------ RegulonDB

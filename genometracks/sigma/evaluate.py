@@ -18,7 +18,6 @@ import numpy as np
 import torch
 
 from genometracks.jsonsafe import json_safe
-from genometracks.paths import safe_name
 from genometracks.sigma.data import NONPROMOTER, SigmaSet, one_hot
 from genometracks.sigma.model import SigmaCNN, SigmaTask, balanced_weights, predict_proba
 
@@ -101,13 +100,19 @@ def fit(x: np.ndarray, y: np.ndarray, n_outputs: int, settings: TrainSettings, s
 
 
 def cross_validate(data: SigmaSet, mode: str, settings: TrainSettings, folds: int, seed: int,
-                   classes: Sequence[str] | None = None) -> tuple[SigmaSet, np.ndarray, np.ndarray]:
-    """(rows scored, out-of-fold scores float64 [n, n_classes], fold int64 [n]) for `mode`.
+                   classes: Sequence[str] | None = None, cams: Sequence[str] = ()
+                   ) -> tuple[SigmaSet, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """(rows scored, out-of-fold scores float64 [n, n_classes], fold int64 [n], out-of-fold maps).
 
     Score columns follow `classes` (default: every class but non-promoter). softmax: probabilities of
-    a model trained on the other folds' promoter rows; ovr: the sigmoid of the class's own binary model."""
+    a model trained on the other folds' promoter rows; ovr: the sigmoid of the class's own binary model.
+    cams: class-activation maps to collect ({method: float64 [n, L]}): each row of a class in
+    `classes` gets the map of its own class's output from the model of the fold that held it out
+    (non-promoter rows stay 0)."""
     if mode not in MODES:
         raise SigmaConfigError(f"sigma.modes entry {mode!r} is not one of {MODES}")
+    from genometracks.sigma.gradcam import cam_maps
+
     classes = list(classes or [c for c in data.classes if c != NONPROMOTER])
     if mode == "softmax":
         data = promoters_only(data, classes)
@@ -116,20 +121,31 @@ def cross_validate(data: SigmaSet, mode: str, settings: TrainSettings, folds: in
     fold = stratified_folds(data.label, folds, seed)
     x = one_hot(data.tokens)
     scores = np.zeros((len(data), len(classes)))
+    maps = {m: np.zeros((len(data), x.shape[2])) for m in cams}
+    codes = [data.classes.index(name) for name in classes]
+
+    def collect(model: SigmaCNN, rows: np.ndarray, output: int | np.ndarray) -> None:
+        if cams and rows.size:
+            for method, g in cam_maps(model, x[rows], output, cams).items():
+                maps[method][rows] = g
+
     with tqdm(total=folds * (1 if mode == "softmax" else len(classes)), desc=f"sigma CV {mode}", unit="fit") as bar:
         for f in range(folds):
             train, test = fold != f, fold == f
             if mode == "softmax":
                 model = fit(x[train], data.label[train], len(classes), settings, seed + f)
                 scores[test] = predict_proba(model, x[test])
+                held = np.flatnonzero(test)
+                collect(model, held, data.label[held])  # promoters_only: label = output index
                 bar.update()
                 continue
             for c, name in enumerate(classes):
-                positive = (data.label == data.classes.index(name)).astype(np.int64)
+                positive = (data.label == codes[c]).astype(np.int64)
                 model = fit(x[train], positive[train], 1, settings, seed + 1000 * (c + 1) + f)
                 scores[test, c] = predict_proba(model, x[test])[:, 0]
+                collect(model, np.flatnonzero(test & (positive == 1)), 0)
                 bar.update()
-    return data, scores, fold
+    return data, scores, fold, maps
 
 
 def class_metrics(data: SigmaSet, scores: np.ndarray, fold: np.ndarray, mode: str,
@@ -219,11 +235,15 @@ def run_sigma(cfg) -> dict:
     settings, seed, folds = _settings(cfg), int(cfg.seed), int(cfg.sigma.folds)
     data = load_sigma_set(cfg.data, seed)
     classes = [c for c in data.classes if c != NONPROMOTER]
-    metrics, curves = {}, {}
+    logo_mode, cams, heights = _logo_settings(cfg)
+    metrics, curves, logo_source = {}, {}, None
     for mode in cfg.sigma.modes:
-        scored, scores, fold = cross_validate(data, mode, settings, folds, seed, classes)
+        scored, scores, fold, maps = cross_validate(data, mode, settings, folds, seed, classes,
+                                                    cams if mode == logo_mode else ())
         metrics[mode] = class_metrics(scored, scores, fold, mode, classes)
         curves[mode] = (scored, scores, classes)
+        if mode == logo_mode:
+            logo_source = (scored, maps)
     promoters = promoters_only(data, classes)
     final = fit(one_hot(promoters.tokens), promoters.label, len(classes), settings, seed)
     model_path = save_model(final, run_dir / "models" / "sigma_cnn.pt", classes, data.upstream)
@@ -231,9 +251,8 @@ def run_sigma(cfg) -> dict:
               "length": int(data.tokens.shape[1])}, "metrics": metrics, "model": str(model_path)}
     if curves:
         result["roc_png"] = str(plot_roc(curves, run_dir / "roc.png"))
-    if cfg.sigma.logos:
-        result["logos"] = [str(p) for p in write_logos(data, final, classes, settings, seed,
-                                                        str(cfg.sigma.logo_model), run_dir)]
+    if logo_source is not None:
+        result["logos"] = write_logos(*logo_source, classes, heights, run_dir)
     if cfg.sigma.kernels:
         kernels = export_kernels(final, run_dir, cfg.sigma.get("motif_dir"), _base(cfg.sigma.kernel_base),
                                  int(cfg.sigma.match_shuffles), seed)
@@ -244,32 +263,48 @@ def run_sigma(cfg) -> dict:
     return result
 
 
-def write_logos(data: SigmaSet, softmax_model: SigmaCNN, classes: Sequence[str], settings: TrainSettings,
-                seed: int, logo_model: str, run_dir: Path) -> list[Path]:
-    """Grad-CAM class logos under run_dir/logos/sigma. logo_model "ovr": a binary model per class fitted
-    on every row (class vs the rest); "softmax": the six-class model's logit of each class."""
-    from genometracks.sigma.gradcam import class_logo_matrices, draw_class_logos
+def _logo_settings(cfg) -> tuple[str | None, tuple[str, ...], str]:
+    """(mode whose cross-validation draws the logos or None, class-activation maps, logo heights)."""
+    from genometracks.sigma.gradcam import CAM_METHODS, HEIGHTS
 
-    if logo_model not in MODES:
-        raise SigmaConfigError(f"sigma.logo_model={logo_model!r}: use one of {MODES}")
+    sig = cfg.sigma
+    if not sig.logos:
+        return None, (), "information"
+    mode, cams, heights = str(sig.logo_model), tuple(sig.get("cams", CAM_METHODS)), str(sig.get("logo_heights", "information"))
+    if mode not in MODES:
+        raise SigmaConfigError(f"sigma.logo_model={mode!r}: use one of {MODES}")
+    if mode not in sig.modes:
+        raise SigmaConfigError(f"sigma.logo_model={mode} draws the logos from that mode's cross-validation, "
+                               f"but sigma.modes={list(sig.modes)}; add {mode} to sigma.modes or set sigma.logos=false")
+    bad = [c for c in cams if c not in CAM_METHODS] or ([] if cams else ["(empty)"])
+    if bad:
+        raise SigmaConfigError(f"sigma.cams entry {bad[0]!r}: use a list drawn from {list(CAM_METHODS)}")
+    if heights not in HEIGHTS:
+        raise SigmaConfigError(f"sigma.logo_heights={heights!r}: use one of {list(HEIGHTS)}")
+    return mode, cams, heights
+
+
+def write_logos(data: SigmaSet, maps: dict[str, np.ndarray], classes: Sequence[str], heights: str,
+                run_dir: Path) -> dict:
+    """Class logos under run_dir/logos/sigma from out-of-fold maps ({method: [n, L]}, one row per row of
+    `data`): <class>.png, all_classes.png and gradcam_profiles.npz (P and base counts, to redraw).
+    Returns {"png": [paths], "peaks": {class: {method: logo_peaks}}}."""
     from genometracks.export.atomic import atomic_path
-    from genometracks.sigma.model import save_model
+    from genometracks.sigma.gradcam import draw_class_logos, logo_matrices, logo_peaks, relative_positions
 
     x = one_hot(data.tokens)
-    models = {}
-    for c, name in enumerate(classes):
-        if logo_model == "softmax":
-            models[name] = (softmax_model, c)
-        else:
-            positive = (data.label == data.classes.index(name)).astype(np.int64)
-            models[name] = (fit(x, positive, 1, settings, seed + 1000 * (c + 1)), 0)
-            save_model(models[name][0], run_dir / "models" / f"sigma_cnn_ovr_{safe_name(name, prefix='class')}.pt", [name], data.upstream)
-    mats = class_logo_matrices(data, models)
+    mats = {}
+    for name in classes:
+        rows = np.flatnonzero(data.label == data.classes.index(name))
+        if rows.size:
+            mats[name] = logo_matrices(x[rows], {m: g[rows] for m, g in maps.items()}, heights)
     out = run_dir / "logos" / "sigma"
-    with atomic_path(out / "gradcam_profiles.npz") as tmp:  # P and base counts per class, to redraw logos
+    with atomic_path(out / "gradcam_profiles.npz") as tmp:
         with open(tmp, "wb") as handle:
             np.savez(handle, **{f"{c}_{k}": np.asarray(v) for c, m in mats.items() for k, v in m.items()})
-    return draw_class_logos(mats, data.upstream, out)
+    positions = relative_positions(x.shape[2], data.upstream)
+    peaks = {name: {m: logo_peaks(mat[m], positions) for m in maps} for name, mat in mats.items()}
+    return {"png": [str(p) for p in draw_class_logos(mats, data.upstream, out)], "heights": heights, "peaks": peaks}
 
 
 def _base(value) -> float | str:
