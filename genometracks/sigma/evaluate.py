@@ -276,9 +276,9 @@ def _logo_settings(cfg) -> tuple[str | None, tuple[str, ...], str]:
     if mode not in sig.modes:
         raise SigmaConfigError(f"sigma.logo_model={mode} draws the logos from that mode's cross-validation, "
                                f"but sigma.modes={list(sig.modes)}; add {mode} to sigma.modes or set sigma.logos=false")
-    bad = [c for c in cams if c not in CAM_METHODS] or ([] if cams else ["(empty)"])
-    if bad:
-        raise SigmaConfigError(f"sigma.cams entry {bad[0]!r}: use a list drawn from {list(CAM_METHODS)}")
+    for cam in cams or ("(empty)",):
+        if cam not in CAM_METHODS:
+            raise SigmaConfigError(f"sigma.cams entry {cam!r}: use a list drawn from {list(CAM_METHODS)}")
     if heights not in HEIGHTS:
         raise SigmaConfigError(f"sigma.logo_heights={heights!r}: use one of {list(HEIGHTS)}")
     return mode, cams, heights
@@ -288,7 +288,7 @@ def write_logos(data: SigmaSet, maps: dict[str, np.ndarray], classes: Sequence[s
                 run_dir: Path) -> dict:
     """Class logos under run_dir/logos/sigma from out-of-fold maps ({method: [n, L]}, one row per row of
     `data`): <class>.png, all_classes.png and gradcam_profiles.npz (P and base counts, to redraw).
-    Returns {"png": [paths], "peaks": {class: {method: logo_peaks}}}."""
+    Returns {"png": [paths], "heights": heights, "peaks": {class: {method: logo_peaks}}}."""
     from genometracks.export.atomic import atomic_path
     from genometracks.sigma.gradcam import draw_class_logos, logo_matrices, logo_peaks, relative_positions
 

@@ -11,9 +11,10 @@ A 1-D convolution over the one-hot rows has one map value per position, so proje
 4 one-hot rows G[a, l] = g[l]. S = G ⊙ X keeps only the entry of the base present; P[l, a] = sum_n
 S_n[a, l] over a class; E = information-content matrix of P: column shares × (2 - column entropy)
 bits (heights="information", the paper's), less the small-sample bits of the column's effective
-number of sequences (a column that a few sequences carry would otherwise read as 2 bits), optionally × the column's Grad-CAM mass relative to the
-heaviest column (heights="information_x_mass": columns the model ignores stay low). logomaker draws
-a frequency logo of the class above one E per map.
+number of sequences (a column that a few sequences carry would otherwise read as 2 bits);
+heights="information_x_mass" also scales each column by its map mass relative to the heaviest
+column (columns the model ignores stay low). logomaker draws a frequency logo of the class above
+one E per map.
 """
 from __future__ import annotations
 
