@@ -137,6 +137,7 @@ def train(cfg: DictConfig) -> dict:
     task = TSSTask(model, **{k: cfg.task[k] for k in ("lr", "weight_decay", "warmup_steps", "loss",
                                                        "pos_weight", "focal_gamma", "attention_path")},
                    schedule=str(cfg.task.get("schedule", "constant")),
+                   train_memory=bool(cfg.task.get("train_memory", True)),
                    model_config=model_kwargs(cfg.model) | {"seg_len": int(cfg.model.seg_len)})
     task.metrics_dir = str(out / "eval")
     ckpt_dir = out / "checkpoints"
