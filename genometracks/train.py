@@ -160,7 +160,8 @@ def train(cfg: DictConfig) -> dict:
     if trainer.fast_dev_run:
         return {}
     best_path = best.best_model_path or str(ckpt_dir / "last.ckpt")
-    trainer.test(task, datamodule=datamodule, ckpt_path=best_path, weights_only=True)
+    if cfg.task.get("test_split", True):  # studies choose on validation and leave the test region alone
+        trainer.test(task, datamodule=datamodule, ckpt_path=best_path, weights_only=True)
     result = {
         "experiment": _experiment_name(),
         "data": cfg.data.name, "labels": dataset.label_set, "model": model_kwargs(cfg.model),
