@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from pathlib import Path
 from typing import Callable
 
 from omegaconf import OmegaConf
@@ -103,7 +104,15 @@ def run_hydra(command: str, overrides: list[str]) -> None:
 
     @hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")
     def _app(cfg):
-        return target(cfg)
+        if command in NO_OUTPUT:
+            return target(cfg)
+        from hydra.core.hydra_config import HydraConfig
+
+        from genometracks.run_lock import run_dir_lock, stop_cleanly_on_signals
+
+        # one process per run directory (a sweep job's own folder), and a clean stop on SIGTERM/SIGINT
+        with stop_cleanly_on_signals(), run_dir_lock(Path(HydraConfig.get().runtime.output_dir), command):
+            return target(cfg)
 
     saved = sys.argv
     sys.argv = [f"genometracks {command}", *extra, *overrides]
@@ -123,7 +132,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"genometracks: unknown command {command!r}", file=sys.stderr)
         return 2
     _check_run_dir(command, rest)
-    run_hydra(command, rest)
+    try:
+        run_hydra(command, rest)
+    except KeyboardInterrupt as stop:  # run_lock.Interrupted (SIGTERM) or Ctrl-C
+        name = str(stop) or "SIGINT"
+        print(f"genometracks {command}: stopped by {name}; finished outputs are kept, temporary ones removed. "
+              "Run the same command again to resume (training: add resume=true)", file=sys.stderr)
+        return 143 if name == "SIGTERM" else 130
     return 0
 
 
