@@ -43,10 +43,10 @@ OPTIONAL_TRACKS = (
                   (0, 110, 60)),
     OptionalTrack("attribution", "attribution", ".bw", "Attribution",
                   "Gradient x input attribution of the TSS output (signed)", "attribution", "interpretation",
-                  (90, 90, 90), (("autoScale", "on"), ("graphType", "bar"))),
+                  (90, 90, 90), (("autoScale", "on"), ("graphTypeDefault", "bar"))),
     OptionalTrack("gradcam", "gradcam", ".bw", "Grad-CAM",
                   "Grad-CAM of the last block's input for the TSS output", "attribution", "interpretation",
-                  (150, 90, 0), (("autoScale", "on"), ("graphType", "bar"))),
+                  (150, 90, 0), (("autoScale", "on"), ("graphTypeDefault", "bar"))),
 )
 
 
@@ -60,7 +60,7 @@ def _hub_tracks(tracks_dir: Path) -> list:
                                               PLUS_COLOUR, html="tss_signal"),
                                      HubTrack("tss_minus", minus, "TSS - strand", "TSS probability, minus strand",
                                               MINUS_COLOUR, html="tss_signal", negate=True)],
-                           html="tss_signal")
+                           html="tss_signal", settings={"windowingFunction": "maximum"})
     out: list = [strands]
     for t in OPTIONAL_TRACKS:
         path = tracks_dir / f"{t.stem}{t.suffix}"
