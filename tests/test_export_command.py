@@ -12,6 +12,7 @@ from genometracks.genome import Genome
 from genometracks.model import TransformerXL
 from genometracks.peaks import peak_records
 from genometracks.predict import predict_genome, write_tracks
+from tests.kent import assert_hub_clean
 
 
 @pytest.fixture()
@@ -41,7 +42,7 @@ def test_export_writes_a_valid_assembly_hub_and_igv_session(run_dir):
     run, fasta, genome = run_dir
     written = export_run(run, fasta, genome.chrom_sizes(), {"genome_mode": "assembly"}, "Test organism")
     assert written["hub"] == "hub/hub.txt" and "hub_genark" not in written  # not GCF_000005845.2
-    assert validate_hub(run / "hub") == []
+    assert_hub_clean(run / "hub")
     trackdb = (run / "hub" / "genome" / "trackDb.txt").read_text()
     assert "container multiWig" in trackdb and "negateValues on" in trackdb
     assert re.search(r"track tss_peaks\n(.*\n)*?type bigBed 6\n", trackdb)

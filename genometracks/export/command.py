@@ -83,6 +83,36 @@ def _igv_tracks(tracks_dir: Path) -> list[IgvTrack]:
     return tracks
 
 
+def hub_overview(run_dir: Path, organism: str, tracks: list) -> str:
+    """The hub description page (HTML fragment) from what the run's report is built from: the data
+    summary, the test metrics (metrics.json) and the track list; it links to the run's report."""
+    from html import escape
+
+    def read(name: str) -> dict:
+        try:
+            return json.loads((run_dir / name).read_text())
+        except (OSError, ValueError):
+            return {}
+
+    parts = [f"<p>Transcription start sites of <i>{escape(organism)}</i> predicted per base and strand by "
+             "a segment-recurrent Transformer-XL (genometracks).</p>"]
+    data = read("data_summary.json")
+    if data.get("total_length"):
+        parts.append(f"<p>Genome: {int(data['total_length']):,} nt.</p>")
+    metrics = read("metrics.json")
+    test = ((metrics.get("test") or {}).get("both") or {})
+    rows = [(k, test[k]) for k in ("roc_auc", "pr_auc", "pr_auc_k4", "pr_auc_k10") if isinstance(test.get(k), (int, float))]
+    if rows:
+        cells = "".join(f"<tr><td>{escape(k)}</td><td>{v:.3f}</td></tr>" for k, v in rows)
+        parts.append(f"<p>Held-out test region, both strands (labels '{escape(str(metrics.get('labels', '')))}'):"
+                     f"</p><table border=\"1\" cellpadding=\"3\">{cells}</table>")
+    items = "".join(f"<li><b>{escape(t.short_label)}</b>: {escape(t.long_label)}</li>" for t in tracks)
+    parts.append(f"<p>Tracks:</p><ul>{items}</ul>")
+    parts.append('<p>The full report of the run (curves, heads, motifs, sigma classes) is '
+                 '<a href="../report.html">report.html</a> in the run directory.</p>')
+    return "\n".join(parts) + "\n"
+
+
 def export_run(run_dir: Path, fasta: Path, chrom_sizes: dict[str, int], cfg_export: DictConfig | dict,
                organism: str) -> dict[str, str]:
     """Write DIR/hub (assembly), DIR/hub_genark (when applicable) and DIR/igv; return their paths."""
@@ -90,7 +120,8 @@ def export_run(run_dir: Path, fasta: Path, chrom_sizes: dict[str, int], cfg_expo
     tracks_dir = run_dir / "tracks"
     tracks = _hub_tracks(tracks_dir)
     common = dict(hub_name=e.get("hub_name", "genometracks"), short_label=e.get("short_label", "genometracks TSS"),
-                  long_label=e.get("long_label", "genometracks TSS tracks"), email=e.get("email", "genometracks@example.org"))
+                  long_label=e.get("long_label", "genometracks TSS tracks"), email=e.get("email", "genometracks@example.org"),
+                  overview_html=hub_overview(run_dir, organism, tracks))
     written = {}
     mode = e.get("genome_mode", "assembly")
     if mode in ("assembly", "both"):

@@ -85,9 +85,13 @@ def _copy_fasta(fasta: Path, folder: Path) -> Path:
 
     if not fasta.is_file():
         raise IgvError(f"{fasta}: genome FASTA not found")
+    from genometracks.export.chromalias import fasta_original_names
+
     name = safe_name(fasta.name.split(".")[0], prefix="genome") + ".fa"
     target = folder / name
-    if fasta.suffix in {".gz", ".bgz"}:
+    if fasta_original_names(fasta):  # NCBI-style names: the copy carries their accessions
+        _write_even_fasta(fasta, target)
+    elif fasta.suffix in {".gz", ".bgz"}:
         with gzip.open(fasta, "rb") as src, open(target, "wb") as dst:
             shutil.copyfileobj(src, dst)
     else:

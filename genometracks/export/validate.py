@@ -7,7 +7,8 @@ bigDataUrl) present and readable; bigWig/bigBed contig names and sizes equal to 
 track names unique and free of dots.
 
 Rules UCSC's own `hubCheck -checkSettings` taught us (tests/test_kent.py runs both on every hub):
-hub.txt needs a `descriptionUrl` page that exists; every trackDb setting must be one UCSC's hub
+hub.txt needs a `descriptionUrl` page that exists; every track an `html` description page (its
+own or its parent's); every trackDb setting must be one UCSC's hub
 settings spec knows (`graphType` is not; `graphTypeDefault` is). Rules hubCheck lacks, kept here:
 dots in track names, data contigs absent from the .2bit, setting values (windowingFunction,
 graphTypeDefault, visibility), and the chromAlias file (names its contigs; each alias names one).
@@ -277,6 +278,9 @@ class _Checker:
         if f.get("html"):
             ref = f["html"] if f["html"].endswith(".html") else f["html"] + ".html"
             self.file(where, base, ref, "html page")
+        elif not (f.get("parent") and by_name.get(f["parent"].split()[0], stanza).fields.get("html")):
+            self.add(where, f"missing description page for track. Add 'html {name}.html' line to the "
+                            f"'{name}' track stanza")
         if kind in _MAGIC and not _is_container(f):
             if not f.get("bigDataUrl"):
                 self.add(where, f"type {kind} needs a bigDataUrl")
