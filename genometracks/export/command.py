@@ -72,13 +72,16 @@ def _hub_tracks(tracks_dir: Path) -> list:
 
 
 def _igv_tracks(tracks_dir: Path) -> list[IgvTrack]:
-    tracks = [IgvTrack("TSS + strand", tracks_dir / "tss.plus.bw", PLUS_COLOUR, autoscale_group="tss"),
-              IgvTrack("TSS - strand", tracks_dir / "tss.minus.bw", MINUS_COLOUR, negate=True, autoscale_group="tss")]
+    tracks = [IgvTrack("TSS + strand", tracks_dir / "tss.plus.bw", PLUS_COLOUR, autoscale_group="tss",
+                       window_function="max"),
+              IgvTrack("TSS - strand", tracks_dir / "tss.minus.bw", MINUS_COLOUR, negate=True, autoscale_group="tss",
+                       window_function="max")]
     for t in OPTIONAL_TRACKS:  # features: the tabix BED where written (IGV reads its extra columns), else bigBed
-        for suffix in ((".bed.gz", ".bb") if t.suffix == ".bb" else (t.suffix,)):
+        item_rgb = ("itemRgb", "on") in t.settings  # drawn in the file's colours: no track colour
+        for suffix in ((".bb",) if item_rgb else (".bed.gz", ".bb") if t.suffix == ".bb" else (t.suffix,)):
             path = tracks_dir / f"{t.stem}{suffix}"
             if path.is_file():
-                tracks.append(IgvTrack(t.short_label, path, t.color))
+                tracks.append(IgvTrack(t.short_label, path, None if item_rgb else t.color))
                 break
     return tracks
 
