@@ -86,7 +86,7 @@ def test_batch_script_and_page_config(tmp_path, fake_igv_js):
     fasta, tracks = make_run(run)
     out = write_igv(run, fasta, tracks, snapshot_locus="chrA:11-20")
     assert out["batch.txt"].read_text().splitlines()[1:] == [
-        "load session.xml", "snapshotDirectory snapshots", "goto chrA:11-20", "snapshot chrA_11_20.png", "exit"]
+        "genome genome/genome.fa", "load session.xml", "snapshotDirectory snapshots", "goto chrA:11-20", "snapshot chrA_11_20.png", "exit"]
     assert out["igv.min.js"].read_text() == fake_igv_js.read_text()
     html = out["index.html"].read_text()
     assert '<script src="igv.min.js"></script>' in html

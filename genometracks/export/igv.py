@@ -10,7 +10,8 @@ What IGV desktop 2.16 honours (checked under Xvfb, tests/test_igv_desktop.py): i
 written (IGV finds `<file>.tbi` itself); it ignores `flipAxis`, so a negated track is written as
 negative values (`igv/<name>.neg.bw`, window function `min`, drawn below the axis); a track `color`
 overrides a bigBed's itemRgb, so `color=None` writes none; a session without the sequence track
-drops it. batch.txt loads only local files (no `new`, which fetches IGV's default network genome).
+drops it. batch.txt loads only local files (no `new`, which fetches IGV's default network genome), and
+prefs.properties makes our genome IGV's default, which IGV loads before any batch command runs.
 """
 from __future__ import annotations
 
@@ -245,16 +246,21 @@ def write_igv(run_dir: str | Path, fasta: str | Path, tracks: Sequence[IgvTrack]
         genome = f"genome/{fasta_copy.name}"
         (stage / "session.xml").write_text(_session_xml(genome, locus, tracks, paths))
         snap = snapshot_locus or locus
+        # IGV loads its default genome (hg19, from the network) before a batch runs; prefs.properties
+        # makes ours the default, so nothing is fetched: `igv -o prefs.properties -b batch.txt`
+        (stage / "prefs.properties").write_text(
+            f"DEFAULT_GENOME_KEY={genome}\nAUTO_UPDATE_GENOMES=FALSE\nSHOW_GENOME_SERVER_WARNING=FALSE\n")
         (stage / "batch.txt").write_text(
-            "# IGV batch script: run from this folder with `igv -b batch.txt` (local files only, no network)\n"
-            f"load session.xml\nsnapshotDirectory snapshots\ngoto {snap}\n"
+            "# IGV batch script, local files only: from this folder run `igv -o prefs.properties -b batch.txt`\n"
+            f"genome {genome}\nload session.xml\nsnapshotDirectory snapshots\ngoto {snap}\n"
             f"snapshot {safe_name(snap)}.png\nexit\n")
         link_or_copy(igv_js, stage / "igv.min.js")
         config = {"title": title, "locus": locus, "tracks": _page_tracks(tracks, paths),
                   "reference": {"id": safe_name(fasta_copy.stem), "name": title, "fastaURL": genome,
                                 "indexURL": genome + ".fai"}}
         (stage / "index.html").write_text(_page(title, config))
-    return {name: igv_dir / name for name in ("session.xml", "batch.txt", "index.html", "igv.min.js")}
+    return {name: igv_dir / name for name in ("session.xml", "batch.txt", "prefs.properties", "index.html",
+                                              "igv.min.js")}
 
 
 def _page(title: str, config: dict) -> str:
