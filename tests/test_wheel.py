@@ -36,8 +36,9 @@ def venv(tmp_path_factory):
 
 def in_venv(env_dir: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    env["GENOMETRACKS_IGV_JS"] = str(cwd / "igv.min.js")  # the run's igv.js: a stand-in, no npm here
-    (cwd / "igv.min.js").write_text("// stand-in\n")
+    for name in ("IGV_JS", "JBROWSE_JS"):  # the run's igv.js and JBrowse bundle: stand-ins, no npm here
+        env[f"GENOMETRACKS_{name}"] = str(cwd / f"{name.lower()}.js")
+        (cwd / f"{name.lower()}.js").write_text("// stand-in\n")
     return subprocess.run([str(env_dir / "bin" / args[0]), *args[1:]], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=900)
 

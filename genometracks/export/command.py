@@ -1,9 +1,10 @@
-"""`genometracks export run_dir=DIR`: the UCSC hub(s) and the IGV session of a run directory.
+"""`genometracks export run_dir=DIR`: the UCSC hub(s), the IGV session and the JBrowse 2 page of a run.
 
 Collects what earlier stages wrote under DIR/tracks/ (strand bigWigs are required; peaks,
 motif hits, sigma classes and attributions are added when present) and writes
 DIR/hub/ (self-contained assembly hub), DIR/hub_genark/ (on UCSC's GenArk assembly, when the
-contigs are GCF_000005845.2's) and DIR/igv/. Every hub is validated before it replaces the last.
+contigs are GCF_000005845.2's), DIR/igv/ and DIR/jbrowse/. Every hub is validated before it
+replaces the last.
 """
 from __future__ import annotations
 
@@ -116,9 +117,25 @@ def hub_overview(run_dir: Path, organism: str, tracks: list) -> str:
     return "\n".join(parts) + "\n"
 
 
+def _jbrowse_tracks(tracks_dir: Path) -> list:
+    from genometracks.export.jbrowse import JBrowseTrack
+
+    tracks = [JBrowseTrack("tss_signal", "TSS probability", "multiwig",
+                           [("TSS + strand", tracks_dir / "tss.plus.bw", PLUS_COLOUR),
+                            ("TSS - strand", tracks_dir / "tss.minus.bw", MINUS_COLOUR)])]
+    for t in OPTIONAL_TRACKS:
+        path = tracks_dir / f"{t.stem}{t.suffix}"
+        if path.is_file():
+            category = "TSS" if t.group == "tss" else "Interpretation"
+            tracks.append(JBrowseTrack(t.name, t.short_label, "features" if t.suffix == ".bb" else "wig",
+                                       [(t.short_label, path, t.color)], category=category,
+                                       item_rgb=("itemRgb", "on") in t.settings))
+    return tracks
+
+
 def export_run(run_dir: Path, fasta: Path, chrom_sizes: dict[str, int], cfg_export: DictConfig | dict,
                organism: str) -> dict[str, str]:
-    """Write DIR/hub (assembly), DIR/hub_genark (when applicable) and DIR/igv; return their paths."""
+    """Write DIR/hub (assembly), DIR/hub_genark (when applicable), DIR/igv and DIR/jbrowse; return their paths."""
     e = dict(cfg_export)
     tracks_dir = run_dir / "tracks"
     tracks = _hub_tracks(tracks_dir)
@@ -137,6 +154,10 @@ def export_run(run_dir: Path, fasta: Path, chrom_sizes: dict[str, int], cfg_expo
         written["hub_genark"] = write_hub(target, "genark", chrom_sizes, tracks, genark_accession=accession, **common)
     igv = write_igv(run_dir, fasta, _igv_tracks(tracks_dir), title=f"genometracks: {organism}")
     written["igv"] = igv["session.xml"]
+    from genometracks.export.jbrowse import write_jbrowse
+
+    written["jbrowse"] = write_jbrowse(run_dir, fasta, chrom_sizes, _jbrowse_tracks(tracks_dir),
+                                       title=f"genometracks: {organism}")["index.html"]
     return {k: str(Path(v).relative_to(run_dir)) for k, v in written.items()}
 
 
