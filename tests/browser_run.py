@@ -84,3 +84,9 @@ def export(run: Path, fasta: Path, sizes: dict[str, int]) -> dict[str, str]:
     from genometracks.export.command import export_run
 
     return export_run(run, fasta, sizes, {"genome_mode": "assembly"}, "Synthetic bacterium")
+
+
+def export_organism(run: Path, fasta: Path, sizes: dict[str, int], organism: str) -> dict[str, str]:
+    from genometracks.export.command import export_run
+
+    return export_run(run, fasta, sizes, {"genome_mode": "assembly"}, organism)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from tests import browser_run as br
+from tests.conftest import ECOLI
 from tests.kent import HAVE_KENT, KENT, assert_hub_clean, hubcheck, kent, needs_kent
 
 
@@ -169,3 +170,29 @@ def test_kent_readers_read_back_exactly_what_we_wrote(run, tmp_path):
         head, _, body = chunk.partition("\n")
         records[head.split()[0]] = body.replace("\n", "")
     assert records == br.sequences()  # accession names, soft-masking and N runs kept
+
+
+@needs_kent
+@pytest.mark.skipif(not (ECOLI / "genome" / "NC_000913.3.fa").is_file(), reason=f"shared E. coli data not found at {ECOLI}")
+def test_ecoli_hubs_are_hubcheck_clean(tmp_path, monkeypatch):
+    """The E. coli run's two hubs (assembly + GenArk GCF_000005845.2), written by `export` as the main
+    job writes them (tracks here are stand-ins of the right contigs): hubCheck finds nothing."""
+    from genometracks.export.bigwig import write_bigwig
+    from genometracks.genome import Genome
+
+    for name in ("IGV_JS", "JBROWSE_JS"):
+        (tmp_path / f"{name}.js").write_text("// stand-in\n")
+        monkeypatch.setenv(f"GENOMETRACKS_{name}", str(tmp_path / f"{name}.js"))
+    fasta = ECOLI / "genome" / "NC_000913.3.fa"
+    sizes = Genome.open(fasta).chrom_sizes()
+    values = np.zeros(sizes["NC_000913.3"], np.float32)
+    values[1000:1010] = 0.5
+    run = tmp_path / "run"
+    for strand in ("plus", "minus"):
+        write_bigwig(run / "tracks" / f"tss.{strand}.bw", sizes, {"NC_000913.3": values})
+    written = br.export_organism(run, fasta, sizes, "Escherichia coli K-12 MG1655")
+    assert written["hub"] == "hub/hub.txt" and written["hub_genark"] == "hub_genark/hub.txt"
+    for hub in ("hub", "hub_genark"):
+        assert_hub_clean(run / hub)
+    alias = (run / "hub" / "NC_000913" / "chromAlias.txt").read_text()
+    assert "U00096.3" in alias and "NC_000913.3" in alias
