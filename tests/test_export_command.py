@@ -65,3 +65,15 @@ def test_igv_tracks_prefer_tabix_bed_and_fall_back_to_bigbed(tmp_path):
     tracks = {t.name: Path(t.path).name for t in _igv_tracks(tmp_path)}
     assert tracks == {"TSS + strand": "tss.plus.bw", "TSS - strand": "tss.minus.bw",
                       "TSS peaks": "tss_peaks.bed.gz", "TSS sigma class": "tss_sigma.bb"}
+
+
+def test_igv_track_styles_follow_what_igv_honours(tmp_path):
+    """TSS tracks summarise zoomed-out pixels by their maximum; the sigma track keeps its itemRgb."""
+    from genometracks.export.command import _igv_tracks
+
+    for name in ("tss.plus.bw", "tss.minus.bw", "tss_sigma.bb", "tss_sigma.bed.gz"):
+        (tmp_path / name).write_bytes(b"x")
+    tracks = {t.name: t for t in _igv_tracks(tmp_path)}
+    assert tracks["TSS + strand"].window_function == tracks["TSS - strand"].window_function == "max"
+    assert tracks["TSS - strand"].negate and tracks["TSS sigma class"].color is None
+    assert Path(tracks["TSS sigma class"].path).name == "tss_sigma.bb"  # the bigBed carries itemRgb
