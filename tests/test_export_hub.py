@@ -135,6 +135,15 @@ def broken(hub: Path, tmp_path: Path, relpath: str, old: str, new: str) -> list[
     ("my_genome/trackDb.txt", "type bigBed 6 +\n", "", "track 'tss_peaks': required field 'type' missing"),
     ("my_genome/trackDb.txt", "html html/tss_peaks.html", "html html/nothing", "html page 'html/nothing.html' not found"),
     ("my_genome/trackDb.txt", "group tss", "group nogroup", "group 'nogroup' is not defined"),
+    # rules UCSC's hubCheck -checkSettings taught us (tests/test_kent.py runs hubCheck beside validate_hub)
+    ("hub.txt", "descriptionUrl description.html\n", "", "missing hub overview description page (descriptionUrl"),
+    ("hub.txt", "descriptionUrl description.html", "descriptionUrl none.html", "descriptionUrl page 'none.html' not found"),
+    ("my_genome/trackDb.txt", "visibility pack", "visibility pack\ngraphType bar",
+     "Setting 'graphType' is unknown/unsupported (did you mean 'graphTypeDefault' ?)"),
+    ("my_genome/trackDb.txt", "html html/tss_peaks.html\n", "", "missing description page for track"),
+    ("my_genome/trackDb.txt", "visibility pack", "visibility packed", "visibility 'packed' is not one of"),
+    ("my_genome/chromAlias.txt", "chrA\tA", "chrA\tchrB", "alias 'chrB' is another sequence's name"),
+    ("my_genome/chromAlias.txt", "chrB\tB", "chrZ\tB", "'chrZ' is not a sequence of the genome"),
 ])
 def test_each_broken_hub_problem_found(assembly_hub, tmp_path, relpath, old, new, expected):
     problems = broken(assembly_hub, tmp_path, relpath, old, new)
