@@ -2,10 +2,16 @@
 
 Hydra commands compose `conf/config.yaml` with the overrides (and `-m` for multirun);
 `validate-hub` and `serve` take plain arguments.
+
+Bad input (a FASTA, BED, checkpoint, run_dir or config value) ends with one line on stderr,
+`genometracks: error: <what, where, the fix>`, and exit status 2; HYDRA_FULL_ERROR=1 shows the
+traceback instead. Unexpected errors (bugs) keep their traceback.
 """
 from __future__ import annotations
 
 import importlib
+import os
+import re
 import sys
 from pathlib import Path
 from typing import Callable
@@ -52,6 +58,34 @@ commands:
 """
 
 
+class UsageError(ValueError):
+    """A command line that cannot run (bad run_dir, unknown data command); the message says the fix."""
+
+
+def _domain_errors() -> tuple[type[BaseException], ...]:
+    """Errors caused by the user's input or environment: ours (all ValueError), files, configs, pickles."""
+    import pickle
+
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    return (ValueError, OSError, pickle.UnpicklingError, HydraException, OmegaConfBaseException)
+
+
+def error_line(err: BaseException) -> str:
+    """`genometracks: error: ...` on one line. Advice to load a checkpoint with `weights_only=False`
+    (from torch or Lightning) is cut: that runs arbitrary code from the file."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    sentences = re.split(r"(?<=[.!?])\s+", text)
+    text = " ".join(s for s in sentences if "weights_only" not in s) or type(err).__name__
+    return f"genometracks: error: {text}"
+
+
+def _fail(err: BaseException) -> None:
+    print(error_line(err), file=sys.stderr)
+    raise SystemExit(2)
+
+
 def _resolve(target: str) -> Callable:
     module, func = target.split(":")
     return getattr(importlib.import_module(module), func)
@@ -75,7 +109,7 @@ def _split_command(argv: list[str]) -> tuple[str, list[str]]:
         raise SystemExit(0)
     if argv[0] == "data":
         if len(argv) < 2 or argv[1] != "summary":
-            raise SystemExit("genometracks data: the only data command is `genometracks data summary`")
+            raise UsageError("genometracks data: the only data command is `genometracks data summary`")
         return "data summary", argv[2:]
     return argv[0], argv[1:]
 
@@ -88,7 +122,7 @@ def _check_run_dir(command: str, overrides: list[str]) -> None:
         if item.startswith("run_dir="):
             problem = output_dir_problem(item.split("=", 1)[1])
             if problem:
-                raise SystemExit(f"genometracks {command}: run_dir: {problem}; choose a writable run_dir=DIR")
+                raise UsageError(f"run_dir: {problem}; choose a writable run_dir=DIR")
 
 
 def run_hydra(command: str, overrides: list[str]) -> None:
@@ -104,41 +138,63 @@ def run_hydra(command: str, overrides: list[str]) -> None:
 
     @hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")
     def _app(cfg):
-        if command in NO_OUTPUT:
-            return target(cfg)
-        from hydra.core.hydra_config import HydraConfig
+        from genometracks.quiet import quiet_third_parties
 
-        from genometracks.run_lock import run_dir_lock, stop_cleanly_on_signals
+        quiet_third_parties()  # again: Hydra has just configured logging
+        try:
+            if command in NO_OUTPUT:
+                return target(cfg)
+            from hydra.core.hydra_config import HydraConfig
 
-        # one process per run directory (a sweep job's own folder), and a clean stop on SIGTERM/SIGINT
-        with stop_cleanly_on_signals(), run_dir_lock(Path(HydraConfig.get().runtime.output_dir), command):
-            return target(cfg)
+            from genometracks.run_lock import run_dir_lock, stop_cleanly_on_signals
 
-    saved = sys.argv
+            # one process per run directory (a sweep job's own folder), and a clean stop on SIGTERM/SIGINT
+            with stop_cleanly_on_signals(), run_dir_lock(Path(HydraConfig.get().runtime.output_dir), command):
+                return target(cfg)
+        except _domain_errors() as err:  # reported here, before Hydra adds "Error executing job ..."
+            if os.environ.get("GENOMETRACKS_FULL_ERROR") == "1":
+                raise
+            _fail(err)
+
+    saved, full = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
     sys.argv = [f"genometracks {command}", *extra, *overrides]
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises the error itself; main() reports it on one line
+    os.environ["GENOMETRACKS_FULL_ERROR"] = "1" if full == "1" else "0"
     try:
         _app()
     finally:
         sys.argv = saved
+        if full is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = full
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    command, rest = _split_command(argv)
-    if command in PLAIN_COMMANDS:
-        return int(_resolve(PLAIN_COMMANDS[command])(rest) or 0)
-    if command not in HYDRA_COMMANDS:
-        print(USAGE, file=sys.stderr)
-        print(f"genometracks: unknown command {command!r}", file=sys.stderr)
-        return 2
-    _check_run_dir(command, rest)
+    full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
     try:
+        command, rest = _split_command(argv)
+        if command in PLAIN_COMMANDS:
+            return int(_resolve(PLAIN_COMMANDS[command])(rest) or 0)
+        if command not in HYDRA_COMMANDS:
+            print(USAGE, file=sys.stderr)
+            print(f"genometracks: unknown command {command!r}", file=sys.stderr)
+            return 2
+        _check_run_dir(command, rest)
+        from genometracks.quiet import quiet_third_parties
+
+        quiet_third_parties()
         run_hydra(command, rest)
     except KeyboardInterrupt as stop:  # run_lock.Interrupted (SIGTERM) or Ctrl-C
         name = str(stop) or "SIGINT"
         print(f"genometracks {command}: stopped by {name}; finished outputs are kept, temporary ones removed. "
               "Run the same command again to resume (training: add resume=true)", file=sys.stderr)
         return 143 if name == "SIGTERM" else 130
+    except _domain_errors() as err:
+        if full_error:
+            raise
+        _fail(err)
     return 0
 
 

@@ -25,6 +25,28 @@ class GenomeError(ValueError):
     """Bad genome input; the message names the file, the record and the fix."""
 
 
+# NCBI FASTA identifiers (`gi|49175990|ref|NC_000913.2|`, `ref|NC_000913.3|`, `gb|U00096.3|`):
+# database tags in the order their accession is preferred.
+_NCBI_TAGS = ("ref", "gb", "emb", "dbj", "tpg", "tpe", "tpd", "lcl", "gnl")
+
+
+def contig_name(header_word: str) -> str:
+    """The contig name used in every output for a FASTA header's first word: an NCBI-style
+    `gi|...|ref|NZ_X.1|` becomes its accession (`NZ_X.1`; RefSeq before GenBank/EMBL/DDBJ, then a
+    local id); any other word is kept as is. The original goes into the hub's chromAlias."""
+    if "|" not in header_word:
+        return header_word
+    parts = header_word.split("|")
+    for tag in _NCBI_TAGS:
+        for i, part in enumerate(parts[:-1]):
+            if part == tag:
+                rest = [p for p in parts[i + 1:] if p]
+                if rest:
+                    return rest[-1] if tag == "gnl" and len(rest) > 1 else rest[0]
+    words = [p for p in parts if p]
+    return words[-1] if words else header_word
+
+
 def _build_table() -> np.ndarray:
     table = np.full(256, 255, dtype=np.uint8)  # 255 = not a sequence letter
     for i, base in enumerate("ACGT"):
@@ -142,7 +164,7 @@ def _read_records(path: Path) -> dict[str, np.ndarray]:
     try:
         fasta = pyfaidx.Fasta(str(path), indexname=str(_index_path(path)), sequence_always_upper=False, rebuild=True,
                               build_index=True, one_based_attributes=False, as_raw=True,
-                              read_long_names=False, duplicate_action="stop")
+                              read_long_names=False, duplicate_action="stop", key_function=contig_name)
     except pyfaidx.FastaIndexingError as err:
         if path.suffix in {".gz", ".bgz"}:  # bgzip needs the index; a plain file can be read whole
             raise GenomeError(f"{path}: cannot index FASTA ({err}); each record needs lines of equal "
@@ -178,7 +200,7 @@ def read_fasta_letters(fasta: Path) -> dict[str, bytes]:
     records: dict[str, bytes] = {}
     for chunk in data.lstrip()[1:].split(b"\n>"):
         header, _, body = chunk.partition(b"\n")
-        name = header.split()[0].decode() if header.split() else ""
+        name = contig_name(header.split()[0].decode()) if header.split() else ""
         if not name or name in records:
             raise GenomeError(f"{fasta}: record {name!r} is unnamed or duplicated; give each record a unique name")
         records[name] = body.translate(None, b" \t\r\n")

@@ -6,6 +6,12 @@ import re
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+PACKAGED = Path(__file__).resolve().parent / "_data"  # conf/ and hub/ inside a wheel (setup.py build hook)
+
+
+def _source_checkout() -> bool:
+    """Running from the repository (editable install or PYTHONPATH), not from an installed wheel."""
+    return (REPO_ROOT / "pyproject.toml").is_file() and (REPO_ROOT / "conf").is_dir()
 
 
 def shared_data() -> Path:
@@ -15,13 +21,14 @@ def shared_data() -> Path:
 
 
 def conf_dir() -> Path:
-    """The Hydra config tree (`conf/` at the repository root)."""
-    return REPO_ROOT / "conf"
+    """The Hydra config tree: `conf/` at the repository root, or its copy shipped in the wheel."""
+    return REPO_ROOT / "conf" if _source_checkout() else PACKAGED / "conf"
 
 
 def hub_static_dir() -> Path:
-    """Static hub parts: track description pages and templates (`hub/`)."""
-    return REPO_ROOT / "hub"
+    """Static hub parts, track description pages and templates: `hub/` at the repository root, or its
+    copy shipped in the wheel."""
+    return REPO_ROOT / "hub" if _source_checkout() else PACKAGED / "hub"
 
 
 def safe_name(text: str, prefix: str = "t") -> str:

@@ -80,7 +80,9 @@ def _stage_validate(cfg: DictConfig, out: Path) -> dict:
             problems[hub] = validate_hub(out / hub)
     bad = {k: v for k, v in problems.items() if v}
     if bad:
-        raise RuntimeError("hub validation failed:\n" + "\n".join(f"{k}: {p}" for k, v in bad.items() for p in v))
+        from genometracks.export.hub import HubError
+
+        raise HubError("hub validation failed: " + "; ".join(f"{k}: {p}" for k, v in bad.items() for p in v))
     return {"validated": sorted(problems)}
 
 

@@ -44,8 +44,12 @@ def load_model(ckpt: str | Path):
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated file, foreign pickle, not a torch file
-        raise CheckpointError(f"{path}: not a readable genometracks checkpoint ({type(err).__name__}: "
-                              f"{str(err)[:200]}); re-train or point ckpt= at DIR/checkpoints/best.ckpt") from err
+        import pickle
+
+        why = ("it holds Python objects besides tensors, which a weights-only load refuses, or is not a torch "
+               "file" if isinstance(err, pickle.UnpicklingError) else f"{type(err).__name__}: {str(err)[:200]}")
+        raise CheckpointError(f"{path}: not a readable genometracks checkpoint ({why}); re-train or point "
+                              "ckpt= at DIR/checkpoints/best.ckpt") from err
     hparams = state.get("hyper_parameters", {}) if isinstance(state, dict) else {}
     config = hparams.get("model_config")
     if not config or "state_dict" not in state:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install genometracks on a CPU-only machine (no CUDA wheels), plus what the tests need with --test.
 #   bash scripts/install.sh          # the package and its dependencies
-#   bash scripts/install.sh --test   # + pytest, headless Chromium for the browser test, igv.js
+#   bash scripts/install.sh --test   # + pytest, headless Chromium, IGV desktop + Xvfb, igv.js
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -15,10 +15,15 @@ extras=""
 $PY -m pip install -q -e ".${extras}"
 
 if [ "${1:-}" = "--test" ]; then
-  # Debian's Chromium drives the real-browser test; the test skips with a message if this fails.
-  if ! command -v chromium >/dev/null 2>&1; then
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-      || echo "install.sh: chromium could not be installed; the browser test will be skipped"
+  # Debian's Chromium drives the real-browser tests, IGV desktop under Xvfb the IGV client test;
+  # the tests skip with a message if this fails (and .ci/run fails on such a skip).
+  missing=""
+  command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+  command -v igv >/dev/null 2>&1 || missing="$missing igv"
+  command -v xvfb-run >/dev/null 2>&1 || missing="$missing xvfb"
+  if [ -n "$missing" ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null) \
+      || echo "install.sh: could not install$missing; the tests that need them will be skipped"
   fi
 fi
 # igv.js for DIR/igv/index.html comes from the npm registry into the user cache, never into git.

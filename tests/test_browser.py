@@ -62,7 +62,7 @@ def site(tmp_path_factory):
     for name in ("good", "broken"):
         fasta, tracks = make_run(root / name)
         write_igv(root / name, fasta, tracks, locus="chrA:1-300", title=f"genometracks {name}")
-    (root / "broken" / "tracks" / "tss.minus.bw").unlink()  # the page must report this track failing
+    (root / "broken" / "igv" / "tss_minus.neg.bw").unlink()  # the page must report this track failing
     with serve(root) as server:
         yield server, root
 

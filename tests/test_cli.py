@@ -1,9 +1,12 @@
 """The console script: `data summary` and `labels` through Hydra, as a user runs them."""
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 from genometracks.cli import main
 from tests.conftest import ECOLI, needs_ecoli
@@ -74,3 +77,51 @@ def test_curated_labels_with_overlap_report(tmp_path, capsys):
     pair = table[(table.set_a == "cappable_seq") & (table.set_b == "drnaseq")].iloc[0]
     assert 0 < pair.shared <= min(pair.n_a, pair.n_b)
     assert (tmp_path / "curated_overlap" / "overlap.png").stat().st_size > 10_000
+
+
+def _one_error_line(done: subprocess.CompletedProcess) -> str:
+    """The run failed with exit 2 and one line `genometracks: error: ...` on stderr, nothing else."""
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and "HYDRA_FULL_ERROR" not in done.stderr, done.stderr
+    assert "weights_only=False" not in done.stderr and "`weights_only` set to `False`" not in done.stderr
+    errors = [line for line in lines if line.startswith("genometracks: error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], done.stderr
+    assert "Error executing job" not in done.stderr, done.stderr
+    return errors[0]
+
+
+@pytest.mark.parametrize("case", ["fasta", "bed", "checkpoint", "run_dir", "config"])
+def test_domain_errors_print_one_line_and_exit_2(tmp_path, case):
+    import torch
+
+    fasta = tmp_path / "g.fa"
+    fasta.write_text(">x\nACGTACGTAC\n")
+    bed = tmp_path / "t.bed"
+    bed.write_text("x\t2\t3\tt1\t0\t+\n")
+    base = ["data summary", "data=custom", f"data.fasta={fasta}", f"data.tss={bed}"]
+    if case == "fasta":
+        fasta.write_text(">x\nACGT!!\n")
+        args, needle = base, "not a nucleotide letter"
+    elif case == "bed":
+        bed.write_text("x\tten\t3\tt1\t0\t+\n")
+        args, needle = base, "t.bed"
+    elif case == "checkpoint":  # a pickle of an arbitrary object: torch's advice must not reach the user
+        ckpt = tmp_path / "evil.ckpt"
+        torch.save({"x": Path("not/a/tensor")}, ckpt)
+        args, needle = ["predict", "data=synthetic", f"ckpt={ckpt}", f"run_dir={tmp_path / 'run'}"], "evil.ckpt"
+    elif case == "run_dir":
+        (tmp_path / "file").write_text("x")
+        args, needle = ["run", f"run_dir={tmp_path / 'file' / 'run'}"], "cannot be created"
+    else:
+        args, needle = ["data summary", "data=synthetic", "nosuchkey=1"], "nosuchkey"
+    done = subprocess.run([sys.executable, "-m", "genometracks.cli", *args[0].split(), *args[1:]],
+                          capture_output=True, text=True, env={**os.environ, "HYDRA_FULL_ERROR": "0"})
+    assert needle in _one_error_line(done)
+
+
+def test_full_error_shows_the_traceback(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "genometracks.cli", "data", "summary", "data=custom",
+                           f"data.fasta={tmp_path}/none.fa", f"data.tss={tmp_path}/none.bed"],
+                          capture_output=True, text=True, env={**os.environ, "HYDRA_FULL_ERROR": "1"})
+    assert done.returncode != 0 and "Traceback" in done.stderr and "none.fa" in done.stderr

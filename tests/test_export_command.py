@@ -12,6 +12,7 @@ from genometracks.genome import Genome
 from genometracks.model import TransformerXL
 from genometracks.peaks import peak_records
 from genometracks.predict import predict_genome, write_tracks
+from tests.kent import assert_hub_clean
 
 
 @pytest.fixture()
@@ -41,7 +42,7 @@ def test_export_writes_a_valid_assembly_hub_and_igv_session(run_dir):
     run, fasta, genome = run_dir
     written = export_run(run, fasta, genome.chrom_sizes(), {"genome_mode": "assembly"}, "Test organism")
     assert written["hub"] == "hub/hub.txt" and "hub_genark" not in written  # not GCF_000005845.2
-    assert validate_hub(run / "hub") == []
+    assert_hub_clean(run / "hub")
     trackdb = (run / "hub" / "genome" / "trackDb.txt").read_text()
     assert "container multiWig" in trackdb and "negateValues on" in trackdb
     assert re.search(r"track tss_peaks\n(.*\n)*?type bigBed 6\n", trackdb)
@@ -64,3 +65,15 @@ def test_igv_tracks_prefer_tabix_bed_and_fall_back_to_bigbed(tmp_path):
     tracks = {t.name: Path(t.path).name for t in _igv_tracks(tmp_path)}
     assert tracks == {"TSS + strand": "tss.plus.bw", "TSS - strand": "tss.minus.bw",
                       "TSS peaks": "tss_peaks.bed.gz", "TSS sigma class": "tss_sigma.bb"}
+
+
+def test_igv_track_styles_follow_what_igv_honours(tmp_path):
+    """TSS tracks summarise zoomed-out pixels by their maximum; the sigma track keeps its itemRgb."""
+    from genometracks.export.command import _igv_tracks
+
+    for name in ("tss.plus.bw", "tss.minus.bw", "tss_sigma.bb", "tss_sigma.bed.gz"):
+        (tmp_path / name).write_bytes(b"x")
+    tracks = {t.name: t for t in _igv_tracks(tmp_path)}
+    assert tracks["TSS + strand"].window_function == tracks["TSS - strand"].window_function == "max"
+    assert tracks["TSS - strand"].negate and tracks["TSS sigma class"].color is None
+    assert Path(tracks["TSS sigma class"].path).name == "tss_sigma.bb"  # the bigBed carries itemRgb

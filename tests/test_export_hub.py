@@ -19,6 +19,7 @@ from genometracks.export.hub import HubContainer, HubError, HubTrack, write_hub
 from genometracks.paths import safe_name
 from genometracks.export.twobit import read_twobit
 from genometracks.export.validate import main_validate, validate_hub
+from tests.kent import assert_hub_clean
 
 SIZES = {"chrA": 1200, "chrB": 404}
 SEQS = {"chrA": "ACGTTGCA" * 100 + "N" * 40 + "acgtacgt" * 45, "chrB": "NNNN" + "GATTACA" * 56 + "tttttttt"}
@@ -66,7 +67,7 @@ def stanzas(path: Path) -> list[dict[str, str]]:
 
 
 def test_assembly_hub_layout(assembly_hub):
-    assert validate_hub(assembly_hub) == []
+    assert_hub_clean(assembly_hub)
     assert (assembly_hub / "hub.txt").read_text().splitlines()[0] == "hub genometracks"
     genome = stanzas(assembly_hub / "genomes.txt")[0]
     assert genome["genome"] == "my_genome" and genome["twoBitPath"] == "my_genome/my_genome.2bit"
@@ -84,7 +85,7 @@ def test_assembly_hub_layout(assembly_hub):
 
 
 def test_genark_hub(genark_hub):
-    assert validate_hub(genark_hub) == []
+    assert_hub_clean(genark_hub)
     assert stanzas(genark_hub / "genomes.txt") == [{"genome": "GCF_000005845.2",
                                                    "trackDb": "GCF_000005845.2/trackDb.txt"}]
     tracks = {s["track"]: s for s in stanzas(genark_hub / "GCF_000005845.2" / "trackDb.txt")}
@@ -134,6 +135,15 @@ def broken(hub: Path, tmp_path: Path, relpath: str, old: str, new: str) -> list[
     ("my_genome/trackDb.txt", "type bigBed 6 +\n", "", "track 'tss_peaks': required field 'type' missing"),
     ("my_genome/trackDb.txt", "html html/tss_peaks.html", "html html/nothing", "html page 'html/nothing.html' not found"),
     ("my_genome/trackDb.txt", "group tss", "group nogroup", "group 'nogroup' is not defined"),
+    # rules UCSC's hubCheck -checkSettings taught us (tests/test_kent.py runs hubCheck beside validate_hub)
+    ("hub.txt", "descriptionUrl description.html\n", "", "missing hub overview description page (descriptionUrl"),
+    ("hub.txt", "descriptionUrl description.html", "descriptionUrl none.html", "descriptionUrl page 'none.html' not found"),
+    ("my_genome/trackDb.txt", "visibility pack", "visibility pack\ngraphType bar",
+     "Setting 'graphType' is unknown/unsupported (did you mean 'graphTypeDefault' ?)"),
+    ("my_genome/trackDb.txt", "html html/tss_peaks.html\n", "", "missing description page for track"),
+    ("my_genome/trackDb.txt", "visibility pack", "visibility packed", "visibility 'packed' is not one of"),
+    ("my_genome/chromAlias.txt", "chrA\tA", "chrA\tchrB", "alias 'chrB' is another sequence's name"),
+    ("my_genome/chromAlias.txt", "chrB\tB", "chrZ\tB", "'chrZ' is not a sequence of the genome"),
 ])
 def test_each_broken_hub_problem_found(assembly_hub, tmp_path, relpath, old, new, expected):
     problems = broken(assembly_hub, tmp_path, relpath, old, new)
@@ -193,7 +203,7 @@ def test_failed_rewrite_keeps_previous_hub(tmp_path):
     with pytest.raises(HubError, match="size 10, the genome 4641652"):
         write_hub(tmp_path / "hub", "genark", sizes, wrong)
     assert (tmp_path / "hub" / "GCF_000005845.2" / "trackDb.txt").read_text() == before
-    assert validate_hub(tmp_path / "hub") == []
+    assert_hub_clean(tmp_path / "hub")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hub", "other.bw", "t"]
 
 
@@ -222,7 +232,7 @@ def test_killed_export_leaves_previous_hub(tmp_path):
                             cwd=Path(__file__).parent.parent)
     assert result.returncode == -signal.SIGKILL, result.stderr
     assert "shortLabel first" in (tmp_path / "hub" / "hub.txt").read_text()
-    assert validate_hub(tmp_path / "hub") == []
+    assert_hub_clean(tmp_path / "hub")
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".hub.staging")]
     assert len(leftovers) == 1  # the dead run's staging folder ...
     write_hub(tmp_path / "hub", "genark", sizes, make_tracks(tmp_path / "t", sizes), short_label="third")

@@ -61,11 +61,22 @@ def test_session_paths_resolve_and_tracks_styled(tmp_path, fake_igv_js):
         assert not Path(resource.get("path")).is_absolute()
         assert (igv_dir / resource.get("path")).resolve().is_file()  # never a missing file
     bed = next(r for r in resources if r.get("name") == "Peaks")
-    assert bed.get("type") == "bed" and (igv_dir / bed.get("index")).name == "peaks.bed.gz.tbi"
-    panel = {t.get("name"): t for t in session.find("Panel")}
+    # no `index`: IGV resolves it against its working directory, but finds <file>.tbi itself
+    assert bed.get("type") == "bed" and "index" not in bed.attrib
+    assert (igv_dir / (bed.get("path") + ".tbi")).resolve().is_file()
+    panel = {t.get("name"): t for t in session.find("Panel[@name='DataPanel']")}
     assert panel["TSS +"].get("color") == "200,0,0" and panel["TSS -"].get("color") == "0,0,200"
-    assert panel["TSS -"].find("DataRange").get("flipAxis") == "true"
+    # IGV desktop ignores flipAxis: the minus track is a negated copy, drawn below the axis
+    minus = panel["TSS -"].find("DataRange")
+    assert minus.get("flipAxis") == "false" and float(minus.get("minimum")) < 0 and float(minus.get("maximum")) == 0
+    assert panel["TSS -"].get("id") == "tss_minus.neg.bw"
+    from genometracks.export.bigwig import read_bigwig
+    import numpy as np
+    np.testing.assert_array_equal(read_bigwig(igv_dir / "tss_minus.neg.bw", "chrA"),
+                                  -read_bigwig(run / "tracks" / "tss.minus.bw", "chrA"))
     assert panel["TSS +"].find("DataRange").get("flipAxis") == "false"
+    sequence = session.find("Panel[@name='FeaturePanel']/Track")
+    assert sequence.get("clazz") == "org.broad.igv.track.SequenceTrack"  # the session keeps the sequence
     assert panel["TSS +"].get("autoscaleGroup") == panel["TSS -"].get("autoscaleGroup") == "1"
     assert "autoscaleGroup" not in panel["Peaks"].attrib
 
@@ -75,7 +86,7 @@ def test_batch_script_and_page_config(tmp_path, fake_igv_js):
     fasta, tracks = make_run(run)
     out = write_igv(run, fasta, tracks, snapshot_locus="chrA:11-20")
     assert out["batch.txt"].read_text().splitlines()[1:] == [
-        "new", "load session.xml", "snapshotDirectory snapshots", "goto chrA:11-20", "snapshot chrA_11_20.png", "exit"]
+        "genome genome/genome.fa", "load session.xml", "snapshotDirectory snapshots", "goto chrA:11-20", "snapshot chrA_11_20.png", "exit"]
     assert out["igv.min.js"].read_text() == fake_igv_js.read_text()
     html = out["index.html"].read_text()
     assert '<script src="igv.min.js"></script>' in html
@@ -85,7 +96,7 @@ def test_batch_script_and_page_config(tmp_path, fake_igv_js):
     assert (igv_dir / config["reference"]["fastaURL"]).is_file()
     assert (igv_dir / config["reference"]["indexURL"]).is_file()
     by_name = {t["name"]: t for t in config["tracks"]}
-    assert by_name["TSS -"]["flipAxis"] is True and by_name["TSS +"]["flipAxis"] is False
+    assert "flipAxis" not in by_name["TSS -"] and by_name["TSS -"]["url"] == "tss_minus.neg.bw"
     assert by_name["TSS -"]["autoscaleGroup"] == "tss" and by_name["TSS -"]["color"] == "rgb(0,0,200)"
     assert by_name["Peaks"]["format"] == "bed" and by_name["Peaks (bigBed)"]["format"] == "bigbed"
     for track in config["tracks"]:

@@ -24,6 +24,7 @@ import pytest
 from genometracks.export.validate import validate_hub
 from genometracks.pipeline import STAGES
 from tests.conftest import TINY_RUN, cli, kill_once_checkpointed
+from tests.kent import assert_hub_clean
 
 LEFTOVER = re.compile(r"^\..*(\.tmp|\.staging-|\.old-)")
 
@@ -45,7 +46,7 @@ def assert_browser_files_whole(run_dir: Path) -> None:
     """Whatever hub and IGV session exist validate and name only existing, readable files."""
     for hub in ("hub", "hub_genark"):
         if (run_dir / hub).exists():
-            assert validate_hub(run_dir / hub) == [], hub
+            assert_hub_clean(run_dir / hub)
     session = run_dir / "igv" / "session.xml"
     if session.exists():
         for resource_ in ET.parse(session).getroot().iter("Resource"):

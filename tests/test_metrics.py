@@ -50,6 +50,7 @@ def test_lr_plus_at_best_f1():
     assert out["lr_plus"] == pytest.approx(4.0)
 
 
+@pytest.mark.ci_may_skip  # an optional cross-check; scikit-learn is not a dependency
 def test_against_sklearn_when_available():
     sk = pytest.importorskip("sklearn.metrics")
     rng = np.random.default_rng(0)

@@ -18,6 +18,7 @@ from genometracks.sigma.gradcam import (cam_maps, class_logo_matrices, class_pro
                                         information_heights, logo_peaks, small_sample_bits)
 from genometracks.sigma.model import SigmaCNN, predict_proba, save_model
 from tests.conftest import ECOLI, compose, needs_ecoli
+from tests.kent import assert_hub_clean
 
 #            0         1         2         3         4
 #            0123456789012345678901234567890123456789012345
@@ -342,7 +343,7 @@ def test_sigma_bigbed_track_reads_back_and_validates_in_a_hub(tmp_path):
     assert bigbed_field_counts(tmp_path / "tracks" / "tss_sigma.bb") == (16, 9)
     hub_txt = write_hub(tmp_path / "hub", "assembly", genome.chrom_sizes(),
                         [hub_track(tmp_path / "tracks" / "tss_sigma.bb")], fasta=fasta)
-    assert validate_hub(hub_txt.parent) == []
+    assert_hub_clean(hub_txt.parent)
     assert "type bigBed 9 +" in (hub_txt.parent / "tiny" / "trackDb.txt").read_text()
 
 

@@ -20,7 +20,18 @@ def unbroken(tmp_path_factory):
     run = tmp_path_factory.mktemp("unbroken")
     done = _cli("train", *TINY, f"run_dir={run}")
     assert done.returncode == 0, done.stderr[-3000:]
+    OUTPUT["unbroken"] = done.stdout + done.stderr
     return run
+
+
+OUTPUT: dict[str, str] = {}
+
+
+def test_no_third_party_noise_in_the_output(unbroken):
+    """Lightning's litlogger tip and library deprecation warnings never reach the job's output."""
+    text = OUTPUT["unbroken"]
+    assert "litlogger" not in text.lower() and "Tip:" not in text
+    assert "deprecated" not in text.lower() and "DeprecationWarning" not in text
 
 
 def test_train_writes_checkpoint_metrics_config(unbroken):

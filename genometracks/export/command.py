@@ -1,9 +1,10 @@
-"""`genometracks export run_dir=DIR`: the UCSC hub(s) and the IGV session of a run directory.
+"""`genometracks export run_dir=DIR`: the UCSC hub(s), the IGV session and the JBrowse 2 page of a run.
 
 Collects what earlier stages wrote under DIR/tracks/ (strand bigWigs are required; peaks,
 motif hits, sigma classes and attributions are added when present) and writes
 DIR/hub/ (self-contained assembly hub), DIR/hub_genark/ (on UCSC's GenArk assembly, when the
-contigs are GCF_000005845.2's) and DIR/igv/. Every hub is validated before it replaces the last.
+contigs are GCF_000005845.2's), DIR/igv/ and DIR/jbrowse/. Every hub is validated before it
+replaces the last.
 """
 from __future__ import annotations
 
@@ -43,10 +44,10 @@ OPTIONAL_TRACKS = (
                   (0, 110, 60)),
     OptionalTrack("attribution", "attribution", ".bw", "Attribution",
                   "Gradient x input attribution of the TSS output (signed)", "attribution", "interpretation",
-                  (90, 90, 90), (("autoScale", "on"), ("graphType", "bar"))),
+                  (90, 90, 90), (("autoScale", "on"), ("graphTypeDefault", "bar"))),
     OptionalTrack("gradcam", "gradcam", ".bw", "Grad-CAM",
                   "Grad-CAM of the last block's input for the TSS output", "attribution", "interpretation",
-                  (150, 90, 0), (("autoScale", "on"), ("graphType", "bar"))),
+                  (150, 90, 0), (("autoScale", "on"), ("graphTypeDefault", "bar"))),
 )
 
 
@@ -60,7 +61,7 @@ def _hub_tracks(tracks_dir: Path) -> list:
                                               PLUS_COLOUR, html="tss_signal"),
                                      HubTrack("tss_minus", minus, "TSS - strand", "TSS probability, minus strand",
                                               MINUS_COLOUR, html="tss_signal", negate=True)],
-                           html="tss_signal")
+                           html="tss_signal", settings={"windowingFunction": "maximum"})
     out: list = [strands]
     for t in OPTIONAL_TRACKS:
         path = tracks_dir / f"{t.stem}{t.suffix}"
@@ -72,25 +73,75 @@ def _hub_tracks(tracks_dir: Path) -> list:
 
 
 def _igv_tracks(tracks_dir: Path) -> list[IgvTrack]:
-    tracks = [IgvTrack("TSS + strand", tracks_dir / "tss.plus.bw", PLUS_COLOUR, autoscale_group="tss"),
-              IgvTrack("TSS - strand", tracks_dir / "tss.minus.bw", MINUS_COLOUR, negate=True, autoscale_group="tss")]
+    tracks = [IgvTrack("TSS + strand", tracks_dir / "tss.plus.bw", PLUS_COLOUR, autoscale_group="tss",
+                       window_function="max"),
+              IgvTrack("TSS - strand", tracks_dir / "tss.minus.bw", MINUS_COLOUR, negate=True, autoscale_group="tss",
+                       window_function="max")]
     for t in OPTIONAL_TRACKS:  # features: the tabix BED where written (IGV reads its extra columns), else bigBed
-        for suffix in ((".bed.gz", ".bb") if t.suffix == ".bb" else (t.suffix,)):
+        item_rgb = ("itemRgb", "on") in t.settings  # drawn in the file's colours: no track colour
+        for suffix in ((".bb",) if item_rgb else (".bed.gz", ".bb") if t.suffix == ".bb" else (t.suffix,)):
             path = tracks_dir / f"{t.stem}{suffix}"
             if path.is_file():
-                tracks.append(IgvTrack(t.short_label, path, t.color))
+                tracks.append(IgvTrack(t.short_label, path, None if item_rgb else t.color))
                 break
+    return tracks
+
+
+def hub_overview(run_dir: Path, organism: str, tracks: list) -> str:
+    """The hub description page (HTML fragment) from what the run's report is built from: the data
+    summary, the test metrics (metrics.json) and the track list; it links to the run's report."""
+    from html import escape
+
+    def read(name: str) -> dict:
+        try:
+            return json.loads((run_dir / name).read_text())
+        except (OSError, ValueError):
+            return {}
+
+    parts = [f"<p>Transcription start sites of <i>{escape(organism)}</i> predicted per base and strand by "
+             "a segment-recurrent Transformer-XL (genometracks).</p>"]
+    data = read("data_summary.json")
+    if data.get("total_length"):
+        parts.append(f"<p>Genome: {int(data['total_length']):,} nt.</p>")
+    metrics = read("metrics.json")
+    test = ((metrics.get("test") or {}).get("both") or {})
+    rows = [(k, test[k]) for k in ("roc_auc", "pr_auc", "pr_auc_k4", "pr_auc_k10") if isinstance(test.get(k), (int, float))]
+    if rows:
+        cells = "".join(f"<tr><td>{escape(k)}</td><td>{v:.3f}</td></tr>" for k, v in rows)
+        parts.append(f"<p>Held-out test region, both strands (labels '{escape(str(metrics.get('labels', '')))}'):"
+                     f"</p><table border=\"1\" cellpadding=\"3\">{cells}</table>")
+    items = "".join(f"<li><b>{escape(t.short_label)}</b>: {escape(t.long_label)}</li>" for t in tracks)
+    parts.append(f"<p>Tracks:</p><ul>{items}</ul>")
+    parts.append('<p>The full report of the run (curves, heads, motifs, sigma classes) is '
+                 '<a href="../report.html">report.html</a> in the run directory.</p>')
+    return "\n".join(parts) + "\n"
+
+
+def _jbrowse_tracks(tracks_dir: Path) -> list:
+    from genometracks.export.jbrowse import JBrowseTrack
+
+    tracks = [JBrowseTrack("tss_signal", "TSS probability", "multiwig",
+                           [("TSS + strand", tracks_dir / "tss.plus.bw", PLUS_COLOUR),
+                            ("TSS - strand", tracks_dir / "tss.minus.bw", MINUS_COLOUR)])]
+    for t in OPTIONAL_TRACKS:
+        path = tracks_dir / f"{t.stem}{t.suffix}"
+        if path.is_file():
+            category = "TSS" if t.group == "tss" else "Interpretation"
+            tracks.append(JBrowseTrack(t.name, t.short_label, "features" if t.suffix == ".bb" else "wig",
+                                       [(t.short_label, path, t.color)], category=category,
+                                       item_rgb=("itemRgb", "on") in t.settings))
     return tracks
 
 
 def export_run(run_dir: Path, fasta: Path, chrom_sizes: dict[str, int], cfg_export: DictConfig | dict,
                organism: str) -> dict[str, str]:
-    """Write DIR/hub (assembly), DIR/hub_genark (when applicable) and DIR/igv; return their paths."""
+    """Write DIR/hub (assembly), DIR/hub_genark (when applicable), DIR/igv and DIR/jbrowse; return their paths."""
     e = dict(cfg_export)
     tracks_dir = run_dir / "tracks"
     tracks = _hub_tracks(tracks_dir)
     common = dict(hub_name=e.get("hub_name", "genometracks"), short_label=e.get("short_label", "genometracks TSS"),
-                  long_label=e.get("long_label", "genometracks TSS tracks"), email=e.get("email", "genometracks@example.org"))
+                  long_label=e.get("long_label", "genometracks TSS tracks"), email=e.get("email", "genometracks@example.org"),
+                  overview_html=hub_overview(run_dir, organism, tracks))
     written = {}
     mode = e.get("genome_mode", "assembly")
     if mode in ("assembly", "both"):
@@ -103,6 +154,10 @@ def export_run(run_dir: Path, fasta: Path, chrom_sizes: dict[str, int], cfg_expo
         written["hub_genark"] = write_hub(target, "genark", chrom_sizes, tracks, genark_accession=accession, **common)
     igv = write_igv(run_dir, fasta, _igv_tracks(tracks_dir), title=f"genometracks: {organism}")
     written["igv"] = igv["session.xml"]
+    from genometracks.export.jbrowse import write_jbrowse
+
+    written["jbrowse"] = write_jbrowse(run_dir, fasta, chrom_sizes, _jbrowse_tracks(tracks_dir),
+                                       title=f"genometracks: {organism}")["index.html"]
     return {k: str(Path(v).relative_to(run_dir)) for k, v in written.items()}
 
 

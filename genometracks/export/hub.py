@@ -168,11 +168,15 @@ def write_hub(hub_dir: str | Path, genome_mode: str, chrom_sizes: Mapping[str, i
               long_label: str = "Predicted transcription start sites (genometracks)",
               email: str = "genometracks@example.org", organism: str = "Escherichia coli",
               default_pos: str | None = None, genome_name: str | None = None,
-              description: str = "Genome assembly", genark_accession: str = "GCF_000005845.2") -> Path:
+              description: str = "Genome assembly", genark_accession: str = "GCF_000005845.2",
+              overview_html: str | None = None) -> Path:
     """Write a complete hub at `hub_dir` atomically and return the path of its hub.txt.
 
     genome_mode "genark": tracks on UCSC's `genark_accession` (contig names and sizes must match it);
-    "assembly": needs `fasta`; writes `<genome>.2bit`, chrom.sizes and groups.txt.
+    "assembly": needs `fasta`; writes `<genome>.2bit`, chrom.sizes, chromAlias.txt (RefSeq, INSDC,
+    chr-style and the FASTA's original names) and groups.txt.
+    `overview_html` (an HTML fragment) is the hub's description page (`descriptionUrl`,
+    description.html beside hub.txt); by default a page listing the tracks.
     Raises HubError (the previous hub is kept) if the finished hub fails `validate_hub`."""
     from genometracks.export.validate import validate_hub
 
@@ -198,8 +202,9 @@ def write_hub(hub_dir: str | Path, genome_mode: str, chrom_sizes: Mapping[str, i
         body = "".join(writer.container(t, 10 * (i + 1)) if isinstance(t, HubContainer)
                        else writer.track(t, priority=10 * (i + 1)) for i, t in enumerate(tracks))
         (writer.gdir / "trackDb.txt").write_text(body)
+        (stage / "description.html").write_text(_overview_page(long_label, overview_html, tracks))
         hub = {"hub": safe_name(hub_name), "shortLabel": short_label, "longLabel": long_label,
-               "genomesFile": "genomes.txt", "email": email}
+               "genomesFile": "genomes.txt", "email": email, "descriptionUrl": "description.html"}
         (stage / "hub.txt").write_text("".join(_line(k, v, "") for k, v in hub.items()))
         stanza = {"genome": genome, "trackDb": f"{genome}/trackDb.txt"}
         if genome_mode == "assembly":
@@ -211,12 +216,26 @@ def write_hub(hub_dir: str | Path, genome_mode: str, chrom_sizes: Mapping[str, i
     return hub_dir / "hub.txt"
 
 
+def _overview_page(title: str, fragment: str | None, tracks: Sequence[HubTrack | HubContainer]) -> str:
+    """The hub's description page (hub.txt `descriptionUrl`): `fragment`, else the track list."""
+    if fragment is None:
+        items = "".join(f"<li><b>{html_escape.escape(t.short_label)}</b>: {html_escape.escape(t.long_label)}</li>\n"
+                        for t in tracks)
+        fragment = f"<p>Tracks of this hub:</p>\n<ul>\n{items}</ul>\n"
+    return (f"<!doctype html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>{html_escape.escape(title)}"
+            f"</title></head>\n<body>\n<h2>{html_escape.escape(title)}</h2>\n{fragment}</body>\n</html>\n")
+
+
 def _assembly_files(writer: _Writer, fasta: Path, chrom_sizes: Mapping[str, int], organism: str,
                     description: str, default_pos: str) -> dict[str, str]:
-    """Write <genome>.2bit, chrom.sizes, groups.txt and description.html; return the genomes.txt fields."""
+    """Write <genome>.2bit, chrom.sizes, chromAlias.txt, groups.txt and description.html; return the
+    genomes.txt fields."""
+    from genometracks.export.chromalias import fasta_original_names, write_chrom_alias
+
     genome, gdir = writer.genome, writer.gdir
     write_twobit(gdir / f"{genome}.2bit", fasta)
     (gdir / "chrom.sizes").write_text("".join(f"{c}\t{n}\n" for c, n in chrom_sizes.items()))
+    write_chrom_alias(gdir / "chromAlias.txt", chrom_sizes, fasta_original_names(fasta))
     groups = writer.groups or ["tss"]
     (gdir / "groups.txt").write_text("\n".join(
         _line("name", g, "") + _line("label", GROUP_LABELS.get(g, g), "") + _line("priority", i + 1, "")
@@ -225,6 +244,7 @@ def _assembly_files(writer: _Writer, fasta: Path, chrom_sizes: Mapping[str, int]
             f"<p>Sequences: {html_escape.escape(', '.join(f'{c} ({n:,} nt)' for c, n in chrom_sizes.items()))}</p>\n")
     (gdir / "description.html").write_text(page)
     return {"twoBitPath": f"{genome}/{genome}.2bit", "chromSizes": f"{genome}/chrom.sizes",
+            "chromAlias": f"{genome}/chromAlias.txt",
             "groups": f"{genome}/groups.txt", "organism": organism, "description": description,
             "scientificName": organism, "defaultPos": default_pos, "orderKey": 1,
             "htmlPath": f"{genome}/description.html"}

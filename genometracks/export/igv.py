@@ -4,6 +4,14 @@ and snapshots a locus) and `igv/index.html` (igv.js in a browser; see `genometra
 Everything is relative to `DIR/igv/`: the genome FASTA and its .fai are copied to `igv/genome/`,
 tracks are referenced where they lie inside DIR (e.g. `../tracks/tss.plus.bw`). igv.js comes from
 the npm registry (`npm install igv@IGV_JS_VERSION` into the user cache) and is copied beside the page.
+
+What IGV desktop 2.16 honours (checked under Xvfb, tests/test_igv_desktop.py): it resolves a session's
+`path` against the session file but an `index` against its working directory, so no `index` is
+written (IGV finds `<file>.tbi` itself); it ignores `flipAxis`, so a negated track is written as
+negative values (`igv/<name>.neg.bw`, window function `min`, drawn below the axis); a track `color`
+overrides a bigBed's itemRgb, so `color=None` writes none; a session without the sequence track
+drops it. batch.txt loads only local files (no `new`, which fetches IGV's default network genome), and
+prefs.properties makes our genome IGV's default, which IGV loads before any batch command runs.
 """
 from __future__ import annotations
 
@@ -13,9 +21,11 @@ import os
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
+
+import numpy as np
 
 from genometracks.export.atomic import link_or_copy, staged_dir
 from genometracks.paths import safe_name
@@ -31,12 +41,15 @@ class IgvError(ValueError):
 class IgvTrack:
     """A track file inside the run directory: .bw/.bigwig (signal), .bb/.bigbed, or .bed.gz (+ .tbi).
 
-    `negate` flips the axis (minus strand drawn downwards); tracks sharing `autoscale_group` share a scale."""
+    `negate` draws the track below the axis (its values negated); tracks sharing `autoscale_group` share
+    a scale; `color` None keeps the features' own colours (itemRgb); `window_function` is how a zoomed-out
+    pixel summarises its bases ('max' for a TSS signal, whose peaks the mean would flatten)."""
     name: str
     path: Path
-    color: tuple[int, int, int] = (0, 0, 0)
+    color: tuple[int, int, int] | None = (0, 0, 0)
     negate: bool = False
     autoscale_group: str | None = None
+    window_function: str = "mean"
 
     @property
     def kind(self) -> str:
@@ -85,9 +98,13 @@ def _copy_fasta(fasta: Path, folder: Path) -> Path:
 
     if not fasta.is_file():
         raise IgvError(f"{fasta}: genome FASTA not found")
+    from genometracks.export.chromalias import fasta_original_names
+
     name = safe_name(fasta.name.split(".")[0], prefix="genome") + ".fa"
     target = folder / name
-    if fasta.suffix in {".gz", ".bgz"}:
+    if fasta_original_names(fasta):  # NCBI-style names: the copy carries their accessions
+        _write_even_fasta(fasta, target)
+    elif fasta.suffix in {".gz", ".bgz"}:
         with gzip.open(fasta, "rb") as src, open(target, "wb") as dst:
             shutil.copyfileobj(src, dst)
     else:
@@ -113,6 +130,19 @@ def _write_even_fasta(fasta: Path, target: Path, width: int = 60) -> None:
         for name, seq in records.items():
             out.write(b">" + name.encode() + b"\n")
             out.write(b"".join(seq[i:i + width] + b"\n" for i in range(0, len(seq), width)))
+
+
+def write_negated_bigwig(source: Path, target: Path) -> Path:
+    """A copy of bigWig `source` with every value negated (IGV desktop draws negatives below the axis)."""
+    import pyBigWig
+
+    from genometracks.export.bigwig import read_bigwig, write_bigwig
+
+    handle = pyBigWig.open(str(source))
+    sizes = dict(handle.chroms())
+    handle.close()
+    values = {c: np.nan_to_num(-read_bigwig(source, c), nan=0.0) for c in sizes}
+    return write_bigwig(target, sizes, values)
 
 
 def _relative(run_dir: Path, igv_dir: Path, track: IgvTrack) -> tuple[str, str | None]:
@@ -141,23 +171,27 @@ def _session_xml(genome: str, locus: str, tracks: Sequence[IgvTrack], paths: lis
                          nextAutoscaleGroup=str(len(groups) + 1))
     resources = ET.SubElement(session, "Resources")
     panel = ET.SubElement(session, "Panel", name="DataPanel")
-    for track, (path, index) in zip(tracks, paths):
-        resource = ET.SubElement(resources, "Resource", name=track.name, path=path,
-                                 type={"bigwig": "bigwig", "bigbed": "bigbed", "bed": "bed"}[track.kind])
-        if index:
-            resource.set("index", index)
-        color = ",".join(str(int(c)) for c in track.color)
+    for track, (path, _index) in zip(tracks, paths):  # no `index`: IGV finds <file>.tbi beside the file
+        ET.SubElement(resources, "Resource", name=track.name, path=path,
+                      type={"bigwig": "bigwig", "bigbed": "bigbed", "bed": "bed"}[track.kind])
+        color = {"color": ",".join(str(int(c)) for c in track.color)} if track.color is not None else {}
         if track.kind == "bigwig":
             element = ET.SubElement(panel, "Track", attributeKey=track.name, autoScale="true",
-                                    clazz="org.broad.igv.track.DataSourceTrack", color=color, id=path,
-                                    name=track.name, renderer="BAR_CHART", visible="true", windowFunction="mean")
+                                    clazz="org.broad.igv.track.DataSourceTrack", **color, id=path,
+                                    name=track.name, renderer="BAR_CHART", visible="true",
+                                    windowFunction=track.window_function)
             if track.autoscale_group:
                 element.set("autoscaleGroup", groups[track.autoscale_group])
-            ET.SubElement(element, "DataRange", baseline="0.0", drawBaseline="true",
-                          flipAxis="true" if track.negate else "false", maximum="1.0", minimum="0.0", type="LINEAR")
+            ET.SubElement(element, "DataRange", baseline="0.0", drawBaseline="true", flipAxis="false",
+                          maximum="0.0" if track.negate else "1.0", minimum="-1.0" if track.negate else "0.0",
+                          type="LINEAR")
         else:
             ET.SubElement(panel, "Track", attributeKey=track.name, clazz="org.broad.igv.track.FeatureTrack",
-                          color=color, displayMode="EXPANDED", id=path, name=track.name, visible="true")
+                          **color, displayMode="EXPANDED", id=path, name=track.name, visible="true")
+    features = ET.SubElement(session, "Panel", name="FeaturePanel")  # keeps the reference sequence track
+    ET.SubElement(features, "Track", attributeKey="Reference sequence", clazz="org.broad.igv.track.SequenceTrack",
+                  fontSize="10", id="Reference sequence", name="Reference sequence",
+                  sequenceTranslationStrandValue="POSITIVE", shouldShowTranslation="false", visible="true")
     ET.indent(session)
     return '<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n' + ET.tostring(session, encoding="unicode") + "\n"
 
@@ -166,9 +200,11 @@ def _page_tracks(tracks: Sequence[IgvTrack], paths: list[tuple[str, str | None]]
     """igv.js track configs."""
     configs = []
     for track, (path, index) in zip(tracks, paths):
-        config = {"name": track.name, "url": path, "color": "rgb({},{},{})".format(*map(int, track.color))}
-        if track.kind == "bigwig":
-            config.update(type="wig", format="bigwig", flipAxis=track.negate, height=80)
+        config = {"name": track.name, "url": path}
+        if track.color is not None:  # none: igv.js draws bigBed items in their itemRgb
+            config["color"] = "rgb({},{},{})".format(*map(int, track.color))
+        if track.kind == "bigwig":  # a negated track holds negative values: drawn below the axis
+            config.update(type="wig", format="bigwig", height=80, windowFunction=track.window_function)
             if track.autoscale_group:
                 config.update(autoscaleGroup=track.autoscale_group)
         else:
@@ -195,22 +231,36 @@ def write_igv(run_dir: str | Path, fasta: str | Path, tracks: Sequence[IgvTrack]
     igv_js = ensure_igv_js(igv_version)
     with staged_dir(igv_dir) as stage:
         (stage / "genome").mkdir()
+        tracks, paths = list(tracks), list(paths)
+        for i, track in enumerate(tracks):
+            if track.negate and track.kind == "bigwig":  # IGV ignores flipAxis: write the values negated
+                name = f"{safe_name(Path(track.path).name.split('.bw')[0].split('.bigwig')[0])}.neg.bw"
+                source = Path(track.path) if Path(track.path).is_absolute() else run_dir / track.path
+                write_negated_bigwig(source, stage / name)
+                tracks[i] = replace(track, window_function="min" if track.window_function == "max"
+                                    else track.window_function)
+                paths[i] = (name, None)
         fasta_copy = _copy_fasta(Path(fasta), stage / "genome")
         first = (stage / "genome" / (fasta_copy.name + ".fai")).read_text().split("\n", 1)[0].split("\t")
         locus = locus or f"{first[0]}:1-{min(int(first[1]), 20000)}"
         genome = f"genome/{fasta_copy.name}"
         (stage / "session.xml").write_text(_session_xml(genome, locus, tracks, paths))
         snap = snapshot_locus or locus
+        # IGV loads its default genome (hg19, from the network) before a batch runs; prefs.properties
+        # makes ours the default, so nothing is fetched: `igv -o prefs.properties -b batch.txt`
+        (stage / "prefs.properties").write_text(
+            f"DEFAULT_GENOME_KEY={genome}\nAUTO_UPDATE_GENOMES=FALSE\nSHOW_GENOME_SERVER_WARNING=FALSE\n")
         (stage / "batch.txt").write_text(
-            "# IGV batch script: run from this folder with `igv.sh -b batch.txt`\n"
-            f"new\nload session.xml\nsnapshotDirectory snapshots\ngoto {snap}\n"
+            "# IGV batch script, local files only: from this folder run `igv -o prefs.properties -b batch.txt`\n"
+            f"genome {genome}\nload session.xml\nsnapshotDirectory snapshots\ngoto {snap}\n"
             f"snapshot {safe_name(snap)}.png\nexit\n")
         link_or_copy(igv_js, stage / "igv.min.js")
         config = {"title": title, "locus": locus, "tracks": _page_tracks(tracks, paths),
                   "reference": {"id": safe_name(fasta_copy.stem), "name": title, "fastaURL": genome,
                                 "indexURL": genome + ".fai"}}
         (stage / "index.html").write_text(_page(title, config))
-    return {name: igv_dir / name for name in ("session.xml", "batch.txt", "index.html", "igv.min.js")}
+    return {name: igv_dir / name for name in ("session.xml", "batch.txt", "prefs.properties", "index.html",
+                                              "igv.min.js")}
 
 
 def _page(title: str, config: dict) -> str:

@@ -199,7 +199,8 @@ def main_serve(argv: list[str] | None = None) -> int:
         return 2
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: serving {server.root} on {args.host}, reachable from other machines", file=sys.stderr)
-    print(f"serving {server.root} at {server.url}  (IGV page: {server.url}igv/index.html; Ctrl-C stops)")
+    print(f"serving {server.root} at {server.url}  (IGV page: {server.url}igv/index.html, JBrowse 2 page: "
+          f"{server.url}jbrowse/index.html; Ctrl-C stops)")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

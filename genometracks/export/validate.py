@@ -4,7 +4,15 @@ Checks: `hub` first line and required fields of hub.txt, genomes.txt and every t
 every referenced file (genomesFile, trackDb, twoBitPath, chromSizes, groups, htmlPath, html,
 bigDataUrl) present and readable; bigWig/bigBed contig names and sizes equal to the genome's;
 `type bigBed N [+]` matching the bigBed's field counts and autoSql; parent/child consistency;
-track names unique and free of dots. `validate_hub` returns the problems (empty list = valid).
+track names unique and free of dots.
+
+Rules UCSC's own `hubCheck -checkSettings` taught us (tests/test_kent.py runs both on every hub):
+hub.txt needs a `descriptionUrl` page that exists; every track an `html` description page (its
+own or its parent's); every trackDb setting must be one UCSC's hub
+settings spec knows (`graphType` is not; `graphTypeDefault` is). Rules hubCheck lacks, kept here:
+dots in track names, data contigs absent from the .2bit, setting values (windowingFunction,
+graphTypeDefault, visibility), and the chromAlias file (names its contigs; each alias names one).
+`validate_hub` returns the problems (empty list = valid).
 """
 from __future__ import annotations
 
@@ -16,12 +24,16 @@ from pathlib import Path
 
 from genometracks.export.bigbed import bigbed_field_counts
 from genometracks.export.hub import GENARK_SIZES
+from genometracks.export.trackdb_settings import known_setting, suggestion
 from genometracks.export.twobit import TwoBitError, read_twobit_sizes
 
 _HUB_FIELDS = ("hub", "shortLabel", "longLabel", "genomesFile", "email")
 _GENOME_FIELDS = ("genome", "trackDb")
 _ASSEMBLY_FIELDS = ("twoBitPath", "organism", "defaultPos", "description")
 _MAGIC = {"bigWig": 0x888FFC26, "bigBed": 0x8789F2EB}
+_ALSO_KNOWN = {"group"}  # settings hubCheck accepts in assembly hubs beyond the spec table
+_VALUES = {"windowingFunction": {"mean", "mean+whiskers", "maximum", "minimum"},
+           "graphTypeDefault": {"bar", "points"}, "visibility": {"hide", "dense", "squish", "pack", "full"}}
 
 
 @dataclass
@@ -132,6 +144,10 @@ class _Checker:
         if fields.get("useOneFile") == "on":
             self.add("hub.txt", "useOneFile hubs are not supported by this checker; use genomes.txt")
             return
+        if not fields.get("descriptionUrl"):
+            self.add("hub.txt", "missing hub overview description page (descriptionUrl setting)")
+        else:
+            self.file("hub.txt", self.root, fields["descriptionUrl"], "descriptionUrl page")
         genomes = self.file("hub.txt", self.root, fields["genomesFile"], "genomesFile") \
             if fields.get("genomesFile") else None
         if genomes is not None:
@@ -176,6 +192,10 @@ class _Checker:
                     self.add(where, f"chromSizes {listed} differ from the .2bit {sizes}")
         if f.get("htmlPath"):
             self.file(where, base, f["htmlPath"], "htmlPath")
+        if f.get("chromAlias"):
+            path = self.file(where, base, f["chromAlias"], "chromAlias")
+            if path is not None and sizes is not None:
+                self.chrom_alias(where, path, sizes)
         match = re.fullmatch(r"(\S+):(\d+)-(\d+)", f.get("defaultPos", ""))
         if f.get("defaultPos") and sizes is not None:
             if not match or match.group(1) not in sizes or not (
@@ -187,6 +207,22 @@ class _Checker:
             if path is not None:
                 groups = {s.fields.get("name", "") for s in read_ra(path, f["groups"])}
         return sizes, groups
+
+    def chrom_alias(self, where: str, path: Path, sizes: dict[str, int]) -> None:
+        """UCSC chromAlias text: `# sequenceName columns...` header, then our name and its aliases."""
+        owner: dict[str, str] = {}
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+            if not line.strip() or line.startswith("#"):
+                continue
+            name, *aliases = line.split("\t")
+            if name not in sizes:
+                self.add(where, f"chromAlias line {number}: '{name}' is not a sequence of the genome")
+            for alias in filter(None, (a.strip() for a in aliases)):
+                if alias in sizes and alias != name:
+                    self.add(where, f"chromAlias line {number}: alias '{alias}' is another sequence's name")
+                elif owner.setdefault(alias, name) != name:
+                    self.add(where, f"chromAlias line {number}: alias '{alias}' names both "
+                                    f"'{owner[alias]}' and '{name}'")
 
     def tracks(self, trackdb: Path, sizes: dict[str, int] | None, groups: set[str] | None) -> None:
         label = str(trackdb.relative_to(self.root))
@@ -217,6 +253,12 @@ class _Checker:
             self.add(where, "track name contains '.'; use letters, digits and '_'")
         elif not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name):
             self.add(where, "track name must start with a letter and hold only letters, digits and '_'")
+        for key, value in f.items():
+            if not (known_setting(key) or key in _ALSO_KNOWN):
+                hint = suggestion(key)
+                self.add(where, f"Setting '{key}' is unknown/unsupported" + (f" (did you mean '{hint}' ?)" if hint else ""))
+            elif key in _VALUES and value.split()[0:1] and value.split()[0] not in _VALUES[key]:
+                self.add(where, f"{key} '{value}' is not one of {sorted(_VALUES[key])}")
         needed = ["shortLabel", "longLabel"] + ([] if f.get("superTrack", "").startswith("on") else ["type"])
         for key in needed:
             if not f.get(key):
@@ -236,6 +278,9 @@ class _Checker:
         if f.get("html"):
             ref = f["html"] if f["html"].endswith(".html") else f["html"] + ".html"
             self.file(where, base, ref, "html page")
+        elif not (f.get("parent") and by_name.get(f["parent"].split()[0], stanza).fields.get("html")):
+            self.add(where, f"missing description page for track. Add 'html {name}.html' line to the "
+                            f"'{name}' track stanza")
         if kind in _MAGIC and not _is_container(f):
             if not f.get("bigDataUrl"):
                 self.add(where, f"type {kind} needs a bigDataUrl")

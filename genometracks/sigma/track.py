@@ -157,7 +157,7 @@ def hub_track(path: str | Path):
     from genometracks.export.hub import HubTrack
 
     return HubTrack("tss_sigma", Path(path), "TSS sigma class", "TSS peak calls coloured by predicted sigma factor",
-                    visibility="pack", settings={"itemRgb": "on"})
+                    html="tss_sigma", visibility="pack", settings={"itemRgb": "on"})
 
 
 def igv_track(path: str | Path):

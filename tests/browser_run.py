@@ -1,0 +1,92 @@
+"""A complete synthetic run directory for the browser clients (hubCheck and kent readers, IGV desktop,
+JBrowse 2): every track `genometracks export` knows, on a genome whose FASTA has NCBI-style names.
+
+Known content, so each client's reading can be checked exactly: plus-strand peaks at PLUS_PEAKS,
+minus-strand peaks at MINUS_PEAKS, one sigma call per peak (sigma70 and sigma38 colours), motif hits
+at MOTIF_HITS; values carry at most 3 decimals, so a reader printing 6 significant digits is exact.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+CHROM, PLASMID = "NZ_TEST01.1", "CP000001.1"
+HEADERS = {CHROM: "gi|555001|ref|NZ_TEST01.1|", PLASMID: "gi|555002|gb|CP000001.1|"}
+LENGTHS = {CHROM: 6000, PLASMID: 1500}
+PLUS_PEAKS = (1000, 2500, 4000)      # 0-based +1 positions on CHROM, '+' strand
+MINUS_PEAKS = (1500, 3000)           # ... '-' strand
+MOTIF_HITS = ((960, 966, "+"), (1530, 1536, "-"))
+LOCUS = f"{CHROM}:801-3200"          # IGV syntax (1-based): holds peaks, sigma calls and motif hits
+
+
+def sequences(seed: int = 7) -> dict[str, str]:
+    """Random sequence with a soft-masked (lower-case) stretch and an N run on CHROM."""
+    rng = np.random.default_rng(seed)
+    seqs = {c: "".join(rng.choice(list("ACGT"), n)) for c, n in LENGTHS.items()}
+    s = seqs[CHROM]
+    seqs[CHROM] = s[:200] + s[200:260].lower() + "N" * 20 + s[280:]
+    return seqs
+
+
+def signal(strand: str) -> dict[str, np.ndarray]:
+    """float32 per base: background 0.001-0.009, a peak of 0.9 (1 nt) with 0.3 shoulders at each call."""
+    rng = np.random.default_rng(1 if strand == "+" else 2)
+    out = {c: (rng.integers(1, 10, n) / 1000).astype(np.float32) for c, n in LENGTHS.items()}
+    for pos in (PLUS_PEAKS if strand == "+" else MINUS_PEAKS):
+        out[CHROM][pos - 3:pos + 4] = np.float32(0.3)
+        out[CHROM][pos] = np.float32(0.9)
+    return out
+
+
+def peak_frame() -> pd.DataFrame:
+    rows = [(CHROM, p, p + 1, f"TSS_{p + 1}+", 900, "+") for p in PLUS_PEAKS]
+    rows += [(CHROM, p, p + 1, f"TSS_{p + 1}-", 900, "-") for p in MINUS_PEAKS]
+    frame = pd.DataFrame(rows, columns=["chrom", "start", "end", "name", "score", "strand"])
+    return frame.sort_values(["chrom", "start"]).reset_index(drop=True)
+
+
+def make_run(run: Path) -> tuple[Path, dict[str, int]]:
+    """Write the FASTA beside `run` and every track under run/tracks/; returns (fasta, chrom sizes)."""
+    from genometracks.export.bigbed import BedSchema, write_bed_outputs
+    from genometracks.export.bigwig import write_bigwig
+    from genometracks.genome import Genome
+    from genometracks.intervals import SiteSet
+    from genometracks.sigma.track import sigma_records, write_sigma_bigbed
+
+    run.mkdir(parents=True, exist_ok=True)
+    fasta = run.parent / f"{run.name}_genome.fa"
+    fasta.write_text("".join(f">{HEADERS[c]} synthetic {c}\n" + "\n".join(s[i:i + 60] for i in range(0, len(s), 60))
+                             + "\n" for c, s in sequences().items()))
+    sizes = Genome.open(fasta).chrom_sizes()
+    assert sizes == LENGTHS, sizes  # NCBI-style names read as their accessions
+    tracks = run / "tracks"
+    write_bigwig(tracks / "tss.plus.bw", sizes, signal("+"))
+    write_bigwig(tracks / "tss.minus.bw", sizes, signal("-"))
+    peaks = peak_frame()
+    write_bed_outputs(peaks, tracks / "tss_peaks", BedSchema("tss_peaks", "TSS calls"), sizes)
+    classes = ["sigma24", "sigma28", "sigma32", "sigma38", "sigma54", "sigma70"]
+    probs = np.full((len(peaks), len(classes)), 0.02)
+    probs[np.arange(len(peaks)), np.where(peaks["strand"] == "+", 5, 3)] = 0.9  # + sigma70, - sigma38
+    sites = SiteSet(peaks["chrom"].to_numpy(dtype=object), peaks["start"].to_numpy(), peaks["strand"].to_numpy(),
+                    name=peaks["name"].to_numpy(dtype=object), source="test")
+    write_sigma_bigbed(sigma_records(sites, probs, classes), tracks / "tss_sigma.bb", sizes, classes)
+    hits = pd.DataFrame([(CHROM, s, e, f"head0_m{i + 1}", 500, st) for i, (s, e, st) in enumerate(MOTIF_HITS)],
+                        columns=["chrom", "start", "end", "name", "score", "strand"])
+    write_bed_outputs(hits, tracks / "motif_hits", BedSchema("motif_hits", "motif hits"), sizes)
+    attribution = {c: (np.sin(np.arange(n) / 30) * 100).round().astype(np.float32) / 1000 for c, n in sizes.items()}
+    write_bigwig(tracks / "attribution.bw", sizes, attribution)
+    return fasta, sizes
+
+
+def export(run: Path, fasta: Path, sizes: dict[str, int]) -> dict[str, str]:
+    from genometracks.export.command import export_run
+
+    return export_run(run, fasta, sizes, {"genome_mode": "assembly"}, "Synthetic bacterium")
+
+
+def export_organism(run: Path, fasta: Path, sizes: dict[str, int], organism: str) -> dict[str, str]:
+    from genometracks.export.command import export_run
+
+    return export_run(run, fasta, sizes, {"genome_mode": "assembly"}, organism)

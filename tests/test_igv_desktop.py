@@ -1,0 +1,111 @@
+"""IGV desktop (Debian's `igv` 2.16) as a tested client: the run's batch file offline under Xvfb, and
+the session loaded with IGV started from another folder; each track's pixels checked in the snapshots.
+
+Needs `apt-get install -y igv xvfb` (scripts/install.sh --test). IGV's preferences go to a temporary
+user.home, so the user's ~/igv is never read or written.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests import browser_run as br
+
+IGV, XVFB = shutil.which("igv"), shutil.which("xvfb-run")
+pytestmark = pytest.mark.skipif(IGV is None or XVFB is None, reason="IGV desktop or Xvfb is not installed: "
+                                "`apt-get install -y igv xvfb` (scripts/install.sh --test installs them)")
+ARTEFACTS = Path(__file__).parent / "artefacts"
+PLUS, MINUS = (200, 30, 30), (30, 60, 200)
+SIGMA70, SIGMA38 = (213, 94, 0), (204, 121, 167)
+PEAKS, MOTIFS = (120, 0, 120), (0, 110, 60)
+BASES = {"A": (0, 150, 0), "C": (0, 0, 255), "G": (209, 113, 5), "T": (255, 0, 0)}  # IGV's sequence colours
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("igvdesk")
+    fake_js = root / "igv.min.js"
+    fake_js.write_text("// igv.js stand-in: IGV desktop needs none\n")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GENOMETRACKS_IGV_JS", str(fake_js))
+        fasta, sizes = br.make_run(root / "run")
+        br.export(root / "run", fasta, sizes)
+    return root, root / "run"
+
+
+def igv(args: list[str], cwd: Path, home: Path) -> subprocess.CompletedProcess:
+    home.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "JAVA_TOOL_OPTIONS": f"-Duser.home={home} -Djava.awt.headless=false"}
+    return subprocess.run([XVFB, "-a", "-s", "-screen 0 1400x1000x24", IGV, *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def pixels(path: Path) -> np.ndarray:
+    import matplotlib.image
+
+    return np.round(matplotlib.image.imread(str(path))[..., :3] * 255).astype(int)
+
+
+def mask(image: np.ndarray, colour: tuple[int, int, int]) -> np.ndarray:
+    return (np.abs(image - np.array(colour)).sum(axis=-1) <= 6)
+
+
+def rows_of(image: np.ndarray, colour) -> np.ndarray:
+    return np.flatnonzero(mask(image, colour).any(axis=1))
+
+
+def assert_strands_and_features(image: np.ndarray) -> None:
+    for colour, below in ((PLUS, False), (MINUS, True)):
+        hits = mask(image, colour)
+        rows = rows_of(image, colour)
+        assert rows.size, f"no pixels of the {'minus' if below else 'plus'} strand track"
+        baseline = rows[np.argmax(hits[rows].sum(axis=1))]  # the zero line: the longest row of the colour
+        if below:  # minus strand: peaks hang below its zero line, nothing above it
+            assert rows.max() >= baseline + 3 and rows.min() >= baseline - 1, (baseline, rows)
+        else:
+            assert rows.min() <= baseline - 3 and rows.max() <= baseline + 1, (baseline, rows)
+    assert mask(image, SIGMA70).sum() > 0 and mask(image, SIGMA38).sum() > 0, "sigma classes not in their colours"
+    assert mask(image, PEAKS).sum() > 0, "no TSS peaks drawn"
+    assert mask(image, MOTIFS).sum() > 0, "no motif hits drawn"
+
+
+def test_shipped_batch_runs_offline(run):
+    root, out = run
+    igv_dir = out / "igv"
+    result = igv(["-o", "prefs.properties", "-b", "batch.txt"], cwd=igv_dir, home=root / "home1")
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-3000:]
+    assert "hg19" not in log  # no network genome was asked for
+    shots = list((igv_dir / "snapshots").glob("*.png"))
+    assert len(shots) == 1, log[-3000:]
+    assert_strands_and_features(pixels(shots[0]))
+
+
+def test_session_loads_from_any_folder_with_every_track_drawn(run):
+    root, out = run
+    elsewhere = root / "elsewhere"
+    elsewhere.mkdir()
+    session, shots = (out / "igv" / "session.xml").resolve(), elsewhere / "shots"
+    seq_start = br.PLUS_PEAKS[0] + 1
+    (elsewhere / "batch.txt").write_text(
+        f"load {session}\nsnapshotDirectory {shots}\ngoto {br.LOCUS}\nsnapshot locus.png\n"
+        f"goto {br.CHROM}:{seq_start}-{seq_start + 79}\nsnapshot sequence.png\nexit\n")
+    prefs = elsewhere / "prefs.properties"  # IGV started anywhere: only its default genome is ours
+    prefs.write_text(f"DEFAULT_GENOME_KEY={(out / 'igv' / 'genome' / 'run_genome.fa').resolve()}\n")
+    result = igv(["-o", str(prefs), "-b", str(elsewhere / "batch.txt")], cwd=elsewhere, home=root / "home2")
+    log = result.stdout + result.stderr
+    assert result.returncode == 0 and (shots / "sequence.png").is_file(), log[-3000:]
+    assert "index is required" not in log.lower() and "error loading" not in log.lower(), log[-3000:]
+    image = pixels(shots / "locus.png")
+    assert_strands_and_features(image)
+    sequence = pixels(shots / "sequence.png")
+    expected = br.sequences()[br.CHROM][seq_start - 1:seq_start + 79]
+    for base, colour in BASES.items():  # the reference sequence track is drawn, in IGV's base colours
+        assert (mask(sequence, colour).sum() > 0) == (base in expected.upper()), base
+    ARTEFACTS.mkdir(exist_ok=True)
+    shutil.copyfile(shots / "locus.png", ARTEFACTS / "igv_desktop.png")
