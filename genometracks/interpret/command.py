@@ -274,14 +274,14 @@ def run_metaplots(cfg: DictConfig, dataset, tracks: dict, s: dict, out: Path) ->
 def interpret_command(cfg: DictConfig) -> dict:
     """Run the configured parts; write DIR/interpret.json and return it."""
     from genometracks.dataset import load_dataset
-    from genometracks.predict import load_model
+    from genometracks.shipped import resolve_model
     from genometracks.train import run_dir_of
 
     out = run_dir_of(cfg)
-    ckpt = Path(str(cfg.ckpt)) if cfg.get("ckpt") else out / "checkpoints" / "best.ckpt"
     s = settings(cfg)
     s["predict_streams"] = int(cfg.predict.n_streams) if cfg.get("predict") is not None else 16
-    model, seg_len, _ = load_model(ckpt)
+    source = resolve_model(cfg, out)  # ckpt=, else model.shipped, else DIR/checkpoints/best.ckpt
+    model, seg_len, ckpt = source.model, source.seg_len, source.description
     dataset = load_dataset(cfg)
     seed = int(cfg.get("seed", 0))
     torch.manual_seed(seed)
