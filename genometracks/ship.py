@@ -58,10 +58,10 @@ def parse_args(argv: list[str]) -> dict:
         key, sep, value = item.partition("=")
         key = key.lstrip("+")
         if not sep or key not in OPTIONS:
-            raise ShipError(f"genometracks ship: unknown argument {item!r}; {USAGE}")
+            raise ShipError(f"unknown argument {item!r}; {USAGE}")
         args[key] = value
     if not args.get("ckpt"):
-        raise ShipError(f"genometracks ship: ckpt= is required; {USAGE}")
+        raise ShipError(f"ckpt= is required; {USAGE}")
     return args
 
 
