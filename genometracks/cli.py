@@ -38,6 +38,7 @@ PLAIN_COMMANDS: dict[str, str] = {
     "validate-hub": "genometracks.export.validate:main_validate",
     "serve": "genometracks.export.serve:main_serve",
     "bench": "genometracks.bench:main",
+    "ship": "genometracks.ship:main",
 }
 
 USAGE = """usage: genometracks <command> [key=value ...] [-m]
@@ -46,15 +47,16 @@ commands:
   data summary      JSON summary of contigs, splits and TSS sets      (data=ecoli_k12|synthetic|custom)
   labels            write a TSS set as sorted BED6                    (labels=<set> out=PATH.bed)
   train             train the TSS model                               (experiment=smoke|ecoli_cpu|paper|sigma_cnn run_dir=DIR)
-  predict           whole-genome bigWig tracks per strand             (ckpt=PATH run_dir=DIR)
+  predict           whole-genome bigWig tracks per strand             (model=ecoli_k12 | ckpt=PATH, run_dir=DIR)
   peaks             TSS peak calls from the tracks                    (run_dir=DIR)
   interpret         attention heads, motifs, logos, attributions      (ckpt=PATH run_dir=DIR)
   export            UCSC track hub + IGV session                      (run_dir=DIR)
-  run               the whole pipeline, resumable                     (experiment=... run_dir=DIR)
+  run               the whole pipeline, resumable                     (run_dir=DIR: shipped model; train=true or experiment=...: train)
   report            DIR/report.html and report.md from a run directory (run_dir=DIR)
   validate-hub DIR  hubCheck-style validation of a track hub
   serve DIR         serve a run directory over HTTP (byte ranges) on 127.0.0.1
   bench             textbook vs fast model throughput (JSON)
+  ship              a training run -> genometracks/models/<name>/      (ckpt=RUN/checkpoints/best.ckpt name=ecoli_k12)
 """
 
 
@@ -182,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"genometracks: unknown command {command!r}", file=sys.stderr)
             return 2
         _check_run_dir(command, rest)
+        if command == "run":  # the main job predicts with the shipped model unless asked to train
+            from genometracks.shipped import main_job_overrides
+            rest = main_job_overrides(rest)
         from genometracks.quiet import quiet_third_parties
 
         quiet_third_parties()

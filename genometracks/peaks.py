@@ -38,10 +38,18 @@ def peak_records(track_by_strand: dict[str, dict[str, np.ndarray]], threshold: f
 
 
 def peak_threshold(setting: object, run_dir: Path) -> tuple[float, str]:
-    """(probability threshold, where it came from). `auto`: the validation split's F1-optimal
-    threshold from DIR/metrics.json (calibrated probabilities, as in the tracks), else 0.5."""
+    """(probability threshold, where it came from). `auto`: the validation split's F1-optimal threshold
+    (calibrated probabilities, as in the tracks) of the model that wrote the tracks (DIR/tracks/predict.json:
+    a shipped model's card, or the metrics.json beside its checkpoint), else DIR/metrics.json, else 0.5."""
     if str(setting) != "auto":
         return float(setting), "configured"
+    try:
+        model = json.loads((run_dir / "tracks" / "predict.json").read_text())["model"]
+        value = model["threshold"]
+        if value is not None and 0.0 < float(value) < 1.0:
+            return float(value), f"{model.get('threshold_source')} of {model.get('source')}"
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
     try:
         value = json.loads((run_dir / "metrics.json").read_text())["validation"]["both"]["threshold_f1"]
     except (OSError, ValueError, KeyError, TypeError):

@@ -1,5 +1,8 @@
 """`genometracks run`: data → train → predict → peaks → interpret → sigma → export → validate → report.
 
+With no experiment, model or ckpt chosen (and no train=true) the CLI adds model=ecoli_k12: the train
+stage is skipped and predict uses the shipped model (genometracks.shipped); train=true trains from scratch.
+
 Each finished stage leaves `DIR/stages/<stage>.json` (its summary and seconds). A re-run skips
 finished stages, so an interrupted run resumes from the last finished one (training itself resumes
 mid-epoch from `checkpoints/last.ckpt`). `stages=[predict,export]` runs just those, finished or not.
@@ -27,8 +30,16 @@ def _stage_data(cfg: DictConfig, out: Path) -> dict:
 
 
 def _stage_train(cfg: DictConfig, out: Path) -> dict:
+    from genometracks.shipped import shipped_name
     from genometracks.train import train
 
+    name = shipped_name(cfg)
+    if name or cfg.get("train") is False:
+        if name and cfg.get("train") is True:
+            raise ValueError(f"train=true with model={name}: a shipped model is already trained; drop model={name} "
+                             "to train the default model from scratch, or choose model=small|paper")
+        why = f"shipped model {name}, trained already" if name else "train=false"
+        return {"skipped": f"{why} (train=true trains from scratch)"}
     if (out / "checkpoints" / "last.ckpt").exists():
         with open_dict(cfg):
             cfg.resume = True
@@ -120,6 +131,12 @@ def run_pipeline(cfg: DictConfig) -> dict:
 
     out = run_dir_of(cfg)
     out.mkdir(parents=True, exist_ok=True)
+    if not (out / "config.yaml").exists():  # the run remembers its configuration (train rewrites the same)
+        from omegaconf import OmegaConf
+
+        from genometracks.run_config import save_overrides
+        write_text_atomic(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        save_overrides(out)
     steps = plan(list(cfg.stages) if cfg.get("stages") else None, out)
     summary = {}
     for index, (stage, todo) in enumerate(steps, 1):

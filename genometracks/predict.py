@@ -17,7 +17,6 @@ from omegaconf import DictConfig
 
 from genometracks.genome import Genome
 from genometracks.intervals import Interval
-from genometracks.task import calibration_offset
 
 
 class CheckpointError(ValueError):
@@ -129,27 +128,34 @@ def write_tracks(track: Track, chrom_sizes: dict[str, int], tracks_dir: Path, st
 
 
 def predict_command(cfg: DictConfig) -> dict:
-    """`genometracks predict ckpt=PATH run_dir=DIR`: bigWigs of TSS probability per strand."""
+    """`genometracks predict [model=<shipped> | ckpt=PATH] run_dir=DIR`: bigWigs of TSS probability per
+    strand, then the peak calls at the model's threshold (DIR/tracks/predict.json records the model)."""
     from genometracks.dataset import open_genome
     from genometracks.export.atomic import write_text_atomic
     from genometracks.malloc import keep_freed_memory
+    from genometracks.shipped import resolve_model
     from genometracks.train import run_dir_of
 
     keep_freed_memory()  # per-segment tensors reuse heap pages (measured in scripts/bench.py)
     out = run_dir_of(cfg)
-    ckpt = Path(str(cfg.ckpt)) if cfg.get("ckpt") else out / "checkpoints" / "best.ckpt"
-    model, seg_len, hparams = load_model(ckpt)
+    source = resolve_model(cfg, out)  # ckpt=, else model.shipped, else DIR/checkpoints/best.ckpt
+    model, seg_len = source.model, source.seg_len
     genome, fasta, _ = open_genome(cfg)
     torch.manual_seed(int(cfg.seed))
     probs, logits = predict_genome(model, genome, int(cfg.data.shift), seg_len, int(cfg.predict.n_streams),
-                                   path=str(cfg.task.attention_path), logit_offset=calibration_offset(hparams))
+                                   path=str(cfg.task.attention_path), logit_offset=source.logit_offset)
     paths = write_tracks(probs, genome.chrom_sizes(), out / "tracks", "tss")
     if cfg.predict.logits:
         paths.update({f"logit{k}": v for k, v in write_tracks(logits, genome.chrom_sizes(), out / "tracks",
                                                                 "tss.logit").items()})
-    summary = {"checkpoint": str(ckpt), "fasta": str(fasta), "shift": int(cfg.data.shift),
+    summary = {"checkpoint": source.description, "fasta": str(fasta), "shift": int(cfg.data.shift),
                "tracks": {k: str(v.relative_to(out)) for k, v in paths.items()},
-               "positions": 2 * genome.total_length}
+               "positions": 2 * genome.total_length, "model": source.summary()}
+    if source.card is not None:  # the run directory keeps the card of the model that made its tracks
+        write_text_atomic(out / "model_card.json", json.dumps(source.card, indent=2))
     write_text_atomic(out / "tracks" / "predict.json", json.dumps(summary, indent=2))
     print(json.dumps(summary))
+    from genometracks.peaks import peaks_command
+
+    summary["peaks"] = peaks_command(cfg)  # the threshold travels with the model (predict.json)
     return summary

@@ -193,6 +193,26 @@ def _budget(rep: _Report, cfg, metrics: dict | None, ev: dict | None) -> None:
         rep.missing.append("training budget (config.yaml / metrics.json; run `genometracks train`)")
 
 
+def _shipped_model(rep: _Report, card: dict) -> None:
+    """What the shipped model that wrote the tracks is, from its card (DIR/model_card.json)."""
+    t, a = card.get("training") or {}, card.get("architecture") or {}
+    labels = card.get("labels") or {}
+    rows = [["model", f"{card.get('name')} (shipped with genometracks; no training in this run)"],
+            ["architecture", ", ".join(f"{k}={a.get(k)}" for k in ("n_layer", "n_head", "d_model", "window", "seg_len")
+                                       if a.get(k) is not None)],
+            ["labels trained on", str(labels.get("trained_on"))],
+            ["trained by", f"{t.get('command')} (commit {t.get('commit')})"],
+            ["positions trained on", f"{fmt(t.get('positions_seen'))} ({fmt(t.get('global_step'))} steps)"],
+            ["training wall time (s)", fmt(t.get("wall_seconds"))],
+            ["calibration logit offset", fmt((card.get("calibration") or {}).get("logit_offset"))],
+            ["peak threshold", f"{fmt((card.get('peaks') or {}).get('threshold'))} (validation F1-optimal)"]]
+    licences = [[s.get("name", ""), s.get("licence", "")] for s in labels.get("sets") or []]
+    rep.sections.append(Section("Shipped model", [
+        ("p", "Metrics in the model card are those of its training genome's validation and test splits."),
+        ("table", "The model that wrote these tracks (model_card.json)", ["", "value"], rows, None),
+        ("table", "Label sets and their licences", ["set", "licence"], licences, None)]))
+
+
 def _interpretation(rep: _Report) -> None:
     d = rep.run_dir
     heads = rep.images([d / "plots" / "heads_heatmap.png", d / "plots" / "heads_correlation.png"])
@@ -385,11 +405,18 @@ def build_report(run_dir: str | Path, snapshot: bool = True, compare: bool = Tru
             comparison, result = _comparison(rep, ev, cfg)
         except (ValueError, OSError) as err:  # PromotechError: a predictions file that cannot be read
             rep.missing.append(f"Promotech peer comparison ({err})")
+    card = _json(run_dir / "model_card.json") if metrics is None else None  # tracks made by a shipped model
+    same_data = cfg is not None and card is not None and cfg.data.get("name") == (card.get("task") or {}).get("data")
+    if same_data and card.get("metrics"):  # the card's splits are this genome's (else they would mislead)
+        metrics = {**card["metrics"], "best_checkpoint": f"shipped model {card.get('name')}, model_card.json"}
     if metrics is not None:
         _metrics(rep, metrics, result)
     else:
         rep.missing.append("metrics table (metrics.json; run `genometracks train`)")
-    _budget(rep, cfg, metrics, ev)
+    if card is not None:
+        _shipped_model(rep, card)
+    else:
+        _budget(rep, cfg, metrics, ev)
     rep.sections += [s for s in (curves, comparison) if s is not None]
     _interpretation(rep)
     _sigma(rep)

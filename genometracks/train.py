@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -17,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from genometracks.dataset import ConfigError, Dataset, load_dataset
 from genometracks.jsonsafe import json_safe
+from genometracks.provenance import command_line, git_commit
 
 
 def job_dir(cfg: DictConfig) -> Path:
@@ -127,8 +129,13 @@ def train(cfg: DictConfig) -> dict:
         from genometracks.sigma.evaluate import run_sigma
         return run_sigma(cfg)
 
+    from genometracks.shipped import shipped_name
+    if shipped_name(cfg):
+        raise ConfigError(f"model={shipped_name(cfg)} is a shipped model (trained already); to train, choose "
+                          "model=small or model=paper (or an experiment=...)")
     out = run_dir_of(cfg) if cfg.get("resume") else job_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
     pl.seed_everything(int(cfg.seed), workers=True)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     dataset = load_dataset(cfg)
@@ -168,6 +175,8 @@ def train(cfg: DictConfig) -> dict:
         "best_checkpoint": str(Path(best_path).relative_to(out)) if best_path.startswith(str(out)) else best_path,
         "global_step": int(trainer.global_step), "epochs": int(trainer.current_epoch),
         "validation": _read_json(out / "eval" / "val.json"), "test": _read_json(out / "eval" / "test.json"),
+        "provenance": {"command": command_line(), "commit": git_commit(), "resumed": bool(resume_from),
+                       "wall_seconds": round(time.time() - started, 1)},  # for `genometracks ship`
     }
     if trainer.is_global_zero:
         write_text_atomic(out / "metrics.json", json.dumps(json_safe(result), indent=2, allow_nan=False))

@@ -20,7 +20,10 @@ def test_experiments_compose_and_resolve(experiment, tmp_path):
     assert cfg.data.name and cfg.model._target_
 
 
-@pytest.mark.parametrize("model", [m for m in _options("model") if m != "sigma_cnn"])
+SHIPPED = [m for m in _options("model") if "shipped" in OmegaConf.load(conf_dir() / "model" / f"{m}.yaml")]
+
+
+@pytest.mark.parametrize("model", [m for m in _options("model") if m != "sigma_cnn" and m not in SHIPPED])
 def test_model_configs_instantiate(model):
     import torch
 
@@ -65,3 +68,11 @@ def test_launchers_compose(launcher, trainer, gpus):
         assert launcher_cfg.tasks_per_node == cfg.trainer.devices
         assert launcher_cfg.gpus_per_node == gpus
         assert launcher_cfg.nodes == cfg.trainer.num_nodes
+
+
+@pytest.mark.parametrize("model", SHIPPED)
+def test_shipped_model_configs_load(model):
+    from genometracks.shipped import resolve_model
+
+    source = resolve_model(compose(f"model={model}"), Path("unused"))
+    assert source.card["name"] == model and 0 < source.threshold < 1

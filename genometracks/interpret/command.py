@@ -192,7 +192,8 @@ def probability_tracks(model, genome, shift: int, seg_len: int, out: Path, s: di
     if plus.is_file() and minus.is_file():
         return ({c: {"+": np.nan_to_num(read_bigwig(plus, c)), "-": np.nan_to_num(read_bigwig(minus, c))}
                  for c in genome.contigs}, "read from tracks/tss.*.bw")
-    track, _ = predict_genome(model, genome, shift, seg_len, int(s["predict_streams"]), progress=s["progress"])
+    track, _ = predict_genome(model, genome, shift, seg_len, int(s["predict_streams"]), progress=s["progress"],
+                              logit_offset=float(s.get("logit_offset", 0.0)))  # calibrated, as predict writes them
     return track.values, "predicted (no tracks/tss.*.bw)"
 
 
@@ -274,14 +275,15 @@ def run_metaplots(cfg: DictConfig, dataset, tracks: dict, s: dict, out: Path) ->
 def interpret_command(cfg: DictConfig) -> dict:
     """Run the configured parts; write DIR/interpret.json and return it."""
     from genometracks.dataset import load_dataset
-    from genometracks.predict import load_model
+    from genometracks.shipped import resolve_model
     from genometracks.train import run_dir_of
 
     out = run_dir_of(cfg)
-    ckpt = Path(str(cfg.ckpt)) if cfg.get("ckpt") else out / "checkpoints" / "best.ckpt"
     s = settings(cfg)
     s["predict_streams"] = int(cfg.predict.n_streams) if cfg.get("predict") is not None else 16
-    model, seg_len, _ = load_model(ckpt)
+    source = resolve_model(cfg, out)  # ckpt=, else model.shipped, else DIR/checkpoints/best.ckpt
+    model, seg_len, ckpt = source.model, source.seg_len, source.description
+    s["logit_offset"] = source.logit_offset
     dataset = load_dataset(cfg)
     seed = int(cfg.get("seed", 0))
     torch.manual_seed(seed)

@@ -1,0 +1,262 @@
+"""Shipped models: `genometracks ship`, safetensors without pickle, the model card, model=<shipped>, the
+threshold travelling with the model, and the main job's choice between the shipped model and training."""
+from __future__ import annotations
+
+import json
+import math
+import pickle
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from genometracks import shipped as S
+from genometracks.ship import main as ship_main
+from tests.conftest import ECOLI, TINY, cli, compose, needs_ecoli
+
+AGREE = dict(abs=1e-6)  # the same weights, regions and code: metrics agree to float rounding
+KEYS = ("n_positions", "n_positives", "roc_auc", "pr_auc", "pr_auc_k4", "pr_auc_k10", "threshold_f1")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """(training run, shipped folder) of a tiny synthetic model (TINY budget, ~1 minute)."""
+    base = tmp_path_factory.mktemp("shipped")
+    run = base / "run"
+    done = cli("train", *TINY, f"run_dir={run}", env={"GENOMETRACKS_CACHE": str(base / "cache")})
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = base / "models" / "tiny"
+    assert ship_main([f"ckpt={run / 'checkpoints' / 'best.ckpt'}", "name=tiny", f"out={out}", "check_nt=2000"]) == 0
+    return run, out
+
+
+def _card(folder: Path) -> dict:
+    return json.loads((folder / S.CARD_JSON).read_text())
+
+
+def test_ship_writes_weights_and_both_cards(trained):
+    run, out = trained
+    assert sorted(p.name for p in out.iterdir()) == sorted([S.WEIGHTS, S.CARD_JSON, S.CARD_MD])
+    assert not list(out.parent.glob(".tiny.*")), "staging folders left behind"
+    card, metrics = _card(out), json.loads((run / "metrics.json").read_text())
+    assert card["format"] == S.FORMAT and card["name"] == "tiny"
+    expected = {"n_layer": 1, "n_head": 2, "d_model": 16, "window": 32, "seg_len": 64}
+    assert {k: card["architecture"][k] for k in expected} == expected
+    assert card["labels"]["trained_on"] == "planted" and all(s["licence"] for s in card["labels"]["sets"])
+    t = card["training"]
+    assert t["command"].startswith("genometracks train ") and "experiment=smoke" in t["command"]
+    assert t["commit"] == metrics["provenance"]["commit"] and t["wall_seconds"] == metrics["provenance"]["wall_seconds"]
+    assert t["positions_seen"] == metrics["global_step"] * 4 * 64  # steps x n_streams x seg_len
+    assert card["calibration"]["logit_offset"] == pytest.approx(-math.log(50.0))
+    assert card["peaks"]["threshold"] == card["metrics"]["validation"]["both"]["threshold_f1"]
+    # test metrics of the shipped weights = those training computed for the best checkpoint
+    for key in ("roc_auc", "pr_auc"):
+        assert card["metrics"]["test"]["both"][key] == pytest.approx(metrics["test"]["both"][key], abs=1e-5)
+    md = (out / S.CARD_MD).read_text()
+    for text in ("# Model card: tiny", t["command"], "positions seen", "peak threshold", "logit offset", "licence"):
+        assert text in md
+
+
+def test_safetensors_round_trip_equals_the_checkpoint(trained):
+    from genometracks.predict import load_model
+
+    run, out = trained
+    model, seg_len, _ = load_model(run / "checkpoints" / "best.ckpt")
+    source = S.load_shipped(out)
+    assert source.seg_len == seg_len == 64
+    a, b = model.state_dict(), source.model.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    tokens = torch.randint(0, 4, (2, 64 + model.lookahead))
+    reset = torch.ones(2, dtype=torch.bool)
+    with torch.inference_mode():
+        la, _ = model(tokens, model.init_memory(2), reset)
+        lb, _ = source.model(tokens, source.model.init_memory(2), reset)
+    assert torch.equal(la, lb)
+
+
+def test_shipped_model_loads_without_pickle(trained, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("pickle used to load a shipped model")
+
+    for name in ("load", "loads"):
+        monkeypatch.setattr(pickle, name, refuse)
+    monkeypatch.setattr(pickle, "Unpickler", refuse)
+    monkeypatch.setattr(torch, "load", refuse)
+    source = S.load_shipped(trained[1])
+    assert source.threshold == _card(trained[1])["peaks"]["threshold"]
+
+
+def test_card_metrics_agree_with_a_fresh_evaluation(trained):
+    run, out = trained
+    source = S.load_shipped(out)
+    cfg = compose(*TINY, f"run_dir={run}", f"paths.cache={run.parent / 'cache'}")
+    result = S.check_card(source, cfg)
+    assert result["card"]["n_positives"] > 0
+    for key in KEYS:
+        assert result["fresh"][key] == pytest.approx(result["card"][key], **AGREE), key
+    # and the whole validation split the threshold came from
+    from genometracks.dataset import load_dataset
+
+    data = load_dataset(cfg)
+    fresh = S.evaluate_regions(source.model, source.logit_offset, data.genome, data.sites, data.shift,
+                               data.splits["validation"], source.seg_len, 4)["both"]
+    for key in KEYS:
+        assert fresh[key] == pytest.approx(source.card["metrics"]["validation"]["both"][key], **AGREE), key
+
+
+@needs_ecoli
+@pytest.mark.ecoli
+def test_package_model_card_agrees_with_a_fresh_evaluation():
+    """The model shipped in the package: its card's check-region metrics, re-computed now."""
+    source = S.load_shipped(S.DEFAULT_MODEL)
+    card = source.card
+    cfg = compose(f"data={card['task']['data']}")
+    result = S.check_card(source, cfg)
+    assert result["card"]["n_positives"] > 0
+    for key in KEYS:
+        assert result["fresh"][key] == pytest.approx(result["card"][key], **AGREE), key
+
+
+def test_package_model_is_complete():
+    assert S.DEFAULT_MODEL in S.available()
+    folder = S.model_folder(S.DEFAULT_MODEL)
+    card = S.load_card(S.DEFAULT_MODEL)
+    assert card["weights"]["sha256"] == S.sha256_file(folder / S.WEIGHTS)
+    for key in ("command", "commit", "positions_seen", "wall_seconds"):
+        assert card["training"][key] not in (None, ""), key
+    assert 0 < card["peaks"]["threshold"] < 1 and card["metrics"]["validation"]["both"]["roc_auc"] > 0.5
+    assert (folder / S.CARD_MD).read_text().startswith(f"# Model card: {S.DEFAULT_MODEL}")
+    assert Path(S.__file__).parent.joinpath("..", "conf", "model", f"{S.DEFAULT_MODEL}.yaml").resolve().is_file()
+
+
+def _broken(trained, tmp_path, damage) -> Path:
+    folder = tmp_path / "broken"
+    shutil.copytree(trained[1], folder)
+    damage(folder)
+    return folder
+
+
+def _edit_card(change):
+    def damage(folder):
+        card = _card(folder)
+        change(card)
+        (folder / S.CARD_JSON).write_text(json.dumps(card))
+    return damage
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda f: shutil.rmtree(f), "shipped model not found"),
+    (lambda f: (f / S.CARD_JSON).unlink(), "card.json: model card missing"),
+    (lambda f: (f / S.CARD_JSON).write_text("{not json"), "card.json: not a readable model card"),
+    (_edit_card(lambda c: c.update(format="other/9")), "card.json: format 'other/9'"),
+    (lambda f: (f / S.WEIGHTS).unlink(), "model.safetensors: weights missing"),
+    (lambda f: (f / S.WEIGHTS).write_bytes((f / S.WEIGHTS).read_bytes()[:-7]), "model.safetensors: SHA-256 differs"),
+    (_edit_card(lambda c: c["architecture"].update(d_model=24)), "weights do not fit the card's architecture"),
+])
+def test_bad_or_missing_shipped_model_fails_in_one_line(trained, tmp_path, damage, message):
+    folder = _broken(trained, tmp_path, damage)
+    with pytest.raises(S.ShippedModelError) as err:
+        S.load_shipped(folder)
+    text = str(err.value)
+    assert message in text and "\n" not in text and str(folder) in text
+    assert "genometracks ship" in text  # the fix
+
+
+def test_unreadable_weights_fail_in_one_line(trained, tmp_path):
+    def damage(folder):
+        (folder / S.WEIGHTS).write_bytes(b"\x00" * 64)
+        _edit_card(lambda c: c["weights"].update(sha256=None))(folder)
+
+    folder = _broken(trained, tmp_path, damage)
+    with pytest.raises(S.ShippedModelError, match="not a readable safetensors file") as err:
+        S.load_shipped(folder)
+    assert "\n" not in str(err.value)
+
+
+def test_predict_with_a_missing_shipped_model_names_the_file_and_the_fix(tmp_path):
+    done = cli("predict", "model=ecoli_k12", f"model.shipped={tmp_path / 'nothing'}", "data=synthetic",
+               f"run_dir={tmp_path / 'run'}")
+    assert done.returncode != 0
+    assert f"{tmp_path / 'nothing'}: shipped model not found" in done.stderr
+    assert "genometracks ship ckpt=" in done.stderr
+
+
+def test_training_a_shipped_model_is_refused(tmp_path):
+    from genometracks.dataset import ConfigError
+    from genometracks.train import train
+
+    with pytest.raises(ConfigError, match="model=ecoli_k12 is a shipped model"):
+        train(compose("model=ecoli_k12", "data=synthetic", f"run_dir={tmp_path}"))
+
+
+def _predict(*overrides):
+    from genometracks.predict import predict_command
+
+    return predict_command(compose(*overrides))
+
+
+def test_threshold_travels_with_a_shipped_model_and_with_a_foreign_checkpoint(trained, tmp_path, one_thread):
+    run, out = trained
+    card = _card(out)
+    data = [o for o in TINY if o.startswith("data.")] + ["data=synthetic", f"paths.cache={run.parent / 'cache'}"]
+    shipped = _predict("model=ecoli_k12", f"model.shipped={out}", *data, f"run_dir={tmp_path / 'a'}")
+    assert shipped["model"]["threshold"] == card["peaks"]["threshold"]
+    assert shipped["peaks"]["threshold"] == card["peaks"]["threshold"] and shipped["peaks"]["peaks"] > 0
+    assert "model card" in shipped["peaks"]["threshold_source"]
+    assert json.loads((tmp_path / "a" / "model_card.json").read_text()) == card
+    # a checkpoint from another run directory brings its run's validation threshold, not 0.5
+    expected = json.loads((run / "metrics.json").read_text())["validation"]["both"]["threshold_f1"]
+    foreign = _predict(*TINY, f"ckpt={run / 'checkpoints' / 'best.ckpt'}", f"paths.cache={run.parent / 'cache'}",
+                       f"run_dir={tmp_path / 'b'}")
+    assert foreign["peaks"]["threshold"] == pytest.approx(expected) != 0.5
+    assert str(run / "metrics.json") in foreign["peaks"]["threshold_source"] and foreign["peaks"]["peaks"] > 0
+    # shipped and checkpoint tracks are the same model: the same probabilities
+    from genometracks.export.bigwig import read_bigwig
+
+    for strand in ("plus", "minus"):
+        a = read_bigwig(tmp_path / "a" / "tracks" / f"tss.{strand}.bw", "syn1")
+        b = read_bigwig(tmp_path / "b" / "tracks" / f"tss.{strand}.bw", "syn1")
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.parametrize("overrides, added", [
+    ([], True), (["run_dir=x", "stages=[predict]"], True), (["train=false"], True),
+    (["train=false", "experiment=smoke"], True), (["experiment=smoke"], False), (["train=true"], False),
+    (["train=True", "data=synthetic"], False), (["model=small"], False), (["ckpt=/a/best.ckpt"], False),
+    (["model=ecoli_k12"], False),
+])
+def test_main_job_uses_the_shipped_model_unless_asked_to_train(overrides, added):
+    result = S.main_job_overrides(overrides)
+    assert result == ([f"model={S.DEFAULT_MODEL}", *overrides] if added else overrides)
+
+
+RUN_SMALL = ["data=synthetic", "data.generator.length=20000", "data.generator.n_contigs=1",
+             "data.generator.density=0.004", "interpret.n_extreme=50", "interpret.optimise_steps=20",
+             "interpret.attribution_top=20", "interpret.match_shuffles=20", "interpret.progress=false"]
+
+
+@pytest.mark.slow
+def test_run_predicts_with_the_shipped_model_by_default_and_trains_with_train_true(tmp_path):
+    shipped = tmp_path / "shipped"
+    done = cli("run", *RUN_SMALL, f"run_dir={shipped}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    stages = {p.stem: json.loads(p.read_text()) for p in (shipped / "stages").glob("*.json")}
+    assert "shipped model ecoli_k12" in stages["train"]["result"]["skipped"]
+    assert not (shipped / "checkpoints").exists() and (shipped / "tracks" / "tss.plus.bw").is_file()
+    assert stages["peaks"]["result"]["threshold"] == S.load_card(S.DEFAULT_MODEL)["peaks"]["threshold"]
+    assert (shipped / "overrides.txt").read_text().startswith(f"model={S.DEFAULT_MODEL}")
+    assert "## Shipped model" in (shipped / "report.md").read_text()
+    assert (shipped / "hub" / "hub.txt").is_file()
+
+    trained = tmp_path / "trained"
+    small = ["model.n_layer=1", "model.n_head=2", "model.d_model=16", "model.d_head=8", "model.window=32",
+             "model.seg_len=64", "data.n_streams=4", "data.eval_streams=4", "trainer.max_epochs=1",
+             "trainer.enable_progress_bar=false", "task.warmup_steps=5"]
+    done = cli("run", "train=true", *RUN_SMALL, *small, f"run_dir={trained}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (trained / "checkpoints" / "best.ckpt").is_file() and (trained / "metrics.json").is_file()
+    predict = json.loads((trained / "tracks" / "predict.json").read_text())
+    assert predict["model"]["source"].startswith("checkpoint ") and "## Shipped model" not in (
+        trained / "report.md").read_text()
