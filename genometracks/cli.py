@@ -11,16 +11,16 @@ from typing import Callable
 
 from omegaconf import OmegaConf
 
-from genometracks.paths import conf_dir, output_dir_problem, shared_data
+from genometracks.io.paths import conf_dir, output_dir_problem, shared_data
 
 # command → "module:function(cfg)"; the module is imported only when its command runs
 HYDRA_COMMANDS: dict[str, str] = {
-    "data summary": "genometracks.commands:data_summary",
-    "labels": "genometracks.commands:write_labels",
-    "train": "genometracks.train:train",
-    "predict": "genometracks.predict:predict_command",
-    "peaks": "genometracks.peaks:peaks_command",
-    "export": "genometracks.export.command:export_command",
+    "data summary": "genometracks.data.summary:data_summary",
+    "labels": "genometracks.data.summary:write_labels",
+    "train": "genometracks.training.train:train",
+    "predict": "genometracks.inference.predict:predict_command",
+    "peaks": "genometracks.inference.peaks:peaks_command",
+    "export": "genometracks.browser.export:export_command",
     "interpret": "genometracks.interpret.command:interpret_command",
     "run": "genometracks.pipeline:run_pipeline",
     "report": "genometracks.pipeline:report_command",
@@ -28,8 +28,8 @@ HYDRA_COMMANDS: dict[str, str] = {
 # commands that write nothing: Hydra makes no run directory for them
 NO_OUTPUT = {"data summary", "labels"}
 PLAIN_COMMANDS: dict[str, str] = {
-    "validate-hub": "genometracks.export.validate:main_validate",
-    "serve": "genometracks.export.serve:main_serve",
+    "validate-hub": "genometracks.browser.validate:main_validate",
+    "serve": "genometracks.browser.serve:main_serve",
     "bench": "genometracks.bench:main",
 }
 

@@ -13,13 +13,13 @@ from typing import Callable
 
 from omegaconf import DictConfig, open_dict
 
-from genometracks.export.atomic import write_text_atomic
+from genometracks.io.atomic import write_text_atomic
 
 STAGES = ("data", "train", "predict", "peaks", "interpret", "sigma", "export", "validate", "report")
 
 
 def _stage_data(cfg: DictConfig, out: Path) -> dict:
-    from genometracks.commands import summarise_data
+    from genometracks.data.summary import summarise_data
 
     summary = summarise_data(cfg)
     write_text_atomic(out / "data_summary.json", json.dumps(summary, indent=2, default=str))
@@ -27,7 +27,7 @@ def _stage_data(cfg: DictConfig, out: Path) -> dict:
 
 
 def _stage_train(cfg: DictConfig, out: Path) -> dict:
-    from genometracks.train import train
+    from genometracks.training.train import train
 
     if (out / "checkpoints" / "last.ckpt").exists():
         with open_dict(cfg):
@@ -39,13 +39,13 @@ def _stage_train(cfg: DictConfig, out: Path) -> dict:
 
 
 def _stage_predict(cfg: DictConfig, out: Path) -> dict:
-    from genometracks.predict import predict_command
+    from genometracks.inference.predict import predict_command
 
     return predict_command(cfg)
 
 
 def _stage_peaks(cfg: DictConfig, out: Path) -> dict:
-    from genometracks.peaks import peaks_command
+    from genometracks.inference.peaks import peaks_command
 
     return peaks_command(cfg)
 
@@ -66,13 +66,13 @@ def _stage_sigma(cfg: DictConfig, out: Path) -> dict:
 
 
 def _stage_export(cfg: DictConfig, out: Path) -> dict:
-    from genometracks.export.command import export_command
+    from genometracks.browser.export import export_command
 
     return export_command(cfg)
 
 
 def _stage_validate(cfg: DictConfig, out: Path) -> dict:
-    from genometracks.export.validate import validate_hub
+    from genometracks.browser.validate import validate_hub
 
     problems = {}
     for hub in ("hub", "hub_genark"):
@@ -85,7 +85,7 @@ def _stage_validate(cfg: DictConfig, out: Path) -> dict:
 
 
 def _stage_report(cfg: DictConfig, out: Path) -> dict:
-    from genometracks.report import build_report
+    from genometracks.report.build import build_report
 
     html, md = build_report(out)
     return {"report": str(Path(html).relative_to(out)), "markdown": str(Path(md).relative_to(out))}
@@ -114,7 +114,7 @@ def plan(requested, out: Path) -> list[tuple[str, bool]]:
 
 def run_pipeline(cfg: DictConfig) -> dict:
     """Run the planned stages with a progress line each and a summary table at the end."""
-    from genometracks.train import run_dir_of
+    from genometracks.training.train import run_dir_of
 
     out = run_dir_of(cfg)
     out.mkdir(parents=True, exist_ok=True)
@@ -144,7 +144,7 @@ def run_pipeline(cfg: DictConfig) -> dict:
 
 def report_command(cfg: DictConfig) -> dict:
     """`genometracks report run_dir=DIR`."""
-    from genometracks.train import job_dir
+    from genometracks.training.train import job_dir
 
     result = _stage_report(cfg, job_dir(cfg))
     print(json.dumps(result))

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from genometracks.paths import shared_data
+from genometracks.io.paths import shared_data
 
 ECOLI = shared_data() / "ecoli_k12"
 needs_ecoli = pytest.mark.skipif(not ECOLI.exists(), reason=f"shared E. coli data not found at {ECOLI}")
@@ -37,7 +37,7 @@ def compose(*overrides: str):
     from hydra import compose as hydra_compose, initialize_config_dir
 
     from genometracks.cli import _register_resolvers
-    from genometracks.paths import conf_dir
+    from genometracks.io.paths import conf_dir
 
     _register_resolvers()
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):

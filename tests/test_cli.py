@@ -35,7 +35,7 @@ def test_data_summary_ecoli_acceptance(capsys):
 
 @needs_ecoli
 def test_labels_command_writes_sorted_bed_with_purines(tmp_path, capsys):
-    from genometracks.genome import Genome
+    from genometracks.genome.sequence import Genome
 
     out = tmp_path / "cap.bed"
     main(["labels", "labels=cappable_seq", f"out={out}"])

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from genometracks.paths import conf_dir
+from genometracks.io.paths import conf_dir
 from tests.conftest import compose
 
 
@@ -24,7 +24,7 @@ def test_experiments_compose_and_resolve(experiment, tmp_path):
 def test_model_configs_instantiate(model):
     import torch
 
-    from genometracks.train import build_model
+    from genometracks.training.train import build_model
 
     cfg = compose(f"model={model}")
     net = build_model(cfg.model)

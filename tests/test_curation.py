@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genometracks.curation import CurationError, curate, overlap_report, write_overlap_report
-from genometracks.intervals import SiteSet
+from genometracks.labels.curation import CurationError, curate, overlap_report, write_overlap_report
+from genometracks.genome.intervals import SiteSet
 from tests.conftest import ECOLI, needs_ecoli
 
 
@@ -145,8 +145,8 @@ def test_write_overlap_report_reads_back(tmp_path):
 
 @needs_ecoli
 def test_curated_set_on_shared_data():
-    from genometracks.annotations import load_tss_set
-    from genometracks.genome import Genome
+    from genometracks.labels.annotations import load_tss_set
+    from genometracks.genome.sequence import Genome
 
     genome = Genome.open(ECOLI / "genome" / "NC_000913.3.fa")
     out = load_tss_set("curated", genome, ECOLI)

@@ -13,12 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genometracks.export.bigbed import BedSchema, write_bed_outputs
-from genometracks.export.bigwig import write_bigwig
-from genometracks.export.hub import HubContainer, HubError, HubTrack, write_hub
-from genometracks.paths import safe_name
-from genometracks.export.twobit import read_twobit
-from genometracks.export.validate import main_validate, validate_hub
+from genometracks.formats.bigbed import BedSchema, write_bed_outputs
+from genometracks.formats.bigwig import write_bigwig
+from genometracks.browser.hub import HubContainer, HubError, HubTrack, write_hub
+from genometracks.io.paths import safe_name
+from genometracks.formats.twobit import read_twobit
+from genometracks.browser.validate import main_validate, validate_hub
 
 SIZES = {"chrA": 1200, "chrB": 404}
 SEQS = {"chrA": "ACGTTGCA" * 100 + "N" * 40 + "acgtacgt" * 45, "chrB": "NNNN" + "GATTACA" * 56 + "tttttttt"}
@@ -205,7 +205,7 @@ def test_killed_export_leaves_previous_hub(tmp_path):
         import os, signal, sys
         from pathlib import Path
         sys.path.insert(0, {str(Path(__file__).parent)!r})
-        import genometracks.export.hub as hub
+        import genometracks.browser.hub as hub
         from test_export_hub import make_tracks
         sizes = {sizes!r}
         tracks = make_tracks(Path({str(tmp_path / 't')!r}), sizes)

@@ -17,8 +17,8 @@ import pyBigWig
 import pytest
 import torch
 
-from genometracks.export.validate import validate_hub
-from genometracks.paths import safe_name
+from genometracks.browser.validate import validate_hub
+from genometracks.io.paths import safe_name
 from tests.conftest import cli
 
 # the smoke experiment's tiny model, on data=custom

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from genometracks.genome import Genome, encode
-from genometracks.intervals import Interval
+from genometracks.genome.sequence import Genome, encode
+from genometracks.genome.intervals import Interval
 from genometracks.interpret import heads as H
 
 

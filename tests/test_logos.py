@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from genometracks.export.logos import (
+from genometracks.interpret.logos import (
     DPI, LogoError, draw_logo, draw_logo_grid, logo_grid_figure, logo_heights)
 
 # logomaker "classic" colours, RGB in 0..1

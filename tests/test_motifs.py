@@ -8,7 +8,7 @@ from genometracks.interpret.matching import best_match, match
 from genometracks.interpret.motifs import (
     Motif, MotifError, information_matrix, load_reference_motifs, pfm_from_kmers, read_meme,
     read_transfac, sigma70_boxes, write_meme)
-from genometracks.paths import shared_data
+from genometracks.io.paths import shared_data
 
 MOTIF_DIR = shared_data() / "ecoli_k12" / "motifs"
 needs_data = pytest.mark.skipif(not MOTIF_DIR.exists(), reason="shared E. coli motif folder absent")

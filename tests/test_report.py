@@ -17,10 +17,10 @@ import pytest
 import yaml
 from matplotlib.figure import Figure
 
-from genometracks.export.bigwig import write_bigwig
-from genometracks.plots import save_figure
-from genometracks.report import build_report
-from genometracks.snapshot import SnapshotError, browser_snapshot, find_chromium
+from genometracks.formats.bigwig import write_bigwig
+from genometracks.report.plots import save_figure
+from genometracks.report.build import build_report
+from genometracks.browser.snapshot import SnapshotError, browser_snapshot, find_chromium
 
 
 class Links(HTMLParser):
@@ -160,8 +160,8 @@ def test_minimal_run_lists_what_is_missing(tmp_path):
 
 
 def test_thinned_curves_keep_their_area():
-    from genometracks import metrics as M
-    from genometracks.plots import pr_points, roc_points
+    from genometracks.training import metrics as M
+    from genometracks.report.plots import pr_points, roc_points
 
     rng = np.random.default_rng(0)
     labels = rng.random(200_000) < 0.002
@@ -186,7 +186,7 @@ CHROMIUM = find_chromium()
 def test_browser_snapshot_and_report(tmp_path, monkeypatch):
     from matplotlib.image import imread
 
-    from genometracks.export.igv import IGV_JS_VERSION, IgvError, IgvTrack, ensure_igv_js, write_igv
+    from genometracks.browser.igv import IGV_JS_VERSION, IgvError, IgvTrack, ensure_igv_js, write_igv
 
     cached = Path.home() / ".cache/genometracks/igv-js" / IGV_JS_VERSION / "node_modules/igv/dist/igv.min.js"
     if cached.is_file():

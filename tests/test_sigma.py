@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from genometracks.genome import Genome, decode, encode
-from genometracks.intervals import SiteSet
+from genometracks.genome.sequence import Genome, decode, encode
+from genometracks.genome.intervals import SiteSet
 from genometracks.sigma.data import (SYNTHETIC_MOTIFS, SigmaDataError, SigmaSet, extract_windows, ipromoter_set,
                                      one_hot, read_promoterset, regulondb_set, sample_negatives, synthetic_set)
 from genometracks.sigma.evaluate import (SigmaConfigError, TrainSettings, class_metrics, fit, stratified_folds)
@@ -307,9 +307,9 @@ def test_class_metrics_by_hand():
 def test_sigma_bigbed_track_reads_back_and_validates_in_a_hub(tmp_path):
     import pybigtools
 
-    from genometracks.export.bigbed import bigbed_field_counts
-    from genometracks.export.hub import write_hub
-    from genometracks.export.validate import validate_hub
+    from genometracks.formats.bigbed import bigbed_field_counts
+    from genometracks.browser.hub import write_hub
+    from genometracks.browser.validate import validate_hub
     from genometracks.sigma.track import SIGMA_COLOURS, hub_track, read_peaks, sigma_track
 
     rng = np.random.default_rng(2)

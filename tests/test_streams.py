@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from genometracks.genome import Genome
-from genometracks.intervals import Interval, SiteSet
-from genometracks.streams import (ECOLI_K12_SPLITS, SegmentStreams, StreamError, build_labels, make_splits,
+from genometracks.genome.sequence import Genome
+from genometracks.genome.intervals import Interval, SiteSet
+from genometracks.data.streams import (ECOLI_K12_SPLITS, SegmentStreams, StreamError, build_labels, make_splits,
                                   positions_per_split, to_forward, to_forward_tracks, to_local)
 from tests.conftest import ECOLI, needs_ecoli
 
@@ -309,8 +309,8 @@ def test_bad_labels_and_streams(genome, splits):
 
 
 def test_datamodule(genome, splits):
-    from genometracks.datamodule import TSSDataModule
-    from genometracks.streams import TSSDataModule as reexported
+    from genometracks.data.datamodule import TSSDataModule
+    from genometracks.data.streams import TSSDataModule as reexported
 
     assert reexported is TSSDataModule
     sites = SiteSet(["circ", "lin"], [10, 20], ["+", "-"])
@@ -361,7 +361,7 @@ def test_datamodule_in_a_lightning_fit_and_mid_epoch_resume(genome, tmp_path):
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import ModelCheckpoint
 
-    from genometracks.datamodule import TSSDataModule
+    from genometracks.data.datamodule import TSSDataModule
 
     class Counter(pl.LightningModule):
         def __init__(self):

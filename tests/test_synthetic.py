@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from genometracks.genome import Genome
-from genometracks.streams import build_labels
-from genometracks.synthetic import SyntheticError, SyntheticSpec, make_synthetic, write_synthetic
+from genometracks.genome.sequence import Genome
+from genometracks.data.streams import build_labels
+from genometracks.labels.synthetic import SyntheticError, SyntheticSpec, make_synthetic, write_synthetic
 
 COMP = str.maketrans("ACGT", "TGCA")
 

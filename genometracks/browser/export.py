@@ -13,8 +13,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from genometracks.export.hub import GENARK_SIZES, HubContainer, HubTrack, write_hub
-from genometracks.export.igv import IgvTrack, write_igv
+from genometracks.browser.hub import GENARK_SIZES, HubContainer, HubTrack, write_hub
+from genometracks.browser.igv import IgvTrack, write_igv
 
 PLUS_COLOUR, MINUS_COLOUR = (200, 30, 30), (30, 60, 200)
 
@@ -108,8 +108,8 @@ def export_run(run_dir: Path, fasta: Path, chrom_sizes: dict[str, int], cfg_expo
 
 def export_command(cfg: DictConfig) -> dict:
     """`genometracks export run_dir=DIR [data overrides]`."""
-    from genometracks.dataset import open_genome
-    from genometracks.train import run_dir_of
+    from genometracks.data.dataset import open_genome
+    from genometracks.training.train import run_dir_of
 
     out = run_dir_of(cfg)
     genome, fasta, _ = open_genome(cfg)

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from genometracks.export.atomic import link_or_copy, staged_dir
-from genometracks.paths import safe_name
-from genometracks.export.bigbed import bigbed_field_counts
-from genometracks.export.twobit import write_twobit
-from genometracks.paths import hub_static_dir
+from genometracks.io.atomic import link_or_copy, staged_dir
+from genometracks.io.paths import safe_name
+from genometracks.formats.bigbed import bigbed_field_counts
+from genometracks.formats.twobit import write_twobit
+from genometracks.io.paths import hub_static_dir
 
 # Sequence names and lengths of GenArk assemblies we can check tracks against offline.
 GENARK_SIZES: dict[str, dict[str, int]] = {"GCF_000005845.2": {"NC_000913.3": 4641652}}
@@ -174,7 +174,7 @@ def write_hub(hub_dir: str | Path, genome_mode: str, chrom_sizes: Mapping[str, i
     genome_mode "genark": tracks on UCSC's `genark_accession` (contig names and sizes must match it);
     "assembly": needs `fasta`; writes `<genome>.2bit`, chrom.sizes and groups.txt.
     Raises HubError (the previous hub is kept) if the finished hub fails `validate_hub`."""
-    from genometracks.export.validate import validate_hub
+    from genometracks.browser.validate import validate_hub
 
     if genome_mode not in ("genark", "assembly"):
         raise HubError(f"genome_mode {genome_mode!r}: use 'genark' or 'assembly'")

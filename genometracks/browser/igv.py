@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from genometracks.export.atomic import link_or_copy, staged_dir
-from genometracks.paths import safe_name
+from genometracks.io.atomic import link_or_copy, staged_dir
+from genometracks.io.paths import safe_name
 
 IGV_JS_VERSION = "3.8.10"
 
@@ -103,7 +103,7 @@ def _copy_fasta(fasta: Path, folder: Path) -> Path:
 
 def _write_even_fasta(fasta: Path, target: Path, width: int = 60) -> None:
     """Rewrite `fasta` at `target` with `width`-letter lines and LF ends (letters and case kept)."""
-    from genometracks.genome import GenomeError, read_fasta_letters
+    from genometracks.genome.sequence import GenomeError, read_fasta_letters
 
     try:
         records = read_fasta_letters(fasta)

@@ -1,5 +1,5 @@
 """A browser snapshot of a run: `DIR/igv/index.html` (igv.js) served on loopback with
-`genometracks.export.serve` and screenshotted by headless Chromium, written as a PNG.
+`genometracks.browser.serve` and screenshotted by headless Chromium, written as a PNG.
 
 Chromium is optional: without it `browser_snapshot` logs why and returns None. A locus other than
 the page's own is shown through a temporary copy of the page (`igv/_snapshot_<pid>_*.html`, removed
@@ -19,8 +19,8 @@ from urllib.parse import quote
 
 import numpy as np
 
-from genometracks.export.atomic import atomic_path
-from genometracks.export.serve import serve
+from genometracks.io.atomic import atomic_path
+from genometracks.browser.serve import serve
 
 log = logging.getLogger(__name__)
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")

@@ -14,9 +14,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from genometracks.export.bigbed import bigbed_field_counts
-from genometracks.export.hub import GENARK_SIZES
-from genometracks.export.twobit import TwoBitError, read_twobit_sizes
+from genometracks.formats.bigbed import bigbed_field_counts
+from genometracks.browser.hub import GENARK_SIZES
+from genometracks.formats.twobit import TwoBitError, read_twobit_sizes
 
 _HUB_FIELDS = ("hub", "shortLabel", "longLabel", "genomesFile", "email")
 _GENOME_FIELDS = ("genome", "trackDb")

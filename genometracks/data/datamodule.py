@@ -13,9 +13,9 @@ import numpy as np
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader, IterableDataset
 
-from genometracks.genome import Genome
-from genometracks.intervals import Interval, SiteSet
-from genometracks.streams import SegmentStreams, Splits, StreamError, build_labels, make_splits
+from genometracks.genome.sequence import Genome
+from genometracks.genome.intervals import Interval, SiteSet
+from genometracks.data.streams import SegmentStreams, Splits, StreamError, build_labels, make_splits
 
 STAGES = ("train", "validation", "test", "predict")
 

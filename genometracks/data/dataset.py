@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from genometracks.genome import Genome
-from genometracks.intervals import SiteSet
+from genometracks.genome.sequence import Genome
+from genometracks.genome.intervals import SiteSet
 
 
 class ConfigError(ValueError):
@@ -34,7 +34,7 @@ def _plain(node) -> object:
 
 def synthetic_files(data_cfg: DictConfig, cache_root: str | Path) -> tuple[Path, Path]:
     """Generate (once, cached by the spec's hash) the synthetic genome FASTA and its TSS BED."""
-    from genometracks.synthetic import SyntheticSpec, write_synthetic
+    from genometracks.labels.synthetic import SyntheticSpec, write_synthetic
 
     spec_dict = _plain(data_cfg.generator)
     if "spacer" in spec_dict:
@@ -56,7 +56,7 @@ def open_genome(cfg: DictConfig) -> tuple[Genome, Path, Path | None]:
         fasta, tss = synthetic_files(data, cfg.paths.cache)
         circular = data.circular
         if circular is None:
-            from genometracks.genome import Genome as _G
+            from genometracks.genome.sequence import Genome as _G
             first = next(iter(_G.open(fasta).contigs))
             circular = [first]
     else:
@@ -72,7 +72,7 @@ def open_genome(cfg: DictConfig) -> tuple[Genome, Path, Path | None]:
 
 def load_sites(cfg: DictConfig, genome: Genome, label_set: str, tss_file: Path | None) -> SiteSet:
     """One TSS set on the genome's contig names: a shared E. coli set, or the data set's own file."""
-    from genometracks import annotations
+    from genometracks.labels import annotations
 
     if label_set in ("planted", "custom"):
         if tss_file is None:
@@ -87,7 +87,7 @@ def load_sites(cfg: DictConfig, genome: Genome, label_set: str, tss_file: Path |
 
 def load_dataset(cfg: DictConfig, label_set: str | None = None) -> Dataset:
     """Genome, the chosen TSS set (default `data.labels`) and the splits."""
-    from genometracks.streams import make_splits
+    from genometracks.data.streams import make_splits
 
     genome, fasta, tss = open_genome(cfg)
     label_set = label_set or cfg.get("labels") or cfg.data.labels

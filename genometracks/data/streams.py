@@ -12,8 +12,8 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from genometracks.genome import N_TOKEN, Genome
-from genometracks.intervals import Interval, SiteSet
+from genometracks.genome.sequence import N_TOKEN, Genome
+from genometracks.genome.intervals import Interval, SiteSet
 
 SPLIT_NAMES = ("train", "validation", "test")
 ECOLI_K12_SPLITS = {"test": [["NC_000913.3", 2_738_785, 3_667_115]],  # the TSS paper's E. coli K-12 split;
@@ -25,9 +25,9 @@ class StreamError(ValueError):
 
 
 def __getattr__(name: str):
-    """`streams.TSSDataModule` is genometracks.datamodule's (imported lazily: no Lightning here)."""
+    """`streams.TSSDataModule` is genometracks.data.datamodule's (imported lazily: no Lightning here)."""
     if name == "TSSDataModule":
-        from genometracks.datamodule import TSSDataModule
+        from genometracks.data.datamodule import TSSDataModule
         return TSSDataModule
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

@@ -14,8 +14,8 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from genometracks.export.atomic import atomic_path
-from genometracks.export.bigwig import ExportError
+from genometracks.io.atomic import atomic_path
+from genometracks.formats.bigwig import ExportError
 
 __all__ = ["BedSchema", "ExportError", "sort_bed_records", "write_bed_outputs", "bigbed_field_counts"]
 
@@ -172,7 +172,7 @@ def _validate_order(frame: pd.DataFrame, out: Path) -> None:
     if bad.size:
         i = int(bad[0]) + 1
         raise ExportError(f"{out}: {_record(frame, i)} is not sorted: it comes after {_record(frame, i - 1)}; "
-                          "sort by chrom (byte order) then start, e.g. with genometracks.export.bigbed."
+                          "sort by chrom (byte order) then start, e.g. with genometracks.formats.bigbed."
                           "sort_bed_records or `LC_ALL=C sort -k1,1 -k2,2n`")
 
 

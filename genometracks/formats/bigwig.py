@@ -10,7 +10,7 @@ from typing import Mapping
 
 import numpy as np
 
-from genometracks.export.atomic import atomic_path
+from genometracks.io.atomic import atomic_path
 
 _CHUNK = 1 << 20  # entries per pyBigWig call (bounds the temporary Python lists)
 

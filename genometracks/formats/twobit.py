@@ -16,8 +16,8 @@ from typing import Mapping
 
 import numpy as np
 
-from genometracks.export.atomic import atomic_path
-from genometracks.genome import Genome, GenomeError, read_fasta_letters
+from genometracks.io.atomic import atomic_path
+from genometracks.genome.sequence import Genome, GenomeError, read_fasta_letters
 
 SIGNATURE = 0x1A412743
 _LETTERS = np.frombuffer(b"TCAG", dtype=np.uint8)

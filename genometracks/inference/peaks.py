@@ -53,10 +53,10 @@ def peak_threshold(setting: object, run_dir: Path) -> tuple[float, str]:
 
 def peaks_command(cfg: DictConfig) -> dict:
     """`genometracks peaks run_dir=DIR`: DIR/tracks/tss_peaks.bed (+ .bb, .bed.gz/.tbi)."""
-    from genometracks.export.bigbed import BedSchema, write_bed_outputs
-    from genometracks.export.atomic import write_text_atomic
-    from genometracks.export.bigwig import read_bigwig
-    from genometracks.train import run_dir_of
+    from genometracks.formats.bigbed import BedSchema, write_bed_outputs
+    from genometracks.io.atomic import write_text_atomic
+    from genometracks.formats.bigwig import read_bigwig
+    from genometracks.training.train import run_dir_of
 
     out = run_dir_of(cfg)
     tracks = out / "tracks"

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from genometracks.genome import Genome
-from genometracks.intervals import Interval
-from genometracks.task import calibration_offset
+from genometracks.genome.sequence import Genome
+from genometracks.genome.intervals import Interval
+from genometracks.training.task import calibration_offset
 
 
 class CheckpointError(ValueError):
@@ -69,7 +69,7 @@ def predict_genome(model, genome: Genome, shift: int, seg_len: int, n_streams: i
     `logit_offset` is added to every logit first (see `calibration_offset()`)."""
     from tqdm.auto import tqdm
 
-    from genometracks.streams import SegmentStreams
+    from genometracks.data.streams import SegmentStreams
 
     regions = [Interval(name, 0, contig.length) for name, contig in genome.contigs.items()]
     labels = {(name, s): np.zeros(c.length, dtype=np.uint8) for name, c in genome.contigs.items() for s in "+-"}
@@ -113,7 +113,7 @@ def _tss_tracks(genome: Genome, outputs: dict[tuple[str, str], np.ndarray], shif
 
 def write_tracks(track: Track, chrom_sizes: dict[str, int], tracks_dir: Path, stem: str = "tss") -> dict[str, Path]:
     """`tracks_dir/{stem}.plus.bw` and `{stem}.minus.bw` (float32, every base, zoom levels)."""
-    from genometracks.export.bigwig import write_bigwig
+    from genometracks.formats.bigwig import write_bigwig
 
     tracks_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
@@ -126,10 +126,10 @@ def write_tracks(track: Track, chrom_sizes: dict[str, int], tracks_dir: Path, st
 
 def predict_command(cfg: DictConfig) -> dict:
     """`genometracks predict ckpt=PATH run_dir=DIR`: bigWigs of TSS probability per strand."""
-    from genometracks.dataset import open_genome
-    from genometracks.export.atomic import write_text_atomic
-    from genometracks.malloc import keep_freed_memory
-    from genometracks.train import run_dir_of
+    from genometracks.data.dataset import open_genome
+    from genometracks.io.atomic import write_text_atomic
+    from genometracks.io.malloc import keep_freed_memory
+    from genometracks.training.train import run_dir_of
 
     keep_freed_memory()  # per-segment tensors reuse heap pages (measured in scripts/bench.py)
     out = run_dir_of(cfg)

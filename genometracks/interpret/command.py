@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from genometracks.export.atomic import write_text_atomic
+from genometracks.io.atomic import write_text_atomic
 from genometracks.interpret.heads import InterpretError
 
 PARTS = ("heads", "kernels", "optimise", "attribution", "metaplots")
@@ -51,7 +51,7 @@ def _tsv(frame, path: Path) -> Path:
 
 def reference_motifs(cfg: DictConfig) -> tuple[list, str]:
     """(motifs, description): the planted boxes for synthetic data, else the shared E. coli motif files."""
-    from genometracks.genome import encode
+    from genometracks.genome.sequence import encode
     from genometracks.interpret.motifs import Motif, MotifError, load_reference_motifs
 
     if cfg.data.name == "synthetic":
@@ -70,7 +70,7 @@ def run_heads(model, dataset, seg_len: int, s: dict, out: Path, refs: list, seed
     """Attention profiles, head motifs and the motif-hit track."""
     import pandas as pd
 
-    from genometracks.export.logos import draw_logo
+    from genometracks.interpret.logos import draw_logo
     from genometracks.interpret import heads as H
     from genometracks.interpret.motifs import write_meme
 
@@ -119,7 +119,7 @@ def motif_hit_track(genome, motifs: list, p_threshold: float, prefix: Path) -> d
     Old files are removed when nothing hits."""
     import pandas as pd
 
-    from genometracks.export.bigbed import BedSchema, sort_bed_records, write_bed_outputs
+    from genometracks.formats.bigbed import BedSchema, sort_bed_records, write_bed_outputs
     from genometracks.interpret.scan import scan_genome
 
     frames, counts = [], {}
@@ -146,7 +146,7 @@ def motif_hit_track(genome, motifs: list, p_threshold: float, prefix: Path) -> d
 
 def run_kernels(model, s: dict, out: Path) -> dict:
     """Exact first-block q/k/v kernel PWMs → MEME + a logo grid of the most informative ones."""
-    from genometracks.export.logos import draw_logo_grid
+    from genometracks.interpret.logos import draw_logo_grid
     from genometracks.interpret.kernel_pwm import kernels_to_motifs
     from genometracks.interpret.motifs import write_meme
 
@@ -167,7 +167,7 @@ def run_kernels(model, s: dict, out: Path) -> dict:
 
 def run_optimise(model, shift: int, s: dict, out: Path, seed: int) -> dict:
     """Class optimisation → logos/class_optimised.png (bits) and motifs/class_optimised.meme."""
-    from genometracks.export.logos import draw_logo
+    from genometracks.interpret.logos import draw_logo
     from genometracks.interpret.motifs import write_meme
     from genometracks.interpret.optimize import optimise_class, tick_labels
 
@@ -185,8 +185,8 @@ def run_optimise(model, shift: int, s: dict, out: Path, seed: int) -> dict:
 
 def probability_tracks(model, genome, shift: int, seg_len: int, out: Path, s: dict) -> tuple[dict, str]:
     """Forward per-base probabilities {contig: {'+', '-'}}: DIR/tracks/tss.*.bw when present, else predicted."""
-    from genometracks.export.bigwig import read_bigwig
-    from genometracks.predict import predict_genome
+    from genometracks.formats.bigwig import read_bigwig
+    from genometracks.inference.predict import predict_genome
 
     plus, minus = out / "tracks" / "tss.plus.bw", out / "tracks" / "tss.minus.bw"
     if plus.is_file() and minus.is_file():
@@ -201,11 +201,11 @@ def run_attribution(model, dataset, tracks: dict, s: dict, out: Path) -> dict:
     tracks/gradcam.bw, logos/attribution.png (mean over targets, aligned at +1), a profile TSV."""
     import pandas as pd
 
-    from genometracks.export.bigwig import write_bigwig
-    from genometracks.export.logos import draw_logo
+    from genometracks.formats.bigwig import write_bigwig
+    from genometracks.interpret.logos import draw_logo
     from genometracks.interpret.attribution import aggregate_matrix, attribute, genome_track, top_predicted_tss
     from genometracks.interpret.optimize import tick_labels
-    from genometracks.streams import make_splits
+    from genometracks.data.streams import make_splits
 
     genome = dataset.genome
     regions = None
@@ -231,7 +231,7 @@ def run_attribution(model, dataset, tracks: dict, s: dict, out: Path) -> dict:
 
 def metaplot_sets(cfg: DictConfig, dataset, s: dict) -> tuple[dict, dict, Path | None]:
     """(site sets, notes for sets skipped, GFF path or None) for the configured data set."""
-    from genometracks import annotations
+    from genometracks.labels import annotations
 
     sets, notes = {"TSS": dataset.sites}, {}
     root = Path(str(cfg.paths.shared_data)) / "ecoli_k12"
@@ -273,9 +273,9 @@ def run_metaplots(cfg: DictConfig, dataset, tracks: dict, s: dict, out: Path) ->
 
 def interpret_command(cfg: DictConfig) -> dict:
     """Run the configured parts; write DIR/interpret.json and return it."""
-    from genometracks.dataset import load_dataset
-    from genometracks.predict import load_model
-    from genometracks.train import run_dir_of
+    from genometracks.data.dataset import load_dataset
+    from genometracks.inference.predict import load_model
+    from genometracks.training.train import run_dir_of
 
     out = run_dir_of(cfg)
     ckpt = Path(str(cfg.ckpt)) if cfg.get("ckpt") else out / "checkpoints" / "best.ckpt"

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from genometracks.genome import N_TOKEN, Genome
-from genometracks.intervals import Interval
+from genometracks.genome.sequence import N_TOKEN, Genome
+from genometracks.genome.intervals import Interval
 from genometracks.interpret.matching import Match, best_match
 from genometracks.interpret.motifs import Motif, pfm_from_kmers
 
@@ -65,7 +65,7 @@ class HeadSamples:
 
 
 def _streams(model, genome: Genome, regions: list[Interval], seg_len: int, n_streams: int):
-    from genometracks.streams import SegmentStreams
+    from genometracks.data.streams import SegmentStreams
 
     return SegmentStreams(genome, None, regions, n_streams=n_streams, seg_len=seg_len,
                           lookahead=model.lookahead, burn_in=model.context)
@@ -338,7 +338,7 @@ def _figure(width: float, height: float, layout: str | None = None):
 def plot_heatmap(profiles, path) -> None:
     """PNG: one panel per layer, rows = heads, columns = offset_from_tss (upstream left), colour =
     mean attention divided by that head's maximum."""
-    from genometracks.export.logos import save_png
+    from genometracks.interpret.logos import save_png
 
     n_layer, n_head = int(profiles["layer"].max()) + 1, int(profiles["head"].max()) + 1
     w = int(profiles["offset"].max()) + 1
@@ -362,7 +362,7 @@ def plot_heatmap(profiles, path) -> None:
 
 def plot_correlation(corr: np.ndarray, labels: list[str], path) -> None:
     """PNG: head-by-head Pearson correlation matrix, diverging colours in [-1, 1]."""
-    from genometracks.export.logos import save_png
+    from genometracks.interpret.logos import save_png
 
     k = len(labels)
     fig = _figure(2.5 + 0.3 * k, 2.0 + 0.3 * k)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from genometracks.export.atomic import write_text_atomic
+from genometracks.io.atomic import write_text_atomic
 
 LETTERS = "ACGT"
 UNIFORM = np.full(4, 0.25)
@@ -350,7 +350,7 @@ def load_reference_motifs(shared_motif_dir: str | Path | None = None) -> list[Mo
     """Every *.meme and *.tf file of the folder (sorted by file name) plus the sigma70 boxes
     split from any rpoD15..19 windows among them. Default folder: shared_data()/ecoli_k12/motifs."""
     if shared_motif_dir is None:
-        from genometracks.paths import shared_data
+        from genometracks.io.paths import shared_data
         shared_motif_dir = shared_data() / "ecoli_k12" / "motifs"
     folder = Path(shared_motif_dir)
     if not folder.is_dir():

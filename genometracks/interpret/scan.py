@@ -16,8 +16,8 @@ from typing import Iterable
 
 import numpy as np
 
-from genometracks.genome import N_TOKEN, Genome
-from genometracks.intervals import Interval
+from genometracks.genome.sequence import N_TOKEN, Genome
+from genometracks.genome.intervals import Interval
 from genometracks.interpret.motifs import UNIFORM, Motif, MotifError
 
 HIT_FIELDS = ("chrom", "start", "end", "strand", "score", "p_value")

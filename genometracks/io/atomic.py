@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from genometracks.faults import kill_point
+from genometracks.io.faults import kill_point
 
 _RENAME_EXCHANGE = 2  # Linux renameat2 flag: swap two paths atomically
 _AT_FDCWD = -100

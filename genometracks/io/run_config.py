@@ -7,7 +7,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from genometracks.dataset import ConfigError
+from genometracks.data.dataset import ConfigError
 
 COMPARED = ("data", "model")
 IGNORED = {"data.n_streams", "data.eval_streams"}  # batch sizes: free to change between jobs
@@ -24,7 +24,7 @@ def _flat(tree, prefix: str) -> dict[str, object]:
 
 def save_overrides(out: Path) -> None:
     """Write DIR/overrides.txt once (the first job's overrides), for the error message below."""
-    from genometracks.export.atomic import write_text_atomic
+    from genometracks.io.atomic import write_text_atomic
 
     target = out / "overrides.txt"
     if target.exists():

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .curation import curate
-from .genome import Genome
-from .intervals import SiteSet
-from .liftover import gene_offset_map, lift_sites, take_sites
+from genometracks.labels.curation import curate
+from genometracks.genome.sequence import Genome
+from genometracks.genome.intervals import SiteSet
+from genometracks.labels.liftover import gene_offset_map, lift_sites, take_sites
 
 
 class AnnotationError(ValueError):

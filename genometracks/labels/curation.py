@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .intervals import SiteSet
+from genometracks.genome.intervals import SiteSet
 
 _STRIDE = np.int64(1) << np.int64(40)  # separates (contig, strand) groups on one number line
 

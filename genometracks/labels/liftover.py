@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .genome import encode
-from .intervals import SiteSet
+from genometracks.genome.sequence import encode
+from genometracks.genome.intervals import SiteSet
 
 
 _COMPLEMENT = np.array([3, 2, 1, 0, 4], dtype=np.uint8)

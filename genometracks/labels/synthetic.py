@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from genometracks.genome import decode, encode, reverse_complement
-from genometracks.intervals import SiteSet
-from genometracks.export.atomic import write_text_atomic
+from genometracks.genome.sequence import decode, encode, reverse_complement
+from genometracks.genome.intervals import SiteSet
+from genometracks.io.atomic import write_text_atomic
 
 
 class SyntheticError(ValueError):

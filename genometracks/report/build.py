@@ -4,7 +4,7 @@ Sections appear only for outputs that exist; the rest are listed under "Not prod
 with the command that makes them (never a broken link). Figures are referenced by paths relative
 to DIR. The test-split PR/ROC curves are computed here from the probability bigWigs
 (DIR/tracks/tss.{plus,minus}.bw) and the run's labels, and on E. coli the Promotech comparison
-(genometracks.compare) is run on the test region.
+(genometracks.report.compare) is run on the test region.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import numpy as np
 
-from genometracks.plots import fmt, read_tsv, table_rows
+from genometracks.report.plots import fmt, read_tsv, table_rows
 
 log = logging.getLogger(__name__)
 _NUMBER = re.compile(r"^[-+−–∞0-9.,e]*$")  # table cells drawn right-aligned
@@ -70,9 +70,9 @@ def _json(path: Path) -> dict | None:
 def evaluate_test_split(run_dir: Path, cfg) -> dict:
     """Labels and bigWig probabilities over the test split: {'labels'|'scores': {strand: [n]},
     'regions', 'sites', 'values': {(chrom, strand): whole-contig float32}, 'label_set', 'train_nt'}."""
-    from genometracks.compare import site_track
-    from genometracks.dataset import load_dataset
-    from genometracks.export.bigwig import read_bigwig
+    from genometracks.report.compare import site_track
+    from genometracks.data.dataset import load_dataset
+    from genometracks.formats.bigwig import read_bigwig
 
     dataset = load_dataset(cfg)
     files = {"+": run_dir / "tracks" / "tss.plus.bw", "-": run_dir / "tracks" / "tss.minus.bw"}
@@ -92,8 +92,8 @@ def evaluate_test_split(run_dir: Path, cfg) -> dict:
 
 
 def _curves(rep: _Report, ev: dict) -> Section:
-    from genometracks import metrics as M
-    from genometracks.plots import plot_pr, plot_roc, pr_points, roc_points
+    from genometracks.training import metrics as M
+    from genometracks.report.plots import plot_pr, plot_roc, pr_points, roc_points
 
     y, p = ev["labels"], ev["scores"]
     parts = {"both strands": (np.r_[y["+"], y["-"]], np.r_[p["+"], p["-"]]), "+ strand": (y["+"], p["+"]),
@@ -116,8 +116,8 @@ def _curves(rep: _Report, ev: dict) -> Section:
 
 
 def _comparison(rep: _Report, ev: dict, cfg) -> tuple[Section | None, dict | None]:
-    from genometracks.compare import compare_with_promotech, comparison_rows, write_comparison
-    from genometracks.paths import shared_data
+    from genometracks.report.compare import compare_with_promotech, comparison_rows, write_comparison
+    from genometracks.io.paths import shared_data
 
     root = Path(str(cfg.paths.shared_data)) if cfg is not None and cfg.get("paths") else shared_data()
     path = root / PROMOTECH_FILE
@@ -145,7 +145,7 @@ def _comparison(rep: _Report, ev: dict, cfg) -> tuple[Section | None, dict | Non
 
 
 def _metrics(rep: _Report, metrics: dict, comparison: dict | None) -> None:
-    from genometracks.plots import paper_rows, side_by_side_rows, split_metric_rows
+    from genometracks.report.plots import paper_rows, side_by_side_rows, split_metric_rows
 
     labels = metrics.get("labels")
     extra = [("Promotech (per position, same labels)", comparison["positions"]["promotech"])] if comparison else []
@@ -254,7 +254,7 @@ def _sigma(rep: _Report) -> None:
 
 
 def _browser(rep: _Report, snapshot: bool, locus: str | None) -> None:
-    from genometracks.snapshot import SnapshotError, browser_snapshot
+    from genometracks.browser.snapshot import SnapshotError, browser_snapshot
 
     d = rep.run_dir
     shots = [p for p in [d / "plots" / "browser_snapshot.png", *sorted((d / "igv").glob("snapshot*.png")),
@@ -356,7 +356,7 @@ def build_report(run_dir: str | Path, snapshot: bool = True, compare: bool = Tru
     is there yet; compare: run the Promotech comparison on E. coli runs."""
     from omegaconf import OmegaConf
 
-    from genometracks.export.atomic import write_text_atomic
+    from genometracks.io.atomic import write_text_atomic
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():

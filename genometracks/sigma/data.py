@@ -13,8 +13,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from genometracks.genome import Genome, N_TOKEN, encode
-from genometracks.intervals import SiteSet
+from genometracks.genome.sequence import Genome, N_TOKEN, encode
+from genometracks.genome.intervals import SiteSet
 
 SIGMA_CLASSES = ("sigma24", "sigma28", "sigma32", "sigma38", "sigma54", "sigma70")
 NONPROMOTER = "nonpromoter"

@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from genometracks.jsonsafe import json_safe
+from genometracks.io.jsonsafe import json_safe
 from genometracks.sigma.data import NONPROMOTER, SigmaSet, one_hot
 from genometracks.sigma.model import SigmaCNN, SigmaTask, balanced_weights, predict_proba
 
@@ -153,7 +153,7 @@ def class_metrics(data: SigmaSet, scores: np.ndarray, fold: np.ndarray, mode: st
     """Per class, one class vs the rest on out-of-fold scores: accuracy, sensitivity, specificity,
     ROC AUC, PR AUC (average precision), and ROC AUC mean/sd over folds. Predicted class: argmax
     (softmax) or score >= 0.5 (ovr)."""
-    from genometracks import metrics as M
+    from genometracks.training import metrics as M
 
     out = {}
     for c, name in enumerate(classes):
@@ -178,7 +178,7 @@ def plot_roc(curves: dict[str, tuple[SigmaSet, np.ndarray, Sequence[str]]], path
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from genometracks import metrics as M
+    from genometracks.training import metrics as M
     from genometracks.sigma.gradcam import save_figure
 
     fig, axes = plt.subplots(1, len(curves), figsize=(5.2 * len(curves), 5), squeeze=False)
@@ -224,7 +224,7 @@ def run_sigma(cfg) -> dict:
     """Cross-validate every mode in cfg.sigma.modes, train a final softmax model on all promoter rows,
     and write under cfg.run_dir: metrics.json, metrics.md, roc.png, models/sigma_cnn.pt,
     logos/sigma/<class>.png + all_classes.png, motifs/sigma_cnn_kernels.{meme,png} + _matches.tsv."""
-    from genometracks.export.atomic import write_text_atomic
+    from genometracks.io.atomic import write_text_atomic
     from genometracks.sigma.data import load_sigma_set
     from genometracks.sigma.kernels import export_kernels
     from genometracks.sigma.model import save_model
@@ -289,7 +289,7 @@ def write_logos(data: SigmaSet, maps: dict[str, np.ndarray], classes: Sequence[s
     """Class logos under run_dir/logos/sigma from out-of-fold maps ({method: [n, L]}, one row per row of
     `data`): <class>.png, all_classes.png and gradcam_profiles.npz (P and base counts, to redraw).
     Returns {"png": [paths], "heights": heights, "peaks": {class: {method: logo_peaks}}}."""
-    from genometracks.export.atomic import atomic_path
+    from genometracks.io.atomic import atomic_path
     from genometracks.sigma.gradcam import draw_class_logos, logo_matrices, logo_peaks, relative_positions
 
     x = one_hot(data.tokens)

@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from genometracks.paths import safe_name
+from genometracks.io.paths import safe_name
 from genometracks.sigma.data import SigmaSet, one_hot
 from genometracks.sigma.model import SigmaCNN
 
@@ -186,7 +186,7 @@ def save_figure(fig, path: str | Path) -> Path:
     """Write a matplotlib figure as PNG atomically and close it."""
     import matplotlib.pyplot as plt
 
-    from genometracks.export.atomic import atomic_path
+    from genometracks.io.atomic import atomic_path
 
     try:
         with atomic_path(path) as tmp:

@@ -85,7 +85,7 @@ def draw_kernel_logos(motifs: list, path: str | Path, ncols: int = 4) -> Path:
 def export_kernels(model: SigmaCNN, out_dir: str | Path, motif_dir: str | Path | None = None,
                    base: float | str = "bn", n_shuffles: int = 200, seed: int = 0) -> dict:
     """Write motifs/sigma_cnn_kernels.meme, .png (logos) and _matches.tsv under out_dir; returns paths + rows."""
-    from genometracks.export.atomic import write_text_atomic
+    from genometracks.io.atomic import write_text_atomic
     from genometracks.interpret.motifs import load_reference_motifs, write_meme
 
     out = Path(out_dir) / "motifs"

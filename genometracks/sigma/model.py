@@ -107,7 +107,7 @@ def predict_proba(model: SigmaCNN, x: np.ndarray, batch_size: int = 512) -> np.n
 
 def save_model(model: SigmaCNN, path: str | Path, classes: Sequence[str], upstream: int) -> Path:
     """Write {config, classes, upstream, state_dict} atomically (loadable with weights_only=True)."""
-    from genometracks.export.atomic import atomic_path
+    from genometracks.io.atomic import atomic_path
 
     payload = {"config": model.config, "classes": list(classes), "upstream": int(upstream),
                "state_dict": model.state_dict()}

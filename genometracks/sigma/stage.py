@@ -31,7 +31,7 @@ def sigma_config(cfg: DictConfig) -> DictConfig:
 
 def run_sigma_stage(cfg: DictConfig, out: Path) -> dict:
     """Train/evaluate the sigma CNN into DIR/sigma and classify DIR/tracks/tss_peaks.bed.gz."""
-    from genometracks.dataset import open_genome
+    from genometracks.data.dataset import open_genome
     from genometracks.sigma.evaluate import run_sigma
     from genometracks.sigma.track import sigma_track
 

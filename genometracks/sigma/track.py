@@ -15,8 +15,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from genometracks.genome import Genome
-from genometracks.intervals import SiteSet
+from genometracks.genome.sequence import Genome
+from genometracks.genome.intervals import SiteSet
 from genometracks.sigma.data import extract_windows, one_hot
 from genometracks.sigma.model import SigmaCNN, load_model, predict_proba
 
@@ -110,7 +110,7 @@ def write_sigma_bigbed(records: pd.DataFrame, path: str | Path, chrom_sizes: Map
     """Write records (from `sigma_records`) as bigBed 9 + (pybigtools, autoSql embedded), atomically."""
     import pybigtools
 
-    from genometracks.export.atomic import atomic_path
+    from genometracks.io.atomic import atomic_path
 
     path = Path(path)
     if records.empty:
@@ -154,7 +154,7 @@ def sigma_track(model_path: str | Path, genome: Genome, peaks: SiteSet | str | P
 
 def hub_track(path: str | Path):
     """HubTrack for `write_hub`: items coloured by class (itemRgb on)."""
-    from genometracks.export.hub import HubTrack
+    from genometracks.browser.hub import HubTrack
 
     return HubTrack("tss_sigma", Path(path), "TSS sigma class", "TSS peak calls coloured by predicted sigma factor",
                     visibility="pack", settings={"itemRgb": "on"})
@@ -162,7 +162,7 @@ def hub_track(path: str | Path):
 
 def igv_track(path: str | Path):
     """IgvTrack for `write_igv` (IGV colours bigBed items by their itemRgb)."""
-    from genometracks.export.igv import IgvTrack
+    from genometracks.browser.igv import IgvTrack
 
     return IgvTrack("TSS sigma class", Path(path))
 

@@ -15,7 +15,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from genometracks import metrics as M
+from genometracks.training import metrics as M
 
 
 def tss_loss(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor, kind: str = "ce",
@@ -188,7 +188,7 @@ class TSSTask(pl.LightningModule):
             import json
             from pathlib import Path
 
-            from genometracks.export.atomic import write_text_atomic
+            from genometracks.io.atomic import write_text_atomic
             write_text_atomic(Path(self.metrics_dir) / f"{phase}.json", json.dumps(result, default=float))
         for key in ("roc_auc", "pr_auc", "pr_auc_k4", "pr_auc_k10", "lr_plus"):
             value = result["both"].get(key, float("nan"))

@@ -15,8 +15,8 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from genometracks.dataset import ConfigError, Dataset, load_dataset
-from genometracks.jsonsafe import json_safe
+from genometracks.data.dataset import ConfigError, Dataset, load_dataset
+from genometracks.io.jsonsafe import json_safe
 
 
 def job_dir(cfg: DictConfig) -> Path:
@@ -30,7 +30,7 @@ def job_dir(cfg: DictConfig) -> Path:
 
 def run_dir_of(cfg: DictConfig) -> Path:
     """job_dir(cfg), after checking that a run already there was made with the same data and model."""
-    from genometracks.run_config import check_same_run
+    from genometracks.io.run_config import check_same_run
 
     out = job_dir(cfg)
     check_same_run(cfg, out)
@@ -64,8 +64,8 @@ def build_model(model_cfg: DictConfig):
 
 
 def build_datamodule(cfg: DictConfig, dataset: Dataset, model, ddp_eval_streams: int | None = None):
-    from genometracks.datamodule import TSSDataModule
-    from genometracks.streams import build_labels
+    from genometracks.data.datamodule import TSSDataModule
+    from genometracks.data.streams import build_labels
 
     seg_len = int(cfg.model.seg_len)
     longest = max(c.length for c in dataset.genome.contigs.values())
@@ -116,10 +116,10 @@ def train(cfg: DictConfig) -> dict:
     """Fit, pick the best checkpoint by validation loss, test it; returns the metrics dict."""
     from pytorch_lightning.callbacks import EarlyStopping
 
-    from genometracks.export.atomic import write_text_atomic
-    from genometracks.malloc import keep_freed_memory
-    from genometracks.run_config import save_overrides
-    from genometracks.task import TSSTask
+    from genometracks.io.atomic import write_text_atomic
+    from genometracks.io.malloc import keep_freed_memory
+    from genometracks.io.run_config import save_overrides
+    from genometracks.training.task import TSSTask
 
     keep_freed_memory()  # per-segment tensors reuse heap pages (measured in scripts/bench.py)
 
@@ -178,8 +178,8 @@ def _read_json(path: Path) -> dict:
 
 def evaluate_checkpoint(cfg: DictConfig, ckpt: str | Path, out: Path | None = None) -> dict:
     """Test-split metrics of a checkpoint in this process (one device), e.g. to check a DDP run."""
-    from genometracks.predict import load_model
-    from genometracks.task import TSSTask
+    from genometracks.inference.predict import load_model
+    from genometracks.training.task import TSSTask
 
     dataset = load_dataset(cfg)
     model, seg_len, hparams = load_model(ckpt)
