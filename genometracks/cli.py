@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from omegaconf import OmegaConf
 
@@ -17,7 +17,7 @@ from genometracks.io.paths import conf_dir, output_dir_problem, shared_data
 HYDRA_COMMANDS: dict[str, str] = {
     "data summary": "genometracks.data.summary:data_summary",
     "labels": "genometracks.data.summary:write_labels",
-    "train": "genometracks.training.train:train",
+    "train": "genometracks.pipeline:train_command",
     "predict": "genometracks.inference.predict:predict_command",
     "peaks": "genometracks.inference.peaks:peaks_command",
     "export": "genometracks.browser.export:export_command",
@@ -38,7 +38,8 @@ USAGE = """usage: genometracks <command> [key=value ...] [-m]
 commands:
   data summary      JSON summary of contigs, splits and TSS sets      (data=ecoli_k12|synthetic|custom)
   labels            write a TSS set as sorted BED6                    (labels=<set> out=PATH.bed)
-  train             train the TSS model                               (experiment=smoke|ecoli_cpu|paper|sigma_cnn run_dir=DIR)
+  train             train the TSS model (or the sigma CNN)            (experiment=smoke|ecoli_cpu|paper|sigma_cnn
+                                                                       run_dir=DIR)
   predict           whole-genome bigWig tracks per strand             (ckpt=PATH run_dir=DIR)
   peaks             TSS peak calls from the tracks                    (run_dir=DIR)
   interpret         attention heads, motifs, logos, attributions      (ckpt=PATH run_dir=DIR)

@@ -8,51 +8,60 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from omegaconf import DictConfig, open_dict
 
+from genometracks.browser.export import export_command
+from genometracks.browser.validate import validate_hub
+from genometracks.data.summary import summarise_data
+from genometracks.inference.peaks import peaks_command
+from genometracks.inference.predict import predict_command
+from genometracks.interpret.command import interpret_command
 from genometracks.io.atomic import write_text_atomic
+from genometracks.io.rundir import RunDir
+from genometracks.report.build import build_report
+from genometracks.sigma.evaluate import run_sigma
+from genometracks.sigma.stage import run_sigma_stage
+from genometracks.training.train import train
 
 STAGES = ("data", "train", "predict", "peaks", "interpret", "sigma", "export", "validate", "report")
 
 
-def _stage_data(cfg: DictConfig, out: Path) -> dict:
-    from genometracks.data.summary import summarise_data
+def train_command(cfg: DictConfig) -> dict:
+    """`genometracks train`: the sigma-class CNN for a sigma experiment (a `sigma` group or a
+    `model=sigma_cnn`), else the TSS model."""
+    if "sigma" in cfg or str(cfg.model.get("_target_", "")).startswith("genometracks.sigma"):
+        return run_sigma(cfg)
+    return train(cfg)
 
+
+def _stage_data(cfg: DictConfig, out: Path) -> dict:
     summary = summarise_data(cfg)
-    write_text_atomic(out / "data_summary.json", json.dumps(summary, indent=2, default=str))
+    write_text_atomic(RunDir(out).data_summary, json.dumps(summary, indent=2, default=str))
     return {"total_length": summary["total_length"], "positions_per_split": summary["positions_per_split"]}
 
 
 def _stage_train(cfg: DictConfig, out: Path) -> dict:
-    from genometracks.training.train import train
-
-    if (out / "checkpoints" / "last.ckpt").exists():
+    if RunDir(out).last_ckpt.exists():
         with open_dict(cfg):
             cfg.resume = True
-    result = train(cfg)
+    result = train_command(cfg)
     test = result.get("test", {}).get("both", {})
     return {"test_roc_auc": test.get("roc_auc"), "test_pr_auc": test.get("pr_auc"),
             "global_step": result.get("global_step")}
 
 
 def _stage_predict(cfg: DictConfig, out: Path) -> dict:
-    from genometracks.inference.predict import predict_command
-
     return predict_command(cfg)
 
 
 def _stage_peaks(cfg: DictConfig, out: Path) -> dict:
-    from genometracks.inference.peaks import peaks_command
-
     return peaks_command(cfg)
 
 
 def _stage_interpret(cfg: DictConfig, out: Path) -> dict:
-    from genometracks.interpret.command import interpret_command
-
     return interpret_command(cfg)
 
 
@@ -60,24 +69,20 @@ def _stage_sigma(cfg: DictConfig, out: Path) -> dict:
     """Sigma-class CNN on RegulonDB (E. coli only) and the sigma track of the peak calls."""
     if cfg.data.name != "ecoli_k12":
         return {"skipped": "sigma classes need the E. coli RegulonDB promoter set (data=ecoli_k12)"}
-    from genometracks.sigma.stage import run_sigma_stage
 
     return run_sigma_stage(cfg, out)
 
 
 def _stage_export(cfg: DictConfig, out: Path) -> dict:
-    from genometracks.browser.export import export_command
-
     return export_command(cfg)
 
 
 def _stage_validate(cfg: DictConfig, out: Path) -> dict:
-    from genometracks.browser.validate import validate_hub
-
     problems = {}
-    for hub in ("hub", "hub_genark"):
-        if (out / hub / "hub.txt").exists():
-            problems[hub] = validate_hub(out / hub)
+    run = RunDir(out)
+    for hub, folder in (("hub", run.hub), ("hub_genark", run.hub_genark)):
+        if (folder / "hub.txt").exists():
+            problems[hub] = validate_hub(folder)
     bad = {k: v for k, v in problems.items() if v}
     if bad:
         raise RuntimeError("hub validation failed:\n" + "\n".join(f"{k}: {p}" for k, v in bad.items() for p in v))
@@ -85,8 +90,6 @@ def _stage_validate(cfg: DictConfig, out: Path) -> dict:
 
 
 def _stage_report(cfg: DictConfig, out: Path) -> dict:
-    from genometracks.report.build import build_report
-
     html, md = build_report(out)
     return {"report": str(Path(html).relative_to(out)), "markdown": str(Path(md).relative_to(out))}
 
@@ -99,7 +102,8 @@ RUNNERS: dict[str, Callable[[DictConfig, Path], dict]] = {
 
 
 def stage_marker(out: Path, stage: str) -> Path:
-    return out / "stages" / f"{stage}.json"
+    """DIR/stages/<stage>.json, written when `stage` has finished."""
+    return RunDir(out).stage_marker(stage)
 
 
 def plan(requested, out: Path) -> list[tuple[str, bool]]:
@@ -114,9 +118,8 @@ def plan(requested, out: Path) -> list[tuple[str, bool]]:
 
 def run_pipeline(cfg: DictConfig) -> dict:
     """Run the planned stages with a progress line each and a summary table at the end."""
-    from genometracks.training.train import run_dir_of
-
-    out = run_dir_of(cfg)
+    run = RunDir.checked(cfg)
+    out = run.root
     out.mkdir(parents=True, exist_ok=True)
     steps = plan(list(cfg.stages) if cfg.get("stages") else None, out)
     summary = {}
@@ -137,15 +140,13 @@ def run_pipeline(cfg: DictConfig) -> dict:
     print("\nstage       status        seconds")
     for stage, row in summary.items():
         print(f"{stage:<11} {row['status']:<13} {row.get('seconds', '')}")
-    if (out / "report.html").exists():
-        print(f"\nreport: {out / 'report.html'}\nhub:    {out / 'hub' / 'hub.txt'}\nIGV:    {out / 'igv' / 'session.xml'}")
+    if run.report_html.exists():
+        print(f"\nreport: {run.report_html}\nhub:    {run.hub / 'hub.txt'}\nIGV:    {run.igv / 'session.xml'}")
     return summary
 
 
 def report_command(cfg: DictConfig) -> dict:
     """`genometracks report run_dir=DIR`."""
-    from genometracks.training.train import job_dir
-
-    result = _stage_report(cfg, job_dir(cfg))
+    result = _stage_report(cfg, RunDir.of_job(cfg).root)
     print(json.dumps(result))
     return result

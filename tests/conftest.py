@@ -34,7 +34,8 @@ def one_thread():
 
 def compose(*overrides: str):
     """The composed root config with `overrides`, as `genometracks <command>` would see it."""
-    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
 
     from genometracks.cli import _register_resolvers
     from genometracks.io.paths import conf_dir

@@ -38,8 +38,8 @@ def train_tiny(cfg, ckpt: Path, epochs: int = EPOCHS, seed: int = 0, log=print, 
     """Train on cfg's data (train split, streamed with memory carried; Adam, one-cycle learning rate,
     positive class weighted) and save a checkpoint (and `epoch{e}.ckpt` beside it with keep_epochs)."""
     from genometracks.data.dataset import load_dataset
-    from genometracks.model import TransformerXL
     from genometracks.data.streams import SegmentStreams, build_labels
+    from genometracks.model import TransformerXL
 
     torch.manual_seed(seed)
     dataset = load_dataset(cfg)

@@ -7,10 +7,10 @@ import re
 import numpy as np
 import pytest
 
+from genometracks.genome.intervals import SiteSet
+from genometracks.genome.sequence import Genome
 from genometracks.labels import annotations as A
 from genometracks.labels.annotations import AnnotationError
-from genometracks.genome.sequence import Genome
-from genometracks.genome.intervals import SiteSet
 from tests.conftest import ECOLI, needs_ecoli
 
 

@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genometracks.formats.bigbed import BedSchema, write_bed_outputs
-from genometracks.formats.bigwig import write_bigwig
 from genometracks.browser.igv import IgvError, IgvTrack, ensure_igv_js, write_igv
 from genometracks.browser.serve import serve
+from genometracks.formats.bigbed import BedSchema, write_bed_outputs
+from genometracks.formats.bigwig import write_bigwig
 
 CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"),
                              shutil.which("google-chrome")) if p), None)

@@ -48,7 +48,8 @@ def test_shared_data_default_points_beside_checkout():
 
 @pytest.mark.parametrize("launcher", ["slurm", "local"])
 def test_launchers_compose(launcher):
-    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
 
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = hydra_compose(config_name="config", overrides=[f"hydra/launcher={launcher}", "trainer=ddp_cpu"],

@@ -9,9 +9,9 @@ import torch
 from genometracks.browser.export import export_run
 from genometracks.browser.validate import validate_hub
 from genometracks.genome.sequence import Genome
-from genometracks.model import TransformerXL
 from genometracks.inference.peaks import peak_records
 from genometracks.inference.predict import predict_genome, write_tracks
+from genometracks.model import TransformerXL
 
 
 @pytest.fixture()

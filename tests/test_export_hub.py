@@ -13,12 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from genometracks.browser.hub import HubContainer, HubError, HubTrack, write_hub
+from genometracks.browser.validate import main_validate, validate_hub
 from genometracks.formats.bigbed import BedSchema, write_bed_outputs
 from genometracks.formats.bigwig import write_bigwig
-from genometracks.browser.hub import HubContainer, HubError, HubTrack, write_hub
-from genometracks.io.paths import safe_name
 from genometracks.formats.twobit import read_twobit
-from genometracks.browser.validate import main_validate, validate_hub
+from genometracks.io.paths import safe_name
 
 SIZES = {"chrA": 1200, "chrB": 404}
 SEQS = {"chrA": "ACGTTGCA" * 100 + "N" * 40 + "acgtacgt" * 45, "chrB": "NNNN" + "GATTACA" * 56 + "tttttttt"}
@@ -121,7 +121,8 @@ def broken(hub: Path, tmp_path: Path, relpath: str, old: str, new: str) -> list[
     ("hub.txt", "email genometracks@example.org\n", "", "required field 'email' missing"),
     ("genomes.txt", "defaultPos chrA:1-500\n", "", "lacks required field 'defaultPos'"),
     ("genomes.txt", "defaultPos chrA:1-500", "defaultPos chrA:1-5000", "defaultPos 'chrA:1-5000'"),
-    ("genomes.txt", "twoBitPath my_genome/my_genome.2bit", "twoBitPath my_genome/x.2bit", "twoBitPath 'my_genome/x.2bit' not found"),
+    ("genomes.txt", "twoBitPath my_genome/my_genome.2bit", "twoBitPath my_genome/x.2bit",
+     "twoBitPath 'my_genome/x.2bit' not found"),
     ("my_genome/chrom.sizes", "chrB\t404", "chrB\t405", "chromSizes"),
     ("my_genome/trackDb.txt", "bigDataUrl tss_plus.bw", "bigDataUrl gone.bw", "bigDataUrl 'gone.bw' not found"),
     ("my_genome/trackDb.txt", "bigDataUrl tss_plus.bw", "bigDataUrl tss_peaks.bb", "is not a bigWig file"),
@@ -132,7 +133,8 @@ def broken(hub: Path, tmp_path: Path, relpath: str, old: str, new: str) -> list[
     ("my_genome/trackDb.txt", "track tss_peaks", "track tss.peaks", "track name contains '.'"),
     ("my_genome/trackDb.txt", "longLabel Predicted TSS peaks\n", "", "track 'tss_peaks': required field 'longLabel'"),
     ("my_genome/trackDb.txt", "type bigBed 6 +\n", "", "track 'tss_peaks': required field 'type' missing"),
-    ("my_genome/trackDb.txt", "html html/tss_peaks.html", "html html/nothing", "html page 'html/nothing.html' not found"),
+    ("my_genome/trackDb.txt", "html html/tss_peaks.html", "html html/nothing",
+     "html page 'html/nothing.html' not found"),
     ("my_genome/trackDb.txt", "group tss", "group nogroup", "group 'nogroup' is not defined"),
 ])
 def test_each_broken_hub_problem_found(assembly_hub, tmp_path, relpath, old, new, expected):

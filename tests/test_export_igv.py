@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from genometracks.browser.igv import IgvError, IgvTrack, ensure_igv_js, write_igv
 from genometracks.formats.bigbed import BedSchema, write_bed_outputs
 from genometracks.formats.bigwig import write_bigwig
-from genometracks.browser.igv import IgvError, IgvTrack, ensure_igv_js, write_igv
 
 SEQS = {"chrA": "ACGT" * 300, "chrB": "GGCCAATT" * 50}
 

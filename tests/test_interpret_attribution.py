@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from genometracks.genome.sequence import Genome
 from genometracks.genome.intervals import Interval, SiteSet
+from genometracks.genome.sequence import Genome
 from genometracks.interpret import attribution as A
 from genometracks.interpret.optimize import OptimiseError, onehot_logits, optimise_class
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -19,8 +19,8 @@ slow = pytest.mark.slow  # trains the session's tiny model (about a minute on 2 
 
 @pytest.fixture(scope="module")
 def run(trained_smoke, tmp_path_factory):
-    from genometracks.interpret.command import interpret_command
     from genometracks.inference.predict import predict_command
+    from genometracks.interpret.command import interpret_command
 
     ckpt, overrides = trained_smoke
     out = tmp_path_factory.mktemp("interpret_run")
@@ -91,7 +91,7 @@ def test_meme_files_read_back(run):
 @slow
 def test_first_block_kernel_pwm_is_the_softmax_of_the_model_kernel(run):
     from genometracks.interpret.motifs import read_meme
-    from genometracks.inference.predict import load_model
+    from genometracks.training.checkpoint import load_model
 
     out, cfg, _ = run
     model, _, _ = load_model(cfg.ckpt)
@@ -133,9 +133,9 @@ def _bigbed_records(path):
 
 @slow
 def test_motif_hits_fall_on_planted_boxes_and_validate_in_the_hub(run):
-    from genometracks.data.dataset import open_genome
     from genometracks.browser.export import export_run
     from genometracks.browser.validate import validate_hub
+    from genometracks.data.dataset import open_genome
 
     out, cfg, summary = run
     heads = pd.read_csv(out / "interpret" / "heads.tsv", sep="\t")

@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from genometracks.interpret.logos import (
-    DPI, LogoError, draw_logo, draw_logo_grid, logo_grid_figure, logo_heights)
+from genometracks.interpret.logos import DPI, LogoError, draw_logo, draw_logo_grid, logo_grid_figure, logo_heights
 
 # logomaker "classic" colours, RGB in 0..1
 COLOURS = {"A": (0, 0.5, 0), "C": (0, 0, 1), "G": (1, 0.65, 0), "T": (1, 0, 0)}

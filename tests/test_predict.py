@@ -5,9 +5,9 @@ import torch
 
 from genometracks.formats.bigwig import read_bigwig
 from genometracks.genome.sequence import Genome
-from genometracks.model import TransformerXL
 from genometracks.inference.peaks import call_peaks, peak_records
 from genometracks.inference.predict import _tss_tracks, predict_genome, write_tracks
+from genometracks.model import TransformerXL
 from genometracks.training.task import calibration_offset
 
 

@@ -17,10 +17,10 @@ import pytest
 import yaml
 from matplotlib.figure import Figure
 
-from genometracks.formats.bigwig import write_bigwig
-from genometracks.report.plots import save_figure
-from genometracks.report.build import build_report
 from genometracks.browser.snapshot import SnapshotError, browser_snapshot, find_chromium
+from genometracks.formats.bigwig import write_bigwig
+from genometracks.report.build import build_report
+from genometracks.report.plots import save_figure
 
 
 class Links(HTMLParser):
@@ -160,8 +160,8 @@ def test_minimal_run_lists_what_is_missing(tmp_path):
 
 
 def test_thinned_curves_keep_their_area():
-    from genometracks.training import metrics as M
     from genometracks.report.plots import pr_points, roc_points
+    from genometracks.training import metrics as M
 
     rng = np.random.default_rng(0)
     labels = rng.random(200_000) < 0.002

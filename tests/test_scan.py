@@ -8,8 +8,7 @@ import pytest
 
 from genometracks.genome.sequence import Genome, decode, encode
 from genometracks.interpret.motifs import Motif, MotifError
-from genometracks.interpret.scan import (
-    genome_background, hits_to_intervals, log_odds, scan_genome, score_distribution)
+from genometracks.interpret.scan import genome_background, hits_to_intervals, log_odds, scan_genome, score_distribution
 
 UNIFORM = np.full(4, 0.25)
 

@@ -9,13 +9,31 @@ import numpy as np
 import pytest
 import torch
 
-from genometracks.genome.sequence import Genome, decode, encode
 from genometracks.genome.intervals import SiteSet
-from genometracks.sigma.data import (SYNTHETIC_MOTIFS, SigmaDataError, SigmaSet, extract_windows, ipromoter_set,
-                                     one_hot, read_promoterset, regulondb_set, sample_negatives, synthetic_set)
-from genometracks.sigma.evaluate import (SigmaConfigError, TrainSettings, class_metrics, fit, stratified_folds)
-from genometracks.sigma.gradcam import (cam_maps, class_logo_matrices, class_profile, effective_counts, grad_cam,
-                                        information_heights, logo_peaks, small_sample_bits)
+from genometracks.genome.sequence import Genome, decode, encode
+from genometracks.sigma.data import (
+    SYNTHETIC_MOTIFS,
+    SigmaDataError,
+    SigmaSet,
+    extract_windows,
+    ipromoter_set,
+    one_hot,
+    read_promoterset,
+    regulondb_set,
+    sample_negatives,
+    synthetic_set,
+)
+from genometracks.sigma.evaluate import SigmaConfigError, TrainSettings, class_metrics, fit, stratified_folds
+from genometracks.sigma.gradcam import (
+    cam_maps,
+    class_logo_matrices,
+    class_profile,
+    effective_counts,
+    grad_cam,
+    information_heights,
+    logo_peaks,
+    small_sample_bits,
+)
 from genometracks.sigma.model import SigmaCNN, predict_proba, save_model
 from tests.conftest import ECOLI, compose, needs_ecoli
 
@@ -132,7 +150,7 @@ def _hand_model() -> SigmaCNN:
     with weight 3, output 1 every position with weight -1. Batch norm is the identity (eval, eps 0)."""
     model = SigmaCNN(5, 2, channels=(1, 1, 1), kernel_sizes=(1, 1, 1), dropout=0.0)
     with torch.no_grad():
-        for i, conv in enumerate(model.convs):
+        for conv in model.convs:
             conv.weight.zero_()
             conv.weight[0, 0, 0] = 1.0
             conv.bias.zero_()
@@ -307,10 +325,11 @@ def test_class_metrics_by_hand():
 def test_sigma_bigbed_track_reads_back_and_validates_in_a_hub(tmp_path):
     import pybigtools
 
-    from genometracks.formats.bigbed import bigbed_field_counts
+    from genometracks.browser.export import hub_track
     from genometracks.browser.hub import write_hub
     from genometracks.browser.validate import validate_hub
-    from genometracks.sigma.track import SIGMA_COLOURS, hub_track, read_peaks, sigma_track
+    from genometracks.formats.bigbed import bigbed_field_counts
+    from genometracks.sigma.track import SIGMA_COLOURS, read_peaks, sigma_track
 
     rng = np.random.default_rng(2)
     text = decode(rng.integers(0, 4, 400))
@@ -341,7 +360,7 @@ def test_sigma_bigbed_track_reads_back_and_validates_in_a_hub(tmp_path):
         assert (int(thick_start), int(thick_end)) == (row[0], row[1])
     assert bigbed_field_counts(tmp_path / "tracks" / "tss_sigma.bb") == (16, 9)
     hub_txt = write_hub(tmp_path / "hub", "assembly", genome.chrom_sizes(),
-                        [hub_track(tmp_path / "tracks" / "tss_sigma.bb")], fasta=fasta)
+                        [hub_track("tss_sigma", tmp_path / "tracks" / "tss_sigma.bb")], fasta=fasta)
     assert validate_hub(hub_txt.parent) == []
     assert "type bigBed 9 +" in (hub_txt.parent / "tiny" / "trackDb.txt").read_text()
 

@@ -11,10 +11,19 @@ import numpy as np
 import pytest
 import torch
 
-from genometracks.genome.sequence import Genome
+from genometracks.data.streams import (
+    ECOLI_K12_SPLITS,
+    SegmentStreams,
+    StreamError,
+    build_labels,
+    make_splits,
+    positions_per_split,
+    to_forward,
+    to_forward_tracks,
+    to_local,
+)
 from genometracks.genome.intervals import Interval, SiteSet
-from genometracks.data.streams import (ECOLI_K12_SPLITS, SegmentStreams, StreamError, build_labels, make_splits,
-                                  positions_per_split, to_forward, to_forward_tracks, to_local)
+from genometracks.genome.sequence import Genome
 from tests.conftest import ECOLI, needs_ecoli
 
 _rng = np.random.default_rng(7)
@@ -237,7 +246,7 @@ def test_circular_training_run_wraps_over_origin(genome, splits):
 
 @pytest.mark.parametrize("world_size", [2, 3])
 def test_ddp_ranks_disjoint_and_complete(genome, splits, world_size):
-    for name, regions in splits.items():
+    for _name, regions in splits.items():
         total = {k: np.zeros(len(SEQS[k[0]]), np.int64) for k in ((c, s) for c in SEQS for s in "+-")}
         lengths = set()
         for rank in range(world_size):
@@ -310,7 +319,7 @@ def test_bad_labels_and_streams(genome, splits):
 
 def test_datamodule(genome, splits):
     from genometracks.data.datamodule import TSSDataModule
-    from genometracks.data.streams import TSSDataModule as reexported
+    from genometracks.data.datamodule import TSSDataModule as reexported
 
     assert reexported is TSSDataModule
     sites = SiteSet(["circ", "lin"], [10, 20], ["+", "-"])

@@ -11,10 +11,14 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from genometracks.browser.hub import GENARK_SIZES, HubContainer, HubTrack, write_hub
+from genometracks.browser.genark import GENARK_SIZES
+from genometracks.browser.hub import HubContainer, HubTrack, write_hub
 from genometracks.browser.igv import IgvTrack, write_igv
+from genometracks.data.dataset import open_genome
+from genometracks.io.run_config import group_defaults
+from genometracks.io.rundir import RunDir
 
 PLUS_COLOUR, MINUS_COLOUR = (200, 30, 30), (30, 60, 200)
 
@@ -50,8 +54,16 @@ OPTIONAL_TRACKS = (
 )
 
 
+def hub_track(name: str, path: Path) -> HubTrack:
+    """The HubTrack of optional track `name` (one of OPTIONAL_TRACKS) for the file at `path`."""
+    t = {t.name: t for t in OPTIONAL_TRACKS}[name]
+    return HubTrack(t.name, Path(path), t.short_label, t.long_label, t.color, html=t.html, group=t.group,
+                    settings=dict(t.settings), visibility="pack" if t.suffix == ".bb" else "full")
+
+
 def _hub_tracks(tracks_dir: Path) -> list:
-    plus, minus = tracks_dir / "tss.plus.bw", tracks_dir / "tss.minus.bw"
+    run = RunDir(tracks_dir.parent)
+    plus, minus = run.tss_bigwig("+"), run.tss_bigwig("-")
     for path in (plus, minus):
         if not path.is_file():
             raise FileNotFoundError(f"{path}: missing; run `genometracks predict run_dir={tracks_dir.parent}` first")
@@ -65,15 +77,14 @@ def _hub_tracks(tracks_dir: Path) -> list:
     for t in OPTIONAL_TRACKS:
         path = tracks_dir / f"{t.stem}{t.suffix}"
         if path.is_file():
-            out.append(HubTrack(t.name, path, t.short_label, t.long_label, t.color, html=t.html,
-                                group=t.group, settings=dict(t.settings),
-                                visibility="pack" if t.suffix == ".bb" else "full"))
+            out.append(hub_track(t.name, path))
     return out
 
 
 def _igv_tracks(tracks_dir: Path) -> list[IgvTrack]:
-    tracks = [IgvTrack("TSS + strand", tracks_dir / "tss.plus.bw", PLUS_COLOUR, autoscale_group="tss"),
-              IgvTrack("TSS - strand", tracks_dir / "tss.minus.bw", MINUS_COLOUR, negate=True, autoscale_group="tss")]
+    run = RunDir(tracks_dir.parent)
+    tracks = [IgvTrack("TSS + strand", run.tss_bigwig("+"), PLUS_COLOUR, autoscale_group="tss"),
+              IgvTrack("TSS - strand", run.tss_bigwig("-"), MINUS_COLOUR, negate=True, autoscale_group="tss")]
     for t in OPTIONAL_TRACKS:  # features: the tabix BED where written (IGV reads its extra columns), else bigBed
         for suffix in ((".bed.gz", ".bb") if t.suffix == ".bb" else (t.suffix,)):
             path = tracks_dir / f"{t.stem}{suffix}"
@@ -86,20 +97,21 @@ def _igv_tracks(tracks_dir: Path) -> list[IgvTrack]:
 def export_run(run_dir: Path, fasta: Path, chrom_sizes: dict[str, int], cfg_export: DictConfig | dict,
                organism: str) -> dict[str, str]:
     """Write DIR/hub (assembly), DIR/hub_genark (when applicable) and DIR/igv; return their paths."""
-    e = dict(cfg_export)
-    tracks_dir = run_dir / "tracks"
+    e = OmegaConf.merge(group_defaults("export"), cfg_export)  # keys not given: conf/export/default.yaml
+    run = RunDir(run_dir)
+    tracks_dir = run.tracks
     tracks = _hub_tracks(tracks_dir)
-    common = dict(hub_name=e.get("hub_name", "genometracks"), short_label=e.get("short_label", "genometracks TSS"),
-                  long_label=e.get("long_label", "genometracks TSS tracks"), email=e.get("email", "genometracks@example.org"))
+    common = dict(hub_name=str(e.hub_name), short_label=str(e.short_label), long_label=str(e.long_label),
+                  email=str(e.email))
     written = {}
-    mode = e.get("genome_mode", "assembly")
+    mode = str(e.genome_mode)
     if mode in ("assembly", "both"):
-        written["hub"] = write_hub(run_dir / "hub", "assembly", chrom_sizes, tracks, fasta=fasta, organism=organism,
+        written["hub"] = write_hub(run.hub, "assembly", chrom_sizes, tracks, fasta=fasta, organism=organism,
                                    description=f"{organism} ({fasta.name})", **common)
-    accession = e.get("genark_accession", "GCF_000005845.2")
+    accession = str(e.genark_accession)
     genark_ok = GENARK_SIZES.get(accession) == dict(chrom_sizes)
     if mode == "genark" or (mode in ("assembly", "both") and genark_ok):
-        target = run_dir / ("hub" if mode == "genark" else "hub_genark")
+        target = run.hub if mode == "genark" else run.hub_genark
         written["hub_genark"] = write_hub(target, "genark", chrom_sizes, tracks, genark_accession=accession, **common)
     igv = write_igv(run_dir, fasta, _igv_tracks(tracks_dir), title=f"genometracks: {organism}")
     written["igv"] = igv["session.xml"]
@@ -108,10 +120,7 @@ def export_run(run_dir: Path, fasta: Path, chrom_sizes: dict[str, int], cfg_expo
 
 def export_command(cfg: DictConfig) -> dict:
     """`genometracks export run_dir=DIR [data overrides]`."""
-    from genometracks.data.dataset import open_genome
-    from genometracks.training.train import run_dir_of
-
-    out = run_dir_of(cfg)
+    out = RunDir.checked(cfg).root
     genome, fasta, _ = open_genome(cfg)
     organism = {"ecoli_k12": "Escherichia coli K-12 MG1655", "synthetic": "Synthetic planted-promoter genome"}.get(
         cfg.data.name, str(cfg.export.organism))

@@ -9,18 +9,17 @@ from __future__ import annotations
 import html as html_escape
 import re
 import shutil
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
-from genometracks.io.atomic import link_or_copy, staged_dir
-from genometracks.io.paths import safe_name
+from genometracks.browser.genark import GENARK_SIZES
+from genometracks.browser.validate import validate_hub
 from genometracks.formats.bigbed import bigbed_field_counts
 from genometracks.formats.twobit import write_twobit
-from genometracks.io.paths import hub_static_dir
+from genometracks.io.atomic import link_or_copy, staged_dir
+from genometracks.io.paths import hub_static_dir, safe_name
 
-# Sequence names and lengths of GenArk assemblies we can check tracks against offline.
-GENARK_SIZES: dict[str, dict[str, int]] = {"GCF_000005845.2": {"NC_000913.3": 4641652}}
 GROUP_LABELS = {"tss": "TSS predictions", "interpretation": "Motifs and attribution"}
 _BIGWIG_MAGIC, _BIGBED_MAGIC = 0x888FFC26, 0x8789F2EB
 
@@ -174,8 +173,6 @@ def write_hub(hub_dir: str | Path, genome_mode: str, chrom_sizes: Mapping[str, i
     genome_mode "genark": tracks on UCSC's `genark_accession` (contig names and sizes must match it);
     "assembly": needs `fasta`; writes `<genome>.2bit`, chrom.sizes and groups.txt.
     Raises HubError (the previous hub is kept) if the finished hub fails `validate_hub`."""
-    from genometracks.browser.validate import validate_hub
-
     if genome_mode not in ("genark", "assembly"):
         raise HubError(f"genome_mode {genome_mode!r}: use 'genark' or 'assembly'")
     if genome_mode == "genark":

@@ -13,12 +13,14 @@ import os
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
+from genometracks.genome.sequence import GenomeError, read_fasta_letters
 from genometracks.io.atomic import link_or_copy, staged_dir
 from genometracks.io.paths import safe_name
+from genometracks.io.rundir import RunDir
 
 IGV_JS_VERSION = "3.8.10"
 
@@ -103,8 +105,6 @@ def _copy_fasta(fasta: Path, folder: Path) -> Path:
 
 def _write_even_fasta(fasta: Path, target: Path, width: int = 60) -> None:
     """Rewrite `fasta` at `target` with `width`-letter lines and LF ends (letters and case kept)."""
-    from genometracks.genome.sequence import GenomeError, read_fasta_letters
-
     try:
         records = read_fasta_letters(fasta)
     except GenomeError as err:
@@ -187,7 +187,7 @@ def write_igv(run_dir: str | Path, fasta: str | Path, tracks: Sequence[IgvTrack]
 
     `locus` (IGV syntax, 1-based, e.g. 'NC_000913.3:1-20000') defaults to the first 20 kb."""
     run_dir = Path(run_dir)
-    igv_dir = run_dir / "igv"
+    igv_dir = RunDir(run_dir).igv
     names = [t.name for t in tracks]
     if len(set(names)) != len(names):
         raise IgvError(f"track names must be unique, got {names}")

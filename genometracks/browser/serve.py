@@ -158,7 +158,7 @@ class RunServer(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         return f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
 
-    def start(self) -> "RunServer":
+    def start(self) -> RunServer:
         self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="genometracks-serve", daemon=True)
         self._thread.start()
@@ -170,7 +170,7 @@ class RunServer(ThreadingHTTPServer):
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def __enter__(self) -> "RunServer":
+    def __enter__(self) -> RunServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -19,8 +19,9 @@ from urllib.parse import quote
 
 import numpy as np
 
-from genometracks.io.atomic import atomic_path
 from genometracks.browser.serve import serve
+from genometracks.io.atomic import atomic_path
+from genometracks.io.rundir import RunDir
 
 log = logging.getLogger(__name__)
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -73,7 +74,7 @@ def browser_snapshot(run_dir: str | Path, locus: str | None = None, out: str | P
     Returns the PNG path, or None (reason logged) when Chromium is not installed. Raises
     SnapshotError when the page is missing, the locus is malformed or Chromium writes no image."""
     run_dir = Path(run_dir)
-    page = run_dir / "igv" / "index.html"
+    page = RunDir(run_dir).igv / "index.html"
     if not page.is_file():
         raise SnapshotError(f"{page}: IGV page not found; run `genometracks export run_dir={run_dir}` first")
     if locus is not None and not _LOCUS.match(locus):
@@ -82,7 +83,7 @@ def browser_snapshot(run_dir: str | Path, locus: str | None = None, out: str | P
     if chromium is None:
         log.warning("browser snapshot skipped: no Chromium on PATH (apt-get install chromium)")
         return None
-    out = Path(out) if out is not None else run_dir / "plots" / "browser_snapshot.png"
+    out = Path(out) if out is not None else RunDir(run_dir).plots / "browser_snapshot.png"
     shown = _page_with_locus(page, locus) if locus else page
     try:
         with serve(run_dir) as server, tempfile.TemporaryDirectory(prefix="gt-chromium-") as profile:

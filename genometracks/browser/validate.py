@@ -14,8 +14,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from genometracks.browser.genark import GENARK_SIZES
 from genometracks.formats.bigbed import bigbed_field_counts
-from genometracks.browser.hub import GENARK_SIZES
 from genometracks.formats.twobit import TwoBitError, read_twobit_sizes
 
 _HUB_FIELDS = ("hub", "shortLabel", "longLabel", "genomesFile", "email")

@@ -6,16 +6,15 @@ Under DDP each rank streams its own disjoint share; all ranks yield the same num
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader, IterableDataset
 
-from genometracks.genome.sequence import Genome
-from genometracks.genome.intervals import Interval, SiteSet
 from genometracks.data.streams import SegmentStreams, Splits, StreamError, build_labels, make_splits
+from genometracks.genome.intervals import Interval, SiteSet
+from genometracks.genome.sequence import Genome
 
 STAGES = ("train", "validation", "test", "predict")
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from genometracks.genome.sequence import Genome
+from genometracks.data.streams import Splits, make_splits
 from genometracks.genome.intervals import SiteSet
-
-
-class ConfigError(ValueError):
-    """A configuration value that cannot work; the message names the key and the fix."""
+from genometracks.genome.sequence import Genome
+from genometracks.io.run_config import ConfigError
+from genometracks.labels import annotations
+from genometracks.labels.synthetic import SyntheticSpec, write_synthetic
 
 
 @dataclass
@@ -23,19 +23,19 @@ class Dataset:
     genome: Genome
     sites: SiteSet
     label_set: str
-    splits: "object"   # genometracks.streams.Splits
+    splits: Splits
     shift: int
     fasta: Path
 
 
 def _plain(node) -> object:
-    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) or OmegaConf.is_list(node) else node
+    if isinstance(node, DictConfig) or OmegaConf.is_list(node):
+        return OmegaConf.to_container(node, resolve=True)
+    return node
 
 
 def synthetic_files(data_cfg: DictConfig, cache_root: str | Path) -> tuple[Path, Path]:
     """Generate (once, cached by the spec's hash) the synthetic genome FASTA and its TSS BED."""
-    from genometracks.labels.synthetic import SyntheticSpec, write_synthetic
-
     spec_dict = _plain(data_cfg.generator)
     if "spacer" in spec_dict:
         spec_dict["spacer"] = tuple(spec_dict["spacer"])
@@ -56,8 +56,7 @@ def open_genome(cfg: DictConfig) -> tuple[Genome, Path, Path | None]:
         fasta, tss = synthetic_files(data, cfg.paths.cache)
         circular = data.circular
         if circular is None:
-            from genometracks.genome.sequence import Genome as _G
-            first = next(iter(_G.open(fasta).contigs))
+            first = next(iter(Genome.open(fasta).contigs))
             circular = [first]
     else:
         if data.fasta in (None, "???"):
@@ -72,8 +71,6 @@ def open_genome(cfg: DictConfig) -> tuple[Genome, Path, Path | None]:
 
 def load_sites(cfg: DictConfig, genome: Genome, label_set: str, tss_file: Path | None) -> SiteSet:
     """One TSS set on the genome's contig names: a shared E. coli set, or the data set's own file."""
-    from genometracks.labels import annotations
-
     if label_set in ("planted", "custom"):
         if tss_file is None:
             raise ConfigError(f"labels={label_set} needs data.tss=PATH.bed")
@@ -87,8 +84,6 @@ def load_sites(cfg: DictConfig, genome: Genome, label_set: str, tss_file: Path |
 
 def load_dataset(cfg: DictConfig, label_set: str | None = None) -> Dataset:
     """Genome, the chosen TSS set (default `data.labels`) and the splits."""
-    from genometracks.data.streams import make_splits
-
     genome, fasta, tss = open_genome(cfg)
     label_set = label_set or cfg.get("labels") or cfg.data.labels
     sites = load_sites(cfg, genome, label_set, tss)

@@ -5,15 +5,14 @@
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 import torch
 
-from genometracks.genome.sequence import N_TOKEN, Genome
 from genometracks.genome.intervals import Interval, SiteSet
+from genometracks.genome.sequence import N_TOKEN, Genome
 
 SPLIT_NAMES = ("train", "validation", "test")
 ECOLI_K12_SPLITS = {"test": [["NC_000913.3", 2_738_785, 3_667_115]],  # the TSS paper's E. coli K-12 split;
@@ -22,14 +21,6 @@ ECOLI_K12_SPLITS = {"test": [["NC_000913.3", 2_738_785, 3_667_115]],  # the TSS 
 
 class StreamError(ValueError):
     """Bad labels, splits or stream settings; the message names the record and the fix."""
-
-
-def __getattr__(name: str):
-    """`streams.TSSDataModule` is genometracks.data.datamodule's (imported lazily: no Lightning here)."""
-    if name == "TSSDataModule":
-        from genometracks.data.datamodule import TSSDataModule
-        return TSSDataModule
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _minus(strand) -> np.ndarray:

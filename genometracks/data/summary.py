@@ -6,13 +6,16 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from genometracks.data.dataset import ConfigError, load_dataset, load_sites, split_positive_counts
+from genometracks.data.dataset import Dataset, load_dataset, load_sites, open_genome, split_positive_counts
+from genometracks.data.streams import positions_per_split
+from genometracks.io.atomic import write_text_atomic
+from genometracks.io.run_config import ConfigError
+from genometracks.labels.annotations import sites_to_bed_lines
+from genometracks.labels.curation import write_overlap_report
 
 
 def summarise_data(cfg: DictConfig) -> dict:
     """Contigs and lengths, positions per split (both strands), positives per set / split / strand."""
-    from genometracks.data.streams import positions_per_split
-
     dataset = load_dataset(cfg)
     genome = dataset.genome
     summary = {
@@ -27,7 +30,6 @@ def summarise_data(cfg: DictConfig) -> dict:
     }
     tss_file = Path(str(cfg.data.tss)) if cfg.data.get("tss") else None
     if cfg.data.name == "synthetic":
-        from genometracks.data.dataset import open_genome
         tss_file = open_genome(cfg)[2]
     for name in cfg.data.label_sets:
         sites = dataset.sites if name == dataset.label_set else load_sites(cfg, genome, name, tss_file)
@@ -47,9 +49,6 @@ def data_summary(cfg: DictConfig) -> dict:
 
 def write_labels(cfg: DictConfig) -> Path:
     """Write one TSS set (`labels=<set>`, lifted or curated) as sorted BED6 to `out=PATH.bed`."""
-    from genometracks.labels.annotations import sites_to_bed_lines
-    from genometracks.io.atomic import write_text_atomic
-
     if not cfg.get("out"):
         raise ConfigError("genometracks labels needs out=PATH.bed")
     dataset = load_dataset(cfg, label_set=cfg.get("labels"))
@@ -64,11 +63,9 @@ def write_labels(cfg: DictConfig) -> Path:
     return out
 
 
-def write_curation_overlap(cfg: DictConfig, dataset, out_dir: Path) -> Path:
+def write_curation_overlap(cfg: DictConfig, dataset: Dataset, out_dir: Path) -> Path:
     """The TSS paper's Figure 2 for the curated set's sources: pairwise shared counts within the
     window and the distribution of shifts (overlap.tsv, shifts.tsv, overlap.png in `out_dir`)."""
-    from genometracks.labels.curation import write_overlap_report
-
     sources = list(cfg.data.curation.priority)
     sets = {name: load_sites(cfg, dataset.genome, name, None) for name in sources}
     out_dir.mkdir(parents=True, exist_ok=True)

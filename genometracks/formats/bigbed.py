@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import re
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from genometracks.io.atomic import atomic_path
 from genometracks.formats.bigwig import ExportError
+from genometracks.io.atomic import atomic_path
 
 __all__ = ["BedSchema", "ExportError", "sort_bed_records", "write_bed_outputs", "bigbed_field_counts"]
 

@@ -5,8 +5,8 @@ every contig is written (no gaps), so a reader gets back exactly the array it wa
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 

@@ -11,13 +11,13 @@ Block starts are 0-based.
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
-from genometracks.io.atomic import atomic_path
 from genometracks.genome.sequence import Genome, GenomeError, read_fasta_letters
+from genometracks.io.atomic import atomic_path
 
 SIGNATURE = 0x1A412743
 _LETTERS = np.frombuffer(b"TCAG", dtype=np.uint8)

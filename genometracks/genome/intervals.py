@@ -63,7 +63,7 @@ class SiteSet:
     def __len__(self) -> int:
         return len(self.pos)
 
-    def subset(self, mask: np.ndarray) -> "SiteSet":
+    def subset(self, mask: np.ndarray) -> SiteSet:
         """Sites where `mask` (bool [n] or index array) selects; per-site arrays in `meta`
         (numpy arrays of length n, e.g. sigma, line) are subset alike."""
         n = len(self.pos)
@@ -72,13 +72,13 @@ class SiteSet:
         return SiteSet(self.chrom[mask], self.pos[mask], self.strand[mask], self.score[mask],
                        self.name[mask], self.source, meta)
 
-    def sorted(self) -> "SiteSet":
+    def sorted(self) -> SiteSet:
         """Sorted by (chrom, pos, strand)."""
         order = np.lexsort((self.strand, self.pos, self.chrom.astype(str)))
         return self.subset(order)
 
     @staticmethod
-    def concat(sets: list["SiteSet"], source: str = "") -> "SiteSet":
+    def concat(sets: list[SiteSet], source: str = "") -> SiteSet:
         return SiteSet(np.concatenate([s.chrom for s in sets]), np.concatenate([s.pos for s in sets]),
                        np.concatenate([s.strand for s in sets]), np.concatenate([s.score for s in sets]),
                        np.concatenate([s.name for s in sets]), source)

@@ -7,9 +7,9 @@ Coordinates are 0-based, half-open.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -80,7 +80,7 @@ class Genome:
     _tokens: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def open(cls, fasta: str | Path, circular: Iterable[str] = ()) -> "Genome":
+    def open(cls, fasta: str | Path, circular: Iterable[str] = ()) -> Genome:
         """Open a FASTA or bgzipped FASTA (pyfaidx builds the .fai); `circular` names circular contigs."""
         path = Path(fasta)
         if not path.is_file():
@@ -99,7 +99,7 @@ class Genome:
         return genome
 
     @classmethod
-    def from_sequences(cls, sequences: dict[str, str], circular: Iterable[str] = ()) -> "Genome":
+    def from_sequences(cls, sequences: dict[str, str], circular: Iterable[str] = ()) -> Genome:
         """An in-memory genome (tests, synthetic data)."""
         circular = set(circular)
         tokens = {name: encode(seq, where=f"contig {name}") for name, seq in sequences.items()}

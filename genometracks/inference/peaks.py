@@ -7,8 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyBigWig
 from omegaconf import DictConfig
 from scipy.signal import find_peaks
+
+from genometracks.formats.bigbed import BedSchema, write_bed_outputs
+from genometracks.formats.bigwig import read_bigwig
+from genometracks.io.atomic import write_text_atomic
+from genometracks.io.rundir import STRAND_WORDS, RunDir
 
 
 def call_peaks(values: np.ndarray, threshold: float, min_distance: int) -> np.ndarray:
@@ -43,7 +49,7 @@ def peak_threshold(setting: object, run_dir: Path) -> tuple[float, str]:
     if str(setting) != "auto":
         return float(setting), "configured"
     try:
-        value = json.loads((run_dir / "metrics.json").read_text())["validation"]["both"]["threshold_f1"]
+        value = json.loads(RunDir(run_dir).metrics_json.read_text())["validation"]["both"]["threshold_f1"]
     except (OSError, ValueError, KeyError, TypeError):
         value = None
     if value is None or not 0.0 < float(value) < 1.0:
@@ -53,26 +59,18 @@ def peak_threshold(setting: object, run_dir: Path) -> tuple[float, str]:
 
 def peaks_command(cfg: DictConfig) -> dict:
     """`genometracks peaks run_dir=DIR`: DIR/tracks/tss_peaks.bed (+ .bb, .bed.gz/.tbi)."""
-    from genometracks.formats.bigbed import BedSchema, write_bed_outputs
-    from genometracks.io.atomic import write_text_atomic
-    from genometracks.formats.bigwig import read_bigwig
-    from genometracks.training.train import run_dir_of
-
-    out = run_dir_of(cfg)
-    tracks = out / "tracks"
-    import pyBigWig
-
-    with pyBigWig.open(str(tracks / "tss.plus.bw")) as bw:
+    run = RunDir.checked(cfg)
+    out = run.root
+    with pyBigWig.open(str(run.tss_bigwig("+"))) as bw:
         chrom_sizes = dict(bw.chroms())
-    values = {s: {c: read_bigwig(tracks / f"tss.{w}.bw", c) for c in chrom_sizes}
-              for s, w in (("+", "plus"), ("-", "minus"))}
+    values = {s: {c: read_bigwig(run.tss_bigwig(s), c) for c in chrom_sizes} for s in STRAND_WORDS}
     threshold, source = peak_threshold(cfg.predict.peaks.threshold, out)
     records = peak_records(values, threshold, int(cfg.predict.peaks.min_distance), list(chrom_sizes))
     frame = pd.DataFrame(records, columns=["chrom", "start", "end", "name", "score", "strand"])
-    write_text_atomic(tracks / "tss_peaks.bed", "".join("\t".join(map(str, r)) + "\n" for r in records))
-    paths = {"bed": tracks / "tss_peaks.bed"}
+    write_text_atomic(run.peaks_bed, "".join("\t".join(map(str, r)) + "\n" for r in records))
+    paths = {"bed": run.peaks_bed}
     if records:  # a bigBed cannot be empty: with no peak above the threshold only the (empty) BED is written
-        paths.update(write_bed_outputs(frame, tracks / "tss_peaks", BedSchema(
+        paths.update(write_bed_outputs(frame, run.peaks_stem, BedSchema(
             "tss_peaks", "TSS calls: local maxima of genometracks TSS probability"), chrom_sizes))
     summary = {"peaks": len(records), "threshold": threshold, "threshold_source": source,
                "min_distance": int(cfg.predict.peaks.min_distance),

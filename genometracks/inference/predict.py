@@ -14,14 +14,19 @@ from pathlib import Path
 import numpy as np
 import torch
 from omegaconf import DictConfig
+from tqdm.auto import tqdm
 
-from genometracks.genome.sequence import Genome
+from genometracks.data.dataset import open_genome
+from genometracks.data.streams import SegmentStreams
+from genometracks.formats.bigwig import write_bigwig
 from genometracks.genome.intervals import Interval
+from genometracks.genome.sequence import Genome
+from genometracks.io.atomic import write_text_atomic
+from genometracks.io.malloc import keep_freed_memory
+from genometracks.io.rundir import STRAND_WORDS, RunDir
+from genometracks.model import TransformerXL
+from genometracks.training.checkpoint import load_model
 from genometracks.training.task import calibration_offset
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used; the message names the file and the fix."""
 
 
 @dataclass
@@ -33,44 +38,10 @@ class Track:
         return {contig: per[strand] for contig, per in self.values.items()}
 
 
-def load_model(ckpt: str | Path):
-    """Rebuild the TransformerXL from a Lightning checkpoint (weights only; no pickled objects)."""
-    from genometracks.model import TransformerXL
-
-    path = Path(ckpt)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found; train first (genometracks train run_dir=DIR) "
-                              "or pass ckpt=PATH")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated file, foreign pickle, not a torch file
-        raise CheckpointError(f"{path}: not a readable genometracks checkpoint ({type(err).__name__}: "
-                              f"{str(err)[:200]}); re-train or point ckpt= at DIR/checkpoints/best.ckpt") from err
-    hparams = state.get("hyper_parameters", {}) if isinstance(state, dict) else {}
-    config = hparams.get("model_config")
-    if not config or "state_dict" not in state:
-        raise CheckpointError(f"{path}: no genometracks model config in this checkpoint (a foreign "
-                              "checkpoint?); use one written by `genometracks train`")
-    config = dict(config)
-    seg_len = int(config.pop("seg_len", 512))
-    model = TransformerXL(**config)
-    weights = {k[len("model."):]: v for k, v in state["state_dict"].items() if k.startswith("model.")}
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as err:
-        raise CheckpointError(f"{path}: weights do not fit the model config ({str(err)[:200]})") from err
-    model.eval()
-    return model, seg_len, hparams
-
-
-def predict_genome(model, genome: Genome, shift: int, seg_len: int, n_streams: int = 16,
+def predict_genome(model: TransformerXL, genome: Genome, shift: int, seg_len: int, n_streams: int = 16,
                    path: str = "fast", progress: bool = True, logit_offset: float = 0.0) -> tuple[Track, Track]:
     """(probabilities, logits) for every base of every contig on both strands (see module doc);
     `logit_offset` is added to every logit first (see `calibration_offset()`)."""
-    from tqdm.auto import tqdm
-
-    from genometracks.data.streams import SegmentStreams
-
     regions = [Interval(name, 0, contig.length) for name, contig in genome.contigs.items()]
     labels = {(name, s): np.zeros(c.length, dtype=np.uint8) for name, c in genome.contigs.items() for s in "+-"}
     streams = SegmentStreams(genome, labels, regions, n_streams=n_streams, seg_len=seg_len,
@@ -113,11 +84,9 @@ def _tss_tracks(genome: Genome, outputs: dict[tuple[str, str], np.ndarray], shif
 
 def write_tracks(track: Track, chrom_sizes: dict[str, int], tracks_dir: Path, stem: str = "tss") -> dict[str, Path]:
     """`tracks_dir/{stem}.plus.bw` and `{stem}.minus.bw` (float32, every base, zoom levels)."""
-    from genometracks.formats.bigwig import write_bigwig
-
     tracks_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for strand, word in (("+", "plus"), ("-", "minus")):
+    for strand, word in STRAND_WORDS.items():
         path = tracks_dir / f"{stem}.{word}.bw"
         write_bigwig(path, chrom_sizes, track.strand(strand))
         paths[strand] = path
@@ -126,26 +95,22 @@ def write_tracks(track: Track, chrom_sizes: dict[str, int], tracks_dir: Path, st
 
 def predict_command(cfg: DictConfig) -> dict:
     """`genometracks predict ckpt=PATH run_dir=DIR`: bigWigs of TSS probability per strand."""
-    from genometracks.data.dataset import open_genome
-    from genometracks.io.atomic import write_text_atomic
-    from genometracks.io.malloc import keep_freed_memory
-    from genometracks.training.train import run_dir_of
-
     keep_freed_memory()  # per-segment tensors reuse heap pages (measured in scripts/bench.py)
-    out = run_dir_of(cfg)
-    ckpt = Path(str(cfg.ckpt)) if cfg.get("ckpt") else out / "checkpoints" / "best.ckpt"
+    run = RunDir.checked(cfg)
+    out = run.root
+    ckpt = Path(str(cfg.ckpt)) if cfg.get("ckpt") else run.best_ckpt
     model, seg_len, hparams = load_model(ckpt)
     genome, fasta, _ = open_genome(cfg)
     torch.manual_seed(int(cfg.seed))
     probs, logits = predict_genome(model, genome, int(cfg.data.shift), seg_len, int(cfg.predict.n_streams),
                                    path=str(cfg.task.attention_path), logit_offset=calibration_offset(hparams))
-    paths = write_tracks(probs, genome.chrom_sizes(), out / "tracks", "tss")
+    paths = write_tracks(probs, genome.chrom_sizes(), run.tracks, "tss")
     if cfg.predict.logits:
-        paths.update({f"logit{k}": v for k, v in write_tracks(logits, genome.chrom_sizes(), out / "tracks",
+        paths.update({f"logit{k}": v for k, v in write_tracks(logits, genome.chrom_sizes(), run.tracks,
                                                                 "tss.logit").items()})
     summary = {"checkpoint": str(ckpt), "fasta": str(fasta), "shift": int(cfg.data.shift),
                "tracks": {k: str(v.relative_to(out)) for k, v in paths.items()},
                "positions": 2 * genome.total_length}
-    write_text_atomic(out / "tracks" / "predict.json", json.dumps(summary, indent=2))
+    write_text_atomic(run.predict_json, json.dumps(summary, indent=2))
     print(json.dumps(summary))
     return summary

@@ -21,9 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from genometracks.genome.sequence import N_TOKEN, Genome
+from genometracks.data.streams import SegmentStreams
 from genometracks.genome.intervals import Interval
-from genometracks.interpret.matching import Match, best_match
+from genometracks.genome.sequence import N_TOKEN, Genome
+from genometracks.interpret.logos import save_png
+from genometracks.interpret.matching import Match, best_match, match_label
 from genometracks.interpret.motifs import Motif, pfm_from_kmers
 
 SAMPLE_RANDOM, SAMPLE_TOP, SAMPLE_BOTTOM = 1, 2, 4
@@ -65,8 +67,6 @@ class HeadSamples:
 
 
 def _streams(model, genome: Genome, regions: list[Interval], seg_len: int, n_streams: int):
-    from genometracks.data.streams import SegmentStreams
-
     return SegmentStreams(genome, None, regions, n_streams=n_streams, seg_len=seg_len,
                           lookahead=model.lookahead, burn_in=model.context)
 
@@ -307,7 +307,6 @@ def head_table(motifs: list[HeadMotif], min_information: float, match_pvalue: fl
     match_p_value, match_orientation."""
     import pandas as pd
 
-    from genometracks.interpret.matching import match_label
 
     rows = []
     for m in motifs:
@@ -338,8 +337,6 @@ def _figure(width: float, height: float, layout: str | None = None):
 def plot_heatmap(profiles, path) -> None:
     """PNG: one panel per layer, rows = heads, columns = offset_from_tss (upstream left), colour =
     mean attention divided by that head's maximum."""
-    from genometracks.interpret.logos import save_png
-
     n_layer, n_head = int(profiles["layer"].max()) + 1, int(profiles["head"].max()) + 1
     w = int(profiles["offset"].max()) + 1
     mean = profiles.sort_values(["layer", "head", "offset"])["mean"].to_numpy().reshape(n_layer, n_head, w)
@@ -362,8 +359,6 @@ def plot_heatmap(profiles, path) -> None:
 
 def plot_correlation(corr: np.ndarray, labels: list[str], path) -> None:
     """PNG: head-by-head Pearson correlation matrix, diverging colours in [-1, 1]."""
-    from genometracks.interpret.logos import save_png
-
     k = len(labels)
     fig = _figure(2.5 + 0.3 * k, 2.0 + 0.3 * k)
     ax = fig.add_subplot(1, 1, 1)

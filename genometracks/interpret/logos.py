@@ -10,15 +10,15 @@ import math
 import os
 import tempfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from genometracks.interpret.motifs import LETTERS, normalise_rows, information_matrix
+from genometracks.interpret.motifs import LETTERS, information_matrix, normalise_rows
 
 MODES = ("bits", "probability", "raw")
 DPI = 100

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from genometracks.genome.sequence import Genome
 from genometracks.genome.intervals import Interval, SiteSet
+from genometracks.genome.sequence import Genome
+from genometracks.interpret.logos import save_png
+from genometracks.labels.annotations import normalise_chrom
 
 Tracks = dict[str, dict[str, np.ndarray]]
 OTHER = {"+": "-", "-": "+"}
@@ -82,7 +84,6 @@ def read_cds(gff: str | Path, genome: Genome) -> dict[str, dict[str, np.ndarray]
     (gz ok, 1-based closed); contig names are matched to the genome's (aliases allowed)."""
     import pandas as pd
 
-    from genometracks.labels.annotations import normalise_chrom
 
     path = Path(gff)
     if not path.is_file():
@@ -140,7 +141,6 @@ def plot_metaplots(table, path, notes: dict[str, str] | None = None) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from genometracks.interpret.logos import save_png
 
     names = list(dict.fromkeys(table["set"]))
     if not names:

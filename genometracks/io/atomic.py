@@ -12,9 +12,9 @@ import re
 import resource
 import shutil
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from genometracks.io.faults import kill_point
 

@@ -1,7 +1,7 @@
 """Strict JSON from results that hold NumPy scalars and NaN/inf."""
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 

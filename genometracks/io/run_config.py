@@ -5,12 +5,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from genometracks.data.dataset import ConfigError
+from genometracks.io.atomic import write_text_atomic
+from genometracks.io.paths import conf_dir
 
 COMPARED = ("data", "model")
 IGNORED = {"data.n_streams", "data.eval_streams"}  # batch sizes: free to change between jobs
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot work; the message names the key and the fix."""
 
 
 def _flat(tree, prefix: str) -> dict[str, object]:
@@ -24,13 +30,10 @@ def _flat(tree, prefix: str) -> dict[str, object]:
 
 def save_overrides(out: Path) -> None:
     """Write DIR/overrides.txt once (the first job's overrides), for the error message below."""
-    from genometracks.io.atomic import write_text_atomic
-
     target = out / "overrides.txt"
     if target.exists():
         return
     try:
-        from hydra.core.hydra_config import HydraConfig
         overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith(("run_dir=", "stages="))]
     except ValueError:  # not under Hydra
         return
@@ -57,3 +60,9 @@ def check_same_run(cfg: DictConfig, out: Path) -> None:
         raise ConfigError(f"{saved_path}: this run directory was made with another configuration: "
                           f"{'; '.join(diffs[:5])}{' ...' if len(diffs) > 5 else ''}. Pass the overrides the run "
                           f"was made with{hint}, or choose a new run_dir")
+
+
+def group_defaults(group: str, option: str = "default") -> DictConfig:
+    """conf/<group>/<option>.yaml as written (unresolved): the single source of a group's defaults for
+    callers that pass only some keys (library use, tests)."""
+    return OmegaConf.load(conf_dir() / group / f"{option}.yaml")

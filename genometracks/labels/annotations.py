@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genometracks.labels.curation import curate
-from genometracks.genome.sequence import Genome
 from genometracks.genome.intervals import SiteSet
+from genometracks.genome.sequence import Genome
+from genometracks.labels.curation import curate
 from genometracks.labels.liftover import gene_offset_map, lift_sites, take_sites
 
 

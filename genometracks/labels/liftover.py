@@ -14,9 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from genometracks.genome.sequence import encode
 from genometracks.genome.intervals import SiteSet
-
+from genometracks.genome.sequence import encode
 
 _COMPLEMENT = np.array([3, 2, 1, 0, 4], dtype=np.uint8)
 
@@ -56,7 +55,7 @@ class OffsetMap:
 
     @classmethod
     def from_anchors(cls, old_start: np.ndarray, old_end: np.ndarray, new_start: np.ndarray,
-                     min_run: int = 2, source: str = "anchors") -> "OffsetMap":
+                     min_run: int = 2, source: str = "anchors") -> OffsetMap:
         """Infer the map from anchors (old [start, end) at new_start, all 0-based, [m] each).
 
         Anchors are sorted by old start; runs of consecutive anchors with one offset form a segment.

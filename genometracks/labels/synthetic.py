@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from genometracks.genome.sequence import decode, encode, reverse_complement
 from genometracks.genome.intervals import SiteSet
+from genometracks.genome.sequence import decode, encode, reverse_complement
 from genometracks.io.atomic import write_text_atomic
 
 

@@ -18,7 +18,26 @@ from urllib.parse import quote
 
 import numpy as np
 
-from genometracks.report.plots import fmt, read_tsv, table_rows
+from genometracks.browser.snapshot import SnapshotError, browser_snapshot
+from genometracks.data.dataset import load_dataset
+from genometracks.formats.bigwig import read_bigwig
+from genometracks.io.atomic import write_text_atomic
+from genometracks.io.paths import shared_data
+from genometracks.io.rundir import RunDir
+from genometracks.report.compare import compare_with_promotech, comparison_rows, site_track, write_comparison
+from genometracks.report.plots import (
+    fmt,
+    paper_rows,
+    plot_pr,
+    plot_roc,
+    pr_points,
+    read_tsv,
+    roc_points,
+    side_by_side_rows,
+    split_metric_rows,
+    table_rows,
+)
+from genometracks.training import metrics as M
 
 log = logging.getLogger(__name__)
 _NUMBER = re.compile(r"^[-+−–∞0-9.,e]*$")  # table cells drawn right-aligned
@@ -70,12 +89,8 @@ def _json(path: Path) -> dict | None:
 def evaluate_test_split(run_dir: Path, cfg) -> dict:
     """Labels and bigWig probabilities over the test split: {'labels'|'scores': {strand: [n]},
     'regions', 'sites', 'values': {(chrom, strand): whole-contig float32}, 'label_set', 'train_nt'}."""
-    from genometracks.report.compare import site_track
-    from genometracks.data.dataset import load_dataset
-    from genometracks.formats.bigwig import read_bigwig
-
     dataset = load_dataset(cfg)
-    files = {"+": run_dir / "tracks" / "tss.plus.bw", "-": run_dir / "tracks" / "tss.minus.bw"}
+    files = {s: RunDir(run_dir).tss_bigwig(s) for s in "+-"}
     regions = dataset.splits["test"]
     values = {(r.chrom, s): read_bigwig(files[s], r.chrom) for r in regions for s in "+-"}
     labels: dict[str, list] = {"+": [], "-": []}
@@ -92,9 +107,6 @@ def evaluate_test_split(run_dir: Path, cfg) -> dict:
 
 
 def _curves(rep: _Report, ev: dict) -> Section:
-    from genometracks.training import metrics as M
-    from genometracks.report.plots import plot_pr, plot_roc, pr_points, roc_points
-
     y, p = ev["labels"], ev["scores"]
     parts = {"both strands": (np.r_[y["+"], y["-"]], np.r_[p["+"], p["-"]]), "+ strand": (y["+"], p["+"]),
              "− strand": (y["-"], p["-"])}
@@ -104,7 +116,7 @@ def _curves(rep: _Report, ev: dict) -> Section:
     rows = [[k, fmt(y.size), fmt(int(y.sum())), fmt(aucs[k][0]), fmt(aucs[k][1])] for k, (y, p) in parts.items()]
     y_all = parts["both strands"][0]
     where = ", ".join(f"{r.chrom}:{r.start:,}-{r.end:,}" for r in ev["regions"])
-    plots = rep.run_dir / "plots"
+    plots = RunDir(rep.run_dir).plots
     png_pr = plot_pr(pr, plots / "test_pr.png", f"Test split PR ({ev['label_set']})", base_rate=float(y_all.mean()))
     png_roc = plot_roc(roc, plots / "test_roc.png", f"Test split ROC ({ev['label_set']})")
     text = (f"Per-position curves over the test split ({where}; {y_all.size:,} positions on both strands, "
@@ -116,9 +128,6 @@ def _curves(rep: _Report, ev: dict) -> Section:
 
 
 def _comparison(rep: _Report, ev: dict, cfg) -> tuple[Section | None, dict | None]:
-    from genometracks.report.compare import compare_with_promotech, comparison_rows, write_comparison
-    from genometracks.io.paths import shared_data
-
     root = Path(str(cfg.paths.shared_data)) if cfg is not None and cfg.get("paths") else shared_data()
     path = root / PROMOTECH_FILE
     regions = [r for r in ev["regions"] if r.chrom == "NC_000913.3"
@@ -130,7 +139,7 @@ def _comparison(rep: _Report, ev: dict, cfg) -> tuple[Section | None, dict | Non
     r = regions[0]
     result = compare_with_promotech({s: ev["values"][(r.chrom, s)] for s in "+-"}, ev["sites"], path,
                                     (r.chrom, r.start, r.end))
-    files = write_comparison(result, rep.run_dir / "comparison")
+    files = write_comparison(result, RunDir(rep.run_dir).comparison)
     header, rows = comparison_rows(result)
     w = result["windows"]
     blocks = [("p", f"Test region {r.chrom}:{r.start:,}-{r.end:,}, labels '{ev['label_set']}': {w['n']:,} bins "
@@ -145,8 +154,6 @@ def _comparison(rep: _Report, ev: dict, cfg) -> tuple[Section | None, dict | Non
 
 
 def _metrics(rep: _Report, metrics: dict, comparison: dict | None) -> None:
-    from genometracks.report.plots import paper_rows, side_by_side_rows, split_metric_rows
-
     labels = metrics.get("labels")
     extra = [("Promotech (per position, same labels)", comparison["positions"]["promotech"])] if comparison else []
     header, rows = side_by_side_rows((metrics.get("test") or {}).get("both") or {}, labels, extra)
@@ -194,15 +201,14 @@ def _budget(rep: _Report, cfg, metrics: dict | None, ev: dict | None) -> None:
 
 
 def _interpretation(rep: _Report) -> None:
-    d = rep.run_dir
-    heads = rep.images([d / "plots" / "heads_heatmap.png", d / "plots" / "heads_correlation.png"])
+    d = RunDir(rep.run_dir)
+    heads = rep.images([d.plots / "heads_heatmap.png", d.plots / "heads_correlation.png"])
     if heads:
         rep.sections.append(Section("Attention heads", [("gallery", heads)]))
     else:
         rep.missing.append("attention heatmap (plots/heads_heatmap.png; run `genometracks interpret`)")
-    logos = sorted((d / "logos").glob("*.png"))
-    path = next((p for p in (d / "interpret" / "heads.tsv", d / "heads.tsv", d / "motifs" / "heads.tsv")
-                 if p.is_file()), None)
+    logos = sorted((d.logos).glob("*.png"))
+    path = d.interpret / "heads.tsv" if (d.interpret / "heads.tsv").is_file() else None
     table = read_tsv(path) if path else None
     blocks, captions = [], {}
     if table is not None:
@@ -221,25 +227,25 @@ def _interpretation(rep: _Report) -> None:
         rep.missing.append("head logos (logos/*.png; run `genometracks interpret`)")
     if table is None:
         rep.missing.append("head known-motif matches (interpret/heads.tsv; run `genometracks interpret`)")
-    metaplots = rep.images(sorted((d / "plots").glob("metaplot*.png")))
+    metaplots = rep.images(sorted((d.plots).glob("metaplot*.png")))
     if metaplots:
         rep.sections.append(Section("Metaplots", [("gallery", metaplots)]))
     else:
         rep.missing.append("metaplots (plots/metaplot*.png; run `genometracks interpret`)")
     known = {"heads_heatmap", "heads_correlation", "test_pr", "test_roc", "browser_snapshot"}
-    other = [p for p in sorted((d / "plots").glob("*.png"))
+    other = [p for p in sorted((d.plots).glob("*.png"))
              if p.stem not in known and not p.stem.startswith("metaplot")]
     if other:
         rep.sections.append(Section("Other figures", [("gallery", rep.images(other))]))
 
 def _sigma(rep: _Report) -> None:
-    d = rep.run_dir
-    sdir = d / "sigma"
-    metrics = _json(sdir / "metrics.json")
-    logos = rep.images(sorted({*(d / "logos" / "sigma").glob("*.png"), *(sdir / "logos" / "sigma").glob("*.png")}))
+    d = RunDir(rep.run_dir)
+    sdir = RunDir(d.sigma)
+    metrics = _json(sdir.metrics_json)
+    logos = rep.images(sorted({*(d.logos / "sigma").glob("*.png"), *(sdir.logos / "sigma").glob("*.png")}))
     if metrics is None and not logos:
         rep.missing.append("sigma-class table and logos (sigma/metrics.json; run `genometracks train "
-                           f"experiment=sigma_cnn run_dir={sdir}`)")
+                           f"experiment=sigma_cnn run_dir={sdir.root}`)")
         return
     blocks = []
     if metrics is not None:
@@ -249,19 +255,17 @@ def _sigma(rep: _Report) -> None:
                 for mode, per in (metrics.get("metrics") or {}).items() for name, m in per.items()]
         blocks.append(("table", f"Sigma CNN, out-of-fold ({metrics.get('folds', '?')}-fold CV), one class vs rest",
                        header, rows, None))
-    blocks.append(("gallery", rep.images([sdir / "roc.png", sdir / "motifs" / "sigma_cnn_kernels.png"]) + logos))
+    blocks.append(("gallery", rep.images([sdir.root / "roc.png", sdir.motifs / "sigma_cnn_kernels.png"]) + logos))
     rep.sections.append(Section("Sigma-factor classes", blocks))
 
 
 def _browser(rep: _Report, snapshot: bool, locus: str | None) -> None:
-    from genometracks.browser.snapshot import SnapshotError, browser_snapshot
-
-    d = rep.run_dir
-    shots = [p for p in [d / "plots" / "browser_snapshot.png", *sorted((d / "igv").glob("snapshot*.png")),
-                         *sorted((d / "igv" / "snapshots").glob("*.png"))] if p.is_file()]
-    if not shots and snapshot and (d / "igv" / "index.html").is_file():
+    d = RunDir(rep.run_dir)
+    shots = [p for p in [d.plots / "browser_snapshot.png", *sorted((d.igv).glob("snapshot*.png")),
+                         *sorted((d.igv / "snapshots").glob("*.png"))] if p.is_file()]
+    if not shots and snapshot and (d.igv / "index.html").is_file():
         try:
-            shot = browser_snapshot(d, locus)
+            shot = browser_snapshot(d.root, locus)
             shots = [shot] if shot else []
             if shot is None:
                 rep.missing.append("browser snapshot (Chromium is not installed)")
@@ -356,18 +360,18 @@ def build_report(run_dir: str | Path, snapshot: bool = True, compare: bool = Tru
     is there yet; compare: run the Promotech comparison on E. coli runs."""
     from omegaconf import OmegaConf
 
-    from genometracks.io.atomic import write_text_atomic
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"{run_dir}: run directory not found; pass run_dir=DIR of a `genometracks` run")
     rep = _Report(run_dir)
-    cfg = OmegaConf.load(run_dir / "config.yaml") if (run_dir / "config.yaml").is_file() else None
-    metrics = _json(run_dir / "metrics.json")
+    run = RunDir(run_dir)
+    cfg = OmegaConf.load(run.config) if run.config.is_file() else None
+    metrics = _json(run.metrics_json)
     if metrics is not None and "test" not in metrics and "metrics" in metrics:  # DIR is itself a sigma run
         metrics = None
     ev = curves = comparison = result = locus = None
-    if not (run_dir / "tracks" / "tss.plus.bw").is_file() or cfg is None:
+    if not run.tss_bigwig("+").is_file() or cfg is None:
         rep.missing.append("PR and ROC curves (tracks/tss.*.bw and config.yaml; run `genometracks predict`)")
     else:
         try:
@@ -396,4 +400,4 @@ def build_report(run_dir: str | Path, snapshot: bool = True, compare: bool = Tru
     _browser(rep, snapshot, locus)
     labels = (metrics or {}).get("labels") or (ev or {}).get("label_set") or "?"
     page, md = render(rep, f"genometracks report: {run_dir.resolve().name} (labels {labels})")
-    return write_text_atomic(run_dir / "report.html", page), write_text_atomic(run_dir / "report.md", md)
+    return write_text_atomic(run.report_html, page), write_text_atomic(run.report_md, md)

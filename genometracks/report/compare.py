@@ -13,15 +13,17 @@ its strand; each tool's bin score is the maximum of its per-position score over 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import pandas as pd
 
-from genometracks.io.jsonsafe import json_safe
-from genometracks.training import metrics as M
 from genometracks.genome.intervals import SiteSet
+from genometracks.io.atomic import write_text_atomic
+from genometracks.io.jsonsafe import json_safe
+from genometracks.report.plots import plot_pr, pr_points
+from genometracks.training import metrics as M
 
 PROMOTECH_THRESHOLD = 0.6
 RULE = ("Promotech scores every 40-nt window (stride 1 nt) on both strands and publishes those scoring "
@@ -150,8 +152,6 @@ def compare_with_promotech(prob_by_strand: Mapping[str, np.ndarray] | None, site
     """Window-level (bins of `window` nt, see RULE) and per-position comparison on `region`
     (chrom, start, end; 0-based half-open). prob_by_strand: {'+': P, '-': P}, forward coordinates,
     whole contig or region; None compares Promotech alone. Returns a JSON-ready dict (see write_comparison)."""
-    from genometracks.report.plots import pr_points
-
     chrom, start, end = region[0], int(region[1]), int(region[2])
     if not 0 <= start < end or window < 1:
         raise PromotechError(f"region {chrom}:{start}-{end}, window {window}: need 0 <= start < end and window >= 1")
@@ -217,9 +217,6 @@ def comparison_rows(result: Mapping) -> tuple[list[str], list[list[object]]]:
 
 def write_comparison(result: Mapping, out_dir: str | Path) -> dict[str, Path]:
     """Write out_dir/promotech_comparison.tsv, .json (with thinned curves) and promotech_pr.png."""
-    from genometracks.io.atomic import write_text_atomic
-    from genometracks.report.plots import plot_pr
-
     out_dir = Path(out_dir)
     header, rows = comparison_rows(result)
     text = "\t".join(header) + "\n" + "".join(

@@ -7,15 +7,15 @@ Figures use matplotlib's Agg canvas (no pyplot state) and are written atomically
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from genometracks.training import metrics as M
 from genometracks.io.atomic import atomic_path
+from genometracks.training import metrics as M
 
 # TSS paper, Table 2: test region [2,738,785, 3,667,115) of NC_000913.3, per-position (ROC AUC, PR AUC)
 PAPER_TABLE2: dict[str, tuple[str, float, float]] = {

@@ -7,14 +7,14 @@ genome[p-60:p]; for '-' it is revcomp(genome[p+1:p+61]).
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
-from genometracks.genome.sequence import Genome, N_TOKEN, encode
 from genometracks.genome.intervals import SiteSet
+from genometracks.genome.sequence import N_TOKEN, Genome, encode
 
 SIGMA_CLASSES = ("sigma24", "sigma28", "sigma32", "sigma38", "sigma54", "sigma70")
 NONPROMOTER = "nonpromoter"
@@ -42,7 +42,7 @@ class SigmaSet:
         """Rows per class name."""
         return {c: int((self.label == i).sum()) for i, c in enumerate(self.classes)}
 
-    def subset(self, rows: np.ndarray) -> "SigmaSet":
+    def subset(self, rows: np.ndarray) -> SigmaSet:
         sites = None if self.sites is None else self.sites.subset(rows)
         return SigmaSet(self.tokens[rows], self.label[rows], self.classes, self.upstream, sites)
 
@@ -204,7 +204,7 @@ def ipromoter_set(folder: str | Path, upstream: int = 60, downstream: int = 0,
     if nonpromoter:
         files.append((NONPROMOTER, folder / "nonPromoter.fasta"))
     tokens, labels = [], []
-    for index, (name, path) in enumerate(files):
+    for index, (_name, path) in enumerate(files):
         seqs = _read_fasta(path)
         bad = [i for i, s in enumerate(seqs) if len(s) != _IPROMOTER_LENGTH]
         if bad:

@@ -10,16 +10,30 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 
+from genometracks.io.atomic import atomic_path, write_text_atomic
 from genometracks.io.jsonsafe import json_safe
-from genometracks.sigma.data import NONPROMOTER, SigmaSet, one_hot
-from genometracks.sigma.model import SigmaCNN, SigmaTask, balanced_weights, predict_proba
+from genometracks.io.rundir import RunDir
+from genometracks.sigma import gradcam
+from genometracks.sigma.data import NONPROMOTER, SigmaSet, load_sigma_set, one_hot
+from genometracks.sigma.gradcam import (
+    CAM_METHODS,
+    HEIGHTS,
+    draw_class_logos,
+    logo_matrices,
+    logo_peaks,
+    relative_positions,
+    save_figure,
+)
+from genometracks.sigma.kernels import export_kernels
+from genometracks.sigma.model import SigmaCNN, SigmaTask, balanced_weights, predict_proba, save_model
+from genometracks.training import metrics as M
 
 MODES = ("softmax", "ovr")
 PAPER = {"accuracy": "97.9–99.9 %", "roc_auc": "0.63–1.00"}  # the paper's per-class ranges
@@ -111,7 +125,6 @@ def cross_validate(data: SigmaSet, mode: str, settings: TrainSettings, folds: in
     (non-promoter rows stay 0)."""
     if mode not in MODES:
         raise SigmaConfigError(f"sigma.modes entry {mode!r} is not one of {MODES}")
-    from genometracks.sigma.gradcam import cam_maps
 
     classes = list(classes or [c for c in data.classes if c != NONPROMOTER])
     if mode == "softmax":
@@ -126,7 +139,7 @@ def cross_validate(data: SigmaSet, mode: str, settings: TrainSettings, folds: in
 
     def collect(model: SigmaCNN, rows: np.ndarray, output: int | np.ndarray) -> None:
         if cams and rows.size:
-            for method, g in cam_maps(model, x[rows], output, cams).items():
+            for method, g in gradcam.cam_maps(model, x[rows], output, cams).items():  # patchable in tests
                 maps[method][rows] = g
 
     with tqdm(total=folds * (1 if mode == "softmax" else len(classes)), desc=f"sigma CV {mode}", unit="fit") as bar:
@@ -139,7 +152,7 @@ def cross_validate(data: SigmaSet, mode: str, settings: TrainSettings, folds: in
                 collect(model, held, data.label[held])  # promoters_only: label = output index
                 bar.update()
                 continue
-            for c, name in enumerate(classes):
+            for c in range(len(classes)):
                 positive = (data.label == codes[c]).astype(np.int64)
                 model = fit(x[train], positive[train], 1, settings, seed + 1000 * (c + 1) + f)
                 scores[test, c] = predict_proba(model, x[test])[:, 0]
@@ -153,8 +166,6 @@ def class_metrics(data: SigmaSet, scores: np.ndarray, fold: np.ndarray, mode: st
     """Per class, one class vs the rest on out-of-fold scores: accuracy, sensitivity, specificity,
     ROC AUC, PR AUC (average precision), and ROC AUC mean/sd over folds. Predicted class: argmax
     (softmax) or score >= 0.5 (ovr)."""
-    from genometracks.training import metrics as M
-
     out = {}
     for c, name in enumerate(classes):
         truth = data.label == data.classes.index(name)
@@ -178,8 +189,6 @@ def plot_roc(curves: dict[str, tuple[SigmaSet, np.ndarray, Sequence[str]]], path
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from genometracks.training import metrics as M
-    from genometracks.sigma.gradcam import save_figure
 
     fig, axes = plt.subplots(1, len(curves), figsize=(5.2 * len(curves), 5), squeeze=False)
     for ax, (mode, (data, scores, classes)) in zip(axes[0], curves.items()):
@@ -224,14 +233,10 @@ def run_sigma(cfg) -> dict:
     """Cross-validate every mode in cfg.sigma.modes, train a final softmax model on all promoter rows,
     and write under cfg.run_dir: metrics.json, metrics.md, roc.png, models/sigma_cnn.pt,
     logos/sigma/<class>.png + all_classes.png, motifs/sigma_cnn_kernels.{meme,png} + _matches.tsv."""
-    from genometracks.io.atomic import write_text_atomic
-    from genometracks.sigma.data import load_sigma_set
-    from genometracks.sigma.kernels import export_kernels
-    from genometracks.sigma.model import save_model
-
     torch.set_num_threads(int(cfg.sigma.threads))
     started = time.time()
     run_dir = Path(cfg.run_dir)
+    run = RunDir(run_dir)
     settings, seed, folds = _settings(cfg), int(cfg.seed), int(cfg.sigma.folds)
     data = load_sigma_set(cfg.data, seed)
     classes = [c for c in data.classes if c != NONPROMOTER]
@@ -246,11 +251,11 @@ def run_sigma(cfg) -> dict:
             logo_source = (scored, maps)
     promoters = promoters_only(data, classes)
     final = fit(one_hot(promoters.tokens), promoters.label, len(classes), settings, seed)
-    model_path = save_model(final, run_dir / "models" / "sigma_cnn.pt", classes, data.upstream)
+    model_path = save_model(final, run.sigma_model, classes, data.upstream)
     result = {"counts": data.counts(), "folds": folds, "window": {"upstream": data.upstream,
               "length": int(data.tokens.shape[1])}, "metrics": metrics, "model": str(model_path)}
     if curves:
-        result["roc_png"] = str(plot_roc(curves, run_dir / "roc.png"))
+        result["roc_png"] = str(plot_roc(curves, run.root / "roc.png"))
     if logo_source is not None:
         result["logos"] = write_logos(*logo_source, classes, heights, run_dir)
     if cfg.sigma.kernels:
@@ -258,19 +263,18 @@ def run_sigma(cfg) -> dict:
                                  int(cfg.sigma.match_shuffles), seed)
         result["kernels"] = {k: v for k, v in kernels.items() if k != "rows"}
     result["runtime_s"] = round(time.time() - started, 1)
-    write_text_atomic(run_dir / "metrics.md", metrics_table(metrics))
-    write_text_atomic(run_dir / "metrics.json", json.dumps(json_safe(result), indent=2, allow_nan=False) + "\n")
+    write_text_atomic(run.metrics_md, metrics_table(metrics))
+    write_text_atomic(run.metrics_json, json.dumps(json_safe(result), indent=2, allow_nan=False) + "\n")
     return result
 
 
 def _logo_settings(cfg) -> tuple[str | None, tuple[str, ...], str]:
     """(mode whose cross-validation draws the logos or None, class-activation maps, logo heights)."""
-    from genometracks.sigma.gradcam import CAM_METHODS, HEIGHTS
-
     sig = cfg.sigma
     if not sig.logos:
         return None, (), "information"
-    mode, cams, heights = str(sig.logo_model), tuple(sig.get("cams", CAM_METHODS)), str(sig.get("logo_heights", "information"))
+    mode, cams = str(sig.logo_model), tuple(sig.get("cams", CAM_METHODS))
+    heights = str(sig.get("logo_heights", "information"))
     if mode not in MODES:
         raise SigmaConfigError(f"sigma.logo_model={mode!r}: use one of {MODES}")
     if mode not in sig.modes:
@@ -289,16 +293,13 @@ def write_logos(data: SigmaSet, maps: dict[str, np.ndarray], classes: Sequence[s
     """Class logos under run_dir/logos/sigma from out-of-fold maps ({method: [n, L]}, one row per row of
     `data`): <class>.png, all_classes.png and gradcam_profiles.npz (P and base counts, to redraw).
     Returns {"png": [paths], "heights": heights, "peaks": {class: {method: logo_peaks}}}."""
-    from genometracks.io.atomic import atomic_path
-    from genometracks.sigma.gradcam import draw_class_logos, logo_matrices, logo_peaks, relative_positions
-
     x = one_hot(data.tokens)
     mats = {}
     for name in classes:
         rows = np.flatnonzero(data.label == data.classes.index(name))
         if rows.size:
             mats[name] = logo_matrices(x[rows], {m: g[rows] for m, g in maps.items()}, heights)
-    out = run_dir / "logos" / "sigma"
+    out = RunDir(run_dir).logos / "sigma"
     with atomic_path(out / "gradcam_profiles.npz") as tmp:
         with open(tmp, "wb") as handle:
             np.savez(handle, **{f"{c}_{k}": np.asarray(v) for c, m in mats.items() for k, v in m.items()})

@@ -19,12 +19,14 @@ one E per map.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 
+from genometracks.interpret.motifs import column_information, normalise_rows
+from genometracks.io.atomic import atomic_path
 from genometracks.io.paths import safe_name
 from genometracks.sigma.data import SigmaSet, one_hot
 from genometracks.sigma.model import SigmaCNN
@@ -85,8 +87,6 @@ def information_heights(p: np.ndarray, keep_mass: bool = True, n_eff: np.ndarray
     effective count (floored at 0), so a column made of a few sequences does not read as a motif.
     keep_mass: also scale each column by its total weight relative to the heaviest column (map
     importance survives; empty columns → 0)."""
-    from genometracks.interpret.motifs import column_information, normalise_rows
-
     heights = np.zeros_like(p, dtype=np.float64)
     mass = p.sum(axis=1)
     filled = mass > 0
@@ -186,7 +186,6 @@ def save_figure(fig, path: str | Path) -> Path:
     """Write a matplotlib figure as PNG atomically and close it."""
     import matplotlib.pyplot as plt
 
-    from genometracks.io.atomic import atomic_path
 
     try:
         with atomic_path(path) as tmp:

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import gzip
 import struct
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from genometracks.genome.sequence import Genome
 from genometracks.genome.intervals import SiteSet
+from genometracks.genome.sequence import Genome
+from genometracks.io.atomic import atomic_path
+from genometracks.io.rundir import RunDir
 from genometracks.sigma.data import extract_windows, one_hot
 from genometracks.sigma.model import SigmaCNN, load_model, predict_proba
 
@@ -110,7 +112,6 @@ def write_sigma_bigbed(records: pd.DataFrame, path: str | Path, chrom_sizes: Map
     """Write records (from `sigma_records`) as bigBed 9 + (pybigtools, autoSql embedded), atomically."""
     import pybigtools
 
-    from genometracks.io.atomic import atomic_path
 
     path = Path(path)
     if records.empty:
@@ -152,21 +153,6 @@ def sigma_track(model_path: str | Path, genome: Genome, peaks: SiteSet | str | P
             "per_class": {c: int(n) for c, n in counts.items()}}
 
 
-def hub_track(path: str | Path):
-    """HubTrack for `write_hub`: items coloured by class (itemRgb on)."""
-    from genometracks.browser.hub import HubTrack
-
-    return HubTrack("tss_sigma", Path(path), "TSS sigma class", "TSS peak calls coloured by predicted sigma factor",
-                    visibility="pack", settings={"itemRgb": "on"})
-
-
-def igv_track(path: str | Path):
-    """IgvTrack for `write_igv` (IGV colours bigBed items by their itemRgb)."""
-    from genometracks.browser.igv import IgvTrack
-
-    return IgvTrack("TSS sigma class", Path(path))
-
-
 def sigma_track_command(cfg) -> dict:
     """Config entry: classify DIR/tracks/tss_peaks.bed.gz (`genometracks peaks`) with the model at
     cfg.sigma_model (models/sigma_cnn.pt of a `train experiment=sigma_cnn` run) on cfg.data.fasta
@@ -175,7 +161,6 @@ def sigma_track_command(cfg) -> dict:
     if not model_path:
         raise SigmaTrackError("sigma_model is not set; pass sigma_model=RUN/models/sigma_cnn.pt from "
                               "`genometracks train experiment=sigma_cnn`")
-    run_dir = Path(cfg.run_dir)
+    run = RunDir(Path(cfg.run_dir))
     genome = Genome.open(cfg.data.fasta, circular=list(cfg.data.get("circular") or []))
-    return sigma_track(model_path, genome, run_dir / "tracks" / "tss_peaks.bed.gz",
-                       run_dir / "tracks" / "tss_sigma.bb")
+    return sigma_track(model_path, genome, run.peaks_bed_gz, run.sigma_bigbed)

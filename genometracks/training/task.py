@@ -8,13 +8,18 @@ ranks and compute the split's metrics on all of them (both strands together and 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
+from genometracks.io.atomic import write_text_atomic
+from genometracks.model.attention import LayerMemory
+from genometracks.model.transformer import Memory
 from genometracks.training import metrics as M
 
 
@@ -52,10 +57,7 @@ def memory_state(memory) -> dict:
             "layers": [{f.name: getattr(layer, f.name) for f in dataclasses.fields(layer)} for layer in memory.layers]}
 
 
-def memory_from_state(state: dict):
-    from genometracks.model.attention import LayerMemory
-    from genometracks.model.transformer import Memory
-
+def memory_from_state(state: dict) -> Memory:
     return Memory(tuple(LayerMemory(**layer) for layer in state["layers"]), state["valid"])
 
 
@@ -185,10 +187,6 @@ class TSSTask(pl.LightningModule):
         result = split_metrics(rows)
         self.last_metrics[phase] = result
         if self.metrics_dir and (self.trainer is None or self.trainer.is_global_zero):
-            import json
-            from pathlib import Path
-
-            from genometracks.io.atomic import write_text_atomic
             write_text_atomic(Path(self.metrics_dir) / f"{phase}.json", json.dumps(result, default=float))
         for key in ("roc_auc", "pr_auc", "pr_auc_k4", "pr_auc_k10", "lr_plus"):
             value = result["both"].get(key, float("nan"))

@@ -7,39 +7,31 @@ mid-epoch included (the training memory and the position in the epoch are restor
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytorch_lightning as pl
-from pytorch_lightning.callbacks import ModelCheckpoint
 import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
+from pytorch_lightning.callbacks import EarlyStopping
+from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
-from genometracks.data.dataset import ConfigError, Dataset, load_dataset
+from genometracks.data.datamodule import TSSDataModule
+from genometracks.data.dataset import Dataset, load_dataset
+from genometracks.data.streams import build_labels
+from genometracks.io.atomic import write_text_atomic
 from genometracks.io.jsonsafe import json_safe
-
-
-def job_dir(cfg: DictConfig) -> Path:
-    """This job's run directory: `run_dir`, or its sweep subfolder under `-m`."""
-    try:
-        from hydra.core.hydra_config import HydraConfig
-        return Path(HydraConfig.get().runtime.output_dir)
-    except ValueError:  # not running under Hydra (tests calling functions directly)
-        return Path(str(cfg.run_dir))
-
-
-def run_dir_of(cfg: DictConfig) -> Path:
-    """job_dir(cfg), after checking that a run already there was made with the same data and model."""
-    from genometracks.io.run_config import check_same_run
-
-    out = job_dir(cfg)
-    check_same_run(cfg, out)
-    return out
+from genometracks.io.malloc import keep_freed_memory
+from genometracks.io.run_config import ConfigError, save_overrides
+from genometracks.io.rundir import RunDir
+from genometracks.model import TransformerXL
+from genometracks.training.checkpoint import AtomicCheckpoint, load_model
+from genometracks.training.task import TSSTask
 
 
 def _experiment_name() -> str | None:
     try:
-        from hydra.core.hydra_config import HydraConfig
         return HydraConfig.get().runtime.choices.get("experiment")
     except ValueError:
         return None
@@ -51,9 +43,8 @@ def model_kwargs(model_cfg: DictConfig) -> dict:
     return {k: v for k, v in plain.items() if k not in ("_target_", "seg_len")}
 
 
-def build_model(model_cfg: DictConfig):
-    from genometracks.model import TransformerXL
-
+def build_model(model_cfg: DictConfig) -> TransformerXL:
+    """The TransformerXL of a `model=` config (ConfigError on a non-positive size)."""
     kwargs = model_kwargs(model_cfg)
     for key in ("window", "n_layer", "n_head", "d_model", "d_head", "conv_width"):
         if int(kwargs.get(key, 1)) <= 0:
@@ -63,10 +54,9 @@ def build_model(model_cfg: DictConfig):
     return TransformerXL(**kwargs)
 
 
-def build_datamodule(cfg: DictConfig, dataset: Dataset, model, ddp_eval_streams: int | None = None):
-    from genometracks.data.datamodule import TSSDataModule
-    from genometracks.data.streams import build_labels
-
+def build_datamodule(cfg: DictConfig, dataset: Dataset, model: TransformerXL,
+                     ddp_eval_streams: int | None = None) -> TSSDataModule:
+    """Streams of `dataset` cut for `model` (its lookahead and context) at `model.seg_len`."""
     seg_len = int(cfg.model.seg_len)
     longest = max(c.length for c in dataset.genome.contigs.values())
     if seg_len > longest:
@@ -80,13 +70,10 @@ def build_datamodule(cfg: DictConfig, dataset: Dataset, model, ddp_eval_streams:
 
 
 def build_trainer(cfg: DictConfig, out: Path, callbacks: list, enable_checkpointing: bool = True) -> pl.Trainer:
-    from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
-
     tr = OmegaConf.to_container(cfg.trainer, resolve=True)
     tr.pop("_target_", None)
     strategy = tr.pop("strategy", "auto")
     if isinstance(strategy, dict):
-        from hydra.utils import instantiate
         strategy = instantiate(strategy)
     logger = (TensorBoardLogger(str(out), name="logs") if cfg.task.logger == "tensorboard"
               else CSVLogger(str(out), name="logs"))
@@ -95,39 +82,11 @@ def build_trainer(cfg: DictConfig, out: Path, callbacks: list, enable_checkpoint
                       enable_checkpointing=enable_checkpointing, **tr)
 
 
-class AtomicCheckpoint(ModelCheckpoint):
-    """ModelCheckpoint that writes to a temporary name and renames: a kill never leaves a
-    truncated best.ckpt or last.ckpt behind."""
-
-    def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
-        tmp = f"{filepath}.partial"
-        trainer.save_checkpoint(tmp, self.save_weights_only)
-        if trainer.is_global_zero:
-            os.replace(tmp, filepath)
-        trainer.strategy.barrier("atomic_checkpoint")
-        self._last_global_step_saved = trainer.global_step
-        self._last_checkpoint_saved = filepath
-        if trainer.is_global_zero:
-            for logger in trainer.loggers:
-                logger.after_save_checkpoint(self)
-
-
 def train(cfg: DictConfig) -> dict:
     """Fit, pick the best checkpoint by validation loss, test it; returns the metrics dict."""
-    from pytorch_lightning.callbacks import EarlyStopping
-
-    from genometracks.io.atomic import write_text_atomic
-    from genometracks.io.malloc import keep_freed_memory
-    from genometracks.io.run_config import save_overrides
-    from genometracks.training.task import TSSTask
-
     keep_freed_memory()  # per-segment tensors reuse heap pages (measured in scripts/bench.py)
-
-    if "sigma" in cfg or str(cfg.model.get("_target_", "")).startswith("genometracks.sigma"):
-        from genometracks.sigma.evaluate import run_sigma
-        return run_sigma(cfg)
-
-    out = run_dir_of(cfg) if cfg.get("resume") else job_dir(cfg)
+    run = RunDir.checked(cfg) if cfg.get("resume") else RunDir.of_job(cfg)
+    out = run.root
     out.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(int(cfg.seed), workers=True)
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -138,8 +97,8 @@ def train(cfg: DictConfig) -> dict:
                                                        "pos_weight", "focal_gamma", "attention_path")},
                    schedule=str(cfg.task.get("schedule", "constant")),
                    model_config=model_kwargs(cfg.model) | {"seg_len": int(cfg.model.seg_len)})
-    task.metrics_dir = str(out / "eval")
-    ckpt_dir = out / "checkpoints"
+    task.metrics_dir = str(run.eval)
+    ckpt_dir = run.checkpoints
     best = AtomicCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss", mode="min",
                            save_top_k=1, save_last=True, enable_version_counter=False)
     # mid-epoch snapshots for resume=true; both callbacks write last.ckpt = the latest state
@@ -151,24 +110,24 @@ def train(cfg: DictConfig) -> dict:
     trainer = build_trainer(cfg, out, callbacks)
     resume_from = None
     if cfg.get("resume"):
-        candidate = ckpt_dir / "last.ckpt"
+        candidate = run.last_ckpt
         resume_from = str(candidate) if candidate.exists() else None
-    write_text_atomic(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    write_text_atomic(run.config, OmegaConf.to_yaml(cfg, resolve=True))
     save_overrides(out)
     trainer.fit(task, datamodule=datamodule, ckpt_path=resume_from)
     if trainer.fast_dev_run:
         return {}
-    best_path = best.best_model_path or str(ckpt_dir / "last.ckpt")
+    best_path = best.best_model_path or str(run.last_ckpt)
     trainer.test(task, datamodule=datamodule, ckpt_path=best_path, weights_only=True)
     result = {
         "experiment": _experiment_name(),
         "data": cfg.data.name, "labels": dataset.label_set, "model": model_kwargs(cfg.model),
         "best_checkpoint": str(Path(best_path).relative_to(out)) if best_path.startswith(str(out)) else best_path,
         "global_step": int(trainer.global_step), "epochs": int(trainer.current_epoch),
-        "validation": _read_json(out / "eval" / "val.json"), "test": _read_json(out / "eval" / "test.json"),
+        "validation": _read_json(run.eval / "val.json"), "test": _read_json(run.eval / "test.json"),
     }
     if trainer.is_global_zero:
-        write_text_atomic(out / "metrics.json", json.dumps(json_safe(result), indent=2, allow_nan=False))
+        write_text_atomic(run.metrics_json, json.dumps(json_safe(result), indent=2, allow_nan=False))
     return result
 
 
@@ -178,9 +137,6 @@ def _read_json(path: Path) -> dict:
 
 def evaluate_checkpoint(cfg: DictConfig, ckpt: str | Path, out: Path | None = None) -> dict:
     """Test-split metrics of a checkpoint in this process (one device), e.g. to check a DDP run."""
-    from genometracks.inference.predict import load_model
-    from genometracks.training.task import TSSTask
-
     dataset = load_dataset(cfg)
     model, seg_len, hparams = load_model(ckpt)
     with open_dict(cfg):
