@@ -18,7 +18,7 @@ import pandas as pd
 from genometracks.formats.bigwig import ExportError
 from genometracks.io.atomic import atomic_path
 
-__all__ = ["BedSchema", "ExportError", "sort_bed_records", "write_bed_outputs", "bigbed_field_counts"]
+__all__ = ["BedSchema", "ExportError", "sort_bed_records", "write_bed_outputs", "write_bigbed", "bigbed_field_counts"]
 
 BED6 = (("string", "chrom", "Reference sequence chromosome or scaffold"),
         ("uint", "chromStart", "Start position in chromosome (0-based)"),
@@ -26,42 +26,52 @@ BED6 = (("string", "chrom", "Reference sequence chromosome or scaffold"),
         ("string", "name", "Name of item"),
         ("uint", "score", "Score from 0-1000"),
         ("char[1]", "strand", "+ or - for strand, . for none"))
+BED9_MORE = (("uint", "thickStart", "Start of where display should be thick"),
+             ("uint", "thickEnd", "End of where display should be thick"),
+             ("uint", "itemRgb", "Item colour as R,G,B"))
 _COLUMNS = ("chrom", "start", "end", "name", "score", "strand")
+_BED9_COLUMNS = ("thickStart", "thickEnd", "itemRgb")
 _TYPES = {"int", "uint", "float", "double", "string", "lstring", "char[1]"}
 _BIGBED_MAGIC = 0x8789F2EB
 
 
 @dataclass(frozen=True)
 class BedSchema:
-    """autoSql table: the standard BED6 columns plus `extra` (type, name, description) columns.
+    """autoSql table of a BED N+M file: N = `standard` (6 or 9) standard BED columns plus the
+    `extra` (type, name, description) columns.
 
-    Record columns are chrom, start, end, name, score, strand, then the extra names in order."""
+    Record columns are chrom, start, end, name, score, strand (BED9: then thickStart, thickEnd,
+    itemRgb as 'R,G,B'), then the extra names in order. Coordinates are 0-based, half-open."""
     name: str
     description: str
     extra: tuple[tuple[str, str, str], ...] = field(default_factory=tuple)
+    standard: int = 6
 
     def __post_init__(self) -> None:
+        if self.standard not in (6, 9):
+            raise ExportError(f"BED schema {self.name!r}: standard columns must be 6 or 9, got {self.standard}")
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.name):
             raise ExportError(f"autoSql table name {self.name!r} must be letters, digits and '_'")
         for kind, column, _ in self.extra:
             if kind not in _TYPES:
                 raise ExportError(f"autoSql column {column!r}: type {kind!r} not one of {sorted(_TYPES)}")
-            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", column) or column in _COLUMNS:
-                raise ExportError(f"autoSql column name {column!r} must be an identifier not in {_COLUMNS}")
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", column) or column in _COLUMNS + _BED9_COLUMNS:
+                raise ExportError(f"autoSql column name {column!r} must be an identifier not in "
+                                  f"{_COLUMNS + _BED9_COLUMNS}")
 
     @property
     def fields(self) -> tuple[tuple[str, str, str], ...]:
-        return BED6 + tuple(self.extra)
+        return BED6 + (BED9_MORE if self.standard == 9 else ()) + tuple(self.extra)
 
     @property
     def columns(self) -> tuple[str, ...]:
         """Record column names, in file order."""
-        return _COLUMNS + tuple(name for _, name, _ in self.extra)
+        return _COLUMNS + (_BED9_COLUMNS if self.standard == 9 else ()) + tuple(name for _, name, _ in self.extra)
 
     @property
     def hub_type(self) -> str:
-        """trackDb `type` for a bigBed with this schema, e.g. 'bigBed 6 +'."""
-        return "bigBed 6 +" if self.extra else "bigBed 6"
+        """trackDb `type` for a bigBed with this schema, e.g. 'bigBed 6 +' or 'bigBed 9 +'."""
+        return f"bigBed {self.standard} +" if self.extra else f"bigBed {self.standard}"
 
     def autosql(self) -> str:
         """The autoSql text embedded in the bigBed."""
@@ -139,9 +149,33 @@ def _validate(frame: pd.DataFrame, out: Path, schema: BedSchema, chrom_sizes: Ma
     if bad.size:
         raise ExportError(f"{out}: {_record(frame, bad[0])}: strand {frame['strand'].iloc[bad[0]]!r}; "
                           "use '+', '-' or '.'")
+    if schema.standard == 9:
+        _validate_bed9(frame, out)
     _validate_extra(frame, out, schema)
     _validate_order(frame, out)
     return frame
+
+
+def _validate_bed9(frame: pd.DataFrame, out: Path) -> None:
+    """thickStart <= thickEnd within [start, end]; itemRgb 'R,G,B' (0..255 each) or '0'."""
+    for column in ("thickStart", "thickEnd"):
+        values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
+        bad = np.flatnonzero(~np.isfinite(values) | (values != np.round(values)))
+        if bad.size:
+            raise ExportError(f"{out}: {_record(frame, bad[0])}: {column} {frame[column].iloc[bad[0]]!r} "
+                              "is not an integer")
+        frame[column] = values.astype(np.int64)
+    start, end = frame["start"].to_numpy(), frame["end"].to_numpy()
+    thick_start, thick_end = frame["thickStart"].to_numpy(), frame["thickEnd"].to_numpy()
+    bad = np.flatnonzero((thick_start < start) | (thick_end < thick_start) | (thick_end > end))
+    if bad.size:
+        raise ExportError(f"{out}: {_record(frame, bad[0])}: need start <= thickStart <= thickEnd <= end")
+    rgb = frame["itemRgb"].astype(str)
+    parts = rgb.str.split(",")
+    ok = rgb.eq("0") | parts.map(lambda p: len(p) == 3 and all(x.isdigit() and int(x) <= 255 for x in p))
+    bad = np.flatnonzero(~ok.to_numpy())
+    if bad.size:
+        raise ExportError(f"{out}: {_record(frame, bad[0])}: itemRgb {rgb.iloc[bad[0]]!r}; use 'R,G,B' (0-255)")
 
 
 def _validate_extra(frame: pd.DataFrame, out: Path, schema: BedSchema) -> None:
@@ -198,6 +232,15 @@ def write_bed_outputs(records: Any, path_prefix: str | Path, schema: BedSchema,
     return paths
 
 
+def write_bigbed(records: Any, path: str | Path, schema: BedSchema, chrom_sizes: Mapping[str, int]) -> Path:
+    """Write only the bigBed `path` (autoSql of `schema` embedded; definedFieldCount = schema.standard)
+    from records with columns `schema.columns`, validated and sorted as for `write_bed_outputs`."""
+    path = Path(path)
+    frame = _validate(_as_frame(records), path, schema, chrom_sizes)
+    _write_bigbed(path, _bed_text(frame), schema, chrom_sizes)
+    return path
+
+
 def _write_bigbed(path: Path, text: str, schema: BedSchema, chrom_sizes: Mapping[str, int]) -> None:
     import pybigtools
 
@@ -209,12 +252,12 @@ def _write_bigbed(path: Path, text: str, schema: BedSchema, chrom_sizes: Mapping
     used = {c: int(chrom_sizes[c]) for c in dict.fromkeys(line.split("\t", 1)[0] for line in text.splitlines())}
     with atomic_path(path) as tmp:
         pybigtools.open(str(tmp), "w").write(used, rows(), autosql=schema.autosql())
-        _set_defined_field_count(tmp, 6)
+        _set_defined_field_count(tmp, schema.standard)
 
 
 def _set_defined_field_count(path: Path, defined: int) -> None:
     """Mark the first `defined` columns as standard BED (pybigtools 0.3 marks all of them), as
-    `bedToBigBed -type=bed6+N` does, so that trackDb `type bigBed 6 +` matches the file."""
+    `bedToBigBed -type=bedN+M` does, so that trackDb `type bigBed N +` matches the file."""
     with open(path, "r+b") as handle:
         magic, = struct.unpack("<I", handle.read(4))
         if magic != _BIGBED_MAGIC:

@@ -59,6 +59,11 @@ def decode(tokens: np.ndarray) -> str:
     return np.frombuffer(b"ACGTN", dtype=np.uint8)[np.asarray(tokens, dtype=np.intp)].tobytes().decode()
 
 
+def complement(tokens: np.ndarray) -> np.ndarray:
+    """Complement of a token array of any shape, not reversed (A<->T, C<->G, N stays N)."""
+    return _COMPLEMENT[np.asarray(tokens)]
+
+
 def reverse_complement(tokens: np.ndarray) -> np.ndarray:
     """Reverse complement of a token array [L] (N stays N)."""
     return _COMPLEMENT[np.asarray(tokens)[::-1]]

@@ -2,23 +2,21 @@
 
 Modes: "bits" (letter height = p · column information, y from 0 to 2 bits), "probability"
 (rows normalised, y from 0 to 1) and "raw" (the matrix as given, may be negative: attributions,
-kernel weights). Matrices are [K, 4] with columns A, C, G, T. PNGs are written atomically.
+kernel weights). Matrices are [K, 4] with columns A, C, G, T. PNGs go through `io.figures.save_figure`.
 """
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from genometracks.interpret.motifs import LETTERS, information_matrix, normalise_rows
+from genometracks.io.figures import new_figure, save_figure
 
 MODES = ("bits", "probability", "raw")
 DPI = 100
@@ -86,8 +84,7 @@ def logo_grid_figure(panels: Sequence[tuple], ncols: int = 4) -> Figure:
     nrows = math.ceil(len(panels) / ncols)
     widest = max(np.asarray(p[1]).shape[0] for p in panels)
     panel_w = max(2.5, 0.3 * widest + 1.0)
-    fig = Figure(figsize=(panel_w * ncols, 2.0 * nrows), dpi=DPI)
-    FigureCanvasAgg(fig)
+    fig = new_figure(panel_w * ncols, 2.0 * nrows, dpi=DPI)
     for i, panel in enumerate(panels):
         title, matrix, mode = panel[:3]
         ticks = panel[3] if len(panel) > 3 else None
@@ -96,28 +93,12 @@ def logo_grid_figure(panels: Sequence[tuple], ncols: int = 4) -> Figure:
     return fig
 
 
-def save_png(fig: Figure, path: str | Path) -> Path:
-    """Save a figure as PNG atomically (temp file in the same folder, then os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png", dpi=DPI, metadata={"Software": "genometracks",
-                                                          "Title": ", ".join(a.get_title() for a in fig.axes)})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def draw_logo(matrix: np.ndarray, path: str | Path, title: str = "", mode: str = "bits",
               xticklabels: Sequence[str] | None = None) -> Path:
     """One logo PNG of `matrix` [K, 4]; returns the path."""
-    return save_png(logo_grid_figure([(title, matrix, mode, xticklabels)], ncols=1), path)
+    return save_figure(logo_grid_figure([(title, matrix, mode, xticklabels)], ncols=1), path, DPI, tight=False)
 
 
 def draw_logo_grid(panels: Sequence[tuple], path: str | Path, ncols: int = 4) -> Path:
     """A grid of logos in one PNG (see `logo_grid_figure` for the panel tuples); returns the path."""
-    return save_png(logo_grid_figure(panels, ncols), path)
+    return save_figure(logo_grid_figure(panels, ncols), path, DPI, tight=False)

@@ -15,7 +15,7 @@ import numpy as np
 
 from genometracks.genome.intervals import Interval, SiteSet
 from genometracks.genome.sequence import Genome
-from genometracks.interpret.logos import save_png
+from genometracks.io.figures import new_figure, save_figure
 from genometracks.labels.annotations import normalise_chrom
 
 Tracks = dict[str, dict[str, np.ndarray]]
@@ -138,15 +138,10 @@ def coding_medians(tracks: Tracks, coding: dict[str, dict[str, np.ndarray]], reg
 
 def plot_metaplots(table, path, notes: dict[str, str] | None = None) -> None:
     """PNG: one panel per site set, sense (solid) and antisense (dashed) median output."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-
     names = list(dict.fromkeys(table["set"]))
     if not names:
         raise MetaplotError("no site set to plot: every set was skipped " + str(notes or {}))
-    fig = Figure(figsize=(5.0 * len(names), 3.2), dpi=100)
-    FigureCanvasAgg(fig)
+    fig = new_figure(5.0 * len(names), 3.2)
     for i, name in enumerate(names):
         ax = fig.add_subplot(1, len(names), i + 1)
         part = table[table["set"] == name]
@@ -160,4 +155,4 @@ def plot_metaplots(table, path, notes: dict[str, str] | None = None) -> None:
         ax.set_ylabel("median TSS probability")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    save_png(fig, path)
+    save_figure(fig, path, dpi=100, tight=False)

@@ -20,8 +20,6 @@ from genometracks.genome.intervals import Interval
 from genometracks.genome.sequence import N_TOKEN, Genome
 from genometracks.interpret.motifs import UNIFORM, Motif, MotifError
 
-HIT_FIELDS = ("chrom", "start", "end", "strand", "score", "p_value")
-
 
 def _background(background: np.ndarray | None) -> np.ndarray:
     bg = UNIFORM.copy() if background is None else np.asarray(background, dtype=np.float64)

@@ -75,12 +75,18 @@ def atomic_path(path: str | Path, expected_bytes: int = 0) -> Iterator[Path]:
         yield tmp
         if not tmp.exists():
             raise FileNotFoundError(f"{tmp}: the writer produced no file for {path}")
-        _fsync_path(tmp)
-        kill_point(f"write:{path.name}")
-        os.replace(tmp, path)
+        replace_into(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def replace_into(tmp: str | Path, path: str | Path) -> None:
+    """Flush the finished temporary file `tmp` to disk, pass the kill point `write:<name>`, and
+    rename it onto `path` (same folder): the last step of every atomic file write."""
+    _fsync_path(Path(tmp))
+    kill_point(f"write:{Path(path).name}")
+    os.replace(tmp, path)
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
@@ -93,13 +99,6 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """Write UTF-8 `text` to `path` atomically."""
     return write_bytes_atomic(path, text.encode("utf-8"))
-
-
-def copy_atomic(src: str | Path, dst: str | Path) -> Path:
-    """Copy a file to `dst` atomically (a hard link where the file system allows, else a copy)."""
-    with atomic_path(dst) as tmp:
-        link_or_copy(src, tmp)
-    return Path(dst)
 
 
 def link_or_copy(src: str | Path, dst: str | Path) -> None:

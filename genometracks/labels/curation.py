@@ -9,14 +9,14 @@ Positions are 0-based forward coordinates of +1. Everything is vectorised (sort 
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from genometracks.genome.intervals import SiteSet
+from genometracks.io.atomic import write_text_atomic
+from genometracks.io.figures import new_figure, save_figure
 
 _STRIDE = np.int64(1) << np.int64(40)  # separates (contig, strand) groups on one number line
 
@@ -163,24 +163,8 @@ def overlap_report(sets: dict[str, SiteSet], window: int = 5) -> tuple[pd.DataFr
     return pd.DataFrame(rows), shifts
 
 
-def _atomic(path: Path, write) -> None:
-    """Call write(tmp_path) then move the temporary file onto `path` (same folder)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_overlap_report(sets: dict[str, SiteSet], out_dir: str | Path, window: int = 5) -> dict[str, Path]:
     """Write overlap.tsv, shifts.tsv (set_a, set_b, shift, count) and overlap.png into `out_dir`."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     table, shifts = overlap_report(sets, window)
@@ -188,15 +172,16 @@ def write_overlap_report(sets: dict[str, SiteSet], out_dir: str | Path, window: 
                          for (a, b), counts in shifts.items() for s, c in enumerate(counts)],
                         columns=["set_a", "set_b", "shift", "count"])
     paths = {"overlap": out / "overlap.tsv", "shifts": out / "shifts.tsv", "png": out / "overlap.png"}
-    _atomic(paths["overlap"], lambda p: table.to_csv(p, sep="\t", index=False))
-    _atomic(paths["shifts"], lambda p: long.to_csv(p, sep="\t", index=False))
+    write_text_atomic(paths["overlap"], table.to_csv(sep="\t", index=False))
+    write_text_atomic(paths["shifts"], long.to_csv(sep="\t", index=False))
 
     names = list(sets)
     counts = table.pivot(index="set_a", columns="set_b", values="shared").loc[names, names].to_numpy()
     fraction = table.pivot(index="set_a", columns="set_b", values="fraction").loc[names, names].to_numpy()
     ncols = max(2, int(np.ceil(np.sqrt(len(shifts) + 1))))
     nrows = int(np.ceil((len(shifts) + 1) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 3.0 * nrows), squeeze=False)
+    fig = new_figure(3.2 * ncols, 3.0 * nrows)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     ax = axes.flat[0]
     ax.imshow(fraction, cmap="viridis", vmin=0, vmax=1)
     ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
@@ -212,6 +197,5 @@ def write_overlap_report(sets: dict[str, SiteSet], out_dir: str | Path, window: 
     for ax in list(axes.flat)[1 + len(shifts):]:
         ax.axis("off")
     fig.tight_layout()
-    _atomic(paths["png"], lambda p: fig.savefig(p, dpi=120, format="png"))
-    plt.close(fig)
+    save_figure(fig, paths["png"], dpi=120, tight=False)
     return paths

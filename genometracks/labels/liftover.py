@@ -15,9 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from genometracks.genome.intervals import SiteSet
-from genometracks.genome.sequence import encode
-
-_COMPLEMENT = np.array([3, 2, 1, 0, 4], dtype=np.uint8)
+from genometracks.genome.sequence import complement, encode
 
 
 class LiftoverError(ValueError):
@@ -179,7 +177,7 @@ def locate_flanks(tokens: np.ndarray, flanks: np.ndarray, strand: np.ndarray, pl
         rows = np.flatnonzero(lengths == length)
         fwd = encode("".join(flanks[rows]), where="flank sequences").reshape(len(rows), length)
         minus = strand[rows] == "-"
-        fwd[minus] = _COMPLEMENT[fwd[minus, ::-1]]  # [r, length], forward strand
+        fwd[minus] = complement(fwd[minus, ::-1])  # [r, length], forward strand
         valid = (fwd < 4).all(axis=1)
         q = np.zeros(len(rows), dtype=np.uint64)
         for j in range(k):

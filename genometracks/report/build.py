@@ -273,15 +273,15 @@ def _browser(rep: _Report, snapshot: bool, locus: str | None) -> None:
             rep.missing.append(f"browser snapshot ({err})")
     elif not shots:
         rep.missing.append("browser snapshot (igv/index.html not found; run `genometracks export`)")
-    links = [(label, rep.rel(d / p)) for label, p in (
-        ("UCSC track hub (hub.txt)", "hub/hub.txt"), ("UCSC hub on GenArk (hub.txt)", "hub_genark/hub.txt"),
-        ("IGV desktop session", "igv/session.xml"),
-        ("igv.js page (open via `genometracks serve DIR`)", "igv/index.html"),
-        ("TSS probability, + strand (bigWig)", "tracks/tss.plus.bw"),
-        ("TSS probability, − strand (bigWig)", "tracks/tss.minus.bw")) if (d / p).is_file()]
-    for what, p in (("UCSC track hub", "hub/hub.txt"), ("IGV session", "igv/session.xml")):
-        if not (d / p).is_file():
-            rep.missing.append(f"{what} ({p}; run `genometracks export`)")
+    links = [(label, rep.rel(p)) for label, p in (
+        ("UCSC track hub (hub.txt)", d.hub / "hub.txt"), ("UCSC hub on GenArk (hub.txt)", d.hub_genark / "hub.txt"),
+        ("IGV desktop session", d.igv / "session.xml"),
+        ("igv.js page (open via `genometracks serve DIR`)", d.igv / "index.html"),
+        ("TSS probability, + strand (bigWig)", d.tss_bigwig("+")),
+        ("TSS probability, − strand (bigWig)", d.tss_bigwig("-"))) if p.is_file()]
+    for what, p in (("UCSC track hub", d.hub / "hub.txt"), ("IGV session", d.igv / "session.xml")):
+        if not p.is_file():
+            rep.missing.append(f"{what} ({p.relative_to(d.root)}; run `genometracks export`)")
     if shots or links:
         rep.sections.append(Section("Genome browser", [("gallery", rep.images(shots)), ("links", links)]))
 

@@ -11,10 +11,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
-from genometracks.io.atomic import atomic_path
+from genometracks.io.figures import COLOURS, draw_roc, new_figure, save_figure
 from genometracks.training import metrics as M
 
 # TSS paper, Table 2: test region [2,738,785, 3,667,115) of NC_000913.3, per-position (ROC AUC, PR AUC)
@@ -25,7 +23,6 @@ PAPER_TABLE2: dict[str, tuple[str, float, float]] = {
 }
 METRIC_COLUMNS = (("roc_auc", "ROC AUC"), ("pr_auc", "PR AUC"), ("pr_auc_k4", "PR AUC k=4"),
                   ("pr_auc_k10", "PR AUC k=10"), ("lr_plus", "LR+ (best F1)"), ("f1_best", "best F1"))
-COLOURS = ("#c62828", "#1565c0", "#2e7d32", "#6a1b9a", "#ef6c00")
 
 
 def fmt(value: object, digits: int = 3) -> str:
@@ -74,21 +71,13 @@ def roc_points(labels: np.ndarray, scores: np.ndarray, n: int = 2000) -> tuple[n
     return fpr[keep], tpr[keep]
 
 
-def save_figure(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
-    """Write a Figure as PNG atomically (temp file beside `path`, then rename)."""
-    FigureCanvasAgg(fig)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight")
-    return Path(path)
-
-
 def plot_pr(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path: str | Path, title: str,
             base_rate: float | None = None,
             points: Mapping[str, tuple[float, float]] | None = None, log_y: bool | None = None) -> Path:
     """PR curves {legend: (recall, precision)} drawn as steps (the average-precision area), the
     positive rate as a dashed line, optional operating points {label: (recall, precision)}.
     log_y: logarithmic precision axis; None = when the positive rate is below 1 % (per-base curves)."""
-    fig = Figure(figsize=(6.2, 5.0))
+    fig = new_figure(6.2, 5.0)
     ax = fig.add_subplot()
     for colour, (name, (recall, precision)) in zip(COLOURS * 4, curves.items()):
         ax.plot(recall, precision, drawstyle="steps-pre", color=colour, lw=1.6, label=name)
@@ -109,14 +98,8 @@ def plot_pr(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path: str | Pat
 
 def plot_roc(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path: str | Path, title: str) -> Path:
     """ROC curves {legend: (fpr, tpr)} with the chance diagonal."""
-    fig = Figure(figsize=(5.6, 5.0))
-    ax = fig.add_subplot()
-    for colour, (name, (fpr, tpr)) in zip(COLOURS * 4, curves.items()):
-        ax.plot(fpr, tpr, color=colour, lw=1.6, label=name)
-    ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=0.8, label="chance")
-    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title, xlim=(0, 1), ylim=(0, 1.01))
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    fig = new_figure(5.6, 5.0)
+    draw_roc(fig.add_subplot(), curves, title)
     return save_figure(fig, path)
 
 

@@ -14,11 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from genometracks.genome.intervals import SiteSet
-from genometracks.genome.sequence import N_TOKEN, Genome, encode
+from genometracks.genome.sequence import N_TOKEN, Genome, complement, encode
 
 SIGMA_CLASSES = ("sigma24", "sigma28", "sigma32", "sigma38", "sigma54", "sigma70")
 NONPROMOTER = "nonpromoter"
-_COMPLEMENT = np.array([3, 2, 1, 0, 4], dtype=np.uint8)
 _IPROMOTER_UPSTREAM, _IPROMOTER_LENGTH = 60, 81  # iPromoter-2L: -60..+20 with +1 at index 60
 
 
@@ -81,7 +80,7 @@ def extract_windows(genome: Genome, sites: SiteSet, upstream: int = 60, downstre
                     f"({sites.strand[i]}) has a window past the end of linear contig {chrom} "
                     f"(length {contig.length}); mark the contig circular or drop the site")
         bases = forward[coord]
-        out[rows] = np.where(minus[:, None], _COMPLEMENT[bases], bases)
+        out[rows] = np.where(minus[:, None], complement(bases), bases)
     return out
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from genometracks.io.atomic import atomic_path, write_text_atomic
+from genometracks.io.figures import draw_roc, new_figure, save_figure
 from genometracks.io.jsonsafe import json_safe
 from genometracks.io.rundir import RunDir
 from genometracks.sigma import gradcam
@@ -29,7 +30,6 @@ from genometracks.sigma.gradcam import (
     logo_matrices,
     logo_peaks,
     relative_positions,
-    save_figure,
 )
 from genometracks.sigma.kernels import export_kernels
 from genometracks.sigma.model import SigmaCNN, SigmaTask, balanced_weights, predict_proba, save_model
@@ -182,24 +182,17 @@ def class_metrics(data: SigmaSet, scores: np.ndarray, fold: np.ndarray, mode: st
     return out
 
 
-def plot_roc(curves: dict[str, tuple[SigmaSet, np.ndarray, Sequence[str]]], path: str | Path) -> Path:
+def plot_roc_panels(curves: dict[str, tuple[SigmaSet, np.ndarray, Sequence[str]]], path: str | Path) -> Path:
     """One PNG, one panel per mode, one ROC curve per class (AUC in the legend)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-
-    fig, axes = plt.subplots(1, len(curves), figsize=(5.2 * len(curves), 5), squeeze=False)
+    fig = new_figure(5.2 * len(curves), 5)
+    axes = fig.subplots(1, len(curves), squeeze=False)
     for ax, (mode, (data, scores, classes)) in zip(axes[0], curves.items()):
+        panel = {}
         for c, name in enumerate(classes):
             truth = data.label == data.classes.index(name)
             fpr, tpr, _ = M.roc_curve(truth, scores[:, c])
-            ax.plot(fpr, tpr, label=f"{name} (AUC {M.roc_auc(truth, scores[:, c]):.3f})")
-        ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
-        ax.set(xlabel="false positive rate", ylabel="true positive rate", title=f"{mode}: one class vs rest",
-               xlim=(0, 1), ylim=(0, 1.01))
-        ax.legend(loc="lower right", fontsize=8)
+            panel[f"{name} (AUC {M.roc_auc(truth, scores[:, c]):.3f})"] = (fpr, tpr)
+        draw_roc(ax, panel, f"{mode}: one class vs rest")
     fig.tight_layout()
     return save_figure(fig, path)
 
@@ -255,7 +248,7 @@ def run_sigma(cfg) -> dict:
     result = {"counts": data.counts(), "folds": folds, "window": {"upstream": data.upstream,
               "length": int(data.tokens.shape[1])}, "metrics": metrics, "model": str(model_path)}
     if curves:
-        result["roc_png"] = str(plot_roc(curves, run.root / "roc.png"))
+        result["roc_png"] = str(plot_roc_panels(curves, run.root / "roc.png"))
     if logo_source is not None:
         result["logos"] = write_logos(*logo_source, classes, heights, run_dir)
     if cfg.sigma.kernels:

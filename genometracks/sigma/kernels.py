@@ -17,8 +17,8 @@ from genometracks.interpret.kernel_pwm import kernels_to_motifs
 from genometracks.interpret.matching import match, match_label
 from genometracks.interpret.motifs import information_matrix, load_reference_motifs, write_meme
 from genometracks.io.atomic import write_text_atomic
+from genometracks.io.figures import new_figure, save_figure
 from genometracks.io.rundir import RunDir
-from genometracks.sigma.gradcam import save_figure
 from genometracks.sigma.model import SigmaCNN
 
 
@@ -60,16 +60,12 @@ def match_kernels(motifs: list, refs: list, n_shuffles: int = 200, seed: int = 0
 
 def draw_kernel_logos(motifs: list, path: str | Path, ncols: int = 4) -> Path:
     """Information-content logos of the kernel PWMs in one PNG grid."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import logomaker
-    import matplotlib.pyplot as plt
+    import logomaker  # slow to import; only the kernel logos need it here
     import pandas as pd
 
-
     nrows = max(1, -(-len(motifs) // ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 1.8 * nrows), squeeze=False)
+    fig = new_figure(3.2 * ncols, 1.8 * nrows)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, motif in zip(axes.ravel(), motifs):

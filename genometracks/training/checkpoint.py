@@ -1,13 +1,13 @@
 """Checkpoints: written atomically during training, read back with weights-only semantics."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 
+from genometracks.io.atomic import replace_into
 from genometracks.model import TransformerXL
 
 
@@ -16,14 +16,14 @@ class CheckpointError(ValueError):
 
 
 class AtomicCheckpoint(ModelCheckpoint):
-    """ModelCheckpoint that writes to a temporary name and renames: a kill never leaves a
-    truncated best.ckpt or last.ckpt behind."""
+    """ModelCheckpoint that writes to a temporary name, flushes and renames (`io.atomic.replace_into`):
+    a kill never leaves a truncated best.ckpt or last.ckpt behind."""
 
     def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
         tmp = f"{filepath}.partial"
         trainer.save_checkpoint(tmp, self.save_weights_only)
         if trainer.is_global_zero:
-            os.replace(tmp, filepath)
+            replace_into(tmp, filepath)
         trainer.strategy.barrier("atomic_checkpoint")
         self._last_global_step_saved = trainer.global_step
         self._last_checkpoint_saved = filepath
