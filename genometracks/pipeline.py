@@ -30,9 +30,9 @@ STAGES = ("data", "train", "predict", "peaks", "interpret", "sigma", "export", "
 
 
 def train_command(cfg: DictConfig) -> dict:
-    """`genometracks train`: the sigma-class CNN for a sigma experiment (a `sigma` group or a
-    `model=sigma_cnn`), else the TSS model."""
-    if "sigma" in cfg or str(cfg.model.get("_target_", "")).startswith("genometracks.sigma"):
+    """`genometracks train`: the sigma-class CNN when the model is one (`model=sigma_cnn`, as in
+    `experiment=sigma_cnn`), else the TSS model."""
+    if str(cfg.model.get("_target_", "")).startswith("genometracks.sigma"):
         return run_sigma(cfg)
     return train(cfg)
 
@@ -67,7 +67,7 @@ def _stage_interpret(cfg: DictConfig, out: Path) -> dict:
 
 def _stage_sigma(cfg: DictConfig, out: Path) -> dict:
     """Sigma-class CNN on RegulonDB (E. coli only) and the sigma track of the peak calls."""
-    if cfg.data.name != "ecoli_k12":
+    if not cfg.data.get("sigma_classes"):
         return {"skipped": "sigma classes need the E. coli RegulonDB promoter set (data=ecoli_k12)"}
 
     return run_sigma_stage(cfg, out)

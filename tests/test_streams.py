@@ -10,9 +10,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from genometracks.data.streams import (
-    ECOLI_K12_SPLITS,
     SegmentStreams,
     StreamError,
     build_labels,
@@ -24,6 +24,7 @@ from genometracks.data.streams import (
 )
 from genometracks.genome.intervals import Interval, SiteSet
 from genometracks.genome.sequence import Genome
+from genometracks.io.run_config import group_defaults
 from tests.conftest import ECOLI, needs_ecoli
 
 _rng = np.random.default_rng(7)
@@ -31,6 +32,8 @@ CIRC = "".join(_rng.choice(list("ACGT"), 997))
 LIN = "".join(_rng.choice(list("ACGT"), 613))
 SEQS = {"circ": CIRC, "lin": LIN}
 CODE = {c: i for i, c in enumerate("ACGTN")}
+# the TSS paper's E. coli K-12 split, as conf/data/ecoli_k12.yaml declares it
+ECOLI_K12_SPLITS = OmegaConf.to_container(group_defaults("data", "ecoli_k12").splits)
 SPLIT_CFG = {"test": [["circ", 300, 500], ["lin", 100, 250]], "validation": [["circ", 500, 650]]}
 # by hand: test 2*(200+150); validation 2*150; train 2*((997-350) + (613-150))
 EXPECTED_POSITIONS = {"test": 700, "validation": 300, "train": 2220}

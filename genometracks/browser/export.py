@@ -122,8 +122,7 @@ def export_command(cfg: DictConfig) -> dict:
     """`genometracks export run_dir=DIR [data overrides]`."""
     out = RunDir.checked(cfg).root
     genome, fasta, _ = open_genome(cfg)
-    organism = {"ecoli_k12": "Escherichia coli K-12 MG1655", "synthetic": "Synthetic planted-promoter genome"}.get(
-        cfg.data.name, str(cfg.export.organism))
+    organism = str(cfg.export.organism)  # default: the data set's `organism`
     written = export_run(out, fasta, genome.chrom_sizes(), cfg.export, organism)
     print(json.dumps(written))
     return written

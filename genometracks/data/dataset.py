@@ -52,7 +52,7 @@ def open_genome(cfg: DictConfig) -> tuple[Genome, Path, Path | None]:
     """(genome, fasta path, TSS file or None) for the configured data set."""
     data = cfg.data
     tss = None
-    if data.name == "synthetic":
+    if data.get("generator") is not None:  # a generated genome (data=synthetic)
         fasta, tss = synthetic_files(data, cfg.paths.cache)
         circular = data.circular
         if circular is None:
@@ -75,9 +75,9 @@ def load_sites(cfg: DictConfig, genome: Genome, label_set: str, tss_file: Path |
         if tss_file is None:
             raise ConfigError(f"labels={label_set} needs data.tss=PATH.bed")
         return annotations.load_tss_file(tss_file, genome)
-    if cfg.data.name != "ecoli_k12":
+    if not cfg.data.get("catalogue"):
         raise ConfigError(f"labels={label_set} is an E. coli set; with data={cfg.data.name} use "
-                          f"labels={'planted' if cfg.data.name == 'synthetic' else 'custom'}")
+                          f"labels={cfg.data.labels}")
     curation = _plain(cfg.data.get("curation")) or {}
     return annotations.load_tss_set(label_set, genome, Path(cfg.paths.shared_data), curation=curation)
 

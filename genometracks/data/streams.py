@@ -15,8 +15,6 @@ from genometracks.genome.intervals import Interval, SiteSet
 from genometracks.genome.sequence import N_TOKEN, Genome
 
 SPLIT_NAMES = ("train", "validation", "test")
-ECOLI_K12_SPLITS = {"test": [["NC_000913.3", 2_738_785, 3_667_115]],  # the TSS paper's E. coli K-12 split;
-                    "validation": [["NC_000913.3", 3_667_115, 4_131_280]]}  # training: the rest (over the origin)
 
 
 class StreamError(ValueError):

@@ -29,7 +29,7 @@ def summarise_data(cfg: DictConfig) -> dict:
         "label_sets": {},
     }
     tss_file = Path(str(cfg.data.tss)) if cfg.data.get("tss") else None
-    if cfg.data.name == "synthetic":
+    if cfg.data.get("generator") is not None:  # the generated genome's planted TSSs
         tss_file = open_genome(cfg)[2]
     for name in cfg.data.label_sets:
         sites = dataset.sites if name == dataset.label_set else load_sites(cfg, genome, name, tss_file)

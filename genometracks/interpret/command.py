@@ -32,21 +32,16 @@ from genometracks.interpret.motifs import Motif, MotifError, load_reference_moti
 from genometracks.interpret.optimize import optimise_class, tick_labels
 from genometracks.interpret.scan import scan_genome
 from genometracks.io.atomic import write_text_atomic
+from genometracks.io.run_config import group_defaults
 from genometracks.io.rundir import RunDir
 from genometracks.labels import annotations
 from genometracks.model import TransformerXL
 from genometracks.training.checkpoint import load_model
 
 PARTS = ("heads", "kernels", "optimise", "attribution", "metaplots")
-DEFAULTS = dict(parts=list(PARTS), n_streams=4, sample_fraction=0.01, n_extreme=500, motif_top=50,
-                motif_rank="top_attention", scan_pvalue=1e-4, min_information=4.0, match_shuffles=200,
-                match_pvalue=0.05, match_min_overlap=4, kernel_logos=16, optimise_length=100, optimise_steps=300,
-                optimise_lr=0.1, optimise_l2=0.01, attribution_top=200, attribution_regions=None,
-                attribution_logo=[-60, 20], attribution_batch=16, metaplot_flank=600, metaplot_split="test",
-                tts=None, gff=None, progress=True)
+# conf/interpret/default.yaml is the one source of the defaults (parts: null there means every part)
+DEFAULTS = {**OmegaConf.to_container(group_defaults("interpret")), "parts": list(PARTS)}
 NULLABLE = ("attribution_regions", "tts", "gff")  # None is a meaningful value for these keys
-SHARED_TTS = "send_seq_ju2019/41564_2019_500_MOESM4_ESM.csv"
-SHARED_GFF = "refseq_annotation/NC_000913.3.gff.gz"
 
 
 def settings(cfg: DictConfig) -> dict:
@@ -70,12 +65,14 @@ def _tsv(frame: pd.DataFrame, path: Path) -> Path:
 
 def reference_motifs(cfg: DictConfig) -> tuple[list, str]:
     """(motifs, description): the planted boxes for synthetic data, else the shared E. coli motif files."""
-    if cfg.data.name == "synthetic":
+    if cfg.data.get("motifs") == "planted":
         gen = cfg.data.generator
         motifs = [Motif(f"planted_{box}", np.eye(4)[encode(str(seq))], nsites=1, source="synthetic generator")
                   for box, seq in (("-35", gen.minus35), ("-10", gen.minus10))]
         return motifs, "planted synthetic boxes"
-    folder = Path(str(cfg.paths.shared_data)) / "ecoli_k12" / "motifs"
+    if not cfg.data.get("motifs"):
+        return [], "none (data.motifs is not set)"
+    folder = Path(str(cfg.data.motifs))
     try:
         return load_reference_motifs(folder), str(folder)
     except MotifError as err:
@@ -225,10 +222,9 @@ def run_attribution(model: TransformerXL, dataset: Dataset, tracks: dict, s: dic
 def metaplot_sets(cfg: DictConfig, dataset: Dataset, s: dict) -> tuple[dict, dict, Path | None]:
     """(site sets, notes for sets skipped, GFF path or None) for the configured data set."""
     sets, notes = {"TSS": dataset.sites}, {}
-    root = Path(str(cfg.paths.shared_data)) / "ecoli_k12"
-    ecoli = cfg.data.name == "ecoli_k12"
-    tts = Path(s["tts"]) if s["tts"] else (root / SHARED_TTS if ecoli else None)
-    gff = Path(s["gff"]) if s["gff"] else (root / SHARED_GFF if ecoli else None)
+    tts = s["tts"] or cfg.data.get("terminators")  # interpret.* overrides the data set's own files
+    gff = s["gff"] or cfg.data.get("annotation")
+    tts, gff = (Path(str(p)) if p else None for p in (tts, gff))
     if tts is not None and tts.is_file():
         sets["TTS"] = annotations.validate_sites(annotations.read_sendseq_tts(tts), dataset.genome, tts)
     else:
@@ -267,7 +263,7 @@ def interpret_command(cfg: DictConfig) -> dict:
     out = run.root
     ckpt = Path(str(cfg.ckpt)) if cfg.get("ckpt") else run.best_ckpt
     s = settings(cfg)
-    s["predict_streams"] = int(cfg.predict.n_streams) if cfg.get("predict") is not None else 16
+    s["predict_streams"] = int((cfg.get("predict") or group_defaults("predict")).n_streams)
     model, seg_len, _ = load_model(ckpt)
     dataset = load_dataset(cfg)
     seed = int(cfg.get("seed", 0))

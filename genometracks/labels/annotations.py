@@ -17,6 +17,7 @@ import pandas as pd
 
 from genometracks.genome.intervals import SiteSet
 from genometracks.genome.sequence import Genome
+from genometracks.io.run_config import group_defaults
 from genometracks.labels.curation import curate
 from genometracks.labels.liftover import gene_offset_map, lift_sites, take_sites
 
@@ -324,7 +325,6 @@ TSS_FILES = {
 }
 OLD_GENES = "cappable_seq_ettwiller2016/U00096_protein_coding.gtf"  # U00096.2 anchors (CDS, b-numbers)
 NEW_GENES = "refseq_annotation/NC_000913.3.gff.gz"  # NC_000913.3 anchors (gene, locus_tag)
-CURATED_PRIORITY = ["cappable_seq", "drnaseq", "cho2014", "regulondb_strong"]  # newest technique first
 
 
 @lru_cache(maxsize=4)
@@ -337,17 +337,22 @@ def _data_dir(data_root: Path) -> Path:
     return root / "ecoli_k12" if (root / "ecoli_k12").is_dir() else root
 
 
+def _curated_priority() -> list[str]:
+    """The curated set's source order as conf/data/ecoli_k12.yaml declares it (newest technique first)."""
+    return list(group_defaults("data", "ecoli_k12").curation.priority)
+
+
 def load_tss_set(name: str, genome: Genome, data_root: Path, curation: dict | None = None) -> SiteSet:
     """A named TSS set on `genome` (old-assembly sets lifted), validated and deduplicated.
 
     data_root: the `ecoli_k12/` folder or its parent. 'curated' runs `curate` over the sets named in
-    curation['priority'] (default CURATED_PRIORITY, newest technique first) with its window,
+    curation['priority'] (default: conf/data/ecoli_k12.yaml's, newest technique first) with its window,
     min_support and add_all_of (conf data.curation). meta['liftover'] reports lifted/dropped.
     """
     root = _data_dir(data_root)
     if name == "curated":
         rules = dict(curation or {})
-        priority = [n for n in rules.pop("priority", None) or CURATED_PRIORITY if n != "curated"]
+        priority = [n for n in rules.pop("priority", None) or _curated_priority() if n != "curated"]
         sets = {n: load_tss_set(n, genome, root) for n in priority}
         unknown = set(rules) - {"window", "min_support", "add_all_of"}
         if unknown:

@@ -11,15 +11,18 @@ import json
 import logging
 import time
 from collections.abc import Sequence
+from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 
 from genometracks.io.atomic import atomic_path, write_text_atomic
 from genometracks.io.figures import draw_roc, new_figure, save_figure
 from genometracks.io.jsonsafe import json_safe
+from genometracks.io.run_config import group_defaults
 from genometracks.io.rundir import RunDir
 from genometracks.sigma import gradcam
 from genometracks.sigma.data import NONPROMOTER, SigmaSet, load_sigma_set, one_hot
@@ -43,15 +46,27 @@ class SigmaConfigError(ValueError):
     """Bad sigma experiment settings; the message names the key and the fix."""
 
 
+def _model_defaults() -> dict:
+    model = OmegaConf.to_container(group_defaults("model", "sigma_cnn"))
+    model.pop("_target_", None)
+    return model
+
+
+def _sigma_default(key: str) -> Any:
+    return group_defaults("sigma")[key]
+
+
 @dataclass
 class TrainSettings:
-    """How one model is fitted. trainer: keyword arguments of pytorch_lightning.Trainer."""
-    model: dict = field(default_factory=lambda: {"channels": [32, 32, 32], "kernel_sizes": [9, 7, 5], "dropout": 0.3})
-    trainer: dict = field(default_factory=lambda: {"max_epochs": 20})
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    class_weight: str = "balanced"  # balanced | none
+    """How one model is fitted. trainer: keyword arguments of pytorch_lightning.Trainer. Fields not
+    given default to conf/model/sigma_cnn.yaml, conf/experiment/sigma_cnn.yaml and conf/sigma/default.yaml."""
+    model: dict = field(default_factory=_model_defaults)
+    trainer: dict = field(default_factory=lambda: {
+        "max_epochs": int(group_defaults("experiment", "sigma_cnn").trainer.max_epochs)})
+    batch_size: int = field(default_factory=lambda: int(_sigma_default("batch_size")))
+    lr: float = field(default_factory=lambda: float(_sigma_default("lr")))
+    weight_decay: float = field(default_factory=lambda: float(_sigma_default("weight_decay")))
+    class_weight: str = field(default_factory=lambda: str(_sigma_default("class_weight")))  # balanced | none
 
 
 def stratified_folds(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
@@ -211,8 +226,6 @@ def metrics_table(metrics: dict[str, dict[str, dict]]) -> str:
 
 
 def _settings(cfg) -> TrainSettings:
-    from omegaconf import OmegaConf
-
     sig = cfg.sigma
     model = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "_target_"}
     trainer = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if k != "_target_"}

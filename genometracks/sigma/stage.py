@@ -21,14 +21,14 @@ from genometracks.sigma.track import sigma_track
 def sigma_config(cfg: DictConfig) -> DictConfig:
     """The sigma_cnn experiment config composed in the running Hydra app, with the pipeline's budget."""
     sig = compose(config_name="config", overrides=["experiment=sigma_cnn", f"seed={int(cfg.seed)}"])
-    budget = cfg.get("sigma_stage") or {}
+    budget = cfg.sigma.stage  # conf/sigma/default.yaml
     with open_dict(sig):
-        sig.sigma.modes = list(budget.get("modes", ["softmax"]))
-        sig.sigma.folds = int(budget.get("folds", 5))
+        sig.sigma.modes = list(budget.modes)
+        sig.sigma.folds = int(budget.folds)
         sig.sigma.logo_model = "softmax"
         sig.sigma.kernels = True
-        sig.sigma.match_shuffles = int(budget.get("match_shuffles", 50))
-        sig.trainer.max_epochs = int(budget.get("max_epochs", 15))
+        sig.sigma.match_shuffles = int(budget.match_shuffles)
+        sig.trainer.max_epochs = int(budget.max_epochs)
         sig.paths = cfg.paths
     return sig
 

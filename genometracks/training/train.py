@@ -44,14 +44,19 @@ def model_kwargs(model_cfg: DictConfig) -> dict:
 
 
 def build_model(model_cfg: DictConfig) -> TransformerXL:
-    """The TransformerXL of a `model=` config (ConfigError on a non-positive size)."""
+    """The model of a `model=` config, built by `hydra.utils.instantiate` from its `_target_`
+    (`seg_len` is a stream setting, not a constructor argument); ConfigError on a non-positive size."""
     kwargs = model_kwargs(model_cfg)
     for key in ("window", "n_layer", "n_head", "d_model", "d_head", "conv_width"):
         if int(kwargs.get(key, 1)) <= 0:
             raise ConfigError(f"model.{key}={kwargs[key]} must be a positive integer")
     if int(model_cfg.seg_len) <= 0:
         raise ConfigError(f"model.seg_len={model_cfg.seg_len} must be a positive integer")
-    return TransformerXL(**kwargs)
+    model = instantiate({"_target_": model_cfg._target_, **kwargs}, _convert_="all")
+    if not isinstance(model, TransformerXL):
+        raise ConfigError(f"model._target_={model_cfg._target_}: the TSS model must be a TransformerXL "
+                          "(model=small or model=paper); the sigma CNN trains with experiment=sigma_cnn")
+    return model
 
 
 def build_datamodule(cfg: DictConfig, dataset: Dataset, model: TransformerXL,
