@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import struct
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -212,7 +212,7 @@ def _validate_order(frame: pd.DataFrame, out: Path) -> None:
 
 
 def _bed_text(frame: pd.DataFrame) -> str:
-    return frame.to_csv(sep="\t", header=False, index=False, lineterminator="\n", float_format="%.6g")
+    return str(frame.to_csv(sep="\t", header=False, index=False, lineterminator="\n", float_format="%.6g"))
 
 
 def write_bed_outputs(records: Any, path_prefix: str | Path, schema: BedSchema,
@@ -244,7 +244,7 @@ def write_bigbed(records: Any, path: str | Path, schema: BedSchema, chrom_sizes:
 def _write_bigbed(path: Path, text: str, schema: BedSchema, chrom_sizes: Mapping[str, int]) -> None:
     import pybigtools
 
-    def rows():
+    def rows() -> Iterator[tuple[str, int, int, str]]:
         for line in text.splitlines():
             chrom, start, end, rest = line.split("\t", 3)
             yield chrom, int(start), int(end), rest

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -94,7 +95,7 @@ def _verify(tmp: Path, path: Path, chrom_sizes: Mapping[str, int]) -> None:
             bw.close()
 
 
-def _add_contig(bw, chrom: str, values: np.ndarray) -> None:
+def _add_contig(bw: Any, chrom: str, values: np.ndarray) -> None:
     """Add one contig's values, as spans if that is smaller, else as fixed-step single bases."""
     starts, ends, run_values = value_runs(values)
     if 3 * starts.size <= values.size:  # bedGraph record: 12 bytes; fixed-step: 4 bytes per base

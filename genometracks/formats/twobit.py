@@ -30,8 +30,8 @@ class TwoBitError(ValueError):
 
 def _code_table() -> np.ndarray:
     table = np.full(256, 255, dtype=np.uint8)  # 255 = not a letter
-    for letter in range(ord("A"), ord("Z") + 1):
-        table[letter] = table[letter + 32] = 0  # any other letter: N (stored as T in an N block)
+    for byte in range(ord("A"), ord("Z") + 1):
+        table[byte] = table[byte + 32] = 0  # any other letter: N (stored as T in an N block)
     for code, letter in enumerate("TCAG"):
         table[ord(letter)] = table[ord(letter.lower())] = code
     return table
@@ -58,6 +58,7 @@ def _pack(codes: np.ndarray) -> bytes:
 
 def _encode_record(name: str, letters: np.ndarray | None, tokens: np.ndarray | None) -> bytes:
     """One sequence record from ASCII letters (case kept) or genome tokens (upper case)."""
+    masked: np.ndarray
     if letters is not None:
         codes = _CODES[letters]
         bad = np.flatnonzero(codes == 255)
@@ -68,6 +69,7 @@ def _encode_record(name: str, letters: np.ndarray | None, tokens: np.ndarray | N
         is_n = ~np.isin(upper, np.frombuffer(b"ACGT", dtype=np.uint8))
         masked = letters >= ord("a")
     else:
+        assert tokens is not None, "_encode_record needs letters or tokens"
         codes = _TOKEN_TO_CODE[tokens]
         is_n = tokens == 4
         masked = np.zeros(tokens.size, dtype=bool)
@@ -87,12 +89,15 @@ def write_twobit(path: str | Path, sequences: Genome | Mapping[str, str] | str |
         for name in sequences.contigs:
             records.append((name, _encode_record(name, None, sequences.tokens(name))))
     else:
+        letters: Mapping[str, str | bytes]
         if isinstance(sequences, (str, Path)):
             try:
-                sequences = read_fasta_letters(Path(sequences))
+                letters = read_fasta_letters(Path(sequences))
             except GenomeError as err:
                 raise TwoBitError(str(err)) from None
-        for name, seq in sequences.items():
+        else:
+            letters = sequences
+        for name, seq in letters.items():
             raw = seq.encode("ascii", "replace") if isinstance(seq, str) else bytes(seq)
             try:
                 records.append((name, _encode_record(name, np.frombuffer(raw, dtype=np.uint8), None)))
@@ -101,13 +106,13 @@ def write_twobit(path: str | Path, sequences: Genome | Mapping[str, str] | str |
     if not records:
         raise TwoBitError(f"{path}: no sequences to write")
     names = [name.encode() for name, _ in records]
-    for name in names:
-        if not 0 < len(name) < 256 or any(ch in name for ch in b" \t\n\r"):
-            raise TwoBitError(f"{path}: sequence name {name!r} must be 1-255 bytes without whitespace")
+    for raw_name in names:
+        if not 0 < len(raw_name) < 256 or any(ch in raw_name for ch in b" \t\n\r"):
+            raise TwoBitError(f"{path}: sequence name {raw_name!r} must be 1-255 bytes without whitespace")
     offset = 16 + sum(1 + len(n) + 4 for n in names)
     index = b""
-    for name, (_, record) in zip(names, records):
-        index += struct.pack("<B", len(name)) + name + struct.pack("<I", offset)
+    for raw_name, (_, record) in zip(names, records):
+        index += struct.pack("<B", len(raw_name)) + raw_name + struct.pack("<I", offset)
         offset += len(record)
     if offset >= 2 ** 32:
         raise TwoBitError(f"{path}: genome too large for a version-0 .2bit (4 GiB)")
@@ -152,7 +157,7 @@ class _Reader:
         return np.frombuffer(self.data, dtype=self.order + "u4", count=count, offset=pos).astype(np.int64)
 
     def size(self, name: str) -> int:
-        return struct.unpack_from(self.order + "I", self.data, self.index[name])[0]
+        return int(struct.unpack_from(self.order + "I", self.data, self.index[name])[0])
 
     def sequence(self, name: str) -> str:
         try:

@@ -19,7 +19,7 @@ class ConfigError(ValueError):
     """A configuration value that cannot work; the message names the key and the fix."""
 
 
-def _flat(tree, prefix: str) -> dict[str, object]:
+def _flat(tree: object, prefix: str) -> dict[str, object]:
     if isinstance(tree, dict):
         out: dict[str, object] = {}
         for key, value in tree.items():
@@ -47,6 +47,7 @@ def check_same_run(cfg: DictConfig, out: Path) -> None:
         return
     saved = OmegaConf.to_container(OmegaConf.load(saved_path), resolve=False)
     now = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(saved, dict) and isinstance(now, dict)
     diffs = []
     for group in COMPARED:
         a, b = _flat(saved.get(group, {}), group), _flat(now.get(group, {}), group)
@@ -65,4 +66,6 @@ def check_same_run(cfg: DictConfig, out: Path) -> None:
 def group_defaults(group: str, option: str = "default") -> DictConfig:
     """conf/<group>/<option>.yaml as written (unresolved): the single source of a group's defaults for
     callers that pass only some keys (library use, tests)."""
-    return OmegaConf.load(conf_dir() / group / f"{option}.yaml")
+    loaded = OmegaConf.load(conf_dir() / group / f"{option}.yaml")
+    assert isinstance(loaded, DictConfig), f"conf/{group}/{option}.yaml is not a mapping"
+    return loaded
