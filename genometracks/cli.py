@@ -12,6 +12,7 @@ from collections.abc import Callable
 from omegaconf import OmegaConf
 
 from genometracks.io.paths import conf_dir, output_dir_problem, shared_data
+from genometracks.io.schema import register_schemas
 
 # command → "module:function(cfg)"; the module is imported only when its command runs
 HYDRA_COMMANDS: dict[str, str] = {
@@ -58,6 +59,8 @@ def _resolve(target: str) -> Callable:
 
 
 def _register_resolvers() -> None:
+    """The `gt_shared_data` resolver and the structured-config schemas, before any composition."""
+    register_schemas()
     if not OmegaConf.has_resolver("gt_shared_data"):
         OmegaConf.register_new_resolver("gt_shared_data", lambda: str(shared_data()))
 

@@ -60,3 +60,17 @@ def test_launchers_compose(launcher):
         # Lightning on SLURM: one task per device, nodes = trainer.num_nodes
         assert launcher_cfg.tasks_per_node == launcher_cfg.gpus_per_node == cfg.trainer.devices == 2
         assert launcher_cfg.nodes == cfg.trainer.num_nodes
+
+
+def test_structured_configs_type_the_fixed_groups(tmp_path):
+    from hydra.errors import ConfigCompositionException
+    from omegaconf import OmegaConf
+
+    from genometracks.io.schema import SCHEMAS
+
+    cfg = compose("experiment=smoke", f"run_dir={tmp_path}")
+    for group, schema in SCHEMAS.items():
+        assert OmegaConf.get_type(cfg[group]) is schema, group
+    assert cfg.export.organism == cfg.data.organism  # the data set declares its organism
+    with pytest.raises(ConfigCompositionException):
+        compose("experiment=smoke", f"run_dir={tmp_path}", "interpret.n_streams=four")

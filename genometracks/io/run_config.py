@@ -68,4 +68,5 @@ def group_defaults(group: str, option: str = "default") -> DictConfig:
     callers that pass only some keys (library use, tests)."""
     loaded = OmegaConf.load(conf_dir() / group / f"{option}.yaml")
     assert isinstance(loaded, DictConfig), f"conf/{group}/{option}.yaml is not a mapping"
+    loaded.pop("defaults", None)  # the file's defaults list (its schema), not a value
     return loaded
