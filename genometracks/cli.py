@@ -111,6 +111,7 @@ def run_hydra(command: str, overrides: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `genometracks` console script; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command, rest = _split_command(argv)
     if command in PLAIN_COMMANDS:

@@ -109,6 +109,17 @@ def _record(frame: pd.DataFrame, i: int) -> str:
     return f"record {i} ({row['chrom']}:{row['start']}-{row['end']} {row['name']!r})"
 
 
+def _integers(frame: pd.DataFrame, columns: tuple[str, ...], out: Path) -> None:
+    """Make `columns` int64 in place; raise naming the first record whose value is not an integer."""
+    for column in columns:
+        values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
+        bad = np.flatnonzero(~np.isfinite(values) | (values != np.round(values)))
+        if bad.size:
+            raise ExportError(f"{out}: {_record(frame, bad[0])}: {column} {frame[column].iloc[bad[0]]!r} "
+                              "is not an integer")
+        frame[column] = values.astype(np.int64)
+
+
 def _validate(frame: pd.DataFrame, out: Path, schema: BedSchema, chrom_sizes: Mapping[str, int]) -> pd.DataFrame:
     """Check columns, coordinates, names, scores, strands and sort order; return a clean copy."""
     missing = [c for c in schema.columns if c not in frame.columns]
@@ -122,13 +133,7 @@ def _validate(frame: pd.DataFrame, out: Path, schema: BedSchema, chrom_sizes: Ma
     if unknown.size:
         raise ExportError(f"{out}: {_record(frame, unknown[0])}: contig not in the genome "
                           f"{list(chrom_sizes)[:5]}; use the genome's contig names")
-    for column in ("start", "end", "score"):
-        values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
-        bad = np.flatnonzero(~np.isfinite(values) | (values != np.round(values)))
-        if bad.size:
-            raise ExportError(f"{out}: {_record(frame, bad[0])}: {column} {frame[column].iloc[bad[0]]!r} "
-                              "is not an integer")
-        frame[column] = values.astype(np.int64)
+    _integers(frame, ("start", "end", "score"), out)
     sizes = frame["chrom"].map(chrom_sizes).to_numpy()
     start, end = frame["start"].to_numpy(), frame["end"].to_numpy()
     bad = np.flatnonzero((start < 0) | (end <= start) | (end > sizes))
@@ -158,13 +163,7 @@ def _validate(frame: pd.DataFrame, out: Path, schema: BedSchema, chrom_sizes: Ma
 
 def _validate_bed9(frame: pd.DataFrame, out: Path) -> None:
     """thickStart <= thickEnd within [start, end]; itemRgb 'R,G,B' (0..255 each) or '0'."""
-    for column in ("thickStart", "thickEnd"):
-        values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
-        bad = np.flatnonzero(~np.isfinite(values) | (values != np.round(values)))
-        if bad.size:
-            raise ExportError(f"{out}: {_record(frame, bad[0])}: {column} {frame[column].iloc[bad[0]]!r} "
-                              "is not an integer")
-        frame[column] = values.astype(np.int64)
+    _integers(frame, ("thickStart", "thickEnd"), out)
     start, end = frame["start"].to_numpy(), frame["end"].to_numpy()
     thick_start, thick_end = frame["thickStart"].to_numpy(), frame["thickEnd"].to_numpy()
     bad = np.flatnonzero((thick_start < start) | (thick_end < thick_start) | (thick_end > end))

@@ -79,6 +79,7 @@ class SiteSet:
 
     @staticmethod
     def concat(sets: list[SiteSet], source: str = "") -> SiteSet:
+        """All sites of `sets` in one SiteSet (order kept, not sorted); `source` names it."""
         return SiteSet(np.concatenate([s.chrom for s in sets]), np.concatenate([s.pos for s in sets]),
                        np.concatenate([s.strand for s in sets]), np.concatenate([s.score for s in sets]),
                        np.concatenate([s.name for s in sets]), source)

@@ -35,6 +35,7 @@ class Track:
     values: dict[str, dict[str, np.ndarray]]
 
     def strand(self, strand: str) -> dict[str, np.ndarray]:
+        """{contig: float32 [length]} of strand '+' or '-', forward 0-based coordinates."""
         return {contig: per[strand] for contig, per in self.values.items()}
 
 

@@ -30,6 +30,7 @@ class ExportConfig:
 
 @dataclass
 class PeaksConfig:
+    """predict.peaks: TSS peak calls on the probability tracks."""
     threshold: Any = MISSING            # a probability, or "auto" (validation F1-optimal)
     min_distance: int = MISSING         # nt between peaks on one strand
 
@@ -74,6 +75,7 @@ class InterpretConfig:
 
 @dataclass
 class SigmaStageConfig:
+    """sigma.stage: the budget of the sigma stage of `genometracks run`."""
     modes: list[str] = MISSING
     folds: int = MISSING
     match_shuffles: int = MISSING

@@ -42,6 +42,7 @@ class SigmaSet:
         return {c: int((self.label == i).sum()) for i, c in enumerate(self.classes)}
 
     def subset(self, rows: np.ndarray) -> SigmaSet:
+        """The windows at `rows` (int indices or a bool mask over windows), sites and labels alike."""
         sites = None if self.sites is None else self.sites.subset(rows)
         return SigmaSet(self.tokens[rows], self.label[rows], self.classes, self.upstream, sites)
 

@@ -58,6 +58,7 @@ def memory_state(memory) -> dict:
 
 
 def memory_from_state(state: dict) -> Memory:
+    """The model Memory back from `memory_state` (per layer: keys, values [B, H, M, D]; valid [B, M])."""
     return Memory(tuple(LayerMemory(**layer) for layer in state["layers"]), state["valid"])
 
 

@@ -75,6 +75,8 @@ def build_datamodule(cfg: DictConfig, dataset: Dataset, model: TransformerXL,
 
 
 def build_trainer(cfg: DictConfig, out: Path, callbacks: list, enable_checkpointing: bool = True) -> pl.Trainer:
+    """A Lightning Trainer from `trainer=` (its strategy instantiated when given as a config), logging
+    to DIR/logs (CSV or TensorBoard, `task.logger`)."""
     tr = OmegaConf.to_container(cfg.trainer, resolve=True)
     tr.pop("_target_", None)
     strategy = tr.pop("strategy", "auto")
