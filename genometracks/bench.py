@@ -36,16 +36,19 @@ PAPER = dict(n_layer=6, n_head=6, d_model=32, d_head=32, conv_width=7, window=51
 ECOLI_LENGTH = 4_641_652  # NC_000913.3, nt
 ECOLI_HELD_OUT = 928_330 + 464_165  # streams.ECOLI_K12_SPLITS: test + validation, nt
 REFERENCE = {"inference": 1587.0, "training": 710.0}  # the issue's published implementation, positions/s
+TASKS = ("inference", "training", "training_no_memory")
 
 
 class BenchError(ValueError):
     """Bad bench arguments or missing data; the message says the fix."""
 
 
-def flops_per_position(model: TransformerXL) -> int:
-    """Useful FLOPs of one position's forward pass (see the module docstring)."""
+def flops_per_position(model: TransformerXL, seg_len: int | None = None) -> float:
+    """Useful FLOPs of one position's forward pass (see the module docstring). seg_len: without
+    memory, a segment's position i attends min(i + 1, W) keys; the mean over the segment is used."""
     hd, dm, k, w = model.n_head * model.d_head, model.d_model, model.conv_width, model.window
-    layer = 2 * dm * 3 * hd + 2 * 3 * hd * model.d_head * k + 3 * 2 * w * hd + 2 * hd * dm
+    keys = w if seg_len is None else sum(min(i + 1, w) for i in range(seg_len)) / seg_len
+    layer = 2 * dm * 3 * hd + 2 * 3 * hd * model.d_head * k + 3 * 2 * keys * hd + 2 * hd * dm
     return model.n_layer * layer + 2 * dm
 
 
@@ -95,8 +98,9 @@ def time_inference(model: TransformerXL, tokens: torch.Tensor, path: str, seg_le
 
 
 def time_training(model: TransformerXL, tokens: torch.Tensor, labels: torch.Tensor, path: str, seg_len: int,
-                  segments: int, repeats: int) -> tuple[list[float], float]:
-    """positions/s per repeat of training steps with memory carried (detached) between steps, and
+                  segments: int, repeats: int, carry_memory: bool = True) -> tuple[list[float], float]:
+    """positions/s per repeat of training steps with memory carried (detached) between steps, or
+    none (carry_memory=False: every step starts with nothing upstream, task.train_memory=false), and
     the first step's loss. The weights are restored after each repeat so every path and repeat
     trains from the same state."""
     state = {k: v.clone() for k, v in model.state_dict().items()}
@@ -110,7 +114,7 @@ def time_training(model: TransformerXL, tokens: torch.Tensor, labels: torch.Tens
         memory: Memory = start_memory
         begin = time.perf_counter()
         for index, segment in enumerate(_segments(tokens, seg_len, model.lookahead, 1, segments)):
-            logits, memory = model(segment, memory, path=path)
+            logits, memory = model(segment, memory if carry_memory else None, path=path)
             target = labels[:, (index + 1) * seg_len:(index + 2) * seg_len]
             loss = F.binary_cross_entropy_with_logits(logits, target)
             optimiser.zero_grad(set_to_none=True)
@@ -150,22 +154,25 @@ def bench_paths(args: argparse.Namespace) -> dict:
                 rates, logits[path] = time_inference(model, tokens, path, args.seg_len, segments, repeats)
                 extra = {}
             else:
-                rates, loss = time_training(model, tokens, labels, path, args.seg_len, segments, repeats)
+                rates, loss = time_training(model, tokens, labels, path, args.seg_len, segments, repeats,
+                                            carry_memory=task == "training")
                 extra = {"first_loss": round(loss, 6)}
+            work = flops if task != "training_no_memory" else flops_per_position(model, args.seg_len)
             result[f"{task}_{path}"] = {"positions_per_s": _summary(rates), "segments": segments,
-                                        "gflops": round(statistics.median(rates) * flops * (3 if task == "training"
-                                                                                              else 1) / 1e9, 1),
+                                        "gflops": round(statistics.median(rates) * work * (1 if task == "inference"
+                                                                                             else 3) / 1e9, 1),
                                         "peak_rss_mib_so_far": round(peak_rss_mib()), **extra}
         fast, textbook = (result[f"{task}_{p}"]["positions_per_s"]["median"] for p in ("fast", "textbook"))
         result[f"{task}_ratio_fast_over_textbook"] = round(fast / textbook, 2)
-        result[f"{task}_fast_over_reference"] = round(fast / REFERENCE[task], 2)
+        result[f"{task}_fast_over_reference"] = round(fast / REFERENCE[task.removesuffix("_no_memory")], 2)
     if "inference" in args.tasks:
         result["max_abs_logit_diff_fast_vs_textbook"] = float((logits["fast"] - logits["textbook"]).abs().max())
         fast = result["inference_fast"]["positions_per_s"]["median"]
         result["extrapolated_genome_both_strands_min"] = round(2 * ECOLI_LENGTH / fast / 60, 2)
-    if "training" in args.tasks:
-        fast = result["training_fast"]["positions_per_s"]["median"]
-        result["extrapolated_epoch_min"] = round(2 * (ECOLI_LENGTH - ECOLI_HELD_OUT) / fast / 60, 2)
+    for task in args.tasks:
+        if task != "inference":  # one epoch: both strands of E. coli less the held-out regions
+            fast = result[f"{task}_fast"]["positions_per_s"]["median"]
+            result[f"extrapolated_epoch_min_{task}"] = round(2 * (ECOLI_LENGTH - ECOLI_HELD_OUT) / fast / 60, 2)
     result["peak_rss_mib"] = round(peak_rss_mib())
     result["machine_end"] = _machine(args.threads)
     return result
@@ -206,7 +213,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="genometracks bench", description="Textbook vs fast attention path of the paper's Transformer-XL, "
         "inference and training, timed side by side; prints one JSON object.")
-    parser.add_argument("--tasks", default="inference,training", help="inference,training (comma-separated)")
+    parser.add_argument("--tasks", default=",".join(TASKS),
+                        help="inference, training (memory carried between steps), training_no_memory "
+                             "(task.train_memory=false), comma-separated")
     parser.add_argument("--batch", type=int, default=10, help="streams per batch (the issue: 10)")
     parser.add_argument("--seg-len", type=int, default=512)
     parser.add_argument("--segments", type=int, default=4, help="timed segments per repeat, fast path")
@@ -225,9 +234,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     args.tasks = [t for t in args.tasks.split(",") if t]
-    bad = [t for t in args.tasks if t not in ("inference", "training")]
+    bad = [t for t in args.tasks if t not in TASKS]
     if bad or not args.tasks:
-        raise BenchError(f"--tasks {','.join(args.tasks)!r}: use inference, training or both")
+        raise BenchError(f"--tasks {','.join(args.tasks)!r}: use one or more of {', '.join(TASKS)}")
     for name in ("batch", "seg_len", "segments", "repeats", "textbook_segments", "textbook_repeats", "threads",
                  "query_block"):
         if getattr(args, name) < 1:

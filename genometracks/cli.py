@@ -58,11 +58,18 @@ def _resolve(target: str) -> Callable:
     return getattr(importlib.import_module(module), func)
 
 
+def slurm_gpus(accelerator: str, devices: int | str) -> int | None:
+    """GPUs per SLURM node for a trainer: its devices on a GPU accelerator, else None (no gres asked)."""
+    return int(devices) if str(accelerator) in ("gpu", "cuda") else None
+
+
 def _register_resolvers() -> None:
     """The `gt_shared_data` resolver and the structured-config schemas, before any composition."""
     register_schemas()
     if not OmegaConf.has_resolver("gt_shared_data"):
         OmegaConf.register_new_resolver("gt_shared_data", lambda: str(shared_data()))
+    if not OmegaConf.has_resolver("gt_slurm_gpus"):
+        OmegaConf.register_new_resolver("gt_slurm_gpus", slurm_gpus)
 
 
 def _split_command(argv: list[str]) -> tuple[str, list[str]]:

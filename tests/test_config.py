@@ -47,18 +47,24 @@ def test_shared_data_default_points_beside_checkout():
 
 
 @pytest.mark.parametrize("launcher", ["slurm", "local"])
-def test_launchers_compose(launcher):
+@pytest.mark.parametrize("trainer, gpus", [("ddp_cpu", None), ("cpu", None), ("ddp_gpu", 4), ("gpu", 1)])
+def test_launchers_compose(launcher, trainer, gpus):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
+    from genometracks.cli import _register_resolvers
+
+    _register_resolvers()
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        cfg = hydra_compose(config_name="config", overrides=[f"hydra/launcher={launcher}", "trainer=ddp_cpu"],
+        cfg = hydra_compose(config_name="config", overrides=[f"hydra/launcher={launcher}", f"trainer={trainer}"],
                             return_hydra_config=True)
     launcher_cfg = cfg.hydra.launcher
     assert "submitit" in launcher_cfg._target_
     if launcher == "slurm":
-        # Lightning on SLURM: one task per device, nodes = trainer.num_nodes
-        assert launcher_cfg.tasks_per_node == launcher_cfg.gpus_per_node == cfg.trainer.devices == 2
+        # Lightning on SLURM: one task per device, nodes = trainer.num_nodes; GPUs only for a GPU trainer
+        # (a CPU job asking for gres is refused by sbatch on a node without GPUs)
+        assert launcher_cfg.tasks_per_node == cfg.trainer.devices
+        assert launcher_cfg.gpus_per_node == gpus
         assert launcher_cfg.nodes == cfg.trainer.num_nodes
 
 

@@ -65,7 +65,7 @@ def test_textbook_matches_loop_reference(overrides):
     torch.testing.assert_close(got[0], expected, rtol=0, atol=1e-10)
 
 
-@pytest.mark.parametrize("overrides", [{}, {"per_head_conv": True, "d_inner": 24}])
+@pytest.mark.parametrize("overrides", [{}, {"per_head_conv": True, "d_inner": 24}, {"norm": "pre", "d_inner": 24}])
 def test_fast_equals_textbook_with_memory_and_reset(overrides):
     model = small_model(2, **overrides)
     tokens = torch.randint(0, 5, (3, 130 + model.lookahead))
@@ -119,6 +119,24 @@ def test_logits_do_not_depend_on_segment_length_or_stream_count(window, seg_lens
             for k, s in enumerate(starts):
                 got = logits[k, k * chunk - s:(k + 1) * chunk - s]
                 torch.testing.assert_close(got, reference[0, k * chunk:(k + 1) * chunk], rtol=0, atol=1e-5)
+
+
+def test_pre_norm_blocks_normalise_before_attention_and_keep_segments_invisible():
+    post, pre = small_model(6), small_model(6, norm="pre")
+    assert pre.final_norm is not None and post.final_norm is None
+    pre.load_state_dict(post.state_dict(), strict=False)  # same weights; pre adds the final norm
+    tokens = torch.randint(0, 5, (1, 90 + pre.lookahead))
+    with torch.inference_mode():
+        reference = run_segments(pre, tokens, 90)
+        assert not torch.allclose(reference, run_segments(post, tokens, 90))  # a different function
+        torch.testing.assert_close(run_segments(pre, tokens, 20), reference, rtol=0, atol=1e-5)
+        # by hand for one block: h + attention(LayerNorm(h)) then the final LayerNorm before the head
+        block, h = pre.blocks[0], pre.embed(tokens[:, :40 + pre.lookahead])
+        out, _, _ = block.attn(block.norm1(h), pre.init_memory(1).layers[0], pre.init_memory(1).valid, 40)
+        got, _, _ = block(h, pre.init_memory(1).layers[0], pre.init_memory(1).valid, 40, "fast", None)
+        torch.testing.assert_close(got, h[:, :out.shape[1]] + out, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="norm must be one of"):
+        small_model(6, norm="sandwich")
 
 
 @pytest.mark.parametrize("path", ["fast", "textbook"])

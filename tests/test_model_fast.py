@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from genometracks.bench import flops_per_position
 from genometracks.bench import main as bench_main
 from genometracks.model import Memory, TransformerXL
+from genometracks.model.attention import absent_prefix
 from genometracks.model.relative import head_band_bias, key_features, query_rotation, rotate_queries, sinusoid_encoding
 from tests.model_reference import run_segments, small_model
 
@@ -81,6 +82,48 @@ def test_fast_tiles_do_not_change_logits_or_gradients(query_block, stream_block)
         torch.testing.assert_close(p.grad, g, rtol=1e-4, atol=1e-5)
     with torch.inference_mode():
         torch.testing.assert_close(run_segments(model, tokens, 30, "fast", resets), textbook, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("window", [128, 512, 100])
+@pytest.mark.parametrize("memory", ["carried", "none"])
+def test_banded_tiles_equal_textbook_at_paper_windows(window, memory):
+    # query blocks of 64: window 100 is not a multiple of the tile; segments of 150 reach past one
+    # window; "none" resets every stream at every segment (training without memory: every tile is
+    # clipped to the keys that exist), "carried" resets two streams mid-run (tiles mixing streams
+    # with and without memory). float32 logits to 1e-5; gradients in float64, where rounding does not
+    # hide a wrong term, to 1e-5 of each parameter's largest gradient.
+    model = small_model(16, window=window, query_block=64, stream_block=2)
+    tokens = torch.randint(0, 5, (3, 450 + model.lookahead))
+    resets = {t: [0, 1, 2] for t in (150, 300)} if memory == "none" else {150: [1], 300: [0, 2]}
+    torch.testing.assert_close(run_segments(model, tokens, 150, "fast", resets),
+                               run_segments(model, tokens, 150, "textbook", resets), rtol=0, atol=1e-5)
+    model.double()
+    weights = torch.linspace(-1, 1, 450, dtype=torch.float64)
+    grads = {}
+    for path in ("textbook", "fast"):
+        model.zero_grad()
+        (run_segments(model, tokens, 150, path, resets) * weights).sum().backward()
+        grads[path] = [p.grad.clone() for p in model.parameters()]
+    for fast, textbook in zip(grads["fast"], grads["textbook"]):
+        assert float((fast - textbook).abs().max()) <= 1e-5 * max(float(textbook.abs().max()), 1e-6)
+
+
+def test_tiles_skip_keys_that_exist_in_no_stream():
+    model = small_model(17, window=32, query_block=8, stream_block=1)
+    attn = model.blocks[0].attn  # M = 31 remembered positions
+    valid = torch.zeros(2, 31, dtype=torch.bool)
+    valid[1, 21:] = True  # stream 1 remembers its last 10 positions, stream 0 nothing
+    assert absent_prefix(valid) == 21 and absent_prefix(torch.zeros(2, 31, dtype=torch.bool)) == 31
+    key_exists = torch.cat([valid[:, 21:], torch.ones(2, 16, dtype=torch.bool)], dim=1)  # 10 + 16 keys
+    tiles = attn._tiles(key_exists, 16)
+    # stream 0, queries 0..7 (keys 10..17): its own keys only, from the bias column of key 10
+    first = tiles[0]
+    assert (first.streams, first.rows, first.reach) == (slice(0, 1), slice(0, 8), slice(10, 18))
+    assert first.absent is None and first.column == 10 - (0 + 10 - 31)
+    # stream 1, queries 8..15: keys 0..25 reach back 31, all that exist
+    last = tiles[-1]
+    assert (last.streams, last.rows, last.reach, last.absent) == (slice(1, 2), slice(8, 16), slice(0, 26), None)
+    assert last.column == 0 - (8 + 10 - 31)
 
 
 def test_paper_config_gradients_equal_textbook():

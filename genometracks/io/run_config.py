@@ -12,7 +12,18 @@ from genometracks.io.atomic import write_text_atomic
 from genometracks.io.paths import conf_dir
 
 COMPARED = ("data", "model")
-IGNORED = {"data.n_streams", "data.eval_streams"}  # batch sizes: free to change between jobs
+# batch sizes and the label sets `data summary` reports: free to change between jobs
+IGNORED = {"data.n_streams", "data.eval_streams", "data.label_sets",
+           # the data set's declared capabilities (conf/data/*.yaml) follow from data.name, compared above;
+           # run directories made before they were declared lack them
+           "data.catalogue", "data.organism", "data.annotation", "data.terminators", "data.motifs",
+           "data.sigma_classes"}
+
+
+def _ignored(key: str, data: dict[str, object]) -> bool:
+    """Keys that do not change a run's outputs: IGNORED, and the synthetic genome generator's
+    settings when the genome is read from a FASTA (data.fasta set), which ignores them."""
+    return key in IGNORED or (key.startswith("data.generator.") and data.get("fasta") not in (None, "???"))
 
 
 class ConfigError(ValueError):
@@ -52,7 +63,8 @@ def check_same_run(cfg: DictConfig, out: Path) -> None:
     for group in COMPARED:
         a, b = _flat(saved.get(group, {}), group), _flat(now.get(group, {}), group)
         for key in sorted(set(a) | set(b)):
-            if key not in IGNORED and a.get(key) != b.get(key):
+            if not _ignored(key, saved.get("data", {})) and not _ignored(key, now.get("data", {})) \
+                    and a.get(key) != b.get(key):
                 diffs.append(f"{key} was {a.get(key)!r}, now {b.get(key)!r}")
     if diffs:
         diffs.sort(key=lambda text: not text.split(" ", 1)[0].endswith(".name"))  # data.name first

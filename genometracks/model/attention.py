@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +41,33 @@ from genometracks.model.relative import (by_offset, head_band_bias, key_features
                                          rotate_queries, sinusoid_encoding, window_mask)
 
 PATHS = ("fast", "textbook")
+
+
+class Tile(NamedTuple):
+    """One fused-attention call of the fast path: streams x query rows [a, b), the key indices
+    `reach` they attend, absent: bool [G, keys] of reached keys that do not exist (None if all do),
+    and column: the bias column of reach.start when the full window of query a starts at column 0."""
+
+    streams: slice
+    rows: slice
+    reach: slice
+    absent: Tensor | None
+    column: int
+
+
+def absent_prefix(valid: Tensor) -> int:
+    """How many leading remembered positions exist in no stream: valid bool [B, M] (a suffix of
+    True per stream) → min over streams of its leading False count (M when nothing exists)."""
+    return int(valid.shape[1] - valid.sum(dim=1).max()) if valid.shape[0] else valid.shape[1]
+
+
+def _carry(keys: Tensor, start: int, n_mem: int) -> Tensor:
+    """Rows [start, start + n_mem) of keys [B, K, H, D] as memory [B, H, n_mem, D]; rows before 0
+    (left out as absent everywhere) are zeros, as absent memory always is."""
+    if start < 0:
+        keys = torch.cat([keys.new_zeros(keys.shape[0], -start, *keys.shape[2:]), keys], dim=1)
+        start = 0
+    return keys[:, start:start + n_mem].transpose(1, 2)
 
 
 @dataclass(frozen=True)
@@ -155,7 +182,7 @@ class RelativeAttention(nn.Module):
         content = torch.einsum("bhid,bhjd->bhij", q + self.u[:, None], keys)
         position = rel_shift(torch.einsum("bhid,jhd->bhij", q + self.v[:, None], r))
         scores = (content + position) / math.sqrt(self.d_head)
-        allowed = window_mask(q.shape[2], self.window - 1, self.window, q.device) & key_exists[:, None, None, :]
+        allowed = window_mask(q.shape[2], n_k - q.shape[2], self.window, q.device) & key_exists[:, None, None, :]
         probs = scores.masked_fill(~allowed, float("-inf")).softmax(dim=-1)
         return torch.einsum("bhij,bhjd->bhid", self.drop(probs), values), probs
 
@@ -199,17 +226,24 @@ class RelativeAttention(nn.Module):
         y = self._fast_project(h, p_memory)
         batch, n_q = y.shape[:2]
         hd = n_h * d
-        keys = torch.cat([memory.k.transpose(1, 2), y[..., hd:2 * hd].view(batch, n_q, n_h, d)], dim=1)
-        values = torch.cat([memory.v.transpose(1, 2), y[..., 2 * hd:].view(batch, n_q, n_h, d)], dim=1)
+        # remembered positions that exist in no stream (before every stream's reset point, e.g. the
+        # whole memory when training without memory) are left out of the keys: no stream attends them
+        skip = 0 if self._textbook_step3(y) else absent_prefix(valid)
+        new_keys = y[..., hd:2 * hd].view(batch, n_q, n_h, d)
+        new_values = y[..., 2 * hd:].view(batch, n_q, n_h, d)
+        if skip < n_mem:
+            keys = torch.cat([memory.k.transpose(1, 2)[:, skip:], new_keys], dim=1)
+            values = torch.cat([memory.v.transpose(1, 2)[:, skip:], new_values], dim=1)
+        else:
+            keys, values = new_keys, new_values
         queries = y[..., :hd].view(batch, n_q, n_h, d)  # q + u
-        key_exists = torch.cat([valid, valid.new_ones(batch, n_q)], dim=1)  # [B, M + Lq]
+        key_exists = torch.cat([valid[:, skip:], valid.new_ones(batch, n_q)], dim=1)  # [B, M - skip + Lq]
         attended = self._fast_attend(queries, keys, values, key_exists, y.requires_grad)  # [B, Lq, H, D]
         out = self.drop(self.out(attended.reshape(batch, n_q, hd)))
         # projected inputs of [t+advance-c, t+advance): from h, or partly remembered if advance < c
         recent = F.linear(h[:, max(advance - c, 0):advance], self.qkv.weight).transpose(1, 2)
         p_next = torch.cat([p_memory[:, :, advance:], recent], dim=2) if advance < c else recent
-        carried = LayerMemory(keys[:, advance:advance + n_mem].transpose(1, 2),
-                              values[:, advance:advance + n_mem].transpose(1, 2), p_next)
+        carried = LayerMemory(_carry(keys, advance - skip, n_mem), _carry(values, advance - skip, n_mem), p_next)
         return out, carried
 
     def _fast_attend(self, queries: Tensor, keys: Tensor, values: Tensor, key_exists: Tensor,
@@ -217,7 +251,7 @@ class RelativeAttention(nn.Module):
         """Step 3 on the fast path. queries [B, Lq, H, D] (q + u); keys, values [B, M+Lq, H, D];
         key_exists bool [B, M+Lq]. Returns [B, Lq, H, D]."""
         needs_grad = requires_grad and torch.is_grad_enabled()
-        if needs_grad and ((self.training and self.dropout > 0) or queries.device.type != "cpu"):
+        if self._textbook_step3(queries):
             # WindowAttention uses PyTorch's CPU kernels, which have no dropout: textbook step 3
             attended, _ = self._textbook((queries - self.u).transpose(1, 2), keys.transpose(1, 2),
                                          values.transpose(1, 2), key_exists)
@@ -238,49 +272,65 @@ class RelativeAttention(nn.Module):
         return WindowAttention.apply(queries, rotate_queries(g, sin, cos), keys, values,
                                      key_features(positions, dm).to(keys.dtype), g.detach(), encoding, tiles, scale)
 
-    def _tiles(self, key_exists: Tensor, n_q: int) -> list[tuple[slice, slice, slice, Tensor | None]]:
-        """(streams, queries, keys, absent) per attention call: `stream_block` streams x `query_block`
-        queries [a, b), the keys [a, b + M) their windows reach, and bool [G, keys] of keys that do
-        not exist (None when all do)."""
+    def _textbook_step3(self, y: Tensor) -> bool:
+        """Whether the fast path attends as the textbook does (same keys, same dropout draws):
+        with gradients, under dropout or off the CPU, where WindowAttention's kernels do not apply."""
+        return (y.requires_grad and torch.is_grad_enabled()
+                and ((self.training and self.dropout > 0) or y.device.type != "cpu"))
+
+    def _tiles(self, key_exists: Tensor, n_q: int) -> list[Tile]:
+        """One `Tile` per attention call: `stream_block` streams x `query_block` queries [a, b), the
+        keys their windows reach that exist in at least one of those streams, and which do not.
+
+        key_exists: bool [B, K] with the Lq queries at key indices K-Lq .. K-1 (so K - Lq keys
+        precede the first query, at most M = W-1; existence is a suffix per stream)."""
         batch, n_mem, tiles = key_exists.shape[0], self.window - 1, []
+        before = key_exists.shape[1] - n_q  # key index of query 0
+        first_key = key_exists.shape[1] - key_exists.sum(dim=1)  # [B] first existing key per stream
         for first in range(0, batch, self.stream_block):
             streams = slice(first, min(first + self.stream_block, batch))
-            missing = not bool(key_exists[streams].all())
+            group_first = int(first_key[streams].min())
             for start in range(0, n_q, self.query_block):
                 stop = min(start + self.query_block, n_q)
-                absent = ~key_exists[streams, start:stop + n_mem] if missing else None
-                tiles.append((streams, slice(start, stop), slice(start, stop + n_mem), absent))
+                window_start = start + before - n_mem  # key of the full window of query `start`
+                low, high = max(window_start, group_first, 0), stop + before
+                exists = key_exists[streams, low:high]
+                absent = None if bool(exists.all()) else ~exists
+                tiles.append(Tile(streams, slice(start, stop), slice(low, high), absent, low - window_start))
         return tiles
 
 
-def _band_bias(g: Tensor, encoding: Tensor, absent: Tensor | None, buffers: dict) -> Tensor:
-    """Additive attention bias [G, H, T, T+W-1] of a tile's positional queries g [G, T, H, d_model]:
+def _band_bias(g: Tensor, encoding: Tensor, tile: Tile, buffers: dict) -> Tensor:
+    """Additive attention bias [G, H, T, keys] of a tile's positional queries g [G, T, H, d_model]:
     g · encoding over distances W-1..0 by one product written into a reused `head_band_bias`
-    buffer (-inf off the window band, and where `absent` [G, T+W-1] is True)."""
+    buffer (-inf off the window band, and where `tile.absent` [G, keys] is True), from the tile's
+    first reached key (`tile.column`) on."""
     size = g.shape[:3]
     if size not in buffers:
         buffers[size] = head_band_bias(size[1], size[0], size[2], encoding.shape[-1], dtype=g.dtype)
     target, bias = buffers[size]
     torch.mm(g.reshape(-1, g.shape[-1]), encoding, out=target.view(-1, encoding.shape[-1]))
-    return bias if absent is None else bias.masked_fill(absent[:, None, None, :], -math.inf)
+    bias = bias[..., tile.column:]
+    return bias if tile.absent is None else bias.masked_fill(tile.absent[:, None, None, :], -math.inf)
 
 
 def band_attention(queries: Tensor, keys: Tensor, values: Tensor, g: Tensor, encoding: Tensor, tiles: list,
                    scale: float, dropout: float = 0.0) -> Tensor:
     """Windowed relative attention with the positional term as a banded additive bias (no autograd).
 
-    queries [B, Lq, H, D]; keys, values [B, M+Lq, H, D]; g [B, Lq, H, d_model] and encoding
-    [d_model, W] (bias of query n at distance W-1-e: g_n · encoding[:, e]); tiles from
-    RelativeAttention._tiles. Returns [B, Lq, H, D]."""
+    queries [B, Lq, H, D]; keys, values [B, K, H, D] (K - Lq <= M keys before the first query);
+    g [B, Lq, H, d_model] and encoding [d_model, W] (bias of query n at distance W-1-e:
+    g_n · encoding[:, e]); tiles from RelativeAttention._tiles. Returns [B, Lq, H, D]."""
     out = queries.new_empty(queries.shape)
     buffers: dict = {}
     group = None
-    for streams, rows, reach, absent in tiles:
+    for spec in tiles:
+        streams, rows, reach = spec.streams, spec.rows, spec.reach
         if streams != group:  # [G, H, L, D] views of this group of streams
             group = streams
             group_q, group_k, group_v, group_out = (t[streams].transpose(1, 2) for t in (queries, keys, values, out))
         tile = group_q[:, :, rows]
-        bias = _band_bias(g[streams, rows], encoding, absent, buffers)
+        bias = _band_bias(g[streams, rows], encoding, spec, buffers)
         if dropout or tile.device.type != "cpu":
             attended = F.scaled_dot_product_attention(tile, group_k[:, :, reach], group_v[:, :, reach],
                                                       attn_mask=bias, dropout_p=dropout, scale=scale)
@@ -310,20 +360,21 @@ class WindowAttention(torch.autograd.Function):
         lse = queries.new_empty((queries.shape[0], queries.shape[2], queries.shape[1]),
                                 dtype=torch.promote_types(queries.dtype, torch.float32))
         buffers: dict = {}
-        for streams, rows, reach, absent in tiles:
-            bias = _band_bias(g[streams, rows], encoding, absent, buffers)
+        for tile in tiles:
+            streams, rows, reach = tile.streams, tile.rows, tile.reach
+            bias = _band_bias(g[streams, rows], encoding, tile, buffers)
             tile_out, lse[streams, :, rows] = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
                 queries[streams, rows].transpose(1, 2), keys[streams, reach].transpose(1, 2),
                 values[streams, reach].transpose(1, 2), attn_mask=bias, scale=scale)
             out[streams, rows] = tile_out.transpose(1, 2)
         ctx.save_for_backward(queries, fq, keys, values, fk, out, lse)
-        ctx.tiles, ctx.scale = tiles, scale
+        ctx.tiles, ctx.scale, ctx.window = tiles, scale, encoding.shape[-1]
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
         queries, fq, keys, values, fk, out, lse = ctx.saved_tensors
-        d, n_mem = queries.shape[-1], keys.shape[1] - queries.shape[1]
+        d, n_mem = queries.shape[-1], ctx.window - 1
         pad = fk.shape[-1]
         q_aug = torch.cat([queries, fq], dim=-1)
         k_aug = torch.cat([keys, fk[None, :, None].expand(*keys.shape[:3], pad)], dim=-1)
@@ -331,14 +382,15 @@ class WindowAttention(torch.autograd.Function):
         grad_q = torch.empty_like(q_aug)
         grad_k, grad_v = torch.zeros_like(keys), torch.zeros_like(values)
         masks: dict[int, Tensor] = {}
-        for streams, rows, reach, absent in ctx.tiles:
+        for tile in ctx.tiles:
+            streams, rows, reach = tile.streams, tile.rows, tile.reach
             n_rows = rows.stop - rows.start
             if n_rows not in masks:
                 allowed = window_mask(n_rows, n_mem, n_mem + 1, queries.device)
                 masks[n_rows] = queries.new_zeros(allowed.shape).masked_fill(~allowed, -math.inf)
-            mask = masks[n_rows][None, None]
-            if absent is not None:
-                mask = mask.masked_fill(absent[:, None, None, :], -math.inf)
+            mask = masks[n_rows][None, None, :, tile.column:]
+            if tile.absent is not None:
+                mask = mask.masked_fill(tile.absent[:, None, None, :], -math.inf)
             tile_q, tile_k, tile_v = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward(
                 grad_aug[streams, rows].transpose(1, 2), q_aug[streams, rows].transpose(1, 2),
                 k_aug[streams, reach].transpose(1, 2), v_aug[streams, reach].transpose(1, 2),

@@ -89,12 +89,22 @@ class Memory:
         return self._map(clear)
 
 
+NORMS = ("post", "pre")
+
+
 class Block(nn.Module):
-    """Relative attention → residual + LayerNorm (→ feed-forward → residual + LayerNorm)."""
+    """norm="post" (the paper): relative attention → residual + LayerNorm (→ feed-forward → residual
+    + LayerNorm). norm="pre": LayerNorm → attention → residual (→ LayerNorm → feed-forward →
+    residual), the placement that keeps deep stacks trainable (Xiong et al. 2020); the model then
+    normalises once more before its head."""
 
     def __init__(self, d_model: int, n_head: int, d_head: int, conv_width: int, window: int,
-                 d_inner: int, dropout: float, per_head_conv: bool, query_block: int, stream_block: int) -> None:
+                 d_inner: int, dropout: float, per_head_conv: bool, query_block: int, stream_block: int,
+                 norm: str = "post") -> None:
         super().__init__()
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}; got {norm!r}")
+        self.norm = norm
         self.attn = RelativeAttention(d_model, n_head, d_head, conv_width, window, dropout, per_head_conv,
                                       query_block, stream_block)
         self.norm1 = nn.LayerNorm(d_model)
@@ -107,6 +117,12 @@ class Block(nn.Module):
     def forward(self, h: Tensor, memory: LayerMemory, valid: Tensor, advance: int, path: str,
                 queries: Tensor | None) -> tuple[Tensor, LayerMemory, Tensor | None]:
         """h [B, S, d_model] for [t, t+S) → [B, S-c, d_model] for [t, t+S-c), carried memory, attention."""
+        if self.norm == "pre":
+            out, carried, attention = self.attn(self.norm1(h), memory, valid, advance, path, queries)
+            h = h[:, :out.shape[1]] + out
+            if self.ff is not None:
+                h = h + self.ff(self.norm2(h))
+            return h, carried, attention
         out, carried, attention = self.attn(h, memory, valid, advance, path, queries)
         h = self.norm1(h[:, :out.shape[1]] + out)
         if self.ff is not None:
@@ -118,7 +134,8 @@ class TransformerXL(nn.Module):
     """Segment-recurrent Transformer-XL with q/k/v convolutions (see the module docstring).
 
     d_inner = 0: no feed-forward (the paper). per_head_conv: each head its own q/k/v convolution
-    instead of one shared by the heads. query_block, stream_block: queries and streams per attention
+    instead of one shared by the heads. norm: "post" (the paper) or "pre" LayerNorm placement
+    (see Block). query_block, stream_block: queries and streams per attention
     call on the fast path (speed and memory only; results do not depend on them). workers: on the
     fast path on CPU, split the streams into this many row blocks that run concurrently, forward
     and backward, each on a thread of its own with torch's intra-op threads shared out (on a few
@@ -130,7 +147,7 @@ class TransformerXL(nn.Module):
     def __init__(self, n_layer: int = 6, n_head: int = 6, d_model: int = 32, d_head: int = 32,
                  conv_width: int = 7, window: int = 512, d_inner: int = 0, dropout: float = 0.0,
                  per_head_conv: bool = False, vocab_size: int = 5, query_block: int = 64,
-                 stream_block: int = 1, workers: int | None = None) -> None:
+                 stream_block: int = 1, workers: int | None = None, norm: str = "post") -> None:
         super().__init__()
         if workers is not None and workers < 1:
             raise ValueError(f"workers must be None or >= 1; got {workers}")
@@ -143,8 +160,10 @@ class TransformerXL(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(
             Block(d_model, n_head, d_head, conv_width, window, d_inner, dropout, per_head_conv, query_block,
-                  stream_block)
+                  stream_block, norm)
             for _ in range(n_layer))
+        self.norm = norm
+        self.final_norm = nn.LayerNorm(d_model) if norm == "pre" else None
         self.head = nn.Linear(d_model, 1)
 
     @property
@@ -217,7 +236,7 @@ class TransformerXL(nn.Module):
             attention.append(layer_attention)
         valid = torch.cat([memory.valid, memory.valid.new_ones(tokens.shape[0], length)], dim=1)
         new_memory = Memory(tuple(carried), valid[:, length:length + self.window - 1])
-        logits = self.head(h).squeeze(-1)
+        logits = self.head(h if self.final_norm is None else self.final_norm(h)).squeeze(-1)
         if attention_queries is not None:
             return logits, new_memory, torch.stack(attention)
         return logits, new_memory

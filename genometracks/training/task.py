@@ -79,7 +79,7 @@ class TSSTask(pl.LightningModule):
     def __init__(self, model: torch.nn.Module, lr: float = 1e-3, weight_decay: float = 0.0,
                  warmup_steps: int = 200, loss: str = "ce", pos_weight: float = 1.0,
                  focal_gamma: float = 2.0, attention_path: str = "fast", model_config: dict | None = None,
-                 schedule: str = "constant"):
+                 schedule: str = "constant", train_memory: bool = True):
         super().__init__()
         self.model = model
         self.save_hyperparameters(ignore=["model"])
@@ -90,11 +90,16 @@ class TSSTask(pl.LightningModule):
 
     # -- memory ---------------------------------------------------------------------------------
     def _step(self, batch: dict, phase: str) -> torch.Tensor:
-        memory = self._memory.get(phase)
+        """Logits [B, L] of a batch, memory carried from the previous batch of the phase, except in
+        training with train_memory=False (the paper's recipe: every training segment starts with
+        nothing upstream; evaluation still carries memory, as prediction does)."""
+        carry = phase != "train" or self.hparams.get("train_memory", True)
+        memory = self._memory.get(phase) if carry else None
         if memory is None:
             memory = self.model.init_memory(batch["tokens"].shape[0], device=self.device)
         logits, memory = self.model(batch["tokens"], memory, batch["reset"], path=self.hparams.attention_path)
-        self._memory[phase] = memory.detach()
+        if carry:
+            self._memory[phase] = memory.detach()
         return logits
 
     def reset_memory(self, phase: str | None = None) -> None:

@@ -103,6 +103,7 @@ def train(cfg: DictConfig) -> dict:
     task = TSSTask(model, **{k: cfg.task[k] for k in ("lr", "weight_decay", "warmup_steps", "loss",
                                                        "pos_weight", "focal_gamma", "attention_path")},
                    schedule=str(cfg.task.get("schedule", "constant")),
+                   train_memory=bool(cfg.task.get("train_memory", True)),
                    model_config=model_kwargs(cfg.model) | {"seg_len": int(cfg.model.seg_len)})
     task.metrics_dir = str(run.eval)
     ckpt_dir = run.checkpoints
@@ -125,7 +126,8 @@ def train(cfg: DictConfig) -> dict:
     if trainer.fast_dev_run:
         return {}
     best_path = best.best_model_path or str(run.last_ckpt)
-    trainer.test(task, datamodule=datamodule, ckpt_path=best_path, weights_only=True)
+    if cfg.task.get("test_split", True):  # studies choose on validation and leave the test region alone
+        trainer.test(task, datamodule=datamodule, ckpt_path=best_path, weights_only=True)
     result = {
         "experiment": _experiment_name(),
         "data": cfg.data.name, "labels": dataset.label_set, "model": model_kwargs(cfg.model),

@@ -1,0 +1,49 @@
+#!/usr/bin/env python3
+"""A Markdown table of a training sweep (`genometracks train -m ... run_dir=DIR`): one row per job
+with its overrides, positions seen, wall time and validation (and, where computed, test) per-base
+ROC / PR AUC, both strands. Usage: python3 scripts/study_table.py DIR [DIR ...]
+
+Positions seen = global_step x data.n_streams x model.seg_len; wall time = from the job's
+config.yaml (written before training starts) to its metrics.json (written after the last evaluation)."""
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+
+def job_row(job: Path) -> str | None:
+    metrics_path, config_path = job / "metrics.json", job / "config.yaml"
+    if not metrics_path.exists() or not config_path.exists():
+        return None
+    metrics = json.loads(metrics_path.read_text())
+    config = yaml.safe_load(config_path.read_text())
+    overrides_path = job / ".hydra" / "overrides.yaml"
+    overrides = yaml.safe_load(overrides_path.read_text()) if overrides_path.exists() else []
+    varied = " ".join(o for o in overrides if not o.startswith(("run_dir", "hydra")))
+    seen = metrics["global_step"] * config["data"]["n_streams"] * config["model"]["seg_len"]
+    wall = metrics_path.stat().st_mtime - config_path.stat().st_mtime
+
+    def cell(split: str) -> str:
+        both = metrics.get(split, {}).get("both", {})
+        return f"{both['roc_auc']:.3f} / {both['pr_auc']:.4f}" if both else "—"
+
+    return (f"| {job.parent.name}/{job.name} | `{varied}` | {seen / 1e6:.1f} M | {wall / 60:.1f} "
+            f"| {cell('validation')} | {cell('test')} |")
+
+
+def main(dirs: list[str]) -> int:
+    print("| job | overrides | positions seen | wall (min) | validation ROC / PR AUC | test ROC / PR AUC |")
+    print("|---|---|---|---|---|---|")
+    for folder in map(Path, dirs):
+        jobs = sorted((p for p in folder.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name)) \
+            if not (folder / "metrics.json").exists() else [folder]
+        for job in jobs:
+            row = job_row(job)
+            if row:
+                print(row)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

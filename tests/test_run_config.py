@@ -1,0 +1,38 @@
+"""A run directory's configuration check compares only what changes its outputs."""
+import pytest
+from omegaconf import OmegaConf
+
+from genometracks.data.dataset import ConfigError
+from genometracks.io.run_config import check_same_run
+from tests.conftest import compose
+
+CUSTOM = ["data=custom", "data.fasta=/data/G.fa", "data.tss=/data/T.bed"]
+
+
+def _made_with(tmp_path, *overrides):
+    (tmp_path / "config.yaml").write_text(OmegaConf.to_yaml(compose(*overrides), resolve=True))
+
+
+def test_custom_genome_trained_under_smoke_then_predicted_without_it(tmp_path):
+    # the README's flow: train experiment=smoke data=custom ..., then predict data=custom ... in the same run
+    # dir; smoke's synthetic-generator settings do not apply to a FASTA and must not be compared
+    _made_with(tmp_path, "experiment=smoke", *CUSTOM)
+    check_same_run(compose(*CUSTOM), tmp_path)
+    check_same_run(compose(*CUSTOM, "data.n_streams=3"), tmp_path)  # batch size: free
+
+
+@pytest.mark.parametrize("change, named", [("data.fasta=/data/other.fa", "data.fasta"),
+                                           ("data.tss=/data/other.bed", "data.tss"),
+                                           ("data.shift=10", "data.shift"),
+                                           ("model.window=64", "model.window")])
+def test_what_changes_outputs_is_refused(tmp_path, change, named):
+    _made_with(tmp_path, "experiment=smoke", *CUSTOM)
+    overrides = [o for o in CUSTOM if not o.startswith(change.split("=")[0] + "=")] + [change]
+    with pytest.raises(ConfigError, match=named):
+        check_same_run(compose(*overrides), tmp_path)
+
+
+def test_synthetic_generator_settings_are_compared(tmp_path):
+    _made_with(tmp_path, "experiment=smoke")
+    with pytest.raises(ConfigError, match="data.generator.density"):
+        check_same_run(compose("experiment=smoke", "data.generator.density=0.004"), tmp_path)
