@@ -196,6 +196,7 @@ def test_cappable_seq_lifted_count_and_purine(ecoli):
 
 
 @needs_ecoli
+@pytest.mark.slow
 def test_drnaseq_and_cho_lifted_purine(ecoli):
     drna = A.load_tss_set("drnaseq", ecoli, ECOLI)
     assert drna.meta["liftover"]["lifted"] + drna.meta["liftover"]["dropped"] == 2672

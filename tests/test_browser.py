@@ -24,8 +24,9 @@ from genometracks.formats.bigwig import write_bigwig
 
 CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"),
                              shutil.which("google-chrome")) if p), None)
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed: `apt-get install -y "
-                                "chromium` (.ci/run installs it); the real-browser test needs it")
+pytestmark = [pytest.mark.slow,  # drives headless Chromium
+              pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed: `apt-get install -y "
+                                "chromium` (.ci/run installs it); the real-browser test needs it")]
 ARTEFACTS = Path(__file__).parent / "artefacts"
 RED, BLUE = (200, 0, 0), (0, 0, 200)
 

@@ -144,6 +144,7 @@ def test_write_overlap_report_reads_back(tmp_path):
 
 
 @needs_ecoli
+@pytest.mark.slow
 def test_curated_set_on_shared_data():
     from genometracks.genome.sequence import Genome
     from genometracks.labels.annotations import load_tss_set

@@ -199,6 +199,7 @@ def test_failed_rewrite_keeps_previous_hub(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hub", "other.bw", "t"]
 
 
+@pytest.mark.slow
 def test_killed_export_leaves_previous_hub(tmp_path):
     """SIGKILL in the middle of writing a hub: the old hub stays whole and valid."""
     sizes = {"NC_000913.3": 4641652}

@@ -63,6 +63,9 @@ def stages_done(run_dir: Path) -> set[str]:
     return {p.stem for p in (run_dir / "stages").glob("*.json")}
 
 
+pytestmark = pytest.mark.slow  # runs the whole pipeline in subprocesses and kills it
+
+
 @pytest.fixture(scope="module")
 def complete(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     run_dir = tmp_path_factory.mktemp("complete") / "run"

@@ -50,6 +50,9 @@ def hostile_genome(folder):
     return fasta, bed, {"chrA": a, "chrB": b}
 
 
+pytestmark = pytest.mark.slow  # end-to-end runs and CLI subprocesses
+
+
 @pytest.fixture(scope="module")
 def byo_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("byo")

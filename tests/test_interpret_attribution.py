@@ -33,6 +33,7 @@ def test_onehot_logits_equal_token_logits():
         onehot_logits(model, torch.zeros(2, 10))
 
 
+@pytest.mark.slow
 def test_attribution_matches_streamed_output_and_finite_differences():
     from genometracks.inference.predict import predict_genome
 

@@ -42,6 +42,7 @@ def test_uniform_matrix_in_bits_draws_no_letters_but_probability_does(tmp_path):
     assert all(_pixels_of(prob, a) > 200 for a in "ACGT")
 
 
+@pytest.mark.slow
 def test_grid_has_one_panel_per_matrix(tmp_path):
     letters = "ACGTAC"
     panels = [(f"L{i // 2}H{i % 2}", _column(a), "bits") for i, a in enumerate(letters)]

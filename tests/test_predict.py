@@ -42,6 +42,7 @@ def tiny():
     return genome, model
 
 
+@pytest.mark.slow
 def test_prediction_covers_every_base_and_does_not_depend_on_streams(tiny):
     genome, model = tiny
     a, _ = predict_genome(model, genome, shift=5, seg_len=64, n_streams=3, progress=False)

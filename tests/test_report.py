@@ -107,6 +107,7 @@ def check_links(run: Path, page: str) -> Links:
     return parser
 
 
+@pytest.mark.slow
 def test_report_of_a_run(tmp_path):
     run = make_run(tmp_path / "run")
     html_path, md_path = build_report(run)
@@ -183,6 +184,7 @@ CHROMIUM = find_chromium()
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)")
+@pytest.mark.slow
 def test_browser_snapshot_and_report(tmp_path, monkeypatch):
     from matplotlib.image import imread
 

@@ -212,6 +212,7 @@ def test_logo_peaks_by_hand():
 
 
 # ------------------------------------------------------------------------------- planted motifs
+@pytest.mark.slow
 def test_cnn_separates_planted_classes_and_logos_show_the_motifs():
     data = synthetic_set(n_per_class=30, length=30, n_nonpromoter=180, seed=1)
     x = one_hot(data.tokens)
@@ -252,9 +253,12 @@ def test_cross_validated_maps_come_from_the_fold_that_held_the_row_out(monkeypat
     fitted, mapped = {}, []
     real_fit, real_maps = evaluate.fit, gradcam.cam_maps
 
+    alive = []  # keep every fitted model, so that no id() is reused by a later one
+
     def recording_fit(x, y, n_outputs, settings, seed):
         model = real_fit(x, y, n_outputs, settings, seed)
         fitted[id(model)] = {row.tobytes() for row in x}
+        alive.append(model)
         return model
 
     def recording_maps(model, x, target, methods=gradcam.CAM_METHODS, batch_size=256):
@@ -282,6 +286,7 @@ def test_cross_validated_maps_come_from_the_fold_that_held_the_row_out(monkeypat
 
 
 # ------------------------------------------------------------------------------------------ kernels
+@pytest.mark.slow
 def test_kernel_pwms_are_exact_and_written_as_meme(tmp_path):
     from genometracks.interpret.motifs import Motif, read_meme, write_meme
     from genometracks.sigma.kernels import export_kernels, kernel_motifs
@@ -388,6 +393,7 @@ def test_sigma_track_command_reads_gzipped_peaks_and_rejects_bad_ones(tmp_path):
 
 
 # ------------------------------------------------------------------------------------- end to end
+@pytest.mark.slow
 def test_run_sigma_on_synthetic_data_writes_metrics_roc_logos_and_kernels(tmp_path):
     import matplotlib.image as mpimg
 

@@ -15,6 +15,9 @@ def _test_metrics(run_dir: Path) -> dict:
     return json.loads((run_dir / "metrics.json").read_text())["test"]["both"]
 
 
+pytestmark = pytest.mark.slow  # trains models (minutes)
+
+
 @pytest.fixture(scope="module")
 def unbroken(tmp_path_factory):
     run = tmp_path_factory.mktemp("unbroken")
