@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from genometracks.malloc import keep_freed_memory
+from genometracks.io.malloc import keep_freed_memory
 from genometracks.model import Memory, TransformerXL
 
 PAPER = dict(n_layer=6, n_head=6, d_model=32, d_head=32, conv_width=7, window=512)  # the paper's model
@@ -180,9 +180,9 @@ def bench_paths(args: argparse.Namespace) -> dict:
 
 def bench_genome(args: argparse.Namespace) -> dict:
     """Whole-genome prediction of E. coli, both strands, random paper-model weights, bigWigs written."""
-    from genometracks.genome import Genome
-    from genometracks.paths import shared_data
-    from genometracks.predict import predict_genome, write_tracks
+    from genometracks.genome.sequence import Genome
+    from genometracks.io.paths import shared_data
+    from genometracks.inference.predict import predict_genome, write_tracks
 
     fasta = Path(args.fasta) if args.fasta else shared_data() / "ecoli_k12" / "genome" / "NC_000913.3.fa"
     if not fasta.exists():

@@ -13,21 +13,25 @@ import importlib
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from omegaconf import OmegaConf
 
-from genometracks.paths import conf_dir, output_dir_problem, shared_data
+from genometracks.io.paths import conf_dir, output_dir_problem, shared_data
+from genometracks.io.quiet import quiet_third_parties
+from genometracks.io.run_config import main_job_overrides
+from genometracks.io.run_lock import run_dir_lock, stop_cleanly_on_signals
+from genometracks.io.schema import register_schemas
 
 # command → "module:function(cfg)"; the module is imported only when its command runs
 HYDRA_COMMANDS: dict[str, str] = {
-    "data summary": "genometracks.commands:data_summary",
-    "labels": "genometracks.commands:write_labels",
-    "train": "genometracks.train:train",
-    "predict": "genometracks.predict:predict_command",
-    "peaks": "genometracks.peaks:peaks_command",
-    "export": "genometracks.export.command:export_command",
+    "data summary": "genometracks.data.summary:data_summary",
+    "labels": "genometracks.data.summary:write_labels",
+    "train": "genometracks.pipeline:train_command",
+    "predict": "genometracks.inference.predict:predict_command",
+    "peaks": "genometracks.inference.peaks:peaks_command",
+    "export": "genometracks.browser.export:export_command",
     "interpret": "genometracks.interpret.command:interpret_command",
     "run": "genometracks.pipeline:run_pipeline",
     "report": "genometracks.pipeline:report_command",
@@ -35,10 +39,10 @@ HYDRA_COMMANDS: dict[str, str] = {
 # commands that write nothing: Hydra makes no run directory for them
 NO_OUTPUT = {"data summary", "labels"}
 PLAIN_COMMANDS: dict[str, str] = {
-    "validate-hub": "genometracks.export.validate:main_validate",
-    "serve": "genometracks.export.serve:main_serve",
+    "validate-hub": "genometracks.browser.validate:main_validate",
+    "serve": "genometracks.browser.serve:main_serve",
     "bench": "genometracks.bench:main",
-    "ship": "genometracks.ship:main",
+    "ship": "genometracks.inference.ship:main",
 }
 
 USAGE = """usage: genometracks <command> [key=value ...] [-m]
@@ -46,7 +50,8 @@ USAGE = """usage: genometracks <command> [key=value ...] [-m]
 commands:
   data summary      JSON summary of contigs, splits and TSS sets      (data=ecoli_k12|synthetic|custom)
   labels            write a TSS set as sorted BED6                    (labels=<set> out=PATH.bed)
-  train             train the TSS model                               (experiment=smoke|ecoli_cpu|paper|sigma_cnn run_dir=DIR)
+  train             train the TSS model (or the sigma CNN)            (experiment=smoke|ecoli_cpu|paper|sigma_cnn
+                                                                       run_dir=DIR)
   predict           whole-genome bigWig tracks per strand             (model=ecoli_k12 | ckpt=PATH, run_dir=DIR)
   peaks             TSS peak calls from the tracks                    (run_dir=DIR)
   interpret         attention heads, motifs, logos, attributions      (ckpt=PATH run_dir=DIR)
@@ -99,6 +104,8 @@ def slurm_gpus(accelerator: str, devices: int | str) -> int | None:
 
 
 def _register_resolvers() -> None:
+    """The `gt_shared_data` resolver and the structured-config schemas, before any composition."""
+    register_schemas()
     if not OmegaConf.has_resolver("gt_shared_data"):
         OmegaConf.register_new_resolver("gt_shared_data", lambda: str(shared_data()))
     if not OmegaConf.has_resolver("gt_slurm_gpus"):
@@ -140,15 +147,11 @@ def run_hydra(command: str, overrides: list[str]) -> None:
 
     @hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")
     def _app(cfg):
-        from genometracks.quiet import quiet_third_parties
-
         quiet_third_parties()  # again: Hydra has just configured logging
         try:
             if command in NO_OUTPUT:
                 return target(cfg)
             from hydra.core.hydra_config import HydraConfig
-
-            from genometracks.run_lock import run_dir_lock, stop_cleanly_on_signals
 
             # one process per run directory (a sweep job's own folder), and a clean stop on SIGTERM/SIGINT
             with stop_cleanly_on_signals(), run_dir_lock(Path(HydraConfig.get().runtime.output_dir), command):
@@ -173,6 +176,7 @@ def run_hydra(command: str, overrides: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `genometracks` console script; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
     try:
@@ -185,10 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         _check_run_dir(command, rest)
         if command == "run":  # the main job predicts with the shipped model unless asked to train
-            from genometracks.shipped import main_job_overrides
             rest = main_job_overrides(rest)
-        from genometracks.quiet import quiet_third_parties
-
         quiet_third_parties()
         run_hydra(command, rest)
     except KeyboardInterrupt as stop:  # run_lock.Interrupted (SIGTERM) or Ctrl-C

@@ -1,7 +1,7 @@
 """`genometracks run`: data → train → predict → peaks → interpret → sigma → export → validate → report.
 
 With no experiment, model or ckpt chosen (and no train=true) the CLI adds model=ecoli_k12: the train
-stage is skipped and predict uses the shipped model (genometracks.shipped); train=true trains from scratch.
+stage is skipped and predict uses the shipped model (genometracks.inference.shipped); train=true trains from scratch.
 
 Each finished stage leaves `DIR/stages/<stage>.json` (its summary and seconds). A re-run skips
 finished stages, so an interrupted run resumes from the last finished one (training itself resumes
@@ -11,28 +11,44 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from genometracks.export.atomic import write_text_atomic
+from genometracks.browser.export import export_command
+from genometracks.browser.hub import HubError
+from genometracks.browser.validate import validate_hub
+from genometracks.data.summary import summarise_data
+from genometracks.inference.peaks import peaks_command
+from genometracks.inference.predict import predict_command
+from genometracks.interpret.command import interpret_command
+from genometracks.io.atomic import write_text_atomic
+from genometracks.io.run_config import save_overrides, shipped_name
+from genometracks.io.rundir import RunDir
+from genometracks.report.build import build_report
+from genometracks.sigma.evaluate import run_sigma
+from genometracks.sigma.stage import run_sigma_stage
+from genometracks.training.train import train
 
 STAGES = ("data", "train", "predict", "peaks", "interpret", "sigma", "export", "validate", "report")
 
 
-def _stage_data(cfg: DictConfig, out: Path) -> dict:
-    from genometracks.commands import summarise_data
+def train_command(cfg: DictConfig) -> dict:
+    """`genometracks train`: the sigma-class CNN when the model is one (`model=sigma_cnn`, as in
+    `experiment=sigma_cnn`), else the TSS model."""
+    if str(cfg.model.get("_target_", "")).startswith("genometracks.sigma"):
+        return run_sigma(cfg)
+    return train(cfg)
 
+
+def _stage_data(cfg: DictConfig, out: Path) -> dict:
     summary = summarise_data(cfg)
-    write_text_atomic(out / "data_summary.json", json.dumps(summary, indent=2, default=str))
+    write_text_atomic(RunDir(out).data_summary, json.dumps(summary, indent=2, default=str))
     return {"total_length": summary["total_length"], "positions_per_split": summary["positions_per_split"]}
 
 
 def _stage_train(cfg: DictConfig, out: Path) -> dict:
-    from genometracks.shipped import shipped_name
-    from genometracks.train import train
-
     name = shipped_name(cfg)
     if name or cfg.get("train") is False:
         if name and cfg.get("train") is True:
@@ -40,66 +56,52 @@ def _stage_train(cfg: DictConfig, out: Path) -> dict:
                              "to train the default model from scratch, or choose model=small|paper")
         why = f"shipped model {name}, trained already" if name else "train=false"
         return {"skipped": f"{why} (train=true trains from scratch)"}
-    if (out / "checkpoints" / "last.ckpt").exists():
+    if RunDir(out).last_ckpt.exists():
         with open_dict(cfg):
             cfg.resume = True
-    result = train(cfg)
+    result = train_command(cfg)
     test = result.get("test", {}).get("both", {})
     return {"test_roc_auc": test.get("roc_auc"), "test_pr_auc": test.get("pr_auc"),
             "global_step": result.get("global_step")}
 
 
 def _stage_predict(cfg: DictConfig, out: Path) -> dict:
-    from genometracks.predict import predict_command
-
     return predict_command(cfg)
 
 
 def _stage_peaks(cfg: DictConfig, out: Path) -> dict:
-    from genometracks.peaks import peaks_command
-
     return peaks_command(cfg)
 
 
 def _stage_interpret(cfg: DictConfig, out: Path) -> dict:
-    from genometracks.interpret.command import interpret_command
-
     return interpret_command(cfg)
 
 
 def _stage_sigma(cfg: DictConfig, out: Path) -> dict:
     """Sigma-class CNN on RegulonDB (E. coli only) and the sigma track of the peak calls."""
-    if cfg.data.name != "ecoli_k12":
+    if not cfg.data.get("sigma_classes"):
         return {"skipped": "sigma classes need the E. coli RegulonDB promoter set (data=ecoli_k12)"}
-    from genometracks.sigma.stage import run_sigma_stage
 
     return run_sigma_stage(cfg, out)
 
 
 def _stage_export(cfg: DictConfig, out: Path) -> dict:
-    from genometracks.export.command import export_command
-
     return export_command(cfg)
 
 
 def _stage_validate(cfg: DictConfig, out: Path) -> dict:
-    from genometracks.export.validate import validate_hub
-
     problems = {}
-    for hub in ("hub", "hub_genark"):
-        if (out / hub / "hub.txt").exists():
-            problems[hub] = validate_hub(out / hub)
+    run = RunDir(out)
+    for hub, folder in (("hub", run.hub), ("hub_genark", run.hub_genark)):
+        if (folder / "hub.txt").exists():
+            problems[hub] = validate_hub(folder)
     bad = {k: v for k, v in problems.items() if v}
     if bad:
-        from genometracks.export.hub import HubError
-
         raise HubError("hub validation failed: " + "; ".join(f"{k}: {p}" for k, v in bad.items() for p in v))
     return {"validated": sorted(problems)}
 
 
 def _stage_report(cfg: DictConfig, out: Path) -> dict:
-    from genometracks.report import build_report
-
     html, md = build_report(out)
     return {"report": str(Path(html).relative_to(out)), "markdown": str(Path(md).relative_to(out))}
 
@@ -112,7 +114,8 @@ RUNNERS: dict[str, Callable[[DictConfig, Path], dict]] = {
 
 
 def stage_marker(out: Path, stage: str) -> Path:
-    return out / "stages" / f"{stage}.json"
+    """DIR/stages/<stage>.json, written when `stage` has finished."""
+    return RunDir(out).stage_marker(stage)
 
 
 def plan(requested, out: Path) -> list[tuple[str, bool]]:
@@ -127,14 +130,10 @@ def plan(requested, out: Path) -> list[tuple[str, bool]]:
 
 def run_pipeline(cfg: DictConfig) -> dict:
     """Run the planned stages with a progress line each and a summary table at the end."""
-    from genometracks.train import run_dir_of
-
-    out = run_dir_of(cfg)
+    run = RunDir.checked(cfg)
+    out = run.root
     out.mkdir(parents=True, exist_ok=True)
     if not (out / "config.yaml").exists():  # the run remembers its configuration (train rewrites the same)
-        from omegaconf import OmegaConf
-
-        from genometracks.run_config import save_overrides
         write_text_atomic(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         save_overrides(out)
     steps = plan(list(cfg.stages) if cfg.get("stages") else None, out)
@@ -156,15 +155,13 @@ def run_pipeline(cfg: DictConfig) -> dict:
     print("\nstage       status        seconds")
     for stage, row in summary.items():
         print(f"{stage:<11} {row['status']:<13} {row.get('seconds', '')}")
-    if (out / "report.html").exists():
-        print(f"\nreport: {out / 'report.html'}\nhub:    {out / 'hub' / 'hub.txt'}\nIGV:    {out / 'igv' / 'session.xml'}")
+    if run.report_html.exists():
+        print(f"\nreport: {run.report_html}\nhub:    {run.hub / 'hub.txt'}\nIGV:    {run.igv / 'session.xml'}")
     return summary
 
 
 def report_command(cfg: DictConfig) -> dict:
     """`genometracks report run_dir=DIR`."""
-    from genometracks.train import job_dir
-
-    result = _stage_report(cfg, job_dir(cfg))
+    result = _stage_report(cfg, RunDir.of_job(cfg).root)
     print(json.dumps(result))
     return result

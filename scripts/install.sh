@@ -27,4 +27,4 @@ if [ "${1:-}" = "--test" ]; then
   fi
 fi
 # igv.js for DIR/igv/index.html comes from the npm registry into the user cache, never into git.
-$PY -c "from genometracks.export.igv import ensure_igv_js; ensure_igv_js()" >/dev/null 2>&1 || echo "install.sh: igv.js not fetched now; export fetches it on first use"
+$PY -c "from genometracks.browser.igv import ensure_igv_js; ensure_igv_js()" >/dev/null 2>&1 || echo "install.sh: igv.js not fetched now; export fetches it on first use"

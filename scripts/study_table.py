@@ -28,7 +28,8 @@ def job_row(job: Path) -> str | None:
         both = metrics.get(split, {}).get("both", {})
         return f"{both['roc_auc']:.3f} / {both['pr_auc']:.4f}" if both else "—"
 
-    return f"| {job.parent.name}/{job.name} | `{varied}` | {seen / 1e6:.1f} M | {wall / 60:.1f} | {cell('validation')} | {cell('test')} |"
+    return (f"| {job.parent.name}/{job.name} | `{varied}` | {seen / 1e6:.1f} M | {wall / 60:.1f} "
+            f"| {cell('validation')} | {cell('test')} |")
 
 
 def main(dirs: list[str]) -> int:

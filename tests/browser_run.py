@@ -49,10 +49,10 @@ def peak_frame() -> pd.DataFrame:
 
 def make_run(run: Path) -> tuple[Path, dict[str, int]]:
     """Write the FASTA beside `run` and every track under run/tracks/; returns (fasta, chrom sizes)."""
-    from genometracks.export.bigbed import BedSchema, write_bed_outputs
-    from genometracks.export.bigwig import write_bigwig
-    from genometracks.genome import Genome
-    from genometracks.intervals import SiteSet
+    from genometracks.formats.bigbed import BedSchema, write_bed_outputs
+    from genometracks.formats.bigwig import write_bigwig
+    from genometracks.genome.intervals import SiteSet
+    from genometracks.genome.sequence import Genome
     from genometracks.sigma.track import sigma_records, write_sigma_bigbed
 
     run.mkdir(parents=True, exist_ok=True)
@@ -81,12 +81,12 @@ def make_run(run: Path) -> tuple[Path, dict[str, int]]:
 
 
 def export(run: Path, fasta: Path, sizes: dict[str, int]) -> dict[str, str]:
-    from genometracks.export.command import export_run
+    from genometracks.browser.export import export_run
 
     return export_run(run, fasta, sizes, {"genome_mode": "assembly"}, "Synthetic bacterium")
 
 
 def export_organism(run: Path, fasta: Path, sizes: dict[str, int], organism: str) -> dict[str, str]:
-    from genometracks.export.command import export_run
+    from genometracks.browser.export import export_run
 
     return export_run(run, fasta, sizes, {"genome_mode": "assembly"}, organism)

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from genometracks.paths import shared_data
+from genometracks.io.paths import shared_data
 
 ECOLI = shared_data() / "ecoli_k12"
 needs_ecoli = pytest.mark.skipif(not ECOLI.exists(), reason=f"shared E. coli data not found at {ECOLI}")
@@ -48,10 +48,11 @@ def one_thread():
 
 def compose(*overrides: str):
     """The composed root config with `overrides`, as `genometracks <command>` would see it."""
-    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
 
     from genometracks.cli import _register_resolvers
-    from genometracks.paths import conf_dir
+    from genometracks.io.paths import conf_dir
 
     _register_resolvers()
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):

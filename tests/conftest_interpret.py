@@ -26,7 +26,7 @@ SEG_LEN, STREAMS, EPOCHS, LR, POS_WEIGHT = 256, 32, 8, 1e-2, 20.0
 
 def save_checkpoint(model, ckpt: Path) -> None:
     """`genometracks train`'s checkpoint layout, written atomically."""
-    from genometracks.export.atomic import atomic_path
+    from genometracks.io.atomic import atomic_path
 
     state = {"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
              "hyper_parameters": {"model_config": dict(MODEL, seg_len=SEG_LEN)}}
@@ -37,9 +37,9 @@ def save_checkpoint(model, ckpt: Path) -> None:
 def train_tiny(cfg, ckpt: Path, epochs: int = EPOCHS, seed: int = 0, log=print, keep_epochs: bool = False) -> dict:
     """Train on cfg's data (train split, streamed with memory carried; Adam, one-cycle learning rate,
     positive class weighted) and save a checkpoint (and `epoch{e}.ckpt` beside it with keep_epochs)."""
-    from genometracks.dataset import load_dataset
+    from genometracks.data.dataset import load_dataset
+    from genometracks.data.streams import SegmentStreams, build_labels
     from genometracks.model import TransformerXL
-    from genometracks.streams import SegmentStreams, build_labels
 
     torch.manual_seed(seed)
     dataset = load_dataset(cfg)

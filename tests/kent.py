@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from genometracks.paths import REPO_ROOT
+from genometracks.io.paths import REPO_ROOT
 
 KENT = REPO_ROOT.parent / "shared" / "tools" / "kent"
 HAVE_KENT = (KENT / "kent").is_file() and (KENT / "hubcheck").is_file()
@@ -32,7 +32,7 @@ def hubcheck(hub_dir: str | Path, *options: str) -> subprocess.CompletedProcess:
 
 def assert_hub_clean(hub_dir: str | Path) -> None:
     """Our validate_hub finds nothing, and hubCheck (where installed) reports zero problems."""
-    from genometracks.export.validate import validate_hub
+    from genometracks.browser.validate import validate_hub
 
     assert validate_hub(hub_dir) == []
     if HAVE_KENT:

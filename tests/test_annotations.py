@@ -7,10 +7,10 @@ import re
 import numpy as np
 import pytest
 
-from genometracks import annotations as A
-from genometracks.annotations import AnnotationError
-from genometracks.genome import Genome
-from genometracks.intervals import SiteSet
+from genometracks.genome.intervals import SiteSet
+from genometracks.genome.sequence import Genome
+from genometracks.labels import annotations as A
+from genometracks.labels.annotations import AnnotationError
 from tests.conftest import ECOLI, needs_ecoli
 
 
@@ -196,6 +196,7 @@ def test_cappable_seq_lifted_count_and_purine(ecoli):
 
 
 @needs_ecoli
+@pytest.mark.slow
 def test_drnaseq_and_cho_lifted_purine(ecoli):
     drna = A.load_tss_set("drnaseq", ecoli, ECOLI)
     assert drna.meta["liftover"]["lifted"] + drna.meta["liftover"]["dropped"] == 2672

@@ -1,6 +1,6 @@
 """Real browser: `serve` on loopback, the igv.js page in headless Chromium, every track loaded.
 
-The page records igv.js's state as JSON in <pre id="igv-status"> (see genometracks.export.igv);
+The page records igv.js's state as JSON in <pre id="igv-status"> (see genometracks.browser.igv);
 Chromium's --dump-dom returns the DOM once the page is idle. A screenshot is kept in tests/artefacts/.
 Needs Debian's `chromium` (installed by .ci/run) and igv.js from the npm registry.
 """
@@ -17,15 +17,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genometracks.export.bigbed import BedSchema, write_bed_outputs
-from genometracks.export.bigwig import write_bigwig
-from genometracks.export.igv import IgvError, IgvTrack, ensure_igv_js, write_igv
-from genometracks.export.serve import serve
+from genometracks.browser.igv import IgvError, IgvTrack, ensure_igv_js, write_igv
+from genometracks.browser.serve import serve
+from genometracks.formats.bigbed import BedSchema, write_bed_outputs
+from genometracks.formats.bigwig import write_bigwig
 
 CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"),
                              shutil.which("google-chrome")) if p), None)
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed: `apt-get install -y "
-                                "chromium` (.ci/run installs it); the real-browser test needs it")
+pytestmark = [pytest.mark.slow,  # drives headless Chromium
+              pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed: `apt-get install -y "
+                                "chromium` (.ci/run installs it); the real-browser test needs it")]
 ARTEFACTS = Path(__file__).parent / "artefacts"
 RED, BLUE = (200, 0, 0), (0, 0, 200)
 

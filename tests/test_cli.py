@@ -26,6 +26,7 @@ def test_data_summary_synthetic(capsys):
 
 
 @needs_ecoli
+@pytest.mark.slow
 def test_data_summary_ecoli_acceptance(capsys):
     s = _summary(capsys, "data=ecoli_k12", "data.label_sets=[regulondb_strong,cappable_seq]")
     assert s["total_length"] == 4_641_652
@@ -38,7 +39,7 @@ def test_data_summary_ecoli_acceptance(capsys):
 
 @needs_ecoli
 def test_labels_command_writes_sorted_bed_with_purines(tmp_path, capsys):
-    from genometracks.genome import Genome
+    from genometracks.genome.sequence import Genome
 
     out = tmp_path / "cap.bed"
     main(["labels", "labels=cappable_seq", f"out={out}"])
@@ -59,6 +60,7 @@ def test_console_script_usage_and_bad_command():
     assert done.returncode == 2 and "unknown command 'frobnicate'" in done.stderr
 
 
+@pytest.mark.slow
 def test_bad_config_value_gets_clear_error(tmp_path):
     done = subprocess.run([sys.executable, "-m", "genometracks.cli", "data", "summary", "data=custom",
                            f"data.fasta={tmp_path}/none.fa", f"data.tss={tmp_path}/none.bed"],
@@ -67,6 +69,7 @@ def test_bad_config_value_gets_clear_error(tmp_path):
 
 
 @needs_ecoli
+@pytest.mark.slow
 def test_curated_labels_with_overlap_report(tmp_path, capsys):
     import pandas as pd
 

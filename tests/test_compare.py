@@ -18,9 +18,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genometracks.compare import (PromotechError, bin_max, compare_with_promotech, read_promotech,
-                                  write_comparison)
-from genometracks.intervals import SiteSet
+from genometracks.genome.intervals import SiteSet
+from genometracks.report.compare import (
+    PromotechError,
+    bin_max,
+    compare_with_promotech,
+    read_promotech,
+    write_comparison,
+)
 from tests.conftest import ECOLI, needs_ecoli
 
 REGION = ("c", 100, 220)
@@ -143,9 +148,9 @@ def test_inconsistent_width_and_missing_column(tmp_path):
 def test_promotech_windows_end_at_the_tss():
     """On the real file, the +1 inferred at each window's 3' end coincides with RegulonDB TSSs far
     more often than one base off: the rule's anchoring is right on both strands."""
-    from genometracks.annotations import load_tss_set
-    from genometracks.compare import promotech_track
-    from genometracks.genome import Genome
+    from genometracks.genome.sequence import Genome
+    from genometracks.labels.annotations import load_tss_set
+    from genometracks.report.compare import promotech_track
 
     genome = Genome.open(ECOLI / "genome" / "NC_000913.3.fa", circular=["NC_000913.3"])
     tss = load_tss_set("regulondb_strong", genome, ECOLI)

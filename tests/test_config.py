@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from genometracks.paths import conf_dir
+from genometracks.io.paths import conf_dir
 from tests.conftest import compose
 
 
@@ -27,7 +27,7 @@ SHIPPED = [m for m in _options("model") if "shipped" in OmegaConf.load(conf_dir(
 def test_model_configs_instantiate(model):
     import torch
 
-    from genometracks.train import build_model
+    from genometracks.training.train import build_model
 
     cfg = compose(f"model={model}")
     net = build_model(cfg.model)
@@ -52,7 +52,8 @@ def test_shared_data_default_points_beside_checkout():
 @pytest.mark.parametrize("launcher", ["slurm", "local"])
 @pytest.mark.parametrize("trainer, gpus", [("ddp_cpu", None), ("cpu", None), ("ddp_gpu", 4), ("gpu", 1)])
 def test_launchers_compose(launcher, trainer, gpus):
-    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
 
     from genometracks.cli import _register_resolvers
 
@@ -72,7 +73,21 @@ def test_launchers_compose(launcher, trainer, gpus):
 
 @pytest.mark.parametrize("model", SHIPPED)
 def test_shipped_model_configs_load(model):
-    from genometracks.shipped import resolve_model
+    from genometracks.inference.shipped import resolve_model
 
     source = resolve_model(compose(f"model={model}"), Path("unused"))
     assert source.card["name"] == model and 0 < source.threshold < 1
+
+
+def test_structured_configs_type_the_fixed_groups(tmp_path):
+    from hydra.errors import ConfigCompositionException
+    from omegaconf import OmegaConf
+
+    from genometracks.io.schema import SCHEMAS
+
+    cfg = compose("experiment=smoke", f"run_dir={tmp_path}")
+    for group, schema in SCHEMAS.items():
+        assert OmegaConf.get_type(cfg[group]) is schema, group
+    assert cfg.export.organism == cfg.data.organism  # the data set declares its organism
+    with pytest.raises(ConfigCompositionException):
+        compose("experiment=smoke", f"run_dir={tmp_path}", "interpret.n_streams=four")

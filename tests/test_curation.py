@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genometracks.curation import CurationError, curate, overlap_report, write_overlap_report
-from genometracks.intervals import SiteSet
+from genometracks.genome.intervals import SiteSet
+from genometracks.labels.curation import CurationError, curate, overlap_report, write_overlap_report
 from tests.conftest import ECOLI, needs_ecoli
 
 
@@ -93,7 +93,7 @@ def reference_curate(sets: dict, priority: list, window: int = 5, min_support: i
         for cl in clusters:
             positions = {r[2] for r in cl}
             def key(p):
-                at = [r for r in cl if r[2] == p]
+                at = [r for r in cl if r[2] == p]  # noqa: B023 (used within this iteration)
                 return (-len(at), min(rank[r[3]] for r in at), p)
             win = min(positions, key=key)
             near = [r for r in cl if abs(r[2] - win) <= window]
@@ -144,9 +144,10 @@ def test_write_overlap_report_reads_back(tmp_path):
 
 
 @needs_ecoli
+@pytest.mark.slow
 def test_curated_set_on_shared_data():
-    from genometracks.annotations import load_tss_set
-    from genometracks.genome import Genome
+    from genometracks.genome.sequence import Genome
+    from genometracks.labels.annotations import load_tss_set
 
     genome = Genome.open(ECOLI / "genome" / "NC_000913.3.fa")
     out = load_tss_set("curated", genome, ECOLI)

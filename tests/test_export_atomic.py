@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from genometracks.export.atomic import atomic_path, staged_dir, write_text_atomic
+from genometracks.io.atomic import atomic_path, staged_dir, write_text_atomic
 
 
 def test_interrupted_file_write_keeps_previous(tmp_path):

@@ -8,8 +8,7 @@ import pyBigWig
 import pysam
 import pytest
 
-from genometracks.export.bigbed import (BedSchema, ExportError, bigbed_field_counts, sort_bed_records,
-                                        write_bed_outputs)
+from genometracks.formats.bigbed import BedSchema, ExportError, bigbed_field_counts, sort_bed_records, write_bed_outputs
 
 SIZES = {"chrA": 1000, "chrB": 500}
 SCHEMA = BedSchema("motifHits", "Attention-head motif hits",

@@ -5,7 +5,7 @@ import numpy as np
 import pyBigWig
 import pytest
 
-from genometracks.export.bigwig import ExportError, read_bigwig, value_runs, write_bigwig
+from genometracks.formats.bigwig import ExportError, read_bigwig, value_runs, write_bigwig
 
 
 def test_value_runs_by_hand():

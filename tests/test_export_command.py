@@ -6,12 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from genometracks.export.command import export_run
-from genometracks.export.validate import validate_hub
-from genometracks.genome import Genome
+from genometracks.browser.export import export_run
+from genometracks.genome.sequence import Genome
+from genometracks.inference.peaks import peak_records
+from genometracks.inference.predict import predict_genome, write_tracks
 from genometracks.model import TransformerXL
-from genometracks.peaks import peak_records
-from genometracks.predict import predict_genome, write_tracks
 from tests.kent import assert_hub_clean
 
 
@@ -29,7 +28,7 @@ def run_dir(tmp_path):
     write_tracks(probs, genome.chrom_sizes(), run / "tracks")
     import pandas as pd
 
-    from genometracks.export.bigbed import BedSchema, write_bed_outputs
+    from genometracks.formats.bigbed import BedSchema, write_bed_outputs
 
     records = peak_records({s: probs.strand(s) for s in "+-"}, float(np.quantile(probs.values["chrA"]["+"], 0.99)),
                            10, list(genome.contigs))
@@ -58,7 +57,7 @@ def test_genark_hub_for_ecoli_sized_contigs(run_dir, tmp_path):
 
 
 def test_igv_tracks_prefer_tabix_bed_and_fall_back_to_bigbed(tmp_path):
-    from genometracks.export.command import _igv_tracks
+    from genometracks.browser.export import _igv_tracks
 
     for name in ("tss.plus.bw", "tss.minus.bw", "tss_peaks.bed.gz", "tss_peaks.bb", "tss_sigma.bb"):
         (tmp_path / name).write_bytes(b"x")
@@ -69,7 +68,7 @@ def test_igv_tracks_prefer_tabix_bed_and_fall_back_to_bigbed(tmp_path):
 
 def test_igv_track_styles_follow_what_igv_honours(tmp_path):
     """TSS tracks summarise zoomed-out pixels by their maximum; the sigma track keeps its itemRgb."""
-    from genometracks.export.command import _igv_tracks
+    from genometracks.browser.export import _igv_tracks
 
     for name in ("tss.plus.bw", "tss.minus.bw", "tss_sigma.bb", "tss_sigma.bed.gz"):
         (tmp_path / name).write_bytes(b"x")

@@ -13,12 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genometracks.export.bigbed import BedSchema, write_bed_outputs
-from genometracks.export.bigwig import write_bigwig
-from genometracks.export.hub import HubContainer, HubError, HubTrack, write_hub
-from genometracks.paths import safe_name
-from genometracks.export.twobit import read_twobit
-from genometracks.export.validate import main_validate, validate_hub
+from genometracks.browser.hub import HubContainer, HubError, HubTrack, write_hub
+from genometracks.browser.validate import main_validate, validate_hub
+from genometracks.formats.bigbed import BedSchema, write_bed_outputs
+from genometracks.formats.bigwig import write_bigwig
+from genometracks.formats.twobit import read_twobit
+from genometracks.io.paths import safe_name
 from tests.kent import assert_hub_clean
 
 SIZES = {"chrA": 1200, "chrB": 404}
@@ -122,7 +122,8 @@ def broken(hub: Path, tmp_path: Path, relpath: str, old: str, new: str) -> list[
     ("hub.txt", "email genometracks@example.org\n", "", "required field 'email' missing"),
     ("genomes.txt", "defaultPos chrA:1-500\n", "", "lacks required field 'defaultPos'"),
     ("genomes.txt", "defaultPos chrA:1-500", "defaultPos chrA:1-5000", "defaultPos 'chrA:1-5000'"),
-    ("genomes.txt", "twoBitPath my_genome/my_genome.2bit", "twoBitPath my_genome/x.2bit", "twoBitPath 'my_genome/x.2bit' not found"),
+    ("genomes.txt", "twoBitPath my_genome/my_genome.2bit", "twoBitPath my_genome/x.2bit",
+     "twoBitPath 'my_genome/x.2bit' not found"),
     ("my_genome/chrom.sizes", "chrB\t404", "chrB\t405", "chromSizes"),
     ("my_genome/trackDb.txt", "bigDataUrl tss_plus.bw", "bigDataUrl gone.bw", "bigDataUrl 'gone.bw' not found"),
     ("my_genome/trackDb.txt", "bigDataUrl tss_plus.bw", "bigDataUrl tss_peaks.bb", "is not a bigWig file"),
@@ -133,7 +134,8 @@ def broken(hub: Path, tmp_path: Path, relpath: str, old: str, new: str) -> list[
     ("my_genome/trackDb.txt", "track tss_peaks", "track tss.peaks", "track name contains '.'"),
     ("my_genome/trackDb.txt", "longLabel Predicted TSS peaks\n", "", "track 'tss_peaks': required field 'longLabel'"),
     ("my_genome/trackDb.txt", "type bigBed 6 +\n", "", "track 'tss_peaks': required field 'type' missing"),
-    ("my_genome/trackDb.txt", "html html/tss_peaks.html", "html html/nothing", "html page 'html/nothing.html' not found"),
+    ("my_genome/trackDb.txt", "html html/tss_peaks.html", "html html/nothing",
+     "html page 'html/nothing.html' not found"),
     ("my_genome/trackDb.txt", "group tss", "group nogroup", "group 'nogroup' is not defined"),
     # rules UCSC's hubCheck -checkSettings taught us (tests/test_kent.py runs hubCheck beside validate_hub)
     ("hub.txt", "descriptionUrl description.html\n", "", "missing hub overview description page (descriptionUrl"),
@@ -207,6 +209,7 @@ def test_failed_rewrite_keeps_previous_hub(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hub", "other.bw", "t"]
 
 
+@pytest.mark.slow
 def test_killed_export_leaves_previous_hub(tmp_path):
     """SIGKILL in the middle of writing a hub: the old hub stays whole and valid."""
     sizes = {"NC_000913.3": 4641652}
@@ -215,7 +218,7 @@ def test_killed_export_leaves_previous_hub(tmp_path):
         import os, signal, sys
         from pathlib import Path
         sys.path.insert(0, {str(Path(__file__).parent)!r})
-        import genometracks.export.hub as hub
+        import genometracks.browser.hub as hub
         from test_export_hub import make_tracks
         sizes = {sizes!r}
         tracks = make_tracks(Path({str(tmp_path / 't')!r}), sizes)

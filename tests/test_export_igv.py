@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genometracks.export.bigbed import BedSchema, write_bed_outputs
-from genometracks.export.bigwig import write_bigwig
-from genometracks.export.igv import IgvError, IgvTrack, ensure_igv_js, write_igv
+from genometracks.browser.igv import IgvError, IgvTrack, ensure_igv_js, write_igv
+from genometracks.formats.bigbed import BedSchema, write_bed_outputs
+from genometracks.formats.bigwig import write_bigwig
 
 SEQS = {"chrA": "ACGT" * 300, "chrB": "GGCCAATT" * 50}
 
@@ -70,8 +70,9 @@ def test_session_paths_resolve_and_tracks_styled(tmp_path, fake_igv_js):
     minus = panel["TSS -"].find("DataRange")
     assert minus.get("flipAxis") == "false" and float(minus.get("minimum")) < 0 and float(minus.get("maximum")) == 0
     assert panel["TSS -"].get("id") == "tss_minus.neg.bw"
-    from genometracks.export.bigwig import read_bigwig
     import numpy as np
+
+    from genometracks.formats.bigwig import read_bigwig
     np.testing.assert_array_equal(read_bigwig(igv_dir / "tss_minus.neg.bw", "chrA"),
                                   -read_bigwig(run / "tracks" / "tss.minus.bw", "chrA"))
     assert panel["TSS +"].find("DataRange").get("flipAxis") == "false"

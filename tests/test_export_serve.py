@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from genometracks.export.serve import parse_range, serve
+from genometracks.browser.serve import parse_range, serve
 
 DATA = bytes(range(256)) * 10  # 2560 bytes, every offset's value known
 

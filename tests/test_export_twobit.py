@@ -5,9 +5,9 @@ import struct
 
 import pytest
 
-from genometracks.export.twobit import TwoBitError, read_twobit, read_twobit_sizes, write_twobit
-from genometracks.genome import Genome
-from genometracks.paths import shared_data
+from genometracks.formats.twobit import TwoBitError, read_twobit, read_twobit_sizes, write_twobit
+from genometracks.genome.sequence import Genome
+from genometracks.io.paths import shared_data
 
 SEQS = {"chr1": "NNACGTacgtNNnnTTGCAA",  # N at the start, mask over N, length % 4 == 0
         "p": "A",                         # one base

@@ -4,7 +4,7 @@ after kills at exact moments (mid-training, mid-bigWig write, mid-hub swap) and 
 Each case checks the same invariant: a killed or failed job leaves every earlier output whole (byte
 for byte where it was finished), a hub or IGV session never names a missing file, and a plain re-run
 of the same command finishes the run without manual cleanup. Kills use SIGKILL (no Python clean-up
-runs); exact kill points come from `GENOMETRACKS_KILL_AT` (genometracks/faults.py).
+runs); exact kill points come from `GENOMETRACKS_KILL_AT` (genometracks/io/faults.py).
 """
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ from pathlib import Path
 import pyBigWig
 import pytest
 
-from genometracks.export.validate import validate_hub
 from genometracks.pipeline import STAGES
 from tests.conftest import TINY_RUN, cli, kill_once_checkpointed
 from tests.kent import assert_hub_clean
@@ -62,6 +61,9 @@ def assert_browser_files_whole(run_dir: Path) -> None:
 
 def stages_done(run_dir: Path) -> set[str]:
     return {p.stem for p in (run_dir / "stages").glob("*.json")}
+
+
+pytestmark = pytest.mark.slow  # runs the whole pipeline in subprocesses and kills it
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import numpy as np
 import pysam
 import pytest
 
-from genometracks.genome import Genome, GenomeError, decode, encode, reverse_complement
+from genometracks.genome.sequence import Genome, GenomeError, decode, encode, reverse_complement
 from tests.conftest import ECOLI, needs_ecoli
 
 

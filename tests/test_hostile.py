@@ -17,8 +17,7 @@ import pyBigWig
 import pytest
 import torch
 
-from genometracks.export.validate import validate_hub
-from genometracks.paths import safe_name
+from genometracks.io.paths import safe_name
 from tests.conftest import cli
 from tests.kent import assert_hub_clean
 
@@ -49,6 +48,9 @@ def hostile_genome(folder):
     bed = folder / "tss.bed"
     bed.write_text("track name=tss\n# exported from a spreadsheet\n" + "\n".join(rows) + "\n")
     return fasta, bed, {"chrA": a, "chrB": b}
+
+
+pytestmark = pytest.mark.slow  # end-to-end runs and CLI subprocesses
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from genometracks.genome import Genome
-from genometracks.intervals import Interval, SiteSet
+from genometracks.genome.intervals import Interval, SiteSet
+from genometracks.genome.sequence import Genome
 from genometracks.interpret import attribution as A
 from genometracks.interpret.optimize import OptimiseError, onehot_logits, optimise_class
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -34,8 +33,9 @@ def test_onehot_logits_equal_token_logits():
         onehot_logits(model, torch.zeros(2, 10))
 
 
+@pytest.mark.slow
 def test_attribution_matches_streamed_output_and_finite_differences():
-    from genometracks.predict import predict_genome
+    from genometracks.inference.predict import predict_genome
 
     torch.set_num_threads(2)  # the model's own threaded path must step aside (the fixture restores)
     model = _model(1).double()  # float64 so that finite differences are exact enough

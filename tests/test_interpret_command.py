@@ -20,8 +20,8 @@ slow = pytest.mark.slow  # trains the session's tiny model (about a minute on 2 
 
 @pytest.fixture(scope="module")
 def run(trained_smoke, tmp_path_factory):
+    from genometracks.inference.predict import predict_command
     from genometracks.interpret.command import interpret_command
-    from genometracks.predict import predict_command
 
     ckpt, overrides = trained_smoke
     out = tmp_path_factory.mktemp("interpret_run")
@@ -40,7 +40,7 @@ def run(trained_smoke, tmp_path_factory):
 
 
 def _planted(cfg):
-    from genometracks.synthetic import SyntheticSpec, make_synthetic
+    from genometracks.labels.synthetic import SyntheticSpec, make_synthetic
 
     spec = dict(cfg.data.generator)
     spec["spacer"] = tuple(spec["spacer"])
@@ -92,7 +92,7 @@ def test_meme_files_read_back(run):
 @slow
 def test_first_block_kernel_pwm_is_the_softmax_of_the_model_kernel(run):
     from genometracks.interpret.motifs import read_meme
-    from genometracks.predict import load_model
+    from genometracks.training.checkpoint import load_model
 
     out, cfg, _ = run
     model, _, _ = load_model(cfg.ckpt)
@@ -134,9 +134,8 @@ def _bigbed_records(path):
 
 @slow
 def test_motif_hits_fall_on_planted_boxes_and_validate_in_the_hub(run):
-    from genometracks.dataset import open_genome
-    from genometracks.export.command import export_run
-    from genometracks.export.validate import validate_hub
+    from genometracks.browser.export import export_run
+    from genometracks.data.dataset import open_genome
 
     out, cfg, summary = run
     heads = pd.read_csv(out / "interpret" / "heads.tsv", sep="\t")
@@ -179,7 +178,7 @@ def test_class_optimisation_and_attribution_point_at_the_boxes(run):
     profile = pd.read_csv(out / "interpret" / "attribution_profile.tsv", sep="\t")
     top = profile.loc[profile["mean_contribution"].abs().nlargest(6).index, "position"]
     assert ((top.between(-13, -6)) | (top.between(-38, -29))).mean() >= 0.5, profile.to_string()
-    from genometracks.export.bigwig import read_bigwig
+    from genometracks.formats.bigwig import read_bigwig
 
     values = read_bigwig(out / "tracks" / "attribution.bw", "syn1")
     assert values.size == 60000 and np.isfinite(values).all() and (values != 0).any() and (values < 0).any()

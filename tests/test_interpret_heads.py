@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from genometracks.genome import Genome, encode
-from genometracks.intervals import Interval
+from genometracks.genome.intervals import Interval
+from genometracks.genome.sequence import Genome, encode
 from genometracks.interpret import heads as H
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

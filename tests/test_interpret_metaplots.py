@@ -6,8 +6,8 @@ import gzip
 import numpy as np
 import pytest
 
-from genometracks.genome import Genome
-from genometracks.intervals import Interval, SiteSet
+from genometracks.genome.intervals import Interval, SiteSet
+from genometracks.genome.sequence import Genome
 from genometracks.interpret import metaplots as MP
 
 

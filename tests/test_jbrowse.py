@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from genometracks.export.jbrowse import JBrowseError, ensure_jbrowse_js
-from genometracks.export.serve import serve
+from genometracks.browser.jbrowse import JBrowseError, ensure_jbrowse_js
+from genometracks.browser.serve import serve
 from tests import browser_run as br
 from tests.test_browser import CHROMIUM, chromium
 
@@ -96,7 +96,7 @@ def test_jbrowse_page_loads_every_track(run, tmp_path):
     def count(colour):
         return int((np.abs(pixels - np.array(colour)).sum(axis=-1) < 30).sum())
 
-    from genometracks.export.command import MINUS_COLOUR, PLUS_COLOUR
+    from genometracks.browser.export import MINUS_COLOUR, PLUS_COLOUR
     from genometracks.sigma.track import SIGMA_COLOURS
 
     assert count(PLUS_COLOUR) > 50 and count(MINUS_COLOUR) > 50

@@ -12,7 +12,7 @@ import pytest
 
 from tests import browser_run as br
 from tests.conftest import ECOLI
-from tests.kent import HAVE_KENT, KENT, assert_hub_clean, hubcheck, kent, needs_kent
+from tests.kent import KENT, assert_hub_clean, hubcheck, kent, needs_kent
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def test_hub_conventions(run):
 
 
 def test_chrom_alias_rows():
-    from genometracks.export.chromalias import chrom_aliases
+    from genometracks.browser.chromalias import chrom_aliases
 
     table = chrom_aliases({"NC_000913.3": 4641652}, {"NC_000913.3": "gi|1|ref|NC_000913.3|"})
     assert table["NC_000913.3"] == {"genbank": "U00096.3", "ucsc": "chr", "ensembl": "Chromosome",
@@ -75,7 +75,7 @@ def test_chrom_alias_rows():
 
 
 def test_contig_name_of_ncbi_headers():
-    from genometracks.genome import contig_name
+    from genometracks.genome.sequence import contig_name
 
     assert contig_name("gi|49175990|ref|NC_000913.2|") == "NC_000913.2"
     assert contig_name("gi|48994873|gb|U00096.2|") == "U00096.2"
@@ -86,13 +86,13 @@ def test_contig_name_of_ncbi_headers():
 
 @needs_kent
 def test_hubcheck_accepts_assembly_and_genark_hubs(run, tmp_path):
-    from genometracks.export.command import _hub_tracks
-    from genometracks.export.hub import write_hub
+    from genometracks.browser.export import _hub_tracks
+    from genometracks.browser.hub import write_hub
 
     out, *_ = run
     assert_hub_clean(out / "hub")
     # the GenArk hub of the same tracks on E. coli-sized contigs (as the E. coli run writes it)
-    from genometracks.export.bigwig import write_bigwig
+    from genometracks.formats.bigwig import write_bigwig
 
     sizes = {"NC_000913.3": 4641652}
     tracks = tmp_path / "tracks"
@@ -104,7 +104,7 @@ def test_hubcheck_accepts_assembly_and_genark_hubs(run, tmp_path):
 
 @needs_kent
 def test_hubcheck_and_validate_hub_find_the_same_setting_problems(run, tmp_path):
-    from genometracks.export.validate import validate_hub
+    from genometracks.browser.validate import validate_hub
 
     out, *_ = run
     hub = tmp_path / "hub"
@@ -125,7 +125,7 @@ def test_hubcheck_and_validate_hub_find_the_same_setting_problems(run, tmp_path)
 def test_settings_table_matches_the_spec_hubcheck_uses():
     import html
 
-    from genometracks.export.trackdb_settings import SETTINGS
+    from genometracks.browser.trackdb_settings import SETTINGS
 
     spec = {}
     for line in (KENT / "spec" / "settings-v3.tsv").read_text().splitlines():
@@ -177,8 +177,8 @@ def test_kent_readers_read_back_exactly_what_we_wrote(run, tmp_path):
 def test_ecoli_hubs_are_hubcheck_clean(tmp_path, monkeypatch):
     """The E. coli run's two hubs (assembly + GenArk GCF_000005845.2), written by `export` as the main
     job writes them (tracks here are stand-ins of the right contigs): hubCheck finds nothing."""
-    from genometracks.export.bigwig import write_bigwig
-    from genometracks.genome import Genome
+    from genometracks.formats.bigwig import write_bigwig
+    from genometracks.genome.sequence import Genome
 
     for name in ("IGV_JS", "JBROWSE_JS"):
         (tmp_path / f"{name}.js").write_text("// stand-in\n")

@@ -6,8 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from genometracks.interpret.kernel_pwm import (
-    collapse_tokenwise_conv, kernel_to_pwm, kernels_to_motifs, pwm_to_kernel)
+from genometracks.interpret.kernel_pwm import collapse_tokenwise_conv, kernel_to_pwm, kernels_to_motifs, pwm_to_kernel
 from genometracks.interpret.motifs import MotifError
 
 BASES = [1.5, 2.0, np.e, 10.0]

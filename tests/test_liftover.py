@@ -4,10 +4,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from genometracks.genome import decode, encode, reverse_complement
-from genometracks.intervals import SiteSet
-from genometracks.liftover import (LiftoverError, OffsetMap, gene_offset_map, lift_sites, locate_flanks,
-                                   take_sites)
+from genometracks.genome.intervals import SiteSet
+from genometracks.genome.sequence import decode, encode, reverse_complement
+from genometracks.labels.liftover import (
+    LiftoverError,
+    OffsetMap,
+    gene_offset_map,
+    lift_sites,
+    locate_flanks,
+    take_sites,
+)
 from tests.conftest import ECOLI, needs_ecoli
 
 

@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from genometracks.export.logos import (
-    DPI, LogoError, draw_logo, draw_logo_grid, logo_grid_figure, logo_heights)
+from genometracks.interpret.logos import DPI, LogoError, draw_logo, draw_logo_grid, logo_grid_figure, logo_heights
 
 # logomaker "classic" colours, RGB in 0..1
 COLOURS = {"A": (0, 0.5, 0), "C": (0, 0, 1), "G": (1, 0.65, 0), "T": (1, 0, 0)}
@@ -43,6 +42,7 @@ def test_uniform_matrix_in_bits_draws_no_letters_but_probability_does(tmp_path):
     assert all(_pixels_of(prob, a) > 200 for a in "ACGT")
 
 
+@pytest.mark.slow
 def test_grid_has_one_panel_per_matrix(tmp_path):
     letters = "ACGTAC"
     panels = [(f"L{i // 2}H{i % 2}", _column(a), "bits") for i, a in enumerate(letters)]

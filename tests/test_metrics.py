@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from genometracks import metrics
+from genometracks.training import metrics
 
 
 def test_roc_auc_hand_computed():

@@ -126,6 +126,7 @@ def test_tiles_skip_keys_that_exist_in_no_stream():
     assert last.column == 0 - (8 + 10 - 31)
 
 
+@pytest.mark.slow
 def test_paper_config_gradients_equal_textbook():
     torch.manual_seed(13)
     model = TransformerXL().train()  # dropout 0: the fused kernels' backward

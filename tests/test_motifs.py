@@ -6,9 +6,17 @@ import pytest
 
 from genometracks.interpret.matching import best_match, match
 from genometracks.interpret.motifs import (
-    Motif, MotifError, information_matrix, load_reference_motifs, pfm_from_kmers, read_meme,
-    read_transfac, sigma70_boxes, write_meme)
-from genometracks.paths import shared_data
+    Motif,
+    MotifError,
+    information_matrix,
+    load_reference_motifs,
+    pfm_from_kmers,
+    read_meme,
+    read_transfac,
+    sigma70_boxes,
+    write_meme,
+)
+from genometracks.io.paths import shared_data
 
 MOTIF_DIR = shared_data() / "ecoli_k12" / "motifs"
 needs_data = pytest.mark.skipif(not MOTIF_DIR.exists(), reason="shared E. coli motif folder absent")
@@ -179,7 +187,8 @@ def test_match_finds_planted_box_at_offset():
     assert (found.offset, found.orientation, found.overlap) == (9, "+", 6)
     assert found.score == pytest.approx(1.0)
     # the reverse complement of the box, planted, is found in '-' orientation at the same place
-    ref_rc = Motif("long_rc", np.vstack([rng.dirichlet(np.ones(4), 4), tataat[::-1, ::-1], rng.dirichlet(np.ones(4), 3)]))
+    ref_rc = Motif("long_rc", np.vstack([rng.dirichlet(np.ones(4), 4), tataat[::-1, ::-1],
+                                         rng.dirichlet(np.ones(4), 3)]))
     found = best_match(Motif("q", tataat), [ref_rc], n_shuffles=0)
     assert (found.offset, found.orientation, found.score) == (4, "-", pytest.approx(1.0))
     assert np.isnan(found.p_value)

@@ -3,12 +3,12 @@ import numpy as np
 import pytest
 import torch
 
-from genometracks.export.bigwig import read_bigwig
-from genometracks.genome import Genome
+from genometracks.formats.bigwig import read_bigwig
+from genometracks.genome.sequence import Genome
+from genometracks.inference.peaks import call_peaks, peak_records
+from genometracks.inference.predict import _tss_tracks, predict_genome, write_tracks
 from genometracks.model import TransformerXL
-from genometracks.peaks import call_peaks, peak_records
-from genometracks.predict import _tss_tracks, predict_genome, write_tracks
-from genometracks.task import calibration_offset
+from genometracks.training.task import calibration_offset
 
 
 def test_shift_moves_outputs_back_to_the_tss_on_both_strands():
@@ -42,6 +42,7 @@ def tiny():
     return genome, model
 
 
+@pytest.mark.slow
 def test_prediction_covers_every_base_and_does_not_depend_on_streams(tiny):
     genome, model = tiny
     a, _ = predict_genome(model, genome, shift=5, seg_len=64, n_streams=3, progress=False)
@@ -95,7 +96,7 @@ def test_peak_records_are_sorted_bed6_with_scaled_scores():
 def test_peak_threshold_auto_reads_the_validation_f1_threshold(tmp_path):
     import json
 
-    from genometracks.peaks import peak_threshold
+    from genometracks.inference.peaks import peak_threshold
 
     assert peak_threshold(0.3, tmp_path) == (0.3, "configured")
     assert peak_threshold("auto", tmp_path)[0] == 0.5  # no metrics.json yet

@@ -17,10 +17,10 @@ import pytest
 import yaml
 from matplotlib.figure import Figure
 
-from genometracks.export.bigwig import write_bigwig
-from genometracks.plots import save_figure
-from genometracks.report import build_report
-from genometracks.snapshot import SnapshotError, browser_snapshot, find_chromium
+from genometracks.browser.snapshot import SnapshotError, browser_snapshot, find_chromium
+from genometracks.formats.bigwig import write_bigwig
+from genometracks.report.build import build_report
+from genometracks.report.plots import save_figure
 
 
 class Links(HTMLParser):
@@ -107,6 +107,7 @@ def check_links(run: Path, page: str) -> Links:
     return parser
 
 
+@pytest.mark.slow
 def test_report_of_a_run(tmp_path):
     run = make_run(tmp_path / "run")
     html_path, md_path = build_report(run)
@@ -160,8 +161,8 @@ def test_minimal_run_lists_what_is_missing(tmp_path):
 
 
 def test_thinned_curves_keep_their_area():
-    from genometracks import metrics as M
-    from genometracks.plots import pr_points, roc_points
+    from genometracks.report.plots import pr_points, roc_points
+    from genometracks.training import metrics as M
 
     rng = np.random.default_rng(0)
     labels = rng.random(200_000) < 0.002
@@ -183,10 +184,11 @@ CHROMIUM = find_chromium()
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)")
+@pytest.mark.slow
 def test_browser_snapshot_and_report(tmp_path, monkeypatch):
     from matplotlib.image import imread
 
-    from genometracks.export.igv import IGV_JS_VERSION, IgvError, IgvTrack, ensure_igv_js, write_igv
+    from genometracks.browser.igv import IGV_JS_VERSION, IgvError, IgvTrack, ensure_igv_js, write_igv
 
     cached = Path.home() / ".cache/genometracks/igv-js" / IGV_JS_VERSION / "node_modules/igv/dist/igv.min.js"
     if cached.is_file():

@@ -2,8 +2,8 @@
 import pytest
 from omegaconf import OmegaConf
 
-from genometracks.dataset import ConfigError
-from genometracks.run_config import check_same_run
+from genometracks.data.dataset import ConfigError
+from genometracks.io.run_config import check_same_run
 from tests.conftest import compose
 
 CUSTOM = ["data=custom", "data.fasta=/data/G.fa", "data.tss=/data/T.bed"]

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from genometracks.run_lock import LOCK_NAME, RunDirBusy, run_dir_lock
+from genometracks.io.run_lock import LOCK_NAME, RunDirBusy, run_dir_lock
 from tests.conftest import TINY, TINY_RUN, cli
 
 

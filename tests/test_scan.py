@@ -6,10 +6,9 @@ import itertools
 import numpy as np
 import pytest
 
-from genometracks.genome import Genome, decode, encode
+from genometracks.genome.sequence import Genome, decode, encode
 from genometracks.interpret.motifs import Motif, MotifError
-from genometracks.interpret.scan import (
-    genome_background, hits_to_intervals, log_odds, scan_genome, score_distribution)
+from genometracks.interpret.scan import genome_background, hits_to_intervals, log_odds, scan_genome, score_distribution
 
 UNIFORM = np.full(4, 0.25)
 

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from genometracks import shipped as S
-from genometracks.ship import main as ship_main
-from tests.conftest import ECOLI, TINY, cli, compose, needs_ecoli
+from genometracks.inference import shipped as S
+from genometracks.inference.ship import main as ship_main
+from genometracks.io.run_config import main_job_overrides
+from tests.conftest import TINY, cli, compose, needs_ecoli
 
 AGREE = dict(abs=1e-6)  # the same weights, regions and code: metrics agree to float rounding
 KEYS = ("n_positions", "n_positives", "roc_auc", "pr_auc", "pr_auc_k4", "pr_auc_k10", "threshold_f1")
@@ -60,7 +61,7 @@ def test_ship_writes_weights_and_both_cards(trained):
 
 
 def test_safetensors_round_trip_equals_the_checkpoint(trained):
-    from genometracks.predict import load_model
+    from genometracks.training.checkpoint import load_model
 
     run, out = trained
     model, seg_len, _ = load_model(run / "checkpoints" / "best.ckpt")
@@ -97,7 +98,7 @@ def test_card_metrics_agree_with_a_fresh_evaluation(trained):
     for key in KEYS:
         assert result["fresh"][key] == pytest.approx(result["card"][key], **AGREE), key
     # and the whole validation split the threshold came from
-    from genometracks.dataset import load_dataset
+    from genometracks.data.dataset import load_dataset
 
     data = load_dataset(cfg)
     fresh = S.evaluate_regions(source.model, source.logit_offset, data.genome, data.sites, data.shift,
@@ -128,7 +129,7 @@ def test_package_model_is_complete():
         assert card["training"][key] not in (None, ""), key
     assert 0 < card["peaks"]["threshold"] < 1 and card["metrics"]["validation"]["both"]["roc_auc"] > 0.5
     assert (folder / S.CARD_MD).read_text().startswith(f"# Model card: {S.DEFAULT_MODEL}")
-    assert Path(S.__file__).parent.joinpath("..", "conf", "model", f"{S.DEFAULT_MODEL}.yaml").resolve().is_file()
+    assert Path(S.__file__).parents[2].joinpath("conf", "model", f"{S.DEFAULT_MODEL}.yaml").resolve().is_file()
 
 
 def _broken(trained, tmp_path, damage) -> Path:
@@ -184,15 +185,15 @@ def test_predict_with_a_missing_shipped_model_names_the_file_and_the_fix(tmp_pat
 
 
 def test_training_a_shipped_model_is_refused(tmp_path):
-    from genometracks.dataset import ConfigError
-    from genometracks.train import train
+    from genometracks.data.dataset import ConfigError
+    from genometracks.training.train import train
 
     with pytest.raises(ConfigError, match="model=ecoli_k12 is a shipped model"):
         train(compose("model=ecoli_k12", "data=synthetic", f"run_dir={tmp_path}"))
 
 
 def _predict(*overrides):
-    from genometracks.predict import predict_command
+    from genometracks.inference.predict import predict_command
 
     return predict_command(compose(*overrides))
 
@@ -213,7 +214,7 @@ def test_threshold_travels_with_a_shipped_model_and_with_a_foreign_checkpoint(tr
     assert foreign["peaks"]["threshold"] == pytest.approx(expected) != 0.5
     assert str(run / "metrics.json") in foreign["peaks"]["threshold_source"] and foreign["peaks"]["peaks"] > 0
     # shipped and checkpoint tracks are the same model: the same probabilities
-    from genometracks.export.bigwig import read_bigwig
+    from genometracks.formats.bigwig import read_bigwig
 
     for strand in ("plus", "minus"):
         a = read_bigwig(tmp_path / "a" / "tracks" / f"tss.{strand}.bw", "syn1")
@@ -228,7 +229,7 @@ def test_threshold_travels_with_a_shipped_model_and_with_a_foreign_checkpoint(tr
     (["model=ecoli_k12"], False),
 ])
 def test_main_job_uses_the_shipped_model_unless_asked_to_train(overrides, added):
-    result = S.main_job_overrides(overrides)
+    result = main_job_overrides(overrides)
     assert result == ([f"model={S.DEFAULT_MODEL}", *overrides] if added else overrides)
 
 

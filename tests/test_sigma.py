@@ -9,13 +9,31 @@ import numpy as np
 import pytest
 import torch
 
-from genometracks.genome import Genome, decode, encode
-from genometracks.intervals import SiteSet
-from genometracks.sigma.data import (SYNTHETIC_MOTIFS, SigmaDataError, SigmaSet, extract_windows, ipromoter_set,
-                                     one_hot, read_promoterset, regulondb_set, sample_negatives, synthetic_set)
-from genometracks.sigma.evaluate import (SigmaConfigError, TrainSettings, class_metrics, fit, stratified_folds)
-from genometracks.sigma.gradcam import (cam_maps, class_logo_matrices, class_profile, effective_counts, grad_cam,
-                                        information_heights, logo_peaks, small_sample_bits)
+from genometracks.genome.intervals import SiteSet
+from genometracks.genome.sequence import Genome, decode, encode
+from genometracks.sigma.data import (
+    SYNTHETIC_MOTIFS,
+    SigmaDataError,
+    SigmaSet,
+    extract_windows,
+    ipromoter_set,
+    one_hot,
+    read_promoterset,
+    regulondb_set,
+    sample_negatives,
+    synthetic_set,
+)
+from genometracks.sigma.evaluate import SigmaConfigError, TrainSettings, class_metrics, fit, stratified_folds
+from genometracks.sigma.gradcam import (
+    cam_maps,
+    class_logo_matrices,
+    class_profile,
+    effective_counts,
+    grad_cam,
+    information_heights,
+    logo_peaks,
+    small_sample_bits,
+)
 from genometracks.sigma.model import SigmaCNN, predict_proba, save_model
 from tests.conftest import ECOLI, compose, needs_ecoli
 from tests.kent import assert_hub_clean
@@ -133,7 +151,7 @@ def _hand_model() -> SigmaCNN:
     with weight 3, output 1 every position with weight -1. Batch norm is the identity (eval, eps 0)."""
     model = SigmaCNN(5, 2, channels=(1, 1, 1), kernel_sizes=(1, 1, 1), dropout=0.0)
     with torch.no_grad():
-        for i, conv in enumerate(model.convs):
+        for conv in model.convs:
             conv.weight.zero_()
             conv.weight[0, 0, 0] = 1.0
             conv.bias.zero_()
@@ -195,6 +213,7 @@ def test_logo_peaks_by_hand():
 
 
 # ------------------------------------------------------------------------------- planted motifs
+@pytest.mark.slow
 def test_cnn_separates_planted_classes_and_logos_show_the_motifs():
     data = synthetic_set(n_per_class=30, length=30, n_nonpromoter=180, seed=1)
     x = one_hot(data.tokens)
@@ -235,9 +254,12 @@ def test_cross_validated_maps_come_from_the_fold_that_held_the_row_out(monkeypat
     fitted, mapped = {}, []
     real_fit, real_maps = evaluate.fit, gradcam.cam_maps
 
+    alive = []  # keep every fitted model, so that no id() is reused by a later one
+
     def recording_fit(x, y, n_outputs, settings, seed):
         model = real_fit(x, y, n_outputs, settings, seed)
         fitted[id(model)] = {row.tobytes() for row in x}
+        alive.append(model)
         return model
 
     def recording_maps(model, x, target, methods=gradcam.CAM_METHODS, batch_size=256):
@@ -265,6 +287,7 @@ def test_cross_validated_maps_come_from_the_fold_that_held_the_row_out(monkeypat
 
 
 # ------------------------------------------------------------------------------------------ kernels
+@pytest.mark.slow
 def test_kernel_pwms_are_exact_and_written_as_meme(tmp_path):
     from genometracks.interpret.motifs import Motif, read_meme, write_meme
     from genometracks.sigma.kernels import export_kernels, kernel_motifs
@@ -308,10 +331,10 @@ def test_class_metrics_by_hand():
 def test_sigma_bigbed_track_reads_back_and_validates_in_a_hub(tmp_path):
     import pybigtools
 
-    from genometracks.export.bigbed import bigbed_field_counts
-    from genometracks.export.hub import write_hub
-    from genometracks.export.validate import validate_hub
-    from genometracks.sigma.track import SIGMA_COLOURS, hub_track, read_peaks, sigma_track
+    from genometracks.browser.export import hub_track
+    from genometracks.browser.hub import write_hub
+    from genometracks.formats.bigbed import bigbed_field_counts
+    from genometracks.sigma.track import SIGMA_COLOURS, read_peaks, sigma_track
 
     rng = np.random.default_rng(2)
     text = decode(rng.integers(0, 4, 400))
@@ -342,7 +365,7 @@ def test_sigma_bigbed_track_reads_back_and_validates_in_a_hub(tmp_path):
         assert (int(thick_start), int(thick_end)) == (row[0], row[1])
     assert bigbed_field_counts(tmp_path / "tracks" / "tss_sigma.bb") == (16, 9)
     hub_txt = write_hub(tmp_path / "hub", "assembly", genome.chrom_sizes(),
-                        [hub_track(tmp_path / "tracks" / "tss_sigma.bb")], fasta=fasta)
+                        [hub_track("tss_sigma", tmp_path / "tracks" / "tss_sigma.bb")], fasta=fasta)
     assert_hub_clean(hub_txt.parent)
     assert "type bigBed 9 +" in (hub_txt.parent / "tiny" / "trackDb.txt").read_text()
 
@@ -370,6 +393,7 @@ def test_sigma_track_command_reads_gzipped_peaks_and_rejects_bad_ones(tmp_path):
 
 
 # ------------------------------------------------------------------------------------- end to end
+@pytest.mark.slow
 def test_run_sigma_on_synthetic_data_writes_metrics_roc_logos_and_kernels(tmp_path):
     import matplotlib.image as mpimg
 

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from genometracks.predict import load_model
+from genometracks.inference.predict import load_model
 from tests.conftest import TINY, cli
 
 pytestmark = pytest.mark.slow
@@ -18,7 +18,8 @@ def _cluster_up() -> str | None:
         return "sbatch/sinfo not installed (start the test cluster: ../shared/tools/slurm/start)"
     state = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
     if state.returncode != 0 or "idle" not in state.stdout and "mix" not in state.stdout:
-        return f"no idle SLURM node (sinfo: {(state.stdout + state.stderr).strip()[:200]}); run ../shared/tools/slurm/start"
+        return (f"no idle SLURM node (sinfo: {(state.stdout + state.stderr).strip()[:200]}); "
+                "run ../shared/tools/slurm/start")
     return None
 
 

@@ -10,11 +10,21 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
-from genometracks.genome import Genome
-from genometracks.intervals import Interval, SiteSet
-from genometracks.streams import (ECOLI_K12_SPLITS, SegmentStreams, StreamError, build_labels, make_splits,
-                                  positions_per_split, to_forward, to_forward_tracks, to_local)
+from genometracks.data.streams import (
+    SegmentStreams,
+    StreamError,
+    build_labels,
+    make_splits,
+    positions_per_split,
+    to_forward,
+    to_forward_tracks,
+    to_local,
+)
+from genometracks.genome.intervals import Interval, SiteSet
+from genometracks.genome.sequence import Genome
+from genometracks.io.run_config import group_defaults
 from tests.conftest import ECOLI, needs_ecoli
 
 _rng = np.random.default_rng(7)
@@ -22,6 +32,8 @@ CIRC = "".join(_rng.choice(list("ACGT"), 997))
 LIN = "".join(_rng.choice(list("ACGT"), 613))
 SEQS = {"circ": CIRC, "lin": LIN}
 CODE = {c: i for i, c in enumerate("ACGTN")}
+# the TSS paper's E. coli K-12 split, as conf/data/ecoli_k12.yaml declares it
+ECOLI_K12_SPLITS = OmegaConf.to_container(group_defaults("data", "ecoli_k12").splits)
 SPLIT_CFG = {"test": [["circ", 300, 500], ["lin", 100, 250]], "validation": [["circ", 500, 650]]}
 # by hand: test 2*(200+150); validation 2*150; train 2*((997-350) + (613-150))
 EXPECTED_POSITIONS = {"test": 700, "validation": 300, "train": 2220}
@@ -237,7 +249,7 @@ def test_circular_training_run_wraps_over_origin(genome, splits):
 
 @pytest.mark.parametrize("world_size", [2, 3])
 def test_ddp_ranks_disjoint_and_complete(genome, splits, world_size):
-    for name, regions in splits.items():
+    for _name, regions in splits.items():
         total = {k: np.zeros(len(SEQS[k[0]]), np.int64) for k in ((c, s) for c in SEQS for s in "+-")}
         lengths = set()
         for rank in range(world_size):
@@ -309,8 +321,8 @@ def test_bad_labels_and_streams(genome, splits):
 
 
 def test_datamodule(genome, splits):
-    from genometracks.datamodule import TSSDataModule
-    from genometracks.streams import TSSDataModule as reexported
+    from genometracks.data.datamodule import TSSDataModule
+    from genometracks.data.datamodule import TSSDataModule as reexported
 
     assert reexported is TSSDataModule
     sites = SiteSet(["circ", "lin"], [10, 20], ["+", "-"])
@@ -361,7 +373,7 @@ def test_datamodule_in_a_lightning_fit_and_mid_epoch_resume(genome, tmp_path):
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import ModelCheckpoint
 
-    from genometracks.datamodule import TSSDataModule
+    from genometracks.data.datamodule import TSSDataModule
 
     class Counter(pl.LightningModule):
         def __init__(self):

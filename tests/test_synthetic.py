@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from genometracks.genome import Genome
-from genometracks.streams import build_labels
-from genometracks.synthetic import SyntheticError, SyntheticSpec, make_synthetic, write_synthetic
+from genometracks.data.streams import build_labels
+from genometracks.genome.sequence import Genome
+from genometracks.labels.synthetic import SyntheticError, SyntheticSpec, make_synthetic, write_synthetic
 
 COMP = str.maketrans("ACGT", "TGCA")
 
@@ -36,7 +36,7 @@ def test_boxes_at_exact_offsets_on_both_strands(tmp_path, minus35, minus10, offs
     assert len(rows) == 2 * 2 * 60  # 2 contigs x 2 strands x round(0.002 * 30000)
     l10, l35 = len(minus10), len(minus35)
     spacers = []
-    for chrom, start, end, name, score, strand in rows:
+    for chrom, start, end, _name, _score, strand in rows:
         tss = int(start)
         assert int(end) == tss + 1 and strand in "+-"
         # the -10 box ends `offset` nt before +1: positions -(offset+l10-1) .. -offset

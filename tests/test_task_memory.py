@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from genometracks.task import TSSTask
+from genometracks.training.task import TSSTask
 from tests.model_reference import small_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")

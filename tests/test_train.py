@@ -15,6 +15,9 @@ def _test_metrics(run_dir: Path) -> dict:
     return json.loads((run_dir / "metrics.json").read_text())["test"]["both"]
 
 
+pytestmark = pytest.mark.slow  # trains models (minutes)
+
+
 @pytest.fixture(scope="module")
 def unbroken(tmp_path_factory):
     run = tmp_path_factory.mktemp("unbroken")
@@ -68,7 +71,7 @@ def test_sweep_through_submitit_local_launcher(tmp_path):
 
 
 def test_ddp_cpu_two_ranks_metrics_equal_single_process(tmp_path):
-    from genometracks.train import evaluate_checkpoint
+    from genometracks.training.train import evaluate_checkpoint
 
     done = _cli("train", "trainer=ddp_cpu", *TINY, "trainer.max_epochs=1", f"run_dir={tmp_path}")
     assert done.returncode == 0, done.stderr[-3000:]
@@ -112,7 +115,7 @@ def test_smoke_experiment_learns_planted_promoters(tmp_path):
 
 
 def test_learning_rate_warmup_then_cosine_decay():
-    from genometracks.task import lr_factor
+    from genometracks.training.task import lr_factor
 
     assert [lr_factor(s, 4) for s in (0, 1, 3, 4, 1000)] == [0.25, 0.5, 1.0, 1.0, 1.0]  # constant after warm-up
     assert lr_factor(4, 4, 104) == pytest.approx(1.0)           # decay starts at the end of warm-up

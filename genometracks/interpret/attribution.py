@@ -18,8 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from genometracks.genome import Genome
-from genometracks.intervals import Interval, SiteSet
+from genometracks.data.streams import to_local
+from genometracks.genome.intervals import Interval, SiteSet
+from genometracks.genome.sequence import Genome
+from genometracks.inference.peaks import call_peaks
 from genometracks.interpret.heads import window_tokens
 from genometracks.interpret.optimize import frozen, onehot_logits
 
@@ -32,8 +34,6 @@ def top_predicted_tss(track_values: dict[str, dict[str, np.ndarray]], n_top: int
                       regions: list[Interval] | None = None) -> SiteSet:
     """The n_top highest local maxima (at least min_distance nt apart per strand) of forward-strand
     probability tracks {contig: {'+': [n], '-': [n]}}, inside `regions` when given; score = probability."""
-    from genometracks.peaks import call_peaks
-
     chrom, pos, strand, score = [], [], [], []
     for contig, per in track_values.items():
         allowed = None
@@ -85,7 +85,6 @@ def attribute(model, genome: Genome, sites: SiteSet, shift: int, batch_size: int
     """Gradient x input and Grad-CAM of each target's logit (see the module docstring)."""
     from tqdm.auto import tqdm
 
-    from genometracks.streams import to_local
 
     context, width = model.context, model.context + 1 + model.lookahead
     keys = [(str(c), str(s)) for c, s in zip(sites.chrom, sites.strand)]

@@ -12,22 +12,36 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from genometracks.export.atomic import write_text_atomic
+from genometracks.data.dataset import Dataset, load_dataset
+from genometracks.data.streams import make_splits
+from genometracks.formats.bigbed import BedSchema, sort_bed_records, write_bed_outputs
+from genometracks.formats.bigwig import read_bigwig, write_bigwig
+from genometracks.genome.sequence import Genome, encode
+from genometracks.inference.predict import predict_genome
+from genometracks.inference.shipped import resolve_model
+from genometracks.interpret import heads as H
+from genometracks.interpret import metaplots as MP
+from genometracks.interpret.attribution import aggregate_matrix, attribute, genome_track, top_predicted_tss
 from genometracks.interpret.heads import InterpretError
+from genometracks.interpret.kernel_pwm import kernels_to_motifs
+from genometracks.interpret.logos import draw_logo, draw_logo_grid
+from genometracks.interpret.motifs import Motif, MotifError, load_reference_motifs, write_meme
+from genometracks.interpret.optimize import optimise_class, tick_labels
+from genometracks.interpret.scan import scan_genome
+from genometracks.io.atomic import write_text_atomic
+from genometracks.io.run_config import group_defaults
+from genometracks.io.rundir import RunDir
+from genometracks.labels import annotations
+from genometracks.model import TransformerXL
 
 PARTS = ("heads", "kernels", "optimise", "attribution", "metaplots")
-DEFAULTS = dict(parts=list(PARTS), n_streams=4, sample_fraction=0.01, n_extreme=500, motif_top=50,
-                motif_rank="top_attention", scan_pvalue=1e-4, min_information=4.0, match_shuffles=200,
-                match_pvalue=0.05, match_min_overlap=4, kernel_logos=16, optimise_length=100, optimise_steps=300,
-                optimise_lr=0.1, optimise_l2=0.01, attribution_top=200, attribution_regions=None,
-                attribution_logo=[-60, 20], attribution_batch=16, metaplot_flank=600, metaplot_split="test",
-                tts=None, gff=None, progress=True)
+# conf/interpret/default.yaml is the one source of the defaults (parts: null there means every part)
+DEFAULTS = {**OmegaConf.to_container(group_defaults("interpret")), "parts": list(PARTS)}
 NULLABLE = ("attribution_regions", "tts", "gff")  # None is a meaningful value for these keys
-SHARED_TTS = "send_seq_ju2019/41564_2019_500_MOESM4_ESM.csv"
-SHARED_GFF = "refseq_annotation/NC_000913.3.gff.gz"
 
 
 def settings(cfg: DictConfig) -> dict:
@@ -44,61 +58,56 @@ def _rel(path: Path, out: Path) -> str:
     return str(Path(path).relative_to(out))
 
 
-def _tsv(frame, path: Path) -> Path:
+def _tsv(frame: pd.DataFrame, path: Path) -> Path:
     write_text_atomic(path, frame.to_csv(sep="\t", index=False, float_format="%.6g", na_rep="NA"))
     return path
 
 
 def reference_motifs(cfg: DictConfig) -> tuple[list, str]:
     """(motifs, description): the planted boxes for synthetic data, else the shared E. coli motif files."""
-    from genometracks.genome import encode
-    from genometracks.interpret.motifs import Motif, MotifError, load_reference_motifs
-
-    if cfg.data.name == "synthetic":
+    if cfg.data.get("motifs") == "planted":
         gen = cfg.data.generator
         motifs = [Motif(f"planted_{box}", np.eye(4)[encode(str(seq))], nsites=1, source="synthetic generator")
                   for box, seq in (("-35", gen.minus35), ("-10", gen.minus10))]
         return motifs, "planted synthetic boxes"
-    folder = Path(str(cfg.paths.shared_data)) / "ecoli_k12" / "motifs"
+    if not cfg.data.get("motifs"):
+        return [], "none (data.motifs is not set)"
+    folder = Path(str(cfg.data.motifs))
     try:
         return load_reference_motifs(folder), str(folder)
     except MotifError as err:
         return [], f"none ({err})"
 
 
-def run_heads(model, dataset, seg_len: int, s: dict, out: Path, refs: list, seed: int) -> dict:
+def run_heads(model: TransformerXL, dataset: Dataset, seg_len: int, s: dict, out: Path, refs: list,
+              seed: int) -> dict:
     """Attention profiles, head motifs and the motif-hit track."""
-    import pandas as pd
-
-    from genometracks.export.logos import draw_logo
-    from genometracks.interpret import heads as H
-    from genometracks.interpret.motifs import write_meme
-
+    run = RunDir(out)
     genome, regions = dataset.genome, dataset.splits["test"]
     outputs = H.stream_outputs(model, genome, regions, seg_len, s["n_streams"], s["progress"])
     flags = H.choose_samples(outputs, s["sample_fraction"], s["n_extreme"], seed)
     samples = H.collect_attention(model, genome, regions, flags, dataset.shift, seg_len, s["n_streams"], s["progress"])
     profiles = H.attention_profiles(samples)
-    files = [_tsv(profiles, out / "interpret" / "heads_attention.tsv")]
-    H.plot_heatmap(profiles, out / "plots" / "heads_heatmap.png")
+    files = [_tsv(profiles, run.interpret / "heads_attention.tsv")]
+    H.plot_heatmap(profiles, run.plots / "heads_heatmap.png")
     n_layer, n_head, w = samples.shape
     labels = [H.head_id(layer, head) for layer in range(n_layer) for head in range(n_head)]
     corr = H.head_correlation(samples.attention.reshape(len(samples.output), n_layer * n_head, w))
     files.append(_tsv(pd.DataFrame(corr, index=labels, columns=labels).reset_index(names="head_id"),
-                      out / "interpret" / "heads_correlation.tsv"))
-    H.plot_correlation(corr, labels, out / "plots" / "heads_correlation.png")
-    files += [out / "plots" / "heads_heatmap.png", out / "plots" / "heads_correlation.png"]
+                      run.interpret / "heads_correlation.tsv"))
+    H.plot_correlation(corr, labels, run.plots / "heads_correlation.png")
+    files += [run.plots / "heads_heatmap.png", run.plots / "heads_correlation.png"]
     motifs = H.head_motifs(samples, genome, model.conv_width, s["motif_top"], refs, s["match_shuffles"], seed,
                            s["motif_rank"], int(s["match_min_overlap"]))
-    files.append(write_meme([m.motif for m in motifs], out / "motifs" / "heads.meme"))
+    files.append(write_meme([m.motif for m in motifs], run.motifs / "heads.meme"))
     for m in motifs:
         ticks = [str(m.offset_from_tss + d) for d in range(-(model.conv_width // 2), model.conv_width // 2 + 1)]
         title = f"{m.id} at {m.offset_from_tss:+d} ({m.information:.1f} bits)"
-        files.append(draw_logo(m.motif.probabilities, out / "logos" / f"{m.id}.png", title, "bits", ticks))
+        files.append(draw_logo(m.motif.probabilities, run.logos / f"{m.id}.png", title, "bits", ticks))
     table = H.head_table(motifs, s["min_information"], s["match_pvalue"])
-    files.append(_tsv(table, out / "interpret" / "heads.tsv"))
+    files.append(_tsv(table, run.interpret / "heads.tsv"))
     informative = [(m, label) for m, label in zip(motifs, table["best_match"]) if m.information >= s["min_information"]]
-    hits = motif_hit_track(genome, informative, s["scan_pvalue"], out / "tracks" / "motif_hits")
+    hits = motif_hit_track(genome, informative, s["scan_pvalue"], run.track("motif_hits"))
     files += hits.pop("files")
     summary = {
         "samples": int(len(samples.output)),
@@ -113,15 +122,10 @@ def run_heads(model, dataset, seg_len: int, s: dict, out: Path, refs: list, seed
     return {"summary": summary, "files": files}
 
 
-def motif_hit_track(genome, motifs: list, p_threshold: float, prefix: Path) -> dict:
+def motif_hit_track(genome: Genome, motifs: list, p_threshold: float, prefix: Path) -> dict:
     """Both-strand hits of each (HeadMotif, match label) PWM → sorted BED6 (name = '{head}_{label}',
     label 'unmatched' for '.'; score = min(1000, round(100 * -log10 p))) → prefix.bb, prefix.bed.gz(.tbi).
     Old files are removed when nothing hits."""
-    import pandas as pd
-
-    from genometracks.export.bigbed import BedSchema, sort_bed_records, write_bed_outputs
-    from genometracks.interpret.scan import scan_genome
-
     frames, counts = [], {}
     for m, label in motifs:
         hits = scan_genome(genome, m.motif, p_threshold)
@@ -144,12 +148,9 @@ def motif_hit_track(genome, motifs: list, p_threshold: float, prefix: Path) -> d
             "files": list(written.values())}
 
 
-def run_kernels(model, s: dict, out: Path) -> dict:
+def run_kernels(model: TransformerXL, s: dict, out: Path) -> dict:
     """Exact first-block q/k/v kernel PWMs → MEME + a logo grid of the most informative ones."""
-    from genometracks.export.logos import draw_logo_grid
-    from genometracks.interpret.kernel_pwm import kernels_to_motifs
-    from genometracks.interpret.motifs import write_meme
-
+    run = RunDir(out)
     kernels = model.first_block_kernels()
     motifs = []
     for kind in "qkv":
@@ -158,37 +159,33 @@ def run_kernels(model, s: dict, out: Path) -> dict:
         motifs += kernels_to_motifs(weight, bias, names=names, source="first block kernel")
     info = np.array([m.information_content()[1] for m in motifs])
     order = np.argsort(-info, kind="stable")[: max(int(s["kernel_logos"]), 1)]
-    meme = write_meme(motifs, out / "motifs" / "first_block_kernels.meme")
+    meme = write_meme(motifs, run.motifs / "first_block_kernels.meme")
     grid = draw_logo_grid([(f"{motifs[i].name} ({info[i]:.2f} bits)", motifs[i].probabilities, "bits")
-                           for i in order], out / "logos" / "first_block_kernels.png")
+                           for i in order], run.logos / "first_block_kernels.png")
     return {"summary": {"kernels": len(motifs), "most_informative": [motifs[i].name for i in order[:5]],
                         "max_information": float(info.max())}, "files": [meme, grid]}
 
 
-def run_optimise(model, shift: int, s: dict, out: Path, seed: int) -> dict:
+def run_optimise(model: TransformerXL, shift: int, s: dict, out: Path, seed: int) -> dict:
     """Class optimisation → logos/class_optimised.png (bits) and motifs/class_optimised.meme."""
-    from genometracks.export.logos import draw_logo
-    from genometracks.interpret.motifs import write_meme
-    from genometracks.interpret.optimize import optimise_class, tick_labels
-
+    run = RunDir(out)
     result = optimise_class(model, shift, s["optimise_length"], s["optimise_steps"], s["optimise_lr"],
                             s["optimise_l2"], seed, s["progress"])
     rel = result.relative_positions()
-    logo = draw_logo(result.probabilities, out / "logos" / "class_optimised.png",
+    logo = draw_logo(result.probabilities, run.logos / "class_optimised.png",
                      f"class optimisation: P(TSS at 0) = {result.probability:.3f}", "bits", tick_labels(rel))
-    meme = write_meme([result.motif()], out / "motifs" / "class_optimised.meme")
+    meme = write_meme([result.motif()], run.motifs / "class_optimised.meme")
     window = (rel >= -40) & (rel <= 0)
     consensus = "".join("ACGT"[i] for i in result.probabilities[window].argmax(axis=1))
     return {"summary": {"probability": result.probability, "consensus_-40_to_+1": consensus,
                         "window_start_from_tss": int(rel[0])}, "files": [logo, meme]}
 
 
-def probability_tracks(model, genome, shift: int, seg_len: int, out: Path, s: dict) -> tuple[dict, str]:
+def probability_tracks(model: TransformerXL, genome: Genome, shift: int, seg_len: int, out: Path,
+                       s: dict) -> tuple[dict, str]:
     """Forward per-base probabilities {contig: {'+', '-'}}: DIR/tracks/tss.*.bw when present, else predicted."""
-    from genometracks.export.bigwig import read_bigwig
-    from genometracks.predict import predict_genome
-
-    plus, minus = out / "tracks" / "tss.plus.bw", out / "tracks" / "tss.minus.bw"
+    run = RunDir(out)
+    plus, minus = run.tss_bigwig("+"), run.tss_bigwig("-")
     if plus.is_file() and minus.is_file():
         return ({c: {"+": np.nan_to_num(read_bigwig(plus, c)), "-": np.nan_to_num(read_bigwig(minus, c))}
                  for c in genome.contigs}, "read from tracks/tss.*.bw")
@@ -197,17 +194,10 @@ def probability_tracks(model, genome, shift: int, seg_len: int, out: Path, s: di
     return track.values, "predicted (no tracks/tss.*.bw)"
 
 
-def run_attribution(model, dataset, tracks: dict, s: dict, out: Path) -> dict:
+def run_attribution(model: TransformerXL, dataset: Dataset, tracks: dict, s: dict, out: Path) -> dict:
     """Gradient x input and Grad-CAM of the top predicted TSSs → tracks/attribution.bw (signed),
     tracks/gradcam.bw, logos/attribution.png (mean over targets, aligned at +1), a profile TSV."""
-    import pandas as pd
-
-    from genometracks.export.bigwig import write_bigwig
-    from genometracks.export.logos import draw_logo
-    from genometracks.interpret.attribution import aggregate_matrix, attribute, genome_track, top_predicted_tss
-    from genometracks.interpret.optimize import tick_labels
-    from genometracks.streams import make_splits
-
+    run = RunDir(out)
     genome = dataset.genome
     regions = None
     if s["attribution_regions"]:
@@ -215,30 +205,27 @@ def run_attribution(model, dataset, tracks: dict, s: dict, out: Path) -> dict:
     targets = top_predicted_tss(tracks, int(s["attribution_top"]), regions=regions)
     result = attribute(model, genome, targets, dataset.shift, int(s["attribution_batch"]), s["progress"])
     sizes = genome.chrom_sizes()
-    files = [write_bigwig(out / "tracks" / "attribution.bw", sizes, genome_track(genome, result, result.contribution)),
-             write_bigwig(out / "tracks" / "gradcam.bw", sizes, genome_track(genome, result, result.gradcam))]
+    files = [write_bigwig(run.track("attribution.bw"), sizes, genome_track(genome, result, result.contribution)),
+             write_bigwig(run.track("gradcam.bw"), sizes, genome_track(genome, result, result.gradcam))]
     lo, hi = (int(v) for v in s["attribution_logo"])
     matrix, rel = aggregate_matrix(result, lo, hi)
-    files.append(draw_logo(matrix, out / "logos" / "attribution.png",
+    files.append(draw_logo(matrix, run.logos / "attribution.png",
                            f"gradient x input, mean over {len(result.sites)} top predicted TSSs", "raw",
                            tick_labels(rel)))
     all_rel = result.relative_positions()
     profile = pd.DataFrame({"position": all_rel, "mean_contribution": result.contribution.mean(axis=0),
                             "mean_gradcam": result.gradcam.mean(axis=0)})
-    files.append(_tsv(profile[(all_rel >= lo) & (all_rel <= hi)], out / "interpret" / "attribution_profile.tsv"))
+    files.append(_tsv(profile[(all_rel >= lo) & (all_rel <= hi)], run.interpret / "attribution_profile.tsv"))
     return {"summary": {"targets": len(result.sites), "skipped_at_linear_ends": result.skipped,
                         "window": int(result.contribution.shape[1])}, "files": files}
 
 
-def metaplot_sets(cfg: DictConfig, dataset, s: dict) -> tuple[dict, dict, Path | None]:
+def metaplot_sets(cfg: DictConfig, dataset: Dataset, s: dict) -> tuple[dict, dict, Path | None]:
     """(site sets, notes for sets skipped, GFF path or None) for the configured data set."""
-    from genometracks import annotations
-
     sets, notes = {"TSS": dataset.sites}, {}
-    root = Path(str(cfg.paths.shared_data)) / "ecoli_k12"
-    ecoli = cfg.data.name == "ecoli_k12"
-    tts = Path(s["tts"]) if s["tts"] else (root / SHARED_TTS if ecoli else None)
-    gff = Path(s["gff"]) if s["gff"] else (root / SHARED_GFF if ecoli else None)
+    tts = s["tts"] or cfg.data.get("terminators")  # interpret.* overrides the data set's own files
+    gff = s["gff"] or cfg.data.get("annotation")
+    tts, gff = (Path(str(p)) if p else None for p in (tts, gff))
     if tts is not None and tts.is_file():
         sets["TTS"] = annotations.validate_sites(annotations.read_sendseq_tts(tts), dataset.genome, tts)
     else:
@@ -251,19 +238,18 @@ def metaplot_sets(cfg: DictConfig, dataset, s: dict) -> tuple[dict, dict, Path |
     return sets, notes, gff
 
 
-def run_metaplots(cfg: DictConfig, dataset, tracks: dict, s: dict, out: Path) -> dict:
+def run_metaplots(cfg: DictConfig, dataset: Dataset, tracks: dict, s: dict, out: Path) -> dict:
     """Median output around the site sets (sense, antisense) → interpret/metaplots.tsv, plots/metaplots.png;
     coding / antisense-coding / non-coding medians on the test split when a GFF is available."""
-    from genometracks.interpret import metaplots as MP
-
+    run = RunDir(out)
     sets, notes, gff = metaplot_sets(cfg, dataset, s)
     split = s["metaplot_split"]
     if split != "all":
         sets = {k: MP.sites_in(v, dataset.splits[split]) for k, v in sets.items()}
     table = MP.metaplot_table(tracks, dataset.genome, sets, int(s["metaplot_flank"]))
-    files = [_tsv(table, out / "interpret" / "metaplots.tsv")]
-    MP.plot_metaplots(table, out / "plots" / "metaplots.png", notes)
-    files.append(out / "plots" / "metaplots.png")
+    files = [_tsv(table, run.interpret / "metaplots.tsv")]
+    MP.plot_metaplots(table, run.plots / "metaplots.png", notes)
+    files.append(run.plots / "metaplots.png")
     summary = {"sites": {k: len(v) for k, v in sets.items()}, "skipped": notes, "split": split}
     if gff is not None:
         summary["coding_medians"] = MP.coding_medians(tracks, MP.read_cds(gff, dataset.genome), dataset.splits["test"])
@@ -274,13 +260,10 @@ def run_metaplots(cfg: DictConfig, dataset, tracks: dict, s: dict, out: Path) ->
 
 def interpret_command(cfg: DictConfig) -> dict:
     """Run the configured parts; write DIR/interpret.json and return it."""
-    from genometracks.dataset import load_dataset
-    from genometracks.shipped import resolve_model
-    from genometracks.train import run_dir_of
-
-    out = run_dir_of(cfg)
+    run = RunDir.checked(cfg)
+    out = run.root
     s = settings(cfg)
-    s["predict_streams"] = int(cfg.predict.n_streams) if cfg.get("predict") is not None else 16
+    s["predict_streams"] = int((cfg.get("predict") or group_defaults("predict")).n_streams)
     source = resolve_model(cfg, out)  # ckpt=, else model.shipped, else DIR/checkpoints/best.ckpt
     model, seg_len, ckpt = source.model, source.seg_len, source.description
     s["logit_offset"] = source.logit_offset
@@ -306,5 +289,5 @@ def interpret_command(cfg: DictConfig) -> dict:
     summary = {"checkpoint": str(ckpt), "shift": dataset.shift, "data": str(cfg.data.name),
                **{k: v["summary"] for k, v in results.items()},
                "files": sorted(_rel(p, out) for v in results.values() for p in v["files"])}
-    write_text_atomic(out / "interpret.json", json.dumps(summary, indent=2, default=str))
+    write_text_atomic(run.interpret_json, json.dumps(summary, indent=2, default=str))
     return summary

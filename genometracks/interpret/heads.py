@@ -21,10 +21,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from genometracks.genome import N_TOKEN, Genome
-from genometracks.intervals import Interval
-from genometracks.interpret.matching import Match, best_match
+from genometracks.data.streams import SegmentStreams
+from genometracks.genome.intervals import Interval
+from genometracks.genome.sequence import N_TOKEN, Genome
+from genometracks.interpret.matching import Match, best_match, match_label
 from genometracks.interpret.motifs import Motif, pfm_from_kmers
+from genometracks.io.figures import new_figure, save_figure
 
 SAMPLE_RANDOM, SAMPLE_TOP, SAMPLE_BOTTOM = 1, 2, 4
 RANKINGS = ("top_attention", "attention", "output")
@@ -65,8 +67,6 @@ class HeadSamples:
 
 
 def _streams(model, genome: Genome, regions: list[Interval], seg_len: int, n_streams: int):
-    from genometracks.streams import SegmentStreams
-
     return SegmentStreams(genome, None, regions, n_streams=n_streams, seg_len=seg_len,
                           lookahead=model.lookahead, burn_in=model.context)
 
@@ -307,7 +307,6 @@ def head_table(motifs: list[HeadMotif], min_information: float, match_pvalue: fl
     match_p_value, match_orientation."""
     import pandas as pd
 
-    from genometracks.interpret.matching import match_label
 
     rows = []
     for m in motifs:
@@ -326,27 +325,16 @@ def head_table(motifs: list[HeadMotif], min_information: float, match_pvalue: fl
 
 # ----------------------------------------------------------------------------- plots
 
-def _figure(width: float, height: float, layout: str | None = None):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=100, layout=layout)
-    FigureCanvasAgg(fig)
-    return fig
-
-
 def plot_heatmap(profiles, path) -> None:
     """PNG: one panel per layer, rows = heads, columns = offset_from_tss (upstream left), colour =
     mean attention divided by that head's maximum."""
-    from genometracks.export.logos import save_png
-
     n_layer, n_head = int(profiles["layer"].max()) + 1, int(profiles["head"].max()) + 1
     w = int(profiles["offset"].max()) + 1
     mean = profiles.sort_values(["layer", "head", "offset"])["mean"].to_numpy().reshape(n_layer, n_head, w)
     peak = np.nanmax(mean, axis=2, keepdims=True)
     norm = np.divide(mean, peak, out=np.zeros_like(mean), where=peak > 0)[:, :, ::-1]  # upstream left
     rel = profiles.sort_values("offset")["offset_from_tss"].unique()[::-1]
-    fig = _figure(min(4 + 0.03 * w, 24), 1.0 + 0.35 * n_layer * n_head + 0.6 * n_layer, layout="constrained")
+    fig = new_figure(min(4 + 0.03 * w, 24), 1.0 + 0.35 * n_layer * n_head + 0.6 * n_layer, layout="constrained")
     axes = fig.subplots(n_layer, 1, squeeze=False)[:, 0]
     for layer, ax in enumerate(axes):
         image = ax.imshow(norm[layer], aspect="auto", cmap="viridis", vmin=0, vmax=1, interpolation="nearest",
@@ -357,15 +345,13 @@ def plot_heatmap(profiles, path) -> None:
         ax.axvline(0, color="white", linewidth=0.6, linestyle=":")
     axes[-1].set_xlabel("key position relative to the TSS (nt; 0 = +1)")
     fig.colorbar(image, ax=list(axes), fraction=0.02, label="mean / head maximum")
-    save_png(fig, path)
+    save_figure(fig, path, dpi=100, tight=False)
 
 
 def plot_correlation(corr: np.ndarray, labels: list[str], path) -> None:
     """PNG: head-by-head Pearson correlation matrix, diverging colours in [-1, 1]."""
-    from genometracks.export.logos import save_png
-
     k = len(labels)
-    fig = _figure(2.5 + 0.3 * k, 2.0 + 0.3 * k)
+    fig = new_figure(2.5 + 0.3 * k, 2.0 + 0.3 * k)
     ax = fig.add_subplot(1, 1, 1)
     image = ax.imshow(np.nan_to_num(corr), cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
     ax.set_xticks(range(k))
@@ -375,4 +361,4 @@ def plot_correlation(corr: np.ndarray, labels: list[str], path) -> None:
     ax.set_title("head-by-head attention correlation (Pearson)", fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.046)
     fig.tight_layout()
-    save_png(fig, path)
+    save_figure(fig, path, dpi=100, tight=False)

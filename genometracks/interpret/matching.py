@@ -8,8 +8,8 @@ A column with no variance (uniform) correlates 0 with everything.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

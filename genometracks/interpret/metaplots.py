@@ -13,8 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from genometracks.genome import Genome
-from genometracks.intervals import Interval, SiteSet
+from genometracks.genome.intervals import Interval, SiteSet
+from genometracks.genome.sequence import Genome
+from genometracks.io.figures import new_figure, save_figure
+from genometracks.labels.annotations import normalise_chrom
 
 Tracks = dict[str, dict[str, np.ndarray]]
 OTHER = {"+": "-", "-": "+"}
@@ -82,7 +84,6 @@ def read_cds(gff: str | Path, genome: Genome) -> dict[str, dict[str, np.ndarray]
     (gz ok, 1-based closed); contig names are matched to the genome's (aliases allowed)."""
     import pandas as pd
 
-    from genometracks.annotations import normalise_chrom
 
     path = Path(gff)
     if not path.is_file():
@@ -137,16 +138,10 @@ def coding_medians(tracks: Tracks, coding: dict[str, dict[str, np.ndarray]], reg
 
 def plot_metaplots(table, path, notes: dict[str, str] | None = None) -> None:
     """PNG: one panel per site set, sense (solid) and antisense (dashed) median output."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    from genometracks.export.logos import save_png
-
     names = list(dict.fromkeys(table["set"]))
     if not names:
         raise MetaplotError("no site set to plot: every set was skipped " + str(notes or {}))
-    fig = Figure(figsize=(5.0 * len(names), 3.2), dpi=100)
-    FigureCanvasAgg(fig)
+    fig = new_figure(5.0 * len(names), 3.2)
     for i, name in enumerate(names):
         ax = fig.add_subplot(1, len(names), i + 1)
         part = table[table["set"] == name]
@@ -160,4 +155,4 @@ def plot_metaplots(table, path, notes: dict[str, str] | None = None) -> None:
         ax.set_ylabel("median TSS probability")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    save_png(fig, path)
+    save_figure(fig, path, dpi=100, tight=False)

@@ -8,12 +8,14 @@ Columns are motif positions 5'→3'; letters are in the order A, C, G, T (tokens
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
-from genometracks.export.atomic import write_text_atomic
+
+from genometracks.io.atomic import write_text_atomic
+from genometracks.io.paths import shared_data
 
 LETTERS = "ACGT"
 UNIFORM = np.full(4, 0.25)
@@ -104,7 +106,7 @@ class Motif:
             ic = np.clip(ic - SMALL_SAMPLE_CONSTANT / self.nsites, 0.0, None)
         return ic, float(ic.sum())
 
-    def reverse_complement(self) -> "Motif":
+    def reverse_complement(self) -> Motif:
         """The motif read on the other strand: columns reversed, A↔T, C↔G."""
         return replace(self, probabilities=self.probabilities[::-1, ::-1].copy(), meta=dict(self.meta))
 
@@ -116,7 +118,7 @@ class Motif:
                              "or skip this motif as uninformative")
         return int(keep[0]), int(keep[-1]) + 1
 
-    def trim(self, min_ic: float) -> "Motif":
+    def trim(self, min_ic: float) -> Motif:
         """Drop flanking columns below `min_ic` bits; meta['trim_offset'] = columns cut on the left."""
         start, end = self.trim_bounds(min_ic)
         meta = dict(self.meta, trim_offset=self.meta.get("trim_offset", 0) + start)
@@ -350,7 +352,6 @@ def load_reference_motifs(shared_motif_dir: str | Path | None = None) -> list[Mo
     """Every *.meme and *.tf file of the folder (sorted by file name) plus the sigma70 boxes
     split from any rpoD15..19 windows among them. Default folder: shared_data()/ecoli_k12/motifs."""
     if shared_motif_dir is None:
-        from genometracks.paths import shared_data
         shared_motif_dir = shared_data() / "ecoli_k12" / "motifs"
     folder = Path(shared_motif_dir)
     if not folder.is_dir():

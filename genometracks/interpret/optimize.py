@@ -11,9 +11,9 @@ frozen. The +1 of the TSS the last output scores sits at window column length - 
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 import torch

@@ -12,15 +12,13 @@ not scanned (a BED interval cannot wrap); the loss is at most K-1 windows per co
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
-from genometracks.genome import N_TOKEN, Genome
-from genometracks.intervals import Interval
+from genometracks.genome.intervals import Interval
+from genometracks.genome.sequence import N_TOKEN, Genome
 from genometracks.interpret.motifs import UNIFORM, Motif, MotifError
-
-HIT_FIELDS = ("chrom", "start", "end", "strand", "score", "p_value")
 
 
 def _background(background: np.ndarray | None) -> np.ndarray:

@@ -7,18 +7,17 @@ genome[p-60:p]; for '-' it is revcomp(genome[p+1:p+61]).
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
-from genometracks.genome import Genome, N_TOKEN, encode
-from genometracks.intervals import SiteSet
+from genometracks.genome.intervals import SiteSet
+from genometracks.genome.sequence import N_TOKEN, Genome, complement, encode
 
 SIGMA_CLASSES = ("sigma24", "sigma28", "sigma32", "sigma38", "sigma54", "sigma70")
 NONPROMOTER = "nonpromoter"
-_COMPLEMENT = np.array([3, 2, 1, 0, 4], dtype=np.uint8)
 _IPROMOTER_UPSTREAM, _IPROMOTER_LENGTH = 60, 81  # iPromoter-2L: -60..+20 with +1 at index 60
 
 
@@ -42,7 +41,8 @@ class SigmaSet:
         """Rows per class name."""
         return {c: int((self.label == i).sum()) for i, c in enumerate(self.classes)}
 
-    def subset(self, rows: np.ndarray) -> "SigmaSet":
+    def subset(self, rows: np.ndarray) -> SigmaSet:
+        """The windows at `rows` (int indices or a bool mask over windows), sites and labels alike."""
         sites = None if self.sites is None else self.sites.subset(rows)
         return SigmaSet(self.tokens[rows], self.label[rows], self.classes, self.upstream, sites)
 
@@ -81,7 +81,7 @@ def extract_windows(genome: Genome, sites: SiteSet, upstream: int = 60, downstre
                     f"({sites.strand[i]}) has a window past the end of linear contig {chrom} "
                     f"(length {contig.length}); mark the contig circular or drop the site")
         bases = forward[coord]
-        out[rows] = np.where(minus[:, None], _COMPLEMENT[bases], bases)
+        out[rows] = np.where(minus[:, None], complement(bases), bases)
     return out
 
 
@@ -204,7 +204,7 @@ def ipromoter_set(folder: str | Path, upstream: int = 60, downstream: int = 0,
     if nonpromoter:
         files.append((NONPROMOTER, folder / "nonPromoter.fasta"))
     tokens, labels = [], []
-    for index, (name, path) in enumerate(files):
+    for index, (_name, path) in enumerate(files):
         seqs = _read_fasta(path)
         bad = [i for i, s in enumerate(seqs) if len(s) != _IPROMOTER_LENGTH]
         if bad:

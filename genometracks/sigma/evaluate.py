@@ -10,16 +10,33 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 
-from genometracks.jsonsafe import json_safe
-from genometracks.sigma.data import NONPROMOTER, SigmaSet, one_hot
-from genometracks.sigma.model import SigmaCNN, SigmaTask, balanced_weights, predict_proba
+from genometracks.io.atomic import atomic_path, write_text_atomic
+from genometracks.io.figures import draw_roc, new_figure, save_figure
+from genometracks.io.jsonsafe import json_safe
+from genometracks.io.run_config import group_defaults
+from genometracks.io.rundir import RunDir
+from genometracks.sigma import gradcam
+from genometracks.sigma.data import NONPROMOTER, SigmaSet, load_sigma_set, one_hot
+from genometracks.sigma.gradcam import (
+    CAM_METHODS,
+    HEIGHTS,
+    draw_class_logos,
+    logo_matrices,
+    logo_peaks,
+    relative_positions,
+)
+from genometracks.sigma.kernels import export_kernels
+from genometracks.sigma.model import SigmaCNN, SigmaTask, balanced_weights, predict_proba, save_model
+from genometracks.training import metrics as M
 
 MODES = ("softmax", "ovr")
 PAPER = {"accuracy": "97.9–99.9 %", "roc_auc": "0.63–1.00"}  # the paper's per-class ranges
@@ -29,15 +46,27 @@ class SigmaConfigError(ValueError):
     """Bad sigma experiment settings; the message names the key and the fix."""
 
 
+def _model_defaults() -> dict:
+    model = OmegaConf.to_container(group_defaults("model", "sigma_cnn"))
+    model.pop("_target_", None)
+    return model
+
+
+def _sigma_default(key: str) -> Any:
+    return group_defaults("sigma")[key]
+
+
 @dataclass
 class TrainSettings:
-    """How one model is fitted. trainer: keyword arguments of pytorch_lightning.Trainer."""
-    model: dict = field(default_factory=lambda: {"channels": [32, 32, 32], "kernel_sizes": [9, 7, 5], "dropout": 0.3})
-    trainer: dict = field(default_factory=lambda: {"max_epochs": 20})
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    class_weight: str = "balanced"  # balanced | none
+    """How one model is fitted. trainer: keyword arguments of pytorch_lightning.Trainer. Fields not
+    given default to conf/model/sigma_cnn.yaml, conf/experiment/sigma_cnn.yaml and conf/sigma/default.yaml."""
+    model: dict = field(default_factory=_model_defaults)
+    trainer: dict = field(default_factory=lambda: {
+        "max_epochs": int(group_defaults("experiment", "sigma_cnn").trainer.max_epochs)})
+    batch_size: int = field(default_factory=lambda: int(_sigma_default("batch_size")))
+    lr: float = field(default_factory=lambda: float(_sigma_default("lr")))
+    weight_decay: float = field(default_factory=lambda: float(_sigma_default("weight_decay")))
+    class_weight: str = field(default_factory=lambda: str(_sigma_default("class_weight")))  # balanced | none
 
 
 def stratified_folds(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
@@ -111,7 +140,6 @@ def cross_validate(data: SigmaSet, mode: str, settings: TrainSettings, folds: in
     (non-promoter rows stay 0)."""
     if mode not in MODES:
         raise SigmaConfigError(f"sigma.modes entry {mode!r} is not one of {MODES}")
-    from genometracks.sigma.gradcam import cam_maps
 
     classes = list(classes or [c for c in data.classes if c != NONPROMOTER])
     if mode == "softmax":
@@ -126,7 +154,7 @@ def cross_validate(data: SigmaSet, mode: str, settings: TrainSettings, folds: in
 
     def collect(model: SigmaCNN, rows: np.ndarray, output: int | np.ndarray) -> None:
         if cams and rows.size:
-            for method, g in cam_maps(model, x[rows], output, cams).items():
+            for method, g in gradcam.cam_maps(model, x[rows], output, cams).items():  # patchable in tests
                 maps[method][rows] = g
 
     with tqdm(total=folds * (1 if mode == "softmax" else len(classes)), desc=f"sigma CV {mode}", unit="fit") as bar:
@@ -139,7 +167,7 @@ def cross_validate(data: SigmaSet, mode: str, settings: TrainSettings, folds: in
                 collect(model, held, data.label[held])  # promoters_only: label = output index
                 bar.update()
                 continue
-            for c, name in enumerate(classes):
+            for c in range(len(classes)):
                 positive = (data.label == codes[c]).astype(np.int64)
                 model = fit(x[train], positive[train], 1, settings, seed + 1000 * (c + 1) + f)
                 scores[test, c] = predict_proba(model, x[test])[:, 0]
@@ -153,8 +181,6 @@ def class_metrics(data: SigmaSet, scores: np.ndarray, fold: np.ndarray, mode: st
     """Per class, one class vs the rest on out-of-fold scores: accuracy, sensitivity, specificity,
     ROC AUC, PR AUC (average precision), and ROC AUC mean/sd over folds. Predicted class: argmax
     (softmax) or score >= 0.5 (ovr)."""
-    from genometracks import metrics as M
-
     out = {}
     for c, name in enumerate(classes):
         truth = data.label == data.classes.index(name)
@@ -171,26 +197,17 @@ def class_metrics(data: SigmaSet, scores: np.ndarray, fold: np.ndarray, mode: st
     return out
 
 
-def plot_roc(curves: dict[str, tuple[SigmaSet, np.ndarray, Sequence[str]]], path: str | Path) -> Path:
+def plot_roc_panels(curves: dict[str, tuple[SigmaSet, np.ndarray, Sequence[str]]], path: str | Path) -> Path:
     """One PNG, one panel per mode, one ROC curve per class (AUC in the legend)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from genometracks import metrics as M
-    from genometracks.sigma.gradcam import save_figure
-
-    fig, axes = plt.subplots(1, len(curves), figsize=(5.2 * len(curves), 5), squeeze=False)
+    fig = new_figure(5.2 * len(curves), 5)
+    axes = fig.subplots(1, len(curves), squeeze=False)
     for ax, (mode, (data, scores, classes)) in zip(axes[0], curves.items()):
+        panel = {}
         for c, name in enumerate(classes):
             truth = data.label == data.classes.index(name)
             fpr, tpr, _ = M.roc_curve(truth, scores[:, c])
-            ax.plot(fpr, tpr, label=f"{name} (AUC {M.roc_auc(truth, scores[:, c]):.3f})")
-        ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
-        ax.set(xlabel="false positive rate", ylabel="true positive rate", title=f"{mode}: one class vs rest",
-               xlim=(0, 1), ylim=(0, 1.01))
-        ax.legend(loc="lower right", fontsize=8)
+            panel[f"{name} (AUC {M.roc_auc(truth, scores[:, c]):.3f})"] = (fpr, tpr)
+        draw_roc(ax, panel, f"{mode}: one class vs rest")
     fig.tight_layout()
     return save_figure(fig, path)
 
@@ -209,8 +226,6 @@ def metrics_table(metrics: dict[str, dict[str, dict]]) -> str:
 
 
 def _settings(cfg) -> TrainSettings:
-    from omegaconf import OmegaConf
-
     sig = cfg.sigma
     model = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "_target_"}
     trainer = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if k != "_target_"}
@@ -224,14 +239,10 @@ def run_sigma(cfg) -> dict:
     """Cross-validate every mode in cfg.sigma.modes, train a final softmax model on all promoter rows,
     and write under cfg.run_dir: metrics.json, metrics.md, roc.png, models/sigma_cnn.pt,
     logos/sigma/<class>.png + all_classes.png, motifs/sigma_cnn_kernels.{meme,png} + _matches.tsv."""
-    from genometracks.export.atomic import write_text_atomic
-    from genometracks.sigma.data import load_sigma_set
-    from genometracks.sigma.kernels import export_kernels
-    from genometracks.sigma.model import save_model
-
     torch.set_num_threads(int(cfg.sigma.threads))
     started = time.time()
     run_dir = Path(cfg.run_dir)
+    run = RunDir(run_dir)
     settings, seed, folds = _settings(cfg), int(cfg.seed), int(cfg.sigma.folds)
     data = load_sigma_set(cfg.data, seed)
     classes = [c for c in data.classes if c != NONPROMOTER]
@@ -246,11 +257,11 @@ def run_sigma(cfg) -> dict:
             logo_source = (scored, maps)
     promoters = promoters_only(data, classes)
     final = fit(one_hot(promoters.tokens), promoters.label, len(classes), settings, seed)
-    model_path = save_model(final, run_dir / "models" / "sigma_cnn.pt", classes, data.upstream)
+    model_path = save_model(final, run.sigma_model, classes, data.upstream)
     result = {"counts": data.counts(), "folds": folds, "window": {"upstream": data.upstream,
               "length": int(data.tokens.shape[1])}, "metrics": metrics, "model": str(model_path)}
     if curves:
-        result["roc_png"] = str(plot_roc(curves, run_dir / "roc.png"))
+        result["roc_png"] = str(plot_roc_panels(curves, run.root / "roc.png"))
     if logo_source is not None:
         result["logos"] = write_logos(*logo_source, classes, heights, run_dir)
     if cfg.sigma.kernels:
@@ -258,19 +269,18 @@ def run_sigma(cfg) -> dict:
                                  int(cfg.sigma.match_shuffles), seed)
         result["kernels"] = {k: v for k, v in kernels.items() if k != "rows"}
     result["runtime_s"] = round(time.time() - started, 1)
-    write_text_atomic(run_dir / "metrics.md", metrics_table(metrics))
-    write_text_atomic(run_dir / "metrics.json", json.dumps(json_safe(result), indent=2, allow_nan=False) + "\n")
+    write_text_atomic(run.metrics_md, metrics_table(metrics))
+    write_text_atomic(run.metrics_json, json.dumps(json_safe(result), indent=2, allow_nan=False) + "\n")
     return result
 
 
 def _logo_settings(cfg) -> tuple[str | None, tuple[str, ...], str]:
     """(mode whose cross-validation draws the logos or None, class-activation maps, logo heights)."""
-    from genometracks.sigma.gradcam import CAM_METHODS, HEIGHTS
-
     sig = cfg.sigma
     if not sig.logos:
         return None, (), "information"
-    mode, cams, heights = str(sig.logo_model), tuple(sig.get("cams", CAM_METHODS)), str(sig.get("logo_heights", "information"))
+    mode, cams = str(sig.logo_model), tuple(sig.get("cams", CAM_METHODS))
+    heights = str(sig.get("logo_heights", "information"))
     if mode not in MODES:
         raise SigmaConfigError(f"sigma.logo_model={mode!r}: use one of {MODES}")
     if mode not in sig.modes:
@@ -289,16 +299,13 @@ def write_logos(data: SigmaSet, maps: dict[str, np.ndarray], classes: Sequence[s
     """Class logos under run_dir/logos/sigma from out-of-fold maps ({method: [n, L]}, one row per row of
     `data`): <class>.png, all_classes.png and gradcam_profiles.npz (P and base counts, to redraw).
     Returns {"png": [paths], "heights": heights, "peaks": {class: {method: logo_peaks}}}."""
-    from genometracks.export.atomic import atomic_path
-    from genometracks.sigma.gradcam import draw_class_logos, logo_matrices, logo_peaks, relative_positions
-
     x = one_hot(data.tokens)
     mats = {}
     for name in classes:
         rows = np.flatnonzero(data.label == data.classes.index(name))
         if rows.size:
             mats[name] = logo_matrices(x[rows], {m: g[rows] for m, g in maps.items()}, heights)
-    out = run_dir / "logos" / "sigma"
+    out = RunDir(run_dir).logos / "sigma"
     with atomic_path(out / "gradcam_profiles.npz") as tmp:
         with open(tmp, "wb") as handle:
             np.savez(handle, **{f"{c}_{k}": np.asarray(v) for c, m in mats.items() for k, v in m.items()})

@@ -19,13 +19,15 @@ one E per map.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 
-from genometracks.paths import safe_name
+from genometracks.interpret.motifs import column_information, normalise_rows
+from genometracks.io.figures import new_figure, save_figure
+from genometracks.io.paths import safe_name
 from genometracks.sigma.data import SigmaSet, one_hot
 from genometracks.sigma.model import SigmaCNN
 
@@ -85,8 +87,6 @@ def information_heights(p: np.ndarray, keep_mass: bool = True, n_eff: np.ndarray
     effective count (floored at 0), so a column made of a few sequences does not read as a motif.
     keep_mass: also scale each column by its total weight relative to the heaviest column (map
     importance survives; empty columns → 0)."""
-    from genometracks.interpret.motifs import column_information, normalise_rows
-
     heights = np.zeros_like(p, dtype=np.float64)
     mass = p.sum(axis=1)
     filled = mass > 0
@@ -182,36 +182,17 @@ def _draw_class(axes, mats: dict, name: str, positions: np.ndarray) -> None:
     axes[len(rows) - 1].set_xlabel("position relative to +1")
 
 
-def save_figure(fig, path: str | Path) -> Path:
-    """Write a matplotlib figure as PNG atomically and close it."""
-    import matplotlib.pyplot as plt
-
-    from genometracks.export.atomic import atomic_path
-
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    finally:
-        plt.close(fig)
-    return Path(path)
-
-
 def draw_class_logos(matrices: dict[str, dict], upstream: int, out_dir: str | Path,
                      figure_name: str = "all_classes.png") -> list[Path]:
     """`<out_dir>/<class>.png` (frequency logo above each class-activation logo) and one figure with
     every class."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     out_dir = Path(out_dir)
     written = []
     for name, mats in matrices.items():
         positions = relative_positions(len(mats["frequency"]), upstream)
         rows = 1 + len(_methods(mats))
-        fig, axes = plt.subplots(rows, 1, figsize=(max(6.0, len(positions) * 0.18), 1.8 * rows), sharex=True,
-                                 squeeze=False)
+        fig = new_figure(max(6.0, len(positions) * 0.18), 1.8 * rows)
+        axes = fig.subplots(rows, 1, sharex=True, squeeze=False)
         _draw_class(axes[:, 0], mats, name, positions)
         target = out_dir / f"{safe_name(name, prefix='class')}.png"  # class names come from the config
         save_figure(fig, target)
@@ -221,7 +202,8 @@ def draw_class_logos(matrices: dict[str, dict], upstream: int, out_dir: str | Pa
     ncols = 2 if n > 3 else 1
     nrows = -(-n // ncols)
     width = max(6.0, len(next(iter(matrices.values()))["frequency"]) * 0.18) if n else 6.0
-    fig, axes = plt.subplots(rows * nrows, ncols, figsize=(width * ncols, 1.8 * rows * nrows), squeeze=False)
+    fig = new_figure(width * ncols, 1.8 * rows * nrows)
+    axes = fig.subplots(rows * nrows, ncols, squeeze=False)
     for k, (name, mats) in enumerate(matrices.items()):
         r, c = divmod(k, ncols)
         _draw_class(axes[rows * r:rows * (r + 1), c], mats, name, relative_positions(len(mats["frequency"]), upstream))

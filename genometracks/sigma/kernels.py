@@ -13,6 +13,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from genometracks.interpret.kernel_pwm import kernels_to_motifs
+from genometracks.interpret.matching import match, match_label
+from genometracks.interpret.motifs import information_matrix, load_reference_motifs, write_meme
+from genometracks.io.atomic import write_text_atomic
+from genometracks.io.figures import new_figure, save_figure
+from genometracks.io.rundir import RunDir
 from genometracks.sigma.model import SigmaCNN
 
 
@@ -28,8 +34,6 @@ def kernel_motifs(model: SigmaCNN, base: float | str = "bn", prefix: str = "sigm
     """One Motif per first-layer channel (PWM [K, 4], meta constant/base); names prefix + channel.
 
     base: a number > 1 for every kernel, or "bn" for each kernel's batch-norm base (`kernel_bases`)."""
-    from genometracks.interpret.kernel_pwm import kernels_to_motifs
-
     conv = model.convs[0]
     weight = conv.weight.detach().double().numpy()  # [C, 4, K]
     bias = conv.bias.detach().double().numpy() if conv.bias is not None else np.zeros(weight.shape[0])
@@ -42,8 +46,6 @@ def kernel_motifs(model: SigmaCNN, base: float | str = "bn", prefix: str = "sigm
 
 def match_kernels(motifs: list, refs: list, n_shuffles: int = 200, seed: int = 0) -> list[dict]:
     """Best reference per kernel motif: rows {kernel, consensus, bits, match, score, p_value, offset, orientation}."""
-    from genometracks.interpret.matching import match, match_label
-
     rows = []
     for motif in motifs:
         found = match(motif, refs, n_shuffles=n_shuffles, seed=seed) if refs else []
@@ -58,18 +60,12 @@ def match_kernels(motifs: list, refs: list, n_shuffles: int = 200, seed: int = 0
 
 def draw_kernel_logos(motifs: list, path: str | Path, ncols: int = 4) -> Path:
     """Information-content logos of the kernel PWMs in one PNG grid."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import logomaker
-    import matplotlib.pyplot as plt
+    import logomaker  # slow to import; only the kernel logos need it here
     import pandas as pd
 
-    from genometracks.interpret.motifs import information_matrix
-    from genometracks.sigma.gradcam import save_figure
-
     nrows = max(1, -(-len(motifs) // ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 1.8 * nrows), squeeze=False)
+    fig = new_figure(3.2 * ncols, 1.8 * nrows)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, motif in zip(axes.ravel(), motifs):
@@ -85,10 +81,7 @@ def draw_kernel_logos(motifs: list, path: str | Path, ncols: int = 4) -> Path:
 def export_kernels(model: SigmaCNN, out_dir: str | Path, motif_dir: str | Path | None = None,
                    base: float | str = "bn", n_shuffles: int = 200, seed: int = 0) -> dict:
     """Write motifs/sigma_cnn_kernels.meme, .png (logos) and _matches.tsv under out_dir; returns paths + rows."""
-    from genometracks.export.atomic import write_text_atomic
-    from genometracks.interpret.motifs import load_reference_motifs, write_meme
-
-    out = Path(out_dir) / "motifs"
+    out = RunDir(Path(out_dir)).motifs
     motifs = kernel_motifs(model, base)
     meme = write_meme(motifs, out / "sigma_cnn_kernels.meme")
     logos = draw_kernel_logos(motifs, out / "sigma_cnn_kernels.png")

@@ -6,14 +6,16 @@ Modes: "softmax" (one logit per class, cross-entropy) and "binary" (one logit, o
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from genometracks.io.atomic import atomic_path
 
 
 class SigmaModelError(ValueError):
@@ -107,8 +109,6 @@ def predict_proba(model: SigmaCNN, x: np.ndarray, batch_size: int = 512) -> np.n
 
 def save_model(model: SigmaCNN, path: str | Path, classes: Sequence[str], upstream: int) -> Path:
     """Write {config, classes, upstream, state_dict} atomically (loadable with weights_only=True)."""
-    from genometracks.export.atomic import atomic_path
-
     payload = {"config": model.config, "classes": list(classes), "upstream": int(upstream),
                "state_dict": model.state_dict()}
     with atomic_path(path) as tmp:

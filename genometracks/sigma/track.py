@@ -8,23 +8,22 @@ a wider record is read at its 5' end (start on '+', end - 1 on '-'). Coordinates
 from __future__ import annotations
 
 import gzip
-import struct
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from genometracks.genome import Genome
-from genometracks.intervals import SiteSet
+from genometracks.formats.bigbed import BedSchema, write_bigbed
+from genometracks.genome.intervals import SiteSet
+from genometracks.genome.sequence import Genome
+from genometracks.io.rundir import RunDir
 from genometracks.sigma.data import extract_windows, one_hot
 from genometracks.sigma.model import SigmaCNN, load_model, predict_proba
 
 # Okabe–Ito colour-blind-safe palette, one colour per class
 SIGMA_COLOURS = {"sigma24": (230, 159, 0), "sigma28": (86, 180, 233), "sigma32": (0, 158, 115),
                  "sigma38": (204, 121, 167), "sigma54": (0, 114, 178), "sigma70": (213, 94, 0)}
-_BIGBED_MAGIC = 0x8789F2EB
-_DEFINED_FIELDS = 9  # chrom .. itemRgb are standard BED; the rest are extra (type bigBed 9 +)
 
 
 class SigmaTrackError(ValueError):
@@ -92,26 +91,16 @@ def sigma_records(sites: SiteSet, probs: np.ndarray, classes: Sequence[str]) -> 
     return frame.iloc[np.lexsort((frame["strand"].to_numpy(), frame["start"].to_numpy(), keys))].reset_index(drop=True)
 
 
-def autosql(classes: Sequence[str]) -> str:
-    """autoSql of the BED9+7 table (standard BED9 field names and types, then sigma and probabilities)."""
-    fields = [("string", "chrom", "Reference sequence"), ("uint", "chromStart", "TSS (+1), 0-based"),
-              ("uint", "chromEnd", "chromStart + 1"), ("string", "name", "TSS peak name"),
-              ("uint", "score", "1000 x probability of the predicted class"), ("char[1]", "strand", "+ or -"),
-              ("uint", "thickStart", "= chromStart"), ("uint", "thickEnd", "= chromEnd"),
-              ("uint", "itemRgb", "colour of the predicted class (R,G,B)"),
-              ("string", "sigma", "predicted sigma-factor class")]
-    fields += [("float", f"p_{c}", f"probability of {c}") for c in classes]
-    body = "\n".join(f'{kind} {name}; "{text}"' for kind, name, text in fields)
-    return f'table tssSigma\n"TSS peak calls with their predicted sigma-factor class"\n(\n{body}\n)\n'
+def sigma_schema(classes: Sequence[str]) -> BedSchema:
+    """BED9+M schema of the sigma track: standard BED9, the predicted class, one probability per class."""
+    return BedSchema("tss_sigma", "TSS peak calls with their predicted sigma-factor class",
+                     (("string", "sigma", "predicted sigma-factor class"),
+                      *(("float", f"p_{c}", f"probability of {c}") for c in classes)), standard=9)
 
 
 def write_sigma_bigbed(records: pd.DataFrame, path: str | Path, chrom_sizes: Mapping[str, int],
                        classes: Sequence[str]) -> Path:
-    """Write records (from `sigma_records`) as bigBed 9 + (pybigtools, autoSql embedded), atomically."""
-    import pybigtools
-
-    from genometracks.export.atomic import atomic_path
-
+    """Write records (from `sigma_records`) as bigBed 9 + (`formats.bigbed.write_bigbed`), atomically."""
     path = Path(path)
     if records.empty:
         raise SigmaTrackError(f"{path}: no TSS peaks to classify; lower predict.peaks.threshold")
@@ -121,19 +110,7 @@ def write_sigma_bigbed(records: pd.DataFrame, path: str | Path, chrom_sizes: Map
         row = records.iloc[bad[0]]
         raise SigmaTrackError(f"{path}: record {bad[0]} ({row['chrom']}:{row['start']}) lies outside the genome "
                               f"{dict(list(chrom_sizes.items())[:3])}; use the genome the peaks were called on")
-    rest_cols = [c for c in records.columns if c not in ("chrom", "start", "end")]
-    rest = records[rest_cols].to_csv(sep="\t", header=False, index=False, lineterminator="\n",
-                                     float_format="%.4f").splitlines()
-    rows = zip(records["chrom"], records["start"].astype(int), records["end"].astype(int), rest)
-    used = {c: int(chrom_sizes[c]) for c in dict.fromkeys(records["chrom"])}
-    with atomic_path(path) as tmp:
-        pybigtools.open(str(tmp), "w").write(used, ((c, int(s), int(e), r) for c, s, e, r in rows),
-                                             autosql=autosql(classes))
-        with open(tmp, "r+b") as handle:  # definedFieldCount = 9: trackDb `type bigBed 9 +`
-            if struct.unpack("<I", handle.read(4))[0] != _BIGBED_MAGIC:
-                raise SigmaTrackError(f"{path}: pybigtools wrote no bigBed")
-            handle.seek(34)
-            handle.write(struct.pack("<H", _DEFINED_FIELDS))
+    write_bigbed(records, path, sigma_schema(classes), chrom_sizes)
     return path
 
 
@@ -152,21 +129,6 @@ def sigma_track(model_path: str | Path, genome: Genome, peaks: SiteSet | str | P
             "per_class": {c: int(n) for c, n in counts.items()}}
 
 
-def hub_track(path: str | Path):
-    """HubTrack for `write_hub`: items coloured by class (itemRgb on)."""
-    from genometracks.export.hub import HubTrack
-
-    return HubTrack("tss_sigma", Path(path), "TSS sigma class", "TSS peak calls coloured by predicted sigma factor",
-                    html="tss_sigma", visibility="pack", settings={"itemRgb": "on"})
-
-
-def igv_track(path: str | Path):
-    """IgvTrack for `write_igv` (IGV colours bigBed items by their itemRgb)."""
-    from genometracks.export.igv import IgvTrack
-
-    return IgvTrack("TSS sigma class", Path(path))
-
-
 def sigma_track_command(cfg) -> dict:
     """Config entry: classify DIR/tracks/tss_peaks.bed.gz (`genometracks peaks`) with the model at
     cfg.sigma_model (models/sigma_cnn.pt of a `train experiment=sigma_cnn` run) on cfg.data.fasta
@@ -175,7 +137,6 @@ def sigma_track_command(cfg) -> dict:
     if not model_path:
         raise SigmaTrackError("sigma_model is not set; pass sigma_model=RUN/models/sigma_cnn.pt from "
                               "`genometracks train experiment=sigma_cnn`")
-    run_dir = Path(cfg.run_dir)
+    run = RunDir(Path(cfg.run_dir))
     genome = Genome.open(cfg.data.fasta, circular=list(cfg.data.get("circular") or []))
-    return sigma_track(model_path, genome, run_dir / "tracks" / "tss_peaks.bed.gz",
-                       run_dir / "tracks" / "tss_sigma.bb")
+    return sigma_track(model_path, genome, run.peaks_bed_gz, run.sigma_bigbed)

@@ -1,0 +1,179 @@
+"""`genometracks export run_dir=DIR`: the UCSC hub(s), the IGV session and the JBrowse 2 page of a run.
+
+Collects what earlier stages wrote under DIR/tracks/ (strand bigWigs are required; peaks,
+motif hits, sigma classes and attributions are added when present) and writes
+DIR/hub/ (self-contained assembly hub), DIR/hub_genark/ (on UCSC's GenArk assembly, when the
+contigs are GCF_000005845.2's), DIR/igv/ and DIR/jbrowse/. Every hub is validated before it
+replaces the last.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from genometracks.browser.genark import GENARK_SIZES
+from genometracks.browser.hub import HubContainer, HubTrack, write_hub
+from genometracks.browser.igv import IgvTrack, write_igv
+from genometracks.browser.jbrowse import JBrowseTrack, write_jbrowse
+from genometracks.data.dataset import open_genome
+from genometracks.io.run_config import group_defaults
+from genometracks.io.rundir import RunDir
+
+PLUS_COLOUR, MINUS_COLOUR = (200, 30, 30), (30, 60, 200)
+
+
+@dataclass(frozen=True)
+class OptionalTrack:
+    """A bigBed/bigWig an earlier stage may have written, with its hub labels."""
+    name: str
+    stem: str           # DIR/tracks/<stem>.bb|.bw
+    suffix: str
+    short_label: str
+    long_label: str
+    html: str
+    group: str
+    color: tuple[int, int, int]
+    settings: tuple[tuple[str, str], ...] = ()
+
+
+OPTIONAL_TRACKS = (
+    OptionalTrack("tss_peaks", "tss_peaks", ".bb", "TSS peaks", "TSS calls: local maxima of the TSS probability",
+                  "tss_peaks", "tss", (120, 0, 120)),
+    OptionalTrack("tss_sigma", "tss_sigma", ".bb", "TSS sigma class", "Sigma-factor class of each TSS call (CNN)",
+                  "tss_sigma", "tss", (0, 0, 0), (("itemRgb", "on"),)),
+    OptionalTrack("motif_hits", "motif_hits", ".bb", "Head motif hits",
+                  "Genome matches of attention-head motifs (p below threshold)", "motif_hits", "interpretation",
+                  (0, 110, 60)),
+    OptionalTrack("attribution", "attribution", ".bw", "Attribution",
+                  "Gradient x input attribution of the TSS output (signed)", "attribution", "interpretation",
+                  (90, 90, 90), (("autoScale", "on"), ("graphTypeDefault", "bar"))),
+    OptionalTrack("gradcam", "gradcam", ".bw", "Grad-CAM",
+                  "Grad-CAM of the last block's input for the TSS output", "attribution", "interpretation",
+                  (150, 90, 0), (("autoScale", "on"), ("graphTypeDefault", "bar"))),
+)
+
+
+def hub_track(name: str, path: Path) -> HubTrack:
+    """The HubTrack of optional track `name` (one of OPTIONAL_TRACKS) for the file at `path`."""
+    t = {t.name: t for t in OPTIONAL_TRACKS}[name]
+    return HubTrack(t.name, Path(path), t.short_label, t.long_label, t.color, html=t.html, group=t.group,
+                    settings=dict(t.settings), visibility="pack" if t.suffix == ".bb" else "full")
+
+
+def _hub_tracks(tracks_dir: Path) -> list:
+    run = RunDir(tracks_dir.parent)
+    plus, minus = run.tss_bigwig("+"), run.tss_bigwig("-")
+    for path in (plus, minus):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: missing; run `genometracks predict run_dir={tracks_dir.parent}` first")
+    strands = HubContainer("tss_signal", "TSS probability", "Per-base TSS probability, plus (up) and minus (down)",
+                           children=[HubTrack("tss_plus", plus, "TSS + strand", "TSS probability, plus strand",
+                                              PLUS_COLOUR, html="tss_signal"),
+                                     HubTrack("tss_minus", minus, "TSS - strand", "TSS probability, minus strand",
+                                              MINUS_COLOUR, html="tss_signal", negate=True)],
+                           html="tss_signal", settings={"windowingFunction": "maximum"})
+    out: list = [strands]
+    for t in OPTIONAL_TRACKS:
+        path = tracks_dir / f"{t.stem}{t.suffix}"
+        if path.is_file():
+            out.append(hub_track(t.name, path))
+    return out
+
+
+def _igv_tracks(tracks_dir: Path) -> list[IgvTrack]:
+    run = RunDir(tracks_dir.parent)
+    tracks = [IgvTrack("TSS + strand", run.tss_bigwig("+"), PLUS_COLOUR, autoscale_group="tss",
+                       window_function="max"),
+              IgvTrack("TSS - strand", run.tss_bigwig("-"), MINUS_COLOUR, negate=True, autoscale_group="tss",
+                       window_function="max")]
+    for t in OPTIONAL_TRACKS:  # features: the tabix BED where written (IGV reads its extra columns), else bigBed
+        item_rgb = ("itemRgb", "on") in t.settings  # drawn in the file's colours: no track colour
+        for suffix in ((".bb",) if item_rgb else (".bed.gz", ".bb") if t.suffix == ".bb" else (t.suffix,)):
+            path = tracks_dir / f"{t.stem}{suffix}"
+            if path.is_file():
+                tracks.append(IgvTrack(t.short_label, path, None if item_rgb else t.color))
+                break
+    return tracks
+
+
+def hub_overview(run_dir: Path, organism: str, tracks: list) -> str:
+    """The hub description page (HTML fragment) from what the run's report is built from: the data
+    summary, the test metrics (metrics.json) and the track list; it links to the run's report."""
+    from html import escape
+
+    def read(name: str) -> dict:
+        try:
+            return json.loads((run_dir / name).read_text())
+        except (OSError, ValueError):
+            return {}
+
+    parts = [f"<p>Transcription start sites of <i>{escape(organism)}</i> predicted per base and strand by "
+             "a segment-recurrent Transformer-XL (genometracks).</p>"]
+    data = read("data_summary.json")
+    if data.get("total_length"):
+        parts.append(f"<p>Genome: {int(data['total_length']):,} nt.</p>")
+    metrics = read("metrics.json")
+    test = ((metrics.get("test") or {}).get("both") or {})
+    rows = [(k, test[k]) for k in ("roc_auc", "pr_auc", "pr_auc_k4", "pr_auc_k10") if isinstance(test.get(k), (int, float))]
+    if rows:
+        cells = "".join(f"<tr><td>{escape(k)}</td><td>{v:.3f}</td></tr>" for k, v in rows)
+        parts.append(f"<p>Held-out test region, both strands (labels '{escape(str(metrics.get('labels', '')))}'):"
+                     f"</p><table border=\"1\" cellpadding=\"3\">{cells}</table>")
+    items = "".join(f"<li><b>{escape(t.short_label)}</b>: {escape(t.long_label)}</li>" for t in tracks)
+    parts.append(f"<p>Tracks:</p><ul>{items}</ul>")
+    parts.append('<p>The full report of the run (curves, heads, motifs, sigma classes) is '
+                 '<a href="../report.html">report.html</a> in the run directory.</p>')
+    return "\n".join(parts) + "\n"
+
+
+def _jbrowse_tracks(tracks_dir: Path) -> list:
+    tracks = [JBrowseTrack("tss_signal", "TSS probability", "multiwig",
+                           [("TSS + strand", tracks_dir / "tss.plus.bw", PLUS_COLOUR),
+                            ("TSS - strand", tracks_dir / "tss.minus.bw", MINUS_COLOUR)])]
+    for t in OPTIONAL_TRACKS:
+        path = tracks_dir / f"{t.stem}{t.suffix}"
+        if path.is_file():
+            category = "TSS" if t.group == "tss" else "Interpretation"
+            tracks.append(JBrowseTrack(t.name, t.short_label, "features" if t.suffix == ".bb" else "wig",
+                                       [(t.short_label, path, t.color)], category=category,
+                                       item_rgb=("itemRgb", "on") in t.settings))
+    return tracks
+
+
+def export_run(run_dir: Path, fasta: Path, chrom_sizes: dict[str, int], cfg_export: DictConfig | dict,
+               organism: str) -> dict[str, str]:
+    """Write DIR/hub (assembly), DIR/hub_genark (when applicable), DIR/igv and DIR/jbrowse; return their paths."""
+    e = OmegaConf.merge(group_defaults("export"), cfg_export)  # keys not given: conf/export/default.yaml
+    run = RunDir(run_dir)
+    tracks_dir = run.tracks
+    tracks = _hub_tracks(tracks_dir)
+    common = dict(hub_name=str(e.hub_name), short_label=str(e.short_label), long_label=str(e.long_label),
+                  email=str(e.email), overview_html=hub_overview(run_dir, organism, tracks))
+    written = {}
+    mode = str(e.genome_mode)
+    if mode in ("assembly", "both"):
+        written["hub"] = write_hub(run.hub, "assembly", chrom_sizes, tracks, fasta=fasta, organism=organism,
+                                   description=f"{organism} ({fasta.name})", **common)
+    accession = str(e.genark_accession)
+    genark_ok = GENARK_SIZES.get(accession) == dict(chrom_sizes)
+    if mode == "genark" or (mode in ("assembly", "both") and genark_ok):
+        target = run.hub if mode == "genark" else run.hub_genark
+        written["hub_genark"] = write_hub(target, "genark", chrom_sizes, tracks, genark_accession=accession, **common)
+    igv = write_igv(run_dir, fasta, _igv_tracks(tracks_dir), title=f"genometracks: {organism}")
+    written["igv"] = igv["session.xml"]
+    written["jbrowse"] = write_jbrowse(run_dir, fasta, chrom_sizes, _jbrowse_tracks(tracks_dir),
+                                       title=f"genometracks: {organism}")["index.html"]
+    return {k: str(Path(v).relative_to(run_dir)) for k, v in written.items()}
+
+
+def export_command(cfg: DictConfig) -> dict:
+    """`genometracks export run_dir=DIR [data overrides]`."""
+    out = RunDir.checked(cfg).root
+    genome, fasta, _ = open_genome(cfg)
+    organism = str(cfg.export.organism)  # default: the data set's `organism`
+    written = export_run(out, fasta, genome.chrom_sizes(), cfg.export, organism)
+    print(json.dumps(written))
+    return written

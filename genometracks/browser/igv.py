@@ -1,0 +1,328 @@
+"""IGV outputs for a run directory: `igv/session.xml` (IGV desktop), `igv/batch.txt` (loads the session
+and snapshots a locus) and `igv/index.html` (igv.js in a browser; see `genometracks serve`).
+
+Everything is relative to `DIR/igv/`: the genome FASTA and its .fai are copied to `igv/genome/`,
+tracks are referenced where they lie inside DIR (e.g. `../tracks/tss.plus.bw`). igv.js comes from
+the npm registry (`npm install igv@IGV_JS_VERSION` into the user cache) and is copied beside the page.
+
+What IGV desktop 2.16 honours (checked under Xvfb, tests/test_igv_desktop.py): it resolves a session's
+`path` against the session file but an `index` against its working directory, so no `index` is
+written (IGV finds `<file>.tbi` itself); it ignores `flipAxis`, so a negated track is written as
+negative values (`igv/<name>.neg.bw`, window function `min`, drawn below the axis); a track `color`
+overrides a bigBed's itemRgb, so `color=None` writes none; a session without the sequence track
+drops it. batch.txt loads only local files (no `new`, which fetches IGV's default network genome), and
+prefs.properties makes our genome IGV's default, which IGV loads before any batch command runs.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from genometracks.browser.chromalias import fasta_original_names
+from genometracks.formats.bigwig import read_bigwig, write_bigwig
+from genometracks.genome.sequence import GenomeError, read_fasta_letters
+from genometracks.io.atomic import link_or_copy, staged_dir
+from genometracks.io.paths import safe_name
+from genometracks.io.rundir import RunDir
+
+IGV_JS_VERSION = "3.8.10"
+
+
+class IgvError(ValueError):
+    """IGV outputs cannot be written as asked; the message names the file and the fix."""
+
+
+@dataclass
+class IgvTrack:
+    """A track file inside the run directory: .bw/.bigwig (signal), .bb/.bigbed, or .bed.gz (+ .tbi).
+
+    `negate` draws the track below the axis (its values negated); tracks sharing `autoscale_group` share
+    a scale; `color` None keeps the features' own colours (itemRgb); `window_function` is how a zoomed-out
+    pixel summarises its bases ('max' for a TSS signal, whose peaks the mean would flatten)."""
+    name: str
+    path: Path
+    color: tuple[int, int, int] | None = (0, 0, 0)
+    negate: bool = False
+    autoscale_group: str | None = None
+    window_function: str = "mean"
+
+    @property
+    def kind(self) -> str:
+        name = Path(self.path).name.lower()
+        for suffix, kind in ((".bw", "bigwig"), (".bigwig", "bigwig"), (".bb", "bigbed"), (".bigbed", "bigbed"),
+                             (".bed.gz", "bed")):
+            if name.endswith(suffix):
+                return kind
+        raise IgvError(f"{self.path}: track {self.name!r} is not a .bw, .bb or .bed.gz file")
+
+
+def _cache_root() -> Path:
+    return Path(os.environ.get("GENOMETRACKS_CACHE", Path.home() / ".cache" / "genometracks"))
+
+
+def ensure_igv_js(version: str = IGV_JS_VERSION) -> Path:
+    """Path of igv.min.js: $GENOMETRACKS_IGV_JS if set, else the npm package in the cache
+    (`<cache>/igv-js/<version>/node_modules/igv/dist/igv.min.js`), installed with npm when absent."""
+    override = os.environ.get("GENOMETRACKS_IGV_JS")
+    if override:
+        if not Path(override).is_file():
+            raise IgvError(f"GENOMETRACKS_IGV_JS={override}: file not found; point it at igv.min.js")
+        return Path(override)
+    folder = _cache_root() / "igv-js" / version
+    script = folder / "node_modules" / "igv" / "dist" / "igv.min.js"
+    if script.is_file():
+        return script
+    npm = shutil.which("npm")
+    if npm is None:
+        raise IgvError("igv.js is not cached and npm is not installed; install Node.js/npm "
+                       "(apt-get install npm) or set GENOMETRACKS_IGV_JS=/path/to/igv.min.js")
+    with staged_dir(folder) as stage:
+        result = subprocess.run([npm, "install", "--prefix", str(stage), f"igv@{version}", "--no-audit",
+                                 "--no-fund", "--ignore-scripts", "--no-save"],
+                                capture_output=True, text=True, timeout=600)
+        if result.returncode != 0 or not (stage / "node_modules/igv/dist/igv.min.js").is_file():
+            raise IgvError(f"npm install igv@{version} failed (exit {result.returncode}): "
+                           f"{result.stderr.strip()[-800:]}; check network access to the npm registry "
+                           "or set GENOMETRACKS_IGV_JS")
+    return script
+
+
+def _copy_fasta(fasta: Path, folder: Path) -> Path:
+    """Copy (plain) or decompress (.gz/.bgz) the FASTA into `folder` and index it (.fai)."""
+    import pysam
+
+    if not fasta.is_file():
+        raise IgvError(f"{fasta}: genome FASTA not found")
+
+    name = safe_name(fasta.name.split(".")[0], prefix="genome") + ".fa"
+    target = folder / name
+    if fasta_original_names(fasta):  # NCBI-style names: the copy carries their accessions
+        _write_even_fasta(fasta, target)
+    elif fasta.suffix in {".gz", ".bgz"}:
+        with gzip.open(fasta, "rb") as src, open(target, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    else:
+        link_or_copy(fasta, target)
+    try:
+        pysam.faidx(str(target))
+    except pysam.utils.SamtoolsError:  # uneven lines or blank lines: IGV needs a reformatted copy
+        target.unlink()
+        _write_even_fasta(fasta, target)
+        pysam.faidx(str(target))
+    return target
+
+
+def _write_even_fasta(fasta: Path, target: Path, width: int = 60) -> None:
+    """Rewrite `fasta` at `target` with `width`-letter lines and LF ends (letters and case kept)."""
+    try:
+        records = read_fasta_letters(fasta)
+    except GenomeError as err:
+        raise IgvError(str(err)) from None
+    with open(target, "wb") as out:
+        for name, seq in records.items():
+            out.write(b">" + name.encode() + b"\n")
+            out.write(b"".join(seq[i:i + width] + b"\n" for i in range(0, len(seq), width)))
+
+
+def write_negated_bigwig(source: Path, target: Path) -> Path:
+    """A copy of bigWig `source` with every value negated (IGV desktop draws negatives below the axis)."""
+    import pyBigWig
+
+
+    handle = pyBigWig.open(str(source))
+    sizes = dict(handle.chroms())
+    handle.close()
+    values = {c: np.nan_to_num(-read_bigwig(source, c), nan=0.0) for c in sizes}
+    return write_bigwig(target, sizes, values)
+
+
+def _relative(run_dir: Path, igv_dir: Path, track: IgvTrack) -> tuple[str, str | None]:
+    """(path, index path or None) of a track relative to igv/, after checking the files exist in DIR."""
+    kind = track.kind  # raises for an unknown file type
+    path = Path(track.path)
+    path = (path if path.is_absolute() else run_dir / path).resolve()
+    if run_dir.resolve() not in path.parents:
+        raise IgvError(f"{path}: track {track.name!r} lies outside the run directory {run_dir}; "
+                       "write tracks under DIR so the session and `serve` can reach them")
+    if not path.is_file():
+        raise IgvError(f"{path}: track {track.name!r} file not found; run export first")
+    index = None
+    if kind == "bed":
+        tbi = path.with_name(path.name + ".tbi")
+        if not tbi.is_file():
+            raise IgvError(f"{tbi}: tabix index of track {track.name!r} not found")
+        index = os.path.relpath(tbi, igv_dir.resolve())
+    return os.path.relpath(path, igv_dir.resolve()), index
+
+
+def _session_xml(genome: str, locus: str, tracks: Sequence[IgvTrack], paths: list[tuple[str, str | None]]) -> str:
+    groups = {g: str(i + 1) for i, g in enumerate(dict.fromkeys(t.autoscale_group for t in tracks
+                                                                if t.autoscale_group))}
+    session = ET.Element("Session", genome=genome, locus=locus, version="8",
+                         nextAutoscaleGroup=str(len(groups) + 1))
+    resources = ET.SubElement(session, "Resources")
+    panel = ET.SubElement(session, "Panel", name="DataPanel")
+    for track, (path, _index) in zip(tracks, paths):  # no `index`: IGV finds <file>.tbi beside the file
+        ET.SubElement(resources, "Resource", name=track.name, path=path,
+                      type={"bigwig": "bigwig", "bigbed": "bigbed", "bed": "bed"}[track.kind])
+        color = {"color": ",".join(str(int(c)) for c in track.color)} if track.color is not None else {}
+        if track.kind == "bigwig":
+            element = ET.SubElement(panel, "Track", attributeKey=track.name, autoScale="true",
+                                    clazz="org.broad.igv.track.DataSourceTrack", **color, id=path,
+                                    name=track.name, renderer="BAR_CHART", visible="true",
+                                    windowFunction=track.window_function)
+            if track.autoscale_group:
+                element.set("autoscaleGroup", groups[track.autoscale_group])
+            ET.SubElement(element, "DataRange", baseline="0.0", drawBaseline="true", flipAxis="false",
+                          maximum="0.0" if track.negate else "1.0", minimum="-1.0" if track.negate else "0.0",
+                          type="LINEAR")
+        else:
+            ET.SubElement(panel, "Track", attributeKey=track.name, clazz="org.broad.igv.track.FeatureTrack",
+                          **color, displayMode="EXPANDED", id=path, name=track.name, visible="true")
+    features = ET.SubElement(session, "Panel", name="FeaturePanel")  # keeps the reference sequence track
+    ET.SubElement(features, "Track", attributeKey="Reference sequence", clazz="org.broad.igv.track.SequenceTrack",
+                  fontSize="10", id="Reference sequence", name="Reference sequence",
+                  sequenceTranslationStrandValue="POSITIVE", shouldShowTranslation="false", visible="true")
+    ET.indent(session)
+    return '<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n' + ET.tostring(session, encoding="unicode") + "\n"
+
+
+def _page_tracks(tracks: Sequence[IgvTrack], paths: list[tuple[str, str | None]]) -> list[dict]:
+    """igv.js track configs."""
+    configs = []
+    for track, (path, index) in zip(tracks, paths):
+        config = {"name": track.name, "url": path}
+        if track.color is not None:  # none: igv.js draws bigBed items in their itemRgb
+            config["color"] = "rgb({},{},{})".format(*map(int, track.color))
+        if track.kind == "bigwig":  # a negated track holds negative values: drawn below the axis
+            config.update(type="wig", format="bigwig", height=80, windowFunction=track.window_function)
+            if track.autoscale_group:
+                config.update(autoscaleGroup=track.autoscale_group)
+        else:
+            config.update(type="annotation", format="bigbed" if track.kind == "bigbed" else "bed",
+                          displayMode="EXPANDED")
+            if index:
+                config.update(indexURL=index)
+        configs.append(config)
+    return configs
+
+
+def write_igv(run_dir: str | Path, fasta: str | Path, tracks: Sequence[IgvTrack], locus: str | None = None,
+              snapshot_locus: str | None = None, title: str = "genometracks",
+              igv_version: str = IGV_JS_VERSION) -> dict[str, Path]:
+    """Write DIR/igv/ (session.xml, batch.txt, index.html, igv.min.js, genome/) atomically as one folder.
+
+    `locus` (IGV syntax, 1-based, e.g. 'NC_000913.3:1-20000') defaults to the first 20 kb."""
+    run_dir = Path(run_dir)
+    igv_dir = RunDir(run_dir).igv
+    names = [t.name for t in tracks]
+    if len(set(names)) != len(names):
+        raise IgvError(f"track names must be unique, got {names}")
+    paths = [_relative(run_dir, igv_dir, t) for t in tracks]
+    igv_js = ensure_igv_js(igv_version)
+    with staged_dir(igv_dir) as stage:
+        (stage / "genome").mkdir()
+        tracks, paths = list(tracks), list(paths)
+        for i, track in enumerate(tracks):
+            if track.negate and track.kind == "bigwig":  # IGV ignores flipAxis: write the values negated
+                name = f"{safe_name(Path(track.path).name.split('.bw')[0].split('.bigwig')[0])}.neg.bw"
+                source = Path(track.path) if Path(track.path).is_absolute() else run_dir / track.path
+                write_negated_bigwig(source, stage / name)
+                tracks[i] = replace(track, window_function="min" if track.window_function == "max"
+                                    else track.window_function)
+                paths[i] = (name, None)
+        fasta_copy = _copy_fasta(Path(fasta), stage / "genome")
+        first = (stage / "genome" / (fasta_copy.name + ".fai")).read_text().split("\n", 1)[0].split("\t")
+        locus = locus or f"{first[0]}:1-{min(int(first[1]), 20000)}"
+        genome = f"genome/{fasta_copy.name}"
+        (stage / "session.xml").write_text(_session_xml(genome, locus, tracks, paths))
+        snap = snapshot_locus or locus
+        # IGV loads its default genome (hg19, from the network) before a batch runs; prefs.properties
+        # makes ours the default, so nothing is fetched: `igv -o prefs.properties -b batch.txt`
+        (stage / "prefs.properties").write_text(
+            f"DEFAULT_GENOME_KEY={genome}\nAUTO_UPDATE_GENOMES=FALSE\nSHOW_GENOME_SERVER_WARNING=FALSE\n")
+        (stage / "batch.txt").write_text(
+            "# IGV batch script, local files only: from this folder run `igv -o prefs.properties -b batch.txt`\n"
+            f"genome {genome}\nload session.xml\nsnapshotDirectory snapshots\ngoto {snap}\n"
+            f"snapshot {safe_name(snap)}.png\nexit\n")
+        link_or_copy(igv_js, stage / "igv.min.js")
+        config = {"title": title, "locus": locus, "tracks": _page_tracks(tracks, paths),
+                  "reference": {"id": safe_name(fasta_copy.stem), "name": title, "fastaURL": genome,
+                                "indexURL": genome + ".fai"}}
+        (stage / "index.html").write_text(_page(title, config))
+    return {name: igv_dir / name for name in ("session.xml", "batch.txt", "prefs.properties", "index.html",
+                                              "igv.min.js")}
+
+
+def _page(title: str, config: dict) -> str:
+    from html import escape
+
+    data = json.dumps(config, indent=1).replace("</", "<\\/")
+    return _PAGE.replace("@TITLE@", escape(title)).replace("@CONFIG@", data)
+
+
+# The page records igv.js's load state in window.__igvState and in <pre id="igv-status"> (JSON):
+# status 'ready' once the genome and every track loaded, each track with the features in view.
+_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>@TITLE@</title>
+<style>body{font-family:sans-serif;margin:8px} #igv-status{font-size:11px;color:#666;white-space:pre-wrap}</style>
+<script src="igv.min.js"></script>
+</head>
+<body>
+<div id="igv-div"></div>
+<pre id="igv-status">loading</pre>
+<script type="application/json" id="igv-config">@CONFIG@</script>
+<script>
+(async () => {
+  const state = {status: "loading", genome: null, locus: null, tracks: {}, errors: []};
+  window.__igvState = state;
+  const show = () => {
+    document.getElementById("igv-status").textContent = JSON.stringify(state);
+    document.body.dataset.igvStatus = state.status;
+  };
+  window.addEventListener("error", e => { state.errors.push(String(e.message)); show(); });
+  window.addEventListener("unhandledrejection", e => { state.errors.push(String(e.reason)); show(); });
+  try {
+    if (typeof igv === "undefined") throw new Error("igv.min.js did not load");
+    const cfg = JSON.parse(document.getElementById("igv-config").textContent);
+    const browser = await igv.createBrowser(document.getElementById("igv-div"),
+      {reference: cfg.reference, locus: cfg.locus, tracks: [], showSampleNames: false});
+    window.__igvBrowser = browser;
+    state.genome = browser.genome.id;
+    const frame = browser.referenceFrameList[0];
+    state.locus = `${frame.chr}:${Math.round(frame.start)}-${Math.round(frame.end)}`;
+    for (const t of cfg.tracks) {
+      try {
+        const track = await browser.loadTrack(t);
+        const features = await track.getFeatures(frame.chr, Math.floor(frame.start), Math.ceil(frame.end),
+                                                 frame.bpPerPixel);
+        state.tracks[t.name] = {status: "loaded", features: features ? features.length : 0};
+      } catch (e) {
+        state.tracks[t.name] = {status: "error", message: String(e && e.message || e)};
+        state.errors.push(`${t.name}: ${e && e.message || e}`);
+      }
+      show();
+    }
+    state.status = state.errors.length ? "error" : "ready";
+  } catch (e) {
+    state.status = "error";
+    state.errors.push(String(e && e.message || e));
+  }
+  show();
+})();
+</script>
+</body>
+</html>
+"""

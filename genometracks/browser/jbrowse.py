@@ -1,0 +1,250 @@
+"""JBrowse 2 outputs for a run directory: `jbrowse/config.json` (assembly and tracks, JBrowse 2's
+config format) and `jbrowse/index.html` (the linear genome view, `@jbrowse/react-linear-genome-view2`,
+in a browser; see `genometracks serve`).
+
+The assembly is `jbrowse/genome.2bit` (written from the FASTA, contigs named as in every output) with
+`jbrowse/aliases.txt` (RefSeq, INSDC, chr-style and original FASTA names). Tracks are referenced where
+they lie in DIR (`../tracks/...`): TSS probability per strand as one multi-quantitative track, and
+peaks, sigma classes (in their itemRgb colours), motif hits and attribution when present.
+
+The viewer is the package's self-contained UMD bundle, fetched from the npm registry with
+`npm pack` (the tarball only; no dependency tree) into the user cache and copied beside the page,
+as igv.js is (genometracks.browser.igv.ensure_igv_js). Never committed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from genometracks.browser.chromalias import alias_list, fasta_original_names
+from genometracks.formats.twobit import write_twobit
+from genometracks.io.atomic import link_or_copy, staged_dir
+from genometracks.io.paths import safe_name
+
+JBROWSE_VERSION = "4.1.13"
+_PACKAGE = "@jbrowse/react-linear-genome-view2"
+_BUNDLE = "react-linear-genome-view.umd.production.min.js"
+
+
+class JBrowseError(ValueError):
+    """JBrowse outputs cannot be written as asked; the message names the file and the fix."""
+
+
+@dataclass
+class JBrowseTrack:
+    """A track file inside the run directory. kind: 'multiwig' (paths = [(label, file, colour)]),
+    'wig' (one bigWig) or 'features' (a bigBed). `item_rgb`: draw features in the file's colours."""
+    track_id: str
+    name: str
+    kind: str
+    paths: Sequence[tuple[str, Path, tuple[int, int, int]]]
+    category: str = "TSS"
+    item_rgb: bool = False
+
+
+def _cache_root() -> Path:
+    return Path(os.environ.get("GENOMETRACKS_CACHE", Path.home() / ".cache" / "genometracks"))
+
+
+def ensure_jbrowse_js(version: str = JBROWSE_VERSION) -> Path:
+    """Path of the viewer's UMD bundle: $GENOMETRACKS_JBROWSE_JS if set, else the npm package's
+    `dist/` file in the cache (`<cache>/jbrowse/<version>/`), fetched with `npm pack` when absent."""
+    override = os.environ.get("GENOMETRACKS_JBROWSE_JS")
+    if override:
+        if not Path(override).is_file():
+            raise JBrowseError(f"GENOMETRACKS_JBROWSE_JS={override}: file not found; point it at {_BUNDLE}")
+        return Path(override)
+    folder = _cache_root() / "jbrowse" / version
+    script = folder / _BUNDLE
+    if script.is_file():
+        return script
+    npm = shutil.which("npm")
+    if npm is None:
+        raise JBrowseError(f"{_PACKAGE} is not cached and npm is not installed; install Node.js/npm "
+                           f"(apt-get install npm) or set GENOMETRACKS_JBROWSE_JS=/path/to/{_BUNDLE}")
+    with staged_dir(folder) as stage:
+        result = subprocess.run([npm, "pack", f"{_PACKAGE}@{version}", "--pack-destination", str(stage),
+                                 "--silent"], capture_output=True, text=True, timeout=600, cwd=stage)
+        tarballs = list(stage.glob("*.tgz"))
+        if result.returncode != 0 or not tarballs:
+            raise JBrowseError(f"npm pack {_PACKAGE}@{version} failed (exit {result.returncode}): "
+                               f"{result.stderr.strip()[-800:]}; check access to the npm registry or set "
+                               "GENOMETRACKS_JBROWSE_JS")
+        with tarfile.open(tarballs[0]) as archive:
+            for name in (_BUNDLE, _BUNDLE + ".LICENSE.txt"):
+                member = archive.getmember(f"package/dist/{name}")
+                with archive.extractfile(member) as src, open(stage / name, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+            with archive.extractfile(archive.getmember("package/package.json")) as src:
+                (stage / "package.json").write_bytes(src.read())
+        tarballs[0].unlink()
+    return script
+
+
+def _rel(run_dir: Path, folder: Path, path: Path, what: str) -> str:
+    path = (path if path.is_absolute() else run_dir / path).resolve()
+    if run_dir.resolve() not in path.parents:
+        raise JBrowseError(f"{path}: {what} lies outside the run directory {run_dir}; write tracks under DIR")
+    if not path.is_file():
+        raise JBrowseError(f"{path}: {what} file not found; run export first")
+    return os.path.relpath(path, folder.resolve())
+
+
+def _rgb(colour: tuple[int, int, int]) -> str:
+    return "rgb({},{},{})".format(*map(int, colour))
+
+
+def track_configs(run_dir: Path, folder: Path, assembly: str, tracks: Sequence[JBrowseTrack]) -> list[dict]:
+    """JBrowse 2 track configurations (URIs relative to `folder`, i.e. DIR/jbrowse/)."""
+    configs = []
+    for t in tracks:
+        base = {"trackId": safe_name(t.track_id), "name": t.name, "assemblyNames": [assembly], "category": [t.category]}
+        files = [(label, _rel(run_dir, folder, Path(p), f"track {t.name!r}"), colour) for label, p, colour in t.paths]
+        if t.kind == "multiwig":
+            configs.append({**base, "type": "MultiQuantitativeTrack", "adapter": {
+                "type": "MultiWiggleAdapter",
+                "subadapters": [{"type": "BigWigAdapter", "source": label, "color": _rgb(colour),
+                                 "bigWigLocation": {"uri": uri, "locationType": "UriLocation"}}
+                                for label, uri, colour in files]},
+                "displays": [{"type": "MultiLinearWiggleDisplay", "displayId": f"{base['trackId']}-display",
+                              "defaultRendering": "multirowxy", "summaryScoreMode": "max"}]})
+        elif t.kind == "wig":
+            label, uri, colour = files[0]
+            configs.append({**base, "type": "QuantitativeTrack", "adapter": {
+                "type": "BigWigAdapter", "bigWigLocation": {"uri": uri, "locationType": "UriLocation"}},
+                "displays": [{"type": "LinearWiggleDisplay", "displayId": f"{base['trackId']}-display",
+                              "renderers": {"XYPlotRenderer": {"type": "XYPlotRenderer", "color": _rgb(colour)}}}]})
+        elif t.kind == "features":
+            label, uri, colour = files[0]
+            color = ("jexl:get(feature,'itemRgb') ? 'rgb(' + get(feature,'itemRgb') + ')' : '"
+                     + _rgb(colour) + "'") if t.item_rgb else _rgb(colour)
+            configs.append({**base, "type": "FeatureTrack", "adapter": {
+                "type": "BigBedAdapter", "bigBedLocation": {"uri": uri, "locationType": "UriLocation"}},
+                "displays": [{"type": "LinearBasicDisplay", "displayId": f"{base['trackId']}-display",
+                              "renderer": {"type": "SvgFeatureRenderer", "color1": color}}]})
+        else:
+            raise JBrowseError(f"track {t.name!r}: kind {t.kind!r} is not multiwig, wig or features")
+    return configs
+
+
+def write_jbrowse(run_dir: str | Path, fasta: str | Path, chrom_sizes: Mapping[str, int],
+                  tracks: Sequence[JBrowseTrack], locus: str | None = None, title: str = "genometracks",
+                  version: str = JBROWSE_VERSION) -> dict[str, Path]:
+    """Write DIR/jbrowse/ (config.json, index.html, the viewer bundle, genome.2bit, aliases.txt)
+    atomically as one folder. `locus` is JBrowse syntax (`chrom:start..end`, 1-based); default: the
+    first 20 kb of the first contig."""
+
+    run_dir = Path(run_dir)
+    folder = run_dir / "jbrowse"
+    assembly = safe_name(Path(fasta).name.split(".")[0], prefix="genome")
+    configs = track_configs(run_dir, folder, assembly, tracks)
+    script = ensure_jbrowse_js(version)
+    first, size = next(iter(chrom_sizes.items()))
+    locus = locus or f"{first}:1..{min(size, 20000)}"
+    with staged_dir(folder) as stage:
+        write_twobit(stage / "genome.2bit", Path(fasta))
+        aliases = alias_list(chrom_sizes, fasta_original_names(fasta))
+        (stage / "aliases.txt").write_text("".join("\t".join([name, *names]) + "\n"
+                                                   for name, names in aliases.items() if names))
+        config = {
+            "assemblies": [{
+                "name": assembly, "displayName": title,
+                "sequence": {"type": "ReferenceSequenceTrack", "trackId": f"{assembly}-ReferenceSequenceTrack",
+                             "adapter": {"type": "TwoBitAdapter",
+                                         "twoBitLocation": {"uri": "genome.2bit", "locationType": "UriLocation"}}},
+                "refNameAliases": {"adapter": {"type": "RefNameAliasAdapter",
+                                               "location": {"uri": "aliases.txt", "locationType": "UriLocation"}}}}],
+            "tracks": configs,
+            "defaultSession": {"name": title, "view": {"id": "linearGenomeView", "type": "LinearGenomeView",
+                                                        "tracks": []}},
+            "configuration": {"rpc": {"defaultDriver": "MainThreadRpcDriver"}},
+            "location": locus,
+        }
+        (stage / "config.json").write_text(json.dumps(config, indent=1) + "\n")
+        link_or_copy(script, stage / "jbrowse.min.js")
+        license_file = script.with_name(script.name + ".LICENSE.txt")
+        if license_file.is_file():
+            link_or_copy(license_file, stage / "jbrowse.min.js.LICENSE.txt")
+        (stage / "index.html").write_text(_PAGE.replace("@TITLE@", _escape(title)))
+    return {name: folder / name for name in ("config.json", "index.html", "jbrowse.min.js", "genome.2bit")}
+
+
+def _escape(text: str) -> str:
+    from html import escape
+
+    return escape(text)
+
+
+# The page fetches config.json, shows every track, and records in window.__jbState and <pre id="jb-status">
+# (JSON) the features each track's adapter loads in the view's region (JBrowse's own CoreGetFeatures RPC):
+# status 'ready' once every track answered, 'error' if any failed.
+_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>@TITLE@</title>
+<style>body{font-family:sans-serif;margin:8px} #jb-status{font-size:11px;color:#666;white-space:pre-wrap}</style>
+<script src="jbrowse.min.js"></script>
+</head>
+<body>
+<div id="jbrowse"></div>
+<pre id="jb-status">loading</pre>
+<script>
+(async () => {
+  const state = {status: "loading", assembly: null, locus: null, tracks: {}, errors: []};
+  window.__jbState = state;
+  const show = () => {
+    document.getElementById("jb-status").textContent = JSON.stringify(state);
+    document.body.dataset.jbStatus = state.status;
+  };
+  window.addEventListener("error", e => { state.errors.push(String(e.message)); show(); });
+  window.addEventListener("unhandledrejection", e => { state.errors.push(String(e.reason)); show(); });
+  try {
+    if (typeof JBrowseReactLinearGenomeView === "undefined") throw new Error("jbrowse.min.js did not load");
+    const {createViewState, JBrowseLinearGenomeView, React, createRoot} = JBrowseReactLinearGenomeView;
+    const cfg = await (await fetch("config.json")).json();
+    const assembly = cfg.assemblies[0];
+    const viewState = createViewState({assembly, tracks: cfg.tracks, location: cfg.location,
+                                       configuration: cfg.configuration, defaultSession: cfg.defaultSession});
+    window.__jbView = viewState;
+    createRoot(document.getElementById("jbrowse")).render(
+      React.createElement(JBrowseLinearGenomeView, {viewState}));
+    const view = viewState.session.views[0];
+    for (let i = 0; i < 200 && !view.initialized; i++) await new Promise(r => setTimeout(r, 50));
+    if (!view.initialized) throw new Error("the linear genome view did not initialise");
+    state.assembly = assembly.name;
+    view.showTrack(assembly.sequence.trackId);
+    for (const t of cfg.tracks) view.showTrack(t.trackId);
+    const region = view.dynamicBlocks.contentBlocks[0] || view.displayedRegions[0];
+    state.locus = `${region.refName}:${Math.round(region.start) + 1}..${Math.round(region.end)}`;
+    const rpc = viewState.session.rpcManager;
+    const all = [{name: "Reference sequence", adapter: assembly.sequence.adapter}, ...cfg.tracks];
+    for (const t of all) {
+      try {
+        const features = await rpc.call("genometracks", "CoreGetFeatures", {
+          sessionId: "genometracks", adapterConfig: t.adapter,
+          regions: [{assemblyName: assembly.name, refName: region.refName, start: region.start, end: region.end}]});
+        state.tracks[t.name] = {status: "loaded", features: features.length};
+      } catch (e) {
+        state.tracks[t.name] = {status: "error", message: String(e && e.message || e)};
+        state.errors.push(`${t.name}: ${e && e.message || e}`);
+      }
+      show();
+    }
+    state.status = state.errors.length ? "error" : "ready";
+  } catch (e) {
+    state.status = "error";
+    state.errors.push(String(e && e.message || e));
+  }
+  show();
+})();
+</script>
+</body>
+</html>
+"""

@@ -1,0 +1,159 @@
+"""The LightningDataModule: train/validation/test/predict `SegmentStreams` as ordered iterable loaders.
+
+Order matters (model memory is carried from batch to batch), so there is no shuffling: each loader
+yields one stream-batch dict per step (docs/CONTRACTS.md) from a single process (num_workers=0).
+Under DDP each rank streams its own disjoint share; all ranks yield the same number of batches.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+
+import numpy as np
+import pytorch_lightning as pl
+from torch.utils.data import DataLoader, IterableDataset
+
+from genometracks.data.streams import SegmentStreams, Splits, StreamError, build_labels, make_splits
+from genometracks.genome.intervals import Interval, SiteSet
+from genometracks.genome.sequence import Genome
+
+STAGES = ("train", "validation", "test", "predict")
+
+
+class StreamDataset(IterableDataset):
+    """Iterable over one `SegmentStreams` epoch; re-cut per epoch when the streams rotate.
+
+    `epoch()` and `skip()` are asked when the first batch is drawn (after Lightning restored a
+    checkpoint and ran on_train_epoch_start); `skip()` batches are dropped (mid-epoch resume; reset
+    flags are left as they are, since the task restores the stream memory from the checkpoint).
+    `yielded` counts the batches handed out this epoch (skipped ones included).
+    """
+
+    def __init__(self, streams: SegmentStreams, epoch: Callable[[], int] | None = None,
+                 skip: Callable[[], int] | None = None) -> None:
+        self.streams = streams
+        self.epoch = epoch
+        self.skip = skip
+        self.yielded = 0
+
+    def __len__(self) -> int:
+        return len(self.streams)
+
+    def __iter__(self) -> Iterator[dict]:
+        if self.epoch is not None:
+            self.streams.set_epoch(self.epoch())
+        skip = self.skip() if self.skip is not None else 0
+        self.yielded = skip
+        for t in range(skip, len(self.streams)):
+            self.yielded = t + 1
+            yield self.streams.batch(t)
+
+
+class StreamLoader(DataLoader):
+    """A DataLoader Lightning can checkpoint mid-epoch: its state is the number of batches yielded."""
+
+    def __init__(self, dataset: StreamDataset, on_resume: Callable[[int], None] | None = None) -> None:
+        super().__init__(dataset, batch_size=None, num_workers=0)
+        self.on_resume = on_resume
+
+    def state_dict(self) -> dict:
+        return {"yielded": int(self.dataset.yielded)}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.on_resume is not None:
+            self.on_resume(int(state.get("yielded", 0)))
+
+
+class TSSDataModule(pl.LightningDataModule):
+    """Streams over a genome's splits. Construction only stores arguments; `setup` builds labels
+    (unless given) and splits, and reads rank/world size from the trainer under DDP.
+
+    genome: a `Genome`; labels: `build_labels` output, or sites (+ shift) to build them from;
+    splits: a `Splits`, a split config mapping, or None (70/20/10 per contig); n_streams (B) for
+    training, eval_streams for validation/test/predict (default n_streams); seg_len (L); lookahead (H);
+    burn_in (nt of upstream context before each chunk); seed: rotate training cuts per epoch.
+    """
+
+    def __init__(self, genome: Genome, sites: SiteSet | None = None, splits: Splits | Mapping | None = None,
+                 shift: int = 20, n_streams: int = 8, seg_len: int = 512, lookahead: int = 0,
+                 burn_in: int = 0, eval_streams: int | None = None,
+                 labels: dict[tuple[str, str], np.ndarray] | None = None, seed: int | None = None) -> None:
+        super().__init__()
+        self.genome, self.sites, self.splits, self.shift = genome, sites, splits, shift
+        self.labels = labels
+        self.n_streams, self.seg_len, self.lookahead, self.burn_in = n_streams, seg_len, lookahead, burn_in
+        self.eval_streams = eval_streams or n_streams
+        self.seed = seed
+        self.rank, self.world_size = 0, 1
+        self.skip_train_batches = 0
+        self._resume_at = 0
+        self._datasets: dict[str, StreamDataset] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        trainer = self.trainer
+        if trainer is not None and trainer.world_size > 1:
+            rank, world = int(trainer.global_rank), int(trainer.world_size)
+        else:
+            rank, world = 0, 1
+        if (rank, world) != (self.rank, self.world_size):
+            self._datasets.clear()
+        self.rank, self.world_size = rank, world
+        if self.labels is None:
+            sites = self.sites if self.sites is not None else SiteSet([], [], [])
+            self.labels = build_labels(self.genome, sites, self.shift)
+        if not isinstance(self.splits, Splits):
+            self.splits = make_splits(self.genome, self.splits)
+
+    def regions(self, stage: str) -> list[Interval]:
+        """Forward regions streamed for `stage` ('predict' = every contig, whole length)."""
+        if stage == "predict":
+            return [Interval(name, 0, c.length) for name, c in self.genome.contigs.items()]
+        if stage not in STAGES:
+            raise StreamError(f"unknown stage {stage!r}; use one of {list(STAGES)}")
+        if not isinstance(self.splits, Splits):
+            self.setup()
+        regions = self.splits[stage]
+        if not regions:
+            raise StreamError(f"the {stage} split is empty; give it regions in the splits config")
+        return regions
+
+    def streams(self, stage: str) -> SegmentStreams:
+        """The `SegmentStreams` of `stage` for this rank (built once; use its `scatter`)."""
+        return self._dataset(stage).streams
+
+    def _dataset(self, stage: str) -> StreamDataset:
+        if stage not in self._datasets:
+            regions = self.regions(stage)
+            train = stage == "train"
+            streams = SegmentStreams(
+                self.genome, self.labels, regions, n_streams=self.n_streams if train else self.eval_streams,
+                seg_len=self.seg_len, lookahead=self.lookahead, burn_in=self.burn_in, rank=self.rank,
+                world_size=self.world_size, seed=self.seed if train else None)
+            self._datasets[stage] = StreamDataset(
+                streams, self._epoch if train and self.seed is not None else None, self._skip if train else None)
+        return self._datasets[stage]
+
+    def _epoch(self) -> int:
+        return int(self.trainer.current_epoch) if self.trainer is not None else 0
+
+    def _skip(self) -> int:
+        """Training batches to skip at the start of this epoch (used once): those a restored
+        mid-epoch checkpoint already trained on, else `skip_train_batches`."""
+        skip = self._resume_at or int(self.skip_train_batches)
+        self._resume_at, self.skip_train_batches = 0, 0
+        return skip if 0 < skip < len(self._datasets["train"]) else 0
+
+    def _loader(self, stage: str) -> DataLoader:
+        on_resume = (lambda n: setattr(self, "_resume_at", n)) if stage == "train" else None
+        return StreamLoader(self._dataset(stage), on_resume)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train")
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("validation")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("predict")

@@ -1,0 +1,104 @@
+"""From a `data=` config to what training and prediction need: genome, TSS sites, splits, labels."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from genometracks.data.streams import Splits, make_splits
+from genometracks.genome.intervals import SiteSet
+from genometracks.genome.sequence import Genome
+from genometracks.io.run_config import ConfigError
+from genometracks.labels import annotations
+from genometracks.labels.synthetic import SyntheticSpec, write_synthetic
+
+
+@dataclass
+class Dataset:
+    """A genome with one TSS label set and its train/validation/test splits."""
+    genome: Genome
+    sites: SiteSet
+    label_set: str
+    splits: Splits
+    shift: int
+    fasta: Path
+
+
+def _plain(node) -> object:
+    if isinstance(node, DictConfig) or OmegaConf.is_list(node):
+        return OmegaConf.to_container(node, resolve=True)
+    return node
+
+
+def synthetic_files(data_cfg: DictConfig, cache_root: str | Path) -> tuple[Path, Path]:
+    """Generate (once, cached by the spec's hash) the synthetic genome FASTA and its TSS BED."""
+    spec_dict = _plain(data_cfg.generator)
+    if "spacer" in spec_dict:
+        spec_dict["spacer"] = tuple(spec_dict["spacer"])
+    key = hashlib.sha1(json.dumps(spec_dict, sort_keys=True).encode()).hexdigest()[:12]
+    out_dir = Path(cache_root).expanduser() / "synthetic" / key
+    fasta, bed = out_dir / "synthetic.fa", out_dir / "synthetic_tss.bed"
+    if not (fasta.exists() and bed.exists()):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fasta, bed = write_synthetic(SyntheticSpec(**spec_dict), out_dir)
+    return Path(fasta), Path(bed)
+
+
+def open_genome(cfg: DictConfig) -> tuple[Genome, Path, Path | None]:
+    """(genome, fasta path, TSS file or None) for the configured data set."""
+    data = cfg.data
+    tss = None
+    if data.get("generator") is not None:  # a generated genome (data=synthetic)
+        fasta, tss = synthetic_files(data, cfg.paths.cache)
+        circular = data.circular
+        if circular is None:
+            first = next(iter(Genome.open(fasta).contigs))
+            circular = [first]
+    else:
+        if data.fasta in (None, "???"):
+            raise ConfigError("data.fasta is not set; pass data.fasta=PATH/genome.fa")
+        fasta = Path(str(data.fasta)).expanduser()
+        circular = data.circular or []
+        if data.get("tss"):
+            tss = Path(str(data.tss)).expanduser()
+    genome = Genome.open(fasta, circular=list(circular))
+    return genome, fasta, tss
+
+
+def load_sites(cfg: DictConfig, genome: Genome, label_set: str, tss_file: Path | None) -> SiteSet:
+    """One TSS set on the genome's contig names: a shared E. coli set, or the data set's own file."""
+    if label_set in ("planted", "custom"):
+        if tss_file is None:
+            raise ConfigError(f"labels={label_set} needs data.tss=PATH.bed")
+        return annotations.load_tss_file(tss_file, genome)
+    if not cfg.data.get("catalogue"):
+        raise ConfigError(f"labels={label_set} is an E. coli set; with data={cfg.data.name} use "
+                          f"labels={cfg.data.labels}")
+    curation = _plain(cfg.data.get("curation")) or {}
+    return annotations.load_tss_set(label_set, genome, Path(cfg.paths.shared_data), curation=curation)
+
+
+def load_dataset(cfg: DictConfig, label_set: str | None = None) -> Dataset:
+    """Genome, the chosen TSS set (default `data.labels`) and the splits."""
+    genome, fasta, tss = open_genome(cfg)
+    label_set = label_set or cfg.get("labels") or cfg.data.labels
+    sites = load_sites(cfg, genome, label_set, tss)
+    splits = make_splits(genome, _plain(cfg.data.get("splits")))
+    return Dataset(genome, sites, label_set, splits, int(cfg.data.shift), fasta)
+
+
+def split_positive_counts(dataset: Dataset, sites: SiteSet) -> dict[str, dict[str, int]]:
+    """TSS counts per split and strand (a TSS belongs to the split holding its +1 position)."""
+    counts: dict[str, dict[str, int]] = {}
+    for split, regions in dataset.splits.items():
+        per_strand = {"+": 0, "-": 0}
+        for region in regions:
+            inside = (sites.chrom == region.chrom) & (sites.pos >= region.start) & (sites.pos < region.end)
+            for strand in per_strand:
+                per_strand[strand] += int(np.count_nonzero(inside & (sites.strand == strand)))
+        counts[split] = per_strand
+    return counts

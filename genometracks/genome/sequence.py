@@ -1,0 +1,250 @@
+"""Genomes: FASTA (plain or bgzipped) → uint8 tokens per contig, reverse complement, chrom sizes.
+
+Tokens: A=0, C=1, G=2, T=3, N=4. Lower case is accepted; IUPAC ambiguity letters
+(R, Y, K, M, S, W, B, D, H, V) and anything else that is a letter map to N.
+Coordinates are 0-based, half-open.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+ALPHABET = "ACGTN"
+N_TOKEN = 4
+_COMPLEMENT = np.array([3, 2, 1, 0, 4], dtype=np.uint8)
+_IUPAC = "RYKMSWBDHVNU"  # U is read as N: this is a DNA genome
+
+
+class GenomeError(ValueError):
+    """Bad genome input; the message names the file, the record and the fix."""
+
+
+# NCBI FASTA identifiers (`gi|49175990|ref|NC_000913.2|`, `ref|NC_000913.3|`, `gb|U00096.3|`):
+# database tags in the order their accession is preferred.
+_NCBI_TAGS = ("ref", "gb", "emb", "dbj", "tpg", "tpe", "tpd", "lcl", "gnl")
+
+
+def contig_name(header_word: str) -> str:
+    """The contig name used in every output for a FASTA header's first word: an NCBI-style
+    `gi|...|ref|NZ_X.1|` becomes its accession (`NZ_X.1`; RefSeq before GenBank/EMBL/DDBJ, then a
+    local id); any other word is kept as is. The original goes into the hub's chromAlias."""
+    if "|" not in header_word:
+        return header_word
+    parts = header_word.split("|")
+    for tag in _NCBI_TAGS:
+        for i, part in enumerate(parts[:-1]):
+            if part == tag:
+                rest = [p for p in parts[i + 1:] if p]
+                if rest:
+                    return rest[-1] if tag == "gnl" and len(rest) > 1 else rest[0]
+    words = [p for p in parts if p]
+    return words[-1] if words else header_word
+
+
+def _build_table() -> np.ndarray:
+    table = np.full(256, 255, dtype=np.uint8)  # 255 = not a sequence letter
+    for i, base in enumerate("ACGT"):
+        table[ord(base)] = i
+        table[ord(base.lower())] = i
+    for letter in _IUPAC + "N":
+        table[ord(letter)] = N_TOKEN
+        table[ord(letter.lower())] = N_TOKEN
+    table[ord("-")] = N_TOKEN
+    table[ord(".")] = N_TOKEN
+    return table
+
+
+_ENCODE = _build_table()
+
+
+def encode(sequence: str | bytes, where: str = "sequence") -> np.ndarray:
+    """Encode letters to uint8 tokens [L] (A,C,G,T=0..3, IUPAC/N=4); raises on non-letters."""
+    raw = sequence.encode("ascii", "replace") if isinstance(sequence, str) else bytes(sequence)
+    tokens = _ENCODE[np.frombuffer(raw, dtype=np.uint8)]
+    bad = np.flatnonzero(tokens == 255)
+    if bad.size:
+        char = chr(raw[bad[0]])
+        raise GenomeError(
+            f"{where}: character {char!r} at offset {bad[0]} is not a nucleotide letter; "
+            "use A, C, G, T or an IUPAC code")
+    return tokens
+
+
+def decode(tokens: np.ndarray) -> str:
+    """Tokens [L] → upper-case string over ACGTN."""
+    return np.frombuffer(b"ACGTN", dtype=np.uint8)[np.asarray(tokens, dtype=np.intp)].tobytes().decode()
+
+
+def complement(tokens: np.ndarray) -> np.ndarray:
+    """Complement of a token array of any shape, not reversed (A<->T, C<->G, N stays N)."""
+    return _COMPLEMENT[np.asarray(tokens)]
+
+
+def reverse_complement(tokens: np.ndarray) -> np.ndarray:
+    """Reverse complement of a token array [L] (N stays N)."""
+    return _COMPLEMENT[np.asarray(tokens)[::-1]]
+
+
+@dataclass(frozen=True)
+class Contig:
+    """One sequence record: name, length in nt, and whether it is circular."""
+    name: str
+    length: int
+    circular: bool = False
+
+
+@dataclass
+class Genome:
+    """Contigs of a FASTA with tokens cached per contig (forward strand, 5'→3')."""
+    path: Path
+    contigs: dict[str, Contig]
+    _tokens: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def open(cls, fasta: str | Path, circular: Iterable[str] = ()) -> Genome:
+        """Open a FASTA or bgzipped FASTA (pyfaidx builds the .fai); `circular` names circular contigs."""
+        path = Path(fasta)
+        if not path.is_file():
+            raise GenomeError(f"{path}: FASTA file not found; set data.fasta to an existing file")
+        records = _read_records(path)
+        if not records:
+            raise GenomeError(f"{path}: no FASTA records (no line starts with '>'); is this a FASTA file?")
+        circular = set(circular)
+        unknown = circular - set(records)
+        if unknown:
+            raise GenomeError(
+                f"{path}: contigs marked circular are not in the FASTA: {sorted(unknown)}; "
+                f"available: {sorted(records)[:10]}")
+        genome = cls(path, {name: Contig(name, len(tok), name in circular) for name, tok in records.items()})
+        genome._tokens = records
+        return genome
+
+    @classmethod
+    def from_sequences(cls, sequences: dict[str, str], circular: Iterable[str] = ()) -> Genome:
+        """An in-memory genome (tests, synthetic data)."""
+        circular = set(circular)
+        tokens = {name: encode(seq, where=f"contig {name}") for name, seq in sequences.items()}
+        return cls(Path("<memory>"),
+                   {n: Contig(n, len(t), n in circular) for n, t in tokens.items()}, tokens)
+
+    def tokens(self, contig: str, strand: str = "+") -> np.ndarray:
+        """Tokens [length] of a contig read 5'→3' on `strand` ('+' or '-')."""
+        if contig not in self.contigs:
+            raise GenomeError(f"{self.path}: unknown contig {contig!r}; available: {list(self.contigs)[:10]}")
+        forward = self._tokens[contig]
+        if strand == "+":
+            return forward
+        if strand == "-":
+            return reverse_complement(forward)
+        raise GenomeError(f"strand must be '+' or '-', got {strand!r}")
+
+    def sequence(self, contig: str, start: int, end: int, strand: str = "+") -> str:
+        """Letters of [start, end) (0-based, forward coordinates); '-' gives the reverse complement."""
+        length = self.contigs[contig].length if contig in self.contigs else 0
+        if not 0 <= start <= end <= length:
+            raise GenomeError(f"{self.path}: interval {contig}:{start}-{end} is outside the contig (length {length})")
+        piece = self.tokens(contig)[start:end]
+        return decode(piece if strand == "+" else reverse_complement(piece))
+
+    def chrom_sizes(self) -> dict[str, int]:
+        """Contig name → length (nt), in FASTA order."""
+        return {name: c.length for name, c in self.contigs.items()}
+
+    @property
+    def total_length(self) -> int:
+        return sum(c.length for c in self.contigs.values())
+
+
+def _read_records(path: Path) -> dict[str, np.ndarray]:
+    """Read every record via pyfaidx (handles bgzip, builds/uses the .fai); tokens per record."""
+    import pyfaidx
+
+    _check_fasta_text(path)
+    try:
+        fasta = pyfaidx.Fasta(str(path), indexname=str(_index_path(path)), sequence_always_upper=False, rebuild=True,
+                              build_index=True, one_based_attributes=False, as_raw=True,
+                              read_long_names=False, duplicate_action="stop", key_function=contig_name)
+    except pyfaidx.FastaIndexingError as err:
+        if path.suffix in {".gz", ".bgz"}:  # bgzip needs the index; a plain file can be read whole
+            raise GenomeError(f"{path}: cannot index FASTA ({err}); each record needs lines of equal "
+                              "length (reformat with `seqkit seq -w 80 | bgzip`)") from err
+        log.warning("%s: uneven line lengths or blank lines (%s); reading it without an index. Browsers "
+                    "need an indexable FASTA: the IGV export writes a reformatted copy", path, err)
+        return _records_from_letters(path, read_fasta_letters(path))
+    except ValueError as err:  # duplicate names
+        raise GenomeError(f"{path}: {err}; contig names must be unique — rename the duplicate record") from err
+    records: dict[str, np.ndarray] = {}
+    for name in fasta.keys():
+        seq = fasta[name][:]
+        tokens = encode(seq, where=f"{path} record {name!r}")
+        if tokens.size == 0:
+            raise GenomeError(f"{path}: record {name!r} is empty; remove it from the FASTA")
+        records[name] = tokens
+    fasta.close()
+    return records
+
+
+def read_fasta_letters(fasta: Path) -> dict[str, bytes]:
+    """FASTA (plain or gzip/bgzip) records with their case (soft-masking) kept: {name: letters}.
+    Reads the whole file (bacterial genomes: megabytes); any line lengths, CRLF, blank lines."""
+    import gzip
+
+    if not fasta.is_file():
+        raise GenomeError(f"{fasta}: FASTA file not found")
+    opener = gzip.open if fasta.suffix in {".gz", ".bgz"} else open
+    with opener(fasta, "rb") as handle:
+        data = handle.read()
+    if not data.lstrip().startswith(b">"):
+        raise GenomeError(f"{fasta}: no FASTA records (the file does not start with '>')")
+    records: dict[str, bytes] = {}
+    for chunk in data.lstrip()[1:].split(b"\n>"):
+        header, _, body = chunk.partition(b"\n")
+        name = contig_name(header.split()[0].decode()) if header.split() else ""
+        if not name or name in records:
+            raise GenomeError(f"{fasta}: record {name!r} is unnamed or duplicated; give each record a unique name")
+        records[name] = body.translate(None, b" \t\r\n")
+    return records
+
+
+
+def _records_from_letters(path: Path, letters: dict[str, bytes]) -> dict[str, np.ndarray]:
+    records = {}
+    for name, seq in letters.items():
+        if not seq:
+            raise GenomeError(f"{path}: record {name!r} is empty; remove it from the FASTA")
+        records[name] = encode(seq, where=f"{path} record {name!r}")
+    return records
+
+
+def _index_path(path: Path) -> Path:
+    """Where the .fai lives: beside the FASTA if one is already there, else in the user cache
+    ($GENOMETRACKS_CACHE or ~/.cache/genometracks): we never write into a user's data folder."""
+    import hashlib
+    import os
+
+    beside = path.with_name(path.name + ".fai")
+    if beside.exists():
+        return beside
+    cache = Path(os.environ.get("GENOMETRACKS_CACHE", Path.home() / ".cache" / "genometracks")) / "fai"
+    cache.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:16]
+    return cache / f"{path.name}.{key}.fai"
+
+
+def _check_fasta_text(path: Path) -> None:
+    """Cheap checks pyfaidx does not make: empty file, no '>' header."""
+    import gzip
+
+    opener = gzip.open if path.suffix in {".gz", ".bgz"} else open
+    with opener(path, "rb") as handle:
+        head = handle.read(4096)
+    if not head.strip():
+        raise GenomeError(f"{path}: file is empty; expected FASTA records starting with '>'")
+    if not head.lstrip().startswith(b">"):
+        raise GenomeError(f"{path}: no FASTA records (first line does not start with '>')")

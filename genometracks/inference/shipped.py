@@ -1,0 +1,253 @@
+"""Shipped models: trained TSS models that travel with the package, usable on any genome without training.
+
+A shipped model is a folder `genometracks/models/<name>/` (or any folder given by path) holding
+
+- `model.safetensors`: the TransformerXL weights (safetensors: loading runs no pickle);
+- `card.json`: the model card (architecture, label sets and their licences, the command and commit that
+  trained it, positions seen, wall time, validation and test metrics, the calibration offset, the validation
+  F1-optimal peak threshold, and a small stated region whose metrics a test re-computes);
+- `card.md`: the same card for people.
+
+`genometracks ship` (genometracks.ship) writes the folder from a training run; `model=<name>`
+(conf/model/<name>.yaml: `shipped: <name>`) makes predict / peaks / interpret use it.
+`resolve_model` is the one place that decides which model a command uses and where its calibration and
+peak threshold come from: `ckpt=PATH` (threshold from that run's metrics.json), else the shipped model of
+`model.shipped`, else DIR/checkpoints/best.ckpt.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genometracks.data.dataset import load_dataset
+from genometracks.data.streams import SegmentStreams, build_labels
+from genometracks.genome.intervals import Interval
+from genometracks.io.run_config import shipped_name
+from genometracks.model import TransformerXL
+from genometracks.training.checkpoint import load_model
+from genometracks.training.task import calibration_offset, split_metrics
+
+FORMAT = "genometracks-shipped-model/1"
+WEIGHTS, CARD_JSON, CARD_MD = "model.safetensors", "card.json", "card.md"
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+SHIP_HINT = "genometracks ship ckpt=RUN/checkpoints/best.ckpt name={name}"
+
+
+class ShippedModelError(ValueError):
+    """A shipped model that cannot be used; the message names the file and the fix (one line)."""
+
+
+@dataclass
+class ModelSource:
+    """The model a command uses, with what travels with it."""
+    model: torch.nn.Module
+    seg_len: int
+    logit_offset: float                 # added to raw logits: calibrated probabilities
+    threshold: float | None             # validation F1-optimal peak threshold (calibrated), None if unknown
+    threshold_source: str
+    description: str                    # "shipped model ecoli_k12 (PATH)" / "checkpoint PATH"
+    card: dict | None = None
+    folder: Path | None = None
+    extra: dict = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        out = {"source": self.description, "seg_len": self.seg_len, "logit_offset": self.logit_offset,
+               "threshold": self.threshold, "threshold_source": self.threshold_source}
+        if self.card is not None:
+            out["name"] = self.card.get("name")
+            out["weights_sha256"] = (self.card.get("weights") or {}).get("sha256")
+        return out
+
+
+# -- where -------------------------------------------------------------------------------------------
+def available() -> list[str]:
+    """Names of the models shipped in the package."""
+    if not MODELS_DIR.is_dir():
+        return []
+    return sorted(p.name for p in MODELS_DIR.iterdir() if (p / CARD_JSON).is_file())
+
+
+def model_folder(spec: str | Path) -> Path:
+    """A shipped model's folder: a name under genometracks/models/, or a folder path."""
+    text = str(spec)
+    if "/" in text or text.startswith("."):
+        return Path(text).expanduser()
+    return MODELS_DIR / text
+
+
+# -- reading -----------------------------------------------------------------------------------------
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_card(spec: str | Path) -> dict:
+    """card.json of a shipped model, checked for the fields loading needs."""
+    folder = model_folder(spec)
+    name = folder.name
+    fix = f"re-ship it ({SHIP_HINT.format(name=name)})"
+    if not folder.is_dir():
+        known = ", ".join(available()) or "none"
+        raise ShippedModelError(f"{folder}: shipped model not found (shipped models: {known}); choose one with "
+                                f"model=<name>, or {SHIP_HINT.format(name=name)}")
+    path = folder / CARD_JSON
+    if not path.is_file():
+        raise ShippedModelError(f"{path}: model card missing; {fix}")
+    try:
+        card = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ShippedModelError(f"{path}: not a readable model card ({type(err).__name__}: {str(err)[:120]}); "
+                                f"{fix}") from err
+    if not isinstance(card, dict) or card.get("format") != FORMAT:
+        found = card.get("format") if isinstance(card, dict) else type(card).__name__
+        raise ShippedModelError(f"{path}: format {found!r}, expected {FORMAT!r}; {fix}")
+    for key in ("architecture", "calibration", "peaks", "weights"):
+        if not isinstance(card.get(key), dict):
+            raise ShippedModelError(f"{path}: card has no '{key}' section; {fix}")
+    return card
+
+
+def load_shipped(spec: str | Path) -> ModelSource:
+    """Build the TransformerXL of a shipped model from model.safetensors and card.json (no pickle)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+
+    folder = model_folder(spec)
+    card = load_card(folder)
+    fix = f"re-ship it ({SHIP_HINT.format(name=folder.name)})"
+    weights = folder / WEIGHTS
+    if not weights.is_file():
+        raise ShippedModelError(f"{weights}: weights missing; {fix}")
+    expected = card["weights"].get("sha256")
+    if expected and sha256_file(weights) != expected:
+        raise ShippedModelError(f"{weights}: SHA-256 differs from {folder / CARD_JSON} (weights and card from "
+                                f"different ships, or a damaged file); {fix}")
+    try:
+        state = load_file(str(weights), device="cpu")
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ShippedModelError(f"{weights}: not a readable safetensors file ({str(err)[:120]}); {fix}") from err
+    config = dict(card["architecture"])
+    seg_len = int(config.pop("seg_len", 512))
+    config.pop("parameters", None)
+    try:
+        model = TransformerXL(**config)
+        model.load_state_dict(state)
+    except (TypeError, RuntimeError, ValueError) as err:
+        raise ShippedModelError(f"{weights}: weights do not fit the card's architecture "
+                                f"({str(err).splitlines()[0][:160]}); {fix}") from err
+    model.eval()
+    offset = float(card["calibration"].get("logit_offset", 0.0))
+    threshold = card["peaks"].get("threshold")
+    threshold = float(threshold) if _probability(threshold) else None
+    return ModelSource(model, seg_len, offset, threshold,
+                       f"model card: {card['peaks'].get('source') or 'validation F1-optimal'}" if threshold
+                       else "none in the model card", f"shipped model {card.get('name', folder.name)} ({folder})",
+                       card=card, folder=folder)
+
+
+def _probability(value) -> bool:
+    try:
+        return value is not None and 0.0 < float(value) < 1.0
+    except (TypeError, ValueError):
+        return False
+
+
+def run_threshold(run_dir: Path) -> float | None:
+    """The validation F1-optimal threshold in RUN/metrics.json, or None."""
+    try:
+        value = json.loads((run_dir / "metrics.json").read_text())["validation"]["both"]["threshold_f1"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return float(value) if _probability(value) else None
+
+
+def checkpoint_source(ckpt: Path) -> ModelSource:
+    """A Lightning checkpoint with its calibration (hparams) and its run's threshold (RUN/metrics.json
+    beside RUN/checkpoints/), so it carries its threshold into another run directory."""
+
+    model, seg_len, hparams = load_model(ckpt)
+    run = ckpt.resolve().parent.parent if ckpt.resolve().parent.name == "checkpoints" else ckpt.resolve().parent
+    threshold = run_threshold(run)
+    source = f"validation F1-optimal ({run / 'metrics.json'})" if threshold else "none (no metrics.json beside it)"
+    return ModelSource(model, seg_len, calibration_offset(hparams), threshold, source, f"checkpoint {ckpt}",
+                       extra={"hparams": hparams})
+
+
+def resolve_model(cfg, out: Path) -> ModelSource:
+    """ckpt=PATH, else the shipped model of model.shipped, else DIR/checkpoints/best.ckpt."""
+    if cfg.get("ckpt"):
+        return checkpoint_source(Path(str(cfg.ckpt)))
+    name = shipped_name(cfg)
+    if name:
+        return load_shipped(name)
+    return checkpoint_source(out / "checkpoints" / "best.ckpt")
+
+
+# -- the main job --------------------------------------------------------------------------------------
+# -- evaluation ----------------------------------------------------------------------------------------
+def evaluate_regions(model, logit_offset: float, genome, sites, shift: int, regions, seg_len: int,
+                     n_streams: int = 16, path: str = "fast") -> dict:
+    """Per-position metrics (both strands and per strand, as training reports them) of a model on
+    `regions` (forward intervals, both strands scored), memory carried and `model.context` of burn-in."""
+
+    labels = build_labels(genome, sites, shift)
+    streams = SegmentStreams(genome, labels, list(regions), n_streams=n_streams, seg_len=seg_len,
+                             lookahead=model.lookahead, burn_in=model.context)
+    memory = model.init_memory(n_streams)
+    collected = []
+    with torch.inference_mode():
+        for batch in streams:
+            logits, memory = model(batch["tokens"], memory, batch["reset"], path=path)
+            logits = logits + logit_offset
+            mask = batch["mask"]
+            rows = mask.nonzero(as_tuple=True)
+            local = batch["start"][:, None] + torch.arange(mask.shape[1])[None, :]
+            collected.append(torch.stack([
+                torch.sigmoid(logits[rows].double()), batch["labels"][rows].double(),
+                batch["contig"][rows[0]].double(), batch["strand"][rows[0]].double(), local[rows].double()], dim=1))
+    rows = torch.cat(collected).numpy() if collected else np.zeros((0, 5))
+    return split_metrics(rows)
+
+
+def parse_region(text: str):
+    """'chrom:start-end' (0-based half-open, commas allowed) → Interval."""
+
+    try:
+        chrom, span = str(text).rsplit(":", 1)
+        start, end = (int(x.replace(",", "")) for x in span.split("-"))
+    except ValueError as err:
+        raise ShippedModelError(f"region {text!r}: expected chrom:start-end") from err
+    return Interval(chrom, start, end)
+
+
+def format_region(region) -> str:
+    return f"{region.chrom}:{region.start}-{region.end}"
+
+
+def check_card(source: ModelSource, cfg) -> dict:
+    """Re-evaluate a shipped model on its card's check region: {'card': ..., 'fresh': ...} (both-strand
+    metrics). `cfg` supplies the data (genome, labels) the card names."""
+
+    card = source.card or {}
+    check = card.get("check") or {}
+    if not check.get("region"):
+        raise ShippedModelError(f"{source.folder}/{CARD_JSON}: card has no check region; re-ship the model")
+    dataset = load_dataset(cfg, label_set=check.get("labels"))
+    region = parse_region(check["region"])
+    fresh = evaluate_regions(source.model, source.logit_offset, dataset.genome, dataset.sites, dataset.shift,
+                             [region], source.seg_len, int(check.get("n_streams", 16)))
+    return {"card": check.get("metrics", {}), "fresh": fresh["both"]}
+
+
+def finite(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)

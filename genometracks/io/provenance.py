@@ -1,0 +1,32 @@
+"""What made an output: the command line and the git commit of the code (for metrics.json and model cards)."""
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from genometracks.io.paths import REPO_ROOT
+
+
+def git_commit(root: Path = REPO_ROOT) -> str | None:
+    """HEAD of the checkout the package runs from, '+dirty' when tracked files differ; None outside git."""
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=20, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=20).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{head}+dirty" if dirty else head or None
+
+
+def command_line(argv: list[str] | None = None) -> str:
+    """The command as typed: `genometracks <command> key=value ...` (cli.run_hydra sets argv[0] to
+    'genometracks <command>'; Hydra's internal overrides such as hydra.run.dir are dropped)."""
+    argv = list(sys.argv if argv is None else argv)
+    if not argv:
+        return ""
+    head = argv[0] if argv[0].startswith("genometracks") else f"python {argv[0]}"
+    rest = [a for a in argv[1:] if not a.startswith(("hydra.run.dir=.", "hydra.output_subdir=", "hydra/"))]
+    return " ".join([head, *(shlex.quote(a) for a in rest)])

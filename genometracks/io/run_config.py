@@ -1,0 +1,116 @@
+"""A run directory remembers the configuration it was made with (`DIR/config.yaml`, resolved, and
+`DIR/overrides.txt`, the command-line overrides of its first job); later commands on the same
+directory must compose the same data and model, or they would mix a genome's tracks with another's."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from genometracks.io.atomic import write_text_atomic
+from genometracks.io.paths import conf_dir
+
+COMPARED = ("data", "model")
+# batch sizes and the label sets `data summary` reports: free to change between jobs
+IGNORED = {"data.n_streams", "data.eval_streams", "data.label_sets",
+           # the data set's declared capabilities (conf/data/*.yaml) follow from data.name, compared above;
+           # run directories made before they were declared lack them
+           "data.catalogue", "data.organism", "data.annotation", "data.terminators", "data.motifs",
+           "data.sigma_classes"}
+
+
+def _ignored(key: str, data: dict[str, object]) -> bool:
+    """Keys that do not change a run's outputs: IGNORED, and the synthetic genome generator's
+    settings when the genome is read from a FASTA (data.fasta set), which ignores them."""
+    return key in IGNORED or (key.startswith("data.generator.") and data.get("fasta") not in (None, "???"))
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot work; the message names the key and the fix."""
+
+
+def _flat(tree: object, prefix: str) -> dict[str, object]:
+    if isinstance(tree, dict):
+        out: dict[str, object] = {}
+        for key, value in tree.items():
+            out.update(_flat(value, f"{prefix}.{key}"))
+        return out
+    return {prefix: tree}
+
+
+def save_overrides(out: Path) -> None:
+    """Write DIR/overrides.txt once (the first job's overrides), for the error message below."""
+    target = out / "overrides.txt"
+    if target.exists():
+        return
+    try:
+        overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith(("run_dir=", "stages="))]
+    except ValueError:  # not under Hydra
+        return
+    write_text_atomic(target, " ".join(overrides) + "\n")
+
+
+def check_same_run(cfg: DictConfig, out: Path) -> None:
+    """Raise ConfigError when DIR/config.yaml exists and its data/model differ from `cfg`'s."""
+    saved_path = out / "config.yaml"
+    if not saved_path.is_file():
+        return
+    saved = OmegaConf.to_container(OmegaConf.load(saved_path), resolve=False)
+    now = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(saved, dict) and isinstance(now, dict)
+    diffs = []
+    for group in COMPARED:
+        a, b = _flat(saved.get(group, {}), group), _flat(now.get(group, {}), group)
+        for key in sorted(set(a) | set(b)):
+            if not _ignored(key, saved.get("data", {})) and not _ignored(key, now.get("data", {})) \
+                    and a.get(key) != b.get(key):
+                diffs.append(f"{key} was {a.get(key)!r}, now {b.get(key)!r}")
+    if diffs:
+        diffs.sort(key=lambda text: not text.split(" ", 1)[0].endswith(".name"))  # data.name first
+        overrides = (out / "overrides.txt").read_text().strip() if (out / "overrides.txt").is_file() else ""
+        hint = f" (it was made with: {overrides})" if overrides else ""
+        raise ConfigError(f"{saved_path}: this run directory was made with another configuration: "
+                          f"{'; '.join(diffs[:5])}{' ...' if len(diffs) > 5 else ''}. Pass the overrides the run "
+                          f"was made with{hint}, or choose a new run_dir")
+
+
+def group_defaults(group: str, option: str = "default") -> DictConfig:
+    """conf/<group>/<option>.yaml as written (unresolved): the single source of a group's defaults for
+    callers that pass only some keys (library use, tests)."""
+    loaded = OmegaConf.load(conf_dir() / group / f"{option}.yaml")
+    assert isinstance(loaded, DictConfig), f"conf/{group}/{option}.yaml is not a mapping"
+    loaded.pop("defaults", None)  # the file's defaults list (its schema), not a value
+    return loaded
+
+
+def shipped_name(cfg: Any) -> str | None:
+    """model.shipped of a composed config (model=<shipped name>), else None."""
+    model = cfg.get("model") if cfg is not None else None
+    value = model.get("shipped") if model is not None else None
+    return str(value) if value else None
+
+
+DEFAULT_MODEL = "ecoli_k12"   # the shipped model `genometracks run` predicts with unless asked to train
+
+
+def _truthy(value: str) -> bool | None:
+    text = value.strip().strip("'\"").lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    return None
+
+
+def main_job_overrides(overrides: list[str]) -> list[str]:
+    """`genometracks run` overrides with `model=<DEFAULT_MODEL>` added when the job should predict with
+    the shipped model: `train=false`, or no `train=true` and no experiment, model or ckpt chosen."""
+    keys = {o.split("=", 1)[0].lstrip("+~"): o.split("=", 1)[1] if "=" in o else "" for o in overrides}
+    train = _truthy(keys["train"]) if "train" in keys else None
+    if train is True or "model" in keys:
+        return list(overrides)
+    if train is None and ("experiment" in keys or "ckpt" in keys):
+        return list(overrides)
+    return [f"model={DEFAULT_MODEL}", *overrides]

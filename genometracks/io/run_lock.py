@@ -1,0 +1,84 @@
+"""A run directory protects itself: one genometracks process at a time (an exclusive lock naming the
+holder's pid and host), and SIGTERM / SIGINT end a command cleanly so that it resumes afterwards."""
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+
+from genometracks.io.run_config import ConfigError
+
+LOCK_NAME = ".genometracks.lock"
+
+
+class RunDirBusy(ConfigError):
+    """Another live process holds the run directory's lock; the message names it and the fix."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGINT arrived: unwind (temporary files are removed, outputs so far kept) and exit."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextmanager
+def run_dir_lock(folder: Path, command: str) -> Iterator[None]:
+    """Hold an exclusive lock on `folder` (created if missing) while the block runs.
+
+    flock on DIR/.genometracks.lock: the kernel releases it when the holder exits, even by SIGKILL,
+    so a stale file never blocks. The file records the holder ("<command> pid N on HOST since T")
+    for the message a second process gets (RunDirBusy)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_NAME
+    handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(handle, 300).decode(errors="replace").strip() or "another process"
+        os.close(handle)
+        raise RunDirBusy(f"{folder}: in use by genometracks {holder}; wait for it to finish or stop it "
+                         "(it resumes later), or choose another run_dir") from None
+    try:
+        os.ftruncate(handle, 0)
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        os.write(handle, f"{command} pid {os.getpid()} on {socket.gethostname()} since {stamp}\n".encode())
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        os.close(handle)
+
+
+@contextmanager
+def stop_cleanly_on_signals() -> Iterator[None]:
+    """Turn SIGTERM (and SIGINT) into `Interrupted` raised in the main thread while the block runs,
+    so `finally` clauses run: temporary outputs are removed and finished ones kept. Restores the
+    previous handlers afterwards. A no-op outside the main thread. Lightning chains this handler
+    behind its own and answers the KeyboardInterrupt with exit(1); that exit becomes `Interrupted`."""
+    received: list[int] = []
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+        raise Interrupted(signum)
+
+    try:
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    except SystemExit:
+        if received:
+            raise Interrupted(received[0]) from None
+        raise
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

@@ -1,0 +1,402 @@
+"""TSS sets: readers, chromosome aliases, validation against a genome, and the named loaders.
+
+Every reader returns a `SiteSet` whose `pos` is the 0-based forward coordinate of the +1 nucleotide
+(1-based formats are converted here), with meta['path'] and meta['line'] (1-based file line per
+record, int64 [n]) so later errors can name the line. Sets on an old assembly are lifted by
+`load_tss_set` (see `genometracks.liftover`); everything else is checked by `validate_sites`.
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from genometracks.genome.intervals import SiteSet
+from genometracks.genome.sequence import Genome
+from genometracks.io.run_config import group_defaults
+from genometracks.labels.curation import curate
+from genometracks.labels.liftover import gene_offset_map, lift_sites, take_sites
+
+
+class AnnotationError(ValueError):
+    """Bad annotation input; the message names the file, the record/line and the fix."""
+
+
+# Synonym groups: the key is the canonical name (RefSeq accession); values are other spellings.
+CHROM_ALIASES: dict[str, tuple[str, ...]] = {
+    "NC_000913.3": ("U00096.3", "gi|556503834|ref|NC_000913.3|", "gi|545778205|gb|U00096.3|"),
+    "NC_000913.2": ("U00096.2", "gi|49175990|ref|NC_000913.2|", "gi|48994873|gb|U00096.2|"),
+}
+SINGLE_CONTIG_NAMES = ("chr", "chromosome", "chr1", "1", "genome")
+OLD_ASSEMBLIES = {"NC_000913.2": "NC_000913.3"}  # old canonical name → the assembly it lifts onto
+
+
+def _accession(name: str) -> str:
+    """'gi|48994873|gb|U00096.2|' → 'U00096.2'; other names unchanged."""
+    parts = [p for p in name.split("|") if p]
+    return parts[-1] if len(parts) > 1 else name
+
+
+def canonical_chrom(name: str) -> str:
+    """The canonical synonym of `name` (e.g. 'U00096.3' → 'NC_000913.3'); unknown names unchanged."""
+    acc = _accession(name)
+    for canon, aliases in CHROM_ALIASES.items():
+        if name == canon or acc == canon or name in aliases or acc in aliases:
+            return canon
+    return acc
+
+
+def normalise_chrom(names: np.ndarray, genome_contigs, source: str,
+                    lines: np.ndarray | None = None) -> np.ndarray:
+    """Map contig names [n] onto the genome's contig names (str [n]); raises AnnotationError.
+
+    A name matches a contig if either is a synonym of the other (CHROM_ALIASES, gi|...| strings);
+    in a single-contig genome 'chr'/'chromosome' also match. An old assembly never matches the new one.
+    """
+    contigs = list(genome_contigs)
+    by_canon = {canonical_chrom(c): c for c in contigs}
+    uniq, inverse = np.unique(np.asarray(names, dtype=str), return_inverse=True)
+    mapped = []
+    for u_index, name in enumerate(uniq.tolist()):
+        if name in contigs:
+            mapped.append(name)
+        elif canonical_chrom(name) in by_canon:
+            mapped.append(by_canon[canonical_chrom(name)])
+        elif len(contigs) == 1 and name.lower() in SINGLE_CONTIG_NAMES:
+            mapped.append(contigs[0])
+        else:
+            record = int(np.flatnonzero(inverse == u_index)[0])
+            where = f"line {lines[record]}" if lines is not None else f"record {record}"
+            canon = canonical_chrom(name)
+            fix = (f"it is on the old assembly {canon}; lift it onto {OLD_ASSEMBLIES[canon]} first "
+                   "(load_tss_set lifts the bundled sets)" if canon in OLD_ASSEMBLIES else
+                   "the genome has several contigs, so name one of them" if name.lower() in SINGLE_CONTIG_NAMES
+                   else "rename the contig in the file or add the spelling to annotations.CHROM_ALIASES")
+            raise AnnotationError(f"{source}, {where}: unknown contig {name!r} (genome has "
+                                  f"{contigs[:5]}); {fix}")
+    return np.array(mapped, dtype=object)[inverse] if len(uniq) else np.array([], dtype=object)
+
+
+def validate_sites(sites: SiteSet, genome: Genome, path: str | Path) -> SiteSet:
+    """Sites checked against `genome`: known contigs (aliases resolved), 0 <= pos < length;
+    duplicates (same contig, pos, strand) dropped keeping the first, counted in meta['duplicates']
+    (meta['sigma'] of duplicates is merged); sorted by (contig, pos, strand). Raises AnnotationError."""
+    lines = sites.meta.get("line")
+    if len(sites) == 0:
+        raise AnnotationError(f"{path}: no TSS records left; check the file and the filters "
+                              "(feature type, confidence levels, liftover)")
+    chrom = normalise_chrom(sites.chrom, genome.contigs, str(path), lines)
+    length = np.array([genome.contigs[c].length for c in chrom], dtype=np.int64)
+    bad = np.flatnonzero((sites.pos < 0) | (sites.pos >= length))
+    if bad.size:
+        i = int(bad[0])
+        where = f"line {lines[i]}" if lines is not None else f"record {i}"
+        raise AnnotationError(
+            f"{path}, {where}: position {sites.pos[i]} (0-based) is outside {chrom[i]} (length "
+            f"{length[i]}); {bad.size} records are out of range — is the file on another assembly "
+            "or 1-based where 0-based is expected? Lift it over or fix the coordinates")
+    fixed = take_sites(sites, np.arange(len(sites)))
+    fixed.chrom = chrom
+    frame = pd.DataFrame({"c": chrom.astype(str), "p": sites.pos, "s": sites.strand})
+    first = ~frame.duplicated(keep="first").to_numpy()
+    if "sigma" in sites.meta and not first.all():
+        key = frame.groupby(["c", "p", "s"], sort=False).ngroup().to_numpy()
+        sig = pd.Series(np.asarray(sites.meta["sigma"], dtype=str))
+        merged = sig.groupby(key).agg(lambda v: ", ".join(dict.fromkeys(x for x in v if x)))
+        fixed.meta["sigma"] = merged.to_numpy(dtype=object)[key]
+    out = take_sites(fixed, np.flatnonzero(first))
+    out.meta["duplicates"] = int((~first).sum())
+    order = np.lexsort((out.strand, out.pos, out.chrom.astype(str)))
+    return take_sites(out, order)
+
+
+def _read_rows(path: Path, sep: str = "\t", skip=("#",), header: bool = False, min_cols: int = 1,
+               quoted: bool = False):
+    """Data rows of a text table (gz ok) → (columns dict name/index → str array [n], lines [n]).
+
+    Lines starting with any prefix in `skip` and blank lines are ignored; '##FASTA' ends a GFF."""
+    path = Path(path)
+    if not path.is_file():
+        raise AnnotationError(f"{path}: file not found; check the path")
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", newline="") as handle:
+        text = handle.read()
+    if "##FASTA" in text:
+        text = text[:text.index("##FASTA")]
+    raw = [line.rstrip("\r") for line in text.split("\n")]
+    keep = [i for i, line in enumerate(raw) if line.strip() and not line.startswith(tuple(skip))]
+    if quoted:  # CSV / quoted TSV: parse each line on its own so a stray quote cannot swallow lines
+        rows = [next(csv.reader([raw[i]], delimiter=sep)) for i in keep]
+    else:
+        rows = [raw[i].split(sep) for i in keep]
+    lines = np.array(keep, dtype=np.int64) + 1
+    names: list = list(range(max((len(r) for r in rows), default=0)))
+    if header and rows:
+        names, rows, lines = [h.strip() for h in rows[0]], rows[1:], lines[1:]
+    if not rows:
+        raise AnnotationError(f"{path}: no records (empty file or only comments); give a file with TSSs")
+    short = [i for i, r in enumerate(rows) if len(r) < min_cols]
+    if short:
+        i = short[0]
+        raise AnnotationError(f"{path}, line {lines[i]}: {len(rows[i])} columns, need at least {min_cols} "
+                              f"(separator {sep!r}); fix or remove the line")
+    cols = {name: np.array([r[j] if j < len(r) else "" for r in rows], dtype=object)
+            for j, name in enumerate(names)}
+    return cols, lines
+
+
+def _ints(values: np.ndarray, what: str, path: Path, lines: np.ndarray) -> np.ndarray:
+    """String column → int64 [n]; a non-integer raises AnnotationError naming the line."""
+    num = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(float)
+    bad = np.flatnonzero(~np.isfinite(num) | (num != np.round(num)))
+    if bad.size:
+        i = int(bad[0])
+        raise AnnotationError(f"{path}, line {lines[i]}: {what} {values[i]!r} is not an integer; fix the column")
+    return num.astype(np.int64)
+
+
+def _strands(values: np.ndarray, path: Path, lines: np.ndarray) -> np.ndarray:
+    """'+'/'-' (also forward/reverse) → '<U1' [n]; anything else raises AnnotationError."""
+    table = {"+": "+", "-": "-", "forward": "+", "reverse": "-"}
+    out = pd.Series(values, dtype=str).str.strip().str.lower().map(table).fillna("?").to_numpy("<U1")
+    bad = np.flatnonzero(out == "?")
+    if bad.size:
+        i = int(bad[0])
+        raise AnnotationError(f"{path}, line {lines[i]}: strand {values[i]!r} is not '+' or '-' "
+                              "(or forward/reverse); a TSS needs a strand — fix or remove the record")
+    return out
+
+
+def _sites(chrom, pos, strand, path, lines, score=None, name=None, **meta) -> SiteSet:
+    sites = SiteSet(np.asarray(chrom, dtype=object), pos, strand, score, name, source=str(path))
+    sites.meta.update(path=str(path), line=lines, **meta)
+    return sites
+
+
+def read_bed(path: str | Path) -> SiteSet:
+    """BED6 (0-based half-open): +1 is `start` on '+', `end - 1` on '-'. A zero-length record
+    (start == end) marks the nucleotide at `start`; they are counted in meta['zero_length']."""
+    path = Path(path)
+    cols, lines = _read_rows(path, skip=("#", "track", "browser"), min_cols=6)
+    start, end = _ints(cols[1], "start", path, lines), _ints(cols[2], "end", path, lines)
+    strand = _strands(cols[5], path, lines)
+    bad = np.flatnonzero((start < 0) | (end < start))
+    if bad.size:
+        i = int(bad[0])
+        raise AnnotationError(f"{path}, line {lines[i]}: start {start[i]} / end {end[i]} (need 0 <= start "
+                              "<= end in 0-based BED); fix the record")
+    zero = end == start
+    pos = np.where((strand == "+") | zero, start, end - 1)
+    score = pd.to_numeric(pd.Series(cols[4]), errors="coerce").fillna(0).to_numpy(float)
+    return _sites(cols[0], pos, strand, path, lines, score, cols[3], zero_length=int(zero.sum()))
+
+
+def read_gff(path: str | Path, feature: str | None = None) -> SiteSet:
+    """GFF3/GTF (1-based closed, gz ok) rows of `feature` (all if None): +1 is start-1 on '+',
+    end-1 on '-' (0-based). name = Name/ID/gene_id attribute, else the raw column 9."""
+    path = Path(path)
+    cols, lines = _read_rows(path, min_cols=9)
+    if feature is not None:
+        sel = np.flatnonzero(cols[2] == feature)
+        if sel.size == 0:
+            raise AnnotationError(f"{path}: no {feature!r} rows (feature types present: "
+                                  f"{sorted(set(cols[2]))[:8]}); pass feature= one of these")
+        cols, lines = {k: v[sel] for k, v in cols.items()}, lines[sel]
+    start, end = _ints(cols[3], "start", path, lines), _ints(cols[4], "end", path, lines)
+    strand = _strands(cols[6], path, lines)
+    bad = np.flatnonzero((start < 1) | (end < start))
+    if bad.size:
+        i = int(bad[0])
+        raise AnnotationError(f"{path}, line {lines[i]}: start {start[i]} / end {end[i]} (GFF is 1-based, "
+                              "need 1 <= start <= end); fix the record")
+    attrs = pd.Series(cols[8], dtype=str)
+    name = attrs.str.extract(r'(?:^|;)\s*Name=([^;]+)')[0]
+    for pattern in (r'(?:^|;)\s*ID=([^;]+)', r'gene_id "([^"]+)"'):
+        name = name.fillna(attrs.str.extract(pattern)[0])
+    score = pd.to_numeric(pd.Series(cols[5]), errors="coerce").fillna(0).to_numpy(float)
+    pos = np.where(strand == "+", start - 1, end - 1)
+    return _sites(cols[0], pos, strand, path, lines, score, name.fillna(attrs).to_numpy(object))
+
+
+def read_promoterset(path: str | Path, confidence=("Strong", "Confirmed"),
+                     chrom: str = "NC_000913.3") -> SiteSet:
+    """RegulonDB PromoterSet (tab, '#' header, 1-based +1, forward/reverse, col 8 confidence).
+    Rows whose confidence is not in `confidence` (None = all) are left out; rows with position 0
+    (promoter without a mapped TSS) are dropped and counted in meta['no_position'].
+    meta['sigma'] holds column 5 per site."""
+    path = Path(path)
+    cols, lines = _read_rows(path, min_cols=4)
+    if confidence is not None:
+        sel = np.flatnonzero(np.isin(cols.get(7, np.array([""] * len(lines))), list(confidence)))
+        cols, lines = {k: v[sel] for k, v in cols.items()}, lines[sel]
+        if not len(lines):
+            raise AnnotationError(f"{path}: no rows with confidence in {list(confidence)}; "
+                                  "check column 8 or pass confidence=None")
+    pos1 = _ints(cols[3], "TSS position", path, lines)
+    strand = _strands(cols[2], path, lines)
+    has = pos1 > 0
+    sigma = cols.get(4, np.array([""] * len(lines), dtype=object))
+    sites = _sites([chrom] * int(has.sum()), pos1[has] - 1, strand[has], path, lines[has],
+                   name=cols[1][has], sigma=sigma[has], no_position=int((~has).sum()))
+    return sites
+
+
+def read_ecocyc_tus(path: str | Path, chrom: str = "NC_000913.3") -> SiteSet:
+    """EcoCyc transcription_units TSV (1-based left/right ends): the TU's 5' end (left on '+',
+    right on '-') as 0-based +1. TUs without coordinates are counted in meta['no_position']."""
+    path = Path(path)
+    cols, lines = _read_rows(path, header=True, min_cols=6, quoted=True)
+    for need in ("left_end_pos", "right_end_pos", "direction"):
+        if need not in cols:
+            raise AnnotationError(f"{path}: no {need!r} column; expected an EcoCyc transcription_units TSV")
+    has = (cols["left_end_pos"] != "") & (cols["right_end_pos"] != "")
+    cols, lines = {k: v[has] for k, v in cols.items()}, lines[has]
+    left = _ints(cols["left_end_pos"], "left_end_pos", path, lines)
+    right = _ints(cols["right_end_pos"], "right_end_pos", path, lines)
+    strand = _strands(cols["direction"], path, lines)
+    name = np.where(cols.get("common_name", cols["id"]) != "", cols.get("common_name", cols["id"]), cols["id"])
+    return _sites([chrom] * len(lines), np.where(strand == "+", left, right) - 1, strand, path, lines,
+                  name=name, no_position=int((~has).sum()))
+
+
+def read_cho2014(path: str | Path, chrom: str = "NC_000913.2") -> SiteSet:
+    """Cho et al. 2014 TSS_info.csv or TSS_seq.csv (1-based +1; NC_000913.2). A 'sequence' column
+    (50 nt upstream + the +1 nucleotide, 5'→3' on the TSS strand) goes to meta['flank'] with
+    meta['flank_plus1'] = its last index; 'sigma_binding' letters go to meta['sigma']."""
+    path = Path(path)
+    cols, lines = _read_rows(path, sep=",", skip=(), header=True, min_cols=3, quoted=True)
+    strand_col = "TSS_strand" if "TSS_strand" in cols else "strand"
+    if "TSS_position" not in cols or strand_col not in cols:
+        raise AnnotationError(f"{path}: needs TSS_position and TSS_strand/strand columns (Cho 2014 CSV)")
+    pos = _ints(cols["TSS_position"], "TSS_position", path, lines) - 1
+    strand = _strands(cols[strand_col], path, lines)
+    score = pd.to_numeric(pd.Series(cols.get("TSS_reads", np.zeros(len(lines)))), errors="coerce").fillna(0)
+    meta = {}
+    if "sequence" in cols:
+        flank = np.array([s.strip().upper() for s in cols["sequence"]], dtype=object)
+        meta.update(flank=flank, flank_plus1=np.array([len(s) - 1 for s in flank], dtype=np.int64))
+    if "sigma_binding" in cols:
+        meta["sigma"] = cols["sigma_binding"]
+    name = cols.get("TU_ID", np.array([""] * len(lines), dtype=object))
+    return _sites([chrom] * len(lines), pos, strand, path, lines, score.to_numpy(float), name, **meta)
+
+
+def read_sendseq_tts(path: str | Path, chrom: str = "NC_000913.3") -> SiteSet:
+    """SEnd-seq termination sites (Ju 2019 MOESM4 CSV, 1-based TTS_position) as 0-based sites;
+    name = 'intrinsic' / 'rho-dependent' / 'undefined', score = ΔG (kcal/mol)."""
+    path = Path(path)
+    cols, lines = _read_rows(path, sep=",", skip=(), header=True, min_cols=3, quoted=True)
+    if "TTS_position" not in cols or "TTS_strand" not in cols:
+        raise AnnotationError(f"{path}: needs TTS_position and TTS_strand columns (SEnd-seq MOESM4 CSV)")
+    pos = _ints(cols["TTS_position"], "TTS_position", path, lines) - 1
+    strand = _strands(cols["TTS_strand"], path, lines)
+    dg = next((c for c in cols if isinstance(c, str) and "G (kcal" in c), None)
+    score = pd.to_numeric(pd.Series(cols[dg] if dg else np.zeros(len(lines))), errors="coerce").fillna(0)
+    kind = np.where(cols.get("intrinsic_TTS", np.array([""] * len(lines))) != "", "intrinsic",
+                    np.where(cols.get("TTS_type_rho_dependent", np.array([""] * len(lines))) != "",
+                             "rho-dependent", "undefined"))
+    return _sites([chrom] * len(lines), pos, strand, path, lines, score.to_numpy(float), kind.astype(object))
+
+
+def read_pseudogene_starts(gff: str | Path) -> SiteSet:
+    """5' ends (0-based, strand-aware) of 'pseudogene' features in a GFF3 (e.g. RefSeq)."""
+    return read_gff(gff, feature="pseudogene")
+
+
+def sites_to_bed_lines(sites: SiteSet) -> list[str]:
+    """Sorted BED6 lines (no newline): chrom, pos, pos+1, name ('.' if empty), score (int 0..1000), strand."""
+    s = sites.sorted()
+    names = [str(n).replace(" ", "_").replace("\t", "_") or "." for n in s.name]
+    score = np.clip(np.round(s.score), 0, 1000).astype(int)
+    return [f"{c}\t{p}\t{p + 1}\t{n}\t{sc}\t{st}" for c, p, n, sc, st in zip(s.chrom, s.pos, names, score, s.strand)]
+
+
+# ------------------------------------------------------------------ named sets on the shared data
+TSS_FILES = {
+    "regulondb_strong": "regulondb_promoterset/PromoterSet_v10.9.txt",
+    "cappable_seq": "cappable_seq_ettwiller2016/TSS_enriched_cluster_5.gtf",
+    "drnaseq": "thomason2015_drnaseq/Thomason_2015.EcoTSS.bed",
+    "cho2014": "cho2014_sigma_tss_prompred/TSS_seq.csv",
+    "ecocyc": "ecocyc_vecoli/transcription_units.tsv",
+}
+OLD_GENES = "cappable_seq_ettwiller2016/U00096_protein_coding.gtf"  # U00096.2 anchors (CDS, b-numbers)
+NEW_GENES = "refseq_annotation/NC_000913.3.gff.gz"  # NC_000913.3 anchors (gene, locus_tag)
+
+
+@lru_cache(maxsize=4)
+def _offset_map(root: str):
+    return gene_offset_map(Path(root) / OLD_GENES, Path(root) / NEW_GENES)
+
+
+def _data_dir(data_root: Path) -> Path:
+    root = Path(data_root)
+    return root / "ecoli_k12" if (root / "ecoli_k12").is_dir() else root
+
+
+def _curated_priority() -> list[str]:
+    """The curated set's source order as conf/data/ecoli_k12.yaml declares it (newest technique first)."""
+    return list(group_defaults("data", "ecoli_k12").curation.priority)
+
+
+def load_tss_set(name: str, genome: Genome, data_root: Path, curation: dict | None = None) -> SiteSet:
+    """A named TSS set on `genome` (old-assembly sets lifted), validated and deduplicated.
+
+    data_root: the `ecoli_k12/` folder or its parent. 'curated' runs `curate` over the sets named in
+    curation['priority'] (default: conf/data/ecoli_k12.yaml's, newest technique first) with its window,
+    min_support and add_all_of (conf data.curation). meta['liftover'] reports lifted/dropped.
+    """
+    root = _data_dir(data_root)
+    if name == "curated":
+        rules = dict(curation or {})
+        priority = [n for n in rules.pop("priority", None) or _curated_priority() if n != "curated"]
+        sets = {n: load_tss_set(n, genome, root) for n in priority}
+        unknown = set(rules) - {"window", "min_support", "add_all_of"}
+        if unknown:
+            raise AnnotationError(f"curation: unknown keys {sorted(unknown)}; use priority, window, "
+                                  "min_support, add_all_of")
+        out = curate(sets, priority, window=int(rules.get("window") or 5),
+                     min_support=int(rules.get("min_support") or 2), add_all_of=rules.get("add_all_of"))
+        out.meta["liftover"] = {"lifted": len(out), "dropped": 0,
+                                "sets": {n: s.meta["liftover"] for n, s in sets.items()}}
+        return out
+    if name not in TSS_FILES:
+        raise AnnotationError(f"unknown TSS set {name!r}; use one of {sorted(TSS_FILES) + ['curated']} "
+                              "or load_tss_file for your own BED/GFF")
+    path = root / TSS_FILES[name]
+    readers = {"regulondb_strong": read_promoterset, "drnaseq": read_bed, "cho2014": read_cho2014,
+               "ecocyc": read_ecocyc_tus, "cappable_seq": lambda p: read_gff(p, feature="TSS")}
+    sites = readers[name](path)
+    canon = np.unique([canonical_chrom(c) for c in np.unique(sites.chrom.astype(str))])
+    direct = {canonical_chrom(c) for c in genome.contigs}
+    if len(canon) == 1 and canon[0] in OLD_ASSEMBLIES and canon[0] not in direct:
+        target = str(normalise_chrom(np.array([OLD_ASSEMBLIES[canon[0]]]), genome.contigs, str(path))[0])
+        sites = lift_sites(sites, _offset_map(str(root)), target, genome.contigs[target].length,
+                           tokens=genome.tokens(target) if "flank" in sites.meta else None)
+        report = dict(sites.meta["liftover"], source_assembly=str(canon[0]))
+    else:
+        report = {"lifted": len(sites), "dropped": 0, "source_assembly": "same as genome"}
+    out = validate_sites(sites, genome, path)
+    out.source = name
+    out.meta["liftover"] = report
+    return out
+
+
+def load_tss_file(path: str | Path, genome: Genome, fmt: str | None = None) -> SiteSet:
+    """A user's own TSS file (data=custom) validated against `genome`. fmt: 'bed', 'gff',
+    'promoterset', 'ecocyc', 'cho2014'; None guesses from the suffix (.bed, .gff/.gff3/.gtf[.gz])."""
+    path = Path(path)
+    suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
+    guess = {".bed": "bed", ".gff": "gff", ".gff3": "gff", ".gtf": "gff"}.get(suffixes[-1] if suffixes else "")
+    fmt = fmt or guess
+    readers = {"bed": read_bed, "gff": read_gff, "promoterset": read_promoterset,
+               "ecocyc": read_ecocyc_tus, "cho2014": read_cho2014}
+    if fmt not in readers:
+        raise AnnotationError(f"{path}: cannot tell the format from the name; pass fmt= one of {sorted(readers)}")
+    sites = validate_sites(readers[fmt](path), genome, path)
+    sites.source = path.stem
+    sites.meta["liftover"] = {"lifted": len(sites), "dropped": 0, "source_assembly": "same as genome"}
+    return sites

@@ -1,0 +1,64 @@
+"""Checkpoints: written atomically during training, read back with weights-only semantics."""
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
+
+from genometracks.io.atomic import replace_into
+from genometracks.model import TransformerXL
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message names the file and the fix."""
+
+
+class AtomicCheckpoint(ModelCheckpoint):
+    """ModelCheckpoint that writes to a temporary name, flushes and renames (`io.atomic.replace_into`):
+    a kill never leaves a truncated best.ckpt or last.ckpt behind."""
+
+    def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
+        tmp = f"{filepath}.partial"
+        trainer.save_checkpoint(tmp, self.save_weights_only)
+        if trainer.is_global_zero:
+            replace_into(tmp, filepath)
+        trainer.strategy.barrier("atomic_checkpoint")
+        self._last_global_step_saved = trainer.global_step
+        self._last_checkpoint_saved = filepath
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.after_save_checkpoint(self)
+
+
+def load_model(ckpt: str | Path) -> tuple[TransformerXL, int, dict]:
+    """(model in eval mode, segment length, hyper-parameters) from a Lightning checkpoint written by
+    `genometracks train` (weights only; no pickled objects are loaded)."""
+    path = Path(ckpt)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found; train first (genometracks train run_dir=DIR) "
+                              "or pass ckpt=PATH")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated file, foreign pickle, not a torch file
+        why = ("it holds Python objects besides tensors, which a weights-only load refuses, or is not a torch "
+               "file" if isinstance(err, pickle.UnpicklingError) else f"{type(err).__name__}: {str(err)[:200]}")
+        raise CheckpointError(f"{path}: not a readable genometracks checkpoint ({why}); re-train or point "
+                              "ckpt= at DIR/checkpoints/best.ckpt") from err
+    hparams = state.get("hyper_parameters", {}) if isinstance(state, dict) else {}
+    config = hparams.get("model_config")
+    if not config or "state_dict" not in state:
+        raise CheckpointError(f"{path}: no genometracks model config in this checkpoint (a foreign "
+                              "checkpoint?); use one written by `genometracks train`")
+    config = dict(config)
+    seg_len = int(config.pop("seg_len", 512))
+    model = TransformerXL(**config)
+    weights = {k[len("model."):]: v for k, v in state["state_dict"].items() if k.startswith("model.")}
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as err:
+        raise CheckpointError(f"{path}: weights do not fit the model config ({str(err)[:200]})") from err
+    model.eval()
+    return model, seg_len, hparams

@@ -1,0 +1,167 @@
+"""`genometracks train`: fit the TSS model, keep the best checkpoint by validation loss, test it.
+
+Writes `DIR/checkpoints/best.ckpt`, `DIR/checkpoints/last.ckpt`, `DIR/metrics.json`,
+`DIR/config.yaml` and the logger's files (`DIR/logs/`). `resume=true` continues from last.ckpt,
+mid-epoch included (the training memory and the position in the epoch are restored).
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+from pytorch_lightning.callbacks import EarlyStopping
+from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+
+from genometracks.data.datamodule import TSSDataModule
+from genometracks.data.dataset import Dataset, load_dataset
+from genometracks.data.streams import build_labels
+from genometracks.io.atomic import write_text_atomic
+from genometracks.io.jsonsafe import json_safe
+from genometracks.io.malloc import keep_freed_memory
+from genometracks.io.provenance import command_line, git_commit
+from genometracks.io.run_config import ConfigError, save_overrides, shipped_name
+from genometracks.io.rundir import RunDir
+from genometracks.model import TransformerXL
+from genometracks.training.checkpoint import AtomicCheckpoint, load_model
+from genometracks.training.task import TSSTask
+
+
+def _experiment_name() -> str | None:
+    try:
+        return HydraConfig.get().runtime.choices.get("experiment")
+    except ValueError:
+        return None
+
+
+def model_kwargs(model_cfg: DictConfig) -> dict:
+    """Constructor arguments of the model (the config minus `_target_` and stream settings)."""
+    plain = OmegaConf.to_container(model_cfg, resolve=True)
+    return {k: v for k, v in plain.items() if k not in ("_target_", "seg_len")}
+
+
+def build_model(model_cfg: DictConfig) -> TransformerXL:
+    """The model of a `model=` config, built by `hydra.utils.instantiate` from its `_target_`
+    (`seg_len` is a stream setting, not a constructor argument); ConfigError on a non-positive size."""
+    kwargs = model_kwargs(model_cfg)
+    for key in ("window", "n_layer", "n_head", "d_model", "d_head", "conv_width"):
+        if int(kwargs.get(key, 1)) <= 0:
+            raise ConfigError(f"model.{key}={kwargs[key]} must be a positive integer")
+    if int(model_cfg.seg_len) <= 0:
+        raise ConfigError(f"model.seg_len={model_cfg.seg_len} must be a positive integer")
+    model = instantiate({"_target_": model_cfg._target_, **kwargs}, _convert_="all")
+    if not isinstance(model, TransformerXL):
+        raise ConfigError(f"model._target_={model_cfg._target_}: the TSS model must be a TransformerXL "
+                          "(model=small or model=paper); the sigma CNN trains with experiment=sigma_cnn")
+    return model
+
+
+def build_datamodule(cfg: DictConfig, dataset: Dataset, model: TransformerXL,
+                     ddp_eval_streams: int | None = None) -> TSSDataModule:
+    """Streams of `dataset` cut for `model` (its lookahead and context) at `model.seg_len`."""
+    seg_len = int(cfg.model.seg_len)
+    longest = max(c.length for c in dataset.genome.contigs.values())
+    if seg_len > longest:
+        raise ConfigError(f"model.seg_len={seg_len} is longer than the longest contig ({longest} nt); "
+                          "use a shorter segment")
+    return TSSDataModule(
+        genome=dataset.genome, labels=build_labels(dataset.genome, dataset.sites, dataset.shift),
+        splits=dataset.splits, n_streams=int(cfg.data.n_streams), seg_len=seg_len,
+        lookahead=model.lookahead, burn_in=model.context,
+        eval_streams=int(ddp_eval_streams or cfg.data.eval_streams), seed=int(cfg.seed))
+
+
+def build_trainer(cfg: DictConfig, out: Path, callbacks: list, enable_checkpointing: bool = True) -> pl.Trainer:
+    """A Lightning Trainer from `trainer=` (its strategy instantiated when given as a config), logging
+    to DIR/logs (CSV or TensorBoard, `task.logger`)."""
+    tr = OmegaConf.to_container(cfg.trainer, resolve=True)
+    tr.pop("_target_", None)
+    strategy = tr.pop("strategy", "auto")
+    if isinstance(strategy, dict):
+        strategy = instantiate(strategy)
+    logger = (TensorBoardLogger(str(out), name="logs") if cfg.task.logger == "tensorboard"
+              else CSVLogger(str(out), name="logs"))
+    tr = {k: v for k, v in tr.items() if v is not None}
+    return pl.Trainer(default_root_dir=str(out), logger=logger, callbacks=callbacks, strategy=strategy,
+                      enable_checkpointing=enable_checkpointing, **tr)
+
+
+def train(cfg: DictConfig) -> dict:
+    """Fit, pick the best checkpoint by validation loss, test it; returns the metrics dict."""
+    keep_freed_memory()  # per-segment tensors reuse heap pages (measured in scripts/bench.py)
+    if shipped_name(cfg):
+        raise ConfigError(f"model={shipped_name(cfg)} is a shipped model (trained already); to train, choose "
+                          "model=small or model=paper (or an experiment=...)")
+    run = RunDir.checked(cfg) if cfg.get("resume") else RunDir.of_job(cfg)
+    out = run.root
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    pl.seed_everything(int(cfg.seed), workers=True)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    dataset = load_dataset(cfg)
+    model = build_model(cfg.model)
+    datamodule = build_datamodule(cfg, dataset, model)
+    task = TSSTask(model, **{k: cfg.task[k] for k in ("lr", "weight_decay", "warmup_steps", "loss",
+                                                       "pos_weight", "focal_gamma", "attention_path")},
+                   schedule=str(cfg.task.get("schedule", "constant")),
+                   train_memory=bool(cfg.task.get("train_memory", True)),
+                   model_config=model_kwargs(cfg.model) | {"seg_len": int(cfg.model.seg_len)})
+    task.metrics_dir = str(run.eval)
+    ckpt_dir = run.checkpoints
+    best = AtomicCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss", mode="min",
+                           save_top_k=1, save_last=True, enable_version_counter=False)
+    # mid-epoch snapshots for resume=true; both callbacks write last.ckpt = the latest state
+    last = AtomicCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1,
+                           every_n_train_steps=int(cfg.task.checkpoint_every_n_steps),
+                           enable_version_counter=False)
+    callbacks = [best, last,
+                 EarlyStopping(monitor="val_loss", mode="min", patience=int(cfg.task.early_stopping_patience))]
+    trainer = build_trainer(cfg, out, callbacks)
+    resume_from = None
+    if cfg.get("resume"):
+        candidate = run.last_ckpt
+        resume_from = str(candidate) if candidate.exists() else None
+    write_text_atomic(run.config, OmegaConf.to_yaml(cfg, resolve=True))
+    save_overrides(out)
+    trainer.fit(task, datamodule=datamodule, ckpt_path=resume_from)
+    if trainer.fast_dev_run:
+        return {}
+    best_path = best.best_model_path or str(run.last_ckpt)
+    if cfg.task.get("test_split", True):  # studies choose on validation and leave the test region alone
+        trainer.test(task, datamodule=datamodule, ckpt_path=best_path, weights_only=True)
+    result = {
+        "experiment": _experiment_name(),
+        "data": cfg.data.name, "labels": dataset.label_set, "model": model_kwargs(cfg.model),
+        "best_checkpoint": str(Path(best_path).relative_to(out)) if best_path.startswith(str(out)) else best_path,
+        "global_step": int(trainer.global_step), "epochs": int(trainer.current_epoch),
+        "validation": _read_json(run.eval / "val.json"), "test": _read_json(run.eval / "test.json"),
+        "provenance": {"command": command_line(), "commit": git_commit(), "resumed": bool(resume_from),
+                       "wall_seconds": round(time.time() - started, 1)},  # for `genometracks ship`
+    }
+    if trainer.is_global_zero:
+        write_text_atomic(run.metrics_json, json.dumps(json_safe(result), indent=2, allow_nan=False))
+    return result
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def evaluate_checkpoint(cfg: DictConfig, ckpt: str | Path, out: Path | None = None) -> dict:
+    """Test-split metrics of a checkpoint in this process (one device), e.g. to check a DDP run."""
+    dataset = load_dataset(cfg)
+    model, seg_len, hparams = load_model(ckpt)
+    with open_dict(cfg):
+        cfg.model.seg_len = seg_len
+    datamodule = build_datamodule(cfg, dataset, model)
+    task = TSSTask(model, attention_path=str(cfg.task.attention_path), loss=str(hparams.get("loss", "ce")),
+                   pos_weight=float(hparams.get("pos_weight", 1.0)))  # the same calibration as in training
+    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+    trainer.test(task, datamodule=datamodule, verbose=False)
+    return task.last_metrics["test"]
