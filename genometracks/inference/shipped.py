@@ -35,7 +35,7 @@ from genometracks.training.task import calibration_offset, split_metrics
 
 FORMAT = "genometracks-shipped-model/1"
 WEIGHTS, CARD_JSON, CARD_MD = "model.safetensors", "card.json", "card.md"
-MODELS_DIR = Path(__file__).resolve().parent / "models"
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models"  # genometracks/models/<name>/
 SHIP_HINT = "genometracks ship ckpt=RUN/checkpoints/best.ckpt name={name}"
 
 
