@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from genometracks.inference.predict import load_model
+from genometracks.training.checkpoint import load_model
 from tests.conftest import TINY, cli
 
 pytestmark = pytest.mark.slow
