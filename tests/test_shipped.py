@@ -14,7 +14,7 @@ import torch
 
 from genometracks.inference import shipped as S
 from genometracks.inference.ship import main as ship_main
-from genometracks.io.run_config import main_job_overrides
+from genometracks.io.run_config import DEFAULT_MODEL, main_job_overrides
 from tests.conftest import TINY, cli, compose, needs_ecoli
 
 AGREE = dict(abs=1e-6)  # the same weights, regions and code: metrics agree to float rounding
@@ -111,7 +111,7 @@ def test_card_metrics_agree_with_a_fresh_evaluation(trained):
 @pytest.mark.ecoli
 def test_package_model_card_agrees_with_a_fresh_evaluation():
     """The model shipped in the package: its card's check-region metrics, re-computed now."""
-    source = S.load_shipped(S.DEFAULT_MODEL)
+    source = S.load_shipped(DEFAULT_MODEL)
     card = source.card
     cfg = compose(f"data={card['task']['data']}")
     result = S.check_card(source, cfg)
@@ -121,15 +121,15 @@ def test_package_model_card_agrees_with_a_fresh_evaluation():
 
 
 def test_package_model_is_complete():
-    assert S.DEFAULT_MODEL in S.available()
-    folder = S.model_folder(S.DEFAULT_MODEL)
-    card = S.load_card(S.DEFAULT_MODEL)
+    assert DEFAULT_MODEL in S.available()
+    folder = S.model_folder(DEFAULT_MODEL)
+    card = S.load_card(DEFAULT_MODEL)
     assert card["weights"]["sha256"] == S.sha256_file(folder / S.WEIGHTS)
     for key in ("command", "commit", "positions_seen", "wall_seconds"):
         assert card["training"][key] not in (None, ""), key
     assert 0 < card["peaks"]["threshold"] < 1 and card["metrics"]["validation"]["both"]["roc_auc"] > 0.5
-    assert (folder / S.CARD_MD).read_text().startswith(f"# Model card: {S.DEFAULT_MODEL}")
-    assert Path(S.__file__).parents[2].joinpath("conf", "model", f"{S.DEFAULT_MODEL}.yaml").resolve().is_file()
+    assert (folder / S.CARD_MD).read_text().startswith(f"# Model card: {DEFAULT_MODEL}")
+    assert Path(S.__file__).parents[2].joinpath("conf", "model", f"{DEFAULT_MODEL}.yaml").resolve().is_file()
 
 
 def _broken(trained, tmp_path, damage) -> Path:
@@ -230,7 +230,7 @@ def test_threshold_travels_with_a_shipped_model_and_with_a_foreign_checkpoint(tr
 ])
 def test_main_job_uses_the_shipped_model_unless_asked_to_train(overrides, added):
     result = main_job_overrides(overrides)
-    assert result == ([f"model={S.DEFAULT_MODEL}", *overrides] if added else overrides)
+    assert result == ([f"model={DEFAULT_MODEL}", *overrides] if added else overrides)
 
 
 RUN_SMALL = ["data=synthetic", "data.generator.length=20000", "data.generator.n_contigs=1",
@@ -246,8 +246,8 @@ def test_run_predicts_with_the_shipped_model_by_default_and_trains_with_train_tr
     stages = {p.stem: json.loads(p.read_text()) for p in (shipped / "stages").glob("*.json")}
     assert "shipped model ecoli_k12" in stages["train"]["result"]["skipped"]
     assert not (shipped / "checkpoints").exists() and (shipped / "tracks" / "tss.plus.bw").is_file()
-    assert stages["peaks"]["result"]["threshold"] == S.load_card(S.DEFAULT_MODEL)["peaks"]["threshold"]
-    assert (shipped / "overrides.txt").read_text().startswith(f"model={S.DEFAULT_MODEL}")
+    assert stages["peaks"]["result"]["threshold"] == S.load_card(DEFAULT_MODEL)["peaks"]["threshold"]
+    assert (shipped / "overrides.txt").read_text().startswith(f"model={DEFAULT_MODEL}")
     assert "## Shipped model" in (shipped / "report.md").read_text()
     assert (shipped / "hub" / "hub.txt").is_file()
 

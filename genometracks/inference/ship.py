@@ -27,6 +27,7 @@ from genometracks.io.atomic import staged_dir, write_text_atomic
 from genometracks.io.jsonsafe import json_safe
 from genometracks.io.paths import safe_name
 from genometracks.io.provenance import command_line, git_commit
+from genometracks.io.run_config import DEFAULT_MODEL
 from genometracks.training.checkpoint import CheckpointError
 
 USAGE = ("usage: genometracks ship ckpt=RUN/checkpoints/best.ckpt [name=ecoli_k12] [out=FOLDER] [run_dir=RUN] "
@@ -279,7 +280,7 @@ def ship(args: dict) -> Path:
     if str((cfg.get("model") or {}).get("_target_", "")) != "genometracks.model.TransformerXL":
         raise ShipError(f"{run / 'config.yaml'}: not a TSS TransformerXL run (model._target_ "
                         f"{(cfg.get('model') or {}).get('_target_')!r}); ship a `genometracks train` run")
-    name = args.get("name") or S.DEFAULT_MODEL
+    name = args.get("name") or DEFAULT_MODEL
     if safe_name(name) != name:
         raise ShipError(f"name={name!r}: use letters, digits and '_' (e.g. name=ecoli_k12)")
     final = Path(args["out"]).expanduser() if args.get("out") else S.MODELS_DIR / name
