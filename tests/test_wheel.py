@@ -45,7 +45,7 @@ def in_venv(env_dir: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess
 
 def test_wheel_imports_its_own_copy(venv):
     env_dir, root = venv
-    done = in_venv(env_dir, root, "python", "-c", "import genometracks, genometracks.paths as p; "
+    done = in_venv(env_dir, root, "python", "-c", "import genometracks, genometracks.io.paths as p; "
                    "print(genometracks.__file__); print(p.conf_dir()); print(p.hub_static_dir())")
     assert done.returncode == 0, done.stderr
     module, conf, hub = done.stdout.split()
