@@ -36,15 +36,23 @@ def _wait_for(path, proc, timeout=600):
     assert path.exists(), f"{path} never appeared"
 
 
-@pytest.mark.slow
 def test_a_second_process_on_a_busy_run_dir_is_refused(tmp_path):
+    # another process holds the run directory (as a running `genometracks train` does) until told to stop
     run = tmp_path / "run"
-    first = _start("train", *TINY, f"run_dir={run}")
-    _wait_for(run / "checkpoints" / "last.ckpt", first)
-    second = cli("predict", *TINY, f"run_dir={run}")
-    assert second.returncode != 0
-    assert f"in use by genometracks train pid {first.pid} on {socket.gethostname()}" in second.stderr
-    assert first.wait(timeout=600) == 0, first.stderr[-2000:]
+    holder = subprocess.Popen([sys.executable, "-c",
+                               "import sys, pathlib; from genometracks.io.run_lock import run_dir_lock\n"
+                               f"with run_dir_lock(pathlib.Path({str(run)!r}), 'train'):\n"
+                               "    print('locked', flush=True); sys.stdin.read()"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        second = cli("predict", *TINY, f"run_dir={run}")
+        assert second.returncode == 2, second.stderr[-2000:]
+        assert f"in use by genometracks train pid {holder.pid} on {socket.gethostname()}" in second.stderr
+        assert len(second.stderr.strip().splitlines()) == 1  # one clear line
+    finally:
+        holder.communicate("", timeout=60)
+    assert holder.returncode == 0
 
 
 @pytest.mark.slow
