@@ -25,7 +25,7 @@ from genometracks.genome.intervals import Interval
 from genometracks.inference import shipped as S
 from genometracks.io.atomic import staged_dir, write_text_atomic
 from genometracks.io.jsonsafe import json_safe
-from genometracks.io.paths import safe_name
+from genometracks.io.paths import REPO_ROOT, safe_name
 from genometracks.io.provenance import command_line, git_commit
 from genometracks.io.run_config import DEFAULT_MODEL
 from genometracks.training.checkpoint import CheckpointError
@@ -56,6 +56,15 @@ GENOME_LICENCE = {"ecoli_k12": "NC_000913.3 via the vEcoli package (MIT); NCBI R
 class ShipError(ValueError):
     """A run that cannot be shipped; the message names the file and the fix."""
 
+
+
+def _portable(path: Path) -> str:
+    """`path` as recorded in a card: relative to the repository (or as given), never a machine's absolute path."""
+    resolved = Path(path).resolve()
+    try:
+        return str(resolved.relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path) if not Path(path).is_absolute() else Path(path).name
 
 def parse_args(argv: list[str]) -> dict:
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -307,7 +316,7 @@ def ship(args: dict) -> Path:
                         f"{cfg.data.get('name')} ({label_set} TSS labels) that predicts per-base TSS probability "
                         "on both strands of any bacterial genome."),
         "architecture": architecture,
-        "weights": {"file": S.WEIGHTS, "sha256": None, "dtype": "float32", "source_checkpoint": str(ckpt.resolve())},
+        "weights": {"file": S.WEIGHTS, "sha256": None, "dtype": "float32", "source_checkpoint": _portable(ckpt)},
         "task": {"shift": int(dataset.shift), "data": str(cfg.data.get("name")),
                  "output": "per-base P(TSS) per strand; output i answers 'TSS at i - shift?'"},
         "labels": label_record(cfg, label_set),
