@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import importlib
 import os
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from genometracks.collection.launch import collection_request, run_collection
+from genometracks.io.errors import error_line
 from genometracks.io.paths import conf_dir, output_dir_problem, shared_data
 from genometracks.io.quiet import quiet_third_parties
 from genometracks.io.run_config import main_job_overrides
@@ -43,7 +44,10 @@ PLAIN_COMMANDS: dict[str, str] = {
     "serve": "genometracks.browser.serve:main_serve",
     "bench": "genometracks.bench:main",
     "ship": "genometracks.inference.ship:main",
+    "collect": "genometracks.collection.collect:main_collect",
 }
+COLLECTION_JOB = "genometracks.collection.job:collection_job"
+COLLECT = "genometracks.collection.collect:collect"
 
 USAGE = """usage: genometracks <command> [key=value ...] [-m]
 
@@ -57,6 +61,9 @@ commands:
   interpret         attention heads, motifs, logos, attributions      (ckpt=PATH run_dir=DIR)
   export            UCSC track hub + IGV session                      (run_dir=DIR)
   run               the whole pipeline, resumable                     (run_dir=DIR: shipped model; train=true or experiment=...: train)
+  predict|run manifest=genomes.tsv run_dir=COLL   (or -m data.fasta=a.fa,b.fa) many genomes: one job each,
+                    summary.tsv, one hub for all                      (hydra/launcher=slurm on a cluster)
+  collect COLL      gather a collection's genomes into one hub and index.html
   report            DIR/report.html and report.md from a run directory (run_dir=DIR)
   validate-hub DIR  hubCheck-style validation of a track hub
   serve DIR         serve a run directory over HTTP (byte ranges) on 127.0.0.1
@@ -77,15 +84,6 @@ def _domain_errors() -> tuple[type[BaseException], ...]:
     from omegaconf.errors import OmegaConfBaseException
 
     return (ValueError, OSError, pickle.UnpicklingError, HydraException, OmegaConfBaseException)
-
-
-def error_line(err: BaseException) -> str:
-    """`genometracks: error: ...` on one line. Advice to load a checkpoint with `weights_only=False`
-    (from torch or Lightning) is cut: that runs arbitrary code from the file."""
-    text = " ".join(str(err).split()) or type(err).__name__
-    sentences = re.split(r"(?<=[.!?])\s+", text)
-    text = " ".join(s for s in sentences if "weights_only" not in s) or type(err).__name__
-    return f"genometracks: error: {text}"
 
 
 def _fail(err: BaseException) -> None:
@@ -153,6 +151,9 @@ def run_hydra(command: str, overrides: list[str]) -> None:
                 return target(cfg)
             from hydra.core.hydra_config import HydraConfig
 
+            if cfg.get("genome") is not None and cfg.get("manifest") is not None:  # one genome of a collection
+                with stop_cleanly_on_signals():  # the job locks its genome's folder and records any failure
+                    return _resolve(COLLECTION_JOB)(cfg, command)
             # one process per run directory (a sweep job's own folder), and a clean stop on SIGTERM/SIGINT
             with stop_cleanly_on_signals(), run_dir_lock(Path(HydraConfig.get().runtime.output_dir), command):
                 return target(cfg)
@@ -190,6 +191,10 @@ def main(argv: list[str] | None = None) -> int:
         _check_run_dir(command, rest)
         if command == "run":  # the main job predicts with the shipped model unless asked to train
             rest = main_job_overrides(rest)
+        collection = collection_request(command, rest)
+        if collection is not None:  # many genomes: one Hydra job each, then the summary and one hub
+            quiet_third_parties()
+            return run_collection(collection, lambda overrides: run_hydra(command, overrides), _resolve(COLLECT))
         quiet_third_parties()
         run_hydra(command, rest)
     except KeyboardInterrupt as stop:  # run_lock.Interrupted (SIGTERM) or Ctrl-C

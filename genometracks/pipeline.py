@@ -118,25 +118,27 @@ def stage_marker(out: Path, stage: str) -> Path:
     return RunDir(out).stage_marker(stage)
 
 
-def plan(requested, out: Path) -> list[tuple[str, bool]]:
-    """[(stage, run?)]: explicit `stages=[...]` run as given; otherwise unfinished stages, in order."""
+def plan(requested, out: Path, within: tuple[str, ...] = STAGES) -> list[tuple[str, bool]]:
+    """[(stage, run?)]: explicit `stages=[...]` run as given; otherwise the unfinished stages of `within`
+    (default: every stage), in order."""
     if requested:
         unknown = [s for s in requested if s not in STAGES]
         if unknown:
             raise ValueError(f"stages={list(requested)}: unknown {unknown}; choose from {list(STAGES)}")
         return [(s, s in requested) for s in STAGES if s in requested]
-    return [(s, not stage_marker(out, s).exists()) for s in STAGES]
+    return [(s, not stage_marker(out, s).exists()) for s in STAGES if s in within]
 
 
-def run_pipeline(cfg: DictConfig) -> dict:
-    """Run the planned stages with a progress line each and a summary table at the end."""
+def run_pipeline(cfg: DictConfig, within: tuple[str, ...] = STAGES) -> dict:
+    """Run the planned stages (the unfinished ones of `within`, unless `stages=` names them) with a
+    progress line each and a summary table at the end."""
     run = RunDir.checked(cfg)
     out = run.root
     out.mkdir(parents=True, exist_ok=True)
     if not (out / "config.yaml").exists():  # the run remembers its configuration (train rewrites the same)
         write_text_atomic(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         save_overrides(out)
-    steps = plan(list(cfg.stages) if cfg.get("stages") else None, out)
+    steps = plan(list(cfg.stages) if cfg.get("stages") else None, out, within)
     summary = {}
     for index, (stage, todo) in enumerate(steps, 1):
         head = f"[{index}/{len(steps)}] {stage}"

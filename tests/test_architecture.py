@@ -27,6 +27,7 @@ LAYERS = (
     "browser",     # UCSC hubs, GenArk, validation, IGV, serve, snapshot, the export command
     "report",      # report, peer comparison, plots
     "pipeline",    # `genometracks run` and the stage runners
+    "collection",  # many genomes: manifest, one Hydra job per genome, summary, the collection's hub
     "bench",       # `genometracks bench`
     "cli",         # the command table
 )

@@ -86,7 +86,7 @@ def test_contig_name_of_ncbi_headers():
 
 @needs_kent
 def test_hubcheck_accepts_assembly_and_genark_hubs(run, tmp_path):
-    from genometracks.browser.export import _hub_tracks
+    from genometracks.browser.export import run_hub_tracks
     from genometracks.browser.hub import write_hub
 
     out, *_ = run
@@ -98,7 +98,7 @@ def test_hubcheck_accepts_assembly_and_genark_hubs(run, tmp_path):
     tracks = tmp_path / "tracks"
     for strand in ("plus", "minus"):
         write_bigwig(tracks / f"tss.{strand}.bw", sizes, {"NC_000913.3": np.full(4641652, 0.001, np.float32)})
-    hub = write_hub(tmp_path / "hub_genark", "genark", sizes, _hub_tracks(tracks), overview_html="<p>x</p>").parent
+    hub = write_hub(tmp_path / "hub_genark", "genark", sizes, run_hub_tracks(tracks), overview_html="<p>x</p>").parent
     assert_hub_clean(hub)
 
 

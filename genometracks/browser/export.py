@@ -63,7 +63,8 @@ def hub_track(name: str, path: Path) -> HubTrack:
                     settings=dict(t.settings), visibility="pack" if t.suffix == ".bb" else "full")
 
 
-def _hub_tracks(tracks_dir: Path) -> list:
+def run_hub_tracks(tracks_dir: Path) -> list:
+    """The hub tracks of a run's DIR/tracks/: the strand multiWig, then each optional track written."""
     run = RunDir(tracks_dir.parent)
     plus, minus = run.tss_bigwig("+"), run.tss_bigwig("-")
     for path in (plus, minus):
@@ -149,7 +150,7 @@ def export_run(run_dir: Path, fasta: Path, chrom_sizes: dict[str, int], cfg_expo
     e = OmegaConf.merge(group_defaults("export"), cfg_export)  # keys not given: conf/export/default.yaml
     run = RunDir(run_dir)
     tracks_dir = run.tracks
-    tracks = _hub_tracks(tracks_dir)
+    tracks = run_hub_tracks(tracks_dir)
     common = dict(hub_name=str(e.hub_name), short_label=str(e.short_label), long_label=str(e.long_label),
                   email=str(e.email), overview_html=hub_overview(run_dir, organism, tracks))
     written = {}
@@ -162,11 +163,16 @@ def export_run(run_dir: Path, fasta: Path, chrom_sizes: dict[str, int], cfg_expo
     if mode == "genark" or (mode in ("assembly", "both") and genark_ok):
         target = run.hub if mode == "genark" else run.hub_genark
         written["hub_genark"] = write_hub(target, "genark", chrom_sizes, tracks, genark_accession=accession, **common)
-    igv = write_igv(run_dir, fasta, _igv_tracks(tracks_dir), title=f"genometracks: {organism}")
-    written["igv"] = igv["session.xml"]
-    written["jbrowse"] = write_jbrowse(run_dir, fasta, chrom_sizes, _jbrowse_tracks(tracks_dir),
-                                       title=f"genometracks: {organism}")["index.html"]
+    written.update(write_views(run_dir, fasta, chrom_sizes, f"genometracks: {organism}"))
     return {k: str(Path(v).relative_to(run_dir)) for k, v in written.items()}
+
+
+def write_views(run_dir: Path, fasta: Path, chrom_sizes: dict[str, int], title: str) -> dict[str, Path]:
+    """DIR/igv/ (IGV session, igv.js page) and DIR/jbrowse/ (JBrowse 2 view) of a run's tracks."""
+    tracks_dir = RunDir(run_dir).tracks
+    igv = write_igv(run_dir, fasta, _igv_tracks(tracks_dir), title=title)
+    jbrowse = write_jbrowse(run_dir, fasta, chrom_sizes, _jbrowse_tracks(tracks_dir), title=title)
+    return {"igv": igv["session.xml"], "jbrowse": jbrowse["index.html"]}
 
 
 def export_command(cfg: DictConfig) -> dict:

@@ -162,6 +162,38 @@ class _Writer:
         return text + "".join(self.track(child, "    ", parent=name) for child in box.children)
 
 
+@dataclass
+class HubGenome:
+    """One genome of a hub with its tracks. genome_mode "genark": on UCSC's `genark_accession` (contig
+    names and sizes must match it where known); "assembly": our own .2bit from `fasta`, named
+    `genome_name` (default: the FASTA's stem)."""
+    genome_mode: str
+    chrom_sizes: Mapping[str, int]
+    tracks: Sequence[HubTrack | HubContainer]
+    fasta: str | Path | None = None
+    genome_name: str | None = None
+    organism: str = "Escherichia coli"
+    description: str = "Genome assembly"
+    default_pos: str | None = None
+    genark_accession: str = "GCF_000005845.2"
+
+    def hub_name(self) -> str:
+        """The genome's name in genomes.txt (and its folder in the hub)."""
+        if self.genome_mode == "genark":
+            if not re.fullmatch(r"GC[AF]_\d{9}\.\d+", self.genark_accession):
+                raise HubError(f"{self.genark_accession!r} is not a GenArk accession such as GCF_000005845.2")
+            known = GENARK_SIZES.get(self.genark_accession)
+            if known is not None and dict(self.chrom_sizes) != known:
+                raise HubError(f"contigs {dict(self.chrom_sizes)} differ from GenArk {self.genark_accession} "
+                               f"{known}; rename the FASTA records to match or use genome_mode='assembly'")
+            return self.genark_accession
+        if self.genome_mode != "assembly":
+            raise HubError(f"genome_mode {self.genome_mode!r}: use 'genark' or 'assembly'")
+        if self.fasta is None:
+            raise HubError("genome_mode 'assembly' needs the genome FASTA (fasta=...)")
+        return safe_name(self.genome_name or Path(self.fasta).name.split(".")[0], prefix="g")
+
+
 def write_hub(hub_dir: str | Path, genome_mode: str, chrom_sizes: Mapping[str, int],
               tracks: Sequence[HubTrack | HubContainer], fasta: str | Path | None = None,
               hub_name: str = "genometracks", short_label: str = "genometracks TSS",
@@ -170,7 +202,7 @@ def write_hub(hub_dir: str | Path, genome_mode: str, chrom_sizes: Mapping[str, i
               default_pos: str | None = None, genome_name: str | None = None,
               description: str = "Genome assembly", genark_accession: str = "GCF_000005845.2",
               overview_html: str | None = None) -> Path:
-    """Write a complete hub at `hub_dir` atomically and return the path of its hub.txt.
+    """Write a complete one-genome hub at `hub_dir` atomically and return the path of its hub.txt.
 
     genome_mode "genark": tracks on UCSC's `genark_accession` (contig names and sizes must match it);
     "assembly": needs `fasta`; writes `<genome>.2bit`, chrom.sizes, chromAlias.txt (RefSeq, INSDC,
@@ -178,36 +210,47 @@ def write_hub(hub_dir: str | Path, genome_mode: str, chrom_sizes: Mapping[str, i
     `overview_html` (an HTML fragment) is the hub's description page (`descriptionUrl`,
     description.html beside hub.txt); by default a page listing the tracks.
     Raises HubError (the previous hub is kept) if the finished hub fails `validate_hub`."""
-    if genome_mode not in ("genark", "assembly"):
-        raise HubError(f"genome_mode {genome_mode!r}: use 'genark' or 'assembly'")
-    if genome_mode == "genark":
-        genome = genark_accession
-        if not re.fullmatch(r"GC[AF]_\d{9}\.\d+", genome):
-            raise HubError(f"{genome!r} is not a GenArk accession such as GCF_000005845.2")
-        known = GENARK_SIZES.get(genome)
-        if known is not None and dict(chrom_sizes) != known:
-            raise HubError(f"contigs {dict(chrom_sizes)} differ from GenArk {genome} {known}; rename the "
-                           "FASTA records to match or use genome_mode='assembly'")
-    else:
-        if fasta is None:
-            raise HubError("genome_mode 'assembly' needs the genome FASTA (fasta=...)")
-        genome = safe_name(genome_name or Path(fasta).name.split(".")[0], prefix="g")
-    first, size = next(iter(chrom_sizes.items()))
-    default_pos = default_pos or f"{first}:1-{min(size, 20000)}"
+    genome = HubGenome(genome_mode, chrom_sizes, tracks, fasta, genome_name, organism, description, default_pos,
+                       genark_accession)
+    return write_hub_genomes(hub_dir, [genome], hub_name=hub_name, short_label=short_label, long_label=long_label,
+                             email=email, overview_html=overview_html)
+
+
+def write_hub_genomes(hub_dir: str | Path, genomes: Sequence[HubGenome], hub_name: str = "genometracks",
+                      short_label: str = "genometracks TSS",
+                      long_label: str = "Predicted transcription start sites (genometracks)",
+                      email: str = "genometracks@example.org", overview_html: str | None = None) -> Path:
+    """Write a hub of one or more genomes at `hub_dir` atomically (genomes.txt holds one stanza per
+    genome, in the given order; each genome has its own trackDb.txt) and return its hub.txt path.
+    Raises HubError (the previous hub is kept) if the finished hub fails `validate_hub`."""
+    if not genomes:
+        raise HubError(f"{hub_dir}: a hub needs at least one genome")
+    names = [g.hub_name() for g in genomes]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise HubError(f"{hub_dir}: genome {twice[0]!r} would appear twice in genomes.txt; give each genome its own "
+                       "name (or GenArk accession)")
     hub_dir = Path(hub_dir)
     with staged_dir(hub_dir) as stage:
-        writer = _Writer(stage, genome, genome_mode)
-        body = "".join(writer.container(t, 10 * (i + 1)) if isinstance(t, HubContainer)
-                       else writer.track(t, priority=10 * (i + 1)) for i, t in enumerate(tracks))
-        (writer.gdir / "trackDb.txt").write_text(body)
-        (stage / "description.html").write_text(_overview_page(long_label, overview_html, tracks))
+        stanzas = []
+        for order, (entry, genome) in enumerate(zip(genomes, names), 1):
+            writer = _Writer(stage, genome, entry.genome_mode)
+            body = "".join(writer.container(t, 10 * (i + 1)) if isinstance(t, HubContainer)
+                           else writer.track(t, priority=10 * (i + 1)) for i, t in enumerate(entry.tracks))
+            (writer.gdir / "trackDb.txt").write_text(body)
+            stanza: dict[str, object] = {"genome": genome, "trackDb": f"{genome}/trackDb.txt"}
+            if entry.genome_mode == "assembly":
+                first, size = next(iter(entry.chrom_sizes.items()))
+                default_pos = entry.default_pos or f"{first}:1-{min(size, 20000)}"
+                stanza.update(_assembly_files(writer, Path(str(entry.fasta)), entry.chrom_sizes, entry.organism,
+                                              entry.description, default_pos))
+                stanza["orderKey"] = order
+            stanzas.append("".join(_line(k, v, "") for k, v in stanza.items()))
+        (stage / "description.html").write_text(_overview_page(long_label, overview_html, genomes[0].tracks))
         hub = {"hub": safe_name(hub_name), "shortLabel": short_label, "longLabel": long_label,
                "genomesFile": "genomes.txt", "email": email, "descriptionUrl": "description.html"}
         (stage / "hub.txt").write_text("".join(_line(k, v, "") for k, v in hub.items()))
-        stanza = {"genome": genome, "trackDb": f"{genome}/trackDb.txt"}
-        if genome_mode == "assembly":
-            stanza.update(_assembly_files(writer, Path(fasta), chrom_sizes, organism, description, default_pos))
-        (stage / "genomes.txt").write_text("".join(_line(k, v, "") for k, v in stanza.items()))
+        (stage / "genomes.txt").write_text("\n".join(stanzas))
         problems = validate_hub(stage)
         if problems:
             raise HubError(f"{hub_dir}: the hub would not be valid (previous hub kept):\n  " + "\n  ".join(problems))

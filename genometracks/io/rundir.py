@@ -187,9 +187,52 @@ class RunDir:
         return self.stages / f"{stage}.json"
 
     @property
+    def job_status(self) -> Path:
+        """`collection_job.json`: the outcome of a collection's job for this genome (status, positions,
+        peaks, seconds, error line), written when the job ends, failed or not."""
+        return self.root / "collection_job.json"
+
+    @property
+    def jbrowse(self) -> Path:
+        return self.root / "jbrowse"
+
+    @property
     def report_html(self) -> Path:
         return self.root / "report.html"
 
     @property
     def report_md(self) -> Path:
         return self.root / "report.md"
+
+
+@dataclass(frozen=True)
+class CollectionDir:
+    """Paths of a collection directory (`genometracks predict|run manifest=... run_dir=COLL`): one run
+    directory per genome, `COLL/<name>/`, beside the collection's own files."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    def genome(self, name: str) -> RunDir:
+        """The run directory of genome `name` (a manifest name: letters, digits, _)."""
+        return RunDir(self.root / name)
+
+    @property
+    def manifest(self) -> Path:
+        """`manifest.tsv`: the collection's genomes (absolute paths), read by its jobs and `collect`."""
+        return self.root / "manifest.tsv"
+
+    @property
+    def summary(self) -> Path:
+        """`summary.tsv`: one row per genome (status, positions, peaks, seconds, error)."""
+        return self.root / "summary.tsv"
+
+    @property
+    def hub(self) -> Path:
+        return self.root / "hub"
+
+    @property
+    def index_html(self) -> Path:
+        return self.root / "index.html"

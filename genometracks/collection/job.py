@@ -1,0 +1,69 @@
+"""One genome of a collection, as one Hydra job (a sweep point `genome=<name>`, run by the basic,
+submitit-local or SLURM launcher in its own run directory `COLL/<name>/`).
+
+The job reads its row of the collection's manifest into `data.fasta` / `data.tss`, takes the run
+directory's lock and runs the pipeline's stages (`predict`: predict with peaks, then export; `run`:
+every stage), which skip what an earlier job finished. Whatever happens, it ends by writing
+`COLL/<name>/collection_job.json` (status, positions, peaks, seconds, the error as one line) and
+returns normally, so one failing genome never stops the others. SIGTERM / SIGINT still stop it.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+from omegaconf import DictConfig, open_dict
+
+from genometracks.collection.manifest import genome_of
+from genometracks.io.atomic import write_text_atomic
+from genometracks.io.errors import error_line
+from genometracks.io.run_lock import run_dir_lock
+from genometracks.io.rundir import RunDir
+from genometracks.pipeline import STAGES, run_pipeline
+
+STAGES_OF = {"predict": ("predict", "export"), "run": STAGES}
+
+
+def _forget_failed_start(run: RunDir) -> None:
+    """A genome whose earlier job failed before any stage finished (say, its FASTA was missing) made
+    nothing from the configuration it remembers: forget it, so a corrected manifest row may run."""
+    try:
+        previous = json.loads(run.job_status.read_text())
+    except (OSError, ValueError):
+        return
+    if previous.get("status") != "ok" and not any(run.stages.glob("*.json")):
+        for path in (run.config, run.overrides):
+            path.unlink(missing_ok=True)
+
+
+def _outcome(run: RunDir) -> dict:
+    """positions and peaks of the genome from its predict stage's marker."""
+    result = json.loads(run.stage_marker("predict").read_text())["result"]
+    return {"positions": int(result["positions"]), "peaks": int(result["peaks"]["peaks"])}
+
+
+def collection_job(cfg: DictConfig, command: str) -> dict:
+    """Run genome `cfg.genome` of the collection `cfg.manifest` (see the module doc); returns its record."""
+    name = str(cfg.genome)
+    run = RunDir.of_job(cfg)
+    start = time.perf_counter()
+    record: dict = {"name": name, "status": "failed", "positions": None, "peaks": None, "seconds": None,
+                    "error": ""}
+    try:
+        genome = genome_of(str(cfg.manifest), name)
+        with open_dict(cfg):
+            cfg.data.fasta = str(genome.fasta)
+            if genome.tss is not None:
+                cfg.data.tss = str(genome.tss)
+        with run_dir_lock(run.root, f"{command} (collection genome {name})"):
+            _forget_failed_start(run)
+            run_pipeline(cfg, STAGES_OF[command])
+        outcome = _outcome(run)
+        record.update(status="ok", positions=outcome["positions"], peaks=outcome["peaks"])
+    except Exception as err:  # noqa: BLE001 - any failure is this genome's, recorded; the others go on
+        record["error"] = error_line(err)
+        print(f"genome {name}: {record['error']}", flush=True)
+    record["seconds"] = round(time.perf_counter() - start, 1)
+    run.root.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(run.job_status, json.dumps(record, indent=2))
+    return record

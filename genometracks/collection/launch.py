@@ -1,0 +1,131 @@
+"""Many genomes, one command: `genometracks predict|run manifest=genomes.tsv run_dir=COLL` or
+`genometracks predict|run -m data.fasta=a.fa,b.fa run_dir=COLL`.
+
+Either form becomes one Hydra multirun over `genome=<name>,...` (the manifest's names; a FASTA list
+is named after its files): one job per genome through the configured launcher (Hydra's basic one by
+default, `hydra/launcher=local` for submitit's local executor, `hydra/launcher=slurm` for a SLURM job
+array), each in its own run directory `COLL/<name>/` (`hydra.sweep.subdir=${genome}`). Genomes whose
+last job finished are not launched again; the others resume from their last finished stage. When the
+jobs are done the summary is written (`COLL/summary.tsv`, printed) and the collection's hub gathered
+(`genometracks collect COLL`, see genometracks.collection.collect). Predict uses the shipped model
+unless `model=` or `ckpt=` is given.
+
+This module stays light (no torch): the CLI imports it for every command.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig, OmegaConf
+
+from genometracks.collection.manifest import Genome, from_fastas, read_manifest, write_manifest
+from genometracks.collection.summary import genome_record, write_summary
+from genometracks.io.run_config import DEFAULT_MODEL, ConfigError, group_defaults
+from genometracks.io.run_lock import run_dir_lock
+from genometracks.io.rundir import CollectionDir
+
+COMMANDS = ("predict", "run")
+MULTIRUN = ("-m", "--multirun")
+
+
+@dataclass
+class Collection:
+    """A collection command: its directory, genomes and the overrides every genome's job shares."""
+    command: str
+    coll: CollectionDir
+    genomes: list[Genome]
+    overrides: list[str]
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~") if "=" in override else ""
+
+
+def _sweep_values(override: str) -> list[str] | None:
+    """The values of a sweep override (`key=a,b`, quoting as Hydra reads it), or None if not a sweep."""
+    parsed = OverridesParser.create().parse_overrides([override])[0]
+    if not parsed.is_sweep_override():
+        return None
+    return [str(v) for v in parsed.sweep_string_iterator()]
+
+
+def collection_request(command: str, overrides: list[str]) -> Collection | None:
+    """The collection that `genometracks <command> <overrides>` asks for, or None for a single run."""
+    if command not in COMMANDS:
+        return None
+    values = {_key(o): o.split("=", 1)[1] for o in overrides if _key(o)}
+    multirun = any(o in MULTIRUN for o in overrides)
+    fastas = _sweep_values(f"data.fasta={values['data.fasta']}") if multirun and "data.fasta" in values else None
+    manifest = values.get("manifest")
+    if manifest in (None, "null") and not fastas:
+        return None
+    if manifest not in (None, "null") and "data.fasta" in values:
+        raise ConfigError(f"manifest={manifest} and data.fasta= both name genomes; give one of them")
+    if "run_dir" not in values:
+        raise ConfigError(f"genometracks {command} of several genomes needs run_dir=DIR: the collection folder "
+                          "that holds one run directory per genome, the summary and the hub")
+    rest = [o for o in overrides if o not in MULTIRUN and _key(o) not in ("manifest", "data.fasta", "run_dir")]
+    sweeps = [o for o in rest if "=" in o and not _key(o).startswith("hydra") and _sweep_values(o) is not None]
+    if sweeps:
+        raise ConfigError(f"{sweeps[0]}: a collection sweeps over its genomes only; run one collection per "
+                          "setting (each with its own run_dir)")
+    data = values.get("data", "custom")
+    if data != "custom":
+        raise ConfigError(f"data={data}: a collection's genomes are FASTA files (data=custom); drop data={data}")
+    coll = CollectionDir(Path(values["run_dir"].strip("'\"")).expanduser().absolute())
+    if manifest not in (None, "null"):
+        genomes = read_manifest(str(manifest).strip("'\""))
+    else:
+        genomes = from_fastas(fastas or [], Path.cwd())
+    shared = [o for o in rest if _key(o) != "data"]
+    if command == "predict" and not any(_key(o) in ("model", "ckpt") for o in shared):
+        shared = [f"model={DEFAULT_MODEL}", *shared]  # no training: the shipped model
+    return Collection(command, coll, genomes, ["data=custom", *shared, f"run_dir='{coll.root}'"])
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def job_overrides(request: Collection, names: list[str]) -> list[str]:
+    """The Hydra multirun of `names`: one job per genome, in COLL/<name>/."""
+    return ["-m", *request.overrides, f"manifest={_quoted(str(request.coll.manifest))}",
+            "genome=" + ",".join(_quoted(n) for n in names), "hydra.sweep.subdir=${genome}"]
+
+
+def hub_settings(overrides: list[str]) -> DictConfig:
+    """conf/export's hub labels with the command line's `export.*` overrides."""
+    settings = group_defaults("export")
+    given = [o.split(".", 1)[1] for o in overrides if _key(o).startswith("export.")]
+    return OmegaConf.merge(settings, OmegaConf.from_dotlist(given)) if given else settings
+
+
+def run_collection(request: Collection, launch: Callable[[list[str]], None],
+                   collect: Callable[[CollectionDir, list[Genome], list[dict], DictConfig], dict]) -> int:
+    """Launch the genomes not finished yet, then write the summary and the hub. Exit status 0 when every
+    genome is ok, 1 when some failed (the summary says which and why)."""
+    coll = request.coll
+    coll.root.mkdir(parents=True, exist_ok=True)
+    with run_dir_lock(coll.root, f"{request.command} (collection)"):
+        write_manifest(coll.manifest, request.genomes)
+        todo = [g.name for g in request.genomes if genome_record(coll, g)["status"] != "ok"]
+        for genome in request.genomes:
+            if genome.name not in todo:
+                print(f"genome {genome.name}: finished earlier, skipped ({coll.genome(genome.name).job_status})")
+        launch_error: BaseException | None = None
+        if todo:
+            print(f"{request.command}: {len(todo)} genome(s) to run, one job each, in {coll.root}/<name>/", flush=True)
+            try:
+                launch(job_overrides(request, todo))
+            except Exception as err:  # noqa: BLE001 - e.g. a scheduler that lost jobs: summarise, then report
+                launch_error = err
+        records = write_summary(coll, request.genomes)
+        if any(r["status"] == "ok" for r in records):
+            written = collect(coll, request.genomes, records, hub_settings(request.overrides))
+            print(f"hub:   {coll.root / str(written['hub'])}\nindex: {coll.root / str(written['index'])}", flush=True)
+        if launch_error is not None:
+            raise launch_error
+    return 0 if all(r["status"] == "ok" for r in records) else 1
