@@ -1,0 +1,282 @@
+"""Many genomes, one command (issue #17): `genometracks predict manifest=... run_dir=COLL` and
+`genometracks predict -m data.fasta=a.fa,b.fa run_dir=COLL` run one Hydra job per genome with the
+shipped model, write a summary and one hubCheck-clean hub; a failing genome does not stop the
+others; a rerun skips finished genomes. The tracks are read back with pyBigWig and py2bit and must
+equal each genome's own single-genome predict.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import py2bit
+import pyBigWig
+import pytest
+
+from genometracks.collection.manifest import ManifestError, from_fastas, read_manifest
+from genometracks.formats.bigwig import read_bigwig
+from tests.conftest import ECOLI, cli, compose
+from tests.kent import assert_hub_clean
+
+# genome → {contig name in every output: (FASTA header, length)}; the draft has NCBI-style names
+GENOMES = {
+    "iso_a": {"chr1": ("chr1 isolate A", 9_000)},
+    "iso_b": {"contig_b": ("contig_b", 6_000), "plasmid_b": ("plasmid_b plasmid", 2_500)},
+    "draft": {f"NZ_DRAFT000{i}.1": (f"gi|100{i}|ref|NZ_DRAFT000{i}.1| draft contig {i}", n)
+              for i, n in enumerate((4_000, 2_200, 1_300, 600))},
+}
+
+
+def write_fasta(path: Path, contigs: dict[str, tuple[str, int]], seed: int) -> Path:
+    """Random sequence, a soft-masked stretch and an N run in the first contig; uneven 70-letter lines."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for i, (header, n) in enumerate(contigs.values()):
+        seq = "".join(rng.choice(list("ACGT"), n))
+        if i == 0:
+            seq = seq[:300] + seq[300:400].lower() + "N" * 50 + seq[450:]
+        parts.append(f">{header}\n" + "\n".join(seq[j:j + 70] for j in range(0, n, 70)) + "\n")
+    path.write_text("".join(parts))
+    return path
+
+
+def stub_env(root: Path) -> dict[str, str]:
+    """igv.js and the JBrowse bundle are stand-ins (nothing is fetched); a private cache."""
+    stub = root / "stub.js"
+    stub.write_text("// browser bundle stand-in: these tests read the files, not the pages\n")
+    return {"GENOMETRACKS_IGV_JS": str(stub), "GENOMETRACKS_JBROWSE_JS": str(stub),
+            "GENOMETRACKS_CACHE": str(root / "cache")}
+
+
+def summary_rows(coll: Path) -> dict[str, dict[str, str]]:
+    lines = (coll / "summary.tsv").read_text().splitlines()
+    head = lines[0].split("\t")
+    return {row[0]: dict(zip(head, row)) for row in (line.split("\t") for line in lines[1:])}
+
+
+# ---------------------------------------------------------------------------------------- manifest
+def _manifest(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "genomes.tsv"
+    path.write_text(text)
+    return path
+
+
+def test_manifest_rows_read_with_paths_against_the_manifest_folder(tmp_path):
+    path = _manifest(tmp_path, "name\tfasta\taccession\ttss\n# a comment\n\niso_a\ta.fa\n"
+                               "ecoli\t/data/ecoli.fa\tGCF_000005845.2\ttss.bed\ndraft\tsub/d.fa.gz\t\t\n")
+    genomes = read_manifest(path)
+    assert [g.name for g in genomes] == ["iso_a", "ecoli", "draft"]
+    assert genomes[0].fasta == tmp_path / "a.fa" and genomes[0].accession is None and genomes[0].tss is None
+    assert genomes[1].fasta == Path("/data/ecoli.fa") and genomes[1].accession == "GCF_000005845.2"
+    assert genomes[1].tss == tmp_path / "tss.bed" and genomes[2].fasta == tmp_path / "sub" / "d.fa.gz"
+
+
+@pytest.mark.parametrize("text, line, message", [
+    ("iso_a a.fa\n", 1, "columns are separated by tabs"),
+    ("iso_a\ta.fa\nisolate 2\tb.fa\n", 2, "genome name 'isolate 2' must be letters"),
+    ("iso_a\ta.fa\nISO_A\tb.fa\n", 2, "is used again (first at"),
+    ("iso_a\ta.fa\tGCF_5\n", 1, "is not a GenArk accession"),
+    ("hub\ta.fa\n", 1, "is reserved"),
+    ("a\tx.fa\tGCF_000005845.2\nb\ty.fa\tGCF_000005845.2\n", 2, "is already genome 'a'"),
+    ("a\tx.fa\t\tt.bed\textra\n", 1, "5 column(s)"),
+])
+def test_bad_manifest_rows_name_file_line_and_fix(tmp_path, text, line, message):
+    path = _manifest(tmp_path, text)
+    with pytest.raises(ManifestError) as err:
+        read_manifest(path)
+    assert str(err.value).startswith(f"{path} line {line}: ") and message in str(err.value)
+
+
+def test_fasta_list_names_each_genome_after_its_file(tmp_path):
+    genomes = from_fastas(["a.fa", "/x/isolate-2.fasta.gz", "hub.fna"], tmp_path)
+    assert [g.name for g in genomes] == ["a", "isolate_2", "hub_1"]
+    with pytest.raises(ManifestError, match="is used again"):
+        from_fastas(["x/a.fa", "y/a.fa"], tmp_path)
+
+
+def test_bad_manifest_is_one_error_line_before_any_job(tmp_path):
+    path = _manifest(tmp_path, "iso_a\ta.fa\niso_a\tb.fa\n")
+    done = cli("predict", f"manifest={path}", f"run_dir={tmp_path / 'coll'}", timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (f"genometracks: error: {path} line 2: genome name 'iso_a' is used again "
+                                   f"(first at {path} line 1); give every genome its own name")
+    assert not (tmp_path / "coll" / "iso_a").exists()
+
+
+def test_a_collection_needs_its_run_dir_and_custom_data(tmp_path):
+    path = _manifest(tmp_path, "iso_a\ta.fa\n")
+    done = cli("predict", f"manifest={path}", timeout=120)
+    assert done.returncode == 2 and "needs run_dir=DIR" in done.stderr
+    done = cli("predict", f"manifest={path}", "data=synthetic", f"run_dir={tmp_path / 'c'}", timeout=120)
+    assert done.returncode == 2 and "data=synthetic" in done.stderr.strip().splitlines()[-1]
+
+
+# ---------------------------------------------------------------------------------------- one command
+@pytest.fixture(scope="module")
+def collection(tmp_path_factory):
+    root = tmp_path_factory.mktemp("collection")
+    fastas = {name: write_fasta(root / f"{name}.fa", contigs, seed) for seed, (name, contigs) in
+              enumerate(GENOMES.items())}
+    manifest = root / "genomes.tsv"
+    manifest.write_text("name\tfasta\taccession\ttss\n" + "".join(f"{n}\t{n}.fa\n" for n in GENOMES))
+    coll = root / "coll"
+    env = stub_env(root)
+    done = cli("predict", f"manifest={manifest}", f"run_dir={coll}", env=env)
+    return root, coll, fastas, env, done
+
+
+slow = pytest.mark.slow  # CLI subprocesses with the shipped model
+
+
+@slow
+def test_one_command_writes_one_hubcheck_clean_hub(collection):
+    root, coll, fastas, _, done = collection
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert_hub_clean(coll / "hub")
+    stanzas = (coll / "hub" / "genomes.txt").read_text().split("\n\n")
+    assert [re.search(r"^genome (\S+)$", s, re.M).group(1) for s in stanzas] == list(GENOMES)
+    trackdbs = {}
+    for name, contigs in GENOMES.items():
+        gdir = coll / "hub" / name
+        with py2bit.open(str(gdir / f"{name}.2bit")) as tb:
+            assert tb.chroms() == {c: n for c, (_, n) in contigs.items()}
+        trackdbs[name] = re.findall(r"^\s*track (\S+)$", (gdir / "trackDb.txt").read_text(), re.M)
+    assert trackdbs["iso_a"] == trackdbs["iso_b"] == trackdbs["draft"] == ["tss_signal", "tss_plus", "tss_minus",
+                                                                          "tss_peaks"]
+    alias = (coll / "hub" / "draft" / "chromAlias.txt").read_text()
+    for contig, (header, _) in GENOMES["draft"].items():  # NCBI-style names: accessions, originals as aliases
+        assert re.search(rf"^{re.escape(contig)}\t.*{re.escape(header.split()[0])}", alias, re.M)
+
+
+@slow
+def test_every_genome_reads_back_as_its_own_single_genome_predict(collection, tmp_path):
+    from genometracks.inference.predict import predict_command
+
+    root, coll, fastas, env, done = collection
+    assert done.returncode == 0, done.stderr[-3000:]
+    for name, contigs in GENOMES.items():
+        single = predict_command(compose("model=ecoli_k12", "data=custom", f"data.fasta={fastas[name]}",
+                                         f"paths.cache={root / 'cache'}", f"run_dir={tmp_path / name}"))
+        for strand in ("plus", "minus"):
+            hub_copy = coll / "hub" / name / f"tss_{strand}.bw"
+            with pyBigWig.open(str(hub_copy)) as bw:
+                assert dict(bw.chroms()) == {c: n for c, (_, n) in contigs.items()}
+                for contig, (_, n) in contigs.items():
+                    values = np.asarray(bw.values(contig, 0, n), dtype=np.float32)
+                    own = read_bigwig(tmp_path / name / "tracks" / f"tss.{strand}.bw", contig)
+                    np.testing.assert_allclose(values, own, rtol=0, atol=1e-6)
+                    assert np.isfinite(values).all() and values.max() > 0.0
+        assert summary_rows(coll)[name]["peaks"] == str(single["peaks"]["peaks"])
+
+
+@slow
+def test_summary_and_index_list_every_genome(collection):
+    root, coll, fastas, _, done = collection
+    rows = summary_rows(coll)
+    assert list(rows) == list(GENOMES)
+    for name, contigs in GENOMES.items():
+        row = rows[name]
+        assert row["status"] == "ok" and row["error"] == ""
+        assert int(row["positions"]) == 2 * sum(n for _, n in contigs.values())
+        peaks = (coll / name / "tracks" / "tss_peaks.bed").read_text().splitlines()
+        assert int(row["peaks"]) == len(peaks) > 0
+        assert float(row["seconds"]) > 0
+        assert re.search(rf"^{name}\s+ok\s+{int(row['positions']):,}\s+{len(peaks):,}\s", done.stdout, re.M)
+    assert "3 of 3 genome(s) ok" in done.stdout
+    page = (coll / "index.html").read_text()
+    links = re.findall(r'href="([^"]+)"', page)
+    for name in GENOMES:
+        for target in (f"{name}/igv/session.xml", f"{name}/igv/index.html", f"{name}/jbrowse/index.html"):
+            assert target in links
+    assert "hub/hub.txt" in links and all((coll / link).is_file() for link in links)
+    session = (coll / "draft" / "igv" / "session.xml").read_text()
+    assert "../tracks/tss.plus.bw" in session
+    config = json.loads((coll / "draft" / "jbrowse" / "config.json").read_text())
+    assert config["tracks"][0]["adapter"]["subadapters"][0]["bigWigLocation"]["uri"] == "../tracks/tss.plus.bw"
+
+
+@slow
+def test_rerun_skips_finished_genomes(collection):
+    root, coll, fastas, env, done = collection
+    assert done.returncode == 0, done.stderr[-3000:]
+    before = {n: (coll / n / "tracks" / "tss.plus.bw").stat().st_mtime_ns for n in GENOMES}
+    again = cli("predict", f"manifest={root / 'genomes.tsv'}", f"run_dir={coll}", env=env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    for name in GENOMES:
+        assert f"genome {name}: finished earlier, skipped" in again.stdout
+    assert "predict ..." not in again.stdout
+    assert {n: (coll / n / "tracks" / "tss.plus.bw").stat().st_mtime_ns for n in GENOMES} == before
+    assert_hub_clean(coll / "hub")
+
+
+@slow
+def test_a_failing_genome_is_reported_while_the_others_finish(tmp_path):
+    good = write_fasta(tmp_path / "good.fa", GENOMES["iso_b"], 5)
+    (tmp_path / "empty.fa").write_text("")
+    coll = tmp_path / "coll"
+    env = stub_env(tmp_path)
+    args = ("predict", "-m", f"data.fasta={good},{tmp_path / 'missing.fa'},{tmp_path / 'empty.fa'}", f"run_dir={coll}")
+    done = cli(*args, env=env)
+    rows = summary_rows(coll)
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert list(rows) == ["good", "missing", "empty"]
+    assert rows["good"]["status"] == "ok" and int(rows["good"]["peaks"]) > 0
+    assert rows["missing"]["status"] == "failed"
+    assert rows["missing"]["error"] == (f"genometracks: error: {tmp_path / 'missing.fa'}: FASTA file not found; "
+                                        "set data.fasta to an existing file")
+    assert rows["empty"]["status"] == "failed" and "empty.fa: file is empty" in rows["empty"]["error"]
+    stanzas = (coll / "hub" / "genomes.txt").read_text()
+    assert re.findall(r"^genome (\S+)$", stanzas, re.M) == ["good"]
+    assert_hub_clean(coll / "hub")
+    assert "failed" in (coll / "index.html").read_text()
+    # the missing genome appears: only it runs again (the good one is skipped, the empty one fails again)
+    write_fasta(tmp_path / "missing.fa", GENOMES["iso_a"], 6)
+    again = cli(*args, env=env)
+    assert again.returncode == 1, again.stderr[-3000:]
+    assert "genome good: finished earlier, skipped" in again.stdout
+    rows = summary_rows(coll)
+    assert [rows[n]["status"] for n in ("good", "missing", "empty")] == ["ok", "ok", "failed"]
+    assert re.findall(r"^genome (\S+)$", (coll / "hub" / "genomes.txt").read_text(), re.M) == ["good", "missing"]
+    assert_hub_clean(coll / "hub")
+
+
+# ---------------------------------------------------------------------------------------- collect, GenArk
+@pytest.mark.skipif(not (ECOLI / "genome" / "NC_000913.3.fa").is_file(), reason=f"shared E. coli data not found at {ECOLI}")
+def test_collect_puts_a_genome_with_an_accession_on_genark(tmp_path, monkeypatch):
+    """`genometracks collect COLL` on two finished genomes: E. coli with its GenArk accession (tracks are
+    stand-ins of the right contig) and an assembly of its own (.2bit); hubCheck-clean, one stanza each."""
+    from genometracks.collection.collect import main_collect
+    from genometracks.formats.bigwig import write_bigwig
+    from genometracks.genome.sequence import Genome
+    from tests import browser_run as br
+
+    for key, value in stub_env(tmp_path).items():
+        monkeypatch.setenv(key, value)
+    coll = tmp_path / "coll"
+    fasta = ECOLI / "genome" / "NC_000913.3.fa"
+    sizes = Genome.open(fasta).chrom_sizes()
+    values = np.zeros(sizes["NC_000913.3"], np.float32)
+    values[1000:1010] = 0.5
+    for strand in ("plus", "minus"):
+        write_bigwig(coll / "ecoli" / "tracks" / f"tss.{strand}.bw", sizes, {"NC_000913.3": values})
+    other_fasta, _ = br.make_run(coll / "other")
+    (coll / "manifest.tsv").write_text(f"name\tfasta\taccession\ttss\necoli\t{fasta}\tGCF_000005845.2\t\n"
+                                       f"other\t{other_fasta}\t\t\n")
+    for name in ("ecoli", "other"):
+        (coll / name / "collection_job.json").write_text(json.dumps(
+            {"name": name, "status": "ok", "positions": 10, "peaks": 1, "seconds": 1.0, "error": ""}))
+    assert main_collect([str(coll), "export.hub_name=my_isolates"]) == 0
+    assert_hub_clean(coll / "hub")
+    genomes = (coll / "hub" / "genomes.txt").read_text()
+    assert re.findall(r"^genome (\S+)$", genomes, re.M) == ["GCF_000005845.2", "other"]
+    ecoli_stanza, other_stanza = genomes.split("\n\n")
+    assert "twoBitPath" not in ecoli_stanza and "twoBitPath other/other.2bit" in other_stanza
+    assert "hub my_isolates" in (coll / "hub" / "hub.txt").read_text()
+    # the same track set for both: other's extra tracks (sigma, motifs, attribution) are left out
+    for genome in ("GCF_000005845.2", "other"):
+        tracks = re.findall(r"^\s*track (\S+)$", (coll / "hub" / genome / "trackDb.txt").read_text(), re.M)
+        assert tracks == ["tss_signal", "tss_plus", "tss_minus"]
+    assert "not written for ecoli" in (coll / "index.html").read_text()
+    assert (coll / "ecoli" / "igv" / "session.xml").is_file() and (coll / "ecoli" / "jbrowse" / "config.json").is_file()
