@@ -1,5 +1,6 @@
 """The SLURM launcher against a real one-node SLURM cluster (../shared/tools/slurm/start; .ci/run starts
-it): a 2-point CPU training sweep submitted as a real job array, each job's outputs read back."""
+it): a 2-point CPU training sweep and a 3-genome predict, each submitted as a real job array, each job's
+outputs read back."""
 import json
 import shutil
 import subprocess
@@ -45,3 +46,40 @@ def test_cpu_training_sweep_runs_as_a_slurm_job_array(slurm, tmp_path):
         assert 0.0 <= metrics["test"]["both"]["roc_auc"] <= 1.0
         model, seg_len, _ = load_model(tmp_path / job / "checkpoints" / "best.ckpt")
         assert (model.n_layer, seg_len) == (n_layer, 64)
+
+
+def test_three_genome_predict_runs_as_a_slurm_job_array(slurm, tmp_path):
+    """`genometracks predict manifest=... hydra/launcher=slurm`: one SLURM job per genome (the shipped
+    model, no training), then the summary and one hub; every job's tracks read back."""
+    import re
+
+    import numpy as np
+    import pyBigWig
+
+    from tests.collection_run import GENOMES, stub_env, summary_rows, write_fasta
+    from tests.kent import assert_hub_clean
+
+    for seed, (name, contigs) in enumerate(GENOMES.items()):
+        write_fasta(tmp_path / f"{name}.fa", contigs, seed)
+    manifest = tmp_path / "genomes.tsv"
+    manifest.write_text("".join(f"{n}\t{n}.fa\n" for n in GENOMES))
+    coll = tmp_path / "coll"
+    done = cli("predict", f"manifest={manifest}", "hydra/launcher=slurm", "hydra.launcher.partition=debug",
+               "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=2", "hydra.launcher.timeout_min=15",
+               f"run_dir={coll}", env=stub_env(tmp_path))
+    assert done.returncode == 0, done.stderr[-3000:]
+    logs = sorted(p.name for p in (coll / ".submitit").rglob("*_log.out"))
+    assert len(logs) == 3 and len({re.match(r"(\d+)_", name).group(1) for name in logs}) == 1, logs  # one array
+    rows = summary_rows(coll)
+    for name, contigs in GENOMES.items():
+        assert rows[name]["status"] == "ok", rows[name]
+        assert int(rows[name]["positions"]) == 2 * sum(n for _, n in contigs.values())
+        for strand in ("plus", "minus"):
+            with pyBigWig.open(str(coll / name / "tracks" / f"tss.{strand}.bw")) as bw:
+                assert dict(bw.chroms()) == {c: n for c, (_, n) in contigs.items()}
+                values = np.concatenate([np.asarray(bw.values(c, 0, n)) for c, (_, n) in contigs.items()])
+                assert np.isfinite(values).all() and 0.0 < values.max() < 1.0
+        peaks = (coll / name / "tracks" / "tss_peaks.bed").read_text().splitlines()
+        assert int(rows[name]["peaks"]) == len(peaks) > 0
+    assert re.findall(r"^genome (\S+)$", (coll / "hub" / "genomes.txt").read_text(), re.M) == list(GENOMES)
+    assert_hub_clean(coll / "hub")

@@ -100,7 +100,9 @@ def hub_settings(overrides: list[str]) -> DictConfig:
     """conf/export's hub labels with the command line's `export.*` overrides."""
     settings = group_defaults("export")
     given = [o.split(".", 1)[1] for o in overrides if _key(o).startswith("export.")]
-    return OmegaConf.merge(settings, OmegaConf.from_dotlist(given)) if given else settings
+    merged = OmegaConf.merge(settings, OmegaConf.from_dotlist(given)) if given else settings
+    assert isinstance(merged, DictConfig)
+    return merged
 
 
 def run_collection(request: Collection, launch: Callable[[list[str]], None],
