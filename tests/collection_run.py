@@ -16,7 +16,7 @@ GENOMES = {
 
 
 def write_fasta(path: Path, contigs: dict[str, tuple[str, int]], seed: int) -> Path:
-    """Random sequence, a soft-masked stretch and an N run in the first contig; uneven 70-letter lines."""
+    """Random sequence, a soft-masked stretch and an N run in the first contig; 70-letter lines."""
     rng = np.random.default_rng(seed)
     parts = []
     for i, (header, n) in enumerate(contigs.values()):

@@ -246,3 +246,28 @@ def test_collect_puts_a_genome_with_an_accession_on_genark(tmp_path, monkeypatch
         assert tracks == ["tss_signal", "tss_plus", "tss_minus"]
     assert "not written for ecoli" in (coll / "index.html").read_text()
     assert (coll / "ecoli" / "igv" / "session.xml").is_file() and (coll / "ecoli" / "jbrowse" / "config.json").is_file()
+
+
+@slow
+def test_run_of_a_collection_runs_the_pipeline_per_genome(tmp_path):
+    """`genometracks run manifest=...`: the pipeline's stages in each genome's run directory (here the
+    data and predict stages); `run` needs each genome's TSS BED, and a row without one fails alone."""
+    rng = np.random.default_rng(3)
+    write_fasta(tmp_path / "a.fa", GENOMES["iso_a"], 0)
+    write_fasta(tmp_path / "d.fa", GENOMES["draft"], 2)
+    sites = sorted({int(p) for p in rng.integers(100, 8_900, 30)})
+    (tmp_path / "a_tss.bed").write_text("".join(f"chr1\t{p}\t{p + 1}\tt{p}\t0\t{'+-'[p % 2]}\n" for p in sites))
+    manifest = _manifest(tmp_path, "with_tss\ta.fa\t\ta_tss.bed\nno_tss\td.fa\n")
+    coll = tmp_path / "coll"
+    done = cli("run", f"manifest={manifest}", "stages=[data,predict]", f"run_dir={coll}", env=stub_env(tmp_path))
+    assert done.returncode == 1, done.stderr[-3000:]
+    rows = summary_rows(coll)
+    assert rows["with_tss"]["status"] == "ok" and int(rows["with_tss"]["positions"]) == 18_000
+    summary = json.loads((coll / "with_tss" / "data_summary.json").read_text())
+    assert summary["total_length"] == 9_000 and (coll / "with_tss" / "stages" / "data.json").is_file()
+    assert rows["no_tss"]["status"] == "failed"
+    assert rows["no_tss"]["error"] == (f"genometracks: error: {coll / 'manifest.tsv'}: genome 'no_tss' has no TSS BED "
+                                       "(column 4), which `genometracks run` needs for its data and interpret "
+                                       "stages; add one, or predict only with `genometracks predict manifest=...`")
+    assert re.findall(r"^genome (\S+)$", (coll / "hub" / "genomes.txt").read_text(), re.M) == ["with_tss"]
+    assert_hub_clean(coll / "hub")

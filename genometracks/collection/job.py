@@ -14,7 +14,7 @@ import time
 
 from omegaconf import DictConfig, open_dict
 
-from genometracks.collection.manifest import genome_of
+from genometracks.collection.manifest import ManifestError, genome_of
 from genometracks.io.atomic import write_text_atomic
 from genometracks.io.errors import error_line
 from genometracks.io.run_lock import run_dir_lock
@@ -51,6 +51,10 @@ def collection_job(cfg: DictConfig, command: str) -> dict:
                     "error": ""}
     try:
         genome = genome_of(str(cfg.manifest), name)
+        if command == "run" and genome.tss is None:
+            raise ManifestError(f"{cfg.manifest}: genome {name!r} has no TSS BED (column 4), which `genometracks run` "
+                                "needs for its data and interpret stages; add one, or predict only with "
+                                "`genometracks predict manifest=...`")
         with open_dict(cfg):
             cfg.data.fasta = str(genome.fasta)
             if genome.tss is not None:
