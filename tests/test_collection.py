@@ -251,13 +251,15 @@ def test_collect_puts_a_genome_with_an_accession_on_genark(tmp_path, monkeypatch
 @slow
 def test_run_of_a_collection_runs_the_pipeline_per_genome(tmp_path):
     """`genometracks run manifest=...`: the pipeline's stages in each genome's run directory (here the
-    data and predict stages); `run` needs each genome's TSS BED, and a row without one fails alone."""
+    data and predict stages); `run` needs each genome's TSS BED, and a row without one fails alone, as
+    does a genome placed on a GenArk assembly whose contigs it does not have."""
     rng = np.random.default_rng(3)
     write_fasta(tmp_path / "a.fa", GENOMES["iso_a"], 0)
     write_fasta(tmp_path / "d.fa", GENOMES["draft"], 2)
     sites = sorted({int(p) for p in rng.integers(100, 8_900, 30)})
     (tmp_path / "a_tss.bed").write_text("".join(f"chr1\t{p}\t{p + 1}\tt{p}\t0\t{'+-'[p % 2]}\n" for p in sites))
-    manifest = _manifest(tmp_path, "with_tss\ta.fa\t\ta_tss.bed\nno_tss\td.fa\n")
+    manifest = _manifest(tmp_path, "with_tss\ta.fa\t\ta_tss.bed\nno_tss\td.fa\n"
+                                   "not_k12\ta.fa\tGCF_000005845.2\ta_tss.bed\n")
     coll = tmp_path / "coll"
     done = cli("run", f"manifest={manifest}", "stages=[data,predict]", f"run_dir={coll}", env=stub_env(tmp_path))
     assert done.returncode == 1, done.stderr[-3000:]
@@ -269,5 +271,9 @@ def test_run_of_a_collection_runs_the_pipeline_per_genome(tmp_path):
     assert rows["no_tss"]["error"] == (f"genometracks: error: {coll / 'manifest.tsv'}: genome 'no_tss' has no TSS BED "
                                        "(column 4), which `genometracks run` needs for its data and interpret "
                                        "stages; add one, or predict only with `genometracks predict manifest=...`")
+    assert rows["not_k12"]["status"] == "failed" and rows["not_k12"]["error"] == (
+        f"genometracks: error: {coll / 'manifest.tsv'}: genome 'not_k12' has contigs chr1 (9,000 nt), GenArk "
+        "GCF_000005845.2 has NC_000913.3 (4,641,652 nt); leave column 3 empty to give it a hub assembly of its "
+        "own FASTA")
     assert re.findall(r"^genome (\S+)$", (coll / "hub" / "genomes.txt").read_text(), re.M) == ["with_tss"]
     assert_hub_clean(coll / "hub")

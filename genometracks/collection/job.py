@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import time
 
+import pyBigWig
 from omegaconf import DictConfig, open_dict
 
+from genometracks.browser.genark import GENARK_SIZES
 from genometracks.collection.manifest import ManifestError, genome_of
 from genometracks.io.atomic import write_text_atomic
 from genometracks.io.errors import error_line
@@ -42,6 +44,21 @@ def _outcome(run: RunDir) -> dict:
     return {"positions": int(result["positions"]), "peaks": int(result["peaks"]["peaks"])}
 
 
+def _check_genark(accession: str, run: RunDir, manifest: str, name: str) -> None:
+    """A genome shown on a GenArk assembly must have its contigs (checked where the assembly is known)."""
+    known = GENARK_SIZES.get(accession)
+    with pyBigWig.open(str(run.tss_bigwig("+"))) as bw:
+        sizes = dict(bw.chroms())
+    if known is not None and sizes != known:
+        raise ManifestError(f"{manifest}: genome {name!r} has contigs {_short(sizes)}, GenArk {accession} has "
+                            f"{_short(known)}; leave column 3 empty to give it a hub assembly of its own FASTA")
+
+
+def _short(sizes: dict[str, int]) -> str:
+    items = [f"{c} ({n:,} nt)" for c, n in list(sizes.items())[:3]]
+    return ", ".join(items) + (f" and {len(sizes) - 3} more" if len(sizes) > 3 else "")
+
+
 def collection_job(cfg: DictConfig, command: str) -> dict:
     """Run genome `cfg.genome` of the collection `cfg.manifest` (see the module doc); returns its record."""
     name = str(cfg.genome)
@@ -62,6 +79,8 @@ def collection_job(cfg: DictConfig, command: str) -> dict:
         with run_dir_lock(run.root, f"{command} (collection genome {name})"):
             _forget_failed_start(run)
             run_pipeline(cfg, STAGES_OF[command])
+        if genome.accession is not None:
+            _check_genark(genome.accession, run, str(cfg.manifest), name)
         outcome = _outcome(run)
         record.update(status="ok", positions=outcome["positions"], peaks=outcome["peaks"])
     except Exception as err:  # noqa: BLE001 - any failure is this genome's, recorded; the others go on
