@@ -167,3 +167,17 @@ def test_smoke_experiment_on_a_custom_genome_reads_its_fasta(tmp_path):
     genome, path, tss = open_genome(cfg)
     assert (list(genome.contigs), genome.contigs["chrA"].length, path, tss) == (["chrA"], 200, fasta, bed)
     assert not generates_genome(cfg.data) and generates_genome(compose("experiment=smoke").data)
+
+
+def test_schemas_hold_no_values():
+    """Every schema field is MISSING (or a nested schema): the defaults live in the YAML only."""
+    import dataclasses
+
+    from omegaconf import MISSING
+
+    from genometracks.io.schema import SCHEMAS, SHAPES
+
+    for schema in [*SCHEMAS.values(), *SHAPES.values()]:
+        for item in dataclasses.fields(schema):
+            nested = item.default_factory is not dataclasses.MISSING and dataclasses.is_dataclass(item.default_factory)
+            assert item.default is MISSING or nested, f"{schema.__name__}.{item.name}"

@@ -79,7 +79,7 @@ class InterpretConfig:
     optimise_length: int
     optimise_steps: int
     optimise_lr: float
-    optimise_l2: float = MISSING
+    optimise_l2: float
     attribution_top: int
     attribution_regions: Optional[list[str]]  # noqa: UP045
     attribution_logo: list[int]
@@ -127,8 +127,8 @@ class GeneratorConfig:
     length: int               # nt per contig
     n_contigs: int
     density: float            # promoters per nt per strand
-    minus35: str = MISSING
-    minus10: str = MISSING
+    minus35: str
+    minus10: str
     spacer: list[int]         # [shortest, longest] nt between the boxes
     tss_offset: int
     gc: float
