@@ -3,7 +3,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from genometracks.data.dataset import ConfigError
-from genometracks.io.run_config import check_same_run
+from genometracks.io.run_config import check_same_run, main_job_overrides
 from tests.conftest import compose
 
 CUSTOM = ["data=custom", "data.fasta=/data/G.fa", "data.tss=/data/T.bed"]
@@ -36,3 +36,12 @@ def test_synthetic_generator_settings_are_compared(tmp_path):
     _made_with(tmp_path, "experiment=smoke")
     with pytest.raises(ConfigError, match="data.generator.density"):
         check_same_run(compose("experiment=smoke", "data.generator.density=0.004"), tmp_path)
+
+
+def test_a_directory_trained_by_an_earlier_run_suggests_train_true(tmp_path):
+    # `run` used to train by default; now it predicts with the shipped model, so an old run directory is
+    # refused, and the one line says how to keep using the model trained there
+    _made_with(tmp_path)  # experiment=ecoli_cpu, model=small: what `run` trained before
+    with pytest.raises(ConfigError, match="it holds a model trained there: add train=true to use it"):
+        check_same_run(compose(*main_job_overrides([])), tmp_path)  # what `run` composes now
+    check_same_run(compose(), tmp_path)  # train=true composes the same config: accepted

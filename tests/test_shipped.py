@@ -261,3 +261,47 @@ def test_run_predicts_with_the_shipped_model_by_default_and_trains_with_train_tr
     predict = json.loads((trained / "tracks" / "predict.json").read_text())
     assert predict["model"]["source"].startswith("checkpoint ") and "## Shipped model" not in (
         trained / "report.md").read_text()
+
+
+def test_init_from_loads_a_shipped_model_or_checkpoint_and_refuses_another_architecture(trained, tmp_path):
+    """task.init_from (fine-tuning): the configured model starts from the exact weights of a checkpoint or
+    of a shipped model's safetensors; another architecture is refused in one line naming the file."""
+    from genometracks.training.checkpoint import CheckpointError, init_weights, load_model
+    from genometracks.training.train import build_model
+
+    run, out = trained
+    reference, _, _ = load_model(run / "checkpoints" / "best.ckpt")
+    cfg = compose(*TINY)
+    for source in (run / "checkpoints" / "best.ckpt", out, out / S.WEIGHTS):
+        model = init_weights(build_model(cfg.model), source)
+        a, b = model.state_dict(), reference.state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), source
+    wider = build_model(compose(*TINY, "model.d_model=24").model)
+    with pytest.raises(CheckpointError, match=r"best\.ckpt: weights do not fit the configured model"):
+        init_weights(wider, run / "checkpoints" / "best.ckpt")
+    with pytest.raises(CheckpointError, match="names no file"):
+        init_weights(wider, tmp_path / "absent.ckpt")
+    shipped = build_model(compose("model=small", "model.norm=pre").model)
+    init_weights(shipped, DEFAULT_MODEL)  # a bare name is a shipped model
+    assert torch.equal(shipped.state_dict()[next(iter(shipped.state_dict()))],
+                       S.load_shipped(DEFAULT_MODEL).model.state_dict()[next(iter(shipped.state_dict()))])
+
+
+def test_fine_tuning_starts_from_the_source_weights(trained, tmp_path):
+    """`train task.init_from=CKPT` end to end: with a zero learning rate the new run's best checkpoint holds
+    the source's weights exactly and its validation metrics equal the source's."""
+    from genometracks.training.checkpoint import load_model
+
+    run, out = trained
+    tuned = tmp_path / "tuned"
+    done = cli("train", *TINY, "trainer.max_epochs=1", "trainer.limit_train_batches=2", "task.lr=0",
+               f"task.init_from={run / 'checkpoints' / 'best.ckpt'}", f"run_dir={tuned}",
+               env={"GENOMETRACKS_CACHE": str(tmp_path / "cache")})
+    assert done.returncode == 0, done.stderr[-3000:]
+    a = load_model(tuned / "checkpoints" / "best.ckpt")[0].state_dict()
+    b = load_model(run / "checkpoints" / "best.ckpt")[0].state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in b)
+    got = json.loads((tuned / "metrics.json").read_text())["validation"]["both"]
+    want = _card(out)["metrics"]["validation"]["both"]  # a fresh evaluation of the source's best.ckpt
+    for key in ("n_positions", "n_positives", "roc_auc", "pr_auc"):
+        assert got[key] == pytest.approx(want[key], **AGREE), key

@@ -27,7 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+from genometracks.browser.bundles import cache_root, ensure_bundle
 from genometracks.browser.chromalias import fasta_original_names
+from genometracks.browser.status_page import status_page
 from genometracks.formats.bigwig import read_bigwig, write_bigwig
 from genometracks.genome.sequence import GenomeError, read_fasta_letters
 from genometracks.io.atomic import link_or_copy, staged_dir
@@ -65,35 +67,22 @@ class IgvTrack:
         raise IgvError(f"{self.path}: track {self.name!r} is not a .bw, .bb or .bed.gz file")
 
 
-def _cache_root() -> Path:
-    return Path(os.environ.get("GENOMETRACKS_CACHE", Path.home() / ".cache" / "genometracks"))
-
-
 def ensure_igv_js(version: str = IGV_JS_VERSION) -> Path:
     """Path of igv.min.js: $GENOMETRACKS_IGV_JS if set, else the npm package in the cache
     (`<cache>/igv-js/<version>/node_modules/igv/dist/igv.min.js`), installed with npm when absent."""
-    override = os.environ.get("GENOMETRACKS_IGV_JS")
-    if override:
-        if not Path(override).is_file():
-            raise IgvError(f"GENOMETRACKS_IGV_JS={override}: file not found; point it at igv.min.js")
-        return Path(override)
-    folder = _cache_root() / "igv-js" / version
-    script = folder / "node_modules" / "igv" / "dist" / "igv.min.js"
-    if script.is_file():
-        return script
-    npm = shutil.which("npm")
-    if npm is None:
-        raise IgvError("igv.js is not cached and npm is not installed; install Node.js/npm "
-                       "(apt-get install npm) or set GENOMETRACKS_IGV_JS=/path/to/igv.min.js")
-    with staged_dir(folder) as stage:
+    relpath = "node_modules/igv/dist/igv.min.js"
+
+    def install(npm: str, stage: Path) -> None:
         result = subprocess.run([npm, "install", "--prefix", str(stage), f"igv@{version}", "--no-audit",
                                  "--no-fund", "--ignore-scripts", "--no-save"],
                                 capture_output=True, text=True, timeout=600)
-        if result.returncode != 0 or not (stage / "node_modules/igv/dist/igv.min.js").is_file():
+        if result.returncode != 0 or not (stage / relpath).is_file():
             raise IgvError(f"npm install igv@{version} failed (exit {result.returncode}): "
                            f"{result.stderr.strip()[-800:]}; check network access to the npm registry "
                            "or set GENOMETRACKS_IGV_JS")
-    return script
+
+    return ensure_bundle(env="GENOMETRACKS_IGV_JS", name="igv.min.js", package="igv.js",
+                         folder=cache_root() / "igv-js" / version, relpath=relpath, error=IgvError, fetch=install)
 
 
 def _copy_fasta(fasta: Path, folder: Path) -> Path:
@@ -270,31 +259,12 @@ def _page(title: str, config: dict) -> str:
     return _PAGE.replace("@TITLE@", escape(title)).replace("@CONFIG@", data)
 
 
-# The page records igv.js's load state in window.__igvState and in <pre id="igv-status"> (JSON):
-# status 'ready' once the genome and every track loaded, each track with the features in view.
-_PAGE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>@TITLE@</title>
-<style>body{font-family:sans-serif;margin:8px} #igv-status{font-size:11px;color:#666;white-space:pre-wrap}</style>
-<script src="igv.min.js"></script>
-</head>
-<body>
-<div id="igv-div"></div>
-<pre id="igv-status">loading</pre>
-<script type="application/json" id="igv-config">@CONFIG@</script>
-<script>
-(async () => {
-  const state = {status: "loading", genome: null, locus: null, tracks: {}, errors: []};
-  window.__igvState = state;
-  const show = () => {
-    document.getElementById("igv-status").textContent = JSON.stringify(state);
-    document.body.dataset.igvStatus = state.status;
-  };
-  window.addEventListener("error", e => { state.errors.push(String(e.message)); show(); });
-  window.addEventListener("unhandledrejection", e => { state.errors.push(String(e.reason)); show(); });
-  try {
+# igv/index.html: igv.js's view of the reference and tracks of the JSON config in the page, its load state
+# in window.__igvState and <pre id="igv-status"> (genometracks.browser.status_page)
+_PAGE = status_page(
+    script="igv.min.js", view_id="igv-div", status_id="igv-status", state="__igvState", dataset_key="igvStatus",
+    field="genome", data='<script type="application/json" id="igv-config">@CONFIG@</script>\n',
+    open_view="""\
     if (typeof igv === "undefined") throw new Error("igv.min.js did not load");
     const cfg = JSON.parse(document.getElementById("igv-config").textContent);
     const browser = await igv.createBrowser(document.getElementById("igv-div"),
@@ -303,26 +273,11 @@ _PAGE = """<!doctype html>
     state.genome = browser.genome.id;
     const frame = browser.referenceFrameList[0];
     state.locus = `${frame.chr}:${Math.round(frame.start)}-${Math.round(frame.end)}`;
-    for (const t of cfg.tracks) {
-      try {
+""",
+    tracks="cfg.tracks",
+    load="""\
         const track = await browser.loadTrack(t);
         const features = await track.getFeatures(frame.chr, Math.floor(frame.start), Math.ceil(frame.end),
                                                  frame.bpPerPixel);
-        state.tracks[t.name] = {status: "loaded", features: features ? features.length : 0};
-      } catch (e) {
-        state.tracks[t.name] = {status: "error", message: String(e && e.message || e)};
-        state.errors.push(`${t.name}: ${e && e.message || e}`);
-      }
-      show();
-    }
-    state.status = state.errors.length ? "error" : "ready";
-  } catch (e) {
-    state.status = "error";
-    state.errors.push(String(e && e.message || e));
-  }
-  show();
-})();
-</script>
-</body>
-</html>
-"""
+""",
+    count="features ? features.length : 0")

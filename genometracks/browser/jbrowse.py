@@ -22,7 +22,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from genometracks.browser.bundles import cache_root, ensure_bundle
 from genometracks.browser.chromalias import alias_list, fasta_original_names
+from genometracks.browser.status_page import status_page
 from genometracks.formats.twobit import write_twobit
 from genometracks.io.atomic import link_or_copy, staged_dir
 from genometracks.io.paths import safe_name
@@ -48,27 +50,11 @@ class JBrowseTrack:
     item_rgb: bool = False
 
 
-def _cache_root() -> Path:
-    return Path(os.environ.get("GENOMETRACKS_CACHE", Path.home() / ".cache" / "genometracks"))
-
-
 def ensure_jbrowse_js(version: str = JBROWSE_VERSION) -> Path:
     """Path of the viewer's UMD bundle: $GENOMETRACKS_JBROWSE_JS if set, else the npm package's
     `dist/` file in the cache (`<cache>/jbrowse/<version>/`), fetched with `npm pack` when absent."""
-    override = os.environ.get("GENOMETRACKS_JBROWSE_JS")
-    if override:
-        if not Path(override).is_file():
-            raise JBrowseError(f"GENOMETRACKS_JBROWSE_JS={override}: file not found; point it at {_BUNDLE}")
-        return Path(override)
-    folder = _cache_root() / "jbrowse" / version
-    script = folder / _BUNDLE
-    if script.is_file():
-        return script
-    npm = shutil.which("npm")
-    if npm is None:
-        raise JBrowseError(f"{_PACKAGE} is not cached and npm is not installed; install Node.js/npm "
-                           f"(apt-get install npm) or set GENOMETRACKS_JBROWSE_JS=/path/to/{_BUNDLE}")
-    with staged_dir(folder) as stage:
+
+    def unpack(npm: str, stage: Path) -> None:
         result = subprocess.run([npm, "pack", f"{_PACKAGE}@{version}", "--pack-destination", str(stage),
                                  "--silent"], capture_output=True, text=True, timeout=600, cwd=stage)
         tarballs = list(stage.glob("*.tgz"))
@@ -84,7 +70,9 @@ def ensure_jbrowse_js(version: str = JBROWSE_VERSION) -> Path:
             with archive.extractfile(archive.getmember("package/package.json")) as src:
                 (stage / "package.json").write_bytes(src.read())
         tarballs[0].unlink()
-    return script
+
+    return ensure_bundle(env="GENOMETRACKS_JBROWSE_JS", name=_BUNDLE, package=_PACKAGE,
+                         folder=cache_root() / "jbrowse" / version, relpath=_BUNDLE, error=JBrowseError, fetch=unpack)
 
 
 def _rel(run_dir: Path, folder: Path, path: Path, what: str) -> str:
@@ -181,31 +169,13 @@ def _escape(text: str) -> str:
     return escape(text)
 
 
-# The page fetches config.json, shows every track, and records in window.__jbState and <pre id="jb-status">
-# (JSON) the features each track's adapter loads in the view's region (JBrowse's own CoreGetFeatures RPC):
-# status 'ready' once every track answered, 'error' if any failed.
-_PAGE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>@TITLE@</title>
-<style>body{font-family:sans-serif;margin:8px} #jb-status{font-size:11px;color:#666;white-space:pre-wrap}</style>
-<script src="jbrowse.min.js"></script>
-</head>
-<body>
-<div id="jbrowse"></div>
-<pre id="jb-status">loading</pre>
-<script>
-(async () => {
-  const state = {status: "loading", assembly: null, locus: null, tracks: {}, errors: []};
-  window.__jbState = state;
-  const show = () => {
-    document.getElementById("jb-status").textContent = JSON.stringify(state);
-    document.body.dataset.jbStatus = state.status;
-  };
-  window.addEventListener("error", e => { state.errors.push(String(e.message)); show(); });
-  window.addEventListener("unhandledrejection", e => { state.errors.push(String(e.reason)); show(); });
-  try {
+# jbrowse/index.html: fetches config.json, shows every track, and records in window.__jbState and
+# <pre id="jb-status"> the features each track's adapter loads in the view's region (JBrowse's own
+# CoreGetFeatures RPC; genometracks.browser.status_page)
+_PAGE = status_page(
+    script="jbrowse.min.js", view_id="jbrowse", status_id="jb-status", state="__jbState", dataset_key="jbStatus",
+    field="assembly",
+    open_view="""\
     if (typeof JBrowseReactLinearGenomeView === "undefined") throw new Error("jbrowse.min.js did not load");
     const {createViewState, JBrowseLinearGenomeView, React, createRoot} = JBrowseReactLinearGenomeView;
     const cfg = await (await fetch("config.json")).json();
@@ -225,26 +195,11 @@ _PAGE = """<!doctype html>
     state.locus = `${region.refName}:${Math.round(region.start) + 1}..${Math.round(region.end)}`;
     const rpc = viewState.session.rpcManager;
     const all = [{name: "Reference sequence", adapter: assembly.sequence.adapter}, ...cfg.tracks];
-    for (const t of all) {
-      try {
+""",
+    tracks="all",
+    load="""\
         const features = await rpc.call("genometracks", "CoreGetFeatures", {
           sessionId: "genometracks", adapterConfig: t.adapter,
           regions: [{assemblyName: assembly.name, refName: region.refName, start: region.start, end: region.end}]});
-        state.tracks[t.name] = {status: "loaded", features: features.length};
-      } catch (e) {
-        state.tracks[t.name] = {status: "error", message: String(e && e.message || e)};
-        state.errors.push(`${t.name}: ${e && e.message || e}`);
-      }
-      show();
-    }
-    state.status = state.errors.length ? "error" : "ready";
-  } catch (e) {
-    state.status = "error";
-    state.errors.push(String(e && e.message || e));
-  }
-  show();
-})();
-</script>
-</body>
-</html>
-"""
+""",
+    count="features.length")

@@ -48,11 +48,18 @@ def synthetic_files(data_cfg: DictConfig, cache_root: str | Path) -> tuple[Path,
     return Path(fasta), Path(bed)
 
 
+def generates_genome(data: DictConfig) -> bool:
+    """Whether the data set's genome is generated: data.fasta null (data=synthetic) and data.generator
+    set. A FASTA, given or still to be given (`???`), wins, so that an experiment's generator settings
+    (experiment=smoke data=custom data.fasta=G.fa) do not replace the user's genome."""
+    return not OmegaConf.is_missing(data, "fasta") and data.get("fasta") is None and data.get("generator") is not None
+
+
 def open_genome(cfg: DictConfig) -> tuple[Genome, Path, Path | None]:
     """(genome, fasta path, TSS file or None) for the configured data set."""
     data = cfg.data
     tss = None
-    if data.get("generator") is not None:  # a generated genome (data=synthetic)
+    if generates_genome(data):  # a generated genome (data=synthetic)
         fasta, tss = synthetic_files(data, cfg.paths.cache)
         circular = data.circular
         if circular is None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from genometracks.data.dataset import Dataset, load_dataset, load_sites, open_genome, split_positive_counts
+from genometracks.data.dataset import Dataset, generates_genome, load_dataset, load_sites, open_genome, split_positive_counts
 from genometracks.data.streams import positions_per_split
 from genometracks.io.atomic import write_text_atomic
 from genometracks.io.run_config import ConfigError
@@ -29,7 +29,7 @@ def summarise_data(cfg: DictConfig) -> dict:
         "label_sets": {},
     }
     tss_file = Path(str(cfg.data.tss)) if cfg.data.get("tss") else None
-    if cfg.data.get("generator") is not None:  # the generated genome's planted TSSs
+    if generates_genome(cfg.data):  # the generated genome's planted TSSs
         tss_file = open_genome(cfg)[2]
     for name in cfg.data.label_sets:
         sites = dataset.sites if name == dataset.label_set else load_sites(cfg, genome, name, tss_file)

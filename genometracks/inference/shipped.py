@@ -28,6 +28,7 @@ import torch
 from genometracks.data.dataset import load_dataset
 from genometracks.data.streams import SegmentStreams, build_labels
 from genometracks.genome.intervals import Interval
+from genometracks.io.paths import SHIPPED_MODELS
 from genometracks.io.run_config import shipped_name
 from genometracks.model import TransformerXL
 from genometracks.training.checkpoint import load_model
@@ -35,7 +36,7 @@ from genometracks.training.task import calibration_offset, split_metrics
 
 FORMAT = "genometracks-shipped-model/1"
 WEIGHTS, CARD_JSON, CARD_MD = "model.safetensors", "card.json", "card.md"
-MODELS_DIR = Path(__file__).resolve().parents[1] / "models"  # genometracks/models/<name>/
+MODELS_DIR = SHIPPED_MODELS  # genometracks/models/<name>/
 SHIP_HINT = "genometracks ship ckpt=RUN/checkpoints/best.ckpt name={name}"
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGED = Path(__file__).resolve().parents[1] / "_data"  # conf/ and hub/ inside a wheel (setup.py build hook)
+SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "models"  # genometracks/models/<name>/ (package data)
 
 
 def _source_checkout() -> bool:

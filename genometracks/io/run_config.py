@@ -71,6 +71,8 @@ def check_same_run(cfg: DictConfig, out: Path) -> None:
         diffs.sort(key=lambda text: not text.split(" ", 1)[0].endswith(".name"))  # data.name first
         overrides = (out / "overrides.txt").read_text().strip() if (out / "overrides.txt").is_file() else ""
         hint = f" (it was made with: {overrides})" if overrides else ""
+        if shipped_name(now) and not shipped_name(saved):  # a directory trained by an earlier `run`
+            hint += "; it holds a model trained there: add train=true to use it"
         raise ConfigError(f"{saved_path}: this run directory was made with another configuration: "
                           f"{'; '.join(diffs[:5])}{' ...' if len(diffs) > 5 else ''}. Pass the overrides the run "
                           f"was made with{hint}, or choose a new run_dir")

@@ -177,18 +177,26 @@ def _sites(chrom, pos, strand, path, lines, score=None, name=None, **meta) -> Si
     return sites
 
 
+def _intervals(cols: dict, columns: tuple[int, int, int], first: int, rule: str, path: Path,
+               lines: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(start, end, strand) of the records from their (start, end, strand) column numbers, as written
+    (the file's own coordinate base, `first` its first position); AnnotationError naming the first
+    record with start < first or end < start, with `rule` (how the format counts) and the fix."""
+    start, end = _ints(cols[columns[0]], "start", path, lines), _ints(cols[columns[1]], "end", path, lines)
+    strand = _strands(cols[columns[2]], path, lines)
+    bad = np.flatnonzero((start < first) | (end < start))
+    if bad.size:
+        i = int(bad[0])
+        raise AnnotationError(f"{path}, line {lines[i]}: start {start[i]} / end {end[i]} ({rule}); fix the record")
+    return start, end, strand
+
+
 def read_bed(path: str | Path) -> SiteSet:
     """BED6 (0-based half-open): +1 is `start` on '+', `end - 1` on '-'. A zero-length record
     (start == end) marks the nucleotide at `start`; they are counted in meta['zero_length']."""
     path = Path(path)
     cols, lines = _read_rows(path, skip=("#", "track", "browser"), min_cols=6)
-    start, end = _ints(cols[1], "start", path, lines), _ints(cols[2], "end", path, lines)
-    strand = _strands(cols[5], path, lines)
-    bad = np.flatnonzero((start < 0) | (end < start))
-    if bad.size:
-        i = int(bad[0])
-        raise AnnotationError(f"{path}, line {lines[i]}: start {start[i]} / end {end[i]} (need 0 <= start "
-                              "<= end in 0-based BED); fix the record")
+    start, end, strand = _intervals(cols, (1, 2, 5), 0, "need 0 <= start <= end in 0-based BED", path, lines)
     zero = end == start
     pos = np.where((strand == "+") | zero, start, end - 1)
     score = pd.to_numeric(pd.Series(cols[4]), errors="coerce").fillna(0).to_numpy(float)
@@ -206,13 +214,7 @@ def read_gff(path: str | Path, feature: str | None = None) -> SiteSet:
             raise AnnotationError(f"{path}: no {feature!r} rows (feature types present: "
                                   f"{sorted(set(cols[2]))[:8]}); pass feature= one of these")
         cols, lines = {k: v[sel] for k, v in cols.items()}, lines[sel]
-    start, end = _ints(cols[3], "start", path, lines), _ints(cols[4], "end", path, lines)
-    strand = _strands(cols[6], path, lines)
-    bad = np.flatnonzero((start < 1) | (end < start))
-    if bad.size:
-        i = int(bad[0])
-        raise AnnotationError(f"{path}, line {lines[i]}: start {start[i]} / end {end[i]} (GFF is 1-based, "
-                              "need 1 <= start <= end); fix the record")
+    start, end, strand = _intervals(cols, (3, 4, 6), 1, "GFF is 1-based, need 1 <= start <= end", path, lines)
     attrs = pd.Series(cols[8], dtype=str)
     name = attrs.str.extract(r'(?:^|;)\s*Name=([^;]+)')[0]
     for pattern in (r'(?:^|;)\s*ID=([^;]+)', r'gene_id "([^"]+)"'):

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, cast
 
 import torch
 import torch.nn.functional as F
@@ -90,6 +90,8 @@ class LayerMemory:
 class RelativeAttention(nn.Module):
     """Transformer-XL relative attention with q/k/v convolutions (see the module docstring)."""
 
+    fast_pos: Tensor  # buffer [W, d_model]: sinusoids of distances W-1..0
+
     def __init__(self, d_model: int, n_head: int, d_head: int, conv_width: int, window: int,
                  dropout: float = 0.0, per_head_conv: bool = False, query_block: int = 64,
                  stream_block: int = 1) -> None:
@@ -118,6 +120,9 @@ class RelativeAttention(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        """Initialise conv_weight [3, groups, D, D, K] and conv_bias [3, groups, D] uniformly in ±1/sqrt(D*K)
+        (as nn.Conv1d), and the biases u, v [n_head, d_head] from N(0, 0.02²); the linear maps keep
+        nn.Linear's own initialisation."""
         bound = 1.0 / math.sqrt(self.d_head * self.conv_width)  # as nn.Conv1d
         nn.init.uniform_(self.conv_weight, -bound, bound)
         nn.init.uniform_(self.conv_bias, -bound, bound)
@@ -269,8 +274,9 @@ class RelativeAttention(nn.Module):
         n_k, n_q = keys.shape[1], queries.shape[1]
         positions = torch.arange(n_k, device=queries.device)
         sin, cos = (t.to(queries.dtype)[:, None] for t in query_rotation(positions[n_k - n_q:], dm))
-        return WindowAttention.apply(queries, rotate_queries(g, sin, cos), keys, values,
-                                     key_features(positions, dm).to(keys.dtype), g.detach(), encoding, tiles, scale)
+        return cast(Tensor, WindowAttention.apply(  # type: ignore[no-untyped-call]
+            queries, rotate_queries(g, sin, cos), keys, values, key_features(positions, dm).to(keys.dtype),
+            g.detach(), encoding, tiles, scale))
 
     def _textbook_step3(self, y: Tensor) -> bool:
         """Whether the fast path attends as the textbook does (same keys, same dropout draws):
@@ -300,7 +306,10 @@ class RelativeAttention(nn.Module):
         return tiles
 
 
-def _band_bias(g: Tensor, encoding: Tensor, tile: Tile, buffers: dict) -> Tensor:
+BiasBuffers = dict[torch.Size, tuple[Tensor, Tensor]]  # [G, T, H] → `head_band_bias` (target, bias)
+
+
+def _band_bias(g: Tensor, encoding: Tensor, tile: Tile, buffers: BiasBuffers) -> Tensor:
     """Additive attention bias [G, H, T, keys] of a tile's positional queries g [G, T, H, d_model]:
     g · encoding over distances W-1..0 by one product written into a reused `head_band_bias`
     buffer (-inf off the window band, and where `tile.absent` [G, keys] is True), from the tile's
@@ -314,7 +323,7 @@ def _band_bias(g: Tensor, encoding: Tensor, tile: Tile, buffers: dict) -> Tensor
     return bias if tile.absent is None else bias.masked_fill(tile.absent[:, None, None, :], -math.inf)
 
 
-def band_attention(queries: Tensor, keys: Tensor, values: Tensor, g: Tensor, encoding: Tensor, tiles: list,
+def band_attention(queries: Tensor, keys: Tensor, values: Tensor, g: Tensor, encoding: Tensor, tiles: list[Tile],
                    scale: float, dropout: float = 0.0) -> Tensor:
     """Windowed relative attention with the positional term as a banded additive bias (no autograd).
 
@@ -322,7 +331,7 @@ def band_attention(queries: Tensor, keys: Tensor, values: Tensor, g: Tensor, enc
     g [B, Lq, H, d_model] and encoding [d_model, W] (bias of query n at distance W-1-e:
     g_n · encoding[:, e]); tiles from RelativeAttention._tiles. Returns [B, Lq, H, D]."""
     out = queries.new_empty(queries.shape)
-    buffers: dict = {}
+    buffers: BiasBuffers = {}
     group = None
     for spec in tiles:
         streams, rows, reach = spec.streams, spec.rows, spec.reach
@@ -355,11 +364,14 @@ class WindowAttention(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, queries, fq, keys, values, fk, g, encoding, tiles, scale):
+    def forward(ctx: Any, queries: Tensor, fq: Tensor, keys: Tensor, values: Tensor, fk: Tensor, g: Tensor,
+                encoding: Tensor, tiles: list[Tile], scale: float) -> Tensor:
+        """Attention output [B, Lq, H, D] (inputs as in the class docstring); saves what backward needs,
+        including each query's log-sum-exp [B, H, Lq] (float32 or wider)."""
         out = queries.new_empty(queries.shape)
         lse = queries.new_empty((queries.shape[0], queries.shape[2], queries.shape[1]),
                                 dtype=torch.promote_types(queries.dtype, torch.float32))
-        buffers: dict = {}
+        buffers: BiasBuffers = {}
         for tile in tiles:
             streams, rows, reach = tile.streams, tile.rows, tile.reach
             bias = _band_bias(g[streams, rows], encoding, tile, buffers)
@@ -372,7 +384,9 @@ class WindowAttention(torch.autograd.Function):
         return out
 
     @staticmethod
-    def backward(ctx, grad_out):
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+        """grad_out [B, Lq, H, D] → gradients of queries [B, Lq, H, D], fq [B, Lq, H, d_model], keys and
+        values [B, M+Lq, H, D]; None for the constants fk, g, encoding, tiles and scale."""
         queries, fq, keys, values, fk, out, lse = ctx.saved_tensors
         d, n_mem = queries.shape[-1], ctx.window - 1
         pad = fk.shape[-1]

@@ -18,7 +18,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Callable, Iterator, TypeVar, cast, overload
 
 import torch
 from torch import Tensor, nn
@@ -56,6 +56,7 @@ class Memory:
 
     @property
     def batch_size(self) -> int:
+        """B, the number of streams."""
         return self.valid.shape[0]
 
     @staticmethod
@@ -65,7 +66,7 @@ class Memory:
                        for group in zip(*(part.layers for part in parts)))
         return Memory(layers, torch.cat([part.valid for part in parts]))
 
-    def _map(self, fn) -> "Memory":
+    def _map(self, fn: Callable[[Tensor], Tensor]) -> "Memory":
         return Memory(tuple(layer.map(fn) for layer in self.layers), fn(self.valid))
 
     def detach(self) -> "Memory":
@@ -77,6 +78,7 @@ class Memory:
         return self._map(lambda t: t[rows])
 
     def to(self, device: torch.device | str) -> "Memory":
+        """Every tensor moved to `device` (shapes and dtypes unchanged)."""
         return self._map(lambda t: t.to(device))
 
     def reset(self, flags: Tensor) -> "Memory":
@@ -90,6 +92,10 @@ class Memory:
 
 
 NORMS = ("post", "pre")
+# TransformerXL.forward: (logits, memory), or (logits, memory, attention) when attention is asked for
+Output = tuple[Tensor, Memory] | tuple[Tensor, Memory, Tensor]
+_Item = TypeVar("_Item")
+_Result = TypeVar("_Result")
 
 
 class Block(nn.Module):
@@ -187,7 +193,7 @@ class TransformerXL(nn.Module):
         return Memory(layers, torch.zeros(batch_size, n_mem, dtype=torch.bool, device=device))
 
     def forward(self, tokens: Tensor, memory: Memory | None = None, reset: Tensor | None = None,
-                path: str = "fast", attention_queries: Tensor | None = None):
+                path: str = "fast", attention_queries: Tensor | None = None) -> Output:
         """tokens: int [B, L + lookahead] for positions [t, t+L+H); memory from the previous
         segment (None = nothing upstream); reset: bool [B], clear those streams first.
 
@@ -212,8 +218,8 @@ class TransformerXL(nn.Module):
         params = [p for p in self.parameters() if p.requires_grad]
         if torch.is_grad_enabled() and params:
             tensors = _flatten(memory)
-            logits, valid, *carried = _Concurrent.apply(self, tokens, memory.valid, rows, len(tensors),
-                                                        *tensors, *params)
+            logits, valid, *carried = _Concurrent.apply(  # type: ignore[no-untyped-call]
+                self, tokens, memory.valid, rows, len(tensors), *tensors, *params)
             return logits, _unflatten(carried, valid)
         inference = torch.is_inference_mode_enabled()  # autograd modes are per thread: pass them on
 
@@ -224,7 +230,14 @@ class TransformerXL(nn.Module):
         results = _in_threads(run, rows)
         return torch.cat([r[0] for r in results]), Memory.cat([r[1] for r in results])
 
-    def _forward(self, tokens: Tensor, memory: Memory, path: str, attention_queries: Tensor | None):
+    @overload
+    def _forward(self, tokens: Tensor, memory: Memory, path: str, attention_queries: None) -> tuple[Tensor, Memory]: ...
+
+    @overload
+    def _forward(self, tokens: Tensor, memory: Memory, path: str,
+                 attention_queries: Tensor) -> tuple[Tensor, Memory, Tensor]: ...
+
+    def _forward(self, tokens: Tensor, memory: Memory, path: str, attention_queries: Tensor | None) -> Output:
         """`forward` after the checks and resets."""
         length = tokens.shape[1] - self.lookahead
         h = self.drop(self.embed(tokens))
@@ -284,7 +297,7 @@ class TransformerXL(nn.Module):
         exist contributes nothing (an all-zero one-hot column). Equivalently
         F.conv1d(onehot [B, 4, L], q, q_bias, padding=c). This is q before the biases u and v.
         """
-        attn = self.blocks[0].attn
+        attn = cast(RelativeAttention, self.blocks[0].attn)
         n_h, d = self.n_head, self.d_head
         projected = self.embed.weight[:ACGT] @ attn.qkv.weight.T  # [4, 3*H*D]
         projected = projected.view(ACGT, 3, n_h, d)
@@ -298,7 +311,7 @@ class TransformerXL(nn.Module):
         return out
 
 
-def _in_threads(fn, items: list) -> list:
+def _in_threads(fn: Callable[[_Item], _Result], items: list[_Item]) -> list[_Result]:
     """[fn(item) for item in items], one thread each, every thread with 1 intra-op thread (or a
     share of torch's thread count)."""
     pool = _POOLS.get(len(items))
@@ -324,10 +337,11 @@ class _Concurrent(torch.autograd.Function):
     grad. Outputs: logits, valid, the n carried memory tensors."""
 
     @staticmethod
-    def forward(ctx, model, tokens, valid, rows, n_memory, *tensors):
+    def forward(ctx: Any, model: TransformerXL, tokens: Tensor, valid: Tensor, rows: list[slice], n_memory: int,
+                *tensors: Tensor) -> tuple[Tensor, ...]:
         memory, params = tensors[:n_memory], tensors[n_memory:]
 
-        def run(part: slice):
+        def run(part: slice) -> tuple[list[Tensor], Tensor, Memory]:
             with torch.enable_grad():
                 leaves = [t[part].detach().requires_grad_(t.requires_grad) for t in memory]
                 logits, carried = model._forward(tokens[part], _unflatten(leaves, valid[part]), "fast", None)
@@ -343,8 +357,9 @@ class _Concurrent(torch.autograd.Function):
         return (torch.cat([r[1] for r in results]).detach(), new_valid, *carried)
 
     @staticmethod
-    def backward(ctx, grad_logits, grad_valid, *grad_carried):
-        def run(index: int) -> tuple[list[Tensor], tuple]:
+    def backward(ctx: Any, grad_logits: Tensor | None, grad_valid: Tensor | None,
+                 *grad_carried: Tensor | None) -> tuple[Tensor | None, ...]:
+        def run(index: int) -> tuple[list[Tensor], tuple[Tensor | None, ...]]:
             leaves, logits, carried = ctx.results[index]
             part = ctx.rows[index]
             pairs = [(out, grad[part]) for out, grad in [(logits, grad_logits), *zip(_flatten(carried), grad_carried)]

@@ -7,8 +7,11 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 
 from genometracks.io.atomic import replace_into
+from genometracks.io.paths import SHIPPED_MODELS
 from genometracks.model import TransformerXL
 
 
@@ -62,3 +65,32 @@ def load_model(ckpt: str | Path) -> tuple[TransformerXL, int, dict]:
         raise CheckpointError(f"{path}: weights do not fit the model config ({str(err)[:200]})") from err
     model.eval()
     return model, seg_len, hparams
+
+
+def init_weights(model: TransformerXL, source: str | Path) -> TransformerXL:
+    """Load the weights of `source` into `model` in place (fine-tuning: the optimiser, schedule and step
+    count start afresh). `source` is a checkpoint written by `genometracks train` (read weights-only),
+    a shipped model's name (`ecoli_k12`), folder or `model.safetensors`; its architecture must be the
+    configured one (same `model=` and `model.*` settings)."""
+    path = Path(source)
+    if not path.exists() and "/" not in str(source):
+        path = SHIPPED_MODELS / str(source)
+    if path.is_dir():
+        path = path / "model.safetensors"
+    if not path.is_file():
+        raise CheckpointError(f"{path}: task.init_from names no file; give a checkpoint "
+                              "(DIR/checkpoints/best.ckpt), a shipped model's name or its model.safetensors")
+    if path.suffix == ".safetensors":
+        try:
+            weights = load_file(str(path))
+        except (SafetensorError, OSError) as err:
+            raise CheckpointError(f"{path}: not a readable safetensors file ({str(err)[:200]})") from err
+    else:
+        model_from_ckpt, _, _ = load_model(path)
+        weights = model_from_ckpt.state_dict()
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as err:
+        raise CheckpointError(f"{path}: weights do not fit the configured model; choose the model= and "
+                              f"model.* settings it was trained with ({str(err)[:160]})") from err
+    return model

@@ -28,7 +28,7 @@ from genometracks.io.provenance import command_line, git_commit
 from genometracks.io.run_config import ConfigError, save_overrides, shipped_name
 from genometracks.io.rundir import RunDir
 from genometracks.model import TransformerXL
-from genometracks.training.checkpoint import AtomicCheckpoint, load_model
+from genometracks.training.checkpoint import AtomicCheckpoint, init_weights, load_model
 from genometracks.training.task import TSSTask
 
 
@@ -105,6 +105,8 @@ def train(cfg: DictConfig) -> dict:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     dataset = load_dataset(cfg)
     model = build_model(cfg.model)
+    if cfg.task.get("init_from"):  # fine-tune: weights only; resume=true still restores the whole state
+        init_weights(model, str(cfg.task.init_from))
     datamodule = build_datamodule(cfg, dataset, model)
     task = TSSTask(model, **{k: cfg.task[k] for k in ("lr", "weight_decay", "warmup_steps", "loss",
                                                        "pos_weight", "focal_gamma", "attention_path")},

@@ -1,0 +1,40 @@
+"""The browsers' JavaScript bundles (igv.js, JBrowse 2's linear genome view): a file named by an
+environment variable, else the copy in the user cache (`$GENOMETRACKS_CACHE` or ~/.cache/genometracks),
+fetched there with npm when absent. Never committed; nothing is fetched when the bundle is cached or
+the variable is set."""
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from genometracks.io.atomic import staged_dir
+
+
+def cache_root() -> Path:
+    """$GENOMETRACKS_CACHE, else ~/.cache/genometracks."""
+    return Path(os.environ.get("GENOMETRACKS_CACHE", Path.home() / ".cache" / "genometracks"))
+
+
+def ensure_bundle(*, env: str, name: str, package: str, folder: Path, relpath: str, error: type[Exception],
+                  fetch: Callable[[str, Path], None]) -> Path:
+    """Path of a bundle: $`env` if set (`error` when that file is missing; `name` is the file it should
+    be), else `folder`/`relpath` in the cache, filled when absent by fetch(npm executable, stage), which
+    writes `relpath` into a staged copy of `folder` (published whole, or not at all, when fetch returns);
+    `error` when npm is not installed (`package`: the bundle's name in the message)."""
+    override = os.environ.get(env)
+    if override:
+        if not Path(override).is_file():
+            raise error(f"{env}={override}: file not found; point it at {name}")
+        return Path(override)
+    script = folder / relpath
+    if script.is_file():
+        return script
+    npm = shutil.which("npm")
+    if npm is None:
+        raise error(f"{package} is not cached and npm is not installed; install Node.js/npm "
+                    f"(apt-get install npm) or set {env}=/path/to/{name}")
+    with staged_dir(folder) as stage:
+        fetch(npm, stage)
+    return script
