@@ -79,6 +79,14 @@ def test_a_collection_needs_its_run_dir_and_custom_data(tmp_path):
     assert done.returncode == 2 and "data=synthetic" in done.stderr.strip().splitlines()[-1]
 
 
+def test_collect_of_a_folder_that_is_no_collection_is_one_error_line(tmp_path):
+    done = cli("collect", str(tmp_path), timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (f"genometracks: error: {tmp_path / 'manifest.tsv'}: not found; {tmp_path} is not a "
+                                   "collection directory (make one with `genometracks predict manifest=genomes.tsv "
+                                   "run_dir=DIR`)")
+
+
 # ---------------------------------------------------------------------------------------- one command
 @pytest.fixture(scope="module")
 def collection(tmp_path_factory):
