@@ -90,3 +90,19 @@ def export_organism(run: Path, fasta: Path, sizes: dict[str, int], organism: str
     from genometracks.browser.export import export_run
 
     return export_run(run, fasta, sizes, {"genome_mode": "assembly"}, organism)
+
+
+def exported_run(root: Path, why: str, before_export=None) -> tuple[Path, dict[str, int], dict[str, str]]:
+    """make_run + export in ROOT/run with a local igv.js stand-in (no network; `why` says who needs none);
+    `before_export()` runs in between (e.g. fetching a bundle the export copies). Returns (fasta, sizes,
+    files written)."""
+    import pytest
+
+    fake_js = root / "igv.min.js"
+    fake_js.write_text(f"// igv.js stand-in: {why}\n")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GENOMETRACKS_IGV_JS", str(fake_js))
+        fasta, sizes = make_run(root / "run")
+        if before_export is not None:
+            before_export()
+        return fasta, sizes, export(root / "run", fasta, sizes)

@@ -29,12 +29,7 @@ BASES = {"A": (0, 150, 0), "C": (0, 0, 255), "G": (209, 113, 5), "T": (255, 0, 0
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("igvdesk")
-    fake_js = root / "igv.min.js"
-    fake_js.write_text("// igv.js stand-in: IGV desktop needs none\n")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GENOMETRACKS_IGV_JS", str(fake_js))
-        fasta, sizes = br.make_run(root / "run")
-        br.export(root / "run", fasta, sizes)
+    br.exported_run(root, "IGV desktop needs none")
     return root, root / "run"
 
 

@@ -24,16 +24,14 @@ ARTEFACTS = Path(__file__).parent / "artefacts"
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("jbrowse")
-    fake_js = root / "igv.min.js"
-    fake_js.write_text("// igv.js stand-in: this test reads the JBrowse page\n")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GENOMETRACKS_IGV_JS", str(fake_js))
-        fasta, sizes = br.make_run(root / "run")
+
+    def fetch_bundle():
         try:
             ensure_jbrowse_js()
         except JBrowseError as err:
             pytest.skip(f"JBrowse 2 could not be fetched from the npm registry: {err}")
-        written = br.export(root / "run", fasta, sizes)
+
+    _, _, written = br.exported_run(root, "this test reads the JBrowse page", fetch_bundle)
     return root, written
 
 

@@ -18,12 +18,7 @@ from tests.kent import KENT, assert_hub_clean, hubcheck, kent, needs_kent
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("kent")
-    fake_js = root / "igv.min.js"
-    fake_js.write_text("// igv.js stand-in: the hub tests need no browser\n")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GENOMETRACKS_IGV_JS", str(fake_js))
-        fasta, sizes = br.make_run(root / "run")
-        written = br.export(root / "run", fasta, sizes)
+    fasta, sizes, written = br.exported_run(root, "the hub tests need no browser")
     return root / "run", fasta, sizes, written
 
 
