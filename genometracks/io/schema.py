@@ -52,11 +52,10 @@ class InterpretConfig:
     n_extreme: int = MISSING
     motif_top: int = MISSING
     motif_rank: str = MISSING
-    match_shuffles: int = MISSING
-    match_pvalue: float = MISSING
-    match_min_overlap: int = MISSING
+    match_qvalue: float = MISSING
     min_information: float = MISSING
     scan_pvalue: float = MISSING
+    scan_qvalue: float = MISSING
     kernel_logos: int = MISSING
     optimise_length: int = MISSING
     optimise_steps: int = MISSING
@@ -78,7 +77,6 @@ class SigmaStageConfig:
     """sigma.stage: the budget of the sigma stage of `genometracks run`."""
     modes: list[str] = MISSING
     folds: int = MISSING
-    match_shuffles: int = MISSING
     max_epochs: int = MISSING
 
 
@@ -98,7 +96,6 @@ class SigmaConfig:
     logo_heights: str = MISSING
     kernels: bool = MISSING
     kernel_base: Any = MISSING          # "bn" or a number > 1
-    match_shuffles: int = MISSING
     motif_dir: Optional[str] = MISSING  # noqa: UP045
     stage: SigmaStageConfig = field(default_factory=SigmaStageConfig)
 
