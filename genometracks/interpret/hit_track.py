@@ -2,7 +2,7 @@
 
 Columns (0-based half-open, forward strand): chrom, start, end, name = '{head}_{matched motif}',
 score = round(1000 · FIMO score / the PWM's best possible score) clipped to 0..1000 (strength of the
-match), strand, thickStart = start, thickEnd = end, itemRgb (pale to dark green with the score), then
+match), strand, thickStart = start, thickEnd = end, itemRgb (the head's colour, paler as the score falls), then
 head, matchedMotif ('unmatched' when the head has no significant database match), pValue, qValue
 (FIMO p and Benjamini-Hochberg q over the whole scan, `genometracks.interpret.scan`) and logOdds
 (the FIMO score in bits). Hits with q > q_threshold are left out.
@@ -26,25 +26,30 @@ SCHEMA = BedSchema(
      ("double", "qValue", "Benjamini-Hochberg q-value over all heads x windows x strands of the scan"),
      ("double", "logOdds", "FIMO log-odds score in bits")),
     standard=9)
-PALE, DARK = np.array([200, 225, 200]), np.array([0, 100, 40])
+# one colour per head (Okabe-Ito, colour-blind safe), in the order of the heads given
+HEAD_COLOURS = np.array([(0, 114, 178), (213, 94, 0), (0, 158, 115), (204, 121, 167), (230, 159, 0),
+                         (86, 180, 233), (120, 120, 120), (0, 0, 0)], dtype=np.float64)
 
 
-def strength_rgb(score: np.ndarray) -> np.ndarray:
-    """'R,G,B' strings [n]: linear from pale (score 0) to dark green (score 1000)."""
-    frac = np.clip(np.asarray(score, dtype=np.float64) / 1000.0, 0.0, 1.0)[:, None]
-    rgb = pd.DataFrame(np.rint(PALE + frac * (DARK - PALE)).astype(np.int64)).astype(str)
+def strength_rgb(colour: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """'R,G,B' strings [n]: each item's head colour [n, 3] at score 1000, blended linearly towards
+    white as the score falls (score 0: 80 % white), so weaker matches are paler."""
+    pale = 0.8 * (1.0 - np.clip(np.asarray(score, dtype=np.float64) / 1000.0, 0.0, 1.0))[:, None]
+    rgb = pd.DataFrame(np.rint(colour + pale * (255.0 - colour)).astype(np.int64)).astype(str)
     return (rgb[0] + "," + rgb[1] + "," + rgb[2]).to_numpy(dtype=object)
 
 
 def hit_records(hits: pd.DataFrame, labels: dict[str, str], best: dict[str, float]) -> pd.DataFrame:
-    """`scan_genome` hits (motif = head id) → the track's columns (SCHEMA.columns)."""
+    """`scan_genome` hits (motif = head id) → the track's columns (SCHEMA.columns); heads are coloured in
+    the order of `labels`."""
     label = hits["motif"].map(labels).fillna("unmatched").astype(str)
     score = np.clip(np.rint(1000.0 * hits["score"].to_numpy() / hits["motif"].map(best).to_numpy()), 0, 1000)
+    index = hits["motif"].map({h: i % len(HEAD_COLOURS) for i, h in enumerate(labels)}).to_numpy(dtype=np.int64)
     return pd.DataFrame({
         "chrom": hits["chrom"], "start": hits["start"], "end": hits["end"], "name": hits["motif"] + "_" + label,
         "score": score.astype(np.int64), "strand": hits["strand"], "thickStart": hits["start"],
-        "thickEnd": hits["end"], "itemRgb": strength_rgb(score), "head": hits["motif"], "matchedMotif": label,
-        "pValue": hits["p_value"], "qValue": hits["q_value"], "logOdds": hits["score"]})
+        "thickEnd": hits["end"], "itemRgb": strength_rgb(HEAD_COLOURS[index], score), "head": hits["motif"],
+        "matchedMotif": label, "pValue": hits["p_value"], "qValue": hits["q_value"], "logOdds": hits["score"]})
 
 
 def motif_hit_track(genome: Genome, motifs: list, p_threshold: float, q_threshold: float, prefix: Path,
