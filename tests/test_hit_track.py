@@ -1,13 +1,15 @@
 """The motif-hit track's records: name, score scaled to the PWM's best score, colours by head and strength."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from genometracks.genome.sequence import encode
-from genometracks.interpret.hit_track import HEAD_COLOURS, SCHEMA, hit_records, strength_rgb
-from genometracks.interpret.motifs import Motif
+from genometracks.genome.sequence import Genome, encode
+from genometracks.interpret.hit_track import HEAD_COLOURS, SCHEMA, hit_records, motif_hit_track, strength_rgb
+from genometracks.interpret.motifs import Motif, MotifError
 from genometracks.interpret.scan import COLUMNS, max_score
 
 
@@ -31,3 +33,8 @@ def test_hit_records_by_hand():
     assert (rec["thickStart"] == rec["start"]).all() and (rec["thickEnd"] == rec["end"]).all()
     assert rec["qValue"].tolist() == [0.2, 0.3] and rec["logOdds"].iloc[1] == best / 2
     assert SCHEMA.hub_type == "bigBed 9 +" and "qValue" in SCHEMA.autosql()
+
+
+def test_q_value_cut_off_is_checked():
+    with pytest.raises(MotifError, match="interpret.scan_qvalue must be in"):
+        motif_hit_track(Genome.from_sequences({"c": "ACGT"}), [], 1e-4, 0.0, Path("unused"))

@@ -16,6 +16,7 @@ import pandas as pd
 
 from genometracks.formats.bigbed import BedSchema, sort_bed_records, write_bed_outputs
 from genometracks.genome.sequence import Genome
+from genometracks.interpret.motifs import MotifError
 from genometracks.interpret.scan import max_score, scan_genome
 
 SCHEMA = BedSchema(
@@ -57,7 +58,8 @@ def motif_hit_track(genome: Genome, motifs: list, p_threshold: float, q_threshol
     """FIMO hits of each (HeadMotif, match label) PWM with p < p_threshold and q <= q_threshold →
     prefix.bb, prefix.bed.gz(.tbi). Old files are removed when nothing is kept."""
     if not 0 < q_threshold <= 1:
-        raise ValueError(f"interpret.scan_qvalue must be in (0, 1], got {q_threshold}")
+        raise MotifError(f"interpret.scan_qvalue must be in (0, 1], got {q_threshold}; set a q-value cut-off "
+                         "such as 0.05, or 1 to keep every hit below interpret.scan_pvalue")
     heads = {m.id: m.motif for m, _ in motifs}
     labels = {m.id: ("unmatched" if label in ("", ".") else str(label).replace(" ", "_")) for m, label in motifs}
     hits, n_tests = scan_genome(genome, heads, p_threshold, progress=progress)
