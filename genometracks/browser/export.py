@@ -45,7 +45,7 @@ OPTIONAL_TRACKS = (
     OptionalTrack("tss_sigma", "tss_sigma", ".bb", "TSS sigma class", "Sigma-factor class of each TSS call (CNN)",
                   "tss_sigma", "tss", (0, 0, 0), (("itemRgb", "on"),)),
     OptionalTrack("motif_hits", "motif_hits", ".bb", "Head motif hits",
-                  "FIMO matches of attention-head motifs (p, q; darker = stronger)", "motif_hits", "interpretation",
+                  "FIMO matches of attention-head motifs (p, q; colour per head, paler = weaker)", "motif_hits", "interpretation",
                   (0, 110, 60), (("itemRgb", "on"),)),
     OptionalTrack("attribution", "attribution", ".bw", "Attribution",
                   "Gradient x input attribution of the TSS output (signed)", "attribution", "interpretation",
