@@ -53,6 +53,9 @@ def make_run(run: Path) -> tuple[Path, dict[str, int]]:
     from genometracks.formats.bigwig import write_bigwig
     from genometracks.genome.intervals import SiteSet
     from genometracks.genome.sequence import Genome
+    from genometracks.interpret.hit_track import SCHEMA as HIT_SCHEMA
+    from genometracks.interpret.hit_track import hit_records
+    from genometracks.interpret.scan import COLUMNS as SCAN_COLUMNS
     from genometracks.sigma.track import sigma_records, write_sigma_bigbed
 
     run.mkdir(parents=True, exist_ok=True)
@@ -72,9 +75,9 @@ def make_run(run: Path) -> tuple[Path, dict[str, int]]:
     sites = SiteSet(peaks["chrom"].to_numpy(dtype=object), peaks["start"].to_numpy(), peaks["strand"].to_numpy(),
                     name=peaks["name"].to_numpy(dtype=object), source="test")
     write_sigma_bigbed(sigma_records(sites, probs, classes), tracks / "tss_sigma.bb", sizes, classes)
-    hits = pd.DataFrame([(CHROM, s, e, f"head0_m{i + 1}", 500, st) for i, (s, e, st) in enumerate(MOTIF_HITS)],
-                        columns=["chrom", "start", "end", "name", "score", "strand"])
-    write_bed_outputs(hits, tracks / "motif_hits", BedSchema("motif_hits", "motif hits"), sizes)
+    hits = pd.DataFrame([("L0H0", CHROM, s, e, st, 9.5 - i, 2e-5 * (i + 1), 0.25) for i, (s, e, st)
+                         in enumerate(MOTIF_HITS)], columns=list(SCAN_COLUMNS))  # FIMO hits as the scan returns them
+    write_bed_outputs(hit_records(hits, {"L0H0": "m1"}, {"L0H0": 12.0}), tracks / "motif_hits", HIT_SCHEMA, sizes)
     attribution = {c: (np.sin(np.arange(n) / 30) * 100).round().astype(np.float32) / 1000 for c, n in sizes.items()}
     write_bigwig(tracks / "attribution.bw", sizes, attribution)
     return fasta, sizes

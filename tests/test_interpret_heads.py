@@ -9,6 +9,7 @@ import torch
 from genometracks.genome.intervals import Interval
 from genometracks.genome.sequence import Genome, encode
 from genometracks.interpret import heads as H
+from genometracks.interpret.motifs import Motif
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -99,10 +100,16 @@ def test_head_motif_reads_the_kmer_at_the_peak_offset_on_the_query_strand():
     att[0, 0, 0, 30] = att[1, 0, 0, 30] = 0.6
     att[2, 0, 0, 5] = 0.3
     s = _samples(att, [1.0, 2.0, 0.0], [1, 1, 1], [100, 150, 60], [("c", "-")])
-    (m,) = H.head_motifs(s, g, conv_width=7, top_n=2)
+    (m,), table = H.head_motifs(s, g, conv_width=7, top_n=2)
     assert (m.offset, m.offset_from_tss) == (30, -10)
     assert m.motif.consensus() == "GATTACA" and m.information == pytest.approx(14.0)
-    assert m.id == "L0H0" and m.match is None
+    assert m.id == "L0H0" and m.match is None and table.note == "no reference motifs"
+    # with references, the match is Tomtom's best: GATTACA's own matrix at offset 0 among 25 decoys
+    refs = [Motif(f"d{i}", rng.dirichlet(np.full(4, 0.3), size=8)) for i in range(25)]
+    refs.insert(7, Motif("gattaca", np.eye(4)[encode("GATTACA")] * 0.85 + 0.05))
+    (m,), table = H.head_motifs(s, g, conv_width=7, top_n=2, refs=refs)
+    assert m.match.ref.name == "gattaca" and (m.match.offset, m.match.orientation) == (0, "+")
+    assert m.match.q_value == table.q[0].min() < 0.01
 
 
 def test_collected_attention_equals_the_model_on_one_stream():
@@ -152,16 +159,17 @@ def test_plots_have_one_panel_per_layer(tmp_path):
 
 def test_head_table_reports_a_best_match_only_for_informative_significant_heads():
     from genometracks.interpret.matching import Match
-    from genometracks.interpret.motifs import Motif
 
     ref = Motif("box", np.eye(4)[[0, 1, 2, 3]], alt_name="b")
     strong = Motif("L0H0", np.eye(4)[[3, 0, 1, 2]])          # 8 bits
     weak = Motif("L0H1", np.full((4, 4), 0.25))                # 0 bits
-    heads = [H.HeadMotif(0, 0, 30, -10, 0.5, strong, 8.0, Match(ref, 0.99, 0, "+", 4, 0.01)),
-             H.HeadMotif(0, 1, 5, 15, 0.1, weak, 0.0, Match(ref, 0.99, 0, "+", 4, 0.01)),
-             H.HeadMotif(1, 0, 7, 13, 0.2, strong, 8.0, Match(ref, 0.5, 1, "-", 4, 0.2))]
-    table = H.head_table(heads, min_information=4.0, match_pvalue=0.05)
+    heads = [H.HeadMotif(0, 0, 30, -10, 0.5, strong, 8.0, Match(ref, 1e-4, 3e-4, 0.01, 0, "+", 4)),
+             H.HeadMotif(0, 1, 5, 15, 0.1, weak, 0.0, Match(ref, 1e-4, 3e-4, 0.01, 0, "+", 4)),
+             H.HeadMotif(1, 0, 7, 13, 0.2, strong, 8.0, Match(ref, 0.02, 0.06, 0.2, 1, "-", 4))]
+    table = H.head_table(heads, min_information=4.0, match_qvalue=0.05)
     assert table["best_match"].tolist() == ["box(b)", ".", "."]
+    assert table["match_q_value"].tolist() == [0.01, 0.01, 0.2] and table["match_e_value"][2] == 0.06
+    assert table["match_orientation"].tolist() == ["+", "+", "-"] and table["match_offset"].tolist() == [0, 0, 1]
     assert table["nearest_motif"].tolist() == ["box(b)"] * 3
     assert table["informative"].tolist() == [True, False, True]
     assert table["head_id"].tolist() == ["L0H0", "L0H1", "L1H0"] and table["consensus"][0] == "TACG"
@@ -172,7 +180,7 @@ def test_head_motif_sample_rankings():
     att = np.zeros((3, 1, 1, 4))
     att[:, 0, 0, 2] = [0.6, 0.5, 0.9]  # o* = 2; the 3-mer centred on key local - 2
     s = _samples(att, [5.0, 9.0, 0.0], [H.SAMPLE_TOP, H.SAMPLE_TOP, H.SAMPLE_RANDOM], [6, 16, 26], [("c", "+")])
-    consensus = {rank: H.head_motifs(s, g, conv_width=3, top_n=1, rank_by=rank)[0].motif.consensus()
+    consensus = {rank: H.head_motifs(s, g, conv_width=3, top_n=1, rank_by=rank)[0][0].motif.consensus()
                  for rank in H.RANKINGS}
     assert consensus == {"top_attention": "AAA", "attention": "GGG", "output": "CCC"}
     with pytest.raises(H.InterpretError, match="motif_rank"):

@@ -86,9 +86,9 @@ def make_run(run: Path) -> Path:
     png(run / "logos" / "first_block_kernels.png")
     (run / "interpret").mkdir()
     (run / "interpret" / "heads.tsv").write_text(
-        "layer\thead\thead_id\tconsensus\tinformation\tbest_match\tmatch_p_value\n"
-        "1\t2\tL1H2\tTATAAT\t7.25\t<script>x</script>\t0.0012\n"
-        "0\t0\tL0H0\tNNNNNN\t0.1\t.\tnan\n")
+        "layer\thead\thead_id\tconsensus\tinformation\tbest_match\tmatch_p_value\tmatch_q_value\n"
+        "1\t2\tL1H2\tTATAAT\t7.25\t<script>x</script>\t0.0012\t0.0044\n"
+        "0\t0\tL0H0\tNNNNNN\t0.1\t.\tnan\tnan\n")
     (run / "sigma" / "logos" / "sigma").mkdir(parents=True)
     png(run / "sigma" / "logos" / "sigma" / "sigma70.png")
     (run / "sigma" / "metrics.json").write_text(json.dumps({"folds": 5, "metrics": {"softmax": {"sigma70": {
@@ -129,7 +129,7 @@ def test_report_of_a_run(tmp_path):
     assert "&lt;script&gt;" in page and "<script" not in page  # text from files is escaped
     heads = page.split("Head motifs and their best known-motif matches (interpret/heads.tsv)")[1].split("</table>")[0]
     assert "layer" not in heads and "<td>7.250</td>" in heads and "<td>0.001</td>" in heads
-    assert 'alt="L1H2: TATAAT, best match &lt;script&gt;x&lt;/script&gt; (p = 0.001)"' in page
+    assert 'alt="L1H2: TATAAT, best match &lt;script&gt;x&lt;/script&gt; (Tomtom q = 0.004)"' in page
     assert "Other logos" in page and "logos/first_block_kernels.png" in parser.targets
     missing = page.split("Not produced in this run")[1]
     for what in ("metaplots", "IGV session", "browser snapshot", "Promotech peer comparison (not an NC_000913.3 run)"):

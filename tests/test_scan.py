@@ -1,16 +1,14 @@
-"""PWM genome scan: exact p-values (DP vs enumeration), planted hits on both strands, null rate."""
+"""Genome scan with memelite's FIMO: planted hits at exact starts on both strands, scores recomputed by
+hand, the null hit rate, Benjamini-Hochberg q-values over every test, N windows."""
 from __future__ import annotations
-
-import itertools
 
 import numpy as np
 import pytest
 
 from genometracks.genome.sequence import Genome, decode, encode
+from genometracks.interpret.fdr import bh_qvalues
 from genometracks.interpret.motifs import Motif, MotifError
-from genometracks.interpret.scan import genome_background, hits_to_intervals, log_odds, scan_genome, score_distribution
-
-UNIFORM = np.full(4, 0.25)
+from genometracks.interpret.scan import FIMO_PSEUDOCOUNT, max_score, n_free_windows, one_hot, scan_genome
 
 
 def _strong_motif(consensus: str, p: float = 0.91) -> Motif:
@@ -23,36 +21,16 @@ def _random_sequence(rng, n: int) -> str:
     return decode(rng.integers(0, 4, n))
 
 
-def test_log_odds_by_hand():
-    lo = log_odds(Motif("n", np.array([[0.97, 0.01, 0.01, 0.01]])), UNIFORM, pseudocount=0.0)
-    np.testing.assert_allclose(lo, np.log2([[0.97 / 0.25, 0.04, 0.04, 0.04]]))
-    m = Motif("m", np.array([[1.0, 0, 0, 0], [0.5, 0.5, 0, 0]]))
-    bg = np.array([0.4, 0.1, 0.1, 0.4])
-    lo = log_odds(m, bg, pseudocount=1.0)     # p' = (p + q) / 2
-    assert lo[0, 0] == pytest.approx(np.log2(0.7 / 0.4)) and lo[0, 1] == pytest.approx(np.log2(0.05 / 0.1))
-    with pytest.raises(MotifError, match="zero probabilities"):
-        log_odds(m, UNIFORM, pseudocount=0.0)
+def test_one_hot_and_n_free_windows():
+    tokens = encode("ACGNT")
+    x = one_hot(tokens)
+    assert x.shape == (1, 4, 5) and x.dtype == np.int8
+    assert x[0].T.tolist() == [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0], [0, 0, 0, 1]]
+    assert n_free_windows(tokens, 2).tolist() == [True, True, False, False]
+    assert n_free_windows(tokens, 6).size == 0
 
 
-@pytest.mark.parametrize("resolution", [0.001, 0.1])
-def test_dp_pvalues_match_enumeration(resolution):
-    rng = np.random.default_rng(0)
-    motif = Motif("k4", rng.dirichlet(np.ones(4), size=4))
-    bg = np.array([0.3, 0.2, 0.15, 0.35])
-    lo = log_odds(motif, bg, pseudocount=0.1)
-    scores, pvalues = score_distribution(lo, bg, resolution)
-    ints = np.rint(lo / resolution).astype(int)
-    words = np.array(list(itertools.product(range(4), repeat=4)))            # all 256 4-mers
-    word_int = ints[np.arange(4), words].sum(axis=1)
-    word_prob = bg[words].prod(axis=1)
-    brute = np.array([word_prob[word_int >= s].sum() for s in word_int])
-    dp = pvalues[word_int - int(round(scores[0] / resolution))]
-    np.testing.assert_allclose(dp, brute, atol=1e-9, rtol=0)
-    assert pvalues[0] == pytest.approx(1.0) and np.all(np.diff(pvalues) <= 1e-15)
-    np.testing.assert_allclose(scores[[0, -1]], [word_int.min() * resolution, word_int.max() * resolution])
-
-
-def test_planted_sites_found_on_both_strands():
+def test_planted_sites_found_on_both_strands_with_exact_starts():
     rng = np.random.default_rng(1)
     consensus = "TTGACGCTAA"                  # not its own reverse complement
     motif = _strong_motif(consensus)
@@ -62,24 +40,29 @@ def test_planted_sites_found_on_both_strands():
     for start, strand in planted:
         seq[start:start + 10] = consensus if strand == "+" else rc
     seq[15_000:15_010] = consensus
-    seq[15_004] = "N"                         # a site with an N never hits
+    seq[15_004] = "N"                         # a site with an N is not a test and never hits
     genome = Genome.from_sequences({"chrB": _random_sequence(rng, 3000), "chrA": "".join(seq)})
-    hits = scan_genome(genome, motif, p_threshold=1e-5, background=UNIFORM)
-    found = {(int(h["start"]), str(h["strand"])) for h in hits if h["chrom"] == "chrA"}
+    hits, n_tests = scan_genome(genome, {"m": motif}, p_threshold=1e-5)
+    found = {(int(s), str(st)) for c, s, st in zip(hits["chrom"], hits["start"], hits["strand"]) if c == "chrA"}
     assert planted <= found
     assert (15_000, "+") not in found
     assert len(found - planted) <= 2          # random extras are rare (expected ~0.5)
-    assert np.all(hits["end"] - hits["start"] == 10)
+    assert (hits["end"] - hits["start"] == 10).all() and (hits["motif"] == "m").all()
     keys = list(zip(hits["chrom"], hits["start"], hits["strand"]))
-    assert keys == sorted(keys) and hits["chrom"][0] == "chrA"
-    # every hit's score equals the log-odds of the letters on its strand, computed independently
-    lo = log_odds(motif, UNIFORM)
-    for h in hits:
-        word = encode(genome.sequence(str(h["chrom"]), int(h["start"]), int(h["end"]), str(h["strand"])))
-        assert h["score"] == pytest.approx(lo[np.arange(10), word].sum())
-        assert h["p_value"] < 1e-5
-    exact = [h for h in hits if (int(h["start"]), str(h["strand"])) in planted]
-    assert all(h["p_value"] == pytest.approx(0.25 ** 10, rel=0.05) for h in exact)
+    assert keys == sorted(keys) and hits["chrom"].iloc[0] == "chrA"
+    # tests: N-free windows of both contigs, both strands (the N removes 10 windows of chrA)
+    assert n_tests == 2 * ((3000 - 9) + (20_000 - 9 - 10))
+    # every hit's score is FIMO's log-odds of the letters on its strand, recomputed here
+    lo = np.log2((motif.probabilities + FIMO_PSEUDOCOUNT) / 0.25)
+    for c, s, e, st, score in zip(hits["chrom"], hits["start"], hits["end"], hits["strand"], hits["score"]):
+        word = encode(genome.sequence(str(c), int(s), int(e), str(st)))
+        assert score == pytest.approx(lo[np.arange(10), word].sum(), abs=1e-4)
+    assert (hits["p_value"] < 1e-5).all()
+    exact = hits[[(int(s), str(st)) in planted for s, st in zip(hits["start"], hits["strand"])]]
+    # the consensus is the single best 10-mer: p = 4^-10 (FIMO's 0.1-bit bins may merge a few neighbours)
+    assert np.allclose(exact["p_value"], 0.25 ** 10, rtol=0.05)
+    assert np.allclose(exact["score"], max_score(motif), atol=1e-4)
+    np.testing.assert_allclose(hits["q_value"], bh_qvalues(hits["p_value"].to_numpy(), n_tests))
 
 
 def test_null_hit_rate_matches_p_times_positions():
@@ -87,24 +70,29 @@ def test_null_hit_rate_matches_p_times_positions():
     motif = Motif("m8", rng.dirichlet(np.full(4, 0.5), size=8))
     n, p = 200_000, 1e-3
     genome = Genome.from_sequences({"r": _random_sequence(rng, n)})
-    hits = scan_genome(genome, motif, p_threshold=p, background=UNIFORM)
-    positions = 2 * (n - 8 + 1)
-    _, pvalues = score_distribution(log_odds(motif, UNIFORM), UNIFORM)
-    rate = pvalues[pvalues < p].max()         # P(window passes) under the null, exact
-    assert 0.5 * p < rate < p
-    expected = rate * positions
-    assert abs(len(hits) - expected) < 5 * np.sqrt(expected)
-    assert set(np.unique(hits["strand"])) == {"+", "-"}
+    hits, n_tests = scan_genome(genome, {"m8": motif}, p_threshold=p)
+    assert n_tests == 2 * (n - 8 + 1)
+    # FIMO's p-values are exact for its binned scores, so P(p < t) <= t; the discreteness costs < half
+    assert 0.5 * p * n_tests - 5 * np.sqrt(p * n_tests) < len(hits) < p * n_tests + 5 * np.sqrt(p * n_tests)
+    assert set(hits["strand"]) == {"+", "-"}
+    # nothing in random sequence is a discovery: every q-value is large
+    assert hits["q_value"].min() > 0.5
 
 
-def test_genome_background_and_intervals():
-    genome = Genome.from_sequences({"a": "AAAACG", "b": "NNTT"})
-    np.testing.assert_allclose(genome_background(genome), [6 / 16, 2 / 16, 2 / 16, 6 / 16])
-    hits = scan_genome(Genome.from_sequences({"c": "CCCCACGTACCC"}), _strong_motif("ACG"), p_threshold=0.05,
-                       background=UNIFORM)
-    assert [(int(h["start"]), str(h["strand"])) for h in hits] == [(4, "+"), (5, "-")]  # CGT rc = ACG
-    ivs = hits_to_intervals(hits, "L0H1_TATAAT")
-    assert (ivs[0].chrom, ivs[0].start, ivs[0].end, ivs[0].strand, ivs[0].name) == ("c", 4, 7, "+", "L0H1_TATAAT")
-    assert ivs[0].score == pytest.approx(-np.log10(hits["p_value"][0]))
-    with pytest.raises(MotifError, match="p_threshold"):
-        scan_genome(genome, _strong_motif("ACG"), p_threshold=0)
+def test_small_scan_by_hand_and_errors():
+    hits, n_tests = scan_genome(Genome.from_sequences({"c": "CCCCACGTACCC"}), {"h": _strong_motif("ACG")},
+                                p_threshold=0.05)
+    assert list(zip(hits["start"], hits["end"], hits["strand"])) == [(4, 7, "+"), (5, 8, "-")]  # CGT rc = ACG
+    assert n_tests == 2 * 10
+    with pytest.raises(MotifError, match="scan_pvalue"):
+        scan_genome(Genome.from_sequences({"c": "ACGT"}), {"h": _strong_motif("ACG")}, p_threshold=0)
+
+
+def test_bh_qvalues_by_hand():
+    p = np.array([0.01, 0.04, 0.03, 0.2])
+    # sorted .01 .03 .04 .2 -> p m / rank = .04 .06 .0533 .2 -> running minimum from the right
+    np.testing.assert_allclose(bh_qvalues(p), [0.04, 0.16 / 3, 0.16 / 3, 0.2])
+    np.testing.assert_allclose(bh_qvalues(p, n_tests=10), [0.1, 0.4 / 3, 0.4 / 3, 0.5])
+    np.testing.assert_allclose(bh_qvalues(np.array([[0.5, np.nan], [0.9, 0.9]])), [[0.9, np.nan], [0.9, 0.9]])
+    with pytest.raises(MotifError, match="n_tests"):
+        bh_qvalues(p, n_tests=2)

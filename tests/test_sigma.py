@@ -302,7 +302,7 @@ def test_kernel_pwms_are_exact_and_written_as_meme(tmp_path):
         assert np.isclose(conv_out[c, 5], motif.meta["constant"] + log_p, atol=1e-5)
     refs = tmp_path / "refs"
     write_meme([Motif("boxA", np.eye(4)[[0, 0, 3, 3, 0]] * 0.9 + 0.025)], refs / "ref.meme")
-    out = export_kernels(model, tmp_path / "run", motif_dir=refs, base=2.0, n_shuffles=10)
+    out = export_kernels(model, tmp_path / "run", motif_dir=refs, base=2.0)
     back = read_meme(out["meme"])
     assert [m.name for m in back] == [f"sigma_cnn_k{c}" for c in range(4)]
     assert np.allclose(back[1].probabilities, kernel_motifs(model, 2.0)[1].probabilities, atol=1e-6)
@@ -404,7 +404,6 @@ def test_run_sigma_on_synthetic_data_writes_metrics_roc_logos_and_kernels(tmp_pa
     cfg = compose("experiment=sigma_cnn", f"run_dir={tmp_path / 'run'}", "data.source=synthetic",
                   "data.upstream=30", "data.classes=[sigma24,sigma32,sigma70]", "data.n_per_class=30",
                   "sigma.folds=3", "trainer.max_epochs=12", "sigma.batch_size=16", "sigma.lr=3e-3",
-                  "sigma.match_shuffles=5",
                   f"sigma.motif_dir={tmp_path / 'refs'}", "model.channels=[16,16,16]")
     result = run_sigma(cfg)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())

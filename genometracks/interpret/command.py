@@ -18,7 +18,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from genometracks.data.dataset import Dataset, load_dataset
 from genometracks.data.streams import make_splits
-from genometracks.formats.bigbed import BedSchema, sort_bed_records, write_bed_outputs
 from genometracks.formats.bigwig import read_bigwig, write_bigwig
 from genometracks.genome.sequence import Genome, encode
 from genometracks.inference.predict import predict_genome
@@ -27,11 +26,11 @@ from genometracks.interpret import heads as H
 from genometracks.interpret import metaplots as MP
 from genometracks.interpret.attribution import aggregate_matrix, attribute, genome_track, top_predicted_tss
 from genometracks.interpret.heads import InterpretError
+from genometracks.interpret.hit_track import motif_hit_track
 from genometracks.interpret.kernel_pwm import kernels_to_motifs
 from genometracks.interpret.logos import draw_logo, draw_logo_grid
 from genometracks.interpret.motifs import Motif, MotifError, load_reference_motifs, write_meme
 from genometracks.interpret.optimize import optimise_class, tick_labels
-from genometracks.interpret.scan import scan_genome
 from genometracks.io.atomic import write_text_atomic
 from genometracks.io.run_config import group_defaults
 from genometracks.io.rundir import RunDir
@@ -97,17 +96,18 @@ def run_heads(model: TransformerXL, dataset: Dataset, seg_len: int, s: dict, out
                       run.interpret / "heads_correlation.tsv"))
     H.plot_correlation(corr, labels, run.plots / "heads_correlation.png")
     files += [run.plots / "heads_heatmap.png", run.plots / "heads_correlation.png"]
-    motifs = H.head_motifs(samples, genome, model.conv_width, s["motif_top"], refs, s["match_shuffles"], seed,
-                           s["motif_rank"], int(s["match_min_overlap"]))
+    motifs, tomtom = H.head_motifs(samples, genome, model.conv_width, s["motif_top"], refs, s["motif_rank"])
     files.append(write_meme([m.motif for m in motifs], run.motifs / "heads.meme"))
+    files.append(_tsv(tomtom.frame(), run.interpret / "heads_tomtom.tsv"))
     for m in motifs:
         ticks = [str(m.offset_from_tss + d) for d in range(-(model.conv_width // 2), model.conv_width // 2 + 1)]
         title = f"{m.id} at {m.offset_from_tss:+d} ({m.information:.1f} bits)"
         files.append(draw_logo(m.motif.probabilities, run.logos / f"{m.id}.png", title, "bits", ticks))
-    table = H.head_table(motifs, s["min_information"], s["match_pvalue"])
+    table = H.head_table(motifs, s["min_information"], s["match_qvalue"])
     files.append(_tsv(table, run.interpret / "heads.tsv"))
     informative = [(m, label) for m, label in zip(motifs, table["best_match"]) if m.information >= s["min_information"]]
-    hits = motif_hit_track(genome, informative, s["scan_pvalue"], run.track("motif_hits"))
+    hits = motif_hit_track(genome, informative, s["scan_pvalue"], s["scan_qvalue"], run.track("motif_hits"),
+                           s["progress"])
     files += hits.pop("files")
     summary = {
         "samples": int(len(samples.output)),
@@ -115,37 +115,12 @@ def run_heads(model: TransformerXL, dataset: Dataset, seg_len: int, s: dict, out
            for name, bit in (("random", H.SAMPLE_RANDOM), ("top", H.SAMPLE_TOP), ("bottom", H.SAMPLE_BOTTOM))},
         "heads": [{"head": m.id, "offset_from_tss": m.offset_from_tss, "consensus": m.motif.consensus(),
                    "information": round(m.information, 3), "best_match": label,
-                   "match_score": None if m.match is None else round(m.match.score, 3)}
+                   "match_q_value": None if m.match is None else m.match.q_value}
                   for m, label in zip(motifs, table["best_match"])],
+        "tomtom_note": tomtom.note,
         "motif_hits": hits,
     }
     return {"summary": summary, "files": files}
-
-
-def motif_hit_track(genome: Genome, motifs: list, p_threshold: float, prefix: Path) -> dict:
-    """Both-strand hits of each (HeadMotif, match label) PWM → sorted BED6 (name = '{head}_{label}',
-    label 'unmatched' for '.'; score = min(1000, round(100 * -log10 p))) → prefix.bb, prefix.bed.gz(.tbi).
-    Old files are removed when nothing hits."""
-    frames, counts = [], {}
-    for m, label in motifs:
-        hits = scan_genome(genome, m.motif, p_threshold)
-        counts[m.id] = int(len(hits))
-        if len(hits):
-            label = "unmatched" if label in ("", ".") else str(label).replace(" ", "_")
-            score = np.minimum(1000, np.round(-100 * np.log10(np.maximum(hits["p_value"], 1e-300)))).astype(np.int64)
-            frames.append(pd.DataFrame({"chrom": hits["chrom"], "start": hits["start"], "end": hits["end"],
-                                        "name": f"{m.id}_{label}", "score": score, "strand": hits["strand"]}))
-    paths = [prefix.with_name(prefix.name + sfx) for sfx in (".bb", ".bed.gz", ".bed.gz.tbi")]
-    if not frames:
-        for path in paths:
-            path.unlink(missing_ok=True)
-        note = "no informative head" if not motifs else "no hit below the p-value threshold"
-        return {"records": 0, "per_head": counts, "note": note, "files": []}
-    records = sort_bed_records(pd.concat(frames, ignore_index=True))
-    schema = BedSchema("motif_hits", "Genome matches of attention-head motifs (score = 100 x -log10 p)")
-    written = write_bed_outputs(records, prefix, schema, genome.chrom_sizes())
-    return {"records": int(len(records)), "per_head": counts, "p_threshold": p_threshold,
-            "files": list(written.values())}
 
 
 def run_kernels(model: TransformerXL, s: dict, out: Path) -> dict:

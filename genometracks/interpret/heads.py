@@ -24,7 +24,7 @@ import torch
 from genometracks.data.streams import SegmentStreams
 from genometracks.genome.intervals import Interval
 from genometracks.genome.sequence import N_TOKEN, Genome
-from genometracks.interpret.matching import Match, best_match, match_label
+from genometracks.interpret.matching import Match, TomtomTable, best_matches, match_label
 from genometracks.interpret.motifs import Motif, pfm_from_kmers
 from genometracks.io.figures import new_figure, save_figure
 
@@ -266,14 +266,14 @@ class HeadMotif:
 
 
 def head_motifs(samples: HeadSamples, genome: Genome, conv_width: int, top_n: int = 50,
-                refs: list[Motif] | None = None, n_shuffles: int = 200, seed: int = 0,
-                rank_by: str = "top_attention", min_overlap: int = 4) -> list[HeadMotif]:
-    """One HeadMotif per head (layer-major order), matched against `refs` when given. The top_n samples
+                refs: list[Motif] | None = None, rank_by: str = "top_attention") -> tuple[list[HeadMotif], TomtomTable]:
+    """(One HeadMotif per head, layer-major order; the Tomtom table of all heads x `refs`). Each head's
+    `match` is its reference of smallest Tomtom p-value (None without refs); q-values are
+    Benjamini-Hochberg over all heads x references (genometracks.interpret.matching). The top_n samples
     are those with the highest attention at the head's offset among the SAMPLE_TOP samples
     (rank_by='top_attention': what the head reads where the model calls a TSS; all samples when
     fewer than top_n are flagged), among all samples ('attention'), or those with the highest model
-    output ('output', the same samples for every head). A match needs >= min_overlap aligned columns
-    (4: a 7-mer that reads 4 columns of a 6-nt box still matches it)."""
+    output ('output', the same samples for every head)."""
     if rank_by not in RANKINGS:
         raise InterpretError(f"interpret.motif_rank={rank_by!r}; use one of {RANKINGS}")
     pool = np.flatnonzero(samples.group & SAMPLE_TOP) if rank_by == "top_attention" else np.arange(0)
@@ -294,32 +294,38 @@ def head_motifs(samples: HeadSamples, genome: Genome, conv_width: int, top_n: in
             motif = pfm_from_kmers(kmers, name=head_id(layer, head), source="attention head")
             motif.alt_name = f"tss{rel:+d}"
             motif.meta.update(layer=layer, head=head, offset=o, offset_from_tss=rel)
-            found = best_match(motif, refs, n_shuffles=n_shuffles, min_overlap=min_overlap, seed=seed) if refs else None
             out.append(HeadMotif(layer, head, o, rel, float(mean[layer, head, o]), motif,
-                                 motif.information_content()[1], found))
-    return out
+                                 motif.information_content()[1], None))
+    found, table = best_matches([m.motif for m in out], refs or [])
+    for m, best in zip(out, found):
+        m.match = best
+    return out, table
 
 
-def head_table(motifs: list[HeadMotif], min_information: float, match_pvalue: float = 0.05):
+def head_table(motifs: list[HeadMotif], min_information: float, match_qvalue: float = 0.05):
     """heads.tsv rows: layer, head, head_id, offset, offset_from_tss, mean_attention, consensus,
-    information (bits), informative (>= min_information), best_match (the nearest reference for an
-    informative head whose match p-value <= match_pvalue, else '.'), nearest_motif, match_score,
-    match_p_value, match_orientation."""
+    information (bits), informative (>= min_information), best_match (the nearest reference of an
+    informative head whose Tomtom q-value <= match_qvalue, else '.'), nearest_motif (smallest Tomtom
+    p-value), match_p_value, match_e_value, match_q_value (Benjamini-Hochberg over all heads x
+    references), match_offset, match_overlap, match_orientation."""
     import pandas as pd
-
 
     rows = []
     for m in motifs:
         nearest = match_label(m.match) or "."
-        significant = m.match is not None and m.match.p_value <= match_pvalue and m.information >= min_information
+        significant = m.match is not None and m.match.q_value <= match_qvalue and m.information >= min_information
+        found = m.match
         rows.append({
             "layer": m.layer, "head": m.head, "head_id": m.id, "offset": m.offset,
             "offset_from_tss": m.offset_from_tss, "mean_attention": m.mean_attention, "consensus": m.motif.consensus(),
             "information": m.information, "informative": m.information >= min_information,
             "best_match": nearest if significant else ".", "nearest_motif": nearest,
-            "match_score": m.match.score if m.match else np.nan,
-            "match_p_value": m.match.p_value if m.match else np.nan,
-            "match_orientation": m.match.orientation if m.match else "."})
+            "match_p_value": found.p_value if found else np.nan,
+            "match_e_value": found.e_value if found else np.nan,
+            "match_q_value": found.q_value if found else np.nan,
+            "match_offset": found.offset if found else np.nan,
+            "match_overlap": found.overlap if found else np.nan,
+            "match_orientation": found.orientation if found else "."})
     return pd.DataFrame(rows)
 
 

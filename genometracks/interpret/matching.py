@@ -1,96 +1,116 @@
-"""Motif-to-motif similarity: column-wise Pearson correlation averaged over the aligned columns,
-best over all offsets and both orientations, with a p-value from column-shuffled queries.
+"""Motif-to-motif similarity with Tomtom statistics (memelite's Tomtom, Gupta et al. 2007).
 
-Alignment convention: `offset` is the reference column aligned with column 0 of the query as
-compared (the query itself for orientation '+', its reverse complement for '-'); a negative
-offset means the query overhangs the reference's left end. `overlap` = aligned columns.
-A column with no variance (uniform) correlates 0 with everything.
+`compare` aligns every query with every reference (all offsets, both orientations; Tomtom's
+"complete" Euclidean column score) and returns Tomtom's p-value of the best alignment, the
+E-value = p · number of references (Tomtom's definition, per query) and the Benjamini-Hochberg
+q-value over the whole query x reference table (all pairs form one family).
+
+Tomtom's null distribution of a query column is its score against every reference column, so
+the p-values depend on the reference set; memelite warns below 25 references and `compare`
+records that in `TomtomTable.note`.
+
+Alignment convention: orientation '+' compares the query with the reference as is, '-' with the
+reference's reverse complement; `offset` is the column of that (possibly reverse-complemented)
+reference under query column 0 (negative: the query overhangs the reference's left end);
+`overlap` = aligned columns.
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
+from memelite import tomtom
 
+from genometracks.interpret.fdr import bh_qvalues
 from genometracks.interpret.motifs import Motif, MotifError
+
+MIN_RELIABLE_TARGETS = 25  # memelite's own threshold for its warning
 
 
 @dataclass(frozen=True)
 class Match:
     """Best alignment of a query against one reference motif."""
     ref: Motif
-    score: float          # mean Pearson r over the aligned columns, in [-1, 1]
+    p_value: float        # Tomtom p-value of the best alignment
+    e_value: float        # p · number of references
+    q_value: float        # Benjamini-Hochberg over all queries x references
     offset: int           # reference column under query column 0 (see module docstring)
-    orientation: str      # '+' query as is, '-' its reverse complement
+    orientation: str      # '+' reference as is, '-' its reverse complement
     overlap: int          # number of aligned columns
-    p_value: float        # (1 + #shuffles scoring >= score) / (1 + n_shuffles)
 
 
-def _standardise(columns: np.ndarray) -> np.ndarray:
-    """Centre each row [.., 4] and scale to unit norm; zero-variance rows stay 0."""
-    centred = columns - columns.mean(axis=-1, keepdims=True)
-    norm = np.linalg.norm(centred, axis=-1, keepdims=True)
-    return np.divide(centred, norm, out=np.zeros_like(centred), where=norm > 1e-12)
+@dataclass(frozen=True)
+class TomtomTable:
+    """All pairs: float64 [Q, R] p, e, q; int64 [Q, R] offset, overlap; str [Q, R] orientation."""
+    queries: list[Motif]
+    refs: list[Motif]
+    p: np.ndarray
+    e: np.ndarray
+    q: np.ndarray
+    offset: np.ndarray
+    overlap: np.ndarray
+    orientation: np.ndarray
+    note: str
+
+    def match(self, i: int, j: int) -> Match:
+        """Query i against reference j."""
+        return Match(self.refs[j], float(self.p[i, j]), float(self.e[i, j]), float(self.q[i, j]),
+                     int(self.offset[i, j]), str(self.orientation[i, j]), int(self.overlap[i, j]))
+
+    def frame(self) -> pd.DataFrame:
+        """Long table, one row per (query, reference), query-major: query, reference, reference_alt,
+        reference_source, p_value, e_value, q_value, offset, overlap, orientation."""
+        nq, nr = self.p.shape
+        return pd.DataFrame({
+            "query": np.repeat([m.name for m in self.queries], nr),
+            "reference": np.tile([m.name for m in self.refs], nq),
+            "reference_alt": np.tile([m.alt_name or "." for m in self.refs], nq),
+            "reference_source": np.tile([m.source or "." for m in self.refs], nq),
+            "p_value": self.p.ravel(), "e_value": self.e.ravel(), "q_value": self.q.ravel(),
+            "offset": self.offset.ravel(), "overlap": self.overlap.ravel(), "orientation": self.orientation.ravel()})
+
+    def best(self, i: int) -> Match | None:
+        """Query i's reference of smallest p-value (ties: the first reference); None without references."""
+        if not self.refs:
+            return None
+        return self.match(i, int(np.argmin(self.p[i])))
 
 
-def _diagonal_means(corr: np.ndarray, min_overlap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """corr [S, Kq, Kr] → (mean over each alignment [S, n_off], offsets [n_off], overlaps [n_off])
-    for the offsets with at least `min_overlap` aligned columns."""
-    _, kq, kr = corr.shape
-    offsets = np.arange(min_overlap - kq, kr - min_overlap + 1)
-    cols = np.arange(kq)[:, None] + offsets[None, :]            # [Kq, n_off] ref column
-    valid = (cols >= 0) & (cols < kr)
-    gathered = corr[:, np.arange(kq)[:, None], np.clip(cols, 0, kr - 1)]  # [S, Kq, n_off]
-    overlaps = valid.sum(axis=0)
-    sums = (gathered * valid[None]).sum(axis=1)
-    return sums / overlaps, offsets, overlaps
+def _columns(motif: Motif) -> np.ndarray:
+    """Tomtom's layout: float64 [4, K] (rows A, C, G, T), C-contiguous."""
+    return np.ascontiguousarray(motif.probabilities.T, dtype=np.float64)
 
 
-def _best(query_fwd: np.ndarray, query_rev: np.ndarray, ref: np.ndarray, min_overlap: int):
-    """Best (score, orientation index, offset, overlap) per row of stacked standardised queries
-    [S, Kq, 4] (forward and reverse complement) against a standardised reference [Kr, 4]."""
-    means, offsets, overlaps = zip(*(_diagonal_means(q @ ref.T, min_overlap) for q in (query_fwd, query_rev)))
-    both = np.concatenate(means, axis=1)                        # [S, 2 · n_off]
-    arg = both.argmax(axis=1)
-    n_off = len(offsets[0])
-    return both[np.arange(len(arg)), arg], arg // n_off, offsets[0][arg % n_off], overlaps[0][arg % n_off]
+def compare(queries: Sequence[Motif], refs: Sequence[Motif]) -> TomtomTable:
+    """Tomtom of every query against every reference (see the module docstring)."""
+    queries, refs = list(queries), list(refs)
+    shape = (len(queries), len(refs))
+    if not queries or not refs:
+        empty = np.zeros(shape)
+        return TomtomTable(queries, refs, empty, empty, empty, empty.astype(np.int64), empty.astype(np.int64),
+                           np.full(shape, "."), "no queries" if not queries else "no reference motifs")
+    for m in queries + refs:
+        if not np.isfinite(m.probabilities).all():
+            raise MotifError(f"tomtom: motif {m.name!r} ({m.source}) has non-finite probabilities")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the few-targets warning: kept in `note` below
+        p, _, offset, overlap, strand = tomtom([_columns(m) for m in queries], [_columns(m) for m in refs],
+                                               n_jobs=-1)
+    p = np.clip(np.asarray(p, dtype=np.float64), 0.0, 1.0)
+    note = "" if len(refs) >= MIN_RELIABLE_TARGETS else (
+        f"{len(refs)} reference motifs (< {MIN_RELIABLE_TARGETS}): Tomtom's null is built from the reference "
+        "columns, so p-values depend strongly on this small set")
+    return TomtomTable(queries, refs, p, p * len(refs), bh_qvalues(p), np.rint(offset).astype(np.int64),
+                       np.rint(overlap).astype(np.int64), np.where(strand > 0.5, "-", "+"), note)
 
 
-def match(query: Motif, refs: Sequence[Motif], n_shuffles: int = 1000, min_overlap: int = 5,
-          seed: int = 0) -> list[Match]:
-    """Match `query` against every reference; best score first (ties: smaller p-value first).
-
-    Each reference is aligned at every offset with overlap >= min(min_overlap, widths) in both
-    orientations; the score is the mean column-wise Pearson r. The p-value compares it with the
-    best score of `n_shuffles` column-permuted copies of the query (same permutations for every
-    reference, drawn from `seed`); 0 shuffles gives p = nan.
-    """
-    if n_shuffles < 0:
-        raise MotifError(f"match: n_shuffles must be >= 0, got {n_shuffles}")
-    rng = np.random.default_rng(seed)
-    kq = query.width
-    perms = rng.permuted(np.tile(np.arange(kq), (n_shuffles, 1)), axis=1)
-    order = np.concatenate([np.arange(kq)[None], perms])        # row 0 = the query itself
-    fwd = _standardise(query.probabilities)[order]                # [1 + S, Kq, 4]
-    # reverse complement of a permuted query: complement the letters, reverse the column order
-    rev = _standardise(query.probabilities[:, ::-1])[order[:, ::-1]]
-    results = []
-    for ref in refs:
-        overlap_min = min(min_overlap, kq, ref.width)
-        score, orient, offset, overlap = _best(fwd, rev, _standardise(ref.probabilities), overlap_min)
-        null = score[1:]
-        p = (1 + np.count_nonzero(null >= score[0] - 1e-12)) / (1 + n_shuffles) if n_shuffles else np.nan
-        results.append(Match(ref, float(score[0]), int(offset[0]), "+-"[int(orient[0])],
-                             int(overlap[0]), float(p)))
-    results.sort(key=lambda m: (-m.score, m.p_value if n_shuffles else 0.0))
-    return results
-
-
-def best_match(query: Motif, refs: Sequence[Motif], **kwargs) -> Match | None:
-    """The top `match` result (None when `refs` is empty)."""
-    found = match(query, refs, **kwargs)
-    return found[0] if found else None
+def best_matches(queries: Sequence[Motif], refs: Sequence[Motif]) -> tuple[list[Match | None], TomtomTable]:
+    """(best match per query, the whole table); q-values are over all queries x references."""
+    table = compare(queries, refs)
+    return [table.best(i) for i in range(len(table.queries))], table
 
 
 def match_label(found: Match | None) -> str:

@@ -1,152 +1,88 @@
-"""Genome scan with a PWM and exact p-values (FIMO-like).
+"""Genome scan of PWMs with FIMO statistics (memelite's FIMO, Grant et al. 2011) and q-values.
 
-Scores are log-odds in bits against an i.i.d. background. p-values come from the exact
-distribution of the window score under that background, obtained by dynamic programming over
-the PWM after rounding every matrix entry to a multiple of `resolution` bits (as FIMO does):
-the p-value of a window is P(S_rounded >= its rounded score), exact for the rounded matrix.
+Scores are FIMO's log-odds in bits, log2((p + 1e-4) / 0.25) summed over the window (memelite's
+pseudocount and its uniform background). p-values are FIMO's: P(window score >= observed) for a
+uniform i.i.d. window, exact for the PWM rounded to 0.1-bit bins. q-values are Benjamini-Hochberg
+over every test of the scan: all motifs x all N-free windows x both strands (one family, as one
+FIMO run). Only windows with p < p_threshold are reported, so a q-value below p_threshold is exact
+and one at or above it is an upper bound (`genometracks.interpret.fdr.bh_qvalues`).
 
 Hits are windows [start, end) in 0-based forward coordinates; strand '-' means the motif reads
 5'→3' on the reverse strand, i.e. the reverse complement of the forward window matches.
-Windows containing N never hit. On circular contigs windows that would wrap past the end are
-not scanned (a BED interval cannot wrap); the loss is at most K-1 windows per contig and strand.
+Windows containing N are not tests and never hit. On circular contigs windows that would wrap past
+the end are not scanned (a BED interval cannot wrap); at most K-1 windows per contig and strand.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import numpy as np
+import pandas as pd
+from memelite import fimo
 
-from genometracks.genome.intervals import Interval
 from genometracks.genome.sequence import N_TOKEN, Genome
-from genometracks.interpret.motifs import UNIFORM, Motif, MotifError
+from genometracks.interpret.fdr import bh_qvalues
+from genometracks.interpret.motifs import Motif, MotifError
+
+COLUMNS = ("motif", "chrom", "start", "end", "strand", "score", "p_value", "q_value")
+FIMO_PSEUDOCOUNT = 1e-4  # memelite's `eps`, added to each probability before the log
 
 
-def _background(background: np.ndarray | None) -> np.ndarray:
-    bg = UNIFORM.copy() if background is None else np.asarray(background, dtype=np.float64)
-    if bg.shape != (4,) or (bg <= 0).any():
-        raise MotifError(f"background must be 4 positive frequencies (A, C, G, T), got {bg}")
-    return bg / bg.sum()
+def one_hot(tokens: np.ndarray) -> np.ndarray:
+    """int8 [1, 4, L] one-hot of tokens [L] (A, C, G, T = 0..3); N (4) is an all-zero column."""
+    tokens = np.asarray(tokens)
+    out = np.zeros((1, 4, tokens.size), dtype=np.int8)
+    known = np.flatnonzero(tokens < 4)
+    out[0, tokens[known], known] = 1
+    return out
 
 
-def log_odds(motif: Motif, background: np.ndarray | None = None, pseudocount: float = 0.01) -> np.ndarray:
-    """Log-odds matrix in bits [K, 4]: log2(p' / q), p' = (p + pseudocount · q) / (1 + pseudocount)
-    (the pseudocount is a fraction of probability mass spread like the background q)."""
-    bg = _background(background)
-    if pseudocount < 0:
-        raise MotifError(f"log_odds: pseudocount must be >= 0, got {pseudocount}")
-    p = (motif.probabilities + pseudocount * bg) / (1.0 + pseudocount)
-    with np.errstate(divide="ignore"):
-        lo = np.log2(p / bg)
-    if not np.isfinite(lo).all():
-        raise MotifError(f"motif {motif.name!r} has zero probabilities; use pseudocount > 0")
-    return lo
+def n_free_windows(tokens: np.ndarray, width: int) -> np.ndarray:
+    """bool [L - width + 1]: window starts whose `width` bases hold no N (empty when L < width)."""
+    if tokens.size < width:
+        return np.zeros(0, dtype=bool)
+    is_n = np.concatenate([[0], np.cumsum(np.asarray(tokens) == N_TOKEN)])
+    return (is_n[width:] - is_n[:-width]) == 0
 
 
-def _integer_matrix(lo: np.ndarray, resolution: float) -> np.ndarray:
-    if not resolution > 0:
-        raise MotifError(f"resolution must be > 0 bits, got {resolution}")
-    return np.rint(lo / resolution).astype(np.int64)
+def max_score(motif: Motif) -> float:
+    """The largest FIMO score (bits) any window can reach: the sum of each column's best log-odds."""
+    return float(np.log2((motif.probabilities + FIMO_PSEUDOCOUNT) / 0.25).max(axis=1).sum())
 
 
-def score_distribution(log_odds: np.ndarray, background: np.ndarray | None = None,
-                       resolution: float = 0.001) -> tuple[np.ndarray, np.ndarray]:
-    """Exact null distribution of the rounded window score.
+def scan_genome(genome: Genome, motifs: Mapping[str, Motif], p_threshold: float = 1e-4,
+                contigs: Iterable[str] | None = None, progress: bool = False) -> tuple[pd.DataFrame, int]:
+    """(Both-strand FIMO hits with p < p_threshold of every motif, the number of tests).
 
-    Returns (scores [M] in bits, ascending: every multiple of `resolution` between the minimum and
-    maximum rounded score; pvalues [M] = P(S >= score) for a background i.i.d. window).
-    """
-    bg = _background(background)
-    ints = _integer_matrix(np.asarray(log_odds, dtype=np.float64), resolution)
-    low = ints.min(axis=1)
-    shifted = ints - low[:, None]                              # >= 0 per column
-    probs = np.zeros(int(shifted.max(axis=1).sum()) + 1)
-    probs[0] = 1.0
-    reach = 0
-    for column in shifted:                                     # K steps; each vectorised over scores
-        nxt = np.zeros_like(probs)
-        for letter in range(4):
-            s = column[letter]
-            nxt[s:s + reach + 1] += bg[letter] * probs[:reach + 1]
-        probs, reach = nxt, reach + int(column.max())
-    tail = np.cumsum(probs[::-1])[::-1]                        # P(S >= score)
-    scores = (np.arange(probs.size) + low.sum()) * resolution
-    return scores, np.minimum(tail, 1.0)
-
-
-def _window_sums(tokens: np.ndarray, matrix: np.ndarray, starts: np.ndarray | None = None) -> np.ndarray:
-    """Σ_m matrix[m, tokens[i + m]] for window starts i (default: all, [n - K + 1]); N adds 0."""
-    k = matrix.shape[0]
-    padded = np.concatenate([matrix, np.zeros((k, 1), dtype=matrix.dtype)], axis=1)
-    if starts is None:
-        starts = np.arange(tokens.size - k + 1)
-        windows = [tokens[m:m + starts.size] for m in range(k)]  # views, no copy
-    else:
-        windows = [tokens[starts + m] for m in range(k)]
-    total = np.zeros(starts.size, dtype=matrix.dtype)
-    for m in range(k):                                         # K vectorised gathers
-        total += padded[m, windows[m]]
-    return total
-
-
-def genome_background(genome: Genome, contigs: Iterable[str] | None = None) -> np.ndarray:
-    """A, C, G, T frequencies of both strands together (so A = T and C = G)."""
-    counts = np.zeros(5)
-    for name in contigs or genome.contigs:
-        counts += np.bincount(genome.tokens(name), minlength=5)[:5]
-    at, cg = counts[0] + counts[3], counts[1] + counts[2]
-    if at + cg == 0:
-        raise MotifError("genome_background: the contigs hold no A/C/G/T")
-    return np.array([at, cg, cg, at]) / (2 * (at + cg))
-
-
-def scan_genome(genome: Genome, motif: Motif, p_threshold: float = 1e-4, background: np.ndarray | None = None,
-                contigs: Iterable[str] | None = None, pseudocount: float = 0.01,
-                resolution: float = 0.001) -> np.ndarray:
-    """Both-strand PWM hits with p < p_threshold, sorted by (chrom, start, strand).
-
-    background: None = the scanned contigs' own both-strand composition.
-    Returns a structured array with fields chrom (str), start, end (int64, 0-based half-open),
-    strand ('+'/'-'), score (log-odds bits, unrounded), p_value.
+    Returns a DataFrame with COLUMNS, sorted by (chrom, start, strand, motif): motif (the key in
+    `motifs`), chrom, start, end (int64, 0-based half-open, forward strand), strand ('+'/'-'), score
+    (FIMO log-odds bits), p_value, q_value (Benjamini-Hochberg over all tests, see module docstring).
     """
     if not 0 < p_threshold <= 1:
-        raise MotifError(f"p_threshold must be in (0, 1], got {p_threshold}")
+        raise MotifError(f"interpret.scan_pvalue must be in (0, 1], got {p_threshold}")
     names = list(contigs) if contigs is not None else list(genome.contigs)
-    bg = genome_background(genome, names) if background is None else _background(background)
-    lo = log_odds(motif, bg, pseudocount)
-    scores, pvalues = score_distribution(lo, bg, resolution)
-    passing = np.flatnonzero(pvalues < p_threshold)
-    low = int(round(scores[0] / resolution))
-    min_int = low + int(passing[0]) if passing.size else None   # pvalues decrease with score
-    k = motif.width
-    parts = []
-    for name in names:
-        tokens = genome.tokens(name).astype(np.intp)
-        if min_int is None or tokens.size < k:
+    pwms = {str(k): np.ascontiguousarray(m.probabilities.T, dtype=np.float64) for k, m in motifs.items()}
+    frames, n_tests = [], 0
+    for contig in names:
+        tokens = genome.tokens(contig)
+        ok = {k: n_free_windows(tokens, pwm.shape[1]) for k, pwm in pwms.items()}
+        n_tests += 2 * sum(int(v.sum()) for v in ok.values())
+        if not pwms or not any(v.any() for v in ok.values()):
             continue
-        n_in_window = np.convolve((tokens == N_TOKEN).astype(np.int64), np.ones(k, dtype=np.int64), "valid")
-        for strand, matrix in (("+", lo), ("-", lo[::-1, ::-1])):
-            ints = _window_sums(tokens, _integer_matrix(matrix, resolution))
-            starts = np.flatnonzero((ints >= min_int) & (n_in_window == 0))
-            if starts.size == 0:
+        found = fimo(pwms, one_hot(tokens), threshold=p_threshold, reverse_complement=True, verbose=progress)
+        for name, hits in zip(pwms, found):
+            if hits.empty:
                 continue
-            real = _window_sums(tokens, matrix, starts)
-            hits = np.empty(starts.size, dtype=_dtype(max(len(n) for n in names)))
-            hits["chrom"], hits["start"], hits["end"], hits["strand"] = name, starts, starts + k, strand
-            hits["score"], hits["p_value"] = real, pvalues[ints[starts] - low]
-            parts.append(hits)
-    out = np.concatenate(parts) if parts else np.empty(0, dtype=_dtype(max((len(n) for n in names), default=1)))
-    return out[np.lexsort((out["strand"], out["start"], out["chrom"]))]
-
-
-def _dtype(name_length: int) -> np.dtype:
-    return np.dtype([("chrom", f"U{max(name_length, 1)}"), ("start", np.int64), ("end", np.int64),
-                     ("strand", "U1"), ("score", np.float64), ("p_value", np.float64)])
-
-
-def hits_to_intervals(hits: np.ndarray, name: str, score: str = "neglog10p") -> list[Interval]:
-    """BED6-ready intervals named `name`; score = -log10(p) ('neglog10p') or log-odds bits ('log_odds')."""
-    if score not in ("neglog10p", "log_odds"):
-        raise MotifError(f"hits_to_intervals: score must be 'neglog10p' or 'log_odds', got {score!r}")
-    values = -np.log10(np.maximum(hits["p_value"], 1e-300)) if score == "neglog10p" else hits["score"]
-    return [Interval(str(c), int(s), int(e), str(st), name, float(v))
-            for c, s, e, st, v in zip(hits["chrom"], hits["start"], hits["end"], hits["strand"], values)]
+            start = hits["start"].to_numpy(np.int64)
+            keep = ok[name][start]
+            frames.append(pd.DataFrame({"motif": name, "chrom": contig, "start": start[keep],
+                                        "end": hits["end"].to_numpy(np.int64)[keep],
+                                        "strand": hits["strand"].to_numpy(str)[keep],
+                                        "score": hits["score"].to_numpy(np.float64)[keep],
+                                        "p_value": hits["p-value"].to_numpy(np.float64)[keep]}))
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype=object if c in ("motif", "chrom", "strand") else float)
+                             for c in COLUMNS}), n_tests
+    out = pd.concat(frames, ignore_index=True)
+    out["q_value"] = bh_qvalues(out["p_value"].to_numpy(), n_tests)
+    return out.sort_values(["chrom", "start", "strand", "motif"], kind="stable").reset_index(drop=True), n_tests

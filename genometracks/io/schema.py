@@ -70,11 +70,10 @@ class InterpretConfig:
     n_extreme: int
     motif_top: int
     motif_rank: str
-    match_shuffles: int
-    match_pvalue: float
-    match_min_overlap: int
+    match_qvalue: float
     min_information: float
     scan_pvalue: float
+    scan_qvalue: float
     kernel_logos: int
     optimise_length: int
     optimise_steps: int
@@ -96,7 +95,6 @@ class SigmaStageConfig:
     """sigma.stage: the budget of the sigma stage of `genometracks run`."""
     modes: list[str]
     folds: int
-    match_shuffles: int
     max_epochs: int
 
 
@@ -116,7 +114,6 @@ class SigmaConfig:
     logo_heights: str
     kernels: bool
     kernel_base: Any          # "bn" or a number > 1
-    match_shuffles: int
     motif_dir: Optional[str]  # noqa: UP045
     stage: SigmaStageConfig = field(default_factory=SigmaStageConfig)
 

@@ -42,7 +42,7 @@ from genometracks.training import metrics as M
 log = logging.getLogger(__name__)
 _NUMBER = re.compile(r"^[-+−–∞0-9.,e]*$")  # table cells drawn right-aligned
 HEAD_COLUMNS = ("head_id", "offset_from_tss", "consensus", "information", "informative", "best_match",
-                "match_score", "match_p_value", "match_orientation")
+                "match_p_value", "match_e_value", "match_q_value", "match_orientation")  # Tomtom p, E, BH q
 NC_000913_3_LENGTH = 4_641_652  # Promotech's genome; the comparison needs the same assembly
 PROMOTECH_FILE = "ecoli_k12/promotech/NC_000913.3_genome_predictions.csv"
 PROMOTECH_CAVEAT = ("Caveat: Promotech's published model was trained on whole-genome TSS sets of several bacteria, "
@@ -236,7 +236,8 @@ def _interpretation(rep: _Report) -> None:
         blocks.append(("table", f"Head motifs and their best known-motif matches ({rep.rel(path)}){more}",
                        header, rows, None))
         captions = {str(r.get("head_id")): f"{r.get('head_id')}: {r.get('consensus', '')}, best match "
-                    f"{r.get('best_match', '.')} (p = {fmt(r.get('match_p_value'))})" for r in table.to_dict("records")}
+                    f"{r.get('best_match', '.')} (Tomtom q = {fmt(r.get('match_q_value'))})"
+                    for r in table.to_dict("records")}
     head_logos = [(rep.rel(p), captions[p.stem]) for p in logos if p.stem in captions]
     other_logos = rep.images([p for p in logos if p.stem not in captions])
     if blocks or head_logos or other_logos:

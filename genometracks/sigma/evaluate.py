@@ -265,8 +265,7 @@ def run_sigma(cfg) -> dict:
     if logo_source is not None:
         result["logos"] = write_logos(*logo_source, classes, heights, run_dir)
     if cfg.sigma.kernels:
-        kernels = export_kernels(final, run_dir, cfg.sigma.get("motif_dir"), _base(cfg.sigma.kernel_base),
-                                 int(cfg.sigma.match_shuffles), seed)
+        kernels = export_kernels(final, run_dir, cfg.sigma.get("motif_dir"), _base(cfg.sigma.kernel_base))
         result["kernels"] = {k: v for k, v in kernels.items() if k != "rows"}
     result["runtime_s"] = round(time.time() - started, 1)
     write_text_atomic(run.metrics_md, metrics_table(metrics))

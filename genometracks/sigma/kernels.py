@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from genometracks.interpret.kernel_pwm import kernels_to_motifs
-from genometracks.interpret.matching import match, match_label
+from genometracks.interpret.matching import best_matches, match_label
 from genometracks.interpret.motifs import information_matrix, load_reference_motifs, write_meme
 from genometracks.io.atomic import write_text_atomic
 from genometracks.io.figures import new_figure, save_figure
@@ -44,16 +44,16 @@ def kernel_motifs(model: SigmaCNN, base: float | str = "bn", prefix: str = "sigm
                               source="sigma_cnn conv1")[0] for c, b in enumerate(kernel_bases(model))]
 
 
-def match_kernels(motifs: list, refs: list, n_shuffles: int = 200, seed: int = 0) -> list[dict]:
-    """Best reference per kernel motif: rows {kernel, consensus, bits, match, score, p_value, offset, orientation}."""
+def match_kernels(motifs: list, refs: list) -> list[dict]:
+    """Best Tomtom reference per kernel motif (genometracks.interpret.matching; q-values over all kernels x
+    references): rows {kernel, consensus, bits, match, p_value, e_value, q_value, offset, orientation}."""
     rows = []
-    for motif in motifs:
-        found = match(motif, refs, n_shuffles=n_shuffles, seed=seed) if refs else []
-        best = found[0] if found else None
+    for motif, best in zip(motifs, best_matches(motifs, refs)[0]):
         rows.append({"kernel": motif.name, "consensus": motif.consensus(),
                      "bits": round(motif.information_content()[1], 3), "match": match_label(best),
-                     "score": round(best.score, 4) if best else float("nan"),
                      "p_value": best.p_value if best else float("nan"),
+                     "e_value": best.e_value if best else float("nan"),
+                     "q_value": best.q_value if best else float("nan"),
                      "offset": best.offset if best else 0, "orientation": best.orientation if best else ""})
     return rows
 
@@ -79,14 +79,14 @@ def draw_kernel_logos(motifs: list, path: str | Path, ncols: int = 4) -> Path:
 
 
 def export_kernels(model: SigmaCNN, out_dir: str | Path, motif_dir: str | Path | None = None,
-                   base: float | str = "bn", n_shuffles: int = 200, seed: int = 0) -> dict:
+                   base: float | str = "bn") -> dict:
     """Write motifs/sigma_cnn_kernels.meme, .png (logos) and _matches.tsv under out_dir; returns paths + rows."""
     out = RunDir(Path(out_dir)).motifs
     motifs = kernel_motifs(model, base)
     meme = write_meme(motifs, out / "sigma_cnn_kernels.meme")
     logos = draw_kernel_logos(motifs, out / "sigma_cnn_kernels.png")
     refs = load_reference_motifs(motif_dir)
-    rows = match_kernels(motifs, refs, n_shuffles, seed)
+    rows = match_kernels(motifs, refs)
     header = list(rows[0]) if rows else ["kernel"]
     text = "\t".join(header) + "\n" + "".join("\t".join(str(r[h]) for h in header) + "\n" for r in rows)
     table = write_text_atomic(out / "sigma_cnn_kernel_matches.tsv", text)

@@ -27,7 +27,6 @@ def sigma_config(cfg: DictConfig) -> DictConfig:
         sig.sigma.folds = int(budget.folds)
         sig.sigma.logo_model = "softmax"
         sig.sigma.kernels = True
-        sig.sigma.match_shuffles = int(budget.match_shuffles)
         sig.trainer.max_epochs = int(budget.max_epochs)
         sig.paths = cfg.paths
     return sig
