@@ -149,12 +149,14 @@ def training_record(run: Path, cfg, metrics: dict, args: dict) -> dict:
     task = cfg.get("task") or {}
     return {
         "command": command, "command_source": command_source, "commit": commit, "commit_source": commit_source,
-        "run_dir": str(run), "global_step": steps, "epochs": metrics.get("epochs"),
+        "run_dir": _portable(run), "global_step": steps, "epochs": metrics.get("epochs"),
         "positions_per_step": step_nt,
         "positions_per_step_formula": f"n_streams {streams} x seg_len {seg_len}"
                                       + (f" x ranks {world}" if world > 1 else "")
                                       + (f" x accumulate {accumulate}" if accumulate > 1 else ""),
         "positions_seen": steps * step_nt, "wall_seconds": wall, "wall_source": wall_source,
+        # fine-tuned from these weights (their own training is not counted above)
+        "init_from": _portable(Path(task["init_from"])) if task.get("init_from") else None,
         "optimiser": {k: task.get(k) for k in ("lr", "weight_decay", "warmup_steps", "schedule", "loss",
                                                "pos_weight", "focal_gamma", "train_memory") if k in task},
         "trainer": {k: tr.get(k) for k in ("max_epochs", "max_steps", "limit_train_batches", "precision",
@@ -230,6 +232,8 @@ def card_markdown(card: dict) -> str:
               f"- positions seen: {_fmt(t['positions_seen'])} ({_fmt(t['global_step'])} steps × "
               f"{_fmt(t['positions_per_step'])} = {t['positions_per_step_formula']})",
               f"- wall time: {_fmt(t['wall_seconds'], 0)} s ({t['wall_source']})",
+              *([f"- fine-tuned from: `{t['init_from']}` (task.init_from; the steps and positions above are "
+                 "this run's only)"] if t.get("init_from") else []),
               f"- optimiser: {', '.join(f'{k}={v}' for k, v in t['optimiser'].items())}", "",
               "## Metrics", "",
               f"Per position, both strands, labels '{m['labels']}', calibrated probabilities; {m['evaluated_by']}.", "",
