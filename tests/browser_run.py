@@ -47,6 +47,17 @@ def peak_frame() -> pd.DataFrame:
     return frame.sort_values(["chrom", "start"]).reset_index(drop=True)
 
 
+def motif_hit_records() -> pd.DataFrame:
+    """The motif-hit track's rows for MOTIF_HITS (one head, FIMO scores 9.5 and 8.5 of a best 12): their
+    itemRgb is the head's colour paled by score, which is what a browser must draw."""
+    from genometracks.interpret.hit_track import hit_records
+    from genometracks.interpret.scan import COLUMNS as SCAN_COLUMNS
+
+    hits = pd.DataFrame([("L0H0", CHROM, s, e, st, 9.5 - i, 2e-5 * (i + 1), 0.25) for i, (s, e, st)
+                         in enumerate(MOTIF_HITS)], columns=list(SCAN_COLUMNS))  # FIMO hits as the scan returns them
+    return hit_records(hits, {"L0H0": "m1"}, {"L0H0": 12.0})
+
+
 def make_run(run: Path) -> tuple[Path, dict[str, int]]:
     """Write the FASTA beside `run` and every track under run/tracks/; returns (fasta, chrom sizes)."""
     from genometracks.formats.bigbed import BedSchema, write_bed_outputs
@@ -54,8 +65,6 @@ def make_run(run: Path) -> tuple[Path, dict[str, int]]:
     from genometracks.genome.intervals import SiteSet
     from genometracks.genome.sequence import Genome
     from genometracks.interpret.hit_track import SCHEMA as HIT_SCHEMA
-    from genometracks.interpret.hit_track import hit_records
-    from genometracks.interpret.scan import COLUMNS as SCAN_COLUMNS
     from genometracks.sigma.track import sigma_records, write_sigma_bigbed
 
     run.mkdir(parents=True, exist_ok=True)
@@ -75,9 +84,7 @@ def make_run(run: Path) -> tuple[Path, dict[str, int]]:
     sites = SiteSet(peaks["chrom"].to_numpy(dtype=object), peaks["start"].to_numpy(), peaks["strand"].to_numpy(),
                     name=peaks["name"].to_numpy(dtype=object), source="test")
     write_sigma_bigbed(sigma_records(sites, probs, classes), tracks / "tss_sigma.bb", sizes, classes)
-    hits = pd.DataFrame([("L0H0", CHROM, s, e, st, 9.5 - i, 2e-5 * (i + 1), 0.25) for i, (s, e, st)
-                         in enumerate(MOTIF_HITS)], columns=list(SCAN_COLUMNS))  # FIMO hits as the scan returns them
-    write_bed_outputs(hit_records(hits, {"L0H0": "m1"}, {"L0H0": 12.0}), tracks / "motif_hits", HIT_SCHEMA, sizes)
+    write_bed_outputs(motif_hit_records(), tracks / "motif_hits", HIT_SCHEMA, sizes)
     attribution = {c: (np.sin(np.arange(n) / 30) * 100).round().astype(np.float32) / 1000 for c, n in sizes.items()}
     write_bigwig(tracks / "attribution.bw", sizes, attribution)
     return fasta, sizes

@@ -22,7 +22,8 @@ pytestmark = pytest.mark.skipif(IGV is None or XVFB is None, reason="IGV desktop
 ARTEFACTS = Path(__file__).parent / "artefacts"
 PLUS, MINUS = (200, 30, 30), (30, 60, 200)
 SIGMA70, SIGMA38 = (213, 94, 0), (204, 121, 167)
-PEAKS, MOTIFS = (120, 0, 120), (0, 110, 60)
+PEAKS = (120, 0, 120)
+MOTIFS = [tuple(int(v) for v in rgb.split(",")) for rgb in br.motif_hit_records()["itemRgb"]]  # drawn in itemRgb
 BASES = {"A": (0, 150, 0), "C": (0, 0, 255), "G": (209, 113, 5), "T": (255, 0, 0)}  # IGV's sequence colours
 
 
@@ -66,7 +67,7 @@ def assert_strands_and_features(image: np.ndarray) -> None:
             assert rows.min() <= baseline - 3 and rows.max() <= baseline + 1, (baseline, rows)
     assert mask(image, SIGMA70).sum() > 0 and mask(image, SIGMA38).sum() > 0, "sigma classes not in their colours"
     assert mask(image, PEAKS).sum() > 0, "no TSS peaks drawn"
-    assert mask(image, MOTIFS).sum() > 0, "no motif hits drawn"
+    assert all(mask(image, colour).sum() > 0 for colour in MOTIFS), ("motif hits not in their colours", MOTIFS)
 
 
 def test_shipped_batch_runs_offline(run):
