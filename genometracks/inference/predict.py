@@ -58,7 +58,7 @@ def predict_genome(model: TransformerXL, genome: Genome, shift: int, seg_len: in
     regions = [Interval(name, 0, c.length) for name, c in genome.contigs.items() if name not in taken]
     streams = None if not regions else SegmentStreams(genome, None, regions, n_streams=n_streams, seg_len=seg_len,
                                                        lookahead=model.lookahead, burn_in=model.context)
-    rows = whole_rows(genome, whole, budget=WHOLE_ROWS * n_streams * seg_len)
+    rows = whole_rows(genome, whole, budget=n_streams * (seg_len + model.window), row_extra=model.window)
     outputs: dict[tuple[str, str], np.ndarray] = {}
     bar = tqdm(total=len(rows) + (len(streams) if streams is not None else 0), desc="predict", unit="batch",
                disable=not progress, mininterval=2.0)
@@ -80,18 +80,19 @@ def predict_genome(model: TransformerXL, genome: Genome, shift: int, seg_len: in
     return _tss_tracks(genome, outputs, shift)
 
 
-WHOLE_ROWS = 4  # linear contigs up to 4 segments long are read whole; a batch holds 4x the streams' positions
+WHOLE_ROWS = 4  # linear contigs up to 4 segments long are read whole, batches as many positions as the streams
 
 
-def whole_rows(genome: Genome, names: list[str], budget: int) -> list[list[tuple[str, str]]]:
+def whole_rows(genome: Genome, names: list[str], budget: int, row_extra: int = 0) -> list[list[tuple[str, str]]]:
     """Batches of (contig, strand) rows for contigs read whole, rows sorted longest first so a
-    batch's rows have similar lengths, at most max(1, budget // its longest row) rows per batch."""
+    batch's rows have similar lengths, at most max(1, budget // (its longest row + row_extra)) rows
+    per batch (`row_extra`: what a row costs beyond its positions, the model's memory of W-1 keys)."""
     keys = [(name, strand) for name in names for strand in "+-"]
     lengths = np.array([genome.contigs[name].length for name, _ in keys], dtype=np.int64)
     order = np.argsort(-lengths, kind="stable")
     batches, i = [], 0
     while i < order.size:
-        take = order[i: i + max(1, budget // int(lengths[order[i]]))]
+        take = order[i: i + max(1, budget // (int(lengths[order[i]]) + row_extra))]
         batches.append([keys[k] for k in take])
         i += take.size
     return batches
