@@ -40,7 +40,6 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-import genometracks
 from genometracks.genome.sequence import Genome, decode
 from genometracks.inference.predict import WHOLE_ROWS, predict_genome, write_tracks
 from genometracks.inference.shipped import load_shipped
@@ -265,7 +264,7 @@ def _child(argv: list[str], log: Path | None = None, env: dict[str, str] | None 
     """Run `python argv...` in a fresh process: wall seconds, exit status, its own peak RSS (wait4),
     and its stdout."""
     env = {**os.environ, **(env or {}), "PYTHONPATH": os.pathsep.join(
-        [str(Path(genometracks.__file__).resolve().parent.parent), os.environ.get("PYTHONPATH", "")])}
+        [str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH", "")])}
     begin = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out:
         proc = subprocess.Popen([sys.executable, *argv], stdout=out, stderr=subprocess.PIPE if log is None
@@ -426,6 +425,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         args.contigs = [int(x) for x in str(args.contigs).split(",") if x]
     except ValueError as err:
         raise BenchError(f"--contigs {args.contigs!r}: give integers separated by commas") from err
+    too_many = [n for n in args.contigs if not 1 <= n <= args.total]
+    if too_many or not args.contigs:
+        raise BenchError(f"--contigs: cannot cut {args.total:,} nt into {too_many[0] if too_many else 0:,} contigs; "
+                         "use 1 <= contigs <= --total")
     args.tasks = [t for t in args.tasks.split(",") if t]
     bad = [t for t in args.tasks if t not in TASKS]
     if bad or not args.tasks:

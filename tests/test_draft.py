@@ -207,3 +207,44 @@ def test_ncbi_named_draft_predicts_and_exports_under_accessions(tmp_path):
     assert {row[0]: row[fasta_column] for row in rows} == {
         name: f"gi|{1000 + i}|ref|{name}|" for i, name in enumerate(sizes)}
     assert_hub_clean(run / "hub")
+
+
+# --- the scaling and throughput benches (no timing thresholds: speed is measured by the bench) ------
+
+def test_draft_lengths_cut_the_sequence_exactly(tmp_path):
+    from genometracks.bench import draft_lengths, write_draft
+
+    for total, n in ((2_000_000, 10_000), (5_000, 1), (1_000, 1_000), (4_641_652, 200)):
+        lengths = draft_lengths(total, n, seed=3)
+        assert lengths.size == n and lengths.sum() == total and lengths.min() >= 1
+    lengths = draft_lengths(2_000_000, 10_000, seed=0)
+    assert (lengths < 128).sum() > 1_000 and lengths.max() > 10 * np.median(lengths)  # a draft's shape
+    tokens = np.random.default_rng(0).integers(0, 4, 3_000).astype(np.uint8)
+    genome = Genome.open(write_draft(tmp_path / "d.fa", tokens, draft_lengths(3_000, 40, seed=1)))
+    assert len(genome.contigs) == 40
+    assert np.array_equal(np.concatenate([genome.tokens(name) for name in genome.contigs]), tokens)
+
+
+def test_bench_argument_errors(capsys):
+    from genometracks.bench import main as bench_main
+
+    assert bench_main(["--only", "scaling", "--contigs", "1,x"]) == 2
+    assert "--contigs" in capsys.readouterr().err
+    assert bench_main(["--only", "scaling", "--total", "100", "--contigs", "1,500"]) == 2
+    assert "500 contigs" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_scaling_bench_runs_each_case_in_its_own_process(capsys):
+    import json
+
+    from genometracks.bench import main as bench_main
+
+    assert bench_main(["--only", "scaling", "--total", "6000", "--contigs", "1,40", "--case-repeats", "1",
+                       "--threads", "1"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert [case["contigs"] for case in result["cases"]] == [1, 40] and result["positions"] == 12_000
+    for case in result["cases"]:
+        assert case["peak_rss_mib"]["median"] > 50 and case["total_s"]["median"] > 0
+        assert case["positions_per_s"] > 0 and case["seg_len"] == 256
+    assert result["cases"][1]["length_min"] >= 1 and "time_vs_first" in result["cases"][1]
