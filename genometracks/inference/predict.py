@@ -4,6 +4,13 @@ A `Track` holds float32 arrays in forward-strand coordinates (0-based), one per 
 The value at base x on strand s is P(TSS at x on s): the model's output at strand-local index
 i answers "TSS at i - shift?", so the output is moved back by `shift` before it is stored (wrapping
 on circular contigs; the last `shift` nt of a linear contig have no output and hold 0).
+
+Draft assemblies: every contig is predicted and written, whatever its length (a contig shorter than
+the window, or than the 7-wide convolution, is read whole with nothing upstream; one of at most `shift`
+nt holds 0 on both strands). N (and IUPAC letters, read as N) is a token of its own, so an all-N contig
+or N run gets the model's defined output for N context, not a gap: the bigWig covers every base.
+Lower-case (soft-masked) letters are the same tokens as upper case, so tracks do not depend on masking;
+the .2bit keeps the case (browser/hub.py).
 """
 from __future__ import annotations
 
