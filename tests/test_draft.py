@@ -185,8 +185,8 @@ def test_ncbi_named_draft_predicts_and_exports_under_accessions(tmp_path):
     for i in range(60):
         n = 120 if i == 5 else int(rng.lognormal(6, 1)) + 1
         seq = "N" * n if i == 5 else _random(rng, n, "ACGTacgt")
-        records[f"gi|{1000 + i}|ref|NZ_DRAFT{i:04d}.1| contig {i}"] = seq
-        sizes[f"NZ_DRAFT{i:04d}.1"] = n
+        records[f"gi|{1000 + i}|ref|NZ_DRAFT{i}.1| contig {i}"] = seq  # FASTA order is not byte order
+        sizes[f"NZ_DRAFT{i}.1"] = n
     fasta = _write_fasta(tmp_path / "draft.fa", records)
     run = tmp_path / "run"
     for command in ("predict", "export"):
@@ -195,9 +195,15 @@ def test_ncbi_named_draft_predicts_and_exports_under_accessions(tmp_path):
     for strand in ("plus", "minus"):
         bw = pyBigWig.open(str(run / "tracks" / f"tss.{strand}.bw"))
         assert bw.chroms() == sizes
-        values = np.asarray(bw.values("NZ_DRAFT0005.1", 0, 120))  # the all-N contig is covered
+        values = np.asarray(bw.values("NZ_DRAFT5.1", 0, 120))  # the all-N contig is covered
         assert np.isfinite(values).all() and (values >= 0).all()
         bw.close()
+    peaks = [line.split("\t") for line in (run / "tracks" / "tss_peaks.bed").read_text().splitlines()]
+    assert len(peaks) > 10 and {row[0] for row in peaks} <= set(sizes)
+    assert [(row[0].encode(), int(row[1])) for row in peaks] == sorted((row[0].encode(), int(row[1])) for row in peaks)
+    bb = pyBigWig.open(str(run / "tracks" / "tss_peaks.bb"))
+    assert sum(len(bb.entries(name, 0, size) or []) for name, size in sizes.items()) == len(peaks)
+    bb.close()
     gdir = run / "hub" / "draft"
     tb = py2bit.open(str(gdir / "draft.2bit"))
     assert tb.chroms() == sizes
