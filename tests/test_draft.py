@@ -202,7 +202,8 @@ def test_ncbi_named_draft_predicts_and_exports_under_accessions(tmp_path):
     assert len(peaks) > 10 and {row[0] for row in peaks} <= set(sizes)
     assert [(row[0].encode(), int(row[1])) for row in peaks] == sorted((row[0].encode(), int(row[1])) for row in peaks)
     bb = pyBigWig.open(str(run / "tracks" / "tss_peaks.bb"))
-    assert sum(len(bb.entries(name, 0, size) or []) for name, size in sizes.items()) == len(peaks)
+    assert set(bb.chroms()) <= set(sizes)  # a bigBed lists the contigs that have entries
+    assert sum(len(bb.entries(name, 0, size) or []) for name, size in bb.chroms().items()) == len(peaks)
     bb.close()
     gdir = run / "hub" / "draft"
     tb = py2bit.open(str(gdir / "draft.2bit"))
