@@ -8,6 +8,14 @@ memory detached between steps). Each path is timed `--repeats` times from the sa
 (the textbook path `--textbook-repeats` times); positions/s are reported as median, min and max.
 `--genome` instead times whole-genome prediction of E. coli (both strands, random weights) with
 `predict.predict_genome` and `predict.write_tracks`, bigWig writing included.
+`--only scaling` (issue #17) predicts one sequence (E. coli's first `--total` nt, random where the
+shared data is absent) as `--contigs` assemblies of 1, ..., 10,000 contigs of lognormal lengths, with
+the shipped model: each case and repeat in a fresh process, timed (FASTA read, predict, bigWigs) with
+its peak RSS, so time and memory can be compared per base and per contig.
+`--only throughput` runs `--genomes` draft assemblies of E. coli (`--draft-contigs` lognormal contigs
+each) through `genometracks predict model=<shipped>` (tracks and peak calls) then `genometracks export`
+(hub with .2bit and chromAlias, IGV session, JBrowse view), one process per command, and reports
+genomes per hour and each command's peak RSS.
 Model FLOPs per position count the useful work (multiply + add = 2): q/k/v linear and convolution,
 content, positional and value products over the W keys of each window, output projection; a
 training step is counted as 3 forward passes. `matmul_2048_gflops` is a 2048 x 2048 float32
@@ -21,15 +29,22 @@ import math
 import os
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from omegaconf import OmegaConf
 
+from genometracks.genome.sequence import Genome, decode
+from genometracks.inference.predict import WHOLE_ROWS, predict_genome, write_tracks
+from genometracks.inference.shipped import load_shipped
 from genometracks.io.malloc import keep_freed_memory
+from genometracks.io.paths import conf_dir, shared_data
 from genometracks.model import Memory, TransformerXL
 
 PAPER = dict(n_layer=6, n_head=6, d_model=32, d_head=32, conv_width=7, window=512)  # the paper's model
@@ -37,6 +52,7 @@ ECOLI_LENGTH = 4_641_652  # NC_000913.3, nt
 ECOLI_HELD_OUT = 928_330 + 464_165  # streams.ECOLI_K12_SPLITS: test + validation, nt
 REFERENCE = {"inference": 1587.0, "training": 710.0}  # the issue's published implementation, positions/s
 TASKS = ("inference", "training", "training_no_memory")
+MODES = ("paths", "genome", "scaling", "throughput")
 
 
 class BenchError(ValueError):
@@ -180,10 +196,6 @@ def bench_paths(args: argparse.Namespace) -> dict:
 
 def bench_genome(args: argparse.Namespace) -> dict:
     """Whole-genome prediction of E. coli, both strands, random paper-model weights, bigWigs written."""
-    from genometracks.genome.sequence import Genome
-    from genometracks.io.paths import shared_data
-    from genometracks.inference.predict import predict_genome, write_tracks
-
     fasta = Path(args.fasta) if args.fasta else shared_data() / "ecoli_k12" / "genome" / "NC_000913.3.fa"
     if not fasta.exists():
         raise BenchError(f"{fasta}: genome FASTA not found; pass --fasta PATH or set GENOMETRACKS_DATA")
@@ -209,6 +221,166 @@ def bench_genome(args: argparse.Namespace) -> dict:
             "machine_start": start_machine, "machine_end": _machine(args.threads)}
 
 
+ECOLI_FASTA = ("ecoli_k12", "genome", "NC_000913.3.fa")  # under shared_data()
+
+
+def base_sequence(total: int, seed: int) -> tuple[np.ndarray, str]:
+    """Tokens [total] and where they came from: E. coli K-12 from its first base (repeated if `total`
+    is longer) where the shared data is present, else uniform random A/C/G/T."""
+    fasta = shared_data().joinpath(*ECOLI_FASTA)
+    if fasta.is_file():
+        tokens = Genome.open(fasta).tokens("NC_000913.3")
+        return np.resize(tokens, total), f"{fasta} (first {total:,} nt)"
+    return np.random.default_rng(seed).integers(0, 4, total).astype(np.uint8), f"random A/C/G/T, seed {seed}"
+
+
+def draft_lengths(total: int, n: int, seed: int, sigma: float = 1.0) -> np.ndarray:
+    """`n` contig lengths >= 1 summing to `total`: lognormal (log-sd `sigma`) around total / n, the
+    shape of a short-read draft's contig sizes (many short contigs, a few long)."""
+    if not 1 <= n <= total:
+        raise BenchError(f"cannot cut {total:,} nt into {n:,} contigs; use 1 <= contigs <= total")
+    raw = np.random.default_rng(seed).lognormal(0.0, sigma, n)
+    lengths = np.maximum(1, np.floor(raw / raw.sum() * total).astype(np.int64))
+    while lengths.sum() != total:  # hand the rounding remainder to (or take it from) the longest contigs
+        diff = int(total - lengths.sum())
+        order = np.argsort(-lengths)[: abs(diff)]
+        lengths[order] += 1 if diff > 0 else -1
+        lengths = np.maximum(lengths, 1)
+    return lengths
+
+
+def write_draft(path: Path, tokens: np.ndarray, lengths: np.ndarray, prefix: str = "contig") -> Path:
+    """A FASTA of `tokens` cut into consecutive contigs of `lengths` (60 nt lines), named prefix_1, ..."""
+    cuts = np.concatenate([[0], np.cumsum(lengths)])
+    letters = decode(tokens)
+    with open(path, "w") as handle:
+        for i, (a, b) in enumerate(zip(cuts[:-1], cuts[1:])):
+            seq = letters[a:b]
+            handle.write(f">{prefix}_{i + 1}\n" + "".join(seq[j:j + 60] + "\n" for j in range(0, len(seq), 60)))
+    return path
+
+
+def _child(argv: list[str], log: Path | None = None, env: dict[str, str] | None = None) -> dict:
+    """Run `python argv...` in a fresh process: wall seconds, exit status, its own peak RSS (wait4),
+    and its stdout."""
+    env = {**os.environ, **(env or {}), "PYTHONPATH": os.pathsep.join(
+        [str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH", "")])}
+    begin = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as out:
+        proc = subprocess.Popen([sys.executable, *argv], stdout=out, stderr=subprocess.PIPE if log is None
+                                else open(log, "a"), text=True, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - begin
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        stdout = out.read()
+    if proc.returncode != 0:
+        raise BenchError(f"`python {' '.join(argv)}` failed with exit status {proc.returncode}"
+                         + (f"; see {log}" if log else ""))
+    return {"wall_s": wall, "peak_rss_mib": usage.ru_maxrss / 1024, "stdout": stdout}
+
+
+def scaling_case(fasta: Path, model: str, threads: int, whole_max: int | None) -> dict:
+    """One scaling case in this process: read the FASTA, predict both strands, write the bigWigs."""
+    torch.set_num_threads(threads)
+    n_streams = int(OmegaConf.load(conf_dir() / "predict" / "default.yaml").n_streams)
+    source = load_shipped(model)
+    begin = time.perf_counter()
+    genome = Genome.open(fasta)
+    opened = time.perf_counter()
+    probs, _ = predict_genome(source.model, genome, int(source.card["task"]["shift"]) if source.card else 20,
+                              source.seg_len, n_streams, progress=False, logit_offset=source.logit_offset,
+                              whole_max=whole_max)
+    predicted = time.perf_counter()
+    with tempfile.TemporaryDirectory(dir=fasta.parent) as tmp:
+        write_tracks(probs, genome.chrom_sizes(), Path(tmp), "tss")
+        written = time.perf_counter()
+    return {"read_fasta_s": opened - begin, "predict_s": predicted - opened, "write_bigwig_s": written - predicted,
+            "total_s": written - begin, "n_streams": n_streams, "seg_len": source.seg_len}
+
+
+def _stats(values: list[float], digits: int = 1) -> dict:
+    return {"median": round(statistics.median(values), digits), "min": round(min(values), digits),
+            "max": round(max(values), digits), "n": len(values)}
+
+
+def bench_scaling(args: argparse.Namespace) -> dict:
+    """The same bases as 1 ... 10,000 contigs: time and peak RSS per case (module docstring)."""
+    window = int(load_shipped(args.model).card["architecture"]["window"])
+    tokens, origin = base_sequence(args.total, args.seed)
+    result: dict = {"mode": "scaling", "model": args.model, "total_nt": args.total, "positions": 2 * args.total,
+                    "sequence": origin, "threads": args.threads, "repeats": args.case_repeats,
+                    "machine_start": _machine(args.threads), "cases": []}
+    layouts = [None] + ([0] if args.streams_layout else [])
+    with tempfile.TemporaryDirectory(dir=args.out) as tmp:
+        for n in args.contigs:
+            lengths = draft_lengths(args.total, n, args.seed)
+            fasta = write_draft(Path(tmp) / f"draft_{n}.fa", tokens, lengths)
+            for whole_max in layouts:
+                runs = []
+                for _ in range(args.case_repeats):
+                    argv = ["-m", "genometracks.bench", "--case", str(fasta), "--model", args.model,
+                            "--threads", str(args.threads)] + ([] if whole_max is None else ["--whole-max", "0"])
+                    child = _child(argv)
+                    runs.append({**json.loads(child["stdout"]), "process_wall_s": child["wall_s"],
+                                 "peak_rss_mib": child["peak_rss_mib"]})
+                total = statistics.median(r["total_s"] for r in runs)
+                case = {"contigs": n, "layout": "streams only (whole_max=0)" if whole_max == 0 else
+                        f"default (linear contigs <= {WHOLE_ROWS} segments read whole)",
+                        "length_min": int(lengths.min()), "length_median": float(np.median(lengths)),
+                        "length_max": int(lengths.max()), "contigs_shorter_than_window": int((lengths < window).sum()),
+                        "contigs_shorter_than_conv": int((lengths < 7).sum()),
+                        **{key: _stats([r[key] for r in runs]) for key in
+                           ("read_fasta_s", "predict_s", "write_bigwig_s", "total_s", "process_wall_s",
+                            "peak_rss_mib")},
+                        "positions_per_s": round(2 * args.total / total), "n_streams": runs[0]["n_streams"],
+                        "seg_len": runs[0]["seg_len"]}
+                result["cases"].append(case)
+                print(json.dumps({k: case[k] for k in ("contigs", "layout", "total_s", "peak_rss_mib")}),
+                      file=sys.stderr, flush=True)
+    first = result["cases"][0]
+    for case in result["cases"][1:]:
+        case["time_vs_first"] = round(case["total_s"]["median"] / first["total_s"]["median"], 3)
+        case["peak_rss_vs_first"] = round(case["peak_rss_mib"]["median"] / first["peak_rss_mib"]["median"], 3)
+    result["machine_end"] = _machine(args.threads)
+    return result
+
+
+def bench_throughput(args: argparse.Namespace) -> dict:
+    """Draft genomes through `predict` (tracks + peaks) and `export`, one process per command."""
+    ecoli = shared_data().joinpath(*ECOLI_FASTA)
+    tokens, origin = base_sequence(args.draft_total or (Genome.open(ecoli).total_length if ecoli.is_file()
+                                                        else 5_000_000), args.seed)
+    result: dict = {"mode": "throughput", "model": args.model, "genome_nt": int(tokens.size),
+                    "contigs_per_genome": args.draft_contigs, "sequence": origin,
+                    "stages": "predict (both strands, bigWigs, peak calls at the card's threshold) + export "
+                              "(assembly hub with .2bit and chromAlias, IGV session, JBrowse 2 view)",
+                    "threads": args.threads, "machine_start": _machine(args.threads), "genomes": []}
+    with tempfile.TemporaryDirectory(dir=args.out) as tmp:
+        for g in range(args.genomes):  # each genome: the sequence rotated and cut differently
+            rotated = np.roll(tokens, -int(g * tokens.size // max(args.genomes, 1)))
+            lengths = draft_lengths(int(tokens.size), args.draft_contigs, args.seed + g)
+            fasta = write_draft(Path(tmp) / f"genome{g + 1}.fa", rotated, lengths, prefix=f"g{g + 1}_contig")
+            run = Path(tmp) / f"run{g + 1}"
+            common = ["-m", "genometracks.cli"]
+            overrides = [f"model={args.model}", "data=custom", f"data.fasta={fasta}", f"run_dir={run}"]
+            row: dict = {"genome": g + 1, "length_min": int(lengths.min()), "length_max": int(lengths.max())}
+            for command in ("predict", "export"):
+                child = _child([*common, command, *overrides], log=Path(tmp) / "log.txt",
+                               env={"OMP_NUM_THREADS": str(args.threads)})
+                row[f"{command}_s"] = round(child["wall_s"], 1)
+                row[f"{command}_peak_rss_mib"] = round(child["peak_rss_mib"])
+            row["total_s"] = round(row["predict_s"] + row["export_s"], 1)
+            result["genomes"].append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+    totals = [r["total_s"] for r in result["genomes"]]
+    result["seconds_per_genome"] = _stats(totals)
+    result["genomes_per_hour"] = round(3600 / statistics.median(totals), 1)
+    result["peak_rss_mib"] = max(max(r["predict_peak_rss_mib"], r["export_peak_rss_mib"]) for r in result["genomes"])
+    result["machine_end"] = _machine(args.threads)
+    return result
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="genometracks bench", description="Textbook vs fast attention path of the paper's Transformer-XL, "
@@ -232,13 +404,37 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--fasta", default=None, help="genome for --genome (default: the shared E. coli FASTA)")
     parser.add_argument("--out", default=None, help="folder for --genome's temporary bigWigs (default: /tmp)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", choices=MODES, default=None,
+                        help="paths (default): textbook vs fast; genome: = --genome; scaling: one sequence as 1 ... "
+                             "10,000 contigs; throughput: draft genomes per hour through predict + export")
+    parser.add_argument("--model", default="ecoli_k12", help="shipped model for scaling and throughput")
+    parser.add_argument("--total", type=int, default=2_000_000, help="scaling: nt per assembly")
+    parser.add_argument("--contigs", default="1,10000", help="scaling: contig counts, comma-separated")
+    parser.add_argument("--case-repeats", type=int, default=3, help="scaling: fresh processes per case")
+    parser.add_argument("--streams-layout", action="store_true",
+                        help="scaling: also time each case with every contig in the segment streams (whole_max=0)")
+    parser.add_argument("--genomes", type=int, default=3, help="throughput: draft genomes to run")
+    parser.add_argument("--draft-contigs", type=int, default=200, help="throughput: contigs per draft genome")
+    parser.add_argument("--draft-total", type=int, default=None,
+                        help="throughput: nt per draft genome (default: the E. coli genome's length)")
+    parser.add_argument("--case", default=None, help=argparse.SUPPRESS)  # a scaling child process
+    parser.add_argument("--whole-max", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    args.only = args.only or ("genome" if args.genome else "paths")
+    try:
+        args.contigs = [int(x) for x in str(args.contigs).split(",") if x]
+    except ValueError as err:
+        raise BenchError(f"--contigs {args.contigs!r}: give integers separated by commas") from err
+    too_many = [n for n in args.contigs if not 1 <= n <= args.total]
+    if too_many or not args.contigs:
+        raise BenchError(f"--contigs: cannot cut {args.total:,} nt into {too_many[0] if too_many else 0:,} contigs; "
+                         "use 1 <= contigs <= --total")
     args.tasks = [t for t in args.tasks.split(",") if t]
     bad = [t for t in args.tasks if t not in TASKS]
     if bad or not args.tasks:
         raise BenchError(f"--tasks {','.join(args.tasks)!r}: use one or more of {', '.join(TASKS)}")
     for name in ("batch", "seg_len", "segments", "repeats", "textbook_segments", "textbook_repeats", "threads",
-                 "query_block"):
+                 "query_block", "total", "case_repeats", "genomes", "draft_contigs"):
         if getattr(args, name) < 1:
             raise BenchError(f"--{name.replace('_', '-')} must be >= 1; got {getattr(args, name)}")
     args.workers = args.threads if args.workers is None else args.workers
@@ -257,7 +453,11 @@ def main(argv: list[str] | None = None) -> int:
     args.malloc_tuned = keep_freed_memory() if not args.no_malloc_tuning else False
     torch.set_num_threads(args.threads)
     try:
-        result = bench_genome(args) if args.genome else bench_paths(args)
+        if args.case:  # one scaling case, in a process of its own
+            print(json.dumps(scaling_case(Path(args.case), args.model, args.threads, args.whole_max)))
+            return 0
+        result = {"paths": bench_paths, "genome": bench_genome, "scaling": bench_scaling,
+                  "throughput": bench_throughput}[args.only](args)
     except BenchError as err:
         print(f"genometracks bench: {err}", file=sys.stderr)
         return 2

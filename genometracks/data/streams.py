@@ -177,6 +177,7 @@ def _pieces(genome: Genome, regions: list[Interval]) -> list[tuple[int, int, int
     ending at n and one starting at 0 merge into one run over the origin (end may exceed n).
     """
     names = list(genome.contigs)
+    index = {name: i for i, name in enumerate(names)}  # a dict: drafts have thousands of contigs
     runs: dict[tuple[int, int], list[list[int]]] = {}
     for k, iv in enumerate(regions):
         if iv.chrom not in genome.contigs:
@@ -188,7 +189,7 @@ def _pieces(genome: Genome, regions: list[Interval]) -> list[tuple[int, int, int
         for s, strand in enumerate("+-"):
             if len(iv) and iv.strand in (".", strand):
                 lo = iv.start if strand == "+" else n - iv.end
-                runs.setdefault((names.index(iv.chrom), s), []).append([lo, lo + len(iv)])
+                runs.setdefault((index[iv.chrom], s), []).append([lo, lo + len(iv)])
     pieces = []
     for (c, s), spans in sorted(runs.items()):
         spans.sort()
@@ -252,7 +253,8 @@ class SegmentStreams:
             raise StreamError("no positions to stream: the region list is empty (is this split empty?)")
         self._flat_arrays(genome, labels or {}, sorted({(c, s) for c, s, _, _ in pieces}))
         table = np.array(pieces, dtype=np.int64)
-        self._p_slot = np.array([self._slot_keys.index((c, s)) for c, s, _, _ in pieces], dtype=np.int64)
+        slot_of = {key: k for k, key in enumerate(self._slot_keys)}
+        self._p_slot = np.array([slot_of[(c, s)] for c, s, _, _ in pieces], dtype=np.int64)
         self._p_lo, self._p_len = table[:, 2], table[:, 3] - table[:, 2]
         self._p_goff = np.concatenate([[0], np.cumsum(self._p_len)[:-1]])
         self.total = int(self._p_len.sum())  # scored positions over all ranks

@@ -6,6 +6,7 @@ Coordinates are 0-based, half-open.
 """
 from __future__ import annotations
 
+import gzip
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -166,6 +167,7 @@ def _read_records(path: Path) -> dict[str, np.ndarray]:
     import pyfaidx
 
     _check_fasta_text(path)
+    _check_unique_names(path)
     try:
         fasta = pyfaidx.Fasta(str(path), indexname=str(_index_path(path)), sequence_always_upper=False, rebuild=True,
                               build_index=True, one_based_attributes=False, as_raw=True,
@@ -177,8 +179,8 @@ def _read_records(path: Path) -> dict[str, np.ndarray]:
         log.warning("%s: uneven line lengths or blank lines (%s); reading it without an index. Browsers "
                     "need an indexable FASTA: the IGV export writes a reformatted copy", path, err)
         return _records_from_letters(path, read_fasta_letters(path))
-    except ValueError as err:  # duplicate names
-        raise GenomeError(f"{path}: {err}; contig names must be unique — rename the duplicate record") from err
+    except ValueError as err:  # duplicate names are caught above; anything else pyfaidx refuses
+        raise GenomeError(f"{path}: {err}; check the FASTA (one '>' header per record, then its letters)") from err
     records: dict[str, np.ndarray] = {}
     for name in fasta.keys():
         seq = fasta[name][:]
@@ -193,8 +195,6 @@ def _read_records(path: Path) -> dict[str, np.ndarray]:
 def read_fasta_letters(fasta: Path) -> dict[str, bytes]:
     """FASTA (plain or gzip/bgzip) records with their case (soft-masking) kept: {name: letters}.
     Reads the whole file (bacterial genomes: megabytes); any line lengths, CRLF, blank lines."""
-    import gzip
-
     if not fasta.is_file():
         raise GenomeError(f"{fasta}: FASTA file not found")
     opener = gzip.open if fasta.suffix in {".gz", ".bgz"} else open
@@ -203,13 +203,48 @@ def read_fasta_letters(fasta: Path) -> dict[str, bytes]:
     if not data.lstrip().startswith(b">"):
         raise GenomeError(f"{fasta}: no FASTA records (the file does not start with '>')")
     records: dict[str, bytes] = {}
+    seen = _NameCheck(fasta)
     for chunk in data.lstrip()[1:].split(b"\n>"):
         header, _, body = chunk.partition(b"\n")
-        name = contig_name(header.split()[0].decode()) if header.split() else ""
-        if not name or name in records:
-            raise GenomeError(f"{fasta}: record {name!r} is unnamed or duplicated; give each record a unique name")
-        records[name] = body.translate(None, b" \t\r\n")
+        records[seen.add(header)] = body.translate(None, b" \t\r\n")
     return records
+
+
+class _NameCheck:
+    """Contig names of a FASTA's records in order; `add` raises one GenomeError naming the file, the
+    name and both record numbers (1-based, counting '>' lines) when a name comes twice, including two
+    NCBI-style headers that share an accession."""
+
+    def __init__(self, fasta: Path) -> None:
+        self.fasta, self.count = fasta, 0
+        self.seen: dict[str, tuple[int, str]] = {}
+
+    def add(self, header: bytes) -> str:
+        """The contig name of one header line (without '>'); raises on an unnamed or repeated one."""
+        self.count += 1
+        words = header.split()
+        word = words[0].decode(errors="replace") if words else ""
+        name = contig_name(word) if word else ""
+        if not name:
+            raise GenomeError(f"{self.fasta}: record {self.count} has no name (a bare '>' line); "
+                              "give every record a unique name after '>'")
+        if name in self.seen:
+            first, first_word = self.seen[name]
+            headers = f" (headers {first_word!r} and {word!r})" if first_word != word else ""
+            raise GenomeError(f"{self.fasta}: records {first} and {self.count} are both named {name!r}{headers}; "
+                              "contig names must be unique: rename or remove one of the two records")
+        self.seen[name] = (self.count, word)
+        return name
+
+
+def _check_unique_names(path: Path) -> None:
+    """Read the header lines only (plain or gzip/bgzip) and raise on a repeated or missing name."""
+    check = _NameCheck(path)
+    opener = gzip.open if path.suffix in {".gz", ".bgz"} else open
+    with opener(path, "rb") as handle:
+        for line in handle:
+            if line.startswith(b">"):
+                check.add(line[1:])
 
 
 
@@ -239,8 +274,6 @@ def _index_path(path: Path) -> Path:
 
 def _check_fasta_text(path: Path) -> None:
     """Cheap checks pyfaidx does not make: empty file, no '>' header."""
-    import gzip
-
     opener = gzip.open if path.suffix in {".gz", ".bgz"} else open
     with opener(path, "rb") as handle:
         head = handle.read(4096)

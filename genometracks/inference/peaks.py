@@ -11,7 +11,7 @@ import pyBigWig
 from omegaconf import DictConfig
 from scipy.signal import find_peaks
 
-from genometracks.formats.bigbed import BedSchema, write_bed_outputs
+from genometracks.formats.bigbed import BedSchema, sort_bed_records, write_bed_outputs
 from genometracks.formats.bigwig import read_bigwig
 from genometracks.io.atomic import write_text_atomic
 from genometracks.io.rundir import STRAND_WORDS, RunDir
@@ -30,7 +30,9 @@ def call_peaks(values: np.ndarray, threshold: float, min_distance: int) -> np.nd
 
 def peak_records(track_by_strand: dict[str, dict[str, np.ndarray]], threshold: float,
                  min_distance: int, contig_order: list[str]) -> list[tuple]:
-    """Sorted BED6 tuples (chrom, start, end, name, score, strand) over all contigs and strands."""
+    """BED6 tuples (chrom, start, end, name, score, strand) over all contigs and strands, sorted by
+    `contig_order`, start, strand (a bigBed wants byte order: `sort_bed_records`)."""
+    rank = {name: i for i, name in enumerate(contig_order)}  # a dict: drafts have thousands of contigs
     records = []
     for contig in contig_order:
         for strand in "+-":
@@ -39,7 +41,7 @@ def peak_records(track_by_strand: dict[str, dict[str, np.ndarray]], threshold: f
                 p = float(values[pos])
                 records.append((contig, int(pos), int(pos) + 1, f"TSS_{int(pos) + 1}{strand}",
                                 int(round(1000 * p)), strand))
-    records.sort(key=lambda r: (contig_order.index(r[0]), r[1], r[5]))
+    records.sort(key=lambda r: (rank[r[0]], r[1], r[5]))
     return records
 
 
@@ -74,8 +76,9 @@ def peaks_command(cfg: DictConfig) -> dict:
     values = {s: {c: read_bigwig(run.tss_bigwig(s), c) for c in chrom_sizes} for s in STRAND_WORDS}
     threshold, source = peak_threshold(cfg.predict.peaks.threshold, out)
     records = peak_records(values, threshold, int(cfg.predict.peaks.min_distance), list(chrom_sizes))
-    frame = pd.DataFrame(records, columns=["chrom", "start", "end", "name", "score", "strand"])
-    write_text_atomic(run.peaks_bed, "".join("\t".join(map(str, r)) + "\n" for r in records))
+    # byte order of contig names (contig_10 before contig_9), as bigBed and tabix need
+    frame = sort_bed_records(pd.DataFrame(records, columns=["chrom", "start", "end", "name", "score", "strand"]))
+    write_text_atomic(run.peaks_bed, frame.to_csv(sep="\t", header=False, index=False))
     paths = {"bed": run.peaks_bed}
     if records:  # a bigBed cannot be empty: with no peak above the threshold only the (empty) BED is written
         paths.update(write_bed_outputs(frame, run.peaks_stem, BedSchema(

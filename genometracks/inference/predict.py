@@ -4,6 +4,13 @@ A `Track` holds float32 arrays in forward-strand coordinates (0-based), one per 
 The value at base x on strand s is P(TSS at x on s): the model's output at strand-local index
 i answers "TSS at i - shift?", so the output is moved back by `shift` before it is stored (wrapping
 on circular contigs; the last `shift` nt of a linear contig have no output and hold 0).
+
+Draft assemblies: every contig is predicted and written, whatever its length (a contig shorter than
+the window, or than the 7-wide convolution, is read whole with nothing upstream; one of at most `shift`
+nt holds 0 on both strands). N (and IUPAC letters, read as N) is a token of its own, so an all-N contig
+or N run gets the model's defined output for N context, not a gap: the bigWig covers every base.
+Lower-case (soft-masked) letters are the same tokens as upper case, so tracks do not depend on masking;
+the .2bit keeps the case (browser/hub.py).
 """
 from __future__ import annotations
 
@@ -20,7 +27,7 @@ from genometracks.data.dataset import open_genome
 from genometracks.data.streams import SegmentStreams
 from genometracks.formats.bigwig import write_bigwig
 from genometracks.genome.intervals import Interval
-from genometracks.genome.sequence import Genome
+from genometracks.genome.sequence import N_TOKEN, Genome
 from genometracks.inference.peaks import peaks_command
 from genometracks.inference.shipped import resolve_model
 from genometracks.io.atomic import write_text_atomic
@@ -40,23 +47,70 @@ class Track:
 
 
 def predict_genome(model: TransformerXL, genome: Genome, shift: int, seg_len: int, n_streams: int = 16,
-                   path: str = "fast", progress: bool = True, logit_offset: float = 0.0) -> tuple[Track, Track]:
+                   path: str = "fast", progress: bool = True, logit_offset: float = 0.0,
+                   whole_max: int | None = None) -> tuple[Track, Track]:
     """(probabilities, logits) for every base of every contig on both strands (see module doc);
-    `logit_offset` is added to every logit first (see `calibration_offset()`)."""
-    regions = [Interval(name, 0, contig.length) for name, contig in genome.contigs.items()]
-    labels = {(name, s): np.zeros(c.length, dtype=np.uint8) for name, c in genome.contigs.items() for s in "+-"}
-    streams = SegmentStreams(genome, labels, regions, n_streams=n_streams, seg_len=seg_len,
-                             lookahead=model.lookahead, burn_in=model.context)
-    outputs = {key: np.zeros(arr.size, dtype=np.float32) for key, arr in labels.items()}
-    memory = model.init_memory(n_streams)
-    with torch.inference_mode():
-        for batch in tqdm(streams, total=len(streams), desc="predict", unit="batch",
-                          disable=not progress, mininterval=2.0):
-            tokens = torch.as_tensor(batch["tokens"])
-            reset = torch.as_tensor(batch["reset"])
-            logits, memory = model(tokens, memory, reset, path=path)
-            streams.scatter(logits.float().numpy() + logit_offset, batch, outputs)
+    `logit_offset` is added to every logit first (see `calibration_offset()`).
+
+    Layout (draft assemblies: thousands of contigs, most shorter than a segment). Linear contigs of at
+    most `whole_max` nt (default `WHOLE_ROWS * seg_len`) are read whole, one row per contig and strand
+    from its 5' end with nothing upstream, in batches of rows of similar length (`whole_rows`); the
+    rest (circular contigs and long ones) are laid end to end in `n_streams` streams (SegmentStreams).
+    A row read whole is what a stream computes at a linear contig's 5' end, so both layouts give the
+    same values (tested to 1e-6); the whole rows only skip the padding of a segment per short contig
+    and strand, so time and memory grow with bases, not with the number of contigs."""
+    whole_max = WHOLE_ROWS * seg_len if whole_max is None else int(whole_max)
+    whole = [name for name, c in genome.contigs.items() if not c.circular and c.length <= whole_max]
+    taken = set(whole)
+    regions = [Interval(name, 0, c.length) for name, c in genome.contigs.items() if name not in taken]
+    streams = None if not regions else SegmentStreams(genome, None, regions, n_streams=n_streams, seg_len=seg_len,
+                                                       lookahead=model.lookahead, burn_in=model.context)
+    rows = whole_rows(genome, whole, budget=n_streams * (seg_len + model.window), row_extra=model.window)
+    outputs: dict[tuple[str, str], np.ndarray] = {}
+    bar = tqdm(total=len(rows) + (len(streams) if streams is not None else 0), desc="predict", unit="batch",
+               disable=not progress, mininterval=2.0)
+    with torch.inference_mode(), bar:
+        for keys in rows:
+            tokens = [genome.tokens(*key) for key in keys]
+            logits, _ = model(torch.from_numpy(_pad(tokens, model.lookahead)), path=path)
+            values = logits.float().numpy() + logit_offset
+            for row, key in enumerate(keys):
+                outputs[key] = np.ascontiguousarray(values[row, : tokens[row].size], dtype=np.float32)
+            bar.update()
+        if streams is not None:
+            memory = model.init_memory(n_streams)
+            for batch in streams:
+                logits, memory = model(torch.as_tensor(batch["tokens"]), memory, torch.as_tensor(batch["reset"]),
+                                       path=path)
+                streams.scatter(logits.float().numpy() + logit_offset, batch, outputs)
+                bar.update()
     return _tss_tracks(genome, outputs, shift)
+
+
+WHOLE_ROWS = 4  # linear contigs up to 4 segments long are read whole, batches as many positions as the streams
+
+
+def whole_rows(genome: Genome, names: list[str], budget: int, row_extra: int = 0) -> list[list[tuple[str, str]]]:
+    """Batches of (contig, strand) rows for contigs read whole, rows sorted longest first so a
+    batch's rows have similar lengths, at most max(1, budget // (its longest row + row_extra)) rows
+    per batch (`row_extra`: what a row costs beyond its positions, the model's memory of W-1 keys)."""
+    keys = [(name, strand) for name in names for strand in "+-"]
+    lengths = np.array([genome.contigs[name].length for name, _ in keys], dtype=np.int64)
+    order = np.argsort(-lengths, kind="stable")
+    batches, i = [], 0
+    while i < order.size:
+        take = order[i: i + max(1, budget // (int(lengths[order[i]]) + row_extra))]
+        batches.append([keys[k] for k in take])
+        i += take.size
+    return batches
+
+
+def _pad(tokens: list[np.ndarray], lookahead: int) -> np.ndarray:
+    """Rows [B, longest + lookahead] int64: each row's tokens, then N (what lies past a linear end)."""
+    out = np.full((len(tokens), max(t.size for t in tokens) + lookahead), N_TOKEN, dtype=np.int64)
+    for row, tok in enumerate(tokens):
+        out[row, : tok.size] = tok
+    return out
 
 
 def _tss_tracks(genome: Genome, outputs: dict[tuple[str, str], np.ndarray], shift: int) -> tuple[Track, Track]:
