@@ -6,7 +6,7 @@ Outputs under DIR (every file atomic): tracks/deeplift.plus.bw, tracks/deeplift.
 over targets, aligned at +1), interpret/deeplift_profile.tsv, and with interpret.modisco:
 interpret/modisco_patterns.tsv (one row per pattern, best match), interpret/modisco_matches.tsv
 (every pattern x reference with p, E, q), motifs/modisco.meme, logos/modisco.png (one row per
-pattern: sequence in bits and contribution), and modisco.h5-free summaries in interpret.json.
+pattern: sequence in bits and mean contribution); a summary goes into interpret.json.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import pandas as pd
 
 from genometracks.data.dataset import Dataset
 from genometracks.formats.bigwig import write_bigwig
+from genometracks.genome.intervals import SiteSet
 from genometracks.interpret.attribution import aggregate_matrix
 from genometracks.interpret.deeplift import deeplift_shap, strand_tracks
 from genometracks.interpret.logos import draw_logo, draw_logo_grid
@@ -26,7 +27,6 @@ from genometracks.interpret.motifs import Motif, write_meme
 from genometracks.interpret.optimize import tick_labels
 from genometracks.io.atomic import write_text_atomic
 from genometracks.io.rundir import RunDir
-from genometracks.genome.intervals import SiteSet
 
 
 def _tsv(frame: pd.DataFrame, path: Path) -> Path:
@@ -63,8 +63,7 @@ def run_modisco(result, s: dict, refs: list[Motif], out: Path) -> dict:
             panels.append((f"{p.name}: mean contribution", p.contrib[a:b], "raw"))
         files.append(draw_logo_grid(panels, run.logos / "modisco.png", ncols=2))
     else:
-        for name in ("modisco.meme",):
-            (run.motifs / name).unlink(missing_ok=True)
+        (run.motifs / "modisco.meme").unlink(missing_ok=True)
         (run.logos / "modisco.png").unlink(missing_ok=True)
     summary = {"patterns": table.to_dict(orient="records"), "window": [lo, hi], "references": len(refs)}
     return {"summary": summary, "files": files}
@@ -75,9 +74,8 @@ def run_deeplift(model, dataset: Dataset, targets: SiteSet, s: dict, out: Path, 
     """DeepLIFT/SHAP of `targets` → per-strand bigWigs, logo, profile; then MoDISco when enabled."""
     run = RunDir(out)
     start = time.perf_counter()
-    top = targets.subset(np.arange(min(int(s["deeplift_top"]), len(targets))))
-    result = deeplift_shap(model, dataset.genome, top, dataset.shift, int(s["deeplift_shuffles"]),
-                           int(s["deeplift_ig_steps"]), int(s["deeplift_batch"]), seed, s["progress"])
+    result = deeplift_shap(model, dataset.genome, targets, dataset.shift, int(s["deeplift_shuffles"]),
+                           int(s["deeplift_batch"]), seed, s["progress"])
     seconds = time.perf_counter() - start
     att = result.attributions
     sizes = dataset.genome.chrom_sizes()
@@ -94,7 +92,7 @@ def run_deeplift(model, dataset: Dataset, targets: SiteSet, s: dict, out: Path, 
                       run.interpret / "deeplift_profile.tsv"))
     scale = np.abs(result.output - result.reference_mean)
     summary = {"targets": len(att.sites), "skipped_at_linear_ends": att.skipped, "skipped_with_n": result.skipped_n,
-               "references_per_target": int(s["deeplift_shuffles"]), "ig_steps": int(s["deeplift_ig_steps"]),
+               "references_per_target": int(s["deeplift_shuffles"]),
                "completeness_max_abs_error": float(result.delta.max()),
                "completeness_max_relative_error": float((result.delta / np.maximum(scale, 1e-12)).max()),
                "mean_output_minus_reference": float((result.output - result.reference_mean).mean()),
