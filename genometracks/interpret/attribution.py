@@ -79,7 +79,7 @@ class Attributions:
         """int64 [S]: window columns relative to the TSS (0 = +1)."""
         return np.arange(self.contribution.shape[1]) - self.context + self.shift
 
-    def subset(self, rows: np.ndarray) -> "Attributions":
+    def subset(self, rows: np.ndarray) -> Attributions:
         """The targets `rows` (bool mask or int indices), in that order."""
         return Attributions(self.sites.subset(rows), self.contribution[rows], self.tokens[rows],
                             self.first_local[rows], self.context, self.shift, self.skipped)

@@ -9,11 +9,13 @@ The model as tangermeme sees it (`TargetLogit`): one-hot X [B, 4, S] (A, C, G, T
 window column `context` [B, 1], computed by the model's own weights with nothing upstream. Rules
 (all exact, so contributions are complete): each block's attention is `AttentionStep`, the textbook
 path written as linear maps, two `BilinearOp`s (the products (q + u)·k and probabilities x values)
-and an `nn.Softmax` (`softmax_rule`, an exact rule stable for sharp attention); LayerNorm by tangermeme's LayerNorm rule; ReLU (feed-forward, if any) by the
-rescale rule; the embedding (one-hot @ weights), residual sums and the head are linear. (A
-per-layer integrated-gradients rule for the whole attention, `integrated_gradients_op`, was tried
-first: on the shipped E. coli model its completeness error stayed above the output difference even
-with 64 nodes, attention being too sharp along the straight path.)
+and an `nn.Softmax` (`softmax_rule`, an exact rule stable for sharp attention); LayerNorm by
+tangermeme's LayerNorm rule; ReLU (feed-forward, if any) by the rescale rule; the embedding
+(one-hot @ weights), residual sums and the head are linear. (A per-layer integrated-gradients rule
+for the whole attention, `integrated_gradients_op`, was tried first: on the shipped E. coli model
+its completeness error stayed above the output difference even with 64 nodes, attention being too
+sharp along the straight path; tangermeme's own softmax rule shares one stabiliser between example
+and reference and breaks there too, see `softmax_rule`.)
 
 Why tangermeme and not captum: captum's DeepLift has no rule for LayerNorm or for products of two
 activations (it propagates plain gradients through them, so contributions do not sum to the output
@@ -38,8 +40,8 @@ from torch import Tensor, nn
 
 from genometracks.genome.intervals import SiteSet
 from genometracks.genome.sequence import N_TOKEN, Genome
+from genometracks.interpret.attribution import AttributionError, Attributions, genome_track, target_windows
 from genometracks.model.relative import rel_shift, sinusoid_encoding, window_mask
-from genometracks.interpret.attribution import Attributions, AttributionError, genome_track, target_windows
 
 
 def _secant_exp(a: Tensor, b: Tensor) -> Tensor:
@@ -149,7 +151,8 @@ class DeepLiftResult:
         return np.eye(5, dtype=np.float32)[self.attributions.tokens][..., :4]
 
 
-def deeplift_shap(model, genome: Genome, sites: SiteSet, shift: int, n_shuffles: int = 10, batch_size: int = 32, seed: int = 0, progress: bool = True) -> DeepLiftResult:
+def deeplift_shap(model, genome: Genome, sites: SiteSet, shift: int, n_shuffles: int = 10, batch_size: int = 32,
+                  seed: int = 0, progress: bool = True) -> DeepLiftResult:
     """DeepLIFT/SHAP of each target's logit (see the module docstring). Windows with an N are skipped
     (counted in skipped_n), as are those leaving a linear contig (attributions.skipped)."""
     if n_shuffles < 1:
