@@ -136,3 +136,78 @@ def test_deeplift_bigwigs_read_back_with_kent(tmp_path):
     stats = dict(line.split(": ", 1) for line in info.stdout.splitlines() if ": " in line)
     assert float(stats["min"]) == pytest.approx(values.min(), abs=1e-5)
     assert float(stats["max"]) == pytest.approx(values.max(), abs=1e-5)
+
+
+@pytest.fixture(scope="module")
+def planted_run(trained_smoke, tmp_path_factory):
+    """predict + the deeplift part of `interpret` on the tiny model of tests/conftest_interpret.py
+    (planted boxes -35 TTGCGA, -10 TAGCAT: not sigma70's)."""
+    from omegaconf import open_dict
+
+    from genometracks.inference.predict import predict_command
+    from genometracks.interpret.command import interpret_command
+    from tests.conftest import compose
+
+    ckpt, overrides = trained_smoke
+    out = tmp_path_factory.mktemp("deeplift_run")
+    cfg = compose(*overrides, f"run_dir={out}", f"ckpt={ckpt}", "interpret.parts=[deeplift]",
+                  "interpret.deeplift_top=300", "interpret.deeplift_shuffles=3")
+    with open_dict(cfg):
+        cfg.interpret.progress = False
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        predict_command(cfg)
+        summary = interpret_command(cfg)
+    finally:
+        torch.set_num_threads(threads)
+    return out, cfg, summary
+
+
+@pytest.mark.slow
+def test_modisco_recovers_both_planted_boxes_at_the_planted_spacing(planted_run):
+    import pandas as pd
+
+    from genometracks.interpret.motifs import read_meme
+    from tests.conftest_interpret import MINUS10, MINUS35
+
+    out, cfg, summary = planted_run
+    deeplift = summary["deeplift"]
+    assert deeplift["targets"] == 300 and deeplift["completeness_max_relative_error"] < 1e-3
+    patterns = pd.read_csv(out / "interpret" / "modisco_patterns.tsv", sep="\t")
+    found = {}
+    for box, seq in (("-10", MINUS10), ("-35", MINUS35)):
+        rows = patterns[patterns["best_match"].eq(f"planted_{box}") & patterns["p_value"].lt(0.01)]
+        assert len(rows) >= 1, patterns.to_string()
+        row = rows.sort_values("p_value").iloc[0]
+        assert any(seq[k:k + 4] in row["consensus"] for k in range(len(seq) - 3)), row.to_string()
+        found[box] = row["match_position_from_tss"]
+    # the -10 box is planted at -12..-7; the -35 box ends `spacer` nt before it (15..19 planted)
+    assert abs(found["-10"] - -12) <= 1, found
+    spacer = found["-10"] - (found["-35"] + len(MINUS35))
+    low, high = cfg.data.generator.spacer
+    assert low - 1 <= spacer <= high + 1, found
+    matches = pd.read_csv(out / "interpret" / "modisco_matches.tsv", sep="\t")
+    assert set(matches["reference"]) == {"planted_-10", "planted_-35"} and matches["q_value"].between(0, 1).all()
+    names = {m.name for m in read_meme(out / "motifs" / "modisco.meme")}
+    assert {f"modisco_{p}" for p in patterns["pattern"]} == names
+    assert (out / "logos" / "modisco.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_planted_run_tracks_read_back_and_point_at_the_boxes(planted_run):
+    import pandas as pd
+    import pyBigWig
+
+    out, _, summary = planted_run
+    for strand in ("plus", "minus"):
+        bw = pyBigWig.open(str(out / "tracks" / f"deeplift.{strand}.bw"))
+        try:
+            assert bw.chroms() == {"syn1": 60000, "syn2": 60000}
+            values = np.nan_to_num(bw.values("syn1", 0, 60000, numpy=True))
+        finally:
+            bw.close()
+        assert np.count_nonzero(values) > 1000
+    profile = pd.read_csv(out / "interpret" / "deeplift_profile.tsv", sep="\t")
+    top = profile.loc[profile["mean_contribution"].nlargest(8).index, "position"]
+    assert top.between(-13, -6).sum() >= 4, profile.to_string()

@@ -40,7 +40,9 @@ def modisco_options(s: dict) -> dict:
             "min_metacluster_size": int(s["modisco_min_metacluster"]),
             "n_leiden_runs": int(s["modisco_leiden_runs"]),
             "final_min_cluster_size": int(s["modisco_min_cluster"]),
-            "max_seqlets_per_metacluster": int(s["modisco_max_seqlets"])}
+            "max_seqlets_per_metacluster": int(s["modisco_max_seqlets"]),
+            "trim_to_window_size": int(s["modisco_trim_window"]),
+            "initial_flank_to_add": int(s["modisco_initial_flank"])}
 
 
 def run_modisco(result, s: dict, refs: list[Motif], out: Path) -> dict:

@@ -47,7 +47,7 @@ from genometracks.model.relative import rel_shift, sinusoid_encoding, window_mas
 def _secant_exp(a: Tensor, b: Tensor) -> Tensor:
     """(e^a - e^b) / (a - b), elementwise and stable (e^a where a = b); a, b <= 0 here, so no overflow."""
     gap = (a - b).abs()
-    ratio = torch.where(gap > 1e-12, -torch.expm1(-gap) / gap.clamp_min(1e-300), 1.0 - gap / 2)
+    ratio = torch.where(gap > 1e-6, -torch.expm1(-gap) / gap.clamp_min(1e-6), 1.0 - gap / 2)
     return torch.exp(torch.maximum(a, b)) * ratio
 
 
@@ -62,8 +62,9 @@ def softmax_rule(module, grad_input, grad_output):
     their row maxima differ by more than ~90 (sharp attention of a trained model) one side's
     exponentials underflow and completeness breaks (measured on the shipped E. coli model)."""
     dim = module.dim if module.dim >= 0 else module.input.ndim + module.dim
-    x, x_ref = module.input.double().chunk(2, dim=0)
-    g, g_ref = grad_output[0].double().chunk(2, dim=0)
+    dtype = torch.promote_types(module.input.dtype, torch.float32)
+    x, x_ref = module.input.to(dtype).chunk(2, dim=0)
+    g, g_ref = grad_output[0].to(dtype).chunk(2, dim=0)
     lse, lse_ref = torch.logsumexp(x, dim, keepdim=True), torch.logsumexp(x_ref, dim, keepdim=True)
     top = torch.maximum(lse, lse_ref)
     m = _secant_exp(x - top, x_ref - top) / _secant_exp(lse - top, lse_ref - top)

@@ -77,6 +77,8 @@ class InterpretConfig:
     modisco_max_seqlets: int = MISSING
     modisco_leiden_runs: int = MISSING
     modisco_min_cluster: int = MISSING
+    modisco_trim_window: int = MISSING
+    modisco_initial_flank: int = MISSING
     modisco_trim: float = MISSING
     metaplot_flank: int = MISSING
     metaplot_split: str = MISSING
