@@ -66,7 +66,7 @@ TINY = ["experiment=smoke", "data.generator.length=20000", "data.generator.n_con
         "trainer.max_epochs=2", "task.checkpoint_every_n_steps=5", "trainer.enable_progress_bar=false",
         "task.warmup_steps=5"]
 # ... and small interpretation budgets, for `genometracks run` (~30 s end to end)
-TINY_RUN = TINY + ["interpret.n_extreme=50", "interpret.optimise_steps=20", "interpret.attribution_top=20",
+TINY_RUN = TINY + ["interpret.n_extreme=50", "interpret.optimise_steps=20", "interpret.attribution_top=20", "interpret.deeplift_top=20",
                    "interpret.match_shuffles=20", "interpret.progress=false", "predict.peaks.threshold=0.05"]
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 from genometracks.data.dataset import Dataset
 from genometracks.formats.bigwig import write_bigwig
 from genometracks.genome.intervals import SiteSet
-from genometracks.interpret.attribution import aggregate_matrix
+from genometracks.interpret.attribution import AttributionError, aggregate_matrix
 from genometracks.interpret.deeplift import deeplift_shap, strand_tracks
 from genometracks.interpret.logos import draw_logo, draw_logo_grid
 from genometracks.interpret.modisco import cut, find_patterns, match_patterns, pattern_table
@@ -49,7 +49,11 @@ def run_modisco(result, s: dict, refs: list[Motif], out: Path) -> dict:
     """MoDISco → Tomtom → TSVs, MEME, logo grid; returns {summary, files}."""
     run = RunDir(out)
     lo, hi = (int(v) for v in s["modisco_window"])
-    onehot, hyp, rel = cut(result.onehot(), result.hypothetical, result.attributions.relative_positions(), lo, hi)
+    try:
+        onehot, hyp, rel = cut(result.onehot(), result.hypothetical, result.attributions.relative_positions(), lo, hi)
+    except AttributionError as err:  # a model whose window barely reaches the promoter: say so, go on
+        return {"summary": {"patterns": [], "window": [lo, hi], "references": len(refs), "note": str(err)},
+                "files": []}
     patterns = find_patterns(onehot, hyp, modisco_options(s), float(s["modisco_trim"]))
     matches = match_patterns(patterns, refs, rel)
     table = pattern_table(patterns, matches, rel)
