@@ -211,3 +211,28 @@ def test_planted_run_tracks_read_back_and_point_at_the_boxes(planted_run):
     profile = pd.read_csv(out / "interpret" / "deeplift_profile.tsv", sep="\t")
     top = profile.loc[profile["mean_contribution"].nlargest(8).index, "position"]
     assert top.between(-13, -6).sum() >= 4, profile.to_string()
+
+
+def test_report_section_shows_patterns_and_logos(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from genometracks.interpret.logos import draw_logo
+    from genometracks.report.build import build_report
+
+    run = tmp_path / "run"
+    (run / "interpret").mkdir(parents=True)
+    summary = {"targets": 100, "references_per_target": 3, "completeness_max_abs_error": 2e-6,
+               "completeness_max_relative_error": 1e-6, "modisco": {"window": [-80, 20], "references": 317}}
+    (run / "interpret.json").write_text(json.dumps({"deeplift": summary}))
+    pd.DataFrame([{"pattern": "pos_0", "seqlets": 100, "consensus": "TATAAT", "position_from_tss": -12.0,
+                   "information": 9.2, "best_match": "sigma70_-10", "p_value": 0.0027, "e_value": 0.85,
+                   "q_value": 0.42, "match_position_from_tss": -12.0}]).to_csv(
+        run / "interpret" / "modisco_patterns.tsv", sep="\t", index=False)
+    draw_logo(np.full((6, 4), 0.25), run / "logos" / "modisco.png", "pattern", "bits")
+    page = build_report(run, snapshot=False, compare=False)[0].read_text()
+    section = page.split("DeepLIFT/SHAP and TF-MoDISco</h2>")[1].split("<h2")[0]
+    assert "sigma70_-10" in section and "TATAAT" in section and "317 reference motifs" in section
+    assert 'src="logos/modisco.png"' in section and "logos/deeplift.png" not in section
+    assert "DeepLIFT/SHAP and TF-MoDISco" not in page.split("Not produced in this run")[1]
