@@ -29,6 +29,7 @@ def run(trained_smoke, tmp_path_factory):
     with open_dict(cfg):
         cfg.interpret.progress = False
         cfg.interpret.attribution_top = 60
+        cfg.interpret.deeplift_top = 30  # DeepLIFT/SHAP and MoDISco have their own test (test_interpret_deeplift.py)
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
