@@ -67,7 +67,7 @@ TINY = ["experiment=smoke", "data.generator.length=20000", "data.generator.n_con
         "task.warmup_steps=5"]
 # ... and small interpretation budgets, for `genometracks run` (~30 s end to end)
 TINY_RUN = TINY + ["interpret.n_extreme=50", "interpret.optimise_steps=20", "interpret.attribution_top=20",
-                   "interpret.progress=false", "predict.peaks.threshold=0.05"]
+                   "interpret.deeplift_top=20", "interpret.progress=false", "predict.peaks.threshold=0.05"]
 
 
 def cli(*args: str, env: dict | None = None, preexec_fn=None, timeout: int = 900) -> subprocess.CompletedProcess:

@@ -26,7 +26,7 @@ TINY_CUSTOM = ["data=custom", "model=small", "model.n_layer=1", "model.n_head=2"
                "model.d_head=8", "model.window=32", "model.seg_len=64", "data.n_streams=4", "data.eval_streams=4",
                "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "task.warmup_steps=5",
                "interpret.n_extreme=50", "interpret.optimise_steps=20", "interpret.attribution_top=20",
-               "interpret.progress=false", "predict.peaks.threshold=0.05"]
+               "interpret.deeplift_top=20", "interpret.progress=false", "predict.peaks.threshold=0.05"]
 
 
 def hostile_genome(folder):

@@ -29,6 +29,7 @@ def run(trained_smoke, tmp_path_factory):
     with open_dict(cfg):
         cfg.interpret.progress = False
         cfg.interpret.attribution_top = 60
+        cfg.interpret.deeplift_top = 30  # DeepLIFT/SHAP and MoDISco have their own test (test_interpret_deeplift.py)
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
@@ -207,7 +208,7 @@ def test_class_optimisation_and_attribution_point_at_the_boxes(run):
 
     values = read_bigwig(out / "tracks" / "attribution.bw", "syn1")
     assert values.size == 60000 and np.isfinite(values).all() and (values != 0).any() and (values < 0).any()
-    assert (read_bigwig(out / "tracks" / "gradcam.bw", "syn2") >= 0).all()
+    assert not (out / "tracks" / "gradcam.bw").exists()  # Grad-CAM was dropped (README, Interpretation)
 
 
 @slow

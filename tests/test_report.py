@@ -154,7 +154,8 @@ def test_minimal_run_lists_what_is_missing(tmp_path):
     paper = page.split("Paper, Table 2")[1].split("</table>")[0]
     assert '<tr class="hl"><td class="t">Cappable-seq → Cappable-seq</td>' in paper
     missing = page.split("Not produced in this run")[1]
-    for what in ("PR and ROC curves", "attention heatmap", "head logos", "sigma-class table", "UCSC track hub",
+    for what in ("PR and ROC curves", "attention heatmap", "head logos", "DeepLIFT/SHAP and TF-MoDISco",
+                 "sigma-class table", "UCSC track hub",
                  "browser snapshot"):
         assert what in missing
     assert "<img" not in page

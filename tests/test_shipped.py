@@ -235,7 +235,7 @@ def test_main_job_uses_the_shipped_model_unless_asked_to_train(overrides, added)
 
 RUN_SMALL = ["data=synthetic", "data.generator.length=20000", "data.generator.n_contigs=1",
              "data.generator.density=0.004", "interpret.n_extreme=50", "interpret.optimise_steps=20",
-             "interpret.attribution_top=20", "interpret.progress=false"]
+             "interpret.attribution_top=20", "interpret.deeplift_top=20", "interpret.progress=false"]
 
 
 @pytest.mark.slow

@@ -50,9 +50,12 @@ OPTIONAL_TRACKS = (
     OptionalTrack("attribution", "attribution", ".bw", "Attribution",
                   "Gradient x input attribution of the TSS output (signed)", "attribution", "interpretation",
                   (90, 90, 90), (("autoScale", "on"), ("graphTypeDefault", "bar"))),
-    OptionalTrack("gradcam", "gradcam", ".bw", "Grad-CAM",
-                  "Grad-CAM of the last block's input for the TSS output", "attribution", "interpretation",
-                  (150, 90, 0), (("autoScale", "on"), ("graphTypeDefault", "bar"))),
+    OptionalTrack("deeplift_plus", "deeplift.plus", ".bw", "DeepLIFT/SHAP +",
+                  "DeepLIFT/SHAP contribution of each base to plus-strand TSS calls", "deeplift", "interpretation",
+                  (200, 30, 30), (("autoScale", "on"), ("graphTypeDefault", "bar"))),
+    OptionalTrack("deeplift_minus", "deeplift.minus", ".bw", "DeepLIFT/SHAP -",
+                  "DeepLIFT/SHAP contribution of each base to minus-strand TSS calls", "deeplift", "interpretation",
+                  (30, 60, 200), (("autoScale", "on"), ("graphTypeDefault", "bar"))),
 )
 
 

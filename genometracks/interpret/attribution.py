@@ -1,4 +1,4 @@
-"""Gradient x input and Grad-CAM attributions of predicted TSSs.
+"""Gradient x input attributions of predicted TSSs (DeepLIFT/SHAP: deeplift.py, same windows).
 
 A target is a TSS (+1 at forward position p on strand s). Its output sits at strand-local index
 i = local(p) + shift; that output depends on tokens [i - context, i + lookahead] only (and on
@@ -7,9 +7,10 @@ the streamed output exactly. Window column j is strand-local position i - contex
 j - context + shift nt from the TSS (0 = +1). Windows that would leave a linear contig are skipped.
 
 gradient x input[j] = d logit / d x[j, a] at the base a present (one-hot x, 5 letters with N).
-Grad-CAM[j] = ReLU(sum_c alpha_c A[j, c]), A = the input of the last block (the hidden states its
-attention reads; the last block's own output at j feeds only the logit at j, which would make
-the map a single spike), alpha_c = mean_j d logit / d A[j, c].
+
+Grad-CAM was dropped (see the README, Interpretation): its channel weights average the gradient
+over window columns, so the map is a fixed channel mix of the last block's input, ReLU-clipped;
+on the E. coli run it was non-zero at 4,586 of the 76,592 bases the attribution windows cover.
 """
 from __future__ import annotations
 
@@ -63,12 +64,11 @@ def top_predicted_tss(track_values: dict[str, dict[str, np.ndarray]], n_top: int
 
 @dataclass
 class Attributions:
-    """Per target (rows) and window column: contribution float32 [n, S] (gradient x input),
-    gradcam float32 [n, S], tokens uint8 [n, S]; sites: the targets kept (SiteSet, n rows);
+    """Per target (rows) and window column: contribution float32 [n, S] (gradient x input, or
+    DeepLIFT/SHAP's on the observed base), tokens uint8 [n, S]; sites: the targets kept (SiteSet, n rows);
     first_local int64 [n]: strand-local index of window column 0; context: window column of the output."""
     sites: SiteSet
     contribution: np.ndarray
-    gradcam: np.ndarray
     tokens: np.ndarray
     first_local: np.ndarray
     context: int
@@ -79,13 +79,15 @@ class Attributions:
         """int64 [S]: window columns relative to the TSS (0 = +1)."""
         return np.arange(self.contribution.shape[1]) - self.context + self.shift
 
+    def subset(self, rows: np.ndarray) -> Attributions:
+        """The targets `rows` (bool mask or int indices), in that order."""
+        return Attributions(self.sites.subset(rows), self.contribution[rows], self.tokens[rows],
+                            self.first_local[rows], self.context, self.shift, self.skipped)
 
-def attribute(model, genome: Genome, sites: SiteSet, shift: int, batch_size: int = 16,
-              progress: bool = True) -> Attributions:
-    """Gradient x input and Grad-CAM of each target's logit (see the module docstring)."""
-    from tqdm.auto import tqdm
 
-
+def target_windows(model, genome: Genome, sites: SiteSet, shift: int) -> tuple[SiteSet, np.ndarray, np.ndarray, int]:
+    """(targets kept, tokens uint8 [n, S], first_local int64 [n], skipped): the window of each target
+    (see the module docstring); windows leaving a linear contig are skipped."""
     context, width = model.context, model.context + 1 + model.lookahead
     keys = [(str(c), str(s)) for c, s in zip(sites.chrom, sites.strand)]
     slots = sorted(set(keys))
@@ -96,33 +98,31 @@ def attribute(model, genome: Genome, sites: SiteSet, shift: int, batch_size: int
     keep = circular | ((first >= 0) & (first + width <= lengths))
     sites, slot, first = sites.subset(keep), slot[keep], np.asarray(first)[keep]
     tokens = window_tokens(genome, slots, slot, first, width)
+    return sites, tokens, first.astype(np.int64), int((~keep).sum())
+
+
+def attribute(model, genome: Genome, sites: SiteSet, shift: int, batch_size: int = 16,
+              progress: bool = True) -> Attributions:
+    """Gradient x input of each target's logit (see the module docstring)."""
+    from tqdm.auto import tqdm
+
+    context = model.context
+    sites, tokens, first, skipped = target_windows(model, genome, sites, shift)
     contribution = np.zeros(tokens.shape, dtype=np.float32)
-    gradcam = np.zeros(tokens.shape, dtype=np.float32)
-    captured: list[torch.Tensor] = []
-    hook = model.blocks[-1].register_forward_pre_hook(lambda module, args: captured.append(args[0]))
-    try:
-        with frozen(model), torch.enable_grad():
-            for lo in tqdm(range(0, len(tokens), batch_size), desc="attribution", disable=not progress,
-                           mininterval=2.0):
-                captured.clear()
-                x = torch.nn.functional.one_hot(torch.from_numpy(tokens[lo:lo + batch_size].astype(np.int64)), 5)
-                x = x.to(model.embed.weight.dtype).requires_grad_(True)
-                logit = onehot_logits(model, x)[:, context]
-                hidden = captured[0]
-                grad_x, grad_h = torch.autograd.grad(logit.sum(), [x, hidden])
-                contribution[lo:lo + len(x)] = (grad_x * x).sum(-1).detach().float().numpy()
-                alpha = grad_h.mean(dim=1, keepdim=True)
-                cam = torch.relu((alpha * hidden).sum(-1)).detach().float().numpy()
-                gradcam[lo:lo + len(x), : cam.shape[1]] = cam
-    finally:
-        hook.remove()
-    return Attributions(sites, contribution, gradcam, tokens, first.astype(np.int64), context, int(shift),
-                        int((~keep).sum()))
+    with frozen(model), torch.enable_grad():
+        for lo in tqdm(range(0, len(tokens), batch_size), desc="attribution", disable=not progress,
+                       mininterval=2.0):
+            x = torch.nn.functional.one_hot(torch.from_numpy(tokens[lo:lo + batch_size].astype(np.int64)), 5)
+            x = x.to(model.embed.weight.dtype).requires_grad_(True)
+            logit = onehot_logits(model, x)[:, context]
+            (grad_x,) = torch.autograd.grad(logit.sum(), [x])
+            contribution[lo:lo + len(x)] = (grad_x * x).sum(-1).detach().float().numpy()
+    return Attributions(sites, contribution, tokens, first, context, int(shift), skipped)
 
 
 def genome_track(genome: Genome, attributions: Attributions, values: np.ndarray) -> dict[str, np.ndarray]:
-    """Forward-strand per-base float32 track {contig: [n]}: the sum over targets of `values` [n_t, S]
-    (contribution or gradcam) at the bases their window columns read; 0 elsewhere."""
+    """Forward-strand per-base float32 track {contig: [n]} (0-based): the sum over targets of `values`
+    [n_t, S] (contributions) at the bases their window columns read; 0 elsewhere."""
     out = {name: np.zeros(c.length, dtype=np.float64) for name, c in genome.contigs.items()}
     s = attributions.sites
     cols = np.arange(values.shape[1])

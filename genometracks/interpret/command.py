@@ -1,10 +1,10 @@
 """`genometracks interpret ckpt=PATH run_dir=DIR`: open the model up.
 
 Parts (interpret.parts): heads (attention profiles, head motifs, motif-hit track), kernels
-(exact first-block PWMs), optimise (class optimisation), attribution (gradient x input, Grad-CAM),
-metaplots. Outputs under DIR: interpret/*.tsv, plots/*.png, logos/*.png, motifs/*.meme,
-tracks/motif_hits.{bb,bed.gz,bed.gz.tbi}, tracks/attribution.bw, tracks/gradcam.bw and
-interpret.json (what was produced). Every file is written atomically.
+(exact first-block PWMs), optimise (class optimisation), attribution (gradient x input), deeplift
+(DeepLIFT/SHAP per strand, TF-MoDISco + Tomtom: contributions.py), metaplots. Outputs under DIR:
+interpret/*.tsv, plots/*.png, logos/*.png, motifs/*.meme, tracks/motif_hits.{bb,bed.gz,bed.gz.tbi},
+tracks/attribution.bw, tracks/deeplift.{plus,minus}.bw and interpret.json (what was produced). Every file is written atomically.
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from genometracks.inference.shipped import resolve_model
 from genometracks.interpret import heads as H
 from genometracks.interpret import metaplots as MP
 from genometracks.interpret.attribution import aggregate_matrix, attribute, genome_track, top_predicted_tss
+from genometracks.interpret.contributions import run_deeplift
 from genometracks.interpret.heads import InterpretError
 from genometracks.interpret.hit_track import motif_hit_track
 from genometracks.interpret.kernel_pwm import kernels_to_motifs
@@ -37,7 +38,7 @@ from genometracks.io.rundir import RunDir
 from genometracks.labels import annotations
 from genometracks.model import TransformerXL
 
-PARTS = ("heads", "kernels", "optimise", "attribution", "metaplots")
+PARTS = ("heads", "kernels", "optimise", "attribution", "deeplift", "metaplots")
 # conf/interpret/default.yaml is the one source of the defaults (parts: null there means every part)
 DEFAULTS = {**OmegaConf.to_container(group_defaults("interpret")), "parts": list(PARTS)}
 NULLABLE = ("attribution_regions", "tts", "gff")  # None is a meaningful value for these keys
@@ -169,27 +170,31 @@ def probability_tracks(model: TransformerXL, genome: Genome, shift: int, seg_len
     return track.values, "predicted (no tracks/tss.*.bw)"
 
 
-def run_attribution(model: TransformerXL, dataset: Dataset, tracks: dict, s: dict, out: Path) -> dict:
-    """Gradient x input and Grad-CAM of the top predicted TSSs → tracks/attribution.bw (signed),
-    tracks/gradcam.bw, logos/attribution.png (mean over targets, aligned at +1), a profile TSV."""
-    run = RunDir(out)
-    genome = dataset.genome
+def attribution_targets(dataset: Dataset, tracks: dict, s: dict, n_top: int):
+    """The n_top highest predicted TSSs, inside interpret.attribution_regions when set."""
     regions = None
     if s["attribution_regions"]:
-        regions = make_splits(genome, {"test": s["attribution_regions"]})["test"]
-    targets = top_predicted_tss(tracks, int(s["attribution_top"]), regions=regions)
+        regions = make_splits(dataset.genome, {"test": s["attribution_regions"]})["test"]
+    return top_predicted_tss(tracks, n_top, regions=regions)
+
+
+def run_attribution(model: TransformerXL, dataset: Dataset, tracks: dict, s: dict, out: Path) -> dict:
+    """Gradient x input of the top predicted TSSs → tracks/attribution.bw (signed),
+    logos/attribution.png (mean over targets, aligned at +1), a profile TSV."""
+    run = RunDir(out)
+    genome = dataset.genome
+    targets = attribution_targets(dataset, tracks, s, int(s["attribution_top"]))
     result = attribute(model, genome, targets, dataset.shift, int(s["attribution_batch"]), s["progress"])
     sizes = genome.chrom_sizes()
-    files = [write_bigwig(run.track("attribution.bw"), sizes, genome_track(genome, result, result.contribution)),
-             write_bigwig(run.track("gradcam.bw"), sizes, genome_track(genome, result, result.gradcam))]
+    files = [write_bigwig(run.track("attribution.bw"), sizes, genome_track(genome, result, result.contribution))]
+    run.track("gradcam.bw").unlink(missing_ok=True)  # Grad-CAM was dropped (README, Interpretation)
     lo, hi = (int(v) for v in s["attribution_logo"])
     matrix, rel = aggregate_matrix(result, lo, hi)
     files.append(draw_logo(matrix, run.logos / "attribution.png",
                            f"gradient x input, mean over {len(result.sites)} top predicted TSSs", "raw",
                            tick_labels(rel)))
     all_rel = result.relative_positions()
-    profile = pd.DataFrame({"position": all_rel, "mean_contribution": result.contribution.mean(axis=0),
-                            "mean_gradcam": result.gradcam.mean(axis=0)})
+    profile = pd.DataFrame({"position": all_rel, "mean_contribution": result.contribution.mean(axis=0)})
     files.append(_tsv(profile[(all_rel >= lo) & (all_rel <= hi)], run.interpret / "attribution_profile.tsv"))
     return {"summary": {"targets": len(result.sites), "skipped_at_linear_ends": result.skipped,
                         "window": int(result.contribution.shape[1])}, "files": files}
@@ -254,10 +259,13 @@ def interpret_command(cfg: DictConfig) -> dict:
         results["kernels"] = run_kernels(model, s, out)
     if "optimise" in s["parts"]:
         results["optimise"] = run_optimise(model, dataset.shift, s, out, seed)
-    if "attribution" in s["parts"] or "metaplots" in s["parts"]:
+    if {"attribution", "deeplift", "metaplots"} & set(s["parts"]):
         tracks, source = probability_tracks(model, dataset.genome, dataset.shift, seg_len, out, s)
         if "attribution" in s["parts"]:
             results["attribution"] = run_attribution(model, dataset, tracks, s, out)
+        if "deeplift" in s["parts"]:
+            targets = attribution_targets(dataset, tracks, s, int(s["deeplift_top"]))
+            results["deeplift"] = run_deeplift(model, dataset, targets, s, out, reference_motifs(cfg)[0], seed)
         if "metaplots" in s["parts"]:
             results["metaplots"] = run_metaplots(cfg, dataset, tracks, s, out)
             results["metaplots"]["summary"]["tracks"] = source

@@ -83,6 +83,20 @@ class InterpretConfig:
     attribution_regions: Optional[list[str]]  # noqa: UP045
     attribution_logo: list[int]
     attribution_batch: int
+    deeplift_top: int
+    deeplift_shuffles: int
+    deeplift_batch: int
+    modisco: bool
+    modisco_window: list[int]
+    modisco_sliding_window: int
+    modisco_flank: int
+    modisco_min_metacluster: int
+    modisco_max_seqlets: int
+    modisco_leiden_runs: int
+    modisco_min_cluster: int
+    modisco_trim_window: int
+    modisco_initial_flank: int
+    modisco_trim: float
     metaplot_flank: int
     metaplot_split: str
     tts: Optional[str]  # noqa: UP045

@@ -25,6 +25,8 @@ from genometracks.io.atomic import write_text_atomic
 from genometracks.io.paths import shared_data
 from genometracks.io.rundir import RunDir
 from genometracks.report.compare import compare_with_promotech, comparison_rows, site_track, write_comparison
+from genometracks.report.contributions import LOGOS as CONTRIBUTION_LOGOS
+from genometracks.report.contributions import contribution_blocks
 from genometracks.report.plots import (
     fmt,
     paper_rows,
@@ -239,7 +241,7 @@ def _interpretation(rep: _Report) -> None:
                     f"{r.get('best_match', '.')} (Tomtom q = {fmt(r.get('match_q_value'))})"
                     for r in table.to_dict("records")}
     head_logos = [(rep.rel(p), captions[p.stem]) for p in logos if p.stem in captions]
-    other_logos = rep.images([p for p in logos if p.stem not in captions])
+    other_logos = rep.images([p for p in logos if p.stem not in captions and p.stem not in CONTRIBUTION_LOGOS])
     if blocks or head_logos or other_logos:
         rep.sections.append(Section("Head logos and known-motif matches", blocks + [
             ("gallery", head_logos), ("p", "Other logos (kernels, class optimisation, attribution):" if
@@ -248,6 +250,11 @@ def _interpretation(rep: _Report) -> None:
         rep.missing.append("head logos (logos/*.png; run `genometracks interpret`)")
     if table is None:
         rep.missing.append("head known-motif matches (interpret/heads.tsv; run `genometracks interpret`)")
+    contributions = contribution_blocks(rep.run_dir, rep.rel)
+    if contributions:
+        rep.sections.append(Section("DeepLIFT/SHAP and TF-MoDISco", contributions))
+    else:
+        rep.missing.append("DeepLIFT/SHAP and TF-MoDISco (interpret.json → deeplift; run `genometracks interpret`)")
     metaplots = rep.images(sorted((d.plots).glob("metaplot*.png")))
     if metaplots:
         rep.sections.append(Section("Metaplots", [("gallery", metaplots)]))
