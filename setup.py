@@ -1,6 +1,7 @@
 """Build hook only (metadata lives in pyproject.toml): ship the Hydra config tree `conf/` and the hub's
 static pages `hub/` inside the package as `genometracks/_data/{conf,hub}`, so a wheel or `pip install .`
 finds them (genometracks.io.paths.conf_dir / hub_static_dir). A source checkout reads them in place."""
+
 import shutil
 from pathlib import Path
 

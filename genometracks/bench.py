@@ -21,6 +21,7 @@ content, positional and value products over the W keys of each window, output pr
 training step is counted as 3 forward passes. `matmul_2048_gflops` is a 2048 x 2048 float32
 matrix product measured in the same run with the same threads.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,7 +78,7 @@ def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
         start = time.perf_counter()
         a @ b
         times.append(time.perf_counter() - start)
-    return 2 * n ** 3 / statistics.median(times) / 1e9
+    return 2 * n**3 / statistics.median(times) / 1e9
 
 
 def peak_rss_mib() -> float:
@@ -86,17 +87,17 @@ def peak_rss_mib() -> float:
 
 
 def _summary(samples: list[float]) -> dict:
-    return {"median": round(statistics.median(samples), 1), "min": round(min(samples), 1),
-            "max": round(max(samples), 1), "n": len(samples)}
+    return {"median": round(statistics.median(samples), 1), "min": round(min(samples), 1), "max": round(max(samples), 1), "n": len(samples)}
 
 
 def _segments(tokens: torch.Tensor, seg_len: int, lookahead: int, first: int, count: int):
     for index in range(first, first + count):
-        yield tokens[:, index * seg_len:(index + 1) * seg_len + lookahead]
+        yield tokens[:, index * seg_len : (index + 1) * seg_len + lookahead]
 
 
-def time_inference(model: TransformerXL, tokens: torch.Tensor, path: str, seg_len: int, segments: int,
-                   repeats: int) -> tuple[list[float], torch.Tensor]:
+def time_inference(
+    model: TransformerXL, tokens: torch.Tensor, path: str, seg_len: int, segments: int, repeats: int
+) -> tuple[list[float], torch.Tensor]:
     """positions/s per repeat and the logits [B, L] of the first timed segment (the same segment and
     starting memory for every path)."""
     model.eval()
@@ -113,8 +114,16 @@ def time_inference(model: TransformerXL, tokens: torch.Tensor, path: str, seg_le
     return rates, first
 
 
-def time_training(model: TransformerXL, tokens: torch.Tensor, labels: torch.Tensor, path: str, seg_len: int,
-                  segments: int, repeats: int, carry_memory: bool = True) -> tuple[list[float], float]:
+def time_training(
+    model: TransformerXL,
+    tokens: torch.Tensor,
+    labels: torch.Tensor,
+    path: str,
+    seg_len: int,
+    segments: int,
+    repeats: int,
+    carry_memory: bool = True,
+) -> tuple[list[float], float]:
     """positions/s per repeat of training steps with memory carried (detached) between steps, or
     none (carry_memory=False: every step starts with nothing upstream, task.train_memory=false), and
     the first step's loss. The weights are restored after each repeat so every path and repeat
@@ -131,7 +140,7 @@ def time_training(model: TransformerXL, tokens: torch.Tensor, labels: torch.Tens
         begin = time.perf_counter()
         for index, segment in enumerate(_segments(tokens, seg_len, model.lookahead, 1, segments)):
             logits, memory = model(segment, memory if carry_memory else None, path=path)
-            target = labels[:, (index + 1) * seg_len:(index + 2) * seg_len]
+            target = labels[:, (index + 1) * seg_len : (index + 2) * seg_len]
             loss = F.binary_cross_entropy_with_logits(logits, target)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
@@ -146,8 +155,12 @@ def time_training(model: TransformerXL, tokens: torch.Tensor, labels: torch.Tens
 
 
 def _machine(threads: int) -> dict:
-    return {"cores_available": len(os.sched_getaffinity(0)), "torch_threads": threads,
-            "load_average_1m": round(os.getloadavg()[0], 2), "torch": torch.__version__}
+    return {
+        "cores_available": len(os.sched_getaffinity(0)),
+        "torch_threads": threads,
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "torch": torch.__version__,
+    }
 
 
 def bench_paths(args: argparse.Namespace) -> dict:
@@ -158,9 +171,14 @@ def bench_paths(args: argparse.Namespace) -> dict:
     n_seg = 1 + max(args.segments, args.textbook_segments)
     tokens = torch.randint(0, 4, (args.batch, n_seg * args.seg_len + model.lookahead))
     labels = (torch.rand(args.batch, n_seg * args.seg_len) < 0.01).float()
-    result: dict = {"model": {**PAPER, "flops_per_position": flops}, "batch": args.batch, "seg_len": args.seg_len,
-                    "machine_start": _machine(args.threads), "malloc_tuned": args.malloc_tuned,
-                    "matmul_2048_gflops": round(matmul_gflops(), 1)}
+    result: dict = {
+        "model": {**PAPER, "flops_per_position": flops},
+        "batch": args.batch,
+        "seg_len": args.seg_len,
+        "machine_start": _machine(args.threads),
+        "malloc_tuned": args.malloc_tuned,
+        "matmul_2048_gflops": round(matmul_gflops(), 1),
+    }
     plan = {"fast": (args.segments, args.repeats), "textbook": (args.textbook_segments, args.textbook_repeats)}
     logits = {}
     for task in args.tasks:
@@ -170,14 +188,16 @@ def bench_paths(args: argparse.Namespace) -> dict:
                 rates, logits[path] = time_inference(model, tokens, path, args.seg_len, segments, repeats)
                 extra = {}
             else:
-                rates, loss = time_training(model, tokens, labels, path, args.seg_len, segments, repeats,
-                                            carry_memory=task == "training")
+                rates, loss = time_training(model, tokens, labels, path, args.seg_len, segments, repeats, carry_memory=task == "training")
                 extra = {"first_loss": round(loss, 6)}
             work = flops if task != "training_no_memory" else flops_per_position(model, args.seg_len)
-            result[f"{task}_{path}"] = {"positions_per_s": _summary(rates), "segments": segments,
-                                        "gflops": round(statistics.median(rates) * work * (1 if task == "inference"
-                                                                                             else 3) / 1e9, 1),
-                                        "peak_rss_mib_so_far": round(peak_rss_mib()), **extra}
+            result[f"{task}_{path}"] = {
+                "positions_per_s": _summary(rates),
+                "segments": segments,
+                "gflops": round(statistics.median(rates) * work * (1 if task == "inference" else 3) / 1e9, 1),
+                "peak_rss_mib_so_far": round(peak_rss_mib()),
+                **extra,
+            }
         fast, textbook = (result[f"{task}_{p}"]["positions_per_s"]["median"] for p in ("fast", "textbook"))
         result[f"{task}_ratio_fast_over_textbook"] = round(fast / textbook, 2)
         result[f"{task}_fast_over_reference"] = round(fast / REFERENCE[task.removesuffix("_no_memory")], 2)
@@ -204,21 +224,31 @@ def bench_genome(args: argparse.Namespace) -> dict:
     start_machine = _machine(args.threads)
     begin = time.perf_counter()
     genome = Genome.open(fasta, circular=["NC_000913.3"] if "NC_000913.3" in fasta.name else [])
-    probs, _ = predict_genome(model, genome, shift=20, seg_len=args.seg_len, n_streams=args.batch,
-                              progress=False)
+    probs, _ = predict_genome(model, genome, shift=20, seg_len=args.seg_len, n_streams=args.batch, progress=False)
     predicted = time.perf_counter()
     with tempfile.TemporaryDirectory(dir=args.out) as tmp:
         paths = write_tracks(probs, genome.chrom_sizes(), Path(tmp), "tss")
         sizes = {strand: path.stat().st_size for strand, path in paths.items()}
         written = time.perf_counter()
     positions = 2 * genome.total_length
-    return {"mode": "genome", "fasta": str(fasta), "positions": positions, "n_streams": args.batch,
-            "seg_len": args.seg_len, "workers": args.workers, "malloc_tuned": args.malloc_tuned,
-            "predict_s": round(predicted - begin, 1), "write_bigwig_s": round(written - predicted, 1),
-            "total_s": round(written - begin, 1), "total_min": round((written - begin) / 60, 2),
-            "positions_per_s": round(positions / (written - begin), 1),
-            "bigwig_bytes": sizes, "peak_rss_mib": round(peak_rss_mib()),
-            "machine_start": start_machine, "machine_end": _machine(args.threads)}
+    return {
+        "mode": "genome",
+        "fasta": str(fasta),
+        "positions": positions,
+        "n_streams": args.batch,
+        "seg_len": args.seg_len,
+        "workers": args.workers,
+        "malloc_tuned": args.malloc_tuned,
+        "predict_s": round(predicted - begin, 1),
+        "write_bigwig_s": round(written - predicted, 1),
+        "total_s": round(written - begin, 1),
+        "total_min": round((written - begin) / 60, 2),
+        "positions_per_s": round(positions / (written - begin), 1),
+        "bigwig_bytes": sizes,
+        "peak_rss_mib": round(peak_rss_mib()),
+        "machine_start": start_machine,
+        "machine_end": _machine(args.threads),
+    }
 
 
 ECOLI_FASTA = ("ecoli_k12", "genome", "NC_000913.3.fa")  # under shared_data()
@@ -256,27 +286,30 @@ def write_draft(path: Path, tokens: np.ndarray, lengths: np.ndarray, prefix: str
     with open(path, "w") as handle:
         for i, (a, b) in enumerate(zip(cuts[:-1], cuts[1:])):
             seq = letters[a:b]
-            handle.write(f">{prefix}_{i + 1}\n" + "".join(seq[j:j + 60] + "\n" for j in range(0, len(seq), 60)))
+            handle.write(f">{prefix}_{i + 1}\n" + "".join(seq[j : j + 60] + "\n" for j in range(0, len(seq), 60)))
     return path
 
 
 def _child(argv: list[str], log: Path | None = None, env: dict[str, str] | None = None) -> dict:
     """Run `python argv...` in a fresh process: wall seconds, exit status, its own peak RSS (wait4),
     and its stdout."""
-    env = {**os.environ, **(env or {}), "PYTHONPATH": os.pathsep.join(
-        [str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        **(env or {}),
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH", "")]),
+    }
     begin = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out:
-        proc = subprocess.Popen([sys.executable, *argv], stdout=out, stderr=subprocess.PIPE if log is None
-                                else open(log, "a"), text=True, env=env)
+        proc = subprocess.Popen(
+            [sys.executable, *argv], stdout=out, stderr=subprocess.PIPE if log is None else open(log, "a"), text=True, env=env
+        )
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - begin
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         stdout = out.read()
     if proc.returncode != 0:
-        raise BenchError(f"`python {' '.join(argv)}` failed with exit status {proc.returncode}"
-                         + (f"; see {log}" if log else ""))
+        raise BenchError(f"`python {' '.join(argv)}` failed with exit status {proc.returncode}" + (f"; see {log}" if log else ""))
     return {"wall_s": wall, "peak_rss_mib": usage.ru_maxrss / 1024, "stdout": stdout}
 
 
@@ -288,29 +321,54 @@ def scaling_case(fasta: Path, model: str, threads: int, whole_max: int | None) -
     begin = time.perf_counter()
     genome = Genome.open(fasta)
     opened = time.perf_counter()
-    probs, _ = predict_genome(source.model, genome, int(source.card["task"]["shift"]) if source.card else 20,
-                              source.seg_len, n_streams, progress=False, logit_offset=source.logit_offset,
-                              whole_max=whole_max)
+    probs, _ = predict_genome(
+        source.model,
+        genome,
+        int(source.card["task"]["shift"]) if source.card else 20,
+        source.seg_len,
+        n_streams,
+        progress=False,
+        logit_offset=source.logit_offset,
+        whole_max=whole_max,
+    )
     predicted = time.perf_counter()
     with tempfile.TemporaryDirectory(dir=fasta.parent) as tmp:
         write_tracks(probs, genome.chrom_sizes(), Path(tmp), "tss")
         written = time.perf_counter()
-    return {"read_fasta_s": opened - begin, "predict_s": predicted - opened, "write_bigwig_s": written - predicted,
-            "total_s": written - begin, "n_streams": n_streams, "seg_len": source.seg_len}
+    return {
+        "read_fasta_s": opened - begin,
+        "predict_s": predicted - opened,
+        "write_bigwig_s": written - predicted,
+        "total_s": written - begin,
+        "n_streams": n_streams,
+        "seg_len": source.seg_len,
+    }
 
 
 def _stats(values: list[float], digits: int = 1) -> dict:
-    return {"median": round(statistics.median(values), digits), "min": round(min(values), digits),
-            "max": round(max(values), digits), "n": len(values)}
+    return {
+        "median": round(statistics.median(values), digits),
+        "min": round(min(values), digits),
+        "max": round(max(values), digits),
+        "n": len(values),
+    }
 
 
 def bench_scaling(args: argparse.Namespace) -> dict:
     """The same bases as 1 ... 10,000 contigs: time and peak RSS per case (module docstring)."""
     window = int(load_shipped(args.model).card["architecture"]["window"])
     tokens, origin = base_sequence(args.total, args.seed)
-    result: dict = {"mode": "scaling", "model": args.model, "total_nt": args.total, "positions": 2 * args.total,
-                    "sequence": origin, "threads": args.threads, "repeats": args.case_repeats,
-                    "machine_start": _machine(args.threads), "cases": []}
+    result: dict = {
+        "mode": "scaling",
+        "model": args.model,
+        "total_nt": args.total,
+        "positions": 2 * args.total,
+        "sequence": origin,
+        "threads": args.threads,
+        "repeats": args.case_repeats,
+        "machine_start": _machine(args.threads),
+        "cases": [],
+    }
     layouts = [None] + ([0] if args.streams_layout else [])
     with tempfile.TemporaryDirectory(dir=args.out) as tmp:
         for n in args.contigs:
@@ -319,25 +377,32 @@ def bench_scaling(args: argparse.Namespace) -> dict:
             for whole_max in layouts:
                 runs = []
                 for _ in range(args.case_repeats):
-                    argv = ["-m", "genometracks.bench", "--case", str(fasta), "--model", args.model,
-                            "--threads", str(args.threads)] + ([] if whole_max is None else ["--whole-max", "0"])
+                    argv = ["-m", "genometracks.bench", "--case", str(fasta), "--model", args.model, "--threads", str(args.threads)] + (
+                        [] if whole_max is None else ["--whole-max", "0"]
+                    )
                     child = _child(argv)
-                    runs.append({**json.loads(child["stdout"]), "process_wall_s": child["wall_s"],
-                                 "peak_rss_mib": child["peak_rss_mib"]})
+                    runs.append({**json.loads(child["stdout"]), "process_wall_s": child["wall_s"], "peak_rss_mib": child["peak_rss_mib"]})
                 total = statistics.median(r["total_s"] for r in runs)
-                case = {"contigs": n, "layout": "streams only (whole_max=0)" if whole_max == 0 else
-                        f"default (linear contigs <= {WHOLE_ROWS} segments read whole)",
-                        "length_min": int(lengths.min()), "length_median": float(np.median(lengths)),
-                        "length_max": int(lengths.max()), "contigs_shorter_than_window": int((lengths < window).sum()),
-                        "contigs_shorter_than_conv": int((lengths < 7).sum()),
-                        **{key: _stats([r[key] for r in runs]) for key in
-                           ("read_fasta_s", "predict_s", "write_bigwig_s", "total_s", "process_wall_s",
-                            "peak_rss_mib")},
-                        "positions_per_s": round(2 * args.total / total), "n_streams": runs[0]["n_streams"],
-                        "seg_len": runs[0]["seg_len"]}
+                case = {
+                    "contigs": n,
+                    "layout": "streams only (whole_max=0)"
+                    if whole_max == 0
+                    else f"default (linear contigs <= {WHOLE_ROWS} segments read whole)",
+                    "length_min": int(lengths.min()),
+                    "length_median": float(np.median(lengths)),
+                    "length_max": int(lengths.max()),
+                    "contigs_shorter_than_window": int((lengths < window).sum()),
+                    "contigs_shorter_than_conv": int((lengths < 7).sum()),
+                    **{
+                        key: _stats([r[key] for r in runs])
+                        for key in ("read_fasta_s", "predict_s", "write_bigwig_s", "total_s", "process_wall_s", "peak_rss_mib")
+                    },
+                    "positions_per_s": round(2 * args.total / total),
+                    "n_streams": runs[0]["n_streams"],
+                    "seg_len": runs[0]["seg_len"],
+                }
                 result["cases"].append(case)
-                print(json.dumps({k: case[k] for k in ("contigs", "layout", "total_s", "peak_rss_mib")}),
-                      file=sys.stderr, flush=True)
+                print(json.dumps({k: case[k] for k in ("contigs", "layout", "total_s", "peak_rss_mib")}), file=sys.stderr, flush=True)
     first = result["cases"][0]
     for case in result["cases"][1:]:
         case["time_vs_first"] = round(case["total_s"]["median"] / first["total_s"]["median"], 3)
@@ -349,13 +414,19 @@ def bench_scaling(args: argparse.Namespace) -> dict:
 def bench_throughput(args: argparse.Namespace) -> dict:
     """Draft genomes through `predict` (tracks + peaks) and `export`, one process per command."""
     ecoli = shared_data().joinpath(*ECOLI_FASTA)
-    tokens, origin = base_sequence(args.draft_total or (Genome.open(ecoli).total_length if ecoli.is_file()
-                                                        else 5_000_000), args.seed)
-    result: dict = {"mode": "throughput", "model": args.model, "genome_nt": int(tokens.size),
-                    "contigs_per_genome": args.draft_contigs, "sequence": origin,
-                    "stages": "predict (both strands, bigWigs, peak calls at the card's threshold) + export "
-                              "(assembly hub with .2bit and chromAlias, IGV session, JBrowse 2 view)",
-                    "threads": args.threads, "machine_start": _machine(args.threads), "genomes": []}
+    tokens, origin = base_sequence(args.draft_total or (Genome.open(ecoli).total_length if ecoli.is_file() else 5_000_000), args.seed)
+    result: dict = {
+        "mode": "throughput",
+        "model": args.model,
+        "genome_nt": int(tokens.size),
+        "contigs_per_genome": args.draft_contigs,
+        "sequence": origin,
+        "stages": "predict (both strands, bigWigs, peak calls at the card's threshold) + export "
+        "(assembly hub with .2bit and chromAlias, IGV session, JBrowse 2 view)",
+        "threads": args.threads,
+        "machine_start": _machine(args.threads),
+        "genomes": [],
+    }
     with tempfile.TemporaryDirectory(dir=args.out) as tmp:
         for g in range(args.genomes):  # each genome: the sequence rotated and cut differently
             rotated = np.roll(tokens, -int(g * tokens.size // max(args.genomes, 1)))
@@ -366,8 +437,7 @@ def bench_throughput(args: argparse.Namespace) -> dict:
             overrides = [f"model={args.model}", "data=custom", f"data.fasta={fasta}", f"run_dir={run}"]
             row: dict = {"genome": g + 1, "length_min": int(lengths.min()), "length_max": int(lengths.max())}
             for command in ("predict", "export"):
-                child = _child([*common, command, *overrides], log=Path(tmp) / "log.txt",
-                               env={"OMP_NUM_THREADS": str(args.threads)})
+                child = _child([*common, command, *overrides], log=Path(tmp) / "log.txt", env={"OMP_NUM_THREADS": str(args.threads)})
                 row[f"{command}_s"] = round(child["wall_s"], 1)
                 row[f"{command}_peak_rss_mib"] = round(child["peak_rss_mib"])
             row["total_s"] = round(row["predict_s"] + row["export_s"], 1)
@@ -383,11 +453,15 @@ def bench_throughput(args: argparse.Namespace) -> dict:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="genometracks bench", description="Textbook vs fast attention path of the paper's Transformer-XL, "
-        "inference and training, timed side by side; prints one JSON object.")
-    parser.add_argument("--tasks", default=",".join(TASKS),
-                        help="inference, training (memory carried between steps), training_no_memory "
-                             "(task.train_memory=false), comma-separated")
+        prog="genometracks bench",
+        description="Textbook vs fast attention path of the paper's Transformer-XL, "
+        "inference and training, timed side by side; prints one JSON object.",
+    )
+    parser.add_argument(
+        "--tasks",
+        default=",".join(TASKS),
+        help="inference, training (memory carried between steps), training_no_memory (task.train_memory=false), comma-separated",
+    )
     parser.add_argument("--batch", type=int, default=10, help="streams per batch (the issue: 10)")
     parser.add_argument("--seg-len", type=int, default=512)
     parser.add_argument("--segments", type=int, default=4, help="timed segments per repeat, fast path")
@@ -395,28 +469,37 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--textbook-segments", type=int, default=1)
     parser.add_argument("--textbook-repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="torch intra-op threads")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="TransformerXL(workers=): stream blocks run on threads of their own "
-                             "(default: the thread count)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="TransformerXL(workers=): stream blocks run on threads of their own (default: the thread count)",
+    )
     parser.add_argument("--query-block", type=int, default=64)
     parser.add_argument("--no-malloc-tuning", action="store_true", help="leave glibc's allocator as it is")
     parser.add_argument("--genome", action="store_true", help="time whole-genome E. coli prediction instead")
     parser.add_argument("--fasta", default=None, help="genome for --genome (default: the shared E. coli FASTA)")
     parser.add_argument("--out", default=None, help="folder for --genome's temporary bigWigs (default: /tmp)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--only", choices=MODES, default=None,
-                        help="paths (default): textbook vs fast; genome: = --genome; scaling: one sequence as 1 ... "
-                             "10,000 contigs; throughput: draft genomes per hour through predict + export")
+    parser.add_argument(
+        "--only",
+        choices=MODES,
+        default=None,
+        help="paths (default): textbook vs fast; genome: = --genome; scaling: one sequence as 1 ... "
+        "10,000 contigs; throughput: draft genomes per hour through predict + export",
+    )
     parser.add_argument("--model", default="ecoli_k12", help="shipped model for scaling and throughput")
     parser.add_argument("--total", type=int, default=2_000_000, help="scaling: nt per assembly")
     parser.add_argument("--contigs", default="1,10000", help="scaling: contig counts, comma-separated")
     parser.add_argument("--case-repeats", type=int, default=3, help="scaling: fresh processes per case")
-    parser.add_argument("--streams-layout", action="store_true",
-                        help="scaling: also time each case with every contig in the segment streams (whole_max=0)")
+    parser.add_argument(
+        "--streams-layout", action="store_true", help="scaling: also time each case with every contig in the segment streams (whole_max=0)"
+    )
     parser.add_argument("--genomes", type=int, default=3, help="throughput: draft genomes to run")
     parser.add_argument("--draft-contigs", type=int, default=200, help="throughput: contigs per draft genome")
-    parser.add_argument("--draft-total", type=int, default=None,
-                        help="throughput: nt per draft genome (default: the E. coli genome's length)")
+    parser.add_argument(
+        "--draft-total", type=int, default=None, help="throughput: nt per draft genome (default: the E. coli genome's length)"
+    )
     parser.add_argument("--case", default=None, help=argparse.SUPPRESS)  # a scaling child process
     parser.add_argument("--whole-max", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -427,14 +510,27 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         raise BenchError(f"--contigs {args.contigs!r}: give integers separated by commas") from err
     too_many = [n for n in args.contigs if not 1 <= n <= args.total]
     if too_many or not args.contigs:
-        raise BenchError(f"--contigs: cannot cut {args.total:,} nt into {too_many[0] if too_many else 0:,} contigs; "
-                         "use 1 <= contigs <= --total")
+        raise BenchError(
+            f"--contigs: cannot cut {args.total:,} nt into {too_many[0] if too_many else 0:,} contigs; use 1 <= contigs <= --total"
+        )
     args.tasks = [t for t in args.tasks.split(",") if t]
     bad = [t for t in args.tasks if t not in TASKS]
     if bad or not args.tasks:
         raise BenchError(f"--tasks {','.join(args.tasks)!r}: use one or more of {', '.join(TASKS)}")
-    for name in ("batch", "seg_len", "segments", "repeats", "textbook_segments", "textbook_repeats", "threads",
-                 "query_block", "total", "case_repeats", "genomes", "draft_contigs"):
+    for name in (
+        "batch",
+        "seg_len",
+        "segments",
+        "repeats",
+        "textbook_segments",
+        "textbook_repeats",
+        "threads",
+        "query_block",
+        "total",
+        "case_repeats",
+        "genomes",
+        "draft_contigs",
+    ):
         if getattr(args, name) < 1:
             raise BenchError(f"--{name.replace('_', '-')} must be >= 1; got {getattr(args, name)}")
     args.workers = args.threads if args.workers is None else args.workers
@@ -456,8 +552,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.case:  # one scaling case, in a process of its own
             print(json.dumps(scaling_case(Path(args.case), args.model, args.threads, args.whole_max)))
             return 0
-        result = {"paths": bench_paths, "genome": bench_genome, "scaling": bench_scaling,
-                  "throughput": bench_throughput}[args.only](args)
+        result = {"paths": bench_paths, "genome": bench_genome, "scaling": bench_scaling, "throughput": bench_throughput}[args.only](args)
     except BenchError as err:
         print(f"genometracks bench: {err}", file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ Bad input (a FASTA, BED, checkpoint, run_dir or config value) ends with one line
 `genometracks: error: <what, where, the fix>`, and exit status 2; HYDRA_FULL_ERROR=1 shows the
 traceback instead. Unexpected errors (bugs) keep their traceback.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -140,8 +141,7 @@ def run_hydra(command: str, overrides: list[str]) -> None:
     target = _resolve(HYDRA_COMMANDS[command])
     extra = []
     if command in NO_OUTPUT:
-        extra = ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=none",
-                 "hydra/hydra_logging=none"]
+        extra = ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=none", "hydra/hydra_logging=none"]
 
     @hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")
     def _app(cfg):
@@ -199,8 +199,11 @@ def main(argv: list[str] | None = None) -> int:
         run_hydra(command, rest)
     except KeyboardInterrupt as stop:  # run_lock.Interrupted (SIGTERM) or Ctrl-C
         name = str(stop) or "SIGINT"
-        print(f"genometracks {command}: stopped by {name}; finished outputs are kept, temporary ones removed. "
-              "Run the same command again to resume (training: add resume=true)", file=sys.stderr)
+        print(
+            f"genometracks {command}: stopped by {name}; finished outputs are kept, temporary ones removed. "
+            "Run the same command again to resume (training: add resume=true)",
+            file=sys.stderr,
+        )
         return 143 if name == "SIGTERM" else 130
     except _domain_errors() as err:
         if full_error:

@@ -7,6 +7,7 @@ Each finished stage leaves `DIR/stages/<stage>.json` (its summary and seconds). 
 finished stages, so an interrupted run resumes from the last finished one (training itself resumes
 mid-epoch from `checkpoints/last.ckpt`). `stages=[predict,export]` runs just those, finished or not.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,8 +53,10 @@ def _stage_train(cfg: DictConfig, out: Path) -> dict:
     name = shipped_name(cfg)
     if name or cfg.get("train") is False:
         if name and cfg.get("train") is True:
-            raise ValueError(f"train=true with model={name}: a shipped model is already trained; drop model={name} "
-                             "to train the default model from scratch, or choose model=small|paper")
+            raise ValueError(
+                f"train=true with model={name}: a shipped model is already trained; drop model={name} "
+                "to train the default model from scratch, or choose model=small|paper"
+            )
         why = f"shipped model {name}, trained already" if name else "train=false"
         return {"skipped": f"{why} (train=true trains from scratch)"}
     if RunDir(out).last_ckpt.exists():
@@ -61,8 +64,7 @@ def _stage_train(cfg: DictConfig, out: Path) -> dict:
             cfg.resume = True
     result = train_command(cfg)
     test = result.get("test", {}).get("both", {})
-    return {"test_roc_auc": test.get("roc_auc"), "test_pr_auc": test.get("pr_auc"),
-            "global_step": result.get("global_step")}
+    return {"test_roc_auc": test.get("roc_auc"), "test_pr_auc": test.get("pr_auc"), "global_step": result.get("global_step")}
 
 
 def _stage_predict(cfg: DictConfig, out: Path) -> dict:
@@ -107,9 +109,15 @@ def _stage_report(cfg: DictConfig, out: Path) -> dict:
 
 
 RUNNERS: dict[str, Callable[[DictConfig, Path], dict]] = {
-    "data": _stage_data, "train": _stage_train, "predict": _stage_predict, "peaks": _stage_peaks,
-    "interpret": _stage_interpret, "sigma": _stage_sigma, "export": _stage_export,
-    "validate": _stage_validate, "report": _stage_report,
+    "data": _stage_data,
+    "train": _stage_train,
+    "predict": _stage_predict,
+    "peaks": _stage_peaks,
+    "interpret": _stage_interpret,
+    "sigma": _stage_sigma,
+    "export": _stage_export,
+    "validate": _stage_validate,
+    "report": _stage_report,
 }
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Textbook vs fast Transformer-XL throughput as one JSON object; the same as `genometracks bench`
 (options: --help). Runs from a checkout without installing: the repository root goes on sys.path."""
+
 import sys
 from pathlib import Path
 

@@ -8,6 +8,7 @@ writes (0-based TSS positions on NC_000913.3). A base is positive when a TSS of 
 Usage: python3 scripts/score_tracks.py RUN_DIR [chrom:start-end] [label sets ...]
 (default region: the paper's test region NC_000913.3:2738785-3667115; sets: curated cappable_seq
 regulondb_strong). Needs the shared E. coli data (`genometracks labels` reads it)."""
+
 import subprocess
 import sys
 import tempfile
@@ -23,8 +24,7 @@ def label_positions(label_set: str, chrom: str, start: int, end: int) -> dict[st
     """0-based TSS positions of `label_set` in [start, end) per strand ('+', '-')."""
     with tempfile.TemporaryDirectory() as tmp:
         bed = Path(tmp) / f"{label_set}.bed"
-        subprocess.run(["genometracks", "labels", f"labels={label_set}", f"out={bed}"], check=True,
-                       capture_output=True, text=True)
+        subprocess.run(["genometracks", "labels", f"labels={label_set}", f"out={bed}"], check=True, capture_output=True, text=True)
         rows = [line.split("\t") for line in bed.read_text().splitlines() if line.strip()]
     out = {}
     for strand in "+-":

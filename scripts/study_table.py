@@ -5,6 +5,7 @@ ROC / PR AUC, both strands. Usage: python3 scripts/study_table.py DIR [DIR ...]
 
 Positions seen = global_step x data.n_streams x model.seg_len; wall time = from the job's
 config.yaml (written before training starts) to its metrics.json (written after the last evaluation)."""
+
 import json
 import sys
 from pathlib import Path
@@ -28,16 +29,18 @@ def job_row(job: Path) -> str | None:
         both = metrics.get(split, {}).get("both", {})
         return f"{both['roc_auc']:.3f} / {both['pr_auc']:.4f}" if both else "—"
 
-    return (f"| {job.parent.name}/{job.name} | `{varied}` | {seen / 1e6:.1f} M | {wall / 60:.1f} "
-            f"| {cell('validation')} | {cell('test')} |")
+    return f"| {job.parent.name}/{job.name} | `{varied}` | {seen / 1e6:.1f} M | {wall / 60:.1f} | {cell('validation')} | {cell('test')} |"
 
 
 def main(dirs: list[str]) -> int:
     print("| job | overrides | positions seen | wall (min) | validation ROC / PR AUC | test ROC / PR AUC |")
     print("|---|---|---|---|---|---|")
     for folder in map(Path, dirs):
-        jobs = sorted((p for p in folder.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name)) \
-            if not (folder / "metrics.json").exists() else [folder]
+        jobs = (
+            sorted((p for p in folder.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
+            if not (folder / "metrics.json").exists()
+            else [folder]
+        )
         for job in jobs:
             row = job_row(job)
             if row:

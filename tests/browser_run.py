@@ -5,6 +5,7 @@ Known content, so each client's reading can be checked exactly: plus-strand peak
 minus-strand peaks at MINUS_PEAKS, one sigma call per peak (sigma70 and sigma38 colours), motif hits
 at MOTIF_HITS; values carry at most 3 decimals, so a reader printing 6 significant digits is exact.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,10 +16,10 @@ import pandas as pd
 CHROM, PLASMID = "NZ_TEST01.1", "CP000001.1"
 HEADERS = {CHROM: "gi|555001|ref|NZ_TEST01.1|", PLASMID: "gi|555002|gb|CP000001.1|"}
 LENGTHS = {CHROM: 6000, PLASMID: 1500}
-PLUS_PEAKS = (1000, 2500, 4000)      # 0-based +1 positions on CHROM, '+' strand
-MINUS_PEAKS = (1500, 3000)           # ... '-' strand
+PLUS_PEAKS = (1000, 2500, 4000)  # 0-based +1 positions on CHROM, '+' strand
+MINUS_PEAKS = (1500, 3000)  # ... '-' strand
 MOTIF_HITS = ((960, 966, "+"), (1530, 1536, "-"))
-LOCUS = f"{CHROM}:801-3200"          # IGV syntax (1-based): holds peaks, sigma calls and motif hits
+LOCUS = f"{CHROM}:801-3200"  # IGV syntax (1-based): holds peaks, sigma calls and motif hits
 
 
 def sequences(seed: int = 7) -> dict[str, str]:
@@ -34,8 +35,8 @@ def signal(strand: str) -> dict[str, np.ndarray]:
     """float32 per base: background 0.001-0.009, a peak of 0.9 (1 nt) with 0.3 shoulders at each call."""
     rng = np.random.default_rng(1 if strand == "+" else 2)
     out = {c: (rng.integers(1, 10, n) / 1000).astype(np.float32) for c, n in LENGTHS.items()}
-    for pos in (PLUS_PEAKS if strand == "+" else MINUS_PEAKS):
-        out[CHROM][pos - 3:pos + 4] = np.float32(0.3)
+    for pos in PLUS_PEAKS if strand == "+" else MINUS_PEAKS:
+        out[CHROM][pos - 3 : pos + 4] = np.float32(0.3)
         out[CHROM][pos] = np.float32(0.9)
     return out
 
@@ -53,8 +54,9 @@ def motif_hit_records() -> pd.DataFrame:
     from genometracks.interpret.hit_track import hit_records
     from genometracks.interpret.scan import COLUMNS as SCAN_COLUMNS
 
-    hits = pd.DataFrame([("L0H0", CHROM, s, e, st, 9.5 - i, 2e-5 * (i + 1), 0.25) for i, (s, e, st)
-                         in enumerate(MOTIF_HITS)], columns=list(SCAN_COLUMNS))  # FIMO hits as the scan returns them
+    hits = pd.DataFrame(
+        [("L0H0", CHROM, s, e, st, 9.5 - i, 2e-5 * (i + 1), 0.25) for i, (s, e, st) in enumerate(MOTIF_HITS)], columns=list(SCAN_COLUMNS)
+    )  # FIMO hits as the scan returns them
     return hit_records(hits, {"L0H0": "m1"}, {"L0H0": 12.0})
 
 
@@ -69,8 +71,11 @@ def make_run(run: Path) -> tuple[Path, dict[str, int]]:
 
     run.mkdir(parents=True, exist_ok=True)
     fasta = run.parent / f"{run.name}_genome.fa"
-    fasta.write_text("".join(f">{HEADERS[c]} synthetic {c}\n" + "\n".join(s[i:i + 60] for i in range(0, len(s), 60))
-                             + "\n" for c, s in sequences().items()))
+    fasta.write_text(
+        "".join(
+            f">{HEADERS[c]} synthetic {c}\n" + "\n".join(s[i : i + 60] for i in range(0, len(s), 60)) + "\n" for c, s in sequences().items()
+        )
+    )
     sizes = Genome.open(fasta).chrom_sizes()
     assert sizes == LENGTHS, sizes  # NCBI-style names read as their accessions
     tracks = run / "tracks"
@@ -81,8 +86,13 @@ def make_run(run: Path) -> tuple[Path, dict[str, int]]:
     classes = ["sigma24", "sigma28", "sigma32", "sigma38", "sigma54", "sigma70"]
     probs = np.full((len(peaks), len(classes)), 0.02)
     probs[np.arange(len(peaks)), np.where(peaks["strand"] == "+", 5, 3)] = 0.9  # + sigma70, - sigma38
-    sites = SiteSet(peaks["chrom"].to_numpy(dtype=object), peaks["start"].to_numpy(), peaks["strand"].to_numpy(),
-                    name=peaks["name"].to_numpy(dtype=object), source="test")
+    sites = SiteSet(
+        peaks["chrom"].to_numpy(dtype=object),
+        peaks["start"].to_numpy(),
+        peaks["strand"].to_numpy(),
+        name=peaks["name"].to_numpy(dtype=object),
+        source="test",
+    )
     write_sigma_bigbed(sigma_records(sites, probs, classes), tracks / "tss_sigma.bb", sizes, classes)
     write_bed_outputs(motif_hit_records(), tracks / "motif_hits", HIT_SCHEMA, sizes)
     attribution = {c: (np.sin(np.arange(n) / 30) * 100).round().astype(np.float32) / 1000 for c, n in sizes.items()}

@@ -1,5 +1,6 @@
 """Three small genomes for the collection tests (tests/test_collection.py, tests/test_slurm.py): one
 contig, two contigs, and a draft assembly with NCBI-style names; and the stand-ins they run with."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,8 +11,9 @@ import numpy as np
 GENOMES = {
     "iso_a": {"chr1": ("chr1 isolate A", 9_000)},
     "iso_b": {"contig_b": ("contig_b", 6_000), "plasmid_b": ("plasmid_b plasmid", 2_500)},
-    "draft": {f"NZ_DRAFT000{i}.1": (f"gi|100{i}|ref|NZ_DRAFT000{i}.1| draft contig {i}", n)
-              for i, n in enumerate((4_000, 2_200, 1_300, 600))},
+    "draft": {
+        f"NZ_DRAFT000{i}.1": (f"gi|100{i}|ref|NZ_DRAFT000{i}.1| draft contig {i}", n) for i, n in enumerate((4_000, 2_200, 1_300, 600))
+    },
 }
 
 
@@ -23,7 +25,7 @@ def write_fasta(path: Path, contigs: dict[str, tuple[str, int]], seed: int) -> P
         seq = "".join(rng.choice(list("ACGT"), n))
         if i == 0:
             seq = seq[:300] + seq[300:400].lower() + "N" * 50 + seq[450:]
-        parts.append(f">{header}\n" + "\n".join(seq[j:j + 70] for j in range(0, n, 70)) + "\n")
+        parts.append(f">{header}\n" + "\n".join(seq[j : j + 70] for j in range(0, n, 70)) + "\n")
     path.write_text("".join(parts))
     return path
 
@@ -32,8 +34,7 @@ def stub_env(root: Path) -> dict[str, str]:
     """igv.js and the JBrowse bundle are stand-ins (nothing is fetched); a private cache."""
     stub = root / "stub.js"
     stub.write_text("// browser bundle stand-in: these tests read the files, not the pages\n")
-    return {"GENOMETRACKS_IGV_JS": str(stub), "GENOMETRACKS_JBROWSE_JS": str(stub),
-            "GENOMETRACKS_CACHE": str(root / "cache")}
+    return {"GENOMETRACKS_IGV_JS": str(stub), "GENOMETRACKS_JBROWSE_JS": str(stub), "GENOMETRACKS_CACHE": str(root / "cache")}
 
 
 def summary_rows(coll: Path) -> dict[str, dict[str, str]]:

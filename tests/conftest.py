@@ -1,4 +1,5 @@
 """Shared fixtures: Hydra config composition and the shared-data marker."""
+
 from __future__ import annotations
 
 import os
@@ -60,20 +61,45 @@ def compose(*overrides: str):
 
 
 # a tiny, deterministic training budget: 1-layer model, 20 kb synthetic genome, 2 epochs (~10 s)
-TINY = ["experiment=smoke", "data.generator.length=20000", "data.generator.n_contigs=1",
-        "data.generator.density=0.004", "model.n_layer=1", "model.n_head=2", "model.d_model=16",
-        "model.d_head=8", "model.window=32", "model.seg_len=64", "data.n_streams=4", "data.eval_streams=4",
-        "trainer.max_epochs=2", "task.checkpoint_every_n_steps=5", "trainer.enable_progress_bar=false",
-        "task.warmup_steps=5"]
+TINY = [
+    "experiment=smoke",
+    "data.generator.length=20000",
+    "data.generator.n_contigs=1",
+    "data.generator.density=0.004",
+    "model.n_layer=1",
+    "model.n_head=2",
+    "model.d_model=16",
+    "model.d_head=8",
+    "model.window=32",
+    "model.seg_len=64",
+    "data.n_streams=4",
+    "data.eval_streams=4",
+    "trainer.max_epochs=2",
+    "task.checkpoint_every_n_steps=5",
+    "trainer.enable_progress_bar=false",
+    "task.warmup_steps=5",
+]
 # ... and small interpretation budgets, for `genometracks run` (~30 s end to end)
-TINY_RUN = TINY + ["interpret.n_extreme=50", "interpret.optimise_steps=20", "interpret.attribution_top=20",
-                   "interpret.deeplift_top=20", "interpret.progress=false", "predict.peaks.threshold=0.05"]
+TINY_RUN = TINY + [
+    "interpret.n_extreme=50",
+    "interpret.optimise_steps=20",
+    "interpret.attribution_top=20",
+    "interpret.deeplift_top=20",
+    "interpret.progress=false",
+    "predict.peaks.threshold=0.05",
+]
 
 
 def cli(*args: str, env: dict | None = None, preexec_fn=None, timeout: int = 900) -> subprocess.CompletedProcess:
     """`genometracks <args>` in a fresh process (stdout, stderr captured as text)."""
-    return subprocess.run([sys.executable, "-m", "genometracks.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, preexec_fn=preexec_fn, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "genometracks.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        preexec_fn=preexec_fn,
+        timeout=timeout,
+    )
 
 
 def kill_once_checkpointed(*args: str, run_dir) -> None:
@@ -82,8 +108,9 @@ def kill_once_checkpointed(*args: str, run_dir) -> None:
     import signal
     import time
 
-    proc = subprocess.Popen([sys.executable, "-m", "genometracks.cli", *args, f"run_dir={run_dir}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "genometracks.cli", *args, f"run_dir={run_dir}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     last = run_dir / "checkpoints" / "last.ckpt"
     deadline = time.time() + 600
     while not last.exists() and proc.poll() is None and time.time() < deadline:

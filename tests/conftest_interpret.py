@@ -5,6 +5,7 @@ checkpoint is written in `genometracks train`'s format (hyper_parameters.model_c
 state_dict with the 'model.' prefix) so `predict.load_model` and `interpret_command` read it,
 and cached once per test session (a file under pytest's base temp folder).
 """
+
 from __future__ import annotations
 
 import time
@@ -15,9 +16,15 @@ import torch
 import torch.nn.functional as F
 
 MINUS35, MINUS10 = "TTGCGA", "TAGCAT"
-DATA_OVERRIDES = ("experiment=smoke", "data.generator.length=60000", "data.generator.n_contigs=2",
-                  "data.generator.density=0.004", f"data.generator.minus35={MINUS35}",
-                  f"data.generator.minus10={MINUS10}", "data.generator.seed=1")
+DATA_OVERRIDES = (
+    "experiment=smoke",
+    "data.generator.length=60000",
+    "data.generator.n_contigs=2",
+    "data.generator.density=0.004",
+    f"data.generator.minus35={MINUS35}",
+    f"data.generator.minus10={MINUS10}",
+    "data.generator.seed=1",
+)
 # One layer of six heads: every head reads 7-mer keys directly, so box heads appear within a few
 # epochs for any seed tried (0, 1, 2); two layers need about twice the epochs and time.
 MODEL = dict(n_layer=1, n_head=6, d_model=32, d_head=8, conv_width=7, window=64)
@@ -28,8 +35,10 @@ def save_checkpoint(model, ckpt: Path) -> None:
     """`genometracks train`'s checkpoint layout, written atomically."""
     from genometracks.io.atomic import atomic_path
 
-    state = {"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
-             "hyper_parameters": {"model_config": dict(MODEL, seg_len=SEG_LEN)}}
+    state = {
+        "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
+        "hyper_parameters": {"model_config": dict(MODEL, seg_len=SEG_LEN)},
+    }
     with atomic_path(ckpt) as tmp:
         torch.save(state, tmp)
 
@@ -45,11 +54,18 @@ def train_tiny(cfg, ckpt: Path, epochs: int = EPOCHS, seed: int = 0, log=print, 
     dataset = load_dataset(cfg)
     labels = build_labels(dataset.genome, dataset.sites, dataset.shift)
     model = TransformerXL(**MODEL)
-    streams = SegmentStreams(dataset.genome, labels, dataset.splits["train"], n_streams=STREAMS, seg_len=SEG_LEN,
-                             lookahead=model.lookahead, burn_in=model.context, seed=seed)
+    streams = SegmentStreams(
+        dataset.genome,
+        labels,
+        dataset.splits["train"],
+        n_streams=STREAMS,
+        seg_len=SEG_LEN,
+        lookahead=model.lookahead,
+        burn_in=model.context,
+        seed=seed,
+    )
     optimiser = torch.optim.Adam(model.parameters(), lr=LR)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=LR, total_steps=epochs * len(streams),
-                                                   pct_start=0.25)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=LR, total_steps=epochs * len(streams), pct_start=0.25)
     weight = torch.tensor(POS_WEIGHT)
     start, losses = time.time(), []
     for epoch in range(epochs):
@@ -100,5 +116,11 @@ if __name__ == "__main__":  # measure: python -m tests.conftest_interpret OUT_DI
 
     _register_resolvers()
     torch.set_num_threads(2)
-    print(train_tiny(compose(*DATA_OVERRIDES), Path(sys.argv[1]) / "best.ckpt",
-                     epochs=int(sys.argv[2]) if len(sys.argv) > 2 else EPOCHS, keep_epochs=True))
+    print(
+        train_tiny(
+            compose(*DATA_OVERRIDES),
+            Path(sys.argv[1]) / "best.ckpt",
+            epochs=int(sys.argv[2]) if len(sys.argv) > 2 else EPOCHS,
+            keep_epochs=True,
+        )
+    )

@@ -1,5 +1,6 @@
 """Reference helpers shared by the model tests: a small model, segment-by-segment runs, and a
 loop-by-loop implementation of the documented attention semantics."""
+
 from __future__ import annotations
 
 import math
@@ -11,13 +12,15 @@ from genometracks.model.relative import sinusoid_encoding
 
 SMALL = dict(n_layer=2, n_head=2, d_model=16, d_head=8, window=32, query_block=8)  # several query blocks
 
+
 def small_model(seed: int = 0, **overrides) -> TransformerXL:
     torch.manual_seed(seed)
     return TransformerXL(**{**SMALL, **overrides}).eval()
 
 
-def run_segments(model: TransformerXL, tokens: torch.Tensor, seg_len: int, path: str = "fast",
-                 reset_at: dict[int, list[int]] | None = None) -> torch.Tensor:
+def run_segments(
+    model: TransformerXL, tokens: torch.Tensor, seg_len: int, path: str = "fast", reset_at: dict[int, list[int]] | None = None
+) -> torch.Tensor:
     """Logits [B, T] for tokens [B, T + H], fed as segments of seg_len; all streams reset at 0 and
     streams reset_at[t] at segment start t."""
     batch, total = tokens.shape
@@ -29,7 +32,7 @@ def run_segments(model: TransformerXL, tokens: torch.Tensor, seg_len: int, path:
         reset[(reset_at or {}).get(start, [])] = True
         if start == 0:
             reset[:] = True
-        logits, memory = model(tokens[:, start:stop + model.lookahead], memory, reset, path=path)
+        logits, memory = model(tokens[:, start : stop + model.lookahead], memory, reset, path=path)
         out.append(logits)
     return torch.cat(out, dim=1)
 
@@ -57,10 +60,10 @@ def naive_logits(model: TransformerXL, tokens: torch.Tensor) -> torch.Tensor:
         for n in range(n_out):
             keys = torch.arange(max(0, n - window + 1), n + 1)
             for head in range(n_h):
-                r = r_all[n - keys, head * d:(head + 1) * d]
-                score = (k[head, keys] @ (q[head, n] + attn.u[head]) + r @ (q[head, n] + attn.v[head]))
+                r = r_all[n - keys, head * d : (head + 1) * d]
+                score = k[head, keys] @ (q[head, n] + attn.u[head]) + r @ (q[head, n] + attn.v[head])
                 prob = torch.softmax(score / math.sqrt(d), dim=0)
-                out[n, head * d:(head + 1) * d] = prob @ v[head, keys]
+                out[n, head * d : (head + 1) * d] = prob @ v[head, keys]
         h = block.norm1(h[:n_out] + out @ attn.out.weight.T)
         if block.ff is not None:
             h = block.norm2(h + block.ff(h))

@@ -1,4 +1,5 @@
 """TSS readers, aliases and validation on hand-made files with known answers; shared-data counts."""
+
 from __future__ import annotations
 
 import gzip
@@ -26,12 +27,15 @@ def write(path, text: str):
 
 # ---------------------------------------------------------------- readers: coordinates and strands
 def test_bed_plus_minus_zero_length_unsorted_duplicates_aliases(tmp_path, genome):
-    bed = write(tmp_path / "t.bed", "track name=x\n"
-                "U00096.3\t50\t51\tb\t3\t-\n"          # '-' : +1 = end - 1 = 50
-                "chr\t10\t11\ta\t.\t+\n"               # '+' : +1 = start = 10
-                "NC_000913.3\t20\t30\tc\t0\t-\n"       # 10-nt '-' interval: +1 = 29
-                "NC_000913.3\t40\t40\tz\t0\t-\n"       # zero-length: the nucleotide at 40
-                "gi|545778205|gb|U00096.3|\t10\t11\tdup\t0\t+\n")
+    bed = write(
+        tmp_path / "t.bed",
+        "track name=x\n"
+        "U00096.3\t50\t51\tb\t3\t-\n"  # '-' : +1 = end - 1 = 50
+        "chr\t10\t11\ta\t.\t+\n"  # '+' : +1 = start = 10
+        "NC_000913.3\t20\t30\tc\t0\t-\n"  # 10-nt '-' interval: +1 = 29
+        "NC_000913.3\t40\t40\tz\t0\t-\n"  # zero-length: the nucleotide at 40
+        "gi|545778205|gb|U00096.3|\t10\t11\tdup\t0\t+\n",
+    )
     raw = A.read_bed(bed)
     assert raw.meta["zero_length"] == 1
     assert list(raw.meta["line"]) == [2, 3, 4, 5, 6]
@@ -44,11 +48,13 @@ def test_bed_plus_minus_zero_length_unsorted_duplicates_aliases(tmp_path, genome
 
 
 def test_gff3_and_gtf_one_based_gz(tmp_path, genome):
-    text = ("##gff-version 3\n"
-            "U00096.3\tsrc\tTSS\t10\t10\t2.5\t+\t.\tID=t1;Name=first\n"
-            "U00096.3\tsrc\tgene\t5\t60\t.\t+\t.\tID=g1\n"
-            "U00096.3\tsrc\tTSS\t20\t25\t.\t-\t.\tID=t2\n"
-            "##FASTA\n>x\nACGT\n")
+    text = (
+        "##gff-version 3\n"
+        "U00096.3\tsrc\tTSS\t10\t10\t2.5\t+\t.\tID=t1;Name=first\n"
+        "U00096.3\tsrc\tgene\t5\t60\t.\t+\t.\tID=g1\n"
+        "U00096.3\tsrc\tTSS\t20\t25\t.\t-\t.\tID=t2\n"
+        "##FASTA\n>x\nACGT\n"
+    )
     gff = write(tmp_path / "t.gff3", text)
     gz = tmp_path / "t.gff3.gz"
     gz.write_bytes(gzip.compress(text.encode()))
@@ -63,12 +69,15 @@ def test_gff3_and_gtf_one_based_gz(tmp_path, genome):
 
 
 def test_promoterset_confidence_position0_sigma_merge(tmp_path, genome):
-    rows = ["# RegulonDB", "# (1) id",
-            "ECK1\tpA\tforward\t11\tSigma70\tseq\t[ev]\tStrong",
-            "ECK2\tpB\treverse\t31\tSigma38\tseq\t[ev]\tWeak",
-            "ECK3\tpC\treverse\t41\t\tseq\t[ev]\tConfirmed",
-            "ECK4\tpD\tforward\t0\tSigma32\tseq\t[ev]\tStrong",
-            "ECK5\tpA2\tforward\t11\tSigma38\tseq\t[ev]\tStrong"]
+    rows = [
+        "# RegulonDB",
+        "# (1) id",
+        "ECK1\tpA\tforward\t11\tSigma70\tseq\t[ev]\tStrong",
+        "ECK2\tpB\treverse\t31\tSigma38\tseq\t[ev]\tWeak",
+        "ECK3\tpC\treverse\t41\t\tseq\t[ev]\tConfirmed",
+        "ECK4\tpD\tforward\t0\tSigma32\tseq\t[ev]\tStrong",
+        "ECK5\tpA2\tforward\t11\tSigma38\tseq\t[ev]\tStrong",
+    ]
     path = write(tmp_path / "PromoterSet.txt", "\n".join(rows) + "\n")
     raw = A.read_promoterset(path)
     assert raw.meta["no_position"] == 1
@@ -81,35 +90,45 @@ def test_promoterset_confidence_position0_sigma_merge(tmp_path, genome):
 
 
 def test_ecocyc_tus_cho_sendseq_pseudogenes(tmp_path):
-    tus = write(tmp_path / "tus.tsv", '# Database: EcoCyc\n"id"\t"common_name"\t"genes"\t"left_end_pos"\t'
-                '"right_end_pos"\t"direction"\t"evidence"\n'
-                '"TU-1"\t"spy"\t["G1"]\t11\t60\t"+"\t["EV"]\n"TU-2"\t""\t["G2"]\t21\t70\t"-"\t[]\n')
+    tus = write(
+        tmp_path / "tus.tsv",
+        '# Database: EcoCyc\n"id"\t"common_name"\t"genes"\t"left_end_pos"\t'
+        '"right_end_pos"\t"direction"\t"evidence"\n'
+        '"TU-1"\t"spy"\t["G1"]\t11\t60\t"+"\t["EV"]\n"TU-2"\t""\t["G2"]\t21\t70\t"-"\t[]\n',
+    )
     sites = A.read_ecocyc_tus(tus)
     assert list(sites.pos) == [10, 69] and list(sites.name) == ["spy", "TU-2"]
-    cho = write(tmp_path / "TSS_seq.csv", "TSS_position,TSS_reads,strand,conditions,sequence\n"
-                "148,2869,+,EG," + "A" * 50 + "G\n77,5,-,S," + "C" * 50 + "A\n")
+    cho = write(
+        tmp_path / "TSS_seq.csv",
+        "TSS_position,TSS_reads,strand,conditions,sequence\n148,2869,+,EG," + "A" * 50 + "G\n77,5,-,S," + "C" * 50 + "A\n",
+    )
     sites = A.read_cho2014(cho)
     assert list(sites.pos) == [147, 76] and list(sites.score) == [2869, 5]
     assert list(sites.meta["flank_plus1"]) == [50, 50] and sites.meta["flank"][0].endswith("G")
     assert set(sites.chrom) == {"NC_000913.2"}
-    tts = write(tmp_path / "tts.csv", "TTS_serial_number,TTS_position,TTS_strand, ∆G (kcal/mol),"
-                "intrinsic_TTS,TTS_type_rho_dependent\n,308,+,-15.9,,\n,5076,-,-20,intrinsic_TTS,\n"
-                ",9229,+,-21,,rho-dependent\n")
+    tts = write(
+        tmp_path / "tts.csv",
+        "TTS_serial_number,TTS_position,TTS_strand, ∆G (kcal/mol),"
+        "intrinsic_TTS,TTS_type_rho_dependent\n,308,+,-15.9,,\n,5076,-,-20,intrinsic_TTS,\n"
+        ",9229,+,-21,,rho-dependent\n",
+    )
     sites = A.read_sendseq_tts(tts)
     assert list(sites.pos) == [307, 5075, 9228]
     assert list(sites.name) == ["undefined", "intrinsic", "rho-dependent"]
     assert list(sites.score) == [-15.9, -20.0, -21.0]
-    gff = write(tmp_path / "a.gff", "NC_000913.3\tRefSeq\tpseudogene\t101\t200\t.\t-\t.\tID=gene-b0218;Name=yafU\n"
-                "NC_000913.3\tRefSeq\tgene\t1\t50\t.\t+\t.\tID=gene-b1\n"
-                "NC_000913.3\tRefSeq\tpseudogene\t301\t400\t.\t+\t.\tID=gene-b4503;Name=yafF\n")
+    gff = write(
+        tmp_path / "a.gff",
+        "NC_000913.3\tRefSeq\tpseudogene\t101\t200\t.\t-\t.\tID=gene-b0218;Name=yafU\n"
+        "NC_000913.3\tRefSeq\tgene\t1\t50\t.\t+\t.\tID=gene-b1\n"
+        "NC_000913.3\tRefSeq\tpseudogene\t301\t400\t.\t+\t.\tID=gene-b4503;Name=yafF\n",
+    )
     sites = A.read_pseudogene_starts(gff)
     assert list(sites.pos) == [199, 300] and list(sites.name) == ["yafU", "yafF"]
 
 
 def test_sites_to_bed_lines_sorted_bed6():
     sites = SiteSet(["c2", "c1", "c1"], [5, 9, 3], ["+", "-", "+"], [7.6, 2000, -1], ["x y", "", "z"])
-    assert A.sites_to_bed_lines(sites) == ["c1\t3\t4\tz\t0\t+", "c1\t9\t10\t.\t1000\t-",
-                                           "c2\t5\t6\tx_y\t8\t+"]
+    assert A.sites_to_bed_lines(sites) == ["c1\t3\t4\tz\t0\t+", "c1\t9\t10\t.\t1000\t-", "c2\t5\t6\tx_y\t8\t+"]
 
 
 # ---------------------------------------------------------------- chromosome aliases
@@ -131,8 +150,9 @@ def test_error_unknown_contig_names_file_line_and_fix(tmp_path, genome):
 
 
 def test_error_coordinate_past_contig_end(tmp_path, genome):
-    gff = write(tmp_path / "p.gff", "NC_000913.3\ts\tTSS\t100\t100\t.\t+\t.\tID=a\n"
-                "NC_000913.3\ts\tTSS\t101\t101\t.\t+\t.\tID=b\n")  # 1-based 101 = 0-based 100 = past end
+    gff = write(
+        tmp_path / "p.gff", "NC_000913.3\ts\tTSS\t100\t100\t.\t+\t.\tID=a\nNC_000913.3\ts\tTSS\t101\t101\t.\t+\t.\tID=b\n"
+    )  # 1-based 101 = 0-based 100 = past end
     with pytest.raises(AnnotationError, match=r"p\.gff, line 2: position 100 .*outside NC_000913.3 \(length 100\)"):
         A.load_tss_file(gff, genome)
 

@@ -4,6 +4,7 @@ A layer imports only from itself and from the layers before it in LAYERS. Module
 import each other in no cycle, and the package's own imports sit at module top (the CLI's command
 table imports its targets by name through importlib, which is the one lazy place).
 """
+
 from __future__ import annotations
 
 import ast
@@ -14,22 +15,22 @@ PACKAGE = Path(__file__).resolve().parent.parent / "genometracks"
 
 # Lowest first. Each entry is a package (or a top-level module) of genometracks.
 LAYERS = (
-    "io",          # atomic writes, kill points, RunDir, paths, the run directory's remembered config
-    "genome",      # FASTA, tokens, reverse complement, circular contigs, intervals
-    "formats",     # bigWig, bigBed (BED N+M), 2bit
-    "labels",      # TSS readers, the E. coli catalogue, liftover, curation, synthetic genomes
-    "data",        # splits, SegmentStreams, the LightningDataModule, the data commands
-    "model",       # the Transformer-XL (a leaf: imports nothing of the package)
-    "training",    # LightningModule, train, checkpoints, metrics
-    "inference",   # whole-genome prediction, peaks
-    "interpret",   # heads, motifs, kernel PWMs, optimisation, attributions, metaplots, logos
-    "sigma",       # the sigma-class CNN family
-    "browser",     # UCSC hubs, GenArk, validation, IGV, serve, snapshot, the export command
-    "report",      # report, peer comparison, plots
-    "pipeline",    # `genometracks run` and the stage runners
+    "io",  # atomic writes, kill points, RunDir, paths, the run directory's remembered config
+    "genome",  # FASTA, tokens, reverse complement, circular contigs, intervals
+    "formats",  # bigWig, bigBed (BED N+M), 2bit
+    "labels",  # TSS readers, the E. coli catalogue, liftover, curation, synthetic genomes
+    "data",  # splits, SegmentStreams, the LightningDataModule, the data commands
+    "model",  # the Transformer-XL (a leaf: imports nothing of the package)
+    "training",  # LightningModule, train, checkpoints, metrics
+    "inference",  # whole-genome prediction, peaks
+    "interpret",  # heads, motifs, kernel PWMs, optimisation, attributions, metaplots, logos
+    "sigma",  # the sigma-class CNN family
+    "browser",  # UCSC hubs, GenArk, validation, IGV, serve, snapshot, the export command
+    "report",  # report, peer comparison, plots
+    "pipeline",  # `genometracks run` and the stage runners
     "collection",  # many genomes: manifest, one Hydra job per genome, summary, the collection's hub
-    "bench",       # `genometracks bench`
-    "cli",         # the command table
+    "bench",  # `genometracks bench`
+    "cli",  # the command table
 )
 # Modules being rewritten elsewhere keep their function-level imports for now.
 LAZY_IMPORTS_ALLOWED = {"genometracks.bench"}
@@ -101,7 +102,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
                 stack.pop()
                 path.pop()
             elif state.get(child) == 1:
-                return path[path.index(child):] + [child]
+                return path[path.index(child) :] + [child]
             elif not state.get(child):
                 state[child] = 1
                 stack.append((child, iter(sorted(graph.get(child, ())))))
@@ -129,8 +130,12 @@ def test_no_cycle_between_packages():
 
 def test_layers_import_only_from_layers_below():
     rank = {layer: i for i, layer in enumerate(LAYERS)}
-    wrong = [f"{module} imports {target}" for module, targets in _graph().items() for target in sorted(targets)
-             if _layer(module) in rank and rank[_layer(target)] > rank[_layer(module)]]
+    wrong = [
+        f"{module} imports {target}"
+        for module, targets in _graph().items()
+        for target in sorted(targets)
+        if _layer(module) in rank and rank[_layer(target)] > rank[_layer(module)]
+    ]
     assert wrong == []
 
 
@@ -139,9 +144,13 @@ def test_the_model_is_a_leaf():
 
 
 def test_package_imports_sit_at_module_top():
-    lazy = [f"{path.relative_to(PACKAGE.parent)}:{line} imports {target}"
-            for name, path in _modules().items() if name not in LAZY_IMPORTS_ALLOWED
-            for target, at_top, line in _imports(name, path) if not at_top]
+    lazy = [
+        f"{path.relative_to(PACKAGE.parent)}:{line} imports {target}"
+        for name, path in _modules().items()
+        if name not in LAZY_IMPORTS_ALLOWED
+        for target, at_top, line in _imports(name, path)
+        if not at_top
+    ]
     assert lazy == []
 
 

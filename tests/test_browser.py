@@ -4,6 +4,7 @@ The page records igv.js's state as JSON in <pre id="igv-status"> (see genometrac
 Chromium's --dump-dom returns the DOM once the page is idle. A screenshot is kept in tests/artefacts/.
 Needs Debian's `chromium` (installed by .ci/run) and igv.js from the npm registry.
 """
+
 from __future__ import annotations
 
 import html
@@ -22,11 +23,14 @@ from genometracks.browser.serve import serve
 from genometracks.formats.bigbed import BedSchema, write_bed_outputs
 from genometracks.formats.bigwig import write_bigwig
 
-CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"),
-                             shutil.which("google-chrome")) if p), None)
-pytestmark = [pytest.mark.slow,  # drives headless Chromium
-              pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed: `apt-get install -y "
-                                "chromium` (.ci/run installs it); the real-browser test needs it")]
+CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"), shutil.which("google-chrome")) if p), None)
+pytestmark = [
+    pytest.mark.slow,  # drives headless Chromium
+    pytest.mark.skipif(
+        CHROMIUM is None,
+        reason="Chromium is not installed: `apt-get install -y chromium` (.ci/run installs it); the real-browser test needs it",
+    ),
+]
 ARTEFACTS = Path(__file__).parent / "artefacts"
 RED, BLUE = (200, 0, 0), (0, 0, 200)
 
@@ -36,20 +40,30 @@ def make_run(run: Path) -> tuple[Path, list[IgvTrack]]:
     seqs = {"chrA": "".join(rng.choice(list("ACGT"), 3000)), "chrB": "".join(rng.choice(list("ACGT"), 900))}
     sizes = {c: len(s) for c, s in seqs.items()}
     fasta = run.parent / f"{run.name}.fa"
-    fasta.write_text("".join(f">{n}\n" + "\n".join(s[i:i + 70] for i in range(0, len(s), 70)) + "\n"
-                             for n, s in seqs.items()))
+    fasta.write_text("".join(f">{n}\n" + "\n".join(s[i : i + 70] for i in range(0, len(s), 70)) + "\n" for n, s in seqs.items()))
     plus = {c: (0.2 + 0.8 * (np.arange(n) % 50 < 10)).astype(np.float32) for c, n in sizes.items()}
     minus = {c: rng.random(n).astype(np.float32) for c, n in sizes.items()}
     write_bigwig(run / "tracks" / "tss.plus.bw", sizes, plus)
     write_bigwig(run / "tracks" / "tss.minus.bw", sizes, minus)
-    peaks = pd.DataFrame({"chrom": ["chrA", "chrA"], "start": [40, 150], "end": [60, 170], "name": ["p1", "p2"],
-                          "score": [400, 1000], "strand": ["+", "-"], "maxProb": [0.6, 0.99]})
+    peaks = pd.DataFrame(
+        {
+            "chrom": ["chrA", "chrA"],
+            "start": [40, 150],
+            "end": [60, 170],
+            "name": ["p1", "p2"],
+            "score": [400, 1000],
+            "strand": ["+", "-"],
+            "maxProb": [0.6, 0.99],
+        }
+    )
     schema = BedSchema("tssPeaks", "TSS peaks", (("float", "maxProb", "Highest probability"),))
     write_bed_outputs(peaks, run / "tracks" / "peaks", schema, sizes)
-    tracks = [IgvTrack("TSS +", Path("tracks/tss.plus.bw"), RED, autoscale_group="tss"),
-              IgvTrack("TSS -", Path("tracks/tss.minus.bw"), BLUE, negate=True, autoscale_group="tss"),
-              IgvTrack("Peaks", Path("tracks/peaks.bed.gz"), (0, 120, 0)),
-              IgvTrack("Peaks bigBed", Path("tracks/peaks.bb"), (120, 0, 120))]
+    tracks = [
+        IgvTrack("TSS +", Path("tracks/tss.plus.bw"), RED, autoscale_group="tss"),
+        IgvTrack("TSS -", Path("tracks/tss.minus.bw"), BLUE, negate=True, autoscale_group="tss"),
+        IgvTrack("Peaks", Path("tracks/peaks.bed.gz"), (0, 120, 0)),
+        IgvTrack("Peaks bigBed", Path("tracks/peaks.bb"), (120, 0, 120)),
+    ]
     return fasta, tracks
 
 
@@ -69,9 +83,19 @@ def site(tmp_path_factory):
 
 
 def chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess:
-    command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage",
-               f"--user-data-dir={profile}", "--virtual-time-budget=15000", *args]
+    command = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        "--virtual-time-budget=15000",
+        *args,
+    ]
     return subprocess.run(command, capture_output=True, text=True, timeout=45)
 
 
@@ -111,8 +135,9 @@ def test_screenshot_shows_both_strands(site, tmp_path):
     ARTEFACTS.mkdir(exist_ok=True)
     shot = ARTEFACTS / "igv_browser.png"
     shot.unlink(missing_ok=True)
-    result = chromium(["--window-size=1200,800", "--hide-scrollbars", f"--screenshot={shot}",
-                       server.url + "good/igv/index.html"], tmp_path / "profile")
+    result = chromium(
+        ["--window-size=1200,800", "--hide-scrollbars", f"--screenshot={shot}", server.url + "good/igv/index.html"], tmp_path / "profile"
+    )
     assert shot.is_file(), result.stderr[-2000:]
     pixels = np.round(matplotlib.image.imread(str(shot))[..., :3] * 255).astype(int)
 

@@ -1,4 +1,5 @@
 """A browser's JavaScript bundle: the override variable, the cache, and a fetch into a staged folder."""
+
 import pytest
 
 from genometracks.browser import bundles
@@ -9,8 +10,15 @@ class BundleError(ValueError):
 
 
 def _ensure(tmp_path, fetch):
-    return bundles.ensure_bundle(env="GT_TEST_BUNDLE", name="b.min.js", package="b.js", folder=tmp_path / "cache" / "1.0",
-                                 relpath="dist/b.min.js", error=BundleError, fetch=fetch)
+    return bundles.ensure_bundle(
+        env="GT_TEST_BUNDLE",
+        name="b.min.js",
+        package="b.js",
+        folder=tmp_path / "cache" / "1.0",
+        relpath="dist/b.min.js",
+        error=BundleError,
+        fetch=fetch,
+    )
 
 
 def test_a_fetched_bundle_is_published_whole_and_then_read_from_the_cache(tmp_path, monkeypatch):

@@ -1,4 +1,5 @@
 """The console script: `data summary` and `labels` through Hydra, as a user runs them."""
+
 import json
 import os
 import subprocess
@@ -62,9 +63,20 @@ def test_console_script_usage_and_bad_command():
 
 @pytest.mark.slow
 def test_bad_config_value_gets_clear_error(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "genometracks.cli", "data", "summary", "data=custom",
-                           f"data.fasta={tmp_path}/none.fa", f"data.tss={tmp_path}/none.bed"],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "genometracks.cli",
+            "data",
+            "summary",
+            "data=custom",
+            f"data.fasta={tmp_path}/none.fa",
+            f"data.tss={tmp_path}/none.bed",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode != 0 and "none.fa: FASTA file not found" in done.stderr
 
 
@@ -118,13 +130,29 @@ def test_domain_errors_print_one_line_and_exit_2(tmp_path, case):
         args, needle = ["run", f"run_dir={tmp_path / 'file' / 'run'}"], "cannot be created"
     else:
         args, needle = ["data summary", "data=synthetic", "nosuchkey=1"], "nosuchkey"
-    done = subprocess.run([sys.executable, "-m", "genometracks.cli", *args[0].split(), *args[1:]],
-                          capture_output=True, text=True, env={**os.environ, "HYDRA_FULL_ERROR": "0"})
+    done = subprocess.run(
+        [sys.executable, "-m", "genometracks.cli", *args[0].split(), *args[1:]],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HYDRA_FULL_ERROR": "0"},
+    )
     assert needle in _one_error_line(done)
 
 
 def test_full_error_shows_the_traceback(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "genometracks.cli", "data", "summary", "data=custom",
-                           f"data.fasta={tmp_path}/none.fa", f"data.tss={tmp_path}/none.bed"],
-                          capture_output=True, text=True, env={**os.environ, "HYDRA_FULL_ERROR": "1"})
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "genometracks.cli",
+            "data",
+            "summary",
+            "data=custom",
+            f"data.fasta={tmp_path}/none.fa",
+            f"data.tss={tmp_path}/none.bed",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HYDRA_FULL_ERROR": "1"},
+    )
     assert done.returncode != 0 and "Traceback" in done.stderr and "none.fa" in done.stderr

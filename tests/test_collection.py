@@ -4,6 +4,7 @@ shipped model, write a summary and one hubCheck-clean hub; a failing genome does
 others; a rerun skips finished genomes. The tracks are read back with pyBigWig and py2bit and must
 equal each genome's own single-genome predict.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,11 @@ def _manifest(tmp_path: Path, text: str) -> Path:
 
 
 def test_manifest_rows_read_with_paths_against_the_manifest_folder(tmp_path):
-    path = _manifest(tmp_path, "name\tfasta\taccession\ttss\n# a comment\n\niso_a\ta.fa\n"
-                               "ecoli\t/data/ecoli.fa\tGCF_000005845.2\ttss.bed\ndraft\tsub/d.fa.gz\t\t\n")
+    path = _manifest(
+        tmp_path,
+        "name\tfasta\taccession\ttss\n# a comment\n\niso_a\ta.fa\n"
+        "ecoli\t/data/ecoli.fa\tGCF_000005845.2\ttss.bed\ndraft\tsub/d.fa.gz\t\t\n",
+    )
     genomes = read_manifest(path)
     assert [g.name for g in genomes] == ["iso_a", "ecoli", "draft"]
     assert genomes[0].fasta == tmp_path / "a.fa" and genomes[0].accession is None and genomes[0].tss is None
@@ -39,15 +43,18 @@ def test_manifest_rows_read_with_paths_against_the_manifest_folder(tmp_path):
     assert genomes[1].tss == tmp_path / "tss.bed" and genomes[2].fasta == tmp_path / "sub" / "d.fa.gz"
 
 
-@pytest.mark.parametrize("text, line, message", [
-    ("iso_a a.fa\n", 1, "columns are separated by tabs"),
-    ("iso_a\ta.fa\nisolate 2\tb.fa\n", 2, "genome name 'isolate 2' must be letters"),
-    ("iso_a\ta.fa\nISO_A\tb.fa\n", 2, "is used again (first at"),
-    ("iso_a\ta.fa\tGCF_5\n", 1, "is not a GenArk accession"),
-    ("hub\ta.fa\n", 1, "is reserved"),
-    ("a\tx.fa\tGCF_000005845.2\nb\ty.fa\tGCF_000005845.2\n", 2, "is already genome 'a'"),
-    ("a\tx.fa\t\tt.bed\textra\n", 1, "5 column(s)"),
-])
+@pytest.mark.parametrize(
+    "text, line, message",
+    [
+        ("iso_a a.fa\n", 1, "columns are separated by tabs"),
+        ("iso_a\ta.fa\nisolate 2\tb.fa\n", 2, "genome name 'isolate 2' must be letters"),
+        ("iso_a\ta.fa\nISO_A\tb.fa\n", 2, "is used again (first at"),
+        ("iso_a\ta.fa\tGCF_5\n", 1, "is not a GenArk accession"),
+        ("hub\ta.fa\n", 1, "is reserved"),
+        ("a\tx.fa\tGCF_000005845.2\nb\ty.fa\tGCF_000005845.2\n", 2, "is already genome 'a'"),
+        ("a\tx.fa\t\tt.bed\textra\n", 1, "5 column(s)"),
+    ],
+)
 def test_bad_manifest_rows_name_file_line_and_fix(tmp_path, text, line, message):
     path = _manifest(tmp_path, text)
     with pytest.raises(ManifestError) as err:
@@ -66,8 +73,9 @@ def test_bad_manifest_is_one_error_line_before_any_job(tmp_path):
     path = _manifest(tmp_path, "iso_a\ta.fa\niso_a\tb.fa\n")
     done = cli("predict", f"manifest={path}", f"run_dir={tmp_path / 'coll'}", timeout=120)
     assert done.returncode == 2
-    assert done.stderr.strip() == (f"genometracks: error: {path} line 2: genome name 'iso_a' is used again "
-                                   f"(first at {path} line 1); give every genome its own name")
+    assert done.stderr.strip() == (
+        f"genometracks: error: {path} line 2: genome name 'iso_a' is used again (first at {path} line 1); give every genome its own name"
+    )
     assert not (tmp_path / "coll" / "iso_a").exists()
 
 
@@ -82,17 +90,18 @@ def test_a_collection_needs_its_run_dir_and_custom_data(tmp_path):
 def test_collect_of_a_folder_that_is_no_collection_is_one_error_line(tmp_path):
     done = cli("collect", str(tmp_path), timeout=120)
     assert done.returncode == 2
-    assert done.stderr.strip() == (f"genometracks: error: {tmp_path / 'manifest.tsv'}: not found; {tmp_path} is not a "
-                                   "collection directory (make one with `genometracks predict manifest=genomes.tsv "
-                                   "run_dir=DIR`)")
+    assert done.stderr.strip() == (
+        f"genometracks: error: {tmp_path / 'manifest.tsv'}: not found; {tmp_path} is not a "
+        "collection directory (make one with `genometracks predict manifest=genomes.tsv "
+        "run_dir=DIR`)"
+    )
 
 
 # ---------------------------------------------------------------------------------------- one command
 @pytest.fixture(scope="module")
 def collection(tmp_path_factory):
     root = tmp_path_factory.mktemp("collection")
-    fastas = {name: write_fasta(root / f"{name}.fa", contigs, seed) for seed, (name, contigs) in
-              enumerate(GENOMES.items())}
+    fastas = {name: write_fasta(root / f"{name}.fa", contigs, seed) for seed, (name, contigs) in enumerate(GENOMES.items())}
     manifest = root / "genomes.tsv"
     manifest.write_text("name\tfasta\taccession\ttss\n" + "".join(f"{n}\t{n}.fa\n" for n in GENOMES))
     coll = root / "coll"
@@ -117,8 +126,7 @@ def test_one_command_writes_one_hubcheck_clean_hub(collection):
         with py2bit.open(str(gdir / f"{name}.2bit")) as tb:
             assert tb.chroms() == {c: n for c, (_, n) in contigs.items()}
         trackdbs[name] = re.findall(r"^\s*track (\S+)$", (gdir / "trackDb.txt").read_text(), re.M)
-    assert trackdbs["iso_a"] == trackdbs["iso_b"] == trackdbs["draft"] == ["tss_signal", "tss_plus", "tss_minus",
-                                                                          "tss_peaks"]
+    assert trackdbs["iso_a"] == trackdbs["iso_b"] == trackdbs["draft"] == ["tss_signal", "tss_plus", "tss_minus", "tss_peaks"]
     alias = (coll / "hub" / "draft" / "chromAlias.txt").read_text()
     for contig, (header, _) in GENOMES["draft"].items():  # NCBI-style names: accessions, originals as aliases
         assert re.search(rf"^{re.escape(contig)}\t.*{re.escape(header.split()[0])}", alias, re.M)
@@ -131,8 +139,15 @@ def test_every_genome_reads_back_as_its_own_single_genome_predict(collection, tm
     root, coll, fastas, env, done = collection
     assert done.returncode == 0, done.stderr[-3000:]
     for name, contigs in GENOMES.items():
-        single = predict_command(compose("model=ecoli_k12", "data=custom", f"data.fasta={fastas[name]}",
-                                         f"paths.cache={root / 'cache'}", f"run_dir={tmp_path / name}"))
+        single = predict_command(
+            compose(
+                "model=ecoli_k12",
+                "data=custom",
+                f"data.fasta={fastas[name]}",
+                f"paths.cache={root / 'cache'}",
+                f"run_dir={tmp_path / name}",
+            )
+        )
         for strand in ("plus", "minus"):
             hub_copy = coll / "hub" / name / f"tss_{strand}.bw"
             with pyBigWig.open(str(hub_copy)) as bw:
@@ -198,8 +213,9 @@ def test_a_failing_genome_is_reported_while_the_others_finish(tmp_path):
     assert list(rows) == ["good", "missing", "empty"]
     assert rows["good"]["status"] == "ok" and int(rows["good"]["peaks"]) > 0
     assert rows["missing"]["status"] == "failed"
-    assert rows["missing"]["error"] == (f"genometracks: error: {tmp_path / 'missing.fa'}: FASTA file not found; "
-                                        "set data.fasta to an existing file")
+    assert rows["missing"]["error"] == (
+        f"genometracks: error: {tmp_path / 'missing.fa'}: FASTA file not found; set data.fasta to an existing file"
+    )
     assert rows["empty"]["status"] == "failed" and "empty.fa: file is empty" in rows["empty"]["error"]
     stanzas = (coll / "hub" / "genomes.txt").read_text()
     assert re.findall(r"^genome (\S+)$", stanzas, re.M) == ["good"]
@@ -236,11 +252,11 @@ def test_collect_puts_a_genome_with_an_accession_on_genark(tmp_path, monkeypatch
     for strand in ("plus", "minus"):
         write_bigwig(coll / "ecoli" / "tracks" / f"tss.{strand}.bw", sizes, {"NC_000913.3": values})
     other_fasta, _ = br.make_run(coll / "other")
-    (coll / "manifest.tsv").write_text(f"name\tfasta\taccession\ttss\necoli\t{fasta}\tGCF_000005845.2\t\n"
-                                       f"other\t{other_fasta}\t\t\n")
+    (coll / "manifest.tsv").write_text(f"name\tfasta\taccession\ttss\necoli\t{fasta}\tGCF_000005845.2\t\nother\t{other_fasta}\t\t\n")
     for name in ("ecoli", "other"):
-        (coll / name / "collection_job.json").write_text(json.dumps(
-            {"name": name, "status": "ok", "positions": 10, "peaks": 1, "seconds": 1.0, "error": ""}))
+        (coll / name / "collection_job.json").write_text(
+            json.dumps({"name": name, "status": "ok", "positions": 10, "peaks": 1, "seconds": 1.0, "error": ""})
+        )
     assert main_collect([str(coll), "export.hub_name=my_isolates"]) == 0
     assert_hub_clean(coll / "hub")
     genomes = (coll / "hub" / "genomes.txt").read_text()
@@ -266,8 +282,7 @@ def test_run_of_a_collection_runs_the_pipeline_per_genome(tmp_path):
     write_fasta(tmp_path / "d.fa", GENOMES["draft"], 2)
     sites = sorted({int(p) for p in rng.integers(100, 8_900, 30)})
     (tmp_path / "a_tss.bed").write_text("".join(f"chr1\t{p}\t{p + 1}\tt{p}\t0\t{'+-'[p % 2]}\n" for p in sites))
-    manifest = _manifest(tmp_path, "with_tss\ta.fa\t\ta_tss.bed\nno_tss\td.fa\n"
-                                   "not_k12\ta.fa\tGCF_000005845.2\ta_tss.bed\n")
+    manifest = _manifest(tmp_path, "with_tss\ta.fa\t\ta_tss.bed\nno_tss\td.fa\nnot_k12\ta.fa\tGCF_000005845.2\ta_tss.bed\n")
     coll = tmp_path / "coll"
     done = cli("run", f"manifest={manifest}", "stages=[data,predict]", f"run_dir={coll}", env=stub_env(tmp_path))
     assert done.returncode == 1, done.stderr[-3000:]
@@ -276,12 +291,15 @@ def test_run_of_a_collection_runs_the_pipeline_per_genome(tmp_path):
     summary = json.loads((coll / "with_tss" / "data_summary.json").read_text())
     assert summary["total_length"] == 9_000 and (coll / "with_tss" / "stages" / "data.json").is_file()
     assert rows["no_tss"]["status"] == "failed"
-    assert rows["no_tss"]["error"] == (f"genometracks: error: {coll / 'manifest.tsv'}: genome 'no_tss' has no TSS BED "
-                                       "(column 4), which `genometracks run` needs for its data and interpret "
-                                       "stages; add one, or predict only with `genometracks predict manifest=...`")
+    assert rows["no_tss"]["error"] == (
+        f"genometracks: error: {coll / 'manifest.tsv'}: genome 'no_tss' has no TSS BED "
+        "(column 4), which `genometracks run` needs for its data and interpret "
+        "stages; add one, or predict only with `genometracks predict manifest=...`"
+    )
     assert rows["not_k12"]["status"] == "failed" and rows["not_k12"]["error"] == (
         f"genometracks: error: {coll / 'manifest.tsv'}: genome 'not_k12' has contigs chr1 (9,000 nt), GenArk "
         "GCF_000005845.2 has NC_000913.3 (4,641,652 nt); leave column 3 empty to give it a hub assembly of its "
-        "own FASTA")
+        "own FASTA"
+    )
     assert re.findall(r"^genome (\S+)$", (coll / "hub" / "genomes.txt").read_text(), re.M) == ["with_tss"]
     assert_hub_clean(coll / "hub")

@@ -9,6 +9,7 @@ So Promotech bins + [0.9, 0.7, 0], - [0, 0.8, 0.62] against labels + [1, 0, 1], 
 genometracks: + p[104]=0.3 p[150]=0.5 p[185]=0.9 (p[99], p[220] outside), - m[100]=0.2 m[151]=0.6 m[219]=0.1
 → bins + [0.3, 0.5, 0.9], - [0.2, 0.6, 0.1].
 """
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,15 @@ from genometracks.report.compare import (
 from tests.conftest import ECOLI, needs_ecoli
 
 REGION = ("c", 100, 220)
-ROWS = [("c", 66, "0.9", "+"), ("c", 120, "0.7", "+"), ("c", 121, "0.65", "+"), ("c", 150, "0.8", "-"),
-        ("c", 195, "0.62", "-"), ("c", 10, "0.95", "+"), ("d", 66, "0.99", "+")]
+ROWS = [
+    ("c", 66, "0.9", "+"),
+    ("c", 120, "0.7", "+"),
+    ("c", 121, "0.65", "+"),
+    ("c", 150, "0.8", "-"),
+    ("c", 195, "0.62", "-"),
+    ("c", 10, "0.95", "+"),
+    ("d", 66, "0.99", "+"),
+]
 
 
 def write_promotech(path, rows=ROWS, width=40):
@@ -123,10 +131,13 @@ def test_write_comparison_reads_back(tmp_path, result):
     assert image.ndim == 3 and image.shape[0] > 200 and image.shape[1] > 200
 
 
-@pytest.mark.parametrize("rows, width, message", [
-    ([("c", 66, "0.9", "x")], 40, "line 2: strand 'x'"),
-    ([("c", 66, "0.9", "+"), ("c", 70, "high", "+")], 40, "line 3: score='high'"),
-])
+@pytest.mark.parametrize(
+    "rows, width, message",
+    [
+        ([("c", 66, "0.9", "x")], 40, "line 2: strand 'x'"),
+        ([("c", 66, "0.9", "+"), ("c", 70, "high", "+")], 40, "line 3: score='high'"),
+    ],
+)
 def test_bad_promotech_file(tmp_path, rows, width, message):
     with pytest.raises(PromotechError, match=message):
         read_promotech(write_promotech(tmp_path / "bad.tsv", rows, width))
@@ -155,8 +166,7 @@ def test_promotech_windows_end_at_the_tss():
     genome = Genome.open(ECOLI / "genome" / "NC_000913.3.fa", circular=["NC_000913.3"])
     tss = load_tss_set("regulondb_strong", genome, ECOLI)
     n = genome.contigs["NC_000913.3"].length
-    track = promotech_track(read_promotech(ECOLI / "promotech" / "NC_000913.3_genome_predictions.csv"),
-                            "NC_000913.3", 0, n)
+    track = promotech_track(read_promotech(ECOLI / "promotech" / "NC_000913.3_genome_predictions.csv"), "NC_000913.3", 0, n)
     for strand, down in (("+", 1), ("-", -1)):
         pos = tss.pos[(tss.strand == strand) & (tss.pos > 5) & (tss.pos < n - 5)]
         hit = {off: float(np.mean(track[strand][pos + down * off] > 0)) for off in (-1, 0, 1)}

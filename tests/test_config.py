@@ -1,4 +1,5 @@
 """Every config group composes, and every model config instantiates a working model."""
+
 from pathlib import Path
 
 import pytest
@@ -39,8 +40,15 @@ def test_model_configs_instantiate(model):
 
 def test_paper_model_matches_the_paper():
     cfg = compose("model=paper")
-    assert (cfg.model.n_layer, cfg.model.n_head, cfg.model.d_model, cfg.model.d_head,
-            cfg.model.conv_width, cfg.model.seg_len, cfg.model.window) == (6, 6, 32, 32, 7, 512, 512)
+    assert (
+        cfg.model.n_layer,
+        cfg.model.n_head,
+        cfg.model.d_model,
+        cfg.model.d_head,
+        cfg.model.conv_width,
+        cfg.model.seg_len,
+        cfg.model.window,
+    ) == (6, 6, 32, 32, 7, 512, 512)
 
 
 def test_shared_data_default_points_beside_checkout():
@@ -59,8 +67,7 @@ def test_launchers_compose(launcher, trainer, gpus):
 
     _register_resolvers()
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        cfg = hydra_compose(config_name="config", overrides=[f"hydra/launcher={launcher}", f"trainer={trainer}"],
-                            return_hydra_config=True)
+        cfg = hydra_compose(config_name="config", overrides=[f"hydra/launcher={launcher}", f"trainer={trainer}"], return_hydra_config=True)
     launcher_cfg = cfg.hydra.launcher
     assert "submitit" in launcher_cfg._target_
     if launcher == "slurm":
@@ -112,16 +119,18 @@ def test_every_shipped_yaml_composes_under_the_schema_it_names(group, option, tm
 
 
 # (group, the overrides that select a file of one shape, one of its keys, a value of the wrong type)
-SHAPE_CASES = [("data", [], "n_streams", "four"),
-               ("data", ["data=custom"], "catalogue", "perhaps"),
-               ("data", ["data=synthetic"], "generator.length", "long"),
-               ("data", ["experiment=sigma_cnn"], "upstream", "far"),
-               ("model", [], "n_layer", "three"),
-               ("model", ["experiment=sigma_cnn"], "kernel_sizes", "[wide]"),
-               ("model", ["model=ecoli_k12"], "shipped", "[one, two]"),
-               ("trainer", [], "max_epochs", "three"),
-               ("trainer", ["trainer=ddp_cpu"], "enable_progress_bar", "perhaps"),
-               ("task", [], "lr", "fast")]
+SHAPE_CASES = [
+    ("data", [], "n_streams", "four"),
+    ("data", ["data=custom"], "catalogue", "perhaps"),
+    ("data", ["data=synthetic"], "generator.length", "long"),
+    ("data", ["experiment=sigma_cnn"], "upstream", "far"),
+    ("model", [], "n_layer", "three"),
+    ("model", ["experiment=sigma_cnn"], "kernel_sizes", "[wide]"),
+    ("model", ["model=ecoli_k12"], "shipped", "[one, two]"),
+    ("trainer", [], "max_epochs", "three"),
+    ("trainer", ["trainer=ddp_cpu"], "enable_progress_bar", "perhaps"),
+    ("task", [], "lr", "fast"),
+]
 
 
 @pytest.mark.parametrize("fault", ["unknown key", "wrong type"])
@@ -143,9 +152,15 @@ def test_schemas_refuse_a_typo_in_yaml_naming_the_key(tmp_path, group, select, k
     assert ("not in" if fault == "unknown key" else str(wrong).strip("[]").split(",")[0]) in str(err.value)
 
 
-@pytest.mark.parametrize("override, key", [("data.n_streams=four", "data.n_streams"), ("model.window=wide", "model.window"),
-                                           ("trainer.num_nodes=many", "trainer.num_nodes"),
-                                           ("task.train_memory=perhaps", "task.train_memory")])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("data.n_streams=four", "data.n_streams"),
+        ("model.window=wide", "model.window"),
+        ("trainer.num_nodes=many", "trainer.num_nodes"),
+        ("task.train_memory=perhaps", "task.train_memory"),
+    ],
+)
 def test_schemas_refuse_a_wrongly_typed_override_naming_the_key(tmp_path, override, key):
     from hydra.errors import ConfigCompositionException
 

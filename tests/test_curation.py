@@ -1,4 +1,5 @@
 """Curated TSS set (support, majority vote, priority tie-break) and the overlap report."""
+
 from __future__ import annotations
 
 import matplotlib.image
@@ -22,8 +23,7 @@ def as_tuples(s: SiteSet) -> list[tuple]:
 
 
 def test_majority_vote_support_and_min_support():
-    sets = {"A": sites((100, "+"), (500, "+")), "B": sites((102, "+"), (900, "-")),
-            "C": sites((102, "+"), (903, "-"))}
+    sets = {"A": sites((100, "+"), (500, "+")), "B": sites((102, "+"), (900, "-")), "C": sites((102, "+"), (903, "-"))}
     out = curate(sets, ["A", "B", "C"])
     assert as_tuples(out) == [("c", 102, "+"), ("c", 900, "-")]  # 102 has 2 votes against 1
     assert list(out.meta["support"]) == [3, 2]
@@ -38,8 +38,7 @@ def test_tie_goes_to_priority():
 
 
 def test_window_strand_and_contig_separate_tss():
-    sets = {"A": sites((100, "+"), ("c", 300, "+"), ("d", 700, "+")),
-            "B": sites((106, "+"), ("c", 300, "-"), ("e", 700, "+"))}
+    sets = {"A": sites((100, "+"), ("c", 300, "+"), ("d", 700, "+")), "B": sites((106, "+"), ("c", 300, "-"), ("e", 700, "+"))}
     assert len(curate(sets, ["A", "B"])) == 0  # 6 nt apart, other strand, other contig
     assert curate(sets, ["A", "B"], window=6).pos.tolist() == [100]
 
@@ -92,9 +91,11 @@ def reference_curate(sets: dict, priority: list, window: int = 5, min_support: i
         consumed = set()
         for cl in clusters:
             positions = {r[2] for r in cl}
+
             def key(p):
                 at = [r for r in cl if r[2] == p]  # noqa: B023 (used within this iteration)
                 return (-len(at), min(rank[r[3]] for r in at), p)
+
             win = min(positions, key=key)
             near = [r for r in cl if abs(r[2] - win) <= window]
             consumed.update(near)
@@ -110,16 +111,16 @@ def test_curate_matches_reference_on_random_sets(seed):
     sets = {}
     for name in "ABCD":
         n = int(rng.integers(5, 60))
-        sets[name] = sites(*[(str(rng.choice(["c1", "c2"])), int(p), str(s)) for p, s in
-                             zip(rng.integers(0, 300, n), rng.choice(["+", "-"], n))])
+        sets[name] = sites(
+            *[(str(rng.choice(["c1", "c2"])), int(p), str(s)) for p, s in zip(rng.integers(0, 300, n), rng.choice(["+", "-"], n))]
+        )
     priority = list(rng.permutation(list("ABCD")))
     out = curate(sets, priority)
     assert sorted(as_tuples(out)) == reference_curate(sets, priority)
 
 
 def test_overlap_report_counts_and_strand_aware_shifts():
-    sets = {"A": sites((100, "+"), (200, "-"), (500, "+")),
-            "B": sites((102, "+"), (198, "-"), (505, "-"))}
+    sets = {"A": sites((100, "+"), (200, "-"), (500, "+")), "B": sites((102, "+"), (198, "-"), (505, "-"))}
     table, shifts = overlap_report(sets, window=5)
     row = table.set_index(["set_a", "set_b"])
     assert row.loc[("A", "B"), "shared"] == 2 and row.loc[("A", "A"), "shared"] == 3
@@ -154,8 +155,9 @@ def test_curated_set_on_shared_data():
     assert out.meta["support"].min() >= 2
     assert 3000 < len(out) < 8000
     assert set(out.meta["liftover"]["sets"]) == {"cappable_seq", "drnaseq", "cho2014", "regulondb_strong"}
-    strict = load_tss_set("curated", genome, ECOLI, curation={"priority": ["cappable_seq", "drnaseq"],
-                                                             "window": 5, "min_support": 2, "add_all_of": None})
+    strict = load_tss_set(
+        "curated", genome, ECOLI, curation={"priority": ["cappable_seq", "drnaseq"], "window": 5, "min_support": 2, "add_all_of": None}
+    )
     assert set(strict.name) == {"cappable_seq,drnaseq"} and len(strict) < len(out)
     tokens = genome.tokens("NC_000913.3")[out.pos]
     tokens = np.where(out.strand == "+", tokens, 3 - tokens)

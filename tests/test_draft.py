@@ -6,6 +6,7 @@ output, the originals in chromAlias).
 The layout invariant: a multi-contig genome's tracks equal each contig predicted alone through the
 segment streams (the layout every contig had before short linear contigs were read whole), to 1e-6.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors
 def _write_fasta(path, records: dict[str, str], width: int = 60):
     with open(path, "w") as handle:
         for header, seq in records.items():
-            handle.write(f">{header}\n" + "".join(seq[i:i + width] + "\n" for i in range(0, len(seq), width)))
+            handle.write(f">{header}\n" + "".join(seq[i : i + width] + "\n" for i in range(0, len(seq), width)))
     return path
 
 
@@ -98,8 +99,7 @@ def test_soft_masked_lower_case_predicts_as_upper_case_and_stays_in_the_two_bit(
     mixed["ctg16"] = mixed["ctg16"][:300] + mixed["ctg16"][300:700].lower() + mixed["ctg16"][700:]
     lower = _write_fasta(tmp_path / "masked.fa", mixed)
     upper = _write_fasta(tmp_path / "upper.fa", {n: s.upper() for n, s in mixed.items()})
-    tracks = [predict_genome(tiny_model, Genome.open(f), SHIFT, SEG_LEN, n_streams=2, progress=False)[1]
-              for f in (lower, upper)]
+    tracks = [predict_genome(tiny_model, Genome.open(f), SHIFT, SEG_LEN, n_streams=2, progress=False)[1] for f in (lower, upper)]
     for name in mixed:
         for strand in "+-":
             np.testing.assert_array_equal(tracks[0].values[name][strand], tracks[1].values[name][strand])
@@ -127,8 +127,7 @@ def test_thousands_of_contigs(tiny_model, tmp_path):
     bw = pyBigWig.open(str(paths["-"]))
     assert bw.chroms() == genome.chrom_sizes()
     for name in list(seqs)[::97]:
-        np.testing.assert_array_equal(np.asarray(bw.values(name, 0, len(seqs[name])), np.float32),
-                                      probs.values[name]["-"])
+        np.testing.assert_array_equal(np.asarray(bw.values(name, 0, len(seqs[name])), np.float32), probs.values[name]["-"])
     bw.close()
     for name in list(seqs)[:3] + list(seqs)[500::400]:
         _, alone = _alone(tiny_model, name, seqs[name].upper())
@@ -149,11 +148,17 @@ def test_whole_rows_are_length_sorted_batches_within_the_budget(odd_genome):
         assert len(batch) == max(1, 600 // longest) or batch is batches[-1]
 
 
-@pytest.mark.parametrize("headers, name, records", [
-    (["c1", "c2", "c3", "c1"], "'c1'", "records 1 and 4"),
-    (["gi|1000|ref|NZ_DRAFT0001.1|", "gi|1001|ref|NZ_DRAFT0002.1|", "gi|1002|ref|NZ_DRAFT0001.1|"],
-     "'NZ_DRAFT0001.1'", "records 1 and 3"),
-])
+@pytest.mark.parametrize(
+    "headers, name, records",
+    [
+        (["c1", "c2", "c3", "c1"], "'c1'", "records 1 and 4"),
+        (
+            ["gi|1000|ref|NZ_DRAFT0001.1|", "gi|1001|ref|NZ_DRAFT0002.1|", "gi|1002|ref|NZ_DRAFT0001.1|"],
+            "'NZ_DRAFT0001.1'",
+            "records 1 and 3",
+        ),
+    ],
+)
 def test_duplicate_contig_names_one_error_line(tmp_path, headers, name, records):
     fasta = _write_fasta(tmp_path / "dup.fa", {h: "ACGT" * 10 for h in headers[:-1]})
     with open(fasta, "a") as handle:  # a dict cannot hold the duplicate header: append it
@@ -173,8 +178,10 @@ def test_duplicate_contig_names_from_the_command_line(tmp_path):
     done = cli("predict", "model=ecoli_k12", "data=custom", f"data.fasta={fasta}", f"run_dir={tmp_path / 'run'}")
     assert done.returncode == 2
     errors = [line for line in done.stderr.splitlines() if line.startswith("genometracks: error:")]
-    assert errors == [f"genometracks: error: {fasta}: records 1 and 3 are both named 'a'; contig names must "
-                      "be unique: rename or remove one of the two records"]
+    assert errors == [
+        f"genometracks: error: {fasta}: records 1 and 3 are both named 'a'; contig names must "
+        "be unique: rename or remove one of the two records"
+    ]
     assert not (tmp_path / "run" / "tracks").exists()
 
 
@@ -211,12 +218,12 @@ def test_ncbi_named_draft_predicts_and_exports_under_accessions(tmp_path):
     tb.close()
     rows = [line.split("\t") for line in (gdir / "chromAlias.txt").read_text().splitlines()[1:]]
     fasta_column = (gdir / "chromAlias.txt").read_text().split("\n")[0].split("\t").index("fasta")
-    assert {row[0]: row[fasta_column] for row in rows} == {
-        name: f"gi|{1000 + i}|ref|{name}|" for i, name in enumerate(sizes)}
+    assert {row[0]: row[fasta_column] for row in rows} == {name: f"gi|{1000 + i}|ref|{name}|" for i, name in enumerate(sizes)}
     assert_hub_clean(run / "hub")
 
 
 # --- the scaling and throughput benches (no timing thresholds: speed is measured by the bench) ------
+
 
 def test_draft_lengths_cut_the_sequence_exactly(tmp_path):
     from genometracks.bench import draft_lengths, write_draft
@@ -247,8 +254,7 @@ def test_scaling_bench_runs_each_case_in_its_own_process(capsys):
 
     from genometracks.bench import main as bench_main
 
-    assert bench_main(["--only", "scaling", "--total", "6000", "--contigs", "1,40", "--case-repeats", "1",
-                       "--threads", "1"]) == 0
+    assert bench_main(["--only", "scaling", "--total", "6000", "--contigs", "1,40", "--case-repeats", "1", "--threads", "1"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert [case["contigs"] for case in result["cases"]] == [1, 40] and result["positions"] == 12_000
     for case in result["cases"]:

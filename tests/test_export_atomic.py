@@ -1,4 +1,5 @@
 """Atomic writing: an interrupted write leaves the previous output, never a partial one."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """bigWig writer: exact float32 values back through pyBigWig, every base covered, zoom levels."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,15 +10,15 @@ from genometracks.formats.bigwig import ExportError, read_bigwig, value_runs, wr
 
 
 def test_value_runs_by_hand():
-    starts, ends, values = value_runs(np.array([0, 0, 0, .5, .5, 1, 1, 1, 1, .25], dtype=np.float32))
+    starts, ends, values = value_runs(np.array([0, 0, 0, 0.5, 0.5, 1, 1, 1, 1, 0.25], dtype=np.float32))
     assert starts.tolist() == [0, 3, 5, 9]
     assert ends.tolist() == [3, 5, 9, 10]
-    assert values.tolist() == [0, .5, 1, .25]
+    assert values.tolist() == [0, 0.5, 1, 0.25]
 
 
 def test_runs_written_as_spans_cover_every_base(tmp_path):
-    a = np.repeat(np.float32([0, .5, 1, .25]), [30, 20, 40, 10])
-    short = np.float32([0, 0, .5, 1])  # runs too short to pay: one record per base
+    a = np.repeat(np.float32([0, 0.5, 1, 0.25]), [30, 20, 40, 10])
+    short = np.float32([0, 0, 0.5, 1])  # runs too short to pay: one record per base
     path = write_bigwig(tmp_path / "tss.plus.bw", {"a": 100, "b": 4}, {"a": a, "b": short})
     bw = pyBigWig.open(str(path))
     assert bw.chroms() == {"a": 100, "b": 4}
@@ -56,12 +57,15 @@ def test_zoom_levels_present(tmp_path):
     bw.close()
 
 
-@pytest.mark.parametrize("sizes, values, message", [
-    ({"a": 4, "b": 3}, {"a": np.zeros(4, np.float32)}, "no values for contig"),
-    ({"a": 4}, {"a": np.zeros(5, np.float32)}, "has 4 nt but its values have shape"),
-    ({"a": 4}, {"a": np.zeros(4, np.float32), "z": np.zeros(1, np.float32)}, "not in chrom_sizes"),
-    ({"a": 4}, {"a": np.array([0, 1, np.nan, 0], np.float32)}, "position 2"),
-])
+@pytest.mark.parametrize(
+    "sizes, values, message",
+    [
+        ({"a": 4, "b": 3}, {"a": np.zeros(4, np.float32)}, "no values for contig"),
+        ({"a": 4}, {"a": np.zeros(5, np.float32)}, "has 4 nt but its values have shape"),
+        ({"a": 4}, {"a": np.zeros(4, np.float32), "z": np.zeros(1, np.float32)}, "not in chrom_sizes"),
+        ({"a": 4}, {"a": np.array([0, 1, np.nan, 0], np.float32)}, "position 2"),
+    ],
+)
 def test_bad_input_raises_and_writes_nothing(tmp_path, sizes, values, message):
     with pytest.raises(ExportError, match=message):
         write_bigwig(tmp_path / "bad.bw", sizes, values)

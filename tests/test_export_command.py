@@ -1,4 +1,5 @@
 """`genometracks export` on a run directory: assembly hub (+ GenArk hub for E. coli), IGV session."""
+
 import re
 from pathlib import Path
 
@@ -18,8 +19,7 @@ from tests.kent import assert_hub_clean
 def run_dir(tmp_path):
     rng = np.random.default_rng(0)
     fasta = tmp_path / "genome.fa"
-    fasta.write_text(">chrA\n" + "".join(rng.choice(list("ACGT"), 3000)) + "\n>chrB\n"
-                     + "".join(rng.choice(list("ACGT"), 1200)) + "\n")
+    fasta.write_text(">chrA\n" + "".join(rng.choice(list("ACGT"), 3000)) + "\n>chrB\n" + "".join(rng.choice(list("ACGT"), 1200)) + "\n")
     genome = Genome.open(fasta, circular=["chrA"])
     torch.manual_seed(0)
     model = TransformerXL(n_layer=1, n_head=2, d_model=8, d_head=4, window=16).eval()
@@ -30,8 +30,9 @@ def run_dir(tmp_path):
 
     from genometracks.formats.bigbed import BedSchema, write_bed_outputs
 
-    records = peak_records({s: probs.strand(s) for s in "+-"}, float(np.quantile(probs.values["chrA"]["+"], 0.99)),
-                           10, list(genome.contigs))
+    records = peak_records(
+        {s: probs.strand(s) for s in "+-"}, float(np.quantile(probs.values["chrA"]["+"], 0.99)), 10, list(genome.contigs)
+    )
     frame = pd.DataFrame(records, columns=["chrom", "start", "end", "name", "score", "strand"])
     write_bed_outputs(frame, run / "tracks" / "tss_peaks", BedSchema("tss_peaks", "peaks"), genome.chrom_sizes())
     return run, fasta, genome
@@ -62,8 +63,12 @@ def test_igv_tracks_prefer_tabix_bed_and_fall_back_to_bigbed(tmp_path):
     for name in ("tss.plus.bw", "tss.minus.bw", "tss_peaks.bed.gz", "tss_peaks.bb", "tss_sigma.bb"):
         (tmp_path / name).write_bytes(b"x")
     tracks = {t.name: Path(t.path).name for t in _igv_tracks(tmp_path)}
-    assert tracks == {"TSS + strand": "tss.plus.bw", "TSS - strand": "tss.minus.bw",
-                      "TSS peaks": "tss_peaks.bed.gz", "TSS sigma class": "tss_sigma.bb"}
+    assert tracks == {
+        "TSS + strand": "tss.plus.bw",
+        "TSS - strand": "tss.minus.bw",
+        "TSS peaks": "tss_peaks.bed.gz",
+        "TSS sigma class": "tss_sigma.bb",
+    }
 
 
 def test_igv_track_styles_follow_what_igv_honours(tmp_path):

@@ -1,4 +1,5 @@
 """UCSC track hub writer (GenArk and assembly modes) and the hubCheck-like validator."""
+
 from __future__ import annotations
 
 import os
@@ -33,15 +34,31 @@ def make_tracks(folder: Path, sizes: dict[str, int]) -> list:
     write_bigwig(folder / "tss.plus.bw", sizes, values)
     write_bigwig(folder / "tss.minus.bw", sizes, values)
     chrom = next(iter(sizes))
-    peaks = pd.DataFrame({"chrom": [chrom], "start": [100], "end": [110], "name": ["peak1"], "score": [900],
-                          "strand": ["+"], "maxProb": [0.9]})
+    peaks = pd.DataFrame(
+        {"chrom": [chrom], "start": [100], "end": [110], "name": ["peak1"], "score": [900], "strand": ["+"], "maxProb": [0.9]}
+    )
     write_bed_outputs(peaks, folder / "peaks", PEAKS, sizes)
-    return [HubContainer("tss_signal", "TSS signal", "Predicted TSS probability, both strands", [
+    return [
+        HubContainer(
+            "tss_signal",
+            "TSS signal",
+            "Predicted TSS probability, both strands",
+            [
                 HubTrack("tss.plus", folder / "tss.plus.bw", "TSS +", "TSS probability, plus", (200, 0, 0)),
-                HubTrack("tss.minus", folder / "tss.minus.bw", "TSS -", "TSS probability, minus", (0, 0, 200),
-                         negate=True)], html="tss_signal"),
-            HubTrack("tss peaks", folder / "peaks.bb", "TSS peaks", "Predicted TSS peaks", html="tss_peaks",
-                     visibility="pack", settings={"colorByStrand": "200,0,0 0,0,200"})]
+                HubTrack("tss.minus", folder / "tss.minus.bw", "TSS -", "TSS probability, minus", (0, 0, 200), negate=True),
+            ],
+            html="tss_signal",
+        ),
+        HubTrack(
+            "tss peaks",
+            folder / "peaks.bb",
+            "TSS peaks",
+            "Predicted TSS peaks",
+            html="tss_peaks",
+            visibility="pack",
+            settings={"colorByStrand": "200,0,0 0,0,200"},
+        ),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +66,16 @@ def assembly_hub(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("assembly")
     fasta = root / "my genome.fa"
     fasta.write_text("".join(f">{n}\n{s}\n" for n, s in SEQS.items()))
-    hub_txt = write_hub(root / "hub", "assembly", SIZES, make_tracks(root / "tracks", SIZES), fasta=fasta,
-                        organism="Synthetic bacterium", default_pos="chrA:1-500", description="test assembly")
+    hub_txt = write_hub(
+        root / "hub",
+        "assembly",
+        SIZES,
+        make_tracks(root / "tracks", SIZES),
+        fasta=fasta,
+        organism="Synthetic bacterium",
+        default_pos="chrA:1-500",
+        description="test assembly",
+    )
     return hub_txt.parent
 
 
@@ -86,12 +111,16 @@ def test_assembly_hub_layout(assembly_hub):
 
 def test_genark_hub(genark_hub):
     assert_hub_clean(genark_hub)
-    assert stanzas(genark_hub / "genomes.txt") == [{"genome": "GCF_000005845.2",
-                                                   "trackDb": "GCF_000005845.2/trackDb.txt"}]
+    assert stanzas(genark_hub / "genomes.txt") == [{"genome": "GCF_000005845.2", "trackDb": "GCF_000005845.2/trackDb.txt"}]
     tracks = {s["track"]: s for s in stanzas(genark_hub / "GCF_000005845.2" / "trackDb.txt")}
     assert "group" not in tracks["tss_peaks"]  # GenArk groups are UCSC's
     assert sorted(p.name for p in (genark_hub / "GCF_000005845.2").iterdir()) == [
-        "html", "trackDb.txt", "tss_minus.bw", "tss_peaks.bb", "tss_plus.bw"]
+        "html",
+        "trackDb.txt",
+        "tss_minus.bw",
+        "tss_peaks.bb",
+        "tss_plus.bw",
+    ]
 
 
 def test_genark_rejects_other_contig_names(tmp_path):
@@ -117,36 +146,41 @@ def broken(hub: Path, tmp_path: Path, relpath: str, old: str, new: str) -> list[
     return validate_hub(copy)
 
 
-@pytest.mark.parametrize("relpath, old, new, expected", [
-    ("hub.txt", "hub genometracks\n", "", "first line must be 'hub <name>'"),
-    ("hub.txt", "email genometracks@example.org\n", "", "required field 'email' missing"),
-    ("genomes.txt", "defaultPos chrA:1-500\n", "", "lacks required field 'defaultPos'"),
-    ("genomes.txt", "defaultPos chrA:1-500", "defaultPos chrA:1-5000", "defaultPos 'chrA:1-5000'"),
-    ("genomes.txt", "twoBitPath my_genome/my_genome.2bit", "twoBitPath my_genome/x.2bit",
-     "twoBitPath 'my_genome/x.2bit' not found"),
-    ("my_genome/chrom.sizes", "chrB\t404", "chrB\t405", "chromSizes"),
-    ("my_genome/trackDb.txt", "bigDataUrl tss_plus.bw", "bigDataUrl gone.bw", "bigDataUrl 'gone.bw' not found"),
-    ("my_genome/trackDb.txt", "bigDataUrl tss_plus.bw", "bigDataUrl tss_peaks.bb", "is not a bigWig file"),
-    ("my_genome/trackDb.txt", "type bigBed 6 +", "type bigBed 8", "declares 8 BED fields but 'tss_peaks.bb' defines 6"),
-    ("my_genome/trackDb.txt", "type bigBed 6 +", "type bigBed 6", "type should be 'bigBed 6 +'"),
-    ("my_genome/trackDb.txt", "parent tss_signal", "parent nosuch", "parent 'nosuch' is not defined"),
-    ("my_genome/trackDb.txt", "track tss_minus", "track tss_plus", "duplicate track name 'tss_plus'"),
-    ("my_genome/trackDb.txt", "track tss_peaks", "track tss.peaks", "track name contains '.'"),
-    ("my_genome/trackDb.txt", "longLabel Predicted TSS peaks\n", "", "track 'tss_peaks': required field 'longLabel'"),
-    ("my_genome/trackDb.txt", "type bigBed 6 +\n", "", "track 'tss_peaks': required field 'type' missing"),
-    ("my_genome/trackDb.txt", "html html/tss_peaks.html", "html html/nothing",
-     "html page 'html/nothing.html' not found"),
-    ("my_genome/trackDb.txt", "group tss", "group nogroup", "group 'nogroup' is not defined"),
-    # rules UCSC's hubCheck -checkSettings taught us (tests/test_kent.py runs hubCheck beside validate_hub)
-    ("hub.txt", "descriptionUrl description.html\n", "", "missing hub overview description page (descriptionUrl"),
-    ("hub.txt", "descriptionUrl description.html", "descriptionUrl none.html", "descriptionUrl page 'none.html' not found"),
-    ("my_genome/trackDb.txt", "visibility pack", "visibility pack\ngraphType bar",
-     "Setting 'graphType' is unknown/unsupported (did you mean 'graphTypeDefault' ?)"),
-    ("my_genome/trackDb.txt", "html html/tss_peaks.html\n", "", "missing description page for track"),
-    ("my_genome/trackDb.txt", "visibility pack", "visibility packed", "visibility 'packed' is not one of"),
-    ("my_genome/chromAlias.txt", "chrA\tA", "chrA\tchrB", "alias 'chrB' is another sequence's name"),
-    ("my_genome/chromAlias.txt", "chrB\tB", "chrZ\tB", "'chrZ' is not a sequence of the genome"),
-])
+@pytest.mark.parametrize(
+    "relpath, old, new, expected",
+    [
+        ("hub.txt", "hub genometracks\n", "", "first line must be 'hub <name>'"),
+        ("hub.txt", "email genometracks@example.org\n", "", "required field 'email' missing"),
+        ("genomes.txt", "defaultPos chrA:1-500\n", "", "lacks required field 'defaultPos'"),
+        ("genomes.txt", "defaultPos chrA:1-500", "defaultPos chrA:1-5000", "defaultPos 'chrA:1-5000'"),
+        ("genomes.txt", "twoBitPath my_genome/my_genome.2bit", "twoBitPath my_genome/x.2bit", "twoBitPath 'my_genome/x.2bit' not found"),
+        ("my_genome/chrom.sizes", "chrB\t404", "chrB\t405", "chromSizes"),
+        ("my_genome/trackDb.txt", "bigDataUrl tss_plus.bw", "bigDataUrl gone.bw", "bigDataUrl 'gone.bw' not found"),
+        ("my_genome/trackDb.txt", "bigDataUrl tss_plus.bw", "bigDataUrl tss_peaks.bb", "is not a bigWig file"),
+        ("my_genome/trackDb.txt", "type bigBed 6 +", "type bigBed 8", "declares 8 BED fields but 'tss_peaks.bb' defines 6"),
+        ("my_genome/trackDb.txt", "type bigBed 6 +", "type bigBed 6", "type should be 'bigBed 6 +'"),
+        ("my_genome/trackDb.txt", "parent tss_signal", "parent nosuch", "parent 'nosuch' is not defined"),
+        ("my_genome/trackDb.txt", "track tss_minus", "track tss_plus", "duplicate track name 'tss_plus'"),
+        ("my_genome/trackDb.txt", "track tss_peaks", "track tss.peaks", "track name contains '.'"),
+        ("my_genome/trackDb.txt", "longLabel Predicted TSS peaks\n", "", "track 'tss_peaks': required field 'longLabel'"),
+        ("my_genome/trackDb.txt", "type bigBed 6 +\n", "", "track 'tss_peaks': required field 'type' missing"),
+        ("my_genome/trackDb.txt", "html html/tss_peaks.html", "html html/nothing", "html page 'html/nothing.html' not found"),
+        ("my_genome/trackDb.txt", "group tss", "group nogroup", "group 'nogroup' is not defined"),
+        # rules UCSC's hubCheck -checkSettings taught us (tests/test_kent.py runs hubCheck beside validate_hub)
+        ("hub.txt", "descriptionUrl description.html\n", "", "missing hub overview description page (descriptionUrl"),
+        ("hub.txt", "descriptionUrl description.html", "descriptionUrl none.html", "descriptionUrl page 'none.html' not found"),
+        (
+            "my_genome/trackDb.txt",
+            "visibility pack",
+            "visibility pack\ngraphType bar",
+            "Setting 'graphType' is unknown/unsupported (did you mean 'graphTypeDefault' ?)",
+        ),
+        ("my_genome/trackDb.txt", "html html/tss_peaks.html\n", "", "missing description page for track"),
+        ("my_genome/trackDb.txt", "visibility pack", "visibility packed", "visibility 'packed' is not one of"),
+        ("my_genome/chromAlias.txt", "chrA\tA", "chrA\tchrB", "alias 'chrB' is another sequence's name"),
+        ("my_genome/chromAlias.txt", "chrB\tB", "chrZ\tB", "'chrZ' is not a sequence of the genome"),
+    ],
+)
 def test_each_broken_hub_problem_found(assembly_hub, tmp_path, relpath, old, new, expected):
     problems = broken(assembly_hub, tmp_path, relpath, old, new)
     assert any(expected in p for p in problems), problems
@@ -170,11 +204,15 @@ def test_wrong_chromosome_size_in_data(assembly_hub, tmp_path):
     copy = tmp_path / "hub"
     shutil.copytree(assembly_hub, copy)
     (copy / "my_genome" / "tss_plus.bw").unlink()
-    write_bigwig(copy / "my_genome" / "tss_plus.bw", {"chrA": 1201, "chrB": 404},
-                 {"chrA": np.zeros(1201, np.float32), "chrB": np.zeros(404, np.float32)})
+    write_bigwig(
+        copy / "my_genome" / "tss_plus.bw",
+        {"chrA": 1201, "chrB": 404},
+        {"chrA": np.zeros(1201, np.float32), "chrB": np.zeros(404, np.float32)},
+    )
     problems = validate_hub(copy)
-    assert problems == [f"my_genome/trackDb.txt:{_line_of(copy, 'track tss_plus')}: track 'tss_plus': "
-                        "'tss_plus.bw' gives 'chrA' size 1201, the genome 1200"]
+    assert problems == [
+        f"my_genome/trackDb.txt:{_line_of(copy, 'track tss_plus')}: track 'tss_plus': 'tss_plus.bw' gives 'chrA' size 1201, the genome 1200"
+    ]
 
 
 def _line_of(hub: Path, text: str) -> int:
@@ -221,18 +259,17 @@ def test_killed_export_leaves_previous_hub(tmp_path):
         import genometracks.browser.hub as hub
         from test_export_hub import make_tracks
         sizes = {sizes!r}
-        tracks = make_tracks(Path({str(tmp_path / 't')!r}), sizes)
-        hub.write_hub({str(tmp_path / 'hub')!r}, "genark", sizes, tracks, short_label="first")
+        tracks = make_tracks(Path({str(tmp_path / "t")!r}), sizes)
+        hub.write_hub({str(tmp_path / "hub")!r}, "genark", sizes, tracks, short_label="first")
         real = hub.link_or_copy
         def dying(src, dst):
             real(src, dst)
             if str(dst).endswith(".bw"):
                 os.kill(os.getpid(), signal.SIGKILL)  # after the first data file, mid-hub
         hub.link_or_copy = dying
-        hub.write_hub({str(tmp_path / 'hub')!r}, "genark", sizes, tracks, short_label="second")
+        hub.write_hub({str(tmp_path / "hub")!r}, "genark", sizes, tracks, short_label="second")
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                            cwd=Path(__file__).parent.parent)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=Path(__file__).parent.parent)
     assert result.returncode == -signal.SIGKILL, result.stderr
     assert "shortLabel first" in (tmp_path / "hub" / "hub.txt").read_text()
     assert_hub_clean(tmp_path / "hub")

@@ -1,4 +1,5 @@
 """IGV session, batch script and igv.js page: relative paths that resolve, colours, negation, autoscale."""
+
 from __future__ import annotations
 
 import gzip
@@ -22,18 +23,21 @@ def make_run(run: Path, gz: bool = False) -> tuple[Path, list[IgvTrack]]:
     """A tiny run directory: genome FASTA outside it, tracks under DIR/tracks."""
     sizes = {c: len(s) for c, s in SEQS.items()}
     fasta = run.parent / ("genome.fa.gz" if gz else "genome.fa")
-    text = "".join(f">{n}\n" + "\n".join(s[i:i + 60] for i in range(0, len(s), 60)) + "\n" for n, s in SEQS.items())
+    text = "".join(f">{n}\n" + "\n".join(s[i : i + 60] for i in range(0, len(s), 60)) + "\n" for n, s in SEQS.items())
     fasta.write_bytes(gzip.compress(text.encode()) if gz else text.encode())
     values = {c: np.linspace(0, 1, n, dtype=np.float32) for c, n in sizes.items()}
     write_bigwig(run / "tracks" / "tss.plus.bw", sizes, values)
     write_bigwig(run / "tracks" / "tss.minus.bw", sizes, values)
-    peaks = pd.DataFrame({"chrom": ["chrA", "chrA"], "start": [10, 700], "end": [20, 712], "name": ["p1", "p2"],
-                          "score": [500, 900], "strand": ["+", "-"]})
+    peaks = pd.DataFrame(
+        {"chrom": ["chrA", "chrA"], "start": [10, 700], "end": [20, 712], "name": ["p1", "p2"], "score": [500, 900], "strand": ["+", "-"]}
+    )
     write_bed_outputs(peaks, run / "tracks" / "peaks", BedSchema("tssPeaks", "peaks"), sizes)
-    tracks = [IgvTrack("TSS +", run / "tracks" / "tss.plus.bw", (200, 0, 0), autoscale_group="tss"),
-              IgvTrack("TSS -", Path("tracks/tss.minus.bw"), (0, 0, 200), negate=True, autoscale_group="tss"),
-              IgvTrack("Peaks", Path("tracks/peaks.bed.gz"), (0, 120, 0)),
-              IgvTrack("Peaks (bigBed)", Path("tracks/peaks.bb"))]
+    tracks = [
+        IgvTrack("TSS +", run / "tracks" / "tss.plus.bw", (200, 0, 0), autoscale_group="tss"),
+        IgvTrack("TSS -", Path("tracks/tss.minus.bw"), (0, 0, 200), negate=True, autoscale_group="tss"),
+        IgvTrack("Peaks", Path("tracks/peaks.bed.gz"), (0, 120, 0)),
+        IgvTrack("Peaks (bigBed)", Path("tracks/peaks.bb")),
+    ]
     return fasta, tracks
 
 
@@ -73,8 +77,8 @@ def test_session_paths_resolve_and_tracks_styled(tmp_path, fake_igv_js):
     import numpy as np
 
     from genometracks.formats.bigwig import read_bigwig
-    np.testing.assert_array_equal(read_bigwig(igv_dir / "tss_minus.neg.bw", "chrA"),
-                                  -read_bigwig(run / "tracks" / "tss.minus.bw", "chrA"))
+
+    np.testing.assert_array_equal(read_bigwig(igv_dir / "tss_minus.neg.bw", "chrA"), -read_bigwig(run / "tracks" / "tss.minus.bw", "chrA"))
     assert panel["TSS +"].find("DataRange").get("flipAxis") == "false"
     sequence = session.find("Panel[@name='FeaturePanel']/Track")
     assert sequence.get("clazz") == "org.broad.igv.track.SequenceTrack"  # the session keeps the sequence
@@ -87,7 +91,13 @@ def test_batch_script_and_page_config(tmp_path, fake_igv_js):
     fasta, tracks = make_run(run)
     out = write_igv(run, fasta, tracks, snapshot_locus="chrA:11-20")
     assert out["batch.txt"].read_text().splitlines()[1:] == [
-        "genome genome/genome.fa", "load session.xml", "snapshotDirectory snapshots", "goto chrA:11-20", "snapshot chrA_11_20.png", "exit"]
+        "genome genome/genome.fa",
+        "load session.xml",
+        "snapshotDirectory snapshots",
+        "goto chrA:11-20",
+        "snapshot chrA_11_20.png",
+        "exit",
+    ]
     assert out["igv.min.js"].read_text() == fake_igv_js.read_text()
     html = out["index.html"].read_text()
     assert '<script src="igv.min.js"></script>' in html

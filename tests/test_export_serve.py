@@ -1,4 +1,5 @@
 """HTTP server: exact byte ranges, HEAD, 416, content types, and nothing served from outside the root."""
+
 from __future__ import annotations
 
 import http.client
@@ -52,13 +53,14 @@ def test_full_file_and_head(server):
     assert response.status == 200 and body == b"" and response.getheader("Content-Length") == "2560"
 
 
-@pytest.mark.parametrize("header, first, last", [
-    ("bytes=10-19", 10, 19), ("bytes=2550-", 2550, 2559), ("bytes=-5", 2555, 2559),
-    ("bytes=2500-9999", 2500, 2559), ("bytes=0-0", 0, 0)])
+@pytest.mark.parametrize(
+    "header, first, last",
+    [("bytes=10-19", 10, 19), ("bytes=2550-", 2550, 2559), ("bytes=-5", 2555, 2559), ("bytes=2500-9999", 2500, 2559), ("bytes=0-0", 0, 0)],
+)
 def test_range_returns_exact_bytes(server, header, first, last):
     response, body = request(server, "/tracks/tss.plus.bw", headers={"Range": header})
     assert response.status == 206
-    assert body == DATA[first:last + 1]
+    assert body == DATA[first : last + 1]
     assert response.getheader("Content-Range") == f"bytes {first}-{last}/2560"
     assert response.getheader("Content-Length") == str(last - first + 1)
 
@@ -84,8 +86,17 @@ def test_index_page_and_no_listing(server):
     assert response.status == 404 and b"tss.plus.bw" not in body  # no directory listing
 
 
-@pytest.mark.parametrize("path", ["/../secret.txt", "/tracks/../../secret.txt", "/%2e%2e/secret.txt",
-                                  "/tracks/%2E%2E/%2E%2E/secret.txt", "/escape.txt", "/tracks/..%2f..%2fsecret.txt"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/../secret.txt",
+        "/tracks/../../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/tracks/%2E%2E/%2E%2E/secret.txt",
+        "/escape.txt",
+        "/tracks/..%2f..%2fsecret.txt",
+    ],
+)
 def test_outside_root_refused(server, path):
     response, body = request(server, path)
     assert response.status == 403 and b"outside the root" not in body

@@ -1,4 +1,5 @@
 """UCSC .2bit writer/reader: hand-checked bytes, N and mask blocks, and an independent reader (py2bit)."""
+
 from __future__ import annotations
 
 import struct
@@ -9,9 +10,11 @@ from genometracks.formats.twobit import TwoBitError, read_twobit, read_twobit_si
 from genometracks.genome.sequence import Genome
 from genometracks.io.paths import shared_data
 
-SEQS = {"chr1": "NNACGTacgtNNnnTTGCAA",  # N at the start, mask over N, length % 4 == 0
-        "p": "A",                         # one base
-        "c3": "acgtnACGTNacgtnGGN"}       # N at the end, alternating mask
+SEQS = {
+    "chr1": "NNACGTacgtNNnnTTGCAA",  # N at the start, mask over N, length % 4 == 0
+    "p": "A",  # one base
+    "c3": "acgtnACGTNacgtnGGN",
+}  # N at the end, alternating mask
 
 
 def test_exact_bytes_of_tiny_file(tmp_path):
@@ -25,9 +28,8 @@ def test_exact_bytes_of_tiny_file(tmp_path):
 
 def test_blocks_written_by_hand(tmp_path):
     write_twobit(tmp_path / "t.2bit", {"s": "NNAcgN"})
-    data = (tmp_path / "t.2bit").read_bytes()[16 + 1 + 1 + 4:]
-    size, n_count, n_start0, n_start1, n_size0, n_size1, m_count, m_start, m_size, reserved = \
-        struct.unpack_from("<10I", data)
+    data = (tmp_path / "t.2bit").read_bytes()[16 + 1 + 1 + 4 :]
+    size, n_count, n_start0, n_start1, n_size0, n_size1, m_count, m_start, m_size, reserved = struct.unpack_from("<10I", data)
     assert (size, n_count, n_start0, n_start1, n_size0, n_size1) == (6, 2, 0, 5, 2, 1)
     assert (m_count, m_start, m_size, reserved) == (1, 3, 2, 0)
 
@@ -40,8 +42,7 @@ def test_round_trip_with_n_and_mask(tmp_path):
 
 def test_genome_and_fasta_inputs(tmp_path):
     fasta = tmp_path / "g.fa"
-    fasta.write_text("".join(f">{n} some description\n{s[:7]}\n{s[7:]}\n" if len(s) > 7 else f">{n}\n{s}\n"
-                             for n, s in SEQS.items()))
+    fasta.write_text("".join(f">{n} some description\n{s[:7]}\n{s[7:]}\n" if len(s) > 7 else f">{n}\n{s}\n" for n, s in SEQS.items()))
     assert read_twobit(write_twobit(tmp_path / "f.2bit", fasta)) == SEQS  # case kept from the FASTA
     genome = Genome.from_sequences(SEQS)
     assert read_twobit(write_twobit(tmp_path / "g.2bit", genome)) == {n: s.upper() for n, s in SEQS.items()}
@@ -63,8 +64,13 @@ def test_independent_reader_py2bit(tmp_path):
 
 
 def test_big_endian_file_read(tmp_path):
-    data = (struct.pack(">IIII", 0x1A412743, 0, 1, 0) + b"\x01a" + struct.pack(">I", 22)
-            + struct.pack(">6I", 5, 1, 4, 1, 0, 0) + bytes([0b10011100, 0]))  # N block at 4, size 1
+    data = (
+        struct.pack(">IIII", 0x1A412743, 0, 1, 0)
+        + b"\x01a"
+        + struct.pack(">I", 22)
+        + struct.pack(">6I", 5, 1, 4, 1, 0, 0)
+        + bytes([0b10011100, 0])
+    )  # N block at 4, size 1
     (tmp_path / "be.2bit").write_bytes(data)
     assert read_twobit(tmp_path / "be.2bit") == {"a": "ACGTN"}
 

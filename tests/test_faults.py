@@ -6,6 +6,7 @@ for byte where it was finished), a hub or IGV session never names a missing file
 of the same command finishes the run without manual cleanup. Kills use SIGKILL (no Python clean-up
 runs); exact kill points come from `GENOMETRACKS_KILL_AT` (genometracks/io/faults.py).
 """
+
 from __future__ import annotations
 
 import hashlib

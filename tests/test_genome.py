@@ -1,4 +1,5 @@
 """Genome encoding, reverse complement, FASTA reading (plain, bgzip, hostile inputs)."""
+
 import hashlib
 
 import numpy as np
@@ -55,12 +56,15 @@ def test_windows_line_ends(tmp_path):
     assert decode(Genome.open(fa).tokens("c1")) == "ACGTAC"
 
 
-@pytest.mark.parametrize("text, message", [
-    ("", "empty"),
-    ("ACGT\n", "no FASTA records"),
-    (">c1\nACGT\n>c1\nACGT\n", "unique"),
-    (">c1\nACGT\n>c2\n>c3\nAC\n", "empty"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "empty"),
+        ("ACGT\n", "no FASTA records"),
+        (">c1\nACGT\n>c1\nACGT\n", "unique"),
+        (">c1\nACGT\n>c2\n>c3\nAC\n", "empty"),
+    ],
+)
 def test_bad_fasta_gets_one_clear_error(tmp_path, text, message):
     fa = _write(tmp_path / "bad.fa", text)
     with pytest.raises(GenomeError, match=message) as err:

@@ -1,4 +1,5 @@
 """The motif-hit track's records: name, score scaled to the PWM's best score, colours by head and strength."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,8 +24,9 @@ def test_hit_records_by_hand():
     motif = Motif("L0H0", np.eye(4)[encode("TATAATG")] * 0.96 + 0.01)  # rows 0.97 / 0.01
     best = max_score(motif)  # 7 x log2((0.97 + 1e-4) / 0.25)
     assert best == pytest.approx(7 * np.log2((0.97 + 1e-4) / 0.25))
-    hits = pd.DataFrame([("L0H0", "c", 10, 17, "+", best, 6.1e-5, 0.2), ("L1H2", "c", 30, 37, "-", best / 2, 9e-5, 0.3)],
-                        columns=list(COLUMNS))
+    hits = pd.DataFrame(
+        [("L0H0", "c", 10, 17, "+", best, 6.1e-5, 0.2), ("L1H2", "c", 30, 37, "-", best / 2, 9e-5, 0.3)], columns=list(COLUMNS)
+    )
     rec = hit_records(hits, {"L0H0": "sigma70_-10(box-10)", "L1H2": "unmatched"}, {"L0H0": best, "L1H2": best})
     assert list(rec.columns) == list(SCHEMA.columns)
     assert rec["name"].tolist() == ["L0H0_sigma70_-10(box-10)", "L1H2_unmatched"]

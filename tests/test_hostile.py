@@ -7,6 +7,7 @@ with aliases, zero-length, unsorted and duplicate records (test_annotations.py),
 unknown config values (test_train.py), atomic writes (test_export_atomic.py), kills and a full disk
 (test_faults.py), the server's root (test_export_serve.py).
 """
+
 from __future__ import annotations
 
 import os
@@ -22,11 +23,27 @@ from tests.conftest import cli
 from tests.kent import assert_hub_clean
 
 # the smoke experiment's tiny model, on data=custom
-TINY_CUSTOM = ["data=custom", "model=small", "model.n_layer=1", "model.n_head=2", "model.d_model=16",
-               "model.d_head=8", "model.window=32", "model.seg_len=64", "data.n_streams=4", "data.eval_streams=4",
-               "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "task.warmup_steps=5",
-               "interpret.n_extreme=50", "interpret.optimise_steps=20", "interpret.attribution_top=20",
-               "interpret.deeplift_top=20", "interpret.progress=false", "predict.peaks.threshold=0.05"]
+TINY_CUSTOM = [
+    "data=custom",
+    "model=small",
+    "model.n_layer=1",
+    "model.n_head=2",
+    "model.d_model=16",
+    "model.d_head=8",
+    "model.window=32",
+    "model.seg_len=64",
+    "data.n_streams=4",
+    "data.eval_streams=4",
+    "trainer.max_epochs=1",
+    "trainer.enable_progress_bar=false",
+    "task.warmup_steps=5",
+    "interpret.n_extreme=50",
+    "interpret.optimise_steps=20",
+    "interpret.attribution_top=20",
+    "interpret.deeplift_top=20",
+    "interpret.progress=false",
+    "predict.peaks.threshold=0.05",
+]
 
 
 def hostile_genome(folder):
@@ -38,9 +55,9 @@ def hostile_genome(folder):
     fasta = folder / "my genome (v2).fa"
     with open(fasta, "w", newline="") as handle:  # Windows line ends, uneven lines, blank lines, descriptions
         handle.write(">chrA assembled 2026 | plasmid-free\r\n")
-        handle.write("\r\n".join(a[i:i + 70] for i in range(0, 7000, 70)) + "\r\n")
-        handle.write("\r\n".join(a[i:i + 80] for i in range(7000, len(a), 80)) + "\r\n\r\n")
-        handle.write(">chrB\r\n" + "\r\n".join(b[i:i + 61] for i in range(0, len(b), 61)) + "\r\n\r\n")
+        handle.write("\r\n".join(a[i : i + 70] for i in range(0, 7000, 70)) + "\r\n")
+        handle.write("\r\n".join(a[i : i + 80] for i in range(7000, len(a), 80)) + "\r\n\r\n")
+        handle.write(">chrB\r\n" + "\r\n".join(b[i : i + 61] for i in range(0, len(b), 61)) + "\r\n\r\n")
     sites = sorted(set(int(x) for x in rng.integers(100, 8_900, 60)))
     rows = [f"chrB\t{p}\t{p + 1}\tb{p}\t0\t{'+-'[p % 2]}" for p in sites]
     rows += [f"chrA\t{p}\t{p + 1}\ta{p}\t5\t{'+-'[p % 2]}" for p in (s + 2000 for s in sites)]
@@ -108,12 +125,15 @@ def test_hostile_bed_records_loaded_once_each(byo_run):
     assert summary["total_length"] == 12_000 + 9_001
 
 
-@pytest.mark.parametrize("fasta_text, message", [
-    (">c1\nACGT\n>c1\nACGT\n", "unique"),
-    (">c1\nACGTACGT\n>empty\n>c3\nACGT\n", "empty"),
-    ("ACGT\n", "no FASTA records"),
-    ("", "empty"),
-])
+@pytest.mark.parametrize(
+    "fasta_text, message",
+    [
+        (">c1\nACGT\n>c1\nACGT\n", "unique"),
+        (">c1\nACGTACGT\n>empty\n>c3\nACGT\n", "empty"),
+        ("ACGT\n", "no FASTA records"),
+        ("", "empty"),
+    ],
+)
 def test_unusable_fasta_names_the_file(tmp_path, fasta_text, message):
     fasta = tmp_path / "user.fa"
     fasta.write_text(fasta_text)
@@ -122,12 +142,15 @@ def test_unusable_fasta_names_the_file(tmp_path, fasta_text, message):
     assert done.returncode != 0 and message in done.stderr and "user.fa" in done.stderr
 
 
-@pytest.mark.parametrize("bed_line, message", [
-    ("chrZ\t10\t11\tx\t0\t+", "chrZ"),
-    ("chrA\t50000\t50001\tx\t0\t+", "50000"),
-    ("chrA\t10\t11\tx\t0\t*", "strand"),
-    ("chrA\tten\t11\tx\t0\t+", "ten"),
-])
+@pytest.mark.parametrize(
+    "bed_line, message",
+    [
+        ("chrZ\t10\t11\tx\t0\t+", "chrZ"),
+        ("chrA\t50000\t50001\tx\t0\t+", "50000"),
+        ("chrA\t10\t11\tx\t0\t*", "strand"),
+        ("chrA\tten\t11\tx\t0\t+", "ten"),
+    ],
+)
 def test_unusable_tss_record_names_file_and_line(tmp_path, bed_line, message):
     fasta, _, _ = hostile_genome(tmp_path)
     bed = tmp_path / "user.bed"

@@ -4,6 +4,7 @@ the session loaded with IGV started from another folder; each track's pixels che
 Needs `apt-get install -y igv xvfb` (scripts/install.sh --test). IGV's preferences go to a temporary
 user.home, so the user's ~/igv is never read or written.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,10 @@ import pytest
 from tests import browser_run as br
 
 IGV, XVFB = shutil.which("igv"), shutil.which("xvfb-run")
-pytestmark = pytest.mark.skipif(IGV is None or XVFB is None, reason="IGV desktop or Xvfb is not installed: "
-                                "`apt-get install -y igv xvfb` (scripts/install.sh --test installs them)")
+pytestmark = pytest.mark.skipif(
+    IGV is None or XVFB is None,
+    reason="IGV desktop or Xvfb is not installed: `apt-get install -y igv xvfb` (scripts/install.sh --test installs them)",
+)
 ARTEFACTS = Path(__file__).parent / "artefacts"
 PLUS, MINUS = (200, 30, 30), (30, 60, 200)
 SIGMA70, SIGMA38 = (213, 94, 0), (204, 121, 167)
@@ -37,8 +40,9 @@ def run(tmp_path_factory):
 def igv(args: list[str], cwd: Path, home: Path) -> subprocess.CompletedProcess:
     home.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "JAVA_TOOL_OPTIONS": f"-Duser.home={home} -Djava.awt.headless=false"}
-    return subprocess.run([XVFB, "-a", "-s", "-screen 0 1400x1000x24", IGV, *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [XVFB, "-a", "-s", "-screen 0 1400x1000x24", IGV, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def pixels(path: Path) -> np.ndarray:
@@ -48,7 +52,7 @@ def pixels(path: Path) -> np.ndarray:
 
 
 def mask(image: np.ndarray, colour: tuple[int, int, int]) -> np.ndarray:
-    return (np.abs(image - np.array(colour)).sum(axis=-1) <= 6)
+    return np.abs(image - np.array(colour)).sum(axis=-1) <= 6
 
 
 def rows_of(image: np.ndarray, colour) -> np.ndarray:
@@ -90,7 +94,8 @@ def test_session_loads_from_any_folder_with_every_track_drawn(run):
     seq_start = br.PLUS_PEAKS[0] + 1
     (elsewhere / "batch.txt").write_text(
         f"load {session}\nsnapshotDirectory {shots}\ngoto {br.LOCUS}\nsnapshot locus.png\n"
-        f"goto {br.CHROM}:{seq_start}-{seq_start + 79}\nsnapshot sequence.png\nexit\n")
+        f"goto {br.CHROM}:{seq_start}-{seq_start + 79}\nsnapshot sequence.png\nexit\n"
+    )
     prefs = elsewhere / "prefs.properties"  # IGV started anywhere: only its default genome is ours
     prefs.write_text(f"DEFAULT_GENOME_KEY={(out / 'igv' / 'genome' / 'run_genome.fa').resolve()}\n")
     result = igv(["-o", str(prefs), "-b", str(elsewhere / "batch.txt")], cwd=elsewhere, home=root / "home2")
@@ -100,7 +105,7 @@ def test_session_loads_from_any_folder_with_every_track_drawn(run):
     image = pixels(shots / "locus.png")
     assert_strands_and_features(image)
     sequence = pixels(shots / "sequence.png")
-    expected = br.sequences()[br.CHROM][seq_start - 1:seq_start + 79]
+    expected = br.sequences()[br.CHROM][seq_start - 1 : seq_start + 79]
     for base, colour in BASES.items():  # the reference sequence track is drawn, in IGV's base colours
         assert (mask(sequence, colour).sum() > 0) == (base in expected.upper()), base
     ARTEFACTS.mkdir(exist_ok=True)

@@ -1,5 +1,6 @@
 """One-hot entry point, gradient x input (against finite differences and the streamed output),
 genome placement of window attributions on both strands, aggregate matrix, targets."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,8 +41,7 @@ def test_attribution_matches_streamed_output_and_finite_differences():
     torch.set_num_threads(2)  # the model's own threaded path must step aside (the fixture restores)
     model = _model(1).double()  # float64 so that finite differences are exact enough
     rng = np.random.default_rng(0)
-    g = Genome.from_sequences({name: "".join(rng.choice(list("ACGT"), n)) for name, n in (("c", 400), ("d", 300))},
-                              circular=["c"])
+    g = Genome.from_sequences({name: "".join(rng.choice(list("ACGT"), n)) for name, n in (("c", 400), ("d", 300))}, circular=["c"])
     shift = 5
     _, logits = predict_genome(model, g, shift, seg_len=32, n_streams=2, progress=False)
     sites = SiteSet(["c", "c", "d", "d"], [3, 200, 150, 290], ["-", "+", "-", "+"])
@@ -64,7 +64,7 @@ def test_attribution_matches_streamed_output_and_finite_differences():
         with torch.no_grad():
             diff = (onehot_logits(model, x + step) - onehot_logits(model, x - step))[0, model.context] / 2e-4
         assert result.contribution[1, j] == pytest.approx(float(diff), rel=1e-4, abs=1e-7)
-    assert np.all(result.contribution[:, model.context + model.lookahead + 1:] == 0)  # nothing downstream of reach
+    assert np.all(result.contribution[:, model.context + model.lookahead + 1 :] == 0)  # nothing downstream of reach
 
 
 def _hand_attributions(first_local, strands, width=4):
@@ -79,8 +79,8 @@ def test_genome_track_places_windows_on_forward_coordinates():
     att, values = _hand_attributions([2, 8, 1], ["+", "-", "+"])
     track = A.genome_track(g, att, values)
     expected = np.zeros(10)
-    expected[2:6] += [1, 2, 3, 4]                    # '+' local 2..5 = forward 2..5
-    expected[[1, 0]] += [5, 6]                        # '-' local 8, 9 = forward 1, 0; local 10, 11 fall off
+    expected[2:6] += [1, 2, 3, 4]  # '+' local 2..5 = forward 2..5
+    expected[[1, 0]] += [5, 6]  # '-' local 8, 9 = forward 1, 0; local 10, 11 fall off
     expected[1:5] += [9, 10, 11, 12]
     assert track["c"].tolist() == expected.tolist() and track["d"].tolist() == [0, 0, 0]
 
@@ -97,8 +97,7 @@ def test_aggregate_matrix_puts_contribution_on_the_present_letter():
 
 
 def test_top_predicted_tss_are_peaks_in_regions():
-    tracks = {"c": {"+": np.array([0, .9, .8, 0, 0, .5, 0, 0], np.float32),
-                    "-": np.array([0, 0, 0, .7, 0, 0, 0, .95], np.float32)}}
+    tracks = {"c": {"+": np.array([0, 0.9, 0.8, 0, 0, 0.5, 0, 0], np.float32), "-": np.array([0, 0, 0, 0.7, 0, 0, 0, 0.95], np.float32)}}
     top = A.top_predicted_tss(tracks, 3, min_distance=2)
     assert list(zip(top.pos.tolist(), top.strand.tolist())) == [(7, "-"), (1, "+"), (3, "-")]
     assert top.name[0] == "c:8-"

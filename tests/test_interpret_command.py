@@ -1,6 +1,7 @@
 """`interpret_command` end to end on a tiny model trained on a planted-promoter genome whose boxes
 are not sigma70's (-35 TTGCGA, -10 TAGCAT): heads find the boxes at the right offsets, every
 output reads back with a real reader, the motif-hit bigBed validates in a hub."""
+
 from __future__ import annotations
 
 import json
@@ -63,7 +64,7 @@ def test_heads_find_the_planted_boxes_at_their_offsets(run):
     assert len(m10) >= 1, heads.to_string()
     assert len(m35) >= 1, heads.to_string()
     for found, box in ((m10, MINUS10), (m35, MINUS35)):  # the consensus reads 4+ letters of the box
-        assert any(box[k:k + 4] in consensus for consensus in found["consensus"] for k in range(len(box) - 3))
+        assert any(box[k : k + 4] in consensus for consensus in found["consensus"] for k in range(len(box) - 3))
     np.testing.assert_allclose(heads["match_e_value"], heads["match_p_value"] * 2, rtol=1e-5)  # E = p x 2 refs
     assert summary["heads"]["references"] == "planted synthetic boxes"
     assert "2 reference motifs" in summary["heads"]["tomtom_note"]
@@ -119,10 +120,15 @@ def test_pngs_are_real_images_with_their_panels(run):
     from PIL import Image
 
     out, _, summary = run
-    expect = {"plots/heads_heatmap.png": ["layer 0"], "plots/heads_correlation.png": ["correlation"],
-              "logos/L0H0.png": ["L0H0 at"], "logos/class_optimised.png": ["class optimisation"],
-              "logos/first_block_kernels.png": ["bits"], "logos/attribution.png": ["gradient x input"],
-              "plots/metaplots.png": ["TSS (n = "]}
+    expect = {
+        "plots/heads_heatmap.png": ["layer 0"],
+        "plots/heads_correlation.png": ["correlation"],
+        "logos/L0H0.png": ["L0H0 at"],
+        "logos/class_optimised.png": ["class optimisation"],
+        "logos/first_block_kernels.png": ["bits"],
+        "logos/attribution.png": ["gradient x input"],
+        "plots/metaplots.png": ["TSS (n = "],
+    }
     for name, words in expect.items():
         image = Image.open(out / name)
         assert image.format == "PNG" and min(image.size) >= 150, name
@@ -133,8 +139,22 @@ def test_pngs_are_real_images_with_their_panels(run):
     assert all((out / f).exists() for f in summary["files"])
 
 
-HIT_COLUMNS = ["chrom", "start", "end", "name", "score", "strand", "thickStart", "thickEnd", "itemRgb", "head",
-               "matchedMotif", "pValue", "qValue", "logOdds"]
+HIT_COLUMNS = [
+    "chrom",
+    "start",
+    "end",
+    "name",
+    "score",
+    "strand",
+    "thickStart",
+    "thickEnd",
+    "itemRgb",
+    "head",
+    "matchedMotif",
+    "pValue",
+    "qValue",
+    "logOdds",
+]
 
 
 @slow
@@ -173,8 +193,7 @@ def test_motif_hits_sit_exactly_on_planted_boxes_read_back_with_kent_and_validat
             # 0-based forward start b + offset on '+', b + 6 - offset - 7 on '-'
             assert head.match_orientation == "+"
             b, strand = boxes[f"{box}_start"].to_numpy(), boxes["strand"].to_numpy()
-            expected = set(zip(boxes["chrom"], np.where(strand == "+", b + head.match_offset,
-                                                         b + 6 - head.match_offset - 7), strand))
+            expected = set(zip(boxes["chrom"], np.where(strand == "+", b + head.match_offset, b + 6 - head.match_offset - 7), strand))
             mine = hits[hits["head"] == head.head_id]
             on_box = np.array([k in expected for k in zip(mine["chrom"], mine["start"], mine["strand"])])
             assert (mine["matchedMotif"] == label).all() and set(mine["strand"]) == {"+", "-"}

@@ -2,6 +2,7 @@
 contributions are complete (sum = output - mean reference output) also for sharp attention, the
 softmax rule is exact, and the per-strand tracks put each contribution on the right base of a
 hand-made sequence; the bigWigs read back with pyBigWig and UCSC's bigWigToBedGraph / bigWigInfo."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,8 +27,14 @@ def _model(norm: str = "pre", d_inner: int = 0, sharpen: float = 1.0, seed: int 
 
 def _sites(chrom: str, pos: list[int], strand: list[str]) -> SiteSet:
     n = len(pos)
-    return SiteSet(np.array([chrom] * n, dtype=object), np.array(pos), np.array(strand), np.ones(n),
-                   np.array([f"t{i}" for i in range(n)], dtype=object), "test")
+    return SiteSet(
+        np.array([chrom] * n, dtype=object),
+        np.array(pos),
+        np.array(strand),
+        np.ones(n),
+        np.array([f"t{i}" for i in range(n)], dtype=object),
+        "test",
+    )
 
 
 @pytest.mark.parametrize("norm,d_inner", [("pre", 0), ("post", 16)])
@@ -64,8 +71,7 @@ def test_contributions_are_complete(sharpen):
     rng = np.random.default_rng(0)
     genome = Genome.from_sequences({"c": "".join(rng.choice(list("ACGT"), 600))}, circular=["c"])
     model = _model(sharpen=sharpen)
-    result = D.deeplift_shap(model, genome, _sites("c", [150, 300, 450], ["+", "-", "+"]), 5, n_shuffles=4,
-                             progress=False)
+    result = D.deeplift_shap(model, genome, _sites("c", [150, 300, 450], ["+", "-", "+"]), 5, n_shuffles=4, progress=False)
     diff = result.output - result.reference_mean
     assert np.abs(diff).min() > 1e-3
     assert (result.delta <= 1e-4 * np.maximum(1, np.abs(diff))).all(), (result.delta, diff)
@@ -86,8 +92,7 @@ def test_minus_strand_track_holds_the_reverse_complement_base_contributions(tmp_
     n = len(seq)
     genome = Genome.from_sequences({"hand": seq})
     minus_tss, plus_tss = n // 2 - 40, n // 2 + 40
-    result = D.deeplift_shap(model, genome, _sites("hand", [plus_tss, minus_tss], ["+", "-"]), 5, n_shuffles=2,
-                             progress=False)
+    result = D.deeplift_shap(model, genome, _sites("hand", [plus_tss, minus_tss], ["+", "-"]), 5, n_shuffles=2, progress=False)
     att = result.attributions
     assert list(att.sites.strand) == ["+", "-"] and att.skipped == 0
     tracks = D.strand_tracks(genome, att)
@@ -103,12 +108,13 @@ def test_minus_strand_track_holds_the_reverse_complement_base_contributions(tmp_
     # the plus target reads forward bases first + j directly
     cols = att.first_local[0] + np.arange(width)
     assert np.array_equal(plus[cols], att.contribution[0])
-    assert "".join("ACGT"[t] for t in att.tokens[0]) == seq[cols[0]:cols[-1] + 1]
+    assert "".join("ACGT"[t] for t in att.tokens[0]) == seq[cols[0] : cols[-1] + 1]
     assert np.count_nonzero(np.delete(plus, cols)) == 0
     # the target output's own base (+1 of the minus TSS) sits at forward position minus_tss
     assert forward[model.context - 5] == minus_tss
-    paths = {s: write_bigwig(tmp_path / f"deeplift.{name}.bw", genome.chrom_sizes(), tracks[s])
-             for s, name in (("+", "plus"), ("-", "minus"))}
+    paths = {
+        s: write_bigwig(tmp_path / f"deeplift.{name}.bw", genome.chrom_sizes(), tracks[s]) for s, name in (("+", "plus"), ("-", "minus"))
+    }
     for s, path in paths.items():
         assert np.allclose(read_bigwig(path, "hand"), tracks[s]["hand"], atol=1e-7)
 
@@ -119,8 +125,7 @@ def test_deeplift_bigwigs_read_back_with_kent(tmp_path):
 
     rng = np.random.default_rng(2)
     genome = Genome.from_sequences({"k": "".join(rng.choice(list("ACGT"), 900))}, circular=["k"])
-    result = D.deeplift_shap(_model(), genome, _sites("k", [100, 400, 880], ["-", "+", "-"]), 5, n_shuffles=2,
-                             progress=False)
+    result = D.deeplift_shap(_model(), genome, _sites("k", [100, 400, 880], ["-", "+", "-"]), 5, n_shuffles=2, progress=False)
     values = D.strand_tracks(genome, result.attributions)["-"]["k"]
     assert np.count_nonzero(values) > 0 and (values < 0).any() and (values > 0).any()
     path = write_bigwig(tmp_path / "deeplift.minus.bw", genome.chrom_sizes(), {"k": values})
@@ -129,7 +134,7 @@ def test_deeplift_bigwigs_read_back_with_kent(tmp_path):
     decoded = np.zeros(values.size, dtype=np.float64)
     for line in out.read_text().splitlines():
         _, start, end, value = line.split("\t")
-        decoded[int(start):int(end)] = float(value)
+        decoded[int(start) : int(end)] = float(value)
     assert np.allclose(decoded, values, atol=1e-6)
     info = kent("bigWigInfo", path)
     assert info.returncode == 0 and "basesCovered: " in info.stdout
@@ -150,8 +155,14 @@ def planted_run(trained_smoke, tmp_path_factory):
 
     ckpt, overrides = trained_smoke
     out = tmp_path_factory.mktemp("deeplift_run")
-    cfg = compose(*overrides, f"run_dir={out}", f"ckpt={ckpt}", "interpret.parts=[deeplift]",
-                  "interpret.deeplift_top=300", "interpret.deeplift_shuffles=3")
+    cfg = compose(
+        *overrides,
+        f"run_dir={out}",
+        f"ckpt={ckpt}",
+        "interpret.parts=[deeplift]",
+        "interpret.deeplift_top=300",
+        "interpret.deeplift_shuffles=3",
+    )
     with open_dict(cfg):
         cfg.interpret.progress = False
     threads = torch.get_num_threads()
@@ -180,7 +191,7 @@ def test_modisco_recovers_both_planted_boxes_at_the_planted_spacing(planted_run)
         rows = patterns[patterns["best_match"].eq(f"planted_{box}") & patterns["p_value"].lt(0.01)]
         assert len(rows) >= 1, patterns.to_string()
         row = rows.sort_values("p_value").iloc[0]
-        assert any(seq[k:k + 4] in row["consensus"] for k in range(len(seq) - 3)), row.to_string()
+        assert any(seq[k : k + 4] in row["consensus"] for k in range(len(seq) - 3)), row.to_string()
         found[box] = row["match_position_from_tss"]
     # the -10 box is planted at -12..-7; the -35 box ends `spacer` nt before it (15..19 planted)
     assert abs(found["-10"] - -12) <= 1, found
@@ -223,13 +234,30 @@ def test_report_section_shows_patterns_and_logos(tmp_path):
 
     run = tmp_path / "run"
     (run / "interpret").mkdir(parents=True)
-    summary = {"targets": 100, "references_per_target": 3, "completeness_max_abs_error": 2e-6,
-               "completeness_max_relative_error": 1e-6, "modisco": {"window": [-80, 20], "references": 317}}
+    summary = {
+        "targets": 100,
+        "references_per_target": 3,
+        "completeness_max_abs_error": 2e-6,
+        "completeness_max_relative_error": 1e-6,
+        "modisco": {"window": [-80, 20], "references": 317},
+    }
     (run / "interpret.json").write_text(json.dumps({"deeplift": summary}))
-    pd.DataFrame([{"pattern": "pos_0", "seqlets": 100, "consensus": "TATAAT", "position_from_tss": -12.0,
-                   "information": 9.2, "best_match": "sigma70_-10", "p_value": 0.0027, "e_value": 0.85,
-                   "q_value": 0.42, "match_position_from_tss": -12.0}]).to_csv(
-        run / "interpret" / "modisco_patterns.tsv", sep="\t", index=False)
+    pd.DataFrame(
+        [
+            {
+                "pattern": "pos_0",
+                "seqlets": 100,
+                "consensus": "TATAAT",
+                "position_from_tss": -12.0,
+                "information": 9.2,
+                "best_match": "sigma70_-10",
+                "p_value": 0.0027,
+                "e_value": 0.85,
+                "q_value": 0.42,
+                "match_position_from_tss": -12.0,
+            }
+        ]
+    ).to_csv(run / "interpret" / "modisco_patterns.tsv", sep="\t", index=False)
     draw_logo(np.full((6, 4), 0.25), run / "logos" / "modisco.png", "pattern", "bits")
     page = build_report(run, snapshot=False, compare=False)[0].read_text()
     section = page.split("DeepLIFT/SHAP and TF-MoDISco</h2>")[1].split("<h2")[0]

@@ -1,5 +1,6 @@
 """Attention-head profiles and motifs: offset conversion, sampling, statistics on hand values, and
 the collected attention against the model run directly on one stream."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -54,9 +55,15 @@ def test_head_correlation_on_hand_values():
 
 def _samples(attention, output, group, local, keys, slot=None, shift=20):
     n = len(output)
-    return H.HeadSamples(np.asarray(attention, np.float16), np.asarray(output, float),
-                         np.zeros(n, np.int64) if slot is None else np.asarray(slot), np.asarray(local),
-                         np.asarray(group, np.uint8), keys, shift)
+    return H.HeadSamples(
+        np.asarray(attention, np.float16),
+        np.asarray(output, float),
+        np.zeros(n, np.int64) if slot is None else np.asarray(slot),
+        np.asarray(local),
+        np.asarray(group, np.uint8),
+        keys,
+        shift,
+    )
 
 
 def test_attention_profiles_mean_max_and_top_minus_bottom():
@@ -82,8 +89,8 @@ def test_window_tokens_strands_wrap_and_linear_ends():
     keys = [("lin", "+"), ("lin", "-"), ("circ", "-")]
     out = H.window_tokens(g, keys, np.array([0, 1, 2, 0]), np.array([2, 0, 6, -1]), 4)
     assert out[0].tolist() == encode("GTTG").tolist()
-    assert out[1].tolist() == encode("TGCA").tolist()      # '-' of ACGTTGCA reads TGCAACGT
-    assert out[2].tolist() == encode("TTAA").tolist()      # '-' of AACCGGTT is AACCGGTT; local 6, 7, 0, 1
+    assert out[1].tolist() == encode("TGCA").tolist()  # '-' of ACGTTGCA reads TGCAACGT
+    assert out[2].tolist() == encode("TTAA").tolist()  # '-' of AACCGGTT is AACCGGTT; local 6, 7, 0, 1
     assert out[3].tolist() == [4] + encode("ACG").tolist()  # before a linear start: N
 
 
@@ -93,7 +100,7 @@ def test_head_motif_reads_the_kmer_at_the_peak_offset_on_the_query_strand():
     fwd = rng.integers(0, 4, 200).astype(np.uint8)
     minus = (3 - fwd)[::-1].copy()
     for q in (100, 150):
-        minus[q - 30 - 3:q - 30 + 4] = encode("GATTACA")
+        minus[q - 30 - 3 : q - 30 + 4] = encode("GATTACA")
     seq = "".join("ACGT"[t] for t in (3 - minus)[::-1])
     g = Genome.from_sequences({"c": seq})
     att = np.full((3, 1, 1, 40), 0.01)
@@ -119,8 +126,7 @@ def test_collected_attention_equals_the_model_on_one_stream():
 
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    g = Genome.from_sequences({"a": "".join(rng.choice(list("ACGT"), 500)),
-                               "b": "".join(rng.choice(list("ACGT"), 300))}, circular=["b"])
+    g = Genome.from_sequences({"a": "".join(rng.choice(list("ACGT"), 500)), "b": "".join(rng.choice(list("ACGT"), 300))}, circular=["b"])
     model = TransformerXL(n_layer=2, n_head=2, d_model=16, d_head=8, window=24, query_block=8).eval()
     regions = [Interval("a", 100, 400), Interval("b", 0, 300)]
     outputs = H.stream_outputs(model, g, regions, seg_len=32, n_streams=3, progress=False)
@@ -135,8 +141,9 @@ def test_collected_attention_equals_the_model_on_one_stream():
         i = int(s.local[k])
         window = np.arange(i - model.context, i + 1 + model.lookahead) % tokens.size  # all inside or wrapped
         with torch.no_grad():
-            logits, _, att = model(torch.from_numpy(tokens[window])[None], None, None, path="textbook",
-                                   attention_queries=torch.tensor([model.context]))
+            logits, _, att = model(
+                torch.from_numpy(tokens[window])[None], None, None, path="textbook", attention_queries=torch.tensor([model.context])
+            )
         assert np.allclose(att[:, 0, :, 0].numpy(), s.attention[k].astype(np.float32), atol=2e-3)
         assert float(logits[0, model.context]) == pytest.approx(s.output[k], abs=1e-4)
         assert outputs[(contig, strand)][i] == pytest.approx(s.output[k], abs=1e-4)
@@ -161,11 +168,13 @@ def test_head_table_reports_a_best_match_only_for_informative_significant_heads(
     from genometracks.interpret.matching import Match
 
     ref = Motif("box", np.eye(4)[[0, 1, 2, 3]], alt_name="b")
-    strong = Motif("L0H0", np.eye(4)[[3, 0, 1, 2]])          # 8 bits
-    weak = Motif("L0H1", np.full((4, 4), 0.25))                # 0 bits
-    heads = [H.HeadMotif(0, 0, 30, -10, 0.5, strong, 8.0, Match(ref, 1e-4, 3e-4, 0.01, 0, "+", 4)),
-             H.HeadMotif(0, 1, 5, 15, 0.1, weak, 0.0, Match(ref, 1e-4, 3e-4, 0.01, 0, "+", 4)),
-             H.HeadMotif(1, 0, 7, 13, 0.2, strong, 8.0, Match(ref, 0.02, 0.06, 0.2, 1, "-", 4))]
+    strong = Motif("L0H0", np.eye(4)[[3, 0, 1, 2]])  # 8 bits
+    weak = Motif("L0H1", np.full((4, 4), 0.25))  # 0 bits
+    heads = [
+        H.HeadMotif(0, 0, 30, -10, 0.5, strong, 8.0, Match(ref, 1e-4, 3e-4, 0.01, 0, "+", 4)),
+        H.HeadMotif(0, 1, 5, 15, 0.1, weak, 0.0, Match(ref, 1e-4, 3e-4, 0.01, 0, "+", 4)),
+        H.HeadMotif(1, 0, 7, 13, 0.2, strong, 8.0, Match(ref, 0.02, 0.06, 0.2, 1, "-", 4)),
+    ]
     table = H.head_table(heads, min_information=4.0, match_qvalue=0.05)
     assert table["best_match"].tolist() == ["box(b)", ".", "."]
     assert table["match_q_value"].tolist() == [0.01, 0.01, 0.2] and table["match_e_value"][2] == 0.06
@@ -180,8 +189,7 @@ def test_head_motif_sample_rankings():
     att = np.zeros((3, 1, 1, 4))
     att[:, 0, 0, 2] = [0.6, 0.5, 0.9]  # o* = 2; the 3-mer centred on key local - 2
     s = _samples(att, [5.0, 9.0, 0.0], [H.SAMPLE_TOP, H.SAMPLE_TOP, H.SAMPLE_RANDOM], [6, 16, 26], [("c", "+")])
-    consensus = {rank: H.head_motifs(s, g, conv_width=3, top_n=1, rank_by=rank)[0][0].motif.consensus()
-                 for rank in H.RANKINGS}
+    consensus = {rank: H.head_motifs(s, g, conv_width=3, top_n=1, rank_by=rank)[0][0].motif.consensus() for rank in H.RANKINGS}
     assert consensus == {"top_attention": "AAA", "attention": "GGG", "output": "CCC"}
     with pytest.raises(H.InterpretError, match="motif_rank"):
         H.head_motifs(s, g, conv_width=3, rank_by="vibes")

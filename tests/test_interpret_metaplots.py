@@ -1,4 +1,5 @@
 """Metaplot windows on both strands (wrap, linear ends), medians, CDS coverage and coding medians."""
+
 from __future__ import annotations
 
 import gzip
@@ -13,8 +14,10 @@ from genometracks.interpret import metaplots as MP
 
 def _genome_and_tracks():
     g = Genome.from_sequences({"lin": "A" * 10, "circ": "C" * 8}, circular=["circ"])
-    tracks = {"lin": {"+": np.arange(10, dtype=np.float32), "-": 100 + np.arange(10, dtype=np.float32)},
-              "circ": {"+": np.arange(8, dtype=np.float32), "-": 100 + np.arange(8, dtype=np.float32)}}
+    tracks = {
+        "lin": {"+": np.arange(10, dtype=np.float32), "-": 100 + np.arange(10, dtype=np.float32)},
+        "circ": {"+": np.arange(8, dtype=np.float32), "-": 100 + np.arange(8, dtype=np.float32)},
+    }
     return g, tracks
 
 
@@ -22,12 +25,12 @@ def test_site_windows_sense_antisense_both_strands():
     g, tracks = _genome_and_tracks()
     sites = SiteSet(["lin", "lin", "circ", "circ"], [4, 4, 0, 7], ["+", "-", "+", "-"])
     sense, anti = MP.site_windows(tracks, g, sites, flank=2)  # columns r = -2..2
-    assert sense[0].tolist() == [2, 3, 4, 5, 6]             # '+': forward p + r
+    assert sense[0].tolist() == [2, 3, 4, 5, 6]  # '+': forward p + r
     assert anti[0].tolist() == [102, 103, 104, 105, 106]
-    assert sense[1].tolist() == [106, 105, 104, 103, 102]   # '-': forward p - r, upstream = higher coordinates
+    assert sense[1].tolist() == [106, 105, 104, 103, 102]  # '-': forward p - r, upstream = higher coordinates
     assert anti[1].tolist() == [6, 5, 4, 3, 2]
-    assert sense[2].tolist() == [6, 7, 0, 1, 2]             # circular wrap
-    assert sense[3].tolist() == [101, 100, 107, 106, 105]   # '-' at 7: forward 9, 8, 7, 6, 5 → 1, 0, 7, 6, 5
+    assert sense[2].tolist() == [6, 7, 0, 1, 2]  # circular wrap
+    assert sense[3].tolist() == [101, 100, 107, 106, 105]  # '-' at 7: forward 9, 8, 7, 6, 5 → 1, 0, 7, 6, 5
     edge = SiteSet(["lin"], [1], ["-"])
     sense, anti = MP.site_windows(tracks, g, edge, flank=2)  # forward 3, 2, 1, 0, -1
     assert sense[0, :4].tolist() == [103, 102, 101, 100] and np.isnan(sense[0, 4]) and np.isnan(anti[0, 4])
@@ -39,7 +42,7 @@ def test_metaplot_table_medians_and_counts():
     table = MP.metaplot_table(tracks, g, sets, flank=1)
     a = table[table["set"] == "A"]
     assert a["position"].tolist() == [-1, 0, 1]
-    assert a["sense_median"].tolist() == [3, 4, 4]         # (1, 3, 8), (2, 4, 9), (3, 5, NaN)
+    assert a["sense_median"].tolist() == [3, 4, 4]  # (1, 3, 8), (2, 4, 9), (3, 5, NaN)
     assert a["n_sites"].tolist() == [3, 3, 2]
     b = table[table["set"] == "B"]
     assert b["sense_median"].tolist() == [106, 105, 104] and b["antisense_median"].tolist() == [6, 5, 4]
@@ -60,19 +63,23 @@ def _gff(path, rows):
 
 def test_read_cds_and_coding_medians(tmp_path):
     g = Genome.from_sequences({"chr": "A" * 20})
-    gff = _gff(tmp_path / "a.gff.gz", [
-        ["chr", "RefSeq", "gene", "1", "20", ".", "+", ".", "ID=g"],
-        ["chr", "RefSeq", "CDS", "3", "6", ".", "+", "0", "ID=c1"],      # forward [2, 6)
-        ["chr", "RefSeq", "CDS", "5", "10", ".", "-", "0", "ID=c2"],     # forward [4, 10)
-    ])
+    gff = _gff(
+        tmp_path / "a.gff.gz",
+        [
+            ["chr", "RefSeq", "gene", "1", "20", ".", "+", ".", "ID=g"],
+            ["chr", "RefSeq", "CDS", "3", "6", ".", "+", "0", "ID=c1"],  # forward [2, 6)
+            ["chr", "RefSeq", "CDS", "5", "10", ".", "-", "0", "ID=c2"],  # forward [4, 10)
+        ],
+    )
     cds = MP.read_cds(gff, g)
     assert np.flatnonzero(cds["chr"]["+"]).tolist() == [2, 3, 4, 5]
     assert np.flatnonzero(cds["chr"]["-"]).tolist() == list(range(4, 10))
     tracks = {"chr": {"+": np.arange(20, dtype=np.float32), "-": 100 + np.arange(20, dtype=np.float32)}}
     med = MP.coding_medians(tracks, cds, [Interval("chr", 0, 12)])
     # '+': coding 2..5; antisense-only 6..9; non-coding 0, 1, 10, 11. '-': coding 4..9; antisense-only 2, 3
-    assert med["coding"]["positions"] == 10 and med["coding"]["median"] == pytest.approx(np.median(
-        [2, 3, 4, 5] + [104, 105, 106, 107, 108, 109]))
+    assert med["coding"]["positions"] == 10 and med["coding"]["median"] == pytest.approx(
+        np.median([2, 3, 4, 5] + [104, 105, 106, 107, 108, 109])
+    )
     assert med["antisense_coding"]["median"] == pytest.approx(np.median([6, 7, 8, 9, 102, 103]))
     assert med["non_coding"]["median"] == pytest.approx(np.median([0, 1, 10, 11, 100, 101, 110, 111]))
 
@@ -95,4 +102,5 @@ def test_plot_metaplots_writes_a_png_with_one_panel_per_set(tmp_path):
     image = matplotlib.image.imread(tmp_path / "m.png")
     assert image.shape[1] == 1000 and image.shape[0] == 320 and image.std() > 0.05  # two 5-inch panels at 100 dpi
     from PIL import Image
+
     assert Image.open(tmp_path / "m.png").text["Title"] == "TSS (n = 1), TTS (n = 1)"

@@ -5,6 +5,7 @@ for both strands and the sigma colours and kept in tests/artefacts/jbrowse.png.
 
 Needs Debian's `chromium` and `@jbrowse/react-linear-genome-view2` from the npm registry.
 """
+
 from __future__ import annotations
 
 import json
@@ -47,8 +48,7 @@ def test_config_has_the_assembly_and_every_track(run):
     assert br.HEADERS[br.CHROM] in aliases  # the FASTA's NCBI-style name resolves to its accession
     tracks = {t["name"]: t for t in config["tracks"]}
     assert tracks["TSS probability"]["type"] == "MultiQuantitativeTrack"
-    assert [a["source"] for a in tracks["TSS probability"]["adapter"]["subadapters"]] == ["TSS + strand",
-                                                                                          "TSS - strand"]
+    assert [a["source"] for a in tracks["TSS probability"]["adapter"]["subadapters"]] == ["TSS + strand", "TSS - strand"]
     assert {"TSS peaks", "TSS sigma class", "Head motif hits", "Attribution"} <= set(tracks)
     assert "itemRgb" in tracks["TSS sigma class"]["displays"][0]["renderer"]["color1"]
     for track in config["tracks"]:
@@ -58,8 +58,9 @@ def test_config_has_the_assembly_and_every_track(run):
             assert (folder / location["uri"]).resolve().is_file()
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed: `apt-get install -y chromium` "
-                    "(scripts/install.sh --test installs it)")
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="Chromium is not installed: `apt-get install -y chromium` (scripts/install.sh --test installs it)"
+)
 def test_jbrowse_page_loads_every_track(run, tmp_path):
     import html
     import re
@@ -76,8 +77,10 @@ def test_jbrowse_page_loads_every_track(run, tmp_path):
         ARTEFACTS.mkdir(exist_ok=True)
         shot = ARTEFACTS / "jbrowse.png"
         shot.unlink(missing_ok=True)
-        chromium(["--virtual-time-budget=30000", "--window-size=1200,900", "--hide-scrollbars",
-                  f"--screenshot={shot}", url], tmp_path / "profile2")
+        chromium(
+            ["--virtual-time-budget=30000", "--window-size=1200,900", "--hide-scrollbars", f"--screenshot={shot}", url],
+            tmp_path / "profile2",
+        )
     assert state["status"] == "ready" and state["errors"] == [], state
     chrom, span = state["locus"].split(":")
     start, end = (int(x.replace(",", "")) for x in span.split(".."))

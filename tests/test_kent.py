@@ -1,6 +1,7 @@
 """Checked by UCSC's own tools: hubCheck -checkSettings on the assembly and GenArk hubs of a complete
 run, and the kent readers (bigWigToBedGraph, bigBedToBed, twoBitToFa) reading back exactly what we
 wrote. Also: NCBI-style FASTA names become accessions everywhere, the original kept in chromAlias."""
+
 from __future__ import annotations
 
 import gzip
@@ -63,9 +64,11 @@ def test_chrom_alias_rows():
     from genometracks.browser.chromalias import chrom_aliases
 
     table = chrom_aliases({"NC_000913.3": 4641652}, {"NC_000913.3": "gi|1|ref|NC_000913.3|"})
-    assert table["NC_000913.3"] == {"genbank": "U00096.3", "ucsc": "chr", "ensembl": "Chromosome",
-                                    "refseq": "NC_000913.3", "fasta": "gi|1|ref|NC_000913.3|"} or \
-        table["NC_000913.3"]["genbank"] == "U00096.3"
+    assert (
+        table["NC_000913.3"]
+        == {"genbank": "U00096.3", "ucsc": "chr", "ensembl": "Chromosome", "refseq": "NC_000913.3", "fasta": "gi|1|ref|NC_000913.3|"}
+        or table["NC_000913.3"]["genbank"] == "U00096.3"
+    )
     assert chrom_aliases({"chrA": 5, "A": 5})["chrA"] == {}  # never shadow a real contig
 
 
@@ -106,13 +109,16 @@ def test_hubcheck_and_validate_hub_find_the_same_setting_problems(run, tmp_path)
     shutil.copytree(out / "hub", hub)
     trackdb = _genome_dir(hub) / "trackDb.txt"
     trackdb.write_text(trackdb.read_text().replace("graphTypeDefault bar", "graphType bar"))
-    (hub / "hub.txt").write_text("".join(line for line in (hub / "hub.txt").read_text().splitlines(True)
-                                         if not line.startswith("descriptionUrl")))
+    (hub / "hub.txt").write_text(
+        "".join(line for line in (hub / "hub.txt").read_text().splitlines(True) if not line.startswith("descriptionUrl"))
+    )
     result = hubcheck(hub)
     ours = "\n".join(validate_hub(hub))
     assert result.returncode != 0
-    for needle in ("Setting 'graphType' is unknown/unsupported (did you mean 'graphTypeDefault' ?)",
-                   "missing hub overview description page (descriptionUrl setting)"):
+    for needle in (
+        "Setting 'graphType' is unknown/unsupported (did you mean 'graphTypeDefault' ?)",
+        "missing hub overview description page (descriptionUrl setting)",
+    ):
         assert needle in result.stdout + result.stderr and needle in ours
 
 
@@ -134,7 +140,7 @@ def _bedgraph_values(path: Path, sizes: dict[str, int]) -> dict[str, np.ndarray]
     values = {c: np.full(n, np.nan, np.float32) for c, n in sizes.items()}
     for line in path.read_text().splitlines():
         chrom, start, end, value = line.split("\t")
-        values[chrom][int(start):int(end)] = np.float32(value)
+        values[chrom][int(start) : int(end)] = np.float32(value)
     return values
 
 
@@ -156,8 +162,9 @@ def test_kent_readers_read_back_exactly_what_we_wrote(run, tmp_path):
     result = kent("bigBedToBed", gdir / "tss_sigma.bb", tmp_path / "sigma.bed")
     rows = [line.split("\t") for line in (tmp_path / "sigma.bed").read_text().splitlines()]
     assert [(r[0], int(r[1]), r[5], r[8], r[9]) for r in rows] == [
-        (br.CHROM, int(p.start), p.strand, "213,94,0" if p.strand == "+" else "204,121,167",
-         "sigma70" if p.strand == "+" else "sigma38") for p in br.peak_frame().itertuples()]
+        (br.CHROM, int(p.start), p.strand, "213,94,0" if p.strand == "+" else "204,121,167", "sigma70" if p.strand == "+" else "sigma38")
+        for p in br.peak_frame().itertuples()
+    ]
     result = kent("twoBitToFa", gdir / f"{gdir.name}.2bit", tmp_path / "out.fa")
     assert result.returncode == 0, result.stderr
     records = {}

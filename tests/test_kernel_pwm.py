@@ -1,4 +1,5 @@
 """Exact kernel ↔ PWM transformation: conv output = constant + log_base P(window | PWM)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,12 +16,12 @@ BASES = [1.5, 2.0, np.e, 10.0]
 def _log_prob(pwm: np.ndarray, tokens: np.ndarray, base: float) -> np.ndarray:
     """log_base P(window | pwm) for every full window of tokens [L] (windows read left to right)."""
     k = pwm.shape[0]
-    windows = np.lib.stride_tricks.sliding_window_view(tokens, k)       # [L-K+1, K]
+    windows = np.lib.stride_tricks.sliding_window_view(tokens, k)  # [L-K+1, K]
     return np.log(pwm[np.arange(k), windows]).sum(axis=1) / np.log(base)
 
 
 def _one_hot(tokens: np.ndarray) -> np.ndarray:
-    return np.eye(4)[tokens].T                                          # [4, L]
+    return np.eye(4)[tokens].T  # [4, L]
 
 
 @pytest.mark.parametrize("base", BASES)
@@ -29,12 +30,13 @@ def test_torch_conv1d_equals_constant_plus_log_prob(base):
     k, pad = 7, 3
     weight, bias = rng.normal(0, 2, (4, k)), 0.7
     tokens = rng.integers(0, 4, 500)
-    out = F.conv1d(torch.from_numpy(_one_hot(tokens))[None], torch.from_numpy(weight)[None],
-                   torch.tensor([bias], dtype=torch.float64), padding=pad)[0, 0].numpy()
+    out = F.conv1d(
+        torch.from_numpy(_one_hot(tokens))[None], torch.from_numpy(weight)[None], torch.tensor([bias], dtype=torch.float64), padding=pad
+    )[0, 0].numpy()
     pwm, constant = kernel_to_pwm(weight, bias, base, convention="torch")
     np.testing.assert_allclose(pwm.sum(axis=1), 1.0, atol=1e-12)
     # output j reads positions j - pad .. j - pad + K - 1: full windows are j = pad .. L - K + pad
-    full = out[pad:pad + tokens.size - k + 1]
+    full = out[pad : pad + tokens.size - k + 1]
     np.testing.assert_allclose(full, constant + _log_prob(pwm, tokens, base), atol=1e-5, rtol=0)
 
 
@@ -74,13 +76,13 @@ def test_round_trips(base, convention):
     kernel, bias = pwm_to_kernel(pwm, base, constant=0.3, convention=convention)
     back, constant = kernel_to_pwm(kernel, bias, base, convention)
     np.testing.assert_allclose(back, pwm, atol=1e-12)
-    assert constant == pytest.approx(0.3)     # kernel columns are log-probabilities: Z_m = 1
+    assert constant == pytest.approx(0.3)  # kernel columns are log-probabilities: Z_m = 1
     weight, b = rng.normal(0, 1.5, (4, 7)), 0.4
     pwm2, constant2 = kernel_to_pwm(weight, b, base, convention)
     kernel2, bias2 = pwm_to_kernel(pwm2, base, constant=constant2, convention=convention)
-    shift = kernel2 - weight                  # differs only by one constant per column ...
+    shift = kernel2 - weight  # differs only by one constant per column ...
     np.testing.assert_allclose(shift, np.broadcast_to(shift[0], shift.shape), atol=1e-12)
-    assert bias2 + shift.sum(axis=1)[0] == pytest.approx(b)   # ... which the bias absorbs
+    assert bias2 + shift.sum(axis=1)[0] == pytest.approx(b)  # ... which the bias absorbs
 
 
 def test_bad_inputs():
@@ -106,15 +108,16 @@ def test_collapse_embedding_norm_projection_conv(groups):
             p.add_(torch.randn_like(p) * 0.3)
         tokens = torch.randint(0, 4, (3, 64))
         out = conv(proj(norm(embed(tokens))).transpose(1, 2)).double().numpy()  # [B, C, L]
-        features = proj(norm(embed(torch.arange(4)))).double().numpy()           # [4, C_in]
-    kernels, biases = collapse_tokenwise_conv(features, conv.weight.detach().double().numpy(),
-                                              conv.bias.detach().double().numpy(), groups=groups)
+        features = proj(norm(embed(torch.arange(4)))).double().numpy()  # [4, C_in]
+    kernels, biases = collapse_tokenwise_conv(
+        features, conv.weight.detach().double().numpy(), conv.bias.detach().double().numpy(), groups=groups
+    )
     assert kernels.shape == (d, 4, k)
-    onehot = torch.from_numpy(np.eye(4)[tokens.numpy()]).transpose(1, 2)           # [B, 4, L]
+    onehot = torch.from_numpy(np.eye(4)[tokens.numpy()]).transpose(1, 2)  # [B, 4, L]
     rebuilt = F.conv1d(onehot, torch.from_numpy(kernels), torch.from_numpy(biases), padding=k // 2).numpy()
-    inner = slice(k // 2, 64 - k // 2)        # positions whose window holds no padding
+    inner = slice(k // 2, 64 - k // 2)  # positions whose window holds no padding
     np.testing.assert_allclose(rebuilt[..., inner], out[..., inner], atol=1e-5, rtol=0)
     motifs = kernels_to_motifs(kernels, biases, base=2.0)
-    window = tokens[0, :k].numpy()            # output index k//2 reads tokens 0..k-1
+    window = tokens[0, :k].numpy()  # output index k//2 reads tokens 0..k-1
     logp = np.log2(motifs[5].probabilities[np.arange(k), window]).sum()
     assert motifs[5].meta["constant"] + logp == pytest.approx(out[0, 5, k // 2], abs=1e-5)

@@ -1,4 +1,5 @@
 """Liftover: OffsetMap inference and mapping on synthetic assemblies with known indels."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -49,15 +50,34 @@ def test_offset_map_ignores_a_lone_outlier_anchor():
 
 def test_gene_offset_map_from_gtf_and_gff(tmp_path):
     old = tmp_path / "old.gtf"
-    old.write_text("".join(
-        f'old\tx\tCDS\t{s}\t{e}\t.\t+\t.\tgene_id "{b}"; gene_id "sym";\n' for b, s, e in
-        [("b0001", 101, 200), ("b0002", 301, 400), ("b0003", 501, 600), ("b0004", 801, 900),
-         ("b0005", 1001, 1100), ("b0006", 1201, 1300), ("b0006", 1401, 1450)]))
+    old.write_text(
+        "".join(
+            f'old\tx\tCDS\t{s}\t{e}\t.\t+\t.\tgene_id "{b}"; gene_id "sym";\n'
+            for b, s, e in [
+                ("b0001", 101, 200),
+                ("b0002", 301, 400),
+                ("b0003", 501, 600),
+                ("b0004", 801, 900),
+                ("b0005", 1001, 1100),
+                ("b0006", 1201, 1300),
+                ("b0006", 1401, 1450),
+            ]
+        )
+    )
     new = tmp_path / "new.gff"
-    new.write_text("".join(
-        f"new\tRefSeq\tgene\t{s}\t{e}\t.\t+\t.\tID=gene-{b};locus_tag={b}\n" for b, s, e in
-        [("b0001", 101, 200), ("b0002", 301, 400), ("b0003", 521, 622),  # b0003: 2 nt longer → no anchor
-         ("b0004", 831, 930), ("b0005", 1031, 1130), ("b0006", 1231, 1330)]))  # b0006 twice in old → no anchor
+    new.write_text(
+        "".join(
+            f"new\tRefSeq\tgene\t{s}\t{e}\t.\t+\t.\tID=gene-{b};locus_tag={b}\n"
+            for b, s, e in [
+                ("b0001", 101, 200),
+                ("b0002", 301, 400),
+                ("b0003", 521, 622),  # b0003: 2 nt longer → no anchor
+                ("b0004", 831, 930),
+                ("b0005", 1031, 1130),
+                ("b0006", 1231, 1330),
+            ]
+        )
+    )  # b0006 twice in old → no anchor
     omap = gene_offset_map(old, new)
     assert omap.breakpoints == [(400, 800, 0, 30)]
     assert list(omap.lo) == [100, 800] and list(omap.hi) == [400, 1100]
@@ -71,8 +91,7 @@ def test_lift_sites_with_synthetic_insertion_and_flank_rescue():
     old = random_sequence(3000, 1)
     insert = random_sequence(25, 2)
     new = old[:1500] + insert + old[1500:]  # 25-nt insertion after old position 1499
-    omap = OffsetMap.from_anchors(np.array([100, 600, 2000, 2500]), np.array([300, 800, 2200, 2700]),
-                                  np.array([100, 600, 2025, 2525]))
+    omap = OffsetMap.from_anchors(np.array([100, 600, 2000, 2500]), np.array([300, 800, 2200, 2700]), np.array([100, 600, 2025, 2525]))
     pos = np.array([50, 700, 1000, 2100, 2900])
     strand = np.array(["+", "-", "+", "-", "+"])
     sites = SiteSet(np.array(["old"] * 5, object), pos, strand, name=np.array(list("abcde"), object))
@@ -84,8 +103,7 @@ def test_lift_sites_with_synthetic_insertion_and_flank_rescue():
     assert (report["lifted"], report["dropped"], report["dropped_ambiguous"]) == (4, 1, 1)
     # with flanks (20 nt upstream + the +1 nt, read on the record's strand) the gap record is rescued
     fwd = encode(old)
-    flanks = [decode(fwd[p - 20:p + 1]) if s == "+" else decode(reverse_complement(fwd[p:p + 21]))
-              for p, s in zip(pos, strand)]
+    flanks = [decode(fwd[p - 20 : p + 1]) if s == "+" else decode(reverse_complement(fwd[p : p + 21])) for p, s in zip(pos, strand)]
     sites.meta.update(flank=np.array(flanks, object), flank_plus1=np.full(5, 20))
     lifted = lift_sites(sites, omap, "new", len(new), tokens=encode(new))
     assert list(lifted.pos) == [50, 700, 1000, 2125, 2925]
@@ -98,11 +116,16 @@ def test_locate_flanks_unique_ambiguous_absent_and_n():
     repeat = random_sequence(30, 4)
     seq = seq[:300] + repeat + seq[330:900] + repeat + seq[930:]  # the same 30 nt at 300 and 900
     tokens = encode(seq)
-    flanks = np.array([seq[480:510],                                     # '+', +1 at index 29 → 509
-                       decode(reverse_complement(tokens[1200:1230])),   # '-', +1 at index 29 → 1200
-                       repeat,                                           # twice within max_shift
-                       random_sequence(30, 5),                           # absent
-                       seq[480:500] + "N" * 10], object)                 # not plain ACGT
+    flanks = np.array(
+        [
+            seq[480:510],  # '+', +1 at index 29 → 509
+            decode(reverse_complement(tokens[1200:1230])),  # '-', +1 at index 29 → 1200
+            repeat,  # twice within max_shift
+            random_sequence(30, 5),  # absent
+            seq[480:500] + "N" * 10,
+        ],
+        object,
+    )  # not plain ACGT
     strand = np.array(["+", "-", "+", "+", "+"])
     found = locate_flanks(tokens, flanks, strand, np.full(5, 29), expected=np.array([500, 1190, 600, 0, 500]))
     assert list(found) == [509, 1200, -1, -1, -1]
@@ -121,8 +144,7 @@ def test_take_sites_subsets_meta_arrays_only():
 
 @needs_ecoli
 def test_inferred_breakpoints_match_provenance():
-    omap = gene_offset_map(ECOLI / "cappable_seq_ettwiller2016/U00096_protein_coding.gtf",
-                           ECOLI / "refseq_annotation/NC_000913.3.gff.gz")
+    omap = gene_offset_map(ECOLI / "cappable_seq_ettwiller2016/U00096_protein_coding.gtf", ECOLI / "refseq_annotation/NC_000913.3.gff.gz")
     assert list(omap.offset) == [0, 776, 777, 1976, 1978, 1977]  # PROVENANCE.md, cumulative offsets
     gaps = omap.breakpoints
     assert len(gaps) == 5 and all(0 < end - start < 2000 for start, end, _, _ in gaps)

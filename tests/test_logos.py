@@ -1,4 +1,5 @@
 """Logo PNGs: real images of the expected size, with the expected panels and letter colours."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,9 +30,9 @@ def test_single_logo_is_a_real_image_with_the_right_letter(tmp_path):
     fig = logo_grid_figure([("L0H1", _column("T", 5), "bits")], ncols=1)
     width, height = fig.get_size_inches() * DPI
     assert image.shape[:2] == (round(height), round(width))
-    assert image[..., :3].var() > 0.01                       # not blank
+    assert image[..., :3].var() > 0.01  # not blank
     assert _pixels_of(image, "T") > 2000 and _pixels_of(image, "A") == 0
-    assert list(path.parent.iterdir()) == [path]              # no temporary file left behind
+    assert list(path.parent.iterdir()) == [path]  # no temporary file left behind
 
 
 def test_uniform_matrix_in_bits_draws_no_letters_but_probability_does(tmp_path):
@@ -62,7 +63,7 @@ def test_grid_has_one_panel_per_matrix(tmp_path):
 
 def test_heights_modes_and_errors(tmp_path):
     m = np.array([[2.0, 2.0, 0.0, 0.0]])
-    np.testing.assert_allclose(logo_heights(m, "bits"), [[0.5, 0.5, 0, 0]])   # 1 bit split in two
+    np.testing.assert_allclose(logo_heights(m, "bits"), [[0.5, 0.5, 0, 0]])  # 1 bit split in two
     np.testing.assert_allclose(logo_heights(m, "probability"), [[0.5, 0.5, 0, 0]])
     raw = np.array([[0.5, -1.0, 0.2, 0.0]])
     np.testing.assert_allclose(logo_heights(raw, "raw"), raw)

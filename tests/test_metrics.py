@@ -1,4 +1,5 @@
 """Metrics against values worked out by hand (and, where installed, scikit-learn)."""
+
 import numpy as np
 import pytest
 

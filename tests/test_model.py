@@ -1,6 +1,7 @@
 """Transformer-XL model: relative-position maths, the two attention paths against a loop-by-loop
 reference, segment/stream invariance, exact receptive field, attention maps and first-block kernels.
 The fast path's pieces are in test_model_fast.py."""
+
 from __future__ import annotations
 
 import math
@@ -15,11 +16,17 @@ from tests.model_reference import naive_logits, run_segments, small_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
+
 def test_sinusoid_encoding_values():
     enc = sinusoid_encoding(torch.tensor([0, 1, 3]), 4)
-    expected = torch.tensor([[0, 0, 1, 1],
-                             [math.sin(1), math.sin(0.01), math.cos(1), math.cos(0.01)],
-                             [math.sin(3), math.sin(0.03), math.cos(3), math.cos(0.03)]], dtype=torch.float64)
+    expected = torch.tensor(
+        [
+            [0, 0, 1, 1],
+            [math.sin(1), math.sin(0.01), math.cos(1), math.cos(0.01)],
+            [math.sin(3), math.sin(0.03), math.cos(3), math.cos(0.03)],
+        ],
+        dtype=torch.float64,
+    )
     torch.testing.assert_close(enc, expected)
 
 
@@ -55,6 +62,7 @@ def test_by_offset_reindexes_keys():
 
 
 # --- the two paths ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("overrides", [{}, {"per_head_conv": True, "d_inner": 24}])
 def test_textbook_matches_loop_reference(overrides):
@@ -97,10 +105,14 @@ def test_paper_config_paths_agree_and_segments_do_not_matter():
 
 # --- invariance and receptive field ----------------------------------------------------------
 
-@pytest.mark.parametrize("window, seg_lens, chunk", [
-    (32, (32, 16, 50, 240), 60),  # below, at, not a multiple of and above the window
-    (512, (512, 128, 1000), 600),  # the issue's segment lengths at the paper's window
-])
+
+@pytest.mark.parametrize(
+    "window, seg_lens, chunk",
+    [
+        (32, (32, 16, 50, 240), 60),  # below, at, not a multiple of and above the window
+        (512, (512, 128, 1000), 600),  # the issue's segment lengths at the paper's window
+    ],
+)
 def test_logits_do_not_depend_on_segment_length_or_stream_count(window, seg_lens, chunk):
     model = small_model(4, window=window, query_block=64)
     burn_in = model.context  # 68 and 1028
@@ -113,12 +125,12 @@ def test_logits_do_not_depend_on_segment_length_or_stream_count(window, seg_lens
         # 4 streams: stream k scores [k*chunk, (k+1)*chunk) after a burn-in from a reset
         span = chunk + burn_in
         starts = [max(0, k * chunk - burn_in) for k in range(4)]
-        streams = torch.cat([tokens[:, s:s + span + model.lookahead] for s in starts])
+        streams = torch.cat([tokens[:, s : s + span + model.lookahead] for s in starts])
         for seg_len in seg_lens[:2]:
             logits = run_segments(model, streams, seg_len)
             for k, s in enumerate(starts):
-                got = logits[k, k * chunk - s:(k + 1) * chunk - s]
-                torch.testing.assert_close(got, reference[0, k * chunk:(k + 1) * chunk], rtol=0, atol=1e-5)
+                got = logits[k, k * chunk - s : (k + 1) * chunk - s]
+                torch.testing.assert_close(got, reference[0, k * chunk : (k + 1) * chunk], rtol=0, atol=1e-5)
 
 
 def test_pre_norm_blocks_normalise_before_attention_and_keep_segments_invisible():
@@ -131,10 +143,10 @@ def test_pre_norm_blocks_normalise_before_attention_and_keep_segments_invisible(
         assert not torch.allclose(reference, run_segments(post, tokens, 90))  # a different function
         torch.testing.assert_close(run_segments(pre, tokens, 20), reference, rtol=0, atol=1e-5)
         # by hand for one block: h + attention(LayerNorm(h)) then the final LayerNorm before the head
-        block, h = pre.blocks[0], pre.embed(tokens[:, :40 + pre.lookahead])
+        block, h = pre.blocks[0], pre.embed(tokens[:, : 40 + pre.lookahead])
         out, _, _ = block.attn(block.norm1(h), pre.init_memory(1).layers[0], pre.init_memory(1).valid, 40)
         got, _, _ = block(h, pre.init_memory(1).layers[0], pre.init_memory(1).valid, 40, "fast", None)
-        torch.testing.assert_close(got, h[:, :out.shape[1]] + out, rtol=0, atol=1e-6)
+        torch.testing.assert_close(got, h[:, : out.shape[1]] + out, rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="norm must be one of"):
         small_model(6, norm="sandwich")
 
@@ -155,15 +167,16 @@ def test_receptive_field_is_exactly_context_and_lookahead(path):
 
 # --- attention maps --------------------------------------------------------------------------
 
+
 def test_attention_probabilities_by_offset():
     model = small_model(6)
     window = model.window
     tokens = torch.randint(0, 5, (2, 80 + model.lookahead))
     queries = torch.tensor([0, 5, 39])
     with torch.no_grad():
-        logits, memory, att = model(tokens[:, :40 + model.lookahead], path="textbook", attention_queries=queries)
+        logits, memory, att = model(tokens[:, : 40 + model.lookahead], path="textbook", attention_queries=queries)
         _, _, att2 = model(tokens[:, 40:], memory, path="textbook", attention_queries=queries)
-        fast, _ = model(tokens[:, :40 + model.lookahead])
+        fast, _ = model(tokens[:, : 40 + model.lookahead])
     torch.testing.assert_close(logits, fast, rtol=0, atol=1e-5)
     assert att.shape == (2, 2, 2, 3, window)  # [n_layer, B, n_head, nq, W]
     for a in (att, att2):
@@ -183,7 +196,7 @@ def test_attention_probabilities_by_offset():
             attn.conv_bias[0] = 0
             attn.u.zero_()
             attn.v.zero_()
-        _, _, att = model(tokens[:, :40 + model.lookahead], path="textbook", attention_queries=queries)
+        _, _, att = model(tokens[:, : 40 + model.lookahead], path="textbook", attention_queries=queries)
     for q, n in enumerate([0, 5, 39]):
         n_exist = min(n + 1, window)
         expected = torch.zeros(window)
@@ -192,6 +205,7 @@ def test_attention_probabilities_by_offset():
 
 
 # --- first-block kernels ---------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("per_head_conv", [False, True])
 def test_first_block_kernels_reproduce_q_k_v(per_head_conv):
@@ -217,11 +231,12 @@ def test_first_block_kernels_reproduce_q_k_v(per_head_conv):
 
 # --- memory, training, errors ----------------------------------------------------------------
 
+
 def test_memory_select_reset_and_detach():
     model = small_model(8)
     h = model.lookahead
     tokens = torch.randint(0, 5, (3, 60 + h))
-    logits_a, memory = model(tokens[:, :30 + h])
+    logits_a, memory = model(tokens[:, : 30 + h])
     full, _ = model(tokens[:, 30:], memory)
     picked, _ = model(tokens[[2, 0], 30:], memory.select(torch.tensor([2, 0])))
     torch.testing.assert_close(picked, full[[2, 0]], rtol=0, atol=1e-6)

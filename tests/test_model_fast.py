@@ -1,5 +1,6 @@
 """The fast attention path's pieces against the textbook path (fused projection, banded bias,
 factorised positional term, tiles, threads, dropout) and the bench's arithmetic."""
+
 from __future__ import annotations
 
 import math
@@ -18,6 +19,7 @@ from tests.model_reference import run_segments, small_model
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 # --- fast path pieces ------------------------------------------------------------------------
+
 
 def test_factorised_encoding_is_the_encoding_of_the_difference():
     # one frequency (d_model 2): r(d) = [sin d, cos d]; g = [1, 0] scores sin(a - b), g = [0, 1] cos(a - b)
@@ -62,7 +64,7 @@ def test_fused_projection_equals_linear_then_convolution(per_head_conv):
         q, k, v, _ = attn.project(h, p_memory, p_valid)  # [B, H, S-c, D] each
         y = attn._fast_project(h, p_memory.masked_fill(~p_valid[:, None], 0.0))  # [B, S-c, 3HD]
     for index, (ref, bias) in enumerate(((q, attn.u), (k, 0.0), (v, 0.0))):
-        got = y[..., index * hd:(index + 1) * hd].view(3, -1, model.n_head, model.d_head).transpose(1, 2)
+        got = y[..., index * hd : (index + 1) * hd].view(3, -1, model.n_head, model.d_head).transpose(1, 2)
         torch.testing.assert_close(got, ref + (bias[:, None] if index == 0 else bias), rtol=0, atol=1e-12)
 
 
@@ -95,8 +97,9 @@ def test_banded_tiles_equal_textbook_at_paper_windows(window, memory):
     model = small_model(16, window=window, query_block=64, stream_block=2)
     tokens = torch.randint(0, 5, (3, 450 + model.lookahead))
     resets = {t: [0, 1, 2] for t in (150, 300)} if memory == "none" else {150: [1], 300: [0, 2]}
-    torch.testing.assert_close(run_segments(model, tokens, 150, "fast", resets),
-                               run_segments(model, tokens, 150, "textbook", resets), rtol=0, atol=1e-5)
+    torch.testing.assert_close(
+        run_segments(model, tokens, 150, "fast", resets), run_segments(model, tokens, 150, "textbook", resets), rtol=0, atol=1e-5
+    )
     model.double()
     weights = torch.linspace(-1, 1, 450, dtype=torch.float64)
     grads = {}
@@ -164,7 +167,7 @@ def test_concurrent_stream_groups_give_the_same_logits_memory_and_gradients(work
         memory, total = None, 0.0
         for start in (0, 20, 40):  # memory not detached: gradients flow across segments
             reset = torch.tensor([start == 0 or (start == 20 and row == 3) for row in range(5)])
-            logits, memory = model(tokens[:, start:start + 20 + model.lookahead], memory, reset)
+            logits, memory = model(tokens[:, start : start + 20 + model.lookahead], memory, reset)
             total = total + (logits * torch.linspace(-1, 1, 20)).sum()
         total.backward()
         return logits, memory, [p.grad.clone() for p in model.parameters()]
@@ -180,13 +183,13 @@ def test_concurrent_stream_groups_give_the_same_logits_memory_and_gradients(work
         torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
     with torch.inference_mode():
         model.workers = workers
-        fast, _ = model(tokens[:, 20:40 + model.lookahead], memory.detach())
+        fast, _ = model(tokens[:, 20 : 40 + model.lookahead], memory.detach())
         model.workers = 1
-        torch.testing.assert_close(fast, model(tokens[:, 20:40 + model.lookahead], memory.detach())[0],
-                                   rtol=0, atol=1e-6)
+        torch.testing.assert_close(fast, model(tokens[:, 20 : 40 + model.lookahead], memory.detach())[0], rtol=0, atol=1e-6)
 
 
 # --- bench -----------------------------------------------------------------------------------
+
 
 def test_bench_flop_count_and_argument_errors(capsys):
     # per layer: q|k|v linear 2*32*576, convolution 2*576*32*7, content + position + values 3*2*512*192,

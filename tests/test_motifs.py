@@ -1,4 +1,5 @@
 """Motif type, information content, k-mer PFMs, MEME/TRANSFAC io, sigma70 boxes, Tomtom motif matching."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,9 +26,13 @@ needs_data = pytest.mark.skipif(not MOTIF_DIR.exists(), reason="shared E. coli m
 
 
 def test_pfm_from_kmers_counts_and_ignores_n():
-    kmers = np.array([[0, 1, 4],   # A C N
-                      [0, 2, 3],   # A G T
-                      [3, 2, 3]])  # T G T
+    kmers = np.array(
+        [
+            [0, 1, 4],  # A C N
+            [0, 2, 3],  # A G T
+            [3, 2, 3],
+        ]
+    )  # T G T
     m = pfm_from_kmers(kmers)
     np.testing.assert_allclose(m.probabilities, [[2 / 3, 0, 0, 1 / 3], [0, 1 / 3, 2 / 3, 0], [0, 0, 0, 1]])
     assert m.nsites == 3
@@ -62,7 +67,7 @@ def test_reverse_complement_and_trim():
     p = np.array([[0.25] * 4, [0.7, 0.1, 0.1, 0.1], [0, 0, 1.0, 0], [0.25] * 4])
     m = Motif("m", p)
     rc = m.reverse_complement()
-    np.testing.assert_allclose(rc.probabilities[1], [0, 1.0, 0, 0])   # G → C
+    np.testing.assert_allclose(rc.probabilities[1], [0, 1.0, 0, 0])  # G → C
     np.testing.assert_allclose(rc.probabilities[2], [0.1, 0.1, 0.1, 0.7])  # A-rich → T-rich
     trimmed = m.trim(0.5)
     assert trimmed.width == 2 and trimmed.consensus() == "AG" and trimmed.meta["trim_offset"] == 1
@@ -81,8 +86,7 @@ def test_motif_rejects_bad_matrix():
 def test_meme_roundtrip_and_biopython_reads_it(tmp_path):
     rng = np.random.default_rng(1)
     counts = rng.multinomial(100, [0.1, 0.2, 0.3, 0.4], size=7)  # Biopython reads counts p · nsites
-    motifs = [Motif("L0H1", counts, nsites=100, alt_name="TATAAT-like"),
-              Motif("L1H0", rng.dirichlet(np.ones(4), size=5), nsites=0)]
+    motifs = [Motif("L0H1", counts, nsites=100, alt_name="TATAAT-like"), Motif("L1H0", rng.dirichlet(np.ones(4), size=5), nsites=0)]
     bg = np.array([0.3, 0.2, 0.2, 0.3])
     path = write_meme(motifs, tmp_path / "heads.meme", background=bg)
     text = path.read_text()
@@ -90,7 +94,7 @@ def test_meme_roundtrip_and_biopython_reads_it(tmp_path):
     assert "letter-probability matrix: alength= 4 w= 7 nsites= 100 E= 0" in text
     back = read_meme(path)
     assert [m.name for m in back] == ["L0H1", "L1H0"] and back[0].alt_name == "TATAAT-like"
-    assert back[0].nsites == 100 and back[1].nsites == 20   # unknown → MEME default
+    assert back[0].nsites == 100 and back[1].nsites == 20  # unknown → MEME default
     for a, b in zip(motifs, back):
         np.testing.assert_allclose(a.probabilities, b.probabilities, atol=2e-6)
     np.testing.assert_allclose(back[0].meta["background"], bg, atol=1e-6)
@@ -108,8 +112,9 @@ def test_meme_roundtrip_and_biopython_reads_it(tmp_path):
 
 def test_meme_errors_name_file_and_line(tmp_path):
     bad = tmp_path / "bad.meme"
-    bad.write_text("MEME version 4\n\nALPHABET= ACGT\n\nMOTIF a\nletter-probability matrix: alength= 4 w= 2\n"
-                   "0.1 0.2 0.3 0.4\n0.1 0.2 x 0.4\n")
+    bad.write_text(
+        "MEME version 4\n\nALPHABET= ACGT\n\nMOTIF a\nletter-probability matrix: alength= 4 w= 2\n0.1 0.2 0.3 0.4\n0.1 0.2 x 0.4\n"
+    )
     with pytest.raises(MotifError, match=r"bad\.meme line 8"):
         read_meme(bad)
     protein = tmp_path / "p.meme"
@@ -120,9 +125,11 @@ def test_meme_errors_name_file_and_line(tmp_path):
 
 def test_transfac_by_hand(tmp_path):
     path = tmp_path / "m.tf"
-    path.write_text("AC  X1\nXX\nID  LexA\nXX\nP0      T     G     C     A\n1   1.0 0.0 0.0 3.0\n"
-                    "2   0.0 4.0 0.0 0.0\nXX\nCC  ac: width=2\nXX\n//\n"
-                    "AC  MX9\nXX\nID  MX9\nXX\nP0 A C G T\n01 2 2 0 0 M\nXX\nCC  ac: Fur\n//\n")
+    path.write_text(
+        "AC  X1\nXX\nID  LexA\nXX\nP0      T     G     C     A\n1   1.0 0.0 0.0 3.0\n"
+        "2   0.0 4.0 0.0 0.0\nXX\nCC  ac: width=2\nXX\n//\n"
+        "AC  MX9\nXX\nID  MX9\nXX\nP0 A C G T\n01 2 2 0 0 M\nXX\nCC  ac: Fur\n//\n"
+    )
     a, b = read_transfac(path)
     assert (a.name, a.alt_name, a.nsites) == ("LexA", "X1", 4.0)
     np.testing.assert_allclose(a.probabilities, [[0.75, 0, 0, 0.25], [0, 0, 1, 0]])  # header order TGCA
@@ -170,6 +177,7 @@ def test_shared_motif_files_parse():
 # reference, with the query reverse-complemented), so the planted-reverse-complement case below reads
 # 3 where the old matcher read 4 (13 columns - 4 - 6).
 
+
 def _informative(rng, k, name=None):
     return Motif(name or f"r{k}", rng.dirichlet(np.full(4, 0.3), size=k))
 
@@ -198,11 +206,18 @@ def test_match_self_and_reverse_complement():
 
 def test_match_finds_planted_box_at_offset():
     rng = np.random.default_rng(3)
-    tataat = np.array([[0.05, 0.05, 0.05, 0.85], [0.85, 0.05, 0.05, 0.05], [0.05, 0.05, 0.05, 0.85],
-                       [0.85, 0.05, 0.05, 0.05], [0.7, 0.1, 0.1, 0.1], [0.1, 0.1, 0.1, 0.7]])
+    tataat = np.array(
+        [
+            [0.05, 0.05, 0.05, 0.85],
+            [0.85, 0.05, 0.05, 0.05],
+            [0.05, 0.05, 0.05, 0.85],
+            [0.85, 0.05, 0.05, 0.05],
+            [0.7, 0.1, 0.1, 0.1],
+            [0.1, 0.1, 0.1, 0.7],
+        ]
+    )
     ref = Motif("long", np.vstack([rng.dirichlet(np.ones(4), 9), tataat, rng.dirichlet(np.ones(4), 5)]))
-    ref_rc = Motif("long_rc", np.vstack([rng.dirichlet(np.ones(4), 4), tataat[::-1, ::-1],
-                                         rng.dirichlet(np.ones(4), 3)]))
+    ref_rc = Motif("long_rc", np.vstack([rng.dirichlet(np.ones(4), 4), tataat[::-1, ::-1], rng.dirichlet(np.ones(4), 3)]))
     (found,), table = best_matches([Motif("q", tataat)], [ref] + _decoys(rng))
     assert found.ref is ref and (found.offset, found.orientation, found.overlap) == (9, "+", 6)
     assert found.q_value < 1e-3
@@ -223,8 +238,16 @@ def test_match_overhang_and_few_references_note():
 @needs_data
 def test_tomtom_finds_the_sigma70_boxes_among_the_shared_databases():
     refs = load_reference_motifs(MOTIF_DIR)
-    box10 = np.array([[0.05, 0.05, 0.05, 0.85], [0.85, 0.05, 0.05, 0.05], [0.05, 0.05, 0.05, 0.85],
-                      [0.85, 0.05, 0.05, 0.05], [0.7, 0.1, 0.1, 0.1], [0.1, 0.1, 0.1, 0.7]])  # TATAAT
+    box10 = np.array(
+        [
+            [0.05, 0.05, 0.05, 0.85],
+            [0.85, 0.05, 0.05, 0.05],
+            [0.05, 0.05, 0.05, 0.85],
+            [0.85, 0.05, 0.05, 0.05],
+            [0.7, 0.1, 0.1, 0.1],
+            [0.1, 0.1, 0.1, 0.7],
+        ]
+    )  # TATAAT
     box35 = np.eye(4)[encode("TTGACA")] * 0.85 + 0.05
     found, table = best_matches([Motif("m10", box10), Motif("m35", box35)], refs)
     assert [m.ref.name for m in found] == ["sigma70_-10", "sigma70_-35"]

@@ -1,4 +1,5 @@
 """Whole-genome prediction → bigWig, peak calls and export on hand-made genomes with known answers."""
+
 import numpy as np
 import pytest
 import torch
@@ -79,18 +80,19 @@ def test_bigwigs_read_back_the_predicted_values(tiny, tmp_path):
 def test_call_peaks_local_maxima_threshold_and_distance():
     values = np.array([0, 0.6, 0.2, 0.9, 0.1, 0.1, 0.7, 0.7, 0.1, 0.3], dtype=np.float32)
     assert call_peaks(values, 0.5, 1).tolist() == [1, 3, 6]  # a plateau counts once (left middle)
-    assert call_peaks(values, 0.5, 3).tolist() == [3, 6]     # 1 is within 3 nt of the higher 3
+    assert call_peaks(values, 0.5, 3).tolist() == [3, 6]  # 1 is within 3 nt of the higher 3
     assert call_peaks(values, 0.95, 1).tolist() == []
     edge = np.array([0.9, 0.1, 0.8], dtype=np.float32)
     assert call_peaks(edge, 0.5, 1).tolist() == [0, 2]
 
 
 def test_peak_records_are_sorted_bed6_with_scaled_scores():
-    track = {"+": {"a": np.array([0, 0.8, 0, 0], np.float32), "b": np.zeros(3, np.float32)},
-             "-": {"a": np.array([0, 0, 0.55, 0], np.float32), "b": np.array([0.6, 0, 0], np.float32)}}
+    track = {
+        "+": {"a": np.array([0, 0.8, 0, 0], np.float32), "b": np.zeros(3, np.float32)},
+        "-": {"a": np.array([0, 0, 0.55, 0], np.float32), "b": np.array([0.6, 0, 0], np.float32)},
+    }
     records = peak_records(track, 0.5, 1, ["a", "b"])
-    assert records == [("a", 1, 2, "TSS_2+", 800, "+"), ("a", 2, 3, "TSS_3-", 550, "-"),
-                       ("b", 0, 1, "TSS_1-", 600, "-")]
+    assert records == [("a", 1, 2, "TSS_2+", 800, "+"), ("a", 2, 3, "TSS_3-", 550, "-"), ("b", 0, 1, "TSS_1-", 600, "-")]
 
 
 def test_peak_threshold_auto_reads_the_validation_f1_threshold(tmp_path):

@@ -5,6 +5,7 @@ test split and '+' 100 outside it. Tracks are 0.1 everywhere except + 650 0.9, +
 - 800 0.7, - 610 0.95. Over the 800 test positions: ranking 0.95 F, 0.9 T, 0.85 F, 0.8 T, 0.7 T, then
 795 negatives at 0.1, so PR AUC = (1/2 + 2/4 + 3/5) / 3 = 0.533 and ROC AUC = (796 + 795 + 795) / (3 * 797).
 """
+
 from __future__ import annotations
 
 import json
@@ -51,12 +52,25 @@ def png(path: Path, colour: str = "red") -> Path:
 
 
 def fake_metrics(both=(0.912, 0.0456)) -> dict:
-    m = {"n_positions": 800, "n_positives": 3, "roc_auc": both[0], "pr_auc": both[1], "pr_auc_k4": 0.11,
-         "pr_auc_k10": 0.22, "lr_plus": 31.5, "f1_best": 0.4}
-    return {"labels": "custom", "model": {"n_layer": 2}, "global_step": 120, "epochs": 2,
-            "best_checkpoint": "checkpoints/best.ckpt",
-            "test": {"both": m, "+": dict(m, roc_auc=0.9), "-": dict(m, roc_auc=None)},
-            "validation": {"both": dict(m, roc_auc=0.777)}}
+    m = {
+        "n_positions": 800,
+        "n_positives": 3,
+        "roc_auc": both[0],
+        "pr_auc": both[1],
+        "pr_auc_k4": 0.11,
+        "pr_auc_k10": 0.22,
+        "lr_plus": 31.5,
+        "f1_best": 0.4,
+    }
+    return {
+        "labels": "custom",
+        "model": {"n_layer": 2},
+        "global_step": 120,
+        "epochs": 2,
+        "best_checkpoint": "checkpoints/best.ckpt",
+        "test": {"both": m, "+": dict(m, roc_auc=0.9), "-": dict(m, roc_auc=None)},
+        "validation": {"both": dict(m, roc_auc=0.777)},
+    }
 
 
 def make_run(run: Path) -> Path:
@@ -64,16 +78,25 @@ def make_run(run: Path) -> Path:
     run.mkdir(parents=True)
     fasta = run.parent / "g.fa"
     seq = "".join(rng.choice(list("ACGT"), 1000))
-    fasta.write_text(">chrA\n" + "\n".join(seq[i:i + 60] for i in range(0, 1000, 60)) + "\n")
+    fasta.write_text(">chrA\n" + "\n".join(seq[i : i + 60] for i in range(0, 1000, 60)) + "\n")
     bed = run.parent / "tss.bed"
-    bed.write_text("chrA\t650\t651\ta\t0\t+\nchrA\t700\t701\tb\t0\t+\nchrA\t800\t801\tc\t0\t-\n"
-                   "chrA\t100\t101\td\t0\t+\n")
-    cfg = {"data": {"name": "custom", "fasta": str(fasta), "tss": str(bed), "circular": [], "labels": "custom",
-                    "shift": 20, "n_streams": 4, "splits": {"test": [["chrA", 600, 1000]],
-                                                            "validation": [["chrA", 400, 600]]}},
-           "model": {"n_layer": 2, "n_head": 2, "d_model": 16, "window": 64, "seg_len": 128},
-           "trainer": {"max_epochs": 2, "max_steps": -1, "limit_train_batches": 30}, "task": {"lr": 0.001},
-           "paths": {"shared_data": str(run.parent / "no_shared_data"), "cache": str(run.parent / "cache")}}
+    bed.write_text("chrA\t650\t651\ta\t0\t+\nchrA\t700\t701\tb\t0\t+\nchrA\t800\t801\tc\t0\t-\nchrA\t100\t101\td\t0\t+\n")
+    cfg = {
+        "data": {
+            "name": "custom",
+            "fasta": str(fasta),
+            "tss": str(bed),
+            "circular": [],
+            "labels": "custom",
+            "shift": 20,
+            "n_streams": 4,
+            "splits": {"test": [["chrA", 600, 1000]], "validation": [["chrA", 400, 600]]},
+        },
+        "model": {"n_layer": 2, "n_head": 2, "d_model": 16, "window": 64, "seg_len": 128},
+        "trainer": {"max_epochs": 2, "max_steps": -1, "limit_train_batches": 30},
+        "task": {"lr": 0.001},
+        "paths": {"shared_data": str(run.parent / "no_shared_data"), "cache": str(run.parent / "cache")},
+    }
     (run / "config.yaml").write_text(yaml.safe_dump(cfg))
     (run / "metrics.json").write_text(json.dumps(fake_metrics()))
     plus, minus = np.full(1000, 0.1, np.float32), np.full(1000, 0.1, np.float32)
@@ -88,11 +111,29 @@ def make_run(run: Path) -> Path:
     (run / "interpret" / "heads.tsv").write_text(
         "layer\thead\thead_id\tconsensus\tinformation\tbest_match\tmatch_p_value\tmatch_q_value\n"
         "1\t2\tL1H2\tTATAAT\t7.25\t<script>x</script>\t0.0012\t0.0044\n"
-        "0\t0\tL0H0\tNNNNNN\t0.1\t.\tnan\tnan\n")
+        "0\t0\tL0H0\tNNNNNN\t0.1\t.\tnan\tnan\n"
+    )
     (run / "sigma" / "logos" / "sigma").mkdir(parents=True)
     png(run / "sigma" / "logos" / "sigma" / "sigma70.png")
-    (run / "sigma" / "metrics.json").write_text(json.dumps({"folds": 5, "metrics": {"softmax": {"sigma70": {
-        "n_pos": 40, "accuracy": 0.875, "sensitivity": 0.8, "specificity": 0.9, "roc_auc": 0.931, "pr_auc": 0.61}}}}))
+    (run / "sigma" / "metrics.json").write_text(
+        json.dumps(
+            {
+                "folds": 5,
+                "metrics": {
+                    "softmax": {
+                        "sigma70": {
+                            "n_pos": 40,
+                            "accuracy": 0.875,
+                            "sensitivity": 0.8,
+                            "specificity": 0.9,
+                            "roc_auc": 0.931,
+                            "pr_auc": 0.61,
+                        }
+                    }
+                },
+            }
+        )
+    )
     (run / "hub").mkdir()
     (run / "hub" / "hub.txt").write_text("hub test\n")
     return run
@@ -115,9 +156,16 @@ def test_report_of_a_run(tmp_path):
     page, md = html_path.read_text(), md_path.read_text()
     parser = check_links(run, page)
     assert len(parser.targets) >= 8
-    assert {"Metrics", "Training budget", "PR and ROC curves (test split)", "Attention heads",
-            "Head logos and known-motif matches", "Sigma-factor classes", "Genome browser",
-            "Not produced in this run"} <= set(parser.h2)
+    assert {
+        "Metrics",
+        "Training budget",
+        "PR and ROC curves (test split)",
+        "Attention heads",
+        "Head logos and known-motif matches",
+        "Sigma-factor classes",
+        "Genome browser",
+        "Not produced in this run",
+    } <= set(parser.h2)
     assert "plots/test_pr.png" in parser.targets and "plots/test_roc.png" in parser.targets
     assert "0.912" in page and "0.046" in page and "31.500" in page and "0.777" in page  # metrics.json values
     curves = page.split("From the tracks")[1].split("</table>")[0]
@@ -154,9 +202,15 @@ def test_minimal_run_lists_what_is_missing(tmp_path):
     paper = page.split("Paper, Table 2")[1].split("</table>")[0]
     assert '<tr class="hl"><td class="t">Cappable-seq → Cappable-seq</td>' in paper
     missing = page.split("Not produced in this run")[1]
-    for what in ("PR and ROC curves", "attention heatmap", "head logos", "DeepLIFT/SHAP and TF-MoDISco",
-                 "sigma-class table", "UCSC track hub",
-                 "browser snapshot"):
+    for what in (
+        "PR and ROC curves",
+        "attention heatmap",
+        "head logos",
+        "DeepLIFT/SHAP and TF-MoDISco",
+        "sigma-class table",
+        "UCSC track hub",
+        "browser snapshot",
+    ):
         assert what in missing
     assert "<img" not in page
 

@@ -1,4 +1,5 @@
 """A run directory's configuration check compares only what changes its outputs."""
+
 import pytest
 from omegaconf import OmegaConf
 
@@ -21,10 +22,15 @@ def test_custom_genome_trained_under_smoke_then_predicted_without_it(tmp_path):
     check_same_run(compose(*CUSTOM, "data.n_streams=3"), tmp_path)  # batch size: free
 
 
-@pytest.mark.parametrize("change, named", [("data.fasta=/data/other.fa", "data.fasta"),
-                                           ("data.tss=/data/other.bed", "data.tss"),
-                                           ("data.shift=10", "data.shift"),
-                                           ("model.window=64", "model.window")])
+@pytest.mark.parametrize(
+    "change, named",
+    [
+        ("data.fasta=/data/other.fa", "data.fasta"),
+        ("data.tss=/data/other.bed", "data.tss"),
+        ("data.shift=10", "data.shift"),
+        ("model.window=64", "model.window"),
+    ],
+)
 def test_what_changes_outputs_is_refused(tmp_path, change, named):
     _made_with(tmp_path, "experiment=smoke", *CUSTOM)
     overrides = [o for o in CUSTOM if not o.startswith(change.split("=")[0] + "=")] + [change]

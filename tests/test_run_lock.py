@@ -1,4 +1,5 @@
 """Run directories protect themselves: an exclusive lock, and SIGTERM stops a run that then resumes."""
+
 import os
 import signal
 import socket
@@ -16,8 +17,9 @@ def test_second_holder_is_refused_with_pid_and_host(tmp_path):
     with run_dir_lock(tmp_path / "run", "train"):
         text = (tmp_path / "run" / LOCK_NAME).read_text()
         assert text.startswith(f"train pid {os.getpid()} on {socket.gethostname()} since ")
-        with pytest.raises(RunDirBusy, match=f"in use by genometracks train pid {os.getpid()} on "
-                                             f"{socket.gethostname()}.*choose another run_dir"):
+        with pytest.raises(
+            RunDirBusy, match=f"in use by genometracks train pid {os.getpid()} on {socket.gethostname()}.*choose another run_dir"
+        ):
             with run_dir_lock(tmp_path / "run", "predict"):
                 pass
     with run_dir_lock(tmp_path / "run", "predict"):  # released on exit
@@ -25,8 +27,7 @@ def test_second_holder_is_refused_with_pid_and_host(tmp_path):
 
 
 def _start(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "genometracks.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "-m", "genometracks.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _wait_for(path, proc, timeout=600):
@@ -39,11 +40,18 @@ def _wait_for(path, proc, timeout=600):
 def test_a_second_process_on_a_busy_run_dir_is_refused(tmp_path):
     # another process holds the run directory (as a running `genometracks train` does) until told to stop
     run = tmp_path / "run"
-    holder = subprocess.Popen([sys.executable, "-c",
-                               "import sys, pathlib; from genometracks.io.run_lock import run_dir_lock\n"
-                               f"with run_dir_lock(pathlib.Path({str(run)!r}), 'train'):\n"
-                               "    print('locked', flush=True); sys.stdin.read()"],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, pathlib; from genometracks.io.run_lock import run_dir_lock\n"
+            f"with run_dir_lock(pathlib.Path({str(run)!r}), 'train'):\n"
+            "    print('locked', flush=True); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         second = cli("predict", *TINY, f"run_dir={run}")

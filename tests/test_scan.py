@@ -1,5 +1,6 @@
 """Genome scan with memelite's FIMO: planted hits at exact starts on both strands, scores recomputed by
 hand, the null hit rate, Benjamini-Hochberg q-values over every test, N windows."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,21 +33,21 @@ def test_one_hot_and_n_free_windows():
 
 def test_planted_sites_found_on_both_strands_with_exact_starts():
     rng = np.random.default_rng(1)
-    consensus = "TTGACGCTAA"                  # not its own reverse complement
+    consensus = "TTGACGCTAA"  # not its own reverse complement
     motif = _strong_motif(consensus)
     seq = list(_random_sequence(rng, 20_000))
     rc = decode(encode(consensus)[::-1] ^ 3)  # A<->T, C<->G via token xor 3
     planted = {(1000, "+"), (5000, "+"), (12_000, "+"), (3000, "-"), (9000, "-"), (19_990, "+")}
     for start, strand in planted:
-        seq[start:start + 10] = consensus if strand == "+" else rc
+        seq[start : start + 10] = consensus if strand == "+" else rc
     seq[15_000:15_010] = consensus
-    seq[15_004] = "N"                         # a site with an N is not a test and never hits
+    seq[15_004] = "N"  # a site with an N is not a test and never hits
     genome = Genome.from_sequences({"chrB": _random_sequence(rng, 3000), "chrA": "".join(seq)})
     hits, n_tests = scan_genome(genome, {"m": motif}, p_threshold=1e-5)
     found = {(int(s), str(st)) for c, s, st in zip(hits["chrom"], hits["start"], hits["strand"]) if c == "chrA"}
     assert planted <= found
     assert (15_000, "+") not in found
-    assert len(found - planted) <= 2          # random extras are rare (expected ~0.5)
+    assert len(found - planted) <= 2  # random extras are rare (expected ~0.5)
     assert (hits["end"] - hits["start"] == 10).all() and (hits["motif"] == "m").all()
     keys = list(zip(hits["chrom"], hits["start"], hits["strand"]))
     assert keys == sorted(keys) and hits["chrom"].iloc[0] == "chrA"
@@ -60,7 +61,7 @@ def test_planted_sites_found_on_both_strands_with_exact_starts():
     assert (hits["p_value"] < 1e-5).all()
     exact = hits[[(int(s), str(st)) in planted for s, st in zip(hits["start"], hits["strand"])]]
     # the consensus is the single best 10-mer: p = 4^-10 (FIMO's 0.1-bit bins may merge a few neighbours)
-    assert np.allclose(exact["p_value"], 0.25 ** 10, rtol=0.05)
+    assert np.allclose(exact["p_value"], 0.25**10, rtol=0.05)
     assert np.allclose(exact["score"], max_score(motif), atol=1e-4)
     np.testing.assert_allclose(hits["q_value"], bh_qvalues(hits["p_value"].to_numpy(), n_tests))
 
@@ -80,8 +81,7 @@ def test_null_hit_rate_matches_p_times_positions():
 
 
 def test_small_scan_by_hand_and_errors():
-    hits, n_tests = scan_genome(Genome.from_sequences({"c": "CCCCACGTACCC"}), {"h": _strong_motif("ACG")},
-                                p_threshold=0.05)
+    hits, n_tests = scan_genome(Genome.from_sequences({"c": "CCCCACGTACCC"}), {"h": _strong_motif("ACG")}, p_threshold=0.05)
     assert list(zip(hits["start"], hits["end"], hits["strand"])) == [(4, 7, "+"), (5, 8, "-")]  # CGT rc = ACG
     assert n_tests == 2 * 10
     with pytest.raises(MotifError, match="scan_pvalue"):

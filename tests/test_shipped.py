@@ -1,5 +1,6 @@
 """Shipped models: `genometracks ship`, safetensors without pickle, the model card, model=<shipped>, the
 threshold travelling with the model, and the main job's choice between the shipped model and training."""
+
 from __future__ import annotations
 
 import json
@@ -101,8 +102,9 @@ def test_card_metrics_agree_with_a_fresh_evaluation(trained):
     from genometracks.data.dataset import load_dataset
 
     data = load_dataset(cfg)
-    fresh = S.evaluate_regions(source.model, source.logit_offset, data.genome, data.sites, data.shift,
-                               data.splits["validation"], source.seg_len, 4)["both"]
+    fresh = S.evaluate_regions(
+        source.model, source.logit_offset, data.genome, data.sites, data.shift, data.splits["validation"], source.seg_len, 4
+    )["both"]
     for key in KEYS:
         assert fresh[key] == pytest.approx(source.card["metrics"]["validation"]["both"][key], **AGREE), key
 
@@ -144,18 +146,22 @@ def _edit_card(change):
         card = _card(folder)
         change(card)
         (folder / S.CARD_JSON).write_text(json.dumps(card))
+
     return damage
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda f: shutil.rmtree(f), "shipped model not found"),
-    (lambda f: (f / S.CARD_JSON).unlink(), "card.json: model card missing"),
-    (lambda f: (f / S.CARD_JSON).write_text("{not json"), "card.json: not a readable model card"),
-    (_edit_card(lambda c: c.update(format="other/9")), "card.json: format 'other/9'"),
-    (lambda f: (f / S.WEIGHTS).unlink(), "model.safetensors: weights missing"),
-    (lambda f: (f / S.WEIGHTS).write_bytes((f / S.WEIGHTS).read_bytes()[:-7]), "model.safetensors: SHA-256 differs"),
-    (_edit_card(lambda c: c["architecture"].update(d_model=24)), "weights do not fit the card's architecture"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda f: shutil.rmtree(f), "shipped model not found"),
+        (lambda f: (f / S.CARD_JSON).unlink(), "card.json: model card missing"),
+        (lambda f: (f / S.CARD_JSON).write_text("{not json"), "card.json: not a readable model card"),
+        (_edit_card(lambda c: c.update(format="other/9")), "card.json: format 'other/9'"),
+        (lambda f: (f / S.WEIGHTS).unlink(), "model.safetensors: weights missing"),
+        (lambda f: (f / S.WEIGHTS).write_bytes((f / S.WEIGHTS).read_bytes()[:-7]), "model.safetensors: SHA-256 differs"),
+        (_edit_card(lambda c: c["architecture"].update(d_model=24)), "weights do not fit the card's architecture"),
+    ],
+)
 def test_bad_or_missing_shipped_model_fails_in_one_line(trained, tmp_path, damage, message):
     folder = _broken(trained, tmp_path, damage)
     with pytest.raises(S.ShippedModelError) as err:
@@ -177,8 +183,7 @@ def test_unreadable_weights_fail_in_one_line(trained, tmp_path):
 
 
 def test_predict_with_a_missing_shipped_model_names_the_file_and_the_fix(tmp_path):
-    done = cli("predict", "model=ecoli_k12", f"model.shipped={tmp_path / 'nothing'}", "data=synthetic",
-               f"run_dir={tmp_path / 'run'}")
+    done = cli("predict", "model=ecoli_k12", f"model.shipped={tmp_path / 'nothing'}", "data=synthetic", f"run_dir={tmp_path / 'run'}")
     assert done.returncode != 0
     assert f"{tmp_path / 'nothing'}: shipped model not found" in done.stderr
     assert "genometracks ship ckpt=" in done.stderr
@@ -209,8 +214,9 @@ def test_threshold_travels_with_a_shipped_model_and_with_a_foreign_checkpoint(tr
     assert json.loads((tmp_path / "a" / "model_card.json").read_text()) == card
     # a checkpoint from another run directory brings its run's validation threshold, not 0.5
     expected = json.loads((run / "metrics.json").read_text())["validation"]["both"]["threshold_f1"]
-    foreign = _predict(*TINY, f"ckpt={run / 'checkpoints' / 'best.ckpt'}", f"paths.cache={run.parent / 'cache'}",
-                       f"run_dir={tmp_path / 'b'}")
+    foreign = _predict(
+        *TINY, f"ckpt={run / 'checkpoints' / 'best.ckpt'}", f"paths.cache={run.parent / 'cache'}", f"run_dir={tmp_path / 'b'}"
+    )
     assert foreign["peaks"]["threshold"] == pytest.approx(expected) != 0.5
     assert str(run / "metrics.json") in foreign["peaks"]["threshold_source"] and foreign["peaks"]["peaks"] > 0
     # shipped and checkpoint tracks are the same model: the same probabilities
@@ -222,20 +228,37 @@ def test_threshold_travels_with_a_shipped_model_and_with_a_foreign_checkpoint(tr
         np.testing.assert_allclose(a, b, atol=1e-6)
 
 
-@pytest.mark.parametrize("overrides, added", [
-    ([], True), (["run_dir=x", "stages=[predict]"], True), (["train=false"], True),
-    (["train=false", "experiment=smoke"], True), (["experiment=smoke"], False), (["train=true"], False),
-    (["train=True", "data=synthetic"], False), (["model=small"], False), (["ckpt=/a/best.ckpt"], False),
-    (["model=ecoli_k12"], False),
-])
+@pytest.mark.parametrize(
+    "overrides, added",
+    [
+        ([], True),
+        (["run_dir=x", "stages=[predict]"], True),
+        (["train=false"], True),
+        (["train=false", "experiment=smoke"], True),
+        (["experiment=smoke"], False),
+        (["train=true"], False),
+        (["train=True", "data=synthetic"], False),
+        (["model=small"], False),
+        (["ckpt=/a/best.ckpt"], False),
+        (["model=ecoli_k12"], False),
+    ],
+)
 def test_main_job_uses_the_shipped_model_unless_asked_to_train(overrides, added):
     result = main_job_overrides(overrides)
     assert result == ([f"model={DEFAULT_MODEL}", *overrides] if added else overrides)
 
 
-RUN_SMALL = ["data=synthetic", "data.generator.length=20000", "data.generator.n_contigs=1",
-             "data.generator.density=0.004", "interpret.n_extreme=50", "interpret.optimise_steps=20",
-             "interpret.attribution_top=20", "interpret.deeplift_top=20", "interpret.progress=false"]
+RUN_SMALL = [
+    "data=synthetic",
+    "data.generator.length=20000",
+    "data.generator.n_contigs=1",
+    "data.generator.density=0.004",
+    "interpret.n_extreme=50",
+    "interpret.optimise_steps=20",
+    "interpret.attribution_top=20",
+    "interpret.deeplift_top=20",
+    "interpret.progress=false",
+]
 
 
 @pytest.mark.slow
@@ -252,15 +275,24 @@ def test_run_predicts_with_the_shipped_model_by_default_and_trains_with_train_tr
     assert (shipped / "hub" / "hub.txt").is_file()
 
     trained = tmp_path / "trained"
-    small = ["model.n_layer=1", "model.n_head=2", "model.d_model=16", "model.d_head=8", "model.window=32",
-             "model.seg_len=64", "data.n_streams=4", "data.eval_streams=4", "trainer.max_epochs=1",
-             "trainer.enable_progress_bar=false", "task.warmup_steps=5"]
+    small = [
+        "model.n_layer=1",
+        "model.n_head=2",
+        "model.d_model=16",
+        "model.d_head=8",
+        "model.window=32",
+        "model.seg_len=64",
+        "data.n_streams=4",
+        "data.eval_streams=4",
+        "trainer.max_epochs=1",
+        "trainer.enable_progress_bar=false",
+        "task.warmup_steps=5",
+    ]
     done = cli("run", "train=true", *RUN_SMALL, *small, f"run_dir={trained}")
     assert done.returncode == 0, done.stderr[-3000:]
     assert (trained / "checkpoints" / "best.ckpt").is_file() and (trained / "metrics.json").is_file()
     predict = json.loads((trained / "tracks" / "predict.json").read_text())
-    assert predict["model"]["source"].startswith("checkpoint ") and "## Shipped model" not in (
-        trained / "report.md").read_text()
+    assert predict["model"]["source"].startswith("checkpoint ") and "## Shipped model" not in (trained / "report.md").read_text()
 
 
 def test_init_from_loads_a_shipped_model_or_checkpoint_and_refuses_another_architecture(trained, tmp_path):
@@ -283,8 +315,10 @@ def test_init_from_loads_a_shipped_model_or_checkpoint_and_refuses_another_archi
         init_weights(wider, tmp_path / "absent.ckpt")
     shipped = build_model(compose("model=small", "model.norm=pre").model)
     init_weights(shipped, DEFAULT_MODEL)  # a bare name is a shipped model
-    assert torch.equal(shipped.state_dict()[next(iter(shipped.state_dict()))],
-                       S.load_shipped(DEFAULT_MODEL).model.state_dict()[next(iter(shipped.state_dict()))])
+    assert torch.equal(
+        shipped.state_dict()[next(iter(shipped.state_dict()))],
+        S.load_shipped(DEFAULT_MODEL).model.state_dict()[next(iter(shipped.state_dict()))],
+    )
 
 
 def test_fine_tuning_starts_from_the_source_weights(trained, tmp_path):
@@ -294,9 +328,16 @@ def test_fine_tuning_starts_from_the_source_weights(trained, tmp_path):
 
     run, out = trained
     tuned = tmp_path / "tuned"
-    done = cli("train", *TINY, "trainer.max_epochs=1", "trainer.limit_train_batches=2", "task.lr=0",
-               f"task.init_from={run / 'checkpoints' / 'best.ckpt'}", f"run_dir={tuned}",
-               env={"GENOMETRACKS_CACHE": str(tmp_path / "cache")})
+    done = cli(
+        "train",
+        *TINY,
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2",
+        "task.lr=0",
+        f"task.init_from={run / 'checkpoints' / 'best.ckpt'}",
+        f"run_dir={tuned}",
+        env={"GENOMETRACKS_CACHE": str(tmp_path / "cache")},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     a = load_model(tuned / "checkpoints" / "best.ckpt")[0].state_dict()
     b = load_model(run / "checkpoints" / "best.ckpt")[0].state_dict()

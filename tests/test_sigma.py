@@ -1,5 +1,6 @@
 """Sigma-class promoters: exact windows, PromoterSet/iPromoter readers, negatives, folds, Grad-CAM
 maths on a hand-set model, the CNN on planted motifs, kernel PWMs, metrics, the bigBed track."""
+
 from __future__ import annotations
 
 import json
@@ -41,8 +42,9 @@ from tests.kent import assert_hub_clean
 #            0         1         2         3         4
 #            0123456789012345678901234567890123456789012345
 GENOME = "ACGTTGCAAGGCTTACCGATAGCTAGGATCCATGCAATCGGCTAAT"
-SMALL = dict(model={"channels": [32, 32, 32], "kernel_sizes": [9, 7, 5], "dropout": 0.2},
-             trainer={"max_epochs": 20}, batch_size=32, lr=3e-3)
+SMALL = dict(
+    model={"channels": [32, 32, 32], "kernel_sizes": [9, 7, 5], "dropout": 0.2}, trainer={"max_epochs": 20}, batch_size=32, lr=3e-3
+)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -79,12 +81,14 @@ def test_windows_wrap_on_circular_contigs_and_raise_on_linear_ones():
 
 # ------------------------------------------------------------------------------------- PromoterSet
 def _promoterset(path, genome_text: str) -> None:
-    rows = [("P1", "a", "forward", 11, "Sigma70", "x", "ev", "Strong"),     # kept, pos 10 '+'
-            ("P2", "b", "reverse", 21, "Sigma24", "x", "ev", "Confirmed"),  # kept, pos 20 '-'
-            ("P3", "c", "forward", 31, "Sigma70", "x", "ev", "Weak"),       # weak: only avoided
-            ("P4", "d", "forward", 35, "Sigma70, Sigma38", "", "ev", "Strong"),  # two sigmas
-            ("P5", "e", "reverse", 0, "Sigma32", "", "ev", "Strong"),       # no mapped +1
-            ("P6", "f", "reverse", 40, "unknown", "", "ev", "Strong")]
+    rows = [
+        ("P1", "a", "forward", 11, "Sigma70", "x", "ev", "Strong"),  # kept, pos 10 '+'
+        ("P2", "b", "reverse", 21, "Sigma24", "x", "ev", "Confirmed"),  # kept, pos 20 '-'
+        ("P3", "c", "forward", 31, "Sigma70", "x", "ev", "Weak"),  # weak: only avoided
+        ("P4", "d", "forward", 35, "Sigma70, Sigma38", "", "ev", "Strong"),  # two sigmas
+        ("P5", "e", "reverse", 0, "Sigma32", "", "ev", "Strong"),  # no mapped +1
+        ("P6", "f", "reverse", 40, "unknown", "", "ev", "Strong"),
+    ]
     text = "# RegulonDB\n# (1) id\n" + "".join("\t".join(map(str, r)) + "\n" for r in rows)
     path.write_text(text)
 
@@ -103,8 +107,7 @@ def test_promoterset_keeps_strong_single_sigma_rows_and_reextracts(tmp_path):
 
 def test_promoterset_bad_line_names_file_and_line(tmp_path):
     path = tmp_path / "bad.txt"
-    path.write_text("# header\nP1\ta\tforward\t11\tSigma70\tx\tev\tStrong\n"
-                    "P2\ta\tsideways\t12\tSigma70\tx\tev\tStrong\n")
+    path.write_text("# header\nP1\ta\tforward\t11\tSigma70\tx\tev\tStrong\nP2\ta\tsideways\t12\tSigma70\tx\tev\tStrong\n")
     with pytest.raises(SigmaDataError, match=r"bad.txt: line 3: strand 'sideways'"):
         read_promoterset(path, "c")
 
@@ -224,8 +227,7 @@ def test_cnn_separates_planted_classes_and_logos_show_the_motifs():
     assert (predict_proba(model, x[test]).argmax(axis=1) == data.label[test]).mean() >= 0.95
 
     settings = TrainSettings(**SMALL)
-    models = {c: (fit(x, (data.label == i).astype(np.int64), 1, settings, seed=11 + i), 0)
-              for i, c in enumerate(SYNTHETIC_MOTIFS)}
+    models = {c: (fit(x, (data.label == i).astype(np.int64), 1, settings, seed=11 + i), 0) for i, c in enumerate(SYNTHETIC_MOTIFS)}
     # HiResCAM logos with the paper's heights; Grad-CAM's (blurred over the last layer's receptive
     # field) weighted by map mass
     for method, heights in (("hirescam", "information"), ("gradcam", "information_x_mass")):
@@ -233,24 +235,25 @@ def test_cnn_separates_planted_classes_and_logos_show_the_motifs():
         for name, (motif, col) in SYNTHETIC_MOTIFS.items():
             logo = mats[name][method]
             column_bits = logo.sum(axis=1)
-            assert column_bits[col - 1:col + 7].sum() >= 0.6 * column_bits.sum(), (method, name)  # planted ±1
+            assert column_bits[col - 1 : col + 7].sum() >= 0.6 * column_bits.sum(), (method, name)  # planted ±1
             best = logo_peaks(logo, np.arange(logo.shape[0]), n=1)[0]
             assert abs(best["start"] - col) <= 2, (method, name, best)
             tall = [i for i in range(6) if column_bits[col + i] > 0.5]
             assert tall and all("ACGT"[logo[col + i].argmax()] == motif[i] for i in tall), (method, name)
-            assert "".join("ACGT"[k] for k in mats[name]["frequency"][col:col + 6].argmax(axis=1)) == motif
+            assert "".join("ACGT"[k] for k in mats[name]["frequency"][col : col + 6].argmax(axis=1)) == motif
         if method == "hirescam":  # exact position and letters
-            assert all(logo_peaks(mats[n][method], np.arange(30), n=1)[0]["start"] == col
-                       and logo_peaks(mats[n][method], np.arange(30), n=1)[0]["consensus"] == motif
-                       for n, (motif, col) in SYNTHETIC_MOTIFS.items())
+            assert all(
+                logo_peaks(mats[n][method], np.arange(30), n=1)[0]["start"] == col
+                and logo_peaks(mats[n][method], np.arange(30), n=1)[0]["consensus"] == motif
+                for n, (motif, col) in SYNTHETIC_MOTIFS.items()
+            )
 
 
 def test_cross_validated_maps_come_from_the_fold_that_held_the_row_out(monkeypatch):
     import genometracks.sigma.evaluate as evaluate
     import genometracks.sigma.gradcam as gradcam
 
-    data = synthetic_set(n_per_class=6, length=30, n_nonpromoter=12, seed=3,
-                         motifs={"sigma24": ("GAACTT", 2), "sigma70": ("TATAAT", 20)})
+    data = synthetic_set(n_per_class=6, length=30, n_nonpromoter=12, seed=3, motifs={"sigma24": ("GAACTT", 2), "sigma70": ("TATAAT", 20)})
     fitted, mapped = {}, []
     real_fit, real_maps = evaluate.fit, gradcam.cam_maps
 
@@ -268,8 +271,9 @@ def test_cross_validated_maps_come_from_the_fold_that_held_the_row_out(monkeypat
 
     monkeypatch.setattr(evaluate, "fit", recording_fit)
     monkeypatch.setattr(gradcam, "cam_maps", recording_maps)
-    settings = TrainSettings(model={"channels": [4, 4, 4], "kernel_sizes": [3, 3, 3], "dropout": 0.0},
-                             trainer={"max_epochs": 1}, batch_size=8)
+    settings = TrainSettings(
+        model={"channels": [4, 4, 4], "kernel_sizes": [3, 3, 3], "dropout": 0.0}, trainer={"max_epochs": 1}, batch_size=8
+    )
     for mode in ("softmax", "ovr"):
         mapped.clear()
         scored, _, _, maps = evaluate.cross_validate(data, mode, settings, 3, 0, cams=("hirescam", "gradcam"))
@@ -317,7 +321,7 @@ def test_kernel_pwms_are_exact_and_written_as_meme(tmp_path):
 # ------------------------------------------------------------------------------------------ metrics
 def test_class_metrics_by_hand():
     data = SigmaSet(np.zeros((6, 4), np.uint8), np.array([0, 0, 0, 1, 1, 2]), ("a", "b", "c"), 4)
-    scores = np.array([[.8, .1, .1], [.6, .3, .1], [.3, .6, .1], [.2, .7, .1], [.5, .4, .1], [.1, .1, .8]])
+    scores = np.array([[0.8, 0.1, 0.1], [0.6, 0.3, 0.1], [0.3, 0.6, 0.1], [0.2, 0.7, 0.1], [0.5, 0.4, 0.1], [0.1, 0.1, 0.8]])
     m = class_metrics(data, scores, np.zeros(6, dtype=int), "softmax", ["a", "b", "c"])
     # class a: called a at rows 0, 1, 4 → TP 2, FP 1, FN 1, TN 2
     assert (m["a"]["tp"], m["a"]["fp"], m["a"]["fn"], m["a"]["tn"]) == (2, 1, 1, 2)
@@ -345,8 +349,7 @@ def test_sigma_bigbed_track_reads_back_and_validates_in_a_hub(tmp_path):
     model = SigmaCNN(20, 6)
     classes = list(SIGMA_COLOURS)
     save_model(model, tmp_path / "sigma_cnn.pt", classes, upstream=15)
-    (tmp_path / "peaks.bed").write_text("chrT\t3\t4\tTSS_4+\t900\t+\nchrT\t200\t203\tpk2\t500\t-\n"
-                                        "chrT\t390\t391\tTSS_391-\t700\t-\n")
+    (tmp_path / "peaks.bed").write_text("chrT\t3\t4\tTSS_4+\t900\t+\nchrT\t200\t203\tpk2\t500\t-\nchrT\t390\t391\tTSS_391-\t700\t-\n")
     peaks = read_peaks(tmp_path / "peaks.bed")
     assert list(peaks.pos) == [3, 202, 390]  # the '-' record is read at its 5' end (end - 1)
     summary = sigma_track(tmp_path / "sigma_cnn.pt", genome, peaks, tmp_path / "tracks" / "tss_sigma.bb")
@@ -364,8 +367,9 @@ def test_sigma_bigbed_track_reads_back_and_validates_in_a_hub(tmp_path):
         assert np.allclose([float(v) for v in probs], p, atol=1e-4) and int(score) == round(1000 * p.max())
         assert (int(thick_start), int(thick_end)) == (row[0], row[1])
     assert bigbed_field_counts(tmp_path / "tracks" / "tss_sigma.bb") == (16, 9)
-    hub_txt = write_hub(tmp_path / "hub", "assembly", genome.chrom_sizes(),
-                        [hub_track("tss_sigma", tmp_path / "tracks" / "tss_sigma.bb")], fasta=fasta)
+    hub_txt = write_hub(
+        tmp_path / "hub", "assembly", genome.chrom_sizes(), [hub_track("tss_sigma", tmp_path / "tracks" / "tss_sigma.bb")], fasta=fasta
+    )
     assert_hub_clean(hub_txt.parent)
     assert "type bigBed 9 +" in (hub_txt.parent / "tiny" / "trackDb.txt").read_text()
 
@@ -383,8 +387,9 @@ def test_sigma_track_command_reads_gzipped_peaks_and_rejects_bad_ones(tmp_path):
     (tmp_path / "run" / "tracks").mkdir(parents=True)
     with gzip.open(tmp_path / "run" / "tracks" / "tss_peaks.bed.gz", "wt") as handle:
         handle.write("chrT\t5\t6\tnear_start\t1\t+\nchrT\t100\t101\tok\t1\t+\n")
-    cfg = OmegaConf.create({"sigma_model": str(tmp_path / "m.pt"), "run_dir": str(tmp_path / "run"),
-                            "data": {"fasta": str(fasta), "circular": []}})
+    cfg = OmegaConf.create(
+        {"sigma_model": str(tmp_path / "m.pt"), "run_dir": str(tmp_path / "run"), "data": {"fasta": str(fasta), "circular": []}}
+    )
     summary = sigma_track_command(cfg)  # linear contig: the window of the peak at 5 does not fit
     assert (summary["peaks"], summary["skipped_at_contig_ends"]) == (1, 1)
     (tmp_path / "bad.bed").write_text("chrT\t5\t6\tx\t1\t+\nchrT\t9\t7\ty\t1\t+\n")
@@ -401,10 +406,20 @@ def test_run_sigma_on_synthetic_data_writes_metrics_roc_logos_and_kernels(tmp_pa
     from genometracks.sigma.evaluate import run_sigma
 
     write_meme([Motif("boxA", np.eye(4)[[0, 0, 3, 3, 0]] * 0.9 + 0.025)], tmp_path / "refs" / "ref.meme")
-    cfg = compose("experiment=sigma_cnn", f"run_dir={tmp_path / 'run'}", "data.source=synthetic",
-                  "data.upstream=30", "data.classes=[sigma24,sigma32,sigma70]", "data.n_per_class=30",
-                  "sigma.folds=3", "trainer.max_epochs=12", "sigma.batch_size=16", "sigma.lr=3e-3",
-                  f"sigma.motif_dir={tmp_path / 'refs'}", "model.channels=[16,16,16]")
+    cfg = compose(
+        "experiment=sigma_cnn",
+        f"run_dir={tmp_path / 'run'}",
+        "data.source=synthetic",
+        "data.upstream=30",
+        "data.classes=[sigma24,sigma32,sigma70]",
+        "data.n_per_class=30",
+        "sigma.folds=3",
+        "trainer.max_epochs=12",
+        "sigma.batch_size=16",
+        "sigma.lr=3e-3",
+        f"sigma.motif_dir={tmp_path / 'refs'}",
+        "model.channels=[16,16,16]",
+    )
     result = run_sigma(cfg)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["counts"] == {"sigma24": 30, "sigma32": 30, "sigma70": 30, "nonpromoter": 90}
@@ -415,7 +430,11 @@ def test_run_sigma_on_synthetic_data_writes_metrics_roc_logos_and_kernels(tmp_pa
             assert m["accuracy"] >= 0.9 and m["roc_auc"] >= 0.95, (mode, name, m)
     assert mpimg.imread(tmp_path / "run" / "roc.png").shape[2] in (3, 4)
     assert sorted(p.name for p in (tmp_path / "run" / "logos" / "sigma").glob("*.png")) == [
-        "all_classes.png", "sigma24.png", "sigma32.png", "sigma70.png"]
+        "all_classes.png",
+        "sigma24.png",
+        "sigma32.png",
+        "sigma70.png",
+    ]
     assert "| softmax | sigma24 | 30 |" in (tmp_path / "run" / "metrics.md").read_text()
     assert result["kernels"]["meme"].endswith("motifs/sigma_cnn_kernels.meme")
     # out-of-fold HiResCAM logos (one-vs-rest models): the planted motif is each class's top window
@@ -426,18 +445,27 @@ def test_run_sigma_on_synthetic_data_writes_metrics_roc_logos_and_kernels(tmp_pa
         assert (top["start"], top["end"], top["consensus"]) == (col - 30, col - 25, motif), (name, top)
 
 
-@pytest.mark.parametrize("override, message", [
-    ("sigma.logo_model=ovr", "add ovr to sigma.modes"),
-    ("sigma.cams=[gradcam,saliency]", "sigma.cams entry 'saliency'"),
-    ("sigma.cams=[]", "sigma.cams entry '(empty)'"),
-    ("sigma.logo_heights=bits", "sigma.logo_heights='bits'"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("sigma.logo_model=ovr", "add ovr to sigma.modes"),
+        ("sigma.cams=[gradcam,saliency]", "sigma.cams entry 'saliency'"),
+        ("sigma.cams=[]", "sigma.cams entry '(empty)'"),
+        ("sigma.logo_heights=bits", "sigma.logo_heights='bits'"),
+    ],
+)
 def test_bad_logo_settings_fail_before_training(tmp_path, override, message, monkeypatch):
     import genometracks.sigma.evaluate as evaluate
 
     monkeypatch.setattr(evaluate, "cross_validate", lambda *a, **k: pytest.fail("trained before checking"))
-    cfg = compose("experiment=sigma_cnn", f"run_dir={tmp_path}", "data.source=synthetic", "sigma.modes=[softmax]",
-                  "sigma.logo_model=softmax", override)
+    cfg = compose(
+        "experiment=sigma_cnn",
+        f"run_dir={tmp_path}",
+        "data.source=synthetic",
+        "sigma.modes=[softmax]",
+        "sigma.logo_model=softmax",
+        override,
+    )
     with pytest.raises(SigmaConfigError, match=re.escape(message)):
         evaluate.run_sigma(cfg)
 
@@ -448,8 +476,7 @@ def test_regulondb_set_counts_and_windows_match_the_file():
     genome = Genome.open(ECOLI / "genome" / "NC_000913.3.fa", circular=["NC_000913.3"])
     path = ECOLI / "regulondb_promoterset" / "PromoterSet_v10.9.txt"
     data = regulondb_set(genome, path, "NC_000913.3", upstream=60)
-    assert data.counts() == {"sigma24": 71, "sigma28": 10, "sigma32": 67, "sigma38": 189, "sigma54": 24,
-                             "sigma70": 917}
+    assert data.counts() == {"sigma24": 71, "sigma28": 10, "sigma32": 67, "sigma38": 189, "sigma54": 24, "sigma70": 917}
     column6 = {}
     for line in open(path):
         if not line.startswith("#"):

@@ -1,6 +1,7 @@
 """The SLURM launcher against a real one-node SLURM cluster (../shared/tools/slurm/start; .ci/run starts
 it): a 2-point CPU training sweep and a 3-genome predict, each submitted as a real job array, each job's
 outputs read back."""
+
 import json
 import shutil
 import subprocess
@@ -19,8 +20,7 @@ def _cluster_up() -> str | None:
         return "sbatch/sinfo not installed (start the test cluster: ../shared/tools/slurm/start)"
     state = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
     if state.returncode != 0 or "idle" not in state.stdout and "mix" not in state.stdout:
-        return (f"no idle SLURM node (sinfo: {(state.stdout + state.stderr).strip()[:200]}); "
-                "run ../shared/tools/slurm/start")
+        return f"no idle SLURM node (sinfo: {(state.stdout + state.stderr).strip()[:200]}); run ../shared/tools/slurm/start"
     return None
 
 
@@ -33,9 +33,19 @@ def slurm():
 
 def test_cpu_training_sweep_runs_as_a_slurm_job_array(slurm, tmp_path):
     tiny = [o for o in TINY if not o.startswith("model.n_layer=")]
-    done = cli("train", "-m", "hydra/launcher=slurm", "hydra.launcher.partition=debug",
-               "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=2", "hydra.launcher.timeout_min=15",
-               "trainer=cpu", *tiny, "model.n_layer=1,2", f"run_dir={tmp_path}")
+    done = cli(
+        "train",
+        "-m",
+        "hydra/launcher=slurm",
+        "hydra.launcher.partition=debug",
+        "hydra.launcher.cpus_per_task=1",
+        "hydra.launcher.mem_gb=2",
+        "hydra.launcher.timeout_min=15",
+        "trainer=cpu",
+        *tiny,
+        "model.n_layer=1,2",
+        f"run_dir={tmp_path}",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     # submitit wrote one SLURM job per point (array job ids like 12_0, 12_1) and their logs
     logs = sorted(p.name for p in (tmp_path / ".submitit").rglob("*_log.out"))
@@ -64,9 +74,17 @@ def test_three_genome_predict_runs_as_a_slurm_job_array(slurm, tmp_path):
     manifest = tmp_path / "genomes.tsv"
     manifest.write_text("".join(f"{n}\t{n}.fa\n" for n in GENOMES))
     coll = tmp_path / "coll"
-    done = cli("predict", f"manifest={manifest}", "hydra/launcher=slurm", "hydra.launcher.partition=debug",
-               "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=2", "hydra.launcher.timeout_min=15",
-               f"run_dir={coll}", env=stub_env(tmp_path))
+    done = cli(
+        "predict",
+        f"manifest={manifest}",
+        "hydra/launcher=slurm",
+        "hydra.launcher.partition=debug",
+        "hydra.launcher.cpus_per_task=1",
+        "hydra.launcher.mem_gb=2",
+        "hydra.launcher.timeout_min=15",
+        f"run_dir={coll}",
+        env=stub_env(tmp_path),
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     logs = sorted(p.name for p in (coll / ".submitit").rglob("*_log.out"))
     assert len(logs) == 3 and len({re.match(r"(\d+)_", name).group(1) for name in logs}) == 1, logs  # one array

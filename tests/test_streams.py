@@ -3,6 +3,7 @@
 Expected values are computed here from the plain strings (Python slicing, reverse complement by
 str.translate), not with the code under test.
 """
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -71,7 +72,7 @@ def coverage(name: str, strand: str, intervals: list[Interval]) -> np.ndarray:
     cov = np.zeros(len(SEQS[name]), dtype=np.int64)
     for iv in intervals:
         if iv.chrom == name:
-            cov[iv.start:iv.end] = 1
+            cov[iv.start : iv.end] = 1
     return cov if strand == "+" else cov[::-1]
 
 
@@ -93,11 +94,21 @@ def count_scored(streams: SegmentStreams) -> tuple[dict, int]:
 
 def test_splits_by_hand(genome, splits):
     assert [(iv.chrom, iv.start, iv.end) for iv in splits["train"]] == [
-        ("circ", 0, 300), ("circ", 650, 997), ("lin", 0, 100), ("lin", 250, 613)]
+        ("circ", 0, 300),
+        ("circ", 650, 997),
+        ("lin", 0, 100),
+        ("lin", 250, 613),
+    ]
     assert positions_per_split(splits) == EXPECTED_POSITIONS
     default = make_splits(genome, None)  # 70/20/10 along each contig: 997 → 697, 897; 613 → 429, 551
     assert [(iv.chrom, iv.start, iv.end) for name in ("train", "validation", "test") for iv in default[name]] == [
-        ("circ", 0, 697), ("lin", 0, 429), ("circ", 697, 897), ("lin", 429, 551), ("circ", 897, 997), ("lin", 551, 613)]
+        ("circ", 0, 697),
+        ("lin", 0, 429),
+        ("circ", 697, 897),
+        ("lin", 429, 551),
+        ("circ", 897, 997),
+        ("lin", 551, 613),
+    ]
     assert make_splits(genome, {}) == default
 
 
@@ -110,8 +121,9 @@ def test_coordinates():
 
 
 def test_labels_by_hand(genome):
-    sites = SiteSet(["circ", "circ", "circ", "lin", "lin", "lin", "lin"], [990, 5, 400, 600, 605, 3, 0],
-                    ["+", "-", "+", "+", "-", "-", "+"])
+    sites = SiteSet(
+        ["circ", "circ", "circ", "lin", "lin", "lin", "lin"], [990, 5, 400, 600, 605, 3, 0], ["+", "-", "+", "+", "-", "-", "+"]
+    )
     labels = build_labels(genome, sites, shift=20)
     got = {k: np.flatnonzero(v).tolist() for k, v in labels.items()}
     # circ '+': 990+20 wraps to 13, 400 → 420; circ '-': forward 5 = local 991 → 1011 wraps to 14;
@@ -180,10 +192,15 @@ def test_first_chunk_burn_in_is_upstream_sequence(genome):
 
 
 def test_labels_follow_annotation_shifted_by_20(genome, splits):
-    sites = SiteSet(["circ", "circ", "circ", "lin", "lin", "lin", "lin"], [990, 5, 400, 600, 605, 3, 0],
-                    ["+", "-", "+", "+", "-", "-", "+"])
-    annotated = {("circ", "+"): {990, 400}, ("circ", "-"): {996 - 5}, ("lin", "+"): {600, 0},
-                 ("lin", "-"): {612 - 605, 612 - 3}}  # strand-local TSS positions, by hand
+    sites = SiteSet(
+        ["circ", "circ", "circ", "lin", "lin", "lin", "lin"], [990, 5, 400, 600, 605, 3, 0], ["+", "-", "+", "+", "-", "-", "+"]
+    )
+    annotated = {
+        ("circ", "+"): {990, 400},
+        ("circ", "-"): {996 - 5},
+        ("lin", "+"): {600, 0},
+        ("lin", "-"): {612 - 605, 612 - 3},
+    }  # strand-local TSS positions, by hand
     labels = build_labels(genome, sites, 20)
     checked = 0
     for regions in splits.regions.values():
@@ -277,15 +294,18 @@ def test_seeded_rotation_keeps_exactly_once(genome, splits):
     assert len(offsets) > 1
 
 
-@pytest.mark.parametrize("cfg, match", [
-    ({"test": [["chrX", 0, 10]]}, "contig 'chrX' is not in"),
-    ({"test": [["lin", 600, 700]]}, r"outside lin \(length 613\)"),
-    ({"test": [["lin", 50, 50]]}, "outside lin"),
-    ({"test": [["lin", 0, 100]], "validation": [["lin", 90, 120]]}, "overlap"),
-    ({"testing": [["lin", 0, 10]]}, "unknown split name"),
-    ({"test": ["lin:0-10"]}, r"not a \[contig, start, end\]"),
-    ({"test": [["lin", 0.5, 10]]}, "not integers"),
-])
+@pytest.mark.parametrize(
+    "cfg, match",
+    [
+        ({"test": [["chrX", 0, 10]]}, "contig 'chrX' is not in"),
+        ({"test": [["lin", 600, 700]]}, r"outside lin \(length 613\)"),
+        ({"test": [["lin", 50, 50]]}, "outside lin"),
+        ({"test": [["lin", 0, 100]], "validation": [["lin", 90, 120]]}, "overlap"),
+        ({"testing": [["lin", 0, 10]]}, "unknown split name"),
+        ({"test": ["lin:0-10"]}, r"not a \[contig, start, end\]"),
+        ({"test": [["lin", 0.5, 10]]}, "not integers"),
+    ],
+)
 def test_bad_splits(genome, cfg, match):
     with pytest.raises(StreamError, match=match):
         make_splits(genome, cfg)
@@ -299,9 +319,13 @@ def test_bad_labels_and_streams(genome, splits):
     with pytest.raises(StreamError, match="shift"):
         build_labels(genome, SiteSet(["lin"], [1], ["+"]), shift=-1)
     regions = splits["test"]
-    for kwargs, match in [({"n_streams": 0}, "n_streams"), ({"seg_len": 0}, "seg_len"),
-                          ({"lookahead": -1}, "lookahead"), ({"burn_in": -5}, "burn_in"),
-                          ({"rank": 2, "world_size": 2}, "rank=2")]:
+    for kwargs, match in [
+        ({"n_streams": 0}, "n_streams"),
+        ({"seg_len": 0}, "seg_len"),
+        ({"lookahead": -1}, "lookahead"),
+        ({"burn_in": -5}, "burn_in"),
+        ({"rank": 2, "world_size": 2}, "rank=2"),
+    ]:
         args = {"n_streams": 2, "seg_len": 100} | kwargs
         with pytest.raises(StreamError, match=match):
             SegmentStreams(genome, None, regions, **args)
@@ -326,8 +350,7 @@ def test_datamodule(genome, splits):
 
     assert reexported is TSSDataModule
     sites = SiteSet(["circ", "lin"], [10, 20], ["+", "-"])
-    dm = TSSDataModule(genome, sites=sites, splits=SPLIT_CFG, n_streams=2, seg_len=100, lookahead=4, burn_in=30,
-                       eval_streams=3)
+    dm = TSSDataModule(genome, sites=sites, splits=SPLIT_CFG, n_streams=2, seg_len=100, lookahead=4, burn_in=30, eval_streams=3)
     assert dm.labels is None  # cheap to construct: nothing built yet
     dm.setup("fit")
     assert positions_per_split(dm.splits) == EXPECTED_POSITIONS
@@ -343,8 +366,7 @@ def test_datamodule(genome, splits):
     ranks = []
     for rank in range(2):
         ddp = TSSDataModule(genome, sites=sites, splits=SPLIT_CFG, n_streams=2, seg_len=100)
-        ddp.trainer = SimpleNamespace(world_size=2, global_rank=rank, current_epoch=0,
-                                      fit_loop=SimpleNamespace(restarting=False))
+        ddp.trainer = SimpleNamespace(world_size=2, global_rank=rank, current_epoch=0, fit_loop=SimpleNamespace(restarting=False))
         ddp.setup("fit")
         ranks.append(sum(int(b["mask"].sum()) for b in ddp.test_dataloader()))
     assert ranks[0] > 0 and ranks[1] > 0 and sum(ranks) == EXPECTED_POSITIONS["test"]
@@ -355,8 +377,7 @@ def test_ecoli_paper_splits():
     genome = Genome.open(ECOLI / "genome" / "NC_000913.3.fa", circular=["NC_000913.3"])
     splits = make_splits(genome, ECOLI_K12_SPLITS)
     n = 4_641_652
-    assert positions_per_split(splits) == {"train": 2 * (n - 928_330 - 464_165), "validation": 2 * 464_165,
-                                           "test": 1_856_660}
+    assert positions_per_split(splits) == {"train": 2 * (n - 928_330 - 464_165), "validation": 2 * 464_165, "test": 1_856_660}
     assert [(iv.start, iv.end) for iv in splits["train"]] == [(0, 2_738_785), (4_131_280, n)]
     streams = SegmentStreams(genome, None, splits["test"], 16, 512, 0)
     counts = np.zeros(2 * n, np.int64)
@@ -364,7 +385,7 @@ def test_ecoli_paper_splits():
         b, j = np.nonzero(batch["mask"].numpy())
         np.add.at(counts, batch["strand"].numpy()[b] * n + (batch["start"].numpy()[b] + j) % n, 1)
     assert counts.max() == 1 and counts.sum() == 1_856_660
-    assert counts[2_738_785:3_667_115].all() and counts[n + n - 3_667_115:n + n - 2_738_785].all()
+    assert counts[2_738_785:3_667_115].all() and counts[n + n - 3_667_115 : n + n - 2_738_785].all()
 
 
 def test_datamodule_in_a_lightning_fit_and_mid_epoch_resume(genome, tmp_path):
@@ -388,10 +409,23 @@ def test_datamodule_in_a_lightning_fit_and_mid_epoch_resume(genome, tmp_path):
         def configure_optimizers(self):
             return torch.optim.SGD(self.parameters(), lr=0.1)
 
-    quiet = dict(logger=False, enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                 num_sanity_val_steps=0, default_root_dir=str(tmp_path))
-    make = lambda seed: TSSDataModule(genome, splits=SPLIT_CFG, n_streams=2, seg_len=64, lookahead=4,  # noqa: E731
-                                      burn_in=40, seed=seed)
+    quiet = dict(
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        default_root_dir=str(tmp_path),
+    )
+    make = lambda seed: TSSDataModule(
+        genome,
+        splits=SPLIT_CFG,
+        n_streams=2,
+        seg_len=64,
+        lookahead=4,  # noqa: E731
+        burn_in=40,
+        seed=seed,
+    )
     dm, model = make(1), Counter()
     pl.Trainer(max_epochs=3, enable_checkpointing=False, **quiet).fit(model, dm)
     assert [sum(model.seen[e]) for e in range(3)] == [EXPECTED_POSITIONS["train"]] * 3
@@ -401,7 +435,7 @@ def test_datamodule_in_a_lightning_fit_and_mid_epoch_resume(genome, tmp_path):
     pl.Trainer(max_steps=10, callbacks=[ckpt], **quiet).fit(Counter(), dm)
     full = [int(b["mask"].sum()) for b in dm.streams("train")]
     resumed = Counter()
-    pl.Trainer(max_epochs=1, callbacks=[ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=7, save_top_k=-1,
-                                                        filename="{step}")], **quiet).fit(
-        resumed, make(None), ckpt_path=str(tmp_path / "step=7.ckpt"))
+    pl.Trainer(
+        max_epochs=1, callbacks=[ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=7, save_top_k=-1, filename="{step}")], **quiet
+    ).fit(resumed, make(None), ckpt_path=str(tmp_path / "step=7.ckpt"))
     assert resumed.seen[0] == full[7:]

@@ -1,5 +1,6 @@
 """The planted-promoter generator: boxes at exact offsets from each TSS on both strands, read back
 from the written FASTA; counts, spacing, determinism, and the spec checks."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,14 +22,15 @@ def on_strand(seq: str, start: int, end: int, strand: str) -> str:
 def upstream(seq: str, tss: int, strand: str, frm: int, to: int) -> str:
     """Letters at promoter positions frm..to (relative to +1, no 0; frm < to < 0) on `strand`."""
     if strand == "+":
-        return seq[tss + frm:tss + to + 1]
-    return seq[tss - to:tss - frm + 1][::-1].translate(COMP)
+        return seq[tss + frm : tss + to + 1]
+    return seq[tss - to : tss - frm + 1][::-1].translate(COMP)
 
 
 @pytest.mark.parametrize("minus35, minus10, offset", [("TTGACA", "TATAAT", 7), ("GGCCAT", "CAGCTTAG", 5)])
 def test_boxes_at_exact_offsets_on_both_strands(tmp_path, minus35, minus10, offset):
-    spec = SyntheticSpec(length=30_000, n_contigs=2, density=2e-3, minus35=minus35, minus10=minus10,
-                         spacer=(15, 19), tss_offset=offset, seed=3)
+    spec = SyntheticSpec(
+        length=30_000, n_contigs=2, density=2e-3, minus35=minus35, minus10=minus10, spacer=(15, 19), tss_offset=offset, seed=3
+    )
     fasta, bed = write_synthetic(spec, tmp_path)
     genome = Genome.open(fasta, circular=spec.circular_contigs)
     seqs = {name: genome.sequence(name, 0, c.length) for name, c in genome.contigs.items()}
@@ -41,9 +43,11 @@ def test_boxes_at_exact_offsets_on_both_strands(tmp_path, minus35, minus10, offs
         assert int(end) == tss + 1 and strand in "+-"
         # the -10 box ends `offset` nt before +1: positions -(offset+l10-1) .. -offset
         assert upstream(seqs[chrom], tss, strand, -(offset + l10 - 1), -offset) == minus10
-        spacer = next(s for s in range(15, 20)
-                      if upstream(seqs[chrom], tss, strand, -(offset + l10 - 1) - s - l35,
-                                  -(offset + l10 - 1) - s - 1) == minus35)
+        spacer = next(
+            s
+            for s in range(15, 20)
+            if upstream(seqs[chrom], tss, strand, -(offset + l10 - 1) - s - l35, -(offset + l10 - 1) - s - 1) == minus35
+        )
         spacers.append(spacer)
     assert set(spacers) == set(range(15, 20))
     assert {r[5] for r in rows} == {"+", "-"} and sum(r[5] == "-" for r in rows) == 120
@@ -79,8 +83,9 @@ def test_no_overlapping_plants_and_labels_count():
     assert [c.circular for c in genome.contigs.values()] == [True, False]
     labels = build_labels(genome, sites, 20)
     # circular syn1 keeps every TSS; linear syn2 loses those within 20 nt of the strand's 3' end
-    lost = np.count_nonzero((sites.chrom == "syn2") & (((sites.strand == "+") & (sites.pos >= 20_000 - 20))
-                                                      | ((sites.strand == "-") & (sites.pos < 20))))
+    lost = np.count_nonzero(
+        (sites.chrom == "syn2") & (((sites.strand == "+") & (sites.pos >= 20_000 - 20)) | ((sites.strand == "-") & (sites.pos < 20)))
+    )
     assert sum(int(v.sum()) for v in labels.values()) == len(sites) - lost
 
 
@@ -106,11 +111,18 @@ def test_files_are_deterministic_and_80_wide(tmp_path):
     assert not list((tmp_path / "a").glob("*.tmp"))
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"minus10": "TAXAAT"}, "minus10"), ({"spacer": (19, 15)}, "spacer"), ({"gc": 1.5}, "gc"),
-    ({"mutation_rate": -0.1}, "mutation_rate"), ({"length": 0}, "length"), ({"tss_offset": 0}, "tss_offset"),
-    ({"density": -1.0}, "density"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"minus10": "TAXAAT"}, "minus10"),
+        ({"spacer": (19, 15)}, "spacer"),
+        ({"gc": 1.5}, "gc"),
+        ({"mutation_rate": -0.1}, "mutation_rate"),
+        ({"length": 0}, "length"),
+        ({"tss_offset": 0}, "tss_offset"),
+        ({"density": -1.0}, "density"),
+    ],
+)
 def test_bad_spec(kwargs, match):
     with pytest.raises(SyntheticError, match=match):
         SyntheticSpec(**kwargs)

@@ -1,4 +1,5 @@
 """TSSTask's memory between training batches: carried (default) or none (task.train_memory=false)."""
+
 import pytest
 import torch
 
@@ -11,8 +12,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def _batches(model, n: int = 2, length: int = 40):
     torch.manual_seed(3)
     tokens = torch.randint(0, 4, (2, n * length + model.lookahead))
-    return [{"tokens": tokens[:, i * length:(i + 1) * length + model.lookahead],
-             "reset": torch.tensor([i == 0, i == 0])} for i in range(n)]
+    return [
+        {"tokens": tokens[:, i * length : (i + 1) * length + model.lookahead], "reset": torch.tensor([i == 0, i == 0])} for i in range(n)
+    ]
 
 
 @pytest.mark.parametrize("train_memory", [True, False])

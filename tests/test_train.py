@@ -1,4 +1,5 @@
 """Training end to end through the CLI: resume after a kill, sweeps, DDP, debug configs, learning."""
+
 import json
 from pathlib import Path
 
@@ -61,8 +62,7 @@ def test_resume_after_kill_mid_epoch_matches_unbroken(unbroken, tmp_path):
 
 def test_sweep_through_submitit_local_launcher(tmp_path):
     tiny = [o for o in TINY if not o.startswith("model.n_layer=")]
-    done = _cli("train", "-m", "hydra/launcher=local", "model.n_layer=1,2", *tiny, "trainer.max_epochs=1",
-                f"run_dir={tmp_path}")
+    done = _cli("train", "-m", "hydra/launcher=local", "model.n_layer=1,2", *tiny, "trainer.max_epochs=1", f"run_dir={tmp_path}")
     assert done.returncode == 0, done.stderr[-3000:]
     for job, n_layer in (("0", 1), ("1", 2)):
         metrics = json.loads((tmp_path / job / "metrics.json").read_text())
@@ -88,10 +88,13 @@ def test_debug_fast_dev_run(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
 
 
-@pytest.mark.parametrize("override, message", [
-    ("model.window=0", "model.window=0 must be a positive integer"),
-    ("model.seg_len=50000", "longer than the longest contig"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.window=0", "model.window=0 must be a positive integer"),
+        ("model.seg_len=50000", "longer than the longest contig"),
+    ],
+)
 def test_impossible_config_values_fail_clearly(tmp_path, override, message):
     done = _cli("train", *TINY, override, f"run_dir={tmp_path}")
     assert done.returncode != 0 and message in done.stderr
@@ -118,7 +121,7 @@ def test_learning_rate_warmup_then_cosine_decay():
     from genometracks.training.task import lr_factor
 
     assert [lr_factor(s, 4) for s in (0, 1, 3, 4, 1000)] == [0.25, 0.5, 1.0, 1.0, 1.0]  # constant after warm-up
-    assert lr_factor(4, 4, 104) == pytest.approx(1.0)           # decay starts at the end of warm-up
+    assert lr_factor(4, 4, 104) == pytest.approx(1.0)  # decay starts at the end of warm-up
     assert lr_factor(54, 4, 104) == pytest.approx(0.05 + 0.95 * 0.5)  # halfway: cos(pi/2) = 0
     assert lr_factor(104, 4, 104) == pytest.approx(0.05) == lr_factor(500, 4, 104)  # floor, then stays
     assert lr_factor(0, 0, 100) == pytest.approx(1.0)

@@ -2,6 +2,7 @@
 environment variable, else the copy in the user cache (`$GENOMETRACKS_CACHE` or ~/.cache/genometracks),
 fetched there with npm when absent. Never committed; nothing is fetched when the bundle is cached or
 the variable is set."""
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,9 @@ def cache_root() -> Path:
     return Path(os.environ.get("GENOMETRACKS_CACHE", Path.home() / ".cache" / "genometracks"))
 
 
-def ensure_bundle(*, env: str, name: str, package: str, folder: Path, relpath: str, error: type[Exception],
-                  fetch: Callable[[str, Path], None]) -> Path:
+def ensure_bundle(
+    *, env: str, name: str, package: str, folder: Path, relpath: str, error: type[Exception], fetch: Callable[[str, Path], None]
+) -> Path:
     """Path of a bundle: $`env` if set (`error` when that file is missing; `name` is the file it should
     be), else `folder`/`relpath` in the cache, filled when absent by fetch(npm executable, stage), which
     writes `relpath` into a staged copy of `folder` (published whole, or not at all, when fetch returns);
@@ -33,8 +35,9 @@ def ensure_bundle(*, env: str, name: str, package: str, folder: Path, relpath: s
         return script
     npm = shutil.which("npm")
     if npm is None:
-        raise error(f"{package} is not cached and npm is not installed; install Node.js/npm "
-                    f"(apt-get install npm) or set {env}=/path/to/{name}")
+        raise error(
+            f"{package} is not cached and npm is not installed; install Node.js/npm (apt-get install npm) or set {env}=/path/to/{name}"
+        )
     with staged_dir(folder) as stage:
         fetch(npm, stage)
     return script

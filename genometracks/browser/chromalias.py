@@ -4,6 +4,7 @@ name or the FASTA's original NCBI-style header (`gi|...|ref|NC_X.1|`) all land o
 
 Our contig names are `genometracks.genome.contig_name` of the FASTA header's first word.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -35,8 +36,7 @@ def fasta_original_names(fasta: str | Path) -> dict[str, str]:
     return names
 
 
-def chrom_aliases(chrom_sizes: Mapping[str, int], originals: Mapping[str, str] | None = None
-                  ) -> dict[str, dict[str, str]]:
+def chrom_aliases(chrom_sizes: Mapping[str, int], originals: Mapping[str, str] | None = None) -> dict[str, dict[str, str]]:
     """{contig: {column: alias}} for every contig: known aliases, the original FASTA name, the
     RefSeq/GenBank column for an accession-named contig, and a `chr`-style partner (chrA ↔ A)."""
     originals = dict(originals or {})
@@ -60,8 +60,7 @@ def chrom_aliases(chrom_sizes: Mapping[str, int], originals: Mapping[str, str] |
     return table
 
 
-def write_chrom_alias(path: str | Path, chrom_sizes: Mapping[str, int],
-                      originals: Mapping[str, str] | None = None) -> Path:
+def write_chrom_alias(path: str | Path, chrom_sizes: Mapping[str, int], originals: Mapping[str, str] | None = None) -> Path:
     """UCSC's chromAlias text format: a `# sequenceName <columns>` header, then one tab-separated row
     per contig, our name first, its aliases in the named columns (empty where it has none)."""
     table = chrom_aliases(chrom_sizes, originals)

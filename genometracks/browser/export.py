@@ -6,6 +6,7 @@ DIR/hub/ (self-contained assembly hub), DIR/hub_genark/ (on UCSC's GenArk assemb
 contigs are GCF_000005845.2's), DIR/igv/ and DIR/jbrowse/. Every hub is validated before it
 replaces the last.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,9 @@ PLUS_COLOUR, MINUS_COLOUR = (200, 30, 30), (30, 60, 200)
 @dataclass(frozen=True)
 class OptionalTrack:
     """A bigBed/bigWig an earlier stage may have written, with its hub labels."""
+
     name: str
-    stem: str           # DIR/tracks/<stem>.bb|.bw
+    stem: str  # DIR/tracks/<stem>.bb|.bw
     suffix: str
     short_label: str
     long_label: str
@@ -40,30 +42,81 @@ class OptionalTrack:
 
 
 OPTIONAL_TRACKS = (
-    OptionalTrack("tss_peaks", "tss_peaks", ".bb", "TSS peaks", "TSS calls: local maxima of the TSS probability",
-                  "tss_peaks", "tss", (120, 0, 120)),
-    OptionalTrack("tss_sigma", "tss_sigma", ".bb", "TSS sigma class", "Sigma-factor class of each TSS call (CNN)",
-                  "tss_sigma", "tss", (0, 0, 0), (("itemRgb", "on"),)),
-    OptionalTrack("motif_hits", "motif_hits", ".bb", "Head motif hits",
-                  "FIMO matches of attention-head motifs (p, q; colour per head, paler = weaker)", "motif_hits", "interpretation",
-                  (0, 110, 60), (("itemRgb", "on"),)),
-    OptionalTrack("attribution", "attribution", ".bw", "Attribution",
-                  "Gradient x input attribution of the TSS output (signed)", "attribution", "interpretation",
-                  (90, 90, 90), (("autoScale", "on"), ("graphTypeDefault", "bar"))),
-    OptionalTrack("deeplift_plus", "deeplift.plus", ".bw", "DeepLIFT/SHAP +",
-                  "DeepLIFT/SHAP contribution of each base to plus-strand TSS calls", "deeplift", "interpretation",
-                  (200, 30, 30), (("autoScale", "on"), ("graphTypeDefault", "bar"))),
-    OptionalTrack("deeplift_minus", "deeplift.minus", ".bw", "DeepLIFT/SHAP -",
-                  "DeepLIFT/SHAP contribution of each base to minus-strand TSS calls", "deeplift", "interpretation",
-                  (30, 60, 200), (("autoScale", "on"), ("graphTypeDefault", "bar"))),
+    OptionalTrack(
+        "tss_peaks", "tss_peaks", ".bb", "TSS peaks", "TSS calls: local maxima of the TSS probability", "tss_peaks", "tss", (120, 0, 120)
+    ),
+    OptionalTrack(
+        "tss_sigma",
+        "tss_sigma",
+        ".bb",
+        "TSS sigma class",
+        "Sigma-factor class of each TSS call (CNN)",
+        "tss_sigma",
+        "tss",
+        (0, 0, 0),
+        (("itemRgb", "on"),),
+    ),
+    OptionalTrack(
+        "motif_hits",
+        "motif_hits",
+        ".bb",
+        "Head motif hits",
+        "FIMO matches of attention-head motifs (p, q; colour per head, paler = weaker)",
+        "motif_hits",
+        "interpretation",
+        (0, 110, 60),
+        (("itemRgb", "on"),),
+    ),
+    OptionalTrack(
+        "attribution",
+        "attribution",
+        ".bw",
+        "Attribution",
+        "Gradient x input attribution of the TSS output (signed)",
+        "attribution",
+        "interpretation",
+        (90, 90, 90),
+        (("autoScale", "on"), ("graphTypeDefault", "bar")),
+    ),
+    OptionalTrack(
+        "deeplift_plus",
+        "deeplift.plus",
+        ".bw",
+        "DeepLIFT/SHAP +",
+        "DeepLIFT/SHAP contribution of each base to plus-strand TSS calls",
+        "deeplift",
+        "interpretation",
+        (200, 30, 30),
+        (("autoScale", "on"), ("graphTypeDefault", "bar")),
+    ),
+    OptionalTrack(
+        "deeplift_minus",
+        "deeplift.minus",
+        ".bw",
+        "DeepLIFT/SHAP -",
+        "DeepLIFT/SHAP contribution of each base to minus-strand TSS calls",
+        "deeplift",
+        "interpretation",
+        (30, 60, 200),
+        (("autoScale", "on"), ("graphTypeDefault", "bar")),
+    ),
 )
 
 
 def hub_track(name: str, path: Path) -> HubTrack:
     """The HubTrack of optional track `name` (one of OPTIONAL_TRACKS) for the file at `path`."""
     t = {t.name: t for t in OPTIONAL_TRACKS}[name]
-    return HubTrack(t.name, Path(path), t.short_label, t.long_label, t.color, html=t.html, group=t.group,
-                    settings=dict(t.settings), visibility="pack" if t.suffix == ".bb" else "full")
+    return HubTrack(
+        t.name,
+        Path(path),
+        t.short_label,
+        t.long_label,
+        t.color,
+        html=t.html,
+        group=t.group,
+        settings=dict(t.settings),
+        visibility="pack" if t.suffix == ".bb" else "full",
+    )
 
 
 def run_hub_tracks(tracks_dir: Path) -> list:
@@ -73,12 +126,17 @@ def run_hub_tracks(tracks_dir: Path) -> list:
     for path in (plus, minus):
         if not path.is_file():
             raise FileNotFoundError(f"{path}: missing; run `genometracks predict run_dir={tracks_dir.parent}` first")
-    strands = HubContainer("tss_signal", "TSS probability", "Per-base TSS probability, plus (up) and minus (down)",
-                           children=[HubTrack("tss_plus", plus, "TSS + strand", "TSS probability, plus strand",
-                                              PLUS_COLOUR, html="tss_signal"),
-                                     HubTrack("tss_minus", minus, "TSS - strand", "TSS probability, minus strand",
-                                              MINUS_COLOUR, html="tss_signal", negate=True)],
-                           html="tss_signal", settings={"windowingFunction": "maximum"})
+    strands = HubContainer(
+        "tss_signal",
+        "TSS probability",
+        "Per-base TSS probability, plus (up) and minus (down)",
+        children=[
+            HubTrack("tss_plus", plus, "TSS + strand", "TSS probability, plus strand", PLUS_COLOUR, html="tss_signal"),
+            HubTrack("tss_minus", minus, "TSS - strand", "TSS probability, minus strand", MINUS_COLOUR, html="tss_signal", negate=True),
+        ],
+        html="tss_signal",
+        settings={"windowingFunction": "maximum"},
+    )
     out: list = [strands]
     for t in OPTIONAL_TRACKS:
         path = tracks_dir / f"{t.stem}{t.suffix}"
@@ -89,13 +147,13 @@ def run_hub_tracks(tracks_dir: Path) -> list:
 
 def _igv_tracks(tracks_dir: Path) -> list[IgvTrack]:
     run = RunDir(tracks_dir.parent)
-    tracks = [IgvTrack("TSS + strand", run.tss_bigwig("+"), PLUS_COLOUR, autoscale_group="tss",
-                       window_function="max"),
-              IgvTrack("TSS - strand", run.tss_bigwig("-"), MINUS_COLOUR, negate=True, autoscale_group="tss",
-                       window_function="max")]
+    tracks = [
+        IgvTrack("TSS + strand", run.tss_bigwig("+"), PLUS_COLOUR, autoscale_group="tss", window_function="max"),
+        IgvTrack("TSS - strand", run.tss_bigwig("-"), MINUS_COLOUR, negate=True, autoscale_group="tss", window_function="max"),
+    ]
     for t in OPTIONAL_TRACKS:  # features: the tabix BED where written (IGV reads its extra columns), else bigBed
         item_rgb = ("itemRgb", "on") in t.settings  # drawn in the file's colours: no track colour
-        for suffix in ((".bb",) if item_rgb else (".bed.gz", ".bb") if t.suffix == ".bb" else (t.suffix,)):
+        for suffix in (".bb",) if item_rgb else (".bed.gz", ".bb") if t.suffix == ".bb" else (t.suffix,):
             path = tracks_dir / f"{t.stem}{suffix}"
             if path.is_file():
                 tracks.append(IgvTrack(t.short_label, path, None if item_rgb else t.color))
@@ -114,53 +172,76 @@ def hub_overview(run_dir: Path, organism: str, tracks: list) -> str:
         except (OSError, ValueError):
             return {}
 
-    parts = [f"<p>Transcription start sites of <i>{escape(organism)}</i> predicted per base and strand by "
-             "a segment-recurrent Transformer-XL (genometracks).</p>"]
+    parts = [
+        f"<p>Transcription start sites of <i>{escape(organism)}</i> predicted per base and strand by "
+        "a segment-recurrent Transformer-XL (genometracks).</p>"
+    ]
     data = read("data_summary.json")
     if data.get("total_length"):
         parts.append(f"<p>Genome: {int(data['total_length']):,} nt.</p>")
     metrics = read("metrics.json")
-    test = ((metrics.get("test") or {}).get("both") or {})
+    test = (metrics.get("test") or {}).get("both") or {}
     rows = [(k, test[k]) for k in ("roc_auc", "pr_auc", "pr_auc_k4", "pr_auc_k10") if isinstance(test.get(k), (int, float))]
     if rows:
         cells = "".join(f"<tr><td>{escape(k)}</td><td>{v:.3f}</td></tr>" for k, v in rows)
-        parts.append(f"<p>Held-out test region, both strands (labels '{escape(str(metrics.get('labels', '')))}'):"
-                     f"</p><table border=\"1\" cellpadding=\"3\">{cells}</table>")
+        parts.append(
+            f"<p>Held-out test region, both strands (labels '{escape(str(metrics.get('labels', '')))}'):"
+            f'</p><table border="1" cellpadding="3">{cells}</table>'
+        )
     items = "".join(f"<li><b>{escape(t.short_label)}</b>: {escape(t.long_label)}</li>" for t in tracks)
     parts.append(f"<p>Tracks:</p><ul>{items}</ul>")
-    parts.append('<p>The full report of the run (curves, heads, motifs, sigma classes) is '
-                 '<a href="../report.html">report.html</a> in the run directory.</p>')
+    parts.append(
+        "<p>The full report of the run (curves, heads, motifs, sigma classes) is "
+        '<a href="../report.html">report.html</a> in the run directory.</p>'
+    )
     return "\n".join(parts) + "\n"
 
 
 def _jbrowse_tracks(tracks_dir: Path) -> list:
-    tracks = [JBrowseTrack("tss_signal", "TSS probability", "multiwig",
-                           [("TSS + strand", tracks_dir / "tss.plus.bw", PLUS_COLOUR),
-                            ("TSS - strand", tracks_dir / "tss.minus.bw", MINUS_COLOUR)])]
+    tracks = [
+        JBrowseTrack(
+            "tss_signal",
+            "TSS probability",
+            "multiwig",
+            [("TSS + strand", tracks_dir / "tss.plus.bw", PLUS_COLOUR), ("TSS - strand", tracks_dir / "tss.minus.bw", MINUS_COLOUR)],
+        )
+    ]
     for t in OPTIONAL_TRACKS:
         path = tracks_dir / f"{t.stem}{t.suffix}"
         if path.is_file():
             category = "TSS" if t.group == "tss" else "Interpretation"
-            tracks.append(JBrowseTrack(t.name, t.short_label, "features" if t.suffix == ".bb" else "wig",
-                                       [(t.short_label, path, t.color)], category=category,
-                                       item_rgb=("itemRgb", "on") in t.settings))
+            tracks.append(
+                JBrowseTrack(
+                    t.name,
+                    t.short_label,
+                    "features" if t.suffix == ".bb" else "wig",
+                    [(t.short_label, path, t.color)],
+                    category=category,
+                    item_rgb=("itemRgb", "on") in t.settings,
+                )
+            )
     return tracks
 
 
-def export_run(run_dir: Path, fasta: Path, chrom_sizes: dict[str, int], cfg_export: DictConfig | dict,
-               organism: str) -> dict[str, str]:
+def export_run(run_dir: Path, fasta: Path, chrom_sizes: dict[str, int], cfg_export: DictConfig | dict, organism: str) -> dict[str, str]:
     """Write DIR/hub (assembly), DIR/hub_genark (when applicable), DIR/igv and DIR/jbrowse; return their paths."""
     e = OmegaConf.merge(group_defaults("export"), cfg_export)  # keys not given: conf/export/default.yaml
     run = RunDir(run_dir)
     tracks_dir = run.tracks
     tracks = run_hub_tracks(tracks_dir)
-    common = dict(hub_name=str(e.hub_name), short_label=str(e.short_label), long_label=str(e.long_label),
-                  email=str(e.email), overview_html=hub_overview(run_dir, organism, tracks))
+    common = dict(
+        hub_name=str(e.hub_name),
+        short_label=str(e.short_label),
+        long_label=str(e.long_label),
+        email=str(e.email),
+        overview_html=hub_overview(run_dir, organism, tracks),
+    )
     written = {}
     mode = str(e.genome_mode)
     if mode in ("assembly", "both"):
-        written["hub"] = write_hub(run.hub, "assembly", chrom_sizes, tracks, fasta=fasta, organism=organism,
-                                   description=f"{organism} ({fasta.name})", **common)
+        written["hub"] = write_hub(
+            run.hub, "assembly", chrom_sizes, tracks, fasta=fasta, organism=organism, description=f"{organism} ({fasta.name})", **common
+        )
     accession = str(e.genark_accession)
     genark_ok = GENARK_SIZES.get(accession) == dict(chrom_sizes)
     if mode == "genark" or (mode in ("assembly", "both") and genark_ok):

@@ -1,4 +1,5 @@
 """UCSC GenArk assemblies we can check tracks against offline (hub `genome_mode="genark"`)."""
+
 from __future__ import annotations
 
 # Sequence names and lengths of GenArk assemblies, by accession.

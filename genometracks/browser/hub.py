@@ -4,6 +4,7 @@ Two genome modes: "genark" (tracks on UCSC's GenArk assembly, e.g. GCF_000005845
 K-12 MG1655) and "assembly" (a self-contained assembly hub: our own .2bit, chrom sizes, groups).
 The hub is built in a staging folder, checked with `validate_hub`, then swapped in whole.
 """
+
 from __future__ import annotations
 
 import html as html_escape
@@ -34,6 +35,7 @@ class HubTrack:
     """One bigWig or bigBed track; `source` is copied (hard-linked) into the hub as `<name>.bw|.bb`.
 
     `html` names a description page `hub/<html>.html`; `settings` adds trackDb lines as given."""
+
     name: str
     source: Path
     short_label: str
@@ -49,6 +51,7 @@ class HubTrack:
 @dataclass
 class HubContainer:
     """A multiWig container overlaying bigWig children (e.g. plus and minus strand)."""
+
     name: str
     short_label: str
     long_label: str
@@ -153,8 +156,13 @@ class _Writer:
             raise HubError(f"multiWig container {box.name!r} has no children")
         name = self._claim(box.name)
         text = _line("track", name, "") + _line("container", "multiWig", "") + _line("type", "bigWig", "")
-        defaults = {"aggregate": "transparentOverlay", "showSubtrackColorOnUi": "on", "autoScale": "on",
-                    "alwaysZero": "on", "maxHeightPixels": "100:60:8"}
+        defaults = {
+            "aggregate": "transparentOverlay",
+            "showSubtrackColorOnUi": "on",
+            "autoScale": "on",
+            "alwaysZero": "on",
+            "maxHeightPixels": "100:60:8",
+        }
         for key, value in defaults.items():
             if key not in box.settings:
                 text += _line(key, value, "")
@@ -167,6 +175,7 @@ class HubGenome:
     """One genome of a hub with its tracks. genome_mode "genark": on UCSC's `genark_accession` (contig
     names and sizes must match it where known); "assembly": our own .2bit from `fasta`, named
     `genome_name` (default: the FASTA's stem)."""
+
     genome_mode: str
     chrom_sizes: Mapping[str, int]
     tracks: Sequence[HubTrack | HubContainer]
@@ -184,8 +193,10 @@ class HubGenome:
                 raise HubError(f"{self.genark_accession!r} is not a GenArk accession such as GCF_000005845.2")
             known = GENARK_SIZES.get(self.genark_accession)
             if known is not None and dict(self.chrom_sizes) != known:
-                raise HubError(f"contigs {dict(self.chrom_sizes)} differ from GenArk {self.genark_accession} "
-                               f"{known}; rename the FASTA records to match or use genome_mode='assembly'")
+                raise HubError(
+                    f"contigs {dict(self.chrom_sizes)} differ from GenArk {self.genark_accession} "
+                    f"{known}; rename the FASTA records to match or use genome_mode='assembly'"
+                )
             return self.genark_accession
         if self.genome_mode != "assembly":
             raise HubError(f"genome_mode {self.genome_mode!r}: use 'genark' or 'assembly'")
@@ -194,14 +205,23 @@ class HubGenome:
         return safe_name(self.genome_name or Path(self.fasta).name.split(".")[0], prefix="g")
 
 
-def write_hub(hub_dir: str | Path, genome_mode: str, chrom_sizes: Mapping[str, int],
-              tracks: Sequence[HubTrack | HubContainer], fasta: str | Path | None = None,
-              hub_name: str = "genometracks", short_label: str = "genometracks TSS",
-              long_label: str = "Predicted transcription start sites (genometracks)",
-              email: str = "genometracks@example.org", organism: str = "Escherichia coli",
-              default_pos: str | None = None, genome_name: str | None = None,
-              description: str = "Genome assembly", genark_accession: str = "GCF_000005845.2",
-              overview_html: str | None = None) -> Path:
+def write_hub(
+    hub_dir: str | Path,
+    genome_mode: str,
+    chrom_sizes: Mapping[str, int],
+    tracks: Sequence[HubTrack | HubContainer],
+    fasta: str | Path | None = None,
+    hub_name: str = "genometracks",
+    short_label: str = "genometracks TSS",
+    long_label: str = "Predicted transcription start sites (genometracks)",
+    email: str = "genometracks@example.org",
+    organism: str = "Escherichia coli",
+    default_pos: str | None = None,
+    genome_name: str | None = None,
+    description: str = "Genome assembly",
+    genark_accession: str = "GCF_000005845.2",
+    overview_html: str | None = None,
+) -> Path:
     """Write a complete one-genome hub at `hub_dir` atomically and return the path of its hub.txt.
 
     genome_mode "genark": tracks on UCSC's `genark_accession` (contig names and sizes must match it);
@@ -210,16 +230,21 @@ def write_hub(hub_dir: str | Path, genome_mode: str, chrom_sizes: Mapping[str, i
     `overview_html` (an HTML fragment) is the hub's description page (`descriptionUrl`,
     description.html beside hub.txt); by default a page listing the tracks.
     Raises HubError (the previous hub is kept) if the finished hub fails `validate_hub`."""
-    genome = HubGenome(genome_mode, chrom_sizes, tracks, fasta, genome_name, organism, description, default_pos,
-                       genark_accession)
-    return write_hub_genomes(hub_dir, [genome], hub_name=hub_name, short_label=short_label, long_label=long_label,
-                             email=email, overview_html=overview_html)
+    genome = HubGenome(genome_mode, chrom_sizes, tracks, fasta, genome_name, organism, description, default_pos, genark_accession)
+    return write_hub_genomes(
+        hub_dir, [genome], hub_name=hub_name, short_label=short_label, long_label=long_label, email=email, overview_html=overview_html
+    )
 
 
-def write_hub_genomes(hub_dir: str | Path, genomes: Sequence[HubGenome], hub_name: str = "genometracks",
-                      short_label: str = "genometracks TSS",
-                      long_label: str = "Predicted transcription start sites (genometracks)",
-                      email: str = "genometracks@example.org", overview_html: str | None = None) -> Path:
+def write_hub_genomes(
+    hub_dir: str | Path,
+    genomes: Sequence[HubGenome],
+    hub_name: str = "genometracks",
+    short_label: str = "genometracks TSS",
+    long_label: str = "Predicted transcription start sites (genometracks)",
+    email: str = "genometracks@example.org",
+    overview_html: str | None = None,
+) -> Path:
     """Write a hub of one or more genomes at `hub_dir` atomically (genomes.txt holds one stanza per
     genome, in the given order; each genome has its own trackDb.txt) and return its hub.txt path.
     Raises HubError (the previous hub is kept) if the finished hub fails `validate_hub`."""
@@ -228,27 +253,37 @@ def write_hub_genomes(hub_dir: str | Path, genomes: Sequence[HubGenome], hub_nam
     names = [g.hub_name() for g in genomes]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
-        raise HubError(f"{hub_dir}: genome {twice[0]!r} would appear twice in genomes.txt; give each genome its own "
-                       "name (or GenArk accession)")
+        raise HubError(
+            f"{hub_dir}: genome {twice[0]!r} would appear twice in genomes.txt; give each genome its own name (or GenArk accession)"
+        )
     hub_dir = Path(hub_dir)
     with staged_dir(hub_dir) as stage:
         stanzas = []
         for order, (entry, genome) in enumerate(zip(genomes, names), 1):
             writer = _Writer(stage, genome, entry.genome_mode)
-            body = "".join(writer.container(t, 10 * (i + 1)) if isinstance(t, HubContainer)
-                           else writer.track(t, priority=10 * (i + 1)) for i, t in enumerate(entry.tracks))
+            body = "".join(
+                writer.container(t, 10 * (i + 1)) if isinstance(t, HubContainer) else writer.track(t, priority=10 * (i + 1))
+                for i, t in enumerate(entry.tracks)
+            )
             (writer.gdir / "trackDb.txt").write_text(body)
             stanza: dict[str, object] = {"genome": genome, "trackDb": f"{genome}/trackDb.txt"}
             if entry.genome_mode == "assembly":
                 first, size = next(iter(entry.chrom_sizes.items()))
                 default_pos = entry.default_pos or f"{first}:1-{min(size, 20000)}"
-                stanza.update(_assembly_files(writer, Path(str(entry.fasta)), entry.chrom_sizes, entry.organism,
-                                              entry.description, default_pos))
+                stanza.update(
+                    _assembly_files(writer, Path(str(entry.fasta)), entry.chrom_sizes, entry.organism, entry.description, default_pos)
+                )
                 stanza["orderKey"] = order
             stanzas.append("".join(_line(k, v, "") for k, v in stanza.items()))
         (stage / "description.html").write_text(_overview_page(long_label, overview_html, genomes[0].tracks))
-        hub = {"hub": safe_name(hub_name), "shortLabel": short_label, "longLabel": long_label,
-               "genomesFile": "genomes.txt", "email": email, "descriptionUrl": "description.html"}
+        hub = {
+            "hub": safe_name(hub_name),
+            "shortLabel": short_label,
+            "longLabel": long_label,
+            "genomesFile": "genomes.txt",
+            "email": email,
+            "descriptionUrl": "description.html",
+        }
         (stage / "hub.txt").write_text("".join(_line(k, v, "") for k, v in hub.items()))
         (stage / "genomes.txt").write_text("\n".join(stanzas))
         problems = validate_hub(stage)
@@ -260,15 +295,17 @@ def write_hub_genomes(hub_dir: str | Path, genomes: Sequence[HubGenome], hub_nam
 def _overview_page(title: str, fragment: str | None, tracks: Sequence[HubTrack | HubContainer]) -> str:
     """The hub's description page (hub.txt `descriptionUrl`): `fragment`, else the track list."""
     if fragment is None:
-        items = "".join(f"<li><b>{html_escape.escape(t.short_label)}</b>: {html_escape.escape(t.long_label)}</li>\n"
-                        for t in tracks)
+        items = "".join(f"<li><b>{html_escape.escape(t.short_label)}</b>: {html_escape.escape(t.long_label)}</li>\n" for t in tracks)
         fragment = f"<p>Tracks of this hub:</p>\n<ul>\n{items}</ul>\n"
-    return (f"<!doctype html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>{html_escape.escape(title)}"
-            f"</title></head>\n<body>\n<h2>{html_escape.escape(title)}</h2>\n{fragment}</body>\n</html>\n")
+    return (
+        f'<!doctype html>\n<html lang="en">\n<head><meta charset="utf-8"><title>{html_escape.escape(title)}'
+        f"</title></head>\n<body>\n<h2>{html_escape.escape(title)}</h2>\n{fragment}</body>\n</html>\n"
+    )
 
 
-def _assembly_files(writer: _Writer, fasta: Path, chrom_sizes: Mapping[str, int], organism: str,
-                    description: str, default_pos: str) -> dict[str, str]:
+def _assembly_files(
+    writer: _Writer, fasta: Path, chrom_sizes: Mapping[str, int], organism: str, description: str, default_pos: str
+) -> dict[str, str]:
     """Write <genome>.2bit, chrom.sizes, chromAlias.txt, groups.txt and description.html; return the
     genomes.txt fields."""
 
@@ -277,14 +314,29 @@ def _assembly_files(writer: _Writer, fasta: Path, chrom_sizes: Mapping[str, int]
     (gdir / "chrom.sizes").write_text("".join(f"{c}\t{n}\n" for c, n in chrom_sizes.items()))
     write_chrom_alias(gdir / "chromAlias.txt", chrom_sizes, fasta_original_names(fasta))
     groups = writer.groups or ["tss"]
-    (gdir / "groups.txt").write_text("\n".join(
-        _line("name", g, "") + _line("label", GROUP_LABELS.get(g, g), "") + _line("priority", i + 1, "")
-        + _line("defaultIsClosed", 0, "") for i, g in enumerate(groups)))
-    page = (f"<h2>{html_escape.escape(organism)}</h2>\n<p>{html_escape.escape(description)}</p>\n"
-            f"<p>Sequences: {html_escape.escape(', '.join(f'{c} ({n:,} nt)' for c, n in chrom_sizes.items()))}</p>\n")
+    (gdir / "groups.txt").write_text(
+        "\n".join(
+            _line("name", g, "")
+            + _line("label", GROUP_LABELS.get(g, g), "")
+            + _line("priority", i + 1, "")
+            + _line("defaultIsClosed", 0, "")
+            for i, g in enumerate(groups)
+        )
+    )
+    page = (
+        f"<h2>{html_escape.escape(organism)}</h2>\n<p>{html_escape.escape(description)}</p>\n"
+        f"<p>Sequences: {html_escape.escape(', '.join(f'{c} ({n:,} nt)' for c, n in chrom_sizes.items()))}</p>\n"
+    )
     (gdir / "description.html").write_text(page)
-    return {"twoBitPath": f"{genome}/{genome}.2bit", "chromSizes": f"{genome}/chrom.sizes",
-            "chromAlias": f"{genome}/chromAlias.txt",
-            "groups": f"{genome}/groups.txt", "organism": organism, "description": description,
-            "scientificName": organism, "defaultPos": default_pos, "orderKey": 1,
-            "htmlPath": f"{genome}/description.html"}
+    return {
+        "twoBitPath": f"{genome}/{genome}.2bit",
+        "chromSizes": f"{genome}/chrom.sizes",
+        "chromAlias": f"{genome}/chromAlias.txt",
+        "groups": f"{genome}/groups.txt",
+        "organism": organism,
+        "description": description,
+        "scientificName": organism,
+        "defaultPos": default_pos,
+        "orderKey": 1,
+        "htmlPath": f"{genome}/description.html",
+    }

@@ -13,6 +13,7 @@ overrides a bigBed's itemRgb, so `color=None` writes none; a session without the
 drops it. batch.txt loads only local files (no `new`, which fetches IGV's default network genome), and
 prefs.properties makes our genome IGV's default, which IGV loads before any batch command runs.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -50,6 +51,7 @@ class IgvTrack:
     `negate` draws the track below the axis (its values negated); tracks sharing `autoscale_group` share
     a scale; `color` None keeps the features' own colours (itemRgb); `window_function` is how a zoomed-out
     pixel summarises its bases ('max' for a TSS signal, whose peaks the mean would flatten)."""
+
     name: str
     path: Path
     color: tuple[int, int, int] | None = (0, 0, 0)
@@ -60,8 +62,7 @@ class IgvTrack:
     @property
     def kind(self) -> str:
         name = Path(self.path).name.lower()
-        for suffix, kind in ((".bw", "bigwig"), (".bigwig", "bigwig"), (".bb", "bigbed"), (".bigbed", "bigbed"),
-                             (".bed.gz", "bed")):
+        for suffix, kind in ((".bw", "bigwig"), (".bigwig", "bigwig"), (".bb", "bigbed"), (".bigbed", "bigbed"), (".bed.gz", "bed")):
             if name.endswith(suffix):
                 return kind
         raise IgvError(f"{self.path}: track {self.name!r} is not a .bw, .bb or .bed.gz file")
@@ -73,16 +74,28 @@ def ensure_igv_js(version: str = IGV_JS_VERSION) -> Path:
     relpath = "node_modules/igv/dist/igv.min.js"
 
     def install(npm: str, stage: Path) -> None:
-        result = subprocess.run([npm, "install", "--prefix", str(stage), f"igv@{version}", "--no-audit",
-                                 "--no-fund", "--ignore-scripts", "--no-save"],
-                                capture_output=True, text=True, timeout=600)
+        result = subprocess.run(
+            [npm, "install", "--prefix", str(stage), f"igv@{version}", "--no-audit", "--no-fund", "--ignore-scripts", "--no-save"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         if result.returncode != 0 or not (stage / relpath).is_file():
-            raise IgvError(f"npm install igv@{version} failed (exit {result.returncode}): "
-                           f"{result.stderr.strip()[-800:]}; check network access to the npm registry "
-                           "or set GENOMETRACKS_IGV_JS")
+            raise IgvError(
+                f"npm install igv@{version} failed (exit {result.returncode}): "
+                f"{result.stderr.strip()[-800:]}; check network access to the npm registry "
+                "or set GENOMETRACKS_IGV_JS"
+            )
 
-    return ensure_bundle(env="GENOMETRACKS_IGV_JS", name="igv.min.js", package="igv.js",
-                         folder=cache_root() / "igv-js" / version, relpath=relpath, error=IgvError, fetch=install)
+    return ensure_bundle(
+        env="GENOMETRACKS_IGV_JS",
+        name="igv.min.js",
+        package="igv.js",
+        folder=cache_root() / "igv-js" / version,
+        relpath=relpath,
+        error=IgvError,
+        fetch=install,
+    )
 
 
 def _copy_fasta(fasta: Path, folder: Path) -> Path:
@@ -119,13 +132,12 @@ def _write_even_fasta(fasta: Path, target: Path, width: int = 60) -> None:
     with open(target, "wb") as out:
         for name, seq in records.items():
             out.write(b">" + name.encode() + b"\n")
-            out.write(b"".join(seq[i:i + width] + b"\n" for i in range(0, len(seq), width)))
+            out.write(b"".join(seq[i : i + width] + b"\n" for i in range(0, len(seq), width)))
 
 
 def write_negated_bigwig(source: Path, target: Path) -> Path:
     """A copy of bigWig `source` with every value negated (IGV desktop draws negatives below the axis)."""
     import pyBigWig
-
 
     handle = pyBigWig.open(str(source))
     sizes = dict(handle.chroms())
@@ -140,8 +152,10 @@ def _relative(run_dir: Path, igv_dir: Path, track: IgvTrack) -> tuple[str, str |
     path = Path(track.path)
     path = (path if path.is_absolute() else run_dir / path).resolve()
     if run_dir.resolve() not in path.parents:
-        raise IgvError(f"{path}: track {track.name!r} lies outside the run directory {run_dir}; "
-                       "write tracks under DIR so the session and `serve` can reach them")
+        raise IgvError(
+            f"{path}: track {track.name!r} lies outside the run directory {run_dir}; "
+            "write tracks under DIR so the session and `serve` can reach them"
+        )
     if not path.is_file():
         raise IgvError(f"{path}: track {track.name!r} file not found; run export first")
     index = None
@@ -154,33 +168,66 @@ def _relative(run_dir: Path, igv_dir: Path, track: IgvTrack) -> tuple[str, str |
 
 
 def _session_xml(genome: str, locus: str, tracks: Sequence[IgvTrack], paths: list[tuple[str, str | None]]) -> str:
-    groups = {g: str(i + 1) for i, g in enumerate(dict.fromkeys(t.autoscale_group for t in tracks
-                                                                if t.autoscale_group))}
-    session = ET.Element("Session", genome=genome, locus=locus, version="8",
-                         nextAutoscaleGroup=str(len(groups) + 1))
+    groups = {g: str(i + 1) for i, g in enumerate(dict.fromkeys(t.autoscale_group for t in tracks if t.autoscale_group))}
+    session = ET.Element("Session", genome=genome, locus=locus, version="8", nextAutoscaleGroup=str(len(groups) + 1))
     resources = ET.SubElement(session, "Resources")
     panel = ET.SubElement(session, "Panel", name="DataPanel")
     for track, (path, _index) in zip(tracks, paths):  # no `index`: IGV finds <file>.tbi beside the file
-        ET.SubElement(resources, "Resource", name=track.name, path=path,
-                      type={"bigwig": "bigwig", "bigbed": "bigbed", "bed": "bed"}[track.kind])
+        ET.SubElement(
+            resources, "Resource", name=track.name, path=path, type={"bigwig": "bigwig", "bigbed": "bigbed", "bed": "bed"}[track.kind]
+        )
         color = {"color": ",".join(str(int(c)) for c in track.color)} if track.color is not None else {}
         if track.kind == "bigwig":
-            element = ET.SubElement(panel, "Track", attributeKey=track.name, autoScale="true",
-                                    clazz="org.broad.igv.track.DataSourceTrack", **color, id=path,
-                                    name=track.name, renderer="BAR_CHART", visible="true",
-                                    windowFunction=track.window_function)
+            element = ET.SubElement(
+                panel,
+                "Track",
+                attributeKey=track.name,
+                autoScale="true",
+                clazz="org.broad.igv.track.DataSourceTrack",
+                **color,
+                id=path,
+                name=track.name,
+                renderer="BAR_CHART",
+                visible="true",
+                windowFunction=track.window_function,
+            )
             if track.autoscale_group:
                 element.set("autoscaleGroup", groups[track.autoscale_group])
-            ET.SubElement(element, "DataRange", baseline="0.0", drawBaseline="true", flipAxis="false",
-                          maximum="0.0" if track.negate else "1.0", minimum="-1.0" if track.negate else "0.0",
-                          type="LINEAR")
+            ET.SubElement(
+                element,
+                "DataRange",
+                baseline="0.0",
+                drawBaseline="true",
+                flipAxis="false",
+                maximum="0.0" if track.negate else "1.0",
+                minimum="-1.0" if track.negate else "0.0",
+                type="LINEAR",
+            )
         else:
-            ET.SubElement(panel, "Track", attributeKey=track.name, clazz="org.broad.igv.track.FeatureTrack",
-                          **color, displayMode="EXPANDED", id=path, name=track.name, visible="true")
+            ET.SubElement(
+                panel,
+                "Track",
+                attributeKey=track.name,
+                clazz="org.broad.igv.track.FeatureTrack",
+                **color,
+                displayMode="EXPANDED",
+                id=path,
+                name=track.name,
+                visible="true",
+            )
     features = ET.SubElement(session, "Panel", name="FeaturePanel")  # keeps the reference sequence track
-    ET.SubElement(features, "Track", attributeKey="Reference sequence", clazz="org.broad.igv.track.SequenceTrack",
-                  fontSize="10", id="Reference sequence", name="Reference sequence",
-                  sequenceTranslationStrandValue="POSITIVE", shouldShowTranslation="false", visible="true")
+    ET.SubElement(
+        features,
+        "Track",
+        attributeKey="Reference sequence",
+        clazz="org.broad.igv.track.SequenceTrack",
+        fontSize="10",
+        id="Reference sequence",
+        name="Reference sequence",
+        sequenceTranslationStrandValue="POSITIVE",
+        shouldShowTranslation="false",
+        visible="true",
+    )
     ET.indent(session)
     return '<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n' + ET.tostring(session, encoding="unicode") + "\n"
 
@@ -197,17 +244,22 @@ def _page_tracks(tracks: Sequence[IgvTrack], paths: list[tuple[str, str | None]]
             if track.autoscale_group:
                 config.update(autoscaleGroup=track.autoscale_group)
         else:
-            config.update(type="annotation", format="bigbed" if track.kind == "bigbed" else "bed",
-                          displayMode="EXPANDED")
+            config.update(type="annotation", format="bigbed" if track.kind == "bigbed" else "bed", displayMode="EXPANDED")
             if index:
                 config.update(indexURL=index)
         configs.append(config)
     return configs
 
 
-def write_igv(run_dir: str | Path, fasta: str | Path, tracks: Sequence[IgvTrack], locus: str | None = None,
-              snapshot_locus: str | None = None, title: str = "genometracks",
-              igv_version: str = IGV_JS_VERSION) -> dict[str, Path]:
+def write_igv(
+    run_dir: str | Path,
+    fasta: str | Path,
+    tracks: Sequence[IgvTrack],
+    locus: str | None = None,
+    snapshot_locus: str | None = None,
+    title: str = "genometracks",
+    igv_version: str = IGV_JS_VERSION,
+) -> dict[str, Path]:
     """Write DIR/igv/ (session.xml, batch.txt, index.html, igv.min.js, genome/) atomically as one folder.
 
     `locus` (IGV syntax, 1-based, e.g. 'NC_000913.3:1-20000') defaults to the first 20 kb."""
@@ -226,8 +278,7 @@ def write_igv(run_dir: str | Path, fasta: str | Path, tracks: Sequence[IgvTrack]
                 name = f"{safe_name(Path(track.path).name.split('.bw')[0].split('.bigwig')[0])}.neg.bw"
                 source = Path(track.path) if Path(track.path).is_absolute() else run_dir / track.path
                 write_negated_bigwig(source, stage / name)
-                tracks[i] = replace(track, window_function="min" if track.window_function == "max"
-                                    else track.window_function)
+                tracks[i] = replace(track, window_function="min" if track.window_function == "max" else track.window_function)
                 paths[i] = (name, None)
         fasta_copy = _copy_fasta(Path(fasta), stage / "genome")
         first = (stage / "genome" / (fasta_copy.name + ".fai")).read_text().split("\n", 1)[0].split("\t")
@@ -238,18 +289,22 @@ def write_igv(run_dir: str | Path, fasta: str | Path, tracks: Sequence[IgvTrack]
         # IGV loads its default genome (hg19, from the network) before a batch runs; prefs.properties
         # makes ours the default, so nothing is fetched: `igv -o prefs.properties -b batch.txt`
         (stage / "prefs.properties").write_text(
-            f"DEFAULT_GENOME_KEY={genome}\nAUTO_UPDATE_GENOMES=FALSE\nSHOW_GENOME_SERVER_WARNING=FALSE\n")
+            f"DEFAULT_GENOME_KEY={genome}\nAUTO_UPDATE_GENOMES=FALSE\nSHOW_GENOME_SERVER_WARNING=FALSE\n"
+        )
         (stage / "batch.txt").write_text(
             "# IGV batch script, local files only: from this folder run `igv -o prefs.properties -b batch.txt`\n"
             f"genome {genome}\nload session.xml\nsnapshotDirectory snapshots\ngoto {snap}\n"
-            f"snapshot {safe_name(snap)}.png\nexit\n")
+            f"snapshot {safe_name(snap)}.png\nexit\n"
+        )
         link_or_copy(igv_js, stage / "igv.min.js")
-        config = {"title": title, "locus": locus, "tracks": _page_tracks(tracks, paths),
-                  "reference": {"id": safe_name(fasta_copy.stem), "name": title, "fastaURL": genome,
-                                "indexURL": genome + ".fai"}}
+        config = {
+            "title": title,
+            "locus": locus,
+            "tracks": _page_tracks(tracks, paths),
+            "reference": {"id": safe_name(fasta_copy.stem), "name": title, "fastaURL": genome, "indexURL": genome + ".fai"},
+        }
         (stage / "index.html").write_text(_page(title, config))
-    return {name: igv_dir / name for name in ("session.xml", "batch.txt", "prefs.properties", "index.html",
-                                              "igv.min.js")}
+    return {name: igv_dir / name for name in ("session.xml", "batch.txt", "prefs.properties", "index.html", "igv.min.js")}
 
 
 def _page(title: str, config: dict) -> str:
@@ -262,8 +317,13 @@ def _page(title: str, config: dict) -> str:
 # igv/index.html: igv.js's view of the reference and tracks of the JSON config in the page, its load state
 # in window.__igvState and <pre id="igv-status"> (genometracks.browser.status_page)
 _PAGE = status_page(
-    script="igv.min.js", view_id="igv-div", status_id="igv-status", state="__igvState", dataset_key="igvStatus",
-    field="genome", data='<script type="application/json" id="igv-config">@CONFIG@</script>\n',
+    script="igv.min.js",
+    view_id="igv-div",
+    status_id="igv-status",
+    state="__igvState",
+    dataset_key="igvStatus",
+    field="genome",
+    data='<script type="application/json" id="igv-config">@CONFIG@</script>\n',
     open_view="""\
     if (typeof igv === "undefined") throw new Error("igv.min.js did not load");
     const cfg = JSON.parse(document.getElementById("igv-config").textContent);
@@ -280,4 +340,5 @@ _PAGE = status_page(
         const features = await track.getFeatures(frame.chr, Math.floor(frame.start), Math.ceil(frame.end),
                                                  frame.bpPerPixel);
 """,
-    count="features ? features.length : 0")
+    count="features ? features.length : 0",
+)

@@ -11,6 +11,7 @@ The viewer is the package's self-contained UMD bundle, fetched from the npm regi
 `npm pack` (the tarball only; no dependency tree) into the user cache and copied beside the page,
 as igv.js is (genometracks.browser.igv.ensure_igv_js). Never committed.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,6 +43,7 @@ class JBrowseError(ValueError):
 class JBrowseTrack:
     """A track file inside the run directory. kind: 'multiwig' (paths = [(label, file, colour)]),
     'wig' (one bigWig) or 'features' (a bigBed). `item_rgb`: draw features in the file's colours."""
+
     track_id: str
     name: str
     kind: str
@@ -55,13 +57,20 @@ def ensure_jbrowse_js(version: str = JBROWSE_VERSION) -> Path:
     `dist/` file in the cache (`<cache>/jbrowse/<version>/`), fetched with `npm pack` when absent."""
 
     def unpack(npm: str, stage: Path) -> None:
-        result = subprocess.run([npm, "pack", f"{_PACKAGE}@{version}", "--pack-destination", str(stage),
-                                 "--silent"], capture_output=True, text=True, timeout=600, cwd=stage)
+        result = subprocess.run(
+            [npm, "pack", f"{_PACKAGE}@{version}", "--pack-destination", str(stage), "--silent"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=stage,
+        )
         tarballs = list(stage.glob("*.tgz"))
         if result.returncode != 0 or not tarballs:
-            raise JBrowseError(f"npm pack {_PACKAGE}@{version} failed (exit {result.returncode}): "
-                               f"{result.stderr.strip()[-800:]}; check access to the npm registry or set "
-                               "GENOMETRACKS_JBROWSE_JS")
+            raise JBrowseError(
+                f"npm pack {_PACKAGE}@{version} failed (exit {result.returncode}): "
+                f"{result.stderr.strip()[-800:]}; check access to the npm registry or set "
+                "GENOMETRACKS_JBROWSE_JS"
+            )
         with tarfile.open(tarballs[0]) as archive:
             for name in (_BUNDLE, _BUNDLE + ".LICENSE.txt"):
                 member = archive.getmember(f"package/dist/{name}")
@@ -71,8 +80,15 @@ def ensure_jbrowse_js(version: str = JBROWSE_VERSION) -> Path:
                 (stage / "package.json").write_bytes(src.read())
         tarballs[0].unlink()
 
-    return ensure_bundle(env="GENOMETRACKS_JBROWSE_JS", name=_BUNDLE, package=_PACKAGE,
-                         folder=cache_root() / "jbrowse" / version, relpath=_BUNDLE, error=JBrowseError, fetch=unpack)
+    return ensure_bundle(
+        env="GENOMETRACKS_JBROWSE_JS",
+        name=_BUNDLE,
+        package=_PACKAGE,
+        folder=cache_root() / "jbrowse" / version,
+        relpath=_BUNDLE,
+        error=JBrowseError,
+        fetch=unpack,
+    )
 
 
 def _rel(run_dir: Path, folder: Path, path: Path, what: str) -> str:
@@ -95,35 +111,83 @@ def track_configs(run_dir: Path, folder: Path, assembly: str, tracks: Sequence[J
         base = {"trackId": safe_name(t.track_id), "name": t.name, "assemblyNames": [assembly], "category": [t.category]}
         files = [(label, _rel(run_dir, folder, Path(p), f"track {t.name!r}"), colour) for label, p, colour in t.paths]
         if t.kind == "multiwig":
-            configs.append({**base, "type": "MultiQuantitativeTrack", "adapter": {
-                "type": "MultiWiggleAdapter",
-                "subadapters": [{"type": "BigWigAdapter", "source": label, "color": _rgb(colour),
-                                 "bigWigLocation": {"uri": uri, "locationType": "UriLocation"}}
-                                for label, uri, colour in files]},
-                "displays": [{"type": "MultiLinearWiggleDisplay", "displayId": f"{base['trackId']}-display",
-                              "defaultRendering": "multirowxy", "summaryScoreMode": "max"}]})
+            configs.append(
+                {
+                    **base,
+                    "type": "MultiQuantitativeTrack",
+                    "adapter": {
+                        "type": "MultiWiggleAdapter",
+                        "subadapters": [
+                            {
+                                "type": "BigWigAdapter",
+                                "source": label,
+                                "color": _rgb(colour),
+                                "bigWigLocation": {"uri": uri, "locationType": "UriLocation"},
+                            }
+                            for label, uri, colour in files
+                        ],
+                    },
+                    "displays": [
+                        {
+                            "type": "MultiLinearWiggleDisplay",
+                            "displayId": f"{base['trackId']}-display",
+                            "defaultRendering": "multirowxy",
+                            "summaryScoreMode": "max",
+                        }
+                    ],
+                }
+            )
         elif t.kind == "wig":
             label, uri, colour = files[0]
-            configs.append({**base, "type": "QuantitativeTrack", "adapter": {
-                "type": "BigWigAdapter", "bigWigLocation": {"uri": uri, "locationType": "UriLocation"}},
-                "displays": [{"type": "LinearWiggleDisplay", "displayId": f"{base['trackId']}-display",
-                              "renderers": {"XYPlotRenderer": {"type": "XYPlotRenderer", "color": _rgb(colour)}}}]})
+            configs.append(
+                {
+                    **base,
+                    "type": "QuantitativeTrack",
+                    "adapter": {"type": "BigWigAdapter", "bigWigLocation": {"uri": uri, "locationType": "UriLocation"}},
+                    "displays": [
+                        {
+                            "type": "LinearWiggleDisplay",
+                            "displayId": f"{base['trackId']}-display",
+                            "renderers": {"XYPlotRenderer": {"type": "XYPlotRenderer", "color": _rgb(colour)}},
+                        }
+                    ],
+                }
+            )
         elif t.kind == "features":
             label, uri, colour = files[0]
-            color = ("jexl:get(feature,'itemRgb') ? 'rgb(' + get(feature,'itemRgb') + ')' : '"
-                     + _rgb(colour) + "'") if t.item_rgb else _rgb(colour)
-            configs.append({**base, "type": "FeatureTrack", "adapter": {
-                "type": "BigBedAdapter", "bigBedLocation": {"uri": uri, "locationType": "UriLocation"}},
-                "displays": [{"type": "LinearBasicDisplay", "displayId": f"{base['trackId']}-display",
-                              "renderer": {"type": "SvgFeatureRenderer", "color1": color}}]})
+            color = (
+                ("jexl:get(feature,'itemRgb') ? 'rgb(' + get(feature,'itemRgb') + ')' : '" + _rgb(colour) + "'")
+                if t.item_rgb
+                else _rgb(colour)
+            )
+            configs.append(
+                {
+                    **base,
+                    "type": "FeatureTrack",
+                    "adapter": {"type": "BigBedAdapter", "bigBedLocation": {"uri": uri, "locationType": "UriLocation"}},
+                    "displays": [
+                        {
+                            "type": "LinearBasicDisplay",
+                            "displayId": f"{base['trackId']}-display",
+                            "renderer": {"type": "SvgFeatureRenderer", "color1": color},
+                        }
+                    ],
+                }
+            )
         else:
             raise JBrowseError(f"track {t.name!r}: kind {t.kind!r} is not multiwig, wig or features")
     return configs
 
 
-def write_jbrowse(run_dir: str | Path, fasta: str | Path, chrom_sizes: Mapping[str, int],
-                  tracks: Sequence[JBrowseTrack], locus: str | None = None, title: str = "genometracks",
-                  version: str = JBROWSE_VERSION) -> dict[str, Path]:
+def write_jbrowse(
+    run_dir: str | Path,
+    fasta: str | Path,
+    chrom_sizes: Mapping[str, int],
+    tracks: Sequence[JBrowseTrack],
+    locus: str | None = None,
+    title: str = "genometracks",
+    version: str = JBROWSE_VERSION,
+) -> dict[str, Path]:
     """Write DIR/jbrowse/ (config.json, index.html, the viewer bundle, genome.2bit, aliases.txt)
     atomically as one folder. `locus` is JBrowse syntax (`chrom:start..end`, 1-based); default: the
     first 20 kb of the first contig."""
@@ -138,19 +202,24 @@ def write_jbrowse(run_dir: str | Path, fasta: str | Path, chrom_sizes: Mapping[s
     with staged_dir(folder) as stage:
         write_twobit(stage / "genome.2bit", Path(fasta))
         aliases = alias_list(chrom_sizes, fasta_original_names(fasta))
-        (stage / "aliases.txt").write_text("".join("\t".join([name, *names]) + "\n"
-                                                   for name, names in aliases.items() if names))
+        (stage / "aliases.txt").write_text("".join("\t".join([name, *names]) + "\n" for name, names in aliases.items() if names))
         config = {
-            "assemblies": [{
-                "name": assembly, "displayName": title,
-                "sequence": {"type": "ReferenceSequenceTrack", "trackId": f"{assembly}-ReferenceSequenceTrack",
-                             "adapter": {"type": "TwoBitAdapter",
-                                         "twoBitLocation": {"uri": "genome.2bit", "locationType": "UriLocation"}}},
-                "refNameAliases": {"adapter": {"type": "RefNameAliasAdapter",
-                                               "location": {"uri": "aliases.txt", "locationType": "UriLocation"}}}}],
+            "assemblies": [
+                {
+                    "name": assembly,
+                    "displayName": title,
+                    "sequence": {
+                        "type": "ReferenceSequenceTrack",
+                        "trackId": f"{assembly}-ReferenceSequenceTrack",
+                        "adapter": {"type": "TwoBitAdapter", "twoBitLocation": {"uri": "genome.2bit", "locationType": "UriLocation"}},
+                    },
+                    "refNameAliases": {
+                        "adapter": {"type": "RefNameAliasAdapter", "location": {"uri": "aliases.txt", "locationType": "UriLocation"}}
+                    },
+                }
+            ],
             "tracks": configs,
-            "defaultSession": {"name": title, "view": {"id": "linearGenomeView", "type": "LinearGenomeView",
-                                                        "tracks": []}},
+            "defaultSession": {"name": title, "view": {"id": "linearGenomeView", "type": "LinearGenomeView", "tracks": []}},
             "configuration": {"rpc": {"defaultDriver": "MainThreadRpcDriver"}},
             "location": locus,
         }
@@ -173,7 +242,11 @@ def _escape(text: str) -> str:
 # <pre id="jb-status"> the features each track's adapter loads in the view's region (JBrowse's own
 # CoreGetFeatures RPC; genometracks.browser.status_page)
 _PAGE = status_page(
-    script="jbrowse.min.js", view_id="jbrowse", status_id="jb-status", state="__jbState", dataset_key="jbStatus",
+    script="jbrowse.min.js",
+    view_id="jbrowse",
+    status_id="jb-status",
+    state="__jbState",
+    dataset_key="jbStatus",
     field="assembly",
     open_view="""\
     if (typeof JBrowseReactLinearGenomeView === "undefined") throw new Error("jbrowse.min.js did not load");
@@ -202,4 +275,5 @@ _PAGE = status_page(
           sessionId: "genometracks", adapterConfig: t.adapter,
           regions: [{assemblyName: assembly.name, refName: region.refName, start: region.start, end: region.end}]});
 """,
-    count="features.length")
+    count="features.length",
+)

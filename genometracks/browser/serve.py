@@ -5,6 +5,7 @@ bigWig/bigBed/tabix/indexed-FASTA readers (igv.js, UCSC) fetch byte ranges, so G
 lists folders, never serves hidden files or anything outside the root (`..`, absolute paths and
 symlinks that leave it get 403/404).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,11 +18,22 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-          ".mjs": "text/javascript; charset=utf-8", ".json": "application/json", ".xml": "application/xml",
-          ".css": "text/css", ".png": "image/png", ".svg": "image/svg+xml", ".txt": "text/plain; charset=utf-8",
-          ".fa": "text/plain", ".fasta": "text/plain", ".fai": "text/plain", ".sizes": "text/plain",
-          ".map": "application/json"}
+_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".json": "application/json",
+    ".xml": "application/xml",
+    ".css": "text/css",
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
+    ".txt": "text/plain; charset=utf-8",
+    ".fa": "text/plain",
+    ".fasta": "text/plain",
+    ".fai": "text/plain",
+    ".sizes": "text/plain",
+    ".map": "application/json",
+}
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _CHUNK = 1 << 16
 
@@ -144,6 +156,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class RunServer(ThreadingHTTPServer):
     """HTTP server for one folder; `.url`, `.start()` (background thread), `.stop()`, context manager."""
+
     daemon_threads = True
 
     def __init__(self, root: Path, host: str, port: int, quiet: bool = True) -> None:
@@ -159,8 +172,7 @@ class RunServer(ThreadingHTTPServer):
         return f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
 
     def start(self) -> RunServer:
-        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="genometracks-serve", daemon=True)
+        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, name="genometracks-serve", daemon=True)
         self._thread.start()
         return self
 
@@ -199,8 +211,10 @@ def main_serve(argv: list[str] | None = None) -> int:
         return 2
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: serving {server.root} on {args.host}, reachable from other machines", file=sys.stderr)
-    print(f"serving {server.root} at {server.url}  (IGV page: {server.url}igv/index.html, JBrowse 2 page: "
-          f"{server.url}jbrowse/index.html; Ctrl-C stops)")
+    print(
+        f"serving {server.root} at {server.url}  (IGV page: {server.url}igv/index.html, JBrowse 2 page: "
+        f"{server.url}jbrowse/index.html; Ctrl-C stops)"
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

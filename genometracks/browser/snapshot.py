@@ -5,6 +5,7 @@ Chromium is optional: without it `browser_snapshot` logs why and returns None. A
 the page's own is shown through a temporary copy of the page (`igv/_snapshot_<pid>_*.html`, removed
 afterwards) whose igv.js config names that locus.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,7 +50,7 @@ def _page_with_locus(page: Path, locus: str) -> Path:
     body = json.dumps(config, indent=1).replace("</", "<\\/")
     fd, name = tempfile.mkstemp(prefix=f"_snapshot_{os.getpid()}_", suffix=".html", dir=page.parent)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text[: match.start(2)] + body + text[match.end(2):])
+        handle.write(text[: match.start(2)] + body + text[match.end(2) :])
     return Path(name)
 
 
@@ -64,9 +65,15 @@ def _crop_bottom(png: Path, margin: int = 12) -> None:
         imsave(str(png), pixels[: last + 1 + margin], format="png")
 
 
-def browser_snapshot(run_dir: str | Path, locus: str | None = None, out: str | Path | None = None,
-                     width: int = 1400, height: int = 900, budget_ms: int = 20000,
-                     timeout_s: float = 120.0) -> Path | None:
+def browser_snapshot(
+    run_dir: str | Path,
+    locus: str | None = None,
+    out: str | Path | None = None,
+    width: int = 1400,
+    height: int = 900,
+    budget_ms: int = 20000,
+    timeout_s: float = 120.0,
+) -> Path | None:
     """Screenshot DIR/igv/index.html at `locus` (IGV syntax, 1-based: 'chr:1,000-3,000'; None = the
     page's own) into `out` (default DIR/plots/browser_snapshot.png, written atomically; blank rows
     below the tracks are cropped).
@@ -89,18 +96,30 @@ def browser_snapshot(run_dir: str | Path, locus: str | None = None, out: str | P
         with serve(run_dir) as server, tempfile.TemporaryDirectory(prefix="gt-chromium-") as profile:
             url = f"{server.url}igv/{quote(shown.name)}"
             with atomic_path(out) as tmp:
-                command = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                           "--disable-background-networking", "--disable-component-update", "--no-first-run",
-                           "--disable-dev-shm-usage", f"--user-data-dir={profile}",
-                           f"--virtual-time-budget={int(budget_ms)}", f"--window-size={int(width)},{int(height)}",
-                           f"--screenshot={tmp}", url]
+                command = [
+                    chromium,
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--hide-scrollbars",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--no-first-run",
+                    "--disable-dev-shm-usage",
+                    f"--user-data-dir={profile}",
+                    f"--virtual-time-budget={int(budget_ms)}",
+                    f"--window-size={int(width)},{int(height)}",
+                    f"--screenshot={tmp}",
+                    url,
+                ]
                 try:
                     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
                 except subprocess.TimeoutExpired as err:
                     raise SnapshotError(f"{chromium} took over {timeout_s:.0f} s on {url}") from err
                 if not tmp.is_file():
-                    raise SnapshotError(f"{chromium} wrote no screenshot of {url} (exit {result.returncode}): "
-                                        f"{result.stderr.strip()[-600:]}")
+                    raise SnapshotError(
+                        f"{chromium} wrote no screenshot of {url} (exit {result.returncode}): {result.stderr.strip()[-600:]}"
+                    )
                 _crop_bottom(tmp)
     finally:
         if shown != page:

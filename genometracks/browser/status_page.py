@@ -7,6 +7,7 @@ or 'error' with the messages of what failed; `document.body.dataset` mirrors the
 snapshots. `status_page` builds the page from the browser's own pieces; `@TITLE@` (and any placeholder
 the pieces hold) is left for the caller to fill.
 """
+
 from __future__ import annotations
 
 _FRAME = """<!doctype html>
@@ -55,8 +56,20 @@ _FRAME = """<!doctype html>
 """
 
 
-def status_page(*, script: str, view_id: str, status_id: str, state: str, dataset_key: str, field: str,
-                open_view: str, tracks: str, load: str, count: str, data: str = "") -> str:
+def status_page(
+    *,
+    script: str,
+    view_id: str,
+    status_id: str,
+    state: str,
+    dataset_key: str,
+    field: str,
+    open_view: str,
+    tracks: str,
+    load: str,
+    count: str,
+    data: str = "",
+) -> str:
     """The page's HTML with `@TITLE@` left to fill.
 
     script: the browser's bundle beside the page; view_id, status_id: ids of the view's <div> and the
@@ -67,9 +80,19 @@ def status_page(*, script: str, view_id: str, status_id: str, state: str, datase
     track `t` into `features`; count: the JS expression of its feature count; data: HTML placed before
     the page's script (e.g. a JSON <script> block), with its own newline.
     """
-    pieces = {"@SCRIPT@": script, "@VIEW@": view_id, "@STATUS@": status_id, "@STATE@": state,
-              "@DATASET@": dataset_key, "@FIELD@": field, "@DATA@": data, "@OPEN@": open_view.rstrip("\n"),
-              "@TRACKS@": tracks, "@LOAD@": load.rstrip("\n"), "@COUNT@": count}
+    pieces = {
+        "@SCRIPT@": script,
+        "@VIEW@": view_id,
+        "@STATUS@": status_id,
+        "@STATE@": state,
+        "@DATASET@": dataset_key,
+        "@FIELD@": field,
+        "@DATA@": data,
+        "@OPEN@": open_view.rstrip("\n"),
+        "@TRACKS@": tracks,
+        "@LOAD@": load.rstrip("\n"),
+        "@COUNT@": count,
+    }
     page = _FRAME
     for key, value in pieces.items():
         page = page.replace(key, value)

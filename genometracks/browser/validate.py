@@ -14,6 +14,7 @@ dots in track names, data contigs absent from the .2bit, setting values (windowi
 graphTypeDefault, visibility), and the chromAlias file (names its contigs; each alias names one).
 `validate_hub` returns the problems (empty list = valid).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,13 +33,17 @@ _GENOME_FIELDS = ("genome", "trackDb")
 _ASSEMBLY_FIELDS = ("twoBitPath", "organism", "defaultPos", "description")
 _MAGIC = {"bigWig": 0x888FFC26, "bigBed": 0x8789F2EB}
 _ALSO_KNOWN = {"group"}  # settings hubCheck accepts in assembly hubs beyond the spec table
-_VALUES = {"windowingFunction": {"mean", "mean+whiskers", "maximum", "minimum"},
-           "graphTypeDefault": {"bar", "points"}, "visibility": {"hide", "dense", "squish", "pack", "full"}}
+_VALUES = {
+    "windowingFunction": {"mean", "mean+whiskers", "maximum", "minimum"},
+    "graphTypeDefault": {"bar", "points"},
+    "visibility": {"hide", "dense", "squish", "pack", "full"},
+}
 
 
 @dataclass
 class Stanza:
     """One block of `key value` lines; `line` is the 1-based line of its first key."""
+
     file: str
     line: int
     fields: dict[str, str]
@@ -148,8 +153,7 @@ class _Checker:
             self.add("hub.txt", "missing hub overview description page (descriptionUrl setting)")
         else:
             self.file("hub.txt", self.root, fields["descriptionUrl"], "descriptionUrl page")
-        genomes = self.file("hub.txt", self.root, fields["genomesFile"], "genomesFile") \
-            if fields.get("genomesFile") else None
+        genomes = self.file("hub.txt", self.root, fields["genomesFile"], "genomesFile") if fields.get("genomesFile") else None
         if genomes is not None:
             self.genomes(genomes)
 
@@ -165,8 +169,7 @@ class _Checker:
             if name in seen:
                 self.add(where, f"genome '{name}' defined twice")
             seen.add(name)
-            sizes, groups = self.assembly(stanza, genomes_txt.parent) if "twoBitPath" in f \
-                else (GENARK_SIZES.get(name), None)
+            sizes, groups = self.assembly(stanza, genomes_txt.parent) if "twoBitPath" in f else (GENARK_SIZES.get(name), None)
             if f.get("trackDb"):
                 trackdb = self.file(where, genomes_txt.parent, f["trackDb"], "trackDb")
                 if trackdb is not None:
@@ -198,8 +201,7 @@ class _Checker:
                 self.chrom_alias(where, path, sizes)
         match = re.fullmatch(r"(\S+):(\d+)-(\d+)", f.get("defaultPos", ""))
         if f.get("defaultPos") and sizes is not None:
-            if not match or match.group(1) not in sizes or not (
-                    1 <= int(match.group(2)) <= int(match.group(3)) <= sizes[match.group(1)]):
+            if not match or match.group(1) not in sizes or not (1 <= int(match.group(2)) <= int(match.group(3)) <= sizes[match.group(1)]):
                 self.add(where, f"defaultPos '{f['defaultPos']}' is not chrom:start-end within the genome")
         groups = None
         if f.get("groups"):
@@ -221,8 +223,7 @@ class _Checker:
                 if alias in sizes and alias != name:
                     self.add(where, f"chromAlias line {number}: alias '{alias}' is another sequence's name")
                 elif owner.setdefault(alias, name) != name:
-                    self.add(where, f"chromAlias line {number}: alias '{alias}' names both "
-                                    f"'{owner[alias]}' and '{name}'")
+                    self.add(where, f"chromAlias line {number}: alias '{alias}' names both '{owner[alias]}' and '{name}'")
 
     def tracks(self, trackdb: Path, sizes: dict[str, int] | None, groups: set[str] | None) -> None:
         label = str(trackdb.relative_to(self.root))
@@ -245,8 +246,15 @@ class _Checker:
             if _is_container(stanza.fields) and not children.get(name):
                 self.add(stanza.where(), f"track '{name}': container has no child tracks")
 
-    def track(self, stanza: Stanza, base: Path, by_name: dict[str, Stanza], sizes: dict[str, int] | None,
-              groups: set[str] | None, children: dict[str, list[str]]) -> None:
+    def track(
+        self,
+        stanza: Stanza,
+        base: Path,
+        by_name: dict[str, Stanza],
+        sizes: dict[str, int] | None,
+        groups: set[str] | None,
+        children: dict[str, list[str]],
+    ) -> None:
         f, name = stanza.fields, stanza.fields["track"]
         where = f"{stanza.where()}: track '{name}'"
         if "." in name:
@@ -279,8 +287,7 @@ class _Checker:
             ref = f["html"] if f["html"].endswith(".html") else f["html"] + ".html"
             self.file(where, base, ref, "html page")
         elif not (f.get("parent") and by_name.get(f["parent"].split()[0], stanza).fields.get("html")):
-            self.add(where, f"missing description page for track. Add 'html {name}.html' line to the "
-                            f"'{name}' track stanza")
+            self.add(where, f"missing description page for track. Add 'html {name}.html' line to the '{name}' track stanza")
         if kind in _MAGIC and not _is_container(f):
             if not f.get("bigDataUrl"):
                 self.add(where, f"type {kind} needs a bigDataUrl")
@@ -319,20 +326,25 @@ class _Checker:
             return
         declared, extras = int(parts[1]), len(parts) == 3
         if declared != defined:
-            self.add(where, f"type '{type_line}' declares {declared} BED fields but '{path.name}' defines "
-                            f"{defined} (type should be 'bigBed {defined}{' +' if field_count > defined else ''}')")
+            self.add(
+                where,
+                f"type '{type_line}' declares {declared} BED fields but '{path.name}' defines "
+                f"{defined} (type should be 'bigBed {defined}{' +' if field_count > defined else ''}')",
+            )
         elif extras != (field_count > defined):
-            self.add(where, f"type '{type_line}' does not match '{path.name}' with {field_count} fields of "
-                            f"which {defined} standard (type should be 'bigBed {defined}"
-                            f"{' +' if field_count > defined else ''}')")
+            self.add(
+                where,
+                f"type '{type_line}' does not match '{path.name}' with {field_count} fields of "
+                f"which {defined} standard (type should be 'bigBed {defined}"
+                f"{' +' if field_count > defined else ''}')",
+            )
         count = _autosql_count(path)
         if count is not None and count != field_count:
             self.add(where, f"'{path.name}' autoSql declares {count} fields but records have {field_count}")
 
 
 def _is_container(fields: dict[str, str]) -> bool:
-    return ("container" in fields or fields.get("compositeTrack", "").startswith("on")
-            or fields.get("superTrack", "").startswith("on"))
+    return "container" in fields or fields.get("compositeTrack", "").startswith("on") or fields.get("superTrack", "").startswith("on")
 
 
 def validate_hub(hub_dir: str | Path) -> list[str]:
@@ -344,8 +356,7 @@ def validate_hub(hub_dir: str | Path) -> list[str]:
 
 def main_validate(argv: list[str] | None = None) -> int:
     """`genometracks validate-hub DIR`: print problems; exit code 1 if any, else 0."""
-    parser = argparse.ArgumentParser(prog="genometracks validate-hub",
-                                     description="Check a UCSC track hub the way hubCheck would.")
+    parser = argparse.ArgumentParser(prog="genometracks validate-hub", description="Check a UCSC track hub the way hubCheck would.")
     parser.add_argument("hub_dir", type=Path, help="folder holding hub.txt")
     args = parser.parse_args(argv)
     problems = validate_hub(args.hub_dir)

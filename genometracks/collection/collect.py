@@ -5,6 +5,7 @@ The collection commands end with this step; run it alone after jobs finished on 
 array whose submitting process was stopped) or to rebuild the hub. The genomes are those of
 `COLL/manifest.tsv` (written by the collection command); those whose job finished go into the hub.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,11 +22,28 @@ from genometracks.io.rundir import CollectionDir
 
 def collect(coll: CollectionDir, genomes: list[Genome], records: list[dict], settings: DictConfig) -> dict:
     """Write the collection's hub and index page from the genomes' job records (see write_collection_hub)."""
-    members = [Member(g.name, coll.genome(g.name).root, g.fasta, g.accession, str(r["status"]), r["positions"],
-                      r["peaks"], r["seconds"], str(r["error"] or "")) for g, r in zip(genomes, records)]
-    return write_collection_hub(coll, members, hub_name=str(settings.hub_name),
-                                short_label=str(settings.short_label), long_label=str(settings.long_label),
-                                email=str(settings.email))
+    members = [
+        Member(
+            g.name,
+            coll.genome(g.name).root,
+            g.fasta,
+            g.accession,
+            str(r["status"]),
+            r["positions"],
+            r["peaks"],
+            r["seconds"],
+            str(r["error"] or ""),
+        )
+        for g, r in zip(genomes, records)
+    ]
+    return write_collection_hub(
+        coll,
+        members,
+        hub_name=str(settings.hub_name),
+        short_label=str(settings.short_label),
+        long_label=str(settings.long_label),
+        email=str(settings.email),
+    )
 
 
 def main_collect(argv: list[str]) -> int:
@@ -35,8 +53,10 @@ def main_collect(argv: list[str]) -> int:
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     coll = CollectionDir(Path(argv[0]).expanduser().absolute())
     if not coll.manifest.is_file():
-        raise ManifestError(f"{coll.manifest}: not found; {coll.root} is not a collection directory (make one "
-                            "with `genometracks predict manifest=genomes.tsv run_dir=DIR`)")
+        raise ManifestError(
+            f"{coll.manifest}: not found; {coll.root} is not a collection directory (make one "
+            "with `genometracks predict manifest=genomes.tsv run_dir=DIR`)"
+        )
     with run_dir_lock(coll.root, "collect"):
         genomes = read_manifest(coll.manifest)
         records = write_summary(coll, genomes)

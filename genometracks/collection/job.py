@@ -7,6 +7,7 @@ every stage), which skip what an earlier job finished. Whatever happens, it ends
 `COLL/<name>/collection_job.json` (status, positions, peaks, seconds, the error as one line) and
 returns normally, so one failing genome never stops the others. SIGTERM / SIGINT still stop it.
 """
+
 from __future__ import annotations
 
 import json
@@ -50,8 +51,10 @@ def _check_genark(accession: str, run: RunDir, manifest: str, name: str) -> None
     with pyBigWig.open(str(run.tss_bigwig("+"))) as bw:
         sizes = dict(bw.chroms())
     if known is not None and sizes != known:
-        raise ManifestError(f"{manifest}: genome {name!r} has contigs {_short(sizes)}, GenArk {accession} has "
-                            f"{_short(known)}; leave column 3 empty to give it a hub assembly of its own FASTA")
+        raise ManifestError(
+            f"{manifest}: genome {name!r} has contigs {_short(sizes)}, GenArk {accession} has "
+            f"{_short(known)}; leave column 3 empty to give it a hub assembly of its own FASTA"
+        )
 
 
 def _short(sizes: dict[str, int]) -> str:
@@ -64,14 +67,15 @@ def collection_job(cfg: DictConfig, command: str) -> dict:
     name = str(cfg.genome)
     run = RunDir.of_job(cfg)
     start = time.perf_counter()
-    record: dict = {"name": name, "status": "failed", "positions": None, "peaks": None, "seconds": None,
-                    "error": ""}
+    record: dict = {"name": name, "status": "failed", "positions": None, "peaks": None, "seconds": None, "error": ""}
     try:
         genome = genome_of(str(cfg.manifest), name)
         if command == "run" and genome.tss is None:
-            raise ManifestError(f"{cfg.manifest}: genome {name!r} has no TSS BED (column 4), which `genometracks run` "
-                                "needs for its data and interpret stages; add one, or predict only with "
-                                "`genometracks predict manifest=...`")
+            raise ManifestError(
+                f"{cfg.manifest}: genome {name!r} has no TSS BED (column 4), which `genometracks run` "
+                "needs for its data and interpret stages; add one, or predict only with "
+                "`genometracks predict manifest=...`"
+            )
         with open_dict(cfg):
             cfg.data.fasta = str(genome.fasta)
             if genome.tss is not None:

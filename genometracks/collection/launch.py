@@ -12,6 +12,7 @@ unless `model=` or `ckpt=` is given.
 
 This module stays light (no torch): the CLI imports it for every command.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -34,6 +35,7 @@ MULTIRUN = ("-m", "--multirun")
 @dataclass
 class Collection:
     """A collection command: its directory, genomes and the overrides every genome's job shares."""
+
     command: str
     coll: CollectionDir
     genomes: list[Genome]
@@ -65,13 +67,16 @@ def collection_request(command: str, overrides: list[str]) -> Collection | None:
     if manifest not in (None, "null") and "data.fasta" in values:
         raise ConfigError(f"manifest={manifest} and data.fasta= both name genomes; give one of them")
     if "run_dir" not in values:
-        raise ConfigError(f"genometracks {command} of several genomes needs run_dir=DIR: the collection folder "
-                          "that holds one run directory per genome, the summary and the hub")
+        raise ConfigError(
+            f"genometracks {command} of several genomes needs run_dir=DIR: the collection folder "
+            "that holds one run directory per genome, the summary and the hub"
+        )
     rest = [o for o in overrides if o not in MULTIRUN and _key(o) not in ("manifest", "data.fasta", "run_dir")]
     sweeps = [o for o in rest if "=" in o and not _key(o).startswith("hydra") and _sweep_values(o) is not None]
     if sweeps:
-        raise ConfigError(f"{sweeps[0]}: a collection sweeps over its genomes only; run one collection per "
-                          "setting (each with its own run_dir)")
+        raise ConfigError(
+            f"{sweeps[0]}: a collection sweeps over its genomes only; run one collection per setting (each with its own run_dir)"
+        )
     data = values.get("data", "custom")
     if data != "custom":
         raise ConfigError(f"data={data}: a collection's genomes are FASTA files (data=custom); drop data={data}")
@@ -92,8 +97,13 @@ def _quoted(text: str) -> str:
 
 def job_overrides(request: Collection, names: list[str]) -> list[str]:
     """The Hydra multirun of `names`: one job per genome, in COLL/<name>/."""
-    return ["-m", *request.overrides, f"manifest={_quoted(str(request.coll.manifest))}",
-            "genome=" + ",".join(_quoted(n) for n in names), "hydra.sweep.subdir=${genome}"]
+    return [
+        "-m",
+        *request.overrides,
+        f"manifest={_quoted(str(request.coll.manifest))}",
+        "genome=" + ",".join(_quoted(n) for n in names),
+        "hydra.sweep.subdir=${genome}",
+    ]
 
 
 def hub_settings(overrides: list[str]) -> DictConfig:
@@ -105,8 +115,9 @@ def hub_settings(overrides: list[str]) -> DictConfig:
     return merged
 
 
-def run_collection(request: Collection, launch: Callable[[list[str]], None],
-                   collect: Callable[[CollectionDir, list[Genome], list[dict], DictConfig], dict]) -> int:
+def run_collection(
+    request: Collection, launch: Callable[[list[str]], None], collect: Callable[[CollectionDir, list[Genome], list[dict], DictConfig], dict]
+) -> int:
     """Launch the genomes not finished yet, then write the summary and the hub. Exit status 0 when every
     genome is ok, 1 when some failed (the summary says which and why)."""
     coll = request.coll

@@ -11,6 +11,7 @@ manifest's folder. A FASTA that does not exist is not a manifest error: that gen
 the others run (the summary lists it). Every other problem of a row is one error line naming the
 file, the line (1-based) and the fix.
 """
+
 from __future__ import annotations
 
 import re
@@ -34,6 +35,7 @@ class ManifestError(ValueError):
 @dataclass(frozen=True)
 class Genome:
     """One genome of a collection: absolute FASTA path, optional GenArk accession and TSS file."""
+
     name: str
     fasta: Path
     accession: str | None = None
@@ -47,14 +49,14 @@ def _path(text: str, base: Path) -> Path:
 
 def _check_name(name: str, where: str, seen: dict[str, str]) -> None:
     if not NAME.fullmatch(name):
-        raise ManifestError(f"{where}: genome name {name!r} must be letters, digits and _ starting with a letter "
-                            f"(it becomes a folder and a hub genome name); e.g. {safe_name(name, prefix='g')}")
+        raise ManifestError(
+            f"{where}: genome name {name!r} must be letters, digits and _ starting with a letter "
+            f"(it becomes a folder and a hub genome name); e.g. {safe_name(name, prefix='g')}"
+        )
     if name.lower() in RESERVED:
-        raise ManifestError(f"{where}: genome name {name!r} is reserved for the collection's own files; "
-                            f"rename it, e.g. {name}_1")
+        raise ManifestError(f"{where}: genome name {name!r} is reserved for the collection's own files; rename it, e.g. {name}_1")
     if name.lower() in seen:
-        raise ManifestError(f"{where}: genome name {name!r} is used again (first at {seen[name.lower()]}); "
-                            "give every genome its own name")
+        raise ManifestError(f"{where}: genome name {name!r} is used again (first at {seen[name.lower()]}); give every genome its own name")
     seen[name.lower()] = where
 
 
@@ -62,8 +64,9 @@ def read_manifest(path: str | Path) -> list[Genome]:
     """The genomes of a manifest TSV, in file order (see the module doc; ManifestError on a bad row)."""
     path = Path(path).expanduser().absolute()
     if not path.is_file():
-        raise ManifestError(f"{path}: manifest not found; pass manifest=PATH.tsv (columns: name, FASTA, "
-                            "optional GenArk accession, optional TSS BED)")
+        raise ManifestError(
+            f"{path}: manifest not found; pass manifest=PATH.tsv (columns: name, FASTA, optional GenArk accession, optional TSS BED)"
+        )
     genomes: list[Genome] = []
     seen: dict[str, str] = {}
     accessions: dict[str, str] = {}
@@ -79,8 +82,10 @@ def read_manifest(path: str | Path) -> list[Genome]:
             cells.pop()
         if len(cells) < 2 or len(cells) > len(COLUMNS):
             hint = " (columns are separated by tabs, not spaces)" if len(cells) == 1 and " " in line.strip() else ""
-            raise ManifestError(f"{where}: {len(cells)} column(s); expected 2 to 4 tab-separated columns: name, "
-                                f"FASTA, optional GenArk accession, optional TSS BED{hint}")
+            raise ManifestError(
+                f"{where}: {len(cells)} column(s); expected 2 to 4 tab-separated columns: name, "
+                f"FASTA, optional GenArk accession, optional TSS BED{hint}"
+            )
         name, fasta = cells[0], cells[1]
         _check_name(name, where, seen)
         if not fasta:
@@ -88,17 +93,20 @@ def read_manifest(path: str | Path) -> list[Genome]:
         accession = cells[2] if len(cells) > 2 and cells[2] else None
         if accession is not None:
             if not ACCESSION.fullmatch(accession):
-                raise ManifestError(f"{where}: {accession!r} is not a GenArk accession (GCF_000005845.2 or "
-                                    "GCA_...); fix column 3 or leave it empty for an assembly hub of the FASTA")
+                raise ManifestError(
+                    f"{where}: {accession!r} is not a GenArk accession (GCF_000005845.2 or "
+                    "GCA_...); fix column 3 or leave it empty for an assembly hub of the FASTA"
+                )
             if accession in accessions:
-                raise ManifestError(f"{where}: accession {accession} is already genome {accessions[accession]!r}; "
-                                    "one hub genome per accession: leave column 3 empty for one of them")
+                raise ManifestError(
+                    f"{where}: accession {accession} is already genome {accessions[accession]!r}; "
+                    "one hub genome per accession: leave column 3 empty for one of them"
+                )
             accessions[accession] = name
         tss = _path(cells[3], path.parent) if len(cells) > 3 and cells[3] else None
         genomes.append(Genome(name, _path(fasta, path.parent), accession, tss))
     if not genomes:
-        raise ManifestError(f"{path}: no genomes; write one line per genome: name<TAB>FASTA[<TAB>accession"
-                            "<TAB>TSS BED]")
+        raise ManifestError(f"{path}: no genomes; write one line per genome: name<TAB>FASTA[<TAB>accession<TAB>TSS BED]")
     return genomes
 
 

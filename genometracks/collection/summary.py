@@ -1,5 +1,6 @@
 """A collection's summary: one row per genome of its manifest (status, positions, peaks, wall seconds
 of its last job, error line), as `COLL/summary.tsv` and a printed table."""
+
 from __future__ import annotations
 
 import json
@@ -18,9 +19,15 @@ def genome_record(coll: CollectionDir, genome: Genome) -> dict:
     try:
         record = json.loads(path.read_text())
     except (OSError, ValueError):
-        return {"name": genome.name, "status": "failed", "positions": None, "peaks": None, "seconds": None,
-                "error": f"genometracks: error: {path}: no job result; the job did not finish (killed, or never "
-                         f"started: see {coll.root / '.submitit'} on a cluster). Run the same command again"}
+        return {
+            "name": genome.name,
+            "status": "failed",
+            "positions": None,
+            "peaks": None,
+            "seconds": None,
+            "error": f"genometracks: error: {path}: no job result; the job did not finish (killed, or never "
+            f"started: see {coll.root / '.submitit'} on a cluster). Run the same command again",
+        }
     return {key: record.get(key) for key in FIELDS}
 
 
@@ -35,8 +42,7 @@ def write_summary(coll: CollectionDir, genomes: list[Genome]) -> list[dict]:
     for r in records:
         numbers = [f"{r[k]:,}" if isinstance(r[k], int) else "" for k in ("positions", "peaks")]
         seconds = "" if r["seconds"] is None else f"{float(r['seconds']):.1f}"
-        print(f"{r['name']:<{width}}  {r['status']:<6}  {numbers[0]:>11}  {numbers[1]:>7}  {seconds:>8}  "
-              f"{r['error'] or ''}")
+        print(f"{r['name']:<{width}}  {r['status']:<6}  {numbers[0]:>11}  {numbers[1]:>7}  {seconds:>8}  {r['error'] or ''}")
     ok = sum(r["status"] == "ok" for r in records)
     print(f"{ok} of {len(records)} genome(s) ok; summary: {coll.summary}", flush=True)
     return records

@@ -4,6 +4,7 @@ Order matters (model memory is carried from batch to batch), so there is no shuf
 yields one stream-batch dict per step (docs/CONTRACTS.md) from a single process (num_workers=0).
 Under DDP each rank streams its own disjoint share; all ranks yield the same number of batches.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
@@ -28,8 +29,7 @@ class StreamDataset(IterableDataset):
     `yielded` counts the batches handed out this epoch (skipped ones included).
     """
 
-    def __init__(self, streams: SegmentStreams, epoch: Callable[[], int] | None = None,
-                 skip: Callable[[], int] | None = None) -> None:
+    def __init__(self, streams: SegmentStreams, epoch: Callable[[], int] | None = None, skip: Callable[[], int] | None = None) -> None:
         self.streams = streams
         self.epoch = epoch
         self.skip = skip
@@ -73,10 +73,20 @@ class TSSDataModule(pl.LightningDataModule):
     burn_in (nt of upstream context before each chunk); seed: rotate training cuts per epoch.
     """
 
-    def __init__(self, genome: Genome, sites: SiteSet | None = None, splits: Splits | Mapping | None = None,
-                 shift: int = 20, n_streams: int = 8, seg_len: int = 512, lookahead: int = 0,
-                 burn_in: int = 0, eval_streams: int | None = None,
-                 labels: dict[tuple[str, str], np.ndarray] | None = None, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        genome: Genome,
+        sites: SiteSet | None = None,
+        splits: Splits | Mapping | None = None,
+        shift: int = 20,
+        n_streams: int = 8,
+        seg_len: int = 512,
+        lookahead: int = 0,
+        burn_in: int = 0,
+        eval_streams: int | None = None,
+        labels: dict[tuple[str, str], np.ndarray] | None = None,
+        seed: int | None = None,
+    ) -> None:
         super().__init__()
         self.genome, self.sites, self.splits, self.shift = genome, sites, splits, shift
         self.labels = labels
@@ -125,11 +135,20 @@ class TSSDataModule(pl.LightningDataModule):
             regions = self.regions(stage)
             train = stage == "train"
             streams = SegmentStreams(
-                self.genome, self.labels, regions, n_streams=self.n_streams if train else self.eval_streams,
-                seg_len=self.seg_len, lookahead=self.lookahead, burn_in=self.burn_in, rank=self.rank,
-                world_size=self.world_size, seed=self.seed if train else None)
+                self.genome,
+                self.labels,
+                regions,
+                n_streams=self.n_streams if train else self.eval_streams,
+                seg_len=self.seg_len,
+                lookahead=self.lookahead,
+                burn_in=self.burn_in,
+                rank=self.rank,
+                world_size=self.world_size,
+                seed=self.seed if train else None,
+            )
             self._datasets[stage] = StreamDataset(
-                streams, self._epoch if train and self.seed is not None else None, self._skip if train else None)
+                streams, self._epoch if train and self.seed is not None else None, self._skip if train else None
+            )
         return self._datasets[stage]
 
     def _epoch(self) -> int:

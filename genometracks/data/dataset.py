@@ -1,4 +1,5 @@
 """From a `data=` config to what training and prediction need: genome, TSS sites, splits, labels."""
+
 from __future__ import annotations
 
 import hashlib
@@ -20,6 +21,7 @@ from genometracks.labels.synthetic import SyntheticSpec, write_synthetic
 @dataclass
 class Dataset:
     """A genome with one TSS label set and its train/validation/test splits."""
+
     genome: Genome
     sites: SiteSet
     label_set: str
@@ -83,8 +85,7 @@ def load_sites(cfg: DictConfig, genome: Genome, label_set: str, tss_file: Path |
             raise ConfigError(f"labels={label_set} needs data.tss=PATH.bed")
         return annotations.load_tss_file(tss_file, genome)
     if not cfg.data.get("catalogue"):
-        raise ConfigError(f"labels={label_set} is an E. coli set; with data={cfg.data.name} use "
-                          f"labels={cfg.data.labels}")
+        raise ConfigError(f"labels={label_set} is an E. coli set; with data={cfg.data.name} use labels={cfg.data.labels}")
     curation = _plain(cfg.data.get("curation")) or {}
     return annotations.load_tss_set(label_set, genome, Path(cfg.paths.shared_data), curation=curation)
 

@@ -3,6 +3,7 @@
 `Interval`s and splits use 0-based half-open forward coordinates; labels, stream positions, batches
 (format: docs/CONTRACTS.md) and scatter outputs use strand-local ones (on '-', local i = forward n-1-i).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
@@ -56,15 +57,19 @@ def build_labels(genome: Genome, sites: SiteSet, shift: int = 20) -> dict[tuple[
     known = np.isin(chrom, list(genome.contigs))
     if not known.all():
         i = int(np.flatnonzero(~known)[0])
-        raise StreamError(f"{where}: record {i} is on contig {str(chrom[i])!r}, which is not in {genome.path} "
-                          f"(contigs: {list(genome.contigs)[:10]}); fix the chromosome names or lift the sites over")
+        raise StreamError(
+            f"{where}: record {i} is on contig {str(chrom[i])!r}, which is not in {genome.path} "
+            f"(contigs: {list(genome.contigs)[:10]}); fix the chromosome names or lift the sites over"
+        )
     names, inverse = np.unique(chrom, return_inverse=True)
     lengths = np.array([genome.contigs[c].length for c in names], dtype=np.int64)[inverse]
     off = (sites.pos < 0) | (sites.pos >= lengths)
     if off.any():
         i = int(np.flatnonzero(off)[0])
-        raise StreamError(f"{where}: record {i} ({chrom[i]}:{sites.pos[i]} {sites.strand[i]}) lies outside "
-                          f"the contig (length {lengths[i]}, 0-based positions); check the assembly version")
+        raise StreamError(
+            f"{where}: record {i} ({chrom[i]}:{sites.pos[i]} {sites.strand[i]}) lies outside "
+            f"the contig (length {lengths[i]}, 0-based positions); check the assembly version"
+        )
     for k, name in enumerate(names):
         n, circular = genome.contigs[name].length, genome.contigs[name].circular
         for strand in "+-":
@@ -78,6 +83,7 @@ def build_labels(genome: Genome, sites: SiteSet, shift: int = 20) -> dict[tuple[
 @dataclass
 class Splits:
     """Split name → forward regions (strand '.': both strands of a region are in the same split)."""
+
     regions: dict[str, list[Interval]]
 
     def __getitem__(self, name: str) -> list[Interval]:
@@ -97,15 +103,16 @@ def _parse_entry(genome: Genome, split: str, k: int, entry) -> Interval:
         raise StreamError(f"{where}: not a [contig, start, end] triple; {fix}")
     chrom, start, end = entry
     if chrom not in genome.contigs:
-        raise StreamError(f"{where}: contig {chrom!r} is not in {genome.path} "
-                          f"(contigs: {list(genome.contigs)[:10]}); {fix}")
+        raise StreamError(f"{where}: contig {chrom!r} is not in {genome.path} (contigs: {list(genome.contigs)[:10]}); {fix}")
     start_i, end_i = (int(x) if isinstance(x, (int, np.integer)) else None for x in (start, end))
     if start_i is None or end_i is None:
         raise StreamError(f"{where}: start/end are not integers; {fix}")
     n = genome.contigs[chrom].length
     if not 0 <= start_i < end_i <= n:
-        raise StreamError(f"{where}: [{start_i}, {end_i}) is outside {chrom} (length {n}) or empty; "
-                          f"{fix} (split a region that wraps over the origin into two entries)")
+        raise StreamError(
+            f"{where}: [{start_i}, {end_i}) is outside {chrom} (length {n}) or empty; "
+            f"{fix} (split a region that wraps over the origin into two entries)"
+        )
     return Interval(str(chrom), start_i, end_i, ".", split)
 
 
@@ -113,8 +120,10 @@ def _check_disjoint(genome: Genome, intervals: list[Interval]) -> None:
     ivs = _sorted(genome, intervals)
     for a, b in zip(ivs, ivs[1:]):
         if a.chrom == b.chrom and b.start < a.end:
-            raise StreamError(f"split regions overlap: {a.name} {a.chrom}:{a.start}-{a.end} and "
-                              f"{b.name} {b.chrom}:{b.start}-{b.end}; every position must be in one split only")
+            raise StreamError(
+                f"split regions overlap: {a.name} {a.chrom}:{a.start}-{a.end} and "
+                f"{b.name} {b.chrom}:{b.start}-{b.end}; every position must be in one split only"
+            )
 
 
 def _sorted(genome: Genome, intervals: list[Interval]) -> list[Interval]:
@@ -133,8 +142,11 @@ def make_splits(genome: Genome, split_cfg: Mapping | None = None) -> Splits:
     unknown = set(split_cfg) - set(SPLIT_NAMES)
     if unknown:
         raise StreamError(f"unknown split name(s) {sorted(unknown)} in the splits config; use {list(SPLIT_NAMES)}")
-    given = {name: [_parse_entry(genome, name, k, e) for k, e in enumerate(split_cfg.get(name) or [])]
-             for name in SPLIT_NAMES if name in split_cfg}
+    given = {
+        name: [_parse_entry(genome, name, k, e) for k, e in enumerate(split_cfg.get(name) or [])]
+        for name in SPLIT_NAMES
+        if name in split_cfg
+    }
     if not any(given.values()):
         return _default_splits(genome)
     _check_disjoint(genome, [iv for ivs in given.values() for iv in ivs])
@@ -166,8 +178,7 @@ def _default_splits(genome: Genome) -> Splits:
 
 def positions_per_split(splits: Splits) -> dict[str, int]:
     """Scored positions per split, both strands counted (a stranded region counts once)."""
-    return {name: sum(len(iv) * (2 if iv.strand == "." else 1) for iv in regions)
-            for name, regions in splits.items()}
+    return {name: sum(len(iv) * (2 if iv.strand == "." else 1) for iv in regions) for name, regions in splits.items()}
 
 
 def _pieces(genome: Genome, regions: list[Interval]) -> list[tuple[int, int, int, int]]:
@@ -181,8 +192,9 @@ def _pieces(genome: Genome, regions: list[Interval]) -> list[tuple[int, int, int
     runs: dict[tuple[int, int], list[list[int]]] = {}
     for k, iv in enumerate(regions):
         if iv.chrom not in genome.contigs:
-            raise StreamError(f"region {k} ({iv.chrom}:{iv.start}-{iv.end}): contig {iv.chrom!r} is not in "
-                              f"{genome.path}; use one of {names[:10]}")
+            raise StreamError(
+                f"region {k} ({iv.chrom}:{iv.start}-{iv.end}): contig {iv.chrom!r} is not in {genome.path}; use one of {names[:10]}"
+            )
         n = genome.contigs[iv.chrom].length
         if iv.end > n:
             raise StreamError(f"region {k} ({iv.chrom}:{iv.start}-{iv.end}) ends past the contig (length {n})")
@@ -196,8 +208,10 @@ def _pieces(genome: Genome, regions: list[Interval]) -> list[tuple[int, int, int
         merged = [spans[0]]
         for lo, hi in spans[1:]:
             if lo < merged[-1][1]:
-                raise StreamError(f"regions overlap on {names[c]} strand {'+-'[s]} (strand-local "
-                                  f"[{lo}, {hi}) and {merged[-1]}); each position must be scored once")
+                raise StreamError(
+                    f"regions overlap on {names[c]} strand {'+-'[s]} (strand-local "
+                    f"[{lo}, {hi}) and {merged[-1]}); each position must be scored once"
+                )
             if lo == merged[-1][1]:
                 merged[-1][1] = hi
             else:
@@ -234,12 +248,27 @@ class SegmentStreams:
     [0, seg_len) per epoch (`set_epoch`); `len()` stays the same.
     """
 
-    def __init__(self, genome: Genome, labels: dict[tuple[str, str], np.ndarray] | None,
-                 regions: list[Interval], n_streams: int, seg_len: int, lookahead: int = 0,
-                 burn_in: int = 0, rank: int = 0, world_size: int = 1, seed: int | None = None,
-                 epoch: int = 0) -> None:
-        for key, value, low in (("n_streams", n_streams, 1), ("seg_len", seg_len, 1), ("lookahead", lookahead, 0),
-                                ("burn_in", burn_in, 0), ("world_size", world_size, 1)):
+    def __init__(
+        self,
+        genome: Genome,
+        labels: dict[tuple[str, str], np.ndarray] | None,
+        regions: list[Interval],
+        n_streams: int,
+        seg_len: int,
+        lookahead: int = 0,
+        burn_in: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        seed: int | None = None,
+        epoch: int = 0,
+    ) -> None:
+        for key, value, low in (
+            ("n_streams", n_streams, 1),
+            ("seg_len", seg_len, 1),
+            ("lookahead", lookahead, 0),
+            ("burn_in", burn_in, 0),
+            ("world_size", world_size, 1),
+        ):
             if int(value) != value or value < low:
                 raise StreamError(f"{key}={value!r} must be an integer >= {low}")
         if not 0 <= rank < world_size:
@@ -273,8 +302,10 @@ class SegmentStreams:
             lab = labels.get((name, strand))
             lab = np.zeros(tok.size, np.uint8) if lab is None else np.asarray(lab)
             if lab.shape != tok.shape:
-                raise StreamError(f"labels[({name!r}, {strand!r})] has shape {lab.shape}, the contig has "
-                                  f"{tok.size} nt; rebuild the labels with build_labels on this genome")
+                raise StreamError(
+                    f"labels[({name!r}, {strand!r})] has shape {lab.shape}, the contig has "
+                    f"{tok.size} nt; rebuild the labels with build_labels on this genome"
+                )
             toks, labs, offs = toks + [tok], labs + [lab.astype(np.uint8)], offs + [offs[-1] + tok.size]
         self._tok = np.concatenate(toks + [np.array([N_TOKEN], np.uint8)])
         self._lab = np.concatenate(labs + [np.zeros(1, np.uint8)])

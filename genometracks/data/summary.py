@@ -1,4 +1,5 @@
 """The data commands: `genometracks data summary` and `genometracks labels`."""
+
 from __future__ import annotations
 
 import json

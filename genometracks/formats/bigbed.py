@@ -3,6 +3,7 @@
 Records are 0-based half-open, forward-strand coordinates, sorted by chrom (byte order, as
 `LC_ALL=C sort -k1,1 -k2,2n`) then start. Used for TSS peaks and attention-head motif hits.
 """
+
 from __future__ import annotations
 
 import re
@@ -20,15 +21,19 @@ from genometracks.io.atomic import atomic_path
 
 __all__ = ["BedSchema", "ExportError", "sort_bed_records", "write_bed_outputs", "write_bigbed", "bigbed_field_counts"]
 
-BED6 = (("string", "chrom", "Reference sequence chromosome or scaffold"),
-        ("uint", "chromStart", "Start position in chromosome (0-based)"),
-        ("uint", "chromEnd", "End position in chromosome (exclusive)"),
-        ("string", "name", "Name of item"),
-        ("uint", "score", "Score from 0-1000"),
-        ("char[1]", "strand", "+ or - for strand, . for none"))
-BED9_MORE = (("uint", "thickStart", "Start of where display should be thick"),
-             ("uint", "thickEnd", "End of where display should be thick"),
-             ("uint", "itemRgb", "Item colour as R,G,B"))
+BED6 = (
+    ("string", "chrom", "Reference sequence chromosome or scaffold"),
+    ("uint", "chromStart", "Start position in chromosome (0-based)"),
+    ("uint", "chromEnd", "End position in chromosome (exclusive)"),
+    ("string", "name", "Name of item"),
+    ("uint", "score", "Score from 0-1000"),
+    ("char[1]", "strand", "+ or - for strand, . for none"),
+)
+BED9_MORE = (
+    ("uint", "thickStart", "Start of where display should be thick"),
+    ("uint", "thickEnd", "End of where display should be thick"),
+    ("uint", "itemRgb", "Item colour as R,G,B"),
+)
 _COLUMNS = ("chrom", "start", "end", "name", "score", "strand")
 _BED9_COLUMNS = ("thickStart", "thickEnd", "itemRgb")
 _TYPES = {"int", "uint", "float", "double", "string", "lstring", "char[1]"}
@@ -42,6 +47,7 @@ class BedSchema:
 
     Record columns are chrom, start, end, name, score, strand (BED9: then thickStart, thickEnd,
     itemRgb as 'R,G,B'), then the extra names in order. Coordinates are 0-based, half-open."""
+
     name: str
     description: str
     extra: tuple[tuple[str, str, str], ...] = field(default_factory=tuple)
@@ -56,8 +62,7 @@ class BedSchema:
             if kind not in _TYPES:
                 raise ExportError(f"autoSql column {column!r}: type {kind!r} not one of {sorted(_TYPES)}")
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", column) or column in _COLUMNS + _BED9_COLUMNS:
-                raise ExportError(f"autoSql column name {column!r} must be an identifier not in "
-                                  f"{_COLUMNS + _BED9_COLUMNS}")
+                raise ExportError(f"autoSql column name {column!r} must be an identifier not in {_COLUMNS + _BED9_COLUMNS}")
 
     @property
     def fields(self) -> tuple[tuple[str, str, str], ...]:
@@ -115,8 +120,7 @@ def _integers(frame: pd.DataFrame, columns: tuple[str, ...], out: Path) -> None:
         values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
         bad = np.flatnonzero(~np.isfinite(values) | (values != np.round(values)))
         if bad.size:
-            raise ExportError(f"{out}: {_record(frame, bad[0])}: {column} {frame[column].iloc[bad[0]]!r} "
-                              "is not an integer")
+            raise ExportError(f"{out}: {_record(frame, bad[0])}: {column} {frame[column].iloc[bad[0]]!r} is not an integer")
         frame[column] = values.astype(np.int64)
 
 
@@ -131,29 +135,30 @@ def _validate(frame: pd.DataFrame, out: Path, schema: BedSchema, chrom_sizes: Ma
     frame["chrom"] = frame["chrom"].astype(str)
     unknown = np.flatnonzero(~frame["chrom"].isin(list(chrom_sizes)).to_numpy())
     if unknown.size:
-        raise ExportError(f"{out}: {_record(frame, unknown[0])}: contig not in the genome "
-                          f"{list(chrom_sizes)[:5]}; use the genome's contig names")
+        raise ExportError(
+            f"{out}: {_record(frame, unknown[0])}: contig not in the genome {list(chrom_sizes)[:5]}; use the genome's contig names"
+        )
     _integers(frame, ("start", "end", "score"), out)
     sizes = frame["chrom"].map(chrom_sizes).to_numpy()
     start, end = frame["start"].to_numpy(), frame["end"].to_numpy()
     bad = np.flatnonzero((start < 0) | (end <= start) | (end > sizes))
     if bad.size:
         i = bad[0]
-        raise ExportError(f"{out}: {_record(frame, i)}: need 0 <= start < end <= contig length "
-                          f"{sizes[i]} (0-based, half-open)")
+        raise ExportError(f"{out}: {_record(frame, i)}: need 0 <= start < end <= contig length {sizes[i]} (0-based, half-open)")
     bad = np.flatnonzero((frame["score"] < 0) | (frame["score"] > 1000))
     if bad.size:
-        raise ExportError(f"{out}: {_record(frame, bad[0])}: score {frame['score'].iloc[bad[0]]} outside "
-                          "0..1000; scale scores to integers in 0..1000")
+        raise ExportError(
+            f"{out}: {_record(frame, bad[0])}: score {frame['score'].iloc[bad[0]]} outside 0..1000; scale scores to integers in 0..1000"
+        )
     names = frame["name"].astype(str)
     bad = np.flatnonzero(~names.str.fullmatch(r"\S+").to_numpy())
     if bad.size:
-        raise ExportError(f"{out}: {_record(frame, bad[0])}: name must be non-empty without whitespace "
-                          "(use '.' for no name, '_' for spaces)")
+        raise ExportError(
+            f"{out}: {_record(frame, bad[0])}: name must be non-empty without whitespace (use '.' for no name, '_' for spaces)"
+        )
     bad = np.flatnonzero(~frame["strand"].isin(["+", "-", "."]).to_numpy())
     if bad.size:
-        raise ExportError(f"{out}: {_record(frame, bad[0])}: strand {frame['strand'].iloc[bad[0]]!r}; "
-                          "use '+', '-' or '.'")
+        raise ExportError(f"{out}: {_record(frame, bad[0])}: strand {frame['strand'].iloc[bad[0]]!r}; use '+', '-' or '.'")
     if schema.standard == 9:
         _validate_bed9(frame, out)
     _validate_extra(frame, out, schema)
@@ -193,8 +198,7 @@ def _validate_extra(frame: pd.DataFrame, out: Path, schema: BedSchema) -> None:
             bad = np.flatnonzero(~ok)
             what = f"be a finite {kind}"
         if bad.size:
-            raise ExportError(f"{out}: {_record(frame, bad[0])}: column {column} value "
-                              f"{frame[column].iloc[bad[0]]!r} must {what}")
+            raise ExportError(f"{out}: {_record(frame, bad[0])}: column {column} value {frame[column].iloc[bad[0]]!r} must {what}")
 
 
 def _validate_order(frame: pd.DataFrame, out: Path) -> None:
@@ -205,25 +209,28 @@ def _validate_order(frame: pd.DataFrame, out: Path) -> None:
     bad = np.flatnonzero((key[1:] < key[:-1]) | (same & (start[1:] < start[:-1])))
     if bad.size:
         i = int(bad[0]) + 1
-        raise ExportError(f"{out}: {_record(frame, i)} is not sorted: it comes after {_record(frame, i - 1)}; "
-                          "sort by chrom (byte order) then start, e.g. with genometracks.formats.bigbed."
-                          "sort_bed_records or `LC_ALL=C sort -k1,1 -k2,2n`")
+        raise ExportError(
+            f"{out}: {_record(frame, i)} is not sorted: it comes after {_record(frame, i - 1)}; "
+            "sort by chrom (byte order) then start, e.g. with genometracks.formats.bigbed."
+            "sort_bed_records or `LC_ALL=C sort -k1,1 -k2,2n`"
+        )
 
 
 def _bed_text(frame: pd.DataFrame) -> str:
     return str(frame.to_csv(sep="\t", header=False, index=False, lineterminator="\n", float_format="%.6g"))
 
 
-def write_bed_outputs(records: Any, path_prefix: str | Path, schema: BedSchema,
-                      chrom_sizes: Mapping[str, int]) -> dict[str, Path]:
+def write_bed_outputs(records: Any, path_prefix: str | Path, schema: BedSchema, chrom_sizes: Mapping[str, int]) -> dict[str, Path]:
     """Write `<prefix>.bb` and `<prefix>.bed.gz` + `.bed.gz.tbi`; returns {'bigbed', 'bed_gz', 'tbi'} paths.
 
     `records`: DataFrame, structured array or list of dicts with columns `schema.columns`
     ('chromStart'/'chromEnd' also accepted). Each file appears atomically."""
     prefix = Path(path_prefix)
-    paths = {"bigbed": prefix.with_name(prefix.name + ".bb"),
-             "bed_gz": prefix.with_name(prefix.name + ".bed.gz"),
-             "tbi": prefix.with_name(prefix.name + ".bed.gz.tbi")}
+    paths = {
+        "bigbed": prefix.with_name(prefix.name + ".bb"),
+        "bed_gz": prefix.with_name(prefix.name + ".bed.gz"),
+        "tbi": prefix.with_name(prefix.name + ".bed.gz.tbi"),
+    }
     frame = _validate(_as_frame(records), paths["bigbed"], schema, chrom_sizes)
     text = _bed_text(frame)
     _write_bigbed(paths["bigbed"], text, schema, chrom_sizes)
@@ -258,11 +265,11 @@ def _set_defined_field_count(path: Path, defined: int) -> None:
     """Mark the first `defined` columns as standard BED (pybigtools 0.3 marks all of them), as
     `bedToBigBed -type=bedN+M` does, so that trackDb `type bigBed N +` matches the file."""
     with open(path, "r+b") as handle:
-        magic, = struct.unpack("<I", handle.read(4))
+        (magic,) = struct.unpack("<I", handle.read(4))
         if magic != _BIGBED_MAGIC:
             raise ExportError(f"{path}: pybigtools wrote no bigBed (magic {magic:#x})")
         handle.seek(32)  # magic u32, version u16, zoomLevels u16, 3 offsets u64, then fieldCount u16
-        field_count, = struct.unpack("<H", handle.read(2))
+        (field_count,) = struct.unpack("<H", handle.read(2))
         handle.seek(34)  # definedFieldCount u16
         handle.write(struct.pack("<H", min(defined, field_count)))
 

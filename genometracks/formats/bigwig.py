@@ -3,6 +3,7 @@
 Values are float32 arrays [contig length] in forward-strand, 0-based coordinates; every base of
 every contig is written (no gaps), so a reader gets back exactly the array it was given.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -32,25 +33,32 @@ def value_runs(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _check(path: Path, chrom_sizes: Mapping[str, int], values: Mapping[str, np.ndarray]) -> None:
     missing = [c for c in chrom_sizes if c not in values]
     if missing:
-        raise ExportError(f"{path}: no values for contig(s) {missing[:5]}; a track must cover every base "
-                          "of every contig (pass an array for each contig in chrom_sizes)")
+        raise ExportError(
+            f"{path}: no values for contig(s) {missing[:5]}; a track must cover every base "
+            "of every contig (pass an array for each contig in chrom_sizes)"
+        )
     extra = [c for c in values if c not in chrom_sizes]
     if extra:
-        raise ExportError(f"{path}: values given for contig(s) {extra[:5]} that are not in chrom_sizes "
-                          f"{list(chrom_sizes)[:5]}; use the genome's contig names")
+        raise ExportError(
+            f"{path}: values given for contig(s) {extra[:5]} that are not in chrom_sizes "
+            f"{list(chrom_sizes)[:5]}; use the genome's contig names"
+        )
     for chrom, size in chrom_sizes.items():
         array = np.asarray(values[chrom])
         if array.ndim != 1 or array.size != size:
-            raise ExportError(f"{path}: contig {chrom!r} has {size} nt but its values have shape "
-                              f"{array.shape}; pass one value per base in forward-strand coordinates")
+            raise ExportError(
+                f"{path}: contig {chrom!r} has {size} nt but its values have shape "
+                f"{array.shape}; pass one value per base in forward-strand coordinates"
+            )
         bad = np.flatnonzero(~np.isfinite(array))
         if bad.size:
-            raise ExportError(f"{path}: contig {chrom!r} value at 0-based position {int(bad[0])} is "
-                              f"{array[bad[0]]}; bigWig values must be finite (replace NaN/inf first)")
+            raise ExportError(
+                f"{path}: contig {chrom!r} value at 0-based position {int(bad[0])} is "
+                f"{array[bad[0]]}; bigWig values must be finite (replace NaN/inf first)"
+            )
 
 
-def write_bigwig(path: str | Path, chrom_sizes: Mapping[str, int], values: Mapping[str, np.ndarray],
-                 max_zooms: int = 10) -> Path:
+def write_bigwig(path: str | Path, chrom_sizes: Mapping[str, int], values: Mapping[str, np.ndarray], max_zooms: int = 10) -> Path:
     """Write a bigWig covering every base: values[chrom] is float32 [chrom_sizes[chrom]].
 
     Runs of equal values become bedGraph spans; where runs are short (continuous predictions) the
@@ -88,8 +96,9 @@ def _verify(tmp: Path, path: Path, chrom_sizes: Mapping[str, int]) -> None:
     try:
         chroms = bw.chroms() if bw is not None else None
         if chroms != {c: int(n) for c, n in chrom_sizes.items()}:
-            raise ExportError(f"{path}: the written bigWig does not read back (disk full or write error?); "
-                              "the previous file, if any, is kept")
+            raise ExportError(
+                f"{path}: the written bigWig does not read back (disk full or write error?); the previous file, if any, is kept"
+            )
     finally:
         if bw is not None:
             bw.close()
@@ -101,11 +110,10 @@ def _add_contig(bw: Any, chrom: str, values: np.ndarray) -> None:
     if 3 * starts.size <= values.size:  # bedGraph record: 12 bytes; fixed-step: 4 bytes per base
         for lo in range(0, starts.size, _CHUNK):
             hi = min(lo + _CHUNK, starts.size)
-            bw.addEntries([chrom] * (hi - lo), starts[lo:hi], ends=ends[lo:hi],
-                          values=run_values[lo:hi].astype(np.float64))
+            bw.addEntries([chrom] * (hi - lo), starts[lo:hi], ends=ends[lo:hi], values=run_values[lo:hi].astype(np.float64))
     else:
         for lo in range(0, values.size, _CHUNK):
-            chunk = values[lo:lo + _CHUNK].astype(np.float64)
+            chunk = values[lo : lo + _CHUNK].astype(np.float64)
             bw.addEntries(chrom, lo, values=chunk, span=1, step=1)
 
 

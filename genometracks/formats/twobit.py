@@ -8,6 +8,7 @@ maskBlockSizes[], reserved 0, packed bases (4 per byte, first base in the high b
 N runs are stored as N blocks (their packed bases are T); lower-case runs as mask blocks.
 Block starts are 0-based.
 """
+
 from __future__ import annotations
 
 import struct
@@ -51,7 +52,7 @@ def _runs(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _pack(codes: np.ndarray) -> bytes:
     """2-bit codes [n] → packed bytes [ceil(n/4)], first base in the two high bits."""
     padded = np.zeros(-(-codes.size // 4) * 4, dtype=np.uint8)
-    padded[:codes.size] = codes
+    padded[: codes.size] = codes
     quads = padded.reshape(-1, 4)
     return ((quads[:, 0] << 6) | (quads[:, 1] << 4) | (quads[:, 2] << 2) | quads[:, 3]).tobytes()
 
@@ -63,8 +64,10 @@ def _encode_record(name: str, letters: np.ndarray | None, tokens: np.ndarray | N
         codes = _CODES[letters]
         bad = np.flatnonzero(codes == 255)
         if bad.size:
-            raise TwoBitError(f"sequence {name!r}: character {chr(letters[bad[0]])!r} at 0-based offset "
-                              f"{int(bad[0])} is not a letter; 2bit holds nucleotide letters only")
+            raise TwoBitError(
+                f"sequence {name!r}: character {chr(letters[bad[0]])!r} at 0-based offset "
+                f"{int(bad[0])} is not a letter; 2bit holds nucleotide letters only"
+            )
         upper = letters & 0xDF
         is_n = ~np.isin(upper, np.frombuffer(b"ACGT", dtype=np.uint8))
         masked = letters >= ord("a")
@@ -114,7 +117,7 @@ def write_twobit(path: str | Path, sequences: Genome | Mapping[str, str] | str |
     for raw_name, (_, record) in zip(names, records):
         index += struct.pack("<B", len(raw_name)) + raw_name + struct.pack("<I", offset)
         offset += len(record)
-    if offset >= 2 ** 32:
+    if offset >= 2**32:
         raise TwoBitError(f"{path}: genome too large for a version-0 .2bit (4 GiB)")
     with atomic_path(path) as tmp, open(tmp, "wb") as out:
         out.write(struct.pack("<IIII", SIGNATURE, 0, len(records), 0) + index)
@@ -146,9 +149,9 @@ class _Reader:
         try:
             for _ in range(count):
                 size = self.data[pos]
-                name = self.data[pos + 1:pos + 1 + size].decode()
+                name = self.data[pos + 1 : pos + 1 + size].decode()
                 fmt = "Q" if version == 1 else "I"
-                self.index[name], = struct.unpack_from(self.order + fmt, self.data, pos + 1 + size)
+                (self.index[name],) = struct.unpack_from(self.order + fmt, self.data, pos + 1 + size)
                 pos += 1 + size + struct.calcsize(fmt)
         except (IndexError, struct.error) as err:
             raise TwoBitError(f"{path}: index truncated ({err})") from None
@@ -170,7 +173,7 @@ class _Reader:
         size, n_count = struct.unpack_from(self.order + "II", self.data, pos)
         n_starts, n_sizes = self._u32s(pos + 8, n_count), self._u32s(pos + 8 + 4 * n_count, n_count)
         pos += 8 + 8 * n_count
-        m_count, = struct.unpack_from(self.order + "I", self.data, pos)
+        (m_count,) = struct.unpack_from(self.order + "I", self.data, pos)
         m_starts, m_sizes = self._u32s(pos + 4, m_count), self._u32s(pos + 4 + 4 * m_count, m_count)
         pos += 4 + 8 * m_count + 4
         packed = np.frombuffer(self.data, dtype=np.uint8, count=-(-size // 4), offset=pos)

@@ -3,6 +3,7 @@
 `SiteSet` holds TSS sets as parallel numpy arrays (vectorised readers, liftover, labels);
 `Interval` is the one small type for split regions and BED-like records.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ STRANDS = ("+", "-")
 @dataclass(frozen=True)
 class Interval:
     """[start, end) on `chrom`, 0-based; strand '+', '-' or '.'."""
+
     chrom: str
     start: int
     end: int
@@ -38,6 +40,7 @@ class SiteSet:
 
     Arrays all have shape [n]. `name` and `score` are optional per-site payloads.
     """
+
     chrom: np.ndarray
     pos: np.ndarray
     strand: np.ndarray
@@ -57,8 +60,7 @@ class SiteSet:
             raise ValueError(f"{self.source}: SiteSet arrays differ in length")
         bad = ~np.isin(self.strand, STRANDS)
         if bad.any():
-            raise ValueError(f"{self.source}: record {int(np.flatnonzero(bad)[0])} has strand "
-                             f"{self.strand[bad][0]!r}; use '+' or '-'")
+            raise ValueError(f"{self.source}: record {int(np.flatnonzero(bad)[0])} has strand {self.strand[bad][0]!r}; use '+' or '-'")
 
     def __len__(self) -> int:
         return len(self.pos)
@@ -67,10 +69,8 @@ class SiteSet:
         """Sites where `mask` (bool [n] or index array) selects; per-site arrays in `meta`
         (numpy arrays of length n, e.g. sigma, line) are subset alike."""
         n = len(self.pos)
-        meta = {k: (v[mask] if isinstance(v, np.ndarray) and v.shape[:1] == (n,) else v)
-                for k, v in self.meta.items()}
-        return SiteSet(self.chrom[mask], self.pos[mask], self.strand[mask], self.score[mask],
-                       self.name[mask], self.source, meta)
+        meta = {k: (v[mask] if isinstance(v, np.ndarray) and v.shape[:1] == (n,) else v) for k, v in self.meta.items()}
+        return SiteSet(self.chrom[mask], self.pos[mask], self.strand[mask], self.score[mask], self.name[mask], self.source, meta)
 
     def sorted(self) -> SiteSet:
         """Sorted by (chrom, pos, strand)."""
@@ -80,6 +80,11 @@ class SiteSet:
     @staticmethod
     def concat(sets: list[SiteSet], source: str = "") -> SiteSet:
         """All sites of `sets` in one SiteSet (order kept, not sorted); `source` names it."""
-        return SiteSet(np.concatenate([s.chrom for s in sets]), np.concatenate([s.pos for s in sets]),
-                       np.concatenate([s.strand for s in sets]), np.concatenate([s.score for s in sets]),
-                       np.concatenate([s.name for s in sets]), source)
+        return SiteSet(
+            np.concatenate([s.chrom for s in sets]),
+            np.concatenate([s.pos for s in sets]),
+            np.concatenate([s.strand for s in sets]),
+            np.concatenate([s.score for s in sets]),
+            np.concatenate([s.name for s in sets]),
+            source,
+        )

@@ -4,6 +4,7 @@ Tokens: A=0, C=1, G=2, T=3, N=4. Lower case is accepted; IUPAC ambiguity letters
 (R, Y, K, M, S, W, B, D, H, V) and anything else that is a letter map to N.
 Coordinates are 0-based, half-open.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -41,7 +42,7 @@ def contig_name(header_word: str) -> str:
     for tag in _NCBI_TAGS:
         for i, part in enumerate(parts[:-1]):
             if part == tag:
-                rest = [p for p in parts[i + 1:] if p]
+                rest = [p for p in parts[i + 1 :] if p]
                 if rest:
                     return rest[-1] if tag == "gnl" and len(rest) > 1 else rest[0]
     words = [p for p in parts if p]
@@ -71,9 +72,7 @@ def encode(sequence: str | bytes, where: str = "sequence") -> np.ndarray:
     bad = np.flatnonzero(tokens == 255)
     if bad.size:
         char = chr(raw[bad[0]])
-        raise GenomeError(
-            f"{where}: character {char!r} at offset {bad[0]} is not a nucleotide letter; "
-            "use A, C, G, T or an IUPAC code")
+        raise GenomeError(f"{where}: character {char!r} at offset {bad[0]} is not a nucleotide letter; use A, C, G, T or an IUPAC code")
     return tokens
 
 
@@ -95,6 +94,7 @@ def reverse_complement(tokens: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class Contig:
     """One sequence record: name, length in nt, and whether it is circular."""
+
     name: str
     length: int
     circular: bool = False
@@ -103,6 +103,7 @@ class Contig:
 @dataclass
 class Genome:
     """Contigs of a FASTA with tokens cached per contig (forward strand, 5'→3')."""
+
     path: Path
     contigs: dict[str, Contig]
     _tokens: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
@@ -119,9 +120,7 @@ class Genome:
         circular = set(circular)
         unknown = circular - set(records)
         if unknown:
-            raise GenomeError(
-                f"{path}: contigs marked circular are not in the FASTA: {sorted(unknown)}; "
-                f"available: {sorted(records)[:10]}")
+            raise GenomeError(f"{path}: contigs marked circular are not in the FASTA: {sorted(unknown)}; available: {sorted(records)[:10]}")
         genome = cls(path, {name: Contig(name, len(tok), name in circular) for name, tok in records.items()})
         genome._tokens = records
         return genome
@@ -131,8 +130,7 @@ class Genome:
         """An in-memory genome (tests, synthetic data)."""
         circular = set(circular)
         tokens = {name: encode(seq, where=f"contig {name}") for name, seq in sequences.items()}
-        return cls(Path("<memory>"),
-                   {n: Contig(n, len(t), n in circular) for n, t in tokens.items()}, tokens)
+        return cls(Path("<memory>"), {n: Contig(n, len(t), n in circular) for n, t in tokens.items()}, tokens)
 
     def tokens(self, contig: str, strand: str = "+") -> np.ndarray:
         """Tokens [length] of a contig read 5'→3' on `strand` ('+' or '-')."""
@@ -169,15 +167,29 @@ def _read_records(path: Path) -> dict[str, np.ndarray]:
     _check_fasta_text(path)
     _check_unique_names(path)
     try:
-        fasta = pyfaidx.Fasta(str(path), indexname=str(_index_path(path)), sequence_always_upper=False, rebuild=True,
-                              build_index=True, one_based_attributes=False, as_raw=True,
-                              read_long_names=False, duplicate_action="stop", key_function=contig_name)
+        fasta = pyfaidx.Fasta(
+            str(path),
+            indexname=str(_index_path(path)),
+            sequence_always_upper=False,
+            rebuild=True,
+            build_index=True,
+            one_based_attributes=False,
+            as_raw=True,
+            read_long_names=False,
+            duplicate_action="stop",
+            key_function=contig_name,
+        )
     except pyfaidx.FastaIndexingError as err:
         if path.suffix in {".gz", ".bgz"}:  # bgzip needs the index; a plain file can be read whole
-            raise GenomeError(f"{path}: cannot index FASTA ({err}); each record needs lines of equal "
-                              "length (reformat with `seqkit seq -w 80 | bgzip`)") from err
-        log.warning("%s: uneven line lengths or blank lines (%s); reading it without an index. Browsers "
-                    "need an indexable FASTA: the IGV export writes a reformatted copy", path, err)
+            raise GenomeError(
+                f"{path}: cannot index FASTA ({err}); each record needs lines of equal length (reformat with `seqkit seq -w 80 | bgzip`)"
+            ) from err
+        log.warning(
+            "%s: uneven line lengths or blank lines (%s); reading it without an index. Browsers "
+            "need an indexable FASTA: the IGV export writes a reformatted copy",
+            path,
+            err,
+        )
         return _records_from_letters(path, read_fasta_letters(path))
     except ValueError as err:  # duplicate names are caught above; anything else pyfaidx refuses
         raise GenomeError(f"{path}: {err}; check the FASTA (one '>' header per record, then its letters)") from err
@@ -226,13 +238,14 @@ class _NameCheck:
         word = words[0].decode(errors="replace") if words else ""
         name = contig_name(word) if word else ""
         if not name:
-            raise GenomeError(f"{self.fasta}: record {self.count} has no name (a bare '>' line); "
-                              "give every record a unique name after '>'")
+            raise GenomeError(f"{self.fasta}: record {self.count} has no name (a bare '>' line); give every record a unique name after '>'")
         if name in self.seen:
             first, first_word = self.seen[name]
             headers = f" (headers {first_word!r} and {word!r})" if first_word != word else ""
-            raise GenomeError(f"{self.fasta}: records {first} and {self.count} are both named {name!r}{headers}; "
-                              "contig names must be unique: rename or remove one of the two records")
+            raise GenomeError(
+                f"{self.fasta}: records {first} and {self.count} are both named {name!r}{headers}; "
+                "contig names must be unique: rename or remove one of the two records"
+            )
         self.seen[name] = (self.count, word)
         return name
 
@@ -245,7 +258,6 @@ def _check_unique_names(path: Path) -> None:
         for line in handle:
             if line.startswith(b">"):
                 check.add(line[1:])
-
 
 
 def _records_from_letters(path: Path, letters: dict[str, bytes]) -> dict[str, np.ndarray]:

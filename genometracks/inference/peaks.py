@@ -1,5 +1,6 @@
 """TSS calls from probability tracks: per strand local maxima above a threshold, at least
 `min_distance` nt apart (the higher peak wins), → BED6 with score = round(1000 * p)."""
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,9 @@ def call_peaks(values: np.ndarray, threshold: float, min_distance: int) -> np.nd
     return (peaks - 1).astype(np.int64)
 
 
-def peak_records(track_by_strand: dict[str, dict[str, np.ndarray]], threshold: float,
-                 min_distance: int, contig_order: list[str]) -> list[tuple]:
+def peak_records(
+    track_by_strand: dict[str, dict[str, np.ndarray]], threshold: float, min_distance: int, contig_order: list[str]
+) -> list[tuple]:
     """BED6 tuples (chrom, start, end, name, score, strand) over all contigs and strands, sorted by
     `contig_order`, start, strand (a bigBed wants byte order: `sort_bed_records`)."""
     rank = {name: i for i, name in enumerate(contig_order)}  # a dict: drafts have thousands of contigs
@@ -39,8 +41,7 @@ def peak_records(track_by_strand: dict[str, dict[str, np.ndarray]], threshold: f
             values = track_by_strand[strand][contig]
             for pos in call_peaks(values, threshold, min_distance):
                 p = float(values[pos])
-                records.append((contig, int(pos), int(pos) + 1, f"TSS_{int(pos) + 1}{strand}",
-                                int(round(1000 * p)), strand))
+                records.append((contig, int(pos), int(pos) + 1, f"TSS_{int(pos) + 1}{strand}", int(round(1000 * p)), strand))
     records.sort(key=lambda r: (rank[r[0]], r[1], r[5]))
     return records
 
@@ -81,10 +82,17 @@ def peaks_command(cfg: DictConfig) -> dict:
     write_text_atomic(run.peaks_bed, frame.to_csv(sep="\t", header=False, index=False))
     paths = {"bed": run.peaks_bed}
     if records:  # a bigBed cannot be empty: with no peak above the threshold only the (empty) BED is written
-        paths.update(write_bed_outputs(frame, run.peaks_stem, BedSchema(
-            "tss_peaks", "TSS calls: local maxima of genometracks TSS probability"), chrom_sizes))
-    summary = {"peaks": len(records), "threshold": threshold, "threshold_source": source,
-               "min_distance": int(cfg.predict.peaks.min_distance),
-               "files": {k: str(Path(v).relative_to(out)) for k, v in paths.items()}}
+        paths.update(
+            write_bed_outputs(
+                frame, run.peaks_stem, BedSchema("tss_peaks", "TSS calls: local maxima of genometracks TSS probability"), chrom_sizes
+            )
+        )
+    summary = {
+        "peaks": len(records),
+        "threshold": threshold,
+        "threshold_source": source,
+        "min_distance": int(cfg.predict.peaks.min_distance),
+        "files": {k: str(Path(v).relative_to(out)) for k, v in paths.items()},
+    }
     print(json.dumps(summary))
     return summary

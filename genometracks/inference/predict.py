@@ -12,6 +12,7 @@ or N run gets the model's defined output for N context, not a gap: the bigWig co
 Lower-case (soft-masked) letters are the same tokens as upper case, so tracks do not depend on masking;
 the .2bit keeps the case (browser/hub.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -39,6 +40,7 @@ from genometracks.model import TransformerXL
 @dataclass
 class Track:
     """Per-base values [length] float32 per contig and strand, forward coordinates."""
+
     values: dict[str, dict[str, np.ndarray]]
 
     def strand(self, strand: str) -> dict[str, np.ndarray]:
@@ -46,9 +48,17 @@ class Track:
         return {contig: per[strand] for contig, per in self.values.items()}
 
 
-def predict_genome(model: TransformerXL, genome: Genome, shift: int, seg_len: int, n_streams: int = 16,
-                   path: str = "fast", progress: bool = True, logit_offset: float = 0.0,
-                   whole_max: int | None = None) -> tuple[Track, Track]:
+def predict_genome(
+    model: TransformerXL,
+    genome: Genome,
+    shift: int,
+    seg_len: int,
+    n_streams: int = 16,
+    path: str = "fast",
+    progress: bool = True,
+    logit_offset: float = 0.0,
+    whole_max: int | None = None,
+) -> tuple[Track, Track]:
     """(probabilities, logits) for every base of every contig on both strands (see module doc);
     `logit_offset` is added to every logit first (see `calibration_offset()`).
 
@@ -63,12 +73,16 @@ def predict_genome(model: TransformerXL, genome: Genome, shift: int, seg_len: in
     whole = [name for name, c in genome.contigs.items() if not c.circular and c.length <= whole_max]
     taken = set(whole)
     regions = [Interval(name, 0, c.length) for name, c in genome.contigs.items() if name not in taken]
-    streams = None if not regions else SegmentStreams(genome, None, regions, n_streams=n_streams, seg_len=seg_len,
-                                                       lookahead=model.lookahead, burn_in=model.context)
+    streams = (
+        None
+        if not regions
+        else SegmentStreams(genome, None, regions, n_streams=n_streams, seg_len=seg_len, lookahead=model.lookahead, burn_in=model.context)
+    )
     rows = whole_rows(genome, whole, budget=n_streams * (seg_len + model.window), row_extra=model.window)
     outputs: dict[tuple[str, str], np.ndarray] = {}
-    bar = tqdm(total=len(rows) + (len(streams) if streams is not None else 0), desc="predict", unit="batch",
-               disable=not progress, mininterval=2.0)
+    bar = tqdm(
+        total=len(rows) + (len(streams) if streams is not None else 0), desc="predict", unit="batch", disable=not progress, mininterval=2.0
+    )
     with torch.inference_mode(), bar:
         for keys in rows:
             tokens = [genome.tokens(*key) for key in keys]
@@ -80,8 +94,7 @@ def predict_genome(model: TransformerXL, genome: Genome, shift: int, seg_len: in
         if streams is not None:
             memory = model.init_memory(n_streams)
             for batch in streams:
-                logits, memory = model(torch.as_tensor(batch["tokens"]), memory, torch.as_tensor(batch["reset"]),
-                                       path=path)
+                logits, memory = model(torch.as_tensor(batch["tokens"]), memory, torch.as_tensor(batch["reset"]), path=path)
                 streams.scatter(logits.float().numpy() + logit_offset, batch, outputs)
                 bar.update()
     return _tss_tracks(genome, outputs, shift)
@@ -99,7 +112,7 @@ def whole_rows(genome: Genome, names: list[str], budget: int, row_extra: int = 0
     order = np.argsort(-lengths, kind="stable")
     batches, i = [], 0
     while i < order.size:
-        take = order[i: i + max(1, budget // (int(lengths[order[i]]) + row_extra))]
+        take = order[i : i + max(1, budget // (int(lengths[order[i]]) + row_extra))]
         batches.append([keys[k] for k in take])
         i += take.size
     return batches
@@ -158,15 +171,26 @@ def predict_command(cfg: DictConfig) -> dict:
     model, seg_len = source.model, source.seg_len
     genome, fasta, _ = open_genome(cfg)
     torch.manual_seed(int(cfg.seed))
-    probs, logits = predict_genome(model, genome, int(cfg.data.shift), seg_len, int(cfg.predict.n_streams),
-                                   path=str(cfg.task.attention_path), logit_offset=source.logit_offset)
+    probs, logits = predict_genome(
+        model,
+        genome,
+        int(cfg.data.shift),
+        seg_len,
+        int(cfg.predict.n_streams),
+        path=str(cfg.task.attention_path),
+        logit_offset=source.logit_offset,
+    )
     paths = write_tracks(probs, genome.chrom_sizes(), run.tracks, "tss")
     if cfg.predict.logits:
-        paths.update({f"logit{k}": v for k, v in write_tracks(logits, genome.chrom_sizes(), run.tracks,
-                                                                "tss.logit").items()})
-    summary = {"checkpoint": source.description, "fasta": str(fasta), "shift": int(cfg.data.shift),
-               "tracks": {k: str(v.relative_to(out)) for k, v in paths.items()},
-               "positions": 2 * genome.total_length, "model": source.summary()}
+        paths.update({f"logit{k}": v for k, v in write_tracks(logits, genome.chrom_sizes(), run.tracks, "tss.logit").items()})
+    summary = {
+        "checkpoint": source.description,
+        "fasta": str(fasta),
+        "shift": int(cfg.data.shift),
+        "tracks": {k: str(v.relative_to(out)) for k, v in paths.items()},
+        "positions": 2 * genome.total_length,
+        "model": source.summary(),
+    }
     if source.card is not None:  # the run directory keeps the card of the model that made its tracks
         write_text_atomic(out / "model_card.json", json.dumps(source.card, indent=2))
     write_text_atomic(run.predict_json, json.dumps(summary, indent=2))

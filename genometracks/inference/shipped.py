@@ -14,6 +14,7 @@ A shipped model is a folder `genometracks/models/<name>/` (or any folder given b
 peak threshold come from: `ckpt=PATH` (threshold from that run's metrics.json), else the shipped model of
 `model.shipped`, else DIR/checkpoints/best.ckpt.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -47,19 +48,25 @@ class ShippedModelError(ValueError):
 @dataclass
 class ModelSource:
     """The model a command uses, with what travels with it."""
+
     model: torch.nn.Module
     seg_len: int
-    logit_offset: float                 # added to raw logits: calibrated probabilities
-    threshold: float | None             # validation F1-optimal peak threshold (calibrated), None if unknown
+    logit_offset: float  # added to raw logits: calibrated probabilities
+    threshold: float | None  # validation F1-optimal peak threshold (calibrated), None if unknown
     threshold_source: str
-    description: str                    # "shipped model ecoli_k12 (PATH)" / "checkpoint PATH"
+    description: str  # "shipped model ecoli_k12 (PATH)" / "checkpoint PATH"
     card: dict | None = None
     folder: Path | None = None
     extra: dict = field(default_factory=dict)
 
     def summary(self) -> dict:
-        out = {"source": self.description, "seg_len": self.seg_len, "logit_offset": self.logit_offset,
-               "threshold": self.threshold, "threshold_source": self.threshold_source}
+        out = {
+            "source": self.description,
+            "seg_len": self.seg_len,
+            "logit_offset": self.logit_offset,
+            "threshold": self.threshold,
+            "threshold_source": self.threshold_source,
+        }
         if self.card is not None:
             out["name"] = self.card.get("name")
             out["weights_sha256"] = (self.card.get("weights") or {}).get("sha256")
@@ -98,16 +105,16 @@ def load_card(spec: str | Path) -> dict:
     fix = f"re-ship it ({SHIP_HINT.format(name=name)})"
     if not folder.is_dir():
         known = ", ".join(available()) or "none"
-        raise ShippedModelError(f"{folder}: shipped model not found (shipped models: {known}); choose one with "
-                                f"model=<name>, or {SHIP_HINT.format(name=name)}")
+        raise ShippedModelError(
+            f"{folder}: shipped model not found (shipped models: {known}); choose one with model=<name>, or {SHIP_HINT.format(name=name)}"
+        )
     path = folder / CARD_JSON
     if not path.is_file():
         raise ShippedModelError(f"{path}: model card missing; {fix}")
     try:
         card = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ShippedModelError(f"{path}: not a readable model card ({type(err).__name__}: {str(err)[:120]}); "
-                                f"{fix}") from err
+        raise ShippedModelError(f"{path}: not a readable model card ({type(err).__name__}: {str(err)[:120]}); {fix}") from err
     if not isinstance(card, dict) or card.get("format") != FORMAT:
         found = card.get("format") if isinstance(card, dict) else type(card).__name__
         raise ShippedModelError(f"{path}: format {found!r}, expected {FORMAT!r}; {fix}")
@@ -122,7 +129,6 @@ def load_shipped(spec: str | Path) -> ModelSource:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-
     folder = model_folder(spec)
     card = load_card(folder)
     fix = f"re-ship it ({SHIP_HINT.format(name=folder.name)})"
@@ -131,8 +137,9 @@ def load_shipped(spec: str | Path) -> ModelSource:
         raise ShippedModelError(f"{weights}: weights missing; {fix}")
     expected = card["weights"].get("sha256")
     if expected and sha256_file(weights) != expected:
-        raise ShippedModelError(f"{weights}: SHA-256 differs from {folder / CARD_JSON} (weights and card from "
-                                f"different ships, or a damaged file); {fix}")
+        raise ShippedModelError(
+            f"{weights}: SHA-256 differs from {folder / CARD_JSON} (weights and card from different ships, or a damaged file); {fix}"
+        )
     try:
         state = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError, ValueError) as err:
@@ -144,16 +151,21 @@ def load_shipped(spec: str | Path) -> ModelSource:
         model = TransformerXL(**config)
         model.load_state_dict(state)
     except (TypeError, RuntimeError, ValueError) as err:
-        raise ShippedModelError(f"{weights}: weights do not fit the card's architecture "
-                                f"({str(err).splitlines()[0][:160]}); {fix}") from err
+        raise ShippedModelError(f"{weights}: weights do not fit the card's architecture ({str(err).splitlines()[0][:160]}); {fix}") from err
     model.eval()
     offset = float(card["calibration"].get("logit_offset", 0.0))
     threshold = card["peaks"].get("threshold")
     threshold = float(threshold) if _probability(threshold) else None
-    return ModelSource(model, seg_len, offset, threshold,
-                       f"model card: {card['peaks'].get('source') or 'validation F1-optimal'}" if threshold
-                       else "none in the model card", f"shipped model {card.get('name', folder.name)} ({folder})",
-                       card=card, folder=folder)
+    return ModelSource(
+        model,
+        seg_len,
+        offset,
+        threshold,
+        f"model card: {card['peaks'].get('source') or 'validation F1-optimal'}" if threshold else "none in the model card",
+        f"shipped model {card.get('name', folder.name)} ({folder})",
+        card=card,
+        folder=folder,
+    )
 
 
 def _probability(value) -> bool:
@@ -180,8 +192,7 @@ def checkpoint_source(ckpt: Path) -> ModelSource:
     run = ckpt.resolve().parent.parent if ckpt.resolve().parent.name == "checkpoints" else ckpt.resolve().parent
     threshold = run_threshold(run)
     source = f"validation F1-optimal ({run / 'metrics.json'})" if threshold else "none (no metrics.json beside it)"
-    return ModelSource(model, seg_len, calibration_offset(hparams), threshold, source, f"checkpoint {ckpt}",
-                       extra={"hparams": hparams})
+    return ModelSource(model, seg_len, calibration_offset(hparams), threshold, source, f"checkpoint {ckpt}", extra={"hparams": hparams})
 
 
 def resolve_model(cfg, out: Path) -> ModelSource:
@@ -196,14 +207,16 @@ def resolve_model(cfg, out: Path) -> ModelSource:
 
 # -- the main job --------------------------------------------------------------------------------------
 # -- evaluation ----------------------------------------------------------------------------------------
-def evaluate_regions(model, logit_offset: float, genome, sites, shift: int, regions, seg_len: int,
-                     n_streams: int = 16, path: str = "fast") -> dict:
+def evaluate_regions(
+    model, logit_offset: float, genome, sites, shift: int, regions, seg_len: int, n_streams: int = 16, path: str = "fast"
+) -> dict:
     """Per-position metrics (both strands and per strand, as training reports them) of a model on
     `regions` (forward intervals, both strands scored), memory carried and `model.context` of burn-in."""
 
     labels = build_labels(genome, sites, shift)
-    streams = SegmentStreams(genome, labels, list(regions), n_streams=n_streams, seg_len=seg_len,
-                             lookahead=model.lookahead, burn_in=model.context)
+    streams = SegmentStreams(
+        genome, labels, list(regions), n_streams=n_streams, seg_len=seg_len, lookahead=model.lookahead, burn_in=model.context
+    )
     memory = model.init_memory(n_streams)
     collected = []
     with torch.inference_mode():
@@ -213,9 +226,18 @@ def evaluate_regions(model, logit_offset: float, genome, sites, shift: int, regi
             mask = batch["mask"]
             rows = mask.nonzero(as_tuple=True)
             local = batch["start"][:, None] + torch.arange(mask.shape[1])[None, :]
-            collected.append(torch.stack([
-                torch.sigmoid(logits[rows].double()), batch["labels"][rows].double(),
-                batch["contig"][rows[0]].double(), batch["strand"][rows[0]].double(), local[rows].double()], dim=1))
+            collected.append(
+                torch.stack(
+                    [
+                        torch.sigmoid(logits[rows].double()),
+                        batch["labels"][rows].double(),
+                        batch["contig"][rows[0]].double(),
+                        batch["strand"][rows[0]].double(),
+                        local[rows].double(),
+                    ],
+                    dim=1,
+                )
+            )
     rows = torch.cat(collected).numpy() if collected else np.zeros((0, 5))
     return split_metrics(rows)
 
@@ -245,8 +267,16 @@ def check_card(source: ModelSource, cfg) -> dict:
         raise ShippedModelError(f"{source.folder}/{CARD_JSON}: card has no check region; re-ship the model")
     dataset = load_dataset(cfg, label_set=check.get("labels"))
     region = parse_region(check["region"])
-    fresh = evaluate_regions(source.model, source.logit_offset, dataset.genome, dataset.sites, dataset.shift,
-                             [region], source.seg_len, int(check.get("n_streams", 16)))
+    fresh = evaluate_regions(
+        source.model,
+        source.logit_offset,
+        dataset.genome,
+        dataset.sites,
+        dataset.shift,
+        [region],
+        source.seg_len,
+        int(check.get("n_streams", 16)),
+    )
     return {"card": check.get("metrics", {}), "fresh": fresh["both"]}
 
 

@@ -12,6 +12,7 @@ Grad-CAM was dropped (see the README, Interpretation): its channel weights avera
 over window columns, so the map is a fixed channel mix of the last block's input, ReLU-clipped;
 on the E. coli run it was non-zero at 4,586 of the 76,592 bases the attribution windows cover.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,8 +32,9 @@ class AttributionError(ValueError):
     """Bad attribution input; the message names the input and the fix."""
 
 
-def top_predicted_tss(track_values: dict[str, dict[str, np.ndarray]], n_top: int, min_distance: int = 10,
-                      regions: list[Interval] | None = None) -> SiteSet:
+def top_predicted_tss(
+    track_values: dict[str, dict[str, np.ndarray]], n_top: int, min_distance: int = 10, regions: list[Interval] | None = None
+) -> SiteSet:
     """The n_top highest local maxima (at least min_distance nt apart per strand) of forward-strand
     probability tracks {contig: {'+': [n], '-': [n]}}, inside `regions` when given; score = probability."""
     chrom, pos, strand, score = [], [], [], []
@@ -42,7 +44,7 @@ def top_predicted_tss(track_values: dict[str, dict[str, np.ndarray]], n_top: int
             allowed = np.zeros(per["+"].size, dtype=bool)
             for r in regions:
                 if r.chrom == contig:
-                    allowed[r.start:r.end] = True
+                    allowed[r.start : r.end] = True
         for s in "+-":
             values = np.nan_to_num(per[s].astype(np.float64), nan=-np.inf)
             peaks = call_peaks(values, -np.inf, min_distance)
@@ -53,13 +55,20 @@ def top_predicted_tss(track_values: dict[str, dict[str, np.ndarray]], n_top: int
             strand += [s] * peaks.size
             score.append(values[peaks])
     if not chrom:
-        raise AttributionError("no predicted TSS to attribute: the tracks (or the chosen regions) are empty; "
-                               "check interpret.attribution_regions")
+        raise AttributionError(
+            "no predicted TSS to attribute: the tracks (or the chosen regions) are empty; check interpret.attribution_regions"
+        )
     pos, score = np.concatenate(pos), np.concatenate(score)
     order = np.lexsort((pos, -score))[:n_top]
     names = [f"{chrom[i]}:{pos[i] + 1}{strand[i]}" for i in order]
-    return SiteSet(np.array(chrom, dtype=object)[order], pos[order], np.array(strand)[order], score[order],
-                   np.array(names, dtype=object), source="top predicted TSSs")
+    return SiteSet(
+        np.array(chrom, dtype=object)[order],
+        pos[order],
+        np.array(strand)[order],
+        score[order],
+        np.array(names, dtype=object),
+        source="top predicted TSSs",
+    )
 
 
 @dataclass
@@ -67,6 +76,7 @@ class Attributions:
     """Per target (rows) and window column: contribution float32 [n, S] (gradient x input, or
     DeepLIFT/SHAP's on the observed base), tokens uint8 [n, S]; sites: the targets kept (SiteSet, n rows);
     first_local int64 [n]: strand-local index of window column 0; context: window column of the output."""
+
     sites: SiteSet
     contribution: np.ndarray
     tokens: np.ndarray
@@ -81,8 +91,15 @@ class Attributions:
 
     def subset(self, rows: np.ndarray) -> Attributions:
         """The targets `rows` (bool mask or int indices), in that order."""
-        return Attributions(self.sites.subset(rows), self.contribution[rows], self.tokens[rows],
-                            self.first_local[rows], self.context, self.shift, self.skipped)
+        return Attributions(
+            self.sites.subset(rows),
+            self.contribution[rows],
+            self.tokens[rows],
+            self.first_local[rows],
+            self.context,
+            self.shift,
+            self.skipped,
+        )
 
 
 def target_windows(model, genome: Genome, sites: SiteSet, shift: int) -> tuple[SiteSet, np.ndarray, np.ndarray, int]:
@@ -101,8 +118,7 @@ def target_windows(model, genome: Genome, sites: SiteSet, shift: int) -> tuple[S
     return sites, tokens, first.astype(np.int64), int((~keep).sum())
 
 
-def attribute(model, genome: Genome, sites: SiteSet, shift: int, batch_size: int = 16,
-              progress: bool = True) -> Attributions:
+def attribute(model, genome: Genome, sites: SiteSet, shift: int, batch_size: int = 16, progress: bool = True) -> Attributions:
     """Gradient x input of each target's logit (see the module docstring)."""
     from tqdm.auto import tqdm
 
@@ -110,13 +126,12 @@ def attribute(model, genome: Genome, sites: SiteSet, shift: int, batch_size: int
     sites, tokens, first, skipped = target_windows(model, genome, sites, shift)
     contribution = np.zeros(tokens.shape, dtype=np.float32)
     with frozen(model), torch.enable_grad():
-        for lo in tqdm(range(0, len(tokens), batch_size), desc="attribution", disable=not progress,
-                       mininterval=2.0):
-            x = torch.nn.functional.one_hot(torch.from_numpy(tokens[lo:lo + batch_size].astype(np.int64)), 5)
+        for lo in tqdm(range(0, len(tokens), batch_size), desc="attribution", disable=not progress, mininterval=2.0):
+            x = torch.nn.functional.one_hot(torch.from_numpy(tokens[lo : lo + batch_size].astype(np.int64)), 5)
             x = x.to(model.embed.weight.dtype).requires_grad_(True)
             logit = onehot_logits(model, x)[:, context]
             (grad_x,) = torch.autograd.grad(logit.sum(), [x])
-            contribution[lo:lo + len(x)] = (grad_x * x).sum(-1).detach().float().numpy()
+            contribution[lo : lo + len(x)] = (grad_x * x).sum(-1).detach().float().numpy()
     return Attributions(sites, contribution, tokens, first, context, int(shift), skipped)
 
 
@@ -145,9 +160,10 @@ def aggregate_matrix(attributions: Attributions, lo: int = -60, hi: int = 20) ->
     rel = attributions.relative_positions()
     cols = np.flatnonzero((rel >= lo) & (rel <= hi))
     if cols.size == 0 or len(attributions.tokens) == 0:
-        raise AttributionError(f"aggregate logo: no window column in [{lo}, {hi}] or no targets; "
-                               "widen interpret.attribution_logo or predict some TSSs first")
+        raise AttributionError(
+            f"aggregate logo: no window column in [{lo}, {hi}] or no targets; widen interpret.attribution_logo or predict some TSSs first"
+        )
     tokens = attributions.tokens[:, cols]
-    onehot = np.eye(5)[tokens][..., :4]                                      # [n, K, 4]
+    onehot = np.eye(5)[tokens][..., :4]  # [n, K, 4]
     matrix = (onehot * attributions.contribution[:, cols, None]).mean(axis=0)
     return matrix, rel[cols]

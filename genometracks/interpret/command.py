@@ -6,6 +6,7 @@ Parts (interpret.parts): heads (attention profiles, head motifs, motif-hit track
 interpret/*.tsv, plots/*.png, logos/*.png, motifs/*.meme, tracks/motif_hits.{bb,bed.gz,bed.gz.tbi},
 tracks/attribution.bw, tracks/deeplift.{plus,minus}.bw and interpret.json (what was produced). Every file is written atomically.
 """
+
 from __future__ import annotations
 
 import json
@@ -67,8 +68,10 @@ def reference_motifs(cfg: DictConfig) -> tuple[list, str]:
     """(motifs, description): the planted boxes for synthetic data, else the shared E. coli motif files."""
     if cfg.data.get("motifs") == "planted":
         gen = cfg.data.generator
-        motifs = [Motif(f"planted_{box}", np.eye(4)[encode(str(seq))], nsites=1, source="synthetic generator")
-                  for box, seq in (("-35", gen.minus35), ("-10", gen.minus10))]
+        motifs = [
+            Motif(f"planted_{box}", np.eye(4)[encode(str(seq))], nsites=1, source="synthetic generator")
+            for box, seq in (("-35", gen.minus35), ("-10", gen.minus10))
+        ]
         return motifs, "planted synthetic boxes"
     if not cfg.data.get("motifs"):
         return [], "none (data.motifs is not set)"
@@ -79,8 +82,7 @@ def reference_motifs(cfg: DictConfig) -> tuple[list, str]:
         return [], f"none ({err})"
 
 
-def run_heads(model: TransformerXL, dataset: Dataset, seg_len: int, s: dict, out: Path, refs: list,
-              seed: int) -> dict:
+def run_heads(model: TransformerXL, dataset: Dataset, seg_len: int, s: dict, out: Path, refs: list, seed: int) -> dict:
     """Attention profiles, head motifs and the motif-hit track."""
     run = RunDir(out)
     genome, regions = dataset.genome, dataset.splits["test"]
@@ -93,8 +95,9 @@ def run_heads(model: TransformerXL, dataset: Dataset, seg_len: int, s: dict, out
     n_layer, n_head, w = samples.shape
     labels = [H.head_id(layer, head) for layer in range(n_layer) for head in range(n_head)]
     corr = H.head_correlation(samples.attention.reshape(len(samples.output), n_layer * n_head, w))
-    files.append(_tsv(pd.DataFrame(corr, index=labels, columns=labels).reset_index(names="head_id"),
-                      run.interpret / "heads_correlation.tsv"))
+    files.append(
+        _tsv(pd.DataFrame(corr, index=labels, columns=labels).reset_index(names="head_id"), run.interpret / "heads_correlation.tsv")
+    )
     H.plot_correlation(corr, labels, run.plots / "heads_correlation.png")
     files += [run.plots / "heads_heatmap.png", run.plots / "heads_correlation.png"]
     motifs, tomtom = H.head_motifs(samples, genome, model.conv_width, s["motif_top"], refs, s["motif_rank"])
@@ -107,17 +110,25 @@ def run_heads(model: TransformerXL, dataset: Dataset, seg_len: int, s: dict, out
     table = H.head_table(motifs, s["min_information"], s["match_qvalue"])
     files.append(_tsv(table, run.interpret / "heads.tsv"))
     informative = [(m, label) for m, label in zip(motifs, table["best_match"]) if m.information >= s["min_information"]]
-    hits = motif_hit_track(genome, informative, s["scan_pvalue"], s["scan_qvalue"], run.track("motif_hits"),
-                           s["progress"])
+    hits = motif_hit_track(genome, informative, s["scan_pvalue"], s["scan_qvalue"], run.track("motif_hits"), s["progress"])
     files += hits.pop("files")
     summary = {
         "samples": int(len(samples.output)),
-        **{name: int(((samples.group & bit) > 0).sum())
-           for name, bit in (("random", H.SAMPLE_RANDOM), ("top", H.SAMPLE_TOP), ("bottom", H.SAMPLE_BOTTOM))},
-        "heads": [{"head": m.id, "offset_from_tss": m.offset_from_tss, "consensus": m.motif.consensus(),
-                   "information": round(m.information, 3), "best_match": label,
-                   "match_q_value": None if m.match is None else m.match.q_value}
-                  for m, label in zip(motifs, table["best_match"])],
+        **{
+            name: int(((samples.group & bit) > 0).sum())
+            for name, bit in (("random", H.SAMPLE_RANDOM), ("top", H.SAMPLE_TOP), ("bottom", H.SAMPLE_BOTTOM))
+        },
+        "heads": [
+            {
+                "head": m.id,
+                "offset_from_tss": m.offset_from_tss,
+                "consensus": m.motif.consensus(),
+                "information": round(m.information, 3),
+                "best_match": label,
+                "match_q_value": None if m.match is None else m.match.q_value,
+            }
+            for m, label in zip(motifs, table["best_match"])
+        ],
         "tomtom_note": tomtom.note,
         "motif_hits": hits,
     }
@@ -136,37 +147,50 @@ def run_kernels(model: TransformerXL, s: dict, out: Path) -> dict:
     info = np.array([m.information_content()[1] for m in motifs])
     order = np.argsort(-info, kind="stable")[: max(int(s["kernel_logos"]), 1)]
     meme = write_meme(motifs, run.motifs / "first_block_kernels.meme")
-    grid = draw_logo_grid([(f"{motifs[i].name} ({info[i]:.2f} bits)", motifs[i].probabilities, "bits")
-                           for i in order], run.logos / "first_block_kernels.png")
-    return {"summary": {"kernels": len(motifs), "most_informative": [motifs[i].name for i in order[:5]],
-                        "max_information": float(info.max())}, "files": [meme, grid]}
+    grid = draw_logo_grid(
+        [(f"{motifs[i].name} ({info[i]:.2f} bits)", motifs[i].probabilities, "bits") for i in order], run.logos / "first_block_kernels.png"
+    )
+    return {
+        "summary": {"kernels": len(motifs), "most_informative": [motifs[i].name for i in order[:5]], "max_information": float(info.max())},
+        "files": [meme, grid],
+    }
 
 
 def run_optimise(model: TransformerXL, shift: int, s: dict, out: Path, seed: int) -> dict:
     """Class optimisation → logos/class_optimised.png (bits) and motifs/class_optimised.meme."""
     run = RunDir(out)
-    result = optimise_class(model, shift, s["optimise_length"], s["optimise_steps"], s["optimise_lr"],
-                            s["optimise_l2"], seed, s["progress"])
+    result = optimise_class(
+        model, shift, s["optimise_length"], s["optimise_steps"], s["optimise_lr"], s["optimise_l2"], seed, s["progress"]
+    )
     rel = result.relative_positions()
-    logo = draw_logo(result.probabilities, run.logos / "class_optimised.png",
-                     f"class optimisation: P(TSS at 0) = {result.probability:.3f}", "bits", tick_labels(rel))
+    logo = draw_logo(
+        result.probabilities,
+        run.logos / "class_optimised.png",
+        f"class optimisation: P(TSS at 0) = {result.probability:.3f}",
+        "bits",
+        tick_labels(rel),
+    )
     meme = write_meme([result.motif()], run.motifs / "class_optimised.meme")
     window = (rel >= -40) & (rel <= 0)
     consensus = "".join("ACGT"[i] for i in result.probabilities[window].argmax(axis=1))
-    return {"summary": {"probability": result.probability, "consensus_-40_to_+1": consensus,
-                        "window_start_from_tss": int(rel[0])}, "files": [logo, meme]}
+    return {
+        "summary": {"probability": result.probability, "consensus_-40_to_+1": consensus, "window_start_from_tss": int(rel[0])},
+        "files": [logo, meme],
+    }
 
 
-def probability_tracks(model: TransformerXL, genome: Genome, shift: int, seg_len: int, out: Path,
-                       s: dict) -> tuple[dict, str]:
+def probability_tracks(model: TransformerXL, genome: Genome, shift: int, seg_len: int, out: Path, s: dict) -> tuple[dict, str]:
     """Forward per-base probabilities {contig: {'+', '-'}}: DIR/tracks/tss.*.bw when present, else predicted."""
     run = RunDir(out)
     plus, minus = run.tss_bigwig("+"), run.tss_bigwig("-")
     if plus.is_file() and minus.is_file():
-        return ({c: {"+": np.nan_to_num(read_bigwig(plus, c)), "-": np.nan_to_num(read_bigwig(minus, c))}
-                 for c in genome.contigs}, "read from tracks/tss.*.bw")
-    track, _ = predict_genome(model, genome, shift, seg_len, int(s["predict_streams"]), progress=s["progress"],
-                              logit_offset=float(s.get("logit_offset", 0.0)))  # calibrated, as predict writes them
+        return (
+            {c: {"+": np.nan_to_num(read_bigwig(plus, c)), "-": np.nan_to_num(read_bigwig(minus, c))} for c in genome.contigs},
+            "read from tracks/tss.*.bw",
+        )
+    track, _ = predict_genome(
+        model, genome, shift, seg_len, int(s["predict_streams"]), progress=s["progress"], logit_offset=float(s.get("logit_offset", 0.0))
+    )  # calibrated, as predict writes them
     return track.values, "predicted (no tracks/tss.*.bw)"
 
 
@@ -190,14 +214,22 @@ def run_attribution(model: TransformerXL, dataset: Dataset, tracks: dict, s: dic
     run.track("gradcam.bw").unlink(missing_ok=True)  # Grad-CAM was dropped (README, Interpretation)
     lo, hi = (int(v) for v in s["attribution_logo"])
     matrix, rel = aggregate_matrix(result, lo, hi)
-    files.append(draw_logo(matrix, run.logos / "attribution.png",
-                           f"gradient x input, mean over {len(result.sites)} top predicted TSSs", "raw",
-                           tick_labels(rel)))
+    files.append(
+        draw_logo(
+            matrix,
+            run.logos / "attribution.png",
+            f"gradient x input, mean over {len(result.sites)} top predicted TSSs",
+            "raw",
+            tick_labels(rel),
+        )
+    )
     all_rel = result.relative_positions()
     profile = pd.DataFrame({"position": all_rel, "mean_contribution": result.contribution.mean(axis=0)})
     files.append(_tsv(profile[(all_rel >= lo) & (all_rel <= hi)], run.interpret / "attribution_profile.tsv"))
-    return {"summary": {"targets": len(result.sites), "skipped_at_linear_ends": result.skipped,
-                        "window": int(result.contribution.shape[1])}, "files": files}
+    return {
+        "summary": {"targets": len(result.sites), "skipped_at_linear_ends": result.skipped, "window": int(result.contribution.shape[1])},
+        "files": files,
+    }
 
 
 def metaplot_sets(cfg: DictConfig, dataset: Dataset, s: dict) -> tuple[dict, dict, Path | None]:
@@ -269,8 +301,12 @@ def interpret_command(cfg: DictConfig) -> dict:
         if "metaplots" in s["parts"]:
             results["metaplots"] = run_metaplots(cfg, dataset, tracks, s, out)
             results["metaplots"]["summary"]["tracks"] = source
-    summary = {"checkpoint": str(ckpt), "shift": dataset.shift, "data": str(cfg.data.name),
-               **{k: v["summary"] for k, v in results.items()},
-               "files": sorted(_rel(p, out) for v in results.values() for p in v["files"])}
+    summary = {
+        "checkpoint": str(ckpt),
+        "shift": dataset.shift,
+        "data": str(cfg.data.name),
+        **{k: v["summary"] for k, v in results.items()},
+        "files": sorted(_rel(p, out) for v in results.values() for p in v["files"]),
+    }
     write_text_atomic(run.interpret_json, json.dumps(summary, indent=2, default=str))
     return summary

@@ -8,6 +8,7 @@ interpret/modisco_patterns.tsv (one row per pattern, best match), interpret/modi
 (every pattern x reference with p, E, q), motifs/modisco.meme, logos/modisco.png (one row per
 pattern: sequence in bits and mean contribution); a summary goes into interpret.json.
 """
+
 from __future__ import annotations
 
 import time
@@ -36,13 +37,16 @@ def _tsv(frame: pd.DataFrame, path: Path) -> Path:
 
 def modisco_options(s: dict) -> dict:
     """interpret.modisco_* → keyword arguments of modiscolite's TFMoDISco."""
-    return {"sliding_window_size": int(s["modisco_sliding_window"]), "flank_size": int(s["modisco_flank"]),
-            "min_metacluster_size": int(s["modisco_min_metacluster"]),
-            "n_leiden_runs": int(s["modisco_leiden_runs"]),
-            "final_min_cluster_size": int(s["modisco_min_cluster"]),
-            "max_seqlets_per_metacluster": int(s["modisco_max_seqlets"]),
-            "trim_to_window_size": int(s["modisco_trim_window"]),
-            "initial_flank_to_add": int(s["modisco_initial_flank"])}
+    return {
+        "sliding_window_size": int(s["modisco_sliding_window"]),
+        "flank_size": int(s["modisco_flank"]),
+        "min_metacluster_size": int(s["modisco_min_metacluster"]),
+        "n_leiden_runs": int(s["modisco_leiden_runs"]),
+        "final_min_cluster_size": int(s["modisco_min_cluster"]),
+        "max_seqlets_per_metacluster": int(s["modisco_max_seqlets"]),
+        "trim_to_window_size": int(s["modisco_trim_window"]),
+        "initial_flank_to_add": int(s["modisco_initial_flank"]),
+    }
 
 
 def run_modisco(result, s: dict, refs: list[Motif], out: Path) -> dict:
@@ -52,8 +56,7 @@ def run_modisco(result, s: dict, refs: list[Motif], out: Path) -> dict:
     try:
         onehot, hyp, rel = cut(result.onehot(), result.hypothetical, result.attributions.relative_positions(), lo, hi)
     except AttributionError as err:  # a model whose window barely reaches the promoter: say so, go on
-        return {"summary": {"patterns": [], "window": [lo, hi], "references": len(refs), "note": str(err)},
-                "files": []}
+        return {"summary": {"patterns": [], "window": [lo, hi], "references": len(refs), "note": str(err)}, "files": []}
     patterns = find_patterns(onehot, hyp, modisco_options(s), float(s["modisco_trim"]))
     matches = match_patterns(patterns, refs, rel)
     table = pattern_table(patterns, matches, rel)
@@ -75,34 +78,47 @@ def run_modisco(result, s: dict, refs: list[Motif], out: Path) -> dict:
     return {"summary": summary, "files": files}
 
 
-def run_deeplift(model, dataset: Dataset, targets: SiteSet, s: dict, out: Path, refs: list[Motif],
-                 seed: int) -> dict:
+def run_deeplift(model, dataset: Dataset, targets: SiteSet, s: dict, out: Path, refs: list[Motif], seed: int) -> dict:
     """DeepLIFT/SHAP of `targets` → per-strand bigWigs, logo, profile; then MoDISco when enabled."""
     run = RunDir(out)
     start = time.perf_counter()
-    result = deeplift_shap(model, dataset.genome, targets, dataset.shift, int(s["deeplift_shuffles"]),
-                           int(s["deeplift_batch"]), seed, s["progress"])
+    result = deeplift_shap(
+        model, dataset.genome, targets, dataset.shift, int(s["deeplift_shuffles"]), int(s["deeplift_batch"]), seed, s["progress"]
+    )
     seconds = time.perf_counter() - start
     att = result.attributions
     sizes = dataset.genome.chrom_sizes()
     tracks = strand_tracks(dataset.genome, att)
-    files = [write_bigwig(run.track("deeplift.plus.bw"), sizes, tracks["+"]),
-             write_bigwig(run.track("deeplift.minus.bw"), sizes, tracks["-"])]
+    files = [
+        write_bigwig(run.track("deeplift.plus.bw"), sizes, tracks["+"]),
+        write_bigwig(run.track("deeplift.minus.bw"), sizes, tracks["-"]),
+    ]
     lo, hi = (int(v) for v in s["attribution_logo"])
     matrix, rel = aggregate_matrix(att, lo, hi)
-    files.append(draw_logo(matrix, run.logos / "deeplift.png",
-                           f"DeepLIFT/SHAP, mean over {len(att.sites)} top predicted TSSs", "raw", tick_labels(rel)))
+    files.append(
+        draw_logo(
+            matrix, run.logos / "deeplift.png", f"DeepLIFT/SHAP, mean over {len(att.sites)} top predicted TSSs", "raw", tick_labels(rel)
+        )
+    )
     all_rel = att.relative_positions()
     keep = (all_rel >= lo) & (all_rel <= hi)
-    files.append(_tsv(pd.DataFrame({"position": all_rel[keep], "mean_contribution": att.contribution.mean(axis=0)[keep]}),
-                      run.interpret / "deeplift_profile.tsv"))
+    files.append(
+        _tsv(
+            pd.DataFrame({"position": all_rel[keep], "mean_contribution": att.contribution.mean(axis=0)[keep]}),
+            run.interpret / "deeplift_profile.tsv",
+        )
+    )
     scale = np.abs(result.output - result.reference_mean)
-    summary = {"targets": len(att.sites), "skipped_at_linear_ends": att.skipped, "skipped_with_n": result.skipped_n,
-               "references_per_target": int(s["deeplift_shuffles"]),
-               "completeness_max_abs_error": float(result.delta.max()),
-               "completeness_max_relative_error": float((result.delta / np.maximum(scale, 1e-12)).max()),
-               "mean_output_minus_reference": float((result.output - result.reference_mean).mean()),
-               "seconds": round(seconds, 1)}
+    summary = {
+        "targets": len(att.sites),
+        "skipped_at_linear_ends": att.skipped,
+        "skipped_with_n": result.skipped_n,
+        "references_per_target": int(s["deeplift_shuffles"]),
+        "completeness_max_abs_error": float(result.delta.max()),
+        "completeness_max_relative_error": float((result.delta / np.maximum(scale, 1e-12)).max()),
+        "mean_output_minus_reference": float((result.output - result.reference_mean).mean()),
+        "seconds": round(seconds, 1),
+    }
     if s["modisco"]:
         start = time.perf_counter()
         found = run_modisco(result, s, refs, out)

@@ -26,6 +26,7 @@ Completeness (tested): for each target, sum over columns of the contribution of 
 = logit(X) - mean_r logit(reference_r), up to the quadrature error of the attention rule.
 References: `n_shuffles` dinucleotide shuffles of each window (tangermeme.ersatz), seeded.
 """
+
 from __future__ import annotations
 
 import math
@@ -121,12 +122,12 @@ class TargetLogit(nn.Module):
         for block, step in zip(m.blocks, self.steps):
             if block.norm == "pre":
                 out = step(block.norm1(h))
-                h = h[:, :out.shape[1]] + out
+                h = h[:, : out.shape[1]] + out
                 if block.ff is not None:
                     h = h + block.ff(block.norm2(h))
             else:
                 out = step(h)
-                h = block.norm1(h[:, :out.shape[1]] + out)
+                h = block.norm1(h[:, : out.shape[1]] + out)
                 if block.ff is not None:
                     h = block.norm2(h + block.ff(h))
         if m.final_norm is not None:
@@ -140,6 +141,7 @@ class DeepLiftResult:
     column), attributions: the contributions of the observed bases (Attributions, contribution [n, S]),
     output float64 [n] (logit), reference_mean float64 [n] (mean logit of the references),
     delta float64 [n]: |sum of contributions - (output - reference_mean)| (completeness error)."""
+
     hypothetical: np.ndarray
     attributions: Attributions
     output: np.ndarray
@@ -152,8 +154,9 @@ class DeepLiftResult:
         return np.eye(5, dtype=np.float32)[self.attributions.tokens][..., :4]
 
 
-def deeplift_shap(model, genome: Genome, sites: SiteSet, shift: int, n_shuffles: int = 10, batch_size: int = 32,
-                  seed: int = 0, progress: bool = True) -> DeepLiftResult:
+def deeplift_shap(
+    model, genome: Genome, sites: SiteSet, shift: int, n_shuffles: int = 10, batch_size: int = 32, seed: int = 0, progress: bool = True
+) -> DeepLiftResult:
     """DeepLIFT/SHAP of each target's logit (see the module docstring). Windows with an N are skipped
     (counted in skipped_n), as are those leaving a linear contig (attributions.skipped)."""
     if n_shuffles < 1:
@@ -162,8 +165,10 @@ def deeplift_shap(model, genome: Genome, sites: SiteSet, shift: int, n_shuffles:
     clean = ~(tokens == N_TOKEN).any(axis=1)
     kept, tokens, first = kept.subset(clean), tokens[clean], first[clean]
     if len(tokens) == 0:
-        raise AttributionError("DeepLIFT/SHAP: no target window without N bases inside the contigs; "
-                               "predict more TSSs or lower interpret.attribution_top's constraints")
+        raise AttributionError(
+            "DeepLIFT/SHAP: no target window without N bases inside the contigs; "
+            "predict more TSSs or lower interpret.attribution_top's constraints"
+        )
     x = torch.from_numpy(np.eye(4, dtype=np.float32)[tokens]).transpose(1, 2).contiguous()  # [n, 4, S]
     wrapper = TargetLogit(model)
     dtype = model.embed.weight.dtype
@@ -173,20 +178,30 @@ def deeplift_shap(model, genome: Genome, sites: SiteSet, shift: int, n_shuffles:
             p.requires_grad_(False)
         with warnings.catch_warnings():  # completeness is measured below, not warned per batch
             warnings.filterwarnings("ignore", message="Convergence deltas", category=RuntimeWarning)
-            result = deep_lift_shap(wrapper, x.to(dtype), target=0, batch_size=batch_size,
-                                    references=dinucleotide_shuffle, n_shuffles=n_shuffles, hypothetical=True,
-                                    additional_nonlinear_ops={nn.Softmax: softmax_rule},
-                                    return_references=True, device="cpu", random_state=seed, verbose=progress)
+            result = deep_lift_shap(
+                wrapper,
+                x.to(dtype),
+                target=0,
+                batch_size=batch_size,
+                references=dinucleotide_shuffle,
+                n_shuffles=n_shuffles,
+                hypothetical=True,
+                additional_nonlinear_ops={nn.Softmax: softmax_rule},
+                return_references=True,
+                device="cpu",
+                random_state=seed,
+                verbose=progress,
+            )
         hypothetical, references = result.attributions, result.references  # [n, 4, S], [n, r, 4, S]
         with torch.no_grad():
-            output = torch.cat([wrapper(x[lo:lo + batch_size].to(dtype)) for lo in range(0, len(x), batch_size)])
+            output = torch.cat([wrapper(x[lo : lo + batch_size].to(dtype)) for lo in range(0, len(x), batch_size)])
             flat = references.reshape(-1, *x.shape[1:]).to(dtype)
-            ref_out = torch.cat([wrapper(flat[lo:lo + batch_size]) for lo in range(0, len(flat), batch_size)])
+            ref_out = torch.cat([wrapper(flat[lo : lo + batch_size]) for lo in range(0, len(flat), batch_size)])
     finally:
         for p, flag in zip(model.parameters(), flags):
             p.requires_grad_(flag)
         model.eval()
-    hyp = hypothetical.transpose(1, 2).double().numpy()                     # [n, S, 4]
+    hyp = hypothetical.transpose(1, 2).double().numpy()  # [n, S, 4]
     onehot = np.eye(4)[tokens]
     contribution = (hyp * onehot).sum(axis=2)
     output_np = output[:, 0].double().numpy()

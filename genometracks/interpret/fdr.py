@@ -1,4 +1,5 @@
 """Benjamini-Hochberg q-values, shared by the motif comparison (Tomtom) and the genome scan (FIMO)."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -14,6 +14,7 @@ highest attention there among the top-output samples (see `head_motifs` for the 
 give their conv-width k-mers centred on the key (key j reads j-c..j+c, c = conv_width // 2) on
 the query's strand → position frequency matrix.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ class HeadSamples:
     """Sampled queries: attention float16 [n, n_layer, n_head, W] by upstream offset, output (logit)
     float64 [n], slot int64 [n] (index into keys), local int64 [n] (strand-local output index),
     group uint8 [n] (SAMPLE_* bit flags)."""
+
     attention: np.ndarray
     output: np.ndarray
     slot: np.ndarray
@@ -67,12 +69,12 @@ class HeadSamples:
 
 
 def _streams(model, genome: Genome, regions: list[Interval], seg_len: int, n_streams: int):
-    return SegmentStreams(genome, None, regions, n_streams=n_streams, seg_len=seg_len,
-                          lookahead=model.lookahead, burn_in=model.context)
+    return SegmentStreams(genome, None, regions, n_streams=n_streams, seg_len=seg_len, lookahead=model.lookahead, burn_in=model.context)
 
 
-def stream_outputs(model, genome: Genome, regions: list[Interval], seg_len: int, n_streams: int = 4,
-                   progress: bool = True) -> dict[Key, np.ndarray]:
+def stream_outputs(
+    model, genome: Genome, regions: list[Interval], seg_len: int, n_streams: int = 4, progress: bool = True
+) -> dict[Key, np.ndarray]:
     """Model logits float32 [n] per (contig, strand), strand-local output index, NaN outside `regions`."""
     from tqdm.auto import tqdm
 
@@ -86,13 +88,11 @@ def stream_outputs(model, genome: Genome, regions: list[Interval], seg_len: int,
     return out
 
 
-def choose_samples(outputs: dict[Key, np.ndarray], fraction: float, n_extreme: int,
-                   seed: int = 0) -> dict[Key, np.ndarray]:
+def choose_samples(outputs: dict[Key, np.ndarray], fraction: float, n_extreme: int, seed: int = 0) -> dict[Key, np.ndarray]:
     """uint8 flags [n] per key: SAMPLE_RANDOM for round(fraction * N) random finite positions,
     SAMPLE_TOP / SAMPLE_BOTTOM for the n_extreme highest / lowest outputs (ties: first in key order)."""
     if not 0 <= fraction <= 1 or n_extreme < 0:
-        raise InterpretError(f"interpret.sample_fraction={fraction} must be in [0, 1] and "
-                             f"interpret.n_extreme={n_extreme} >= 0")
+        raise InterpretError(f"interpret.sample_fraction={fraction} must be in [0, 1] and interpret.n_extreme={n_extreme} >= 0")
     keys = sorted(outputs)
     where = [np.flatnonzero(np.isfinite(outputs[k])) for k in keys]
     values = np.concatenate([outputs[k][w] for k, w in zip(keys, where)]) if keys else np.zeros(0)
@@ -109,13 +109,21 @@ def choose_samples(outputs: dict[Key, np.ndarray], fraction: float, n_extreme: i
     out, start = {}, 0
     for key, w in zip(keys, where):
         arr = np.zeros(outputs[key].size, dtype=np.uint8)
-        arr[w] = flags[start:start + w.size]
+        arr[w] = flags[start : start + w.size]
         out[key], start = arr, start + w.size
     return out
 
 
-def collect_attention(model, genome: Genome, regions: list[Interval], flags: dict[Key, np.ndarray], shift: int,
-                      seg_len: int, n_streams: int = 4, progress: bool = True) -> HeadSamples:
+def collect_attention(
+    model,
+    genome: Genome,
+    regions: list[Interval],
+    flags: dict[Key, np.ndarray],
+    shift: int,
+    seg_len: int,
+    n_streams: int = 4,
+    progress: bool = True,
+) -> HeadSamples:
     """Stream `regions` with memory carried (burn-in = model.context) and keep the attention of the
     flagged queries (textbook path on batches holding one, fast path otherwise)."""
     from tqdm.auto import tqdm
@@ -132,8 +140,7 @@ def collect_attention(model, genome: Genome, regions: list[Interval], flags: dic
     parts: dict[str, list] = {k: [] for k in ("attention", "output", "slot", "local", "group")}
     memory = None
     with torch.inference_mode():
-        for batch in tqdm(streams, total=len(streams), desc="heads: attention", disable=not progress,
-                          mininterval=2.0):
+        for batch in tqdm(streams, total=len(streams), desc="heads: attention", disable=not progress, mininterval=2.0):
             slot = lookup[batch["contig"].numpy(), batch["strand"].numpy()]
             mask = batch["mask"].numpy() & (slot >= 0)[:, None]
             local = batch["start"].numpy()[:, None] + np.arange(mask.shape[1])[None, :]
@@ -144,8 +151,9 @@ def collect_attention(model, genome: Genome, regions: list[Interval], flags: dic
             if queries.size == 0:
                 _, memory = model(batch["tokens"], memory, batch["reset"], path="fast")
                 continue
-            logits, memory, attn = model(batch["tokens"], memory, batch["reset"], path="textbook",
-                                         attention_queries=torch.from_numpy(queries))
+            logits, memory, attn = model(
+                batch["tokens"], memory, batch["reset"], path="textbook", attention_queries=torch.from_numpy(queries)
+            )
             rows, qi = np.nonzero(group[:, queries])
             r, q = torch.from_numpy(rows), torch.from_numpy(qi)
             parts["attention"].append(attn[:, r, :, q, :].to(torch.float16).numpy())  # [n_sel, Ly, H, W]
@@ -156,11 +164,19 @@ def collect_attention(model, genome: Genome, regions: list[Interval], flags: dic
     if not parts["output"]:
         raise InterpretError("no sampled query was met while streaming the regions; raise interpret.sample_fraction")
     joined = {k: np.concatenate(v) for k, v in parts.items()}
-    return HeadSamples(joined["attention"], joined["output"], joined["slot"].astype(np.int64),
-                       joined["local"].astype(np.int64), joined["group"].astype(np.uint8), keys, int(shift))
+    return HeadSamples(
+        joined["attention"],
+        joined["output"],
+        joined["slot"].astype(np.int64),
+        joined["local"].astype(np.int64),
+        joined["group"].astype(np.uint8),
+        keys,
+        int(shift),
+    )
 
 
 # ----------------------------------------------------------------------------- statistics
+
 
 def _ranks(x: np.ndarray) -> np.ndarray:
     from scipy.stats import rankdata
@@ -174,7 +190,7 @@ def mean_rows(x: np.ndarray, rows: np.ndarray | None = None, chunk: int = 1024) 
     index = np.arange(len(x)) if rows is None else np.flatnonzero(rows)
     total = np.zeros(x.shape[1:])
     for lo in range(0, index.size, chunk):
-        total += x[index[lo:lo + chunk]].astype(np.float64).sum(axis=0)
+        total += x[index[lo : lo + chunk]].astype(np.float64).sum(axis=0)
     return total / index.size if index.size else np.full(x.shape[1:], np.nan)
 
 
@@ -184,14 +200,14 @@ def spearman_columns(x: np.ndarray, y: np.ndarray, chunk: int = 512) -> np.ndarr
     x = np.asarray(x)
     ry = _ranks(np.asarray(y, dtype=np.float64))
     ry = ry - ry.mean()
-    ny = np.sqrt((ry ** 2).sum())
+    ny = np.sqrt((ry**2).sum())
     out = np.full(x.shape[1], np.nan)
     for lo in range(0, x.shape[1], chunk):
-        rx = _ranks(x[:, lo:lo + chunk].astype(np.float64))
+        rx = _ranks(x[:, lo : lo + chunk].astype(np.float64))
         rx -= rx.mean(axis=0)
-        norm = np.sqrt((rx ** 2).sum(axis=0)) * ny
+        norm = np.sqrt((rx**2).sum(axis=0)) * ny
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[lo:lo + chunk] = np.where(norm > 0, (rx * ry[:, None]).sum(axis=0) / norm, np.nan)
+            out[lo : lo + chunk] = np.where(norm > 0, (rx * ry[:, None]).sum(axis=0) / norm, np.nan)
     return out
 
 
@@ -201,11 +217,11 @@ def head_correlation(attention: np.ndarray, chunk: int = 256) -> np.ndarray:
     n, k, w = attention.shape
     total, gram = np.zeros(k), np.zeros((k, k))
     for lo in range(0, n, chunk):
-        block = attention[lo:lo + chunk].astype(np.float64).transpose(1, 0, 2).reshape(k, -1)
+        block = attention[lo : lo + chunk].astype(np.float64).transpose(1, 0, 2).reshape(k, -1)
         total += block.sum(axis=1)
         gram += block @ block.T
     m = n * w
-    cov = gram / m - np.outer(total, total) / m ** 2
+    cov = gram / m - np.outer(total, total) / m**2
     sd = np.sqrt(np.clip(np.diag(cov), 0, None))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(np.outer(sd, sd) > 0, cov / np.outer(sd, sd), np.nan)
@@ -222,14 +238,22 @@ def attention_profiles(samples: HeadSamples):
     top, bottom = (samples.group & SAMPLE_TOP) > 0, (samples.group & SAMPLE_BOTTOM) > 0
     diff = mean_rows(att, top) - mean_rows(att, bottom)
     layer, head, offset = np.meshgrid(np.arange(n_layer), np.arange(n_head), np.arange(w), indexing="ij")
-    return pd.DataFrame({
-        "layer": layer.ravel(), "head": head.ravel(), "offset": offset.ravel(),
-        "offset_from_tss": samples.shift - offset.ravel(),
-        "mean": mean_rows(att), "max": att.max(axis=0).astype(np.float64),
-        "spearman": spearman_columns(att, samples.output), "top_minus_bottom": diff})
+    return pd.DataFrame(
+        {
+            "layer": layer.ravel(),
+            "head": head.ravel(),
+            "offset": offset.ravel(),
+            "offset_from_tss": samples.shift - offset.ravel(),
+            "mean": mean_rows(att),
+            "max": att.max(axis=0).astype(np.float64),
+            "spearman": spearman_columns(att, samples.output),
+            "top_minus_bottom": diff,
+        }
+    )
 
 
 # ----------------------------------------------------------------------------- head motifs
+
 
 def window_tokens(genome: Genome, keys: list[Key], slot: np.ndarray, first: np.ndarray, width: int) -> np.ndarray:
     """uint8 [n, width]: tokens of strand-local [first, first + width) on keys[slot] (5'→3' on that
@@ -251,6 +275,7 @@ def window_tokens(genome: Genome, keys: list[Key], slot: np.ndarray, first: np.n
 @dataclass
 class HeadMotif:
     """A head's motif at its offset of highest mean attention (offset: upstream, 0..W-1)."""
+
     layer: int
     head: int
     offset: int
@@ -265,8 +290,9 @@ class HeadMotif:
         return head_id(self.layer, self.head)
 
 
-def head_motifs(samples: HeadSamples, genome: Genome, conv_width: int, top_n: int = 50,
-                refs: list[Motif] | None = None, rank_by: str = "top_attention") -> tuple[list[HeadMotif], TomtomTable]:
+def head_motifs(
+    samples: HeadSamples, genome: Genome, conv_width: int, top_n: int = 50, refs: list[Motif] | None = None, rank_by: str = "top_attention"
+) -> tuple[list[HeadMotif], TomtomTable]:
     """(One HeadMotif per head, layer-major order; the Tomtom table of all heads x `refs`). Each head's
     `match` is its reference of smallest Tomtom p-value (None without refs); q-values are
     Benjamini-Hochberg over all heads x references (genometracks.interpret.matching). The top_n samples
@@ -286,16 +312,14 @@ def head_motifs(samples: HeadSamples, genome: Genome, conv_width: int, top_n: in
     for layer in range(n_layer):
         for head in range(n_head):
             o = int(np.argmax(mean[layer, head]))
-            score = samples.output[pool] if rank_by == "output" else \
-                samples.attention[pool, layer, head, o].astype(np.float64)
+            score = samples.output[pool] if rank_by == "output" else samples.attention[pool, layer, head, o].astype(np.float64)
             top = pool[np.argsort(-score, kind="stable")[:top_n]]
             kmers = window_tokens(genome, samples.keys, samples.slot[top], samples.local[top] - o - c, conv_width)
             rel = samples.shift - o
             motif = pfm_from_kmers(kmers, name=head_id(layer, head), source="attention head")
             motif.alt_name = f"tss{rel:+d}"
             motif.meta.update(layer=layer, head=head, offset=o, offset_from_tss=rel)
-            out.append(HeadMotif(layer, head, o, rel, float(mean[layer, head, o]), motif,
-                                 motif.information_content()[1], None))
+            out.append(HeadMotif(layer, head, o, rel, float(mean[layer, head, o]), motif, motif.information_content()[1], None))
     found, table = best_matches([m.motif for m in out], refs or [])
     for m, best in zip(out, found):
         m.match = best
@@ -315,21 +339,32 @@ def head_table(motifs: list[HeadMotif], min_information: float, match_qvalue: fl
         nearest = match_label(m.match) or "."
         significant = m.match is not None and m.match.q_value <= match_qvalue and m.information >= min_information
         found = m.match
-        rows.append({
-            "layer": m.layer, "head": m.head, "head_id": m.id, "offset": m.offset,
-            "offset_from_tss": m.offset_from_tss, "mean_attention": m.mean_attention, "consensus": m.motif.consensus(),
-            "information": m.information, "informative": m.information >= min_information,
-            "best_match": nearest if significant else ".", "nearest_motif": nearest,
-            "match_p_value": found.p_value if found else np.nan,
-            "match_e_value": found.e_value if found else np.nan,
-            "match_q_value": found.q_value if found else np.nan,
-            "match_offset": found.offset if found else np.nan,
-            "match_overlap": found.overlap if found else np.nan,
-            "match_orientation": found.orientation if found else "."})
+        rows.append(
+            {
+                "layer": m.layer,
+                "head": m.head,
+                "head_id": m.id,
+                "offset": m.offset,
+                "offset_from_tss": m.offset_from_tss,
+                "mean_attention": m.mean_attention,
+                "consensus": m.motif.consensus(),
+                "information": m.information,
+                "informative": m.information >= min_information,
+                "best_match": nearest if significant else ".",
+                "nearest_motif": nearest,
+                "match_p_value": found.p_value if found else np.nan,
+                "match_e_value": found.e_value if found else np.nan,
+                "match_q_value": found.q_value if found else np.nan,
+                "match_offset": found.offset if found else np.nan,
+                "match_overlap": found.overlap if found else np.nan,
+                "match_orientation": found.orientation if found else ".",
+            }
+        )
     return pd.DataFrame(rows)
 
 
 # ----------------------------------------------------------------------------- plots
+
 
 def plot_heatmap(profiles, path) -> None:
     """PNG: one panel per layer, rows = heads, columns = offset_from_tss (upstream left), colour =
@@ -343,8 +378,15 @@ def plot_heatmap(profiles, path) -> None:
     fig = new_figure(min(4 + 0.03 * w, 24), 1.0 + 0.35 * n_layer * n_head + 0.6 * n_layer, layout="constrained")
     axes = fig.subplots(n_layer, 1, squeeze=False)[:, 0]
     for layer, ax in enumerate(axes):
-        image = ax.imshow(norm[layer], aspect="auto", cmap="viridis", vmin=0, vmax=1, interpolation="nearest",
-                          extent=(rel[0] - 0.5, rel[-1] + 0.5, n_head - 0.5, -0.5))
+        image = ax.imshow(
+            norm[layer],
+            aspect="auto",
+            cmap="viridis",
+            vmin=0,
+            vmax=1,
+            interpolation="nearest",
+            extent=(rel[0] - 0.5, rel[-1] + 0.5, n_head - 0.5, -0.5),
+        )
         ax.set_yticks(range(n_head))
         ax.set_yticklabels([head_id(layer, h) for h in range(n_head)], fontsize=7)
         ax.set_title(f"layer {layer}: mean attention / head maximum", fontsize=9)

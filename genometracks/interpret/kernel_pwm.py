@@ -12,6 +12,7 @@ so kernel column m reads window position m (5'→3') and no flip is needed (conv
 A true convolution out[j] = Σ_m W[:, m] · x[:, j - m] reads window position K-1-m with kernel
 column m, so the kernel is flipped along positions first (convention="convolution").
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,25 +29,25 @@ def _check(base: float, convention: str) -> None:
         raise MotifError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
 
 
-def kernel_to_pwm(weight: np.ndarray, bias: float = 0.0, base: float = np.e,
-                  convention: str = "torch") -> tuple[np.ndarray, float]:
+def kernel_to_pwm(weight: np.ndarray, bias: float = 0.0, base: float = np.e, convention: str = "torch") -> tuple[np.ndarray, float]:
     """Kernel [4, K] (rows A, C, G, T) + bias → (PWM [K, 4] rows summing to 1, constant) with
     conv_out(window) = constant + log_base P(window | PWM), window read 5'→3'."""
     _check(base, convention)
     w = np.asarray(weight, dtype=np.float64)
     if w.ndim != 2 or w.shape[0] != 4:
         raise MotifError(f"kernel_to_pwm: weight must be [4, K] (A, C, G, T rows), got {w.shape}")
-    columns = w.T if convention == "torch" else w.T[::-1]        # [K, 4], window order
-    scaled = columns * np.log(base)                               # natural-log exponent
-    shift = scaled.max(axis=1, keepdims=True)                     # for a stable log-sum-exp
+    columns = w.T if convention == "torch" else w.T[::-1]  # [K, 4], window order
+    scaled = columns * np.log(base)  # natural-log exponent
+    shift = scaled.max(axis=1, keepdims=True)  # for a stable log-sum-exp
     log_z = shift[:, 0] + np.log(np.exp(scaled - shift).sum(axis=1))
     pwm = np.exp(scaled - log_z[:, None])
     constant = float(bias) + float(log_z.sum() / np.log(base))
     return pwm, constant
 
 
-def pwm_to_kernel(pwm: np.ndarray, base: float = np.e, constant: float = 0.0,
-                  convention: str = "torch", pseudocount: float = 0.0) -> tuple[np.ndarray, float]:
+def pwm_to_kernel(
+    pwm: np.ndarray, base: float = np.e, constant: float = 0.0, convention: str = "torch", pseudocount: float = 0.0
+) -> tuple[np.ndarray, float]:
     """PWM [K, 4] → (kernel [4, K], bias) with conv_out = constant + log_base P(window | PWM).
 
     Any per-column additive constant could be moved between the kernel and the bias; this one puts
@@ -60,12 +61,13 @@ def pwm_to_kernel(pwm: np.ndarray, base: float = np.e, constant: float = 0.0,
     if (p <= 0).any():
         raise MotifError("pwm_to_kernel: the PWM has zero probabilities (log = -inf); pass pseudocount > 0")
     p = p / p.sum(axis=1, keepdims=True)
-    kernel = (np.log(p) / np.log(base)).T                         # [4, K] in window order
+    kernel = (np.log(p) / np.log(base)).T  # [4, K] in window order
     return (kernel if convention == "torch" else kernel[:, ::-1]).copy(), float(constant)
 
 
-def collapse_tokenwise_conv(token_features: np.ndarray, conv_weight: np.ndarray,
-                            conv_bias: np.ndarray | None = None, groups: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def collapse_tokenwise_conv(
+    token_features: np.ndarray, conv_weight: np.ndarray, conv_bias: np.ndarray | None = None, groups: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     """Fold a per-position map followed by a Conv1d into one exact kernel per output channel.
 
     token_features: [4, C_in] the conv input produced at a position holding A, C, G, T (e.g.
@@ -78,19 +80,26 @@ def collapse_tokenwise_conv(token_features: np.ndarray, conv_weight: np.ndarray,
     w = np.asarray(conv_weight, dtype=np.float64)
     c_out, c_per_group, k = w.shape
     if t.shape[0] != 4 or t.shape[1] != c_per_group * groups or c_out % groups:
-        raise MotifError(f"collapse_tokenwise_conv: token_features {t.shape}, conv weight {w.shape} and "
-                         f"groups={groups} do not fit (need [4, C_in], [C_out, C_in/groups, K])")
-    group_of_out = np.arange(c_out) // (c_out // groups)          # [C_out]
+        raise MotifError(
+            f"collapse_tokenwise_conv: token_features {t.shape}, conv weight {w.shape} and "
+            f"groups={groups} do not fit (need [4, C_in], [C_out, C_in/groups, K])"
+        )
+    group_of_out = np.arange(c_out) // (c_out // groups)  # [C_out]
     in_channels = group_of_out[:, None] * c_per_group + np.arange(c_per_group)[None, :]
-    features = t[:, in_channels]                                  # [4, C_out, C_in/groups]
+    features = t[:, in_channels]  # [4, C_out, C_in/groups]
     kernels = np.einsum("aod,odk->oak", features, w)
     biases = np.zeros(c_out) if conv_bias is None else np.asarray(conv_bias, dtype=np.float64).copy()
     return kernels, biases
 
 
-def kernels_to_motifs(kernels: np.ndarray, biases: np.ndarray, base: float = np.e,
-                      names: list[str] | None = None, convention: str = "torch",
-                      source: str = "kernel") -> list[Motif]:
+def kernels_to_motifs(
+    kernels: np.ndarray,
+    biases: np.ndarray,
+    base: float = np.e,
+    names: list[str] | None = None,
+    convention: str = "torch",
+    source: str = "kernel",
+) -> list[Motif]:
     """One Motif per channel of kernels [C, 4, K]; meta holds 'constant' and 'base'."""
     k = np.asarray(kernels, dtype=np.float64)
     names = names or [f"kernel{c}" for c in range(k.shape[0])]

@@ -4,6 +4,7 @@ Modes: "bits" (letter height = p · column information, y from 0 to 2 bits), "pr
 (rows normalised, y from 0 to 1) and "raw" (the matrix as given, may be negative: attributions,
 kernel weights). Matrices are [K, 4] with columns A, C, G, T. PNGs go through `io.figures.save_figure`.
 """
+
 from __future__ import annotations
 
 import math
@@ -42,8 +43,7 @@ def logo_heights(matrix: np.ndarray, mode: str, where: str = "logo") -> np.ndarr
     raise LogoError(f"{where}: mode must be one of {MODES}, got {mode!r}")
 
 
-def _draw_panel(ax, matrix: np.ndarray, title: str, mode: str,
-                xticklabels: Sequence[str] | None) -> None:
+def _draw_panel(ax, matrix: np.ndarray, title: str, mode: str, xticklabels: Sequence[str] | None) -> None:
     import logomaker
 
     heights = logo_heights(matrix, mode, where=f"logo panel {title!r}")
@@ -93,8 +93,7 @@ def logo_grid_figure(panels: Sequence[tuple], ncols: int = 4) -> Figure:
     return fig
 
 
-def draw_logo(matrix: np.ndarray, path: str | Path, title: str = "", mode: str = "bits",
-              xticklabels: Sequence[str] | None = None) -> Path:
+def draw_logo(matrix: np.ndarray, path: str | Path, title: str = "", mode: str = "bits", xticklabels: Sequence[str] | None = None) -> Path:
     """One logo PNG of `matrix` [K, 4]; returns the path."""
     return save_figure(logo_grid_figure([(title, matrix, mode, xticklabels)], ncols=1), path, DPI, tight=False)
 

@@ -14,6 +14,7 @@ reference's reverse complement; `offset` is the column of that (possibly reverse
 reference under query column 0 (negative: the query overhangs the reference's left end);
 `overlap` = aligned columns.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -33,18 +34,20 @@ MIN_RELIABLE_TARGETS = 25  # memelite's own threshold for its warning
 @dataclass(frozen=True)
 class Match:
     """Best alignment of a query against one reference motif."""
+
     ref: Motif
-    p_value: float        # Tomtom p-value of the best alignment
-    e_value: float        # p · number of references
-    q_value: float        # Benjamini-Hochberg over all queries x references
-    offset: int           # reference column under query column 0 (see module docstring)
-    orientation: str      # '+' reference as is, '-' its reverse complement
-    overlap: int          # number of aligned columns
+    p_value: float  # Tomtom p-value of the best alignment
+    e_value: float  # p · number of references
+    q_value: float  # Benjamini-Hochberg over all queries x references
+    offset: int  # reference column under query column 0 (see module docstring)
+    orientation: str  # '+' reference as is, '-' its reverse complement
+    overlap: int  # number of aligned columns
 
 
 @dataclass(frozen=True)
 class TomtomTable:
     """All pairs: float64 [Q, R] p, e, q; int64 [Q, R] offset, overlap; str [Q, R] orientation."""
+
     queries: list[Motif]
     refs: list[Motif]
     p: np.ndarray
@@ -57,20 +60,34 @@ class TomtomTable:
 
     def match(self, i: int, j: int) -> Match:
         """Query i against reference j."""
-        return Match(self.refs[j], float(self.p[i, j]), float(self.e[i, j]), float(self.q[i, j]),
-                     int(self.offset[i, j]), str(self.orientation[i, j]), int(self.overlap[i, j]))
+        return Match(
+            self.refs[j],
+            float(self.p[i, j]),
+            float(self.e[i, j]),
+            float(self.q[i, j]),
+            int(self.offset[i, j]),
+            str(self.orientation[i, j]),
+            int(self.overlap[i, j]),
+        )
 
     def frame(self) -> pd.DataFrame:
         """Long table, one row per (query, reference), query-major: query, reference, reference_alt,
         reference_source, p_value, e_value, q_value, offset, overlap, orientation."""
         nq, nr = self.p.shape
-        return pd.DataFrame({
-            "query": np.repeat([m.name for m in self.queries], nr),
-            "reference": np.tile([m.name for m in self.refs], nq),
-            "reference_alt": np.tile([m.alt_name or "." for m in self.refs], nq),
-            "reference_source": np.tile([m.source or "." for m in self.refs], nq),
-            "p_value": self.p.ravel(), "e_value": self.e.ravel(), "q_value": self.q.ravel(),
-            "offset": self.offset.ravel(), "overlap": self.overlap.ravel(), "orientation": self.orientation.ravel()})
+        return pd.DataFrame(
+            {
+                "query": np.repeat([m.name for m in self.queries], nr),
+                "reference": np.tile([m.name for m in self.refs], nq),
+                "reference_alt": np.tile([m.alt_name or "." for m in self.refs], nq),
+                "reference_source": np.tile([m.source or "." for m in self.refs], nq),
+                "p_value": self.p.ravel(),
+                "e_value": self.e.ravel(),
+                "q_value": self.q.ravel(),
+                "offset": self.offset.ravel(),
+                "overlap": self.overlap.ravel(),
+                "orientation": self.orientation.ravel(),
+            }
+        )
 
     def best(self, i: int) -> Match | None:
         """Query i's reference of smallest p-value (ties: the first reference); None without references."""
@@ -90,21 +107,43 @@ def compare(queries: Sequence[Motif], refs: Sequence[Motif]) -> TomtomTable:
     shape = (len(queries), len(refs))
     if not queries or not refs:
         empty = np.zeros(shape)
-        return TomtomTable(queries, refs, empty, empty, empty, empty.astype(np.int64), empty.astype(np.int64),
-                           np.full(shape, "."), "no queries" if not queries else "no reference motifs")
+        return TomtomTable(
+            queries,
+            refs,
+            empty,
+            empty,
+            empty,
+            empty.astype(np.int64),
+            empty.astype(np.int64),
+            np.full(shape, "."),
+            "no queries" if not queries else "no reference motifs",
+        )
     for m in queries + refs:
         if not np.isfinite(m.probabilities).all():
             raise MotifError(f"tomtom: motif {m.name!r} ({m.source}) has non-finite probabilities")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the few-targets warning: kept in `note` below
-        p, _, offset, overlap, strand = tomtom([_columns(m) for m in queries], [_columns(m) for m in refs],
-                                               n_jobs=-1)
+        p, _, offset, overlap, strand = tomtom([_columns(m) for m in queries], [_columns(m) for m in refs], n_jobs=-1)
     p = np.clip(np.asarray(p, dtype=np.float64), 0.0, 1.0)
-    note = "" if len(refs) >= MIN_RELIABLE_TARGETS else (
-        f"{len(refs)} reference motifs (< {MIN_RELIABLE_TARGETS}): Tomtom's null is built from the reference "
-        "columns, so p-values depend strongly on this small set")
-    return TomtomTable(queries, refs, p, p * len(refs), bh_qvalues(p), np.rint(offset).astype(np.int64),
-                       np.rint(overlap).astype(np.int64), np.where(strand > 0.5, "-", "+"), note)
+    note = (
+        ""
+        if len(refs) >= MIN_RELIABLE_TARGETS
+        else (
+            f"{len(refs)} reference motifs (< {MIN_RELIABLE_TARGETS}): Tomtom's null is built from the reference "
+            "columns, so p-values depend strongly on this small set"
+        )
+    )
+    return TomtomTable(
+        queries,
+        refs,
+        p,
+        p * len(refs),
+        bh_qvalues(p),
+        np.rint(offset).astype(np.int64),
+        np.rint(overlap).astype(np.int64),
+        np.where(strand > 0.5, "-", "+"),
+        note,
+    )
 
 
 def best_matches(queries: Sequence[Motif], refs: Sequence[Motif]) -> tuple[list[Match | None], TomtomTable]:

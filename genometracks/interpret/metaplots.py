@@ -7,6 +7,7 @@ on strand s, relative position r (5'→3' on s; 0 = the site, -10 = 10 nt upstre
 p + r on '+' and p - r on '-'. Sense reads the track of s, antisense the other strand's, at the
 same bases. Circular contigs wrap; positions off a linear contig are NaN (left out of medians).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -34,8 +35,9 @@ def site_windows(tracks: Tracks, genome: Genome, sites: SiteSet, flank: int) -> 
     chrom = sites.chrom.astype(str)
     for contig in np.unique(chrom):
         if contig not in tracks or contig not in genome.contigs:
-            raise MetaplotError(f"{sites.source or 'sites'}: contig {contig!r} has no track (tracks: "
-                                f"{list(tracks)[:5]}); use sites on the predicted genome")
+            raise MetaplotError(
+                f"{sites.source or 'sites'}: contig {contig!r} has no track (tracks: {list(tracks)[:5]}); use sites on the predicted genome"
+            )
         n, circular = genome.contigs[contig].length, genome.contigs[contig].circular
         for strand in "+-":
             rows = np.flatnonzero((chrom == contig) & (sites.strand == strand))
@@ -70,13 +72,25 @@ def metaplot_table(tracks: Tracks, genome: Genome, site_sets: dict[str, SiteSet]
         sense, antisense = site_windows(tracks, genome, sites, flank)
         with np.errstate(all="ignore"):
             import warnings
+
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns give NaN
-                frames.append(pd.DataFrame({"set": name, "position": rel, "sense_median": np.nanmedian(sense, axis=0),
-                                            "antisense_median": np.nanmedian(antisense, axis=0),
-                                            "n_sites": np.isfinite(sense).sum(axis=0)}))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=["set", "position", "sense_median", "antisense_median", "n_sites"])
+                frames.append(
+                    pd.DataFrame(
+                        {
+                            "set": name,
+                            "position": rel,
+                            "sense_median": np.nanmedian(sense, axis=0),
+                            "antisense_median": np.nanmedian(antisense, axis=0),
+                            "n_sites": np.isfinite(sense).sum(axis=0),
+                        }
+                    )
+                )
+    return (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=["set", "position", "sense_median", "antisense_median", "n_sites"])
+    )
 
 
 def read_cds(gff: str | Path, genome: Genome) -> dict[str, dict[str, np.ndarray]]:
@@ -84,25 +98,34 @@ def read_cds(gff: str | Path, genome: Genome) -> dict[str, dict[str, np.ndarray]
     (gz ok, 1-based closed); contig names are matched to the genome's (aliases allowed)."""
     import pandas as pd
 
-
     path = Path(gff)
     if not path.is_file():
         raise MetaplotError(f"{path}: GFF not found; set interpret.gff=PATH (RefSeq GFF3 with CDS features)")
-    frame = pd.read_csv(path, sep="\t", comment="#", header=None, usecols=[0, 2, 3, 4, 6], dtype=str,
-                        names=["seqid", "type", "start", "end", "strand"], quoting=3)
+    frame = pd.read_csv(
+        path,
+        sep="\t",
+        comment="#",
+        header=None,
+        usecols=[0, 2, 3, 4, 6],
+        dtype=str,
+        names=["seqid", "type", "start", "end", "strand"],
+        quoting=3,
+    )
     frame["line"] = np.arange(len(frame)) + 1
     cds = frame[frame["type"] == "CDS"]
     if cds.empty:
-        raise MetaplotError(f"{path}: no CDS rows (feature types: {sorted(frame['type'].dropna().unique())[:8]}); "
-                            "pass a GFF3 with CDS features")
+        raise MetaplotError(
+            f"{path}: no CDS rows (feature types: {sorted(frame['type'].dropna().unique())[:8]}); pass a GFF3 with CDS features"
+        )
     start = pd.to_numeric(cds["start"], errors="coerce").to_numpy()
     end = pd.to_numeric(cds["end"], errors="coerce").to_numpy()
-    bad = np.flatnonzero(~np.isfinite(start) | ~np.isfinite(end) | (start < 1) | (end < start)
-                         | ~cds["strand"].isin(["+", "-"]).to_numpy())
+    bad = np.flatnonzero(~np.isfinite(start) | ~np.isfinite(end) | (start < 1) | (end < start) | ~cds["strand"].isin(["+", "-"]).to_numpy())
     if bad.size:
         row = cds.iloc[bad[0]]
-        raise MetaplotError(f"{path}: CDS record {bad[0]} ({row['seqid']}:{row['start']}-{row['end']} "
-                            f"{row['strand']}): need 1 <= start <= end and strand +/-; fix the record")
+        raise MetaplotError(
+            f"{path}: CDS record {bad[0]} ({row['seqid']}:{row['start']}-{row['end']} "
+            f"{row['strand']}): need 1 <= start <= end and strand +/-; fix the record"
+        )
     chrom = normalise_chrom(cds["seqid"].to_numpy(object), genome.contigs, str(path))
     cover = {c: {s: np.zeros(g.length + 1, dtype=np.int32) for s in "+-"} for c, g in genome.contigs.items()}
     for contig in np.unique(chrom):
@@ -121,9 +144,9 @@ def coding_medians(tracks: Tracks, coding: dict[str, dict[str, np.ndarray]], reg
     parts: dict[str, list[np.ndarray]] = {"coding": [], "antisense_coding": [], "non_coding": []}
     for r in regions:
         for strand in "+-":
-            values = tracks[r.chrom][strand][r.start:r.end].astype(np.float64)
-            same = coding[r.chrom][strand][r.start:r.end]
-            other = coding[r.chrom][OTHER[strand]][r.start:r.end]
+            values = tracks[r.chrom][strand][r.start : r.end].astype(np.float64)
+            same = coding[r.chrom][strand][r.start : r.end]
+            other = coding[r.chrom][OTHER[strand]][r.start : r.end]
             parts["coding"].append(values[same])
             parts["antisense_coding"].append(values[~same & other])
             parts["non_coding"].append(values[~same & ~other])
@@ -131,8 +154,11 @@ def coding_medians(tracks: Tracks, coding: dict[str, dict[str, np.ndarray]], reg
     for name, chunks in parts.items():
         values = np.concatenate(chunks) if chunks else np.zeros(0)
         values = values[np.isfinite(values)]
-        out[name] = {"median": float(np.median(values)) if values.size else None,
-                     "mean": float(values.mean()) if values.size else None, "positions": int(values.size)}
+        out[name] = {
+            "median": float(np.median(values)) if values.size else None,
+            "mean": float(values.mean()) if values.size else None,
+            "positions": int(values.size),
+        }
     return out
 
 
@@ -147,8 +173,7 @@ def plot_metaplots(table, path, notes: dict[str, str] | None = None) -> None:
         part = table[table["set"] == name]
         n = int(part["n_sites"].max()) if len(part) else 0
         ax.plot(part["position"], part["sense_median"], color="tab:red", linewidth=1, label="sense")
-        ax.plot(part["position"], part["antisense_median"], color="tab:blue", linewidth=1, linestyle="--",
-                label="antisense")
+        ax.plot(part["position"], part["antisense_median"], color="tab:blue", linewidth=1, linestyle="--", label="antisense")
         ax.axvline(0, color="grey", linewidth=0.5)
         ax.set_title(f"{name} (n = {n})", fontsize=9)
         ax.set_xlabel("position relative to the site (nt)")

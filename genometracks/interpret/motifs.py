@@ -5,6 +5,7 @@ sigma70 -35/-10 boxes split out of the DPInteract rpoD windows.
 Columns are motif positions 5'→3'; letters are in the order A, C, G, T (tokens 0..3 of
 `genometracks.genome`; token 4 = N is never counted).
 """
+
 from __future__ import annotations
 
 import re
@@ -63,6 +64,7 @@ class Motif:
     probabilities: float64 [K, 4] (A, C, G, T), rows sum to 1 (counts are normalised on entry).
     nsites: number of sites it was built from (0 = unknown). source: database or file it came from.
     """
+
     name: str
     probabilities: np.ndarray
     nsites: float = 0.0
@@ -91,8 +93,7 @@ class Motif:
         """Most probable letter per column (ties → first in A, C, G, T order)."""
         return "".join(LETTERS[i] for i in self.probabilities.argmax(axis=1))
 
-    def information_content(self, background: np.ndarray | None = None,
-                            small_sample_correction: bool = False) -> tuple[np.ndarray, float]:
+    def information_content(self, background: np.ndarray | None = None, small_sample_correction: bool = False) -> tuple[np.ndarray, float]:
         """(bits per column [K], total bits).
 
         Plain relative entropy to `background` (uniform: 2 - H). With `small_sample_correction`
@@ -114,8 +115,7 @@ class Motif:
         """[start, end) of the span from the first to the last column with IC >= min_ic bits."""
         keep = np.flatnonzero(self.information_content()[0] >= min_ic)
         if keep.size == 0:
-            raise MotifError(f"motif {self.name!r}: no column reaches {min_ic} bits; lower min_ic "
-                             "or skip this motif as uninformative")
+            raise MotifError(f"motif {self.name!r}: no column reaches {min_ic} bits; lower min_ic or skip this motif as uninformative")
         return int(keep[0]), int(keep[-1]) + 1
 
     def trim(self, min_ic: float) -> Motif:
@@ -125,8 +125,9 @@ class Motif:
         return replace(self, probabilities=self.probabilities[start:end].copy(), meta=meta)
 
 
-def pfm_from_kmers(kmers: np.ndarray, pseudocount: float = 0.0, name: str = "kmers",
-                   weights: np.ndarray | None = None, source: str = "") -> Motif:
+def pfm_from_kmers(
+    kmers: np.ndarray, pseudocount: float = 0.0, name: str = "kmers", weights: np.ndarray | None = None, source: str = ""
+) -> Motif:
     """Motif from aligned k-mers: tokens [n, K] (A,C,G,T = 0..3; N = 4 is ignored).
 
     probabilities[k, a] = (count[k, a] + pseudocount) / (Σ_a count[k, a] + 4 · pseudocount);
@@ -160,8 +161,7 @@ def _parse_numbers(line: str, expected: int, where: str) -> list[float]:
     except ValueError:
         values = []
     if len(values) != expected:
-        raise MotifError(f"{where}: expected {expected} numbers, got {line.strip()!r}; "
-                         "fix the matrix row or the w= value")
+        raise MotifError(f"{where}: expected {expected} numbers, got {line.strip()!r}; fix the matrix row or the w= value")
     return values
 
 
@@ -228,8 +228,16 @@ def read_meme(path: str | Path) -> list[Motif]:
             matrix = np.array(rows)
             if matrix.size == 0 or np.abs(matrix.sum(axis=1) - 1).max() > 0.02:
                 raise MotifError(f"{where}: motif {name} rows must be probabilities summing to 1")
-            motifs.append(Motif(name, matrix, nsites=float(info.get("nsites", 0)), source=path.name,
-                                alt_name=alt or "", meta={"background": background.copy()}))
+            motifs.append(
+                Motif(
+                    name,
+                    matrix,
+                    nsites=float(info.get("nsites", 0)),
+                    source=path.name,
+                    alt_name=alt or "",
+                    meta={"background": background.copy()},
+                )
+            )
             name = None
         i += 1
     return motifs
@@ -251,9 +259,17 @@ def write_meme(motifs: Sequence[Motif], path: str | Path, background: np.ndarray
     if bg.shape != (4,) or (bg <= 0).any():
         raise MotifError(f"write_meme {path}: background must be 4 positive frequencies (A, C, G, T)")
     bg = bg / bg.sum()
-    out = ["MEME version 4", "", "ALPHABET= ACGT", "", "strands: + -", "",
-           "Background letter frequencies",
-           " ".join(f"{a} {f:.6f}" for a, f in zip(LETTERS, bg)), ""]
+    out = [
+        "MEME version 4",
+        "",
+        "ALPHABET= ACGT",
+        "",
+        "strands: + -",
+        "",
+        "Background letter frequencies",
+        " ".join(f"{a} {f:.6f}" for a, f in zip(LETTERS, bg)),
+        "",
+    ]
     for m in motifs:
         head = f"MOTIF {_token(m.name, 'motif name')}" + (f" {_token(m.alt_name, 'alt name')}" if m.alt_name else "")
         nsites = int(round(m.nsites)) if m.nsites > 0 else 20
@@ -335,16 +351,14 @@ def sigma70_boxes(dpinteract_motifs: Sequence[Motif], box_width: int = 6) -> lis
     windows (the number is the spacer length), averaged with weights nsites."""
     windows = [m for m in dpinteract_motifs if SIGMA70_WINDOWS.match(m.name)]
     if not windows:
-        raise MotifError("sigma70_boxes: no rpoD15..rpoD19 motifs given; pass the DPInteract "
-                         "motifs (dpinteract_sigma70_rpoD_excerpt.meme)")
+        raise MotifError("sigma70_boxes: no rpoD15..rpoD19 motifs given; pass the DPInteract motifs (dpinteract_sigma70_rpoD_excerpt.meme)")
     weights = np.array([max(m.nsites, 1.0) for m in windows])
     names = ",".join(m.name for m in windows)
     boxes = []
     for box, cut in (("sigma70_-35", slice(0, box_width)), ("sigma70_-10", slice(-box_width, None))):
         stack = np.stack([m.probabilities[cut] for m in windows])
         mean = np.tensordot(weights / weights.sum(), stack, axes=1)
-        boxes.append(Motif(box, mean, nsites=float(weights.sum()),
-                           source=f"DPInteract {names}", alt_name=box.replace("sigma70_", "box")))
+        boxes.append(Motif(box, mean, nsites=float(weights.sum()), source=f"DPInteract {names}", alt_name=box.replace("sigma70_", "box")))
     return boxes
 
 

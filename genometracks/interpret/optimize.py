@@ -9,6 +9,7 @@ gives exactly the logits of the tokens.
 x = softmax(theta) [S, 4] (S = length + lookahead, nothing upstream of it), with the weights
 frozen. The +1 of the TSS the last output scores sits at window column length - 1 - shift.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -74,6 +75,7 @@ def frozen(model) -> Iterator[None]:
 class Optimised:
     """probabilities float64 [S, 4] (A, C, G, T per window column), tss_column (+1 of the scored TSS),
     probability = sigmoid(logit) of the last output, history: objective per step."""
+
     probabilities: np.ndarray
     tss_column: int
     probability: float
@@ -84,21 +86,27 @@ class Optimised:
         return np.arange(self.probabilities.shape[0]) - self.tss_column
 
     def motif(self, name: str = "class_optimised") -> Motif:
-        return Motif(name, self.probabilities, nsites=1.0, source="class optimisation",
-                     meta={"tss_column": self.tss_column, "probability": self.probability})
+        return Motif(
+            name,
+            self.probabilities,
+            nsites=1.0,
+            source="class optimisation",
+            meta={"tss_column": self.tss_column, "probability": self.probability},
+        )
 
 
-def optimise_class(model, shift: int, length: int = 100, steps: int = 300, lr: float = 0.1, l2: float = 0.01,
-                   seed: int = 0, progress: bool = True) -> Optimised:
+def optimise_class(
+    model, shift: int, length: int = 100, steps: int = 300, lr: float = 0.1, l2: float = 0.01, seed: int = 0, progress: bool = True
+) -> Optimised:
     """Soft input window maximising the TSS output at its last position (see the module docstring)."""
     from tqdm.auto import tqdm
 
     if length <= shift:
-        raise OptimiseError(f"interpret.optimise_length={length} must exceed the label shift {shift} "
-                            "(the scored TSS must lie inside the window)")
+        raise OptimiseError(
+            f"interpret.optimise_length={length} must exceed the label shift {shift} (the scored TSS must lie inside the window)"
+        )
     if steps < 1 or lr <= 0 or l2 < 0:
-        raise OptimiseError(f"need interpret.optimise_steps >= 1, optimise_lr > 0, optimise_l2 >= 0; "
-                            f"got {steps}, {lr}, {l2}")
+        raise OptimiseError(f"need interpret.optimise_steps >= 1, optimise_lr > 0, optimise_l2 >= 0; got {steps}, {lr}, {l2}")
     generator = torch.Generator().manual_seed(int(seed))
     dtype = model.embed.weight.dtype
     theta = (0.01 * torch.randn(1, length + model.lookahead, 4, generator=generator)).to(dtype).requires_grad_(True)
@@ -108,7 +116,7 @@ def optimise_class(model, shift: int, length: int = 100, steps: int = 300, lr: f
         for step in tqdm(range(steps), desc="class optimisation", disable=not progress, mininterval=2.0):
             x = theta.softmax(dim=-1)
             logit = onehot_logits(model, x)[0, length - 1]
-            objective = logit - l2 * (x ** 2).sum()
+            objective = logit - l2 * (x**2).sum()
             optimiser.zero_grad()
             (-objective).backward()
             optimiser.step()

@@ -12,6 +12,7 @@ Hits are windows [start, end) in 0-based forward coordinates; strand '-' means t
 Windows containing N are not tests and never hit. On circular contigs windows that would wrap past
 the end are not scanned (a BED interval cannot wrap); at most K-1 windows per contig and strand.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -50,8 +51,9 @@ def max_score(motif: Motif) -> float:
     return float(np.log2((motif.probabilities + FIMO_PSEUDOCOUNT) / 0.25).max(axis=1).sum())
 
 
-def scan_genome(genome: Genome, motifs: Mapping[str, Motif], p_threshold: float = 1e-4,
-                contigs: Iterable[str] | None = None, progress: bool = False) -> tuple[pd.DataFrame, int]:
+def scan_genome(
+    genome: Genome, motifs: Mapping[str, Motif], p_threshold: float = 1e-4, contigs: Iterable[str] | None = None, progress: bool = False
+) -> tuple[pd.DataFrame, int]:
     """(Both-strand FIMO hits with p < p_threshold of every motif, the number of tests).
 
     Returns a DataFrame with COLUMNS, sorted by (chrom, start, strand, motif): motif (the key in
@@ -75,14 +77,21 @@ def scan_genome(genome: Genome, motifs: Mapping[str, Motif], p_threshold: float 
                 continue
             start = hits["start"].to_numpy(np.int64)
             keep = ok[name][start]
-            frames.append(pd.DataFrame({"motif": name, "chrom": contig, "start": start[keep],
-                                        "end": hits["end"].to_numpy(np.int64)[keep],
-                                        "strand": hits["strand"].to_numpy(str)[keep],
-                                        "score": hits["score"].to_numpy(np.float64)[keep],
-                                        "p_value": hits["p-value"].to_numpy(np.float64)[keep]}))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "motif": name,
+                        "chrom": contig,
+                        "start": start[keep],
+                        "end": hits["end"].to_numpy(np.int64)[keep],
+                        "strand": hits["strand"].to_numpy(str)[keep],
+                        "score": hits["score"].to_numpy(np.float64)[keep],
+                        "p_value": hits["p-value"].to_numpy(np.float64)[keep],
+                    }
+                )
+            )
     if not frames:
-        return pd.DataFrame({c: pd.Series(dtype=object if c in ("motif", "chrom", "strand") else float)
-                             for c in COLUMNS}), n_tests
+        return pd.DataFrame({c: pd.Series(dtype=object if c in ("motif", "chrom", "strand") else float) for c in COLUMNS}), n_tests
     out = pd.concat(frames, ignore_index=True)
     out["q_value"] = bh_qvalues(out["p_value"].to_numpy(), n_tests)
     return out.sort_values(["chrom", "start", "strand", "motif"], kind="stable").reset_index(drop=True), n_tests

@@ -3,6 +3,7 @@ a whole folder (a hub, an IGV session) is built in a staging folder beside it an
 
 A crash or kill at any moment leaves either the previous output or none, never a truncated file.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -48,11 +49,17 @@ def check_space(path: str | Path, expected_bytes: int) -> None:
     free = shutil.disk_usage(path.parent).free
     limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
     if free < expected_bytes:
-        raise OSError(errno.ENOSPC, f"{path}: needs about {expected_bytes / 2**20:.1f} MiB but its file system "
-                      f"has {free / 2**20:.1f} MiB free; free space or choose another run_dir")
+        raise OSError(
+            errno.ENOSPC,
+            f"{path}: needs about {expected_bytes / 2**20:.1f} MiB but its file system "
+            f"has {free / 2**20:.1f} MiB free; free space or choose another run_dir",
+        )
     if limit != resource.RLIM_INFINITY and limit < expected_bytes:
-        raise OSError(errno.EFBIG, f"{path}: needs about {expected_bytes / 2**20:.1f} MiB but the file-size limit "
-                      f"(ulimit -f) is {limit / 2**20:.2f} MiB; raise the limit")
+        raise OSError(
+            errno.EFBIG,
+            f"{path}: needs about {expected_bytes / 2**20:.1f} MiB but the file-size limit "
+            f"(ulimit -f) is {limit / 2**20:.2f} MiB; raise the limit",
+        )
 
 
 @contextmanager
@@ -66,8 +73,7 @@ def atomic_path(path: str | Path, expected_bytes: int = 0) -> Iterator[Path]:
     _remove_stale_temps(path)
     if expected_bytes:
         check_space(path, expected_bytes)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.",
-                                    suffix=".tmp" + "".join(path.suffixes[-1:]), dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp" + "".join(path.suffixes[-1:]), dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     tmp.unlink()  # writers (pyBigWig, pybigtools) create the file themselves

@@ -1,4 +1,5 @@
 """The one-line form of an error, as the CLI prints it and a collection's summary records it."""
+
 from __future__ import annotations
 
 import re

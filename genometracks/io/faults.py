@@ -6,6 +6,7 @@ Points: `write:<file name>` (atomic file write: temporary file complete, target 
 `stage:<folder name>` (atomic folder: staging folder complete, not yet swapped in). Unset in normal
 use: one environment lookup per output file.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,6 +1,7 @@
 """The one figure saver and plotting style: matplotlib Figures on the Agg canvas (no pyplot state, so
 nothing leaks between figures or threads), saved as PNG through the atomic writer (fsync, kill
 points, stale temporaries removed)."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -25,16 +26,19 @@ def new_figure(width: float, height: float, dpi: int = 100, **kwargs: Any) -> Fi
     return fig
 
 
-def save_figure(fig: Figure, path: str | Path, dpi: int = DPI, tight: bool = True,
-                metadata: dict[str, str] | None = None) -> Path:
+def save_figure(fig: Figure, path: str | Path, dpi: int = DPI, tight: bool = True, metadata: dict[str, str] | None = None) -> Path:
     """Write `fig` as a PNG at `path` atomically and return the path. `tight`: crop to the drawn
     area (bbox_inches="tight"); PNG text chunks: Software, Title (the axes' titles) and `metadata`."""
     if fig.canvas is None or not isinstance(fig.canvas, FigureCanvasAgg):
         FigureCanvasAgg(fig)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight" if tight else None,
-                    metadata={"Software": "genometracks", "Title": ", ".join(a.get_title() for a in fig.axes),
-                          **(metadata or {})})
+        fig.savefig(
+            tmp,
+            format="png",
+            dpi=dpi,
+            bbox_inches="tight" if tight else None,
+            metadata={"Software": "genometracks", "Title": ", ".join(a.get_title() for a in fig.axes), **(metadata or {})},
+        )
     return Path(path)
 
 

@@ -1,4 +1,5 @@
 """Strict JSON from results that hold NumPy scalars and NaN/inf."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping

@@ -1,4 +1,5 @@
 """Process-wide allocator tuning for the segment loop (speed only; results do not depend on it)."""
+
 from __future__ import annotations
 
 import ctypes

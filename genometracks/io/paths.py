@@ -1,4 +1,5 @@
 """Where things live: the shared data folder beside the checkout, and the repository's conf/ and hub/."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """What made an output: the command line and the git commit of the code (for metrics.json and model cards)."""
+
 from __future__ import annotations
 
 import shlex
@@ -12,10 +13,12 @@ from genometracks.io.paths import REPO_ROOT
 def git_commit(root: Path = REPO_ROOT) -> str | None:
     """HEAD of the checkout the package runs from, '+dirty' when tracked files differ; None outside git."""
     try:
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=20, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=20).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=20, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=20
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return f"{head}+dirty" if dirty else head or None

@@ -2,6 +2,7 @@
 and deprecation warnings about library internals, which a user of genometracks can do nothing about.
 Our own warnings and Lightning's progress, model summary and real warnings stay.
 """
+
 from __future__ import annotations
 
 import logging
@@ -20,8 +21,14 @@ class _DropTips(logging.Filter):
 
 def quiet_third_parties() -> None:
     """Install the filters (idempotent): on Lightning's loggers and the warnings module."""
-    for name in ("pytorch_lightning", "lightning", "lightning_fabric", "lightning.pytorch",
-                 "pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero"):
+    for name in (
+        "pytorch_lightning",
+        "lightning",
+        "lightning_fabric",
+        "lightning.pytorch",
+        "pytorch_lightning.utilities.rank_zero",
+        "lightning_fabric.utilities.rank_zero",
+    ):
         log = logging.getLogger(name)
         if not any(isinstance(f, _DropTips) for f in log.filters):
             log.addFilter(_DropTips())

@@ -1,6 +1,7 @@
 """A run directory remembers the configuration it was made with (`DIR/config.yaml`, resolved, and
 `DIR/overrides.txt`, the command-line overrides of its first job); later commands on the same
 directory must compose the same data and model, or they would mix a genome's tracks with another's."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,11 +15,19 @@ from genometracks.io.paths import conf_dir
 
 COMPARED = ("data", "model")
 # batch sizes and the label sets `data summary` reports: free to change between jobs
-IGNORED = {"data.n_streams", "data.eval_streams", "data.label_sets",
-           # the data set's declared capabilities (conf/data/*.yaml) follow from data.name, compared above;
-           # run directories made before they were declared lack them
-           "data.catalogue", "data.organism", "data.annotation", "data.terminators", "data.motifs",
-           "data.sigma_classes"}
+IGNORED = {
+    "data.n_streams",
+    "data.eval_streams",
+    "data.label_sets",
+    # the data set's declared capabilities (conf/data/*.yaml) follow from data.name, compared above;
+    # run directories made before they were declared lack them
+    "data.catalogue",
+    "data.organism",
+    "data.annotation",
+    "data.terminators",
+    "data.motifs",
+    "data.sigma_classes",
+}
 
 
 def _ignored(key: str, data: dict[str, object]) -> bool:
@@ -64,8 +73,7 @@ def check_same_run(cfg: DictConfig, out: Path) -> None:
     for group in COMPARED:
         a, b = _flat(saved.get(group, {}), group), _flat(now.get(group, {}), group)
         for key in sorted(set(a) | set(b)):
-            if not _ignored(key, saved.get("data", {})) and not _ignored(key, now.get("data", {})) \
-                    and a.get(key) != b.get(key):
+            if not _ignored(key, saved.get("data", {})) and not _ignored(key, now.get("data", {})) and a.get(key) != b.get(key):
                 diffs.append(f"{key} was {a.get(key)!r}, now {b.get(key)!r}")
     if diffs:
         diffs.sort(key=lambda text: not text.split(" ", 1)[0].endswith(".name"))  # data.name first
@@ -73,9 +81,11 @@ def check_same_run(cfg: DictConfig, out: Path) -> None:
         hint = f" (it was made with: {overrides})" if overrides else ""
         if shipped_name(now) and not shipped_name(saved):  # a directory trained by an earlier `run`
             hint += "; it holds a model trained there: add train=true to use it"
-        raise ConfigError(f"{saved_path}: this run directory was made with another configuration: "
-                          f"{'; '.join(diffs[:5])}{' ...' if len(diffs) > 5 else ''}. Pass the overrides the run "
-                          f"was made with{hint}, or choose a new run_dir")
+        raise ConfigError(
+            f"{saved_path}: this run directory was made with another configuration: "
+            f"{'; '.join(diffs[:5])}{' ...' if len(diffs) > 5 else ''}. Pass the overrides the run "
+            f"was made with{hint}, or choose a new run_dir"
+        )
 
 
 def group_defaults(group: str, option: str = "default") -> DictConfig:
@@ -94,7 +104,7 @@ def shipped_name(cfg: Any) -> str | None:
     return str(value) if value else None
 
 
-DEFAULT_MODEL = "ecoli_k12"   # the shipped model `genometracks run` predicts with unless asked to train
+DEFAULT_MODEL = "ecoli_k12"  # the shipped model `genometracks run` predicts with unless asked to train
 
 
 def _truthy(value: str) -> bool | None:

@@ -1,5 +1,6 @@
 """A run directory protects itself: one genometracks process at a time (an exclusive lock naming the
 holder's pid and host), and SIGTERM / SIGINT end a command cleanly so that it resumes afterwards."""
+
 from __future__ import annotations
 
 import fcntl
@@ -44,8 +45,9 @@ def run_dir_lock(folder: Path, command: str) -> Iterator[None]:
     except BlockingIOError:
         holder = os.read(handle, 300).decode(errors="replace").strip() or "another process"
         os.close(handle)
-        raise RunDirBusy(f"{folder}: in use by genometracks {holder}; wait for it to finish or stop it "
-                         "(it resumes later), or choose another run_dir") from None
+        raise RunDirBusy(
+            f"{folder}: in use by genometracks {holder}; wait for it to finish or stop it (it resumes later), or choose another run_dir"
+        ) from None
     try:
         os.ftruncate(handle, 0)
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")

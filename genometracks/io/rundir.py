@@ -15,6 +15,7 @@ Every command reads and writes under a run directory (`run_dir=DIR`, or a sweep 
     stages/<stage>.json                  finished pipeline stages
     report.html, report.md               the run report
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

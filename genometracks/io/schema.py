@@ -10,6 +10,7 @@ Every field is MISSING here (`@schema`): the values, defaults included, live onl
 default is written once. Composition then rejects an unknown key or a value of the wrong type with
 Hydra's own message naming the key.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -37,7 +38,8 @@ def schema(cls: type[_T]) -> type[_T]:
 @schema
 class ExportConfig:
     """conf/export: the UCSC hub and IGV session of `genometracks export`."""
-    genome_mode: str          # assembly | genark
+
+    genome_mode: str  # assembly | genark
     genark_accession: str
     hub_name: str
     short_label: str
@@ -49,13 +51,15 @@ class ExportConfig:
 @schema
 class PeaksConfig:
     """predict.peaks: TSS peak calls on the probability tracks."""
-    threshold: Any            # a probability, or "auto" (validation F1-optimal)
-    min_distance: int         # nt between peaks on one strand
+
+    threshold: Any  # a probability, or "auto" (validation F1-optimal)
+    min_distance: int  # nt between peaks on one strand
 
 
 @schema
 class PredictConfig:
     """conf/predict: whole-genome prediction and peak calling."""
+
     n_streams: int
     logits: bool
     peaks: PeaksConfig = field(default_factory=PeaksConfig)
@@ -64,6 +68,7 @@ class PredictConfig:
 @schema
 class InterpretConfig:
     """conf/interpret: what `genometracks interpret` computes (see the YAML for each key)."""
+
     parts: Optional[list[str]]  # noqa: UP045
     n_streams: int
     sample_fraction: float
@@ -107,6 +112,7 @@ class InterpretConfig:
 @schema
 class SigmaStageConfig:
     """sigma.stage: the budget of the sigma stage of `genometracks run`."""
+
     modes: list[str]
     folds: int
     max_epochs: int
@@ -115,6 +121,7 @@ class SigmaStageConfig:
 @schema
 class SigmaConfig:
     """conf/sigma: the sigma-class CNN's evaluation, logos and kernels, and the pipeline stage budget."""
+
     modes: list[str]
     folds: int
     batch_size: int
@@ -127,7 +134,7 @@ class SigmaConfig:
     cams: list[str]
     logo_heights: str
     kernels: bool
-    kernel_base: Any          # "bn" or a number > 1
+    kernel_base: Any  # "bn" or a number > 1
     motif_dir: Optional[str]  # noqa: UP045
     stage: SigmaStageConfig = field(default_factory=SigmaStageConfig)
 
@@ -135,12 +142,13 @@ class SigmaConfig:
 @schema
 class GeneratorConfig:
     """data.generator: the planted-promoter genome of data=synthetic (genometracks.labels.synthetic)."""
-    length: int               # nt per contig
+
+    length: int  # nt per contig
     n_contigs: int
-    density: float            # promoters per nt per strand
+    density: float  # promoters per nt per strand
     minus35: str
     minus10: str
-    spacer: list[int]         # [shortest, longest] nt between the boxes
+    spacer: list[int]  # [shortest, longest] nt between the boxes
     tss_offset: int
     gc: float
     seed: int
@@ -150,8 +158,9 @@ class GeneratorConfig:
 @schema
 class CurationConfig:
     """data.curation: the curated TSS set's rules."""
+
     priority: list[str]
-    window: int               # nt
+    window: int  # nt
     min_support: int
     add_all_of: Optional[str]  # noqa: UP045
 
@@ -159,6 +168,7 @@ class CurationConfig:
 @schema
 class DataConfig:
     """conf/data (custom, ecoli_k12, synthetic): a genome, its TSS labels and what the data set offers."""
+
     name: str
     fasta: Optional[str]  # noqa: UP045   null: generated (data.generator)
     tss: Optional[str]  # noqa: UP045
@@ -183,17 +193,19 @@ class DataConfig:
 @schema
 class NegativesConfig:
     """data.negatives of data=sigma_promoters: non-promoter windows."""
+
     ratio: float
-    min_distance: int         # nt
+    min_distance: int  # nt
     seed: Optional[int]  # noqa: UP045
 
 
 @schema
 class SigmaPromotersConfig:
     """conf/data/sigma_promoters.yaml: the sigma-class promoter windows (genometracks.sigma.data)."""
+
     name: str
     organism: str
-    source: str               # regulondb | ipromoter2l | synthetic
+    source: str  # regulondb | ipromoter2l | synthetic
     fasta: str
     circular: list[str]
     chrom: str
@@ -201,8 +213,8 @@ class SigmaPromotersConfig:
     ipromoter_dir: str
     confidence: list[str]
     classes: list[str]
-    upstream: int             # nt
-    downstream: int           # nt
+    upstream: int  # nt
+    downstream: int  # nt
     n_per_class: int
     negatives: NegativesConfig = field(default_factory=NegativesConfig)
 
@@ -210,6 +222,7 @@ class SigmaPromotersConfig:
 @schema
 class TransformerXLConfig:
     """conf/model (small, paper): genometracks.model.TransformerXL's arguments and the segment length."""
+
     _target_: str
     n_layer: int
     n_head: int
@@ -227,6 +240,7 @@ class TransformerXLConfig:
 @schema
 class SigmaCNNConfig:
     """conf/model/sigma_cnn.yaml: genometracks.sigma.model.SigmaCNN's arguments."""
+
     _target_: str
     channels: list[int]
     kernel_sizes: list[int]
@@ -236,6 +250,7 @@ class SigmaCNNConfig:
 @schema
 class ShippedModelConfig:
     """conf/model/<shipped>.yaml: a model shipped under genometracks/models/ (its card holds the rest)."""
+
     shipped: str
 
 
@@ -243,6 +258,7 @@ class ShippedModelConfig:
 class TrainerConfig:
     """conf/trainer: pytorch_lightning.Trainer's arguments. `Any` where Lightning takes more than one
     type (an int counts batches, a float a fraction; devices may be "auto"; strategy a name or a config)."""
+
     _target_: str
     accelerator: str
     devices: Any
@@ -254,17 +270,18 @@ class TrainerConfig:
     gradient_clip_val: Optional[float]  # noqa: UP045
     log_every_n_steps: int
     num_sanity_val_steps: int
-    deterministic: Any        # true, false or "warn"
+    deterministic: Any  # true, false or "warn"
     enable_progress_bar: bool
     precision: Any
     strategy: Any
-    fast_dev_run: Any         # false, true or a number of batches
+    fast_dev_run: Any  # false, true or a number of batches
     overfit_batches: Any
 
 
 @schema
 class TaskConfig:
     """conf/task: the training task (optimiser, schedule, loss, memory, checkpoints)."""
+
     lr: float
     weight_decay: float
     warmup_steps: int
@@ -282,13 +299,22 @@ class TaskConfig:
 
 
 # the schema each group's files name first in their defaults list (`- schema`) ...
-SCHEMAS: dict[str, type] = {"export": ExportConfig, "predict": PredictConfig, "interpret": InterpretConfig,
-                            "sigma": SigmaConfig, "data": DataConfig, "model": TransformerXLConfig,
-                            "trainer": TrainerConfig, "task": TaskConfig}
+SCHEMAS: dict[str, type] = {
+    "export": ExportConfig,
+    "predict": PredictConfig,
+    "interpret": InterpretConfig,
+    "sigma": SigmaConfig,
+    "data": DataConfig,
+    "model": TransformerXLConfig,
+    "trainer": TrainerConfig,
+    "task": TaskConfig,
+}
 # ... and the schemas of the group files of another shape, named `schema_<shape>` (group, name) → schema
-SHAPES: dict[tuple[str, str], type] = {("data", "schema_sigma"): SigmaPromotersConfig,
-                                       ("model", "schema_sigma_cnn"): SigmaCNNConfig,
-                                       ("model", "schema_shipped"): ShippedModelConfig}
+SHAPES: dict[tuple[str, str], type] = {
+    ("data", "schema_sigma"): SigmaPromotersConfig,
+    ("model", "schema_sigma_cnn"): SigmaCNNConfig,
+    ("model", "schema_shipped"): ShippedModelConfig,
+}
 
 
 def register_schemas() -> None:

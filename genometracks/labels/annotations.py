@@ -5,6 +5,7 @@ Every reader returns a `SiteSet` whose `pos` is the 0-based forward coordinate o
 record, int64 [n]) so later errors can name the line. Sets on an old assembly are lifted by
 `load_tss_set` (see `genometracks.liftover`); everything else is checked by `validate_sites`.
 """
+
 from __future__ import annotations
 
 import csv
@@ -50,8 +51,7 @@ def canonical_chrom(name: str) -> str:
     return acc
 
 
-def normalise_chrom(names: np.ndarray, genome_contigs, source: str,
-                    lines: np.ndarray | None = None) -> np.ndarray:
+def normalise_chrom(names: np.ndarray, genome_contigs, source: str, lines: np.ndarray | None = None) -> np.ndarray:
     """Map contig names [n] onto the genome's contig names (str [n]); raises AnnotationError.
 
     A name matches a contig if either is a synonym of the other (CHROM_ALIASES, gi|...| strings);
@@ -72,12 +72,14 @@ def normalise_chrom(names: np.ndarray, genome_contigs, source: str,
             record = int(np.flatnonzero(inverse == u_index)[0])
             where = f"line {lines[record]}" if lines is not None else f"record {record}"
             canon = canonical_chrom(name)
-            fix = (f"it is on the old assembly {canon}; lift it onto {OLD_ASSEMBLIES[canon]} first "
-                   "(load_tss_set lifts the bundled sets)" if canon in OLD_ASSEMBLIES else
-                   "the genome has several contigs, so name one of them" if name.lower() in SINGLE_CONTIG_NAMES
-                   else "rename the contig in the file or add the spelling to annotations.CHROM_ALIASES")
-            raise AnnotationError(f"{source}, {where}: unknown contig {name!r} (genome has "
-                                  f"{contigs[:5]}); {fix}")
+            fix = (
+                f"it is on the old assembly {canon}; lift it onto {OLD_ASSEMBLIES[canon]} first (load_tss_set lifts the bundled sets)"
+                if canon in OLD_ASSEMBLIES
+                else "the genome has several contigs, so name one of them"
+                if name.lower() in SINGLE_CONTIG_NAMES
+                else "rename the contig in the file or add the spelling to annotations.CHROM_ALIASES"
+            )
+            raise AnnotationError(f"{source}, {where}: unknown contig {name!r} (genome has {contigs[:5]}); {fix}")
     return np.array(mapped, dtype=object)[inverse] if len(uniq) else np.array([], dtype=object)
 
 
@@ -87,8 +89,7 @@ def validate_sites(sites: SiteSet, genome: Genome, path: str | Path) -> SiteSet:
     (meta['sigma'] of duplicates is merged); sorted by (contig, pos, strand). Raises AnnotationError."""
     lines = sites.meta.get("line")
     if len(sites) == 0:
-        raise AnnotationError(f"{path}: no TSS records left; check the file and the filters "
-                              "(feature type, confidence levels, liftover)")
+        raise AnnotationError(f"{path}: no TSS records left; check the file and the filters (feature type, confidence levels, liftover)")
     chrom = normalise_chrom(sites.chrom, genome.contigs, str(path), lines)
     length = np.array([genome.contigs[c].length for c in chrom], dtype=np.int64)
     bad = np.flatnonzero((sites.pos < 0) | (sites.pos >= length))
@@ -98,7 +99,8 @@ def validate_sites(sites: SiteSet, genome: Genome, path: str | Path) -> SiteSet:
         raise AnnotationError(
             f"{path}, {where}: position {sites.pos[i]} (0-based) is outside {chrom[i]} (length "
             f"{length[i]}); {bad.size} records are out of range — is the file on another assembly "
-            "or 1-based where 0-based is expected? Lift it over or fix the coordinates")
+            "or 1-based where 0-based is expected? Lift it over or fix the coordinates"
+        )
     fixed = take_sites(sites, np.arange(len(sites)))
     fixed.chrom = chrom
     frame = pd.DataFrame({"c": chrom.astype(str), "p": sites.pos, "s": sites.strand})
@@ -114,8 +116,7 @@ def validate_sites(sites: SiteSet, genome: Genome, path: str | Path) -> SiteSet:
     return take_sites(out, order)
 
 
-def _read_rows(path: Path, sep: str = "\t", skip=("#",), header: bool = False, min_cols: int = 1,
-               quoted: bool = False):
+def _read_rows(path: Path, sep: str = "\t", skip=("#",), header: bool = False, min_cols: int = 1, quoted: bool = False):
     """Data rows of a text table (gz ok) → (columns dict name/index → str array [n], lines [n]).
 
     Lines starting with any prefix in `skip` and blank lines are ignored; '##FASTA' ends a GFF."""
@@ -126,7 +127,7 @@ def _read_rows(path: Path, sep: str = "\t", skip=("#",), header: bool = False, m
     with opener(path, "rt", newline="") as handle:
         text = handle.read()
     if "##FASTA" in text:
-        text = text[:text.index("##FASTA")]
+        text = text[: text.index("##FASTA")]
     raw = [line.rstrip("\r") for line in text.split("\n")]
     keep = [i for i, line in enumerate(raw) if line.strip() and not line.startswith(tuple(skip))]
     if quoted:  # CSV / quoted TSV: parse each line on its own so a stray quote cannot swallow lines
@@ -142,10 +143,10 @@ def _read_rows(path: Path, sep: str = "\t", skip=("#",), header: bool = False, m
     short = [i for i, r in enumerate(rows) if len(r) < min_cols]
     if short:
         i = short[0]
-        raise AnnotationError(f"{path}, line {lines[i]}: {len(rows[i])} columns, need at least {min_cols} "
-                              f"(separator {sep!r}); fix or remove the line")
-    cols = {name: np.array([r[j] if j < len(r) else "" for r in rows], dtype=object)
-            for j, name in enumerate(names)}
+        raise AnnotationError(
+            f"{path}, line {lines[i]}: {len(rows[i])} columns, need at least {min_cols} (separator {sep!r}); fix or remove the line"
+        )
+    cols = {name: np.array([r[j] if j < len(r) else "" for r in rows], dtype=object) for j, name in enumerate(names)}
     return cols, lines
 
 
@@ -166,8 +167,10 @@ def _strands(values: np.ndarray, path: Path, lines: np.ndarray) -> np.ndarray:
     bad = np.flatnonzero(out == "?")
     if bad.size:
         i = int(bad[0])
-        raise AnnotationError(f"{path}, line {lines[i]}: strand {values[i]!r} is not '+' or '-' "
-                              "(or forward/reverse); a TSS needs a strand — fix or remove the record")
+        raise AnnotationError(
+            f"{path}, line {lines[i]}: strand {values[i]!r} is not '+' or '-' "
+            "(or forward/reverse); a TSS needs a strand — fix or remove the record"
+        )
     return out
 
 
@@ -177,8 +180,9 @@ def _sites(chrom, pos, strand, path, lines, score=None, name=None, **meta) -> Si
     return sites
 
 
-def _intervals(cols: dict, columns: tuple[int, int, int], first: int, rule: str, path: Path,
-               lines: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _intervals(
+    cols: dict, columns: tuple[int, int, int], first: int, rule: str, path: Path, lines: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(start, end, strand) of the records from their (start, end, strand) column numbers, as written
     (the file's own coordinate base, `first` its first position); AnnotationError naming the first
     record with start < first or end < start, with `rule` (how the format counts) and the fix."""
@@ -211,21 +215,21 @@ def read_gff(path: str | Path, feature: str | None = None) -> SiteSet:
     if feature is not None:
         sel = np.flatnonzero(cols[2] == feature)
         if sel.size == 0:
-            raise AnnotationError(f"{path}: no {feature!r} rows (feature types present: "
-                                  f"{sorted(set(cols[2]))[:8]}); pass feature= one of these")
+            raise AnnotationError(
+                f"{path}: no {feature!r} rows (feature types present: {sorted(set(cols[2]))[:8]}); pass feature= one of these"
+            )
         cols, lines = {k: v[sel] for k, v in cols.items()}, lines[sel]
     start, end, strand = _intervals(cols, (3, 4, 6), 1, "GFF is 1-based, need 1 <= start <= end", path, lines)
     attrs = pd.Series(cols[8], dtype=str)
-    name = attrs.str.extract(r'(?:^|;)\s*Name=([^;]+)')[0]
-    for pattern in (r'(?:^|;)\s*ID=([^;]+)', r'gene_id "([^"]+)"'):
+    name = attrs.str.extract(r"(?:^|;)\s*Name=([^;]+)")[0]
+    for pattern in (r"(?:^|;)\s*ID=([^;]+)", r'gene_id "([^"]+)"'):
         name = name.fillna(attrs.str.extract(pattern)[0])
     score = pd.to_numeric(pd.Series(cols[5]), errors="coerce").fillna(0).to_numpy(float)
     pos = np.where(strand == "+", start - 1, end - 1)
     return _sites(cols[0], pos, strand, path, lines, score, name.fillna(attrs).to_numpy(object))
 
 
-def read_promoterset(path: str | Path, confidence=("Strong", "Confirmed"),
-                     chrom: str = "NC_000913.3") -> SiteSet:
+def read_promoterset(path: str | Path, confidence=("Strong", "Confirmed"), chrom: str = "NC_000913.3") -> SiteSet:
     """RegulonDB PromoterSet (tab, '#' header, 1-based +1, forward/reverse, col 8 confidence).
     Rows whose confidence is not in `confidence` (None = all) are left out; rows with position 0
     (promoter without a mapped TSS) are dropped and counted in meta['no_position'].
@@ -236,14 +240,21 @@ def read_promoterset(path: str | Path, confidence=("Strong", "Confirmed"),
         sel = np.flatnonzero(np.isin(cols.get(7, np.array([""] * len(lines))), list(confidence)))
         cols, lines = {k: v[sel] for k, v in cols.items()}, lines[sel]
         if not len(lines):
-            raise AnnotationError(f"{path}: no rows with confidence in {list(confidence)}; "
-                                  "check column 8 or pass confidence=None")
+            raise AnnotationError(f"{path}: no rows with confidence in {list(confidence)}; check column 8 or pass confidence=None")
     pos1 = _ints(cols[3], "TSS position", path, lines)
     strand = _strands(cols[2], path, lines)
     has = pos1 > 0
     sigma = cols.get(4, np.array([""] * len(lines), dtype=object))
-    sites = _sites([chrom] * int(has.sum()), pos1[has] - 1, strand[has], path, lines[has],
-                   name=cols[1][has], sigma=sigma[has], no_position=int((~has).sum()))
+    sites = _sites(
+        [chrom] * int(has.sum()),
+        pos1[has] - 1,
+        strand[has],
+        path,
+        lines[has],
+        name=cols[1][has],
+        sigma=sigma[has],
+        no_position=int((~has).sum()),
+    )
     return sites
 
 
@@ -261,8 +272,9 @@ def read_ecocyc_tus(path: str | Path, chrom: str = "NC_000913.3") -> SiteSet:
     right = _ints(cols["right_end_pos"], "right_end_pos", path, lines)
     strand = _strands(cols["direction"], path, lines)
     name = np.where(cols.get("common_name", cols["id"]) != "", cols.get("common_name", cols["id"]), cols["id"])
-    return _sites([chrom] * len(lines), np.where(strand == "+", left, right) - 1, strand, path, lines,
-                  name=name, no_position=int((~has).sum()))
+    return _sites(
+        [chrom] * len(lines), np.where(strand == "+", left, right) - 1, strand, path, lines, name=name, no_position=int((~has).sum())
+    )
 
 
 def read_cho2014(path: str | Path, chrom: str = "NC_000913.2") -> SiteSet:
@@ -298,9 +310,11 @@ def read_sendseq_tts(path: str | Path, chrom: str = "NC_000913.3") -> SiteSet:
     strand = _strands(cols["TTS_strand"], path, lines)
     dg = next((c for c in cols if isinstance(c, str) and "G (kcal" in c), None)
     score = pd.to_numeric(pd.Series(cols[dg] if dg else np.zeros(len(lines))), errors="coerce").fillna(0)
-    kind = np.where(cols.get("intrinsic_TTS", np.array([""] * len(lines))) != "", "intrinsic",
-                    np.where(cols.get("TTS_type_rho_dependent", np.array([""] * len(lines))) != "",
-                             "rho-dependent", "undefined"))
+    kind = np.where(
+        cols.get("intrinsic_TTS", np.array([""] * len(lines))) != "",
+        "intrinsic",
+        np.where(cols.get("TTS_type_rho_dependent", np.array([""] * len(lines))) != "", "rho-dependent", "undefined"),
+    )
     return _sites([chrom] * len(lines), pos, strand, path, lines, score.to_numpy(float), kind.astype(object))
 
 
@@ -358,26 +372,40 @@ def load_tss_set(name: str, genome: Genome, data_root: Path, curation: dict | No
         sets = {n: load_tss_set(n, genome, root) for n in priority}
         unknown = set(rules) - {"window", "min_support", "add_all_of"}
         if unknown:
-            raise AnnotationError(f"curation: unknown keys {sorted(unknown)}; use priority, window, "
-                                  "min_support, add_all_of")
-        out = curate(sets, priority, window=int(rules.get("window") or 5),
-                     min_support=int(rules.get("min_support") or 2), add_all_of=rules.get("add_all_of"))
-        out.meta["liftover"] = {"lifted": len(out), "dropped": 0,
-                                "sets": {n: s.meta["liftover"] for n, s in sets.items()}}
+            raise AnnotationError(f"curation: unknown keys {sorted(unknown)}; use priority, window, min_support, add_all_of")
+        out = curate(
+            sets,
+            priority,
+            window=int(rules.get("window") or 5),
+            min_support=int(rules.get("min_support") or 2),
+            add_all_of=rules.get("add_all_of"),
+        )
+        out.meta["liftover"] = {"lifted": len(out), "dropped": 0, "sets": {n: s.meta["liftover"] for n, s in sets.items()}}
         return out
     if name not in TSS_FILES:
-        raise AnnotationError(f"unknown TSS set {name!r}; use one of {sorted(TSS_FILES) + ['curated']} "
-                              "or load_tss_file for your own BED/GFF")
+        raise AnnotationError(
+            f"unknown TSS set {name!r}; use one of {sorted(TSS_FILES) + ['curated']} or load_tss_file for your own BED/GFF"
+        )
     path = root / TSS_FILES[name]
-    readers = {"regulondb_strong": read_promoterset, "drnaseq": read_bed, "cho2014": read_cho2014,
-               "ecocyc": read_ecocyc_tus, "cappable_seq": lambda p: read_gff(p, feature="TSS")}
+    readers = {
+        "regulondb_strong": read_promoterset,
+        "drnaseq": read_bed,
+        "cho2014": read_cho2014,
+        "ecocyc": read_ecocyc_tus,
+        "cappable_seq": lambda p: read_gff(p, feature="TSS"),
+    }
     sites = readers[name](path)
     canon = np.unique([canonical_chrom(c) for c in np.unique(sites.chrom.astype(str))])
     direct = {canonical_chrom(c) for c in genome.contigs}
     if len(canon) == 1 and canon[0] in OLD_ASSEMBLIES and canon[0] not in direct:
         target = str(normalise_chrom(np.array([OLD_ASSEMBLIES[canon[0]]]), genome.contigs, str(path))[0])
-        sites = lift_sites(sites, _offset_map(str(root)), target, genome.contigs[target].length,
-                           tokens=genome.tokens(target) if "flank" in sites.meta else None)
+        sites = lift_sites(
+            sites,
+            _offset_map(str(root)),
+            target,
+            genome.contigs[target].length,
+            tokens=genome.tokens(target) if "flank" in sites.meta else None,
+        )
         report = dict(sites.meta["liftover"], source_assembly=str(canon[0]))
     else:
         report = {"lifted": len(sites), "dropped": 0, "source_assembly": "same as genome"}
@@ -394,8 +422,7 @@ def load_tss_file(path: str | Path, genome: Genome, fmt: str | None = None) -> S
     suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
     guess = {".bed": "bed", ".gff": "gff", ".gff3": "gff", ".gtf": "gff"}.get(suffixes[-1] if suffixes else "")
     fmt = fmt or guess
-    readers = {"bed": read_bed, "gff": read_gff, "promoterset": read_promoterset,
-               "ecocyc": read_ecocyc_tus, "cho2014": read_cho2014}
+    readers = {"bed": read_bed, "gff": read_gff, "promoterset": read_promoterset, "ecocyc": read_ecocyc_tus, "cho2014": read_cho2014}
     if fmt not in readers:
         raise AnnotationError(f"{path}: cannot tell the format from the name; pass fmt= one of {sorted(readers)}")
     sites = validate_sites(readers[fmt](path), genome, path)

@@ -7,6 +7,7 @@ is added. Records are grouped by single linkage; a chain of nearby records is pe
 round (see `_peel`) so that it can yield several TSSs.
 Positions are 0-based forward coordinates of +1. Everything is vectorised (sort + searchsorted).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -38,12 +39,10 @@ def _coords(sets: dict[str, SiteSet]) -> list[np.ndarray]:
     keys = [s.chrom.astype(str).astype(object) + s.strand.astype(object) for s in sets.values()]
     _, inverse = np.unique(np.concatenate(keys), return_inverse=True)
     bounds = np.cumsum([0] + [len(k) for k in keys])
-    return [inverse[a:b].astype(np.int64) * _STRIDE + s.pos
-            for a, b, s in zip(bounds[:-1], bounds[1:], sets.values())]
+    return [inverse[a:b].astype(np.int64) * _STRIDE + s.pos for a, b, s in zip(bounds[:-1], bounds[1:], sets.values())]
 
 
-def curate(sets: dict[str, SiteSet], priority: list[str], window: int = 5, min_support: int = 2,
-           add_all_of: str | None = None) -> SiteSet:
+def curate(sets: dict[str, SiteSet], priority: list[str], window: int = 5, min_support: int = 2, add_all_of: str | None = None) -> SiteSet:
     """Curated TSSs supported by >= `min_support` of `sets` within `window` nt (see module doc).
 
     score = support (number of sets); name = supporting sets (priority order, comma-joined);
@@ -91,9 +90,15 @@ def curate(sets: dict[str, SiteSet], priority: list[str], window: int = 5, min_s
         out_name = np.concatenate([out_name, np.full(added, add_all_of, dtype=object)])
     result = SiteSet(out_chrom, out_pos, out_strand, sup.astype(float), out_name, source="curated")
     result = result.sorted()
-    result.meta.update(support=result.score.astype(np.int64), added=added, window=window,
-                       min_support=min_support, priority=list(priority), clusters=n_clusters,
-                       sizes={n: len(s) for n, s in sets.items()})
+    result.meta.update(
+        support=result.score.astype(np.int64),
+        added=added,
+        window=window,
+        min_support=min_support,
+        priority=list(priority),
+        clusters=n_clusters,
+        sizes={n: len(s) for n, s in sets.items()},
+    )
     return result
 
 
@@ -155,8 +160,9 @@ def overlap_report(sets: dict[str, SiteSet], window: int = 5) -> tuple[pd.DataFr
         for j, b in enumerate(names):
             d = _nearest(np.sort(coords[j]), coords[i])
             hit = np.abs(d) <= window
-            rows.append({"set_a": a, "set_b": b, "n_a": len(sets[a]), "n_b": len(sets[b]),
-                         "shared": int(hit.sum()), "fraction": float(hit.mean())})
+            rows.append(
+                {"set_a": a, "set_b": b, "n_a": len(sets[a]), "n_b": len(sets[b]), "shared": int(hit.sum()), "fraction": float(hit.mean())}
+            )
             if i < j:
                 shift = (d * sign[a])[hit]
                 shifts[(a, b)] = np.bincount(shift + window, minlength=2 * window + 1).astype(np.int64)
@@ -168,9 +174,10 @@ def write_overlap_report(sets: dict[str, SiteSet], out_dir: str | Path, window: 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     table, shifts = overlap_report(sets, window)
-    long = pd.DataFrame([{"set_a": a, "set_b": b, "shift": s - window, "count": int(c)}
-                         for (a, b), counts in shifts.items() for s, c in enumerate(counts)],
-                        columns=["set_a", "set_b", "shift", "count"])
+    long = pd.DataFrame(
+        [{"set_a": a, "set_b": b, "shift": s - window, "count": int(c)} for (a, b), counts in shifts.items() for s, c in enumerate(counts)],
+        columns=["set_a", "set_b", "shift", "count"],
+    )
     paths = {"overlap": out / "overlap.tsv", "shifts": out / "shifts.tsv", "png": out / "overlap.png"}
     write_text_atomic(paths["overlap"], table.to_csv(sep="\t", index=False))
     write_text_atomic(paths["shifts"], long.to_csv(sep="\t", index=False))
@@ -194,7 +201,7 @@ def write_overlap_report(sets: dict[str, SiteSet], out_dir: str | Path, window: 
         ax.set_xticks(np.arange(-window, window + 1, max(1, window // 5)))
         ax.tick_params(labelsize=6)
         ax.set_title(f"{b} − {a} (nt, + = downstream)", fontsize=7)
-    for ax in list(axes.flat)[1 + len(shifts):]:
+    for ax in list(axes.flat)[1 + len(shifts) :]:
         ax.axis("off")
     fig.tight_layout()
     save_figure(fig, paths["png"], dpi=120, tight=False)

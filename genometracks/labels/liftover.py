@@ -5,6 +5,7 @@ The two assemblies differ by a few indels, so old → new is a piecewise-constan
 length, or flanking sequences found exactly in the new genome); no breakpoint is hard-coded.
 All coordinates are 0-based forward-strand; anchor intervals are half-open [start, end).
 """
+
 from __future__ import annotations
 
 import gzip
@@ -26,8 +27,7 @@ def take_sites(sites: SiteSet, idx: np.ndarray) -> SiteSet:
     """`sites.subset(idx)` that also subsets the per-site arrays kept in `meta` (length n)."""
     n = len(sites)
     out = sites.subset(idx)
-    out.meta = {k: (v[idx] if isinstance(v, np.ndarray) and v.ndim == 1 and len(v) == n else v)
-                for k, v in sites.meta.items()}
+    out.meta = {k: (v[idx] if isinstance(v, np.ndarray) and v.ndim == 1 and len(v) == n else v) for k, v in sites.meta.items()}
     return out
 
 
@@ -39,6 +39,7 @@ class OffsetMap:
     (the indel lies somewhere inside it) and maps to nothing. Before the first segment and after
     the last one the end offsets extend. Arrays are int64 [k], sorted by `lo`.
     """
+
     lo: np.ndarray
     hi: np.ndarray
     offset: np.ndarray
@@ -52,8 +53,9 @@ class OffsetMap:
             raise LiftoverError("OffsetMap segments must be sorted, non-overlapping, with lo <= hi")
 
     @classmethod
-    def from_anchors(cls, old_start: np.ndarray, old_end: np.ndarray, new_start: np.ndarray,
-                     min_run: int = 2, source: str = "anchors") -> OffsetMap:
+    def from_anchors(
+        cls, old_start: np.ndarray, old_end: np.ndarray, new_start: np.ndarray, min_run: int = 2, source: str = "anchors"
+    ) -> OffsetMap:
         """Infer the map from anchors (old [start, end) at new_start, all 0-based, [m] each).
 
         Anchors are sorted by old start; runs of consecutive anchors with one offset form a segment.
@@ -62,8 +64,10 @@ class OffsetMap:
         """
         old_start, old_end, new_start = (np.asarray(a, dtype=np.int64) for a in (old_start, old_end, new_start))
         if old_start.size == 0:
-            raise LiftoverError(f"{source}: no anchors shared by both assemblies; check that both "
-                                "annotations use the same gene identifiers (locus tags / b-numbers)")
+            raise LiftoverError(
+                f"{source}: no anchors shared by both assemblies; check that both "
+                "annotations use the same gene identifiers (locus tags / b-numbers)"
+            )
         order = np.argsort(old_start, kind="stable")
         old_start, old_end, off = old_start[order], old_end[order], (new_start - old_start)[order]
         for _ in range(2):  # drop short runs, then re-merge runs that became neighbours
@@ -83,8 +87,7 @@ class OffsetMap:
     @property
     def breakpoints(self) -> list[tuple[int, int, int, int]]:
         """(gap_start, gap_end, offset_before, offset_after) per breakpoint, old 0-based [start, end)."""
-        return [(int(self.hi[i]), int(self.lo[i + 1]), int(self.offset[i]), int(self.offset[i + 1]))
-                for i in range(len(self.lo) - 1)]
+        return [(int(self.hi[i]), int(self.lo[i + 1]), int(self.offset[i]), int(self.offset[i + 1])) for i in range(len(self.lo) - 1)]
 
     def map(self, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Old positions [n] → (new positions [n] int64, ok bool [n]); ok False = ambiguous gap."""
@@ -122,27 +125,27 @@ def read_gene_anchors(path: str | Path, feature: str) -> dict[str, tuple[int, in
             try:
                 interval = (int(fields[3]) - 1, int(fields[4]))
             except ValueError:
-                raise LiftoverError(f"{path}, line {number}: start/end {fields[3]!r}/{fields[4]!r} are not "
-                                    "integers; fix the GFF/GTF columns 4-5") from None
+                raise LiftoverError(
+                    f"{path}, line {number}: start/end {fields[3]!r}/{fields[4]!r} are not integers; fix the GFF/GTF columns 4-5"
+                ) from None
             if tag in found:
                 seen_twice.add(tag)
             found[tag] = interval
     if not found:
-        raise LiftoverError(f"{path}: no {feature!r} rows with a locus_tag or gene_id; pass the right "
-                            "feature type or another annotation")
+        raise LiftoverError(f"{path}: no {feature!r} rows with a locus_tag or gene_id; pass the right feature type or another annotation")
     return {k: v for k, v in found.items() if k not in seen_twice}
 
 
-def gene_offset_map(old_annotation: str | Path, new_annotation: str | Path, old_feature: str = "CDS",
-                    new_feature: str = "gene", min_run: int = 2) -> OffsetMap:
+def gene_offset_map(
+    old_annotation: str | Path, new_annotation: str | Path, old_feature: str = "CDS", new_feature: str = "gene", min_run: int = 2
+) -> OffsetMap:
     """OffsetMap anchored on genes with the same locus tag and the same length in both annotations."""
     old = read_gene_anchors(old_annotation, old_feature)
     new = read_gene_anchors(new_annotation, new_feature)
     shared = [t for t in old if t in new and old[t][1] - old[t][0] == new[t][1] - new[t][0]]
     arr_old = np.array([old[t] for t in shared], dtype=np.int64).reshape(-1, 2)
     arr_new = np.array([new[t][0] for t in shared], dtype=np.int64)
-    return OffsetMap.from_anchors(arr_old[:, 0], arr_old[:, 1], arr_new, min_run=min_run,
-                                  source=f"{old_annotation} vs {new_annotation}")
+    return OffsetMap.from_anchors(arr_old[:, 0], arr_old[:, 1], arr_new, min_run=min_run, source=f"{old_annotation} vs {new_annotation}")
 
 
 def _kmer_codes(tokens: np.ndarray, k: int) -> np.ndarray:
@@ -150,14 +153,15 @@ def _kmer_codes(tokens: np.ndarray, k: int) -> np.ndarray:
     n = len(tokens) - k + 1
     codes = np.zeros(max(n, 0), dtype=np.uint64)
     for j in range(k):
-        codes = (codes << np.uint64(2)) | (tokens[j:j + n] & 3).astype(np.uint64)
+        codes = (codes << np.uint64(2)) | (tokens[j : j + n] & 3).astype(np.uint64)
     has_n = np.convolve((tokens == 4).astype(np.int32), np.ones(k, dtype=np.int32), "valid") > 0
     codes[has_n] = np.iinfo(np.uint64).max
     return codes
 
 
-def locate_flanks(tokens: np.ndarray, flanks: np.ndarray, strand: np.ndarray, plus1: np.ndarray,
-                  expected: np.ndarray, max_shift: int = 5000) -> np.ndarray:
+def locate_flanks(
+    tokens: np.ndarray, flanks: np.ndarray, strand: np.ndarray, plus1: np.ndarray, expected: np.ndarray, max_shift: int = 5000
+) -> np.ndarray:
     """New +1 positions [n] of records whose flank occurs exactly once within ±max_shift nt of
     `expected` (0-based forward); -1 where it is absent, ambiguous or not plain ACGT.
 
@@ -202,8 +206,14 @@ def locate_flanks(tokens: np.ndarray, flanks: np.ndarray, strand: np.ndarray, pl
     return result
 
 
-def lift_sites(sites: SiteSet, offset_map: OffsetMap, target_chrom: str, target_length: int | None = None,
-               tokens: np.ndarray | None = None, max_shift: int = 5000) -> SiteSet:
+def lift_sites(
+    sites: SiteSet,
+    offset_map: OffsetMap,
+    target_chrom: str,
+    target_length: int | None = None,
+    tokens: np.ndarray | None = None,
+    max_shift: int = 5000,
+) -> SiteSet:
     """Lift `sites` (one old contig) onto `target_chrom`; drops records in ambiguous gaps.
 
     Where `tokens` (forward tokens of the target contig) are given and the set carries
@@ -216,8 +226,7 @@ def lift_sites(sites: SiteSet, offset_map: OffsetMap, target_chrom: str, target_
     new_pos, ok = offset_map.map(sites.pos)
     by_sequence = disagree = 0
     if tokens is not None and "flank" in sites.meta and "flank_plus1" in sites.meta:
-        located = locate_flanks(tokens, sites.meta["flank"], sites.strand,
-                                np.asarray(sites.meta["flank_plus1"]), new_pos, max_shift)
+        located = locate_flanks(tokens, sites.meta["flank"], sites.strand, np.asarray(sites.meta["flank_plus1"]), new_pos, max_shift)
         found = located >= 0
         disagree = int((found & ok & (located != new_pos)).sum())
         by_sequence = int(found.sum())
@@ -231,7 +240,13 @@ def lift_sites(sites: SiteSet, offset_map: OffsetMap, target_chrom: str, target_
     out.pos = new_pos[keep]
     out.chrom = np.full(len(keep), target_chrom, dtype=object)
     out.meta["liftover"] = {
-        "lifted": int(len(keep)), "dropped": int(len(sites) - len(keep)), "dropped_ambiguous": ambiguous,
-        "dropped_outside": outside, "by_sequence": by_sequence, "sequence_disagrees": disagree,
-        "breakpoints": offset_map.breakpoints, "target": target_chrom}
+        "lifted": int(len(keep)),
+        "dropped": int(len(sites) - len(keep)),
+        "dropped_ambiguous": ambiguous,
+        "dropped_outside": outside,
+        "by_sequence": by_sequence,
+        "sequence_disagrees": disagree,
+        "breakpoints": offset_map.breakpoints,
+        "target": target_chrom,
+    }
     return out

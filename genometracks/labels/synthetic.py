@@ -4,6 +4,7 @@ Layout on the promoter's strand (positions relative to the TSS, +1 = TSS, no 0):
 `tss_offset` nt before +1 (offset 7, box length 6: the box is -12..-7); the -35 box ends `spacer`
 nt before the -10 box starts. Coordinates returned are 0-based forward coordinates.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ class SyntheticError(ValueError):
 class SyntheticSpec:
     """What to generate. length: nt per contig; density: promoters per nt per strand;
     circular: the first contig is circular; mutation_rate: chance that a box nt is changed."""
+
     length: int = 200_000
     n_contigs: int = 2
     circular: bool = True
@@ -46,8 +48,7 @@ class SyntheticSpec:
             ("density", self.density >= 0, "promoters per nt per strand, >= 0 (e.g. 0.001)"),
             ("minus35", bool(self.minus35) and set(self.minus35) <= set("ACGT"), "a non-empty ACGT motif"),
             ("minus10", bool(self.minus10) and set(self.minus10) <= set("ACGT"), "a non-empty ACGT motif"),
-            ("spacer", len(self.spacer) == 2 and 0 <= self.spacer[0] <= self.spacer[1],
-             "[min, max] with 0 <= min <= max"),
+            ("spacer", len(self.spacer) == 2 and 0 <= self.spacer[0] <= self.spacer[1], "[min, max] with 0 <= min <= max"),
             ("tss_offset", self.tss_offset >= 1, "nt from the -10 box's last base to +1, >= 1"),
             ("gc", 0 <= self.gc <= 1, "a GC fraction in [0, 1]"),
             ("mutation_rate", 0 <= self.mutation_rate <= 1, "a probability in [0, 1]"),
@@ -79,8 +80,9 @@ def make_synthetic(spec: SyntheticSpec) -> tuple[dict[str, str], SiteSet, dict[s
     l35, l10, F = len(m35), len(m10), spec.footprint
     probs = np.array([1 - spec.gc, spec.gc, spec.gc, 1 - spec.gc]) / 2
     sequences: dict[str, str] = {}
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("chrom", "strand", "tss", "minus35_start",
-                                                          "minus10_start", "spacer", "minus35_seq", "minus10_seq")}
+    parts: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("chrom", "strand", "tss", "minus35_start", "minus10_start", "spacer", "minus35_seq", "minus10_seq")
+    }
     for name in spec.contig_names:
         n = spec.length
         seq = rng.choice(4, size=n, p=probs).astype(np.uint8)
@@ -88,8 +90,10 @@ def make_synthetic(spec: SyntheticSpec) -> tuple[dict[str, str], SiteSet, dict[s
         K = 2 * per_strand
         free = n - K * F
         if free < 0:
-            raise SyntheticError(f"synthetic spec: density={spec.density} needs {K} promoters of {F} nt on a "
-                                 f"{n}-nt contig; lower the density or raise the length")
+            raise SyntheticError(
+                f"synthetic spec: density={spec.density} needs {K} promoters of {F} nt on a "
+                f"{n}-nt contig; lower the density or raise the length"
+            )
         slot = np.sort(rng.integers(0, free + 1, size=K)) + np.arange(K) * F  # disjoint [slot, slot+F)
         minus = rng.permutation(np.repeat([False, True], per_strand))
         spacer = rng.integers(spec.spacer[0], spec.spacer[1] + 1, size=K)
@@ -106,15 +110,21 @@ def make_synthetic(spec: SyntheticSpec) -> tuple[dict[str, str], SiteSet, dict[s
             on_strand = np.where(minus[:, None], (3 - letters)[:, ::-1], letters)
             seqs[key] = np.array([decode(row) for row in on_strand], dtype=object)
         order = np.argsort(tss, kind="stable")
-        for key, value in (("chrom", np.full(K, name, dtype=object)), ("strand", np.where(minus, "-", "+")),
-                           ("tss", tss), ("minus35_start", b35), ("minus10_start", b10), ("spacer", spacer),
-                           ("minus35_seq", seqs["minus35"]), ("minus10_seq", seqs["minus10"])):
+        for key, value in (
+            ("chrom", np.full(K, name, dtype=object)),
+            ("strand", np.where(minus, "-", "+")),
+            ("tss", tss),
+            ("minus35_start", b35),
+            ("minus10_start", b10),
+            ("spacer", spacer),
+            ("minus35_seq", seqs["minus35"]),
+            ("minus10_seq", seqs["minus10"]),
+        ):
             parts[key].append(np.asarray(value)[order])
         sequences[name] = decode(seq)
     boxes = {k: np.concatenate(v) for k, v in parts.items()}
     names = np.array([f"{c}_P{i + 1}" for i, c in enumerate(boxes["chrom"])], dtype=object)
-    sites = SiteSet(boxes["chrom"], boxes["tss"], boxes["strand"], np.zeros(len(names)), names,
-                    source=f"synthetic(seed={spec.seed})")
+    sites = SiteSet(boxes["chrom"], boxes["tss"], boxes["strand"], np.zeros(len(names)), names, source=f"synthetic(seed={spec.seed})")
     return sequences, sites, boxes
 
 
@@ -124,13 +134,9 @@ def write_synthetic(spec: SyntheticSpec, out_dir: str | Path) -> tuple[Path, Pat
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     sequences, sites, _ = make_synthetic(spec)
-    fasta = "".join(f">{name}\n" + "".join(s[i:i + 80] + "\n" for i in range(0, len(s), 80))
-                    for name, s in sequences.items())
-    bed = "".join(f"{c}\t{p}\t{p + 1}\t{n}\t0\t{s}\n"
-                  for c, p, n, s in zip(sites.chrom, sites.pos.tolist(), sites.name, sites.strand))
+    fasta = "".join(f">{name}\n" + "".join(s[i : i + 80] + "\n" for i in range(0, len(s), 80)) for name, s in sequences.items())
+    bed = "".join(f"{c}\t{p}\t{p + 1}\t{n}\t0\t{s}\n" for c, p, n, s in zip(sites.chrom, sites.pos.tolist(), sites.name, sites.strand))
     fasta_path, bed_path = out / "synthetic.fa", out / "synthetic_tss.bed"
     write_text_atomic(fasta_path, fasta)
     write_text_atomic(bed_path, bed)
     return fasta_path, bed_path
-
-

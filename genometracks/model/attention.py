@@ -27,6 +27,7 @@ Two paths compute the same function with the same weights. "textbook": steps 1-3
   features (relative.rotate_queries, key_features: sin(a-b) = sin a cos b - cos a sin b), so the
   kernel's fused backward applies with a fixed window mask.
 """
+
 from __future__ import annotations
 
 import math
@@ -37,8 +38,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genometracks.model.relative import (by_offset, head_band_bias, key_features, query_rotation, rel_shift,
-                                         rotate_queries, sinusoid_encoding, window_mask)
+from genometracks.model.relative import (
+    by_offset,
+    head_band_bias,
+    key_features,
+    query_rotation,
+    rel_shift,
+    rotate_queries,
+    sinusoid_encoding,
+    window_mask,
+)
 
 PATHS = ("fast", "textbook")
 
@@ -67,7 +76,7 @@ def _carry(keys: Tensor, start: int, n_mem: int) -> Tensor:
     if start < 0:
         keys = torch.cat([keys.new_zeros(keys.shape[0], -start, *keys.shape[2:]), keys], dim=1)
         start = 0
-    return keys[:, start:start + n_mem].transpose(1, 2)
+    return keys[:, start : start + n_mem].transpose(1, 2)
 
 
 @dataclass(frozen=True)
@@ -92,9 +101,18 @@ class RelativeAttention(nn.Module):
 
     fast_pos: Tensor  # buffer [W, d_model]: sinusoids of distances W-1..0
 
-    def __init__(self, d_model: int, n_head: int, d_head: int, conv_width: int, window: int,
-                 dropout: float = 0.0, per_head_conv: bool = False, query_block: int = 64,
-                 stream_block: int = 1) -> None:
+    def __init__(
+        self,
+        d_model: int,
+        n_head: int,
+        d_head: int,
+        conv_width: int,
+        window: int,
+        dropout: float = 0.0,
+        per_head_conv: bool = False,
+        query_block: int = 64,
+        stream_block: int = 1,
+    ) -> None:
         super().__init__()
         if conv_width < 1 or conv_width % 2 == 0:
             raise ValueError(f"conv_width must be odd and >= 1; got {conv_width}")
@@ -151,8 +169,9 @@ class RelativeAttention(nn.Module):
         y = y.transpose(1, 2).contiguous().view(batch, -1, 3, n_h, d).permute(2, 0, 3, 1, 4)
         return y[0], y[1], y[2], p_ext
 
-    def forward(self, h: Tensor, memory: LayerMemory, valid: Tensor, advance: int, path: str = "fast",
-                queries: Tensor | None = None) -> tuple[Tensor, LayerMemory, Tensor | None]:
+    def forward(
+        self, h: Tensor, memory: LayerMemory, valid: Tensor, advance: int, path: str = "fast", queries: Tensor | None = None
+    ) -> tuple[Tensor, LayerMemory, Tensor | None]:
         """Attend from the positions [t, t+S-c) of h ([B, S, d_model], positions [t, t+S)).
 
         valid: bool [B, W-1], whether positions [t-W+1, t) exist. advance: where the next
@@ -166,15 +185,16 @@ class RelativeAttention(nn.Module):
         if path != "textbook":
             raise ValueError(f"path must be one of {PATHS}; got {path!r}")
         n_mem, c = self.window - 1, self.half_width
-        q, k, v, p_ext = self.project(h, memory.p, valid[:, n_mem - c:])
+        q, k, v, p_ext = self.project(h, memory.p, valid[:, n_mem - c :])
         keys = torch.cat([memory.k, k], dim=2)
         values = torch.cat([memory.v, v], dim=2)
         batch, n_q = q.shape[0], q.shape[2]
         key_exists = torch.cat([valid, valid.new_ones(batch, n_q)], dim=1)  # [B, M + Lq]
         attended, probs = self._textbook(q, keys, values, key_exists)
         out = self.drop(self.out(attended.transpose(1, 2).reshape(batch, n_q, -1)))
-        carried = LayerMemory(keys[:, :, advance:advance + n_mem], values[:, :, advance:advance + n_mem],
-                              p_ext[:, :, advance:advance + c])
+        carried = LayerMemory(
+            keys[:, :, advance : advance + n_mem], values[:, :, advance : advance + n_mem], p_ext[:, :, advance : advance + c]
+        )
         attention = by_offset(probs, queries, n_mem, self.window) if queries is not None else None
         return out, carried, attention
 
@@ -190,7 +210,6 @@ class RelativeAttention(nn.Module):
         allowed = window_mask(q.shape[2], n_k - q.shape[2], self.window, q.device) & key_exists[:, None, None, :]
         probs = scores.masked_fill(~allowed, float("-inf")).softmax(dim=-1)
         return torch.einsum("bhij,bhjd->bhid", self.drop(probs), values), probs
-
 
     # -- fast path --------------------------------------------------------------------------------
 
@@ -219,23 +238,24 @@ class RelativeAttention(nn.Module):
         y = y if y.is_contiguous() else y.contiguous()
         if c and bool(p_memory.any()):
             conv, _ = self.conv_kernels()
-            near = F.conv1d(F.pad(p_memory, (0, 2 * c)), conv.reshape(width, self.d_head, self.conv_width),
-                            groups=3 * self.n_head)  # [B, 3HD, c]
-            y[:, :c] += near.transpose(1, 2)[:, :y.shape[1]]
+            near = F.conv1d(
+                F.pad(p_memory, (0, 2 * c)), conv.reshape(width, self.d_head, self.conv_width), groups=3 * self.n_head
+            )  # [B, 3HD, c]
+            y[:, :c] += near.transpose(1, 2)[:, : y.shape[1]]
         return y
 
     def _fast(self, h: Tensor, memory: LayerMemory, valid: Tensor, advance: int) -> tuple[Tensor, LayerMemory]:
         """The fast path of `forward` (same arguments, same results, no probabilities)."""
         n_mem, c, n_h, d = self.window - 1, self.half_width, self.n_head, self.d_head
-        p_memory = memory.p.masked_fill(~valid[:, None, n_mem - c:], 0.0)
+        p_memory = memory.p.masked_fill(~valid[:, None, n_mem - c :], 0.0)
         y = self._fast_project(h, p_memory)
         batch, n_q = y.shape[:2]
         hd = n_h * d
         # remembered positions that exist in no stream (before every stream's reset point, e.g. the
         # whole memory when training without memory) are left out of the keys: no stream attends them
         skip = 0 if self._textbook_step3(y) else absent_prefix(valid)
-        new_keys = y[..., hd:2 * hd].view(batch, n_q, n_h, d)
-        new_values = y[..., 2 * hd:].view(batch, n_q, n_h, d)
+        new_keys = y[..., hd : 2 * hd].view(batch, n_q, n_h, d)
+        new_values = y[..., 2 * hd :].view(batch, n_q, n_h, d)
         if skip < n_mem:
             keys = torch.cat([memory.k.transpose(1, 2)[:, skip:], new_keys], dim=1)
             values = torch.cat([memory.v.transpose(1, 2)[:, skip:], new_values], dim=1)
@@ -246,20 +266,18 @@ class RelativeAttention(nn.Module):
         attended = self._fast_attend(queries, keys, values, key_exists, y.requires_grad)  # [B, Lq, H, D]
         out = self.drop(self.out(attended.reshape(batch, n_q, hd)))
         # projected inputs of [t+advance-c, t+advance): from h, or partly remembered if advance < c
-        recent = F.linear(h[:, max(advance - c, 0):advance], self.qkv.weight).transpose(1, 2)
+        recent = F.linear(h[:, max(advance - c, 0) : advance], self.qkv.weight).transpose(1, 2)
         p_next = torch.cat([p_memory[:, :, advance:], recent], dim=2) if advance < c else recent
         carried = LayerMemory(_carry(keys, advance - skip, n_mem), _carry(values, advance - skip, n_mem), p_next)
         return out, carried
 
-    def _fast_attend(self, queries: Tensor, keys: Tensor, values: Tensor, key_exists: Tensor,
-                     requires_grad: bool) -> Tensor:
+    def _fast_attend(self, queries: Tensor, keys: Tensor, values: Tensor, key_exists: Tensor, requires_grad: bool) -> Tensor:
         """Step 3 on the fast path. queries [B, Lq, H, D] (q + u); keys, values [B, M+Lq, H, D];
         key_exists bool [B, M+Lq]. Returns [B, Lq, H, D]."""
         needs_grad = requires_grad and torch.is_grad_enabled()
         if self._textbook_step3(queries):
             # WindowAttention uses PyTorch's CPU kernels, which have no dropout: textbook step 3
-            attended, _ = self._textbook((queries - self.u).transpose(1, 2), keys.transpose(1, 2),
-                                         values.transpose(1, 2), key_exists)
+            attended, _ = self._textbook((queries - self.u).transpose(1, 2), keys.transpose(1, 2), values.transpose(1, 2), key_exists)
             return attended.transpose(1, 2)
         scale = 1.0 / math.sqrt(self.d_head)
         n_h, d, dm = self.n_head, self.d_head, self.d_model
@@ -269,20 +287,29 @@ class RelativeAttention(nn.Module):
         tiles = self._tiles(key_exists, queries.shape[1])
         if not needs_grad:
             with torch.no_grad():
-                return band_attention(queries, keys, values, g, encoding, tiles, scale,
-                                      self.dropout if self.training else 0.0)
+                return band_attention(queries, keys, values, g, encoding, tiles, scale, self.dropout if self.training else 0.0)
         n_k, n_q = keys.shape[1], queries.shape[1]
         positions = torch.arange(n_k, device=queries.device)
-        sin, cos = (t.to(queries.dtype)[:, None] for t in query_rotation(positions[n_k - n_q:], dm))
-        return cast(Tensor, WindowAttention.apply(  # type: ignore[no-untyped-call]
-            queries, rotate_queries(g, sin, cos), keys, values, key_features(positions, dm).to(keys.dtype),
-            g.detach(), encoding, tiles, scale))
+        sin, cos = (t.to(queries.dtype)[:, None] for t in query_rotation(positions[n_k - n_q :], dm))
+        return cast(
+            Tensor,
+            WindowAttention.apply(  # type: ignore[no-untyped-call]
+                queries,
+                rotate_queries(g, sin, cos),
+                keys,
+                values,
+                key_features(positions, dm).to(keys.dtype),
+                g.detach(),
+                encoding,
+                tiles,
+                scale,
+            ),
+        )
 
     def _textbook_step3(self, y: Tensor) -> bool:
         """Whether the fast path attends as the textbook does (same keys, same dropout draws):
         with gradients, under dropout or off the CPU, where WindowAttention's kernels do not apply."""
-        return (y.requires_grad and torch.is_grad_enabled()
-                and ((self.training and self.dropout > 0) or y.device.type != "cpu"))
+        return y.requires_grad and torch.is_grad_enabled() and ((self.training and self.dropout > 0) or y.device.type != "cpu")
 
     def _tiles(self, key_exists: Tensor, n_q: int) -> list[Tile]:
         """One `Tile` per attention call: `stream_block` streams x `query_block` queries [a, b), the
@@ -319,12 +346,13 @@ def _band_bias(g: Tensor, encoding: Tensor, tile: Tile, buffers: BiasBuffers) ->
         buffers[size] = head_band_bias(size[1], size[0], size[2], encoding.shape[-1], dtype=g.dtype)
     target, bias = buffers[size]
     torch.mm(g.reshape(-1, g.shape[-1]), encoding, out=target.view(-1, encoding.shape[-1]))
-    bias = bias[..., tile.column:]
+    bias = bias[..., tile.column :]
     return bias if tile.absent is None else bias.masked_fill(tile.absent[:, None, None, :], -math.inf)
 
 
-def band_attention(queries: Tensor, keys: Tensor, values: Tensor, g: Tensor, encoding: Tensor, tiles: list[Tile],
-                   scale: float, dropout: float = 0.0) -> Tensor:
+def band_attention(
+    queries: Tensor, keys: Tensor, values: Tensor, g: Tensor, encoding: Tensor, tiles: list[Tile], scale: float, dropout: float = 0.0
+) -> Tensor:
     """Windowed relative attention with the positional term as a banded additive bias (no autograd).
 
     queries [B, Lq, H, D]; keys, values [B, K, H, D] (K - Lq <= M keys before the first query);
@@ -341,11 +369,13 @@ def band_attention(queries: Tensor, keys: Tensor, values: Tensor, g: Tensor, enc
         tile = group_q[:, :, rows]
         bias = _band_bias(g[streams, rows], encoding, spec, buffers)
         if dropout or tile.device.type != "cpu":
-            attended = F.scaled_dot_product_attention(tile, group_k[:, :, reach], group_v[:, :, reach],
-                                                      attn_mask=bias, dropout_p=dropout, scale=scale)
+            attended = F.scaled_dot_product_attention(
+                tile, group_k[:, :, reach], group_v[:, :, reach], attn_mask=bias, dropout_p=dropout, scale=scale
+            )
         else:  # the kernel F.scaled_dot_product_attention picks here, without the picking
             attended, _ = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
-                tile, group_k[:, :, reach], group_v[:, :, reach], attn_mask=bias, scale=scale)
+                tile, group_k[:, :, reach], group_v[:, :, reach], attn_mask=bias, scale=scale
+            )
         group_out[:, :, rows] = attended
     return out
 
@@ -364,20 +394,35 @@ class WindowAttention(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, queries: Tensor, fq: Tensor, keys: Tensor, values: Tensor, fk: Tensor, g: Tensor,
-                encoding: Tensor, tiles: list[Tile], scale: float) -> Tensor:
+    def forward(
+        ctx: Any,
+        queries: Tensor,
+        fq: Tensor,
+        keys: Tensor,
+        values: Tensor,
+        fk: Tensor,
+        g: Tensor,
+        encoding: Tensor,
+        tiles: list[Tile],
+        scale: float,
+    ) -> Tensor:
         """Attention output [B, Lq, H, D] (inputs as in the class docstring); saves what backward needs,
         including each query's log-sum-exp [B, H, Lq] (float32 or wider)."""
         out = queries.new_empty(queries.shape)
-        lse = queries.new_empty((queries.shape[0], queries.shape[2], queries.shape[1]),
-                                dtype=torch.promote_types(queries.dtype, torch.float32))
+        lse = queries.new_empty(
+            (queries.shape[0], queries.shape[2], queries.shape[1]), dtype=torch.promote_types(queries.dtype, torch.float32)
+        )
         buffers: BiasBuffers = {}
         for tile in tiles:
             streams, rows, reach = tile.streams, tile.rows, tile.reach
             bias = _band_bias(g[streams, rows], encoding, tile, buffers)
             tile_out, lse[streams, :, rows] = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
-                queries[streams, rows].transpose(1, 2), keys[streams, reach].transpose(1, 2),
-                values[streams, reach].transpose(1, 2), attn_mask=bias, scale=scale)
+                queries[streams, rows].transpose(1, 2),
+                keys[streams, reach].transpose(1, 2),
+                values[streams, reach].transpose(1, 2),
+                attn_mask=bias,
+                scale=scale,
+            )
             out[streams, rows] = tile_out.transpose(1, 2)
         ctx.save_for_backward(queries, fq, keys, values, fk, out, lse)
         ctx.tiles, ctx.scale, ctx.window = tiles, scale, encoding.shape[-1]
@@ -402,14 +447,21 @@ class WindowAttention(torch.autograd.Function):
             if n_rows not in masks:
                 allowed = window_mask(n_rows, n_mem, n_mem + 1, queries.device)
                 masks[n_rows] = queries.new_zeros(allowed.shape).masked_fill(~allowed, -math.inf)
-            mask = masks[n_rows][None, None, :, tile.column:]
+            mask = masks[n_rows][None, None, :, tile.column :]
             if tile.absent is not None:
                 mask = mask.masked_fill(tile.absent[:, None, None, :], -math.inf)
             tile_q, tile_k, tile_v = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward(
-                grad_aug[streams, rows].transpose(1, 2), q_aug[streams, rows].transpose(1, 2),
-                k_aug[streams, reach].transpose(1, 2), v_aug[streams, reach].transpose(1, 2),
-                out_aug[streams, rows].transpose(1, 2), lse[streams, :, rows], 0.0, False, attn_mask=mask,
-                scale=ctx.scale)
+                grad_aug[streams, rows].transpose(1, 2),
+                q_aug[streams, rows].transpose(1, 2),
+                k_aug[streams, reach].transpose(1, 2),
+                v_aug[streams, reach].transpose(1, 2),
+                out_aug[streams, rows].transpose(1, 2),
+                lse[streams, :, rows],
+                0.0,
+                False,
+                attn_mask=mask,
+                scale=ctx.scale,
+            )
             grad_q[streams, rows] = tile_q.transpose(1, 2)
             grad_k[streams, reach] += tile_k.transpose(1, 2)[..., :d]
             grad_v[streams, reach] += tile_v.transpose(1, 2)[..., :d]

@@ -10,6 +10,7 @@ The fast attention path scores the positional term two ways: as a banded additiv
 of a query feature and a key feature (`rotate_queries`, `key_features`) that fused attention
 kernels take as extra head dimensions.
 """
+
 from __future__ import annotations
 
 import torch
@@ -24,7 +25,7 @@ def sinusoid_encoding(distances: Tensor, d_model: int) -> Tensor:
     if d_model % 2:
         raise ValueError(f"d_model must be even for sinusoidal encodings; got {d_model}")
     exponent = torch.arange(0, d_model, 2, dtype=torch.float64, device=distances.device) / d_model
-    angles = distances.to(torch.float64)[:, None] / (10000.0 ** exponent)[None, :]
+    angles = distances.to(torch.float64)[:, None] / (10000.0**exponent)[None, :]
     return torch.cat([angles.sin(), angles.cos()], dim=-1)
 
 
@@ -88,8 +89,9 @@ def band_view(bd: Tensor, fill: float = float("-inf")) -> Tensor:
     return padded.as_strided((*lead, n_q, n_q + width - 1), stride, padded.storage_offset())
 
 
-def head_band_bias(n_queries: int, groups: int, n_head: int, window: int, fill: float = float("-inf"),
-                   dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor]:
+def head_band_bias(
+    n_queries: int, groups: int, n_head: int, window: int, fill: float = float("-inf"), dtype: torch.dtype = torch.float32
+) -> tuple[Tensor, Tensor]:
     """A banded attention bias written in place by one matrix product, for all heads at once.
 
     Returns (target, bias): fill target [G, Lq, H, W] (column e ↔ distance W-1-e, e.g. with
@@ -102,8 +104,7 @@ def head_band_bias(n_queries: int, groups: int, n_head: int, window: int, fill: 
     buffer = torch.empty(groups, n_queries, n_head, n_queries + window, dtype=dtype)
     buffer[..., window:] = fill
     row = n_head * (n_queries + window)
-    bias = buffer.as_strided((groups, n_head, n_queries, n_queries + window - 1),
-                             (n_queries * row, n_queries + window, row - 1, 1))
+    bias = buffer.as_strided((groups, n_head, n_queries, n_queries + window - 1), (n_queries * row, n_queries + window, row - 1, 1))
     return buffer[..., :window], bias
 
 

@@ -13,6 +13,7 @@ exist: zeros in the convolutions, excluded as keys. Hence the logit at n depends
 [n - context, n + lookahead] (context = n_layer * (W-1+c)) and on where the stream was reset,
 not on how the genome was cut into segments or streams.
 """
+
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -62,8 +63,9 @@ class Memory:
     @staticmethod
     def cat(parts: list["Memory"]) -> "Memory":
         """Streams of several memories stacked in order (the inverse of splitting by rows)."""
-        layers = tuple(LayerMemory(*(torch.cat(t) for t in zip(*((m.k, m.v, m.p) for m in group))))
-                       for group in zip(*(part.layers for part in parts)))
+        layers = tuple(
+            LayerMemory(*(torch.cat(t) for t in zip(*((m.k, m.v, m.p) for m in group)))) for group in zip(*(part.layers for part in parts))
+        )
         return Memory(layers, torch.cat([part.valid for part in parts]))
 
     def _map(self, fn: Callable[[Tensor], Tensor]) -> "Memory":
@@ -104,33 +106,45 @@ class Block(nn.Module):
     residual), the placement that keeps deep stacks trainable (Xiong et al. 2020); the model then
     normalises once more before its head."""
 
-    def __init__(self, d_model: int, n_head: int, d_head: int, conv_width: int, window: int,
-                 d_inner: int, dropout: float, per_head_conv: bool, query_block: int, stream_block: int,
-                 norm: str = "post") -> None:
+    def __init__(
+        self,
+        d_model: int,
+        n_head: int,
+        d_head: int,
+        conv_width: int,
+        window: int,
+        d_inner: int,
+        dropout: float,
+        per_head_conv: bool,
+        query_block: int,
+        stream_block: int,
+        norm: str = "post",
+    ) -> None:
         super().__init__()
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}; got {norm!r}")
         self.norm = norm
-        self.attn = RelativeAttention(d_model, n_head, d_head, conv_width, window, dropout, per_head_conv,
-                                      query_block, stream_block)
+        self.attn = RelativeAttention(d_model, n_head, d_head, conv_width, window, dropout, per_head_conv, query_block, stream_block)
         self.norm1 = nn.LayerNorm(d_model)
         self.ff = None
         if d_inner > 0:
-            self.ff = nn.Sequential(nn.Linear(d_model, d_inner), nn.ReLU(), nn.Dropout(dropout),
-                                    nn.Linear(d_inner, d_model), nn.Dropout(dropout))
+            self.ff = nn.Sequential(
+                nn.Linear(d_model, d_inner), nn.ReLU(), nn.Dropout(dropout), nn.Linear(d_inner, d_model), nn.Dropout(dropout)
+            )
             self.norm2 = nn.LayerNorm(d_model)
 
-    def forward(self, h: Tensor, memory: LayerMemory, valid: Tensor, advance: int, path: str,
-                queries: Tensor | None) -> tuple[Tensor, LayerMemory, Tensor | None]:
+    def forward(
+        self, h: Tensor, memory: LayerMemory, valid: Tensor, advance: int, path: str, queries: Tensor | None
+    ) -> tuple[Tensor, LayerMemory, Tensor | None]:
         """h [B, S, d_model] for [t, t+S) → [B, S-c, d_model] for [t, t+S-c), carried memory, attention."""
         if self.norm == "pre":
             out, carried, attention = self.attn(self.norm1(h), memory, valid, advance, path, queries)
-            h = h[:, :out.shape[1]] + out
+            h = h[:, : out.shape[1]] + out
             if self.ff is not None:
                 h = h + self.ff(self.norm2(h))
             return h, carried, attention
         out, carried, attention = self.attn(h, memory, valid, advance, path, queries)
-        h = self.norm1(h[:, :out.shape[1]] + out)
+        h = self.norm1(h[:, : out.shape[1]] + out)
         if self.ff is not None:
             h = self.norm2(h + self.ff(h))
         return h, carried, attention
@@ -150,10 +164,23 @@ class TransformerXL(nn.Module):
     while training with dropout > 0, so that seeded runs draw the same dropout masks.
     """
 
-    def __init__(self, n_layer: int = 6, n_head: int = 6, d_model: int = 32, d_head: int = 32,
-                 conv_width: int = 7, window: int = 512, d_inner: int = 0, dropout: float = 0.0,
-                 per_head_conv: bool = False, vocab_size: int = 5, query_block: int = 64,
-                 stream_block: int = 1, workers: int | None = None, norm: str = "post") -> None:
+    def __init__(
+        self,
+        n_layer: int = 6,
+        n_head: int = 6,
+        d_model: int = 32,
+        d_head: int = 32,
+        conv_width: int = 7,
+        window: int = 512,
+        d_inner: int = 0,
+        dropout: float = 0.0,
+        per_head_conv: bool = False,
+        vocab_size: int = 5,
+        query_block: int = 64,
+        stream_block: int = 1,
+        workers: int | None = None,
+        norm: str = "post",
+    ) -> None:
         super().__init__()
         if workers is not None and workers < 1:
             raise ValueError(f"workers must be None or >= 1; got {workers}")
@@ -165,9 +192,9 @@ class TransformerXL(nn.Module):
         self.embed = nn.Embedding(vocab_size, d_model)
         self.drop = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(
-            Block(d_model, n_head, d_head, conv_width, window, d_inner, dropout, per_head_conv, query_block,
-                  stream_block, norm)
-            for _ in range(n_layer))
+            Block(d_model, n_head, d_head, conv_width, window, d_inner, dropout, per_head_conv, query_block, stream_block, norm)
+            for _ in range(n_layer)
+        )
         self.norm = norm
         self.final_norm = nn.LayerNorm(d_model) if norm == "pre" else None
         self.head = nn.Linear(d_model, 1)
@@ -192,8 +219,14 @@ class TransformerXL(nn.Module):
         layers = tuple(LayerMemory(kv, kv, p) for _ in range(self.n_layer))
         return Memory(layers, torch.zeros(batch_size, n_mem, dtype=torch.bool, device=device))
 
-    def forward(self, tokens: Tensor, memory: Memory | None = None, reset: Tensor | None = None,
-                path: str = "fast", attention_queries: Tensor | None = None) -> Output:
+    def forward(
+        self,
+        tokens: Tensor,
+        memory: Memory | None = None,
+        reset: Tensor | None = None,
+        path: str = "fast",
+        attention_queries: Tensor | None = None,
+    ) -> Output:
         """tokens: int [B, L + lookahead] for positions [t, t+L+H); memory from the previous
         segment (None = nothing upstream); reset: bool [B], clear those streams first.
 
@@ -219,7 +252,8 @@ class TransformerXL(nn.Module):
         if torch.is_grad_enabled() and params:
             tensors = _flatten(memory)
             logits, valid, *carried = _Concurrent.apply(  # type: ignore[no-untyped-call]
-                self, tokens, memory.valid, rows, len(tensors), *tensors, *params)
+                self, tokens, memory.valid, rows, len(tensors), *tensors, *params
+            )
             return logits, _unflatten(carried, valid)
         inference = torch.is_inference_mode_enabled()  # autograd modes are per thread: pass them on
 
@@ -234,8 +268,7 @@ class TransformerXL(nn.Module):
     def _forward(self, tokens: Tensor, memory: Memory, path: str, attention_queries: None) -> tuple[Tensor, Memory]: ...
 
     @overload
-    def _forward(self, tokens: Tensor, memory: Memory, path: str,
-                 attention_queries: Tensor) -> tuple[Tensor, Memory, Tensor]: ...
+    def _forward(self, tokens: Tensor, memory: Memory, path: str, attention_queries: Tensor) -> tuple[Tensor, Memory, Tensor]: ...
 
     def _forward(self, tokens: Tensor, memory: Memory, path: str, attention_queries: Tensor | None) -> Output:
         """`forward` after the checks and resets."""
@@ -243,46 +276,49 @@ class TransformerXL(nn.Module):
         h = self.drop(self.embed(tokens))
         carried, attention = [], []
         for block, layer_memory in zip(self.blocks, memory.layers):
-            h, layer_carried, layer_attention = block(h, layer_memory, memory.valid, length, path,
-                                                      attention_queries)
+            h, layer_carried, layer_attention = block(h, layer_memory, memory.valid, length, path, attention_queries)
             carried.append(layer_carried)
             attention.append(layer_attention)
         valid = torch.cat([memory.valid, memory.valid.new_ones(tokens.shape[0], length)], dim=1)
-        new_memory = Memory(tuple(carried), valid[:, length:length + self.window - 1])
+        new_memory = Memory(tuple(carried), valid[:, length : length + self.window - 1])
         logits = self.head(h if self.final_norm is None else self.final_norm(h)).squeeze(-1)
         if attention_queries is not None:
             return logits, new_memory, torch.stack(attention)
         return logits, new_memory
 
-    def _check(self, tokens: Tensor, memory: Memory | None, reset: Tensor | None, path: str,
-               queries: Tensor | None) -> Memory:
+    def _check(self, tokens: Tensor, memory: Memory | None, reset: Tensor | None, path: str, queries: Tensor | None) -> Memory:
         """Validate the inputs; return the memory to use."""
         if tokens.dim() != 2 or tokens.dtype.is_floating_point or tokens.shape[1] <= self.lookahead:
             raise ModelInputError(
                 f"tokens must be an integer tensor [B, L + {self.lookahead}] with L >= 1 (the segment plus "
-                f"lookahead = {self.lookahead} following tokens); got {tuple(tokens.shape)} {tokens.dtype}")
+                f"lookahead = {self.lookahead} following tokens); got {tuple(tokens.shape)} {tokens.dtype}"
+            )
         if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= self.vocab_size):
-            raise ModelInputError(f"tokens must lie in [0, {self.vocab_size}) (A,C,G,T,N = 0..4); "
-                                  f"got values in [{int(tokens.min())}, {int(tokens.max())}]")
+            raise ModelInputError(
+                f"tokens must lie in [0, {self.vocab_size}) (A,C,G,T,N = 0..4); got values in [{int(tokens.min())}, {int(tokens.max())}]"
+            )
         if path not in PATHS:
             raise ModelInputError(f"path must be one of {PATHS}; got {path!r}")
         batch = tokens.shape[0]
         if memory is None:
             memory = self.init_memory(batch, tokens.device)
-        if memory.batch_size != batch or len(memory.layers) != self.n_layer \
-                or memory.valid.shape[1] != self.window - 1:
+        if memory.batch_size != batch or len(memory.layers) != self.n_layer or memory.valid.shape[1] != self.window - 1:
             raise ModelInputError(
                 f"memory holds {memory.batch_size} streams x {len(memory.layers)} layers x "
                 f"{memory.valid.shape[1]} positions but tokens have {batch} streams and the model "
-                f"{self.n_layer} layers, window {self.window}; use model.init_memory({batch}) or memory.select(rows)")
+                f"{self.n_layer} layers, window {self.window}; use model.init_memory({batch}) or memory.select(rows)"
+            )
         if reset is not None and (reset.shape != (batch,) or reset.dtype != torch.bool):
             raise ModelInputError(f"reset must be bool [{batch}]; got {tuple(reset.shape)} {reset.dtype}")
         if queries is not None:
             length = tokens.shape[1] - self.lookahead
             if path != "textbook":
                 raise ModelInputError('attention_queries needs path="textbook"')
-            if queries.dim() != 1 or queries.dtype != torch.long or (queries.numel() and (
-                    int(queries.min()) < 0 or int(queries.max()) >= length)):
+            if (
+                queries.dim() != 1
+                or queries.dtype != torch.long
+                or (queries.numel() and (int(queries.min()) < 0 or int(queries.max()) >= length))
+            ):
                 raise ModelInputError(f"attention_queries must be a LongTensor [nq] of indices in [0, {length})")
         return memory
 
@@ -326,7 +362,7 @@ def _flatten(memory: Memory) -> list[Tensor]:
 
 
 def _unflatten(tensors: list[Tensor], valid: Tensor) -> Memory:
-    return Memory(tuple(LayerMemory(*tensors[i:i + 3]) for i in range(0, len(tensors), 3)), valid)
+    return Memory(tuple(LayerMemory(*tensors[i : i + 3]) for i in range(0, len(tensors), 3)), valid)
 
 
 class _Concurrent(torch.autograd.Function):
@@ -337,8 +373,9 @@ class _Concurrent(torch.autograd.Function):
     grad. Outputs: logits, valid, the n carried memory tensors."""
 
     @staticmethod
-    def forward(ctx: Any, model: TransformerXL, tokens: Tensor, valid: Tensor, rows: list[slice], n_memory: int,
-                *tensors: Tensor) -> tuple[Tensor, ...]:
+    def forward(
+        ctx: Any, model: TransformerXL, tokens: Tensor, valid: Tensor, rows: list[slice], n_memory: int, *tensors: Tensor
+    ) -> tuple[Tensor, ...]:
         memory, params = tensors[:n_memory], tensors[n_memory:]
 
         def run(part: slice) -> tuple[list[Tensor], Tensor, Memory]:
@@ -357,18 +394,25 @@ class _Concurrent(torch.autograd.Function):
         return (torch.cat([r[1] for r in results]).detach(), new_valid, *carried)
 
     @staticmethod
-    def backward(ctx: Any, grad_logits: Tensor | None, grad_valid: Tensor | None,
-                 *grad_carried: Tensor | None) -> tuple[Tensor | None, ...]:
+    def backward(
+        ctx: Any, grad_logits: Tensor | None, grad_valid: Tensor | None, *grad_carried: Tensor | None
+    ) -> tuple[Tensor | None, ...]:
         def run(index: int) -> tuple[list[Tensor], tuple[Tensor | None, ...]]:
             leaves, logits, carried = ctx.results[index]
             part = ctx.rows[index]
-            pairs = [(out, grad[part]) for out, grad in [(logits, grad_logits), *zip(_flatten(carried), grad_carried)]
-                     if grad is not None and out.requires_grad]
+            pairs = [
+                (out, grad[part])
+                for out, grad in [(logits, grad_logits), *zip(_flatten(carried), grad_carried)]
+                if grad is not None and out.requires_grad
+            ]
             needed = [leaf for leaf in leaves if leaf.requires_grad]
-            grads = (torch.autograd.grad([o for o, _ in pairs], needed + list(ctx.params), [g for _, g in pairs],
-                                         allow_unused=True) if pairs else (None,) * (len(needed) + len(ctx.params)))
+            grads = (
+                torch.autograd.grad([o for o, _ in pairs], needed + list(ctx.params), [g for _, g in pairs], allow_unused=True)
+                if pairs
+                else (None,) * (len(needed) + len(ctx.params))
+            )
             memory = [torch.zeros_like(leaf) if g is None else g for leaf, g in zip(needed, grads)]
-            return memory, grads[len(needed):]
+            return memory, grads[len(needed) :]
 
         results = _in_threads(run, list(range(len(ctx.rows))))
         del ctx.results  # the block graphs are spent

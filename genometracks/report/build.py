@@ -6,6 +6,7 @@ to DIR. The test-split PR/ROC curves are computed here from the probability bigW
 (DIR/tracks/tss.{plus,minus}.bw) and the run's labels, and on E. coli the Promotech comparison
 (genometracks.report.compare) is run on the test region.
 """
+
 from __future__ import annotations
 
 import html
@@ -43,26 +44,41 @@ from genometracks.training import metrics as M
 
 log = logging.getLogger(__name__)
 _NUMBER = re.compile(r"^[-+−–∞0-9.,e]*$")  # table cells drawn right-aligned
-HEAD_COLUMNS = ("head_id", "offset_from_tss", "consensus", "information", "informative", "best_match",
-                "match_p_value", "match_e_value", "match_q_value", "match_orientation")  # Tomtom p, E, BH q
+HEAD_COLUMNS = (
+    "head_id",
+    "offset_from_tss",
+    "consensus",
+    "information",
+    "informative",
+    "best_match",
+    "match_p_value",
+    "match_e_value",
+    "match_q_value",
+    "match_orientation",
+)  # Tomtom p, E, BH q
 NC_000913_3_LENGTH = 4_641_652  # Promotech's genome; the comparison needs the same assembly
 PROMOTECH_FILE = "ecoli_k12/promotech/NC_000913.3_genome_predictions.csv"
-PROMOTECH_CAVEAT = ("Caveat: Promotech's published model was trained on whole-genome TSS sets of several bacteria, "
-                    "E. coli's included (Thomason 2015 dRNA-seq, ECOLI_2 in its repository), so the test region "
-                    "is not held out for Promotech as it is for genometracks.")
-CSS = ("body{font-family:system-ui,sans-serif;max-width:1250px;margin:1.5em auto;padding:0 1em;color:#222}"
-       "h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}"
-       "table{border-collapse:collapse;margin:.4em 0;font-size:13px}th,td{border:1px solid #ccc;padding:3px 7px;"
-       "text-align:right}th{background:#f2f2f2;text-align:center}td.t,th:first-child{text-align:left}"
-       "tr.hl td{background:#fff4cc;font-weight:600}.row{display:flex;gap:2em;flex-wrap:wrap;align-items:flex-start}"
-       "figure{margin:.4em 0}figure img{max-width:100%;border:1px solid #eee}figcaption{font-size:12px;color:#555}"
-       ".gallery{display:flex;flex-wrap:wrap;gap:1em}.gallery figure{max-width:48%}.missing li{color:#7a5b00}")
+PROMOTECH_CAVEAT = (
+    "Caveat: Promotech's published model was trained on whole-genome TSS sets of several bacteria, "
+    "E. coli's included (Thomason 2015 dRNA-seq, ECOLI_2 in its repository), so the test region "
+    "is not held out for Promotech as it is for genometracks."
+)
+CSS = (
+    "body{font-family:system-ui,sans-serif;max-width:1250px;margin:1.5em auto;padding:0 1em;color:#222}"
+    "h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}"
+    "table{border-collapse:collapse;margin:.4em 0;font-size:13px}th,td{border:1px solid #ccc;padding:3px 7px;"
+    "text-align:right}th{background:#f2f2f2;text-align:center}td.t,th:first-child{text-align:left}"
+    "tr.hl td{background:#fff4cc;font-weight:600}.row{display:flex;gap:2em;flex-wrap:wrap;align-items:flex-start}"
+    "figure{margin:.4em 0}figure img{max-width:100%;border:1px solid #eee}figcaption{font-size:12px;color:#555}"
+    ".gallery{display:flex;flex-wrap:wrap;gap:1em}.gallery figure{max-width:48%}.missing li{color:#7a5b00}"
+)
 
 
 @dataclass
 class Section:
     """A titled list of blocks: ("p", text), ("table", caption, header, rows, highlight row | None),
     ("row", [table blocks side by side]), ("gallery", [(relative path, caption)]), ("links", [(label, path)])."""
+
     title: str
     blocks: list = field(default_factory=list)
 
@@ -101,17 +117,21 @@ def evaluate_test_split(run_dir: Path, cfg) -> dict:
         truth = site_track(dataset.sites, r.chrom, r.start, r.end)
         for s in "+-":
             labels[s].append(truth[s])
-            scores[s].append(np.nan_to_num(values[(r.chrom, s)][r.start:r.end], nan=0.0))
-    return {"labels": {s: np.concatenate(v) for s, v in labels.items()},
-            "scores": {s: np.concatenate(v) for s, v in scores.items()}, "regions": regions,
-            "sites": dataset.sites, "values": values, "label_set": dataset.label_set,
-            "train_nt": 2 * sum(len(r) for r in dataset.splits["train"])}
+            scores[s].append(np.nan_to_num(values[(r.chrom, s)][r.start : r.end], nan=0.0))
+    return {
+        "labels": {s: np.concatenate(v) for s, v in labels.items()},
+        "scores": {s: np.concatenate(v) for s, v in scores.items()},
+        "regions": regions,
+        "sites": dataset.sites,
+        "values": values,
+        "label_set": dataset.label_set,
+        "train_nt": 2 * sum(len(r) for r in dataset.splits["train"]),
+    }
 
 
 def _curves(rep: _Report, ev: dict) -> Section:
     y, p = ev["labels"], ev["scores"]
-    parts = {"both strands": (np.r_[y["+"], y["-"]], np.r_[p["+"], p["-"]]), "+ strand": (y["+"], p["+"]),
-             "− strand": (y["-"], p["-"])}
+    parts = {"both strands": (np.r_[y["+"], y["-"]], np.r_[p["+"], p["-"]]), "+ strand": (y["+"], p["+"]), "− strand": (y["-"], p["-"])}
     aucs = {k: (M.roc_auc(y, p), M.average_precision(y, p)) for k, (y, p) in parts.items()}
     pr = {f"{k} (PR AUC {aucs[k][1]:.3f})": pr_points(y, p) for k, (y, p) in parts.items()}
     roc = {f"{k} (ROC AUC {aucs[k][0]:.3f})": roc_points(y, p) for k, (y, p) in parts.items()}
@@ -121,10 +141,12 @@ def _curves(rep: _Report, ev: dict) -> Section:
     plots = RunDir(rep.run_dir).plots
     png_pr = plot_pr(pr, plots / "test_pr.png", f"Test split PR ({ev['label_set']})", base_rate=float(y_all.mean()))
     png_roc = plot_roc(roc, plots / "test_roc.png", f"Test split ROC ({ev['label_set']})")
-    text = (f"Per-position curves over the test split ({where}; {y_all.size:,} positions on both strands, "
-            f"{int(y_all.sum()):,} labelled TSSs of '{ev['label_set']}'), computed from the predicted "
-            "probability bigWigs (tracks/tss.plus.bw, tss.minus.bw). They can differ slightly from metrics.json, "
-            "which the training stage computed on its own streamed test pass.")
+    text = (
+        f"Per-position curves over the test split ({where}; {y_all.size:,} positions on both strands, "
+        f"{int(y_all.sum()):,} labelled TSSs of '{ev['label_set']}'), computed from the predicted "
+        "probability bigWigs (tracks/tss.plus.bw, tss.minus.bw). They can differ slightly from metrics.json, "
+        "which the training stage computed on its own streamed test pass."
+    )
     table = ("table", "From the tracks", ["strands", "positions", "TSSs", "ROC AUC", "PR AUC"], rows, None)
     return Section("PR and ROC curves (test split)", [("p", text), table, ("gallery", rep.images([png_pr, png_roc]))])
 
@@ -132,26 +154,28 @@ def _curves(rep: _Report, ev: dict) -> Section:
 def _comparison(rep: _Report, ev: dict, cfg) -> tuple[Section | None, dict | None]:
     root = Path(str(cfg.paths.shared_data)) if cfg is not None and cfg.get("paths") else shared_data()
     path = root / PROMOTECH_FILE
-    regions = [r for r in ev["regions"] if r.chrom == "NC_000913.3"
-               and ev["values"][(r.chrom, "+")].size == NC_000913_3_LENGTH]
+    regions = [r for r in ev["regions"] if r.chrom == "NC_000913.3" and ev["values"][(r.chrom, "+")].size == NC_000913_3_LENGTH]
     if not regions or not path.is_file():
         why = f"{path} not found" if regions else "not an NC_000913.3 run"
         rep.missing.append(f"Promotech peer comparison ({why})")
         return None, None
     r = regions[0]
-    result = compare_with_promotech({s: ev["values"][(r.chrom, s)] for s in "+-"}, ev["sites"], path,
-                                    (r.chrom, r.start, r.end))
+    result = compare_with_promotech({s: ev["values"][(r.chrom, s)] for s in "+-"}, ev["sites"], path, (r.chrom, r.start, r.end))
     files = write_comparison(result, RunDir(rep.run_dir).comparison)
     header, rows = comparison_rows(result)
     w = result["windows"]
-    blocks = [("p", f"Test region {r.chrom}:{r.start:,}-{r.end:,}, labels '{ev['label_set']}': {w['n']:,} bins "
-                    f"({w['positive']:,} positive), {w['promotech_listed']:,} with a published Promotech window."),
-              ("p", "Matching rule: " + result["rule"]), ("p", PROMOTECH_CAVEAT),
-              ("table", "genometracks vs Promotech on the same bins and labels", header,
-               [[fmt(v) for v in row] for row in rows], None),
-              ("gallery", rep.images([files["png"]])),
-              ("links", [("comparison table (TSV)", rep.rel(files["tsv"])),
-                         ("comparison (JSON)", rep.rel(files["json"]))])]
+    blocks = [
+        (
+            "p",
+            f"Test region {r.chrom}:{r.start:,}-{r.end:,}, labels '{ev['label_set']}': {w['n']:,} bins "
+            f"({w['positive']:,} positive), {w['promotech_listed']:,} with a published Promotech window.",
+        ),
+        ("p", "Matching rule: " + result["rule"]),
+        ("p", PROMOTECH_CAVEAT),
+        ("table", "genometracks vs Promotech on the same bins and labels", header, [[fmt(v) for v in row] for row in rows], None),
+        ("gallery", rep.images([files["png"]])),
+        ("links", [("comparison table (TSV)", rep.rel(files["tsv"])), ("comparison (JSON)", rep.rel(files["json"]))]),
+    ]
     return Section("Peer comparison: Promotech", blocks), result
 
 
@@ -161,14 +185,27 @@ def _metrics(rep: _Report, metrics: dict, comparison: dict | None) -> None:
     header, rows = side_by_side_rows((metrics.get("test") or {}).get("both") or {}, labels, extra)
     p_header, p_rows, hl = paper_rows(labels)
     s_header, s_rows = split_metric_rows(metrics)
-    rep.sections.append(Section("Metrics", [
-        ("p", f"Labels '{labels}'. Per-position metrics written by the training stage (metrics.json, best "
-              f"checkpoint {metrics.get('best_checkpoint', '–')}); PR AUC k=4/k=10 pool consecutive k-mers as in "
-              "the TSS paper."),
-        ("row", [("table", "This run beside the paper", header, rows, None),
-                 ("table", "Paper, Table 2 (test region [2,738,785, 3,667,115) of NC_000913.3)",
-                  p_header, p_rows, hl)]),
-        ("table", "All splits and strands", s_header, s_rows, None)]))
+    rep.sections.append(
+        Section(
+            "Metrics",
+            [
+                (
+                    "p",
+                    f"Labels '{labels}'. Per-position metrics written by the training stage (metrics.json, best "
+                    f"checkpoint {metrics.get('best_checkpoint', '–')}); PR AUC k=4/k=10 pool consecutive k-mers as in "
+                    "the TSS paper.",
+                ),
+                (
+                    "row",
+                    [
+                        ("table", "This run beside the paper", header, rows, None),
+                        ("table", "Paper, Table 2 (test region [2,738,785, 3,667,115) of NC_000913.3)", p_header, p_rows, hl),
+                    ],
+                ),
+                ("table", "All splits and strands", s_header, s_rows, None),
+            ],
+        )
+    )
 
 
 def _limit(value: object) -> str:
@@ -180,13 +217,14 @@ def _budget(rep: _Report, cfg, metrics: dict | None, ev: dict | None) -> None:
     rows = []
     if cfg is not None:
         tr, m = cfg.get("trainer") or {}, cfg.get("model") or {}
-        rows += [["data / labels", f"{cfg.data.get('name')} / {cfg.get('labels') or cfg.data.get('labels')}"],
-                 ["model", ", ".join(f"{k}={m.get(k)}" for k in ("n_layer", "n_head", "d_model", "window", "seg_len")
-                                     if m.get(k) is not None)],
-                 ["trainer.max_epochs", _limit(tr.get("max_epochs"))],
-                 ["trainer.max_steps", _limit(tr.get("max_steps"))],
-                 ["trainer.limit_train_batches", _limit(tr.get("limit_train_batches"))],
-                 ["task.lr", f"{(cfg.get('task') or {}).get('lr', float('nan')):g}"]]
+        rows += [
+            ["data / labels", f"{cfg.data.get('name')} / {cfg.get('labels') or cfg.data.get('labels')}"],
+            ["model", ", ".join(f"{k}={m.get(k)}" for k in ("n_layer", "n_head", "d_model", "window", "seg_len") if m.get(k) is not None)],
+            ["trainer.max_epochs", _limit(tr.get("max_epochs"))],
+            ["trainer.max_steps", _limit(tr.get("max_steps"))],
+            ["trainer.limit_train_batches", _limit(tr.get("limit_train_batches"))],
+            ["task.lr", f"{(cfg.get('task') or {}).get('lr', float('nan')):g}"],
+        ]
         step_nt = int(cfg.data.get("n_streams") or 0) * int(m.get("seg_len") or 0)
         rows.append(["positions per step (n_streams × seg_len)", fmt(step_nt)])
     if metrics is not None:
@@ -206,20 +244,30 @@ def _shipped_model(rep: _Report, card: dict) -> None:
     """What the shipped model that wrote the tracks is, from its card (DIR/model_card.json)."""
     t, a = card.get("training") or {}, card.get("architecture") or {}
     labels = card.get("labels") or {}
-    rows = [["model", f"{card.get('name')} (shipped with genometracks; no training in this run)"],
-            ["architecture", ", ".join(f"{k}={a.get(k)}" for k in ("n_layer", "n_head", "d_model", "window", "seg_len")
-                                       if a.get(k) is not None)],
-            ["labels trained on", str(labels.get("trained_on"))],
-            ["trained by", f"{t.get('command')} (commit {t.get('commit')})"],
-            ["positions trained on", f"{fmt(t.get('positions_seen'))} ({fmt(t.get('global_step'))} steps)"],
-            ["training wall time (s)", fmt(t.get("wall_seconds"))],
-            ["calibration logit offset", fmt((card.get("calibration") or {}).get("logit_offset"))],
-            ["peak threshold", f"{fmt((card.get('peaks') or {}).get('threshold'))} (validation F1-optimal)"]]
+    rows = [
+        ["model", f"{card.get('name')} (shipped with genometracks; no training in this run)"],
+        [
+            "architecture",
+            ", ".join(f"{k}={a.get(k)}" for k in ("n_layer", "n_head", "d_model", "window", "seg_len") if a.get(k) is not None),
+        ],
+        ["labels trained on", str(labels.get("trained_on"))],
+        ["trained by", f"{t.get('command')} (commit {t.get('commit')})"],
+        ["positions trained on", f"{fmt(t.get('positions_seen'))} ({fmt(t.get('global_step'))} steps)"],
+        ["training wall time (s)", fmt(t.get("wall_seconds"))],
+        ["calibration logit offset", fmt((card.get("calibration") or {}).get("logit_offset"))],
+        ["peak threshold", f"{fmt((card.get('peaks') or {}).get('threshold'))} (validation F1-optimal)"],
+    ]
     licences = [[s.get("name", ""), s.get("licence", "")] for s in labels.get("sets") or []]
-    rep.sections.append(Section("Shipped model", [
-        ("p", "Metrics in the model card are those of its training genome's validation and test splits."),
-        ("table", "The model that wrote these tracks (model_card.json)", ["", "value"], rows, None),
-        ("table", "Label sets and their licences", ["set", "licence"], licences, None)]))
+    rep.sections.append(
+        Section(
+            "Shipped model",
+            [
+                ("p", "Metrics in the model card are those of its training genome's validation and test splits."),
+                ("table", "The model that wrote these tracks (model_card.json)", ["", "value"], rows, None),
+                ("table", "Label sets and their licences", ["set", "licence"], licences, None),
+            ],
+        )
+    )
 
 
 def _interpretation(rep: _Report) -> None:
@@ -235,17 +283,26 @@ def _interpretation(rep: _Report) -> None:
     blocks, captions = [], {}
     if table is not None:
         header, rows, more = table_rows(table, HEAD_COLUMNS)
-        blocks.append(("table", f"Head motifs and their best known-motif matches ({rep.rel(path)}){more}",
-                       header, rows, None))
-        captions = {str(r.get("head_id")): f"{r.get('head_id')}: {r.get('consensus', '')}, best match "
-                    f"{r.get('best_match', '.')} (Tomtom q = {fmt(r.get('match_q_value'))})"
-                    for r in table.to_dict("records")}
+        blocks.append(("table", f"Head motifs and their best known-motif matches ({rep.rel(path)}){more}", header, rows, None))
+        captions = {
+            str(r.get("head_id")): f"{r.get('head_id')}: {r.get('consensus', '')}, best match "
+            f"{r.get('best_match', '.')} (Tomtom q = {fmt(r.get('match_q_value'))})"
+            for r in table.to_dict("records")
+        }
     head_logos = [(rep.rel(p), captions[p.stem]) for p in logos if p.stem in captions]
     other_logos = rep.images([p for p in logos if p.stem not in captions and p.stem not in CONTRIBUTION_LOGOS])
     if blocks or head_logos or other_logos:
-        rep.sections.append(Section("Head logos and known-motif matches", blocks + [
-            ("gallery", head_logos), ("p", "Other logos (kernels, class optimisation, attribution):" if
-                                      other_logos and head_logos else ""), ("gallery", other_logos)]))
+        rep.sections.append(
+            Section(
+                "Head logos and known-motif matches",
+                blocks
+                + [
+                    ("gallery", head_logos),
+                    ("p", "Other logos (kernels, class optimisation, attribution):" if other_logos and head_logos else ""),
+                    ("gallery", other_logos),
+                ],
+            )
+        )
     if not logos:
         rep.missing.append("head logos (logos/*.png; run `genometracks interpret`)")
     if table is None:
@@ -261,10 +318,10 @@ def _interpretation(rep: _Report) -> None:
     else:
         rep.missing.append("metaplots (plots/metaplot*.png; run `genometracks interpret`)")
     known = {"heads_heatmap", "heads_correlation", "test_pr", "test_roc", "browser_snapshot"}
-    other = [p for p in sorted((d.plots).glob("*.png"))
-             if p.stem not in known and not p.stem.startswith("metaplot")]
+    other = [p for p in sorted((d.plots).glob("*.png")) if p.stem not in known and not p.stem.startswith("metaplot")]
     if other:
         rep.sections.append(Section("Other figures", [("gallery", rep.images(other))]))
+
 
 def _sigma(rep: _Report) -> None:
     d = RunDir(rep.run_dir)
@@ -272,25 +329,39 @@ def _sigma(rep: _Report) -> None:
     metrics = _json(sdir.metrics_json)
     logos = rep.images(sorted({*(d.logos / "sigma").glob("*.png"), *(sdir.logos / "sigma").glob("*.png")}))
     if metrics is None and not logos:
-        rep.missing.append("sigma-class table and logos (sigma/metrics.json; run `genometracks train "
-                           f"experiment=sigma_cnn run_dir={sdir.root}`)")
+        rep.missing.append(
+            f"sigma-class table and logos (sigma/metrics.json; run `genometracks train experiment=sigma_cnn run_dir={sdir.root}`)"
+        )
         return
     blocks = []
     if metrics is not None:
         header = ["mode", "class", "n", "accuracy", "sensitivity", "specificity", "ROC AUC", "PR AUC"]
-        rows = [[mode, name, fmt(m.get("n_pos")), fmt(m.get("accuracy")), fmt(m.get("sensitivity")),
-                 fmt(m.get("specificity")), fmt(m.get("roc_auc")), fmt(m.get("pr_auc"))]
-                for mode, per in (metrics.get("metrics") or {}).items() for name, m in per.items()]
-        blocks.append(("table", f"Sigma CNN, out-of-fold ({metrics.get('folds', '?')}-fold CV), one class vs rest",
-                       header, rows, None))
+        rows = [
+            [
+                mode,
+                name,
+                fmt(m.get("n_pos")),
+                fmt(m.get("accuracy")),
+                fmt(m.get("sensitivity")),
+                fmt(m.get("specificity")),
+                fmt(m.get("roc_auc")),
+                fmt(m.get("pr_auc")),
+            ]
+            for mode, per in (metrics.get("metrics") or {}).items()
+            for name, m in per.items()
+        ]
+        blocks.append(("table", f"Sigma CNN, out-of-fold ({metrics.get('folds', '?')}-fold CV), one class vs rest", header, rows, None))
     blocks.append(("gallery", rep.images([sdir.root / "roc.png", sdir.motifs / "sigma_cnn_kernels.png"]) + logos))
     rep.sections.append(Section("Sigma-factor classes", blocks))
 
 
 def _browser(rep: _Report, snapshot: bool, locus: str | None) -> None:
     d = RunDir(rep.run_dir)
-    shots = [p for p in [d.plots / "browser_snapshot.png", *sorted((d.igv).glob("snapshot*.png")),
-                         *sorted((d.igv / "snapshots").glob("*.png"))] if p.is_file()]
+    shots = [
+        p
+        for p in [d.plots / "browser_snapshot.png", *sorted((d.igv).glob("snapshot*.png")), *sorted((d.igv / "snapshots").glob("*.png"))]
+        if p.is_file()
+    ]
     if not shots and snapshot and (d.igv / "index.html").is_file():
         try:
             shot = browser_snapshot(d.root, locus)
@@ -301,12 +372,18 @@ def _browser(rep: _Report, snapshot: bool, locus: str | None) -> None:
             rep.missing.append(f"browser snapshot ({err})")
     elif not shots:
         rep.missing.append("browser snapshot (igv/index.html not found; run `genometracks export`)")
-    links = [(label, rep.rel(p)) for label, p in (
-        ("UCSC track hub (hub.txt)", d.hub / "hub.txt"), ("UCSC hub on GenArk (hub.txt)", d.hub_genark / "hub.txt"),
-        ("IGV desktop session", d.igv / "session.xml"),
-        ("igv.js page (open via `genometracks serve DIR`)", d.igv / "index.html"),
-        ("TSS probability, + strand (bigWig)", d.tss_bigwig("+")),
-        ("TSS probability, − strand (bigWig)", d.tss_bigwig("-"))) if p.is_file()]
+    links = [
+        (label, rep.rel(p))
+        for label, p in (
+            ("UCSC track hub (hub.txt)", d.hub / "hub.txt"),
+            ("UCSC hub on GenArk (hub.txt)", d.hub_genark / "hub.txt"),
+            ("IGV desktop session", d.igv / "session.xml"),
+            ("igv.js page (open via `genometracks serve DIR`)", d.igv / "index.html"),
+            ("TSS probability, + strand (bigWig)", d.tss_bigwig("+")),
+            ("TSS probability, − strand (bigWig)", d.tss_bigwig("-")),
+        )
+        if p.is_file()
+    ]
     for what, p in (("UCSC track hub", d.hub / "hub.txt"), ("IGV session", d.igv / "session.xml")):
         if not p.is_file():
             rep.missing.append(f"{what} ({p.relative_to(d.root)}; run `genometracks export`)")
@@ -326,19 +403,25 @@ def _html_block(block: tuple) -> str:
         _, caption, header, rows, hl = block
         head = "".join(f"<th>{_cell(h)}</th>" for h in header)
         marks = ['<tr class="hl">' if i == hl else "<tr>" for i in range(len(rows))]
-        cells = ["".join(f"<td>{_cell(v)}</td>" if _NUMBER.match(str(v)) else f'<td class="t">{_cell(v)}</td>'
-                         for v in row) for row in rows]
+        cells = [
+            "".join(f"<td>{_cell(v)}</td>" if _NUMBER.match(str(v)) else f'<td class="t">{_cell(v)}</td>' for v in row) for row in rows
+        ]
         body = "".join(f"{mark}{row}</tr>" for mark, row in zip(marks, cells))
         return f"<table><caption>{_cell(caption)}</caption><tr>{head}</tr>{body}</table>"
     if kind == "row":
         return '<div class="row">' + "".join(f"<div>{_html_block(b)}</div>" for b in block[1]) + "</div>"
     if kind == "gallery":
-        return '<div class="gallery">' + "".join(
-            f'<figure><a href="{_cell(quote(p))}"><img src="{_cell(quote(p))}" alt="{_cell(c)}"></a>'
-            f"<figcaption>{_cell(c)}</figcaption></figure>" for p, c in block[1]) + "</div>"
+        return (
+            '<div class="gallery">'
+            + "".join(
+                f'<figure><a href="{_cell(quote(p))}"><img src="{_cell(quote(p))}" alt="{_cell(c)}"></a>'
+                f"<figcaption>{_cell(c)}</figcaption></figure>"
+                for p, c in block[1]
+            )
+            + "</div>"
+        )
     if kind == "links":
-        return "<ul>" + "".join(f'<li><a href="{_cell(quote(p))}">{_cell(label)}</a> ({_cell(p)})</li>'
-                                for label, p in block[1]) + "</ul>"
+        return "<ul>" + "".join(f'<li><a href="{_cell(quote(p))}">{_cell(label)}</a> ({_cell(p)})</li>' for label, p in block[1]) + "</ul>"
     raise ValueError(f"unknown report block {kind!r}")
 
 
@@ -352,10 +435,8 @@ def _md_block(block: tuple) -> str:
         return _md_text(block[1]) + "\n"
     if kind == "table":
         _, caption, header, rows, hl = block
-        lines = [f"**{_md_text(caption)}**", "", "| " + " | ".join(_md_text(h) or " " for h in header) + " |",
-                 "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join((f"**{_md_text(v)}**" if i == hl else _md_text(v)) for v in row) + " |"
-                  for i, row in enumerate(rows)]
+        lines = [f"**{_md_text(caption)}**", "", "| " + " | ".join(_md_text(h) or " " for h in header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join((f"**{_md_text(v)}**" if i == hl else _md_text(v)) for v in row) + " |" for i, row in enumerate(rows)]
         return "\n".join(lines) + "\n"
     if kind == "row":
         return "\n".join(_md_block(b) for b in block[1])
@@ -370,14 +451,14 @@ def render(rep: _Report, title: str) -> tuple[str, str]:
     """(HTML, Markdown) of the report's sections and its "not produced" list."""
     sections = [s for s in rep.sections if any(b[1] for b in s.blocks)]
     body = "".join(f"<h2>{_cell(s.title)}</h2>" + "".join(_html_block(b) for b in s.blocks if b[1]) for s in sections)
-    md = "".join(f"## {_md_text(s.title)}\n\n" + "\n".join(_md_block(b) for b in s.blocks if b[1]) + "\n"
-                 for s in sections)
+    md = "".join(f"## {_md_text(s.title)}\n\n" + "\n".join(_md_block(b) for b in s.blocks if b[1]) + "\n" for s in sections)
     if rep.missing:
-        body += ('<h2>Not produced in this run</h2><ul class="missing">'
-                 + "".join(f"<li>{_cell(m)}</li>" for m in rep.missing) + "</ul>")
+        body += '<h2>Not produced in this run</h2><ul class="missing">' + "".join(f"<li>{_cell(m)}</li>" for m in rep.missing) + "</ul>"
         md += "## Not produced in this run\n\n" + "".join(f"- {_md_text(m)}\n" for m in rep.missing)
-    page = (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{_cell(title)}</title>'
-            f"<style>{CSS}</style></head><body><h1>{_cell(title)}</h1>{body}</body></html>\n")
+    page = (
+        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{_cell(title)}</title>'
+        f"<style>{CSS}</style></head><body><h1>{_cell(title)}</h1>{body}</body></html>\n"
+    )
     return page, f"# {_md_text(title)}\n\n{md}"
 
 
@@ -387,7 +468,6 @@ def build_report(run_dir: str | Path, snapshot: bool = True, compare: bool = Tru
     snapshot: take a browser snapshot (DIR/plots/browser_snapshot.png) when DIR/igv/ exists and none
     is there yet; compare: run the Promotech comparison on E. coli runs."""
     from omegaconf import OmegaConf
-
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -407,7 +487,7 @@ def build_report(run_dir: str | Path, snapshot: bool = True, compare: bool = Tru
             curves = _curves(rep, ev)
             r = ev["regions"][0]  # the snapshot shows 3 kb around the test region's highest '+' probability
             plus = ev["values"][(r.chrom, "+")]
-            top = r.start + int(np.nanargmax(plus[r.start:r.end]))
+            top = r.start + int(np.nanargmax(plus[r.start : r.end]))
             locus = f"{r.chrom}:{max(top - 1499, 1)}-{min(top + 1501, plus.size)}"
         except (ValueError, OSError, KeyError, AttributeError) as err:  # labels/tracks that do not fit the config
             log.warning("test-split curves left out: %s", err)

@@ -4,6 +4,7 @@ Curves come from `genometracks.metrics` (exact ties, no sklearn) and are thinned
 points before drawing: a whole-genome split has millions of distinct thresholds, a PNG needs ~2,000.
 Figures use matplotlib's Agg canvas (no pyplot state) and are written atomically.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,8 +22,14 @@ PAPER_TABLE2: dict[str, tuple[str, float, float]] = {
     "cappable_seq": ("Cappable-seq → Cappable-seq", 0.961, 0.132),
     "curated": ("curated → curated", 0.976, 0.141),
 }
-METRIC_COLUMNS = (("roc_auc", "ROC AUC"), ("pr_auc", "PR AUC"), ("pr_auc_k4", "PR AUC k=4"),
-                  ("pr_auc_k10", "PR AUC k=10"), ("lr_plus", "LR+ (best F1)"), ("f1_best", "best F1"))
+METRIC_COLUMNS = (
+    ("roc_auc", "ROC AUC"),
+    ("pr_auc", "PR AUC"),
+    ("pr_auc_k4", "PR AUC k=4"),
+    ("pr_auc_k10", "PR AUC k=10"),
+    ("lr_plus", "LR+ (best F1)"),
+    ("f1_best", "best F1"),
+)
 
 
 def fmt(value: object, digits: int = 3) -> str:
@@ -38,7 +45,7 @@ def fmt(value: object, digits: int = 3) -> str:
         x = float(value)
         if not math.isfinite(x):
             return "∞" if x > 0 else "–"
-        return f"{x:.2g}" if 0 < abs(x) < 10 ** -digits else f"{x:.{digits}f}"
+        return f"{x:.2g}" if 0 < abs(x) < 10**-digits else f"{x:.{digits}f}"
     return str(value)
 
 
@@ -71,9 +78,14 @@ def roc_points(labels: np.ndarray, scores: np.ndarray, n: int = 2000) -> tuple[n
     return fpr[keep], tpr[keep]
 
 
-def plot_pr(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path: str | Path, title: str,
-            base_rate: float | None = None,
-            points: Mapping[str, tuple[float, float]] | None = None, log_y: bool | None = None) -> Path:
+def plot_pr(
+    curves: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    path: str | Path,
+    title: str,
+    base_rate: float | None = None,
+    points: Mapping[str, tuple[float, float]] | None = None,
+    log_y: bool | None = None,
+) -> Path:
     """PR curves {legend: (recall, precision)} drawn as steps (the average-precision area), the
     positive rate as a dashed line, optional operating points {label: (recall, precision)}.
     log_y: logarithmic precision axis; None = when the positive rate is below 1 % (per-base curves)."""
@@ -114,8 +126,9 @@ def split_metric_rows(metrics: Mapping) -> tuple[list[str], list[list[str]]]:
             m = per_strand.get(strand) or {}
             if not m:
                 continue
-            rows.append([split, strand, fmt(m.get("n_positions")), fmt(m.get("n_positives"))]
-                        + [fmt(m.get(key)) for key, _ in METRIC_COLUMNS])
+            rows.append(
+                [split, strand, fmt(m.get("n_positions")), fmt(m.get("n_positives"))] + [fmt(m.get(key)) for key, _ in METRIC_COLUMNS]
+            )
     return header, rows
 
 
@@ -127,8 +140,9 @@ def paper_rows(labels: str | None) -> tuple[list[str], list[list[str]], int | No
     return header, rows, (keys.index(labels) if labels in PAPER_TABLE2 else None)
 
 
-def side_by_side_rows(test_both: Mapping, labels: str | None,
-                      extra: Sequence[tuple[str, Mapping]] = ()) -> tuple[list[str], list[list[str]]]:
+def side_by_side_rows(
+    test_both: Mapping, labels: str | None, extra: Sequence[tuple[str, Mapping]] = ()
+) -> tuple[list[str], list[list[str]]]:
     """ROC/PR AUC of this run's test split (both strands) beside the paper's Table 2 row for the same
     labels; `extra` adds (column name, {roc_auc, pr_auc}) columns (e.g. Promotech per position)."""
     paper = PAPER_TABLE2.get(labels or "")
@@ -136,8 +150,7 @@ def side_by_side_rows(test_both: Mapping, labels: str | None,
     header += [name for name, _ in extra] + [f"paper: {paper[0]}" if paper else "paper (no row for these labels)"]
     rows = []
     for i, (key, label) in enumerate((("roc_auc", "ROC AUC"), ("pr_auc", "PR AUC"))):
-        rows.append([label, fmt(test_both.get(key))] + [fmt(m.get(key)) for _, m in extra]
-                    + [fmt(paper[1 + i]) if paper else "–"])
+        rows.append([label, fmt(test_both.get(key))] + [fmt(m.get(key)) for _, m in extra] + [fmt(paper[1 + i]) if paper else "–"])
     return header, rows
 
 
@@ -148,12 +161,13 @@ def read_tsv(path: str | Path):
     return pd.read_csv(path, sep="\t", keep_default_na=False, na_values=["nan", "NaN"])
 
 
-def table_rows(table, columns: Sequence[str] = (), limit: int = 40, width: int = 60
-               ) -> tuple[list[str], list[list[str]], str]:
+def table_rows(table, columns: Sequence[str] = (), limit: int = 40, width: int = 60) -> tuple[list[str], list[list[str]], str]:
     """(header, rows, note) of a DataFrame for a report table: `columns` that exist (all when none
     do), numbers through `fmt`, long text cut at `width`, the first `limit` rows."""
     keep = [c for c in columns if c in table.columns] or list(table.columns)
-    cut = [[fmt(v) if not isinstance(v, str) else (v if len(v) <= width else v[: width - 1] + "…")
-            for v in row] for row in table[keep].head(limit).itertuples(index=False)]
+    cut = [
+        [fmt(v) if not isinstance(v, str) else (v if len(v) <= width else v[: width - 1] + "…") for v in row]
+        for row in table[keep].head(limit).itertuples(index=False)
+    ]
     note = f" (first {limit} of {len(table)} rows)" if len(table) > limit else ""
     return keep, cut, note

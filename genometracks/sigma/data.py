@@ -5,6 +5,7 @@ from +1 on (+1 included). Column j is position j - upstream relative to +1 (j < 
 j >= upstream: +1, +2, ...). For a '+' TSS at 0-based forward coordinate p the -60..-1 window is
 genome[p-60:p]; for '-' it is revcomp(genome[p+1:p+61]).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -28,6 +29,7 @@ class SigmaDataError(ValueError):
 @dataclass
 class SigmaSet:
     """Labelled windows. tokens uint8 [n, L] (A,C,G,T,N = 0..4); label int64 [n] indexes `classes`."""
+
     tokens: np.ndarray
     label: np.ndarray
     classes: tuple[str, ...]
@@ -79,14 +81,16 @@ def extract_windows(genome: Genome, sites: SiteSet, upstream: int = 60, downstre
                 raise SigmaDataError(
                     f"{sites.source or 'sites'}: site {sites.name[i] or i} at {chrom}:{sites.pos[i]}"
                     f"({sites.strand[i]}) has a window past the end of linear contig {chrom} "
-                    f"(length {contig.length}); mark the contig circular or drop the site")
+                    f"(length {contig.length}); mark the contig circular or drop the site"
+                )
         bases = forward[coord]
         out[rows] = np.where(minus[:, None], complement(bases), bases)
     return out
 
 
-def read_promoterset(path: str | Path, chrom: str, confidence: Iterable[str] = ("Strong", "Confirmed"),
-                     classes: Sequence[str] = SIGMA_CLASSES) -> tuple[SiteSet, SiteSet]:
+def read_promoterset(
+    path: str | Path, chrom: str, confidence: Iterable[str] = ("Strong", "Confirmed"), classes: Sequence[str] = SIGMA_CLASSES
+) -> tuple[SiteSet, SiteSet]:
     """RegulonDB PromoterSet (tab-separated, `#` header; col 4 = 1-based +1) on contig `chrom`.
 
     Returns (labelled, every_tss): `labelled` keeps rows of the given confidence levels whose sigma
@@ -95,8 +99,7 @@ def read_promoterset(path: str | Path, chrom: str, confidence: Iterable[str] = (
     """
     path = Path(path)
     if not path.is_file():
-        raise SigmaDataError(f"{path}: PromoterSet file not found; "
-                             "set data.promoterset to the RegulonDB PromoterSet.txt")
+        raise SigmaDataError(f"{path}: PromoterSet file not found; set data.promoterset to the RegulonDB PromoterSet.txt")
     confidence = set(confidence)
     pos, strand, names, sigma, keep = [], [], [], [], []
     with open(path, encoding="utf-8", errors="replace") as handle:
@@ -105,13 +108,17 @@ def read_promoterset(path: str | Path, chrom: str, confidence: Iterable[str] = (
                 continue
             fields = line.rstrip("\n\r").split("\t")
             if len(fields) < 8:
-                raise SigmaDataError(f"{path}: line {lineno} has {len(fields)} tab-separated columns, expected 8 "
-                                     "(id, name, strand, TSS, sigma, sequence, evidence, confidence)")
+                raise SigmaDataError(
+                    f"{path}: line {lineno} has {len(fields)} tab-separated columns, expected 8 "
+                    "(id, name, strand, TSS, sigma, sequence, evidence, confidence)"
+                )
             if fields[3].strip() in ("", "0"):
                 continue  # promoters without a mapped +1 (TSS empty or 0) carry no position
             if fields[2] not in ("forward", "reverse") or not fields[3].strip().isdigit():
-                raise SigmaDataError(f"{path}: line {lineno}: strand {fields[2]!r} / TSS {fields[3]!r} is not "
-                                     "'forward'|'reverse' and a 1-based position; is this a PromoterSet file?")
+                raise SigmaDataError(
+                    f"{path}: line {lineno}: strand {fields[2]!r} / TSS {fields[3]!r} is not "
+                    "'forward'|'reverse' and a 1-based position; is this a PromoterSet file?"
+                )
             factors = [f.strip().lower() for f in fields[4].split(",") if f.strip()]
             label = factors[0] if len(factors) == 1 else ""
             pos.append(int(fields[3]) - 1)
@@ -128,8 +135,7 @@ def read_promoterset(path: str | Path, chrom: str, confidence: Iterable[str] = (
     return labelled, every
 
 
-def sample_negatives(genome: Genome, avoid: SiteSet, n: int, upstream: int, downstream: int,
-                     min_distance: int, seed: int) -> SiteSet:
+def sample_negatives(genome: Genome, avoid: SiteSet, n: int, upstream: int, downstream: int, min_distance: int, seed: int) -> SiteSet:
     """`n` sites (uniform over contig positions × strands) farther than `min_distance` nt from every
     site of `avoid` (either strand), whose windows fit the contig and hold no N. Same seed, same sites."""
     chroms, starts, allowed = [], [], []
@@ -148,30 +154,40 @@ def sample_negatives(genome: Genome, avoid: SiteSet, n: int, upstream: int, down
         if not contig.circular:  # the window must fit on both strands
             reach = max(upstream, downstream)
             ok[:reach] = False
-            ok[contig.length - reach:] = False
+            ok[contig.length - reach :] = False
         chroms.append(name)
         starts.append(sum(len(a) for a in allowed))
         allowed.append(np.flatnonzero(ok))
     pool = np.concatenate(allowed) if allowed else np.zeros(0, dtype=np.int64)
     total = 2 * len(pool)
     if total < n:
-        raise SigmaDataError(f"only {total} genome positions lie {min_distance} nt away from every annotated TSS, "
-                             f"{n} negatives requested; lower data.negatives.min_distance or data.negatives.ratio")
+        raise SigmaDataError(
+            f"only {total} genome positions lie {min_distance} nt away from every annotated TSS, "
+            f"{n} negatives requested; lower data.negatives.min_distance or data.negatives.ratio"
+        )
     rng = np.random.default_rng(seed)
     draw = rng.choice(total, size=min(total, int(n * 1.1) + 10), replace=False)
     slot, is_minus = draw % len(pool), draw >= len(pool)
     which = np.searchsorted(np.array(starts), slot, side="right") - 1
-    sites = SiteSet(np.array(chroms, dtype=object)[which], pool[slot], np.where(is_minus, "-", "+"),
-                    source="negatives")
+    sites = SiteSet(np.array(chroms, dtype=object)[which], pool[slot], np.where(is_minus, "-", "+"), source="negatives")
     clean = ~(extract_windows(genome, sites, upstream, downstream) == N_TOKEN).any(axis=1)
     if clean.sum() < n:
         raise SigmaDataError(f"too few N-free negative windows ({int(clean.sum())} < {n}); lower data.negatives.ratio")
     return sites.subset(np.flatnonzero(clean)[:n])
 
 
-def regulondb_set(genome: Genome, promoterset: str | Path, chrom: str, upstream: int = 60, downstream: int = 0,
-                  confidence: Iterable[str] = ("Strong", "Confirmed"), classes: Sequence[str] = SIGMA_CLASSES,
-                  negative_ratio: float = 0.0, min_distance: int = 200, seed: int = 0) -> SigmaSet:
+def regulondb_set(
+    genome: Genome,
+    promoterset: str | Path,
+    chrom: str,
+    upstream: int = 60,
+    downstream: int = 0,
+    confidence: Iterable[str] = ("Strong", "Confirmed"),
+    classes: Sequence[str] = SIGMA_CLASSES,
+    negative_ratio: float = 0.0,
+    min_distance: int = 200,
+    seed: int = 0,
+) -> SigmaSet:
     """Six-class (+ optional `nonpromoter`) windows re-extracted from `genome` at the PromoterSet +1.
 
     negative_ratio × (number of promoters) genomic negatives are added as class `nonpromoter`.
@@ -180,8 +196,10 @@ def regulondb_set(genome: Genome, promoterset: str | Path, chrom: str, upstream:
     present = tuple(c for c in classes if (labelled.meta["sigma"] == c).any())
     missing = sorted(set(classes) - set(present))
     if missing:
-        raise SigmaDataError(f"{promoterset}: no rows of class {missing} at confidence {sorted(confidence)}; "
-                             "drop them from data.classes or widen data.confidence")
+        raise SigmaDataError(
+            f"{promoterset}: no rows of class {missing} at confidence {sorted(confidence)}; "
+            "drop them from data.classes or widen data.confidence"
+        )
     label = np.array([present.index(s) for s in labelled.meta["sigma"]], dtype=np.int64)
     sites, names = labelled, present
     n_neg = int(round(negative_ratio * len(labelled)))
@@ -193,13 +211,16 @@ def regulondb_set(genome: Genome, promoterset: str | Path, chrom: str, upstream:
     return SigmaSet(extract_windows(genome, sites, upstream, downstream), label, names, upstream, sites)
 
 
-def ipromoter_set(folder: str | Path, upstream: int = 60, downstream: int = 0,
-                  classes: Sequence[str] = SIGMA_CLASSES, nonpromoter: bool = True) -> SigmaSet:
+def ipromoter_set(
+    folder: str | Path, upstream: int = 60, downstream: int = 0, classes: Sequence[str] = SIGMA_CLASSES, nonpromoter: bool = True
+) -> SigmaSet:
     """iPromoter-2L benchmark: `<class>.fasta` (+ `nonPromoter.fasta`), 81-nt records, +1 at index 60."""
     folder = Path(folder)
     if upstream > _IPROMOTER_UPSTREAM or downstream > _IPROMOTER_LENGTH - _IPROMOTER_UPSTREAM:
-        raise SigmaDataError(f"{folder}: iPromoter-2L records cover -60..+21; window -{upstream}..+{downstream} "
-                             "does not fit — lower data.upstream / data.downstream")
+        raise SigmaDataError(
+            f"{folder}: iPromoter-2L records cover -60..+21; window -{upstream}..+{downstream} "
+            "does not fit — lower data.upstream / data.downstream"
+        )
     files = [(c, folder / f"{c}.fasta") for c in classes]
     if nonpromoter:
         files.append((NONPROMOTER, folder / "nonPromoter.fasta"))
@@ -208,10 +229,12 @@ def ipromoter_set(folder: str | Path, upstream: int = 60, downstream: int = 0,
         seqs = _read_fasta(path)
         bad = [i for i, s in enumerate(seqs) if len(s) != _IPROMOTER_LENGTH]
         if bad:
-            raise SigmaDataError(f"{path}: record {bad[0] + 1} is {len(seqs[bad[0]])} nt, expected "
-                                 f"{_IPROMOTER_LENGTH} (-60..+20 with +1 at index 60); is this the iPromoter-2L set?")
+            raise SigmaDataError(
+                f"{path}: record {bad[0] + 1} is {len(seqs[bad[0]])} nt, expected "
+                f"{_IPROMOTER_LENGTH} (-60..+20 with +1 at index 60); is this the iPromoter-2L set?"
+            )
         arr = encode("".join(seqs), where=str(path)).reshape(len(seqs), _IPROMOTER_LENGTH)
-        tokens.append(arr[:, _IPROMOTER_UPSTREAM - upstream:_IPROMOTER_UPSTREAM + downstream])
+        tokens.append(arr[:, _IPROMOTER_UPSTREAM - upstream : _IPROMOTER_UPSTREAM + downstream])
         labels.append(np.full(len(seqs), index, dtype=np.int64))
     return SigmaSet(np.concatenate(tokens), np.concatenate(labels), tuple(c for c, _ in files), upstream)
 
@@ -235,12 +258,19 @@ def _read_fasta(path: Path) -> list[str]:
 
 
 # default planted motifs of `synthetic_set`: one distinct 6-mer per class at a distinct column
-SYNTHETIC_MOTIFS = {"sigma24": ("GAACTT", 2), "sigma28": ("TAAAGT", 6), "sigma32": ("CCCGAA", 10),
-                    "sigma38": ("CTATAC", 14), "sigma54": ("TGGCAC", 18), "sigma70": ("TATAAT", 22)}
+SYNTHETIC_MOTIFS = {
+    "sigma24": ("GAACTT", 2),
+    "sigma28": ("TAAAGT", 6),
+    "sigma32": ("CCCGAA", 10),
+    "sigma38": ("CTATAC", 14),
+    "sigma54": ("TGGCAC", 18),
+    "sigma70": ("TATAAT", 22),
+}
 
 
-def synthetic_set(n_per_class: int = 40, length: int = 30, motifs: dict[str, tuple[str, int]] | None = None,
-                  n_nonpromoter: int = 0, seed: int = 0) -> SigmaSet:
+def synthetic_set(
+    n_per_class: int = 40, length: int = 30, motifs: dict[str, tuple[str, int]] | None = None, n_nonpromoter: int = 0, seed: int = 0
+) -> SigmaSet:
     """Uniform random windows (upstream = length, so the window is -length..-1) with one planted
     motif per class: motifs[class] = (letters, column). Non-promoters carry no motif."""
     motifs = dict(SYNTHETIC_MOTIFS if motifs is None else motifs)
@@ -252,7 +282,7 @@ def synthetic_set(n_per_class: int = 40, length: int = 30, motifs: dict[str, tup
     for index, (letters, column) in enumerate(motifs.values()):
         if column < 0 or column + len(letters) > length:
             raise SigmaDataError(f"synthetic motif {letters!r} at column {column} does not fit a {length}-nt window")
-        tokens[label == index, column:column + len(letters)] = encode(letters)
+        tokens[label == index, column : column + len(letters)] = encode(letters)
     return SigmaSet(tokens, label, classes, upstream=length)
 
 
@@ -267,17 +297,27 @@ def load_sigma_set(cfg, seed: int = 0) -> SigmaSet:
     if source == "regulondb":
         genome = Genome.open(cfg.get("fasta"), circular=list(cfg.get("circular") or []))
         chrom = cfg.get("chrom") or next(iter(genome.contigs))
-        return regulondb_set(genome, cfg.get("promoterset"), chrom, upstream, downstream,
-                             tuple(cfg.get("confidence", ("Strong", "Confirmed"))), classes, ratio,
-                             int(neg.get("min_distance", 200)), neg_seed)
+        return regulondb_set(
+            genome,
+            cfg.get("promoterset"),
+            chrom,
+            upstream,
+            downstream,
+            tuple(cfg.get("confidence", ("Strong", "Confirmed"))),
+            classes,
+            ratio,
+            int(neg.get("min_distance", 200)),
+            neg_seed,
+        )
     if source == "ipromoter2l":
         return ipromoter_set(cfg.get("ipromoter_dir"), upstream, downstream, classes, nonpromoter=ratio > 0)
     if source == "synthetic":
         unknown = sorted(set(classes) - set(SYNTHETIC_MOTIFS))
         if unknown or downstream:
-            raise SigmaDataError(f"data.source=synthetic: classes must come from {list(SYNTHETIC_MOTIFS)} "
-                                 f"(got unknown {unknown}) and data.downstream must be 0")
+            raise SigmaDataError(
+                f"data.source=synthetic: classes must come from {list(SYNTHETIC_MOTIFS)} "
+                f"(got unknown {unknown}) and data.downstream must be 0"
+            )
         n = int(cfg.get("n_per_class", 40))
-        return synthetic_set(n, upstream, {c: SYNTHETIC_MOTIFS[c] for c in classes},
-                             int(round(ratio * n * len(classes))), neg_seed)
+        return synthetic_set(n, upstream, {c: SYNTHETIC_MOTIFS[c] for c in classes}, int(round(ratio * n * len(classes))), neg_seed)
     raise SigmaDataError(f"data.source={source!r}: use regulondb, ipromoter2l or synthetic")

@@ -5,6 +5,7 @@ Modes: "softmax" — one six-class model per fold on the promoter rows (non-prom
 "ovr" — per class, one binary model per fold, positives = the class, negatives = every other row
 (other sigma classes and, when the data has them, non-promoters). Scores are out-of-fold.
 """
+
 from __future__ import annotations
 
 import json
@@ -60,9 +61,9 @@ def _sigma_default(key: str) -> Any:
 class TrainSettings:
     """How one model is fitted. trainer: keyword arguments of pytorch_lightning.Trainer. Fields not
     given default to conf/model/sigma_cnn.yaml, conf/experiment/sigma_cnn.yaml and conf/sigma/default.yaml."""
+
     model: dict = field(default_factory=_model_defaults)
-    trainer: dict = field(default_factory=lambda: {
-        "max_epochs": int(group_defaults("experiment", "sigma_cnn").trainer.max_epochs)})
+    trainer: dict = field(default_factory=lambda: {"max_epochs": int(group_defaults("experiment", "sigma_cnn").trainer.max_epochs)})
     batch_size: int = field(default_factory=lambda: int(_sigma_default("batch_size")))
     lr: float = field(default_factory=lambda: float(_sigma_default("lr")))
     weight_decay: float = field(default_factory=lambda: float(_sigma_default("weight_decay")))
@@ -76,8 +77,10 @@ def stratified_folds(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
     counts = np.bincount(labels)
     small = np.flatnonzero((counts > 0) & (counts < k))
     if small.size:
-        raise SigmaConfigError(f"class index {int(small[0])} has {int(counts[small[0]])} rows, fewer than "
-                               f"sigma.folds={k}; lower sigma.folds or drop the class from data.classes")
+        raise SigmaConfigError(
+            f"class index {int(small[0])} has {int(counts[small[0]])} rows, fewer than "
+            f"sigma.folds={k}; lower sigma.folds or drop the class from data.classes"
+        )
     rng = np.random.default_rng(seed)
     folds = np.empty(len(labels), dtype=np.int64)
     start = 0
@@ -109,11 +112,14 @@ def fit(x: np.ndarray, y: np.ndarray, n_outputs: int, settings: TrainSettings, s
     weights = balanced_weights(y, n_outputs, binary) if settings.class_weight == "balanced" else None
     task = SigmaTask(model, settings.lr, settings.weight_decay, weights)
     generator = torch.Generator().manual_seed(seed)
-    loader = DataLoader(TensorDataset(torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))),
-                        batch_size=settings.batch_size, shuffle=True, generator=generator,
-                        drop_last=len(y) > settings.batch_size)  # no 1-row batch for batch norm
-    kwargs = {**settings.trainer, "logger": False, "enable_checkpointing": False, "enable_model_summary": False,
-              "num_sanity_val_steps": 0}
+    loader = DataLoader(
+        TensorDataset(torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))),
+        batch_size=settings.batch_size,
+        shuffle=True,
+        generator=generator,
+        drop_last=len(y) > settings.batch_size,
+    )  # no 1-row batch for batch norm
+    kwargs = {**settings.trainer, "logger": False, "enable_checkpointing": False, "enable_model_summary": False, "num_sanity_val_steps": 0}
     kwargs.setdefault("enable_progress_bar", False)
     quiet = [logging.getLogger(n) for n in ("pytorch_lightning", "lightning", "lightning.pytorch")]
     levels = [q.level for q in quiet]
@@ -128,9 +134,15 @@ def fit(x: np.ndarray, y: np.ndarray, n_outputs: int, settings: TrainSettings, s
     return model
 
 
-def cross_validate(data: SigmaSet, mode: str, settings: TrainSettings, folds: int, seed: int,
-                   classes: Sequence[str] | None = None, cams: Sequence[str] = ()
-                   ) -> tuple[SigmaSet, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+def cross_validate(
+    data: SigmaSet,
+    mode: str,
+    settings: TrainSettings,
+    folds: int,
+    seed: int,
+    classes: Sequence[str] | None = None,
+    cams: Sequence[str] = (),
+) -> tuple[SigmaSet, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """(rows scored, out-of-fold scores float64 [n, n_classes], fold int64 [n], out-of-fold maps).
 
     Score columns follow `classes` (default: every class but non-promoter). softmax: probabilities of
@@ -176,8 +188,7 @@ def cross_validate(data: SigmaSet, mode: str, settings: TrainSettings, folds: in
     return data, scores, fold, maps
 
 
-def class_metrics(data: SigmaSet, scores: np.ndarray, fold: np.ndarray, mode: str,
-                  classes: Sequence[str]) -> dict[str, dict]:
+def class_metrics(data: SigmaSet, scores: np.ndarray, fold: np.ndarray, mode: str, classes: Sequence[str]) -> dict[str, dict]:
     """Per class, one class vs the rest on out-of-fold scores: accuracy, sensitivity, specificity,
     ROC AUC, PR AUC (average precision), and ROC AUC mean/sd over folds. Predicted class: argmax
     (softmax) or score >= 0.5 (ovr)."""
@@ -188,12 +199,21 @@ def class_metrics(data: SigmaSet, scores: np.ndarray, fold: np.ndarray, mode: st
         tp, tn = int((truth & called).sum()), int((~truth & ~called).sum())
         fp, fn = int((~truth & called).sum()), int((truth & ~called).sum())
         per_fold = [M.roc_auc(truth[fold == f], scores[fold == f, c]) for f in np.unique(fold)]
-        out[name] = {"n_pos": int(truth.sum()), "n_neg": int((~truth).sum()),
-                     "accuracy": (tp + tn) / len(truth), "sensitivity": tp / max(tp + fn, 1),
-                     "specificity": tn / max(tn + fp, 1), "roc_auc": M.roc_auc(truth, scores[:, c]),
-                     "pr_auc": M.average_precision(truth, scores[:, c]),
-                     "roc_auc_fold_mean": float(np.nanmean(per_fold)), "roc_auc_fold_sd": float(np.nanstd(per_fold)),
-                     "tp": tp, "fp": fp, "tn": tn, "fn": fn}
+        out[name] = {
+            "n_pos": int(truth.sum()),
+            "n_neg": int((~truth).sum()),
+            "accuracy": (tp + tn) / len(truth),
+            "sensitivity": tp / max(tp + fn, 1),
+            "specificity": tn / max(tn + fp, 1),
+            "roc_auc": M.roc_auc(truth, scores[:, c]),
+            "pr_auc": M.average_precision(truth, scores[:, c]),
+            "roc_auc_fold_mean": float(np.nanmean(per_fold)),
+            "roc_auc_fold_sd": float(np.nanstd(per_fold)),
+            "tp": tp,
+            "fp": fp,
+            "tn": tn,
+            "fn": fn,
+        }
     return out
 
 
@@ -214,14 +234,18 @@ def plot_roc_panels(curves: dict[str, tuple[SigmaSet, np.ndarray, Sequence[str]]
 
 def metrics_table(metrics: dict[str, dict[str, dict]]) -> str:
     """Markdown table (one row per mode × class) with the paper's ranges in the last columns."""
-    lines = ["| mode | class | n | accuracy % | sensitivity % | specificity % | ROC AUC | PR AUC | "
-             "paper accuracy | paper AUC |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| mode | class | n | accuracy % | sensitivity % | specificity % | ROC AUC | PR AUC | paper accuracy | paper AUC |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for mode, per_class in metrics.items():
         for name, m in per_class.items():
-            lines.append(f"| {mode} | {name} | {m['n_pos']} | {100 * m['accuracy']:.1f} | "
-                         f"{100 * m['sensitivity']:.1f} | "
-                         f"{100 * m['specificity']:.1f} | {m['roc_auc']:.3f} | {m['pr_auc']:.3f} | "
-                         f"{PAPER['accuracy']} | {PAPER['roc_auc']} |")
+            lines.append(
+                f"| {mode} | {name} | {m['n_pos']} | {100 * m['accuracy']:.1f} | "
+                f"{100 * m['sensitivity']:.1f} | "
+                f"{100 * m['specificity']:.1f} | {m['roc_auc']:.3f} | {m['pr_auc']:.3f} | "
+                f"{PAPER['accuracy']} | {PAPER['roc_auc']} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -231,8 +255,7 @@ def _settings(cfg) -> TrainSettings:
     trainer = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if k != "_target_"}
     if sig.class_weight not in ("balanced", "none"):
         raise SigmaConfigError(f"sigma.class_weight={sig.class_weight!r}: use balanced or none")
-    return TrainSettings(model, trainer, int(sig.batch_size), float(sig.lr), float(sig.weight_decay),
-                         str(sig.class_weight))
+    return TrainSettings(model, trainer, int(sig.batch_size), float(sig.lr), float(sig.weight_decay), str(sig.class_weight))
 
 
 def run_sigma(cfg) -> dict:
@@ -249,8 +272,7 @@ def run_sigma(cfg) -> dict:
     logo_mode, cams, heights = _logo_settings(cfg)
     metrics, curves, logo_source = {}, {}, None
     for mode in cfg.sigma.modes:
-        scored, scores, fold, maps = cross_validate(data, mode, settings, folds, seed, classes,
-                                                    cams if mode == logo_mode else ())
+        scored, scores, fold, maps = cross_validate(data, mode, settings, folds, seed, classes, cams if mode == logo_mode else ())
         metrics[mode] = class_metrics(scored, scores, fold, mode, classes)
         curves[mode] = (scored, scores, classes)
         if mode == logo_mode:
@@ -258,8 +280,13 @@ def run_sigma(cfg) -> dict:
     promoters = promoters_only(data, classes)
     final = fit(one_hot(promoters.tokens), promoters.label, len(classes), settings, seed)
     model_path = save_model(final, run.sigma_model, classes, data.upstream)
-    result = {"counts": data.counts(), "folds": folds, "window": {"upstream": data.upstream,
-              "length": int(data.tokens.shape[1])}, "metrics": metrics, "model": str(model_path)}
+    result = {
+        "counts": data.counts(),
+        "folds": folds,
+        "window": {"upstream": data.upstream, "length": int(data.tokens.shape[1])},
+        "metrics": metrics,
+        "model": str(model_path),
+    }
     if curves:
         result["roc_png"] = str(plot_roc_panels(curves, run.root / "roc.png"))
     if logo_source is not None:
@@ -283,8 +310,10 @@ def _logo_settings(cfg) -> tuple[str | None, tuple[str, ...], str]:
     if mode not in MODES:
         raise SigmaConfigError(f"sigma.logo_model={mode!r}: use one of {MODES}")
     if mode not in sig.modes:
-        raise SigmaConfigError(f"sigma.logo_model={mode} draws the logos from that mode's cross-validation, "
-                               f"but sigma.modes={list(sig.modes)}; add {mode} to sigma.modes or set sigma.logos=false")
+        raise SigmaConfigError(
+            f"sigma.logo_model={mode} draws the logos from that mode's cross-validation, "
+            f"but sigma.modes={list(sig.modes)}; add {mode} to sigma.modes or set sigma.logos=false"
+        )
     for cam in cams or ("(empty)",):
         if cam not in CAM_METHODS:
             raise SigmaConfigError(f"sigma.cams entry {cam!r}: use a list drawn from {list(CAM_METHODS)}")
@@ -293,8 +322,7 @@ def _logo_settings(cfg) -> tuple[str | None, tuple[str, ...], str]:
     return mode, cams, heights
 
 
-def write_logos(data: SigmaSet, maps: dict[str, np.ndarray], classes: Sequence[str], heights: str,
-                run_dir: Path) -> dict:
+def write_logos(data: SigmaSet, maps: dict[str, np.ndarray], classes: Sequence[str], heights: str, run_dir: Path) -> dict:
     """Class logos under run_dir/logos/sigma from out-of-fold maps ({method: [n, L]}, one row per row of
     `data`): <class>.png, all_classes.png and gradcam_profiles.npz (P and base counts, to redraw).
     Returns {"png": [paths], "heights": heights, "peaks": {class: {method: logo_peaks}}}."""

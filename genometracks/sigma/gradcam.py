@@ -16,6 +16,7 @@ heights="information_x_mass" also scales each column by its map mass relative to
 column (columns the model ignores stay low). logomaker draws a frequency logo of the class above
 one E per map.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -36,8 +37,9 @@ CAM_TITLES = {"gradcam": "Grad-CAM", "hirescam": "HiResCAM"}
 HEIGHTS = ("information", "information_x_mass")
 
 
-def cam_maps(model: SigmaCNN, x: np.ndarray, target: int | np.ndarray, methods: Sequence[str] = CAM_METHODS,
-             batch_size: int = 256) -> dict[str, np.ndarray]:
+def cam_maps(
+    model: SigmaCNN, x: np.ndarray, target: int | np.ndarray, methods: Sequence[str] = CAM_METHODS, batch_size: int = 256
+) -> dict[str, np.ndarray]:
     """{method: map g float64 [n, L]} for one-hot x [n, 4, L]; target: output index (one per row or
     shared). The model is put in eval mode (batch norm uses running statistics, no dropout)."""
     unknown = [m for m in methods if m not in CAM_METHODS]
@@ -47,13 +49,13 @@ def cam_maps(model: SigmaCNN, x: np.ndarray, target: int | np.ndarray, methods: 
     targets = np.broadcast_to(np.asarray(target, dtype=np.int64), (len(x),))
     out = {m: np.zeros((len(x), x.shape[2]), dtype=np.float64) for m in methods}
     for i in range(0, len(x), batch_size):
-        xb = torch.from_numpy(np.ascontiguousarray(x[i:i + batch_size], dtype=np.float32))
+        xb = torch.from_numpy(np.ascontiguousarray(x[i : i + batch_size], dtype=np.float32))
         logits, act = model.forward_with_map(xb)
-        tb = torch.from_numpy(targets[i:i + batch_size].copy())
+        tb = torch.from_numpy(targets[i : i + batch_size].copy())
         (grad,) = torch.autograd.grad(logits.gather(1, tb[:, None]).sum(), act)
         weights = {"gradcam": grad.mean(dim=2, keepdim=True), "hirescam": grad}  # [B, C, 1] / [B, C, L]
         for m in methods:
-            out[m][i:i + batch_size] = torch.relu((weights[m] * act).sum(dim=1)).detach().double().numpy()
+            out[m][i : i + batch_size] = torch.relu((weights[m] * act).sum(dim=1)).detach().double().numpy()
     return out
 
 
@@ -71,7 +73,7 @@ def effective_counts(g: np.ndarray) -> np.ndarray:
     """Effective number of sequences behind each column of P, (sum_n g)^2 / sum_n g^2, float64 [L]
     for maps g [n, L] (n when every map value of the column is equal; 0 for an empty column)."""
     total, square = g.sum(axis=0), np.square(g).sum(axis=0)
-    return np.divide(total ** 2, square, out=np.zeros_like(total), where=square > 0)
+    return np.divide(total**2, square, out=np.zeros_like(total), where=square > 0)
 
 
 def small_sample_bits(n_eff: np.ndarray) -> np.ndarray:
@@ -115,8 +117,9 @@ def logo_matrices(x: np.ndarray, maps: dict[str, np.ndarray], heights: str = "in
     return mats
 
 
-def class_logo_matrices(data: SigmaSet, models: dict[str, tuple[SigmaCNN, int]], methods: Sequence[str] = CAM_METHODS,
-                        heights: str = "information") -> dict[str, dict]:
+def class_logo_matrices(
+    data: SigmaSet, models: dict[str, tuple[SigmaCNN, int]], methods: Sequence[str] = CAM_METHODS, heights: str = "information"
+) -> dict[str, dict]:
     """logo_matrices per class name in `models` ({class: (model, output index of the class)}), every
     row of the class scored by that one model."""
     result: dict[str, dict] = {}
@@ -143,11 +146,16 @@ def logo_peaks(heights: np.ndarray, positions: np.ndarray, width: int = 6, n: in
             break
         if taken[start]:
             continue
-        taken[max(0, start - width + 1):start + width] = True
+        taken[max(0, start - width + 1) : start + width] = True
         cols = slice(start, start + width)
-        peaks.append({"start": int(positions[start]), "end": int(positions[start + width - 1]),
-                      "consensus": "".join("ACGT"[k] for k in heights[cols].argmax(axis=1)),
-                      "bits": round(float(window[start]), 3)})
+        peaks.append(
+            {
+                "start": int(positions[start]),
+                "end": int(positions[start + width - 1]),
+                "consensus": "".join("ACGT"[k] for k in heights[cols].argmax(axis=1)),
+                "bits": round(float(window[start]), 3),
+            }
+        )
     return peaks
 
 
@@ -174,16 +182,23 @@ def _draw_class(axes, mats: dict, name: str, positions: np.ndarray) -> None:
             logomaker.Logo(frame, ax=ax, color_scheme="classic")
         if not mats[key].any():
             ax.set_ylim(0, 1)
-            ax.text(0.5, 0.5, f"{title} map is 0 for every sequence of this class", transform=ax.transAxes,
-                    ha="center", va="center", fontsize=8, color="grey")
+            ax.text(
+                0.5,
+                0.5,
+                f"{title} map is 0 for every sequence of this class",
+                transform=ax.transAxes,
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="grey",
+            )
         ax.set_ylabel("bits")
         ax.set_title(f"{name} (n={int(mats['n'])}): {title}", fontsize=9, loc="left")
         ax.set_xlim(positions[0] - 0.5, positions[-1] + 0.5)
     axes[len(rows) - 1].set_xlabel("position relative to +1")
 
 
-def draw_class_logos(matrices: dict[str, dict], upstream: int, out_dir: str | Path,
-                     figure_name: str = "all_classes.png") -> list[Path]:
+def draw_class_logos(matrices: dict[str, dict], upstream: int, out_dir: str | Path, figure_name: str = "all_classes.png") -> list[Path]:
     """`<out_dir>/<class>.png` (frequency logo above each class-activation logo) and one figure with
     every class."""
     out_dir = Path(out_dir)
@@ -206,10 +221,10 @@ def draw_class_logos(matrices: dict[str, dict], upstream: int, out_dir: str | Pa
     axes = fig.subplots(rows * nrows, ncols, squeeze=False)
     for k, (name, mats) in enumerate(matrices.items()):
         r, c = divmod(k, ncols)
-        _draw_class(axes[rows * r:rows * (r + 1), c], mats, name, relative_positions(len(mats["frequency"]), upstream))
+        _draw_class(axes[rows * r : rows * (r + 1), c], mats, name, relative_positions(len(mats["frequency"]), upstream))
     for k in range(n, nrows * ncols):
         r, c = divmod(k, ncols)
-        for ax in axes[rows * r:rows * (r + 1), c]:
+        for ax in axes[rows * r : rows * (r + 1), c]:
             ax.axis("off")
     fig.tight_layout()
     save_figure(fig, out_dir / figure_name)

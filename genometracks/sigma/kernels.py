@@ -6,6 +6,7 @@ Kernel c (weight [4, K], bias b) scores a window w as b + Σ_m W[w_m, m] = const
 holds for any base; by default each kernel's base is exp(|gamma|/sigma) of the batch norm behind it,
 so P_c is sharp in the units the network uses (base 2 would give ~0.02-bit, flat logos).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,8 +41,10 @@ def kernel_motifs(model: SigmaCNN, base: float | str = "bn", prefix: str = "sigm
     names = [f"{prefix}{c}" for c in range(weight.shape[0])]
     if base != "bn":
         return kernels_to_motifs(weight, bias, base=float(base), names=names, source="sigma_cnn conv1")
-    return [kernels_to_motifs(weight[c:c + 1], bias[c:c + 1], base=float(b), names=[names[c]],
-                              source="sigma_cnn conv1")[0] for c, b in enumerate(kernel_bases(model))]
+    return [
+        kernels_to_motifs(weight[c : c + 1], bias[c : c + 1], base=float(b), names=[names[c]], source="sigma_cnn conv1")[0]
+        for c, b in enumerate(kernel_bases(model))
+    ]
 
 
 def match_kernels(motifs: list, refs: list) -> list[dict]:
@@ -49,12 +52,19 @@ def match_kernels(motifs: list, refs: list) -> list[dict]:
     references): rows {kernel, consensus, bits, match, p_value, e_value, q_value, offset, orientation}."""
     rows = []
     for motif, best in zip(motifs, best_matches(motifs, refs)[0]):
-        rows.append({"kernel": motif.name, "consensus": motif.consensus(),
-                     "bits": round(motif.information_content()[1], 3), "match": match_label(best),
-                     "p_value": best.p_value if best else float("nan"),
-                     "e_value": best.e_value if best else float("nan"),
-                     "q_value": best.q_value if best else float("nan"),
-                     "offset": best.offset if best else 0, "orientation": best.orientation if best else ""})
+        rows.append(
+            {
+                "kernel": motif.name,
+                "consensus": motif.consensus(),
+                "bits": round(motif.information_content()[1], 3),
+                "match": match_label(best),
+                "p_value": best.p_value if best else float("nan"),
+                "e_value": best.e_value if best else float("nan"),
+                "q_value": best.q_value if best else float("nan"),
+                "offset": best.offset if best else 0,
+                "orientation": best.orientation if best else "",
+            }
+        )
     return rows
 
 
@@ -78,8 +88,7 @@ def draw_kernel_logos(motifs: list, path: str | Path, ncols: int = 4) -> Path:
     return save_figure(fig, path)
 
 
-def export_kernels(model: SigmaCNN, out_dir: str | Path, motif_dir: str | Path | None = None,
-                   base: float | str = "bn") -> dict:
+def export_kernels(model: SigmaCNN, out_dir: str | Path, motif_dir: str | Path | None = None, base: float | str = "bn") -> dict:
     """Write motifs/sigma_cnn_kernels.meme, .png (logos) and _matches.tsv under out_dir; returns paths + rows."""
     out = RunDir(Path(out_dir)).motifs
     motifs = kernel_motifs(model, base)

@@ -4,6 +4,7 @@ SigmaCNN: one-hot [B, 4, L] → three blocks Conv1d("same") → ReLU → BatchNo
 convolution keeps the input length L → flatten [B, C·L] → linear output layer [B, n_outputs].
 Modes: "softmax" (one logit per class, cross-entropy) and "binary" (one logit, one class vs the rest).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -25,14 +26,26 @@ class SigmaModelError(ValueError):
 class SigmaCNN(nn.Module):
     """CNN over a one-hot window. channels/kernel_sizes: one entry per convolution layer (three)."""
 
-    def __init__(self, length: int, n_outputs: int, channels: Sequence[int] = (32, 32, 32),
-                 kernel_sizes: Sequence[int] = (9, 7, 5), dropout: float = 0.3):
+    def __init__(
+        self,
+        length: int,
+        n_outputs: int,
+        channels: Sequence[int] = (32, 32, 32),
+        kernel_sizes: Sequence[int] = (9, 7, 5),
+        dropout: float = 0.3,
+    ):
         super().__init__()
         if len(channels) != len(kernel_sizes) or not channels:
-            raise SigmaModelError(f"model.channels {list(channels)} and model.kernel_sizes {list(kernel_sizes)} "
-                                  "need one entry per convolution layer")
-        self.config = {"length": int(length), "n_outputs": int(n_outputs), "channels": [int(c) for c in channels],
-                       "kernel_sizes": [int(k) for k in kernel_sizes], "dropout": float(dropout)}
+            raise SigmaModelError(
+                f"model.channels {list(channels)} and model.kernel_sizes {list(kernel_sizes)} need one entry per convolution layer"
+            )
+        self.config = {
+            "length": int(length),
+            "n_outputs": int(n_outputs),
+            "channels": [int(c) for c in channels],
+            "kernel_sizes": [int(k) for k in kernel_sizes],
+            "dropout": float(dropout),
+        }
         convs, norms = [], []
         c_in = 4
         for c, k in zip(channels, kernel_sizes):
@@ -65,13 +78,13 @@ class SigmaCNN(nn.Module):
 class SigmaTask(pl.LightningModule):
     """Training of a SigmaCNN. class_weights: float [n_classes] (softmax) or [1] positive weight (binary)."""
 
-    def __init__(self, model: SigmaCNN, lr: float = 1e-3, weight_decay: float = 1e-4,
-                 class_weights: Sequence[float] | None = None):
+    def __init__(self, model: SigmaCNN, lr: float = 1e-3, weight_decay: float = 1e-4, class_weights: Sequence[float] | None = None):
         super().__init__()
         self.model = model
         self.lr, self.weight_decay = lr, weight_decay
-        weights = torch.ones(model.config["n_outputs"]) if class_weights is None else torch.as_tensor(
-            list(class_weights), dtype=torch.float32)
+        weights = (
+            torch.ones(model.config["n_outputs"]) if class_weights is None else torch.as_tensor(list(class_weights), dtype=torch.float32)
+        )
         self.register_buffer("class_weights", weights)
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -102,15 +115,13 @@ def balanced_weights(y: np.ndarray, n_classes: int, binary: bool) -> list[float]
 def predict_proba(model: SigmaCNN, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
     """Class probabilities float64 [n, n_outputs] for one-hot x [n, 4, L] (eval mode, batched)."""
     model.eval()
-    out = [model.probabilities(torch.from_numpy(x[i:i + batch_size])).double().numpy()
-           for i in range(0, len(x), batch_size)]
+    out = [model.probabilities(torch.from_numpy(x[i : i + batch_size])).double().numpy() for i in range(0, len(x), batch_size)]
     return np.concatenate(out) if out else np.zeros((0, model.config["n_outputs"]))
 
 
 def save_model(model: SigmaCNN, path: str | Path, classes: Sequence[str], upstream: int) -> Path:
     """Write {config, classes, upstream, state_dict} atomically (loadable with weights_only=True)."""
-    payload = {"config": model.config, "classes": list(classes), "upstream": int(upstream),
-               "state_dict": model.state_dict()}
+    payload = {"config": model.config, "classes": list(classes), "upstream": int(upstream), "state_dict": model.state_dict()}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return Path(path)
@@ -124,7 +135,8 @@ def load_model(path: str | Path) -> tuple[SigmaCNN, list[str], int]:
         model = SigmaCNN(**payload["config"])
         model.load_state_dict(payload["state_dict"])
     except (OSError, RuntimeError, KeyError, TypeError, EOFError) as err:
-        raise SigmaModelError(f"{path}: not a sigma CNN model file ({err}); pass the models/sigma_cnn.pt "
-                              "written by `genometracks train experiment=sigma_cnn`") from err
+        raise SigmaModelError(
+            f"{path}: not a sigma CNN model file ({err}); pass the models/sigma_cnn.pt written by `genometracks train experiment=sigma_cnn`"
+        ) from err
     model.eval()
     return model, list(payload["classes"]), int(payload["upstream"])

@@ -4,6 +4,7 @@ k-fold check, one model on all rows), its Grad-CAM class logos, and the sigma tr
 The full benchmark (10-fold, softmax and one-vs-rest) is `genometracks train experiment=sigma_cnn`;
 this stage keeps to a budget that fits the pipeline. Writes DIR/sigma/ and DIR/tracks/tss_sigma.bb.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,8 +45,7 @@ def run_sigma_stage(cfg: DictConfig, out: Path) -> dict:
         with open_dict(sig):
             sig.run_dir = str(sigma_dir)
         result = run_sigma(sig)
-        result = {"metrics": str(sigma_run.metrics_json.relative_to(out)),
-                  "runtime_s": result.get("runtime_s")}
+        result = {"metrics": str(sigma_run.metrics_json.relative_to(out)), "runtime_s": result.get("runtime_s")}
     peaks = run.peaks_bed_gz
     if peaks.exists():
         genome, _, _ = open_genome(cfg)
@@ -55,6 +55,3 @@ def run_sigma_stage(cfg: DictConfig, out: Path) -> dict:
             result["track"] = {"skipped": str(err)}
     print(json.dumps(result, default=str))
     return result
-
-
-

@@ -5,6 +5,7 @@ itemRgb = class colour, sigma = predicted class, then one probability per class)
 Peaks are 1-nt BED6 records (0-based start = the +1 nucleotide, as `genometracks peaks` writes them);
 a wider record is read at its 5' end (start on '+', end - 1 on '-'). Coordinates: 0-based, half-open.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -22,8 +23,14 @@ from genometracks.sigma.data import extract_windows, one_hot
 from genometracks.sigma.model import SigmaCNN, load_model, predict_proba
 
 # Okabe–Ito colour-blind-safe palette, one colour per class
-SIGMA_COLOURS = {"sigma24": (230, 159, 0), "sigma28": (86, 180, 233), "sigma32": (0, 158, 115),
-                 "sigma38": (204, 121, 167), "sigma54": (0, 114, 178), "sigma70": (213, 94, 0)}
+SIGMA_COLOURS = {
+    "sigma24": (230, 159, 0),
+    "sigma28": (86, 180, 233),
+    "sigma32": (0, 158, 115),
+    "sigma38": (204, 121, 167),
+    "sigma54": (0, 114, 178),
+    "sigma70": (213, 94, 0),
+}
 
 
 class SigmaTrackError(ValueError):
@@ -37,19 +44,30 @@ def read_peaks(path: str | Path) -> SiteSet:
         raise SigmaTrackError(f"{path}: peak BED not found; run `genometracks peaks` first (tracks/tss_peaks.bed.gz)")
     opener = gzip.open if path.suffix in (".gz", ".bgz") else open
     with opener(path, "rt") as handle:
-        rows = [line.rstrip("\n").split("\t") for line in handle
-                if line.strip() and not line.startswith(("#", "track", "browser"))]
-    bad = next((i for i, r in enumerate(rows) if len(r) < 6 or r[5] not in ("+", "-")
-                or not (r[1].isdigit() and r[2].isdigit() and int(r[2]) > int(r[1]))), None)
+        rows = [line.rstrip("\n").split("\t") for line in handle if line.strip() and not line.startswith(("#", "track", "browser"))]
+    bad = next(
+        (
+            i
+            for i, r in enumerate(rows)
+            if len(r) < 6 or r[5] not in ("+", "-") or not (r[1].isdigit() and r[2].isdigit() and int(r[2]) > int(r[1]))
+        ),
+        None,
+    )
     if bad is not None:
         shown = " ".join(rows[bad][:6])
-        raise SigmaTrackError(f"{path}: record {bad + 1} ({shown!r}) is not BED6 with "
-                              "0 <= start < end and strand + or -; peaks need a strand")
+        raise SigmaTrackError(
+            f"{path}: record {bad + 1} ({shown!r}) is not BED6 with 0 <= start < end and strand + or -; peaks need a strand"
+        )
     start = np.array([int(r[1]) for r in rows], dtype=np.int64)
     end = np.array([int(r[2]) for r in rows], dtype=np.int64)
     strand = np.array([r[5] for r in rows])
-    return SiteSet(np.array([r[0] for r in rows], dtype=object), np.where(strand == "+", start, end - 1), strand,
-                   name=np.array([r[3] for r in rows], dtype=object), source=str(path))
+    return SiteSet(
+        np.array([r[0] for r in rows], dtype=object),
+        np.where(strand == "+", start, end - 1),
+        strand,
+        name=np.array([r[3] for r in rows], dtype=object),
+        source=str(path),
+    )
 
 
 def windows_fit(genome: Genome, sites: SiteSet, upstream: int, downstream: int) -> np.ndarray:
@@ -68,8 +86,9 @@ def classify_sites(model: SigmaCNN, upstream: int, genome: Genome, sites: SiteSe
     then model length - upstream nt from +1 on)."""
     unknown = sorted(set(sites.chrom.astype(str)) - set(genome.contigs))
     if unknown:
-        raise SigmaTrackError(f"{sites.source}: peaks on contigs {unknown[:5]} that the genome "
-                              f"{genome.path} lacks; use the FASTA the peaks were called on")
+        raise SigmaTrackError(
+            f"{sites.source}: peaks on contigs {unknown[:5]} that the genome {genome.path} lacks; use the FASTA the peaks were called on"
+        )
     downstream = model.config["length"] - upstream
     return predict_proba(model, one_hot(extract_windows(genome, sites, upstream, downstream)))
 
@@ -79,12 +98,21 @@ def sigma_records(sites: SiteSet, probs: np.ndarray, classes: Sequence[str]) -> 
     top = probs.argmax(axis=1)
     called = np.array(classes, dtype=object)[top]
     colour = np.array([",".join(map(str, SIGMA_COLOURS.get(c, (0, 0, 0)))) for c in classes], dtype=object)[top]
-    names = np.where(sites.name.astype(str) != "", sites.name.astype(str),
-                     [f"TSS_{p + 1}{s}" for p, s in zip(sites.pos, sites.strand)])
-    frame = pd.DataFrame({"chrom": sites.chrom.astype(str), "start": sites.pos, "end": sites.pos + 1,
-                          "name": names, "score": np.rint(1000 * probs.max(axis=1)).astype(np.int64),
-                          "strand": sites.strand, "thickStart": sites.pos, "thickEnd": sites.pos + 1,
-                          "itemRgb": colour, "sigma": called})
+    names = np.where(sites.name.astype(str) != "", sites.name.astype(str), [f"TSS_{p + 1}{s}" for p, s in zip(sites.pos, sites.strand)])
+    frame = pd.DataFrame(
+        {
+            "chrom": sites.chrom.astype(str),
+            "start": sites.pos,
+            "end": sites.pos + 1,
+            "name": names,
+            "score": np.rint(1000 * probs.max(axis=1)).astype(np.int64),
+            "strand": sites.strand,
+            "thickStart": sites.pos,
+            "thickEnd": sites.pos + 1,
+            "itemRgb": colour,
+            "sigma": called,
+        }
+    )
     for c, name in enumerate(classes):
         frame[f"p_{name}"] = probs[:, c]
     keys = np.array([c.encode() for c in frame["chrom"]], dtype="S")
@@ -93,29 +121,34 @@ def sigma_records(sites: SiteSet, probs: np.ndarray, classes: Sequence[str]) -> 
 
 def sigma_schema(classes: Sequence[str]) -> BedSchema:
     """BED9+M schema of the sigma track: standard BED9, the predicted class, one probability per class."""
-    return BedSchema("tss_sigma", "TSS peak calls with their predicted sigma-factor class",
-                     (("string", "sigma", "predicted sigma-factor class"),
-                      *(("float", f"p_{c}", f"probability of {c}") for c in classes)), standard=9)
+    return BedSchema(
+        "tss_sigma",
+        "TSS peak calls with their predicted sigma-factor class",
+        (("string", "sigma", "predicted sigma-factor class"), *(("float", f"p_{c}", f"probability of {c}") for c in classes)),
+        standard=9,
+    )
 
 
-def write_sigma_bigbed(records: pd.DataFrame, path: str | Path, chrom_sizes: Mapping[str, int],
-                       classes: Sequence[str]) -> Path:
+def write_sigma_bigbed(records: pd.DataFrame, path: str | Path, chrom_sizes: Mapping[str, int], classes: Sequence[str]) -> Path:
     """Write records (from `sigma_records`) as bigBed 9 + (`formats.bigbed.write_bigbed`), atomically."""
     path = Path(path)
     if records.empty:
         raise SigmaTrackError(f"{path}: no TSS peaks to classify; lower predict.peaks.threshold")
-    bad = np.flatnonzero(~records["chrom"].isin(list(chrom_sizes)).to_numpy()
-                         | (records["end"].to_numpy() > records["chrom"].map(chrom_sizes).fillna(0).to_numpy()))
+    bad = np.flatnonzero(
+        ~records["chrom"].isin(list(chrom_sizes)).to_numpy()
+        | (records["end"].to_numpy() > records["chrom"].map(chrom_sizes).fillna(0).to_numpy())
+    )
     if bad.size:
         row = records.iloc[bad[0]]
-        raise SigmaTrackError(f"{path}: record {bad[0]} ({row['chrom']}:{row['start']}) lies outside the genome "
-                              f"{dict(list(chrom_sizes.items())[:3])}; use the genome the peaks were called on")
+        raise SigmaTrackError(
+            f"{path}: record {bad[0]} ({row['chrom']}:{row['start']}) lies outside the genome "
+            f"{dict(list(chrom_sizes.items())[:3])}; use the genome the peaks were called on"
+        )
     write_bigbed(records, path, sigma_schema(classes), chrom_sizes)
     return path
 
 
-def sigma_track(model_path: str | Path, genome: Genome, peaks: SiteSet | str | Path,
-                out_path: str | Path) -> dict:
+def sigma_track(model_path: str | Path, genome: Genome, peaks: SiteSet | str | Path, out_path: str | Path) -> dict:
     """Classify every peak whose window fits its contig; write `out_path` (.bb). Returns a summary."""
     model, classes, upstream = load_model(model_path)
     sites = peaks if isinstance(peaks, SiteSet) else read_peaks(peaks)
@@ -125,8 +158,12 @@ def sigma_track(model_path: str | Path, genome: Genome, peaks: SiteSet | str | P
     records = sigma_records(sites, probs, classes)
     path = write_sigma_bigbed(records, out_path, genome.chrom_sizes(), classes)
     counts = records["sigma"].value_counts().reindex(classes, fill_value=0)
-    return {"bigbed": str(path), "peaks": int(len(records)), "skipped_at_contig_ends": int((~fits).sum()),
-            "per_class": {c: int(n) for c, n in counts.items()}}
+    return {
+        "bigbed": str(path),
+        "peaks": int(len(records)),
+        "skipped_at_contig_ends": int((~fits).sum()),
+        "per_class": {c: int(n) for c, n in counts.items()},
+    }
 
 
 def sigma_track_command(cfg) -> dict:
@@ -135,8 +172,9 @@ def sigma_track_command(cfg) -> dict:
     → DIR/tracks/tss_sigma.bb, DIR = cfg.run_dir."""
     model_path = cfg.get("sigma_model")
     if not model_path:
-        raise SigmaTrackError("sigma_model is not set; pass sigma_model=RUN/models/sigma_cnn.pt from "
-                              "`genometracks train experiment=sigma_cnn`")
+        raise SigmaTrackError(
+            "sigma_model is not set; pass sigma_model=RUN/models/sigma_cnn.pt from `genometracks train experiment=sigma_cnn`"
+        )
     run = RunDir(Path(cfg.run_dir))
     genome = Genome.open(cfg.data.fasta, circular=list(cfg.data.get("circular") or []))
     return sigma_track(model_path, genome, run.peaks_bed_gz, run.sigma_bigbed)

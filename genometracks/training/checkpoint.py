@@ -1,4 +1,5 @@
 """Checkpoints: written atomically during training, read back with weights-only semantics."""
+
 from __future__ import annotations
 
 import pickle
@@ -41,24 +42,28 @@ def load_model(ckpt: str | Path) -> tuple[TransformerXL, int, dict]:
     `genometracks train` (weights only; no pickled objects are loaded)."""
     path = Path(ckpt)
     if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found; train first (genometracks train run_dir=DIR) "
-                              "or pass ckpt=PATH")
+        raise CheckpointError(f"{path}: checkpoint not found; train first (genometracks train run_dir=DIR) or pass ckpt=PATH")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated file, foreign pickle, not a torch file
-        why = ("it holds Python objects besides tensors, which a weights-only load refuses, or is not a torch "
-               "file" if isinstance(err, pickle.UnpicklingError) else f"{type(err).__name__}: {str(err)[:200]}")
-        raise CheckpointError(f"{path}: not a readable genometracks checkpoint ({why}); re-train or point "
-                              "ckpt= at DIR/checkpoints/best.ckpt") from err
+        why = (
+            "it holds Python objects besides tensors, which a weights-only load refuses, or is not a torch file"
+            if isinstance(err, pickle.UnpicklingError)
+            else f"{type(err).__name__}: {str(err)[:200]}"
+        )
+        raise CheckpointError(
+            f"{path}: not a readable genometracks checkpoint ({why}); re-train or point ckpt= at DIR/checkpoints/best.ckpt"
+        ) from err
     hparams = state.get("hyper_parameters", {}) if isinstance(state, dict) else {}
     config = hparams.get("model_config")
     if not config or "state_dict" not in state:
-        raise CheckpointError(f"{path}: no genometracks model config in this checkpoint (a foreign "
-                              "checkpoint?); use one written by `genometracks train`")
+        raise CheckpointError(
+            f"{path}: no genometracks model config in this checkpoint (a foreign checkpoint?); use one written by `genometracks train`"
+        )
     config = dict(config)
     seg_len = int(config.pop("seg_len", 512))
     model = TransformerXL(**config)
-    weights = {k[len("model."):]: v for k, v in state["state_dict"].items() if k.startswith("model.")}
+    weights = {k[len("model.") :]: v for k, v in state["state_dict"].items() if k.startswith("model.")}
     try:
         model.load_state_dict(weights)
     except RuntimeError as err:
@@ -78,8 +83,10 @@ def init_weights(model: TransformerXL, source: str | Path) -> TransformerXL:
     if path.is_dir():
         path = path / "model.safetensors"
     if not path.is_file():
-        raise CheckpointError(f"{path}: task.init_from names no file; give a checkpoint "
-                              "(DIR/checkpoints/best.ckpt), a shipped model's name or its model.safetensors")
+        raise CheckpointError(
+            f"{path}: task.init_from names no file; give a checkpoint "
+            "(DIR/checkpoints/best.ckpt), a shipped model's name or its model.safetensors"
+        )
     if path.suffix == ".safetensors":
         try:
             weights = load_file(str(path))
@@ -91,6 +98,8 @@ def init_weights(model: TransformerXL, source: str | Path) -> TransformerXL:
     try:
         model.load_state_dict(weights)
     except RuntimeError as err:
-        raise CheckpointError(f"{path}: weights do not fit the configured model; choose the model= and "
-                              f"model.* settings it was trained with ({str(err)[:160]})") from err
+        raise CheckpointError(
+            f"{path}: weights do not fit the configured model; choose the model= and "
+            f"model.* settings it was trained with ({str(err)[:160]})"
+        ) from err
     return model

@@ -4,6 +4,7 @@ PR AUC at k-mer resolution (as in the TSS paper) and LR+ at the F1-optimal thres
 All functions take `labels` (0/1, shape [n]) and `scores` (float, shape [n]) as numpy arrays and
 handle ties exactly (tied scores form one step of the curve), without sklearn.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -83,16 +84,26 @@ def lr_plus_at_best_f1(labels: np.ndarray, scores: np.ndarray) -> dict:
     best = int(np.argmax(f1))
     fpr = fp[best] / n_neg if n_neg else 0.0
     lr = float("inf") if fpr == 0 else float(recall[best] / fpr)
-    return {"lr_plus": lr, "f1": float(f1[best]), "threshold": float(thr[best]),
-            "precision": float(precision[best]), "recall": float(recall[best])}
+    return {
+        "lr_plus": lr,
+        "f1": float(f1[best]),
+        "threshold": float(thr[best]),
+        "precision": float(precision[best]),
+        "recall": float(recall[best]),
+    }
 
 
-def summarise(labels: np.ndarray, scores: np.ndarray, kmer_tracks: list[tuple[np.ndarray, np.ndarray]] | None = None,
-              ks: tuple[int, ...] = (4, 10)) -> dict:
+def summarise(
+    labels: np.ndarray, scores: np.ndarray, kmer_tracks: list[tuple[np.ndarray, np.ndarray]] | None = None, ks: tuple[int, ...] = (4, 10)
+) -> dict:
     """All split metrics for one set of positions. `kmer_tracks` are the contiguous (labels, scores)
     runs used for k-mer pooling (k-mers never straddle two runs); defaults to the whole input as one run."""
-    out = {"n_positions": int(np.size(labels)), "n_positives": int(np.sum(labels)),
-           "roc_auc": roc_auc(labels, scores), "pr_auc": average_precision(labels, scores)}
+    out = {
+        "n_positions": int(np.size(labels)),
+        "n_positives": int(np.sum(labels)),
+        "roc_auc": roc_auc(labels, scores),
+        "pr_auc": average_precision(labels, scores),
+    }
     runs = kmer_tracks if kmer_tracks is not None else [(labels, scores)]
     for k in ks:
         pooled = [kmer_pool(y, s, k) for y, s in runs]

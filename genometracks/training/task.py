@@ -5,6 +5,7 @@ Memory is kept per phase (train / validation / test / predict), detached after e
 Validation/test collect every scored position's probability and label, gather them over DDP
 ranks and compute the split's metrics on all of them (both strands together and per strand).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -23,8 +24,9 @@ from genometracks.model.transformer import Memory
 from genometracks.training import metrics as M
 
 
-def tss_loss(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor, kind: str = "ce",
-             pos_weight: float = 1.0, gamma: float = 2.0) -> torch.Tensor:
+def tss_loss(
+    logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor, kind: str = "ce", pos_weight: float = 1.0, gamma: float = 2.0
+) -> torch.Tensor:
     """Mean loss over scored positions. logits/labels/mask [B, L]; kind ce | weighted | focal.
 
     One logit per position with sigmoid cross-entropy is the two-class softmax cross-entropy
@@ -53,8 +55,10 @@ def calibration_offset(hparams: dict) -> float:
 
 def memory_state(memory) -> dict:
     """A model Memory as plain tensors (checkpoints load with weights_only=True)."""
-    return {"valid": memory.valid,
-            "layers": [{f.name: getattr(layer, f.name) for f in dataclasses.fields(layer)} for layer in memory.layers]}
+    return {
+        "valid": memory.valid,
+        "layers": [{f.name: getattr(layer, f.name) for f in dataclasses.fields(layer)} for layer in memory.layers],
+    }
 
 
 def memory_from_state(state: dict) -> Memory:
@@ -76,15 +80,25 @@ def lr_factor(step: int, warmup: int, total: int = 0, floor: float = 0.05) -> fl
 class TSSTask(pl.LightningModule):
     """Train / evaluate a `TransformerXL` on `SegmentStreams` batches (see docs/CONTRACTS.md)."""
 
-    def __init__(self, model: torch.nn.Module, lr: float = 1e-3, weight_decay: float = 0.0,
-                 warmup_steps: int = 200, loss: str = "ce", pos_weight: float = 1.0,
-                 focal_gamma: float = 2.0, attention_path: str = "fast", model_config: dict | None = None,
-                 schedule: str = "constant", train_memory: bool = True):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        warmup_steps: int = 200,
+        loss: str = "ce",
+        pos_weight: float = 1.0,
+        focal_gamma: float = 2.0,
+        attention_path: str = "fast",
+        model_config: dict | None = None,
+        schedule: str = "constant",
+        train_memory: bool = True,
+    ):
         super().__init__()
         self.model = model
         self.save_hyperparameters(ignore=["model"])
         self._memory: dict[str, object] = {}
-        self.metrics_dir: str | None = None   # rank 0 writes <metrics_dir>/<phase>.json (survives spawned DDP)
+        self.metrics_dir: str | None = None  # rank 0 writes <metrics_dir>/<phase>.json (survives spawned DDP)
         self._collected: dict[str, list] = {}
         self.last_metrics: dict[str, dict] = {}
 
@@ -122,8 +136,7 @@ class TSSTask(pl.LightningModule):
     # -- training -------------------------------------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         logits = self._step(batch, "train")
-        loss = tss_loss(logits, batch["labels"], batch["mask"], self.hparams.loss,
-                        self.hparams.pos_weight, self.hparams.focal_gamma)
+        loss = tss_loss(logits, batch["labels"], batch["mask"], self.hparams.loss, self.hparams.pos_weight, self.hparams.focal_gamma)
         n = int(batch["mask"].sum())
         self.log("train_loss", loss, prog_bar=True, batch_size=max(n, 1))
         return loss
@@ -148,18 +161,24 @@ class TSSTask(pl.LightningModule):
         logits = self._step(batch, phase) + calibration_offset(self.hparams)
         mask = batch["mask"]
         loss = tss_loss(logits, batch["labels"], mask)
-        self.log(f"{phase}_loss", loss, prog_bar=phase == "val", batch_size=max(int(mask.sum()), 1),
-                 sync_dist=True, on_step=False, on_epoch=True)
+        self.log(
+            f"{phase}_loss", loss, prog_bar=phase == "val", batch_size=max(int(mask.sum()), 1), sync_dist=True, on_step=False, on_epoch=True
+        )
         L = mask.shape[1]
         local = batch["start"][:, None] + torch.arange(L, device=mask.device)[None, :]
         rows = mask.nonzero(as_tuple=True)
-        self._collected.setdefault(phase, []).append(torch.stack([
-            torch.sigmoid(logits[rows].double()),
-            batch["labels"][rows].double(),
-            batch["contig"][rows[0]].double(),
-            batch["strand"][rows[0]].double(),
-            local[rows].double(),
-        ], dim=1).cpu())
+        self._collected.setdefault(phase, []).append(
+            torch.stack(
+                [
+                    torch.sigmoid(logits[rows].double()),
+                    batch["labels"][rows].double(),
+                    batch["contig"][rows[0]].double(),
+                    batch["strand"][rows[0]].double(),
+                    local[rows].double(),
+                ],
+                dim=1,
+            ).cpu()
+        )
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._collect(batch, "val")
@@ -216,8 +235,7 @@ def split_metrics(rows: np.ndarray) -> dict:
     out = {}
     for name, select in (("both", slice(None)), ("+", rows[:, 3] == 0), ("-", rows[:, 3] == 1)):
         part = rows[select]
-        breaks = np.flatnonzero((np.diff(part[:, 4]) != 1) | (np.diff(part[:, 2]) != 0)
-                                | (np.diff(part[:, 3]) != 0)) + 1
+        breaks = np.flatnonzero((np.diff(part[:, 4]) != 1) | (np.diff(part[:, 2]) != 0) | (np.diff(part[:, 3]) != 0)) + 1
         runs = [(y, s) for y, s in zip(np.split(part[:, 1], breaks), np.split(part[:, 0], breaks))]
         out[name] = M.summarise(part[:, 1], part[:, 0], kmer_tracks=runs)
     return out

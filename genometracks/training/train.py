@@ -4,6 +4,7 @@ Writes `DIR/checkpoints/best.ckpt`, `DIR/checkpoints/last.ckpt`, `DIR/metrics.js
 `DIR/config.yaml` and the logger's files (`DIR/logs/`). `resume=true` continues from last.ckpt,
 mid-epoch included (the training memory and the position in the epoch are restored).
 """
+
 from __future__ import annotations
 
 import json
@@ -56,24 +57,30 @@ def build_model(model_cfg: DictConfig) -> TransformerXL:
         raise ConfigError(f"model.seg_len={model_cfg.seg_len} must be a positive integer")
     model = instantiate({"_target_": model_cfg._target_, **kwargs}, _convert_="all")
     if not isinstance(model, TransformerXL):
-        raise ConfigError(f"model._target_={model_cfg._target_}: the TSS model must be a TransformerXL "
-                          "(model=small or model=paper); the sigma CNN trains with experiment=sigma_cnn")
+        raise ConfigError(
+            f"model._target_={model_cfg._target_}: the TSS model must be a TransformerXL "
+            "(model=small or model=paper); the sigma CNN trains with experiment=sigma_cnn"
+        )
     return model
 
 
-def build_datamodule(cfg: DictConfig, dataset: Dataset, model: TransformerXL,
-                     ddp_eval_streams: int | None = None) -> TSSDataModule:
+def build_datamodule(cfg: DictConfig, dataset: Dataset, model: TransformerXL, ddp_eval_streams: int | None = None) -> TSSDataModule:
     """Streams of `dataset` cut for `model` (its lookahead and context) at `model.seg_len`."""
     seg_len = int(cfg.model.seg_len)
     longest = max(c.length for c in dataset.genome.contigs.values())
     if seg_len > longest:
-        raise ConfigError(f"model.seg_len={seg_len} is longer than the longest contig ({longest} nt); "
-                          "use a shorter segment")
+        raise ConfigError(f"model.seg_len={seg_len} is longer than the longest contig ({longest} nt); use a shorter segment")
     return TSSDataModule(
-        genome=dataset.genome, labels=build_labels(dataset.genome, dataset.sites, dataset.shift),
-        splits=dataset.splits, n_streams=int(cfg.data.n_streams), seg_len=seg_len,
-        lookahead=model.lookahead, burn_in=model.context,
-        eval_streams=int(ddp_eval_streams or cfg.data.eval_streams), seed=int(cfg.seed))
+        genome=dataset.genome,
+        labels=build_labels(dataset.genome, dataset.sites, dataset.shift),
+        splits=dataset.splits,
+        n_streams=int(cfg.data.n_streams),
+        seg_len=seg_len,
+        lookahead=model.lookahead,
+        burn_in=model.context,
+        eval_streams=int(ddp_eval_streams or cfg.data.eval_streams),
+        seed=int(cfg.seed),
+    )
 
 
 def build_trainer(cfg: DictConfig, out: Path, callbacks: list, enable_checkpointing: bool = True) -> pl.Trainer:
@@ -84,19 +91,21 @@ def build_trainer(cfg: DictConfig, out: Path, callbacks: list, enable_checkpoint
     strategy = tr.pop("strategy", "auto")
     if isinstance(strategy, dict):
         strategy = instantiate(strategy)
-    logger = (TensorBoardLogger(str(out), name="logs") if cfg.task.logger == "tensorboard"
-              else CSVLogger(str(out), name="logs"))
+    logger = TensorBoardLogger(str(out), name="logs") if cfg.task.logger == "tensorboard" else CSVLogger(str(out), name="logs")
     tr = {k: v for k, v in tr.items() if v is not None}
-    return pl.Trainer(default_root_dir=str(out), logger=logger, callbacks=callbacks, strategy=strategy,
-                      enable_checkpointing=enable_checkpointing, **tr)
+    return pl.Trainer(
+        default_root_dir=str(out), logger=logger, callbacks=callbacks, strategy=strategy, enable_checkpointing=enable_checkpointing, **tr
+    )
 
 
 def train(cfg: DictConfig) -> dict:
     """Fit, pick the best checkpoint by validation loss, test it; returns the metrics dict."""
     keep_freed_memory()  # per-segment tensors reuse heap pages (measured in scripts/bench.py)
     if shipped_name(cfg):
-        raise ConfigError(f"model={shipped_name(cfg)} is a shipped model (trained already); to train, choose "
-                          "model=small or model=paper (or an experiment=...)")
+        raise ConfigError(
+            f"model={shipped_name(cfg)} is a shipped model (trained already); to train, choose "
+            "model=small or model=paper (or an experiment=...)"
+        )
     run = RunDir.checked(cfg) if cfg.get("resume") else RunDir.of_job(cfg)
     out = run.root
     out.mkdir(parents=True, exist_ok=True)
@@ -108,21 +117,27 @@ def train(cfg: DictConfig) -> dict:
     if cfg.task.get("init_from"):  # fine-tune: weights only; resume=true still restores the whole state
         init_weights(model, str(cfg.task.init_from))
     datamodule = build_datamodule(cfg, dataset, model)
-    task = TSSTask(model, **{k: cfg.task[k] for k in ("lr", "weight_decay", "warmup_steps", "loss",
-                                                       "pos_weight", "focal_gamma", "attention_path")},
-                   schedule=str(cfg.task.get("schedule", "constant")),
-                   train_memory=bool(cfg.task.get("train_memory", True)),
-                   model_config=model_kwargs(cfg.model) | {"seg_len": int(cfg.model.seg_len)})
+    task = TSSTask(
+        model,
+        **{k: cfg.task[k] for k in ("lr", "weight_decay", "warmup_steps", "loss", "pos_weight", "focal_gamma", "attention_path")},
+        schedule=str(cfg.task.get("schedule", "constant")),
+        train_memory=bool(cfg.task.get("train_memory", True)),
+        model_config=model_kwargs(cfg.model) | {"seg_len": int(cfg.model.seg_len)},
+    )
     task.metrics_dir = str(run.eval)
     ckpt_dir = run.checkpoints
-    best = AtomicCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss", mode="min",
-                           save_top_k=1, save_last=True, enable_version_counter=False)
+    best = AtomicCheckpoint(
+        dirpath=ckpt_dir, filename="best", monitor="val_loss", mode="min", save_top_k=1, save_last=True, enable_version_counter=False
+    )
     # mid-epoch snapshots for resume=true; both callbacks write last.ckpt = the latest state
-    last = AtomicCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1,
-                           every_n_train_steps=int(cfg.task.checkpoint_every_n_steps),
-                           enable_version_counter=False)
-    callbacks = [best, last,
-                 EarlyStopping(monitor="val_loss", mode="min", patience=int(cfg.task.early_stopping_patience))]
+    last = AtomicCheckpoint(
+        dirpath=ckpt_dir,
+        filename="last",
+        save_top_k=1,
+        every_n_train_steps=int(cfg.task.checkpoint_every_n_steps),
+        enable_version_counter=False,
+    )
+    callbacks = [best, last, EarlyStopping(monitor="val_loss", mode="min", patience=int(cfg.task.early_stopping_patience))]
     trainer = build_trainer(cfg, out, callbacks)
     resume_from = None
     if cfg.get("resume"):
@@ -138,12 +153,20 @@ def train(cfg: DictConfig) -> dict:
         trainer.test(task, datamodule=datamodule, ckpt_path=best_path, weights_only=True)
     result = {
         "experiment": _experiment_name(),
-        "data": cfg.data.name, "labels": dataset.label_set, "model": model_kwargs(cfg.model),
+        "data": cfg.data.name,
+        "labels": dataset.label_set,
+        "model": model_kwargs(cfg.model),
         "best_checkpoint": str(Path(best_path).relative_to(out)) if best_path.startswith(str(out)) else best_path,
-        "global_step": int(trainer.global_step), "epochs": int(trainer.current_epoch),
-        "validation": _read_json(run.eval / "val.json"), "test": _read_json(run.eval / "test.json"),
-        "provenance": {"command": command_line(), "commit": git_commit(), "resumed": bool(resume_from),
-                       "wall_seconds": round(time.time() - started, 1)},  # for `genometracks ship`
+        "global_step": int(trainer.global_step),
+        "epochs": int(trainer.current_epoch),
+        "validation": _read_json(run.eval / "val.json"),
+        "test": _read_json(run.eval / "test.json"),
+        "provenance": {
+            "command": command_line(),
+            "commit": git_commit(),
+            "resumed": bool(resume_from),
+            "wall_seconds": round(time.time() - started, 1),
+        },  # for `genometracks ship`
     }
     if trainer.is_global_zero:
         write_text_atomic(run.metrics_json, json.dumps(json_safe(result), indent=2, allow_nan=False))
@@ -161,9 +184,14 @@ def evaluate_checkpoint(cfg: DictConfig, ckpt: str | Path, out: Path | None = No
     with open_dict(cfg):
         cfg.model.seg_len = seg_len
     datamodule = build_datamodule(cfg, dataset, model)
-    task = TSSTask(model, attention_path=str(cfg.task.attention_path), loss=str(hparams.get("loss", "ce")),
-                   pos_weight=float(hparams.get("pos_weight", 1.0)))  # the same calibration as in training
-    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False)
+    task = TSSTask(
+        model,
+        attention_path=str(cfg.task.attention_path),
+        loss=str(hparams.get("loss", "ce")),
+        pos_weight=float(hparams.get("pos_weight", 1.0)),
+    )  # the same calibration as in training
+    trainer = pl.Trainer(
+        accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False
+    )
     trainer.test(task, datamodule=datamodule, verbose=False)
     return task.last_metrics["test"]
