@@ -60,12 +60,8 @@ def compose(*overrides: str):
         return hydra_compose(config_name="config", overrides=list(overrides))
 
 
-# a tiny, deterministic training budget: 1-layer model, 20 kb synthetic genome, 2 epochs (~10 s)
-TINY = [
-    "experiment=smoke",
-    "data.generator.length=20000",
-    "data.generator.n_contigs=1",
-    "data.generator.density=0.004",
+# the smoke experiment's tiny model (1 layer, 2 heads, window 32) and its streams
+TINY_MODEL = [
     "model.n_layer=1",
     "model.n_head=2",
     "model.d_model=16",
@@ -74,20 +70,29 @@ TINY = [
     "model.seg_len=64",
     "data.n_streams=4",
     "data.eval_streams=4",
+]
+# small interpretation budgets, for `genometracks run` (~30 s end to end)
+TINY_INTERPRET = [
+    "interpret.n_extreme=50",
+    "interpret.optimise_steps=20",
+    "interpret.attribution_top=20",
+    "interpret.deeplift_top=20",
+    "interpret.progress=false",
+]
+# a tiny, deterministic training budget: 1-layer model, 20 kb synthetic genome, 2 epochs (~10 s)
+TINY = [
+    "experiment=smoke",
+    "data.generator.length=20000",
+    "data.generator.n_contigs=1",
+    "data.generator.density=0.004",
+    *TINY_MODEL,
     "trainer.max_epochs=2",
     "task.checkpoint_every_n_steps=5",
     "trainer.enable_progress_bar=false",
     "task.warmup_steps=5",
 ]
 # ... and small interpretation budgets, for `genometracks run` (~30 s end to end)
-TINY_RUN = TINY + [
-    "interpret.n_extreme=50",
-    "interpret.optimise_steps=20",
-    "interpret.attribution_top=20",
-    "interpret.deeplift_top=20",
-    "interpret.progress=false",
-    "predict.peaks.threshold=0.05",
-]
+TINY_RUN = TINY + TINY_INTERPRET + ["predict.peaks.threshold=0.05"]
 
 
 def cli(*args: str, env: dict | None = None, preexec_fn=None, timeout: int = 900) -> subprocess.CompletedProcess:

@@ -92,6 +92,20 @@ def train_tiny(cfg, ckpt: Path, epochs: int = EPOCHS, seed: int = 0, log=print, 
     return {"seconds": time.time() - start, "losses": losses}
 
 
+def predict_and_interpret(cfg) -> dict:
+    """`predict` then `interpret` on cfg with 2 torch threads (restored after); interpret's summary."""
+    from genometracks.inference.predict import predict_command
+    from genometracks.interpret.command import interpret_command
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        predict_command(cfg)
+        return interpret_command(cfg)
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def trained_smoke(tmp_path_factory):
     """(checkpoint path, composed config overrides) of the session's tiny trained model."""

@@ -19,29 +19,18 @@ import pytest
 import torch
 
 from genometracks.io.paths import safe_name
-from tests.conftest import cli
+from tests.conftest import TINY_INTERPRET, TINY_MODEL, cli
 from tests.kent import assert_hub_clean
 
 # the smoke experiment's tiny model, on data=custom
 TINY_CUSTOM = [
     "data=custom",
     "model=small",
-    "model.n_layer=1",
-    "model.n_head=2",
-    "model.d_model=16",
-    "model.d_head=8",
-    "model.window=32",
-    "model.seg_len=64",
-    "data.n_streams=4",
-    "data.eval_streams=4",
+    *TINY_MODEL,
     "trainer.max_epochs=1",
     "trainer.enable_progress_bar=false",
     "task.warmup_steps=5",
-    "interpret.n_extreme=50",
-    "interpret.optimise_steps=20",
-    "interpret.attribution_top=20",
-    "interpret.deeplift_top=20",
-    "interpret.progress=false",
+    *TINY_INTERPRET,
     "predict.peaks.threshold=0.05",
 ]
 

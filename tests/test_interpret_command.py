@@ -9,7 +9,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from omegaconf import open_dict
 
 from tests.conftest import compose
@@ -21,8 +20,7 @@ slow = pytest.mark.slow  # trains the session's tiny model (about a minute on 2 
 
 @pytest.fixture(scope="module")
 def run(trained_smoke, tmp_path_factory):
-    from genometracks.inference.predict import predict_command
-    from genometracks.interpret.command import interpret_command
+    from tests.conftest_interpret import predict_and_interpret
 
     ckpt, overrides = trained_smoke
     out = tmp_path_factory.mktemp("interpret_run")
@@ -31,14 +29,7 @@ def run(trained_smoke, tmp_path_factory):
         cfg.interpret.progress = False
         cfg.interpret.attribution_top = 60
         cfg.interpret.deeplift_top = 30  # DeepLIFT/SHAP and MoDISco have their own test (test_interpret_deeplift.py)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        predict_command(cfg)
-        summary = interpret_command(cfg)
-    finally:
-        torch.set_num_threads(threads)
-    return out, cfg, summary
+    return out, cfg, predict_and_interpret(cfg)
 
 
 def _planted(cfg):

@@ -149,9 +149,8 @@ def planted_run(trained_smoke, tmp_path_factory):
     (planted boxes -35 TTGCGA, -10 TAGCAT: not sigma70's)."""
     from omegaconf import open_dict
 
-    from genometracks.inference.predict import predict_command
-    from genometracks.interpret.command import interpret_command
     from tests.conftest import compose
+    from tests.conftest_interpret import predict_and_interpret
 
     ckpt, overrides = trained_smoke
     out = tmp_path_factory.mktemp("deeplift_run")
@@ -165,14 +164,7 @@ def planted_run(trained_smoke, tmp_path_factory):
     )
     with open_dict(cfg):
         cfg.interpret.progress = False
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        predict_command(cfg)
-        summary = interpret_command(cfg)
-    finally:
-        torch.set_num_threads(threads)
-    return out, cfg, summary
+    return out, cfg, predict_and_interpret(cfg)
 
 
 @pytest.mark.slow

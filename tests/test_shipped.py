@@ -16,7 +16,7 @@ import torch
 from genometracks.inference import shipped as S
 from genometracks.inference.ship import main as ship_main
 from genometracks.io.run_config import DEFAULT_MODEL, main_job_overrides
-from tests.conftest import TINY, cli, compose, needs_ecoli
+from tests.conftest import TINY, TINY_INTERPRET, TINY_MODEL, cli, compose, needs_ecoli
 
 AGREE = dict(abs=1e-6)  # the same weights, regions and code: metrics agree to float rounding
 KEYS = ("n_positions", "n_positives", "roc_auc", "pr_auc", "pr_auc_k4", "pr_auc_k10", "threshold_f1")
@@ -248,17 +248,7 @@ def test_main_job_uses_the_shipped_model_unless_asked_to_train(overrides, added)
     assert result == ([f"model={DEFAULT_MODEL}", *overrides] if added else overrides)
 
 
-RUN_SMALL = [
-    "data=synthetic",
-    "data.generator.length=20000",
-    "data.generator.n_contigs=1",
-    "data.generator.density=0.004",
-    "interpret.n_extreme=50",
-    "interpret.optimise_steps=20",
-    "interpret.attribution_top=20",
-    "interpret.deeplift_top=20",
-    "interpret.progress=false",
-]
+RUN_SMALL = ["data=synthetic", "data.generator.length=20000", "data.generator.n_contigs=1", "data.generator.density=0.004", *TINY_INTERPRET]
 
 
 @pytest.mark.slow
@@ -275,19 +265,7 @@ def test_run_predicts_with_the_shipped_model_by_default_and_trains_with_train_tr
     assert (shipped / "hub" / "hub.txt").is_file()
 
     trained = tmp_path / "trained"
-    small = [
-        "model.n_layer=1",
-        "model.n_head=2",
-        "model.d_model=16",
-        "model.d_head=8",
-        "model.window=32",
-        "model.seg_len=64",
-        "data.n_streams=4",
-        "data.eval_streams=4",
-        "trainer.max_epochs=1",
-        "trainer.enable_progress_bar=false",
-        "task.warmup_steps=5",
-    ]
+    small = [*TINY_MODEL, "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "task.warmup_steps=5"]
     done = cli("run", "train=true", *RUN_SMALL, *small, f"run_dir={trained}")
     assert done.returncode == 0, done.stderr[-3000:]
     assert (trained / "checkpoints" / "best.ckpt").is_file() and (trained / "metrics.json").is_file()

@@ -33,7 +33,7 @@ from genometracks.io.paths import SHIPPED_MODELS
 from genometracks.io.run_config import shipped_name
 from genometracks.model import TransformerXL
 from genometracks.training.checkpoint import load_model
-from genometracks.training.task import calibration_offset, split_metrics
+from genometracks.training.task import calibration_offset, position_rows, split_metrics
 
 FORMAT = "genometracks-shipped-model/1"
 WEIGHTS, CARD_JSON, CARD_MD = "model.safetensors", "card.json", "card.md"
@@ -223,21 +223,7 @@ def evaluate_regions(
         for batch in streams:
             logits, memory = model(batch["tokens"], memory, batch["reset"], path=path)
             logits = logits + logit_offset
-            mask = batch["mask"]
-            rows = mask.nonzero(as_tuple=True)
-            local = batch["start"][:, None] + torch.arange(mask.shape[1])[None, :]
-            collected.append(
-                torch.stack(
-                    [
-                        torch.sigmoid(logits[rows].double()),
-                        batch["labels"][rows].double(),
-                        batch["contig"][rows[0]].double(),
-                        batch["strand"][rows[0]].double(),
-                        local[rows].double(),
-                    ],
-                    dim=1,
-                )
-            )
+            collected.append(position_rows(logits, batch))
     rows = torch.cat(collected).numpy() if collected else np.zeros((0, 5))
     return split_metrics(rows)
 

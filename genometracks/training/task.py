@@ -77,6 +77,16 @@ def lr_factor(step: int, warmup: int, total: int = 0, floor: float = 0.05) -> fl
     return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def position_rows(logits: torch.Tensor, batch: dict) -> torch.Tensor:
+    """float64 [n, 5] for the n masked positions of a SegmentStreams batch: probability (sigmoid of
+    `logits` [B, L]), label 0/1, contig index, strand (0 '+', 1 '-'), 0-based position on the stream."""
+    mask = batch["mask"]
+    rows = mask.nonzero(as_tuple=True)
+    local = batch["start"][:, None] + torch.arange(mask.shape[1], device=mask.device)[None, :]
+    columns = [logits[rows], batch["labels"][rows], batch["contig"][rows[0]], batch["strand"][rows[0]], local[rows]]
+    return torch.stack([columns[0].double().sigmoid()] + [c.double() for c in columns[1:]], dim=1)
+
+
 class TSSTask(pl.LightningModule):
     """Train / evaluate a `TransformerXL` on `SegmentStreams` batches (see docs/CONTRACTS.md)."""
 
@@ -164,21 +174,7 @@ class TSSTask(pl.LightningModule):
         self.log(
             f"{phase}_loss", loss, prog_bar=phase == "val", batch_size=max(int(mask.sum()), 1), sync_dist=True, on_step=False, on_epoch=True
         )
-        L = mask.shape[1]
-        local = batch["start"][:, None] + torch.arange(L, device=mask.device)[None, :]
-        rows = mask.nonzero(as_tuple=True)
-        self._collected.setdefault(phase, []).append(
-            torch.stack(
-                [
-                    torch.sigmoid(logits[rows].double()),
-                    batch["labels"][rows].double(),
-                    batch["contig"][rows[0]].double(),
-                    batch["strand"][rows[0]].double(),
-                    local[rows].double(),
-                ],
-                dim=1,
-            ).cpu()
-        )
+        self._collected.setdefault(phase, []).append(position_rows(logits, batch).cpu())
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._collect(batch, "val")
