@@ -256,3 +256,30 @@ def test_report_section_shows_patterns_and_logos(tmp_path):
     assert "sigma70_-10" in section and "TATAAT" in section and "317 reference motifs" in section
     assert 'src="logos/modisco.png"' in section and "logos/deeplift.png" not in section
     assert "DeepLIFT/SHAP and TF-MoDISco" not in page.split("Not produced in this run")[1]
+
+
+def test_no_modisco_pattern_writes_a_header_and_the_report_still_builds(tmp_path):
+    """A run whose contributions give MoDISco no pattern (a tiny model): the patterns TSV is a header
+    line, not an empty file, and the report still builds with the section."""
+    import json
+
+    from genometracks.interpret.contributions import _tsv
+    from genometracks.interpret.modisco import PATTERN_COLUMNS, match_patterns, pattern_table
+    from genometracks.report.build import build_report
+
+    run = tmp_path / "run"
+    (run / "interpret").mkdir(parents=True)
+    table = pattern_table([], match_patterns([], [], np.arange(-10, 5)), np.arange(-10, 5))
+    path = _tsv(table, run / "interpret" / "modisco_patterns.tsv")
+    assert path.read_text() == "\t".join(PATTERN_COLUMNS) + "\n"
+    summary = {
+        "targets": 20,
+        "references_per_target": 3,
+        "completeness_max_abs_error": 2e-6,
+        "completeness_max_relative_error": 1e-6,
+        "modisco": {"window": [-80, 20], "references": 2, "patterns": []},
+    }
+    (run / "interpret.json").write_text(json.dumps({"deeplift": summary}))
+    page = build_report(run, snapshot=False, compare=False)[0].read_text()
+    section = page.split("DeepLIFT/SHAP and TF-MoDISco</h2>")[1].split("<h2")[0]
+    assert "TF-MoDISco patterns" in section and "pos_0" not in section

@@ -191,8 +191,24 @@ def match_patterns(patterns: list[Pattern], references: list[Motif], relative: n
     ].reset_index(drop=True)
 
 
+PATTERN_COLUMNS = [
+    "pattern",
+    "sign",
+    "seqlets",
+    "consensus",
+    "width",
+    "information",
+    "position_from_tss",
+    "best_match",
+    "p_value",
+    "e_value",
+    "q_value",
+    "match_position_from_tss",
+]
+
+
 def pattern_table(patterns: list[Pattern], matches: pd.DataFrame, relative: np.ndarray) -> pd.DataFrame:
-    """One row per pattern: sign, seqlets, trimmed consensus and width, information (bits), median
+    """One row per pattern (PATTERN_COLUMNS; a header alone when there is none): sign, seqlets, trimmed consensus and width, information (bits), median
     TSS-relative start of the trimmed pattern, best match with its p, E, q and position."""
     rows = []
     for p in patterns:
@@ -223,4 +239,4 @@ def pattern_table(patterns: list[Pattern], matches: pd.DataFrame, relative: np.n
                 match_position_from_tss=b["position_from_tss"],
             )
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=PATTERN_COLUMNS)
