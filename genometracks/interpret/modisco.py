@@ -208,7 +208,8 @@ PATTERN_COLUMNS = [
 
 
 def pattern_table(patterns: list[Pattern], matches: pd.DataFrame, relative: np.ndarray) -> pd.DataFrame:
-    """One row per pattern (PATTERN_COLUMNS; a header alone when there is none): sign, seqlets, trimmed consensus and width, information (bits), median
+    """One row per pattern (PATTERN_COLUMNS; no rows when there is none): sign, seqlets, trimmed
+    consensus and width, information (bits), median
     TSS-relative start of the trimmed pattern, best match with its p, E, q and position."""
     rows = []
     for p in patterns:
