@@ -106,7 +106,7 @@ def _one_error_line(done: subprocess.CompletedProcess) -> str:
     return errors[0]
 
 
-@pytest.mark.parametrize("case", ["fasta", "bed", "checkpoint", "run_dir", "config"])
+@pytest.mark.parametrize("case", ["fasta", "bed", pytest.param("checkpoint", marks=pytest.mark.slow), "run_dir", "config"])
 def test_domain_errors_print_one_line_and_exit_2(tmp_path, case):
     import torch
 

@@ -114,6 +114,7 @@ def test_soft_masked_lower_case_predicts_as_upper_case_and_stays_in_the_two_bit(
     tb.close()
 
 
+@pytest.mark.slow
 def test_thousands_of_contigs(tiny_model, tmp_path):
     rng = np.random.default_rng(5)
     lengths = np.maximum(1, rng.lognormal(np.log(40), 1.0, 2000).astype(int))

@@ -18,10 +18,13 @@ import pytest
 from tests import browser_run as br
 
 IGV, XVFB = shutil.which("igv"), shutil.which("xvfb-run")
-pytestmark = pytest.mark.skipif(
-    IGV is None or XVFB is None,
-    reason="IGV desktop or Xvfb is not installed: `apt-get install -y igv xvfb` (scripts/install.sh --test installs them)",
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        IGV is None or XVFB is None,
+        reason="IGV desktop or Xvfb is not installed: `apt-get install -y igv xvfb` (scripts/install.sh --test installs them)",
+    ),
+]
 ARTEFACTS = Path(__file__).parent / "artefacts"
 PLUS, MINUS = (200, 30, 30), (30, 60, 200)
 SIGMA70, SIGMA38 = (213, 94, 0), (204, 121, 167)

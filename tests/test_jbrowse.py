@@ -61,6 +61,7 @@ def test_config_has_the_assembly_and_every_track(run):
 @pytest.mark.skipif(
     CHROMIUM is None, reason="Chromium is not installed: `apt-get install -y chromium` (scripts/install.sh --test installs it)"
 )
+@pytest.mark.slow
 def test_jbrowse_page_loads_every_track(run, tmp_path):
     import html
     import re

@@ -37,6 +37,7 @@ def _wait_for(path, proc, timeout=600):
     assert path.exists(), f"{path} never appeared"
 
 
+@pytest.mark.slow
 def test_a_second_process_on_a_busy_run_dir_is_refused(tmp_path):
     # another process holds the run directory (as a running `genometracks train` does) until told to stop
     run = tmp_path / "run"

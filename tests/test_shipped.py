@@ -38,6 +38,7 @@ def _card(folder: Path) -> dict:
     return json.loads((folder / S.CARD_JSON).read_text())
 
 
+@pytest.mark.slow
 def test_ship_writes_weights_and_both_cards(trained):
     run, out = trained
     assert sorted(p.name for p in out.iterdir()) == sorted([S.WEIGHTS, S.CARD_JSON, S.CARD_MD])
@@ -61,6 +62,7 @@ def test_ship_writes_weights_and_both_cards(trained):
         assert text in md
 
 
+@pytest.mark.slow
 def test_safetensors_round_trip_equals_the_checkpoint(trained):
     from genometracks.training.checkpoint import load_model
 
@@ -78,6 +80,7 @@ def test_safetensors_round_trip_equals_the_checkpoint(trained):
     assert torch.equal(la, lb)
 
 
+@pytest.mark.slow
 def test_shipped_model_loads_without_pickle(trained, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("pickle used to load a shipped model")
@@ -90,6 +93,7 @@ def test_shipped_model_loads_without_pickle(trained, monkeypatch):
     assert source.threshold == _card(trained[1])["peaks"]["threshold"]
 
 
+@pytest.mark.slow
 def test_card_metrics_agree_with_a_fresh_evaluation(trained):
     run, out = trained
     source = S.load_shipped(out)
@@ -111,6 +115,7 @@ def test_card_metrics_agree_with_a_fresh_evaluation(trained):
 
 @needs_ecoli
 @pytest.mark.ecoli
+@pytest.mark.slow
 def test_package_model_card_agrees_with_a_fresh_evaluation():
     """The model shipped in the package: its card's check-region metrics, re-computed now."""
     source = S.load_shipped(DEFAULT_MODEL)
@@ -162,6 +167,7 @@ def _edit_card(change):
         (_edit_card(lambda c: c["architecture"].update(d_model=24)), "weights do not fit the card's architecture"),
     ],
 )
+@pytest.mark.slow
 def test_bad_or_missing_shipped_model_fails_in_one_line(trained, tmp_path, damage, message):
     folder = _broken(trained, tmp_path, damage)
     with pytest.raises(S.ShippedModelError) as err:
@@ -171,6 +177,7 @@ def test_bad_or_missing_shipped_model_fails_in_one_line(trained, tmp_path, damag
     assert "genometracks ship" in text  # the fix
 
 
+@pytest.mark.slow
 def test_unreadable_weights_fail_in_one_line(trained, tmp_path):
     def damage(folder):
         (folder / S.WEIGHTS).write_bytes(b"\x00" * 64)
@@ -182,6 +189,7 @@ def test_unreadable_weights_fail_in_one_line(trained, tmp_path):
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.slow
 def test_predict_with_a_missing_shipped_model_names_the_file_and_the_fix(tmp_path):
     done = cli("predict", "model=ecoli_k12", f"model.shipped={tmp_path / 'nothing'}", "data=synthetic", f"run_dir={tmp_path / 'run'}")
     assert done.returncode != 0
@@ -203,6 +211,7 @@ def _predict(*overrides):
     return predict_command(compose(*overrides))
 
 
+@pytest.mark.slow
 def test_threshold_travels_with_a_shipped_model_and_with_a_foreign_checkpoint(trained, tmp_path, one_thread):
     run, out = trained
     card = _card(out)
@@ -273,6 +282,7 @@ def test_run_predicts_with_the_shipped_model_by_default_and_trains_with_train_tr
     assert predict["model"]["source"].startswith("checkpoint ") and "## Shipped model" not in (trained / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_init_from_loads_a_shipped_model_or_checkpoint_and_refuses_another_architecture(trained, tmp_path):
     """task.init_from (fine-tuning): the configured model starts from the exact weights of a checkpoint or
     of a shipped model's safetensors; another architecture is refused in one line naming the file."""
@@ -299,6 +309,7 @@ def test_init_from_loads_a_shipped_model_or_checkpoint_and_refuses_another_archi
     )
 
 
+@pytest.mark.slow
 def test_fine_tuning_starts_from_the_source_weights(trained, tmp_path):
     """`train task.init_from=CKPT` end to end: with a zero learning rate the new run's best checkpoint holds
     the source's weights exactly and its validation metrics equal the source's."""

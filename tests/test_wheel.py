@@ -15,6 +15,8 @@ import pytest
 
 from tests.conftest import TINY_RUN
 
+pytestmark = pytest.mark.slow  # builds a wheel and a venv (~30 s)
+
 REPO = Path(__file__).resolve().parent.parent
 
 
