@@ -133,24 +133,25 @@ def box_position(pattern: Pattern, offset: int, strand: int, width: int, relativ
     return float(np.median(relative[a[inside]])), float(forward[inside].mean())
 
 
+MATCH_COLUMNS = [
+    "pattern",
+    "reference",
+    "p_value",
+    "e_value",
+    "q_value",
+    "offset",
+    "match_strand",
+    "overlap",
+    "position_from_tss",
+    "forward_fraction",
+]
+
+
 def match_patterns(patterns: list[Pattern], references: list[Motif], relative: np.ndarray) -> pd.DataFrame:
     """One row per pattern × reference: p, E, q (BH over the whole table), offset, strand, overlap,
     the box's TSS-relative position and orientation (see box_position). Sorted by pattern, then p."""
     if not patterns or not references:
-        return pd.DataFrame(
-            columns=[
-                "pattern",
-                "reference",
-                "p_value",
-                "e_value",
-                "q_value",
-                "offset",
-                "match_strand",
-                "overlap",
-                "position_from_tss",
-                "forward_fraction",
-            ]
-        )
+        return pd.DataFrame(columns=MATCH_COLUMNS)
     queries = [p.motif().probabilities.T for p in patterns]
     targets = [m.probabilities.T for m in references]
     p_values, _, offsets, overlaps, strands = tomtom(queries, targets, n_jobs=1)
@@ -175,20 +176,7 @@ def match_patterns(patterns: list[Pattern], references: list[Motif], relative: n
     table["q_value"] = _bh(table["p_value"].to_numpy())
     order = {p.name: i for i, p in enumerate(patterns)}
     table = table.sort_values(["pattern", "p_value"], key=lambda c: c.map(order) if c.name == "pattern" else c, kind="stable")
-    return table[
-        [
-            "pattern",
-            "reference",
-            "p_value",
-            "e_value",
-            "q_value",
-            "offset",
-            "match_strand",
-            "overlap",
-            "position_from_tss",
-            "forward_fraction",
-        ]
-    ].reset_index(drop=True)
+    return table[MATCH_COLUMNS].reset_index(drop=True)
 
 
 PATTERN_COLUMNS = [
