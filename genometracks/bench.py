@@ -260,7 +260,7 @@ def base_sequence(total: int, seed: int) -> tuple[np.ndarray, str]:
     fasta = shared_data().joinpath(*ECOLI_FASTA)
     if fasta.is_file():
         tokens = Genome.open(fasta).tokens("NC_000913.3")
-        return np.resize(tokens, total), f"{fasta} (first {total:,} nt)"
+        return np.resize(tokens, total), f"{'/'.join(ECOLI_FASTA)} in the shared data folder (first {total:,} nt)"
     return np.random.default_rng(seed).integers(0, 4, total).astype(np.uint8), f"random A/C/G/T, seed {seed}"
 
 
