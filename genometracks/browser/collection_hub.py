@@ -19,6 +19,7 @@ import pyBigWig
 
 from genometracks.browser.export import run_hub_tracks, write_views
 from genometracks.browser.hub import HubError, HubGenome, write_hub_genomes
+from genometracks.browser.locus import default_region, ucsc_locus
 from genometracks.io.atomic import write_text_atomic
 from genometracks.io.rundir import CollectionDir, RunDir
 
@@ -85,6 +86,7 @@ def write_collection_hub(
             genome_name=m.name,
             organism=m.name,
             description=f"{m.name} ({m.fasta.name})",
+            default_pos=ucsc_locus(default_region(run.tracks, sizes)),
             genark_accession=m.accession or "GCF_000005845.2",
         )
         try:

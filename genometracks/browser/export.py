@@ -19,6 +19,7 @@ from genometracks.browser.genark import GENARK_SIZES
 from genometracks.browser.hub import HubContainer, HubTrack, write_hub
 from genometracks.browser.igv import IgvTrack, write_igv
 from genometracks.browser.jbrowse import JBrowseTrack, write_jbrowse
+from genometracks.browser.locus import default_region, jbrowse_locus, ucsc_locus
 from genometracks.data.dataset import open_genome
 from genometracks.io.run_config import group_defaults
 from genometracks.io.rundir import RunDir
@@ -229,6 +230,7 @@ def export_run(run_dir: Path, fasta: Path, chrom_sizes: dict[str, int], cfg_expo
     run = RunDir(run_dir)
     tracks_dir = run.tracks
     tracks = run_hub_tracks(tracks_dir)
+    opening = ucsc_locus(default_region(tracks_dir, chrom_sizes))
     common = dict(
         hub_name=str(e.hub_name),
         short_label=str(e.short_label),
@@ -240,7 +242,15 @@ def export_run(run_dir: Path, fasta: Path, chrom_sizes: dict[str, int], cfg_expo
     mode = str(e.genome_mode)
     if mode in ("assembly", "both"):
         written["hub"] = write_hub(
-            run.hub, "assembly", chrom_sizes, tracks, fasta=fasta, organism=organism, description=f"{organism} ({fasta.name})", **common
+            run.hub,
+            "assembly",
+            chrom_sizes,
+            tracks,
+            fasta=fasta,
+            organism=organism,
+            description=f"{organism} ({fasta.name})",
+            default_pos=opening,
+            **common,
         )
     accession = str(e.genark_accession)
     genark_ok = GENARK_SIZES.get(accession) == dict(chrom_sizes)
@@ -252,10 +262,12 @@ def export_run(run_dir: Path, fasta: Path, chrom_sizes: dict[str, int], cfg_expo
 
 
 def write_views(run_dir: Path, fasta: Path, chrom_sizes: dict[str, int], title: str) -> dict[str, Path]:
-    """DIR/igv/ (IGV session, igv.js page) and DIR/jbrowse/ (JBrowse 2 view) of a run's tracks."""
+    """DIR/igv/ (IGV session, igv.js page) and DIR/jbrowse/ (JBrowse 2 view) of a run's tracks, both
+    opening at `locus.default_region` (the strongest call with a motif hit beside it)."""
     tracks_dir = RunDir(run_dir).tracks
-    igv = write_igv(run_dir, fasta, _igv_tracks(tracks_dir), title=title)
-    jbrowse = write_jbrowse(run_dir, fasta, chrom_sizes, _jbrowse_tracks(tracks_dir), title=title)
+    region = default_region(tracks_dir, chrom_sizes)
+    igv = write_igv(run_dir, fasta, _igv_tracks(tracks_dir), locus=ucsc_locus(region), title=title)
+    jbrowse = write_jbrowse(run_dir, fasta, chrom_sizes, _jbrowse_tracks(tracks_dir), locus=jbrowse_locus(region), title=title)
     return {"igv": igv["session.xml"], "jbrowse": jbrowse["index.html"]}
 
 

@@ -355,7 +355,8 @@ def _sigma(rep: _Report) -> None:
     rep.sections.append(Section("Sigma-factor classes", blocks))
 
 
-def _browser(rep: _Report, snapshot: bool, locus: str | None) -> None:
+def _browser(rep: _Report, snapshot: bool) -> None:
+    """Links to the views, and an igv.js snapshot at the locus the views open at (browser.locus)."""
     d = RunDir(rep.run_dir)
     shots = [
         p
@@ -364,7 +365,7 @@ def _browser(rep: _Report, snapshot: bool, locus: str | None) -> None:
     ]
     if not shots and snapshot and (d.igv / "index.html").is_file():
         try:
-            shot = browser_snapshot(d.root, locus)
+            shot = browser_snapshot(d.root)
             shots = [shot] if shot else []
             if shot is None:
                 rep.missing.append("browser snapshot (Chromium is not installed)")
@@ -478,17 +479,13 @@ def build_report(run_dir: str | Path, snapshot: bool = True, compare: bool = Tru
     metrics = _json(run.metrics_json)
     if metrics is not None and "test" not in metrics and "metrics" in metrics:  # DIR is itself a sigma run
         metrics = None
-    ev = curves = comparison = result = locus = None
+    ev = curves = comparison = result = None
     if not run.tss_bigwig("+").is_file() or cfg is None:
         rep.missing.append("PR and ROC curves (tracks/tss.*.bw and config.yaml; run `genometracks predict`)")
     else:
         try:
             ev = evaluate_test_split(run_dir, cfg)
             curves = _curves(rep, ev)
-            r = ev["regions"][0]  # the snapshot shows 3 kb around the test region's highest '+' probability
-            plus = ev["values"][(r.chrom, "+")]
-            top = r.start + int(np.nanargmax(plus[r.start : r.end]))
-            locus = f"{r.chrom}:{max(top - 1499, 1)}-{min(top + 1501, plus.size)}"
         except (ValueError, OSError, KeyError, AttributeError) as err:  # labels/tracks that do not fit the config
             log.warning("test-split curves left out: %s", err)
             rep.missing.append(f"PR and ROC curves (could not evaluate the tracks: {err})")
@@ -512,7 +509,7 @@ def build_report(run_dir: str | Path, snapshot: bool = True, compare: bool = Tru
     rep.sections += [s for s in (curves, comparison) if s is not None]
     _interpretation(rep)
     _sigma(rep)
-    _browser(rep, snapshot, locus)
+    _browser(rep, snapshot)
     labels = (metrics or {}).get("labels") or (ev or {}).get("label_set") or "?"
     page, md = render(rep, f"genometracks report: {run_dir.resolve().name} (labels {labels})")
     return write_text_atomic(run.report_html, page), write_text_atomic(run.report_md, md)

@@ -1,0 +1,71 @@
+"""The region browser views open at: the strongest call with a motif hit beside it (hand-made BEDs)."""
+
+import gzip
+import json
+
+from genometracks.browser.export import export_run
+from genometracks.browser.locus import default_region, jbrowse_locus, ucsc_locus
+
+SIZES = {"chrA": 50_000, "chrB": 9_000}
+
+
+def _write(tracks, peaks, hits=None):
+    tracks.mkdir(parents=True, exist_ok=True)
+    (tracks / "tss_peaks.bed").write_text("".join(f"{c}\t{s}\t{s + 1}\tTSS\t{score}\t{strand}\n" for c, s, score, strand in peaks))
+    if hits is not None:
+        with gzip.open(tracks / "motif_hits.bed.gz", "wt") as out:
+            out.writelines(f"{c}\t{s}\t{e}\thit\t1000\t+\n" for c, s, e in hits)
+
+
+def test_strongest_call_with_a_hit_in_its_window_wins(tmp_path):
+    # chrA:30000 is the strongest call but has no hit within 1 kb; chrB:4000 (score 500) has one at 3,100-3,107
+    _write(tmp_path, [("chrA", 30_000, 900, "+"), ("chrB", 4_000, 500, "-"), ("chrA", 10_000, 100, "+")], [("chrB", 3_100, 3_107)])
+    assert default_region(tmp_path, SIZES) == ("chrB", 3_000, 5_000)
+
+
+def test_hit_just_outside_the_window_does_not_count(tmp_path):
+    # the window around chrA:10000 is [9000, 11000): a hit ending at 9000 (0-based half-open) lies outside it
+    _write(tmp_path, [("chrA", 30_000, 900, "+"), ("chrA", 10_000, 100, "+")], [("chrA", 8_993, 9_000)])
+    assert default_region(tmp_path, SIZES) == ("chrA", 29_000, 31_000)
+    _write(tmp_path, [("chrA", 30_000, 900, "+"), ("chrA", 10_000, 100, "+")], [("chrA", 8_994, 9_001)])
+    assert default_region(tmp_path, SIZES) == ("chrA", 9_000, 11_000)
+
+
+def test_without_hits_the_strongest_call_and_windows_stay_inside_the_contig(tmp_path):
+    _write(tmp_path, [("chrB", 8_900, 50, "+"), ("chrA", 200, 40, "-")])
+    assert default_region(tmp_path, SIZES) == ("chrB", 7_000, 9_000)  # shifted left to end at the contig's end
+    _write(tmp_path, [("chrA", 200, 40, "-")], [])
+    assert default_region(tmp_path, SIZES) == ("chrA", 0, 2_000)
+    assert default_region(tmp_path, {"tiny": 700, **SIZES}, width=2_000) == ("chrA", 0, 2_000)
+    _write(tmp_path, [("tiny", 300, 40, "-")], [])
+    assert default_region(tmp_path, {"tiny": 700}) == ("tiny", 0, 700)
+
+
+def test_without_calls_the_first_20_kb(tmp_path):
+    assert default_region(tmp_path, SIZES) == ("chrA", 0, 20_000)
+    assert default_region(tmp_path, {"chrB": 9_000}) == ("chrB", 0, 9_000)
+
+
+def test_locus_text_is_one_based_and_end_inclusive():
+    assert ucsc_locus(("chrA", 0, 2_000)) == "chrA:1-2000"
+    assert jbrowse_locus(("chrA", 0, 2_000)) == "chrA:1..2000"
+
+
+def test_hub_igv_and_jbrowse_open_at_the_same_call(tmp_path):
+    from tests.browser_run import make_run
+
+    run = tmp_path / "run"
+    fasta, sizes = make_run(run)
+    region = default_region(run / "tracks", sizes)
+    chrom, start, end = region
+    with gzip.open(run / "tracks" / "tss_peaks.bed.gz", "rt") as handle:
+        peaks = [line.split("\t") for line in handle]
+    with gzip.open(run / "tracks" / "motif_hits.bed.gz", "rt") as handle:
+        hits = [line.split("\t") for line in handle]
+    assert any(p[0] == chrom and start <= int(p[1]) < end for p in peaks)  # a call ...
+    assert any(h[0] == chrom and int(h[1]) < end and int(h[2]) > start for h in hits)  # ... with a motif hit
+    export_run(run, fasta, sizes, {"genome_mode": "assembly"}, "Test organism")
+    assert f"defaultPos {ucsc_locus(region)}\n" in (run / "hub" / "genomes.txt").read_text()
+    assert f'locus="{ucsc_locus(region)}"' in (run / "igv" / "session.xml").read_text()
+    views = json.loads((run / "jbrowse" / "config.json").read_text())
+    assert jbrowse_locus(region) in json.dumps(views)
