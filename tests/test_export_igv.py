@@ -158,3 +158,25 @@ def test_igv_js_override_must_exist(tmp_path, monkeypatch):
     monkeypatch.setenv("GENOMETRACKS_IGV_JS", str(tmp_path / "nothing.js"))
     with pytest.raises(IgvError, match="GENOMETRACKS_IGV_JS"):
         ensure_igv_js()
+
+
+@pytest.mark.parametrize(
+    "layout, rewritten",
+    [("ACGTAC\nACGTAC\nACG\n", False), ("ACGTAC\nACG\nACGTAC\n", True), ("ACG\nACGTAC\n", True), ("ACGTAC\n\nACGTAC\n", True)],
+)
+def test_genome_copy_is_indexable_without_htslib_noise(tmp_path, fake_igv_js, capfd, layout, rewritten):
+    """A ragged FASTA is rewritten in even 60-letter lines before faidx sees it: same letters, a
+    valid .fai, and no `[E::fai_build_core]` line from htslib on stderr (captured at the fd level)."""
+    import pysam
+
+    run = tmp_path / "run"
+    _, tracks = make_run(run)
+    fasta = tmp_path / "ragged.fa"
+    fasta.write_text(">chrA\n" + layout + ">chrB\nACGT\n")
+    write_igv(run, fasta, tracks[:1])
+    copy = run / "igv" / "genome" / "ragged.fa"
+    letters = {"chrA": layout.replace("\n", ""), "chrB": "ACGT"}
+    with pysam.FastaFile(str(copy)) as indexed:
+        assert {name: indexed.fetch(name) for name in indexed.references} == letters
+    assert (copy.read_text() == fasta.read_text()) is not rewritten
+    assert "[E::" not in capfd.readouterr().err

@@ -114,13 +114,33 @@ def _copy_fasta(fasta: Path, folder: Path) -> Path:
             shutil.copyfileobj(src, dst)
     else:
         link_or_copy(fasta, target)
+    if not _faidx_ready(target):  # uneven or blank lines: faidx refuses them (htslib says so on stderr)
+        target.unlink()
+        _write_even_fasta(fasta, target)
     try:
         pysam.faidx(str(target))
-    except pysam.utils.SamtoolsError:  # uneven lines or blank lines: IGV needs a reformatted copy
+    except pysam.utils.SamtoolsError:  # anything else faidx refuses: IGV needs a reformatted copy
         target.unlink()
         _write_even_fasta(fasta, target)
         pysam.faidx(str(target))
     return target
+
+
+def _faidx_ready(fasta: Path) -> bool:
+    """True when every record of a plain FASTA has lines of one length (the last may be shorter) and
+    no blank line inside it: the layout a .fai index can describe."""
+    with open(fasta, "rb") as handle:
+        width = last = None
+        for line in handle:
+            if line.startswith(b">"):
+                width = last = None
+                continue
+            length = len(line.rstrip(b"\r\n"))
+            if length == 0 or (last is not None and last != width) or (width is not None and length > width):
+                return False
+            width = length if width is None else width
+            last = length
+    return True
 
 
 def _write_even_fasta(fasta: Path, target: Path, width: int = 60) -> None:
