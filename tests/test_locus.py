@@ -14,13 +14,28 @@ def _write(tracks, peaks, hits=None):
     (tracks / "tss_peaks.bed").write_text("".join(f"{c}\t{s}\t{s + 1}\tTSS\t{score}\t{strand}\n" for c, s, score, strand in peaks))
     if hits is not None:
         with gzip.open(tracks / "motif_hits.bed.gz", "wt") as out:
-            out.writelines(f"{c}\t{s}\t{e}\thit\t1000\t+\n" for c, s, e in hits)
+            out.writelines(f"{h[0]}\t{h[1]}\t{h[2]}\thit\t1000\t{h[3] if len(h) > 3 else '+'}\n" for h in hits)
 
 
 def test_strongest_call_with_a_hit_in_its_window_wins(tmp_path):
     # chrA:30000 is the strongest call but has no hit within 1 kb; chrB:4000 (score 500) has one at 3,100-3,107
     _write(tmp_path, [("chrA", 30_000, 900, "+"), ("chrB", 4_000, 500, "-"), ("chrA", 10_000, 100, "+")], [("chrB", 3_100, 3_107)])
     assert default_region(tmp_path, SIZES) == ("chrB", 3_000, 5_000)
+
+
+def test_a_same_strand_hit_in_the_promoter_beats_a_stronger_call_with_a_hit_nearby(tmp_path):
+    calls = [("chrA", 30_000, 900, "+"), ("chrA", 10_000, 500, "-"), ("chrB", 5_000, 300, "+")]
+    # chrA:30000 has a + hit 400 nt upstream (in its window, not its promoter); chrA:10000 (-) has a + hit
+    # 20 nt upstream (wrong strand); chrB:5000 (+) has a + hit ending 5 nt before its TSS (0-based 4995)
+    hits = [("chrA", 29_593, 29_600, "+"), ("chrA", 10_015, 10_022, "+"), ("chrB", 4_988, 4_995, "+")]
+    _write(tmp_path, calls, hits)
+    assert default_region(tmp_path, SIZES) == ("chrB", 4_000, 6_000)
+    # on the minus strand, upstream is to the right: a - hit at 10,015-10,022 is in chrA:10000's promoter
+    _write(tmp_path, calls, [*hits[:1], ("chrA", 10_015, 10_022, "-")])
+    assert default_region(tmp_path, SIZES) == ("chrA", 9_000, 11_000)
+    # a hit 61 nt or more upstream is outside the 60-nt promoter: the stronger call with a hit nearby wins
+    _write(tmp_path, calls, [*hits[:1], ("chrB", 4_932, 4_939, "+")])
+    assert default_region(tmp_path, SIZES) == ("chrA", 29_000, 31_000)
 
 
 def test_hit_just_outside_the_window_does_not_count(tmp_path):

@@ -1,4 +1,4 @@
-"""The region a run's browser views open at: the strongest TSS call that has a motif hit beside it.
+"""The region a run's browser views open at: a strong TSS call with a head-motif hit in its promoter.
 
 Opening on the first 20 kb of a genome shows the strand tracks but, as a rule, none of the sparse
 ones (motif hits, DeepLIFT/SHAP on the top calls). A window centred on a top call shows them all.
@@ -18,6 +18,7 @@ Region = tuple[str, int, int]
 
 DEFAULT_WIDTH = 2000  # nt shown around the chosen call
 CANDIDATES = 50  # the strongest calls considered
+PROMOTER = 60  # nt upstream of a TSS where its core promoter (-35, -10 boxes) lies
 
 
 def _bed_rows(path: Path) -> list[list[str]]:
@@ -36,27 +37,37 @@ def _window(chrom: str, centre: int, size: int, width: int) -> Region:
 
 
 def default_region(tracks_dir: Path, chrom_sizes: Mapping[str, int], width: int = DEFAULT_WIDTH) -> Region:
-    """The window of `width` nt around the highest-scoring call in tracks/tss_peaks.bed(.gz) whose window
-    holds a motif hit (tracks/motif_hits.bed.gz) — of the `CANDIDATES` strongest calls; else around
-    the strongest call; the first 20 kb of the first contig when there are no calls."""
+    """The window of `width` nt around one of the `CANDIDATES` highest-scoring calls of
+    tracks/tss_peaks.bed(.gz), chosen by the motif hits of tracks/motif_hits.bed.gz: the strongest call
+    with a same-strand hit in its promoter (the `PROMOTER` nt upstream of the TSS); else the strongest
+    with any hit in its window; else the strongest call. The first 20 kb of the first contig when there
+    are no calls."""
     first = next(iter(chrom_sizes))
     fallback: Region = (first, 0, min(int(chrom_sizes[first]), max(width, 20000)))
     peak_file = tracks_dir / "tss_peaks.bed"
     rows = _bed_rows(peak_file if peak_file.is_file() else tracks_dir / "tss_peaks.bed.gz")
-    peaks = [r for r in rows if len(r) >= 5 and r[0] in chrom_sizes]
+    peaks = [r for r in rows if len(r) >= 6 and r[0] in chrom_sizes]
     if not peaks:
         return fallback
     scores = np.array([float(r[4]) for r in peaks])
-    order = np.argsort(-scores, kind="stable")[:CANDIDATES]
-    windows = [_window(peaks[i][0], (int(peaks[i][1]) + int(peaks[i][2])) // 2, int(chrom_sizes[peaks[i][0]]), width) for i in order]
-    hit_rows = _bed_rows(tracks_dir / "motif_hits.bed.gz")
+    top = [peaks[i] for i in np.argsort(-scores, kind="stable")[:CANDIDATES]]
+    hit_rows = [r for r in _bed_rows(tracks_dir / "motif_hits.bed.gz") if len(r) >= 6]
     hit_chroms = np.array([r[0] for r in hit_rows])
     hit_starts = np.array([int(r[1]) for r in hit_rows], dtype=np.int64)
     hit_ends = np.array([int(r[2]) for r in hit_rows], dtype=np.int64)
-    for chrom, start, end in windows:
-        if np.any((hit_chroms == chrom) & (hit_starts < end) & (hit_ends > start)):
-            return chrom, start, end
-    return windows[0]
+    hit_strands = np.array([r[5] for r in hit_rows])
+
+    def tier(call: list[str], window: Region) -> int:
+        chrom, start, end, strand = call[0], int(call[1]), int(call[2]), call[5]
+        on_contig = hit_chroms == chrom
+        lo, hi = (start - PROMOTER, start) if strand == "+" else (end, end + PROMOTER)
+        if np.any(on_contig & (hit_strands == strand) & (hit_starts < hi) & (hit_ends > lo)):
+            return 0
+        return 1 if np.any(on_contig & (hit_starts < window[2]) & (hit_ends > window[1])) else 2
+
+    windows = [_window(c[0], (int(c[1]) + int(c[2])) // 2, int(chrom_sizes[c[0]]), width) for c in top]
+    tiers = [tier(call, window) for call, window in zip(top, windows)]
+    return windows[int(np.argmin(tiers))]  # argmin: the first (strongest) of the best tier
 
 
 def ucsc_locus(region: Region) -> str:
