@@ -4,13 +4,25 @@ with its overrides, positions seen, wall time and validation (and, where compute
 ROC / PR AUC, both strands. Usage: python3 scripts/study_table.py DIR [DIR ...]
 
 Positions seen = global_step x data.n_streams x model.seg_len; wall time = from the job's
-config.yaml (written before training starts) to its metrics.json (written after the last evaluation)."""
+config.yaml (written before training starts) to its metrics.json (written after the last evaluation).
+Validation per epoch: the val_roc_auc / val_pr_auc rows of the job's logs/version_*/metrics.csv."""
 
+import csv
 import json
 import sys
 from pathlib import Path
 
 import yaml
+
+
+def per_epoch(job: Path) -> str:
+    """'ROC / PR, ...' of each validation the CSV logger recorded (all versions: a resumed run adds one)."""
+    cells = []
+    for log in sorted(job.glob("logs/version_*/metrics.csv")):
+        with open(log) as handle:
+            rows = [r for r in csv.DictReader(handle) if r.get("val_roc_auc")]
+        cells += [f"{float(r['val_roc_auc']):.3f} / {float(r['val_pr_auc']):.4f}" for r in rows]
+    return ", ".join(cells) or "—"
 
 
 def job_row(job: Path) -> str | None:
@@ -29,12 +41,13 @@ def job_row(job: Path) -> str | None:
         both = metrics.get(split, {}).get("both", {})
         return f"{both['roc_auc']:.3f} / {both['pr_auc']:.4f}" if both else "—"
 
-    return f"| {job.parent.name}/{job.name} | `{varied}` | {seen / 1e6:.1f} M | {wall / 60:.1f} | {cell('validation')} | {cell('test')} |"
+    name = f"{job.parent.name}/{job.name}"
+    return f"| {name} | `{varied}` | {seen / 1e6:.1f} M | {wall / 60:.1f} | {cell('validation')} | {per_epoch(job)} | {cell('test')} |"
 
 
 def main(dirs: list[str]) -> int:
-    print("| job | overrides | positions seen | wall (min) | validation ROC / PR AUC | test ROC / PR AUC |")
-    print("|---|---|---|---|---|---|")
+    print("| job | overrides | positions seen | wall (min) | validation ROC / PR AUC | validation per epoch | test ROC / PR AUC |")
+    print("|---|---|---|---|---|---|---|")
     for folder in map(Path, dirs):
         jobs = (
             sorted((p for p in folder.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))

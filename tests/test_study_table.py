@@ -1,0 +1,30 @@
+"""scripts/study_table.py: one Markdown row per training job, read from the job's own files."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import yaml
+
+
+def _study_table():
+    spec = importlib.util.spec_from_file_location("study_table", Path(__file__).parents[1] / "scripts" / "study_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_row_has_positions_validation_per_epoch_and_test(tmp_path):
+    job = tmp_path / "sweep" / "0"
+    (job / ".hydra").mkdir(parents=True)
+    (job / "config.yaml").write_text(yaml.safe_dump({"data": {"n_streams": 32}, "model": {"seg_len": 512}}))
+    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["model=paper", "run_dir=x"]))
+    metrics = {"global_step": 1000, "validation": {"both": {"roc_auc": 0.91234, "pr_auc": 0.01234}}}
+    (job / "metrics.json").write_text(json.dumps(metrics))
+    for version, rows in ((0, ["0,420,,0.004,0.82481,0.00389"]), (1, ["1,841,0.1,,,", "1,842,,0.003,0.9,0.012"])):
+        log = job / "logs" / f"version_{version}"
+        log.mkdir(parents=True)
+        (log / "metrics.csv").write_text("epoch,step,train_loss,val_loss,val_roc_auc,val_pr_auc\n" + "\n".join(rows) + "\n")
+    row = _study_table().job_row(job)
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells == ["sweep/0", "`model=paper`", "16.4 M", cells[3], "0.912 / 0.0123", "0.825 / 0.0039, 0.900 / 0.0120", "—"]
