@@ -47,6 +47,8 @@ from genometracks.inference.shipped import load_shipped
 from genometracks.io.malloc import keep_freed_memory
 from genometracks.io.paths import conf_dir, shared_data
 from genometracks.model import Memory, TransformerXL
+from genometracks.model import transformer as transformer_module
+from genometracks.training.checkpoint import CheckpointError, load_model
 
 PAPER = dict(n_layer=6, n_head=6, d_model=32, d_head=32, conv_width=7, window=512)  # the paper's model
 ECOLI_LENGTH = 4_641_652  # NC_000913.3, nt
@@ -166,13 +168,21 @@ def _machine(threads: int) -> dict:
 def bench_paths(args: argparse.Namespace) -> dict:
     """Textbook vs fast, inference then training, on one random genome."""
     torch.manual_seed(args.seed)
-    model = TransformerXL(**PAPER, query_block=args.query_block, workers=args.workers)
+    config, weights = dict(PAPER), None
+    if args.weights:  # a trained model: its gradients hold the denormal floats random weights lack
+        trained, _, hparams = load_model(args.weights)
+        config = {k: v for k, v in hparams["model_config"].items() if k != "seg_len"}
+        weights = trained.state_dict()
+    model = TransformerXL(**config, query_block=args.query_block, workers=args.workers)
+    if weights is not None:
+        model.load_state_dict(weights)
     flops = flops_per_position(model)
     n_seg = 1 + max(args.segments, args.textbook_segments)
     tokens = torch.randint(0, 4, (args.batch, n_seg * args.seg_len + model.lookahead))
     labels = (torch.rand(args.batch, n_seg * args.seg_len) < 0.01).float()
     result: dict = {
-        "model": {**PAPER, "flops_per_position": flops},
+        "model": {**config, "flops_per_position": flops, "weights": args.weights or "random (seed)"},
+        "flush_denormals": not args.keep_denormals,
         "batch": args.batch,
         "seg_len": args.seg_len,
         "machine_start": _machine(args.threads),
@@ -482,6 +492,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--out", default=None, help="folder for --genome's temporary bigWigs (default: /tmp)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--weights", default=None, help="paths: time this training checkpoint's model and weights (DIR/checkpoints/best.ckpt) instead"
+    )
+    parser.add_argument(
+        "--keep-denormals", action="store_true", help="compute with denormal floats (no FTZ/DAZ), to measure what flushing them buys"
+    )
+    parser.add_argument(
         "--only",
         choices=MODES,
         default=None,
@@ -548,12 +564,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args.malloc_tuned = keep_freed_memory() if not args.no_malloc_tuning else False
     torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(not args.keep_denormals)
+    transformer_module.FLUSH_DENORMALS = not args.keep_denormals
     try:
         if args.case:  # one scaling case, in a process of its own
             print(json.dumps(scaling_case(Path(args.case), args.model, args.threads, args.whole_max)))
             return 0
         result = {"paths": bench_paths, "genome": bench_genome, "scaling": bench_scaling, "throughput": bench_throughput}[args.only](args)
-    except BenchError as err:
+    except (BenchError, CheckpointError) as err:
         print(f"genometracks bench: {err}", file=sys.stderr)
         return 2
     print(json.dumps(result, indent=1))

@@ -30,6 +30,11 @@ ACGT = 4  # tokens 0..3 are A, C, G, T; 4 is N
 
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
+FLUSH_DENORMALS = True  # the row-block threads run with FTZ/DAZ (`genometracks bench --keep-denormals` clears it)
+
+
+def _thread_setup() -> None:
+    torch.set_flush_denormal(FLUSH_DENORMALS)
 
 
 @contextmanager
@@ -349,10 +354,12 @@ class TransformerXL(nn.Module):
 
 def _in_threads(fn: Callable[[_Item], _Result], items: list[_Item]) -> list[_Result]:
     """[fn(item) for item in items], one thread each, every thread with 1 intra-op thread (or a
-    share of torch's thread count)."""
+    share of torch's thread count). The pool's threads flush denormal floats to zero (FTZ/DAZ, set per
+    thread): a trained model's attention and convolution gradients are full of values below 1.2e-38,
+    and without it the backward pass ran 2.6-4.6x slower on x86 CPUs (docs/training.md)."""
     pool = _POOLS.get(len(items))
     if pool is None:
-        pool = _POOLS[len(items)] = ThreadPoolExecutor(len(items), thread_name_prefix="transformer-xl")
+        pool = _POOLS[len(items)] = ThreadPoolExecutor(len(items), thread_name_prefix="transformer-xl", initializer=_thread_setup)
     with _intra_op_threads(max(1, torch.get_num_threads() // len(items))):
         return list(pool.map(fn, items))
 
