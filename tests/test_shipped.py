@@ -116,9 +116,10 @@ def test_card_metrics_agree_with_a_fresh_evaluation(trained):
 @needs_ecoli
 @pytest.mark.ecoli
 @pytest.mark.slow
-def test_package_model_card_agrees_with_a_fresh_evaluation():
-    """The model shipped in the package: its card's check-region metrics, re-computed now."""
-    source = S.load_shipped(DEFAULT_MODEL)
+@pytest.mark.parametrize("name", S.available())
+def test_package_model_card_agrees_with_a_fresh_evaluation(name):
+    """Each model shipped in the package: its card's check-region metrics, re-computed now."""
+    source = S.load_shipped(name)
     card = source.card
     cfg = compose(f"data={card['task']['data']}")
     result = S.check_card(source, cfg)
@@ -127,16 +128,22 @@ def test_package_model_card_agrees_with_a_fresh_evaluation():
         assert result["fresh"][key] == pytest.approx(result["card"][key], **AGREE), key
 
 
-def test_package_model_is_complete():
-    assert DEFAULT_MODEL in S.available()
-    folder = S.model_folder(DEFAULT_MODEL)
-    card = S.load_card(DEFAULT_MODEL)
+def test_the_main_jobs_model_and_the_paper_size_model_are_shipped():
+    assert {DEFAULT_MODEL, "ecoli_k12_paper"} <= set(S.available())
+    assert S.load_card("ecoli_k12_paper")["architecture"]["n_layer"] == 6
+
+
+@pytest.mark.parametrize("name", S.available())
+def test_package_model_is_complete(name):
+    folder = S.model_folder(name)
+    card = S.load_card(name)
     assert card["weights"]["sha256"] == S.sha256_file(folder / S.WEIGHTS)
     for key in ("command", "commit", "positions_seen", "wall_seconds"):
         assert card["training"][key] not in (None, ""), key
     assert 0 < card["peaks"]["threshold"] < 1 and card["metrics"]["validation"]["both"]["roc_auc"] > 0.5
-    assert (folder / S.CARD_MD).read_text().startswith(f"# Model card: {DEFAULT_MODEL}")
-    assert Path(S.__file__).parents[2].joinpath("conf", "model", f"{DEFAULT_MODEL}.yaml").resolve().is_file()
+    assert (folder / S.CARD_MD).read_text().startswith(f"# Model card: {name}")
+    conf = Path(S.__file__).parents[2].joinpath("conf", "model", f"{name}.yaml")
+    assert f"shipped: {name} " in conf.read_text()  # `model=NAME` selects it
 
 
 def _broken(trained, tmp_path, damage) -> Path:
