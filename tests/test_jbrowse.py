@@ -68,6 +68,8 @@ def test_jbrowse_page_loads_every_track(run, tmp_path):
 
     import matplotlib.image
 
+    from genometracks.browser.locus import default_region
+
     root, _ = run
     with serve(root) as server:
         url = server.url + "run/jbrowse/index.html"
@@ -85,14 +87,17 @@ def test_jbrowse_page_loads_every_track(run, tmp_path):
     assert state["status"] == "ready" and state["errors"] == [], state
     chrom, span = state["locus"].split(":")
     start, end = (int(x.replace(",", "")) for x in span.split(".."))
-    assert chrom == br.CHROM and start == 1 and end == br.LENGTHS[br.CHROM]  # the first contig, whole
+    # the view opens at the call with a motif hit in its promoter (browser.locus): + call at 1000, hit 960-966
+    assert (chrom, start - 1, end) == default_region(root / "run" / "tracks", br.LENGTHS) == (br.CHROM, 0, 2000)
     tracks = state["tracks"]
     assert all(t["status"] == "loaded" for t in tracks.values()), tracks
     assert tracks["Reference sequence"]["features"] >= 1
-    assert tracks["TSS probability"]["features"] == 2 * br.LENGTHS[br.CHROM]  # one value per base, both strands
-    assert tracks["Attribution"]["features"] == br.LENGTHS[br.CHROM]
-    assert tracks["TSS peaks"]["features"] == tracks["TSS sigma class"]["features"] == len(br.peak_frame())
-    assert tracks["Head motif hits"]["features"] == len(br.MOTIF_HITS)
+    assert tracks["TSS probability"]["features"] == 2 * 2000  # one value per base of the view, both strands
+    assert tracks["Attribution"]["features"] == 2000
+    peaks = br.peak_frame()
+    in_view = int(((peaks["chrom"] == br.CHROM) & (peaks["start"] < 2000)).sum())
+    assert in_view == 2 and tracks["TSS peaks"]["features"] == tracks["TSS sigma class"]["features"] == in_view
+    assert tracks["Head motif hits"]["features"] == len(br.MOTIF_HITS) == 2  # both hits lie in the view
     pixels = np.round(matplotlib.image.imread(str(shot))[..., :3] * 255).astype(int)
 
     def count(colour):
