@@ -342,3 +342,23 @@ def test_fine_tuning_starts_from_the_source_weights(trained, tmp_path):
     want = _card(out)["metrics"]["validation"]["both"]  # a fresh evaluation of the source's best.ckpt
     for key in ("n_positions", "n_positives", "roc_auc", "pr_auc"):
         assert got[key] == pytest.approx(want[key], **AGREE), key
+
+
+@pytest.mark.parametrize("name", S.available())
+def test_package_model_fast_path_equals_textbook_on_trained_weights(name):
+    """Issue #13's exactness on trained weights, not only random ones: two segments (memory carried), 2 streams,
+    float64, logits of the fast path within 1e-5 of the textbook path."""
+    model = S.load_shipped(name).model.eval().to(torch.float64)
+    torch.manual_seed(0)
+    seg = 256
+    tokens = torch.randint(0, 4, (2, 2 * seg + model.lookahead))
+    logits = {}
+    for path in ("fast", "textbook"):
+        memory, parts = None, []
+        with torch.no_grad():
+            for s in range(2):
+                out, memory = model(tokens[:, s * seg : (s + 1) * seg + model.lookahead], memory, path=path)
+                parts.append(out)
+        logits[path] = torch.cat(parts, 1)
+    assert logits["textbook"].abs().max() > 1  # trained logits, not near-zero ones
+    torch.testing.assert_close(logits["fast"], logits["textbook"], rtol=0, atol=1e-5)
