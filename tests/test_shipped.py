@@ -347,7 +347,8 @@ def test_fine_tuning_starts_from_the_source_weights(trained, tmp_path):
 @pytest.mark.parametrize("name", S.available())
 def test_package_model_fast_path_equals_textbook_on_trained_weights(name):
     """Issue #13's exactness on trained weights, not only random ones: two segments (memory carried), 2 streams,
-    float64, logits of the fast path within 1e-5 of the textbook path."""
+    float64, logits of the fast path within 1e-9 of the textbook path (the issue asks 1e-5; in float64 the two
+    paths are the same maths, so anything above rounding, ~1e-14, is a float32 piece inside the fast path)."""
     model = S.load_shipped(name).model.eval().to(torch.float64)
     torch.manual_seed(0)
     seg = 256
@@ -361,4 +362,4 @@ def test_package_model_fast_path_equals_textbook_on_trained_weights(name):
                 parts.append(out)
         logits[path] = torch.cat(parts, 1)
     assert logits["textbook"].abs().max() > 1  # trained logits, not near-zero ones
-    torch.testing.assert_close(logits["fast"], logits["textbook"], rtol=0, atol=1e-5)
+    torch.testing.assert_close(logits["fast"], logits["textbook"], rtol=0, atol=1e-9)

@@ -133,7 +133,9 @@ class RelativeAttention(nn.Module):
         self.out = nn.Linear(n_head * d_head, d_model, bias=False)
         self.drop = nn.Dropout(dropout)
         self.query_block, self.stream_block = query_block, stream_block  # fast path tiles (speed only)
-        fast_pos = sinusoid_encoding(torch.arange(window - 1, -1, -1), d_model).float()
+        # kept in float64 (cast per forward): a float32 copy would make a float64 model's fast path
+        # differ from the textbook path (which encodes in float64) by ~1e-7
+        fast_pos = sinusoid_encoding(torch.arange(window - 1, -1, -1), d_model)
         self.register_buffer("fast_pos", fast_pos, persistent=False)  # [W, d_model], distances W-1..0
         self.reset_parameters()
 
