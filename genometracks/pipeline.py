@@ -11,6 +11,7 @@ mid-epoch from `checkpoints/last.ckpt`). `stages=[predict,export]` runs just tho
 from __future__ import annotations
 
 import json
+import resource
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -137,6 +138,13 @@ def plan(requested, out: Path, within: tuple[str, ...] = STAGES) -> list[tuple[s
     return [(s, not stage_marker(out, s).exists()) for s in STAGES if s in within]
 
 
+def peak_rss_mib() -> int:
+    """Peak resident memory so far, MiB: the larger of this process's and its waited-for children's
+    (ru_maxrss only grows, so a stage that raises it is the stage that needed the memory)."""
+    usage = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return round(usage / 1024)  # Linux reports KiB
+
+
 def run_pipeline(cfg: DictConfig, within: tuple[str, ...] = STAGES) -> dict:
     """Run the planned stages (the unfinished ones of `within`, unless `stages=` names them) with a
     progress line each and a summary table at the end."""
@@ -157,14 +165,14 @@ def run_pipeline(cfg: DictConfig, within: tuple[str, ...] = STAGES) -> dict:
         print(f"{head} ...", flush=True)
         start = time.perf_counter()
         result = RUNNERS[stage](cfg, out) or {}
-        seconds = round(time.perf_counter() - start, 1)
-        record = {"stage": stage, "seconds": seconds, "result": result}
+        seconds, peak = round(time.perf_counter() - start, 1), peak_rss_mib()
+        record = {"stage": stage, "seconds": seconds, "peak_rss_mib": peak, "result": result}
         write_text_atomic(stage_marker(out, stage), json.dumps(record, indent=2, default=str))
-        summary[stage] = {"status": "skipped" if "skipped" in result else "ran", "seconds": seconds}
+        summary[stage] = {"status": "skipped" if "skipped" in result else "ran", "seconds": seconds, "peak_rss_mib": peak}
         print(f"{head}: finished in {seconds} s", flush=True)
-    print("\nstage       status        seconds")
+    print("\nstage       status        seconds  peak MiB (so far)")
     for stage, row in summary.items():
-        print(f"{stage:<11} {row['status']:<13} {row.get('seconds', '')}")
+        print(f"{stage:<11} {row['status']:<13} {row.get('seconds', ''):>7}  {row.get('peak_rss_mib', ''):>8}")
     if run.report_html.exists():
         print(f"\nreport: {run.report_html}\nhub:    {run.hub / 'hub.txt'}\nIGV:    {run.igv / 'session.xml'}")
     return summary

@@ -274,6 +274,10 @@ def test_run_predicts_with_the_shipped_model_by_default_and_trains_with_train_tr
     assert done.returncode == 0, done.stderr[-3000:]
     stages = {p.stem: json.loads(p.read_text()) for p in (shipped / "stages").glob("*.json")}
     assert "shipped model ecoli_k12" in stages["train"]["result"]["skipped"]
+    # each stage records the peak memory so far (ru_maxrss only grows): positive, never falling in stage order
+    peaks = [stages[s]["peak_rss_mib"] for s in ("data", "train", "predict", "peaks", "interpret", "sigma", "export")]
+    assert peaks[0] > 50 and peaks == sorted(peaks)
+    assert "peak MiB (so far)" in done.stdout
     assert not (shipped / "checkpoints").exists() and (shipped / "tracks" / "tss.plus.bw").is_file()
     assert stages["peaks"]["result"]["threshold"] == S.load_card(DEFAULT_MODEL)["peaks"]["threshold"]
     assert (shipped / "overrides.txt").read_text().startswith(f"model={DEFAULT_MODEL}")
