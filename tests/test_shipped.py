@@ -367,3 +367,26 @@ def test_package_model_fast_path_equals_textbook_on_trained_weights(name):
         logits[path] = torch.cat(parts, 1)
     assert logits["textbook"].abs().max() > 1  # trained logits, not near-zero ones
     torch.testing.assert_close(logits["fast"], logits["textbook"], rtol=0, atol=1e-9)
+
+
+@pytest.mark.slow
+def test_training_records_the_commit_it_started_from_not_the_one_at_its_end(tmp_path, monkeypatch):
+    """A long run's provenance names the code that trained: a commit made while it trains (as during a
+    study) must not end up in metrics.json and, through `ship`, in the model card."""
+    import pytorch_lightning as pl
+
+    from genometracks.training import train as train_module
+
+    state = {"fitted": False}
+    fit = pl.Trainer.fit
+
+    def fit_then_commit(self, *args, **kwargs):
+        result = fit(self, *args, **kwargs)
+        state["fitted"] = True  # someone commits while the run trains
+        return result
+
+    monkeypatch.setattr(pl.Trainer, "fit", fit_then_commit)
+    monkeypatch.setattr(train_module, "git_commit", lambda: "after-fit" if state["fitted"] else "before-fit")
+    metrics = train_module.train(compose(*TINY, "trainer.max_epochs=1", "task.test_split=false", f"run_dir={tmp_path / 'run'}"))
+    assert state["fitted"] and metrics["provenance"]["commit"] == "before-fit"
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["provenance"]["commit"] == "before-fit"

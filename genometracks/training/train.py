@@ -109,7 +109,7 @@ def train(cfg: DictConfig) -> dict:
     run = RunDir.checked(cfg) if cfg.get("resume") else RunDir.of_job(cfg)
     out = run.root
     out.mkdir(parents=True, exist_ok=True)
-    started = time.time()
+    started, commit = time.time(), git_commit()  # the code that trains: HEAD now, not when training ends
     pl.seed_everything(int(cfg.seed), workers=True)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     dataset = load_dataset(cfg)
@@ -163,7 +163,7 @@ def train(cfg: DictConfig) -> dict:
         "test": _read_json(run.eval / "test.json"),
         "provenance": {
             "command": command_line(),
-            "commit": git_commit(),
+            "commit": commit,
             "resumed": bool(resume_from),
             "wall_seconds": round(time.time() - started, 1),
         },  # for `genometracks ship`
