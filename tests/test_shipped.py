@@ -321,6 +321,42 @@ def test_init_from_loads_a_shipped_model_or_checkpoint_and_refuses_another_archi
 
 
 @pytest.mark.slow
+def test_a_fine_tuned_models_card_names_its_starting_weights_and_totals_their_training(trained, tmp_path):
+    """Lineage on the card: training records the SHA-256 of the file task.init_from read; `ship` describes
+    those weights (a shipped model's card or a checkpoint's run) and adds their positions and wall time to
+    the run's own. A parent folder re-shipped since with other weights is reported, totals unknown."""
+    run, out = trained
+    parent_card = _card(out)
+    parent = tmp_path / "models" / "parent"
+    shutil.copytree(out, parent)
+    for source, kind in ((parent, "shipped model"), (run / "checkpoints" / "best.ckpt", "checkpoint")):
+        tuned = tmp_path / f"tuned_{kind.split()[0]}"
+        extra = ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "task.test_split=false"]
+        done = cli("train", *TINY, *extra, f"task.init_from={source}", f"run_dir={tuned}")
+        assert done.returncode == 0, done.stderr[-3000:]
+        recorded = json.loads((tuned / "metrics.json").read_text())["provenance"]["init_from"]
+        expected_sha = parent_card["weights"]["sha256"] if kind == "shipped model" else S.sha256_file(source)
+        assert recorded == {"source": str(source), "sha256": expected_sha}
+        card_dir = tmp_path / "models" / f"child_{kind.split()[0]}"
+        assert ship_main([f"ckpt={tuned / 'checkpoints' / 'best.ckpt'}", f"out={card_dir}", "test=false", "check_nt=2000"]) == 0
+        t = _card(card_dir)["training"]
+        assert t["parent"]["kind"] == kind and t["parent"]["verified"] is True and t["parent"]["sha256"] == expected_sha
+        assert t["parent"]["command"] == parent_card["training"]["command"]
+        assert t["positions_seen_total"] == t["positions_seen"] + parent_card["training"]["positions_seen"] > t["positions_seen"]
+        assert "in all, with the weights it started from" in (card_dir / S.CARD_MD).read_text()
+    # the parent folder re-shipped with other weights: the child's card says so and claims no totals
+    card = _card(parent)
+    card["weights"]["sha256"] = "0" * 64
+    (parent / S.CARD_JSON).write_text(json.dumps(card))
+    again = tmp_path / "models" / "child_again"
+    tuned = tmp_path / "tuned_shipped"
+    assert ship_main([f"ckpt={tuned / 'checkpoints' / 'best.ckpt'}", f"out={again}", "test=false", "check_nt=2000"]) == 0
+    t = _card(again)["training"]
+    assert t["parent"]["verified"] is False and "no longer at the source" in t["parent"]["note"]
+    assert t["positions_seen_total"] is None and t["parent"]["sha256"] == parent_card["weights"]["sha256"]
+
+
+@pytest.mark.slow
 def test_fine_tuning_starts_from_the_source_weights(trained, tmp_path):
     """`train task.init_from=CKPT` end to end: with a zero learning rate the new run's best checkpoint holds
     the source's weights exactly and its validation metrics equal the source's."""

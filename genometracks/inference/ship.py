@@ -106,8 +106,68 @@ def _int(value, default: int = 1) -> int:
         return default
 
 
-def training_record(run: Path, cfg, metrics: dict, args: dict) -> dict:
-    """Command, commit, steps, positions seen and wall time of the run (each with where it came from)."""
+_UNKNOWN_TOTALS = {"positions_seen_total": None, "wall_seconds_total": None}
+
+
+def parent_record(init_from: str | None, recorded: dict | None, depth: int = 0) -> dict | None:
+    """The weights a fine-tuning run started from (`task.init_from`) and how they were trained, for the card.
+
+    `recorded` is what training wrote (metrics.json provenance.init_from: source and SHA-256 of the file
+    it read; None for older runs). A shipped parent's card gives its command, commit and totals (its own
+    parents included); a checkpoint's run folder gives the same through `training_record`. A shipped folder
+    whose weights no longer have the recorded SHA-256 (re-shipped since) is reported as such, totals unknown."""
+    if not init_from or depth > 8:
+        return None
+    from omegaconf import OmegaConf
+
+    from genometracks.training.checkpoint import CheckpointError, init_source_file
+
+    recorded_sha = (recorded or {}).get("sha256")
+    out: dict = {"source": _portable(Path(init_from)) if "/" in str(init_from) else str(init_from), "sha256": recorded_sha}
+    try:
+        path = init_source_file(init_from)
+    except CheckpointError:
+        return {**out, "verified": False, "note": "the file is gone; lineage unknown", **_UNKNOWN_TOTALS}
+    if path.suffix == ".safetensors":
+        card = _read_json(path.parent / S.CARD_JSON) or {}
+        sha_now = (card.get("weights") or {}).get("sha256") or S.sha256_file(path)
+        t = card.get("training") or {}
+        info = {
+            "kind": "shipped model",
+            "command": t.get("command"),
+            "commit": t.get("commit"),
+            "positions_seen_total": t.get("positions_seen_total", t.get("positions_seen")),
+            "wall_seconds_total": t.get("wall_seconds_total", t.get("wall_seconds")),
+            "parent": t.get("parent"),
+        }
+    else:
+        run = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+        sha_now = S.sha256_file(path)
+        info = {"kind": "checkpoint", "command": None, "commit": None, "positions_seen_total": None, "wall_seconds_total": None}
+        if (run / "config.yaml").is_file() and (run / "metrics.json").is_file():
+            parent = training_record(run, OmegaConf.load(run / "config.yaml"), _read_json(run / "metrics.json") or {}, {}, depth + 1)
+            info.update({k: parent.get(k) for k in ("command", "commit", "positions_seen_total", "wall_seconds_total", "parent")})
+    if recorded_sha and recorded_sha != sha_now:
+        note = "these weights are no longer at the source (re-shipped or retrained since); lineage unknown"
+        return {**out, "verified": False, "note": note, **_UNKNOWN_TOTALS}
+    verified = bool(recorded_sha)
+    return {**out, "sha256": sha_now, "verified": verified, **info} | (
+        {} if verified else {"note": "the run did not record the SHA-256 of its starting weights; the source's current ones are described"}
+    )
+
+
+def _total(own: float | int | None, parent: dict | None, key: str):
+    """This run's figure plus its parents' (None when a parent's is unknown)."""
+    if own is None:
+        return None
+    if parent is None:
+        return own
+    return None if parent.get(key) is None else own + parent[key]
+
+
+def training_record(run: Path, cfg, metrics: dict, args: dict, depth: int = 0) -> dict:
+    """Command, commit, steps, positions seen and wall time of the run (each with where it came from),
+    and of the weights it was fine-tuned from (`parent`; totals over the chain)."""
     from omegaconf import OmegaConf
 
     recorded = metrics.get("provenance") or {}
@@ -159,6 +219,7 @@ def training_record(run: Path, cfg, metrics: dict, args: dict) -> dict:
     step_nt = streams * seg_len * world * accumulate
     steps = _int(metrics.get("global_step"), 0)
     task = cfg.get("task") or {}
+    parent = parent_record(task.get("init_from"), recorded.get("init_from"), depth)
     return {
         "command": command,
         "command_source": command_source,
@@ -174,8 +235,11 @@ def training_record(run: Path, cfg, metrics: dict, args: dict) -> dict:
         "positions_seen": steps * step_nt,
         "wall_seconds": wall,
         "wall_source": wall_source,
-        # fine-tuned from these weights (their own training is not counted above)
+        # fine-tuned from these weights (their own training is not counted above, but in the totals)
         "init_from": _portable(Path(task["init_from"])) if task.get("init_from") else None,
+        "parent": parent,
+        "positions_seen_total": _total(steps * step_nt, parent, "positions_seen_total"),
+        "wall_seconds_total": _total(wall, parent, "wall_seconds_total"),
         "optimiser": {
             k: task.get(k)
             for k in ("lr", "weight_decay", "warmup_steps", "schedule", "loss", "pos_weight", "focal_gamma", "train_memory")
@@ -234,6 +298,23 @@ def _fmt(value, digits: int = 3) -> str:
     return str(value)
 
 
+def _parent_lines(t: dict) -> list[str]:
+    """card.md lines for a fine-tuned model: the starting weights, how they were trained, the totals."""
+    p = t.get("parent") or {}
+    sha = f"SHA-256 `{p['sha256'][:16]}…`" if p.get("sha256") else "SHA-256 unknown"
+    check = "checked at training" if p.get("verified") else "not checked at training"
+    lines = [f"- fine-tuned from: `{t['init_from']}` ({sha}, {check}; the steps and positions above are this run's only)"]
+    if p.get("command"):
+        lines.append(f"  - which was trained by: `{p['command']}` at commit `{p.get('commit')}`")
+    if p.get("note"):
+        lines.append(f"  - {p['note']}")
+    lines.append(
+        f"- in all, with the weights it started from: {_fmt(t.get('positions_seen_total'))} positions seen, "
+        f"{_fmt(t.get('wall_seconds_total'), 0)} s of training"
+    )
+    return lines
+
+
 def card_markdown(card: dict) -> str:
     """card.md: the card for people (every figure comes from card.json)."""
     a, t, cal, pk = card["architecture"], card["training"], card["calibration"], card["peaks"]
@@ -282,11 +363,7 @@ def card_markdown(card: dict) -> str:
         f"- positions seen: {_fmt(t['positions_seen'])} ({_fmt(t['global_step'])} steps × "
         f"{_fmt(t['positions_per_step'])} = {t['positions_per_step_formula']})",
         f"- wall time: {_fmt(t['wall_seconds'], 0)} s ({t['wall_source']})",
-        *(
-            [f"- fine-tuned from: `{t['init_from']}` (task.init_from; the steps and positions above are this run's only)"]
-            if t.get("init_from")
-            else []
-        ),
+        *(_parent_lines(t) if t.get("init_from") else []),
         f"- optimiser: {', '.join(f'{k}={v}' for k, v in t['optimiser'].items())}",
         "",
         "## Metrics",

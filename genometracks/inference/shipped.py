@@ -17,7 +17,6 @@ peak threshold come from: `ckpt=PATH` (threshold from that run's metrics.json), 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from genometracks.data.dataset import load_dataset
 from genometracks.data.streams import SegmentStreams, build_labels
 from genometracks.genome.intervals import Interval
 from genometracks.io.paths import SHIPPED_MODELS
+from genometracks.io.provenance import sha256_file
 from genometracks.io.run_config import shipped_name
 from genometracks.model import TransformerXL
 from genometracks.training.checkpoint import load_model
@@ -90,14 +90,6 @@ def model_folder(spec: str | Path) -> Path:
 
 
 # -- reading -----------------------------------------------------------------------------------------
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def load_card(spec: str | Path) -> dict:
     """card.json of a shipped model, checked for the fields loading needs."""
     folder = model_folder(spec)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shlex
 import subprocess
 import sys
@@ -33,3 +34,12 @@ def command_line(argv: list[str] | None = None) -> str:
     head = argv[0] if argv[0].startswith("genometracks") else f"python {argv[0]}"
     rest = [a for a in argv[1:] if not a.startswith(("hydra.run.dir=.", "hydra.output_subdir=", "hydra/"))]
     return " ".join([head, *(shlex.quote(a) for a in rest)])
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes (which weights a model card or a fine-tuning run used)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

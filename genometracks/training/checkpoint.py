@@ -72,11 +72,9 @@ def load_model(ckpt: str | Path) -> tuple[TransformerXL, int, dict]:
     return model, seg_len, hparams
 
 
-def init_weights(model: TransformerXL, source: str | Path) -> TransformerXL:
-    """Load the weights of `source` into `model` in place (fine-tuning: the optimiser, schedule and step
-    count start afresh). `source` is a checkpoint written by `genometracks train` (read weights-only),
-    a shipped model's name (`ecoli_k12`), folder or `model.safetensors`; its architecture must be the
-    configured one (same `model=` and `model.*` settings)."""
+def init_source_file(source: str | Path) -> Path:
+    """The file `task.init_from=source` reads: a checkpoint, or a shipped model's `model.safetensors`
+    (`source` a shipped model's name or folder)."""
     path = Path(source)
     if not path.exists() and "/" not in str(source):
         path = SHIPPED_MODELS / str(source)
@@ -87,6 +85,15 @@ def init_weights(model: TransformerXL, source: str | Path) -> TransformerXL:
             f"{path}: task.init_from names no file; give a checkpoint "
             "(DIR/checkpoints/best.ckpt), a shipped model's name or its model.safetensors"
         )
+    return path
+
+
+def init_weights(model: TransformerXL, source: str | Path) -> TransformerXL:
+    """Load the weights of `source` into `model` in place (fine-tuning: the optimiser, schedule and step
+    count start afresh). `source` is a checkpoint written by `genometracks train` (read weights-only),
+    a shipped model's name (`ecoli_k12`), folder or `model.safetensors`; its architecture must be the
+    configured one (same `model=` and `model.*` settings)."""
+    path = init_source_file(source)
     if path.suffix == ".safetensors":
         try:
             weights = load_file(str(path))

@@ -25,11 +25,11 @@ from genometracks.data.streams import build_labels
 from genometracks.io.atomic import write_text_atomic
 from genometracks.io.jsonsafe import json_safe
 from genometracks.io.malloc import keep_freed_memory
-from genometracks.io.provenance import command_line, git_commit
+from genometracks.io.provenance import command_line, git_commit, sha256_file
 from genometracks.io.run_config import ConfigError, save_overrides, shipped_name
 from genometracks.io.rundir import RunDir
 from genometracks.model import TransformerXL
-from genometracks.training.checkpoint import AtomicCheckpoint, init_weights, load_model
+from genometracks.training.checkpoint import AtomicCheckpoint, init_source_file, init_weights, load_model
 from genometracks.training.task import TSSTask
 
 
@@ -114,8 +114,11 @@ def train(cfg: DictConfig) -> dict:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     dataset = load_dataset(cfg)
     model = build_model(cfg.model)
+    init_from = None
     if cfg.task.get("init_from"):  # fine-tune: weights only; resume=true still restores the whole state
         init_weights(model, str(cfg.task.init_from))
+        # which weights exactly: a shipped model's folder can be re-shipped later under the same name
+        init_from = {"source": str(cfg.task.init_from), "sha256": sha256_file(init_source_file(str(cfg.task.init_from)))}
     datamodule = build_datamodule(cfg, dataset, model)
     task = TSSTask(
         model,
@@ -165,6 +168,7 @@ def train(cfg: DictConfig) -> dict:
             "command": command_line(),
             "commit": commit,
             "resumed": bool(resume_from),
+            "init_from": init_from,
             "wall_seconds": round(time.time() - started, 1),
         },  # for `genometracks ship`
     }
