@@ -354,6 +354,15 @@ def test_a_fine_tuned_models_card_names_its_starting_weights_and_totals_their_tr
     t = _card(again)["training"]
     assert t["parent"]["verified"] is False and "no longer at the source" in t["parent"]["note"]
     assert t["positions_seen_total"] is None and t["parent"]["sha256"] == parent_card["weights"]["sha256"]
+    # an older run recorded no SHA-256: ship's parent= names where its starting weights are now
+    metrics = json.loads((tuned / "metrics.json").read_text())
+    del metrics["provenance"]["init_from"]
+    (tuned / "metrics.json").write_text(json.dumps(metrics))
+    older = tmp_path / "models" / "child_older"
+    assert ship_main([f"ckpt={tuned / 'checkpoints' / 'best.ckpt'}", f"out={older}", f"parent={out}", "test=false", "check_nt=2000"]) == 0
+    t = _card(older)["training"]
+    assert t["parent"]["verified"] is False and "given to ship" in t["parent"]["note"] and t["parent"]["source"] == parent.name
+    assert t["parent"]["sha256"] == parent_card["weights"]["sha256"] and t["positions_seen_total"] > t["positions_seen"]
 
 
 @pytest.mark.slow

@@ -7,7 +7,8 @@ and writes `genometracks/models/<name>/{model.safetensors, card.json, card.md}` 
 
 Options (key=value): ckpt= (required), name= (default ecoli_k12), out=FOLDER (default
 genometracks/models/<name>), run_dir= (default: the folder above checkpoints/), commit=, command=,
-wall_s= (override what the run recorded), test=false (skip the test split), check_region=chrom:start-end
+wall_s= (override what the run recorded), parent= (for a fine-tuned run that did not record the SHA-256 of its
+starting weights: the shipped folder or checkpoint that holds them now), test=false (skip the test split), check_region=chrom:start-end
 (default: the first check_nt=50000 nt of the validation split), n_streams= (evaluation streams).
 """
 
@@ -33,10 +34,10 @@ from genometracks.training.checkpoint import CheckpointError
 
 USAGE = (
     "usage: genometracks ship ckpt=RUN/checkpoints/best.ckpt [name=ecoli_k12] [out=FOLDER] [run_dir=RUN] "
-    "[commit=SHA] [command='genometracks train ...'] [wall_s=SECONDS] [test=false] "
+    "[commit=SHA] [command='genometracks train ...'] [wall_s=SECONDS] [parent=FOLDER] [test=false] "
     "[check_region=chrom:start-end] [check_nt=50000] [n_streams=16]"
 )
-OPTIONS = ("ckpt", "name", "out", "run_dir", "commit", "command", "wall_s", "test", "check_region", "check_nt", "n_streams")
+OPTIONS = ("ckpt", "name", "out", "run_dir", "commit", "command", "wall_s", "parent", "test", "check_region", "check_nt", "n_streams")
 
 # Label sets of data=ecoli_k12 and their licences (from the shared data's PROVENANCE.md)
 LABEL_SETS = {
@@ -109,13 +110,14 @@ def _int(value, default: int = 1) -> int:
 _UNKNOWN_TOTALS = {"positions_seen_total": None, "wall_seconds_total": None}
 
 
-def parent_record(init_from: str | None, recorded: dict | None, depth: int = 0) -> dict | None:
+def parent_record(init_from: str | None, recorded: dict | None, depth: int = 0, described_from: str | None = None) -> dict | None:
     """The weights a fine-tuning run started from (`task.init_from`) and how they were trained, for the card.
 
     `recorded` is what training wrote (metrics.json provenance.init_from: source and SHA-256 of the file
     it read; None for older runs). A shipped parent's card gives its command, commit and totals (its own
     parents included); a checkpoint's run folder gives the same through `training_record`. A shipped folder
-    whose weights no longer have the recorded SHA-256 (re-shipped since) is reported as such, totals unknown."""
+    whose weights no longer have the recorded SHA-256 (re-shipped since) is reported as such, totals unknown.
+    `described_from` (ship's parent=) names where those weights are now, for a run that did not record them."""
     if not init_from or depth > 8:
         return None
     from omegaconf import OmegaConf
@@ -125,7 +127,7 @@ def parent_record(init_from: str | None, recorded: dict | None, depth: int = 0) 
     recorded_sha = (recorded or {}).get("sha256")
     out: dict = {"source": _portable(Path(init_from)) if "/" in str(init_from) else str(init_from), "sha256": recorded_sha}
     try:
-        path = init_source_file(init_from)
+        path = init_source_file(described_from or init_from)
     except CheckpointError:
         return {**out, "verified": False, "note": "the file is gone; lineage unknown", **_UNKNOWN_TOTALS}
     if path.suffix == ".safetensors":
@@ -151,9 +153,14 @@ def parent_record(init_from: str | None, recorded: dict | None, depth: int = 0) 
         note = "these weights are no longer at the source (re-shipped or retrained since); lineage unknown"
         return {**out, "verified": False, "note": note, **_UNKNOWN_TOTALS}
     verified = bool(recorded_sha)
-    return {**out, "sha256": sha_now, "verified": verified, **info} | (
-        {} if verified else {"note": "the run did not record the SHA-256 of its starting weights; the source's current ones are described"}
-    )
+    unrecorded = "the run did not record the SHA-256 of its starting weights; "
+    if verified:
+        note = {}
+    elif described_from:
+        note = {"note": unrecorded + f"described from {_portable(Path(described_from))}, given to ship"}
+    else:
+        note = {"note": unrecorded + "the source's current ones are described"}
+    return {**out, "sha256": sha_now, "verified": verified, **info} | note
 
 
 def _total(own: float | int | None, parent: dict | None, key: str):
@@ -219,7 +226,7 @@ def training_record(run: Path, cfg, metrics: dict, args: dict, depth: int = 0) -
     step_nt = streams * seg_len * world * accumulate
     steps = _int(metrics.get("global_step"), 0)
     task = cfg.get("task") or {}
-    parent = parent_record(task.get("init_from"), recorded.get("init_from"), depth)
+    parent = parent_record(task.get("init_from"), recorded.get("init_from"), depth, args.get("parent"))
     return {
         "command": command,
         "command_source": command_source,
