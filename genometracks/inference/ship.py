@@ -5,7 +5,7 @@ overrides.txt), converts the weights to safetensors, evaluates the shipped weigh
 validation split (metrics and the F1-optimal peak threshold), test split and a small stated check region,
 and writes `genometracks/models/<name>/{model.safetensors, card.json, card.md}` as one atomic folder swap.
 
-Options (key=value): ckpt= (required), name= (default ecoli_k12), out=FOLDER (default
+Options (key=value): ckpt= (required), name= (default: the main job's model, DEFAULT_MODEL), out=FOLDER (default
 genometracks/models/<name>), run_dir= (default: the folder above checkpoints/), commit=, command=,
 wall_s= (override what the run recorded), parent= (for a fine-tuned run that did not record the SHA-256 of its
 starting weights: the shipped folder or checkpoint that holds them now), test=false (skip the test split), check_region=chrom:start-end
@@ -30,10 +30,10 @@ from genometracks.io.jsonsafe import json_safe
 from genometracks.io.paths import REPO_ROOT, safe_name
 from genometracks.io.provenance import command_line, git_commit
 from genometracks.io.run_config import DEFAULT_MODEL
-from genometracks.training.checkpoint import CheckpointError
+from genometracks.training.checkpoint import CheckpointError, init_source_file
 
 USAGE = (
-    "usage: genometracks ship ckpt=RUN/checkpoints/best.ckpt [name=ecoli_k12] [out=FOLDER] [run_dir=RUN] "
+    "usage: genometracks ship ckpt=RUN/checkpoints/best.ckpt [name=NAME] [out=FOLDER] [run_dir=RUN] "
     "[commit=SHA] [command='genometracks train ...'] [wall_s=SECONDS] [parent=FOLDER] [test=false] "
     "[check_region=chrom:start-end] [check_nt=50000] [n_streams=16]"
 )
@@ -121,8 +121,6 @@ def parent_record(init_from: str | None, recorded: dict | None, depth: int = 0, 
     if not init_from or depth > 8:
         return None
     from omegaconf import OmegaConf
-
-    from genometracks.training.checkpoint import CheckpointError, init_source_file
 
     recorded_sha = (recorded or {}).get("sha256")
     out: dict = {"source": _portable(Path(init_from)) if "/" in str(init_from) else str(init_from), "sha256": recorded_sha}
