@@ -18,6 +18,7 @@ import pytest
 
 from genometracks.collection.manifest import ManifestError, from_fastas, read_manifest
 from genometracks.formats.bigwig import read_bigwig
+from genometracks.io.run_config import DEFAULT_MODEL
 from tests.collection_run import GENOMES, stub_env, summary_rows, write_fasta
 from tests.conftest import ECOLI, cli, compose
 from tests.kent import assert_hub_clean
@@ -141,7 +142,7 @@ def test_every_genome_reads_back_as_its_own_single_genome_predict(collection, tm
     for name, contigs in GENOMES.items():
         single = predict_command(
             compose(
-                "model=ecoli_k12",
+                f"model={DEFAULT_MODEL}",  # what a collection predicts with
                 "data=custom",
                 f"data.fasta={fastas[name]}",
                 f"paths.cache={root / 'cache'}",
