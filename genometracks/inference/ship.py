@@ -143,7 +143,7 @@ def parent_record(init_from: str | None, recorded: dict | None, depth: int = 0, 
     else:
         run = path.parent.parent if path.parent.name == "checkpoints" else path.parent
         sha_now = S.sha256_file(path)
-        info = {"kind": "checkpoint", "command": None, "commit": None, "positions_seen_total": None, "wall_seconds_total": None}
+        info = {"kind": "checkpoint", "command": None, "commit": None, **_UNKNOWN_TOTALS}
         if (run / "config.yaml").is_file() and (run / "metrics.json").is_file():
             parent = training_record(run, OmegaConf.load(run / "config.yaml"), _read_json(run / "metrics.json") or {}, {}, depth + 1)
             info.update({k: parent.get(k) for k in ("command", "commit", "positions_seen_total", "wall_seconds_total", "parent")})
