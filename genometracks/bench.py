@@ -28,7 +28,6 @@ import argparse
 import json
 import math
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -44,6 +43,7 @@ from omegaconf import OmegaConf
 from genometracks.genome.sequence import Genome, decode
 from genometracks.inference.predict import WHOLE_ROWS, predict_genome, write_tracks
 from genometracks.inference.shipped import load_shipped
+from genometracks.io.resources import peak_rss_mib
 from genometracks.io.malloc import keep_freed_memory
 from genometracks.io.paths import conf_dir, shared_data
 from genometracks.model import Memory, TransformerXL
@@ -81,11 +81,6 @@ def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
         a @ b
         times.append(time.perf_counter() - start)
     return 2 * n**3 / statistics.median(times) / 1e9
-
-
-def peak_rss_mib() -> float:
-    """Peak resident memory of this process so far (MiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _summary(samples: list[float]) -> dict:
@@ -205,7 +200,7 @@ def bench_paths(args: argparse.Namespace) -> dict:
                 "positions_per_s": _summary(rates),
                 "segments": segments,
                 "gflops": round(statistics.median(rates) * work * (1 if task == "inference" else 3) / 1e9, 1),
-                "peak_rss_mib_so_far": round(peak_rss_mib()),
+                "peak_rss_mib_so_far": peak_rss_mib(children=False),
                 **extra,
             }
         fast, textbook = (result[f"{task}_{p}"]["positions_per_s"]["median"] for p in ("fast", "textbook"))
@@ -219,7 +214,7 @@ def bench_paths(args: argparse.Namespace) -> dict:
         if task != "inference":  # one epoch: both strands of E. coli less the held-out regions
             fast = result[f"{task}_fast"]["positions_per_s"]["median"]
             result[f"extrapolated_epoch_min_{task}"] = round(2 * (ECOLI_LENGTH - ECOLI_HELD_OUT) / fast / 60, 2)
-    result["peak_rss_mib"] = round(peak_rss_mib())
+    result["peak_rss_mib"] = peak_rss_mib(children=False)
     result["machine_end"] = _machine(args.threads)
     return result
 
@@ -255,7 +250,7 @@ def bench_genome(args: argparse.Namespace) -> dict:
         "total_min": round((written - begin) / 60, 2),
         "positions_per_s": round(positions / (written - begin), 1),
         "bigwig_bytes": sizes,
-        "peak_rss_mib": round(peak_rss_mib()),
+        "peak_rss_mib": peak_rss_mib(children=False),
         "machine_start": start_machine,
         "machine_end": _machine(args.threads),
     }

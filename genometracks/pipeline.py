@@ -11,7 +11,6 @@ mid-epoch from `checkpoints/last.ckpt`). `stages=[predict,export]` runs just tho
 from __future__ import annotations
 
 import json
-import resource
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +25,7 @@ from genometracks.inference.peaks import peaks_command
 from genometracks.inference.predict import predict_command
 from genometracks.interpret.command import interpret_command
 from genometracks.io.atomic import write_text_atomic
+from genometracks.io.resources import peak_rss_mib
 from genometracks.io.run_config import save_overrides, shipped_name
 from genometracks.io.rundir import RunDir
 from genometracks.report.build import build_report
@@ -136,13 +136,6 @@ def plan(requested, out: Path, within: tuple[str, ...] = STAGES) -> list[tuple[s
             raise ValueError(f"stages={list(requested)}: unknown {unknown}; choose from {list(STAGES)}")
         return [(s, s in requested) for s in STAGES if s in requested]
     return [(s, not stage_marker(out, s).exists()) for s in STAGES if s in within]
-
-
-def peak_rss_mib() -> int:
-    """Peak resident memory so far, MiB: the larger of this process's and its waited-for children's
-    (ru_maxrss only grows, so a stage that raises it is the stage that needed the memory)."""
-    usage = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
-    return round(usage / 1024)  # Linux reports KiB
 
 
 def run_pipeline(cfg: DictConfig, within: tuple[str, ...] = STAGES) -> dict:

@@ -234,6 +234,18 @@ def test_metaplots_peak_at_the_tss_and_note_missing_sets(run):
     assert saved["metaplots"]["skipped"] == notes and saved["shift"] == 20
 
 
+@slow
+def test_each_part_records_its_wall_time_and_the_peak_memory_so_far(run):
+    out, cfg, summary = run
+    costs = json.loads((out / "interpret.json").read_text())["costs"]
+    ran = ["heads", "kernels", "optimise", "tracks", "attribution", "deeplift", "metaplots"]
+    assert list(costs) == [p for p in ran if p in costs] and set(costs) == set(ran) & (set(cfg.interpret.parts or ran) | {"tracks"})
+    peaks = [costs[p]["peak_rss_mib"] for p in costs]
+    assert all(costs[p]["seconds"] >= 0 for p in costs) and peaks == sorted(peaks) and peaks[0] > 50  # ru_maxrss only grows
+    deeplift = summary["deeplift"]
+    assert 50 < deeplift["peak_rss_mib"] <= costs["deeplift"]["peak_rss_mib"]  # DeepLIFT/SHAP's, before MoDISco
+
+
 def test_settings_fill_defaults_and_reject_unknown_parts(tmp_path):
     from genometracks.interpret.command import DEFAULTS, settings
     from genometracks.interpret.heads import InterpretError

@@ -34,6 +34,7 @@ from genometracks.interpret.logos import draw_logo, draw_logo_grid
 from genometracks.interpret.motifs import Motif, MotifError, load_reference_motifs, write_meme
 from genometracks.interpret.optimize import optimise_class, tick_labels
 from genometracks.io.atomic import write_text_atomic
+from genometracks.io.resources import cost
 from genometracks.io.run_config import group_defaults
 from genometracks.io.rundir import RunDir
 from genometracks.labels import annotations
@@ -283,29 +284,42 @@ def interpret_command(cfg: DictConfig) -> dict:
     seed = int(cfg.get("seed", 0))
     torch.manual_seed(seed)
     results: dict[str, dict] = {}
+    costs: dict[str, dict] = {}  # per part: wall seconds and peak RSS so far (which part needs the memory)
+
+    def part(name: str):
+        return cost(lambda measured: costs.__setitem__(name, measured))
+
     if "heads" in s["parts"]:
-        refs, described = reference_motifs(cfg)
-        results["heads"] = run_heads(model, dataset, seg_len, s, out, refs, seed)
-        results["heads"]["summary"]["references"] = described
+        with part("heads"):
+            refs, described = reference_motifs(cfg)
+            results["heads"] = run_heads(model, dataset, seg_len, s, out, refs, seed)
+            results["heads"]["summary"]["references"] = described
     if "kernels" in s["parts"]:
-        results["kernels"] = run_kernels(model, s, out)
+        with part("kernels"):
+            results["kernels"] = run_kernels(model, s, out)
     if "optimise" in s["parts"]:
-        results["optimise"] = run_optimise(model, dataset.shift, s, out, seed)
+        with part("optimise"):
+            results["optimise"] = run_optimise(model, dataset.shift, s, out, seed)
     if {"attribution", "deeplift", "metaplots"} & set(s["parts"]):
-        tracks, source = probability_tracks(model, dataset.genome, dataset.shift, seg_len, out, s)
+        with part("tracks"):
+            tracks, source = probability_tracks(model, dataset.genome, dataset.shift, seg_len, out, s)
         if "attribution" in s["parts"]:
-            results["attribution"] = run_attribution(model, dataset, tracks, s, out)
+            with part("attribution"):
+                results["attribution"] = run_attribution(model, dataset, tracks, s, out)
         if "deeplift" in s["parts"]:
-            targets = attribution_targets(dataset, tracks, s, int(s["deeplift_top"]))
-            results["deeplift"] = run_deeplift(model, dataset, targets, s, out, reference_motifs(cfg)[0], seed)
+            with part("deeplift"):
+                targets = attribution_targets(dataset, tracks, s, int(s["deeplift_top"]))
+                results["deeplift"] = run_deeplift(model, dataset, targets, s, out, reference_motifs(cfg)[0], seed)
         if "metaplots" in s["parts"]:
-            results["metaplots"] = run_metaplots(cfg, dataset, tracks, s, out)
-            results["metaplots"]["summary"]["tracks"] = source
+            with part("metaplots"):
+                results["metaplots"] = run_metaplots(cfg, dataset, tracks, s, out)
+                results["metaplots"]["summary"]["tracks"] = source
     summary = {
         "checkpoint": str(ckpt),
         "shift": dataset.shift,
         "data": str(cfg.data.name),
         **{k: v["summary"] for k, v in results.items()},
+        "costs": costs,
         "files": sorted(_rel(p, out) for v in results.values() for p in v["files"]),
     }
     write_text_atomic(run.interpret_json, json.dumps(summary, indent=2, default=str))

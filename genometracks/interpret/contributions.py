@@ -27,6 +27,7 @@ from genometracks.interpret.modisco import cut, find_patterns, match_patterns, p
 from genometracks.interpret.motifs import Motif, write_meme
 from genometracks.interpret.optimize import tick_labels
 from genometracks.io.atomic import write_text_atomic
+from genometracks.io.resources import peak_rss_mib
 from genometracks.io.rundir import RunDir
 
 
@@ -85,7 +86,7 @@ def run_deeplift(model, dataset: Dataset, targets: SiteSet, s: dict, out: Path, 
     result = deeplift_shap(
         model, dataset.genome, targets, dataset.shift, int(s["deeplift_shuffles"]), int(s["deeplift_batch"]), seed, s["progress"]
     )
-    seconds = time.perf_counter() - start
+    seconds, peak_after_shap = time.perf_counter() - start, peak_rss_mib()
     att = result.attributions
     sizes = dataset.genome.chrom_sizes()
     tracks = strand_tracks(dataset.genome, att)
@@ -118,11 +119,13 @@ def run_deeplift(model, dataset: Dataset, targets: SiteSet, s: dict, out: Path, 
         "completeness_max_relative_error": float((result.delta / np.maximum(scale, 1e-12)).max()),
         "mean_output_minus_reference": float((result.output - result.reference_mean).mean()),
         "seconds": round(seconds, 1),
+        "peak_rss_mib": peak_after_shap,  # peak so far, MiB, when DeepLIFT/SHAP had finished
     }
     if s["modisco"]:
         start = time.perf_counter()
         found = run_modisco(result, s, refs, out)
         found["summary"]["seconds"] = round(time.perf_counter() - start, 1)
+        found["summary"]["peak_rss_mib"] = peak_rss_mib()
         summary["modisco"] = found["summary"]
         files += found["files"]
     return {"summary": summary, "files": files}

@@ -258,7 +258,7 @@ class RelativeAttention(nn.Module):
         skip = 0 if self._textbook_step3(y) else absent_prefix(valid)
         # one split, not three slices: its backward concatenates the three gradients instead of
         # adding each into a zero-filled copy of y (measured: 5 % of a training step)
-        q_plus_u, new_keys, new_values = (part.view(batch, n_q, n_h, d) for part in y.split(hd, dim=-1))
+        q_plus_u, new_keys, new_values = (part.view(batch, n_q, n_h, d) for part in torch.split(y, hd, dim=-1))
         if skip < n_mem:
             keys = torch.cat([memory.k.transpose(1, 2)[:, skip:], new_keys], dim=1)
             values = torch.cat([memory.v.transpose(1, 2)[:, skip:], new_values], dim=1)
