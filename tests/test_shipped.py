@@ -344,6 +344,9 @@ def test_a_fine_tuned_models_card_names_its_starting_weights_and_totals_their_tr
         assert t["parent"]["command"] == parent_card["training"]["command"]
         assert t["positions_seen_total"] == t["positions_seen"] + parent_card["training"]["positions_seen"] > t["positions_seen"]
         assert "in all, with the weights it started from" in (card_dir / S.CARD_MD).read_text()
+        labels = _card(card_dir)["labels"]  # the parent's label set travels with its weights
+        assert labels["initialised_from"] == [parent_card["labels"]["trained_on"]] and t["parent"]["labels"] == labels["trained_on"]
+        assert "Its starting weights were trained on" in (card_dir / S.CARD_MD).read_text()
     # the parent folder re-shipped with other weights: the child's card says so and claims no totals
     card = _card(parent)
     card["weights"]["sha256"] = "0" * 64
@@ -435,3 +438,22 @@ def test_training_records_the_commit_it_started_from_not_the_one_at_its_end(tmp_
     metrics = train_module.train(compose(*TINY, "trainer.max_epochs=1", "task.test_split=false", f"run_dir={tmp_path / 'run'}"))
     assert state["fitted"] and metrics["provenance"]["commit"] == "before-fit"
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["provenance"]["commit"] == "before-fit"
+
+
+def test_a_fine_tuned_cards_labels_name_every_set_its_weights_learnt_from():
+    """Curated fine-tuned from a Cappable-seq model from a RegulonDB one: the card lists the parents'
+    sets nearest first and the licence of each set any of them drew on, once."""
+    from genometracks.inference.ship import ancestor_label_sets, label_record, lineage_labels
+
+    cfg = compose()
+    chain = {"labels": "cappable_seq", "parent": {"labels": None, "parent": {"labels": "regulondb_strong", "parent": None}}}
+    ancestors = ancestor_label_sets(chain)
+    assert ancestors == ["cappable_seq", "regulondb_strong"] and ancestor_label_sets(None) == []
+    own = label_record(cfg, "curated")
+    record = lineage_labels(cfg, own, ancestors)
+    names = [s["name"] for s in record["sets"]]
+    assert record["initialised_from"] == ancestors and len(names) == len(set(names))
+    assert set(names) == {s["name"] for s in own["sets"]} | {"cappable_seq", "regulondb_strong"}
+    lone = lineage_labels(cfg, label_record(cfg, "cappable_seq"), ["regulondb_strong"])
+    assert [s["name"] for s in lone["sets"]] == ["cappable_seq", "regulondb_strong"]
+    assert "RegulonDB" in lone["sets"][1]["licence"] and lineage_labels(cfg, own, []) is own

@@ -138,15 +138,18 @@ def parent_record(init_from: str | None, recorded: dict | None, depth: int = 0, 
             "commit": t.get("commit"),
             "positions_seen_total": t.get("positions_seen_total", t.get("positions_seen")),
             "wall_seconds_total": t.get("wall_seconds_total", t.get("wall_seconds")),
+            "labels": (card.get("labels") or {}).get("trained_on"),
             "parent": t.get("parent"),
         }
     else:
         run = path.parent.parent if path.parent.name == "checkpoints" else path.parent
         sha_now = S.sha256_file(path)
-        info = {"kind": "checkpoint", "command": None, "commit": None, **_UNKNOWN_TOTALS}
+        info = {"kind": "checkpoint", "command": None, "commit": None, "labels": None, **_UNKNOWN_TOTALS}
         if (run / "config.yaml").is_file() and (run / "metrics.json").is_file():
-            parent = training_record(run, OmegaConf.load(run / "config.yaml"), _read_json(run / "metrics.json") or {}, {}, depth + 1)
+            run_metrics = _read_json(run / "metrics.json") or {}
+            parent = training_record(run, OmegaConf.load(run / "config.yaml"), run_metrics, {}, depth + 1)
             info.update({k: parent.get(k) for k in ("command", "commit", "positions_seen_total", "wall_seconds_total", "parent")})
+            info["labels"] = run_metrics.get("labels")
     if recorded_sha and recorded_sha != sha_now:
         note = "these weights are no longer at the source (re-shipped or retrained since); lineage unknown"
         return {**out, "verified": False, "note": note, **_UNKNOWN_TOTALS}
@@ -285,6 +288,29 @@ def label_record(cfg, label_set: str) -> dict:
     return out
 
 
+def ancestor_label_sets(parent: dict | None) -> list[str]:
+    """Label sets the starting weights were trained on, nearest parent first (unknown ones left out)."""
+    out: list[str] = []
+    while parent:
+        if parent.get("labels") and parent["labels"] not in out:
+            out.append(str(parent["labels"]))
+        parent = parent.get("parent")
+    return out
+
+
+def lineage_labels(cfg, record: dict, ancestors: list[str]) -> dict:
+    """`label_record` plus the sets the starting weights learnt from (`initialised_from`, nearest
+    first) and the licence of every set they draw on: a fine-tuned model carries what its parents saw."""
+    if not ancestors:
+        return record
+    sets = list(record["sets"])
+    for name in ancestors:
+        for entry in label_record(cfg, name)["sets"]:
+            if entry["name"] not in {s["name"] for s in sets}:
+                sets.append(entry)
+    return {**record, "initialised_from": ancestors, "sets": sets}
+
+
 def _both(metrics: dict) -> dict:
     return (metrics or {}).get("both") or {}
 
@@ -351,6 +377,11 @@ def card_markdown(card: dict) -> str:
         "## Labels and licences",
         "",
         f"Trained on **{card['labels']['trained_on']}**" + (f" — {card['labels']['note']}." if card["labels"].get("note") else "."),
+        *(
+            [f"Its starting weights were trained on {', then '.join(reversed(card['labels']['initialised_from']))} (see Training)."]
+            if card["labels"].get("initialised_from")
+            else []
+        ),
         "",
         "| set | source | licence |",
         "|---|---|---|",
@@ -476,13 +507,16 @@ def ship(args: dict) -> Path:
         else "no offset for this loss",
     }
     label_set = dataset.label_set
+    training = training_record(run, cfg, metrics, args)
+    ancestors = ancestor_label_sets(training.get("parent"))
     card = {
         "format": S.FORMAT,
         "name": name,
         "description": (
             f"genometracks TSS model '{name}': a segment-recurrent Transformer-XL trained on "
-            f"{cfg.data.get('name')} ({label_set} TSS labels) that predicts per-base TSS probability "
-            "on both strands of any bacterial genome."
+            f"{cfg.data.get('name')} ({label_set} TSS labels"
+            + (f", starting from weights trained on {', then '.join(reversed(ancestors))}" if ancestors else "")
+            + ") that predicts per-base TSS probability on both strands of any bacterial genome."
         ),
         "architecture": architecture,
         "weights": {"file": S.WEIGHTS, "sha256": None, "dtype": "float32", "source_checkpoint": _portable(ckpt)},
@@ -491,9 +525,9 @@ def ship(args: dict) -> Path:
             "data": str(cfg.data.get("name")),
             "output": "per-base P(TSS) per strand; output i answers 'TSS at i - shift?'",
         },
-        "labels": label_record(cfg, label_set),
+        "labels": lineage_labels(cfg, label_record(cfg, label_set), ancestors),
         "genome_licence": GENOME_LICENCE.get(str(cfg.data.get("name"))),
-        "training": training_record(run, cfg, metrics, args),
+        "training": training,
         "calibration": calibration,
         "peaks": {"threshold": None, "source": None, "min_distance": 10},
         "metrics": {},
