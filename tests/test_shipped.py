@@ -128,9 +128,13 @@ def test_package_model_card_agrees_with_a_fresh_evaluation(name):
         assert result["fresh"][key] == pytest.approx(result["card"][key], **AGREE), key
 
 
-def test_the_main_jobs_model_and_the_paper_size_model_are_shipped():
-    assert {DEFAULT_MODEL, "ecoli_k12_paper"} <= set(S.available())
+def test_the_main_jobs_model_and_one_model_per_label_set_are_shipped():
+    assert {DEFAULT_MODEL, "ecoli_k12", "ecoli_k12_cappable", "ecoli_k12_regulondb", "ecoli_k12_paper"} <= set(S.available())
     assert S.load_card("ecoli_k12_paper")["architecture"]["n_layer"] == 6
+    trained_on = {name: S.load_card(name)["labels"]["trained_on"] for name in ("ecoli_k12", "ecoli_k12_cappable", "ecoli_k12_regulondb")}
+    assert trained_on == {"ecoli_k12": "curated", "ecoli_k12_cappable": "cappable_seq", "ecoli_k12_regulondb": "regulondb_strong"}
+    for name in ("ecoli_k12", "ecoli_k12_regulondb"):  # fine-tuned from the Cappable-seq model: the card says so
+        assert S.load_card(name)["labels"]["initialised_from"] == ["cappable_seq"]
 
 
 @pytest.mark.parametrize("name", S.available())

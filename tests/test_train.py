@@ -68,6 +68,11 @@ def test_sweep_through_submitit_local_launcher(tmp_path):
         metrics = json.loads((tmp_path / job / "metrics.json").read_text())
         assert metrics["model"]["n_layer"] == n_layer
         assert metrics["test"]["both"]["n_positions"] == 4000
+        # the job's own command (what a model card shows), and the sweep it came from
+        made = metrics["provenance"]
+        assert made["command"].startswith("genometracks train ") and f"model.n_layer={n_layer} " in made["command"]
+        assert made["command"].endswith(f"run_dir={tmp_path / job}") and "1,2" not in made["command"]
+        assert made["sweep"]["job"] == int(job) and made["sweep"]["dir"] == str(tmp_path)
 
 
 def test_ddp_cpu_two_ranks_metrics_equal_single_process(tmp_path):

@@ -104,7 +104,7 @@ def shipped_name(cfg: Any) -> str | None:
     return str(value) if value else None
 
 
-DEFAULT_MODEL = "ecoli_k12_cappable"  # the shipped model `genometracks run` predicts with unless asked to train
+DEFAULT_MODEL = "ecoli_k12"  # the shipped model `genometracks run` predicts with unless asked to train
 
 
 def _truthy(value: str) -> bool | None:

@@ -8,12 +8,14 @@ mid-epoch included (the training memory and the position in the epoch are restor
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import EarlyStopping
@@ -31,6 +33,27 @@ from genometracks.io.rundir import RunDir
 from genometracks.model import TransformerXL
 from genometracks.training.checkpoint import AtomicCheckpoint, init_source_file, init_weights, load_model
 from genometracks.training.task import TSSTask
+
+
+def job_command() -> tuple[str, dict | None]:
+    """The command that reproduces this training job alone, and (in a Hydra multirun) the sweep it
+    came from: {"command": the sweep as typed (None where a launcher's subprocess cannot see it), "job":
+    its number, "dir": the sweep folder}. A sweep job's own command is `genometracks train` with that
+    job's overrides and its own folder as run_dir, so a model card names the one point it was."""
+    typed = command_line()
+    try:
+        hydra = HydraConfig.get()
+    except ValueError:  # not under Hydra
+        return typed, None
+    if hydra.mode != RunMode.MULTIRUN:
+        return typed, None
+    folder = Path(hydra.runtime.output_dir)
+    here = Path.cwd()
+    shown = folder.relative_to(here) if folder.is_relative_to(here) else folder
+    overrides = [o for o in hydra.overrides.task if not o.startswith("run_dir=")]
+    job = " ".join(["genometracks train", *(shlex.quote(o) for o in overrides), f"run_dir={shown}"])
+    sweep = {"command": typed if typed.startswith("genometracks") else None, "job": int(hydra.job.num), "dir": str(shown.parent)}
+    return job, sweep
 
 
 def _experiment_name() -> str | None:
@@ -110,6 +133,7 @@ def train(cfg: DictConfig) -> dict:
     out = run.root
     out.mkdir(parents=True, exist_ok=True)
     started, commit = time.time(), git_commit()  # the code that trains: HEAD now, not when training ends
+    command, sweep = job_command()
     pl.seed_everything(int(cfg.seed), workers=True)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     dataset = load_dataset(cfg)
@@ -165,7 +189,8 @@ def train(cfg: DictConfig) -> dict:
         "validation": _read_json(run.eval / "val.json"),
         "test": _read_json(run.eval / "test.json"),
         "provenance": {
-            "command": command_line(),
+            "command": command,
+            "sweep": sweep,
             "commit": commit,
             "resumed": bool(resume_from),
             "init_from": init_from,
