@@ -285,33 +285,29 @@ def interpret_command(cfg: DictConfig) -> dict:
     torch.manual_seed(seed)
     results: dict[str, dict] = {}
     costs: dict[str, dict] = {}  # per part: wall seconds and peak RSS so far (which part needs the memory)
-
-    def part(name: str):
-        return cost(lambda measured: costs.__setitem__(name, measured))
-
     if "heads" in s["parts"]:
-        with part("heads"):
+        with cost(costs, "heads"):
             refs, described = reference_motifs(cfg)
             results["heads"] = run_heads(model, dataset, seg_len, s, out, refs, seed)
             results["heads"]["summary"]["references"] = described
     if "kernels" in s["parts"]:
-        with part("kernels"):
+        with cost(costs, "kernels"):
             results["kernels"] = run_kernels(model, s, out)
     if "optimise" in s["parts"]:
-        with part("optimise"):
+        with cost(costs, "optimise"):
             results["optimise"] = run_optimise(model, dataset.shift, s, out, seed)
     if {"attribution", "deeplift", "metaplots"} & set(s["parts"]):
-        with part("tracks"):
+        with cost(costs, "tracks"):
             tracks, source = probability_tracks(model, dataset.genome, dataset.shift, seg_len, out, s)
         if "attribution" in s["parts"]:
-            with part("attribution"):
+            with cost(costs, "attribution"):
                 results["attribution"] = run_attribution(model, dataset, tracks, s, out)
         if "deeplift" in s["parts"]:
-            with part("deeplift"):
+            with cost(costs, "deeplift"):
                 targets = attribution_targets(dataset, tracks, s, int(s["deeplift_top"]))
                 results["deeplift"] = run_deeplift(model, dataset, targets, s, out, reference_motifs(cfg)[0], seed)
         if "metaplots" in s["parts"]:
-            with part("metaplots"):
+            with cost(costs, "metaplots"):
                 results["metaplots"] = run_metaplots(cfg, dataset, tracks, s, out)
                 results["metaplots"]["summary"]["tracks"] = source
     summary = {

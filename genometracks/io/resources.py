@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import resource
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 
@@ -16,8 +16,8 @@ def peak_rss_mib(children: bool = True) -> int:
 
 
 @contextmanager
-def cost(record: Callable[[dict[str, float]], None]) -> Iterator[None]:
-    """Time the block; afterwards call record({"seconds": wall s (0.1), "peak_rss_mib": peak so far})."""
+def cost(into: dict[str, dict[str, float]], name: str) -> Iterator[None]:
+    """Time the block; afterwards into[name] = {"seconds": wall s (0.1), "peak_rss_mib": peak so far}."""
     start = time.perf_counter()
     yield
-    record({"seconds": round(time.perf_counter() - start, 1), "peak_rss_mib": peak_rss_mib()})
+    into[name] = {"seconds": round(time.perf_counter() - start, 1), "peak_rss_mib": peak_rss_mib()}
