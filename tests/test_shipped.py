@@ -335,7 +335,7 @@ def test_a_fine_tuned_models_card_names_its_starting_weights_and_totals_their_tr
     shutil.copytree(out, parent)
     for source, kind in ((parent, "shipped model"), (run / "checkpoints" / "best.ckpt", "checkpoint")):
         tuned = tmp_path / f"tuned_{kind.split()[0]}"
-        extra = ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "task.test_split=false"]
+        extra = ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "task.test_split=false", "task.target_spread=1"]
         done = cli("train", *TINY, *extra, f"task.init_from={source}", f"run_dir={tuned}")
         assert done.returncode == 0, done.stderr[-3000:]
         recorded = json.loads((tuned / "metrics.json").read_text())["provenance"]["init_from"]
@@ -346,6 +346,7 @@ def test_a_fine_tuned_models_card_names_its_starting_weights_and_totals_their_tr
         t = _card(card_dir)["training"]
         assert t["parent"]["kind"] == kind and t["parent"]["verified"] is True and t["parent"]["sha256"] == expected_sha
         assert t["parent"]["command"] == parent_card["training"]["command"]
+        assert t["optimiser"]["target_spread"] == 1 and t["optimiser"]["spread_decay"] == 0.5  # the recipe travels
         assert t["positions_seen_total"] == t["positions_seen"] + parent_card["training"]["positions_seen"] > t["positions_seen"]
         assert "in all, with the weights it started from" in (card_dir / S.CARD_MD).read_text()
         labels = _card(card_dir)["labels"]  # the parent's label set travels with its weights

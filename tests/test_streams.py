@@ -19,6 +19,7 @@ from genometracks.data.streams import (
     build_labels,
     make_splits,
     positions_per_split,
+    spread_labels,
     to_forward,
     to_forward_tracks,
     to_local,
@@ -130,6 +131,51 @@ def test_labels_by_hand(genome):
     # lin '+': 600+20 >= 613 is dropped, 0 → 20; lin '-': forward 605 = local 7 → 27, forward 3 = local 609 dropped
     assert got == {("circ", "+"): [13, 420], ("circ", "-"): [14], ("lin", "+"): [20], ("lin", "-"): [27]}
     assert all(v.dtype == np.uint8 for v in labels.values())
+
+
+def test_spread_labels_by_hand(genome):
+    """Soft targets decay**d within `width` nt; they wrap over a circular origin, stop at a linear end,
+    and where two TSSs' spreads meet the nearer (larger) target wins."""
+    sites = SiteSet(["circ", "circ", "circ", "lin", "lin"], [0, 100, 102, 0, 612], ["+", "+", "+", "+", "+"])
+    labels = build_labels(genome, sites, shift=0)
+    soft = spread_labels(labels, genome, width=2, decay=0.5)
+    circ, lin = soft[("circ", "+")], soft[("lin", "+")]
+    assert circ.dtype == np.float32 and circ.shape == (997,)
+    expect = np.zeros(997, np.float32)
+    expect[[995, 996, 0, 1, 2]] = [0.25, 0.5, 1, 0.5, 0.25]  # over the origin of the circular contig
+    expect[[98, 99, 100, 101, 102, 103, 104]] = [0.25, 0.5, 1, 0.5, 1, 0.5, 0.25]
+    np.testing.assert_array_equal(circ, expect)
+    expect = np.zeros(613, np.float32)
+    expect[[0, 1, 2, 610, 611, 612]] = [1, 0.5, 0.25, 0.25, 0.5, 1]  # nothing past either linear end
+    np.testing.assert_array_equal(lin, expect)
+    assert not soft[("circ", "-")].any() and not soft[("lin", "-")].any()
+    np.testing.assert_array_equal(spread_labels(labels, genome, width=0)[("circ", "+")], labels[("circ", "+")])
+    with pytest.raises(StreamError, match="decay"):
+        spread_labels(labels, genome, width=1, decay=0.0)
+    with pytest.raises(StreamError, match="non-negative integer"):
+        spread_labels(labels, genome, width=-1)
+
+
+def test_datamodule_spreads_training_targets_only(genome):
+    """target_spread changes what training learns from, never what validation, test or predict score."""
+    from genometracks.data.datamodule import TSSDataModule
+
+    sites = SiteSet(["circ", "circ", "lin"], [50, 700, 40], ["+", "-", "+"])
+    kw = dict(sites=sites, splits=SPLIT_CFG, n_streams=2, seg_len=100, lookahead=0, burn_in=0, shift=20)
+    plain = TSSDataModule(genome, **kw)
+    spread = TSSDataModule(genome, target_spread=1, spread_decay=0.25, **kw)
+    for dm in (plain, spread):
+        dm.setup("fit")
+
+    def scored(loader):
+        return np.concatenate([b["labels"][b["mask"]].numpy() for b in loader])
+
+    hard, soft = scored(plain.train_dataloader()), scored(spread.train_dataloader())
+    # 3 training TSSs, none within 1 nt of a split edge: each gains two neighbours at 0.25
+    assert hard.sum() == 3 and sorted(set(hard.tolist())) == [0.0, 1.0]
+    assert soft.sum() == pytest.approx(3 * (1 + 2 * 0.25)) and (soft == 0.25).sum() == 6 and (soft == 1).sum() == 3
+    for stage in ("val_dataloader", "test_dataloader", "predict_dataloader"):
+        np.testing.assert_array_equal(scored(getattr(spread, stage)()), scored(getattr(plain, stage)()))
 
 
 @pytest.mark.parametrize("lookahead", [0, 18])

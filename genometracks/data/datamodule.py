@@ -13,7 +13,7 @@ import numpy as np
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader, IterableDataset
 
-from genometracks.data.streams import SegmentStreams, Splits, StreamError, build_labels, make_splits
+from genometracks.data.streams import SegmentStreams, Splits, StreamError, build_labels, make_splits, spread_labels
 from genometracks.genome.intervals import Interval, SiteSet
 from genometracks.genome.sequence import Genome
 
@@ -70,7 +70,9 @@ class TSSDataModule(pl.LightningDataModule):
     genome: a `Genome`; labels: `build_labels` output, or sites (+ shift) to build them from;
     splits: a `Splits`, a split config mapping, or None (70/20/10 per contig); n_streams (B) for
     training, eval_streams for validation/test/predict (default n_streams); seg_len (L); lookahead (H);
-    burn_in (nt of upstream context before each chunk); seed: rotate training cuts per epoch.
+    burn_in (nt of upstream context before each chunk); seed: rotate training cuts per epoch;
+    target_spread / spread_decay: training targets decay**d at d <= target_spread nt from a TSS
+    (`spread_labels`; validation, test and prediction keep the exact labels).
     """
 
     def __init__(
@@ -86,6 +88,8 @@ class TSSDataModule(pl.LightningDataModule):
         eval_streams: int | None = None,
         labels: dict[tuple[str, str], np.ndarray] | None = None,
         seed: int | None = None,
+        target_spread: int = 0,
+        spread_decay: float = 0.5,
     ) -> None:
         super().__init__()
         self.genome, self.sites, self.splits, self.shift = genome, sites, splits, shift
@@ -93,6 +97,7 @@ class TSSDataModule(pl.LightningDataModule):
         self.n_streams, self.seg_len, self.lookahead, self.burn_in = n_streams, seg_len, lookahead, burn_in
         self.eval_streams = eval_streams or n_streams
         self.seed = seed
+        self.target_spread, self.spread_decay = int(target_spread), float(spread_decay)
         self.rank, self.world_size = 0, 1
         self.skip_train_batches = 0
         self._resume_at = 0
@@ -136,7 +141,7 @@ class TSSDataModule(pl.LightningDataModule):
             train = stage == "train"
             streams = SegmentStreams(
                 self.genome,
-                self.labels,
+                self._training_targets() if train else self.labels,
                 regions,
                 n_streams=self.n_streams if train else self.eval_streams,
                 seg_len=self.seg_len,
@@ -150,6 +155,11 @@ class TSSDataModule(pl.LightningDataModule):
                 streams, self._epoch if train and self.seed is not None else None, self._skip if train else None
             )
         return self._datasets[stage]
+
+    def _training_targets(self) -> dict[tuple[str, str], np.ndarray]:
+        if not self.target_spread:
+            return self.labels
+        return spread_labels(self.labels, self.genome, self.target_spread, self.spread_decay)
 
     def _epoch(self) -> int:
         return int(self.trainer.current_epoch) if self.trainer is not None else 0

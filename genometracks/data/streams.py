@@ -80,6 +80,44 @@ def build_labels(genome: Genome, sites: SiteSet, shift: int = 20) -> dict[tuple[
     return labels
 
 
+def spread_labels(
+    labels: dict[tuple[str, str], np.ndarray], genome: Genome, width: int, decay: float = 0.5
+) -> dict[tuple[str, str], np.ndarray]:
+    """Soft training targets: float32 [n] per (contig, strand), strand-local like `labels`, where a base
+    d <= `width` nt from a labelled base gets decay**d (the nearest label wins; labelled bases keep 1).
+
+    TSS maps of the same promoters disagree by a base or two between experiments; spreading the target
+    teaches the model to rank the neighbours of a mapped TSS high too. Wraps on circular contigs; on
+    linear contigs nothing spreads past an end."""
+    if int(width) != width or width < 0:
+        raise StreamError(f"target spread {width!r} must be a non-negative integer (nt either side of a TSS)")
+    if not 0.0 < float(decay) <= 1.0:
+        raise StreamError(f"target spread decay {decay!r} must be in (0, 1] (the target d nt away is decay**d)")
+    out = {}
+    for (name, strand), lab in labels.items():
+        hard = np.asarray(lab, dtype=np.float32)
+        soft = hard.copy()
+        circular = genome.contigs[name].circular
+        for d in range(1, int(width) + 1):
+            value = np.float32(decay**d)
+            for moved in (_shifted(hard, d, circular), _shifted(hard, -d, circular)):
+                np.maximum(soft, moved * value, out=soft)
+        out[(name, strand)] = soft
+    return out
+
+
+def _shifted(x: np.ndarray, by: int, circular: bool) -> np.ndarray:
+    """x moved `by` places towards higher indices (wrapping when circular, else zero-filled)."""
+    if circular:
+        return np.roll(x, by)
+    y = np.zeros_like(x)
+    if by > 0:
+        y[by:] = x[:-by]
+    else:
+        y[:by] = x[-by:]
+    return y
+
+
 @dataclass
 class Splits:
     """Split name → forward regions (strand '.': both strands of a region are in the same split)."""
@@ -306,9 +344,10 @@ class SegmentStreams:
                     f"labels[({name!r}, {strand!r})] has shape {lab.shape}, the contig has "
                     f"{tok.size} nt; rebuild the labels with build_labels on this genome"
                 )
-            toks, labs, offs = toks + [tok], labs + [lab.astype(np.uint8)], offs + [offs[-1] + tok.size]
+            soft = np.issubdtype(lab.dtype, np.floating)  # spread_labels' soft targets stay float
+            toks, labs, offs = toks + [tok], labs + [lab.astype(np.float32 if soft else np.uint8)], offs + [offs[-1] + tok.size]
         self._tok = np.concatenate(toks + [np.array([N_TOKEN], np.uint8)])
-        self._lab = np.concatenate(labs + [np.zeros(1, np.uint8)])
+        self._lab = np.concatenate(labs + [np.zeros(1, labs[0].dtype if labs else np.uint8)])
         self._sentinel = offs[-1]
         self._slot_keys = keys
         self._slot_off = np.array(offs[:-1], dtype=np.int64)

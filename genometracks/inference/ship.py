@@ -250,7 +250,18 @@ def training_record(run: Path, cfg, metrics: dict, args: dict, depth: int = 0) -
         "wall_seconds_total": _total(wall, parent, "wall_seconds_total"),
         "optimiser": {
             k: task.get(k)
-            for k in ("lr", "weight_decay", "warmup_steps", "schedule", "loss", "pos_weight", "focal_gamma", "train_memory")
+            for k in (
+                "lr",
+                "weight_decay",
+                "warmup_steps",
+                "schedule",
+                "loss",
+                "pos_weight",
+                "focal_gamma",
+                "target_spread",
+                "spread_decay",
+                "train_memory",
+            )
             if k in task
         },
         "trainer": {

@@ -289,6 +289,8 @@ class TaskConfig:
     loss: str
     pos_weight: float
     focal_gamma: float
+    target_spread: int
+    spread_decay: float
     attention_path: str
     train_memory: bool
     early_stopping_patience: int

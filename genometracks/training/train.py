@@ -103,6 +103,8 @@ def build_datamodule(cfg: DictConfig, dataset: Dataset, model: TransformerXL, dd
         burn_in=model.context,
         eval_streams=int(ddp_eval_streams or cfg.data.eval_streams),
         seed=int(cfg.seed),
+        target_spread=int(cfg.task.target_spread),
+        spread_decay=float(cfg.task.spread_decay),
     )
 
 
