@@ -25,6 +25,7 @@ from genometracks.inference.peaks import peaks_command
 from genometracks.inference.predict import predict_command
 from genometracks.interpret.command import interpret_command
 from genometracks.io.atomic import write_text_atomic
+from genometracks.io.malloc import release_freed_memory
 from genometracks.io.resources import peak_rss_mib
 from genometracks.io.run_config import save_overrides, shipped_name
 from genometracks.io.rundir import RunDir
@@ -158,6 +159,7 @@ def run_pipeline(cfg: DictConfig, within: tuple[str, ...] = STAGES) -> dict:
         print(f"{head} ...", flush=True)
         start = time.perf_counter()
         result = RUNNERS[stage](cfg, out) or {}
+        release_freed_memory()  # what a stage freed is not the next stage's resident memory
         seconds, peak = round(time.perf_counter() - start, 1), peak_rss_mib()
         record = {"stage": stage, "seconds": seconds, "peak_rss_mib": peak, "result": result}
         write_text_atomic(stage_marker(out, stage), json.dumps(record, indent=2, default=str))

@@ -77,6 +77,10 @@ def test_contributions_are_complete(sharpen):
     assert (result.delta <= 1e-4 * np.maximum(1, np.abs(diff))).all(), (result.delta, diff)
     hyp, onehot = result.hypothetical, result.onehot()
     assert np.allclose((hyp * onehot).sum(-1), result.attributions.contribution, atol=1e-6)
+    # the batch size (interpret.deeplift_batch) is speed and memory only: 12 pairs in 1, 5 or 32 per batch
+    for batch_size in (1, 5):
+        again = D.deeplift_shap(model, genome, _sites("c", [150, 300, 450], ["+", "-", "+"]), 5, 4, batch_size, progress=False)
+        np.testing.assert_allclose(again.hypothetical, hyp, rtol=0, atol=1e-6)
 
 
 def test_minus_strand_track_holds_the_reverse_complement_base_contributions(tmp_path):

@@ -28,6 +28,7 @@ from genometracks.genome.sequence import N_TOKEN, Genome
 from genometracks.interpret.matching import Match, TomtomTable, best_matches, match_label
 from genometracks.interpret.motifs import Motif, pfm_from_kmers
 from genometracks.io.figures import new_figure, save_figure
+from genometracks.io.malloc import HeapCap
 
 SAMPLE_RANDOM, SAMPLE_TOP, SAMPLE_BOTTOM = 1, 2, 4
 RANKINGS = ("top_attention", "attention", "output")
@@ -81,10 +82,12 @@ def stream_outputs(
     streams = _streams(model, genome, regions, seg_len, n_streams)
     out: dict[Key, np.ndarray] = {}
     memory = None
+    cap = HeapCap()
     with torch.inference_mode():
         for batch in tqdm(streams, total=len(streams), desc="heads: outputs", disable=not progress, mininterval=2.0):
             logits, memory = model(batch["tokens"], memory, batch["reset"], path="fast")
             streams.scatter(logits.float(), batch, out)
+            cap()
     return out
 
 
@@ -125,7 +128,9 @@ def collect_attention(
     progress: bool = True,
 ) -> HeadSamples:
     """Stream `regions` with memory carried (burn-in = model.context) and keep the attention of the
-    flagged queries (textbook path on batches holding one, fast path otherwise)."""
+    flagged queries (textbook path on batches holding one, fast path otherwise). The textbook path's
+    tensors change size with the number of flagged queries per batch: a `HeapCap` keeps the heap they
+    fragment from growing (1.0 GiB resident instead of 1.5-4.0 on E. coli's test region)."""
     from tqdm.auto import tqdm
 
     streams = _streams(model, genome, regions, seg_len, n_streams)
@@ -139,8 +144,10 @@ def collect_attention(
     lengths = np.array([genome.contigs[c].length for c in names], dtype=np.int64)
     parts: dict[str, list] = {k: [] for k in ("attention", "output", "slot", "local", "group")}
     memory = None
+    cap = HeapCap()
     with torch.inference_mode():
         for batch in tqdm(streams, total=len(streams), desc="heads: attention", disable=not progress, mininterval=2.0):
+            cap()
             slot = lookup[batch["contig"].numpy(), batch["strand"].numpy()]
             mask = batch["mask"].numpy() & (slot >= 0)[:, None]
             local = batch["start"].numpy()[:, None] + np.arange(mask.shape[1])[None, :]
