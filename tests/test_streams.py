@@ -19,6 +19,7 @@ from genometracks.data.streams import (
     build_labels,
     make_splits,
     positions_per_split,
+    shift_along,
     spread_labels,
     to_forward,
     to_forward_tracks,
@@ -131,6 +132,24 @@ def test_labels_by_hand(genome):
     # lin '+': 600+20 >= 613 is dropped, 0 → 20; lin '-': forward 605 = local 7 → 27, forward 3 = local 609 dropped
     assert got == {("circ", "+"): [13, 420], ("circ", "-"): [14], ("lin", "+"): [20], ("lin", "-"): [27]}
     assert all(v.dtype == np.uint8 for v in labels.values())
+
+
+@pytest.mark.parametrize(
+    "by, linear, circular",
+    [
+        (2, [0, 0, 1, 2, 3], [4, 5, 1, 2, 3]),
+        (-2, [3, 4, 5, 0, 0], [3, 4, 5, 1, 2]),
+        (0, [1, 2, 3, 4, 5], [1, 2, 3, 4, 5]),
+        (7, [0, 0, 0, 0, 0], [4, 5, 1, 2, 3]),
+        (-5, [0, 0, 0, 0, 0], [1, 2, 3, 4, 5]),
+    ],
+)
+def test_shift_along_by_hand(by, linear, circular):
+    """The one shift of strand-local arrays (label spread; predict moving outputs back to the TSS)."""
+    x = np.arange(1, 6)
+    assert shift_along(x, by, circular=False).tolist() == linear
+    assert shift_along(x, by, circular=True).tolist() == circular
+    assert x.tolist() == [1, 2, 3, 4, 5]  # a copy, the input untouched
 
 
 def test_spread_labels_by_hand(genome):

@@ -100,21 +100,23 @@ def spread_labels(
         circular = genome.contigs[name].circular
         for d in range(1, int(width) + 1):
             value = np.float32(decay**d)
-            for moved in (_shifted(hard, d, circular), _shifted(hard, -d, circular)):
+            for moved in (shift_along(hard, d, circular), shift_along(hard, -d, circular)):
                 np.maximum(soft, moved * value, out=soft)
         out[(name, strand)] = soft
     return out
 
 
-def _shifted(x: np.ndarray, by: int, circular: bool) -> np.ndarray:
-    """x moved `by` places towards higher indices (wrapping when circular, else zero-filled)."""
+def shift_along(x: np.ndarray, by: int, circular: bool) -> np.ndarray:
+    """A copy of strand-local x [n] moved `by` places towards higher indices (by < 0: lower),
+    wrapping on a circular contig, zero-filled where nothing moves in on a linear one."""
     if circular:
         return np.roll(x, by)
     y = np.zeros_like(x)
-    if by > 0:
-        y[by:] = x[:-by]
+    n, by = x.size, int(by)
+    if by >= 0:
+        y[min(by, n) :] = x[: max(n - by, 0)]
     else:
-        y[:by] = x[-by:]
+        y[: max(n + by, 0)] = x[min(-by, n) :]
     return y
 
 

@@ -25,7 +25,7 @@ from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 from genometracks.data.dataset import open_genome
-from genometracks.data.streams import SegmentStreams
+from genometracks.data.streams import SegmentStreams, shift_along
 from genometracks.formats.bigwig import write_bigwig
 from genometracks.genome.intervals import Interval
 from genometracks.genome.sequence import N_TOKEN, Genome
@@ -134,11 +134,7 @@ def _tss_tracks(genome: Genome, outputs: dict[tuple[str, str], np.ndarray], shif
         probs[name], logits[name] = {}, {}
         for strand in "+-":
             out = outputs[(name, strand)]
-            if contig.circular:
-                at_tss = np.roll(out, -shift)
-            else:
-                at_tss = np.zeros_like(out)
-                at_tss[: max(out.size - shift, 0)] = out[shift:]
+            at_tss = shift_along(out, -shift, contig.circular)
             if strand == "-":
                 at_tss = at_tss[::-1]
             logit = np.ascontiguousarray(at_tss, dtype=np.float32)
