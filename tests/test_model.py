@@ -266,6 +266,37 @@ def test_training_step_reduces_loss_on_tiny_task():
     assert losses[-1] < 0.5 * losses[0]
 
 
+def test_several_outputs_share_the_trunk_and_output_0_is_the_default():
+    """n_outputs = 3: forward returns output 0 [B, L] unless all_outputs ([B, L, 3]); output k is the
+    one-output model with head row k; fast = textbook; the concurrent path's gradients = one thread's."""
+    model = small_model(4, n_outputs=3, norm="pre")
+    tokens = torch.randint(0, 5, (4, 40 + model.lookahead))
+    with torch.no_grad():
+        every, _ = model(tokens, all_outputs=True)
+        primary, _ = model(tokens)
+        textbook, _ = model(tokens, path="textbook", all_outputs=True)
+    assert every.shape == (4, 40, 3) and primary.shape == (4, 40)
+    torch.testing.assert_close(primary, every[..., 0], rtol=0, atol=0)
+    torch.testing.assert_close(every, textbook, rtol=0, atol=1e-5)
+    single = small_model(4, norm="pre")
+    state = model.state_dict()
+    for k in range(3):
+        single.load_state_dict({**state, "head.weight": state["head.weight"][k : k + 1], "head.bias": state["head.bias"][k : k + 1]})
+        with torch.no_grad():
+            torch.testing.assert_close(single(tokens)[0], every[..., k], rtol=0, atol=1e-6)
+    grads = {}
+    for workers in (1, 2):
+        model.workers = workers
+        model.zero_grad()
+        logits, _ = model(tokens, all_outputs=True)
+        (logits * torch.tensor([1.0, -2.0, 0.5])).sum().backward()
+        grads[workers] = [p.grad.clone() for p in model.parameters()]
+    for a, b in zip(grads[1], grads[2]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="n_outputs"):
+        small_model(0, n_outputs=0)
+
+
 def test_bad_inputs_raise_clear_errors():
     model = small_model(10)
     h = model.lookahead

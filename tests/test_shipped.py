@@ -467,3 +467,41 @@ def test_a_fine_tuned_cards_labels_name_every_set_its_weights_learnt_from():
     lone = lineage_labels(cfg, label_record(cfg, "cappable_seq"), ["regulondb_strong"])
     assert [s["name"] for s in lone["sets"]] == ["cappable_seq", "regulondb_strong"]
     assert "RegulonDB" in lone["sets"][1]["licence"] and lineage_labels(cfg, own, []) is own
+
+
+def test_a_card_names_the_label_sets_trained_alongside_and_their_licences():
+    """data.aux_labels: the card's labels list the auxiliary sets (output order) and every set they draw
+    on, once, with its licence."""
+    from genometracks.inference.ship import label_record, lineage_labels
+
+    cfg = compose()
+    own = label_record(cfg, "cappable_seq")
+    record = lineage_labels(cfg, own, [], ["regulondb_strong", "curated"])
+    names = [s["name"] for s in record["sets"]]
+    assert record["auxiliary"] == ["regulondb_strong", "curated"] and "initialised_from" not in record
+    assert names[:2] == ["cappable_seq", "regulondb_strong"] and len(names) == len(set(names))
+    assert set(names) == {"cappable_seq", "regulondb_strong"} | {s["name"] for s in label_record(cfg, "curated")["sets"]}
+    assert "RegulonDB" in record["sets"][1]["licence"]
+
+
+def test_a_one_output_model_starts_every_output_of_a_wider_head(tmp_path):
+    """task.init_from into a model with auxiliary outputs: the trunk is copied, and every output starts
+    from the source's one TSS read-out (head row repeated); other mismatches are still refused."""
+    from safetensors.torch import save_file
+
+    from genometracks.training.checkpoint import CheckpointError, init_weights, widened_head
+    from genometracks.training.train import build_model
+
+    source = build_model(compose(*TINY).model)
+    save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(tmp_path / "one.safetensors"))
+    wide = init_weights(build_model(compose(*TINY, "model.n_outputs=3").model), tmp_path / "one.safetensors")
+    a, b = wide.state_dict(), source.state_dict()
+    assert a["head.weight"].shape == (3, b["head.weight"].shape[1])
+    for k in range(3):
+        assert torch.equal(a["head.weight"][k], b["head.weight"][0]) and a["head.bias"][k] == b["head.bias"][0]
+    assert all(torch.equal(a[key], b[key]) for key in b if not key.startswith("head."))
+    assert widened_head(b, 1) is b
+    three = {k: v.contiguous() for k, v in wide.state_dict().items()}
+    save_file(three, str(tmp_path / "three.safetensors"))
+    with pytest.raises(CheckpointError, match=r"three\.safetensors: weights do not fit"):
+        init_weights(build_model(compose(*TINY, "model.n_outputs=2").model), tmp_path / "three.safetensors")

@@ -21,6 +21,7 @@ from genometracks.data.streams import (
     positions_per_split,
     shift_along,
     spread_labels,
+    stack_labels,
     to_forward,
     to_forward_tracks,
     to_local,
@@ -195,6 +196,42 @@ def test_datamodule_spreads_training_targets_only(genome):
     assert soft.sum() == pytest.approx(3 * (1 + 2 * 0.25)) and (soft == 0.25).sum() == 6 and (soft == 1).sum() == 3
     for stage in ("val_dataloader", "test_dataloader", "predict_dataloader"):
         np.testing.assert_array_equal(scored(getattr(spread, stage)()), scored(getattr(plain, stage)()))
+
+
+def test_stacked_label_sets_travel_as_labels_and_aux_labels(genome, splits):
+    """Several label sets (primary first) stream side by side: every batch's `labels` [B, L] is set 0
+    and `aux_labels` [B, L, 2] sets 1 and 2 at the same positions, on both strands."""
+    sets = [
+        SiteSet(["circ", "lin"], [10, 30], ["+", "-"]),
+        SiteSet(["circ", "circ"], [10, 400], ["+", "-"]),
+        SiteSet(["lin"], [300], ["+"]),
+    ]
+    built = [build_labels(genome, s, shift=20) for s in sets]
+    stacked = stack_labels(built)
+    assert stacked[("circ", "+")].shape == (997, 3) and stacked[("circ", "+")].dtype == np.uint8
+    single = SegmentStreams(genome, built[0], splits["train"], n_streams=3, seg_len=64, lookahead=4)
+    multi = SegmentStreams(genome, stacked, splits["train"], n_streams=3, seg_len=64, lookahead=4)
+    seen = {k: {} for k in range(3)}
+    for t in range(len(multi)):
+        a, b = single.batch(t), multi.batch(t)
+        assert "aux_labels" not in a and b["aux_labels"].shape == (3, 64, 2)
+        torch.testing.assert_close(b["labels"], a["labels"])
+        torch.testing.assert_close(b["tokens"], a["tokens"])
+        for k in range(3):
+            values = b["labels"] if k == 0 else b["aux_labels"][..., k - 1]
+            multi.scatter(values, b, seen[k])
+    for k in range(3):  # each set's labels come back where build_labels put them
+        for key, arr in seen[k].items():
+            scored = ~np.isnan(arr)
+            np.testing.assert_array_equal(arr[scored], built[k][key][scored])
+    assert sum(np.nansum(v) for v in seen[2].values()) == 1  # lin:300 + (output 320) lies in the training split
+    soft = spread_labels(stacked, genome, width=1, decay=0.5)  # each set spreads on its own
+    for k in range(3):
+        np.testing.assert_array_equal(soft[("circ", "+")][:, k], spread_labels(built[k], genome, 1, 0.5)[("circ", "+")])
+    with pytest.raises(StreamError, match="same genome"):
+        stack_labels([built[0], {("circ", "+"): built[1][("circ", "+")]}])
+    with pytest.raises(StreamError, match="stack_labels"):
+        SegmentStreams(genome, {**stacked, ("lin", "+"): built[0][("lin", "+")]}, splits["train"], n_streams=2, seg_len=64)
 
 
 @pytest.mark.parametrize("lookahead", [0, 18])

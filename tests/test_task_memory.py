@@ -42,3 +42,33 @@ def test_evaluation_carries_memory_without_training_memory():
         got = task._step(second, "val")
         _, memory = model(first["tokens"], None, first["reset"])
         torch.testing.assert_close(got, model(second["tokens"], memory)[0], rtol=0, atol=0)
+
+
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log")
+@pytest.mark.parametrize("loss", ["ce", "weighted"])
+def test_auxiliary_outputs_add_their_mean_loss(loss):
+    """With aux_labels [B, L, 2], the training loss is output 0's loss on `labels` plus aux_weight times
+    the mean of outputs 1 and 2's losses on their sets (same loss kind, scored positions only)."""
+    from genometracks.training.task import tss_loss
+
+    model = small_model(6, n_outputs=3)
+    first = _batches(model, n=1)[0]
+    g = torch.Generator().manual_seed(1)
+    batch = {
+        **first,
+        "labels": (torch.rand(2, 40, generator=g) < 0.1).float(),
+        "aux_labels": (torch.rand(2, 40, 2, generator=g) < 0.2).float(),
+        "mask": torch.rand(2, 40, generator=g) < 0.8,
+    }
+    task = TSSTask(model, loss=loss, pos_weight=5.0, aux_weight=0.5, train_memory=False)
+    got = task.training_step(batch, 0)
+    with torch.no_grad():
+        logits, _ = model(batch["tokens"], None, batch["reset"], all_outputs=True)
+    kw = dict(kind=loss, pos_weight=5.0)
+    primary = tss_loss(logits[..., 0], batch["labels"], batch["mask"], **kw)
+    aux = [tss_loss(logits[..., k + 1], batch["aux_labels"][..., k], batch["mask"], **kw) for k in range(2)]
+    torch.testing.assert_close(got.detach(), primary + 0.5 * (aux[0] + aux[1]) / 2, rtol=1e-6, atol=1e-7)
+    plain = {k: v for k, v in batch.items() if k != "aux_labels"}  # no aux labels: output 0's loss alone
+    torch.testing.assert_close(task.training_step(plain, 0).detach(), primary, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="n_outputs"):
+        TSSTask(small_model(6, n_outputs=2)).training_step(batch, 0)

@@ -3,9 +3,10 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from tests.conftest import TINY, cli, compose, kill_once_checkpointed
+from tests.conftest import TINY, cli, compose, kill_once_checkpointed, needs_ecoli
 
 
 def _cli(*args, env=None):
@@ -130,3 +131,38 @@ def test_learning_rate_warmup_then_cosine_decay():
     assert lr_factor(54, 4, 104) == pytest.approx(0.05 + 0.95 * 0.5)  # halfway: cos(pi/2) = 0
     assert lr_factor(104, 4, 104) == pytest.approx(0.05) == lr_factor(500, 4, 104)  # floor, then stays
     assert lr_factor(0, 0, 100) == pytest.approx(1.0)
+
+
+def test_aux_labels_set_the_outputs_and_refuse_contradictions():
+    """data.aux_labels names the sets trained alongside data.labels; train sets model.n_outputs to
+    1 + their number and refuses a repeated set or another n_outputs in one line."""
+    from genometracks.io.run_config import ConfigError
+    from genometracks.training.train import aux_label_sets
+
+    cfg = compose("data.labels=cappable_seq", "data.aux_labels=[regulondb_strong,curated]")
+    assert cfg.model.n_outputs == 1 and aux_label_sets(cfg) == ["regulondb_strong", "curated"] and cfg.model.n_outputs == 3
+    plain = compose("data.labels=cappable_seq")
+    assert aux_label_sets(plain) == [] and plain.model.n_outputs == 1
+    with pytest.raises(ConfigError, match="name each label set once"):
+        aux_label_sets(compose("data.labels=cappable_seq", "data.aux_labels=[cappable_seq]"))
+    with pytest.raises(ConfigError, match=r"model.n_outputs=5 but data.aux_labels has 1 sets"):
+        aux_label_sets(compose("data.aux_labels=[cappable_seq]", "model.n_outputs=5"))
+
+
+@needs_ecoli
+def test_training_labels_stack_each_set_as_built_alone():
+    """The training labels of data.labels=cappable_seq with aux [regulondb_strong]: column 0 is the
+    Cappable-seq labels, column 1 the RegulonDB strong ones, exactly as each set builds alone."""
+    from genometracks.data.dataset import load_dataset
+    from genometracks.data.streams import build_labels
+    from genometracks.training.train import aux_label_sets, training_labels
+
+    cfg = compose("data.labels=cappable_seq", "data.aux_labels=[regulondb_strong]")
+    dataset = load_dataset(cfg)
+    stacked = training_labels(cfg, dataset, aux_label_sets(cfg))
+    for k, name in enumerate(["cappable_seq", "regulondb_strong"]):
+        alone = load_dataset(cfg, label_set=name)
+        built = build_labels(alone.genome, alone.sites, alone.shift)
+        for key in built:
+            np.testing.assert_array_equal(stacked[key][:, k], built[key])
+    assert stacked[("NC_000913.3", "+")][:, 1].sum() > 1000

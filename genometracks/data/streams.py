@@ -80,11 +80,24 @@ def build_labels(genome: Genome, sites: SiteSet, shift: int = 20) -> dict[tuple[
     return labels
 
 
+def stack_labels(sets: Sequence[dict[tuple[str, str], np.ndarray]]) -> dict[tuple[str, str], np.ndarray]:
+    """Several `build_labels` outputs as one: uint8 [n, len(sets)] per (contig, strand), set 0 the
+    primary one (batches give it as `labels` [B, L], the others as `aux_labels` [B, L, sets - 1])."""
+    if not sets:
+        raise StreamError("stack_labels needs at least one label set")
+    keys = list(sets[0])
+    for k, other in enumerate(sets[1:], start=1):
+        if list(other) != keys or any(other[key].shape != sets[0][key].shape for key in keys):
+            raise StreamError(f"label set {k} covers other contigs or lengths than set 0; build every set on the same genome")
+    return {key: np.stack([np.asarray(labels[key]) for labels in sets], axis=1) for key in keys}
+
+
 def spread_labels(
     labels: dict[tuple[str, str], np.ndarray], genome: Genome, width: int, decay: float = 0.5
 ) -> dict[tuple[str, str], np.ndarray]:
-    """Soft training targets: float32 [n] per (contig, strand), strand-local like `labels`, where a base
-    d <= `width` nt from a labelled base gets decay**d (the nearest label wins; labelled bases keep 1).
+    """Soft training targets: float32 [n] (or [n, sets], each set on its own) per (contig, strand),
+    strand-local like `labels`, where a base d <= `width` nt from a labelled base gets decay**d (the
+    nearest label wins; labelled bases keep 1).
 
     TSS maps of the same promoters disagree by a base or two between experiments; spreading the target
     teaches the model to rank the neighbours of a mapped TSS high too. Wraps on circular contigs; on
@@ -107,12 +120,13 @@ def spread_labels(
 
 
 def shift_along(x: np.ndarray, by: int, circular: bool) -> np.ndarray:
-    """A copy of strand-local x [n] moved `by` places towards higher indices (by < 0: lower),
-    wrapping on a circular contig, zero-filled where nothing moves in on a linear one."""
+    """A copy of strand-local x [n] (or [n, ...], moved along its first axis) moved `by` places
+    towards higher indices (by < 0: lower), wrapping on a circular contig, zero-filled where nothing
+    moves in on a linear one."""
     if circular:
-        return np.roll(x, by)
+        return np.roll(x, by, axis=0)
     y = np.zeros_like(x)
-    n, by = x.size, int(by)
+    n, by = x.shape[0], int(by)
     if by >= 0:
         y[min(by, n) :] = x[: max(n - by, 0)]
     else:
@@ -341,15 +355,16 @@ class SegmentStreams:
             tok = genome.tokens(name, strand)
             lab = labels.get((name, strand))
             lab = np.zeros(tok.size, np.uint8) if lab is None else np.asarray(lab)
-            if lab.shape != tok.shape:
+            if lab.ndim not in (1, 2) or lab.shape[0] != tok.size or (labs and lab.shape[1:] != labs[0].shape[1:]):
                 raise StreamError(
                     f"labels[({name!r}, {strand!r})] has shape {lab.shape}, the contig has "
-                    f"{tok.size} nt; rebuild the labels with build_labels on this genome"
+                    f"{tok.size} nt; rebuild the labels with build_labels on this genome "
+                    "(or stack_labels for several sets: [n, sets] on every contig and strand)"
                 )
             soft = np.issubdtype(lab.dtype, np.floating)  # spread_labels' soft targets stay float
             toks, labs, offs = toks + [tok], labs + [lab.astype(np.float32 if soft else np.uint8)], offs + [offs[-1] + tok.size]
         self._tok = np.concatenate(toks + [np.array([N_TOKEN], np.uint8)])
-        self._lab = np.concatenate(labs + [np.zeros(1, labs[0].dtype if labs else np.uint8)])
+        self._lab = np.concatenate(labs + [np.zeros((1, *labs[0].shape[1:]) if labs else 1, labs[0].dtype if labs else np.uint8)])
         self._sentinel = offs[-1]
         self._slot_keys = keys
         self._slot_off = np.array(offs[:-1], dtype=np.int64)
@@ -423,15 +438,19 @@ class SegmentStreams:
         valid = (circ | ((pos >= 0) & (pos < n))) & ~pad[:, None]
         flat = np.where(valid, self._slot_off[s][:, None] + np.where(circ, pos % n, pos), self._sentinel)
         scored = pos[:, : self.L]
-        return {
+        labels = self._lab[flat[:, : self.L]].astype(np.float32)  # [B, L] or [B, L, sets]
+        out = {
             "tokens": torch.from_numpy(self._tok[flat].astype(np.int64)),
-            "labels": torch.from_numpy(self._lab[flat[:, : self.L]].astype(np.float32)),
+            "labels": torch.from_numpy(np.ascontiguousarray(labels[..., 0] if labels.ndim == 3 else labels)),
             "mask": torch.from_numpy((scored >= lo[:, None]) & (scored < hi[:, None])),
             "reset": torch.from_numpy(self._reset[t].copy()),
             "contig": torch.from_numpy(np.where(pad, 0, self._slot_contig[s])),
             "strand": torch.from_numpy(np.where(pad, 0, self._slot_strand[s])),
             "start": torch.from_numpy(start.copy()),
         }
+        if labels.ndim == 3:  # auxiliary label sets (stack_labels): [B, L, sets - 1]
+            out["aux_labels"] = torch.from_numpy(np.ascontiguousarray(labels[..., 1:]))
+        return out
 
     def scatter(self, values, batch: dict, out: dict[tuple[str, str], np.ndarray]) -> dict:
         """Write `values` [B, L] at the batch's scored positions into out[(contig, strand)] (float32 [n],

@@ -309,17 +309,29 @@ def ancestor_label_sets(parent: dict | None) -> list[str]:
     return out
 
 
-def lineage_labels(cfg, record: dict, ancestors: list[str]) -> dict:
-    """`label_record` plus the sets the starting weights learnt from (`initialised_from`, nearest
-    first) and the licence of every set they draw on: a fine-tuned model carries what its parents saw."""
-    if not ancestors:
-        return record
-    sets = list(record["sets"])
-    for name in ancestors:
+def _with_sets_of(cfg, sets: list[dict], names: list[str]) -> list[dict]:
+    """`sets` plus every set the label sets `names` draw on (each once, with its licence)."""
+    sets = list(sets)
+    for name in names:
         for entry in label_record(cfg, name)["sets"]:
             if entry["name"] not in {s["name"] for s in sets}:
                 sets.append(entry)
-    return {**record, "initialised_from": ancestors, "sets": sets}
+    return sets
+
+
+def lineage_labels(cfg, record: dict, ancestors: list[str], auxiliary: list[str] | None = None) -> dict:
+    """`label_record` plus the sets the starting weights learnt from (`initialised_from`, nearest
+    first), the sets trained alongside as auxiliary outputs (`auxiliary`, output 1 onwards) and the
+    licence of every set they draw on: a model carries what its parents and its other outputs saw."""
+    if not ancestors and not auxiliary:
+        return record
+    out = dict(record)
+    if ancestors:
+        out["initialised_from"] = ancestors
+    if auxiliary:
+        out["auxiliary"] = list(auxiliary)
+    out["sets"] = _with_sets_of(cfg, record["sets"], [*ancestors, *(auxiliary or [])])
+    return out
 
 
 def _both(metrics: dict) -> dict:
@@ -391,6 +403,14 @@ def card_markdown(card: dict) -> str:
         *(
             [f"Its starting weights were trained on {', then '.join(reversed(card['labels']['initialised_from']))} (see Training)."]
             if card["labels"].get("initialised_from")
+            else []
+        ),
+        *(
+            [
+                f"Trained alongside {', '.join(card['labels']['auxiliary'])}: one auxiliary output each (outputs 1 "
+                f"onwards), which shape the shared layers; tracks, peaks and the metrics here are output 0's."
+            ]
+            if card["labels"].get("auxiliary")
             else []
         ),
         "",
@@ -520,6 +540,7 @@ def ship(args: dict) -> Path:
     label_set = dataset.label_set
     training = training_record(run, cfg, metrics, args)
     ancestors = ancestor_label_sets(training.get("parent"))
+    auxiliary = [str(a) for a in (cfg.data.get("aux_labels") or [])]
     card = {
         "format": S.FORMAT,
         "name": name,
@@ -527,6 +548,7 @@ def ship(args: dict) -> Path:
             f"genometracks TSS model '{name}': a segment-recurrent Transformer-XL trained on "
             f"{cfg.data.get('name')} ({label_set} TSS labels"
             + (f", starting from weights trained on {', then '.join(reversed(ancestors))}" if ancestors else "")
+            + (f"; trained alongside {', '.join(auxiliary)} as auxiliary outputs" if auxiliary else "")
             + ") that predicts per-base TSS probability on both strands of any bacterial genome."
         ),
         "architecture": architecture,
@@ -536,7 +558,7 @@ def ship(args: dict) -> Path:
             "data": str(cfg.data.get("name")),
             "output": "per-base P(TSS) per strand; output i answers 'TSS at i - shift?'",
         },
-        "labels": lineage_labels(cfg, label_record(cfg, label_set), ancestors),
+        "labels": lineage_labels(cfg, label_record(cfg, label_set), ancestors, auxiliary),
         "genome_licence": GENOME_LICENCE.get(str(cfg.data.get("name"))),
         "training": training,
         "calibration": calibration,

@@ -132,7 +132,7 @@ class TargetLogit(nn.Module):
                     h = block.norm2(h + block.ff(h))
         if m.final_norm is not None:
             h = m.final_norm(h)
-        return m.head(h[:, m.context])
+        return m.head(h[:, m.context])[:, :1]  # the primary output
 
 
 @dataclass

@@ -174,6 +174,7 @@ class DataConfig:
     tss: Optional[str]  # noqa: UP045
     circular: Optional[list[str]]  # noqa: UP045
     labels: str
+    aux_labels: list[str]  # label sets trained alongside `labels`, one extra model output each
     label_sets: list[str]
     shift: int
     # {test|validation|train: [[contig, start, end], ...]}, checked by data.streams.make_splits
@@ -234,6 +235,7 @@ class TransformerXLConfig:
     dropout: float
     per_head_conv: bool
     norm: str
+    n_outputs: int
     seg_len: int
 
 
@@ -291,6 +293,7 @@ class TaskConfig:
     focal_gamma: float
     target_spread: int
     spread_decay: float
+    aux_weight: float
     attention_path: str
     train_memory: bool
     early_stopping_patience: int

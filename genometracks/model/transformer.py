@@ -166,7 +166,9 @@ class TransformerXL(nn.Module):
     and backward, each on a thread of its own with torch's intra-op threads shared out (on a few
     cores this beats intra-op threading alone, whose barriers cost much on small tensors and on a
     busy machine); None = torch.get_num_threads() at call time, 1 = no threads of its own. Not
-    while training with dropout > 0, so that seeded runs draw the same dropout masks.
+    while training with dropout > 0, so that seeded runs draw the same dropout masks. n_outputs: one
+    logit per position per output; output 0 is the primary one (what `forward` returns by default,
+    what tracks show), further ones are auxiliary label sets trained alongside (`data.aux_labels`).
     """
 
     def __init__(
@@ -185,8 +187,11 @@ class TransformerXL(nn.Module):
         stream_block: int = 1,
         workers: int | None = None,
         norm: str = "post",
+        n_outputs: int = 1,
     ) -> None:
         super().__init__()
+        if n_outputs < 1:
+            raise ValueError(f"n_outputs must be >= 1; got {n_outputs}")
         if workers is not None and workers < 1:
             raise ValueError(f"workers must be None or >= 1; got {workers}")
         self.workers = workers
@@ -202,7 +207,8 @@ class TransformerXL(nn.Module):
         )
         self.norm = norm
         self.final_norm = nn.LayerNorm(d_model) if norm == "pre" else None
-        self.head = nn.Linear(d_model, 1)
+        self.n_outputs = n_outputs
+        self.head = nn.Linear(d_model, n_outputs)
 
     @property
     def lookahead(self) -> int:
@@ -231,11 +237,13 @@ class TransformerXL(nn.Module):
         reset: Tensor | None = None,
         path: str = "fast",
         attention_queries: Tensor | None = None,
+        all_outputs: bool = False,
     ) -> Output:
         """tokens: int [B, L + lookahead] for positions [t, t+L+H); memory from the previous
         segment (None = nothing upstream); reset: bool [B], clear those streams first.
 
-        Returns (logits [B, L], memory for the segment starting at t+L), plus, when
+        Returns (logits [B, L] of the primary output (output 0, the one tracks show), or [B, L,
+        n_outputs] with all_outputs, memory for the segment starting at t+L), plus, when
         attention_queries (long [nq], indices in [0, L)) is given with path="textbook",
         attention probabilities [n_layer, B, n_head, nq, window] by offset 0..W-1 upstream
         (0 = the query itself; 0 where the key does not exist).
@@ -244,9 +252,14 @@ class TransformerXL(nn.Module):
         if reset is not None:
             memory = memory.reset(reset)
         groups = min(torch.get_num_threads() if self.workers is None else self.workers, tokens.shape[0])
+        out: Output
         if groups > 1 and path == "fast" and tokens.device.type == "cpu" and not (self.training and self.drop.p > 0):
-            return self._forward_concurrently(tokens, memory, groups)
-        return self._forward(tokens, memory, path, attention_queries)
+            out = self._forward_concurrently(tokens, memory, groups)
+        else:
+            out = self._forward(tokens, memory, path, attention_queries)
+        if all_outputs:
+            return out
+        return (out[0][..., 0], *out[1:])
 
     def _forward_concurrently(self, tokens: Tensor, memory: Memory, groups: int) -> tuple[Tensor, Memory]:
         """`_forward` on `groups` row blocks of the streams at once, one thread each (forward and,
@@ -276,7 +289,7 @@ class TransformerXL(nn.Module):
     def _forward(self, tokens: Tensor, memory: Memory, path: str, attention_queries: Tensor) -> tuple[Tensor, Memory, Tensor]: ...
 
     def _forward(self, tokens: Tensor, memory: Memory, path: str, attention_queries: Tensor | None) -> Output:
-        """`forward` after the checks and resets."""
+        """`forward` after the checks and resets; logits of every output [B, L, n_outputs]."""
         length = tokens.shape[1] - self.lookahead
         h = self.drop(self.embed(tokens))
         carried, attention = [], []
@@ -286,7 +299,7 @@ class TransformerXL(nn.Module):
             attention.append(layer_attention)
         valid = torch.cat([memory.valid, memory.valid.new_ones(tokens.shape[0], length)], dim=1)
         new_memory = Memory(tuple(carried), valid[:, length : length + self.window - 1])
-        logits = self.head(h if self.final_norm is None else self.final_norm(h)).squeeze(-1)
+        logits = self.head(h if self.final_norm is None else self.final_norm(h))  # [B, L, n_outputs]
         if attention_queries is not None:
             return logits, new_memory, torch.stack(attention)
         return logits, new_memory

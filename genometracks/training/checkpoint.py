@@ -92,7 +92,8 @@ def init_weights(model: TransformerXL, source: str | Path) -> TransformerXL:
     """Load the weights of `source` into `model` in place (fine-tuning: the optimiser, schedule and step
     count start afresh). `source` is a checkpoint written by `genometracks train` (read weights-only),
     a shipped model's name (`ecoli_k12`), folder or `model.safetensors`; its architecture must be the
-    configured one (same `model=` and `model.*` settings)."""
+    configured one (same `model=` and `model.*` settings), except that a one-output source may start a
+    model with more outputs (`widened_head`)."""
     path = init_source_file(source)
     if path.suffix == ".safetensors":
         try:
@@ -103,10 +104,20 @@ def init_weights(model: TransformerXL, source: str | Path) -> TransformerXL:
         model_from_ckpt, _, _ = load_model(path)
         weights = model_from_ckpt.state_dict()
     try:
-        model.load_state_dict(weights)
+        model.load_state_dict(widened_head(weights, model.n_outputs))
     except RuntimeError as err:
         raise CheckpointError(
             f"{path}: weights do not fit the configured model; choose the model= and "
             f"model.* settings it was trained with ({str(err)[:160]})"
         ) from err
     return model
+
+
+def widened_head(weights: dict, n_outputs: int) -> dict:
+    """`weights` whose one-output head (head.weight [1, d], head.bias [1]) is repeated to `n_outputs`
+    rows, so that a model trained on one label set starts every auxiliary output from its TSS read-out;
+    any other shape is returned as it is (and load_state_dict names the mismatch)."""
+    head_weight, head_bias = weights.get("head.weight"), weights.get("head.bias")
+    if n_outputs == 1 or head_weight is None or head_bias is None or head_weight.shape[0] != 1:
+        return weights
+    return {**weights, "head.weight": head_weight.repeat(n_outputs, 1), "head.bias": head_bias.repeat(n_outputs)}

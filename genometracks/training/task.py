@@ -103,6 +103,7 @@ class TSSTask(pl.LightningModule):
         model_config: dict | None = None,
         schedule: str = "constant",
         train_memory: bool = True,
+        aux_weight: float = 1.0,
     ):
         super().__init__()
         self.model = model
@@ -113,15 +114,16 @@ class TSSTask(pl.LightningModule):
         self.last_metrics: dict[str, dict] = {}
 
     # -- memory ---------------------------------------------------------------------------------
-    def _step(self, batch: dict, phase: str) -> torch.Tensor:
-        """Logits [B, L] of a batch, memory carried from the previous batch of the phase, except in
-        training with train_memory=False (the paper's recipe: every training segment starts with
-        nothing upstream; evaluation still carries memory, as prediction does)."""
+    def _step(self, batch: dict, phase: str, all_outputs: bool = False) -> torch.Tensor:
+        """Logits [B, L] of a batch (the primary output; [B, L, n_outputs] with all_outputs), memory
+        carried from the previous batch of the phase, except in training with train_memory=False (the
+        paper's recipe: every training segment starts with nothing upstream; evaluation still carries
+        memory, as prediction does)."""
         carry = phase != "train" or self.hparams.get("train_memory", True)
         memory = self._memory.get(phase) if carry else None
         if memory is None:
             memory = self.model.init_memory(batch["tokens"].shape[0], device=self.device)
-        logits, memory = self.model(batch["tokens"], memory, batch["reset"], path=self.hparams.attention_path)
+        logits, memory = self.model(batch["tokens"], memory, batch["reset"], path=self.hparams.attention_path, all_outputs=all_outputs)
         if carry:
             self._memory[phase] = memory.detach()
         return logits
@@ -145,10 +147,24 @@ class TSSTask(pl.LightningModule):
 
     # -- training -------------------------------------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        logits = self._step(batch, "train")
-        loss = tss_loss(logits, batch["labels"], batch["mask"], self.hparams.loss, self.hparams.pos_weight, self.hparams.focal_gamma)
-        n = int(batch["mask"].sum())
-        self.log("train_loss", loss, prog_bar=True, batch_size=max(n, 1))
+        """The primary output's loss, plus `aux_weight` times the mean loss of the auxiliary outputs
+        where the batch carries `aux_labels` [B, L, n_outputs - 1] (one output per extra label set)."""
+        aux = batch.get("aux_labels")
+        if aux is not None and aux.shape[-1] != self.model.n_outputs - 1:
+            raise ValueError(
+                f"batches carry {aux.shape[-1]} auxiliary label sets but the model has {self.model.n_outputs - 1} auxiliary "
+                "outputs; set model.n_outputs to 1 + len(data.aux_labels)"
+            )
+        logits = self._step(batch, "train", all_outputs=True)
+        loss_of = lambda z, y: tss_loss(z, y, batch["mask"], self.hparams.loss, self.hparams.pos_weight, self.hparams.focal_gamma)  # noqa: E731
+        loss = loss_of(logits[..., 0], batch["labels"])
+        n = max(int(batch["mask"].sum()), 1)
+        if aux is not None and aux.shape[-1]:
+            aux_loss = torch.stack([loss_of(logits[..., k + 1], aux[..., k]) for k in range(aux.shape[-1])]).mean()
+            self.log("train_aux_loss", aux_loss, batch_size=n)
+            self.log("train_primary_loss", loss, batch_size=n)
+            loss = loss + float(self.hparams.get("aux_weight", 1.0)) * aux_loss
+        self.log("train_loss", loss, prog_bar=True, batch_size=n)
         return loss
 
     def on_train_epoch_start(self) -> None:

@@ -22,8 +22,8 @@ from pytorch_lightning.callbacks import EarlyStopping
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
 from genometracks.data.datamodule import TSSDataModule
-from genometracks.data.dataset import Dataset, load_dataset
-from genometracks.data.streams import build_labels
+from genometracks.data.dataset import Dataset, load_dataset, load_sites
+from genometracks.data.streams import build_labels, stack_labels
 from genometracks.io.atomic import write_text_atomic
 from genometracks.io.jsonsafe import json_safe
 from genometracks.io.malloc import keep_freed_memory
@@ -87,15 +87,44 @@ def build_model(model_cfg: DictConfig) -> TransformerXL:
     return model
 
 
-def build_datamodule(cfg: DictConfig, dataset: Dataset, model: TransformerXL, ddp_eval_streams: int | None = None) -> TSSDataModule:
-    """Streams of `dataset` cut for `model` (its lookahead and context) at `model.seg_len`."""
+def aux_label_sets(cfg: DictConfig) -> list[str]:
+    """`data.aux_labels`: the label sets trained alongside `data.labels`, one extra output each;
+    sets the model's `n_outputs` to 1 + their number (ConfigError on a repeat or a contradiction)."""
+    aux = [str(name) for name in (cfg.data.get("aux_labels") or [])]
+    primary = str(cfg.get("labels") or cfg.data.labels)
+    if primary in aux or len(set(aux)) != len(aux):
+        raise ConfigError(f"data.aux_labels={aux}: name each label set once, and not data.labels={primary} again")
+    wanted, given = 1 + len(aux), int(cfg.model.get("n_outputs", 1))
+    if given not in (1, wanted):
+        raise ConfigError(
+            f"model.n_outputs={given} but data.aux_labels has {len(aux)} sets; leave model.n_outputs=1 (train sets it to {wanted})"
+        )
+    with open_dict(cfg):
+        cfg.model.n_outputs = wanted
+    return aux
+
+
+def training_labels(cfg: DictConfig, dataset: Dataset, aux: list[str]) -> dict:
+    """`build_labels` of `data.labels`, or [n, 1 + len(aux)] stacked with the auxiliary sets."""
+    primary = build_labels(dataset.genome, dataset.sites, dataset.shift)
+    if not aux:
+        return primary
+    extra = [build_labels(dataset.genome, load_sites(cfg, dataset.genome, name, None), dataset.shift) for name in aux]
+    return stack_labels([primary, *extra])
+
+
+def build_datamodule(
+    cfg: DictConfig, dataset: Dataset, model: TransformerXL, ddp_eval_streams: int | None = None, labels: dict | None = None
+) -> TSSDataModule:
+    """Streams of `dataset` cut for `model` (its lookahead and context) at `model.seg_len`; `labels`
+    (default: `data.labels` built on the genome) may stack auxiliary sets (`training_labels`)."""
     seg_len = int(cfg.model.seg_len)
     longest = max(c.length for c in dataset.genome.contigs.values())
     if seg_len > longest:
         raise ConfigError(f"model.seg_len={seg_len} is longer than the longest contig ({longest} nt); use a shorter segment")
     return TSSDataModule(
         genome=dataset.genome,
-        labels=build_labels(dataset.genome, dataset.sites, dataset.shift),
+        labels=labels if labels is not None else build_labels(dataset.genome, dataset.sites, dataset.shift),
         splits=dataset.splits,
         n_streams=int(cfg.data.n_streams),
         seg_len=seg_len,
@@ -139,16 +168,18 @@ def train(cfg: DictConfig) -> dict:
     pl.seed_everything(int(cfg.seed), workers=True)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     dataset = load_dataset(cfg)
+    aux = aux_label_sets(cfg)
     model = build_model(cfg.model)
     init_from = None
     if cfg.task.get("init_from"):  # fine-tune: weights only; resume=true still restores the whole state
         init_weights(model, str(cfg.task.init_from))
         # which weights exactly: a shipped model's folder can be re-shipped later under the same name
         init_from = {"source": str(cfg.task.init_from), "sha256": sha256_file(init_source_file(str(cfg.task.init_from)))}
-    datamodule = build_datamodule(cfg, dataset, model)
+    datamodule = build_datamodule(cfg, dataset, model, labels=training_labels(cfg, dataset, aux))
     task = TSSTask(
         model,
         **{k: cfg.task[k] for k in ("lr", "weight_decay", "warmup_steps", "loss", "pos_weight", "focal_gamma", "attention_path")},
+        aux_weight=float(cfg.task.get("aux_weight", 1.0)),
         schedule=str(cfg.task.get("schedule", "constant")),
         train_memory=bool(cfg.task.get("train_memory", True)),
         model_config=model_kwargs(cfg.model) | {"seg_len": int(cfg.model.seg_len)},
@@ -184,6 +215,7 @@ def train(cfg: DictConfig) -> dict:
         "experiment": _experiment_name(),
         "data": cfg.data.name,
         "labels": dataset.label_set,
+        "aux_labels": aux,
         "model": model_kwargs(cfg.model),
         "best_checkpoint": str(Path(best_path).relative_to(out)) if best_path.startswith(str(out)) else best_path,
         "global_step": int(trainer.global_step),
