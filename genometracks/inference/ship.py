@@ -408,7 +408,8 @@ def card_markdown(card: dict) -> str:
         *(
             [
                 f"Trained alongside {', '.join(card['labels']['auxiliary'])}: one auxiliary output each (outputs 1 "
-                f"onwards), which shape the shared layers; tracks, peaks and the metrics here are output 0's."
+                f"onwards), which shape the shared layers; tracks, peaks and the metrics here are output 0's, "
+                f"trained on {card['labels']['trained_on']} alone."
             ]
             if card["labels"].get("auxiliary")
             else []
@@ -548,7 +549,7 @@ def ship(args: dict) -> Path:
             f"genometracks TSS model '{name}': a segment-recurrent Transformer-XL trained on "
             f"{cfg.data.get('name')} ({label_set} TSS labels"
             + (f", starting from weights trained on {', then '.join(reversed(ancestors))}" if ancestors else "")
-            + (f"; trained alongside {', '.join(auxiliary)} as auxiliary outputs" if auxiliary else "")
+            + (f"; trained alongside {', '.join(auxiliary)}, one auxiliary output each" if auxiliary else "")
             + ") that predicts per-base TSS probability on both strands of any bacterial genome."
         ),
         "architecture": architecture,
