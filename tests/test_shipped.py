@@ -129,17 +129,29 @@ def test_package_model_card_agrees_with_a_fresh_evaluation(name):
 
 
 def test_the_main_jobs_model_and_one_model_per_label_set_are_shipped():
-    names = {DEFAULT_MODEL, "ecoli_k12", "ecoli_k12_base", "ecoli_k12_cappable", "ecoli_k12_regulondb", "ecoli_k12_paper"}
+    names = {
+        DEFAULT_MODEL,
+        "ecoli_k12",
+        "ecoli_k12_base",
+        "ecoli_k12_cappable",
+        "ecoli_k12_cappable_aux",
+        "ecoli_k12_regulondb",
+        "ecoli_k12_paper",
+    }
     assert names <= set(S.available())
     assert S.load_card("ecoli_k12_paper")["architecture"]["n_layer"] == 6
     trained_on = {name: S.load_card(name)["labels"]["trained_on"] for name in ("ecoli_k12", "ecoli_k12_cappable", "ecoli_k12_regulondb")}
     assert trained_on == {"ecoli_k12": "curated", "ecoli_k12_cappable": "cappable_seq", "ecoli_k12_regulondb": "regulondb_strong"}
     base = S.load_card("ecoli_k12_base")["training"]
-    for name in ("ecoli_k12", "ecoli_k12_regulondb"):  # fine-tuned from the Cappable-seq model: the card says so
+    for name in ("ecoli_k12", "ecoli_k12_regulondb", "ecoli_k12_cappable_aux"):  # fine-tuned from the Cappable-seq model
         assert S.load_card(name)["labels"]["initialised_from"] == ["cappable_seq"]
         parent = S.load_card(name)["training"]["parent"]  # ... and that model is shipped as ecoli_k12_base
         assert (parent["command"], parent["commit"]) == (base["command"], base["commit"])
         assert parent["positions_seen_total"] == base["positions_seen"]
+    aux = S.load_card("ecoli_k12_cappable_aux")  # its tracks are the Cappable-seq output; RegulonDB shaped the layers
+    assert aux["labels"]["trained_on"] == "cappable_seq" and aux["labels"]["auxiliary"] == ["regulondb_strong"]
+    assert aux["architecture"]["n_outputs"] == 2 and "RegulonDB" in aux["labels"]["sets"][1]["licence"]
+    assert S.load_shipped("ecoli_k12_cappable_aux").model.head.weight.shape[0] == 2
 
 
 @pytest.mark.parametrize("name", S.available())

@@ -260,6 +260,7 @@ def training_record(run: Path, cfg, metrics: dict, args: dict, depth: int = 0) -
                 "focal_gamma",
                 "target_spread",
                 "spread_decay",
+                "aux_weight",
                 "train_memory",
             )
             if k in task
