@@ -152,6 +152,7 @@ def test_the_main_jobs_model_and_one_model_per_label_set_are_shipped():
     assert aux["labels"]["trained_on"] == "cappable_seq" and aux["labels"]["auxiliary"] == ["regulondb_strong"]
     assert aux["architecture"]["n_outputs"] == 2 and "RegulonDB" in aux["labels"]["sets"][1]["licence"]
     assert S.load_shipped("ecoli_k12_cappable_aux").model.head.weight.shape[0] == 2
+    assert "Trained alongside regulondb_strong" in (S.model_folder("ecoli_k12_cappable_aux") / S.CARD_MD).read_text()
 
 
 @pytest.mark.parametrize("name", S.available())
