@@ -46,6 +46,7 @@ from genometracks.inference.shipped import load_shipped
 from genometracks.io.resources import peak_rss_mib
 from genometracks.io.malloc import keep_freed_memory
 from genometracks.io.paths import conf_dir, shared_data
+from genometracks.model import kernel
 from genometracks.model import Memory, TransformerXL
 from genometracks.model import transformer as transformer_module
 from genometracks.training.checkpoint import CheckpointError, load_model
@@ -157,7 +158,14 @@ def _machine(threads: int) -> dict:
         "torch_threads": threads,
         "load_average_1m": round(os.getloadavg()[0], 2),
         "torch": torch.__version__,
+        "attention_kernel": attention_kernel(),
     }
+
+
+def attention_kernel() -> str:
+    """Which attention kernel the fast path runs: "compiled" (genometracks' own, model/kernel.py) or
+    "torch" (PyTorch's flash-attention tiles: GENOMETRACKS_KERNEL=torch, or no compiler)."""
+    return "compiled" if kernel.compiled() is not None else "torch"
 
 
 def bench_paths(args: argparse.Namespace) -> dict:

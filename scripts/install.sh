@@ -26,5 +26,7 @@ if [ "${1:-}" = "--test" ]; then
       || echo "install.sh: could not install$missing; the tests that need them will be skipped"
   fi
 fi
+# the compiled attention kernel: built once here (about 20 s with g++), so the first model call does not wait for it
+$PY -c "from genometracks.model.kernel import build_now; print(build_now())" 2>&1 | tail -1
 # igv.js for DIR/igv/index.html comes from the npm registry into the user cache, never into git.
 $PY -c "from genometracks.browser.igv import ensure_igv_js; ensure_igv_js()" >/dev/null 2>&1 || echo "install.sh: igv.js not fetched now; export fetches it on first use"

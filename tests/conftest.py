@@ -36,6 +36,22 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     yield
 
 
+@pytest.fixture(params=["compiled", "torch"])
+def attention_kernel(request, monkeypatch):
+    """Run a test on each CPU attention kernel of the fast path: genometracks' compiled one
+    (genometracks/model/kernel.py; skipped where it cannot be built, a failure under CI) and
+    PyTorch's flash-attention tiles (GENOMETRACKS_KERNEL=torch). Yields the kernel's name."""
+    from genometracks.model import kernel
+
+    if request.param == "torch":
+        monkeypatch.setenv(kernel.SWITCH, "torch")
+    else:
+        monkeypatch.delenv(kernel.SWITCH, raising=False)
+        if kernel.compiled() is None:
+            pytest.skip("the compiled attention kernel could not be built here (g++ and ninja needed)")
+    yield request.param
+
+
 @pytest.fixture()
 def one_thread():
     """Tiny tensors: one torch thread is faster and immune to a busy machine's thread contention."""

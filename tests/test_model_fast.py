@@ -1,5 +1,7 @@
 """The fast attention path's pieces against the textbook path (fused projection, banded bias,
-factorised positional term, tiles, threads, dropout) and the bench's arithmetic."""
+factorised positional term, tiles, threads, dropout) and the bench's arithmetic. The model-level
+tests run on both CPU attention kernels (the `attention_kernel` fixture: genometracks' compiled one
+and PyTorch's flash-attention tiles)."""
 
 from __future__ import annotations
 
@@ -69,7 +71,7 @@ def test_fused_projection_equals_linear_then_convolution(per_head_conv):
 
 
 @pytest.mark.parametrize("query_block, stream_block", [(5, 2), (64, 3), (1, 1)])
-def test_fast_tiles_do_not_change_logits_or_gradients(query_block, stream_block):
+def test_fast_tiles_do_not_change_logits_or_gradients(query_block, stream_block, attention_kernel):
     model = small_model(12, query_block=query_block, stream_block=stream_block)
     tokens = torch.randint(0, 5, (3, 90 + model.lookahead))
     resets = {40: [0, 2]}
@@ -88,7 +90,7 @@ def test_fast_tiles_do_not_change_logits_or_gradients(query_block, stream_block)
 
 @pytest.mark.parametrize("window", [128, 512, 100])
 @pytest.mark.parametrize("memory", ["carried", "none"])
-def test_banded_tiles_equal_textbook_at_paper_windows(window, memory):
+def test_banded_tiles_equal_textbook_at_paper_windows(window, memory, attention_kernel):
     # query blocks of 64: window 100 is not a multiple of the tile; segments of 150 reach past one
     # window; "none" resets every stream at every segment (training without memory: every tile is
     # clipped to the keys that exist), "carried" resets two streams mid-run (tiles mixing streams
@@ -130,7 +132,7 @@ def test_tiles_skip_keys_that_exist_in_no_stream():
 
 
 @pytest.mark.slow
-def test_paper_config_gradients_equal_textbook():
+def test_paper_config_gradients_equal_textbook(attention_kernel):
     torch.manual_seed(13)
     model = TransformerXL().train()  # dropout 0: the fused kernels' backward
     tokens = torch.randint(0, 5, (2, 600 + model.lookahead))
@@ -157,7 +159,7 @@ def test_attention_dropout_in_training_draws_as_the_textbook_path():
 
 
 @pytest.mark.parametrize("workers", [2, 3])
-def test_concurrent_stream_groups_give_the_same_logits_memory_and_gradients(workers):
+def test_concurrent_stream_groups_give_the_same_logits_memory_and_gradients(workers, attention_kernel):
     model = small_model(15)
     tokens = torch.randint(0, 5, (5, 60 + model.lookahead))
 

@@ -33,6 +33,7 @@ def venv(tmp_path_factory):
     wheel = next((root / "dist").glob("genometracks-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "genometracks/_data/conf/config.yaml" in names and "genometracks/_data/hub/tss_signal.html" in names
+    assert "genometracks/model/band_attention.cpp" in names  # the attention kernel's source, built on first use
     env_dir = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(env_dir)], check=True, timeout=300)
     install = subprocess.run(
@@ -60,10 +61,12 @@ def test_wheel_imports_its_own_copy(venv):
         root,
         "python",
         "-c",
-        "import genometracks, genometracks.io.paths as p; print(genometracks.__file__); print(p.conf_dir()); print(p.hub_static_dir())",
+        "import genometracks, genometracks.io.paths as p, genometracks.model.kernel as k; print(genometracks.__file__);"
+        " print(p.conf_dir()); print(p.hub_static_dir()); print(k.SOURCE.is_file() and k.compiled() is not None)",
     )
     assert done.returncode == 0, done.stderr
-    module, conf, hub = done.stdout.split()
+    module, conf, hub, kernel_built = done.stdout.split()
+    assert kernel_built == "True"  # the compiled attention kernel builds from the wheel's own source
     assert str(env_dir) in module and str(REPO) not in module  # not the checkout, not an editable install
     assert Path(conf).joinpath("config.yaml").is_file() and Path(hub).joinpath("tss_signal.html").is_file()
 

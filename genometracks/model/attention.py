@@ -18,14 +18,19 @@ Two paths compute the same function with the same weights. "textbook": steps 1-3
   bias of q, run by oneDNN in channels-last layout (on the AMD EPYC we measured, where MKL's
   matrix products stay on AVX2, about twice as fast as a product of unfolded windows); the c
   remembered positions enter as a small correction to the first c outputs;
-- step 3 with PyTorch's fused CPU attention kernel on tiles of `query_block` queries of
-  `stream_block` streams, each tile against only the keys its window reaches, the positional term
-  over distances 0..W-1 an additive bias written by one product per tile (g = W_r^T (q + v) times
-  the sinusoids) straight into a buffer whose strided view puts it on the band and -inf off it
-  (`band_attention`). With autograd
-  (`WindowAttention`) the backward uses the positional term factorised into extra query and key
-  features (relative.rotate_queries, key_features: sin(a-b) = sin a cos b - cos a sin b), so the
-  kernel's fused backward applies with a fixed window mask.
+- step 3 on the CPU, in float32 or float64, with genometracks' own compiled kernel
+  (band_attention.cpp, built on first use by model/kernel.py; `KernelAttention` with autograd): per
+  tile of `query_block` queries of one stream and head, the content scores by one matrix product over
+  the keys the window reaches, the positional term (g = W_r^T (q + v) times the sinusoids) by one
+  product written straight onto the band, a softmax over each query's window, one product with the
+  values; its backward recomputes the scores and applies the same band trick to the positional gradient;
+- elsewhere, or where the kernel cannot be built (GENOMETRACKS_KERNEL=torch forces this), step 3 with
+  PyTorch's fused CPU attention kernel on tiles of `query_block` queries of `stream_block` streams,
+  each tile against only the keys its window reaches, the positional term an additive bias written by
+  one product per tile straight into a buffer whose strided view puts it on the band and -inf off it
+  (`band_attention`). With autograd (`WindowAttention`) the backward uses the positional term
+  factorised into extra query and key features (relative.rotate_queries, key_features: sin(a-b) =
+  sin a cos b - cos a sin b), so the kernel's fused backward applies with a fixed window mask.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from genometracks.model.kernel import compiled
 from genometracks.model.relative import (
     by_offset,
     head_band_bias,
@@ -287,10 +293,22 @@ class RelativeAttention(nn.Module):
         # positional term of query n at distance r: g_n · r(r) * scale, g = W_r^T (q + v) per head
         g = torch.einsum("bnhd,hdf->bnhf", queries + (self.v - self.u), self.r_net.weight.view(n_h, d, dm))
         encoding = self.fast_pos.to(queries.dtype).t() * scale  # [d_model, W], column e ↔ distance W-1-e
-        tiles = self._tiles(key_exists, queries.shape[1])
+        dropout = self.dropout if self.training else 0.0
+        own = compiled_kernel(queries) if not dropout else None
+        first_key = key_exists.shape[1] - key_exists.sum(dim=1) if own is not None else None  # [B]
         if not needs_grad:
             with torch.no_grad():
-                return band_attention(queries, keys, values, g, encoding, tiles, scale, self.dropout if self.training else 0.0)
+                if own is not None:
+                    encoding = encoding.contiguous()
+                    out, _ = own.forward(queries, keys, values, rows_contiguous(g), encoding, first_key, scale, self.query_block, False)
+                    return cast(Tensor, out)
+                return band_attention(queries, keys, values, g, encoding, self._tiles(key_exists, queries.shape[1]), scale, dropout)
+        if own is not None:
+            return cast(
+                Tensor,
+                KernelAttention.apply(queries, g, keys, values, encoding.contiguous(), first_key, scale, self.query_block),  # type: ignore[no-untyped-call]
+            )
+        tiles = self._tiles(key_exists, queries.shape[1])
         n_k, n_q = keys.shape[1], queries.shape[1]
         positions = torch.arange(n_k, device=queries.device)
         sin, cos = (t.to(queries.dtype)[:, None] for t in query_rotation(positions[n_k - n_q :], dm))
@@ -334,6 +352,19 @@ class RelativeAttention(nn.Module):
                 absent = None if bool(exists.all()) else ~exists
                 tiles.append(Tile(streams, slice(start, stop), slice(low, high), absent, low - window_start))
         return tiles
+
+
+def compiled_kernel(like: Tensor) -> Any:
+    """genometracks' compiled attention kernel (model/kernel.py) where it applies to tensors like
+    `like` (float32/float64 on the CPU) and can be had; else None (PyTorch's flash-attention tiles)."""
+    if like.device.type != "cpu" or like.dtype not in (torch.float32, torch.float64):
+        return None
+    return compiled()
+
+
+def rows_contiguous(t: Tensor) -> Tensor:
+    """t itself when its last dimension is contiguous (what the compiled kernel reads), else a contiguous copy."""
+    return t if t.stride(-1) == 1 else t.contiguous()
 
 
 BiasBuffers = dict[torch.Size, tuple[Tensor, Tensor]]  # [G, T, H] → `head_band_bias` (target, bias)
@@ -468,4 +499,34 @@ class WindowAttention(torch.autograd.Function):
             grad_q[streams, rows] = tile_q.transpose(1, 2)
             grad_k[streams, reach] += tile_k.transpose(1, 2)[..., :d]
             grad_v[streams, reach] += tile_v.transpose(1, 2)[..., :d]
-        return grad_q[..., :d], grad_q[..., d:], grad_k, grad_v, None, None, None, None, None
+        return grad_q[..., :d], grad_q[..., d:], grad_k, grad_v, None, None, None, None, None, None
+
+
+class KernelAttention(torch.autograd.Function):
+    """`band_attention` with gradients on genometracks' compiled kernel (band_attention.cpp, forward
+    and backward). Inputs: queries [B, Lq, H, D] (q + u), g [B, Lq, H, d_model] (W_r^T (q + v)),
+    keys, values [B, K, H, D], encoding [d_model, W] (scaled sinusoids, column e ↔ distance W-1-e),
+    first_key int64 [B] (first existing key per stream), scale, tile (queries per kernel tile).
+    Returns [B, Lq, H, D]; gradients for queries, g, keys and values."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, queries: Tensor, g: Tensor, keys: Tensor, values: Tensor, encoding: Tensor, first_key: Tensor, scale: float, tile: int
+    ) -> Tensor:
+        """Output [B, Lq, H, D]; saves the inputs, the output and each query's log-sum-exp [B, H, Lq]."""
+        own = compiled()
+        g = rows_contiguous(g)
+        out, lse = own.forward(queries, keys, values, g, encoding, first_key, scale, tile, True)
+        ctx.save_for_backward(queries, g, keys, values, encoding, first_key, out, lse)
+        ctx.scale, ctx.tile = scale, tile
+        return cast(Tensor, out)
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+        """grad_out [B, Lq, H, D] → gradients of queries, g, keys, values; None for the constants."""
+        queries, g, keys, values, encoding, first_key, out, lse = ctx.saved_tensors
+        own = compiled()
+        grad_q, grad_k, grad_v, grad_g = own.backward(
+            rows_contiguous(grad_out), queries, keys, values, g, encoding, first_key, out, lse, ctx.scale, ctx.tile
+        )
+        return grad_q, grad_g, grad_k, grad_v, None, None, None, None

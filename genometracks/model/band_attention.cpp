@@ -1,0 +1,271 @@
+// Windowed relative attention on the CPU, forward (no autograd): genometracks' own kernel.
+//
+// For stream b, head h and query n (key index n + before, before = K - Lq), the keys j of the window
+// [n + before - (W-1), n + before] that exist (j >= first_key[b]) get the score
+//     s = scale * q_n . k_j + g_n . enc[:, e],   e = W-1 - (n + before - j)  (column e <-> distance W-1-e)
+// and the output is softmax(s) . v. Work is split into tiles of `tile` queries of one (stream, head). A tile's
+// scores live in one row-major buffer S [rows, rows + W - 1] whose column c is key ws + c (ws = the key of
+// column 0 of the full window of the tile's first query), so query t's window is columns [t, t + W):
+//   1. S = scale * Q K^T over the existing columns (one GEMM);
+//   2. the positional term, a dense [rows, W] product G Enc, is added straight onto the band by writing it with
+//      a leading dimension of rows + W (one more than S's rows hold): row t lands on columns t .. t+W-1;
+//   3. a softmax over each row's window (exp by MKL's vector maths), the rest of the row set to 0;
+//   4. O = S V (one GEMM), each row divided by its sum.
+// Matrix products and exp are MKL's (the symbols libtorch_cpu exports), so every step runs near the core's
+// matrix-product rate; there is no per-element mask and no per-tile Python call. Float32 and float64.
+#include <torch/extension.h>
+
+#include <algorithm>
+#include <cmath>
+#include <type_traits>
+#include <vector>
+
+extern "C" {
+void sgemm_(const char*, const char*, const int*, const int*, const int*, const float*, const float*, const int*,
+            const float*, const int*, const float*, float*, const int*);
+void dgemm_(const char*, const char*, const int*, const int*, const int*, const double*, const double*, const int*,
+            const double*, const int*, const double*, double*, const int*);
+void vmsExp(int, const float*, float*, long long);
+void vmdExp(int, const double*, double*, long long);
+}
+
+namespace {
+
+constexpr long long kHighAccuracy = 0x2;  // VML_HA
+
+// Row-major C[m, n] = alpha * op(A) op(B) + beta * C: op(A) [m, k] is A, or A^T of a stored [k, m] when
+// a_transposed; op(B) [k, n] is B, or B^T of a stored [n, k] when b_transposed.
+template <typename T>
+void gemm(bool a_transposed, bool b_transposed, int m, int n, int k, T alpha, const T* a, int lda, const T* b, int ldb,
+          T beta, T* c, int ldc) {
+  // column-major view: C^T [n, m] = op(B)^T op(A)^T
+  const char tb = b_transposed ? 'T' : 'N', ta = a_transposed ? 'T' : 'N';
+  if constexpr (std::is_same_v<T, float>) {
+    sgemm_(&tb, &ta, &n, &m, &k, &alpha, b, &ldb, a, &lda, &beta, c, &ldc);
+  } else {
+    dgemm_(&tb, &ta, &n, &m, &k, &alpha, b, &ldb, a, &lda, &beta, c, &ldc);
+  }
+}
+
+template <typename T>
+void vector_exp(int n, T* x) {
+  if constexpr (std::is_same_v<T, float>) {
+    vmsExp(n, x, x, kHighAccuracy);
+  } else {
+    vmdExp(n, x, x, kHighAccuracy);
+  }
+}
+
+// A [B, L, H, *] tensor's rows for one stream and head: pointer to row 0 and the row stride.
+template <typename T>
+struct Rows {
+  T* data;
+  int64_t stride;
+  Rows(const torch::Tensor& t, int64_t b, int64_t h)
+      : data(t.data_ptr<T>() + b * t.stride(0) + h * t.stride(2)), stride(t.stride(1)) {}
+  T* operator[](int64_t row) const { return data + row * stride; }
+};
+
+// One tile: queries [n0, n0 + rows) of one stream and head; its score buffer's column c is key ws + c; columns
+// before lo hold keys that do not exist.
+struct Tile {
+  int64_t n0, rows, cols, ws, lo;
+  Tile(int64_t n0_, int64_t n_q, int64_t tile, int64_t window, int64_t before, int64_t first)
+      : n0(n0_), rows(std::min(tile, n_q - n0_)), cols(rows + window - 1), ws(n0_ + before - (window - 1)),
+        lo(std::max<int64_t>(0, std::max<int64_t>(first, 0) - ws)) {}
+  int64_t start(int64_t t) const { return std::max(t, lo); }  // query t's first existing column
+  int64_t stop(int64_t t) const { return t + cols - rows + 1; }  // one past its last (t + W)
+};
+
+// Scores of a tile into s [rows, cols] (row-major): scale * q.k on existing columns plus the positional band;
+// columns before lo are left 0 + band (never read).
+template <typename T>
+void scores(const Tile& tile, const Rows<T>& q, const Rows<T>& k, const Rows<T>& g, const T* enc, int64_t window,
+            int64_t d, int64_t d_pos, T scale, T* s) {
+  for (int64_t t = 0; t < tile.rows && tile.lo; ++t) std::fill(s + t * tile.cols, s + t * tile.cols + tile.lo, T(0));
+  gemm<T>(false, true, tile.rows, tile.cols - tile.lo, d, scale, q[tile.n0], q.stride, k[tile.ws + tile.lo], k.stride,
+          T(0), s + tile.lo, tile.cols);
+  // the [rows, W] product G Enc written with leading dimension cols + 1: row t lands on columns t .. t+W-1
+  gemm<T>(false, false, tile.rows, window, d_pos, T(1), g[tile.n0], g.stride, enc, window, T(1), s, tile.cols + 1);
+}
+
+template <typename T>
+void forward(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& g,
+             const torch::Tensor& enc, const torch::Tensor& first_key, T scale, int64_t tile_rows, torch::Tensor& out,
+             torch::Tensor& lse) {
+  const int64_t streams = q.size(0), n_q = q.size(1), heads = q.size(2), d = q.size(3);
+  const int64_t window = enc.size(1), d_pos = enc.size(0), before = k.size(1) - n_q;
+  const T* ep = enc.data_ptr<T>();
+  const int64_t* first = first_key.data_ptr<int64_t>();
+  T* lp = lse.numel() ? lse.data_ptr<T>() : nullptr;
+  std::vector<T> buffer(tile_rows * (tile_rows + window) + tile_rows);
+  T* s = buffer.data();
+  T* inverse = s + tile_rows * (tile_rows + window);
+  for (int64_t b = 0; b < streams; ++b) {
+    for (int64_t h = 0; h < heads; ++h) {
+      const Rows<T> rq(q, b, h), rk(k, b, h), rv(v, b, h), rg(g, b, h), ro(out, b, h);
+      for (int64_t n0 = 0; n0 < n_q; n0 += tile_rows) {
+        const Tile tile(n0, n_q, tile_rows, window, before, first[b]);
+        const int64_t cols = tile.cols, lo = tile.lo;
+        scores<T>(tile, rq, rk, rg, ep, window, d, d_pos, scale, s);
+        for (int64_t t = 0; t < tile.rows; ++t) {
+          T* row = s + t * cols;
+          const int64_t start = tile.start(t), stop = tile.stop(t);
+          T top = row[start];  // scores are finite: no infinities (the build uses -ffast-math)
+          for (int64_t j = start + 1; j < stop; ++j) top = std::max(top, row[j]);
+          for (int64_t j = start; j < stop; ++j) row[j] -= top;
+          vector_exp<T>(static_cast<int>(stop - start), row + start);
+          T sum = 0;
+          for (int64_t j = start; j < stop; ++j) sum += row[j];
+          std::fill(row + lo, row + start, T(0));
+          std::fill(row + stop, row + cols, T(0));
+          inverse[t] = T(1) / sum;
+          if (lp) lp[(b * heads + h) * n_q + n0 + t] = top + std::log(sum);
+        }
+        T* o = ro[n0];
+        gemm<T>(false, false, tile.rows, d, cols - lo, T(1), s + lo, cols, rv[tile.ws + lo], rv.stride, T(0), o, ro.stride);
+        for (int64_t t = 0; t < tile.rows; ++t) {
+          for (int64_t e = 0; e < d; ++e) o[t * ro.stride + e] *= inverse[t];
+        }
+      }
+    }
+  }
+}
+
+// Gradients of the forward: dq [B, Lq, H, D] and dg [B, Lq, H, d_pos] written, dk and dv [B, K, H, D] (zeroed
+// by the caller) accumulated. Per tile, from the scores recomputed and the saved log-sum-exp:
+//   P = exp(S - lse); dP = dO V^T; dS = P (dP - rowsum(dO * O)); dV += P^T dO; dQ = scale dS K;
+//   dK += scale dS^T Q; dG = band(dS) Enc^T (dS read along the band with leading dimension cols + 1).
+template <typename T>
+void backward(const torch::Tensor& grad_out, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+              const torch::Tensor& g, const torch::Tensor& enc, const torch::Tensor& first_key, const torch::Tensor& out,
+              const torch::Tensor& lse, T scale, int64_t tile_rows, torch::Tensor& dq, torch::Tensor& dk,
+              torch::Tensor& dv, torch::Tensor& dg) {
+  const int64_t streams = q.size(0), n_q = q.size(1), heads = q.size(2), d = q.size(3);
+  const int64_t window = enc.size(1), d_pos = enc.size(0), before = k.size(1) - n_q;
+  const T* ep = enc.data_ptr<T>();
+  const T* lp = lse.data_ptr<T>();
+  const int64_t* first = first_key.data_ptr<int64_t>();
+  const int64_t area = tile_rows * (tile_rows + window);
+  std::vector<T> buffer(2 * area + tile_rows);
+  T* s = buffer.data();
+  T* dp = s + area;
+  T* delta = dp + area;
+  for (int64_t b = 0; b < streams; ++b) {
+    for (int64_t h = 0; h < heads; ++h) {
+      const Rows<T> rq(q, b, h), rk(k, b, h), rv(v, b, h), rg(g, b, h), ro(out, b, h), rdo(grad_out, b, h);
+      const Rows<T> rdq(dq, b, h), rdk(dk, b, h), rdv(dv, b, h), rdg(dg, b, h);
+      const T* row_lse = lp + (b * heads + h) * n_q;
+      for (int64_t n0 = 0; n0 < n_q; n0 += tile_rows) {
+        const Tile tile(n0, n_q, tile_rows, window, before, first[b]);
+        const int64_t cols = tile.cols, lo = tile.lo, reach = cols - lo;
+        scores<T>(tile, rq, rk, rg, ep, window, d, d_pos, scale, s);
+        gemm<T>(false, true, tile.rows, reach, d, T(1), rdo[n0], rdo.stride, rv[tile.ws + lo], rv.stride, T(0), dp + lo,
+                cols);
+        for (int64_t t = 0; t < tile.rows; ++t) {
+          const T* o = ro[n0 + t];
+          const T* go = rdo[n0 + t];
+          T dot = 0;
+          for (int64_t e = 0; e < d; ++e) dot += o[e] * go[e];
+          delta[t] = dot;
+        }
+        for (int64_t t = 0; t < tile.rows; ++t) {
+          T* row = s + t * cols;
+          T* grad = dp + t * cols;
+          const int64_t start = tile.start(t), stop = tile.stop(t);
+          const T shift = row_lse[n0 + t];
+          for (int64_t j = start; j < stop; ++j) row[j] -= shift;
+          vector_exp<T>(static_cast<int>(stop - start), row + start);  // P
+          for (int64_t j = start; j < stop; ++j) grad[j] = row[j] * (grad[j] - delta[t]);  // dS
+          std::fill(row, row + start, T(0));
+          std::fill(row + stop, row + cols, T(0));
+          std::fill(grad, grad + start, T(0));
+          std::fill(grad + stop, grad + cols, T(0));
+        }
+        gemm<T>(true, false, reach, d, tile.rows, T(1), s + lo, cols, rdo[n0], rdo.stride, T(1), rdv[tile.ws + lo],
+                rdv.stride);
+        gemm<T>(false, false, tile.rows, d, reach, scale, dp + lo, cols, rk[tile.ws + lo], rk.stride, T(0), rdq[n0],
+                rdq.stride);
+        gemm<T>(true, false, reach, d, tile.rows, scale, dp + lo, cols, rq[n0], rq.stride, T(1), rdk[tile.ws + lo],
+                rdk.stride);
+        gemm<T>(false, true, tile.rows, d_pos, window, T(1), dp, cols + 1, ep, window, T(0), rdg[n0], rdg.stride);
+      }
+    }
+  }
+}
+
+// Checks the layout the kernel reads (rows of d contiguous values); returns nothing, throws on misuse.
+void check(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& g,
+           const torch::Tensor& enc, const torch::Tensor& first_key, int64_t tile) {
+  TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4 && g.dim() == 4 && enc.dim() == 2,
+              "band_attention: q, k, v, g are [B, L, H, D]-shaped and enc [d_pos, W]");
+  TORCH_CHECK(q.device().is_cpu() && (q.scalar_type() == torch::kFloat || q.scalar_type() == torch::kDouble),
+              "band_attention: float32 or float64 CPU tensors");
+  for (const auto* t : {&k, &v, &g, &enc}) {
+    TORCH_CHECK(t->scalar_type() == q.scalar_type() && t->device().is_cpu(), "band_attention: one dtype, CPU");
+  }
+  for (const auto* t : {&q, &k, &v, &g}) {
+    TORCH_CHECK(t->stride(3) == 1 && t->size(0) == q.size(0) && t->size(2) == q.size(2),
+                "band_attention: [B, L, H, D] with D contiguous, one B and H for all");
+  }
+  TORCH_CHECK(enc.is_contiguous() && enc.size(0) == g.size(3), "band_attention: enc [d_pos, W] contiguous");
+  TORCH_CHECK(k.sizes() == v.sizes() && k.size(3) == q.size(3) && g.size(1) == q.size(1), "band_attention: shapes");
+  TORCH_CHECK(k.size(1) >= q.size(1) && k.size(1) - q.size(1) <= enc.size(1) - 1,
+              "band_attention: at most W-1 keys before the first query");
+  TORCH_CHECK(first_key.scalar_type() == torch::kLong && first_key.numel() == q.size(0) && first_key.is_contiguous(),
+              "band_attention: first_key int64 [B]");
+  TORCH_CHECK(first_key.numel() == 0 || first_key.max().item<int64_t>() <= k.size(1) - q.size(1),
+              "band_attention: every query's own key must exist");
+  TORCH_CHECK(tile >= 1, "band_attention: tile >= 1");
+}
+
+}  // namespace
+
+// q [B, Lq, H, D] (scores use it as is: fold u in first), k, v [B, K, H, D], g [B, Lq, H, d_pos], enc [d_pos, W]
+// (column e <-> distance W-1-e, the positional scale folded in), first_key int64 [B] (keys before it do not
+// exist). Returns the output [B, Lq, H, D] and, with want_lse, each query's log-sum-exp of its scores [B, H, Lq]
+// (an empty tensor otherwise). The GIL is released: worker threads run this concurrently.
+std::vector<torch::Tensor> band_attention_forward(torch::Tensor q, torch::Tensor k, torch::Tensor v, torch::Tensor g,
+                                                  torch::Tensor enc, torch::Tensor first_key, double scale,
+                                                  int64_t tile, bool want_lse) {
+  check(q, k, v, g, enc, first_key, tile);
+  auto out = torch::empty(q.sizes(), q.options());
+  auto lse = want_lse ? torch::empty({q.size(0), q.size(2), q.size(1)}, q.options()) : torch::empty({0}, q.options());
+  if (q.scalar_type() == torch::kFloat) {
+    forward<float>(q, k, v, g, enc, first_key, static_cast<float>(scale), tile, out, lse);
+  } else {
+    forward<double>(q, k, v, g, enc, first_key, scale, tile, out, lse);
+  }
+  return {out, lse};
+}
+
+// Gradients for band_attention_forward's inputs from grad_out [B, Lq, H, D], the forward's output and
+// log-sum-exp: returns dq, dk, dv, dg (shapes of q, k, v, g; contiguous).
+std::vector<torch::Tensor> band_attention_backward(torch::Tensor grad_out, torch::Tensor q, torch::Tensor k,
+                                                   torch::Tensor v, torch::Tensor g, torch::Tensor enc,
+                                                   torch::Tensor first_key, torch::Tensor out, torch::Tensor lse,
+                                                   double scale, int64_t tile) {
+  check(q, k, v, g, enc, first_key, tile);
+  TORCH_CHECK(grad_out.sizes() == q.sizes() && out.sizes() == q.sizes() && grad_out.stride(3) == 1 &&
+                  out.stride(3) == 1 && grad_out.scalar_type() == q.scalar_type() &&
+                  out.scalar_type() == q.scalar_type(),
+              "band_attention_backward: grad_out and out are like q");
+  TORCH_CHECK(lse.is_contiguous() && lse.scalar_type() == q.scalar_type() && lse.dim() == 3 &&
+                  lse.size(0) == q.size(0) && lse.size(1) == q.size(2) && lse.size(2) == q.size(1),
+              "band_attention_backward: lse [B, H, Lq] contiguous, q's dtype");
+  auto dq = torch::empty(q.sizes(), q.options());
+  auto dg = torch::empty(g.sizes(), g.options());
+  auto dk = torch::zeros(k.sizes(), k.options());
+  auto dv = torch::zeros(v.sizes(), v.options());
+  if (q.scalar_type() == torch::kFloat) {
+    backward<float>(grad_out, q, k, v, g, enc, first_key, out, lse, static_cast<float>(scale), tile, dq, dk, dv, dg);
+  } else {
+    backward<double>(grad_out, q, k, v, g, enc, first_key, out, lse, scale, tile, dq, dk, dv, dg);
+  }
+  return {dq, dk, dv, dg};
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("forward", &band_attention_forward, py::call_guard<py::gil_scoped_release>());
+  m.def("backward", &band_attention_backward, py::call_guard<py::gil_scoped_release>());
+}

@@ -1,0 +1,184 @@
+"""genometracks' compiled attention kernel (genometracks/model/band_attention.cpp) against a dense
+reference written from the definition, its gradients (torch.autograd.gradcheck), its checks, and the
+fallback to PyTorch's kernels when it cannot be built."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from genometracks.model import kernel
+from genometracks.model.attention import KernelAttention, band_attention
+from tests.model_reference import run_segments, small_model
+
+
+@pytest.fixture()
+def own(attention_kernel_compiled):
+    return attention_kernel_compiled
+
+
+@pytest.fixture()
+def attention_kernel_compiled(monkeypatch):
+    monkeypatch.delenv(kernel.SWITCH, raising=False)
+    module = kernel.compiled()
+    if module is None:
+        pytest.skip("the compiled attention kernel could not be built here (g++ and ninja needed)")
+    return module
+
+
+def dense_reference(q, k, v, g, enc, first_key, scale):
+    """The definition, position by position: query n (key index n + before) scores key j in its window
+    [n + before - (W-1), n + before] that exists (j >= first_key[b]) as scale q_n.k_j + g_n.enc[:, W-1-dist],
+    dist = n + before - j. Returns (output [B, Lq, H, D], log-sum-exp [B, H, Lq])."""
+    batch, n_q, heads, _ = q.shape
+    window, before = enc.shape[1], k.shape[1] - n_q
+    out, lse = torch.zeros_like(q), q.new_zeros(batch, heads, n_q)
+    for b in range(batch):
+        for h in range(heads):
+            for n in range(n_q):
+                keys = [j for j in range(n + before - window + 1, n + before + 1) if j >= max(int(first_key[b]), 0)]
+                scores = torch.stack([scale * q[b, n, h] @ k[b, j, h] + g[b, n, h] @ enc[:, window - 1 - (n + before - j)] for j in keys])
+                lse[b, h, n] = torch.logsumexp(scores, 0)
+                out[b, n, h] = torch.softmax(scores, 0) @ v[b, keys, h]
+    return out, lse
+
+
+def inputs(batch, n_q, before, heads, d, d_pos, window, dtype=torch.float64, seed=0):
+    """Random q (a strided view, as the model's split projection gives it), k, v, g and enc."""
+    generator = torch.Generator().manual_seed(seed)
+    wide = torch.randn(batch, n_q, 3 * heads * d, dtype=dtype, generator=generator)
+    q = wide[..., : heads * d].view(batch, n_q, heads, d)
+    k, v = (torch.randn(batch, n_q + before, heads, d, dtype=dtype, generator=generator) for _ in range(2))
+    g = torch.randn(batch, n_q, heads, d_pos, dtype=dtype, generator=generator) * 0.5
+    enc = torch.randn(d_pos, window, dtype=dtype, generator=generator) * 0.5
+    return q, k, v, g, enc
+
+
+@pytest.mark.parametrize(
+    "n_q, before, window, tile, first",
+    [
+        (7, 4, 5, 3, [0, 3, 4]),  # tiles of 3 over 7 queries; a stream whose keys start mid-window
+        (6, 0, 4, 64, [0, 0, 0]),  # no memory, one tile larger than the segment
+        (5, 0, 1, 1, [0, 0, 0]),  # window 1: each query attends itself only
+        (9, 8, 9, 4, [-3, 8, 5]),  # full memory; first_key below 0 means "all exist"
+    ],
+)
+def test_forward_equals_the_definition(own, n_q, before, window, tile, first):
+    q, k, v, g, enc = inputs(3, n_q, before, 2, 3, 4, window)
+    first_key = torch.tensor(first)
+    expected, expected_lse = dense_reference(q, k, v, g, enc, first_key, 0.4)
+    out, lse = own.forward(q, k, v, g, enc, first_key, 0.4, tile, True)
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-12)
+    torch.testing.assert_close(lse, expected_lse, rtol=0, atol=1e-12)
+    assert own.forward(q, k, v, g, enc, first_key, 0.4, tile, False)[1].numel() == 0
+
+
+def test_forward_by_hand():
+    # one stream, one head, d 1, window 2, two queries after one remembered key; no positional term:
+    # query 0 (key 1) sees keys 0, 1 with scores 1*2, 1*1 → weights e^2, e^1 on values 10, 20
+    module = kernel.compiled()
+    if module is None:
+        pytest.skip("the compiled attention kernel could not be built here")
+    q = torch.tensor([[[[1.0]], [[0.0]]]], dtype=torch.float64)  # [1, 2, 1, 1]
+    k = torch.tensor([[[[2.0]], [[1.0]], [[5.0]]]], dtype=torch.float64)  # keys 0, 1, 2
+    v = torch.tensor([[[[10.0]], [[20.0]], [[30.0]]]], dtype=torch.float64)
+    g, enc = torch.zeros(1, 2, 1, 1, dtype=torch.float64), torch.zeros(1, 2, dtype=torch.float64)
+    out, lse = module.forward(q, k, v, g, enc, torch.tensor([0]), 1.0, 64, True)
+    w = math.exp(2) / (math.exp(2) + math.exp(1))
+    assert out[0, 0, 0, 0].item() == pytest.approx(10 * w + 20 * (1 - w), abs=1e-12)
+    assert lse[0, 0, 0].item() == pytest.approx(math.log(math.exp(2) + math.exp(1)), abs=1e-12)
+    assert out[0, 1, 0, 0].item() == pytest.approx(25.0, abs=1e-12)  # query 1: q = 0, keys 1 and 2 equal
+    # key 0 absent (first_key 1): query 0 sees key 1 only
+    out, _ = module.forward(q, k, v, g, enc, torch.tensor([1]), 1.0, 64, False)
+    assert out[0, 0, 0, 0].item() == pytest.approx(20.0, abs=1e-12)
+    # a positional term of +1 at distance 1 (column 0 of enc) only: query 1 now leans to key 1
+    enc = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    out, _ = module.forward(q, k, v, torch.ones(1, 2, 1, 1, dtype=torch.float64), enc, torch.tensor([0]), 1.0, 64, False)
+    w = math.exp(1) / (math.exp(1) + 1)
+    assert out[0, 1, 0, 0].item() == pytest.approx(20 * w + 30 * (1 - w), abs=1e-12)
+
+
+def test_float32_equals_float64(own):
+    q, k, v, g, enc = inputs(2, 40, 31, 3, 8, 6, 32)
+    first_key = torch.tensor([0, 20])
+    out64, lse64 = own.forward(q, k, v, g, enc, first_key, 0.35, 16, True)
+    out32, lse32 = own.forward(*(t.float() for t in (q, k, v, g, enc)), first_key, 0.35, 16, True)
+    assert out32.dtype == torch.float32
+    torch.testing.assert_close(out32.double(), out64, rtol=0, atol=1e-5)
+    torch.testing.assert_close(lse32.double(), lse64, rtol=0, atol=1e-5)
+
+
+def test_forward_equals_pytorch_flash_tiles(own):
+    # the kernel against the fast path's other kernel, at the paper's window and tile, float32
+    model = small_model(3, window=512, d_model=32, d_head=32, n_head=2, query_block=64, stream_block=2)
+    attn = model.blocks[0].attn
+    q, k, v, g, enc = inputs(3, 150, 511, 2, 32, 32, 512, dtype=torch.float32)
+    key_exists = torch.arange(661)[None, :] >= torch.tensor([0, 300, 511])[:, None]
+    expected = band_attention(q, k, v, g, enc, attn._tiles(key_exists, 150), 0.18)
+    got, _ = own.forward(q, k, v, g, enc, torch.tensor([0, 300, 511]), 0.18, 64, False)
+    torch.testing.assert_close(got, expected, rtol=0, atol=2e-6)
+
+
+@pytest.mark.parametrize("first", [[0, 2], [5, 0]])
+def test_gradients_pass_gradcheck(own, first):
+    q, k, v, g, enc = (t.clone().requires_grad_(t.dim() == 4) for t in inputs(2, 6, 5, 2, 3, 4, 6))
+    first_key = torch.tensor(first)
+
+    def attend(q, g, k, v):
+        return KernelAttention.apply(q, g, k, v, enc, first_key, 0.5, 4)
+
+    assert torch.autograd.gradcheck(attend, (q, g, k, v), eps=1e-6, atol=1e-8)
+
+
+def test_gradients_equal_the_definitions(own):
+    q, k, v, g, enc = (t.clone().requires_grad_(t.dim() == 4) for t in inputs(2, 7, 4, 2, 3, 4, 5))
+    first_key = torch.tensor([0, 3])
+    weights = torch.randn(2, 7, 2, 3, dtype=torch.float64)
+    grads = {}
+    for name, run in (
+        ("kernel", lambda: KernelAttention.apply(q, g, k, v, enc, first_key, 0.7, 3)),
+        ("definition", lambda: dense_reference(q, k, v, g, enc, first_key, 0.7)[0]),
+    ):
+        (run() * weights).sum().backward()
+        grads[name] = [t.grad.clone() for t in (q, g, k, v)]
+        for t in (q, g, k, v):
+            t.grad = None
+    for got, expected in zip(grads["kernel"], grads["definition"]):
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
+
+
+def test_misuse_is_refused_in_one_line(own):
+    q, k, v, g, enc = inputs(1, 4, 2, 1, 2, 2, 3)
+    with pytest.raises(RuntimeError, match="own key must exist"):
+        own.forward(q, k, v, g, enc, torch.tensor([3]), 1.0, 2, False)  # query 0's key (2) before first_key
+    with pytest.raises(RuntimeError, match="at most W-1 keys"):
+        own.forward(q, torch.cat([k, k], 1), torch.cat([v, v], 1), g, enc, torch.tensor([0]), 1.0, 2, False)
+    with pytest.raises(RuntimeError, match="one dtype"):
+        own.forward(q, k.float(), v, g, enc, torch.tensor([0]), 1.0, 2, False)
+
+
+def test_switch_and_failed_build_fall_back_to_pytorch(monkeypatch, attention_kernel_compiled):
+    model = small_model(21)
+    tokens = torch.randint(0, 5, (2, 70 + model.lookahead))
+    compiled = run_segments(model, tokens, 35, "fast")
+    monkeypatch.setenv(kernel.SWITCH, "torch")
+    assert kernel.compiled() is None
+    torch.testing.assert_close(run_segments(model, tokens, 35, "fast"), compiled, rtol=0, atol=1e-6)
+    # a build that fails (here: its source is missing) warns once, in one line, and the model still runs
+    monkeypatch.delenv(kernel.SWITCH)
+    monkeypatch.setattr(kernel, "SOURCE", kernel.SOURCE.with_name("missing.cpp"))
+    kernel._build.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match="compiled attention kernel is not available") as caught:
+            assert kernel.compiled() is None
+            torch.testing.assert_close(run_segments(model, tokens, 35, "fast"), compiled, rtol=0, atol=1e-6)
+        assert len(caught) == 1 and "\n" not in str(caught[0].message)
+    finally:
+        kernel._build.cache_clear()
+
+
+def test_build_name_is_per_cpu():
+    fingerprint = kernel.cpu_fingerprint()
+    assert len(fingerprint) == 8 and int(fingerprint, 16) >= 0 and fingerprint == kernel.cpu_fingerprint()
