@@ -45,6 +45,16 @@ def dense_reference(q, k, v, g, enc, first_key, scale):
     return out, lse
 
 
+def split(q, k, v):
+    """Keys and values [B, M' + Lq, H, D] as the kernel takes them: remembered k, own k, remembered v, own v."""
+    before = k.shape[1] - q.shape[1]
+    return k[:, :before], k[:, before:], v[:, :before], v[:, before:]
+
+
+def kernel_forward(module, q, k, v, g, enc, first_key, scale, tile, want_lse):
+    return module.forward(q, *split(q, k, v), g, enc, first_key, scale, tile, want_lse)
+
+
 def inputs(batch, n_q, before, heads, d, d_pos, window, dtype=torch.float64, seed=0):
     """Random q (a strided view, as the model's split projection gives it), k, v, g and enc."""
     generator = torch.Generator().manual_seed(seed)
@@ -69,10 +79,10 @@ def test_forward_equals_the_definition(own, n_q, before, window, tile, first):
     q, k, v, g, enc = inputs(3, n_q, before, 2, 3, 4, window)
     first_key = torch.tensor(first)
     expected, expected_lse = dense_reference(q, k, v, g, enc, first_key, 0.4)
-    out, lse = own.forward(q, k, v, g, enc, first_key, 0.4, tile, True)
+    out, lse = kernel_forward(own, q, k, v, g, enc, first_key, 0.4, tile, True)
     torch.testing.assert_close(out, expected, rtol=0, atol=1e-12)
     torch.testing.assert_close(lse, expected_lse, rtol=0, atol=1e-12)
-    assert own.forward(q, k, v, g, enc, first_key, 0.4, tile, False)[1].numel() == 0
+    assert kernel_forward(own, q, k, v, g, enc, first_key, 0.4, tile, False)[1].numel() == 0
 
 
 def test_forward_by_hand():
@@ -85,17 +95,17 @@ def test_forward_by_hand():
     k = torch.tensor([[[[2.0]], [[1.0]], [[5.0]]]], dtype=torch.float64)  # keys 0, 1, 2
     v = torch.tensor([[[[10.0]], [[20.0]], [[30.0]]]], dtype=torch.float64)
     g, enc = torch.zeros(1, 2, 1, 1, dtype=torch.float64), torch.zeros(1, 2, dtype=torch.float64)
-    out, lse = module.forward(q, k, v, g, enc, torch.tensor([0]), 1.0, 64, True)
+    out, lse = kernel_forward(module, q, k, v, g, enc, torch.tensor([0]), 1.0, 64, True)
     w = math.exp(2) / (math.exp(2) + math.exp(1))
     assert out[0, 0, 0, 0].item() == pytest.approx(10 * w + 20 * (1 - w), abs=1e-12)
     assert lse[0, 0, 0].item() == pytest.approx(math.log(math.exp(2) + math.exp(1)), abs=1e-12)
     assert out[0, 1, 0, 0].item() == pytest.approx(25.0, abs=1e-12)  # query 1: q = 0, keys 1 and 2 equal
     # key 0 absent (first_key 1): query 0 sees key 1 only
-    out, _ = module.forward(q, k, v, g, enc, torch.tensor([1]), 1.0, 64, False)
+    out, _ = kernel_forward(module, q, k, v, g, enc, torch.tensor([1]), 1.0, 64, False)
     assert out[0, 0, 0, 0].item() == pytest.approx(20.0, abs=1e-12)
     # a positional term of +1 at distance 1 (column 0 of enc) only: query 1 now leans to key 1
     enc = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
-    out, _ = module.forward(q, k, v, torch.ones(1, 2, 1, 1, dtype=torch.float64), enc, torch.tensor([0]), 1.0, 64, False)
+    out, _ = kernel_forward(module, q, k, v, torch.ones(1, 2, 1, 1, dtype=torch.float64), enc, torch.tensor([0]), 1.0, 64, False)
     w = math.exp(1) / (math.exp(1) + 1)
     assert out[0, 1, 0, 0].item() == pytest.approx(20 * w + 30 * (1 - w), abs=1e-12)
 
@@ -103,8 +113,8 @@ def test_forward_by_hand():
 def test_float32_equals_float64(own):
     q, k, v, g, enc = inputs(2, 40, 31, 3, 8, 6, 32)
     first_key = torch.tensor([0, 20])
-    out64, lse64 = own.forward(q, k, v, g, enc, first_key, 0.35, 16, True)
-    out32, lse32 = own.forward(*(t.float() for t in (q, k, v, g, enc)), first_key, 0.35, 16, True)
+    out64, lse64 = kernel_forward(own, q, k, v, g, enc, first_key, 0.35, 16, True)
+    out32, lse32 = kernel_forward(own, *(t.float() for t in (q, k, v, g, enc)), first_key, 0.35, 16, True)
     assert out32.dtype == torch.float32
     torch.testing.assert_close(out32.double(), out64, rtol=0, atol=1e-5)
     torch.testing.assert_close(lse32.double(), lse64, rtol=0, atol=1e-5)
@@ -117,7 +127,7 @@ def test_forward_equals_pytorch_flash_tiles(own):
     q, k, v, g, enc = inputs(3, 150, 511, 2, 32, 32, 512, dtype=torch.float32)
     key_exists = torch.arange(661)[None, :] >= torch.tensor([0, 300, 511])[:, None]
     expected = band_attention(q, k, v, g, enc, attn._tiles(key_exists, 150), 0.18)
-    got, _ = own.forward(q, k, v, g, enc, torch.tensor([0, 300, 511]), 0.18, 64, False)
+    got, _ = kernel_forward(own, q, k, v, g, enc, torch.tensor([0, 300, 511]), 0.18, 64, False)
     torch.testing.assert_close(got, expected, rtol=0, atol=2e-6)
 
 
@@ -127,7 +137,7 @@ def test_gradients_pass_gradcheck(own, first):
     first_key = torch.tensor(first)
 
     def attend(q, g, k, v):
-        return KernelAttention.apply(q, g, k, v, enc, first_key, 0.5, 4)
+        return KernelAttention.apply(q, g, *split(q, k, v), enc, first_key, 0.5, 4)
 
     assert torch.autograd.gradcheck(attend, (q, g, k, v), eps=1e-6, atol=1e-8)
 
@@ -138,7 +148,7 @@ def test_gradients_equal_the_definitions(own):
     weights = torch.randn(2, 7, 2, 3, dtype=torch.float64)
     grads = {}
     for name, run in (
-        ("kernel", lambda: KernelAttention.apply(q, g, k, v, enc, first_key, 0.7, 3)),
+        ("kernel", lambda: KernelAttention.apply(q, g, *split(q, k, v), enc, first_key, 0.7, 3)),
         ("definition", lambda: dense_reference(q, k, v, g, enc, first_key, 0.7)[0]),
     ):
         (run() * weights).sum().backward()
@@ -152,11 +162,11 @@ def test_gradients_equal_the_definitions(own):
 def test_misuse_is_refused_in_one_line(own):
     q, k, v, g, enc = inputs(1, 4, 2, 1, 2, 2, 3)
     with pytest.raises(RuntimeError, match="own key must exist"):
-        own.forward(q, k, v, g, enc, torch.tensor([3]), 1.0, 2, False)  # query 0's key (2) before first_key
+        kernel_forward(own, q, k, v, g, enc, torch.tensor([3]), 1.0, 2, False)  # query 0's key (2) before first_key
     with pytest.raises(RuntimeError, match="at most W-1 keys"):
-        own.forward(q, torch.cat([k, k], 1), torch.cat([v, v], 1), g, enc, torch.tensor([0]), 1.0, 2, False)
+        kernel_forward(own, q, torch.cat([k, k], 1), torch.cat([v, v], 1), g, enc, torch.tensor([0]), 1.0, 2, False)
     with pytest.raises(RuntimeError, match="one dtype"):
-        own.forward(q, k.float(), v, g, enc, torch.tensor([0]), 1.0, 2, False)
+        kernel_forward(own, q, k.float(), v, g, enc, torch.tensor([0]), 1.0, 2, False)
 
 
 def test_switch_and_failed_build_fall_back_to_pytorch(monkeypatch, attention_kernel_compiled):

@@ -85,6 +85,15 @@ def _carry(keys: Tensor, start: int, n_mem: int) -> Tensor:
     return keys[:, start : start + n_mem].transpose(1, 2)
 
 
+def _carry_parts(old: Tensor, new: Tensor, start: int, n_mem: int) -> Tensor:
+    """`_carry` of the keys [old; new] (old [B, M', H, D] remembered, new [B, Lq, H, D]) without
+    concatenating them when the rows [start, start + n_mem) lie in `new` (a segment at least as long
+    as the memory: the usual case), as a view."""
+    if start >= old.shape[1] and start - old.shape[1] + n_mem <= new.shape[1]:
+        return new[:, start - old.shape[1] : start - old.shape[1] + n_mem].transpose(1, 2)
+    return _carry(torch.cat([old, new], dim=1), start, n_mem)
+
+
 @dataclass(frozen=True)
 class LayerMemory:
     """One block's state carried to the next segment, which starts at position t.
@@ -265,50 +274,62 @@ class RelativeAttention(nn.Module):
         # one split, not three slices: its backward concatenates the three gradients instead of
         # adding each into a zero-filled copy of y (measured: 5 % of a training step)
         q_plus_u, new_keys, new_values = (part.view(batch, n_q, n_h, d) for part in torch.split(y, hd, dim=-1))
-        if skip < n_mem:
-            keys = torch.cat([memory.k.transpose(1, 2)[:, skip:], new_keys], dim=1)
-            values = torch.cat([memory.v.transpose(1, 2)[:, skip:], new_values], dim=1)
-        else:
-            keys, values = new_keys, new_values
-        queries = q_plus_u
+        # remembered keys and values that some stream holds: [B, M - skip, H, D] views, no copy
+        old_keys, old_values = (t.transpose(1, 2)[:, skip:] for t in (memory.k, memory.v))
         key_exists = torch.cat([valid[:, skip:], valid.new_ones(batch, n_q)], dim=1)  # [B, M - skip + Lq]
-        attended = self._fast_attend(queries, keys, values, key_exists, y.requires_grad)  # [B, Lq, H, D]
+        pairs = ((old_keys, new_keys), (old_values, new_values))
+        if self._own_kernel(y) is not None:  # the compiled kernel reads the two parts as they are
+            attended = self._kernel_attend(q_plus_u, pairs[0], pairs[1], key_exists)
+            carried_k, carried_v = (_carry_parts(old, new, advance - skip, n_mem) for old, new in pairs)
+        else:
+            keys, values = (torch.cat([old, new], dim=1) if skip < n_mem else new for old, new in pairs)
+            attended = self._fast_attend(q_plus_u, keys, values, key_exists, y.requires_grad)  # [B, Lq, H, D]
+            carried_k, carried_v = _carry(keys, advance - skip, n_mem), _carry(values, advance - skip, n_mem)
         out = self.drop(self.out(attended.reshape(batch, n_q, hd)))
         # projected inputs of [t+advance-c, t+advance): from h, or partly remembered if advance < c
         recent = F.linear(h[:, max(advance - c, 0) : advance], self.qkv.weight).transpose(1, 2)
         p_next = torch.cat([p_memory[:, :, advance:], recent], dim=2) if advance < c else recent
-        carried = LayerMemory(_carry(keys, advance - skip, n_mem), _carry(values, advance - skip, n_mem), p_next)
-        return out, carried
+        return out, LayerMemory(carried_k, carried_v, p_next)
+
+    def _own_kernel(self, y: Tensor) -> Any:
+        """The compiled kernel where step 3 may run on it (CPU, float32/64, no attention dropout drawn), else None."""
+        if self._textbook_step3(y) or (self.training and self.dropout > 0):
+            return None
+        return compiled_kernel(y)
+
+    def _positional(self, queries: Tensor) -> tuple[Tensor, Tensor, float]:
+        """g = W_r^T (q + v) per head [B, Lq, H, d_model] from queries = q + u, the scaled sinusoids
+        [d_model, W] (column e ↔ distance W-1-e) and the score scale 1/sqrt(d_head): the positional
+        term of query n at distance r is g_n · encoding[:, W-1-r]."""
+        n_h, d, dm = self.n_head, self.d_head, self.d_model
+        scale = 1.0 / math.sqrt(d)
+        g = torch.einsum("bnhd,hdf->bnhf", queries + (self.v - self.u), self.r_net.weight.view(n_h, d, dm))
+        return g, self.fast_pos.to(queries.dtype).t() * scale, scale
+
+    def _kernel_attend(self, queries: Tensor, keys: tuple[Tensor, Tensor], values: tuple[Tensor, Tensor], key_exists: Tensor) -> Tensor:
+        """Step 3 on the compiled kernel: queries [B, Lq, H, D] (q + u); keys and values as (remembered
+        [B, M', H, D], the segment's own [B, Lq, H, D]); key_exists bool [B, M'+Lq]. Returns [B, Lq, H, D]."""
+        g, encoding, scale = self._positional(queries)
+        first_key = key_exists.shape[1] - key_exists.sum(dim=1)  # [B], existence is a suffix per stream
+        tensors = (queries, rows_contiguous(g), *keys, *values, encoding.contiguous(), first_key)
+        if queries.requires_grad and torch.is_grad_enabled():
+            return cast(Tensor, KernelAttention.apply(*tensors, scale, self.query_block))  # type: ignore[no-untyped-call]
+        with torch.no_grad():
+            return KernelAttention.run(*tensors, scale, self.query_block, False)[0]
 
     def _fast_attend(self, queries: Tensor, keys: Tensor, values: Tensor, key_exists: Tensor, requires_grad: bool) -> Tensor:
-        """Step 3 on the fast path. queries [B, Lq, H, D] (q + u); keys, values [B, M+Lq, H, D];
-        key_exists bool [B, M+Lq]. Returns [B, Lq, H, D]."""
+        """Step 3 on the fast path with PyTorch's kernels (where the compiled one does not apply). queries
+        [B, Lq, H, D] (q + u); keys, values [B, M+Lq, H, D]; key_exists bool [B, M+Lq]. Returns [B, Lq, H, D]."""
         needs_grad = requires_grad and torch.is_grad_enabled()
         if self._textbook_step3(queries):
             # WindowAttention uses PyTorch's CPU kernels, which have no dropout: textbook step 3
             attended, _ = self._textbook((queries - self.u).transpose(1, 2), keys.transpose(1, 2), values.transpose(1, 2), key_exists)
             return attended.transpose(1, 2)
-        scale = 1.0 / math.sqrt(self.d_head)
-        n_h, d, dm = self.n_head, self.d_head, self.d_model
-        # positional term of query n at distance r: g_n · r(r) * scale, g = W_r^T (q + v) per head
-        g = torch.einsum("bnhd,hdf->bnhf", queries + (self.v - self.u), self.r_net.weight.view(n_h, d, dm))
-        encoding = self.fast_pos.to(queries.dtype).t() * scale  # [d_model, W], column e ↔ distance W-1-e
-        dropout = self.dropout if self.training else 0.0
-        own = compiled_kernel(queries) if not dropout else None
-        first_key = key_exists.shape[1] - key_exists.sum(dim=1) if own is not None else None  # [B]
+        g, encoding, scale = self._positional(queries)
+        tiles, dm = self._tiles(key_exists, queries.shape[1]), self.d_model
         if not needs_grad:
             with torch.no_grad():
-                if own is not None:
-                    encoding = encoding.contiguous()
-                    out, _ = own.forward(queries, keys, values, rows_contiguous(g), encoding, first_key, scale, self.query_block, False)
-                    return cast(Tensor, out)
-                return band_attention(queries, keys, values, g, encoding, self._tiles(key_exists, queries.shape[1]), scale, dropout)
-        if own is not None:
-            return cast(
-                Tensor,
-                KernelAttention.apply(queries, g, keys, values, encoding.contiguous(), first_key, scale, self.query_block),  # type: ignore[no-untyped-call]
-            )
-        tiles = self._tiles(key_exists, queries.shape[1])
+                return band_attention(queries, keys, values, g, encoding, tiles, scale, self.dropout if self.training else 0.0)
         n_k, n_q = keys.shape[1], queries.shape[1]
         positions = torch.arange(n_k, device=queries.device)
         sin, cos = (t.to(queries.dtype)[:, None] for t in query_rotation(positions[n_k - n_q :], dm))
@@ -503,30 +524,58 @@ class WindowAttention(torch.autograd.Function):
 
 
 class KernelAttention(torch.autograd.Function):
-    """`band_attention` with gradients on genometracks' compiled kernel (band_attention.cpp, forward
-    and backward). Inputs: queries [B, Lq, H, D] (q + u), g [B, Lq, H, d_model] (W_r^T (q + v)),
-    keys, values [B, K, H, D], encoding [d_model, W] (scaled sinusoids, column e ↔ distance W-1-e),
-    first_key int64 [B] (first existing key per stream), scale, tile (queries per kernel tile).
-    Returns [B, Lq, H, D]; gradients for queries, g, keys and values."""
+    """Step 3 with gradients on genometracks' compiled kernel (band_attention.cpp, forward and
+    backward). Inputs: queries [B, Lq, H, D] (q + u), g [B, Lq, H, d_model] (W_r^T (q + v)), the
+    remembered keys [B, M', H, D] and the segment's own [B, Lq, H, D], values likewise, encoding
+    [d_model, W] (scaled sinusoids, column e ↔ distance W-1-e), first_key int64 [B] (first existing
+    key per stream, keys counted from the first remembered one), scale, tile (queries per kernel
+    tile). Returns [B, Lq, H, D]; gradients for queries, g, keys and values."""
+
+    @staticmethod
+    def run(
+        queries: Tensor,
+        g: Tensor,
+        old_keys: Tensor,
+        keys: Tensor,
+        old_values: Tensor,
+        values: Tensor,
+        encoding: Tensor,
+        first_key: Tensor,
+        scale: float,
+        tile: int,
+        want_lse: bool,
+    ) -> tuple[Tensor, Tensor]:
+        """The kernel's forward without autograd: output [B, Lq, H, D] and log-sum-exp [B, H, Lq] (empty
+        unless want_lse)."""
+        out, lse = compiled().forward(queries, old_keys, keys, old_values, values, g, encoding, first_key, scale, tile, want_lse)
+        return out, lse
 
     @staticmethod
     def forward(
-        ctx: Any, queries: Tensor, g: Tensor, keys: Tensor, values: Tensor, encoding: Tensor, first_key: Tensor, scale: float, tile: int
+        ctx: Any,
+        queries: Tensor,
+        g: Tensor,
+        old_keys: Tensor,
+        keys: Tensor,
+        old_values: Tensor,
+        values: Tensor,
+        encoding: Tensor,
+        first_key: Tensor,
+        scale: float,
+        tile: int,
     ) -> Tensor:
         """Output [B, Lq, H, D]; saves the inputs, the output and each query's log-sum-exp [B, H, Lq]."""
-        own = compiled()
-        g = rows_contiguous(g)
-        out, lse = own.forward(queries, keys, values, g, encoding, first_key, scale, tile, True)
-        ctx.save_for_backward(queries, g, keys, values, encoding, first_key, out, lse)
+        out, lse = KernelAttention.run(queries, g, old_keys, keys, old_values, values, encoding, first_key, scale, tile, True)
+        ctx.save_for_backward(queries, g, old_keys, keys, old_values, values, encoding, first_key, out, lse)
         ctx.scale, ctx.tile = scale, tile
-        return cast(Tensor, out)
+        return out
 
     @staticmethod
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
-        """grad_out [B, Lq, H, D] → gradients of queries, g, keys, values; None for the constants."""
-        queries, g, keys, values, encoding, first_key, out, lse = ctx.saved_tensors
-        own = compiled()
-        grad_q, grad_k, grad_v, grad_g = own.backward(
-            rows_contiguous(grad_out), queries, keys, values, g, encoding, first_key, out, lse, ctx.scale, ctx.tile
+        """grad_out [B, Lq, H, D] → gradients of queries, g, both key parts and both value parts; None
+        for the constants."""
+        queries, g, old_keys, keys, old_values, values, encoding, first_key, out, lse = ctx.saved_tensors
+        grad_q, grad_old_k, grad_k, grad_old_v, grad_v, grad_g = compiled().backward(
+            rows_contiguous(grad_out), queries, old_keys, keys, old_values, values, g, encoding, first_key, out, lse, ctx.scale, ctx.tile
         )
-        return grad_q, grad_g, grad_k, grad_v, None, None, None, None
+        return grad_q, grad_g, grad_old_k, grad_k, grad_old_v, grad_v, None, None, None, None

@@ -1,18 +1,20 @@
-// Windowed relative attention on the CPU, forward (no autograd): genometracks' own kernel.
+// Windowed relative attention on the CPU, forward and backward: genometracks' own kernel.
 //
-// For stream b, head h and query n (key index n + before, before = K - Lq), the keys j of the window
-// [n + before - (W-1), n + before] that exist (j >= first_key[b]) get the score
-//     s = scale * q_n . k_j + g_n . enc[:, e],   e = W-1 - (n + before - j)  (column e <-> distance W-1-e)
+// Keys come in two parts, the remembered ones (keys 0 .. M'-1) and the segment's own (keys M' .. M'+Lq-1, key
+// M'+n belonging to query n), read where they lie (no concatenation). For stream b, head h and query n, the
+// keys j of the window [n + M' - (W-1), n + M'] that exist (j >= first_key[b]) get the score
+//     s = scale * q_n . k_j + g_n . enc[:, e],   e = W-1 - (n + M' - j)  (column e <-> distance W-1-e)
 // and the output is softmax(s) . v. Work is split into tiles of `tile` queries of one (stream, head). A tile's
 // scores live in one row-major buffer S [rows, rows + W - 1] whose column c is key ws + c (ws = the key of
 // column 0 of the full window of the tile's first query), so query t's window is columns [t, t + W):
-//   1. S = scale * Q K^T over the existing columns (one GEMM);
+//   1. S = scale * Q K^T over the existing columns (one GEMM per key part);
 //   2. the positional term, a dense [rows, W] product G Enc, is added straight onto the band by writing it with
 //      a leading dimension of rows + W (one more than S's rows hold): row t lands on columns t .. t+W-1;
 //   3. a softmax over each row's window (exp by MKL's vector maths), the rest of the row set to 0;
-//   4. O = S V (one GEMM), each row divided by its sum.
-// Matrix products and exp are MKL's (the symbols libtorch_cpu exports), so every step runs near the core's
-// matrix-product rate; there is no per-element mask and no per-tile Python call. Float32 and float64.
+//   4. O = S V (one GEMM per part), each row divided by its sum.
+// The backward recomputes S from the saved log-sum-exp and reads dS along the same band for the positional
+// gradient. Matrix products and exp are MKL's (the symbols libtorch_cpu exports), so every step runs near the
+// core's matrix-product rate; there is no per-element mask and no per-tile Python call. Float32 and float64.
 #include <torch/extension.h>
 
 #include <algorithm>
@@ -66,6 +68,23 @@ struct Rows {
   T* operator[](int64_t row) const { return data + row * stride; }
 };
 
+// The keys (or values, or their gradients) of one stream and head in two parts: key j < before is row j of
+// the remembered part, key j >= before row j - before of the segment's own part (no concatenation needed).
+template <typename T>
+struct Keys {
+  Rows<T> memory, fresh;
+  int64_t before;
+  Keys(const torch::Tensor& remembered, const torch::Tensor& own, int64_t b, int64_t h)
+      : memory(remembered, b, h), fresh(own, b, h), before(remembered.size(1)) {}
+  // calls fn(rows pointer, row stride, first key, key count) for the parts of keys [first, stop), in order
+  template <typename F>
+  void parts(int64_t first, int64_t stop, F fn) const {
+    if (first < before) fn(memory[first], memory.stride, first, std::min(stop, before) - first);
+    const int64_t from = std::max(first, before);
+    if (stop > from) fn(fresh[from - before], fresh.stride, from, stop - from);
+  }
+};
+
 // One tile: queries [n0, n0 + rows) of one stream and head; its score buffer's column c is key ws + c; columns
 // before lo hold keys that do not exist.
 struct Tile {
@@ -80,21 +99,23 @@ struct Tile {
 // Scores of a tile into s [rows, cols] (row-major): scale * q.k on existing columns plus the positional band;
 // columns before lo are left 0 + band (never read).
 template <typename T>
-void scores(const Tile& tile, const Rows<T>& q, const Rows<T>& k, const Rows<T>& g, const T* enc, int64_t window,
+void scores(const Tile& tile, const Rows<T>& q, const Keys<T>& k, const Rows<T>& g, const T* enc, int64_t window,
             int64_t d, int64_t d_pos, T scale, T* s) {
   for (int64_t t = 0; t < tile.rows && tile.lo; ++t) std::fill(s + t * tile.cols, s + t * tile.cols + tile.lo, T(0));
-  gemm<T>(false, true, tile.rows, tile.cols - tile.lo, d, scale, q[tile.n0], q.stride, k[tile.ws + tile.lo], k.stride,
-          T(0), s + tile.lo, tile.cols);
+  k.parts(tile.ws + tile.lo, tile.ws + tile.cols, [&](const T* rows, int64_t stride, int64_t key, int64_t count) {
+    gemm<T>(false, true, tile.rows, count, d, scale, q[tile.n0], q.stride, rows, stride, T(0), s + (key - tile.ws),
+            tile.cols);
+  });
   // the [rows, W] product G Enc written with leading dimension cols + 1: row t lands on columns t .. t+W-1
   gemm<T>(false, false, tile.rows, window, d_pos, T(1), g[tile.n0], g.stride, enc, window, T(1), s, tile.cols + 1);
 }
 
 template <typename T>
-void forward(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& g,
-             const torch::Tensor& enc, const torch::Tensor& first_key, T scale, int64_t tile_rows, torch::Tensor& out,
-             torch::Tensor& lse) {
+void forward(const torch::Tensor& q, const torch::Tensor& k_mem, const torch::Tensor& k, const torch::Tensor& v_mem,
+             const torch::Tensor& v, const torch::Tensor& g, const torch::Tensor& enc, const torch::Tensor& first_key,
+             T scale, int64_t tile_rows, torch::Tensor& out, torch::Tensor& lse) {
   const int64_t streams = q.size(0), n_q = q.size(1), heads = q.size(2), d = q.size(3);
-  const int64_t window = enc.size(1), d_pos = enc.size(0), before = k.size(1) - n_q;
+  const int64_t window = enc.size(1), d_pos = enc.size(0), before = k_mem.size(1);
   const T* ep = enc.data_ptr<T>();
   const int64_t* first = first_key.data_ptr<int64_t>();
   T* lp = lse.numel() ? lse.data_ptr<T>() : nullptr;
@@ -103,7 +124,8 @@ void forward(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor
   T* inverse = s + tile_rows * (tile_rows + window);
   for (int64_t b = 0; b < streams; ++b) {
     for (int64_t h = 0; h < heads; ++h) {
-      const Rows<T> rq(q, b, h), rk(k, b, h), rv(v, b, h), rg(g, b, h), ro(out, b, h);
+      const Rows<T> rq(q, b, h), rg(g, b, h), ro(out, b, h);
+      const Keys<T> rk(k_mem, k, b, h), rv(v_mem, v, b, h);
       for (int64_t n0 = 0; n0 < n_q; n0 += tile_rows) {
         const Tile tile(n0, n_q, tile_rows, window, before, first[b]);
         const int64_t cols = tile.cols, lo = tile.lo;
@@ -123,7 +145,11 @@ void forward(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor
           if (lp) lp[(b * heads + h) * n_q + n0 + t] = top + std::log(sum);
         }
         T* o = ro[n0];
-        gemm<T>(false, false, tile.rows, d, cols - lo, T(1), s + lo, cols, rv[tile.ws + lo], rv.stride, T(0), o, ro.stride);
+        T beta = 0;
+        rv.parts(tile.ws + lo, tile.ws + cols, [&](const T* rows, int64_t stride, int64_t key, int64_t count) {
+          gemm<T>(false, false, tile.rows, d, count, T(1), s + (key - tile.ws), cols, rows, stride, beta, o, ro.stride);
+          beta = 1;
+        });
         for (int64_t t = 0; t < tile.rows; ++t) {
           for (int64_t e = 0; e < d; ++e) o[t * ro.stride + e] *= inverse[t];
         }
@@ -137,12 +163,13 @@ void forward(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor
 //   P = exp(S - lse); dP = dO V^T; dS = P (dP - rowsum(dO * O)); dV += P^T dO; dQ = scale dS K;
 //   dK += scale dS^T Q; dG = band(dS) Enc^T (dS read along the band with leading dimension cols + 1).
 template <typename T>
-void backward(const torch::Tensor& grad_out, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-              const torch::Tensor& g, const torch::Tensor& enc, const torch::Tensor& first_key, const torch::Tensor& out,
-              const torch::Tensor& lse, T scale, int64_t tile_rows, torch::Tensor& dq, torch::Tensor& dk,
+void backward(const torch::Tensor& grad_out, const torch::Tensor& q, const torch::Tensor& k_mem, const torch::Tensor& k,
+              const torch::Tensor& v_mem, const torch::Tensor& v, const torch::Tensor& g, const torch::Tensor& enc,
+              const torch::Tensor& first_key, const torch::Tensor& out, const torch::Tensor& lse, T scale,
+              int64_t tile_rows, torch::Tensor& dq, torch::Tensor& dk_mem, torch::Tensor& dk, torch::Tensor& dv_mem,
               torch::Tensor& dv, torch::Tensor& dg) {
   const int64_t streams = q.size(0), n_q = q.size(1), heads = q.size(2), d = q.size(3);
-  const int64_t window = enc.size(1), d_pos = enc.size(0), before = k.size(1) - n_q;
+  const int64_t window = enc.size(1), d_pos = enc.size(0), before = k_mem.size(1);
   const T* ep = enc.data_ptr<T>();
   const T* lp = lse.data_ptr<T>();
   const int64_t* first = first_key.data_ptr<int64_t>();
@@ -153,15 +180,17 @@ void backward(const torch::Tensor& grad_out, const torch::Tensor& q, const torch
   T* delta = dp + area;
   for (int64_t b = 0; b < streams; ++b) {
     for (int64_t h = 0; h < heads; ++h) {
-      const Rows<T> rq(q, b, h), rk(k, b, h), rv(v, b, h), rg(g, b, h), ro(out, b, h), rdo(grad_out, b, h);
-      const Rows<T> rdq(dq, b, h), rdk(dk, b, h), rdv(dv, b, h), rdg(dg, b, h);
+      const Rows<T> rq(q, b, h), rg(g, b, h), ro(out, b, h), rdo(grad_out, b, h), rdq(dq, b, h), rdg(dg, b, h);
+      const Keys<T> rk(k_mem, k, b, h), rv(v_mem, v, b, h), rdk(dk_mem, dk, b, h), rdv(dv_mem, dv, b, h);
       const T* row_lse = lp + (b * heads + h) * n_q;
       for (int64_t n0 = 0; n0 < n_q; n0 += tile_rows) {
         const Tile tile(n0, n_q, tile_rows, window, before, first[b]);
-        const int64_t cols = tile.cols, lo = tile.lo, reach = cols - lo;
+        const int64_t cols = tile.cols, lo = tile.lo;
         scores<T>(tile, rq, rk, rg, ep, window, d, d_pos, scale, s);
-        gemm<T>(false, true, tile.rows, reach, d, T(1), rdo[n0], rdo.stride, rv[tile.ws + lo], rv.stride, T(0), dp + lo,
-                cols);
+        rv.parts(tile.ws + lo, tile.ws + cols, [&](const T* rows, int64_t stride, int64_t key, int64_t count) {
+          gemm<T>(false, true, tile.rows, count, d, T(1), rdo[n0], rdo.stride, rows, stride, T(0), dp + (key - tile.ws),
+                  cols);
+        });
         for (int64_t t = 0; t < tile.rows; ++t) {
           const T* o = ro[n0 + t];
           const T* go = rdo[n0 + t];
@@ -182,70 +211,86 @@ void backward(const torch::Tensor& grad_out, const torch::Tensor& q, const torch
           std::fill(grad, grad + start, T(0));
           std::fill(grad + stop, grad + cols, T(0));
         }
-        gemm<T>(true, false, reach, d, tile.rows, T(1), s + lo, cols, rdo[n0], rdo.stride, T(1), rdv[tile.ws + lo],
-                rdv.stride);
-        gemm<T>(false, false, tile.rows, d, reach, scale, dp + lo, cols, rk[tile.ws + lo], rk.stride, T(0), rdq[n0],
-                rdq.stride);
-        gemm<T>(true, false, reach, d, tile.rows, scale, dp + lo, cols, rq[n0], rq.stride, T(1), rdk[tile.ws + lo],
-                rdk.stride);
+        const int64_t first_key_of_tile = tile.ws + lo, stop = tile.ws + cols;
+        // dV += P^T dO and dK += scale dS^T Q, part by part (the key rows of each part are written in place)
+        auto accumulate = [&](const Keys<T>& grads, const T* weights, T alpha, const Rows<T>& rhs) {
+          grads.parts(first_key_of_tile, stop, [&](const T* rows, int64_t stride, int64_t key, int64_t count) {
+            gemm<T>(true, false, count, d, tile.rows, alpha, weights + (key - tile.ws), cols, rhs[n0], rhs.stride, T(1),
+                    const_cast<T*>(rows), stride);
+          });
+        };
+        accumulate(rdv, s, T(1), rdo);
+        accumulate(rdk, dp, scale, rq);
+        T beta = 0;
+        rk.parts(first_key_of_tile, stop, [&](const T* rows, int64_t stride, int64_t key, int64_t count) {
+          gemm<T>(false, false, tile.rows, d, count, scale, dp + (key - tile.ws), cols, rows, stride, beta, rdq[n0],
+                  rdq.stride);
+          beta = 1;
+        });
         gemm<T>(false, true, tile.rows, d_pos, window, T(1), dp, cols + 1, ep, window, T(0), rdg[n0], rdg.stride);
       }
     }
   }
 }
 
-// Checks the layout the kernel reads (rows of d contiguous values); returns nothing, throws on misuse.
-void check(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& g,
-           const torch::Tensor& enc, const torch::Tensor& first_key, int64_t tile) {
-  TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4 && g.dim() == 4 && enc.dim() == 2,
-              "band_attention: q, k, v, g are [B, L, H, D]-shaped and enc [d_pos, W]");
+// Checks the layout the kernel reads (rows of d contiguous values); throws on misuse.
+void check(const torch::Tensor& q, const torch::Tensor& k_mem, const torch::Tensor& k, const torch::Tensor& v_mem,
+           const torch::Tensor& v, const torch::Tensor& g, const torch::Tensor& enc, const torch::Tensor& first_key,
+           int64_t tile) {
+  TORCH_CHECK(q.dim() == 4 && k_mem.dim() == 4 && k.dim() == 4 && v_mem.dim() == 4 && v.dim() == 4 && g.dim() == 4 &&
+                  enc.dim() == 2,
+              "band_attention: q, keys, values, g are [B, L, H, D]-shaped and enc [d_pos, W]");
   TORCH_CHECK(q.device().is_cpu() && (q.scalar_type() == torch::kFloat || q.scalar_type() == torch::kDouble),
               "band_attention: float32 or float64 CPU tensors");
-  for (const auto* t : {&k, &v, &g, &enc}) {
+  for (const auto* t : {&k_mem, &k, &v_mem, &v, &g, &enc}) {
     TORCH_CHECK(t->scalar_type() == q.scalar_type() && t->device().is_cpu(), "band_attention: one dtype, CPU");
   }
-  for (const auto* t : {&q, &k, &v, &g}) {
+  for (const auto* t : {&q, &k_mem, &k, &v_mem, &v, &g}) {
     TORCH_CHECK(t->stride(3) == 1 && t->size(0) == q.size(0) && t->size(2) == q.size(2),
                 "band_attention: [B, L, H, D] with D contiguous, one B and H for all");
   }
   TORCH_CHECK(enc.is_contiguous() && enc.size(0) == g.size(3), "band_attention: enc [d_pos, W] contiguous");
-  TORCH_CHECK(k.sizes() == v.sizes() && k.size(3) == q.size(3) && g.size(1) == q.size(1), "band_attention: shapes");
-  TORCH_CHECK(k.size(1) >= q.size(1) && k.size(1) - q.size(1) <= enc.size(1) - 1,
-              "band_attention: at most W-1 keys before the first query");
+  TORCH_CHECK(k.sizes() == q.sizes() && v.sizes() == q.sizes() && k_mem.sizes() == v_mem.sizes() &&
+                  k_mem.size(3) == q.size(3) && g.size(1) == q.size(1),
+              "band_attention: the segment's keys and values are shaped like q, the remembered ones alike");
+  TORCH_CHECK(k_mem.size(1) <= enc.size(1) - 1, "band_attention: at most W-1 keys before the first query");
   TORCH_CHECK(first_key.scalar_type() == torch::kLong && first_key.numel() == q.size(0) && first_key.is_contiguous(),
               "band_attention: first_key int64 [B]");
-  TORCH_CHECK(first_key.numel() == 0 || first_key.max().item<int64_t>() <= k.size(1) - q.size(1),
+  TORCH_CHECK(first_key.numel() == 0 || first_key.max().item<int64_t>() <= k_mem.size(1),
               "band_attention: every query's own key must exist");
   TORCH_CHECK(tile >= 1, "band_attention: tile >= 1");
 }
 
 }  // namespace
 
-// q [B, Lq, H, D] (scores use it as is: fold u in first), k, v [B, K, H, D], g [B, Lq, H, d_pos], enc [d_pos, W]
-// (column e <-> distance W-1-e, the positional scale folded in), first_key int64 [B] (keys before it do not
-// exist). Returns the output [B, Lq, H, D] and, with want_lse, each query's log-sum-exp of its scores [B, H, Lq]
-// (an empty tensor otherwise). The GIL is released: worker threads run this concurrently.
-std::vector<torch::Tensor> band_attention_forward(torch::Tensor q, torch::Tensor k, torch::Tensor v, torch::Tensor g,
+// q [B, Lq, H, D] (scores use it as is: fold u in first); keys and values in two parts, the remembered ones
+// k_mem, v_mem [B, M', H, D] (keys 0 .. M'-1, M' <= W-1) and the segment's own k, v [B, Lq, H, D] (keys
+// M' .. M'+Lq-1, key M'+n belonging to query n); g [B, Lq, H, d_pos], enc [d_pos, W] (column e <-> distance
+// W-1-e, the positional scale folded in); first_key int64 [B] (keys before it do not exist). Returns the output
+// [B, Lq, H, D] and, with want_lse, each query's log-sum-exp of its scores [B, H, Lq] (an empty tensor
+// otherwise). The GIL is released: worker threads run this concurrently.
+std::vector<torch::Tensor> band_attention_forward(torch::Tensor q, torch::Tensor k_mem, torch::Tensor k,
+                                                  torch::Tensor v_mem, torch::Tensor v, torch::Tensor g,
                                                   torch::Tensor enc, torch::Tensor first_key, double scale,
                                                   int64_t tile, bool want_lse) {
-  check(q, k, v, g, enc, first_key, tile);
+  check(q, k_mem, k, v_mem, v, g, enc, first_key, tile);
   auto out = torch::empty(q.sizes(), q.options());
   auto lse = want_lse ? torch::empty({q.size(0), q.size(2), q.size(1)}, q.options()) : torch::empty({0}, q.options());
   if (q.scalar_type() == torch::kFloat) {
-    forward<float>(q, k, v, g, enc, first_key, static_cast<float>(scale), tile, out, lse);
+    forward<float>(q, k_mem, k, v_mem, v, g, enc, first_key, static_cast<float>(scale), tile, out, lse);
   } else {
-    forward<double>(q, k, v, g, enc, first_key, scale, tile, out, lse);
+    forward<double>(q, k_mem, k, v_mem, v, g, enc, first_key, scale, tile, out, lse);
   }
   return {out, lse};
 }
 
 // Gradients for band_attention_forward's inputs from grad_out [B, Lq, H, D], the forward's output and
-// log-sum-exp: returns dq, dk, dv, dg (shapes of q, k, v, g; contiguous).
-std::vector<torch::Tensor> band_attention_backward(torch::Tensor grad_out, torch::Tensor q, torch::Tensor k,
-                                                   torch::Tensor v, torch::Tensor g, torch::Tensor enc,
-                                                   torch::Tensor first_key, torch::Tensor out, torch::Tensor lse,
-                                                   double scale, int64_t tile) {
-  check(q, k, v, g, enc, first_key, tile);
+// log-sum-exp: returns dq, dk_mem, dk, dv_mem, dv, dg (shapes of q, k_mem, k, v_mem, v, g; contiguous).
+std::vector<torch::Tensor> band_attention_backward(torch::Tensor grad_out, torch::Tensor q, torch::Tensor k_mem,
+                                                   torch::Tensor k, torch::Tensor v_mem, torch::Tensor v,
+                                                   torch::Tensor g, torch::Tensor enc, torch::Tensor first_key,
+                                                   torch::Tensor out, torch::Tensor lse, double scale, int64_t tile) {
+  check(q, k_mem, k, v_mem, v, g, enc, first_key, tile);
   TORCH_CHECK(grad_out.sizes() == q.sizes() && out.sizes() == q.sizes() && grad_out.stride(3) == 1 &&
                   out.stride(3) == 1 && grad_out.scalar_type() == q.scalar_type() &&
                   out.scalar_type() == q.scalar_type(),
@@ -255,14 +300,16 @@ std::vector<torch::Tensor> band_attention_backward(torch::Tensor grad_out, torch
               "band_attention_backward: lse [B, H, Lq] contiguous, q's dtype");
   auto dq = torch::empty(q.sizes(), q.options());
   auto dg = torch::empty(g.sizes(), g.options());
-  auto dk = torch::zeros(k.sizes(), k.options());
-  auto dv = torch::zeros(v.sizes(), v.options());
+  auto dk_mem = torch::zeros(k_mem.sizes(), k_mem.options()), dv_mem = torch::zeros(v_mem.sizes(), v_mem.options());
+  auto dk = torch::zeros(k.sizes(), k.options()), dv = torch::zeros(v.sizes(), v.options());
   if (q.scalar_type() == torch::kFloat) {
-    backward<float>(grad_out, q, k, v, g, enc, first_key, out, lse, static_cast<float>(scale), tile, dq, dk, dv, dg);
+    backward<float>(grad_out, q, k_mem, k, v_mem, v, g, enc, first_key, out, lse, static_cast<float>(scale), tile, dq,
+                    dk_mem, dk, dv_mem, dv, dg);
   } else {
-    backward<double>(grad_out, q, k, v, g, enc, first_key, out, lse, scale, tile, dq, dk, dv, dg);
+    backward<double>(grad_out, q, k_mem, k, v_mem, v, g, enc, first_key, out, lse, scale, tile, dq, dk_mem, dk, dv_mem,
+                     dv, dg);
   }
-  return {dq, dk, dv, dg};
+  return {dq, dk_mem, dk, dv_mem, dv, dg};
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
