@@ -192,3 +192,20 @@ def test_switch_and_failed_build_fall_back_to_pytorch(monkeypatch, attention_ker
 def test_build_name_is_per_cpu():
     fingerprint = kernel.cpu_fingerprint()
     assert len(fingerprint) == 8 and int(fingerprint, 16) >= 0 and fingerprint == kernel.cpu_fingerprint()
+
+
+def test_threads_share_stream_head_pairs_with_identical_results(own):
+    # at::parallel_for hands (stream, head) pairs to torch's threads: the same numbers as one thread
+    q, k, v, g, enc = inputs(3, 40, 31, 3, 8, 6, 32, dtype=torch.float32)
+    first_key, grad_out = torch.tensor([0, 20, 31]), torch.randn(3, 40, 3, 8)
+    threads, results = torch.get_num_threads(), []
+    try:
+        for count in (1, 3):
+            torch.set_num_threads(count)
+            out, lse = kernel_forward(own, q, k, v, g, enc, first_key, 0.35, 16, True)
+            grads = own.backward(grad_out, q, *split(q, k, v), g, enc, first_key, out, lse, 0.35, 16)
+            results.append([out, lse, *grads])
+    finally:
+        torch.set_num_threads(threads)
+    for one, several in zip(*results):
+        assert torch.equal(one, several)

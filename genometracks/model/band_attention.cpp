@@ -15,6 +15,7 @@
 // The backward recomputes S from the saved log-sum-exp and reads dS along the same band for the positional
 // gradient. Matrix products and exp are MKL's (the symbols libtorch_cpu exports), so every step runs near the
 // core's matrix-product rate; there is no per-element mask and no per-tile Python call. Float32 and float64.
+#include <ATen/Parallel.h>
 #include <torch/extension.h>
 
 #include <algorithm>
@@ -119,11 +120,13 @@ void forward(const torch::Tensor& q, const torch::Tensor& k_mem, const torch::Te
   const T* ep = enc.data_ptr<T>();
   const int64_t* first = first_key.data_ptr<int64_t>();
   T* lp = lse.numel() ? lse.data_ptr<T>() : nullptr;
-  std::vector<T> buffer(tile_rows * (tile_rows + window) + tile_rows);
-  T* s = buffer.data();
-  T* inverse = s + tile_rows * (tile_rows + window);
-  for (int64_t b = 0; b < streams; ++b) {
-    for (int64_t h = 0; h < heads; ++h) {
+  // (stream, head) pairs share out over torch's intra-op threads (one each in the model's stream-group threads)
+  at::parallel_for(0, streams * heads, 1, [&](int64_t pair_begin, int64_t pair_end) {
+    std::vector<T> buffer(tile_rows * (tile_rows + window) + tile_rows);
+    T* s = buffer.data();
+    T* inverse = s + tile_rows * (tile_rows + window);
+    for (int64_t pair = pair_begin; pair < pair_end; ++pair) {
+      const int64_t b = pair / heads, h = pair % heads;
       const Rows<T> rq(q, b, h), rg(g, b, h), ro(out, b, h);
       const Keys<T> rk(k_mem, k, b, h), rv(v_mem, v, b, h);
       for (int64_t n0 = 0; n0 < n_q; n0 += tile_rows) {
@@ -155,7 +158,7 @@ void forward(const torch::Tensor& q, const torch::Tensor& k_mem, const torch::Te
         }
       }
     }
-  }
+  });
 }
 
 // Gradients of the forward: dq [B, Lq, H, D] and dg [B, Lq, H, d_pos] written, dk and dv [B, K, H, D] (zeroed
@@ -174,12 +177,14 @@ void backward(const torch::Tensor& grad_out, const torch::Tensor& q, const torch
   const T* lp = lse.data_ptr<T>();
   const int64_t* first = first_key.data_ptr<int64_t>();
   const int64_t area = tile_rows * (tile_rows + window);
-  std::vector<T> buffer(2 * area + tile_rows);
-  T* s = buffer.data();
-  T* dp = s + area;
-  T* delta = dp + area;
-  for (int64_t b = 0; b < streams; ++b) {
-    for (int64_t h = 0; h < heads; ++h) {
+  // one (stream, head) pair per task: its tiles accumulate into the same key and value gradients
+  at::parallel_for(0, streams * heads, 1, [&](int64_t pair_begin, int64_t pair_end) {
+    std::vector<T> buffer(2 * area + tile_rows);
+    T* s = buffer.data();
+    T* dp = s + area;
+    T* delta = dp + area;
+    for (int64_t pair = pair_begin; pair < pair_end; ++pair) {
+      const int64_t b = pair / heads, h = pair % heads;
       const Rows<T> rq(q, b, h), rg(g, b, h), ro(out, b, h), rdo(grad_out, b, h), rdq(dq, b, h), rdg(dg, b, h);
       const Keys<T> rk(k_mem, k, b, h), rv(v_mem, v, b, h), rdk(dk_mem, dk, b, h), rdv(dv_mem, dv, b, h);
       const T* row_lse = lp + (b * heads + h) * n_q;
@@ -230,7 +235,7 @@ void backward(const torch::Tensor& grad_out, const torch::Tensor& q, const torch
         gemm<T>(false, true, tile.rows, d_pos, window, T(1), dp, cols + 1, ep, window, T(0), rdg[n0], rdg.stride);
       }
     }
-  }
+  });
 }
 
 // Checks the layout the kernel reads (rows of d contiguous values); throws on misuse.

@@ -24,7 +24,8 @@ from typing import Any
 SOURCE = Path(__file__).with_name("band_attention.cpp")
 SWITCH = "GENOMETRACKS_KERNEL"  # "torch": never use the compiled kernel
 # -ffast-math lets the compiler vectorise the softmax's max and sum (reordered sums, ~1e-7 relative)
-FLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-ffast-math"]
+# -fopenmp: at::parallel_for shares (stream, head) pairs out over torch's OpenMP threads
+FLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-ffast-math", "-fopenmp"]
 
 
 def cpu_fingerprint() -> str:
@@ -50,7 +51,9 @@ def _build() -> ModuleType | None:
     try:
         from torch.utils.cpp_extension import load
 
-        module: ModuleType = load(f"genometracks_band_{cpu_fingerprint()}", [str(SOURCE)], extra_cflags=FLAGS, verbose=False)
+        module: ModuleType = load(
+            f"genometracks_band_{cpu_fingerprint()}", [str(SOURCE)], extra_cflags=FLAGS, extra_ldflags=["-fopenmp"], verbose=False
+        )
         return module
     except Exception as error:  # no compiler, no ninja, a failed build: fall back, once, with the reason
         reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
