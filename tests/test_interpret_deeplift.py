@@ -287,3 +287,23 @@ def test_no_modisco_pattern_writes_a_header_and_the_report_still_builds(tmp_path
     page = build_report(run, snapshot=False, compare=False)[0].read_text()
     section = page.split("DeepLIFT/SHAP and TF-MoDISco</h2>")[1].split("<h2")[0]
     assert "TF-MoDISco patterns" in section and "pos_0" not in section
+
+
+def test_targets_skip_windows_with_n_and_keep_the_ranking():
+    """The best-ranked sites whose windows hold an N or leave the linear contig give way to the next
+    ones, in rank order, so N runs near the top predictions cannot empty DeepLIFT/SHAP's targets."""
+    model = _model(seed=5)
+    width = model.context + 1 + model.lookahead  # the window of the site at p (+ strand): [p + 5 - context, ... + width)
+    rng = np.random.default_rng(11)
+    seq = list("".join(rng.choice(list("ACGT"), 6 * width)))
+    n_run = 2 * width
+    seq[n_run : n_run + 10] = "N" * 10
+    genome = Genome.from_sequences({"hand": "".join(seq)})
+    near_n = n_run + model.context - 5 + 3  # its window covers the N run
+    clean_a, clean_b = 4 * width, 4 * width + 50
+    too_early = 10  # its window would start before the contig
+    ranked = _sites("hand", [near_n, too_early, clean_a, near_n + 2, clean_b], ["+"] * 5)
+    chosen = D.clean_targets(model, genome, ranked, 5, n_top=2)
+    assert list(chosen.pos) == [clean_a, clean_b] and list(chosen.name) == ["t2", "t4"]
+    assert list(D.clean_targets(model, genome, ranked, 5, n_top=1).pos) == [clean_a]
+    assert len(D.clean_targets(model, genome, ranked.subset(np.array([0, 1, 3])), 5, n_top=3)) == 0

@@ -27,6 +27,7 @@ from genometracks.interpret import heads as H
 from genometracks.interpret import metaplots as MP
 from genometracks.interpret.attribution import aggregate_matrix, attribute, genome_track, top_predicted_tss
 from genometracks.interpret.contributions import run_deeplift
+from genometracks.interpret.deeplift import clean_targets
 from genometracks.interpret.heads import InterpretError
 from genometracks.interpret.hit_track import motif_hit_track
 from genometracks.interpret.kernel_pwm import kernels_to_motifs
@@ -195,8 +196,8 @@ def probability_tracks(model: TransformerXL, genome: Genome, shift: int, seg_len
     return track.values, "predicted (no tracks/tss.*.bw)"
 
 
-def attribution_targets(dataset: Dataset, tracks: dict, s: dict, n_top: int):
-    """The n_top highest predicted TSSs, inside interpret.attribution_regions when set."""
+def attribution_targets(dataset: Dataset, tracks: dict, s: dict, n_top: int | None):
+    """The n_top highest predicted TSSs (all, best first, with None), inside interpret.attribution_regions when set."""
     regions = None
     if s["attribution_regions"]:
         regions = make_splits(dataset.genome, {"test": s["attribution_regions"]})["test"]
@@ -304,7 +305,8 @@ def interpret_command(cfg: DictConfig) -> dict:
                 results["attribution"] = run_attribution(model, dataset, tracks, s, out)
         if "deeplift" in s["parts"]:
             with cost(costs, "deeplift"):
-                targets = attribution_targets(dataset, tracks, s, int(s["deeplift_top"]))
+                ranked = attribution_targets(dataset, tracks, s, None)
+                targets = clean_targets(model, dataset.genome, ranked, dataset.shift, int(s["deeplift_top"]))
                 results["deeplift"] = run_deeplift(model, dataset, targets, s, out, reference_motifs(cfg)[0], seed)
         if "metaplots" in s["parts"]:
             with cost(costs, "metaplots"):

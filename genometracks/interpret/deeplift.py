@@ -154,6 +154,24 @@ class DeepLiftResult:
         return np.eye(5, dtype=np.float32)[self.attributions.tokens][..., :4]
 
 
+def clean_targets(model, genome: Genome, ranked: SiteSet, shift: int, n_top: int) -> SiteSet:
+    """The first n_top sites of `ranked` (best first) whose DeepLIFT/SHAP windows lie inside their
+    contigs and hold no N (deeplift_shap skips the others), so that N runs near the best predictions
+    do not leave a run with fewer targets, or none. Windows are read a block of sites at a time."""
+    chosen: list[SiteSet] = []
+    found, block = 0, max(4 * n_top, 64)
+    for start in range(0, len(ranked), block):
+        if found >= n_top:
+            break
+        kept, tokens, _, _ = target_windows(model, genome, ranked.subset(np.arange(start, min(start + block, len(ranked)))), shift)
+        clean = kept.subset(~(tokens == N_TOKEN).any(axis=1))
+        chosen.append(clean)
+        found += len(clean)
+    if not chosen:
+        return ranked.subset(np.zeros(0, dtype=np.int64))
+    return SiteSet.concat(chosen, ranked.source).subset(np.arange(min(found, n_top)))
+
+
 def deeplift_shap(
     model, genome: Genome, sites: SiteSet, shift: int, n_shuffles: int = 10, batch_size: int = 32, seed: int = 0, progress: bool = True
 ) -> DeepLiftResult:
