@@ -5,8 +5,9 @@ a failed build (one warning says why), or GENOMETRACKS_KERNEL=torch in the envir
 use PyTorch's flash-attention tiles, which compute the same function (attention.band_attention).
 
 The build goes to torch's extension cache (TORCH_EXTENSIONS_DIR, default ~/.cache/torch_extensions)
-under a name that carries this CPU's instruction-set flags, since it is compiled with -march=native:
-nodes of a cluster that share a home directory but not a CPU each build their own.
+under a name that carries torch's version and this CPU's instruction-set flags, since it is compiled
+with -march=native against torch's headers: nodes of a cluster that share a home directory but not a
+CPU each build their own, and a torch upgrade builds anew.
 `build_now()` builds it ahead of time (scripts/install.sh calls it).
 """
 
@@ -29,8 +30,11 @@ FLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-ffast-math", "-f
 
 
 def cpu_fingerprint() -> str:
-    """8 hex digits from the machine type and the CPU's flags line (/proc/cpuinfo; the machine alone elsewhere)."""
-    flags = platform.machine()
+    """8 hex digits from torch's version, the machine type and the CPU's flags line (/proc/cpuinfo; the
+    machine alone elsewhere): a build is only reused by the same torch on the same instruction set."""
+    import torch
+
+    flags = torch.__version__ + platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("flags"):
