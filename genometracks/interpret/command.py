@@ -196,8 +196,8 @@ def probability_tracks(model: TransformerXL, genome: Genome, shift: int, seg_len
     return track.values, "predicted (no tracks/tss.*.bw)"
 
 
-def attribution_targets(dataset: Dataset, tracks: dict, s: dict, n_top: int | None):
-    """The n_top highest predicted TSSs (all, best first, with None), inside interpret.attribution_regions when set."""
+def attribution_targets(dataset: Dataset, tracks: dict, s: dict, n_top: int):
+    """The n_top highest predicted TSSs (best first), inside interpret.attribution_regions when set."""
     regions = None
     if s["attribution_regions"]:
         regions = make_splits(dataset.genome, {"test": s["attribution_regions"]})["test"]
@@ -305,8 +305,10 @@ def interpret_command(cfg: DictConfig) -> dict:
                 results["attribution"] = run_attribution(model, dataset, tracks, s, out)
         if "deeplift" in s["parts"]:
             with cost(costs, "deeplift"):
-                ranked = attribution_targets(dataset, tracks, s, None)
-                targets = clean_targets(model, dataset.genome, ranked, dataset.shift, int(s["deeplift_top"]))
+                # candidates best first (20 per target), of which the first deeplift_top with N-free windows
+                top = int(s["deeplift_top"])
+                ranked = attribution_targets(dataset, tracks, s, max(20 * top, 1000))
+                targets = clean_targets(model, dataset.genome, ranked, dataset.shift, top)
                 results["deeplift"] = run_deeplift(model, dataset, targets, s, out, reference_motifs(cfg)[0], seed)
         if "metaplots" in s["parts"]:
             with cost(costs, "metaplots"):
