@@ -209,3 +209,19 @@ def test_threads_share_stream_head_pairs_with_identical_results(own):
         torch.set_num_threads(threads)
     for one, several in zip(*results):
         assert torch.equal(one, several)
+
+
+def test_scores_spanning_hundreds_of_units_stay_exact(own):
+    # a trained model's scores span ~1,500 units (the shipped paper model): terms below e^-50 of a row's
+    # largest are dropped as 0 (no underflow, no denormals), invisible at float64's rounding of the sum
+    q, k, v, g, enc = inputs(2, 20, 15, 2, 4, 4, 16)
+    q, g = q * 60, g * 60
+    first_key = torch.tensor([0, 7])
+    expected, expected_lse = dense_reference(q, k, v, g, enc, first_key, 1.0)
+    assert float(expected_lse.max() - expected_lse.min()) > 300  # the rows really span hundreds of units
+    out, lse = kernel_forward(own, q, k, v, g, enc, first_key, 1.0, 8, True)
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-12)
+    torch.testing.assert_close(lse, expected_lse, rtol=1e-15, atol=1e-10)
+    out32, _ = kernel_forward(own, *(t.float() for t in (q, k, v, g, enc)), first_key, 1.0, 8, False)
+    assert torch.isfinite(out32).all()
+    torch.testing.assert_close(out32.double(), expected, rtol=1e-4, atol=1e-4)
