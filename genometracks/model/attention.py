@@ -315,7 +315,7 @@ class RelativeAttention(nn.Module):
         if queries.requires_grad and torch.is_grad_enabled():
             return cast(Tensor, KernelAttention.apply(*tensors, scale, self.query_block))  # type: ignore[no-untyped-call]
         with torch.no_grad():
-            return KernelAttention.run(*tensors, scale, self.query_block, False)[0]
+            return KernelAttention.run(*tensors, scale, self.query_block)[0]
 
     def _fast_attend(self, queries: Tensor, keys: Tensor, values: Tensor, key_exists: Tensor, requires_grad: bool) -> Tensor:
         """Step 3 on the fast path with PyTorch's kernels (where the compiled one does not apply). queries
@@ -532,42 +532,19 @@ class KernelAttention(torch.autograd.Function):
     tile). Returns [B, Lq, H, D]; gradients for queries, g, keys and values."""
 
     @staticmethod
-    def run(
-        queries: Tensor,
-        g: Tensor,
-        old_keys: Tensor,
-        keys: Tensor,
-        old_values: Tensor,
-        values: Tensor,
-        encoding: Tensor,
-        first_key: Tensor,
-        scale: float,
-        tile: int,
-        want_lse: bool,
-    ) -> tuple[Tensor, Tensor]:
-        """The kernel's forward without autograd: output [B, Lq, H, D] and log-sum-exp [B, H, Lq] (empty
-        unless want_lse)."""
+    def run(*inputs: Any, want_lse: bool = False) -> tuple[Tensor, Tensor]:
+        """The kernel's forward without autograd, on the inputs in the class docstring's order: output
+        [B, Lq, H, D] and log-sum-exp [B, H, Lq] (empty unless want_lse)."""
+        queries, g, old_keys, keys, old_values, values, encoding, first_key, scale, tile = inputs
         out, lse = compiled().forward(queries, old_keys, keys, old_values, values, g, encoding, first_key, scale, tile, want_lse)
         return out, lse
 
     @staticmethod
-    def forward(
-        ctx: Any,
-        queries: Tensor,
-        g: Tensor,
-        old_keys: Tensor,
-        keys: Tensor,
-        old_values: Tensor,
-        values: Tensor,
-        encoding: Tensor,
-        first_key: Tensor,
-        scale: float,
-        tile: int,
-    ) -> Tensor:
-        """Output [B, Lq, H, D]; saves the inputs, the output and each query's log-sum-exp [B, H, Lq]."""
-        out, lse = KernelAttention.run(queries, g, old_keys, keys, old_values, values, encoding, first_key, scale, tile, True)
-        ctx.save_for_backward(queries, g, old_keys, keys, old_values, values, encoding, first_key, out, lse)
-        ctx.scale, ctx.tile = scale, tile
+    def forward(ctx: Any, *inputs: Any) -> Tensor:
+        """Output [B, Lq, H, D]; saves the tensors, the output and each query's log-sum-exp [B, H, Lq]."""
+        out, lse = KernelAttention.run(*inputs, want_lse=True)
+        ctx.save_for_backward(*inputs[:8], out, lse)
+        ctx.scale, ctx.tile = inputs[8:]
         return out
 
     @staticmethod
