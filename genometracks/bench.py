@@ -227,6 +227,16 @@ def bench_paths(args: argparse.Namespace) -> dict:
     return result
 
 
+def portable_path(path: Path) -> str:
+    """How a result JSON names an input: relative to the shared data folder as
+    "$GENOMETRACKS_DATA/<rest>" when it lies there (no machine's absolute path in committed JSON), else
+    as given."""
+    try:
+        return "$GENOMETRACKS_DATA/" + path.resolve().relative_to(shared_data().resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def bench_genome(args: argparse.Namespace) -> dict:
     """Whole-genome prediction of E. coli, both strands, random paper-model weights, bigWigs written."""
     fasta = Path(args.fasta) if args.fasta else shared_data() / "ecoli_k12" / "genome" / "NC_000913.3.fa"
@@ -246,7 +256,7 @@ def bench_genome(args: argparse.Namespace) -> dict:
     positions = 2 * genome.total_length
     return {
         "mode": "genome",
-        "fasta": str(fasta),
+        "fasta": portable_path(fasta),
         "positions": positions,
         "n_streams": args.batch,
         "seg_len": args.seg_len,

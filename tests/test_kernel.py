@@ -15,12 +15,8 @@ from tests.model_reference import run_segments, small_model
 
 
 @pytest.fixture()
-def own(attention_kernel_compiled):
-    return attention_kernel_compiled
-
-
-@pytest.fixture()
-def attention_kernel_compiled(monkeypatch):
+def own(monkeypatch):
+    """The compiled kernel module (skipped where it cannot be built; a failure under CI)."""
     monkeypatch.delenv(kernel.SWITCH, raising=False)
     module = kernel.compiled()
     if module is None:
@@ -85,12 +81,10 @@ def test_forward_equals_the_definition(own, n_q, before, window, tile, first):
     assert kernel_forward(own, q, k, v, g, enc, first_key, 0.4, tile, False)[1].numel() == 0
 
 
-def test_forward_by_hand():
+def test_forward_by_hand(own):
     # one stream, one head, d 1, window 2, two queries after one remembered key; no positional term:
     # query 0 (key 1) sees keys 0, 1 with scores 1*2, 1*1 → weights e^2, e^1 on values 10, 20
-    module = kernel.compiled()
-    if module is None:
-        pytest.skip("the compiled attention kernel could not be built here")
+    module = own
     q = torch.tensor([[[[1.0]], [[0.0]]]], dtype=torch.float64)  # [1, 2, 1, 1]
     k = torch.tensor([[[[2.0]], [[1.0]], [[5.0]]]], dtype=torch.float64)  # keys 0, 1, 2
     v = torch.tensor([[[[10.0]], [[20.0]], [[30.0]]]], dtype=torch.float64)
@@ -169,7 +163,7 @@ def test_misuse_is_refused_in_one_line(own):
         kernel_forward(own, q, k.float(), v, g, enc, torch.tensor([0]), 1.0, 2, False)
 
 
-def test_switch_and_failed_build_fall_back_to_pytorch(monkeypatch, attention_kernel_compiled):
+def test_switch_and_failed_build_fall_back_to_pytorch(monkeypatch, own):
     model = small_model(21)
     tokens = torch.randint(0, 5, (2, 70 + model.lookahead))
     compiled = run_segments(model, tokens, 35, "fast")

@@ -224,3 +224,12 @@ def test_model_threads_flush_denormal_floats_to_zero():
         "print((torch.tensor([700_000], dtype=torch.int32).view(torch.float32) * 2.0).view(torch.int32).item())"
     )
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "0"
+
+
+def test_bench_names_shared_inputs_without_the_machines_path(tmp_path, monkeypatch):
+    from genometracks.bench import portable_path
+
+    monkeypatch.setenv("GENOMETRACKS_DATA", str(tmp_path / "data"))
+    inside = tmp_path / "data" / "ecoli_k12" / "genome" / "g.fa"
+    assert portable_path(inside) == "$GENOMETRACKS_DATA/ecoli_k12/genome/g.fa"
+    assert portable_path(tmp_path / "mine.fa") == str(tmp_path / "mine.fa")
