@@ -153,6 +153,25 @@ def test_gradients_equal_the_definitions(own):
         torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
 
 
+def test_detached_memory_gets_no_gradient_and_leaves_the_others_unchanged(own):
+    # training carries its memory detached: the kernel then skips the remembered keys' and values' gradient
+    # products; every other gradient is the same as when the memory needs one
+    q, k, v, g, enc = inputs(2, 9, 6, 2, 3, 4, 7)
+    first_key, weights = torch.tensor([0, 4]), torch.randn(2, 9, 2, 3, dtype=torch.float64)
+    grads = {}
+    for memory_needs_grad in (True, False):
+        leaves = [t.clone().requires_grad_(True) for t in (q, g, *split(q, k, v))]
+        q_, g_, old_k, new_k, old_v, new_v = leaves
+        old_k.requires_grad_(memory_needs_grad)
+        old_v.requires_grad_(memory_needs_grad)
+        (KernelAttention.apply(q_, g_, old_k, new_k, old_v, new_v, enc, first_key, 0.6, 4) * weights).sum().backward()
+        grads[memory_needs_grad] = [t.grad for t in leaves]
+    assert grads[False][2] is None and grads[False][4] is None
+    assert grads[True][2].abs().sum() > 0 and grads[True][4].abs().sum() > 0
+    for index in (0, 1, 3, 5):
+        torch.testing.assert_close(grads[False][index], grads[True][index], rtol=0, atol=0)
+
+
 def test_misuse_is_refused_in_one_line(own):
     q, k, v, g, enc = inputs(1, 4, 2, 1, 2, 2, 3)
     with pytest.raises(RuntimeError, match="own key must exist"):
@@ -197,7 +216,7 @@ def test_threads_share_stream_head_pairs_with_identical_results(own):
         for count in (1, 3):
             torch.set_num_threads(count)
             out, lse = kernel_forward(own, q, k, v, g, enc, first_key, 0.35, 16, True)
-            grads = own.backward(grad_out, q, *split(q, k, v), g, enc, first_key, out, lse, 0.35, 16)
+            grads = own.backward(grad_out, q, *split(q, k, v), g, enc, first_key, out, lse, 0.35, 16, True)
             results.append([out, lse, *grads])
     finally:
         torch.set_num_threads(threads)

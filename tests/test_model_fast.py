@@ -113,6 +113,24 @@ def test_banded_tiles_equal_textbook_at_paper_windows(window, memory, attention_
         assert float((fast - textbook).abs().max()) <= 1e-5 * max(float(textbook.abs().max()), 1e-6)
 
 
+def test_training_with_detached_memory_gives_the_textbook_gradients(attention_kernel):
+    # a training step carries the previous step's memory detached (task.train_memory=true): the compiled
+    # kernel then skips the remembered keys' gradients and the remembered inputs enter the projection through
+    # AddAtStart; the weights' gradients are still the textbook path's (float64, to 1e-10 of the largest)
+    model = small_model(18, window=64, query_block=16, stream_block=1).double().train()
+    tokens = torch.randint(0, 5, (3, 160 + model.lookahead))
+    grads = {}
+    for path in ("textbook", "fast"):
+        with torch.no_grad():
+            _, memory = model(tokens[:, : 80 + model.lookahead], path=path)
+        model.zero_grad()
+        logits, _ = model(tokens[:, 80:], memory.detach(), path=path)
+        (logits * torch.linspace(-1, 1, 80, dtype=torch.float64)).sum().backward()
+        grads[path] = [p.grad.clone() for p in model.parameters()]
+    for fast, textbook in zip(grads["fast"], grads["textbook"]):
+        assert float((fast - textbook).abs().max()) <= 1e-10 * max(float(textbook.abs().max()), 1e-6)
+
+
 def test_tiles_skip_keys_that_exist_in_no_stream():
     model = small_model(17, window=32, query_block=8, stream_block=1)
     attn = model.blocks[0].attn  # M = 31 remembered positions

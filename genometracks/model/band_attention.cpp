@@ -175,14 +175,14 @@ void forward(const torch::Tensor& q, const torch::Tensor& k_mem, const torch::Te
 }
 
 // Gradients of the forward: dq [B, Lq, H, D] and dg [B, Lq, H, d_pos] written, dk and dv [B, K, H, D] (zeroed
-// by the caller) accumulated. Per tile, from the scores recomputed and the saved log-sum-exp:
+// by the caller) accumulated, their remembered part only when memory_grads. Per tile, from the scores recomputed and the saved log-sum-exp:
 //   P = exp(S - lse); dP = dO V^T; dS = P (dP - rowsum(dO * O)); dV += P^T dO; dQ = scale dS K;
 //   dK += scale dS^T Q; dG = band(dS) Enc^T (dS read along the band with leading dimension cols + 1).
 template <typename T>
 void backward(const torch::Tensor& grad_out, const torch::Tensor& q, const torch::Tensor& k_mem, const torch::Tensor& k,
               const torch::Tensor& v_mem, const torch::Tensor& v, const torch::Tensor& g, const torch::Tensor& enc,
               const torch::Tensor& first_key, const torch::Tensor& out, const torch::Tensor& lse, T scale,
-              int64_t tile_rows, torch::Tensor& dq, torch::Tensor& dk_mem, torch::Tensor& dk, torch::Tensor& dv_mem,
+              int64_t tile_rows, bool memory_grads, torch::Tensor& dq, torch::Tensor& dk_mem, torch::Tensor& dk, torch::Tensor& dv_mem,
               torch::Tensor& dv, torch::Tensor& dg) {
   const int64_t streams = q.size(0), n_q = q.size(1), heads = q.size(2), d = q.size(3);
   const int64_t window = enc.size(1), d_pos = enc.size(0), before = k_mem.size(1);
@@ -228,9 +228,11 @@ void backward(const torch::Tensor& grad_out, const torch::Tensor& q, const torch
           std::fill(grad + stop, grad + cols, T(0));
         }
         const int64_t first_key_of_tile = tile.ws + lo, stop = tile.ws + cols;
-        // dV += P^T dO and dK += scale dS^T Q, part by part (the key rows of each part are written in place)
+        // dV += P^T dO and dK += scale dS^T Q, part by part (the key rows of each part are written in place);
+        // the remembered keys' rows only when their gradients are asked for
+        const int64_t first_grad = memory_grads ? first_key_of_tile : std::max(first_key_of_tile, before);
         auto accumulate = [&](const Keys<T>& grads, const T* weights, T alpha, const Rows<T>& rhs) {
-          grads.parts(first_key_of_tile, stop, [&](const T* rows, int64_t stride, int64_t key, int64_t count) {
+          grads.parts(first_grad, stop, [&](const T* rows, int64_t stride, int64_t key, int64_t count) {
             gemm<T>(true, false, count, d, tile.rows, alpha, weights + (key - tile.ws), cols, rhs[n0], rhs.stride, T(1),
                     const_cast<T*>(rows), stride);
           });
@@ -301,11 +303,14 @@ std::vector<torch::Tensor> band_attention_forward(torch::Tensor q, torch::Tensor
 }
 
 // Gradients for band_attention_forward's inputs from grad_out [B, Lq, H, D], the forward's output and
-// log-sum-exp: returns dq, dk_mem, dk, dv_mem, dv, dg (shapes of q, k_mem, k, v_mem, v, g; contiguous).
+// log-sum-exp: returns dq, dk_mem, dk, dv_mem, dv, dg (shapes of q, k_mem, k, v_mem, v, g; contiguous). With
+// memory_grads false the remembered keys' and values' gradients are not computed (half of the key and value
+// gradient products when a segment carries a full memory) and come back undefined (None in Python).
 std::vector<torch::Tensor> band_attention_backward(torch::Tensor grad_out, torch::Tensor q, torch::Tensor k_mem,
                                                    torch::Tensor k, torch::Tensor v_mem, torch::Tensor v,
                                                    torch::Tensor g, torch::Tensor enc, torch::Tensor first_key,
-                                                   torch::Tensor out, torch::Tensor lse, double scale, int64_t tile) {
+                                                   torch::Tensor out, torch::Tensor lse, double scale, int64_t tile,
+                                                   bool memory_grads) {
   check(q, k_mem, k, v_mem, v, g, enc, first_key, tile);
   TORCH_CHECK(grad_out.sizes() == q.sizes() && out.sizes() == q.sizes() && grad_out.stride(3) == 1 &&
                   out.stride(3) == 1 && grad_out.scalar_type() == q.scalar_type() &&
@@ -316,15 +321,20 @@ std::vector<torch::Tensor> band_attention_backward(torch::Tensor grad_out, torch
               "band_attention_backward: lse [B, H, Lq] contiguous, q's dtype");
   auto dq = torch::empty(q.sizes(), q.options());
   auto dg = torch::empty(g.sizes(), g.options());
-  auto dk_mem = torch::zeros(k_mem.sizes(), k_mem.options()), dv_mem = torch::zeros(v_mem.sizes(), v_mem.options());
   auto dk = torch::zeros(k.sizes(), k.options()), dv = torch::zeros(v.sizes(), v.options());
+  // without memory gradients the remembered rows are never written: uninitialised buffers stand in for them
+  auto remembered = [&](const torch::Tensor& like) {
+    return memory_grads ? torch::zeros(like.sizes(), like.options()) : torch::empty(like.sizes(), like.options());
+  };
+  auto dk_mem = remembered(k_mem), dv_mem = remembered(v_mem);
   if (q.scalar_type() == torch::kFloat) {
-    backward<float>(grad_out, q, k_mem, k, v_mem, v, g, enc, first_key, out, lse, static_cast<float>(scale), tile, dq,
-                    dk_mem, dk, dv_mem, dv, dg);
+    backward<float>(grad_out, q, k_mem, k, v_mem, v, g, enc, first_key, out, lse, static_cast<float>(scale), tile,
+                    memory_grads, dq, dk_mem, dk, dv_mem, dv, dg);
   } else {
-    backward<double>(grad_out, q, k_mem, k, v_mem, v, g, enc, first_key, out, lse, scale, tile, dq, dk_mem, dk, dv_mem,
-                     dv, dg);
+    backward<double>(grad_out, q, k_mem, k, v_mem, v, g, enc, first_key, out, lse, scale, tile, memory_grads, dq, dk_mem,
+                     dk, dv_mem, dv, dg);
   }
+  if (!memory_grads) return {dq, torch::Tensor(), dk, torch::Tensor(), dv, dg};
   return {dq, dk_mem, dk, dv_mem, dv, dg};
 }
 
