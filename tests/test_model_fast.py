@@ -165,6 +165,24 @@ def test_paper_config_gradients_equal_textbook(attention_kernel):
         torch.testing.assert_close(fast, textbook, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
+def test_trained_float32_fast_path_is_as_near_the_exact_logits_as_the_textbook():
+    # the shipped paper model's float32 logits differ between the paths by a few 1e-5 (larger logits than
+    # random weights give): that is float32 rounding, of the textbook path as much as of the fast one; float64
+    # (the exact value to ~1e-14, where both paths agree) is the yardstick
+    from genometracks.inference.shipped import load_shipped
+
+    model = load_shipped("ecoli_k12_paper").model.eval()
+    tokens = torch.randint(0, 4, (2, 2 * 512 + model.lookahead), generator=torch.Generator().manual_seed(5))
+    with torch.inference_mode():
+        float32 = {path: run_segments(model, tokens, 512, path).double() for path in ("fast", "textbook")}
+        model.double()
+        exact = run_segments(model, tokens, 512, "textbook")
+        torch.testing.assert_close(run_segments(model, tokens, 512, "fast"), exact, rtol=0, atol=1e-10)
+    error = {path: float((logits - exact).abs().max()) for path, logits in float32.items()}
+    assert error["fast"] <= 1.5 * error["textbook"] and error["fast"] < 1e-4, error
+
+
 def test_attention_dropout_in_training_draws_as_the_textbook_path():
     model = small_model(14, dropout=0.3, workers=2).train()  # no threads while dropout draws
     tokens = torch.randint(0, 5, (2, 60 + model.lookahead))
