@@ -6,6 +6,8 @@ carried, after one warm-up segment that fills the memory (steady state: every wi
 Training: the same segments as steps (forward, BCE loss on random labels, backward, Adam step,
 memory detached between steps). Each path is timed `--repeats` times from the same starting memory
 (the textbook path `--textbook-repeats` times); positions/s are reported as median, min and max.
+`--fast-only` leaves the textbook path out (no ratios): for comparing two revisions of the fast path in
+alternating runs, since this host's speed drifts by 10-20 % within an hour.
 `--genome` instead times whole-genome prediction of E. coli (both strands, random weights) with
 `predict.predict_genome` and `predict.write_tracks`, bigWig writing included.
 `--only scaling` (issue #17) predicts one sequence (E. coli's first `--total` nt, random where the
@@ -194,8 +196,9 @@ def bench_paths(args: argparse.Namespace) -> dict:
     }
     plan = {"fast": (args.segments, args.repeats), "textbook": (args.textbook_segments, args.textbook_repeats)}
     logits = {}
+    paths = ("fast",) if args.fast_only else ("fast", "textbook")
     for task in args.tasks:
-        for path in ("fast", "textbook"):
+        for path in paths:
             segments, repeats = plan[path]
             if task == "inference":
                 rates, logits[path] = time_inference(model, tokens, path, args.seg_len, segments, repeats)
@@ -211,11 +214,13 @@ def bench_paths(args: argparse.Namespace) -> dict:
                 "peak_rss_mib_so_far": peak_rss_mib(children=False),
                 **extra,
             }
-        fast, textbook = (result[f"{task}_{p}"]["positions_per_s"]["median"] for p in ("fast", "textbook"))
-        result[f"{task}_ratio_fast_over_textbook"] = round(fast / textbook, 2)
+        fast = result[f"{task}_fast"]["positions_per_s"]["median"]
+        if not args.fast_only:
+            result[f"{task}_ratio_fast_over_textbook"] = round(fast / result[f"{task}_textbook"]["positions_per_s"]["median"], 2)
         result[f"{task}_fast_over_reference"] = round(fast / REFERENCE[task.removesuffix("_no_memory")], 2)
     if "inference" in args.tasks:
-        result["max_abs_logit_diff_fast_vs_textbook"] = float((logits["fast"] - logits["textbook"]).abs().max())
+        if not args.fast_only:
+            result["max_abs_logit_diff_fast_vs_textbook"] = float((logits["fast"] - logits["textbook"]).abs().max())
         fast = result["inference_fast"]["positions_per_s"]["median"]
         result["extrapolated_genome_both_strands_min"] = round(2 * ECOLI_LENGTH / fast / 60, 2)
     for task in args.tasks:
@@ -491,6 +496,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=5, help="repeats, fast path")
     parser.add_argument("--textbook-segments", type=int, default=1)
     parser.add_argument("--textbook-repeats", type=int, default=3)
+    parser.add_argument("--fast-only", action="store_true", help="time the fast path only (no textbook path, no ratios)")
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="torch intra-op threads")
     parser.add_argument(
         "--workers",

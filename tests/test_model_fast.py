@@ -5,6 +5,7 @@ and PyTorch's flash-attention tiles)."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -240,6 +241,18 @@ def test_bench_flop_count_and_argument_errors(capsys):
     assert "/nonexistent/genome.fa" in capsys.readouterr().err
     assert bench_main(["--weights", "/nonexistent/best.ckpt", "--tasks", "training"]) == 2
     assert "/nonexistent/best.ckpt: checkpoint not found" in capsys.readouterr().err
+
+
+def test_bench_fast_only_times_the_fast_path_alone(capsys):
+    # --fast-only: for A/B runs of two revisions; no textbook timing, no ratio, the fast figures as always
+    assert (
+        bench_main(["--fast-only", "--tasks", "inference,training", "--batch", "2", "--seg-len", "64", "--segments", "1", "--repeats", "2"])
+        == 0
+    )
+    result = json.loads(capsys.readouterr().out)
+    assert result["inference_fast"]["positions_per_s"]["n"] == 2 and result["training_fast"]["positions_per_s"]["median"] > 0
+    assert not [key for key in result if "textbook" in key or "ratio" in key]
+    assert result["training_fast"]["first_loss"] > 0
 
 
 def test_model_threads_flush_denormal_floats_to_zero():

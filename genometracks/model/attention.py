@@ -23,7 +23,8 @@ Two paths compute the same function with the same weights. "textbook": steps 1-3
   tile of `query_block` queries of one stream and head, the content scores by one matrix product over
   the keys the window reaches, the positional term (g = W_r^T (q + v) times the sinusoids) by one
   product written straight onto the band, a softmax over each query's window, one product with the
-  values; its backward recomputes the scores and applies the same band trick to the positional gradient;
+  values; its backward recomputes the scores and applies the same band trick to the positional gradient,
+  and leaves out the remembered keys' and values' gradients when the memory is detached (training);
 - elsewhere, or where the kernel cannot be built (GENOMETRACKS_KERNEL=torch forces this), step 3 with
   PyTorch's fused CPU attention kernel on tiles of `query_block` queries of `stream_block` streams,
   each tile against only the keys its window reaches, the positional term an additive bias written by
@@ -569,7 +570,7 @@ class KernelAttention(torch.autograd.Function):
         the remembered parts when they need none: training carries its memory detached) and None for the constants."""
         queries, g, old_keys, keys, old_values, values, encoding, first_key, out, lse = ctx.saved_tensors
         memory_grads = ctx.needs_input_grad[2] or ctx.needs_input_grad[4]  # not when the memory is detached
-        grad_q, grad_old_k, grad_k, grad_old_v, grad_v, grad_g = compiled().backward(
-            rows_contiguous(grad_out), queries, old_keys, keys, old_values, values, g, encoding, first_key, out, lse, ctx.scale, ctx.tile, memory_grads
-        )
+        tensors = (queries, old_keys, keys, old_values, values, g, encoding, first_key, out, lse)  # the C++ order
+        grads = compiled().backward(rows_contiguous(grad_out), *tensors, ctx.scale, ctx.tile, memory_grads)
+        grad_q, grad_old_k, grad_k, grad_old_v, grad_v, grad_g = grads
         return grad_q, grad_g, grad_old_k, grad_k, grad_old_v, grad_v, None, None, None, None
