@@ -202,9 +202,13 @@ def test_switch_and_failed_build_fall_back_to_pytorch(monkeypatch, own):
         kernel._build.cache_clear()
 
 
-def test_build_name_is_per_cpu():
+def test_build_name_is_per_cpu_and_per_source(monkeypatch, tmp_path):
     fingerprint = kernel.cpu_fingerprint()
     assert len(fingerprint) == 8 and int(fingerprint, 16) >= 0 and fingerprint == kernel.cpu_fingerprint()
+    here = kernel.build_name()
+    assert here.startswith(f"genometracks_band_{fingerprint}_") and here == kernel.build_name()
+    monkeypatch.setattr(kernel, "SOURCE", tmp_path / "band_attention.cpp")  # another checkout's source
+    assert kernel.build_name() != here
 
 
 def test_threads_share_stream_head_pairs_with_identical_results(own):

@@ -48,6 +48,9 @@ def venv(tmp_path_factory):
 
 def in_venv(env_dir: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    # the wheel's kernel builds in a cache of its own: in the shared one, under the same name, it would replace
+    # the checkout's build and the next run from the checkout would compile again (found: 25 s in a main job)
+    env["TORCH_EXTENSIONS_DIR"] = str(cwd / "torch_extensions")
     for name in ("IGV_JS", "JBROWSE_JS"):  # the run's igv.js and JBrowse bundle: stand-ins, no npm here
         env[f"GENOMETRACKS_{name}"] = str(cwd / f"{name.lower()}.js")
         (cwd / f"{name.lower()}.js").write_text("// stand-in\n")

@@ -7,7 +7,8 @@ use PyTorch's flash-attention tiles, which compute the same function (attention.
 The build goes to torch's extension cache (TORCH_EXTENSIONS_DIR, default ~/.cache/torch_extensions)
 under a name that carries torch's version and this CPU's instruction-set flags, since it is compiled
 with -march=native against torch's headers: nodes of a cluster that share a home directory but not a
-CPU each build their own, and a torch upgrade builds anew.
+CPU each build their own, and a torch upgrade builds anew. The name also carries the source's location,
+so two checkouts (or a checkout and an installed wheel) each keep their own build.
 `build_now()` builds it ahead of time (scripts/install.sh calls it).
 """
 
@@ -45,6 +46,14 @@ def cpu_fingerprint() -> str:
     return hashlib.sha1(flags.encode()).hexdigest()[:8]
 
 
+def build_name() -> str:
+    """The extension's name in torch's cache: this CPU and torch (`cpu_fingerprint`) and where the source
+    lies, so that two checkouts or installs on one machine keep a build each instead of replacing each
+    other's (torch would otherwise rebuild, ~20 s, whenever the other one ran last)."""
+    where = hashlib.sha1(str(SOURCE.resolve()).encode()).hexdigest()[:6]
+    return f"genometracks_band_{cpu_fingerprint()}_{where}"
+
+
 def wanted() -> bool:
     """False when GENOMETRACKS_KERNEL=torch asks for PyTorch's kernels only."""
     return os.environ.get(SWITCH, "").strip().lower() != "torch"
@@ -55,9 +64,7 @@ def _build() -> ModuleType | None:
     try:
         from torch.utils.cpp_extension import load
 
-        module: ModuleType = load(
-            f"genometracks_band_{cpu_fingerprint()}", [str(SOURCE)], extra_cflags=FLAGS, extra_ldflags=["-fopenmp"], verbose=False
-        )
+        module: ModuleType = load(build_name(), [str(SOURCE)], extra_cflags=FLAGS, extra_ldflags=["-fopenmp"], verbose=False)
         return module
     except Exception as error:  # no compiler, no ninja, a failed build: fall back, once, with the reason
         reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
