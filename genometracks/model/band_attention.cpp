@@ -175,15 +175,16 @@ void forward(const torch::Tensor& q, const torch::Tensor& k_mem, const torch::Te
 }
 
 // Gradients of the forward: dq [B, Lq, H, D] and dg [B, Lq, H, d_pos] written, dk and dv [B, K, H, D] (zeroed
-// by the caller) accumulated, their remembered part only when memory_grads. Per tile, from the scores recomputed and the saved log-sum-exp:
+// by the caller) accumulated, their remembered part only when memory_grads. Per tile, from the scores
+// recomputed and the saved log-sum-exp:
 //   P = exp(S - lse); dP = dO V^T; dS = P (dP - rowsum(dO * O)); dV += P^T dO; dQ = scale dS K;
 //   dK += scale dS^T Q; dG = band(dS) Enc^T (dS read along the band with leading dimension cols + 1).
 template <typename T>
 void backward(const torch::Tensor& grad_out, const torch::Tensor& q, const torch::Tensor& k_mem, const torch::Tensor& k,
               const torch::Tensor& v_mem, const torch::Tensor& v, const torch::Tensor& g, const torch::Tensor& enc,
               const torch::Tensor& first_key, const torch::Tensor& out, const torch::Tensor& lse, T scale,
-              int64_t tile_rows, bool memory_grads, torch::Tensor& dq, torch::Tensor& dk_mem, torch::Tensor& dk, torch::Tensor& dv_mem,
-              torch::Tensor& dv, torch::Tensor& dg) {
+              int64_t tile_rows, bool memory_grads, torch::Tensor& dq, torch::Tensor& dk_mem, torch::Tensor& dk,
+              torch::Tensor& dv_mem, torch::Tensor& dv, torch::Tensor& dg) {
   const int64_t streams = q.size(0), n_q = q.size(1), heads = q.size(2), d = q.size(3);
   const int64_t window = enc.size(1), d_pos = enc.size(0), before = k_mem.size(1);
   const T* ep = enc.data_ptr<T>();
