@@ -332,8 +332,8 @@ std::vector<torch::Tensor> band_attention_backward(torch::Tensor grad_out, torch
     backward<float>(grad_out, q, k_mem, k, v_mem, v, g, enc, first_key, out, lse, static_cast<float>(scale), tile,
                     memory_grads, dq, dk_mem, dk, dv_mem, dv, dg);
   } else {
-    backward<double>(grad_out, q, k_mem, k, v_mem, v, g, enc, first_key, out, lse, scale, tile, memory_grads, dq, dk_mem,
-                     dk, dv_mem, dv, dg);
+    backward<double>(grad_out, q, k_mem, k, v_mem, v, g, enc, first_key, out, lse, scale, tile, memory_grads, dq,
+                     dk_mem, dk, dv_mem, dv, dg);
   }
   if (!memory_grads) return {dq, torch::Tensor(), dk, torch::Tensor(), dv, dg};
   return {dq, dk_mem, dk, dv_mem, dv, dg};
