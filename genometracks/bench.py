@@ -21,7 +21,11 @@ genomes per hour and each command's peak RSS.
 Model FLOPs per position count the useful work (multiply + add = 2): q/k/v linear and convolution,
 content, positional and value products over the W keys of each window, output projection; a
 training step is counted as 3 forward passes. `matmul_2048_gflops` is a 2048 x 2048 float32
-matrix product measured in the same run with the same threads.
+matrix product measured in the same run with the same threads (on `--device`).
+`--device cuda` runs paths and genome on a GPU (float32 with TF32 off, so the fast path's logits can
+still be compared with the textbook path's to 1e-5; timings synchronise the device; peak GPU memory is
+reported). There the fast path attends with PyTorch's kernels on tiles of `--query-block` queries of
+`--stream-block` streams: larger tiles than the CPU's suit a GPU.
 """
 
 from __future__ import annotations
@@ -74,14 +78,39 @@ def flops_per_position(model: TransformerXL, seg_len: int | None = None) -> floa
     return model.n_layer * layer + 2 * dm
 
 
-def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
-    """Median GFLOP/s of an n x n float32 matmul with the current thread settings."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def bench_device(name: str) -> torch.device:
+    """The torch.device that `--device NAME` names ("cpu", "cuda", "cuda:1"); BenchError where this
+    torch cannot run on it."""
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise BenchError(f"--device {name!r}: not a device name ({err}); use cpu or cuda[:N]") from err
+    if device.type not in ("cpu", "cuda"):
+        raise BenchError(f"--device {name!r}: the bench runs on cpu or cuda[:N]")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise BenchError(f"--device {name}: this torch ({torch.__version__}) sees no CUDA device; run on a GPU machine, or use cpu")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise BenchError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) visible")
+    return device
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the work queued on `device` (a GPU runs asynchronously; a no-op on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 5, device: torch.device | None = None) -> float:
+    """Median GFLOP/s of an n x n float32 matmul with the current thread settings, on `device` (CPU default)."""
+    device = torch.device("cpu") if device is None else device
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     a @ b
     times = []
     for _ in range(repeats):
+        synchronize(device)
         start = time.perf_counter()
         a @ b
+        synchronize(device)
         times.append(time.perf_counter() - start)
     return 2 * n**3 / statistics.median(times) / 1e9
 
@@ -99,17 +128,19 @@ def time_inference(
     model: TransformerXL, tokens: torch.Tensor, path: str, seg_len: int, segments: int, repeats: int
 ) -> tuple[list[float], torch.Tensor]:
     """positions/s per repeat and the logits [B, L] of the first timed segment (the same segment and
-    starting memory for every path)."""
+    starting memory for every path). Runs on the device of `tokens`, the model already there."""
     model.eval()
     with torch.inference_mode():
         _, start_memory = model(next(_segments(tokens, seg_len, model.lookahead, 0, 1)), path=path)
         rates, first = [], None
         for _ in range(repeats):
             memory = start_memory
+            synchronize(tokens.device)
             begin = time.perf_counter()
             for segment in _segments(tokens, seg_len, model.lookahead, 1, segments):
                 logits, memory = model(segment, memory, path=path)
                 first = logits if first is None else first
+            synchronize(tokens.device)
             rates.append(tokens.shape[0] * seg_len * segments / (time.perf_counter() - begin))
     return rates, first
 
@@ -137,6 +168,7 @@ def time_training(
         model.load_state_dict(state)
         optimiser = torch.optim.Adam(model.parameters(), lr=1e-4)
         memory: Memory = start_memory
+        synchronize(tokens.device)
         begin = time.perf_counter()
         for index, segment in enumerate(_segments(tokens, seg_len, model.lookahead, 1, segments)):
             logits, memory = model(segment, memory if carry_memory else None, path=path)
@@ -148,20 +180,30 @@ def time_training(
             memory = memory.detach()
             if repeat == 0 and index == 0:
                 first_loss = loss.item()
+        synchronize(tokens.device)
         rates.append(tokens.shape[0] * seg_len * segments / (time.perf_counter() - begin))
     model.load_state_dict(state)
     model.eval()
     return rates, first_loss
 
 
-def _machine(threads: int) -> dict:
-    return {
+def _machine(threads: int, device: torch.device | None = None) -> dict:
+    machine = {
         "cores_available": len(os.sched_getaffinity(0)),
         "torch_threads": threads,
         "load_average_1m": round(os.getloadavg()[0], 2),
         "torch": torch.__version__,
-        "attention_kernel": attention_kernel(),
     }
+    if device is not None and device.type == "cuda":
+        return {**machine, "device": f"{device} ({torch.cuda.get_device_name(device)})", "attention_kernel": "torch (cuda)"}
+    return {**machine, "attention_kernel": attention_kernel()}
+
+
+def peak_gpu_mib(device: torch.device) -> dict:
+    """{"peak_gpu_mib": ...}, the most GPU memory torch's allocator held so far, on a GPU; {} on the CPU."""
+    if device.type != "cuda":
+        return {}
+    return {"peak_gpu_mib": round(torch.cuda.max_memory_allocated(device) / 2**20)}
 
 
 def attention_kernel() -> str:
@@ -178,21 +220,26 @@ def bench_paths(args: argparse.Namespace) -> dict:
         trained, _, hparams = load_model(args.weights)
         config = {k: v for k, v in hparams["model_config"].items() if k != "seg_len"}
         weights = trained.state_dict()
-    model = TransformerXL(**config, query_block=args.query_block, workers=args.workers)
+    model = TransformerXL(**config, query_block=args.query_block, stream_block=args.stream_block, workers=args.workers)
     if weights is not None:
         model.load_state_dict(weights)
+    device = args.device
+    model.to(device)
     flops = flops_per_position(model)
     n_seg = 1 + max(args.segments, args.textbook_segments)
-    tokens = torch.randint(0, 4, (args.batch, n_seg * args.seg_len + model.lookahead))
-    labels = (torch.rand(args.batch, n_seg * args.seg_len) < 0.01).float()
+    tokens = torch.randint(0, 4, (args.batch, n_seg * args.seg_len + model.lookahead)).to(device)
+    labels = (torch.rand(args.batch, n_seg * args.seg_len) < 0.01).float().to(device)
     result: dict = {
         "model": {**config, "flops_per_position": flops, "weights": args.weights or "random (seed)"},
+        "device": str(device),
         "flush_denormals": not args.keep_denormals,
         "batch": args.batch,
         "seg_len": args.seg_len,
-        "machine_start": _machine(args.threads),
+        "query_block": args.query_block,
+        "stream_block": args.stream_block,
+        "machine_start": _machine(args.threads, device),
         "malloc_tuned": args.malloc_tuned,
-        "matmul_2048_gflops": round(matmul_gflops(), 1),
+        "matmul_2048_gflops": round(matmul_gflops(device=device), 1),
     }
     plan = {"fast": (args.segments, args.repeats), "textbook": (args.textbook_segments, args.textbook_repeats)}
     logits = {}
@@ -212,6 +259,7 @@ def bench_paths(args: argparse.Namespace) -> dict:
                 "segments": segments,
                 "gflops": round(statistics.median(rates) * work * (1 if task == "inference" else 3) / 1e9, 1),
                 "peak_rss_mib_so_far": peak_rss_mib(children=False),
+                **peak_gpu_mib(device),
                 **extra,
             }
         fast = result[f"{task}_fast"]["positions_per_s"]["median"]
@@ -228,7 +276,8 @@ def bench_paths(args: argparse.Namespace) -> dict:
             fast = result[f"{task}_fast"]["positions_per_s"]["median"]
             result[f"extrapolated_epoch_min_{task}"] = round(2 * (ECOLI_LENGTH - ECOLI_HELD_OUT) / fast / 60, 2)
     result["peak_rss_mib"] = peak_rss_mib(children=False)
-    result["machine_end"] = _machine(args.threads)
+    result.update(peak_gpu_mib(device))
+    result["machine_end"] = _machine(args.threads, device)
     return result
 
 
@@ -248,8 +297,9 @@ def bench_genome(args: argparse.Namespace) -> dict:
     if not fasta.exists():
         raise BenchError(f"{fasta}: genome FASTA not found; pass --fasta PATH or set GENOMETRACKS_DATA")
     torch.manual_seed(args.seed)
-    model = TransformerXL(**PAPER, query_block=args.query_block, workers=args.workers).eval()
-    start_machine = _machine(args.threads)
+    device = args.device
+    model = TransformerXL(**PAPER, query_block=args.query_block, stream_block=args.stream_block, workers=args.workers).eval().to(device)
+    start_machine = _machine(args.threads, device)
     begin = time.perf_counter()
     genome = Genome.open(fasta, circular=["NC_000913.3"] if "NC_000913.3" in fasta.name else [])
     probs, _ = predict_genome(model, genome, shift=20, seg_len=args.seg_len, n_streams=args.batch, progress=False)
@@ -266,6 +316,7 @@ def bench_genome(args: argparse.Namespace) -> dict:
         "n_streams": args.batch,
         "seg_len": args.seg_len,
         "workers": args.workers,
+        "device": str(device),
         "malloc_tuned": args.malloc_tuned,
         "predict_s": round(predicted - begin, 1),
         "write_bigwig_s": round(written - predicted, 1),
@@ -274,8 +325,9 @@ def bench_genome(args: argparse.Namespace) -> dict:
         "positions_per_s": round(positions / (written - begin), 1),
         "bigwig_bytes": sizes,
         "peak_rss_mib": peak_rss_mib(children=False),
+        **peak_gpu_mib(device),
         "machine_start": start_machine,
-        "machine_end": _machine(args.threads),
+        "machine_end": _machine(args.threads, device),
     }
 
 
@@ -504,7 +556,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=None,
         help="TransformerXL(workers=): stream blocks run on threads of their own (default: the thread count)",
     )
-    parser.add_argument("--query-block", type=int, default=64)
+    parser.add_argument("--query-block", type=int, default=64, help="fast path: queries per attention tile")
+    parser.add_argument("--stream-block", type=int, default=1, help="fast path on PyTorch's kernels (a GPU): streams per attention tile")
+    parser.add_argument("--device", default="cpu", help="paths and genome: cpu (default) or cuda[:N], a GPU")
     parser.add_argument("--no-malloc-tuning", action="store_true", help="leave glibc's allocator as it is")
     parser.add_argument("--genome", action="store_true", help="time whole-genome E. coli prediction instead")
     parser.add_argument("--fasta", default=None, help="genome for --genome (default: the shared E. coli FASTA)")
@@ -561,6 +615,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "textbook_repeats",
         "threads",
         "query_block",
+        "stream_block",
         "total",
         "case_repeats",
         "genomes",
@@ -571,6 +626,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.workers = args.threads if args.workers is None else args.workers
     if args.workers < 1:
         raise BenchError(f"--workers must be >= 1; got {args.workers}")
+    args.device = bench_device(args.device)
+    if args.device.type == "cuda" and args.only not in ("paths", "genome"):
+        raise BenchError(f"--device {args.device}: only the paths and genome benches run on a GPU; leave --device out for {args.only}")
     return args
 
 
@@ -583,6 +641,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args.malloc_tuned = keep_freed_memory() if not args.no_malloc_tuning else False
     torch.set_num_threads(args.threads)
+    if args.device.type == "cuda":  # IEEE float32 as on the CPU: TF32 products would move logits by ~1e-3
+        torch.backends.cuda.matmul.fp32_precision = "ieee"
+        torch.backends.cudnn.conv.fp32_precision = "ieee"
     torch.set_flush_denormal(not args.keep_denormals)
     transformer_module.FLUSH_DENORMALS = not args.keep_denormals
     try:

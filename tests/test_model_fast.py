@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from genometracks.bench import flops_per_position
 from genometracks.bench import main as bench_main
 from genometracks.model import Memory, TransformerXL
-from genometracks.model.attention import absent_prefix
+from genometracks.model.attention import Tile, _band_bias, absent_prefix
 from genometracks.model.relative import head_band_bias, key_features, query_rotation, rotate_queries, sinusoid_encoding
 from tests.model_reference import run_segments, small_model
 
@@ -54,6 +54,18 @@ def test_head_band_bias_puts_each_distance_on_the_band():
                     dist = width - 1 + i - j
                     expected = bd[g, i, h, width - 1 - dist] if 0 <= dist < width else float("-inf")
                     assert bias[g, h, i, j] == expected
+
+
+def test_band_bias_is_built_on_the_device_of_its_queries():
+    # off the CPU (a GPU) the fast path's bias buffer must lie where g lies; "meta" stands in for a second
+    # device here: a buffer made on the CPU would make torch.mm(..., out=buffer) refuse the meta inputs
+    target, bias = head_band_bias(4, 2, 3, 5, device="meta")
+    assert target.device.type == bias.device.type == "meta"
+    g, encoding = torch.randn(2, 4, 3, 8, device="meta"), torch.randn(8, 5, device="meta")
+    absent = torch.zeros(2, 8, dtype=torch.bool, device="meta")
+    tile = Tile(slice(0, 2), slice(0, 4), slice(0, 8), absent, 0)
+    got = _band_bias(g, encoding, tile, {})
+    assert got.device.type == "meta" and got.shape == (2, 3, 4, 8)
 
 
 @pytest.mark.parametrize("per_head_conv", [False, True])
@@ -241,6 +253,13 @@ def test_bench_flop_count_and_argument_errors(capsys):
     assert "/nonexistent/genome.fa" in capsys.readouterr().err
     assert bench_main(["--weights", "/nonexistent/best.ckpt", "--tasks", "training"]) == 2
     assert "/nonexistent/best.ckpt: checkpoint not found" in capsys.readouterr().err
+    assert bench_main(["--device", "tpu"]) == 2
+    assert "--device 'tpu'" in capsys.readouterr().err
+    assert bench_main(["--stream-block", "0"]) == 2
+    assert "--stream-block must be >= 1" in capsys.readouterr().err
+    if not torch.cuda.is_available():  # a machine without a GPU says so in one line
+        assert bench_main(["--device", "cuda"]) == 2
+        assert "sees no CUDA device" in capsys.readouterr().err
 
 
 def test_bench_fast_only_times_the_fast_path_alone(capsys):
@@ -250,6 +269,7 @@ def test_bench_fast_only_times_the_fast_path_alone(capsys):
         == 0
     )
     result = json.loads(capsys.readouterr().out)
+    assert result["device"] == "cpu" and "peak_gpu_mib" not in result
     assert result["inference_fast"]["positions_per_s"]["n"] == 2 and result["training_fast"]["positions_per_s"]["median"] > 0
     assert not [key for key in result if "textbook" in key or "ratio" in key]
     assert result["training_fast"]["first_loss"] > 0

@@ -83,19 +83,21 @@ def predict_genome(
     bar = tqdm(
         total=len(rows) + (len(streams) if streams is not None else 0), desc="predict", unit="batch", disable=not progress, mininterval=2.0
     )
+    device = model.head.weight.device  # a GPU where the model lies on one; outputs come back to the CPU
     with torch.inference_mode(), bar:
         for keys in rows:
             tokens = [genome.tokens(*key) for key in keys]
-            logits, _ = model(torch.from_numpy(_pad(tokens, model.lookahead)), path=path)
-            values = logits.float().numpy() + logit_offset
+            logits, _ = model(torch.from_numpy(_pad(tokens, model.lookahead)).to(device), path=path)
+            values = logits.float().cpu().numpy() + logit_offset
             for row, key in enumerate(keys):
                 outputs[key] = np.ascontiguousarray(values[row, : tokens[row].size], dtype=np.float32)
             bar.update()
         if streams is not None:
             memory = model.init_memory(n_streams)
             for batch in streams:
-                logits, memory = model(torch.as_tensor(batch["tokens"]), memory, torch.as_tensor(batch["reset"]), path=path)
-                streams.scatter(logits.float().numpy() + logit_offset, batch, outputs)
+                tokens_in, reset = (torch.as_tensor(batch[key], device=device) for key in ("tokens", "reset"))
+                logits, memory = model(tokens_in, memory, reset, path=path)
+                streams.scatter(logits.float().cpu().numpy() + logit_offset, batch, outputs)
                 bar.update()
     return _tss_tracks(genome, outputs, shift)
 

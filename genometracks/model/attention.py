@@ -398,7 +398,7 @@ def _band_bias(g: Tensor, encoding: Tensor, tile: Tile, buffers: BiasBuffers) ->
     first reached key (`tile.column`) on."""
     size = g.shape[:3]
     if size not in buffers:
-        buffers[size] = head_band_bias(size[1], size[0], size[2], encoding.shape[-1], dtype=g.dtype)
+        buffers[size] = head_band_bias(size[1], size[0], size[2], encoding.shape[-1], dtype=g.dtype, device=g.device)
     target, bias = buffers[size]
     torch.mm(g.reshape(-1, g.shape[-1]), encoding, out=target.view(-1, encoding.shape[-1]))
     bias = bias[..., tile.column :]

@@ -90,7 +90,13 @@ def band_view(bd: Tensor, fill: float = float("-inf")) -> Tensor:
 
 
 def head_band_bias(
-    n_queries: int, groups: int, n_head: int, window: int, fill: float = float("-inf"), dtype: torch.dtype = torch.float32
+    n_queries: int,
+    groups: int,
+    n_head: int,
+    window: int,
+    fill: float = float("-inf"),
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
 ) -> tuple[Tensor, Tensor]:
     """A banded attention bias written in place by one matrix product, for all heads at once.
 
@@ -99,9 +105,10 @@ def head_band_bias(
     bias [G, H, Lq, Lq + W - 1], column j ↔ distance W-1 + i - j (the key index convention above with
     M = W - 1) and `fill` off the band 0 <= j - i < W. Rows of the buffer are [Lq, H, Lq + W]; the
     bias view steps one element less per query than a row holds, so query i reads its row shifted by
-    i, and every entry off the band reads padding (the Lq fill values closing each row).
+    i, and every entry off the band reads padding (the Lq fill values closing each row). The buffer
+    lies on `device` (the CPU by default): the device of the g that fills it.
     """
-    buffer = torch.empty(groups, n_queries, n_head, n_queries + window, dtype=dtype)
+    buffer = torch.empty(groups, n_queries, n_head, n_queries + window, dtype=dtype, device=device)
     buffer[..., window:] = fill
     row = n_head * (n_queries + window)
     bias = buffer.as_strided((groups, n_head, n_queries, n_queries + window - 1), (n_queries * row, n_queries + window, row - 1, 1))
