@@ -6,9 +6,10 @@
 #   on the GPU:  the device tool's run with command "bash scripts/gpu_check.sh run", timeout_s 540 and
 #                carry [".whl", ".gpu/data/ecoli_k12/genome/NC_000913.3.fa"]
 # `run` installs the carried wheels, runs tests/test_cuda.py (the fast path, training gradients and
-# whole-genome prediction on the GPU against the textbook path and the CPU), then the paths bench (fast vs
-# textbook, inference and both training modes) and the whole-genome E. coli bench on the GPU. Logs and JSON go
-# to $OUT (the device tool's folder that comes back), else ./gpu_out.
+# whole-genome prediction on the GPU against the textbook path and the CPU), a one-epoch training run with
+# trainer=gpu (bf16-mixed) on the synthetic genome, then the paths bench (fast vs textbook, inference and both
+# training modes) and the whole-genome E. coli bench on the GPU. Logs and JSON go to $OUT (the device tool's
+# folder that comes back), else ./gpu_out; steps.txt lists each step's exit status.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -37,10 +38,21 @@ run)
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
   # the CPU side of the comparisons runs on PyTorch's kernels: no C++ build on the lease
   export PYTHONPATH=/tmp/site:$PWD GENOMETRACKS_DATA=$PWD/.gpu/data GENOMETRACKS_KERNEL=torch PYTHONUNBUFFERED=1
-  { nvidia-smi -L; $PY -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"; } | tee "$out/gpu.txt"
-  $PY -m pytest -q -p no:cacheprovider -rs tests/test_cuda.py 2>&1 | tee "$out/test_cuda.log"
-  $PY scripts/bench.py --device cuda "${GPU_TILES[@]}" --segments 4 --repeats 5 --textbook-repeats 3 | tee "$out/bench_gpu.json"
-  $PY scripts/bench.py --device cuda --genome "${GPU_TILES[@]}" --out /tmp | tee "$out/bench_gpu_genome.json"
+  # each step's output to $out/NAME; a failed step is recorded and the next one still runs
+  step() {
+    local name=$1 rc=0
+    shift
+    "$@" >"$out/$name" 2>&1 || rc=$?
+    echo "$name: rc $rc" | tee -a "$out/steps.txt"
+    tail -n 3 "$out/$name"
+  }
+  step gpu.txt bash -c "nvidia-smi -L; $PY -c \"import torch; print('torch', torch.__version__, torch.cuda.get_device_name())\""
+  step test_cuda.log $PY -m pytest -q -p no:cacheprovider -rs tests/test_cuda.py
+  # a training run as a user starts one on a GPU (trainer=gpu: bf16-mixed), small model, synthetic genome
+  step train_smoke.log $PY -m genometracks.cli train experiment=smoke trainer=gpu trainer.max_epochs=1 run_dir=/tmp/gpu_smoke
+  step bench_gpu.json $PY scripts/bench.py --device cuda "${GPU_TILES[@]}" --segments 4 --repeats 5 --textbook-repeats 3
+  step bench_gpu_genome.json $PY scripts/bench.py --device cuda --genome "${GPU_TILES[@]}" --out /tmp
+  ! grep -qv "rc 0$" "$out/steps.txt"
   ;;
 *)
   echo "usage: bash scripts/gpu_check.sh prepare|run   (see the comment at the top)" >&2

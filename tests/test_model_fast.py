@@ -275,6 +275,29 @@ def test_bench_fast_only_times_the_fast_path_alone(capsys):
     assert result["training_fast"]["first_loss"] > 0
 
 
+def test_gpu_check_script_is_valid_bash_and_its_bench_commands_parse(capsys):
+    # scripts/gpu_check.sh runs on a lent GPU machine with little time: its bench command lines must still
+    # parse after the bench's options change (checked here with the CPU standing in for the GPU)
+    import re
+    import shlex
+    import subprocess
+    from pathlib import Path
+
+    from genometracks.bench import parse_args
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "gpu_check.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    assert subprocess.run(["bash", str(script)], capture_output=True).returncode == 2  # usage
+    text = script.read_text()
+    tiles = shlex.split(re.search(r"GPU_TILES=\((.*)\)", text).group(1))
+    commands = [line.split("scripts/bench.py", 1)[1] for line in text.splitlines() if "scripts/bench.py" in line and "step " in line]
+    assert len(commands) == 2
+    for command in commands:
+        argv = [tiles if word == "${GPU_TILES[@]}" else [word] for word in shlex.split(command)]
+        args = parse_args([word.replace("cuda", "cpu") for words in argv for word in words])
+        assert args.query_block == 512 and args.stream_block == 64 and args.batch == 64
+
+
 def test_model_threads_flush_denormal_floats_to_zero():
     """The row-block threads run with FTZ/DAZ: a float below 1.2e-38 is read and written as 0 there
     (a trained model's gradients are full of them; without it the backward pass ran 2.6x slower).
