@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The GPU checks of issue #13, prepared for a lent GPU machine (the `device` tool: one H200, a short lease).
 #   here, once:  bash scripts/gpu_check.sh prepare
-#                (the wheels the GPU image lacks -> .whl/, and .gpu/data, a link to the shared data folder;
-#                both ignored by git, nothing copied into the repository)
+#                (the wheels the GPU image lacks, ~20 MB -> .whl/, for Python $WHEEL_PYTHON, default 3.12 as
+#                there; and .gpu/data, a link to the shared data folder; both ignored by git, nothing copied
+#                into the repository)
 #   on the GPU:  the device tool's run with command "bash scripts/gpu_check.sh run", timeout_s 540 and
 #                carry [".whl", ".gpu/data/ecoli_k12/genome/NC_000913.3.fa"]
 # `run` installs the carried wheels, runs tests/test_cuda.py (the fast path, training gradients and
@@ -20,16 +21,20 @@ case "${1:-}" in
 prepare)
   mkdir -p .whl .gpu
   rm -f .whl/*.whl
-  # the versions installed here; the GPU image runs Python 3.12
-  versions=$($PY -m pip show hydra-core omegaconf pyBigWig | awk '/^Name:/ {n=$2} /^Version:/ {print n "==" $2}')
+  # genometracks' runtime dependencies that the GPU image lacks (the device tool's KINDS.md lists what it holds),
+  # at the versions installed here; TF-MoDISco's chain (modisco, igraph, hdf5plugin) is left out: no GPU check uses it
+  missing="hydra-core omegaconf hydra-submitit-launcher submitit pyBigWig pysam pyfaidx pybigtools logomaker memelite tangermeme figwig"
   # shellcheck disable=SC2086
-  $PY -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl $versions
+  versions=$($PY -m pip show $missing | awk '/^Name:/ {n=$2} /^Version:/ {print n "==" $2}')
+  # shellcheck disable=SC2086
+  $PY -m pip download -q --no-deps --only-binary=:all: --python-version "${WHEEL_PYTHON:-3.12}" --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_24_x86_64 \
+    --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl $versions
   # omegaconf's parser runtime is published as source only: built here into a pure-Python wheel
   antlr=$($PY -m pip show antlr4-python3-runtime | awk '/^Version:/ {print $2}')
   $PY -m pip wheel -q --no-deps -w .whl "antlr4-python3-runtime==$antlr"
   ln -sfn "$($PY -c 'from genometracks.io.paths import shared_data; print(shared_data().resolve())')" .gpu/data
-  ls .whl
+  ls .whl && du -sh .whl
   test -f .gpu/data/ecoli_k12/genome/NC_000913.3.fa || { echo "gpu_check.sh: no E. coli FASTA under .gpu/data (set GENOMETRACKS_DATA)"; exit 1; }
   ;;
 run)
