@@ -40,9 +40,10 @@ prepare)
 run)
   out=${OUT:-gpu_out}
   mkdir -p "$out"
-  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  scratch=$(mktemp -d)  # the installed wheels, the smoke run and the genome bench's bigWigs
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$scratch/site" .whl/*.whl
   # the CPU side of the comparisons runs on PyTorch's kernels: no C++ build on the lease
-  export PYTHONPATH=/tmp/site:$PWD GENOMETRACKS_DATA=$PWD/.gpu/data GENOMETRACKS_KERNEL=torch PYTHONUNBUFFERED=1
+  export PYTHONPATH=$scratch/site:$PWD GENOMETRACKS_DATA=$PWD/.gpu/data GENOMETRACKS_KERNEL=torch PYTHONUNBUFFERED=1
   # each step's output to $out/NAME; a failed step is recorded and the next one still runs
   step() {
     local name=$1 rc=0
@@ -54,9 +55,9 @@ run)
   step gpu.txt bash -c "nvidia-smi -L; $PY -c \"import torch; print('torch', torch.__version__, torch.cuda.get_device_name())\""
   step test_cuda.log $PY -m pytest -q -p no:cacheprovider -rs tests/test_cuda.py
   # a training run as a user starts one on a GPU (trainer=gpu: bf16-mixed), small model, synthetic genome
-  step train_smoke.log $PY -m genometracks.cli train experiment=smoke trainer=gpu trainer.max_epochs=1 run_dir=/tmp/gpu_smoke
+  step train_smoke.log $PY -m genometracks.cli train experiment=smoke trainer=gpu trainer.max_epochs=1 run_dir="$scratch/smoke"
   step bench_gpu.json $PY scripts/bench.py --device cuda "${GPU_TILES[@]}" --segments 4 --repeats 5 --textbook-repeats 3
-  step bench_gpu_genome.json $PY scripts/bench.py --device cuda --genome "${GPU_TILES[@]}" --out /tmp
+  step bench_gpu_genome.json $PY scripts/bench.py --device cuda --genome "${GPU_TILES[@]}" --out "$scratch"
   ! grep -qv "rc 0$" "$out/steps.txt"
   ;;
 *)
