@@ -27,6 +27,35 @@ def test_runs_written_as_spans_cover_every_base(tmp_path):
     bw.close()
 
 
+@pytest.mark.parametrize("layout", ["spans", "per base"])
+def test_gaps_leave_nan_bases_out_and_read_back_as_nan(tmp_path, layout):
+    from tests.kent import HAVE_KENT, kent
+
+    if layout == "spans":
+        values = np.repeat(np.float32([np.nan, 0.5, -2.0, np.nan, 0.0, np.nan]), [5, 30, 20, 10, 30, 5])
+        expected = [(5, 35, 0.5), (35, 55, -2.0), (65, 95, 0.0)]
+    else:
+        values = np.float32(np.arange(100) * 0.01 - 0.5)
+        values[:3] = values[50:52] = values[97:] = np.nan
+        kept = np.flatnonzero(~np.isnan(values))
+        expected = [(int(i), int(i) + 1, float(values[i])) for i in kept]
+    path = write_bigwig(tmp_path / "gaps.bw", {"a": 100}, {"a": values}, gaps=True)
+    with pyBigWig.open(str(path)) as bw:
+        assert [(a, b, pytest.approx(v)) for a, b, v in bw.intervals("a")] == expected
+    np.testing.assert_array_equal(read_bigwig(path, "a"), values)  # NaN where the file has no data
+    if HAVE_KENT:  # UCSC's reader sees the same records
+        assert kent("bigWigToBedGraph", path, tmp_path / "gaps.bedGraph").returncode == 0
+        rows = [line.split("\t") for line in (tmp_path / "gaps.bedGraph").read_text().splitlines()]
+        covered = sorted(b for _, a, e, _ in rows for b in range(int(a), int(e)))
+        assert covered == sorted(b for a, e, _ in expected for b in range(a, e))
+    with pytest.raises(ExportError, match="must be finite"):  # without gaps=True a NaN is refused
+        write_bigwig(tmp_path / "no.bw", {"a": 100}, {"a": values})
+    inf = values.copy()
+    inf[10] = np.inf
+    with pytest.raises(ExportError, match="position 10"):  # an infinity is refused either way
+        write_bigwig(tmp_path / "no.bw", {"a": 100}, {"a": inf}, gaps=True)
+
+
 def test_continuous_values_exact_on_both_strands(tmp_path):
     rng = np.random.default_rng(7)
     sizes = {"chr1": 1001, "plasmid": 37}

@@ -207,14 +207,22 @@ def test_attention_probabilities_by_offset():
 # --- first-block kernels ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("per_head_conv", [False, True])
-def test_first_block_kernels_reproduce_q_k_v(per_head_conv):
-    model = small_model(7, per_head_conv=per_head_conv)
+@pytest.mark.parametrize("per_head_conv,norm", [(False, "post"), (True, "post"), (False, "pre")])
+def test_first_block_kernels_reproduce_q_k_v(per_head_conv, norm):
+    model = small_model(7, per_head_conv=per_head_conv, norm=norm)
+    if norm == "pre":  # a LayerNorm that is not the identity, so leaving it out would show
+        with torch.no_grad():
+            model.blocks[0].norm1.weight.uniform_(0.5, 2.0)
+            model.blocks[0].norm1.bias.uniform_(-0.5, 0.5)
     c, hd = model.conv_width // 2, model.n_head * model.d_head
     tokens = torch.randint(0, 4, (2, 30))  # A/C/G/T only; a stream reset at position 0
     attn = model.blocks[0].attn
+    seen = {}  # what block 0's attention reads in the model's own forward pass
+    hook = attn.register_forward_pre_hook(lambda module, args: seen.update(h=args[0]))  # returns None: args unchanged
     with torch.no_grad():
-        q, k, v, _ = attn.project(model.embed(tokens), torch.zeros(2, 3 * hd, c), torch.zeros(2, c, dtype=torch.bool))
+        model(torch.cat([tokens, torch.zeros(2, model.lookahead, dtype=torch.long)], dim=1))
+        hook.remove()
+        q, k, v, _ = attn.project(seen["h"][:, :30], torch.zeros(2, 3 * hd, c), torch.zeros(2, c, dtype=torch.bool))
         kernels = model.first_block_kernels()
     n_out = q.shape[2]  # positions [0, 30 - c)
     onehot = F.one_hot(tokens, 4).permute(0, 2, 1).float()

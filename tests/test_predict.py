@@ -21,9 +21,11 @@ def test_shift_moves_outputs_back_to_the_tss_on_both_strands():
     assert logits.values["circ"]["+"].tolist() == [3, 4, 5, 6, 7, 8, 9, 0, 1, 2]
     # '-': strand-local j = output at j+3, then forward x = 9 - j
     assert logits.values["circ"]["-"].tolist() == [102, 101, 100, 109, 108, 107, 106, 105, 104, 103]
-    # linear: the last 3 strand-local positions have no output → probability 0
+    # linear: the last 3 strand-local positions have no output → probability 0, no logit (NaN)
     assert probs.values["lin"]["+"][7:].tolist() == [0, 0, 0]
     assert probs.values["lin"]["-"][:3].tolist() == [0, 0, 0]
+    assert np.isnan(logits.values["lin"]["+"][7:]).all() and np.isnan(logits.values["lin"]["-"][:3]).all()
+    assert not np.isnan(logits.values["lin"]["+"][:7]).any() and not np.isnan(logits.values["circ"]["-"]).any()
     assert probs.values["lin"]["+"][0] == pytest.approx(1 / (1 + np.exp(-3.0)))
     assert logits.values["lin"]["-"][3] == 109  # x=3 → j=6 → output 6+3=9 on the - strand
 
@@ -86,6 +88,36 @@ def test_call_peaks_local_maxima_threshold_and_distance():
     assert call_peaks(edge, 0.5, 1).tolist() == [0, 2]
 
 
+def test_circular_peaks_see_across_the_origin():
+    values = np.full(100, 0.1, dtype=np.float32)
+    values[99], values[0] = 0.9, 0.5  # a peak at the last base, its shoulder at the first
+    assert call_peaks(values, 0.3, 1).tolist() == [0, 99]  # linear: the ends have no neighbour beyond
+    assert call_peaks(values, 0.3, 1, circular=True).tolist() == [99]
+    values[:] = 0.1
+    values[2], values[97] = 0.6, 0.8  # 5 nt apart across the origin
+    assert call_peaks(values, 0.3, 10).tolist() == [2, 97]
+    assert call_peaks(values, 0.3, 10, circular=True).tolist() == [97]
+    values[:] = 0.1
+    values[[99, 0, 1]] = 0.7  # a plateau across the origin counts once, at its middle
+    assert call_peaks(values, 0.3, 1, circular=True).tolist() == [0]
+    # chains: 88 (1.0) removes 95 (0.5), so 95 cannot remove 2 (0.4)
+    values[:] = 0.1
+    values[[88, 95, 2]] = [1.0, 0.5, 0.4]
+    assert call_peaks(values, 0.3, 8, circular=True).tolist() == [2, 88]
+    # min_distance beyond half the circle: every two peaks are too close, the highest stays
+    small = np.array([0.6, 0.1, 0.9, 0.1, 0.7, 0.1], dtype=np.float32)
+    assert call_peaks(small, 0.3, 4, circular=True).tolist() == [2]
+    assert call_peaks(small, 0.3, 3, circular=True).tolist() == [2]  # 0 and 4 are 2 nt from 2
+    assert call_peaks(small, 0.3, 2, circular=True).tolist() == [0, 2, 4]  # 2 nt apart every way round
+    # a circle's peaks turn with it
+    rng = np.random.default_rng(0)
+    track = rng.random(500).astype(np.float32)
+    expected = call_peaks(track, 0.5, 7, circular=True)
+    for turn in (1, 250, 499):
+        got = call_peaks(np.roll(track, turn), 0.5, 7, circular=True)
+        assert got.tolist() == sorted(((expected + turn) % 500).tolist())
+
+
 def test_peak_records_are_sorted_bed6_with_scaled_scores():
     track = {
         "+": {"a": np.array([0, 0.8, 0, 0], np.float32), "b": np.zeros(3, np.float32)},
@@ -106,3 +138,44 @@ def test_peak_threshold_auto_reads_the_validation_f1_threshold(tmp_path):
     assert peak_threshold("auto", tmp_path) == (0.0731, "validation F1-optimal (metrics.json)")
     (tmp_path / "metrics.json").write_text(json.dumps({"validation": {"both": {"threshold_f1": None}}}))
     assert peak_threshold("auto", tmp_path)[0] == 0.5
+
+
+def test_peaks_command_calls_the_contigs_predict_recorded_as_circular(tmp_path):
+    import json
+
+    from omegaconf import OmegaConf
+
+    from genometracks.inference.peaks import peaks_command
+
+    tracks = {s: {"circ": np.full(50, 0.1, np.float32), "lin": np.full(50, 0.1, np.float32)} for s in "+-"}
+    for name in ("circ", "lin"):
+        tracks["+"][name][[49, 0]] = [0.9, 0.5]  # a peak at the last base, its shoulder at base 0
+    from genometracks.formats.bigwig import write_bigwig
+
+    run = tmp_path / "run"
+    for strand, word in (("+", "plus"), ("-", "minus")):
+        write_bigwig(run / "tracks" / f"tss.{word}.bw", {"circ": 50, "lin": 50}, tracks[strand])
+    (run / "tracks" / "predict.json").write_text(json.dumps({"circular": ["circ"]}))
+    cfg = OmegaConf.create({"run_dir": str(run), "data": {"circular": []}, "predict": {"peaks": {"threshold": 0.3, "min_distance": 1}}})
+    summary = peaks_command(cfg)
+    bed = [line.split("\t")[:6] for line in (run / "tracks" / "tss_peaks.bed").read_text().splitlines()]
+    assert summary["circular"] == ["circ"]
+    assert [(c, int(a), st) for c, a, _, _, _, st in bed if st == "+"] == [("circ", 49, "+"), ("lin", 0, "+"), ("lin", 49, "+")]
+
+
+def test_a_logit_track_leaves_bases_without_output_out_of_the_bigwig(tmp_path):
+    import pyBigWig
+
+    g = Genome.from_sequences({"lin": "ACGTACGTAC"})
+    out = {("lin", s): np.arange(10, dtype=np.float32) - 5 for s in "+-"}
+    _, logits = _tss_tracks(g, out, shift=3)
+    paths = write_tracks(logits, g.chrom_sizes(), tmp_path, "tss.logit", gaps=True)
+    plus = read_bigwig(paths["+"], "lin")
+    np.testing.assert_array_equal(plus[:7], np.arange(3, 10) - 5)  # a logit of 0 (p = 0.5) stays a value
+    assert np.isnan(plus[7:]).all()
+    with pyBigWig.open(str(paths["+"])) as bw:
+        assert bw.intervals("lin") == tuple((i, i + 1, float(i + 3 - 5)) for i in range(7))
+    minus = read_bigwig(paths["-"], "lin")
+    assert np.isnan(minus[:3]).all() and not np.isnan(minus[3:]).any()
+    with pytest.raises(Exception, match="must be finite"):  # the probability tracks keep every base
+        write_tracks(logits, g.chrom_sizes(), tmp_path / "p", "tss")

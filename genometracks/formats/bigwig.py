@@ -1,7 +1,8 @@
 """bigWig tracks of per-base values (e.g. TSS probabilities), written with pyBigWig.
 
 Values are float32 arrays [contig length] in forward-strand, 0-based coordinates; every base of
-every contig is written (no gaps), so a reader gets back exactly the array it was given.
+every contig is written (no gaps), so a reader gets back exactly the array it was given. With
+`gaps=True` a NaN base is left out of the file (no data), which `read_bigwig` gives back as NaN.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def value_runs(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return starts, ends, values[starts]
 
 
-def _check(path: Path, chrom_sizes: Mapping[str, int], values: Mapping[str, np.ndarray]) -> None:
+def _check(path: Path, chrom_sizes: Mapping[str, int], values: Mapping[str, np.ndarray], gaps: bool = False) -> None:
     missing = [c for c in chrom_sizes if c not in values]
     if missing:
         raise ExportError(
@@ -50,7 +51,7 @@ def _check(path: Path, chrom_sizes: Mapping[str, int], values: Mapping[str, np.n
                 f"{path}: contig {chrom!r} has {size} nt but its values have shape "
                 f"{array.shape}; pass one value per base in forward-strand coordinates"
             )
-        bad = np.flatnonzero(~np.isfinite(array))
+        bad = np.flatnonzero(np.isinf(array) if gaps else ~np.isfinite(array))
         if bad.size:
             raise ExportError(
                 f"{path}: contig {chrom!r} value at 0-based position {int(bad[0])} is "
@@ -58,14 +59,17 @@ def _check(path: Path, chrom_sizes: Mapping[str, int], values: Mapping[str, np.n
             )
 
 
-def write_bigwig(path: str | Path, chrom_sizes: Mapping[str, int], values: Mapping[str, np.ndarray], max_zooms: int = 10) -> Path:
-    """Write a bigWig covering every base: values[chrom] is float32 [chrom_sizes[chrom]].
+def write_bigwig(
+    path: str | Path, chrom_sizes: Mapping[str, int], values: Mapping[str, np.ndarray], max_zooms: int = 10, gaps: bool = False
+) -> Path:
+    """Write a bigWig covering every base: values[chrom] is float32 [chrom_sizes[chrom]] (with
+    gaps=True, NaN where the track has no data: those bases are left out).
 
     Runs of equal values become bedGraph spans; where runs are short (continuous predictions) the
     contig is written as fixed-step span-1 records instead, a third of the size. Zoom levels on.
     The file appears atomically at `path`."""
     path = Path(path)
-    _check(path, chrom_sizes, values)
+    _check(path, chrom_sizes, values, gaps)
     import pyBigWig
 
     with atomic_path(path, expected_bytes=expected_size(chrom_sizes)) as tmp:
@@ -105,16 +109,27 @@ def _verify(tmp: Path, path: Path, chrom_sizes: Mapping[str, int]) -> None:
 
 
 def _add_contig(bw: Any, chrom: str, values: np.ndarray) -> None:
-    """Add one contig's values, as spans if that is smaller, else as fixed-step single bases."""
+    """Add one contig's values, as spans if that is smaller, else as fixed-step single bases; NaN
+    bases are left out."""
     starts, ends, run_values = value_runs(values)
+    kept = ~np.isnan(run_values)
+    starts, ends, run_values = starts[kept], ends[kept], run_values[kept]
     if 3 * starts.size <= values.size:  # bedGraph record: 12 bytes; fixed-step: 4 bytes per base
         for lo in range(0, starts.size, _CHUNK):
             hi = min(lo + _CHUNK, starts.size)
             bw.addEntries([chrom] * (hi - lo), starts[lo:hi], ends=ends[lo:hi], values=run_values[lo:hi].astype(np.float64))
-    else:
-        for lo in range(0, values.size, _CHUNK):
-            chunk = values[lo : lo + _CHUNK].astype(np.float64)
+        return
+    for first, stop in finite_stretches(values):
+        for lo in range(first, stop, _CHUNK):
+            chunk = values[lo : min(lo + _CHUNK, stop)].astype(np.float64)
             bw.addEntries(chrom, lo, values=chunk, span=1, step=1)
+
+
+def finite_stretches(values: np.ndarray) -> list[tuple[int, int]]:
+    """Maximal [start, stop) stretches of non-NaN values of [n], 0-based half-open, in order."""
+    present = np.concatenate([[False], ~np.isnan(values), [False]])
+    edges = np.flatnonzero(present[1:] != present[:-1])
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
 
 
 def read_bigwig(path: str | Path, chrom: str) -> np.ndarray:

@@ -18,28 +18,46 @@ from genometracks.io.atomic import write_text_atomic
 from genometracks.io.rundir import STRAND_WORDS, RunDir
 
 
-def call_peaks(values: np.ndarray, threshold: float, min_distance: int) -> np.ndarray:
-    """0-based positions of the peaks of one contig strand's track [length] (vectorised, scipy).
+def call_peaks(values: np.ndarray, threshold: float, min_distance: int, circular: bool = False) -> np.ndarray:
+    """0-based positions, ascending, of the peaks of one contig strand's track [length] (vectorised, scipy).
 
-    A plateau counts once (its middle); `min_distance` >= 1 nt between kept peaks."""
-    if values.size == 0:
+    A plateau counts once (its middle); `min_distance` >= 1 nt between kept peaks, the higher winning.
+    On a circular contig the last base neighbours the first: a peak's shoulder across the origin is no
+    peak, and `min_distance` holds across it (the track is scanned as three copies end to end and the
+    middle copy's peaks kept, so every decision sees a full contig on either side); where
+    2 * min_distance > length every two peaks of the circle are closer than that, and the highest alone is kept."""
+    n, distance = values.size, max(int(min_distance), 1)
+    if n == 0:
         return np.zeros(0, dtype=np.int64)
-    padded = np.concatenate([[-np.inf], values.astype(np.float64), [-np.inf]])
-    peaks, _ = find_peaks(padded, height=threshold, distance=max(int(min_distance), 1))
-    return (peaks - 1).astype(np.int64)
+    track = values.astype(np.float64)
+    if circular:
+        track = np.concatenate([track, track, track])
+    padded = np.concatenate([[-np.inf], track, [-np.inf]])
+    peaks, _ = find_peaks(padded, height=threshold, distance=distance if not circular or 2 * distance <= n else 1)
+    peaks = peaks - 1
+    if circular:
+        peaks = peaks[(peaks >= n) & (peaks < 2 * n)] - n
+        if 2 * distance > n and peaks.size > 1:
+            peaks = peaks[[int(np.argmax(values[peaks]))]]
+    return peaks.astype(np.int64)
 
 
 def peak_records(
-    track_by_strand: dict[str, dict[str, np.ndarray]], threshold: float, min_distance: int, contig_order: list[str]
+    track_by_strand: dict[str, dict[str, np.ndarray]],
+    threshold: float,
+    min_distance: int,
+    contig_order: list[str],
+    circular: frozenset[str] = frozenset(),
 ) -> list[tuple]:
     """BED6 tuples (chrom, start, end, name, score, strand) over all contigs and strands, sorted by
-    `contig_order`, start, strand (a bigBed wants byte order: `sort_bed_records`)."""
+    `contig_order`, start, strand (a bigBed wants byte order: `sort_bed_records`); the contigs named in
+    `circular` are called as circles."""
     rank = {name: i for i, name in enumerate(contig_order)}  # a dict: drafts have thousands of contigs
     records = []
     for contig in contig_order:
         for strand in "+-":
             values = track_by_strand[strand][contig]
-            for pos in call_peaks(values, threshold, min_distance):
+            for pos in call_peaks(values, threshold, min_distance, contig in circular):
                 p = float(values[pos])
                 records.append((contig, int(pos), int(pos) + 1, f"TSS_{int(pos) + 1}{strand}", int(round(1000 * p)), strand))
     records.sort(key=lambda r: (rank[r[0]], r[1], r[5]))
@@ -68,6 +86,16 @@ def peak_threshold(setting: object, run_dir: Path) -> tuple[float, str]:
     return float(value), "validation F1-optimal (metrics.json)"
 
 
+def circular_contigs(run_dir: Path, cfg: DictConfig, contigs: set[str]) -> frozenset[str]:
+    """The circular contigs among the tracks' `contigs`: as DIR/tracks/predict.json recorded them when
+    the tracks were written, else (tracks from an older version) `data.circular` of the configuration."""
+    try:
+        recorded = json.loads((RunDir(run_dir).tracks / "predict.json").read_text())["circular"]
+        return frozenset(str(name) for name in recorded) & contigs
+    except (OSError, ValueError, KeyError, TypeError):
+        return frozenset(str(name) for name in (cfg.data.get("circular") or [])) & contigs
+
+
 def peaks_command(cfg: DictConfig) -> dict:
     """`genometracks peaks run_dir=DIR`: DIR/tracks/tss_peaks.bed (+ .bb, .bed.gz/.tbi)."""
     run = RunDir.checked(cfg)
@@ -76,7 +104,8 @@ def peaks_command(cfg: DictConfig) -> dict:
         chrom_sizes = dict(bw.chroms())
     values = {s: {c: read_bigwig(run.tss_bigwig(s), c) for c in chrom_sizes} for s in STRAND_WORDS}
     threshold, source = peak_threshold(cfg.predict.peaks.threshold, out)
-    records = peak_records(values, threshold, int(cfg.predict.peaks.min_distance), list(chrom_sizes))
+    circular = circular_contigs(out, cfg, set(chrom_sizes))
+    records = peak_records(values, threshold, int(cfg.predict.peaks.min_distance), list(chrom_sizes), circular)
     # byte order of contig names (contig_10 before contig_9), as bigBed and tabix need
     frame = sort_bed_records(pd.DataFrame(records, columns=["chrom", "start", "end", "name", "score", "strand"]))
     write_text_atomic(run.peaks_bed, frame.to_csv(sep="\t", header=False, index=False))
@@ -92,6 +121,7 @@ def peaks_command(cfg: DictConfig) -> dict:
         "threshold": threshold,
         "threshold_source": source,
         "min_distance": int(cfg.predict.peaks.min_distance),
+        "circular": sorted(circular),
         "files": {k: str(Path(v).relative_to(out)) for k, v in paths.items()},
     }
     print(json.dumps(summary))

@@ -141,20 +141,21 @@ def _tss_tracks(genome: Genome, outputs: dict[tuple[str, str], np.ndarray], shif
                 at_tss = at_tss[::-1]
             logit = np.ascontiguousarray(at_tss, dtype=np.float32)
             prob = (1.0 / (1.0 + np.exp(-logit.astype(np.float64)))).astype(np.float32)
-            if not contig.circular:  # positions without an output stay 0, not sigmoid(0)
+            if not contig.circular:  # positions without an output: probability 0, not sigmoid(0); no logit
                 blank = slice(0, shift) if strand == "-" else slice(max(out.size - shift, 0), out.size)
-                prob[blank] = 0.0
+                prob[blank], logit[blank] = 0.0, np.nan
             probs[name][strand], logits[name][strand] = prob, logit
     return Track(probs), Track(logits)
 
 
-def write_tracks(track: Track, chrom_sizes: dict[str, int], tracks_dir: Path, stem: str = "tss") -> dict[str, Path]:
-    """`tracks_dir/{stem}.plus.bw` and `{stem}.minus.bw` (float32, every base, zoom levels)."""
+def write_tracks(track: Track, chrom_sizes: dict[str, int], tracks_dir: Path, stem: str = "tss", gaps: bool = False) -> dict[str, Path]:
+    """`tracks_dir/{stem}.plus.bw` and `{stem}.minus.bw` (float32, every base, zoom levels; with
+    gaps=True NaN bases are left out: no data)."""
     tracks_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
     for strand, word in STRAND_WORDS.items():
         path = tracks_dir / f"{stem}.{word}.bw"
-        write_bigwig(path, chrom_sizes, track.strand(strand))
+        write_bigwig(path, chrom_sizes, track.strand(strand), gaps=gaps)
         paths[strand] = path
     return paths
 
@@ -180,13 +181,14 @@ def predict_command(cfg: DictConfig) -> dict:
     )
     paths = write_tracks(probs, genome.chrom_sizes(), run.tracks, "tss")
     if cfg.predict.logits:
-        paths.update({f"logit{k}": v for k, v in write_tracks(logits, genome.chrom_sizes(), run.tracks, "tss.logit").items()})
+        paths.update({f"logit{k}": v for k, v in write_tracks(logits, genome.chrom_sizes(), run.tracks, "tss.logit", gaps=True).items()})
     summary = {
         "checkpoint": source.description,
         "fasta": str(fasta),
         "shift": int(cfg.data.shift),
         "tracks": {k: str(v.relative_to(out)) for k, v in paths.items()},
         "positions": 2 * genome.total_length,
+        "circular": sorted(name for name, contig in genome.contigs.items() if contig.circular),
         "model": source.summary(),
     }
     if source.card is not None:  # the run directory keeps the card of the model that made its tracks

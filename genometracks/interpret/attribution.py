@@ -33,10 +33,15 @@ class AttributionError(ValueError):
 
 
 def top_predicted_tss(
-    track_values: dict[str, dict[str, np.ndarray]], n_top: int, min_distance: int = 10, regions: list[Interval] | None = None
+    track_values: dict[str, dict[str, np.ndarray]],
+    n_top: int,
+    min_distance: int = 10,
+    regions: list[Interval] | None = None,
+    circular: frozenset[str] = frozenset(),
 ) -> SiteSet:
-    """The n_top highest local maxima (at least min_distance nt apart per strand) of forward-strand
-    probability tracks {contig: {'+': [n], '-': [n]}}, inside `regions` when given; score = probability."""
+    """The n_top highest local maxima (at least min_distance nt apart per strand; the contigs named in
+    `circular` taken as circles) of forward-strand probability tracks {contig: {'+': [n], '-': [n]}},
+    inside `regions` when given; score = probability."""
     chrom, pos, strand, score = [], [], [], []
     for contig, per in track_values.items():
         allowed = None
@@ -47,7 +52,7 @@ def top_predicted_tss(
                     allowed[r.start : r.end] = True
         for s in "+-":
             values = np.nan_to_num(per[s].astype(np.float64), nan=-np.inf)
-            peaks = call_peaks(values, -np.inf, min_distance)
+            peaks = call_peaks(values, -np.inf, min_distance, contig in circular)
             if allowed is not None:
                 peaks = peaks[allowed[peaks]]
             chrom += [contig] * peaks.size

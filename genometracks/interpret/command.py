@@ -201,7 +201,8 @@ def attribution_targets(dataset: Dataset, tracks: dict, s: dict, n_top: int):
     regions = None
     if s["attribution_regions"]:
         regions = make_splits(dataset.genome, {"test": s["attribution_regions"]})["test"]
-    return top_predicted_tss(tracks, n_top, regions=regions)
+    circular = frozenset(name for name, contig in dataset.genome.contigs.items() if contig.circular)
+    return top_predicted_tss(tracks, n_top, regions=regions, circular=circular)
 
 
 def run_attribution(model: TransformerXL, dataset: Dataset, tracks: dict, s: dict, out: Path) -> dict:

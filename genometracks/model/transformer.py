@@ -342,7 +342,9 @@ class TransformerXL(nn.Module):
 
     @torch.no_grad()
     def first_block_kernels(self) -> dict[str, Tensor]:
-        """Exact composite of embedding → q/k/v projection → convolution for block 0.
+        """Exact composite of embedding (→ block 0's LayerNorm when norm="pre") → q/k/v projection →
+        convolution for block 0. Both maps before the projection act on each position alone, so a
+        token's input to the projection is a fixed vector and the composite is an exact 4-row kernel.
 
         Returns 'q', 'k', 'v': [n_head*d_head, 4, conv_width] (channel h*d_head + o = head h,
         dimension o; rows A, C, G, T) and 'q_bias', 'k_bias', 'v_bias': [n_head*d_head].
@@ -353,7 +355,10 @@ class TransformerXL(nn.Module):
         """
         attn = cast(RelativeAttention, self.blocks[0].attn)
         n_h, d = self.n_head, self.d_head
-        projected = self.embed.weight[:ACGT] @ attn.qkv.weight.T  # [4, 3*H*D]
+        block_input = self.embed.weight[:ACGT]  # [4, d_model]: what block 0 reads per token
+        if self.norm == "pre":
+            block_input = self.blocks[0].norm1(block_input)
+        projected = block_input @ attn.qkv.weight.T  # [4, 3*H*D]
         projected = projected.view(ACGT, 3, n_h, d)
         weight, bias = attn.conv_kernels()  # [3, H, D, D, K], [3, H, D]
         kernels = torch.einsum("shoim,ashi->shoam", weight, projected).reshape(3, n_h * d, ACGT, self.conv_width)
