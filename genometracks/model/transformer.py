@@ -357,7 +357,7 @@ class TransformerXL(nn.Module):
         n_h, d = self.n_head, self.d_head
         block_input = self.embed.weight[:ACGT]  # [4, d_model]: what block 0 reads per token
         if self.norm == "pre":
-            block_input = self.blocks[0].norm1(block_input)
+            block_input = cast(Block, self.blocks[0]).norm1(block_input)
         projected = block_input @ attn.qkv.weight.T  # [4, 3*H*D]
         projected = projected.view(ACGT, 3, n_h, d)
         weight, bias = attn.conv_kernels()  # [3, H, D, D, K], [3, H, D]
