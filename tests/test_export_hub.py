@@ -177,6 +177,14 @@ def broken(hub: Path, tmp_path: Path, relpath: str, old: str, new: str) -> list[
         ),
         ("my_genome/trackDb.txt", "html html/tss_peaks.html\n", "", "missing description page for track"),
         ("my_genome/trackDb.txt", "visibility pack", "visibility packed", "visibility 'packed' is not one of"),
+        # UCSC's trackDb library: labels of at most 17 and 76 characters (hubCheck does not check them)
+        ("my_genome/trackDb.txt", "shortLabel TSS peaks\n", "shortLabel TSS peaks, all calls\n", "shortLabel is 20 characters"),
+        (
+            "my_genome/trackDb.txt",
+            "longLabel Predicted TSS peaks\n",
+            "longLabel " + "x" * 77 + "\n",
+            "longLabel is 77 characters; UCSC shows at most 76",
+        ),
         ("my_genome/chromAlias.txt", "chrA\tA", "chrA\tchrB", "alias 'chrB' is another sequence's name"),
         ("my_genome/chromAlias.txt", "chrB\tB", "chrZ\tB", "'chrZ' is not a sequence of the genome"),
     ],

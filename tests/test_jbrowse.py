@@ -47,8 +47,13 @@ def test_config_has_the_assembly_and_every_track(run):
     aliases = (folder / "aliases.txt").read_text()
     assert br.HEADERS[br.CHROM] in aliases  # the FASTA's NCBI-style name resolves to its accession
     tracks = {t["name"]: t for t in config["tracks"]}
-    assert tracks["TSS probability"]["type"] == "MultiQuantitativeTrack"
-    assert [a["source"] for a in tracks["TSS probability"]["adapter"]["subadapters"]] == ["TSS + strand", "TSS - strand"]
+    plus, minus = tracks["TSS + strand"], tracks["TSS - strand"]
+    assert plus["type"] == minus["type"] == "QuantitativeTrack"
+    assert plus["adapter"]["bigWigLocation"]["uri"] == "../tracks/tss.plus.bw"
+    assert minus["adapter"]["bigWigLocation"]["uri"] == "../tracks/tss.minus.bw"
+    assert "inverted" not in plus["displays"][0] and minus["displays"][0]["inverted"] is True  # minus drawn downward
+    for track in (plus, minus):
+        assert track["displays"][0]["renderers"]["XYPlotRenderer"]["summaryScoreMode"] == "max"
     assert {"TSS peaks", "TSS sigma class", "Head motif hits", "Attribution"} <= set(tracks)
     assert "itemRgb" in tracks["TSS sigma class"]["displays"][0]["renderer"]["color1"]
     for track in config["tracks"]:
@@ -92,7 +97,11 @@ def test_jbrowse_page_loads_every_track(run, tmp_path):
     tracks = state["tracks"]
     assert all(t["status"] == "loaded" for t in tracks.values()), tracks
     assert tracks["Reference sequence"]["features"] >= 1
-    assert tracks["TSS probability"]["features"] == 2 * 2000  # one value per base of the view, both strands
+    assert tracks["TSS + strand"]["features"] == tracks["TSS - strand"]["features"] == 2000  # one value per base of the view
+    # what the view itself reads from the configuration: the minus strand downward, peaks kept when zoomed out
+    assert state["displays"]["TSS + strand"] == {"inverted": False, "summaryScoreMode": "max"}
+    assert state["displays"]["TSS - strand"] == {"inverted": True, "summaryScoreMode": "max"}
+    assert state["displays"]["Attribution"]["summaryScoreMode"] == "whiskers"  # signed: JBrowse's default
     assert tracks["Attribution"]["features"] == 2000
     peaks = br.peak_frame()
     in_view = int(((peaks["chrom"] == br.CHROM) & (peaks["start"] < 2000)).sum())

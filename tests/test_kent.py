@@ -70,6 +70,8 @@ def test_chrom_alias_rows():
         or table["NC_000913.3"]["genbank"] == "U00096.3"
     )
     assert chrom_aliases({"chrA": 5, "A": 5})["chrA"] == {}  # never shadow a real contig
+    table = chrom_aliases({"chr2": 5, "chrX": 5, "plasmid": 5, "chromosome": 5, "chrom2": 5})
+    assert [table[n].get("ucsc") for n in table] == ["2", "X", "chrplasmid", None, None]  # no 'omosome'
 
 
 def test_contig_name_of_ncbi_headers():

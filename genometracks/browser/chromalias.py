@@ -36,6 +36,15 @@ def fasta_original_names(fasta: str | Path) -> dict[str, str]:
     return names
 
 
+def chr_partner(name: str) -> str | None:
+    """The `chr`-style partner of a contig name: chr1 ↔ 1, chrX ↔ X, A → chrA; None for a name that
+    merely starts with the letters (chromosome, chrom2: no 'omosome' or 'om2')."""
+    if not name.startswith("chr"):
+        return f"chr{name}"
+    rest = name[3:]
+    return rest if rest[:1].isdigit() or rest[:1].isupper() else None
+
+
 def chrom_aliases(chrom_sizes: Mapping[str, int], originals: Mapping[str, str] | None = None) -> dict[str, dict[str, str]]:
     """{contig: {column: alias}} for every contig: known aliases, the original FASTA name, the
     RefSeq/GenBank column for an accession-named contig, and a `chr`-style partner (chrA ↔ A)."""
@@ -47,8 +56,8 @@ def chrom_aliases(chrom_sizes: Mapping[str, int], originals: Mapping[str, str] |
             row.setdefault("refseq", name)
         if name in originals:
             row["fasta"] = originals[name]
-        if "ucsc" not in row:
-            row["ucsc"] = name[3:] if name.startswith("chr") and len(name) > 3 else f"chr{name}"
+        if "ucsc" not in row and (partner := chr_partner(name)):
+            row["ucsc"] = partner
         table[name] = {k: v for k, v in row.items() if v and v != name}
     taken = set(chrom_sizes)  # an alias may name one contig only and never shadow a real one
     for row in table.values():

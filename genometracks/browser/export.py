@@ -62,7 +62,7 @@ OPTIONAL_TRACKS = (
         "motif_hits",
         ".bb",
         "Head motif hits",
-        "FIMO matches of attention-head motifs (p, q; colour per head, paler = weaker)",
+        "FIMO matches of attention-head motifs (colour per head, paler = weaker)",
         "motif_hits",
         "interpretation",
         (0, 110, 60),
@@ -199,13 +199,13 @@ def hub_overview(run_dir: Path, organism: str, tracks: list) -> str:
 
 
 def _jbrowse_tracks(tracks_dir: Path) -> list:
+    # one track per strand, the minus strand drawn downward (JBrowse's multi-wiggle would flip both);
+    # zoomed out, each window shows its highest probability, as the hub and IGV do
     tracks = [
+        JBrowseTrack("tss_plus", "TSS + strand", "wig", [("TSS + strand", tracks_dir / "tss.plus.bw", PLUS_COLOUR)], summary="max"),
         JBrowseTrack(
-            "tss_signal",
-            "TSS probability",
-            "multiwig",
-            [("TSS + strand", tracks_dir / "tss.plus.bw", PLUS_COLOUR), ("TSS - strand", tracks_dir / "tss.minus.bw", MINUS_COLOUR)],
-        )
+            "tss_minus", "TSS - strand", "wig", [("TSS - strand", tracks_dir / "tss.minus.bw", MINUS_COLOUR)], inverted=True, summary="max"
+        ),
     ]
     for t in OPTIONAL_TRACKS:
         path = tracks_dir / f"{t.stem}{t.suffix}"

@@ -4,7 +4,7 @@ in a browser; see `genometracks serve`).
 
 The assembly is `jbrowse/genome.2bit` (written from the FASTA, contigs named as in every output) with
 `jbrowse/aliases.txt` (RefSeq, INSDC, chr-style and original FASTA names). Tracks are referenced where
-they lie in DIR (`../tracks/...`): TSS probability per strand as one multi-quantitative track, and
+they lie in DIR (`../tracks/...`): TSS probability as one track per strand (minus drawn inverted), and
 peaks, sigma classes (in their itemRgb colours), motif hits and attribution when present.
 
 The viewer is the package's self-contained UMD bundle, fetched from the npm registry with
@@ -41,8 +41,11 @@ class JBrowseError(ValueError):
 
 @dataclass
 class JBrowseTrack:
-    """A track file inside the run directory. kind: 'multiwig' (paths = [(label, file, colour)]),
-    'wig' (one bigWig) or 'features' (a bigBed). `item_rgb`: draw features in the file's colours."""
+    """A track file inside the run directory. kind: 'wig' (one bigWig) or 'features' (a bigBed);
+    paths = [(label, file, colour)], one. `item_rgb`: draw features in the file's colours. For a
+    wig: `inverted` draws it downward (a minus strand, as the hub's negateValues and IGV's negated
+    file do), `summary` is how JBrowse sums up a zoomed-out window ('max' keeps a TSS's peak
+    visible; None: JBrowse's default, whiskers of min/mean/max)."""
 
     track_id: str
     name: str
@@ -50,6 +53,8 @@ class JBrowseTrack:
     paths: Sequence[tuple[str, Path, tuple[int, int, int]]]
     category: str = "TSS"
     item_rgb: bool = False
+    inverted: bool = False
+    summary: str | None = None
 
 
 def ensure_jbrowse_js(version: str = JBROWSE_VERSION) -> Path:
@@ -110,47 +115,21 @@ def track_configs(run_dir: Path, folder: Path, assembly: str, tracks: Sequence[J
     for t in tracks:
         base = {"trackId": safe_name(t.track_id), "name": t.name, "assemblyNames": [assembly], "category": [t.category]}
         files = [(label, _rel(run_dir, folder, Path(p), f"track {t.name!r}"), colour) for label, p, colour in t.paths]
-        if t.kind == "multiwig":
-            configs.append(
-                {
-                    **base,
-                    "type": "MultiQuantitativeTrack",
-                    "adapter": {
-                        "type": "MultiWiggleAdapter",
-                        "subadapters": [
-                            {
-                                "type": "BigWigAdapter",
-                                "source": label,
-                                "color": _rgb(colour),
-                                "bigWigLocation": {"uri": uri, "locationType": "UriLocation"},
-                            }
-                            for label, uri, colour in files
-                        ],
-                    },
-                    "displays": [
-                        {
-                            "type": "MultiLinearWiggleDisplay",
-                            "displayId": f"{base['trackId']}-display",
-                            "defaultRendering": "multirowxy",
-                            "summaryScoreMode": "max",
-                        }
-                    ],
-                }
-            )
-        elif t.kind == "wig":
+        if t.kind == "wig":
             label, uri, colour = files[0]
+            # renderer settings live under the display's `renderers` (a display-level summaryScoreMode is ignored)
+            renderer = {"type": "XYPlotRenderer", "color": _rgb(colour)}
+            if t.summary is not None:
+                renderer["summaryScoreMode"] = t.summary
+            display = {"type": "LinearWiggleDisplay", "displayId": f"{base['trackId']}-display", "renderers": {"XYPlotRenderer": renderer}}
+            if t.inverted:
+                display["inverted"] = True
             configs.append(
                 {
                     **base,
                     "type": "QuantitativeTrack",
                     "adapter": {"type": "BigWigAdapter", "bigWigLocation": {"uri": uri, "locationType": "UriLocation"}},
-                    "displays": [
-                        {
-                            "type": "LinearWiggleDisplay",
-                            "displayId": f"{base['trackId']}-display",
-                            "renderers": {"XYPlotRenderer": {"type": "XYPlotRenderer", "color": _rgb(colour)}},
-                        }
-                    ],
+                    "displays": [display],
                 }
             )
         elif t.kind == "features":
@@ -175,7 +154,7 @@ def track_configs(run_dir: Path, folder: Path, assembly: str, tracks: Sequence[J
                 }
             )
         else:
-            raise JBrowseError(f"track {t.name!r}: kind {t.kind!r} is not multiwig, wig or features")
+            raise JBrowseError(f"track {t.name!r}: kind {t.kind!r} is not wig or features")
     return configs
 
 
@@ -240,7 +219,8 @@ def _escape(text: str) -> str:
 
 # jbrowse/index.html: fetches config.json, shows every track, and records in window.__jbState and
 # <pre id="jb-status"> the features each track's adapter loads in the view's region (JBrowse's own
-# CoreGetFeatures RPC; genometracks.browser.status_page)
+# CoreGetFeatures RPC; genometracks.browser.status_page) and, per bigWig track, whether the view draws it
+# inverted and how it sums up a zoomed-out window (`displays`)
 _PAGE = status_page(
     script="jbrowse.min.js",
     view_id="jbrowse",
@@ -274,6 +254,12 @@ _PAGE = status_page(
         const features = await rpc.call("genometracks", "CoreGetFeatures", {
           sessionId: "genometracks", adapterConfig: t.adapter,
           regions: [{assemblyName: assembly.name, refName: region.refName, start: region.start, end: region.end}]});
+        if (t.type === "QuantitativeTrack") {  // how the view draws it: upside down? zoomed-out summary?
+          const display = view.tracks.find(x => x.configuration.trackId === t.trackId).displays[0];
+          state.displays = state.displays || {};
+          state.displays[t.name] = {inverted: Boolean(display.scaleOpts.inverted),
+                                    summaryScoreMode: display.rendererConfig.summaryScoreMode};
+        }
 """,
     count="features.length",
 )

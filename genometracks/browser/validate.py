@@ -29,6 +29,8 @@ from genometracks.formats.bigbed import bigbed_field_counts
 from genometracks.formats.twobit import TwoBitError, read_twobit_sizes
 
 _HUB_FIELDS = ("hub", "shortLabel", "longLabel", "genomesFile", "email")
+# UCSC's trackDb library: shortLabel "limited to 17 printable characters", longLabel "limited to 76"
+_LABEL_LIMITS = {"shortLabel": 17, "longLabel": 76}
 _GENOME_FIELDS = ("genome", "trackDb")
 _ASSEMBLY_FIELDS = ("twoBitPath", "organism", "defaultPos", "description")
 _MAGIC = {"bigWig": 0x888FFC26, "bigBed": 0x8789F2EB}
@@ -271,6 +273,9 @@ class _Checker:
         for key in needed:
             if not f.get(key):
                 self.add(where, f"required field '{key}' missing")
+        for key, most in _LABEL_LIMITS.items():
+            if len(f.get(key, "")) > most:
+                self.add(where, f"{key} is {len(f[key])} characters; UCSC shows at most {most}: shorten it")
         kind = f.get("type", "").split()[0] if f.get("type") else ""
         if "parent" in f:
             parent = f["parent"].split()[0]
