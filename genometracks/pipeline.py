@@ -145,9 +145,29 @@ def run_pipeline(cfg: DictConfig, within: tuple[str, ...] = STAGES) -> dict:
     run = RunDir.checked(cfg)
     out = run.root
     out.mkdir(parents=True, exist_ok=True)
-    if not (out / "config.yaml").exists():  # the run remembers its configuration (train rewrites the same)
-        write_text_atomic(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    fresh = not run.config.exists()
+    if fresh:  # the run remembers its configuration (train rewrites the same)
+        write_text_atomic(run.config, OmegaConf.to_yaml(cfg, resolve=True))
         save_overrides(out)
+    try:
+        return _run_stages(cfg, run, within)
+    except BaseException:
+        if fresh:
+            forget_unused_configuration(run)
+        raise
+
+
+def forget_unused_configuration(run: RunDir) -> None:
+    """A new run that stopped before any stage finished or any checkpoint was saved (say, its FASTA was
+    missing) made nothing from the configuration it remembers: forget it, so the corrected command may run."""
+    if not any(run.stages.glob("*.json")) and not any(run.checkpoints.glob("*.ckpt")):
+        for path in (run.config, run.overrides):
+            path.unlink(missing_ok=True)
+
+
+def _run_stages(cfg: DictConfig, run: RunDir, within: tuple[str, ...]) -> dict:
+    """`run_pipeline` after the run directory is set up: the stages, then the summary table."""
+    out = run.root
     steps = plan(list(cfg.stages) if cfg.get("stages") else None, out, within)
     summary = {}
     for index, (stage, todo) in enumerate(steps, 1):

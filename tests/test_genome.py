@@ -47,6 +47,25 @@ def test_bgzipped_fasta(tmp_path):
     pysam.tabix_compress(str(fa), str(tmp_path / "g.fa.gz"))
     g = Genome.open(tmp_path / "g.fa.gz")
     assert decode(g.tokens("c1")) == "ACGTTGCA"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.fa", "g.fa.gz"]  # no .fai or .gzi written beside it
+
+
+def test_plain_gzip_fasta_is_one_line_naming_the_file_and_the_fix(tmp_path):
+    import gzip
+
+    plain = tmp_path / "g.fna.gz"
+    plain.write_bytes(gzip.compress(b">c1\nACGT\n"))
+    with pytest.raises(GenomeError, match=r"g.fna.gz: compressed with plain gzip.*bgzip"):
+        Genome.open(plain)
+
+
+def test_an_unwritable_index_cache_names_the_setting_to_change(tmp_path, monkeypatch):
+    fa = _write(tmp_path / "g.fa", ">c1\nACGT\n")
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("")
+    monkeypatch.setenv("GENOMETRACKS_CACHE", str(blocker))
+    with pytest.raises(GenomeError, match="cannot make the index cache .*set GENOMETRACKS_CACHE"):
+        Genome.open(fa)
 
 
 def test_windows_line_ends(tmp_path):

@@ -51,3 +51,21 @@ def test_a_directory_trained_by_an_earlier_run_suggests_train_true(tmp_path):
     with pytest.raises(ConfigError, match="it holds a model trained there: add train=true to use it"):
         check_same_run(compose(*main_job_overrides([])), tmp_path)  # what `run` composes now
     check_same_run(compose(), tmp_path)  # train=true composes the same config: accepted
+
+
+def test_a_new_run_that_failed_before_making_anything_forgets_its_configuration(tmp_path):
+    from genometracks.pipeline import run_pipeline
+
+    run = tmp_path / "run"
+    wrong = ["data=custom", f"data.fasta={tmp_path}/typo.fa", f"data.tss={tmp_path}/T.bed", f"run_dir={run}", "stages=[data]"]
+    with pytest.raises(Exception, match="typo.fa"):
+        run_pipeline(compose(*wrong))
+    assert run.is_dir() and not (run / "config.yaml").exists() and not (run / "overrides.txt").exists()
+    check_same_run(compose("data=custom", "data.fasta=/data/G.fa", "data.tss=/data/T.bed", f"run_dir={run}"), run)  # the fix may run
+    # a run that saved a checkpoint before failing keeps its configuration: resuming needs the same model
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"")
+    with pytest.raises(Exception, match="typo.fa"):
+        run_pipeline(compose(*wrong))
+    with pytest.raises(ConfigError, match="data.fasta"):
+        check_same_run(compose("data=custom", "data.fasta=/data/G.fa", "data.tss=/data/T.bed", f"run_dir={run}"), run)

@@ -34,6 +34,13 @@ def trained(tmp_path_factory):
     return run, out
 
 
+def test_ship_without_a_name_is_refused_before_anything_is_read(tmp_path, capsys):
+    # no default name: one that would silently replace the main job's model
+    assert ship_main([f"ckpt={tmp_path / 'run' / 'checkpoints' / 'best.ckpt'}"]) != 0
+    err = capsys.readouterr().err
+    assert "ship needs name=NAME" in err and "ecoli_k12" in err and len(err.strip().splitlines()) == 1
+
+
 def _card(folder: Path) -> dict:
     return json.loads((folder / S.CARD_JSON).read_text())
 

@@ -22,7 +22,7 @@ from genometracks.io.atomic import write_text_atomic
 from genometracks.io.errors import error_line
 from genometracks.io.run_lock import run_dir_lock
 from genometracks.io.rundir import RunDir
-from genometracks.pipeline import STAGES, run_pipeline
+from genometracks.pipeline import STAGES, forget_unused_configuration, run_pipeline
 
 STAGES_OF = {"predict": ("predict", "export"), "run": STAGES}
 
@@ -34,9 +34,8 @@ def _forget_failed_start(run: RunDir) -> None:
         previous = json.loads(run.job_status.read_text())
     except (OSError, ValueError):
         return
-    if previous.get("status") != "ok" and not any(run.stages.glob("*.json")):
-        for path in (run.config, run.overrides):
-            path.unlink(missing_ok=True)
+    if previous.get("status") != "ok":
+        forget_unused_configuration(run)
 
 
 def _outcome(run: RunDir) -> dict:

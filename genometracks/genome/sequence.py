@@ -170,6 +170,7 @@ def _read_records(path: Path) -> dict[str, np.ndarray]:
         fasta = pyfaidx.Fasta(
             str(path),
             indexname=str(_index_path(path)),
+            gzi_indexname=str(_index_path(path, ".gzi")),
             sequence_always_upper=False,
             rebuild=True,
             build_index=True,
@@ -179,6 +180,11 @@ def _read_records(path: Path) -> dict[str, np.ndarray]:
             duplicate_action="stop",
             key_function=contig_name,
         )
+    except pyfaidx.UnsupportedCompressionFormat as err:
+        raise GenomeError(
+            f"{path}: compressed with plain gzip, which cannot be indexed; recompress it with "
+            f"`gunzip -c {path.name} | bgzip > {path.stem}.bgz` or pass it uncompressed"
+        ) from err
     except pyfaidx.FastaIndexingError as err:
         if path.suffix in {".gz", ".bgz"}:  # bgzip needs the index; a plain file can be read whole
             raise GenomeError(
@@ -269,19 +275,25 @@ def _records_from_letters(path: Path, letters: dict[str, bytes]) -> dict[str, np
     return records
 
 
-def _index_path(path: Path) -> Path:
-    """Where the .fai lives: beside the FASTA if one is already there, else in the user cache
-    ($GENOMETRACKS_CACHE or ~/.cache/genometracks): we never write into a user's data folder."""
+def _index_path(path: Path, suffix: str = ".fai") -> Path:
+    """Where the FASTA's index (.fai, or a bgzipped FASTA's .gzi) lives: beside the FASTA if one is
+    already there, else in the user cache ($GENOMETRACKS_CACHE or ~/.cache/genometracks): we never
+    write into a user's data folder."""
     import hashlib
     import os
 
-    beside = path.with_name(path.name + ".fai")
+    beside = path.with_name(path.name + suffix)
     if beside.exists():
         return beside
     cache = Path(os.environ.get("GENOMETRACKS_CACHE", Path.home() / ".cache" / "genometracks")) / "fai"
-    cache.mkdir(parents=True, exist_ok=True)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise GenomeError(
+            f"{path}: cannot make the index cache {cache} ({err.strerror}); set GENOMETRACKS_CACHE to a writable folder"
+        ) from err
     key = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:16]
-    return cache / f"{path.name}.{key}.fai"
+    return cache / f"{path.name}.{key}{suffix}"
 
 
 def _check_fasta_text(path: Path) -> None:

@@ -5,8 +5,8 @@ overrides.txt), converts the weights to safetensors, evaluates the shipped weigh
 validation split (metrics and the F1-optimal peak threshold), test split and a small stated check region,
 and writes `genometracks/models/<name>/{model.safetensors, card.json, card.md}` as one atomic folder swap.
 
-Options (key=value): ckpt= (required), name= (default: the main job's model, DEFAULT_MODEL), out=FOLDER (default
-genometracks/models/<name>), run_dir= (default: the folder above checkpoints/), commit=, command=,
+Options (key=value): ckpt= (required), name= (required unless out= is given, whose folder name it then is;
+name=ecoli_k12 replaces the main job's model), out=FOLDER (default genometracks/models/<name>), run_dir= (default: the folder above checkpoints/), commit=, command=,
 wall_s= (override what the run recorded), parent= (for a fine-tuned run that did not record the SHA-256 of its
 starting weights: the shipped folder or checkpoint that holds them now), test=false (skip the test split), check_region=chrom:start-end
 (default: the first check_nt=50000 nt of the validation split), n_streams= (evaluation streams).
@@ -485,12 +485,28 @@ def _default_check_region(splits, check_nt: int):
     return Interval(first.chrom, first.start, min(first.end, first.start + check_nt))
 
 
+def ship_name(args: dict) -> str:
+    """The shipped model's name: name=, else out='s folder name. There is no default: one would
+    silently replace the model `genometracks run` predicts with."""
+    name = args.get("name") or (Path(args["out"]).expanduser().name if args.get("out") else None)
+    if not name:
+        shipped = sorted(p.name for p in S.MODELS_DIR.iterdir() if (p / "card.json").is_file()) if S.MODELS_DIR.is_dir() else []
+        raise ShipError(
+            f"ship needs name=NAME (the folder under {S.MODELS_DIR}, or out=FOLDER); shipped now: {shipped}; "
+            f"name={DEFAULT_MODEL} replaces the model `genometracks run` predicts with"
+        )
+    if safe_name(name) != name:
+        raise ShipError(f"name={name!r}: use letters, digits and '_' (e.g. name=ecoli_k12)")
+    return str(name)
+
+
 def ship(args: dict) -> Path:
     """Write the shipped model folder; returns it."""
     import torch
     from omegaconf import OmegaConf
     from safetensors.torch import save_file
 
+    name = ship_name(args)
     ckpt = Path(args["ckpt"]).expanduser()
     if not ckpt.is_file():
         raise ShipError(f"{ckpt}: checkpoint not found; pass ckpt=RUN/checkpoints/best.ckpt of a finished `genometracks train` run")
@@ -512,9 +528,6 @@ def ship(args: dict) -> Path:
             f"{run / 'config.yaml'}: not a TSS TransformerXL run (model._target_ "
             f"{(cfg.get('model') or {}).get('_target_')!r}); ship a `genometracks train` run"
         )
-    name = args.get("name") or DEFAULT_MODEL
-    if safe_name(name) != name:
-        raise ShipError(f"name={name!r}: use letters, digits and '_' (e.g. name=ecoli_k12)")
     final = Path(args["out"]).expanduser() if args.get("out") else S.MODELS_DIR / name
     run_test = str(args.get("test", "true")).lower() not in ("false", "0", "no")
     n_streams = _int(args.get("n_streams"), _int(cfg.data.get("eval_streams"), 16))
