@@ -185,7 +185,7 @@ def test_error_malformed_records(tmp_path, genome):
         A.read_bed(write(tmp_path / "c.bed", "chr\t9\t10\n"))
     with pytest.raises(AnnotationError, match="no 'TSS' rows"):
         A.read_gff(write(tmp_path / "g.gff", "chr\ts\tgene\t1\t5\t.\t+\t.\tID=a\n"), feature="TSS")
-    with pytest.raises(AnnotationError, match="pass fmt="):
+    with pytest.raises(AnnotationError, match=r"x.txt: cannot tell the TSS file.s format from its name; give it one of the suffixes .bed"):
         A.load_tss_file(write(tmp_path / "x.txt", "chr\t1\t2\ta\t0\t+\n"), genome)
     with pytest.raises(AnnotationError, match="unknown TSS set 'nope'"):
         A.load_tss_set("nope", genome, tmp_path)

@@ -179,3 +179,31 @@ def test_a_logit_track_leaves_bases_without_output_out_of_the_bigwig(tmp_path):
     assert np.isnan(minus[:3]).all() and not np.isnan(minus[3:]).any()
     with pytest.raises(Exception, match="must be finite"):  # the probability tracks keep every base
         write_tracks(logits, g.chrom_sizes(), tmp_path / "p", "tss")
+
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ("predict.peaks.threshold=abc", "predict.peaks.threshold=abc: give a probability between 0 and 1"),
+        ("predict.peaks.threshold=2", "predict.peaks.threshold=2"),
+        ("predict.peaks.threshold=-1", "predict.peaks.threshold=-1"),
+        ("predict.peaks.min_distance=-5", "predict.peaks.min_distance=-5: give a whole number of nt, at least 1"),
+    ],
+)
+def test_bad_peak_settings_are_refused_before_any_work(tmp_path, setting, message):
+    from genometracks.inference.peaks import PeaksError, peaks_command
+    from genometracks.inference.predict import predict_command
+    from tests.conftest import compose
+
+    cfg = compose("data=custom", f"data.fasta={tmp_path}/absent.fa", f"run_dir={tmp_path}/run", setting)
+    for command in (predict_command, peaks_command):  # predict checks them before predicting (no FASTA read)
+        with pytest.raises(PeaksError, match=message):
+            command(cfg)
+
+
+def test_peaks_without_tracks_is_one_line_naming_the_missing_file(tmp_path):
+    from genometracks.inference.peaks import PeaksError, peaks_command
+    from tests.conftest import compose
+
+    with pytest.raises(PeaksError, match=r"tracks/tss.plus.bw: not found; write the tracks first with `genometracks predict"):
+        peaks_command(compose(f"run_dir={tmp_path}/run"))

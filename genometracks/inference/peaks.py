@@ -18,6 +18,29 @@ from genometracks.io.atomic import write_text_atomic
 from genometracks.io.rundir import STRAND_WORDS, RunDir
 
 
+class PeaksError(ValueError):
+    """Peak calling cannot run as asked; the message names the setting or file and the fix."""
+
+
+def check_peak_settings(peaks: DictConfig) -> None:
+    """predict.peaks.threshold ('auto' or a probability in (0, 1)) and min_distance (an integer >= 1),
+    checked before any work."""
+    threshold = str(peaks.threshold)
+    if threshold != "auto":
+        try:
+            value = float(threshold)
+        except ValueError:
+            value = float("nan")
+        if not 0.0 < value < 1.0:
+            raise PeaksError(f"predict.peaks.threshold={threshold}: give a probability between 0 and 1 (exclusive), or auto")
+    try:
+        distance = int(str(peaks.min_distance))
+    except ValueError:
+        distance = 0
+    if distance < 1:
+        raise PeaksError(f"predict.peaks.min_distance={peaks.min_distance}: give a whole number of nt, at least 1")
+
+
 def call_peaks(values: np.ndarray, threshold: float, min_distance: int, circular: bool = False) -> np.ndarray:
     """0-based positions, ascending, of the peaks of one contig strand's track [length] (vectorised, scipy).
 
@@ -98,8 +121,12 @@ def circular_contigs(run_dir: Path, cfg: DictConfig, contigs: set[str]) -> froze
 
 def peaks_command(cfg: DictConfig) -> dict:
     """`genometracks peaks run_dir=DIR`: DIR/tracks/tss_peaks.bed (+ .bb, .bed.gz/.tbi)."""
+    check_peak_settings(cfg.predict.peaks)
     run = RunDir.checked(cfg)
     out = run.root
+    missing = [str(run.tss_bigwig(s)) for s in STRAND_WORDS if not run.tss_bigwig(s).is_file()]
+    if missing:
+        raise PeaksError(f"{missing[0]}: not found; write the tracks first with `genometracks predict run_dir={out}`")
     with pyBigWig.open(str(run.tss_bigwig("+"))) as bw:
         chrom_sizes = dict(bw.chroms())
     values = {s: {c: read_bigwig(run.tss_bigwig(s), c) for c in chrom_sizes} for s in STRAND_WORDS}

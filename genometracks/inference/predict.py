@@ -29,7 +29,7 @@ from genometracks.data.streams import SegmentStreams, shift_along
 from genometracks.formats.bigwig import write_bigwig
 from genometracks.genome.intervals import Interval
 from genometracks.genome.sequence import N_TOKEN, Genome
-from genometracks.inference.peaks import peaks_command
+from genometracks.inference.peaks import check_peak_settings, peaks_command
 from genometracks.inference.shipped import resolve_model
 from genometracks.io.atomic import write_text_atomic
 from genometracks.io.malloc import keep_freed_memory
@@ -164,6 +164,7 @@ def predict_command(cfg: DictConfig) -> dict:
     """`genometracks predict [model=<shipped> | ckpt=PATH] run_dir=DIR`: bigWigs of TSS probability per
     strand, then the peak calls at the model's threshold (DIR/tracks/predict.json records the model)."""
     keep_freed_memory()  # per-segment tensors reuse heap pages (measured in scripts/bench.py)
+    check_peak_settings(cfg.predict.peaks)  # before the prediction, not after it
     run = RunDir.checked(cfg)
     out = run.root
     source = resolve_model(cfg, out)  # ckpt=, else model.shipped, else DIR/checkpoints/best.ckpt
@@ -193,6 +194,8 @@ def predict_command(cfg: DictConfig) -> dict:
     }
     if source.card is not None:  # the run directory keeps the card of the model that made its tracks
         write_text_atomic(out / "model_card.json", json.dumps(source.card, indent=2))
+    else:  # a checkpoint has no card: an earlier model's would describe tracks it did not make
+        (out / "model_card.json").unlink(missing_ok=True)
     write_text_atomic(run.predict_json, json.dumps(summary, indent=2))
     print(json.dumps(summary))
     summary["peaks"] = peaks_command(cfg)  # the threshold travels with the model (predict.json)

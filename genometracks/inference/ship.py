@@ -6,8 +6,8 @@ validation split (metrics and the F1-optimal peak threshold), test split and a s
 and writes `genometracks/models/<name>/{model.safetensors, card.json, card.md}` as one atomic folder swap.
 
 Options (key=value): ckpt= (required), name= (required unless out= is given, whose folder name it then is;
-name=ecoli_k12 replaces the main job's model), out=FOLDER (default genometracks/models/<name>), run_dir= (default: the folder above checkpoints/), commit=, command=,
-wall_s= (override what the run recorded), parent= (for a fine-tuned run that did not record the SHA-256 of its
+name=ecoli_k12 replaces the main job's model), out=FOLDER (default genometracks/models/<name>), run_dir=
+(default: the folder above checkpoints/), commit=, command=, wall_s= (override what the run recorded), parent= (for a fine-tuned run that did not record the SHA-256 of its
 starting weights: the shipped folder or checkpoint that holds them now), test=false (skip the test split), check_region=chrom:start-end
 (default: the first check_nt=50000 nt of the validation split), n_streams= (evaluation streams).
 """

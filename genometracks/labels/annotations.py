@@ -424,7 +424,10 @@ def load_tss_file(path: str | Path, genome: Genome, fmt: str | None = None) -> S
     fmt = fmt or guess
     readers = {"bed": read_bed, "gff": read_gff, "promoterset": read_promoterset, "ecocyc": read_ecocyc_tus, "cho2014": read_cho2014}
     if fmt not in readers:
-        raise AnnotationError(f"{path}: cannot tell the format from the name; pass fmt= one of {sorted(readers)}")
+        raise AnnotationError(
+            f"{path}: cannot tell the TSS file's format from its name; give it one of the suffixes .bed, .gff, .gff3 or .gtf "
+            "(a BED of TSS positions: chrom, start, end, name, score, strand)"
+        )
     sites = validate_sites(readers[fmt](path), genome, path)
     sites.source = path.stem
     sites.meta["liftover"] = {"lifted": len(sites), "dropped": 0, "source_assembly": "same as genome"}
