@@ -7,9 +7,10 @@ and writes `genometracks/models/<name>/{model.safetensors, card.json, card.md}` 
 
 Options (key=value): ckpt= (required), name= (required unless out= is given, whose folder name it then is;
 name=ecoli_k12 replaces the main job's model), out=FOLDER (default genometracks/models/<name>), run_dir=
-(default: the folder above checkpoints/), commit=, command=, wall_s= (override what the run recorded), parent= (for a fine-tuned run that did not record the SHA-256 of its
-starting weights: the shipped folder or checkpoint that holds them now), test=false (skip the test split), check_region=chrom:start-end
-(default: the first check_nt=50000 nt of the validation split), n_streams= (evaluation streams).
+(default: the folder above checkpoints/), commit=, command=, wall_s= (override what the run recorded),
+parent= (for a fine-tuned run that did not record the SHA-256 of its starting weights: the shipped folder or
+checkpoint that holds them now), test=false (skip the test split), check_region=chrom:start-end (default: the
+first check_nt=50000 nt of the validation split), n_streams= (evaluation streams).
 """
 
 from __future__ import annotations
