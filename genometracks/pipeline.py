@@ -61,6 +61,13 @@ def _stage_train(cfg: DictConfig, out: Path) -> dict:
             )
         why = f"shipped model {name}, trained already" if name else "train=false"
         return {"skipped": f"{why} (train=true trains from scratch)"}
+    if cfg.get("ckpt"):  # the later stages read ckpt=: a model trained here would go unused
+        if cfg.get("train") is True:
+            raise ValueError(
+                f"train=true with ckpt={cfg.ckpt}: the later stages would use ckpt=, not the model trained here; "
+                "drop ckpt= to train and use a new model, or drop train=true to use the checkpoint"
+            )
+        return {"skipped": f"ckpt={cfg.ckpt} given, trained already"}
     if RunDir(out).last_ckpt.exists():
         with open_dict(cfg):
             cfg.resume = True

@@ -207,3 +207,13 @@ def test_peaks_without_tracks_is_one_line_naming_the_missing_file(tmp_path):
 
     with pytest.raises(PeaksError, match=r"tracks/tss.plus.bw: not found; write the tracks first with `genometracks predict"):
         peaks_command(compose(f"run_dir={tmp_path}/run"))
+
+
+def test_predict_without_a_model_names_the_ways_to_get_one(tmp_path):
+    from genometracks.inference.shipped import ShippedModelError, resolve_model
+    from tests.conftest import compose
+
+    with pytest.raises(
+        ShippedModelError, match=r"no model trained in this run directory; predict with a shipped model \(model=ecoli_k12, or one of \["
+    ):
+        resolve_model(compose(f"run_dir={tmp_path}"), tmp_path)

@@ -69,3 +69,12 @@ def test_a_new_run_that_failed_before_making_anything_forgets_its_configuration(
         run_pipeline(compose(*wrong))
     with pytest.raises(ConfigError, match="data.fasta"):
         check_same_run(compose("data=custom", "data.fasta=/data/G.fa", "data.tss=/data/T.bed", f"run_dir={run}"), run)
+
+
+def test_run_with_a_checkpoint_trains_nothing_it_would_not_use(tmp_path):
+    from genometracks.pipeline import _stage_train
+
+    result = _stage_train(compose(f"ckpt={tmp_path}/best.ckpt", f"run_dir={tmp_path}"), tmp_path)
+    assert result == {"skipped": f"ckpt={tmp_path}/best.ckpt given, trained already"}
+    with pytest.raises(ValueError, match="train=true with ckpt=.*drop ckpt= to train"):
+        _stage_train(compose(f"ckpt={tmp_path}/best.ckpt", "train=true", f"run_dir={tmp_path}"), tmp_path)

@@ -491,9 +491,8 @@ def ship_name(args: dict) -> str:
     silently replace the model `genometracks run` predicts with."""
     name = args.get("name") or (Path(args["out"]).expanduser().name if args.get("out") else None)
     if not name:
-        shipped = sorted(p.name for p in S.MODELS_DIR.iterdir() if (p / "card.json").is_file()) if S.MODELS_DIR.is_dir() else []
         raise ShipError(
-            f"ship needs name=NAME (the folder under {S.MODELS_DIR}, or out=FOLDER); shipped now: {shipped}; "
+            f"ship needs name=NAME (the folder under {S.MODELS_DIR}, or out=FOLDER); shipped now: {S.available()}; "
             f"name={DEFAULT_MODEL} replaces the model `genometracks run` predicts with"
         )
     if safe_name(name) != name:

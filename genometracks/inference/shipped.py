@@ -30,7 +30,7 @@ from genometracks.data.streams import SegmentStreams, build_labels
 from genometracks.genome.intervals import Interval
 from genometracks.io.paths import SHIPPED_MODELS
 from genometracks.io.provenance import sha256_file
-from genometracks.io.run_config import shipped_name
+from genometracks.io.run_config import DEFAULT_MODEL, shipped_name
 from genometracks.model import TransformerXL
 from genometracks.training.checkpoint import load_model
 from genometracks.training.task import calibration_offset, position_rows, split_metrics
@@ -194,7 +194,13 @@ def resolve_model(cfg, out: Path) -> ModelSource:
     name = shipped_name(cfg)
     if name:
         return load_shipped(name)
-    return checkpoint_source(out / "checkpoints" / "best.ckpt")
+    trained_here = out / "checkpoints" / "best.ckpt"
+    if not trained_here.is_file():
+        raise ShippedModelError(
+            f"{trained_here}: no model trained in this run directory; predict with a shipped model "
+            f"(model={DEFAULT_MODEL}, or one of {available()}), pass ckpt=PATH, or train first (genometracks train run_dir={out})"
+        )
+    return checkpoint_source(trained_here)
 
 
 # -- the main job --------------------------------------------------------------------------------------
