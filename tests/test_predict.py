@@ -217,3 +217,18 @@ def test_predict_without_a_model_names_the_ways_to_get_one(tmp_path):
         ShippedModelError, match=r"no model trained in this run directory; predict with a shipped model \(model=ecoli_k12, or one of \["
     ):
         resolve_model(compose(f"run_dir={tmp_path}"), tmp_path)
+
+
+def test_any_shipped_model_by_name_or_folder_through_model_shipped(tmp_path):
+    from genometracks.inference.ship import use_model
+    from genometracks.inference.shipped import MODELS_DIR, resolve_model
+    from tests.conftest import compose
+
+    by_name = resolve_model(compose("model=shipped", "model.shipped=ecoli_k12", f"run_dir={tmp_path}"), tmp_path)
+    by_folder = resolve_model(compose("model=shipped", f"model.shipped={MODELS_DIR / 'ecoli_k12'}", f"run_dir={tmp_path}"), tmp_path)
+    named = resolve_model(compose("model=ecoli_k12", f"run_dir={tmp_path}"), tmp_path)
+    for source in (by_name, by_folder):
+        assert source.card == named.card and source.logit_offset == named.logit_offset
+    # what a card's "Use" line says: the named config where there is one, else model=shipped
+    assert use_model("ecoli_k12") == "model=ecoli_k12"
+    assert use_model("my_model") == "model=shipped model.shipped=my_model"

@@ -28,7 +28,7 @@ from genometracks.genome.intervals import Interval
 from genometracks.inference import shipped as S
 from genometracks.io.atomic import staged_dir, write_text_atomic
 from genometracks.io.jsonsafe import json_safe
-from genometracks.io.paths import REPO_ROOT, safe_name
+from genometracks.io.paths import REPO_ROOT, conf_dir, safe_name
 from genometracks.io.provenance import command_line, git_commit
 from genometracks.io.run_config import DEFAULT_MODEL
 from genometracks.training.checkpoint import CheckpointError, init_source_file
@@ -371,6 +371,13 @@ def _parent_lines(t: dict) -> list[str]:
     return lines
 
 
+def use_model(name: str) -> str:
+    """The overrides that predict with shipped model `name`: model=<name> where a config of that name
+    exists (conf/model/<name>.yaml), else model=shipped model.shipped=<name> (a folder shipped with
+    out=FOLDER is named by its path instead)."""
+    return f"model={name}" if (conf_dir() / "model" / f"{name}.yaml").is_file() else f"model=shipped model.shipped={name}"
+
+
 def card_markdown(card: dict) -> str:
     """card.md: the card for people (every figure comes from card.json)."""
     a, t, cal, pk = card["architecture"], card["training"], card["calibration"], card["peaks"]
@@ -383,7 +390,7 @@ def card_markdown(card: dict) -> str:
         "## Use",
         "",
         "```bash",
-        f"genometracks predict model={card['name']} data=custom data.fasta=GENOME.fa run_dir=DIR   # any genome",
+        f"genometracks predict {use_model(card['name'])} data=custom data.fasta=GENOME.fa run_dir=DIR   # any genome",
         "```",
         "",
         f"Writes `DIR/tracks/tss.plus.bw`, `tss.minus.bw` (calibrated per-base P(TSS)) and peak calls at the "
