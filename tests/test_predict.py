@@ -232,3 +232,21 @@ def test_any_shipped_model_by_name_or_folder_through_model_shipped(tmp_path):
     # what a card's "Use" line says: the named config where there is one, else model=shipped
     assert use_model("ecoli_k12") == "model=ecoli_k12"
     assert use_model("my_model") == "model=shipped model.shipped=my_model"
+
+
+@pytest.mark.slow
+def test_a_predict_run_directory_remembers_its_genome_and_model(tmp_path):
+    from genometracks.data.dataset import ConfigError
+    from genometracks.inference.predict import predict_command
+    from tests.conftest import compose
+
+    rng = np.random.default_rng(3)
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.fa").write_text(f">{name}\n" + "".join(rng.choice(list("ACGT"), 3000)) + "\n")
+    run = f"run_dir={tmp_path}/run"
+    predict_command(compose("model=ecoli_k12", "data=custom", f"data.fasta={tmp_path}/a.fa", run))
+    assert (tmp_path / "run" / "config.yaml").is_file()
+    with pytest.raises(ConfigError, match="data.fasta was"):  # another genome into the same tracks: refused
+        predict_command(compose("model=ecoli_k12", "data=custom", f"data.fasta={tmp_path}/b.fa", run))
+    with pytest.raises(ConfigError, match="add model=ecoli_k12"):
+        predict_command(compose("model=ecoli_k12_regulondb", "data=custom", f"data.fasta={tmp_path}/a.fa", run))

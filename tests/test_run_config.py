@@ -78,3 +78,10 @@ def test_run_with_a_checkpoint_trains_nothing_it_would_not_use(tmp_path):
     assert result == {"skipped": f"ckpt={tmp_path}/best.ckpt given, trained already"}
     with pytest.raises(ValueError, match="train=true with ckpt=.*drop ckpt= to train"):
         _stage_train(compose(f"ckpt={tmp_path}/best.ckpt", "train=true", f"run_dir={tmp_path}"), tmp_path)
+
+
+def test_a_run_made_with_a_shipped_model_names_it_when_a_later_command_leaves_it_out(tmp_path):
+    _made_with(tmp_path, "model=ecoli_k12", *CUSTOM)  # what `genometracks run` composes for a custom genome
+    with pytest.raises(ConfigError, match="its tracks came from the shipped model: add model=ecoli_k12"):
+        check_same_run(compose(*CUSTOM), tmp_path)  # `export data=custom ...` without model=
+    check_same_run(compose("model=ecoli_k12", *CUSTOM), tmp_path)

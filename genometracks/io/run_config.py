@@ -81,6 +81,8 @@ def check_same_run(cfg: DictConfig, out: Path) -> None:
         hint = f" (it was made with: {overrides})" if overrides else ""
         if shipped_name(now) and not shipped_name(saved):  # a directory trained by an earlier `run`
             hint += "; it holds a model trained there: add train=true to use it"
+        elif shipped_name(saved) and shipped_name(saved) != shipped_name(now):  # `run` added model=ecoli_k12
+            hint += f"; its tracks came from the shipped model: add model={shipped_name(saved)}"
         raise ConfigError(
             f"{saved_path}: this run directory was made with another configuration: "
             f"{'; '.join(diffs[:5])}{' ...' if len(diffs) > 5 else ''}. Pass the overrides the run "
