@@ -59,3 +59,13 @@ def test_against_sklearn_when_available():
     s = np.round(rng.random(2000) + y * 0.5, 2)  # ties included
     assert metrics.roc_auc(y, s) == pytest.approx(sk.roc_auc_score(y, s), abs=1e-12)
     assert metrics.average_precision(y, s) == pytest.approx(sk.average_precision_score(y, s), abs=1e-12)
+
+
+def test_a_strand_without_scored_positions_gives_nan_metrics_not_an_error():
+    # debug=fast_dev_run on a small genome can score one strand only
+    from genometracks.training.task import split_metrics
+
+    rows = np.array([[0.1, 0, 0, 0, 5], [0.9, 1, 0, 0, 6]], dtype=float)  # '+' rows only
+    out = split_metrics(rows)
+    assert out["+"]["n_positions"] == 2 and out["+"]["roc_auc"] == 1.0
+    assert out["-"]["n_positions"] == 0 and all(np.isnan(out["-"][k]) for k in ("roc_auc", "pr_auc", "pr_auc_k4", "threshold_f1"))

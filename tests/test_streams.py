@@ -176,6 +176,30 @@ def test_spread_labels_by_hand(genome):
         spread_labels(labels, genome, width=-1)
 
 
+def test_overfit_trains_and_validates_on_the_same_first_batches_every_epoch(genome):
+    """debug=overfit: the datamodule (not Lightning, which cannot re-make our loaders) yields the first N
+    training batches each epoch, unrotated although the seed rotates the cuts otherwise, and validates on them."""
+    from genometracks.data.datamodule import TSSDataModule
+
+    sites = SiteSet(["circ", "circ", "lin"], [50, 700, 40], ["+", "-", "+"])
+    kw = dict(sites=sites, splits=SPLIT_CFG, n_streams=2, seg_len=100, lookahead=4, burn_in=30, seed=7)
+    normal, overfit = TSSDataModule(genome, **kw), TSSDataModule(genome, overfit_batches=2, **kw)
+    for dm in (normal, overfit):
+        dm.setup("fit")
+
+    def tokens(loader):
+        return [b["tokens"].clone() for b in loader]
+
+    first = tokens(overfit.train_dataloader())
+    assert len(first) == len(overfit.train_dataloader()) == 2 < len(normal.train_dataloader())
+    for got, want in zip(first, tokens(normal.train_dataloader())[:2]):  # the normal epoch 0's first batches
+        assert torch.equal(got, want)
+    overfit.trainer = normal.trainer = type("T", (), {"current_epoch": 1, "world_size": 1})()  # epoch 1 rotates the cuts
+    assert not all(torch.equal(a, b) for a, b in zip(tokens(normal.train_dataloader())[:2], first))
+    for again in (tokens(overfit.train_dataloader()), tokens(overfit.val_dataloader())):
+        assert len(again) == 2 and all(torch.equal(a, b) for a, b in zip(again, first))
+
+
 def test_datamodule_spreads_training_targets_only(genome):
     """target_spread changes what training learns from, never what validation, test or predict score."""
     from genometracks.data.datamodule import TSSDataModule

@@ -29,21 +29,28 @@ class StreamDataset(IterableDataset):
     `yielded` counts the batches handed out this epoch (skipped ones included).
     """
 
-    def __init__(self, streams: SegmentStreams, epoch: Callable[[], int] | None = None, skip: Callable[[], int] | None = None) -> None:
+    def __init__(
+        self,
+        streams: SegmentStreams,
+        epoch: Callable[[], int] | None = None,
+        skip: Callable[[], int] | None = None,
+        limit: int | None = None,
+    ) -> None:
         self.streams = streams
         self.epoch = epoch
         self.skip = skip
+        self.limit = limit  # yield only the first `limit` batches of each epoch (debug=overfit)
         self.yielded = 0
 
     def __len__(self) -> int:
-        return len(self.streams)
+        return len(self.streams) if self.limit is None else min(self.limit, len(self.streams))
 
     def __iter__(self) -> Iterator[dict]:
         if self.epoch is not None:
             self.streams.set_epoch(self.epoch())
         skip = self.skip() if self.skip is not None else 0
         self.yielded = skip
-        for t in range(skip, len(self.streams)):
+        for t in range(skip, len(self)):
             self.yielded = t + 1
             yield self.streams.batch(t)
 
@@ -72,7 +79,9 @@ class TSSDataModule(pl.LightningDataModule):
     training, eval_streams for validation/test/predict (default n_streams); seg_len (L); lookahead (H);
     burn_in (nt of upstream context before each chunk); seed: rotate training cuts per epoch;
     target_spread / spread_decay: training targets decay**d at d <= target_spread nt from a TSS
-    (`spread_labels`; validation, test and prediction keep the exact labels).
+    (`spread_labels`; validation, test and prediction keep the exact labels); overfit_batches > 0
+    (debug=overfit): every epoch trains on the same first that many training batches, unrotated, and
+    validates on them too, so the validation loss shows whether the model can learn them.
     """
 
     def __init__(
@@ -90,6 +99,7 @@ class TSSDataModule(pl.LightningDataModule):
         seed: int | None = None,
         target_spread: int = 0,
         spread_decay: float = 0.5,
+        overfit_batches: int = 0,
     ) -> None:
         super().__init__()
         self.genome, self.sites, self.splits, self.shift = genome, sites, splits, shift
@@ -98,6 +108,7 @@ class TSSDataModule(pl.LightningDataModule):
         self.eval_streams = eval_streams or n_streams
         self.seed = seed
         self.target_spread, self.spread_decay = int(target_spread), float(spread_decay)
+        self.overfit_batches = int(overfit_batches)
         self.rank, self.world_size = 0, 1
         self.skip_train_batches = 0
         self._resume_at = 0
@@ -136,6 +147,8 @@ class TSSDataModule(pl.LightningDataModule):
         return self._dataset(stage).streams
 
     def _dataset(self, stage: str) -> StreamDataset:
+        if self.overfit_batches and stage == "validation":
+            stage = "train"  # debug=overfit validates on the batches it trains on
         if stage not in self._datasets:
             regions = self.regions(stage)
             train = stage == "train"
@@ -151,8 +164,12 @@ class TSSDataModule(pl.LightningDataModule):
                 world_size=self.world_size,
                 seed=self.seed if train else None,
             )
+            overfit = train and self.overfit_batches > 0
             self._datasets[stage] = StreamDataset(
-                streams, self._epoch if train and self.seed is not None else None, self._skip if train else None
+                streams,
+                self._epoch if train and self.seed is not None and not overfit else None,
+                self._skip if train else None,
+                limit=self.overfit_batches if overfit else None,
             )
         return self._datasets[stage]
 

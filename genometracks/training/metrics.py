@@ -16,6 +16,8 @@ def _ranked_counts(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, 
     scores = np.asarray(scores, dtype=np.float64).ravel()
     if labels.shape != scores.shape:
         raise ValueError(f"labels {labels.shape} and scores {scores.shape} differ in shape")
+    if scores.size == 0:  # no scored position (a strand a short run never reached): empty curves
+        return np.zeros(0), np.zeros(0), np.zeros(0)
     order = np.argsort(-scores, kind="mergesort")
     sorted_scores, sorted_labels = scores[order], labels[order]
     last_of_tie = np.r_[np.flatnonzero(np.diff(sorted_scores)), sorted_scores.size - 1]

@@ -134,7 +134,18 @@ def build_datamodule(
         seed=int(cfg.seed),
         target_spread=int(cfg.task.target_spread),
         spread_decay=float(cfg.task.spread_decay),
+        overfit_batches=overfit_batches(cfg),
     )
+
+
+def overfit_batches(cfg: DictConfig) -> int:
+    """trainer.overfit_batches (debug=overfit) as a whole number of batches, 0 when off. The datamodule
+    does the overfitting (same batches every epoch, validated on): Lightning's own cannot re-make our
+    ordered stream loaders."""
+    value = cfg.trainer.get("overfit_batches") or 0
+    if float(value) != int(float(value)) or float(value) < 0:
+        raise ConfigError(f"trainer.overfit_batches={value}: give a whole number of training batches (debug=overfit uses 4)")
+    return int(float(value))
 
 
 def build_trainer(cfg: DictConfig, out: Path, callbacks: list, enable_checkpointing: bool = True) -> pl.Trainer:
@@ -142,6 +153,7 @@ def build_trainer(cfg: DictConfig, out: Path, callbacks: list, enable_checkpoint
     to DIR/logs (CSV or TensorBoard, `task.logger`)."""
     tr = OmegaConf.to_container(cfg.trainer, resolve=True)
     tr.pop("_target_", None)
+    tr.pop("overfit_batches", None)  # done by the datamodule (build_datamodule)
     strategy = tr.pop("strategy", "auto")
     if isinstance(strategy, dict):
         strategy = instantiate(strategy)
