@@ -128,7 +128,10 @@ def _check_run_dir(command: str, overrides: list[str]) -> None:
         return
     for item in overrides:
         if item.startswith("run_dir="):
-            problem = output_dir_problem(item.split("=", 1)[1])
+            value = item.split("=", 1)[1]
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":  # Hydra's quoting: run_dir='my runs/a'
+                value = value[1:-1]
+            problem = output_dir_problem(value)
             if problem:
                 raise UsageError(f"run_dir: {problem}; choose a writable run_dir=DIR")
 

@@ -88,6 +88,14 @@ def test_a_collection_needs_its_run_dir_and_custom_data(tmp_path):
     assert done.returncode == 2 and "data=synthetic" in done.stderr.strip().splitlines()[-1]
 
 
+def test_run_of_genomes_without_tss_files_is_refused_before_any_job(tmp_path):
+    for name in ("a", "b"):
+        write_fasta(tmp_path / f"{name}.fa", {name: (name, 500)}, seed=0)
+    done = cli("run", "-m", f"data.fasta={tmp_path / 'a.fa'},{tmp_path / 'b.fa'}", f"run_dir={tmp_path / 'c'}", timeout=120)
+    assert done.returncode == 2 and not (tmp_path / "c").exists()
+    assert "genome(s) ['a', 'b'] have no TSS BED" in done.stderr and "genometracks predict -m data.fasta=" in done.stderr
+
+
 def test_collect_of_a_folder_that_is_no_collection_is_one_error_line(tmp_path):
     done = cli("collect", str(tmp_path), timeout=120)
     assert done.returncode == 2

@@ -178,6 +178,9 @@ def test_run_dir_that_cannot_be_a_folder(tmp_path):
     assert done.returncode != 0
     assert f"{blocker} is a file, so {blocker}/run1 cannot be created" in done.stderr
     assert blocker.read_text() == "a file where the run directory should go"
+    for quoted in (f"run_dir='{blocker}/run 1'", f'run_dir="{blocker}/run 1"'):  # as the README quotes paths with spaces
+        done = cli("predict", quoted)
+        assert done.returncode == 2 and f"{blocker} is a file, so {blocker}/run 1 cannot be created" in done.stderr
 
 
 @pytest.mark.ci_may_skip  # CI containers run as root

@@ -85,6 +85,14 @@ def collection_request(command: str, overrides: list[str]) -> Collection | None:
         genomes = read_manifest(str(manifest).strip("'\""))
     else:
         genomes = from_fastas(fastas or [], Path.cwd())
+    untagged = [g.name for g in genomes if g.tss is None]
+    if command == "run" and untagged:  # refused before any job, not by each job in turn
+        where = f"manifest={manifest}" if manifest not in (None, "null") else "data.fasta=... (a list of FASTAs carries no TSS files)"
+        raise ConfigError(
+            f"{where}: genome(s) {untagged[:5]} have no TSS BED, which `genometracks run` needs for its data and "
+            "interpret stages; give each one in a manifest (name, FASTA, accession or empty, TSS BED), or predict only with "
+            "`genometracks predict -m data.fasta=...`"
+        )
     shared = [o for o in rest if _key(o) != "data"]
     if command == "predict" and not any(_key(o) in ("model", "ckpt") for o in shared):
         shared = [f"model={DEFAULT_MODEL}", *shared]  # no training: the shipped model
