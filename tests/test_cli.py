@@ -106,7 +106,9 @@ def _one_error_line(done: subprocess.CompletedProcess) -> str:
     return errors[0]
 
 
-@pytest.mark.parametrize("case", ["fasta", "bed", pytest.param("checkpoint", marks=pytest.mark.slow), "run_dir", "config"])
+@pytest.mark.parametrize(
+    "case", ["fasta", "bed", pytest.param("checkpoint", marks=pytest.mark.slow), "run_dir", "config", "unset fasta", "unset shipped"]
+)
 def test_domain_errors_print_one_line_and_exit_2(tmp_path, case):
     import torch
 
@@ -128,6 +130,10 @@ def test_domain_errors_print_one_line_and_exit_2(tmp_path, case):
     elif case == "run_dir":
         (tmp_path / "file").write_text("x")
         args, needle = ["run", f"run_dir={tmp_path / 'file' / 'run'}"], "cannot be created"
+    elif case == "unset fasta":
+        args, needle = ["data summary", "data=custom"], "data.fasta is not set; pass data.fasta=GENOME.fa (with data=custom)"
+    elif case == "unset shipped":
+        args, needle = ["predict", "model=shipped", f"run_dir={tmp_path / 'run'}"], "model.shipped is not set; pass model.shipped=NAME"
     else:
         args, needle = ["data summary", "data=synthetic", "nosuchkey=1"], "nosuchkey"
     done = subprocess.run(

@@ -100,8 +100,13 @@ def group_defaults(group: str, option: str = "default") -> DictConfig:
 
 
 def shipped_name(cfg: Any) -> str | None:
-    """model.shipped of a composed config (model=<shipped name>), else None."""
+    """model.shipped of a composed config (model=<shipped name>), else None; model=shipped without
+    model.shipped= is a ConfigError."""
     model = cfg.get("model") if cfg is not None else None
+    if isinstance(model, DictConfig) and "shipped" in model.keys() and OmegaConf.is_missing(model, "shipped"):
+        raise ConfigError(
+            "model.shipped is not set; pass model.shipped=NAME or FOLDER (with model=shipped): the shipped model to predict with"
+        )
     value = model.get("shipped") if model is not None else None
     return str(value) if value else None
 
