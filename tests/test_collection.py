@@ -104,6 +104,9 @@ def test_collect_of_a_folder_that_is_no_collection_is_one_error_line(tmp_path):
         "collection directory (make one with `genometracks predict manifest=genomes.tsv "
         "run_dir=DIR`)"
     )
+    for wrong in ("export.foo=1", "hub_name=x", "export.hub_name"):  # an option collect does not take: refused, not ignored
+        done = cli("collect", str(tmp_path), wrong, timeout=120)
+        assert done.returncode == 2 and f"'{wrong}' is not an option of collect; give export.KEY=VALUE" in done.stderr
 
 
 # ---------------------------------------------------------------------------------------- one command

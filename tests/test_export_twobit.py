@@ -83,6 +83,8 @@ def test_bad_inputs(tmp_path):
         write_twobit(tmp_path / "x.2bit", {"a": "AC1T"})
     with pytest.raises(TwoBitError, match="without whitespace"):
         write_twobit(tmp_path / "x.2bit", {"a b": "ACGT"})
+    with pytest.raises(TwoBitError, match=r"contig 'xxxxxxxxxx.*\.\.\.\(300 bytes\)': .*rename the FASTA record \(writing x.2bit\)"):
+        write_twobit(tmp_path / "x.2bit", {"x" * 300: "ACGT"})
     assert not (tmp_path / "x.2bit").exists()
 
 

@@ -16,6 +16,7 @@ from genometracks.browser.collection_hub import Member, write_collection_hub
 from genometracks.collection.launch import hub_settings
 from genometracks.collection.manifest import Genome, ManifestError, read_manifest
 from genometracks.collection.summary import write_summary
+from genometracks.io.run_config import group_defaults
 from genometracks.io.run_lock import run_dir_lock
 from genometracks.io.rundir import CollectionDir
 
@@ -51,6 +52,13 @@ def main_collect(argv: list[str]) -> int:
     if not argv or argv[0].startswith("-"):
         print("usage: genometracks collect COLL [export.hub_name=NAME export.short_label=... ...]")
         return 0 if argv and argv[0] in ("-h", "--help") else 2
+    known = set(group_defaults("export"))
+    for option in argv[1:]:
+        key = option.split("=", 1)[0]
+        if "=" not in option or not key.startswith("export.") or key.split(".", 1)[1] not in known:
+            raise ManifestError(
+                f"genometracks collect: {option!r} is not an option of collect; give export.KEY=VALUE with KEY one of {sorted(known)}"
+            )
     coll = CollectionDir(Path(argv[0]).expanduser().absolute())
     if not coll.manifest.is_file():
         raise ManifestError(

@@ -111,7 +111,12 @@ def write_twobit(path: str | Path, sequences: Genome | Mapping[str, str] | str |
     names = [name.encode() for name, _ in records]
     for raw_name in names:
         if not 0 < len(raw_name) < 256 or any(ch in raw_name for ch in b" \t\n\r"):
-            raise TwoBitError(f"{path}: sequence name {raw_name!r} must be 1-255 bytes without whitespace")
+            shown = raw_name.decode(errors="replace")
+            shown = shown if len(shown) <= 60 else f"{shown[:40]}...({len(raw_name)} bytes)"
+            raise TwoBitError(
+                f"contig {shown!r}: a .2bit (UCSC's genome format) takes names of 1-255 bytes without whitespace; "
+                f"rename the FASTA record (writing {path.name})"
+            )
     offset = 16 + sum(1 + len(n) + 4 for n in names)
     index = b""
     for raw_name, (_, record) in zip(names, records):
