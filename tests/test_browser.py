@@ -59,8 +59,8 @@ def make_run(run: Path) -> tuple[Path, list[IgvTrack]]:
     schema = BedSchema("tssPeaks", "TSS peaks", (("float", "maxProb", "Highest probability"),))
     write_bed_outputs(peaks, run / "tracks" / "peaks", schema, sizes)
     tracks = [
-        IgvTrack("TSS +", Path("tracks/tss.plus.bw"), RED, autoscale_group="tss"),
-        IgvTrack("TSS -", Path("tracks/tss.minus.bw"), BLUE, negate=True, autoscale_group="tss"),
+        IgvTrack("TSS +", Path("tracks/tss.plus.bw"), RED, overlay="TSS"),
+        IgvTrack("TSS -", Path("tracks/tss.minus.bw"), BLUE, negate=True, overlay="TSS"),
         IgvTrack("Peaks", Path("tracks/peaks.bed.gz"), (0, 120, 0)),
         IgvTrack("Peaks bigBed", Path("tracks/peaks.bb"), (120, 0, 120)),
     ]
@@ -113,10 +113,10 @@ def test_igv_page_loads_every_track(site, tmp_path):
     assert state["errors"] == [] and state["status"] == "ready", state
     assert state["genome"] == "good" and state["locus"].startswith("chrA:")
     tracks = state["tracks"]
-    assert set(tracks) == {"TSS +", "TSS -", "Peaks", "Peaks bigBed"}
+    assert set(tracks) == {"TSS", "TSS +", "TSS -", "Peaks", "Peaks bigBed"}  # the strands: one merged track, two members
     assert all(t["status"] == "loaded" for t in tracks.values())
     # in view chrA:1-300: plus = runs of 10 high + 40 low bases (12 spans), minus = one value per base
-    assert tracks["TSS +"]["features"] == 12 and tracks["TSS -"]["features"] == 300
+    assert tracks["TSS +"]["features"] == 12 and tracks["TSS -"]["features"] == 300 and tracks["TSS"]["features"] == 312
     assert tracks["Peaks"]["features"] == 2 and tracks["Peaks bigBed"]["features"] == 2
 
 
@@ -124,8 +124,8 @@ def test_broken_track_is_reported(site, tmp_path):
     server, _ = site
     state = page_state(server.url + "broken/igv/index.html", tmp_path / "profile")
     assert state["status"] == "error"
-    assert state["tracks"]["TSS -"]["status"] == "error"
-    assert state["tracks"]["TSS +"]["status"] == "loaded"
+    assert state["tracks"]["TSS"]["status"] == "error"  # the merged track whose minus member is missing
+    assert state["tracks"]["Peaks"]["status"] == "loaded"
 
 
 def test_screenshot_shows_both_strands(site, tmp_path):

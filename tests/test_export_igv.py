@@ -33,8 +33,8 @@ def make_run(run: Path, gz: bool = False) -> tuple[Path, list[IgvTrack]]:
     )
     write_bed_outputs(peaks, run / "tracks" / "peaks", BedSchema("tssPeaks", "peaks"), sizes)
     tracks = [
-        IgvTrack("TSS +", run / "tracks" / "tss.plus.bw", (200, 0, 0), autoscale_group="tss"),
-        IgvTrack("TSS -", Path("tracks/tss.minus.bw"), (0, 0, 200), negate=True, autoscale_group="tss"),
+        IgvTrack("TSS +", run / "tracks" / "tss.plus.bw", (200, 0, 0), overlay="TSS"),
+        IgvTrack("TSS -", Path("tracks/tss.minus.bw"), (0, 0, 200), negate=True, overlay="TSS"),
         IgvTrack("Peaks", Path("tracks/peaks.bed.gz"), (0, 120, 0)),
         IgvTrack("Peaks (bigBed)", Path("tracks/peaks.bb")),
     ]
@@ -68,7 +68,15 @@ def test_session_paths_resolve_and_tracks_styled(tmp_path, fake_igv_js):
     # no `index`: IGV resolves it against its working directory, but finds <file>.tbi itself
     assert bed.get("type") == "bed" and "index" not in bed.attrib
     assert (igv_dir / (bed.get("path") + ".tbi")).resolve().is_file()
-    panel = {t.get("name"): t for t in session.find("Panel[@name='DataPanel']")}
+    # the strands are one merged track (one axis, + up and - down), in the place of its first member
+    data_panel = session.find("Panel[@name='DataPanel']")
+    assert [t.get("name") for t in data_panel] == ["TSS", "Peaks", "Peaks (bigBed)"]
+    merged = data_panel[0]
+    assert merged.get("clazz") == "org.broad.igv.track.MergedTracks" and merged.get("alpha") == "1.0"
+    # IGV applies a merged track's height, scale and window function to members it has not read yet: none on it
+    assert not {"height", "autoScale", "windowFunction", "renderer"} & set(merged.attrib) and merged.find("DataRange") is None
+    panel = {t.get("name"): t for t in [*merged, *data_panel[1:]]}
+    assert [t.get("name") for t in merged] == ["TSS +", "TSS -"]
     assert panel["TSS +"].get("color") == "200,0,0" and panel["TSS -"].get("color") == "0,0,200"
     # IGV desktop ignores flipAxis: the minus track is a negated copy, drawn below the axis
     minus = panel["TSS -"].find("DataRange")
@@ -82,8 +90,8 @@ def test_session_paths_resolve_and_tracks_styled(tmp_path, fake_igv_js):
     assert panel["TSS +"].find("DataRange").get("flipAxis") == "false"
     sequence = session.find("Panel[@name='FeaturePanel']/Track")
     assert sequence.get("clazz") == "org.broad.igv.track.SequenceTrack"  # the session keeps the sequence
-    assert panel["TSS +"].get("autoscaleGroup") == panel["TSS -"].get("autoscaleGroup") == "1"
-    assert "autoscaleGroup" not in panel["Peaks"].attrib
+    assert panel["TSS +"].get("autoScale") == panel["TSS -"].get("autoScale") == "true"
+    assert {panel[n].get("id") for n in ("TSS +", "TSS -")} <= {r.get("path") for r in resources}  # members are its resources
 
 
 def test_batch_script_and_page_config(tmp_path, fake_igv_js):
@@ -106,11 +114,13 @@ def test_batch_script_and_page_config(tmp_path, fake_igv_js):
     igv_dir = run / "igv"
     assert (igv_dir / config["reference"]["fastaURL"]).is_file()
     assert (igv_dir / config["reference"]["indexURL"]).is_file()
-    by_name = {t["name"]: t for t in config["tracks"]}
+    merged = config["tracks"][0]
+    assert merged["type"] == "merged" and merged["name"] == "TSS" and merged["autoscale"] is True and merged["alpha"] == 1
+    by_name = {t["name"]: t for t in [*merged["tracks"], *config["tracks"][1:]]}
     assert "flipAxis" not in by_name["TSS -"] and by_name["TSS -"]["url"] == "tss_minus.neg.bw"
-    assert by_name["TSS -"]["autoscaleGroup"] == "tss" and by_name["TSS -"]["color"] == "rgb(0,0,200)"
+    assert by_name["TSS -"]["color"] == "rgb(0,0,200)" and by_name["TSS +"]["type"] == "wig"
     assert by_name["Peaks"]["format"] == "bed" and by_name["Peaks (bigBed)"]["format"] == "bigbed"
-    for track in config["tracks"]:
+    for track in by_name.values():
         assert (igv_dir / track["url"]).resolve().is_file()
         if "indexURL" in track:
             assert (igv_dir / track["indexURL"]).resolve().is_file()

@@ -63,15 +63,16 @@ def rows_of(image: np.ndarray, colour) -> np.ndarray:
 
 
 def assert_strands_and_features(image: np.ndarray) -> None:
-    for colour, below in ((PLUS, False), (MINUS, True)):
-        hits = mask(image, colour)
-        rows = rows_of(image, colour)
-        assert rows.size, f"no pixels of the {'minus' if below else 'plus'} strand track"
-        baseline = rows[np.argmax(hits[rows].sum(axis=1))]  # the zero line: the longest row of the colour
-        if below:  # minus strand: peaks hang below its zero line, nothing above it
-            assert rows.max() >= baseline + 3 and rows.min() >= baseline - 1, (baseline, rows)
-        else:
-            assert rows.min() <= baseline - 3 and rows.max() <= baseline + 1, (baseline, rows)
+    # one merged track: both strands on one zero line (the longest row of either colour: the member
+    # drawn last draws it), the plus strand above it and the minus strand below it
+    strands = mask(image, PLUS) | mask(image, MINUS)
+    zero = int(np.argmax(strands.sum(axis=1)))
+    assert strands[zero].sum() > 500, "no zero line across the TSS track"
+    plus, minus = rows_of(image, PLUS), rows_of(image, MINUS)
+    assert plus.size and minus.size, "a strand is missing from the TSS track"
+    assert plus.min() <= zero - 3 and plus.max() <= zero + 1, ("plus strand not above the zero line", zero, plus)
+    assert minus.max() >= zero + 3 and minus.min() >= zero - 1, ("minus strand not below the zero line", zero, minus)
+    assert plus.max() >= zero - 2 and minus.min() <= zero + 1, ("the strands do not meet at one zero line", zero, plus, minus)
     assert mask(image, SIGMA70).sum() > 0 and mask(image, SIGMA38).sum() > 0, "sigma classes not in their colours"
     assert mask(image, PEAKS).sum() > 0, "no TSS peaks drawn"
     assert all(mask(image, colour).sum() > 0 for colour in MOTIFS), ("motif hits not in their colours", MOTIFS)

@@ -149,8 +149,9 @@ def run_hub_tracks(tracks_dir: Path) -> list:
 def _igv_tracks(tracks_dir: Path) -> list[IgvTrack]:
     run = RunDir(tracks_dir.parent)
     tracks = [
-        IgvTrack("TSS + strand", run.tss_bigwig("+"), PLUS_COLOUR, autoscale_group="tss", window_function="max"),
-        IgvTrack("TSS - strand", run.tss_bigwig("-"), MINUS_COLOUR, negate=True, autoscale_group="tss", window_function="max"),
+        # one track, one axis: + up and - down from the same zero line, as the hub's multiWig draws them
+        IgvTrack("TSS + strand", run.tss_bigwig("+"), PLUS_COLOUR, overlay="TSS probability", window_function="max"),
+        IgvTrack("TSS - strand", run.tss_bigwig("-"), MINUS_COLOUR, negate=True, overlay="TSS probability", window_function="max"),
     ]
     for t in OPTIONAL_TRACKS:  # features: the tabix BED where written (IGV reads its extra columns), else bigBed
         item_rgb = ("itemRgb", "on") in t.settings  # drawn in the file's colours: no track colour

@@ -48,15 +48,17 @@ class IgvError(ValueError):
 class IgvTrack:
     """A track file inside the run directory: .bw/.bigwig (signal), .bb/.bigbed, or .bed.gz (+ .tbi).
 
-    `negate` draws the track below the axis (its values negated); tracks sharing `autoscale_group` share
-    a scale; `color` None keeps the features' own colours (itemRgb); `window_function` is how a zoomed-out
-    pixel summarises its bases ('max' for a TSS signal, whose peaks the mean would flatten)."""
+    `negate` draws the track below the axis (its values negated); signal tracks sharing an `overlay`
+    name are drawn as one track of that name, on one axis (IGV's merged track: a strand pair up and
+    down from one zero line, as the hub's multiWig); `color` None keeps the features' own colours
+    (itemRgb); `window_function` is how a zoomed-out pixel summarises its bases ('max' for a TSS
+    signal, whose peaks the mean would flatten)."""
 
     name: str
     path: Path
     color: tuple[int, int, int] | None = (0, 0, 0)
     negate: bool = False
-    autoscale_group: str | None = None
+    overlay: str | None = None
     window_function: str = "mean"
 
     @property
@@ -187,43 +189,82 @@ def _relative(run_dir: Path, igv_dir: Path, track: IgvTrack) -> tuple[str, str |
     return os.path.relpath(path, igv_dir.resolve()), index
 
 
+def _panel_items(tracks: Sequence[IgvTrack], paths: list[tuple[str, str | None]]) -> list[tuple[str | None, list[int]]]:
+    """The tracks as drawn, in order: (overlay name, [track indices]) for each overlay (at its first
+    member's place), (None, [i]) for a track of its own."""
+    items: list[tuple[str | None, list[int]]] = []
+    where: dict[str, int] = {}
+    for i, track in enumerate(tracks):
+        if track.overlay and track.kind == "bigwig":
+            if track.overlay not in where:
+                where[track.overlay] = len(items)
+                items.append((track.overlay, []))
+            items[where[track.overlay]][1].append(i)
+        else:
+            items.append((None, [i]))
+    return items
+
+
+def _signal_element(parent: ET.Element, track: IgvTrack, path: str) -> None:
+    """A bigWig's <Track> (DataSourceTrack) with its colour, window function and zero-based range."""
+    color = {"color": ",".join(str(int(c)) for c in track.color)} if track.color is not None else {}
+    element = ET.SubElement(
+        parent,
+        "Track",
+        attributeKey=track.name,
+        autoScale="true",
+        clazz="org.broad.igv.track.DataSourceTrack",
+        **color,
+        height="80",
+        id=path,
+        name=track.name,
+        renderer="BAR_CHART",
+        visible="true",
+        windowFunction=track.window_function,
+    )
+    ET.SubElement(
+        element,
+        "DataRange",
+        baseline="0.0",
+        drawBaseline="true",
+        flipAxis="false",
+        maximum="0.0" if track.negate else "1.0",
+        minimum="-1.0" if track.negate else "0.0",
+        type="LINEAR",
+    )
+
+
 def _session_xml(genome: str, locus: str, tracks: Sequence[IgvTrack], paths: list[tuple[str, str | None]]) -> str:
-    groups = {g: str(i + 1) for i, g in enumerate(dict.fromkeys(t.autoscale_group for t in tracks if t.autoscale_group))}
-    session = ET.Element("Session", genome=genome, locus=locus, version="8", nextAutoscaleGroup=str(len(groups) + 1))
+    session = ET.Element("Session", genome=genome, locus=locus, version="8")
     resources = ET.SubElement(session, "Resources")
     panel = ET.SubElement(session, "Panel", name="DataPanel")
     for track, (path, _index) in zip(tracks, paths):  # no `index`: IGV finds <file>.tbi beside the file
         ET.SubElement(
             resources, "Resource", name=track.name, path=path, type={"bigwig": "bigwig", "bigbed": "bigbed", "bed": "bed"}[track.kind]
         )
-        color = {"color": ",".join(str(int(c)) for c in track.color)} if track.color is not None else {}
-        if track.kind == "bigwig":
-            element = ET.SubElement(
+    for overlay, members in _panel_items(tracks, paths):
+        if overlay is not None:
+            # IGV's MergedTracks: only name-like attributes on it (its setters of height, scale and window
+            # function reach members it does not have yet while the session is read); alpha 1 keeps the
+            # members' colours opaque (IGV's default halves them)
+            merged = ET.SubElement(
                 panel,
                 "Track",
-                attributeKey=track.name,
-                autoScale="true",
-                clazz="org.broad.igv.track.DataSourceTrack",
-                **color,
-                id=path,
-                name=track.name,
-                renderer="BAR_CHART",
+                alpha="1.0",
+                attributeKey=overlay,
+                clazz="org.broad.igv.track.MergedTracks",
+                id=f"overlay_{safe_name(overlay)}",
+                name=overlay,
                 visible="true",
-                windowFunction=track.window_function,
             )
-            if track.autoscale_group:
-                element.set("autoscaleGroup", groups[track.autoscale_group])
-            ET.SubElement(
-                element,
-                "DataRange",
-                baseline="0.0",
-                drawBaseline="true",
-                flipAxis="false",
-                maximum="0.0" if track.negate else "1.0",
-                minimum="-1.0" if track.negate else "0.0",
-                type="LINEAR",
-            )
+            for i in members:
+                _signal_element(merged, tracks[i], paths[i][0])
+            continue
+        track, path = tracks[members[0]], paths[members[0]][0]
+        if track.kind == "bigwig":
+            _signal_element(panel, track, path)
         else:
+            color = {"color": ",".join(str(int(c)) for c in track.color)} if track.color is not None else {}
             ET.SubElement(
                 panel,
                 "Track",
@@ -252,22 +293,30 @@ def _session_xml(genome: str, locus: str, tracks: Sequence[IgvTrack], paths: lis
     return '<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n' + ET.tostring(session, encoding="unicode") + "\n"
 
 
+def _track_config(track: IgvTrack, path: str, index: str | None) -> dict:
+    """One igv.js track config."""
+    config = {"name": track.name, "url": path}
+    if track.color is not None:  # none: igv.js draws bigBed items in their itemRgb
+        config["color"] = "rgb({},{},{})".format(*map(int, track.color))
+    if track.kind == "bigwig":  # a negated track holds negative values: drawn below the axis
+        config.update(type="wig", format="bigwig", height=80, windowFunction=track.window_function)
+    else:
+        config.update(type="annotation", format="bigbed" if track.kind == "bigbed" else "bed", displayMode="EXPANDED")
+        if index:
+            config.update(indexURL=index)
+    return config
+
+
 def _page_tracks(tracks: Sequence[IgvTrack], paths: list[tuple[str, str | None]]) -> list[dict]:
-    """igv.js track configs."""
+    """igv.js track configs: an overlay as one merged track, autoscaled over its members together."""
     configs = []
-    for track, (path, index) in zip(tracks, paths):
-        config = {"name": track.name, "url": path}
-        if track.color is not None:  # none: igv.js draws bigBed items in their itemRgb
-            config["color"] = "rgb({},{},{})".format(*map(int, track.color))
-        if track.kind == "bigwig":  # a negated track holds negative values: drawn below the axis
-            config.update(type="wig", format="bigwig", height=80, windowFunction=track.window_function)
-            if track.autoscale_group:
-                config.update(autoscaleGroup=track.autoscale_group)
+    for overlay, members in _panel_items(tracks, paths):
+        if overlay is None:
+            configs.append(_track_config(tracks[members[0]], *paths[members[0]]))
         else:
-            config.update(type="annotation", format="bigbed" if track.kind == "bigbed" else "bed", displayMode="EXPANDED")
-            if index:
-                config.update(indexURL=index)
-        configs.append(config)
+            parts = [_track_config(tracks[i], *paths[i]) for i in members]
+            # alpha 1: the members' own colours (igv.js halves them by default)
+            configs.append({"name": overlay, "type": "merged", "height": 80, "autoscale": True, "alpha": 1, "tracks": parts})
     return configs
 
 
@@ -359,6 +408,10 @@ _PAGE = status_page(
         const track = await browser.loadTrack(t);
         const features = await track.getFeatures(frame.chr, Math.floor(frame.start), Math.ceil(frame.end),
                                                  frame.bpPerPixel);
+        if (t.type === "merged") {  // a merged track's features: one list per member (MergedFeatureCollection)
+          features.featureArrays.forEach((part, i) => {
+            state.tracks[t.tracks[i].name] = {status: "loaded", features: part.length}; });
+        }
 """,
-    count="features ? features.length : 0",
+    count="features ? (t.type === 'merged' ? features.featureArrays.reduce((n, part) => n + part.length, 0) : features.length) : 0",
 )
