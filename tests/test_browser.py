@@ -58,11 +58,17 @@ def make_run(run: Path) -> tuple[Path, list[IgvTrack]]:
     )
     schema = BedSchema("tssPeaks", "TSS peaks", (("float", "maxProb", "Highest probability"),))
     write_bed_outputs(peaks, run / "tracks" / "peaks", schema, sizes)
+    # a user's BED keyed by another name of chrA ("A", its chr-style partner in the alias table)
+    import pysam
+
+    (run / "tracks" / "user.bed").write_text("A\t100\t120\tmine\t0\t+\nA\t2000\t2010\tfar\t0\t+\n")
+    pysam.tabix_index(str(run / "tracks" / "user.bed"), preset="bed", force=True)
     tracks = [
         IgvTrack("TSS +", Path("tracks/tss.plus.bw"), RED, overlay="TSS"),
         IgvTrack("TSS -", Path("tracks/tss.minus.bw"), BLUE, negate=True, overlay="TSS"),
         IgvTrack("Peaks", Path("tracks/peaks.bed.gz"), (0, 120, 0)),
         IgvTrack("Peaks bigBed", Path("tracks/peaks.bb"), (120, 0, 120)),
+        IgvTrack("User BED", Path("tracks/user.bed.gz"), (0, 0, 0)),
     ]
     return fasta, tracks
 
@@ -113,11 +119,12 @@ def test_igv_page_loads_every_track(site, tmp_path):
     assert state["errors"] == [] and state["status"] == "ready", state
     assert state["genome"] == "good" and state["locus"].startswith("chrA:")
     tracks = state["tracks"]
-    assert set(tracks) == {"TSS", "TSS +", "TSS -", "Peaks", "Peaks bigBed"}  # the strands: one merged track, two members
+    assert set(tracks) == {"TSS", "TSS +", "TSS -", "Peaks", "Peaks bigBed", "User BED"}  # the strands: one merged track
     assert all(t["status"] == "loaded" for t in tracks.values())
     # in view chrA:1-300: plus = runs of 10 high + 40 low bases (12 spans), minus = one value per base
     assert tracks["TSS +"]["features"] == 12 and tracks["TSS -"]["features"] == 300 and tracks["TSS"]["features"] == 312
     assert tracks["Peaks"]["features"] == 2 and tracks["Peaks bigBed"]["features"] == 2
+    assert tracks["User BED"]["features"] == 1  # chrom "A": chrA under another name (chr-style), found on the page
 
 
 def test_broken_track_is_reported(site, tmp_path):

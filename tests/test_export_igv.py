@@ -190,3 +190,18 @@ def test_genome_copy_is_indexable_without_htslib_noise(tmp_path, fake_igv_js, ca
         assert {name: indexed.fetch(name) for name in indexed.references} == letters
     assert (copy.read_text() == fasta.read_text()) is not rewritten
     assert "[E::" not in capfd.readouterr().err
+
+
+def test_page_reference_carries_the_alias_table(tmp_path, fake_igv_js):
+    run = tmp_path / "run"
+    _, tracks = make_run(run)
+    fasta = tmp_path / "ncbi.fa"  # an NCBI-style header: the contig is NC_000913.3, known as U00096.3 too
+    fasta.write_text(">gi|556503834|ref|NC_000913.3| Escherichia coli\n" + "ACGT" * 30 + "\n")
+    write_bigwig(run / "tracks" / "tss.plus.bw", {"NC_000913.3": 120}, {"NC_000913.3": np.zeros(120, np.float32)})
+    out = write_igv(run, fasta, tracks[:1])
+    html = out["index.html"].read_text()
+    reference = json.loads(re.search(r'id="igv-config">(.*?)</script>', html, re.S).group(1))["reference"]
+    aliases = (run / "igv" / reference["chromAliasURL"]).read_text().splitlines()
+    assert aliases[0].startswith("# sequenceName\t")  # UCSC's chromAlias format, which igv.js reads
+    row = dict(zip(aliases[0][2:].split("\t"), aliases[1].split("\t")))
+    assert row["sequenceName"] == "NC_000913.3" and row["genbank"] == "U00096.3" and row["fasta"] == "gi|556503834|ref|NC_000913.3|"

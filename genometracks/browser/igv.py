@@ -1,7 +1,8 @@
 """IGV outputs for a run directory: `igv/session.xml` (IGV desktop), `igv/batch.txt` (loads the session
 and snapshots a locus) and `igv/index.html` (igv.js in a browser; see `genometracks serve`).
 
-Everything is relative to `DIR/igv/`: the genome FASTA and its .fai are copied to `igv/genome/`,
+Everything is relative to `DIR/igv/`: the genome FASTA and its .fai are copied to `igv/genome/` (with
+the hub's chromAlias table, which the igv.js page reads as its `chromAliasURL`),
 tracks are referenced where they lie inside DIR (e.g. `../tracks/tss.plus.bw`). igv.js comes from
 the npm registry (`npm install igv@IGV_JS_VERSION` into the user cache) and is copied beside the page.
 
@@ -29,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from genometracks.browser.bundles import cache_root, ensure_bundle
-from genometracks.browser.chromalias import fasta_original_names
+from genometracks.browser.chromalias import fasta_original_names, write_chrom_alias
 from genometracks.browser.status_page import status_page
 from genometracks.formats.bigwig import read_bigwig, write_bigwig
 from genometracks.genome.sequence import GenomeError, read_fasta_letters
@@ -350,7 +351,11 @@ def write_igv(
                 tracks[i] = replace(track, window_function="min" if track.window_function == "max" else track.window_function)
                 paths[i] = (name, None)
         fasta_copy = _copy_fasta(Path(fasta), stage / "genome")
-        first = (stage / "genome" / (fasta_copy.name + ".fai")).read_text().split("\n", 1)[0].split("\t")
+        fai = [line.split("\t") for line in (stage / "genome" / (fasta_copy.name + ".fai")).read_text().splitlines() if line]
+        # the hub's chromAlias table (UCSC's format, which igv.js reads too): files keyed by U00096.3, chr-style or
+        # the FASTA's own names load on the page
+        write_chrom_alias(stage / "genome" / "chromAlias.txt", {row[0]: int(row[1]) for row in fai}, fasta_original_names(Path(fasta)))
+        first = fai[0]
         locus = locus or f"{first[0]}:1-{min(int(first[1]), 20000)}"
         genome = f"genome/{fasta_copy.name}"
         (stage / "session.xml").write_text(_session_xml(genome, locus, tracks, paths))
@@ -370,7 +375,13 @@ def write_igv(
             "title": title,
             "locus": locus,
             "tracks": _page_tracks(tracks, paths),
-            "reference": {"id": safe_name(fasta_copy.stem), "name": title, "fastaURL": genome, "indexURL": genome + ".fai"},
+            "reference": {
+                "id": safe_name(fasta_copy.stem),
+                "name": title,
+                "fastaURL": genome,
+                "indexURL": genome + ".fai",
+                "chromAliasURL": "genome/chromAlias.txt",
+            },
         }
         (stage / "index.html").write_text(_page(title, config))
     return {name: igv_dir / name for name in ("session.xml", "batch.txt", "prefs.properties", "index.html", "igv.min.js")}
