@@ -93,7 +93,7 @@ def test_run_of_genomes_without_tss_files_is_refused_before_any_job(tmp_path):
         write_fasta(tmp_path / f"{name}.fa", {name: (name, 500)}, seed=0)
     done = cli("run", "-m", f"data.fasta={tmp_path / 'a.fa'},{tmp_path / 'b.fa'}", f"run_dir={tmp_path / 'c'}", timeout=120)
     assert done.returncode == 2 and not (tmp_path / "c").exists()
-    assert "genome(s) ['a', 'b'] have no TSS BED" in done.stderr and "genometracks predict -m data.fasta=" in done.stderr
+    assert "`genometracks run` needs each genome's TSS BED" in done.stderr and "genometracks predict -m data.fasta=" in done.stderr
 
 
 def test_collect_of_a_folder_that_is_no_collection_is_one_error_line(tmp_path):
@@ -304,14 +304,21 @@ def test_run_of_a_collection_runs_the_pipeline_per_genome(tmp_path):
     assert summary["total_length"] == 9_000 and (coll / "with_tss" / "stages" / "data.json").is_file()
     assert rows["no_tss"]["status"] == "failed"
     assert rows["no_tss"]["error"] == (
-        f"genometracks: error: {coll / 'manifest.tsv'}: genome 'no_tss' has no TSS BED "
+        f"genometracks: error: {manifest}: genome 'no_tss' has no TSS BED "  # the user's manifest, which they correct
         "(column 4), which `genometracks run` needs for its data and interpret "
         "stages; add one, or predict only with `genometracks predict manifest=...`"
     )
     assert rows["not_k12"]["status"] == "failed" and rows["not_k12"]["error"] == (
-        f"genometracks: error: {coll / 'manifest.tsv'}: genome 'not_k12' has contigs chr1 (9,000 nt), GenArk "
+        f"genometracks: error: {manifest}: genome 'not_k12' has contigs chr1 (9,000 nt), GenArk "
         "GCF_000005845.2 has NC_000913.3 (4,641,652 nt); leave column 3 empty to give it a hub assembly of its "
         "own FASTA"
     )
     assert re.findall(r"^genome (\S+)$", (coll / "hub" / "genomes.txt").read_text(), re.M) == ["with_tss"]
     assert_hub_clean(coll / "hub")
+    # the user corrects their manifest as the error says (another FASTA for not_k12, no accession): it runs again
+    write_fasta(tmp_path / "b.fa", GENOMES["iso_a"], 5)
+    manifest = _manifest(tmp_path, "with_tss\ta.fa\t\ta_tss.bed\nno_tss\td.fa\nnot_k12\tb.fa\t\ta_tss.bed\n")
+    done = cli("run", f"manifest={manifest}", "stages=[data,predict]", f"run_dir={coll}", env=stub_env(tmp_path))
+    rows = summary_rows(coll)
+    assert rows["not_k12"]["status"] == "ok" and rows["no_tss"]["status"] == "failed", done.stderr[-3000:]
+    assert json.loads((coll / "not_k12" / "tracks" / "predict.json").read_text())["fasta"] == str(tmp_path / "b.fa")

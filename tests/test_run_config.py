@@ -85,3 +85,31 @@ def test_a_run_made_with_a_shipped_model_names_it_when_a_later_command_leaves_it
     with pytest.raises(ConfigError, match="its tracks came from the shipped model: add model=ecoli_k12"):
         check_same_run(compose(*CUSTOM), tmp_path)  # `export data=custom ...` without model=
     check_same_run(compose("model=ecoli_k12", *CUSTOM), tmp_path)
+
+
+def test_a_failed_collection_genome_restarts_when_its_manifest_row_changed(tmp_path):
+    import json
+
+    from genometracks.collection.job import _forget_failed_start
+    from genometracks.io.rundir import RunDir
+
+    run = RunDir(tmp_path)
+    old = ["data=custom", "data.fasta=/data/old.fa", "data.tss=/data/T.bed", f"run_dir={tmp_path}"]
+    new = ["data=custom", "data.fasta=/data/new.fa", "data.tss=/data/T.bed", f"run_dir={tmp_path}"]
+
+    def made(status: str) -> None:
+        _made_with(tmp_path, *old)
+        run.stages.mkdir(exist_ok=True)
+        run.stage_marker("predict").write_text("{}")
+        run.job_status.write_text(json.dumps({"status": status}))
+
+    made("ok")  # a genome that succeeded is left as it is: the new row is refused as before
+    _forget_failed_start(run, compose(*new))
+    assert run.config.exists() and run.stage_marker("predict").exists()
+    made("failed")  # failed after predict (e.g. its contigs did not match GenArk), then its FASTA was corrected
+    _forget_failed_start(run, compose(*new))
+    assert not run.config.exists() and not any(run.stages.glob("*.json"))
+    check_same_run(compose(*new), tmp_path)  # the corrected row runs every stage again
+    made("failed")  # failed, row unchanged: its finished stages are kept (a rerun resumes)
+    _forget_failed_start(run, compose(*old))
+    assert run.config.exists() and run.stage_marker("predict").exists()

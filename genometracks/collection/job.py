@@ -17,9 +17,10 @@ import pyBigWig
 from omegaconf import DictConfig, open_dict
 
 from genometracks.browser.genark import GENARK_SIZES
-from genometracks.collection.manifest import ManifestError, genome_of
+from genometracks.collection.manifest import ManifestError, genome_of, manifest_source
 from genometracks.io.atomic import write_text_atomic
 from genometracks.io.errors import error_line
+from genometracks.io.run_config import ConfigError, check_same_run
 from genometracks.io.run_lock import run_dir_lock
 from genometracks.io.rundir import RunDir
 from genometracks.pipeline import STAGES, forget_unused_configuration, run_pipeline
@@ -27,15 +28,26 @@ from genometracks.pipeline import STAGES, forget_unused_configuration, run_pipel
 STAGES_OF = {"predict": ("predict", "export"), "run": STAGES}
 
 
-def _forget_failed_start(run: RunDir) -> None:
-    """A genome whose earlier job failed before any stage finished (say, its FASTA was missing) made
-    nothing from the configuration it remembers: forget it, so a corrected manifest row may run."""
+def _forget_failed_start(run: RunDir, cfg: DictConfig) -> None:
+    """A genome whose earlier job failed may run again from a corrected manifest row: when it made
+    nothing (say, its FASTA was missing) its remembered configuration is forgotten; when its row now
+    names other files (say, the FASTA that did not match its GenArk assembly), its finished stages are
+    too, so every stage runs again on the new files. A genome whose job succeeded is left as it is."""
     try:
         previous = json.loads(run.job_status.read_text())
     except (OSError, ValueError):
         return
-    if previous.get("status") != "ok":
-        forget_unused_configuration(run)
+    if previous.get("status") == "ok":
+        return
+    try:
+        check_same_run(cfg, run.root)
+    except ConfigError:  # the row changed since the failed job: nothing it made still holds
+        for marker in run.stages.glob("*.json"):
+            marker.unlink()
+        for path in (run.config, run.overrides):
+            path.unlink(missing_ok=True)
+        return
+    forget_unused_configuration(run)
 
 
 def _outcome(run: RunDir) -> dict:
@@ -71,7 +83,7 @@ def collection_job(cfg: DictConfig, command: str) -> dict:
         genome = genome_of(str(cfg.manifest), name)
         if command == "run" and genome.tss is None:
             raise ManifestError(
-                f"{cfg.manifest}: genome {name!r} has no TSS BED (column 4), which `genometracks run` "
+                f"{manifest_source(cfg.manifest)}: genome {name!r} has no TSS BED (column 4), which `genometracks run` "
                 "needs for its data and interpret stages; add one, or predict only with "
                 "`genometracks predict manifest=...`"
             )
@@ -80,10 +92,10 @@ def collection_job(cfg: DictConfig, command: str) -> dict:
             if genome.tss is not None:
                 cfg.data.tss = str(genome.tss)
         with run_dir_lock(run.root, f"{command} (collection genome {name})"):
-            _forget_failed_start(run)
+            _forget_failed_start(run, cfg)
             run_pipeline(cfg, STAGES_OF[command])
         if genome.accession is not None:
-            _check_genark(genome.accession, run, str(cfg.manifest), name)
+            _check_genark(genome.accession, run, manifest_source(cfg.manifest), name)
         outcome = _outcome(run)
         record.update(status="ok", positions=outcome["positions"], peaks=outcome["peaks"])
     except Exception as err:  # noqa: BLE001 - any failure is this genome's, recorded; the others go on

@@ -40,6 +40,7 @@ class Collection:
     coll: CollectionDir
     genomes: list[Genome]
     overrides: list[str]
+    source: str = ""  # where the genomes came from: the user's manifest, or data.fasta=...
 
 
 def _key(override: str) -> str:
@@ -85,18 +86,21 @@ def collection_request(command: str, overrides: list[str]) -> Collection | None:
         genomes = read_manifest(str(manifest).strip("'\""))
     else:
         genomes = from_fastas(fastas or [], Path.cwd())
-    untagged = [g.name for g in genomes if g.tss is None]
-    if command == "run" and untagged:  # refused before any job, not by each job in turn
-        where = f"manifest={manifest}" if manifest not in (None, "null") else "data.fasta=... (a list of FASTAs carries no TSS files)"
+    if command == "run" and fastas:  # a list of FASTAs carries no TSS files: refused before any job, not by each in turn
         raise ConfigError(
-            f"{where}: genome(s) {untagged[:5]} have no TSS BED, which `genometracks run` needs for its data and "
-            "interpret stages; give each one in a manifest (name, FASTA, accession or empty, TSS BED), or predict only with "
-            "`genometracks predict -m data.fasta=...`"
+            f"data.fasta={values['data.fasta']}: `genometracks run` needs each genome's TSS BED for its data and interpret "
+            "stages, which a list of FASTAs does not give; write a manifest (name, FASTA, accession or empty, TSS BED) and "
+            "pass manifest=FILE, or predict only with `genometracks predict -m data.fasta=...`"
         )
     shared = [o for o in rest if _key(o) != "data"]
     if command == "predict" and not any(_key(o) in ("model", "ckpt") for o in shared):
         shared = [f"model={DEFAULT_MODEL}", *shared]  # no training: the shipped model
-    return Collection(command, coll, genomes, ["data=custom", *shared, f"run_dir='{coll.root}'"])
+    source = (
+        str(Path(str(manifest).strip("'\"")).expanduser().absolute())
+        if manifest not in (None, "null")
+        else f"data.fasta={values['data.fasta']}"
+    )
+    return Collection(command, coll, genomes, ["data=custom", *shared, f"run_dir='{coll.root}'"], source)
 
 
 def _quoted(text: str) -> str:
@@ -131,7 +135,7 @@ def run_collection(
     coll = request.coll
     coll.root.mkdir(parents=True, exist_ok=True)
     with run_dir_lock(coll.root, f"{request.command} (collection)"):
-        write_manifest(coll.manifest, request.genomes)
+        write_manifest(coll.manifest, request.genomes, request.source)
         todo = [g.name for g in request.genomes if genome_record(coll, g)["status"] != "ok"]
         for genome in request.genomes:
             if genome.name not in todo:

@@ -127,11 +127,27 @@ def from_fastas(fastas: list[str], base: Path) -> list[Genome]:
     return genomes
 
 
-def write_manifest(path: Path, genomes: list[Genome]) -> Path:
-    """The collection's own copy (absolute paths), which its jobs and `genometracks collect` read."""
-    rows = ["\t".join(COLUMNS)]
+SOURCE_LINE = "# genomes from: "
+
+
+def write_manifest(path: Path, genomes: list[Genome], source: str = "") -> Path:
+    """The collection's own copy (absolute paths), which its jobs and `genometracks collect` read; its
+    first line names where the genomes came from (the user's manifest or data.fasta=...), for messages."""
+    rows = [SOURCE_LINE + source] if source else []
+    rows += ["\t".join(COLUMNS)]
     rows += ["\t".join([g.name, str(g.fasta), g.accession or "", str(g.tss) if g.tss else ""]) for g in genomes]
     return write_text_atomic(path, "\n".join(rows) + "\n")
+
+
+def manifest_source(manifest: str | Path) -> str:
+    """Where a collection's genomes came from, as its own manifest copy records it (else that copy):
+    the file a user corrects."""
+    try:
+        with open(manifest, encoding="utf-8") as handle:
+            first = handle.readline().rstrip("\n")
+    except OSError:
+        return str(manifest)
+    return first[len(SOURCE_LINE) :] if first.startswith(SOURCE_LINE) else str(manifest)
 
 
 def genome_of(manifest: str | Path, name: str) -> Genome:
