@@ -250,3 +250,12 @@ def test_a_predict_run_directory_remembers_its_genome_and_model(tmp_path):
         predict_command(compose("model=ecoli_k12", "data=custom", f"data.fasta={tmp_path}/b.fa", run))
     with pytest.raises(ConfigError, match="add model=ecoli_k12"):
         predict_command(compose("model=ecoli_k12_regulondb", "data=custom", f"data.fasta={tmp_path}/a.fa", run))
+
+
+def test_a_shipped_model_refuses_another_label_shift(tmp_path):
+    from genometracks.inference.shipped import ShippedModelError, resolve_model
+    from tests.conftest import compose
+
+    assert resolve_model(compose("model=ecoli_k12", "data.shift=20", f"run_dir={tmp_path}"), tmp_path).card["task"]["shift"] == 20
+    with pytest.raises(ShippedModelError, match=r"data.shift=100000, but model ecoli_k12 was trained with shift 20"):
+        resolve_model(compose("model=ecoli_k12", "data.shift=100000", f"run_dir={tmp_path}"), tmp_path)

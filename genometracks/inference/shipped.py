@@ -193,7 +193,15 @@ def resolve_model(cfg, out: Path) -> ModelSource:
         return checkpoint_source(Path(str(cfg.ckpt)))
     name = shipped_name(cfg)
     if name:
-        return load_shipped(name)
+        source = load_shipped(name)
+        trained = int(source.card["task"]["shift"]) if source.card and "task" in source.card else None
+        given = cfg.get("data", {}).get("shift") if cfg.get("data") is not None else None
+        if trained is not None and given is not None and int(given) != trained:
+            raise ShippedModelError(
+                f"data.shift={given}, but model {name} was trained with shift {trained} (its output at i answers "
+                f"'TSS at i - {trained}?'); drop data.shift= or set data.shift={trained}"
+            )
+        return source
     trained_here = out / "checkpoints" / "best.ckpt"
     if not trained_here.is_file():
         raise ShippedModelError(
