@@ -185,6 +185,11 @@ def test_error_malformed_records(tmp_path, genome):
         A.read_bed(write(tmp_path / "c.bed", "chr\t9\t10\n"))
     with pytest.raises(AnnotationError, match="no 'TSS' rows"):
         A.read_gff(write(tmp_path / "g.gff", "chr\ts\tgene\t1\t5\t.\t+\t.\tID=a\n"), feature="TSS")
+    annotation = write(tmp_path / "genes.gff3", "chr\ts\tgene\t1\t5\t.\t+\t.\tID=a\nchr\ts\tCDS\t1\t5\t.\t+\t0\tID=b\n")
+    with pytest.raises(AnnotationError, match=r"genes.gff3: no TSS rows .*its types are \['CDS', 'gene'\]"):
+        A.load_tss_file(annotation, genome)  # a genome annotation is not a TSS list
+    so_terms = write(tmp_path / "so.gff3", "chr\ts\ttranscription_start_site\t3\t3\t.\t+\t.\tID=a\nchr\ts\tgene\t1\t5\t.\t+\t.\tID=g\n")
+    assert list(A.load_tss_file(so_terms, genome).pos) == [2]  # the SO term too; the gene row left out
     with pytest.raises(AnnotationError, match=r"x.txt: cannot tell the TSS file.s format from its name; give it one of the suffixes .bed"):
         A.load_tss_file(write(tmp_path / "x.txt", "chr\t1\t2\ta\t0\t+\n"), genome)
     with pytest.raises(AnnotationError, match="unknown TSS set 'nope'"):

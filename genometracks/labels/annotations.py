@@ -229,6 +229,26 @@ def read_gff(path: str | Path, feature: str | None = None) -> SiteSet:
     return _sites(cols[0], pos, strand, path, lines, score, name.fillna(attrs).to_numpy(object))
 
 
+TSS_FEATURES = ("TSS", "transcription_start_site")  # GFF types of a TSS row (SO:0000315 is transcription_start_site)
+
+
+def read_tss_gff(path: str | Path) -> SiteSet:
+    """The TSS rows (type TSS or transcription_start_site) of a GFF3/GTF given as a TSS file: a genome
+    annotation (genes, CDS) is not a list of TSSs, and taking its every row as one would make labels
+    of gene starts and ends, so a file without TSS rows is refused, naming the types it has."""
+    for feature in TSS_FEATURES:
+        try:
+            return read_gff(path, feature=feature)
+        except AnnotationError as err:
+            if "rows (feature types present" not in str(err):
+                raise
+    cols, _ = _read_rows(Path(path), min_cols=9)
+    raise AnnotationError(
+        f"{path}: no TSS rows (GFF types {' or '.join(TSS_FEATURES)}); its types are {sorted(set(cols[2]))[:8]}. "
+        "A TSS file lists one TSS per row: give a BED of TSS positions, or a GFF of TSS features"
+    )
+
+
 def read_promoterset(path: str | Path, confidence=("Strong", "Confirmed"), chrom: str = "NC_000913.3") -> SiteSet:
     """RegulonDB PromoterSet (tab, '#' header, 1-based +1, forward/reverse, col 8 confidence).
     Rows whose confidence is not in `confidence` (None = all) are left out; rows with position 0
@@ -422,7 +442,7 @@ def load_tss_file(path: str | Path, genome: Genome, fmt: str | None = None) -> S
     suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
     guess = {".bed": "bed", ".gff": "gff", ".gff3": "gff", ".gtf": "gff"}.get(suffixes[-1] if suffixes else "")
     fmt = fmt or guess
-    readers = {"bed": read_bed, "gff": read_gff, "promoterset": read_promoterset, "ecocyc": read_ecocyc_tus, "cho2014": read_cho2014}
+    readers = {"bed": read_bed, "gff": read_tss_gff, "promoterset": read_promoterset, "ecocyc": read_ecocyc_tus, "cho2014": read_cho2014}
     if fmt not in readers:
         raise AnnotationError(
             f"{path}: cannot tell the TSS file's format from its name; give it one of the suffixes .bed, .gff, .gff3 or .gtf "
