@@ -322,3 +322,10 @@ def test_run_of_a_collection_runs_the_pipeline_per_genome(tmp_path):
     rows = summary_rows(coll)
     assert rows["not_k12"]["status"] == "ok" and rows["no_tss"]["status"] == "failed", done.stderr[-3000:]
     assert json.loads((coll / "not_k12" / "tracks" / "predict.json").read_text())["fasta"] == str(tmp_path / "b.fa")
+    # a genome that succeeded, whose FASTA the manifest then replaces, runs again (not "finished earlier")
+    write_fasta(tmp_path / "c.fa", GENOMES["iso_a"], 7)
+    manifest = _manifest(tmp_path, "with_tss\tc.fa\t\ta_tss.bed\nno_tss\td.fa\nnot_k12\tb.fa\t\ta_tss.bed\n")
+    done = cli("run", f"manifest={manifest}", "stages=[data,predict]", f"run_dir={coll}", env=stub_env(tmp_path))
+    assert "genome not_k12: finished earlier, skipped" in done.stdout and "genome with_tss: finished earlier" not in done.stdout
+    assert json.loads((coll / "with_tss" / "tracks" / "predict.json").read_text())["fasta"] == str(tmp_path / "c.fa")
+    assert summary_rows(coll)["with_tss"]["status"] == "ok"

@@ -87,10 +87,10 @@ def test_a_run_made_with_a_shipped_model_names_it_when_a_later_command_leaves_it
     check_same_run(compose("model=ecoli_k12", *CUSTOM), tmp_path)
 
 
-def test_a_failed_collection_genome_restarts_when_its_manifest_row_changed(tmp_path):
+def test_a_collection_genome_restarts_when_its_manifest_row_changed(tmp_path):
     import json
 
-    from genometracks.collection.job import _forget_failed_start
+    from genometracks.collection.job import _forget_outdated_run as _forget_failed_start
     from genometracks.io.rundir import RunDir
 
     run = RunDir(tmp_path)
@@ -103,9 +103,11 @@ def test_a_failed_collection_genome_restarts_when_its_manifest_row_changed(tmp_p
         run.stage_marker("predict").write_text("{}")
         run.job_status.write_text(json.dumps({"status": status}))
 
-    made("ok")  # a genome that succeeded is left as it is: the new row is refused as before
-    _forget_failed_start(run, compose(*new))
+    made("ok")  # a genome that succeeded, same row: left as it is
+    _forget_failed_start(run, compose(*old))
     assert run.config.exists() and run.stage_marker("predict").exists()
+    _forget_failed_start(run, compose(*new))  # succeeded, then its FASTA was replaced: every stage again
+    assert not run.config.exists() and not any(run.stages.glob("*.json"))
     made("failed")  # failed after predict (e.g. its contigs did not match GenArk), then its FASTA was corrected
     _forget_failed_start(run, compose(*new))
     assert not run.config.exists() and not any(run.stages.glob("*.json"))

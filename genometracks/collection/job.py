@@ -28,26 +28,25 @@ from genometracks.pipeline import STAGES, forget_unused_configuration, run_pipel
 STAGES_OF = {"predict": ("predict", "export"), "run": STAGES}
 
 
-def _forget_failed_start(run: RunDir, cfg: DictConfig) -> None:
-    """A genome whose earlier job failed may run again from a corrected manifest row: when it made
-    nothing (say, its FASTA was missing) its remembered configuration is forgotten; when its row now
-    names other files (say, the FASTA that did not match its GenArk assembly), its finished stages are
-    too, so every stage runs again on the new files. A genome whose job succeeded is left as it is."""
+def _forget_outdated_run(run: RunDir, cfg: DictConfig) -> None:
+    """A genome whose manifest row now names other files than its run directory was made from (say, a
+    FASTA corrected after it failed its GenArk check, or replaced after it succeeded) forgets its
+    configuration and finished stages, so every stage runs again on the new files; one whose earlier
+    job failed before making anything (say, its FASTA was missing) forgets its configuration."""
     try:
         previous = json.loads(run.job_status.read_text())
     except (OSError, ValueError):
         return
-    if previous.get("status") == "ok":
-        return
     try:
         check_same_run(cfg, run.root)
-    except ConfigError:  # the row changed since the failed job: nothing it made still holds
+    except ConfigError:  # the row changed: nothing made from the old one still holds
         for marker in run.stages.glob("*.json"):
             marker.unlink()
         for path in (run.config, run.overrides):
             path.unlink(missing_ok=True)
         return
-    forget_unused_configuration(run)
+    if previous.get("status") != "ok":
+        forget_unused_configuration(run)
 
 
 def _outcome(run: RunDir) -> dict:
@@ -92,7 +91,7 @@ def collection_job(cfg: DictConfig, command: str) -> dict:
             if genome.tss is not None:
                 cfg.data.tss = str(genome.tss)
         with run_dir_lock(run.root, f"{command} (collection genome {name})"):
-            _forget_failed_start(run, cfg)
+            _forget_outdated_run(run, cfg)
             run_pipeline(cfg, STAGES_OF[command])
         if genome.accession is not None:
             _check_genark(genome.accession, run, manifest_source(cfg.manifest), name)

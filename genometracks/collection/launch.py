@@ -127,6 +127,17 @@ def hub_settings(overrides: list[str]) -> DictConfig:
     return merged
 
 
+def row_changed(coll: CollectionDir, genome: Genome) -> bool:
+    """Whether the genome's manifest row names another FASTA or TSS file than its run directory was made
+    from (its job then runs again, every stage: `collection.job`)."""
+    try:
+        saved = OmegaConf.load(coll.genome(genome.name).config).get("data") or {}
+    except (OSError, ValueError):
+        return False
+    changed = str(saved.get("fasta")) != str(genome.fasta)
+    return changed or (genome.tss is not None and str(saved.get("tss")) != str(genome.tss))
+
+
 def run_collection(
     request: Collection, launch: Callable[[list[str]], None], collect: Callable[[CollectionDir, list[Genome], list[dict], DictConfig], dict]
 ) -> int:
@@ -136,7 +147,7 @@ def run_collection(
     coll.root.mkdir(parents=True, exist_ok=True)
     with run_dir_lock(coll.root, f"{request.command} (collection)"):
         write_manifest(coll.manifest, request.genomes, request.source)
-        todo = [g.name for g in request.genomes if genome_record(coll, g)["status"] != "ok"]
+        todo = [g.name for g in request.genomes if genome_record(coll, g)["status"] != "ok" or row_changed(coll, g)]
         for genome in request.genomes:
             if genome.name not in todo:
                 print(f"genome {genome.name}: finished earlier, skipped ({coll.genome(genome.name).job_status})")
