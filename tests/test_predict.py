@@ -259,3 +259,11 @@ def test_a_shipped_model_refuses_another_label_shift(tmp_path):
     assert resolve_model(compose("model=ecoli_k12", "data.shift=20", f"run_dir={tmp_path}"), tmp_path).card["task"]["shift"] == 20
     with pytest.raises(ShippedModelError, match=r"data.shift=100000, but model ecoli_k12 was trained with shift 20"):
         resolve_model(compose("model=ecoli_k12", "data.shift=100000", f"run_dir={tmp_path}"), tmp_path)
+
+
+def test_a_shipped_model_and_a_checkpoint_together_are_refused(tmp_path):
+    from genometracks.inference.shipped import ShippedModelError, resolve_model
+    from tests.conftest import compose
+
+    with pytest.raises(ShippedModelError, match=r"model=ecoli_k12 and ckpt=.*best.ckpt both name the model to use"):
+        resolve_model(compose("model=ecoli_k12", f"ckpt={tmp_path}/best.ckpt", f"run_dir={tmp_path}"), tmp_path)

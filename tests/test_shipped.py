@@ -285,6 +285,7 @@ def test_threshold_travels_with_a_shipped_model_and_with_a_foreign_checkpoint(tr
         (["train=True", "data=synthetic"], False),
         (["model=small"], False),
         (["ckpt=/a/best.ckpt"], False),
+        (["train=false", "ckpt=/a/best.ckpt"], False),  # ckpt= names the model: none added beside it
         (["model=ecoli_k12"], False),
     ],
 )

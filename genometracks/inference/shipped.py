@@ -189,9 +189,11 @@ def checkpoint_source(ckpt: Path) -> ModelSource:
 
 def resolve_model(cfg, out: Path) -> ModelSource:
     """ckpt=PATH, else the shipped model of model.shipped, else DIR/checkpoints/best.ckpt."""
-    if cfg.get("ckpt"):
-        return checkpoint_source(Path(str(cfg.ckpt)))
     name = shipped_name(cfg)
+    if cfg.get("ckpt"):
+        if name:  # two models named: neither is silently dropped
+            raise ShippedModelError(f"model={name} and ckpt={cfg.ckpt} both name the model to use; give one of them")
+        return checkpoint_source(Path(str(cfg.ckpt)))
     if name:
         source = load_shipped(name)
         trained = int(source.card["task"]["shift"]) if source.card and "task" in source.card else None

@@ -128,8 +128,8 @@ def main_job_overrides(overrides: list[str]) -> list[str]:
     the shipped model: `train=false`, or no `train=true` and no experiment, model or ckpt chosen."""
     keys = {o.split("=", 1)[0].lstrip("+~"): o.split("=", 1)[1] if "=" in o else "" for o in overrides}
     train = _truthy(keys["train"]) if "train" in keys else None
-    if train is True or "model" in keys:
+    if train is True or "model" in keys or "ckpt" in keys:  # ckpt= names the model itself
         return list(overrides)
-    if train is None and ("experiment" in keys or "ckpt" in keys):
+    if train is None and "experiment" in keys:
         return list(overrides)
     return [f"model={DEFAULT_MODEL}", *overrides]
