@@ -164,12 +164,18 @@ def run_pipeline(cfg: DictConfig, within: tuple[str, ...] = STAGES) -> dict:
         raise
 
 
+def forget_configuration(run: RunDir, stages: bool = False) -> None:
+    """Remove the configuration a run directory remembers (config.yaml, overrides.txt) and, with
+    stages=True, its finished-stage markers, so the next command composes it afresh and runs every stage."""
+    for path in [run.config, run.overrides, *(run.stages.glob("*.json") if stages else [])]:
+        path.unlink(missing_ok=True)
+
+
 def forget_unused_configuration(run: RunDir) -> None:
     """A new run that stopped before any stage finished or any checkpoint was saved (say, its FASTA was
     missing) made nothing from the configuration it remembers: forget it, so the corrected command may run."""
     if not any(run.stages.glob("*.json")) and not any(run.checkpoints.glob("*.ckpt")):
-        for path in (run.config, run.overrides):
-            path.unlink(missing_ok=True)
+        forget_configuration(run)
 
 
 def _run_stages(cfg: DictConfig, run: RunDir, within: tuple[str, ...]) -> dict:

@@ -190,7 +190,7 @@ def _relative(run_dir: Path, igv_dir: Path, track: IgvTrack) -> tuple[str, str |
     return os.path.relpath(path, igv_dir.resolve()), index
 
 
-def _panel_items(tracks: Sequence[IgvTrack], paths: list[tuple[str, str | None]]) -> list[tuple[str | None, list[int]]]:
+def _panel_items(tracks: Sequence[IgvTrack]) -> list[tuple[str | None, list[int]]]:
     """The tracks as drawn, in order: (overlay name, [track indices]) for each overlay (at its first
     member's place), (None, [i]) for a track of its own."""
     items: list[tuple[str | None, list[int]]] = []
@@ -243,7 +243,7 @@ def _session_xml(genome: str, locus: str, tracks: Sequence[IgvTrack], paths: lis
         ET.SubElement(
             resources, "Resource", name=track.name, path=path, type={"bigwig": "bigwig", "bigbed": "bigbed", "bed": "bed"}[track.kind]
         )
-    for overlay, members in _panel_items(tracks, paths):
+    for overlay, members in _panel_items(tracks):
         if overlay is not None:
             # IGV's MergedTracks: only name-like attributes on it (its setters of height, scale and window
             # function reach members it does not have yet while the session is read); alpha 1 keeps the
@@ -311,7 +311,7 @@ def _track_config(track: IgvTrack, path: str, index: str | None) -> dict:
 def _page_tracks(tracks: Sequence[IgvTrack], paths: list[tuple[str, str | None]]) -> list[dict]:
     """igv.js track configs: an overlay as one merged track, autoscaled over its members together."""
     configs = []
-    for overlay, members in _panel_items(tracks, paths):
+    for overlay, members in _panel_items(tracks):
         if overlay is None:
             configs.append(_track_config(tracks[members[0]], *paths[members[0]]))
         else:

@@ -23,7 +23,7 @@ from genometracks.io.errors import error_line
 from genometracks.io.run_config import ConfigError, check_same_run
 from genometracks.io.run_lock import run_dir_lock
 from genometracks.io.rundir import RunDir
-from genometracks.pipeline import STAGES, forget_unused_configuration, run_pipeline
+from genometracks.pipeline import STAGES, forget_configuration, forget_unused_configuration, run_pipeline
 
 STAGES_OF = {"predict": ("predict", "export"), "run": STAGES}
 
@@ -40,10 +40,7 @@ def _forget_outdated_run(run: RunDir, cfg: DictConfig) -> None:
     try:
         check_same_run(cfg, run.root)
     except ConfigError:  # the row changed: nothing made from the old one still holds
-        for marker in run.stages.glob("*.json"):
-            marker.unlink()
-        for path in (run.config, run.overrides):
-            path.unlink(missing_ok=True)
+        forget_configuration(run, stages=True)
         return
     if previous.get("status") != "ok":
         forget_unused_configuration(run)
