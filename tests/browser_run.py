@@ -55,8 +55,12 @@ def motif_hit_records() -> pd.DataFrame:
     from genometracks.interpret.scan import COLUMNS as SCAN_COLUMNS
 
     hits = pd.DataFrame(
-        [("L0H0", CHROM, s, e, st, 9.5 - i, 2e-5 * (i + 1), 0.25) for i, (s, e, st) in enumerate(MOTIF_HITS)], columns=list(SCAN_COLUMNS)
-    )  # FIMO hits as the scan returns them
+        [
+            ("L0H0", CHROM, s, e, st, 9.5 - i, 2e-5 * (i + 1), 9, 1.8e-4 * (i + 1), 0.025, f"TSS_{i}{st}", -10)
+            for i, (s, e, st) in enumerate(MOTIF_HITS)
+        ],
+        columns=list(SCAN_COLUMNS),
+    )  # best words as the scan returns them
     return hit_records(hits, {"L0H0": "m1"}, {"L0H0": 12.0})
 
 

@@ -1,15 +1,29 @@
-"""Genome scan with memelite's FIMO: planted hits at exact starts on both strands, scores recomputed by
-hand, the null hit rate, Benjamini-Hochberg q-values over every test, N windows."""
+"""Head motifs scored in the promoters of TSS calls (memelite's FIMO): words planted at known offsets
+on both strands found at exact coordinates, scores recomputed by hand, Šidák over the windows looked
+at, Benjamini-Hochberg over calls x heads, N windows, contig ends (linear and circular), the null."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from genometracks.genome.sequence import Genome, decode, encode
+from genometracks.genome.sequence import Genome, decode, encode, reverse_complement
 from genometracks.interpret.fdr import bh_qvalues
 from genometracks.interpret.motifs import Motif, MotifError
-from genometracks.interpret.scan import FIMO_PSEUDOCOUNT, max_score, n_free_windows, one_hot, scan_genome
+from genometracks.interpret.scan import (
+    BIN_BITS,
+    FIMO_PSEUDOCOUNT,
+    AnchoredMotif,
+    log_odds,
+    max_score,
+    one_hot,
+    scan_calls,
+    stranded_tokens,
+    window_statistics,
+)
+
+WORD = "TATAATG"  # not its own reverse complement
 
 
 def _strong_motif(consensus: str, p: float = 0.91) -> Motif:
@@ -22,70 +36,141 @@ def _random_sequence(rng, n: int) -> str:
     return decode(rng.integers(0, 4, n))
 
 
-def test_one_hot_and_n_free_windows():
-    tokens = encode("ACGNT")
-    x = one_hot(tokens)
+def _calls(rows) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["chrom", "position", "strand", "name"])
+
+
+def _plant(seq: list[str], start: int, word: str) -> None:
+    seq[start : start + len(word)] = list(word)
+
+
+def test_one_hot_of_one_and_of_many_sequences():
+    x = one_hot(encode("ACGNT"))
     assert x.shape == (1, 4, 5) and x.dtype == np.int8
     assert x[0].T.tolist() == [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0], [0, 0, 0, 1]]
-    assert n_free_windows(tokens, 2).tolist() == [True, True, False, False]
-    assert n_free_windows(tokens, 6).size == 0
+    many = one_hot(np.stack([encode("AC"), encode("NT")]))
+    assert many.shape == (2, 4, 2) and many[1].T.tolist() == [[0, 0, 0, 0], [0, 0, 0, 1]]
 
 
-def test_planted_sites_found_on_both_strands_with_exact_starts():
+def test_window_p_values_are_exact_against_every_word_and_never_zero():
+    # every 4^7 word enumerated: p = the share of words whose binned score is at least the window's.
+    # This matrix's best word scores 8.52 bits, which memelite 0.5.0's FIMO gives p = 0 (its unrounded
+    # score falls above its table's top bin); the exact value is 4^-7.
+    motif = Motif("m", np.random.default_rng(5).dirichlet(np.full(4, 0.5), size=7))
+    words = np.stack(np.meshgrid(*[np.arange(4)] * 7, indexing="ij"), axis=-1).reshape(-1, 7)
+    binned = np.rint(log_odds(motif) / BIN_BITS).astype(np.int64)
+    word_bins = binned[np.arange(7), words].sum(axis=1)
+    rng = np.random.default_rng(6)
+    tokens = np.concatenate([motif.probabilities.argmax(axis=1), rng.integers(0, 4, 200)])[None, :].astype(np.uint8)
+    score, p = window_statistics(tokens, motif)
+    assert score.shape == p.shape == (1, 201)
+    for start in range(0, 201, 7):
+        window = tokens[0, start : start + 7]
+        assert p[0, start] == pytest.approx((word_bins >= binned[np.arange(7), window].sum()).mean(), rel=1e-12)
+        assert score[0, start] == pytest.approx(log_odds(motif)[np.arange(7), window].sum(), rel=1e-12)
+    assert p[0, 0] == pytest.approx(4.0**-7) and score[0, 0] == pytest.approx(max_score(motif))
+    with_n = tokens.copy()
+    with_n[0, 3] = 4
+    score, p = window_statistics(with_n, motif)
+    assert np.isnan(p[0, :4]).all() and np.isnan(score[0, :4]).all() and np.isfinite(p[0, 4:]).all()
+
+
+def test_stranded_tokens_read_each_call_five_to_three_prime_with_n_past_a_linear_end_and_wrapping_on_a_circle():
+    genome = Genome.from_sequences({"lin": "ACGTTGCA", "circ": "AACCGGTT"}, circular=["circ"])
+    calls = _calls([("lin", 2, "+", "a"), ("lin", 2, "-", "b"), ("circ", 0, "+", "c"), ("circ", 0, "-", "d")])
+    got = stranded_tokens(genome, calls, np.arange(-3, 2))  # positions -3..+1 around each call
+    # lin '+' at 2: bases -1,0,1,2,3 -> N A C G T; '-' at 2: forward 5,4,3,2,1 complemented -> C A A C G
+    # circ '+' at 0: forward 5,6,7,0,1 -> G T T A A; '-' at 0: forward 3,2,1,0,7 complemented -> G G T T A
+    assert [decode(row) for row in got] == ["NACGT", "CAACG", "GTTAA", "GGTTA"]
+
+
+def test_planted_words_found_at_exact_coordinates_on_both_strands():
     rng = np.random.default_rng(1)
-    consensus = "TTGACGCTAA"  # not its own reverse complement
-    motif = _strong_motif(consensus)
-    seq = list(_random_sequence(rng, 20_000))
-    rc = decode(encode(consensus)[::-1] ^ 3)  # A<->T, C<->G via token xor 3
-    planted = {(1000, "+"), (5000, "+"), (12_000, "+"), (3000, "-"), (9000, "-"), (19_990, "+")}
-    for start, strand in planted:
-        seq[start : start + 10] = consensus if strand == "+" else rc
-    seq[15_000:15_010] = consensus
-    seq[15_004] = "N"  # a site with an N is not a test and never hits
-    genome = Genome.from_sequences({"chrB": _random_sequence(rng, 3000), "chrA": "".join(seq)})
-    hits, n_tests = scan_genome(genome, {"m": motif}, p_threshold=1e-5)
-    found = {(int(s), str(st)) for c, s, st in zip(hits["chrom"], hits["start"], hits["strand"]) if c == "chrA"}
-    assert planted <= found
-    assert (15_000, "+") not in found
-    assert len(found - planted) <= 2  # random extras are rare (expected ~0.5)
-    assert (hits["end"] - hits["start"] == 10).all() and (hits["motif"] == "m").all()
-    keys = list(zip(hits["chrom"], hits["start"], hits["strand"]))
-    assert keys == sorted(keys) and hits["chrom"].iloc[0] == "chrA"
-    # tests: N-free windows of both contigs, both strands (the N removes 10 windows of chrA)
-    assert n_tests == 2 * ((3000 - 9) + (20_000 - 9 - 10))
-    # every hit's score is FIMO's log-odds of the letters on its strand, recomputed here
-    lo = np.log2((motif.probabilities + FIMO_PSEUDOCOUNT) / 0.25)
-    for c, s, e, st, score in zip(hits["chrom"], hits["start"], hits["end"], hits["strand"], hits["score"]):
-        word = encode(genome.sequence(str(c), int(s), int(e), str(st)))
-        assert score == pytest.approx(lo[np.arange(10), word].sum(), abs=1e-4)
-    assert (hits["p_value"] < 1e-5).all()
-    exact = hits[[(int(s), str(st)) in planted for s, st in zip(hits["start"], hits["strand"])]]
-    # the consensus is the single best 10-mer: p = 4^-10 (FIMO's 0.1-bit bins may merge a few neighbours)
-    assert np.allclose(exact["p_value"], 0.25**10, rtol=0.05)
-    assert np.allclose(exact["score"], max_score(motif), atol=1e-4)
-    np.testing.assert_allclose(hits["q_value"], bh_qvalues(hits["p_value"].to_numpy(), n_tests))
+    seq = list(_random_sequence(rng, 3000))
+    # '+' call at 1000, word centred at -10: bases 987..993; '-' call at 2000, word centred 10 nt
+    # upstream on '-' (forward 2010), i.e. forward 2007..2013 holding the reverse complement
+    _plant(seq, 1000 - 10 - 3, WORD)
+    _plant(seq, 2000 + 10 - 3, decode(reverse_complement(encode(WORD))))
+    # a '+' call at 500 whose word sits 2 nt downstream of the head's offset (centre -8)
+    _plant(seq, 500 - 8 - 3, WORD)
+    genome = Genome.from_sequences({"chrA": "".join(seq)})
+    calls = _calls([("chrA", 1000, "+", "TSS_1001+"), ("chrA", 2000, "-", "TSS_2001-"), ("chrA", 500, "+", "TSS_501+")])
+    motif = _strong_motif(WORD)
+    tests = scan_calls(genome, calls, {"L0H0": AnchoredMotif(motif, -10)}, slack=4)
+    assert len(tests) == 3 and list(tests.columns)[:5] == ["motif", "chrom", "start", "end", "strand"]
+    by_tss = tests.set_index("tss")
+    assert by_tss.loc["TSS_1001+", ["start", "end", "strand", "tss_offset"]].tolist() == [987, 994, "+", -10]
+    assert by_tss.loc["TSS_2001-", ["start", "end", "strand", "tss_offset"]].tolist() == [2007, 2014, "-", -10]
+    assert by_tss.loc["TSS_501+", ["start", "end", "strand", "tss_offset"]].tolist() == [489, 496, "+", -8]
+    for row in tests.itertuples():  # the word read on the call's strand is the consensus, scored by hand
+        assert genome.sequence("chrA", int(row.start), int(row.end), str(row.strand)) == WORD
+        lo = np.log2((motif.probabilities + FIMO_PSEUDOCOUNT) / 0.25)
+        assert row.score == pytest.approx(lo[np.arange(7), encode(WORD)].sum(), abs=1e-4) == pytest.approx(max_score(motif), abs=1e-4)
+    # the consensus is the single best 7-mer: p = 4^-7 (FIMO's 0.1-bit bins may merge a few neighbours)
+    np.testing.assert_allclose(tests["p_window"], 0.25**7, rtol=0.05)
+    assert (tests["windows"] == 9).all()  # 2 x 4 + 1 centres
+    np.testing.assert_allclose(tests["p_value"], 1 - (1 - tests["p_window"]) ** 9, rtol=1e-9)
+    np.testing.assert_allclose(tests["q_value"], bh_qvalues(tests["p_value"].to_numpy()))
 
 
-def test_null_hit_rate_matches_p_times_positions():
+def test_a_word_outside_the_slack_is_not_found_and_n_windows_are_not_tests():
     rng = np.random.default_rng(2)
-    motif = Motif("m8", rng.dirichlet(np.full(4, 0.5), size=8))
-    n, p = 200_000, 1e-3
+    seq = list(_random_sequence(rng, 400))
+    _plant(seq, 200 - 16 - 3, WORD)  # centre -16: 6 nt beyond -10 +- 4
+    seq[300 - 10] = "N"  # the N at -10 of the call at 300 removes the 7 windows covering it
+    genome = Genome.from_sequences({"c": "".join(seq)})
+    calls = _calls([("c", 200, "+", "far"), ("c", 300, "+", "gap")])
+    tests = scan_calls(genome, calls, {"h": AnchoredMotif(_strong_motif(WORD), -10)}, slack=4).set_index("tss")
+    assert tests.loc["far", "p_window"] > 1e-3 and tests.loc["far", "tss_offset"] != -16
+    assert tests.loc["gap", "windows"] == 2  # centres -14 and -6 only: every other window holds the N
+    assert tests.loc["gap", "tss_offset"] in (-14, -6)
+
+
+def test_contig_ends_linear_windows_are_dropped_circular_ones_wrap():
+    word_rc = decode(reverse_complement(encode(WORD)))
+    seq = list(decode(np.random.default_rng(3).integers(0, 4, 60)))
+    # circular: a '+' call at 5 with its word centred at -10 = forward 55 (bases 52..58)
+    _plant(seq, 52, WORD)
+    circ = Genome.from_sequences({"circ": "".join(seq)}, circular=["circ"])
+    tests = scan_calls(circ, _calls([("circ", 5, "+", "t")]), {"h": AnchoredMotif(_strong_motif(WORD), -10)}, slack=2)
+    assert tests[["start", "end", "tss_offset", "windows"]].iloc[0].tolist() == [52, 59, -10, 5]
+    # linear: the same call sees no base upstream of 0, so only windows inside the contig are tests
+    lin = Genome.from_sequences({"lin": "".join(seq)})
+    tests = scan_calls(lin, _calls([("lin", 12, "+", "t"), ("lin", 3, "+", "u")]), {"h": AnchoredMotif(_strong_motif(WORD), -10)}, slack=2)
+    # call at 12: the window centred at c covers forward 12 + c - 3 .. 12 + c + 3, inside from c = -9 on
+    assert tests.set_index("tss").loc["t", "windows"] == 2  # centres -9 and -8
+    assert "u" not in set(tests["tss"])  # no window of the call at 3 lies inside the contig
+    # a '-' call near the 3' end of a circular contig wraps forward
+    seq2 = list(decode(np.random.default_rng(4).integers(0, 4, 60)))
+    _plant(seq2, 2, word_rc)  # forward 2..8, centre 5 = call 55 on '-' read 10 nt upstream (55 + 10 = 65 = 5 mod 60)
+    circ2 = Genome.from_sequences({"circ": "".join(seq2)}, circular=["circ"])
+    tests = scan_calls(circ2, _calls([("circ", 55, "-", "m")]), {"h": AnchoredMotif(_strong_motif(WORD), -10)}, slack=2)
+    assert tests[["start", "end", "strand", "tss_offset"]].iloc[0].tolist() == [2, 9, "-", -10]
+
+
+def test_the_null_is_calibrated_and_gives_no_discovery():
+    rng = np.random.default_rng(5)
+    n = 200_000
     genome = Genome.from_sequences({"r": _random_sequence(rng, n)})
-    hits, n_tests = scan_genome(genome, {"m8": motif}, p_threshold=p)
-    assert n_tests == 2 * (n - 8 + 1)
-    # FIMO's p-values are exact for its binned scores, so P(p < t) <= t; the discreteness costs < half
-    assert 0.5 * p * n_tests - 5 * np.sqrt(p * n_tests) < len(hits) < p * n_tests + 5 * np.sqrt(p * n_tests)
-    assert set(hits["strand"]) == {"+", "-"}
-    # nothing in random sequence is a discovery: every q-value is large
-    assert hits["q_value"].min() > 0.5
+    positions = np.sort(rng.choice(np.arange(200, n - 200), 4000, replace=False))
+    strands = rng.choice(["+", "-"], positions.size)
+    calls = _calls([("r", int(p), s, f"c{i}") for i, (p, s) in enumerate(zip(positions, strands))])
+    motif = Motif("m", rng.dirichlet(np.full(4, 0.5), size=7))
+    tests = scan_calls(genome, calls, {"a": AnchoredMotif(motif, -10), "b": AnchoredMotif(motif, -35)}, slack=4)
+    assert len(tests) == 8000 and (tests["windows"] == 9).all()
+    # Šidák over 9 overlapping windows is conservative: P(p < t) <= t, and not by much
+    for t in (0.01, 0.05, 0.2):
+        rate = float((tests["p_value"] < t).mean())
+        assert 0.4 * t < rate < t + 3 * np.sqrt(t / 8000), (t, rate)
+    assert tests["q_value"].min() > 0.5  # random calls: no discovery
 
 
-def test_small_scan_by_hand_and_errors():
-    hits, n_tests = scan_genome(Genome.from_sequences({"c": "CCCCACGTACCC"}), {"h": _strong_motif("ACG")}, p_threshold=0.05)
-    assert list(zip(hits["start"], hits["end"], hits["strand"])) == [(4, 7, "+"), (5, 8, "-")]  # CGT rc = ACG
-    assert n_tests == 2 * 10
-    with pytest.raises(MotifError, match="scan_pvalue"):
-        scan_genome(Genome.from_sequences({"c": "ACGT"}), {"h": _strong_motif("ACG")}, p_threshold=0)
+def test_no_calls_and_bad_slack():
+    genome = Genome.from_sequences({"c": "ACGTACGTACGT"})
+    empty = scan_calls(genome, _calls([]), {"h": AnchoredMotif(_strong_motif("ACG"), 0)}, slack=1)
+    assert empty.empty and "q_value" in empty.columns
+    with pytest.raises(MotifError, match="hit_slack"):
+        scan_calls(genome, _calls([("c", 5, "+", "t")]), {"h": AnchoredMotif(_strong_motif("ACG"), 0)}, slack=-1)
 
 
 def test_bh_qvalues_by_hand():

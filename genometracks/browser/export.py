@@ -62,7 +62,7 @@ OPTIONAL_TRACKS = (
         "motif_hits",
         ".bb",
         "Head motif hits",
-        "FIMO matches of attention-head motifs (colour per head, paler = weaker)",
+        "Attention-head words in the promoters of TSS calls (paler = weaker)",
         "motif_hits",
         "interpretation",
         (0, 110, 60),

@@ -10,6 +10,7 @@ tracks/attribution.bw, tracks/deeplift.{plus,minus}.bw and interpret.json (what 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from genometracks.data.dataset import Dataset, load_dataset
 from genometracks.data.streams import make_splits
 from genometracks.formats.bigwig import read_bigwig, write_bigwig
 from genometracks.genome.sequence import Genome, encode
+from genometracks.inference.peaks import check_peak_settings, peak_records, peak_threshold
 from genometracks.inference.predict import predict_genome
 from genometracks.inference.shipped import resolve_model
 from genometracks.interpret import heads as H
@@ -84,8 +86,36 @@ def reference_motifs(cfg: DictConfig) -> tuple[list, str]:
         return [], f"none ({err})"
 
 
-def run_heads(model: TransformerXL, dataset: Dataset, seg_len: int, s: dict, out: Path, refs: list, seed: int) -> dict:
-    """Attention profiles, head motifs and the motif-hit track."""
+def tss_calls(cfg: DictConfig, out: Path, genome: Genome, tracks: Callable[[], dict]) -> tuple[pd.DataFrame, str]:
+    """(TSS calls: chrom, position (0-based), strand, name; where they came from): DIR/tracks/tss_peaks.bed
+    when `peaks` wrote it, else called here from the probability `tracks()` with predict.peaks' settings."""
+    run = RunDir(out)
+    if run.peaks_bed.is_file():
+        names = ["chrom", "start", "end", "name", "score", "strand"]
+        bed = pd.read_csv(run.peaks_bed, sep="\t", header=None, usecols=range(6), names=names, dtype={"chrom": str})
+        unknown = sorted(set(bed["chrom"]) - set(genome.contigs))
+        if unknown:
+            raise InterpretError(
+                f"{run.peaks_bed}: contig {unknown[0]!r} is not in the genome's FASTA; the calls belong to another genome, "
+                f"write them again with `genometracks peaks run_dir={out}`"
+            )
+        calls = bed.rename(columns={"start": "position"})[["chrom", "position", "strand", "name"]]
+        return calls, _rel(run.peaks_bed, out)
+    peaks = (cfg.get("predict") or group_defaults("predict")).peaks
+    check_peak_settings(peaks)
+    values = tracks()
+    threshold, source = peak_threshold(peaks.threshold, out)
+    circular = frozenset(name for name, contig in genome.contigs.items() if contig.circular)
+    by_strand = {strand: {c: values[c][strand] for c in genome.contigs} for strand in "+-"}
+    records = peak_records(by_strand, threshold, int(peaks.min_distance), list(genome.contigs), circular)
+    calls = pd.DataFrame([(r[0], r[1], r[5], r[3]) for r in records], columns=["chrom", "position", "strand", "name"])
+    return calls, f"called from the probability tracks at {threshold:.4g} ({source}; no tracks/tss_peaks.bed)"
+
+
+def run_heads(
+    model: TransformerXL, dataset: Dataset, seg_len: int, s: dict, out: Path, refs: list, seed: int, calls: tuple[pd.DataFrame, str]
+) -> dict:
+    """Attention profiles, head motifs and the motif-hit track (each head's word in the promoters of `calls`)."""
     run = RunDir(out)
     genome, regions = dataset.genome, dataset.splits["test"]
     outputs = H.stream_outputs(model, genome, regions, seg_len, s["n_streams"], s["progress"])
@@ -112,7 +142,8 @@ def run_heads(model: TransformerXL, dataset: Dataset, seg_len: int, s: dict, out
     table = H.head_table(motifs, s["min_information"], s["match_qvalue"])
     files.append(_tsv(table, run.interpret / "heads.tsv"))
     informative = [(m, label) for m, label in zip(motifs, table["best_match"]) if m.information >= s["min_information"]]
-    hits = motif_hit_track(genome, informative, s["scan_pvalue"], s["scan_qvalue"], run.track("motif_hits"), s["progress"])
+    hits = motif_hit_track(genome, calls[0], informative, int(s["hit_slack"]), s["scan_qvalue"], run.track("motif_hits"), seed)
+    hits["calls_from"] = calls[1]
     files += hits.pop("files")
     summary = {
         "samples": int(len(samples.output)),
@@ -287,10 +318,20 @@ def interpret_command(cfg: DictConfig) -> dict:
     torch.manual_seed(seed)
     results: dict[str, dict] = {}
     costs: dict[str, dict] = {}  # per part: wall seconds and peak RSS so far (which part needs the memory)
+    made: dict[str, tuple[dict, str]] = {}
+
+    def tracks_once() -> tuple[dict, str]:
+        """The probability tracks, read or predicted once for every part that needs them."""
+        if "tracks" not in made:
+            with cost(costs, "tracks"):
+                made["tracks"] = probability_tracks(model, dataset.genome, dataset.shift, seg_len, out, s)
+        return made["tracks"]
+
     if "heads" in s["parts"]:
         with cost(costs, "heads"):
             refs, described = reference_motifs(cfg)
-            results["heads"] = run_heads(model, dataset, seg_len, s, out, refs, seed)
+            calls = tss_calls(cfg, out, dataset.genome, lambda: tracks_once()[0])
+            results["heads"] = run_heads(model, dataset, seg_len, s, out, refs, seed, calls)
             results["heads"]["summary"]["references"] = described
     if "kernels" in s["parts"]:
         with cost(costs, "kernels"):
@@ -299,8 +340,7 @@ def interpret_command(cfg: DictConfig) -> dict:
         with cost(costs, "optimise"):
             results["optimise"] = run_optimise(model, dataset.shift, s, out, seed)
     if {"attribution", "deeplift", "metaplots"} & set(s["parts"]):
-        with cost(costs, "tracks"):
-            tracks, source = probability_tracks(model, dataset.genome, dataset.shift, seg_len, out, s)
+        tracks, tracks_source = tracks_once()
         if "attribution" in s["parts"]:
             with cost(costs, "attribution"):
                 results["attribution"] = run_attribution(model, dataset, tracks, s, out)
@@ -314,7 +354,7 @@ def interpret_command(cfg: DictConfig) -> dict:
         if "metaplots" in s["parts"]:
             with cost(costs, "metaplots"):
                 results["metaplots"] = run_metaplots(cfg, dataset, tracks, s, out)
-                results["metaplots"]["summary"]["tracks"] = source
+                results["metaplots"]["summary"]["tracks"] = tracks_source
     summary = {
         "checkpoint": str(ckpt),
         "shift": dataset.shift,

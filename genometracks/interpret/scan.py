@@ -1,49 +1,59 @@
-"""Genome scan of PWMs with FIMO statistics (memelite's FIMO, Grant et al. 2011) and q-values.
+"""Head motifs scored in the promoters of the TSS calls, with FIMO statistics and q-values.
 
-Scores are FIMO's log-odds in bits, log2((p + 1e-4) / 0.25) summed over the window (memelite's
-pseudocount and its uniform background). p-values are FIMO's: P(window score >= observed) for a
-uniform i.i.d. window, exact for the PWM rounded to 0.1-bit bins. q-values are Benjamini-Hochberg
-over every test of the scan: all motifs x all N-free windows x both strands (one family, as one
-FIMO run). Only windows with p < p_threshold are reported, so a q-value below p_threshold is exact
-and one at or above it is an upper bound (`genometracks.interpret.fdr.bh_qvalues`).
+A head reads its motif at a fixed offset from the TSS (`offset`: where the centre of its K-nt word
+lies, 0 = the +1 nucleotide, negative = upstream, on the TSS's strand). For every TSS call (0-based
+position t, strand s) and head, the windows whose centre lies within `slack` nt of the head's offset
+are scored with FIMO's statistics (Grant et al. 2011), the motif read 5'→3' on the call's strand. The
+(call, head) pair is one test, its best window the candidate hit:
 
-Hits are windows [start, end) in 0-based forward coordinates; strand '-' means the motif reads
-5'→3' on the reverse strand, i.e. the reverse complement of the forward window matches.
-Windows containing N are not tests and never hit. On circular contigs windows that would wrap past
-the end are not scanned (a BED interval cannot wrap); at most K-1 windows per contig and strand.
+- score: log2((p + 1e-4) / 0.25) summed over the window (FIMO's log-odds with memelite's pseudocount,
+  uniform background);
+- p_window: P(score >= observed) for a uniform i.i.d. window, exact for the log-odds rounded to
+  0.1-bit bins as FIMO does (the window's own score rounded the same way). Computed here: memelite 0.5.0
+  looks a window's unrounded score up in the rounded table and gives p = 0 to a best word whose
+  score rounds above the table's top bin (reproduced in tests/test_scan.py);
+- p_value = 1 - (1 - p_window)^W, Šidák's correction for the W windows looked at (N-free and inside a
+  linear contig; a circular contig wraps);
+- q_value: Benjamini-Hochberg over every tested (call, head) pair, one family.
+
+A motif is thus asked where the model says it belongs, not over millions of genome windows, where a
+7-nt word can never be a discovery (4^-7 = 6.1e-5 against ~10^7 tests).
+
+Hit windows are [start, end) in 0-based forward coordinates with the call's strand: on '-' the
+reverse complement of the forward window reads the motif. `tss_offset` is the window centre's
+position relative to the call (negative = upstream).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from memelite import fimo
 
-from genometracks.genome.sequence import N_TOKEN, Genome
+from genometracks.genome.sequence import N_TOKEN, Genome, complement
 from genometracks.interpret.fdr import bh_qvalues
 from genometracks.interpret.motifs import Motif, MotifError
 
-COLUMNS = ("motif", "chrom", "start", "end", "strand", "score", "p_value", "q_value")
+COLUMNS = ("motif", "chrom", "start", "end", "strand", "score", "p_window", "windows", "p_value", "q_value", "tss", "tss_offset")
 FIMO_PSEUDOCOUNT = 1e-4  # memelite's `eps`, added to each probability before the log
+BIN_BITS = 0.1  # FIMO's score bin
+
+
+@dataclass(frozen=True)
+class AnchoredMotif:
+    """A motif and where it is read: its centre `offset` nt from the TSS (0 = +1, negative upstream)."""
+
+    motif: Motif
+    offset: int
 
 
 def one_hot(tokens: np.ndarray) -> np.ndarray:
-    """int8 [1, 4, L] one-hot of tokens [L] (A, C, G, T = 0..3); N (4) is an all-zero column."""
+    """int8 [..., 4, L] one-hot of tokens [..., L] (A, C, G, T = 0..3); N (4) is an all-zero column."""
     tokens = np.asarray(tokens)
-    out = np.zeros((1, 4, tokens.size), dtype=np.int8)
-    known = np.flatnonzero(tokens < 4)
-    out[0, tokens[known], known] = 1
-    return out
-
-
-def n_free_windows(tokens: np.ndarray, width: int) -> np.ndarray:
-    """bool [L - width + 1]: window starts whose `width` bases hold no N (empty when L < width)."""
-    if tokens.size < width:
-        return np.zeros(0, dtype=bool)
-    is_n = np.concatenate([[0], np.cumsum(np.asarray(tokens) == N_TOKEN)])
-    return (is_n[width:] - is_n[:-width]) == 0
+    out = (tokens[..., None, :] == np.arange(4, dtype=tokens.dtype)[:, None]).astype(np.int8)
+    return out if tokens.ndim > 1 else out[None]
 
 
 def max_score(motif: Motif) -> float:
@@ -51,47 +61,115 @@ def max_score(motif: Motif) -> float:
     return float(np.log2((motif.probabilities + FIMO_PSEUDOCOUNT) / 0.25).max(axis=1).sum())
 
 
-def scan_genome(
-    genome: Genome, motifs: Mapping[str, Motif], p_threshold: float = 1e-4, contigs: Iterable[str] | None = None, progress: bool = False
-) -> tuple[pd.DataFrame, int]:
-    """(Both-strand FIMO hits with p < p_threshold of every motif, the number of tests).
+def log_odds(motif: Motif) -> np.ndarray:
+    """float64 [K, 4]: FIMO's per-column log-odds in bits, log2((p + 1e-4) / 0.25)."""
+    return np.log2((motif.probabilities + FIMO_PSEUDOCOUNT) / 0.25)
 
-    Returns a DataFrame with COLUMNS, sorted by (chrom, start, strand, motif): motif (the key in
-    `motifs`), chrom, start, end (int64, 0-based half-open, forward strand), strand ('+'/'-'), score
-    (FIMO log-odds bits), p_value, q_value (Benjamini-Hochberg over all tests, see module docstring).
-    """
-    if not 0 < p_threshold <= 1:
-        raise MotifError(f"interpret.scan_pvalue must be in (0, 1], got {p_threshold}")
-    names = list(contigs) if contigs is not None else list(genome.contigs)
-    pwms = {str(k): np.ascontiguousarray(m.probabilities.T, dtype=np.float64) for k, m in motifs.items()}
-    frames, n_tests = [], 0
-    for contig in names:
-        tokens = genome.tokens(contig)
-        ok = {k: n_free_windows(tokens, pwm.shape[1]) for k, pwm in pwms.items()}
-        n_tests += 2 * sum(int(v.sum()) for v in ok.values())
-        if not pwms or not any(v.any() for v in ok.values()):
-            continue
-        found = fimo(pwms, one_hot(tokens), threshold=p_threshold, reverse_complement=True, verbose=progress)
-        for name, hits in zip(pwms, found):
-            if hits.empty:
-                continue
-            start = hits["start"].to_numpy(np.int64)
-            keep = ok[name][start]
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "motif": name,
-                        "chrom": contig,
-                        "start": start[keep],
-                        "end": hits["end"].to_numpy(np.int64)[keep],
-                        "strand": hits["strand"].to_numpy(str)[keep],
-                        "score": hits["score"].to_numpy(np.float64)[keep],
-                        "p_value": hits["p-value"].to_numpy(np.float64)[keep],
-                    }
-                )
-            )
+
+def binned_survival(binned: np.ndarray) -> tuple[int, np.ndarray]:
+    """(lowest, sf) for integer log-odds bins [K, 4]: sf[i] = P(S >= lowest + i), S the binned score
+    of a uniform i.i.d. window (the distribution convolved column by column)."""
+    lowest, pmf = 0, np.ones(1)
+    for column in np.asarray(binned, dtype=np.int64):
+        lo = int(column.min())
+        grown = np.zeros(pmf.size + int(column.max()) - lo)
+        for value in column:
+            grown[value - lo : value - lo + pmf.size] += 0.25 * pmf
+        lowest, pmf = lowest + lo, grown
+    return lowest, np.cumsum(pmf[::-1])[::-1]
+
+
+def window_statistics(tokens: np.ndarray, motif: Motif) -> tuple[np.ndarray, np.ndarray]:
+    """(score, p) float64 [n, L - K + 1] of every window of tokens [n, L] (FIMO's log-odds in bits and
+    its exact p-value of the binned score); a window holding an N gets NaN in both."""
+    lo = log_odds(motif)
+    width = lo.shape[0]
+    binned = np.rint(lo / BIN_BITS).astype(np.int64)
+    lowest, sf = binned_survival(binned)
+    n_windows = tokens.shape[1] - width + 1
+    letters = tokens[:, np.arange(n_windows)[:, None] + np.arange(width)[None, :]]  # [n, W, K]
+    known = (letters < 4).all(axis=2)
+    safe = np.where(letters < 4, letters, 0)
+    column = np.arange(width)
+    score = np.where(known, lo[column, safe].sum(axis=2), np.nan)
+    p = np.where(known, sf[np.clip(binned[column, safe].sum(axis=2) - lowest, 0, sf.size - 1)], np.nan)
+    return score, p
+
+
+def stranded_tokens(genome: Genome, calls: pd.DataFrame, relative: np.ndarray) -> np.ndarray:
+    """uint8 [n_calls, len(relative)]: the bases at `relative` positions (int, 0 = the call's base,
+    negative = upstream on its strand) read 5'→3' on each call's strand. Positions beyond the end of
+    a linear contig are N; a circular contig wraps."""
+    out = np.full((len(calls), relative.size), N_TOKEN, dtype=np.uint8)
+    for chrom, rows in calls.groupby("chrom", sort=False).indices.items():
+        tokens, circular = genome.tokens(str(chrom)), genome.contigs[str(chrom)].circular
+        sign = np.where(calls["strand"].to_numpy()[rows] == "-", -1, 1)
+        index = calls["position"].to_numpy(np.int64)[rows, None] + sign[:, None] * relative[None, :]
+        if circular:
+            index = index % tokens.size
+        inside = (index >= 0) & (index < tokens.size)
+        picked = np.where(inside, tokens[np.clip(index, 0, max(tokens.size - 1, 0))], N_TOKEN)
+        out[rows] = np.where(sign[:, None] < 0, complement(picked), picked)
+    return out
+
+
+def scan_head(genome: Genome, calls: pd.DataFrame, head: str, anchored: AnchoredMotif, slack: int) -> pd.DataFrame:
+    """The best window of one head's motif per call: COLUMNS except q_value (calls with no N-free
+    window are left out)."""
+    width = anchored.motif.probabilities.shape[0]
+    left = width // 2  # a window centred at r covers r - left .. r - left + width - 1
+    first = anchored.offset - slack - left
+    relative = np.arange(first, first + 2 * slack + width, dtype=np.int64)
+    tokens = stranded_tokens(genome, calls, relative)
+    n_windows = 2 * slack + 1
+    score, p = window_statistics(tokens, anchored.motif)
+    clean = np.isfinite(p)  # [n_calls, n_windows]: N-free and inside the contig
+    p = np.where(clean, p, np.inf)
+    # best window: smallest p, then the one nearest the head's offset, then the upstream one
+    window = np.broadcast_to(np.arange(n_windows), p.shape)
+    best = np.lexsort((window, np.abs(window - slack), p), axis=1)[:, 0]
+    rows = np.arange(len(calls))
+    tested = clean.sum(axis=1)
+    keep = tested > 0
+    p_window = np.minimum(p[rows, best], 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):  # calls with no window: left out below
+        sidak = -np.expm1(tested * np.log1p(-p_window))
+    centre = anchored.offset - slack + best  # relative to the call
+    strand = calls["strand"].to_numpy()
+    position = calls["position"].to_numpy(np.int64)
+    lo_rel, hi_rel = centre - left, centre - left + width - 1  # relative span on the call's strand
+    start = np.where(strand == "-", position - hi_rel, position + lo_rel)
+    frame = pd.DataFrame(
+        {
+            "motif": head,
+            "chrom": calls["chrom"].to_numpy(),
+            "start": start,
+            "end": start + width,
+            "strand": strand,
+            "score": score[rows, best],
+            "p_window": p_window,
+            "windows": tested,
+            "p_value": sidak,
+            "tss": calls["name"].to_numpy(),
+            "tss_offset": centre,
+        }
+    )[keep]
+    sizes = frame["chrom"].map(genome.chrom_sizes()).to_numpy(np.int64)
+    frame["start"] = frame["start"].to_numpy() % sizes  # a circular contig's window across the origin starts at its wrapped base
+    frame["end"] = frame["start"] + width
+    return frame
+
+
+def scan_calls(genome: Genome, calls: pd.DataFrame, heads: Mapping[str, AnchoredMotif], slack: int) -> pd.DataFrame:
+    """Every (call, head) test of the module docstring, sorted by (chrom, start, strand, motif), with
+    Benjamini-Hochberg q-values over all of them. `calls`: chrom, position (0-based), strand, name."""
+    if int(slack) < 0:
+        raise MotifError(f"interpret.hit_slack must be a whole number of nt >= 0, got {slack}")
+    frames = [scan_head(genome, calls, head, anchored, int(slack)) for head, anchored in heads.items()] if len(calls) else []
+    frames = [f for f in frames if len(f)]
     if not frames:
-        return pd.DataFrame({c: pd.Series(dtype=object if c in ("motif", "chrom", "strand") else float) for c in COLUMNS}), n_tests
+        return pd.DataFrame({c: pd.Series(dtype=object if c in ("motif", "chrom", "strand", "tss") else float) for c in COLUMNS})
     out = pd.concat(frames, ignore_index=True)
-    out["q_value"] = bh_qvalues(out["p_value"].to_numpy(), n_tests)
-    return out.sort_values(["chrom", "start", "strand", "motif"], kind="stable").reset_index(drop=True), n_tests
+    out["q_value"] = bh_qvalues(out["p_value"].to_numpy())
+    out = out[list(COLUMNS)]
+    return out.sort_values(["chrom", "start", "strand", "motif"], kind="stable").reset_index(drop=True)

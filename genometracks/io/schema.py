@@ -77,7 +77,7 @@ class InterpretConfig:
     motif_rank: str
     match_qvalue: float
     min_information: float
-    scan_pvalue: float
+    hit_slack: int
     scan_qvalue: float
     kernel_logos: int
     optimise_length: int

@@ -270,6 +270,21 @@ def _shipped_model(rep: _Report, card: dict) -> None:
     )
 
 
+def motif_hit_sentence(interpret_json: Path) -> str:
+    """One sentence on the motif-hit track from interpret.json (heads → motif_hits); '' when there is none."""
+    try:
+        info = json.loads(interpret_json.read_text())["heads"]["motif_hits"]
+        words, null = (int(info[k]) for k in ("records", "at_random_positions"))
+        calls, slack, cut, per_head = int(info["calls"]), int(info["slack"]), float(info["q_threshold"]), dict(info["per_head"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""  # no heads part, or an interpret.json of the genome-wide scan before session 16
+    per = ", ".join(f"{head} {count}" for head, count in per_head.items()) or "no informative head"
+    return (
+        f"Motif-hit track (tracks/motif_hits.bb): {words} head words at q ≤ {cut:g} in the promoters of {calls} TSS calls, "
+        f"each within {slack} nt of its head's offset ({per}); the same scan at as many random positions keeps {null}."
+    )
+
+
 def _interpretation(rep: _Report) -> None:
     d = RunDir(rep.run_dir)
     heads = rep.images([d.plots / "heads_heatmap.png", d.plots / "heads_correlation.png"])
@@ -284,6 +299,9 @@ def _interpretation(rep: _Report) -> None:
     if table is not None:
         header, rows, more = table_rows(table, HEAD_COLUMNS)
         blocks.append(("table", f"Head motifs and their best known-motif matches ({rep.rel(path)}){more}", header, rows, None))
+        hits = motif_hit_sentence(d.interpret_json)
+        if hits:
+            blocks.append(("p", hits))
         captions = {
             str(r.get("head_id")): f"{r.get('head_id')}: {r.get('consensus', '')}, best match "
             f"{r.get('best_match', '.')} (Tomtom q = {fmt(r.get('match_q_value'))})"
