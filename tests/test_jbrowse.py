@@ -56,6 +56,11 @@ def test_config_has_the_assembly_and_every_track(run):
         assert track["displays"][0]["renderers"]["XYPlotRenderer"]["summaryScoreMode"] == "max"
     assert {"TSS peaks", "TSS sigma class", "Head motif hits", "Attribution"} <= set(tracks)
     assert "itemRgb" in tracks["TSS sigma class"]["displays"][0]["renderer"]["color1"]
+    # JBrowse Web's session layout: one linear genome view opened at the page's locus with every track
+    (view,) = config["defaultSession"]["views"]
+    assert view["type"] == "LinearGenomeView" and view["init"]["assembly"] == assembly["name"] and "location" not in config
+    assert view["init"]["tracks"] == [assembly["sequence"]["trackId"]] + [t["trackId"] for t in config["tracks"]]
+    assert view["init"]["loc"] == f"{br.CHROM}:1..2000"
     for track in config["tracks"]:
         adapter = track["adapter"]
         for sub in adapter.get("subadapters", [adapter]):
@@ -117,3 +122,91 @@ def test_jbrowse_page_loads_every_track(run, tmp_path):
 
     assert count(PLUS_COLOUR) > 50 and count(MINUS_COLOUR) > 50
     assert count(SIGMA_COLOURS["sigma70"]) > 0 and count(SIGMA_COLOURS["sigma38"]) > 0
+
+
+APP_PACKAGE, APP_VERSION, APP_BUNDLE = "@jbrowse/react-app2", "4.3.0", "react-app.umd.production.min.js"
+# the full JBrowse app (JBrowse Web's code as a component) opening DIR/jbrowse/config.json the way JBrowse
+# Web does (createViewState({config})), then reporting its session's first view
+APP_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>JBrowse app</title></head>
+<body style="margin:0"><div id="app" style="width:1200px"></div><pre id="app-status"></pre>
+<script src="app.js"></script>
+<script>
+(async () => {
+  const out = {status: "error", errors: []};
+  try {
+    const {createViewState, JBrowseApp, React, createRoot} = JBrowseReactApp;
+    const config = await (await fetch("config.json")).json();
+    const state = createViewState({config});
+    createRoot(document.getElementById("app")).render(React.createElement(JBrowseApp, {viewState: state}));
+    const session = state.session;
+    for (let i = 0; i < 1200 && !(session.views[0] && session.views[0].initialized && session.views[0].tracks.length); i++) {
+      if (i === 100 && !session.views.length) break;  // JBrowse made no view of the configuration's session
+      await new Promise(r => setTimeout(r, 50));
+    }
+    out.views = session.views.map(v => v.type);
+    const view = session.views[0];
+    if (!view) throw new Error("the session has no view");
+    out.initialized = view.initialized;
+    out.assembly = view.assemblyNames[0];
+    out.locus = view.visibleLocStrings;
+    out.tracks = view.tracks.map(t => t.configuration.trackId);
+    out.inverted = Object.fromEntries(view.tracks.filter(t => t.displays[0].scaleOpts)
+      .map(t => [t.configuration.trackId, Boolean(t.displays[0].scaleOpts.inverted)]));
+    out.status = "ready";
+  } catch (e) { out.errors.push(String(e && e.stack || e)); }
+  document.getElementById("app-status").textContent = JSON.stringify(out);
+})();
+</script></body></html>
+"""
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="Chromium is not installed: `apt-get install -y chromium` (scripts/install.sh --test installs it)"
+)
+@pytest.mark.slow
+def test_config_opens_in_the_full_jbrowse_app_at_the_locus_with_every_track(run, tmp_path):
+    import html
+    import re
+    import shutil
+
+    from genometracks.browser.bundles import cache_root, ensure_bundle, npm_pack_fetcher
+
+    try:
+        bundle = ensure_bundle(
+            env="GENOMETRACKS_JBROWSE_APP_JS",
+            name=APP_BUNDLE,
+            package=APP_PACKAGE,
+            folder=cache_root() / "jbrowse-app" / APP_VERSION,
+            relpath=APP_BUNDLE,
+            error=JBrowseError,
+            fetch=npm_pack_fetcher(APP_PACKAGE, APP_VERSION, APP_BUNDLE, "GENOMETRACKS_JBROWSE_APP_JS", JBrowseError),
+        )
+    except JBrowseError as err:
+        pytest.skip(f"the JBrowse app could not be fetched from the npm registry: {err}")
+    root, _ = run
+    folder = root / "run" / "jbrowse"
+    shutil.copyfile(bundle, folder / "app.js")
+    (folder / "app.html").write_text(APP_PAGE)
+    try:
+        with serve(root) as server:
+            result = chromium(
+                ["--virtual-time-budget=30000", "--window-size=1200,900", "--dump-dom", server.url + "run/jbrowse/app.html"], tmp_path / "p"
+            )
+    finally:
+        (folder / "app.js").unlink()
+        (folder / "app.html").unlink()
+    match = re.search(r'<pre id="app-status">(.*?)</pre>', result.stdout, re.S)
+    assert match, f"no app-status in the page (exit {result.returncode}): {result.stderr[-2000:]}"
+    state = json.loads(html.unescape(match.group(1)))
+    assert state["status"] == "ready" and state["errors"] == [], state
+    config = json.loads((folder / "config.json").read_text())
+    assert state["views"] == ["LinearGenomeView"] and state["assembly"] == config["assemblies"][0]["name"]
+    # the call with a motif hit in its promoter (browser.locus), 1..2,000: JBrowse narrows the window by
+    # the pixels its track labels take once drawn (1..1,975 measured at 1,200 px)
+    chrom, span = state["locus"].split(":")
+    start, end = (int(x.replace(",", "")) for x in span.split(".."))
+    assert chrom == br.CHROM and start == 1 and 1900 <= end <= 2000, state["locus"]
+    expected = [config["assemblies"][0]["sequence"]["trackId"]] + [t["trackId"] for t in config["tracks"]]
+    assert state["tracks"] == expected
+    ids = {t["name"]: t["trackId"] for t in config["tracks"]}
+    assert state["inverted"][ids["TSS - strand"]] is True and state["inverted"][ids["TSS + strand"]] is False

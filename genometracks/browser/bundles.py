@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,3 +43,34 @@ def ensure_bundle(
     with staged_dir(folder) as stage:
         fetch(npm, stage)
     return script
+
+
+def npm_pack_fetcher(package: str, version: str, bundle: str, env: str, error: type[Exception]) -> Callable[[str, Path], None]:
+    """An `ensure_bundle` fetch: `npm pack package@version` into the stage, then the tarball's
+    dist/`bundle`, its .LICENSE.txt and package.json extracted beside it and the tarball removed;
+    `error` (naming `env`, the way round) when npm fails."""
+
+    def unpack(npm: str, stage: Path) -> None:
+        result = subprocess.run(
+            [npm, "pack", f"{package}@{version}", "--pack-destination", str(stage), "--silent"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=stage,
+        )
+        tarballs = list(stage.glob("*.tgz"))
+        if result.returncode != 0 or not tarballs:
+            raise error(
+                f"npm pack {package}@{version} failed (exit {result.returncode}): "
+                f"{result.stderr.strip()[-800:]}; check access to the npm registry or set {env}"
+            )
+        with tarfile.open(tarballs[0]) as archive:
+            for name in (bundle, bundle + ".LICENSE.txt"):
+                member = archive.getmember(f"package/dist/{name}")
+                with archive.extractfile(member) as src, open(stage / name, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+            with archive.extractfile(archive.getmember("package/package.json")) as src:
+                (stage / "package.json").write_bytes(src.read())
+        tarballs[0].unlink()
+
+    return unpack

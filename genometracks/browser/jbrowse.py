@@ -16,14 +16,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
-import tarfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from genometracks.browser.bundles import cache_root, ensure_bundle
+from genometracks.browser.bundles import cache_root, ensure_bundle, npm_pack_fetcher
 from genometracks.browser.chromalias import alias_list, fasta_original_names
 from genometracks.browser.status_page import status_page
 from genometracks.formats.twobit import write_twobit
@@ -60,31 +57,6 @@ class JBrowseTrack:
 def ensure_jbrowse_js(version: str = JBROWSE_VERSION) -> Path:
     """Path of the viewer's UMD bundle: $GENOMETRACKS_JBROWSE_JS if set, else the npm package's
     `dist/` file in the cache (`<cache>/jbrowse/<version>/`), fetched with `npm pack` when absent."""
-
-    def unpack(npm: str, stage: Path) -> None:
-        result = subprocess.run(
-            [npm, "pack", f"{_PACKAGE}@{version}", "--pack-destination", str(stage), "--silent"],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            cwd=stage,
-        )
-        tarballs = list(stage.glob("*.tgz"))
-        if result.returncode != 0 or not tarballs:
-            raise JBrowseError(
-                f"npm pack {_PACKAGE}@{version} failed (exit {result.returncode}): "
-                f"{result.stderr.strip()[-800:]}; check access to the npm registry or set "
-                "GENOMETRACKS_JBROWSE_JS"
-            )
-        with tarfile.open(tarballs[0]) as archive:
-            for name in (_BUNDLE, _BUNDLE + ".LICENSE.txt"):
-                member = archive.getmember(f"package/dist/{name}")
-                with archive.extractfile(member) as src, open(stage / name, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-            with archive.extractfile(archive.getmember("package/package.json")) as src:
-                (stage / "package.json").write_bytes(src.read())
-        tarballs[0].unlink()
-
     return ensure_bundle(
         env="GENOMETRACKS_JBROWSE_JS",
         name=_BUNDLE,
@@ -92,7 +64,7 @@ def ensure_jbrowse_js(version: str = JBROWSE_VERSION) -> Path:
         folder=cache_root() / "jbrowse" / version,
         relpath=_BUNDLE,
         error=JBrowseError,
-        fetch=unpack,
+        fetch=npm_pack_fetcher(_PACKAGE, version, _BUNDLE, "GENOMETRACKS_JBROWSE_JS", JBrowseError),
     )
 
 
@@ -181,6 +153,7 @@ def write_jbrowse(
     with staged_dir(folder) as stage:
         write_twobit(stage / "genome.2bit", Path(fasta))
         aliases = alias_list(chrom_sizes, fasta_original_names(fasta))
+        sequence_id = f"{assembly}-ReferenceSequenceTrack"
         (stage / "aliases.txt").write_text("".join("\t".join([name, *names]) + "\n" for name, names in aliases.items() if names))
         config = {
             "assemblies": [
@@ -189,7 +162,7 @@ def write_jbrowse(
                     "displayName": title,
                     "sequence": {
                         "type": "ReferenceSequenceTrack",
-                        "trackId": f"{assembly}-ReferenceSequenceTrack",
+                        "trackId": sequence_id,
                         "adapter": {"type": "TwoBitAdapter", "twoBitLocation": {"uri": "genome.2bit", "locationType": "UriLocation"}},
                     },
                     "refNameAliases": {
@@ -198,9 +171,10 @@ def write_jbrowse(
                 }
             ],
             "tracks": configs,
-            "defaultSession": {"name": title, "view": {"id": "linearGenomeView", "type": "LinearGenomeView", "tracks": []}},
+            # JBrowse Web's session: one linear genome view at the locus with every track shown; the page
+            # (the embedded view) reads its locus from it too
+            "defaultSession": {"name": title, "views": [launch_view(assembly, locus, [sequence_id] + [t["trackId"] for t in configs])]},
             "configuration": {"rpc": {"defaultDriver": "MainThreadRpcDriver"}},
-            "location": locus,
         }
         (stage / "config.json").write_text(json.dumps(config, indent=1) + "\n")
         link_or_copy(script, stage / "jbrowse.min.js")
@@ -209,6 +183,13 @@ def write_jbrowse(
             link_or_copy(license_file, stage / "jbrowse.min.js.LICENSE.txt")
         (stage / "index.html").write_text(_PAGE.replace("@TITLE@", _escape(title)))
     return {name: folder / name for name in ("config.json", "index.html", "jbrowse.min.js", "genome.2bit")}
+
+
+def launch_view(assembly: str, locus: str, track_ids: list[str]) -> dict:
+    """A linear genome view as JBrowse Web's `defaultSession.views` entry: opened on `assembly` at
+    `locus` ('chrom:start..end', 1-based) with `track_ids` shown (its `init`, read once when the view
+    is made)."""
+    return {"id": "linearGenomeView", "type": "LinearGenomeView", "init": {"assembly": assembly, "loc": locus, "tracks": track_ids}}
 
 
 def _escape(text: str) -> str:
@@ -233,8 +214,10 @@ _PAGE = status_page(
     const {createViewState, JBrowseLinearGenomeView, React, createRoot} = JBrowseReactLinearGenomeView;
     const cfg = await (await fetch("config.json")).json();
     const assembly = cfg.assemblies[0];
-    const viewState = createViewState({assembly, tracks: cfg.tracks, location: cfg.location,
-                                       configuration: cfg.configuration, defaultSession: cfg.defaultSession});
+    const launch = cfg.defaultSession.views[0];  // JBrowse Web's session, as the embedded view takes it
+    const viewState = createViewState({assembly, tracks: cfg.tracks, location: launch.init.loc,
+                                       configuration: cfg.configuration,
+                                       defaultSession: {name: cfg.defaultSession.name, view: {id: launch.id, type: launch.type}}});
     window.__jbView = viewState;
     createRoot(document.getElementById("jbrowse")).render(
       React.createElement(JBrowseLinearGenomeView, {viewState}));
