@@ -56,8 +56,19 @@ def test_session_paths_resolve_and_tracks_styled(tmp_path, fake_igv_js):
     igv_dir = run / "igv"
     session = ET.parse(out["session.xml"]).getroot()
     assert session.get("locus") == "chrA:1-1000"
-    genome = igv_dir / session.get("genome")
-    assert not Path(session.get("genome")).is_absolute() and genome.read_text().startswith(">chrA")
+    assert session.get("genome") == "genome/genome.json"  # IGV desktop's JSON genome: FASTA, index and aliases
+    described = json.loads((igv_dir / "genome" / "genome.json").read_text())
+    assert described == {
+        "id": "genome",
+        "name": described["name"],
+        "fastaURL": "genome.fa",
+        "indexURL": "genome.fa.fai",
+        "aliasURL": "chromAlias.txt",
+    }
+    for key in ("fastaURL", "indexURL", "aliasURL"):  # relative to the JSON file, as IGV resolves them
+        assert (igv_dir / "genome" / described[key]).is_file()
+    genome = igv_dir / "genome" / described["fastaURL"]
+    assert genome.read_text().startswith(">chrA")
     fai = Path(str(genome) + ".fai").read_text().splitlines()
     assert [line.split("\t")[:2] for line in fai] == [["chrA", "1200"], ["chrB", "400"]]
     resources = session.find("Resources")
@@ -99,7 +110,7 @@ def test_batch_script_and_page_config(tmp_path, fake_igv_js):
     fasta, tracks = make_run(run)
     out = write_igv(run, fasta, tracks, snapshot_locus="chrA:11-20")
     assert out["batch.txt"].read_text().splitlines()[1:] == [
-        "genome genome/genome.fa",
+        "genome genome/genome.json",
         "load session.xml",
         "snapshotDirectory snapshots",
         "goto chrA:11-20",

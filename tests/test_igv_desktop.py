@@ -30,6 +30,7 @@ PLUS, MINUS = (200, 30, 30), (30, 60, 200)
 SIGMA70, SIGMA38 = (213, 94, 0), (204, 121, 167)
 PEAKS = (120, 0, 120)
 MOTIFS = [tuple(int(v) for v in rgb.split(",")) for rgb in br.motif_hit_records()["itemRgb"]]  # drawn in itemRgb
+ALIASED = (0, 190, 190)  # a user's BED feature on an alias of the contig name
 BASES = {"A": (0, 150, 0), "C": (0, 0, 255), "G": (209, 113, 5), "T": (255, 0, 0)}  # IGV's sequence colours
 
 
@@ -96,8 +97,12 @@ def test_session_loads_from_any_folder_with_every_track_drawn(run):
     elsewhere.mkdir()
     session, shots = (out / "igv" / "session.xml").resolve(), elsewhere / "shots"
     seq_start = br.PLUS_PEAKS[0] + 1
+    # a user's own BED keyed by the FASTA's original name for the contig: IGV maps it through the genome's
+    # alias table (igv/genome/genome.json's aliasURL), else it would draw nothing
+    aliased = elsewhere / "aliased.bed"
+    aliased.write_text(f"track itemRgb=On\n{br.HEADERS[br.CHROM]}\t1200\t2400\tmine\t0\t+\t1200\t2400\t{','.join(map(str, ALIASED))}\n")
     (elsewhere / "batch.txt").write_text(
-        f"load {session}\nsnapshotDirectory {shots}\ngoto {br.LOCUS}\nsnapshot locus.png\n"
+        f"load {session}\nload {aliased}\nsnapshotDirectory {shots}\ngoto {br.LOCUS}\nsnapshot locus.png\n"
         f"goto {br.CHROM}:{seq_start}-{seq_start + 79}\nsnapshot sequence.png\nexit\n"
     )
     prefs = elsewhere / "prefs.properties"  # IGV started anywhere: only its default genome is ours
@@ -108,6 +113,7 @@ def test_session_loads_from_any_folder_with_every_track_drawn(run):
     assert "index is required" not in log.lower() and "error loading" not in log.lower(), log[-3000:]
     image = pixels(shots / "locus.png")
     assert_strands_and_features(image)
+    assert mask(image, ALIASED).sum() > 200, "the BED keyed by an alias of the contig is not drawn"
     sequence = pixels(shots / "sequence.png")
     expected = br.sequences()[br.CHROM][seq_start - 1 : seq_start + 79]
     for base, colour in BASES.items():  # the reference sequence track is drawn, in IGV's base colours

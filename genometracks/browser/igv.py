@@ -358,16 +358,21 @@ def write_igv(
         first = fai[0]
         locus = locus or f"{first[0]}:1-{min(int(first[1]), 20000)}"
         genome = f"genome/{fasta_copy.name}"
-        (stage / "session.xml").write_text(_session_xml(genome, locus, tracks, paths))
+        # IGV desktop reads the alias table through a JSON genome (its `aliasURL`; paths relative to the JSON)
+        desktop_genome = f"genome/{DESKTOP_GENOME}"
+        (stage / desktop_genome).write_text(
+            json.dumps(desktop_genome_json(safe_name(fasta_copy.stem), title, fasta_copy.name), indent=1) + "\n"
+        )
+        (stage / "session.xml").write_text(_session_xml(desktop_genome, locus, tracks, paths))
         snap = snapshot_locus or locus
         # IGV loads its default genome (hg19, from the network) before a batch runs; prefs.properties
         # makes ours the default, so nothing is fetched: `igv -o prefs.properties -b batch.txt`
         (stage / "prefs.properties").write_text(
-            f"DEFAULT_GENOME_KEY={genome}\nAUTO_UPDATE_GENOMES=FALSE\nSHOW_GENOME_SERVER_WARNING=FALSE\n"
+            f"DEFAULT_GENOME_KEY={desktop_genome}\nAUTO_UPDATE_GENOMES=FALSE\nSHOW_GENOME_SERVER_WARNING=FALSE\n"
         )
         (stage / "batch.txt").write_text(
             "# IGV batch script, local files only: from this folder run `igv -o prefs.properties -b batch.txt`\n"
-            f"genome {genome}\nload session.xml\nsnapshotDirectory snapshots\ngoto {snap}\n"
+            f"genome {desktop_genome}\nload session.xml\nsnapshotDirectory snapshots\ngoto {snap}\n"
             f"snapshot {safe_name(snap)}.png\nexit\n"
         )
         link_or_copy(igv_js, stage / "igv.min.js")
@@ -385,6 +390,15 @@ def write_igv(
         }
         (stage / "index.html").write_text(_page(title, config))
     return {name: igv_dir / name for name in ("session.xml", "batch.txt", "prefs.properties", "index.html", "igv.min.js")}
+
+
+DESKTOP_GENOME = "genome.json"
+
+
+def desktop_genome_json(genome_id: str, name: str, fasta: str) -> dict:
+    """IGV desktop's JSON genome for igv/genome/: the FASTA copy, its .fai and the chromAlias table
+    (`aliasURL`: each row's names are one contig), paths relative to the JSON file."""
+    return {"id": genome_id, "name": name, "fastaURL": fasta, "indexURL": fasta + ".fai", "aliasURL": "chromAlias.txt"}
 
 
 def _page(title: str, config: dict) -> str:
