@@ -105,6 +105,28 @@ def test_promoterset_keeps_strong_single_sigma_rows_and_reextracts(tmp_path):
     assert [decode(w) for w in data.tokens] == [GENOME[6:10], _rc(GENOME[21:25])]
 
 
+def test_promoterset_drops_a_tss_of_two_classes_and_keeps_one_row_per_tss(tmp_path):
+    # PromoterSet lists a promoter of two sigma factors as two rows at one +1: the sigma paper keeps
+    # promoters of one class only (E. coli: 105 such TSSs, 83 of the 189 sigma38 rows were sigma70 copies)
+    rows = [
+        ("A1", "a", "forward", 11, "Sigma70", "x", "ev", "Strong"),
+        ("A2", "a", "forward", 11, "Sigma38", "x", "ev", "Strong"),  # same +1 and strand, another class: both go
+        ("B1", "b", "reverse", 21, "Sigma24", "x", "ev", "Weak"),  # weak, but still names a second class ...
+        ("B2", "b", "reverse", 21, "Sigma70", "x", "ev", "Strong"),  # ... so this one goes too
+        ("C1", "c", "forward", 21, "Sigma32", "x", "ev", "Strong"),  # same +1, the other strand: kept
+        ("D1", "d", "forward", 31, "Sigma70", "x", "ev", "Weak"),  # a weak first row of one class ...
+        ("D2", "d", "forward", 31, "Sigma70", "x", "ev", "Strong"),  # ... does not hide the strong one
+        ("D3", "d", "forward", 31, "Sigma70", "x", "ev", "Confirmed"),  # a repeat of D2: one row per TSS
+        ("E1", "e", "forward", 36, "unknown", "x", "ev", "Strong"),
+        ("E2", "e", "forward", 36, "Sigma54", "x", "ev", "Strong"),  # 'unknown' is no second class
+    ]
+    path = tmp_path / "PromoterSet.txt"
+    path.write_text("# RegulonDB\n" + "".join("\t".join(map(str, r)) + "\n" for r in rows))
+    labelled, every = read_promoterset(path, "c")
+    assert list(labelled.name) == ["C1", "D2", "E2"] and list(labelled.meta["sigma"]) == ["sigma32", "sigma70", "sigma54"]
+    assert len(every) == len(rows)  # negatives still avoid every row
+
+
 def test_promoterset_bad_line_names_file_and_line(tmp_path):
     path = tmp_path / "bad.txt"
     path.write_text("# header\nP1\ta\tforward\t11\tSigma70\tx\tev\tStrong\nP2\ta\tsideways\t12\tSigma70\tx\tev\tStrong\n")
@@ -310,7 +332,14 @@ def test_kernel_pwms_are_exact_and_written_as_meme(tmp_path):
     back = read_meme(out["meme"])
     assert [m.name for m in back] == [f"sigma_cnn_k{c}" for c in range(4)]
     assert np.allclose(back[1].probabilities, kernel_motifs(model, 2.0)[1].probabilities, atol=1e-6)
-    assert [r["match"] for r in out["rows"]] == ["boxA"] * 4
+    assert [r["nearest_motif"] for r in out["rows"]] == ["boxA"] * 4
+    # a match is named as for the attention heads: >= 4 bits and Tomtom q <= 0.05 (these random kernels carry less)
+    assert all((r["match"] == "boxA") == (r["bits"] >= 4.0 and r["q_value"] <= 0.05) for r in out["rows"])
+    assert [r["match"] for r in out["rows"]] == ["."] * 4 and max(r["bits"] for r in out["rows"]) < 4.0
+    from genometracks.sigma.kernels import match_kernels
+
+    loose = match_kernels(kernel_motifs(model, 2.0), read_meme(refs / "ref.meme"), min_information=0.0, match_qvalue=1.0)
+    assert [r["match"] for r in loose] == ["boxA"] * 4
     with torch.no_grad():  # "bn" bases: exp(|gamma| / sqrt(var + eps)) per kernel
         model.norms[0].weight.copy_(torch.tensor([2.0, -1.0, 0.5, 3.0]))
         model.norms[0].running_var.copy_(torch.tensor([4.0, 1.0, 0.25, 9.0]))
@@ -476,10 +505,68 @@ def test_regulondb_set_counts_and_windows_match_the_file():
     genome = Genome.open(ECOLI / "genome" / "NC_000913.3.fa", circular=["NC_000913.3"])
     path = ECOLI / "regulondb_promoterset" / "PromoterSet_v10.9.txt"
     data = regulondb_set(genome, path, "NC_000913.3", upstream=60)
-    assert data.counts() == {"sigma24": 71, "sigma28": 10, "sigma32": 67, "sigma38": 189, "sigma54": 24, "sigma70": 917}
+    # the paper's Table 1: 66, 10, 51, 102, 19, 766 (RegulonDB 10.x); 105 TSSs of two classes are left out
+    assert data.counts() == {"sigma24": 66, "sigma28": 10, "sigma32": 52, "sigma38": 106, "sigma54": 21, "sigma70": 814}
     column6 = {}
     for line in open(path):
         if not line.startswith("#"):
             fields = line.split("\t")
             column6[fields[0]] = fields[5][:60].upper()
     assert all(decode(w) == column6[n] for w, n in zip(data.tokens, data.sites.name))
+
+
+def test_track_probabilities_carry_the_training_class_shares(tmp_path):
+    # balanced class weights make the softmax treat the classes as equally common (E. coli's track called
+    # a third of its calls sigma38, a 15 % class): the stored shares are put back by Bayes' rule
+    from genometracks.genome.intervals import SiteSet
+    from genometracks.sigma.model import load_model, with_prior
+    from genometracks.sigma.track import classify_sites
+
+    probs = np.array([[0.5, 0.5], [0.2, 0.8]])
+    np.testing.assert_allclose(with_prior(probs, [0.9, 0.1]), [[0.9, 0.1], [0.18 / 0.26, 0.08 / 0.26]])
+    assert with_prior(probs, None) is probs
+    torch.manual_seed(0)
+    save_model(SigmaCNN(10, 2), tmp_path / "m.pt", ["a", "b"], upstream=5, prior=[0.9, 0.1])
+    model, classes, upstream = load_model(tmp_path / "m.pt")
+    assert model.prior == [0.9, 0.1] and classes == ["a", "b"] and upstream == 5
+    genome = Genome.from_sequences({"c": GENOME})
+    sites = SiteSet(np.array(["c", "c"], dtype=object), np.array([10, 30]), np.array(["+", "-"]), source="test")
+    raw = predict_proba(model, one_hot(extract_windows(genome, sites, 5, 5)))
+    np.testing.assert_allclose(classify_sites(model, 5, genome, sites), with_prior(raw, [0.9, 0.1]))
+    save_model(SigmaCNN(10, 2), tmp_path / "n.pt", ["a", "b"], upstream=5)  # trained unweighted: no prior
+    assert load_model(tmp_path / "n.pt")[0].prior is None
+
+
+def test_a_class_with_a_near_zero_map_draws_no_logo(tmp_path):
+    # E. coli's sigma28 Grad-CAM maps carry 0.55 % of sigma70's mass per sequence, yet one column of two
+    # sequences drew a 0.84-bit letter: the small-sample correction cannot see a map's scale
+    from genometracks.sigma.gradcam import blank_weak_maps, draw_class_logos, logo_matrices
+
+    rng = np.random.default_rng(3)
+    tokens = rng.integers(0, 4, (10, 12)).astype(np.uint8)
+    tokens[:2, 6] = 0  # the two weakly mapped sequences agree there: an A of 2 - 1.08 bits
+    tokens[:, 4], tokens[:, 2] = 2, 3  # the other classes' mapped columns: G and T in every sequence
+    x = one_hot(tokens)
+    strong = np.zeros((10, 12))
+    strong[:, 4] = 1.0  # mass per sequence 1
+    weak = np.zeros((10, 12))
+    weak[:2, 6] = 0.004  # mass per sequence 0.0008: 0.08 % of the strong class's
+    middle = np.zeros((10, 12))
+    middle[:, 2] = 0.05  # 5 %: kept
+    mats = {name: logo_matrices(x, {"gradcam": g}) for name, g in (("a", strong), ("b", weak), ("c", middle))}
+    assert mats["b"]["gradcam"].sum() > 0.5  # drawn as a motif before
+    blank_weak_maps(mats)
+    assert not mats["b"]["gradcam"].any() and float(mats["b"]["gradcam_weak"]) == pytest.approx(0.0008)
+    assert mats["a"]["gradcam"].any() and mats["c"]["gradcam"].any() and "gradcam_weak" not in mats["c"]
+    paths = draw_class_logos(mats, upstream=6, out_dir=tmp_path)
+    assert all(p.is_file() for p in paths)
+
+
+def test_peaks_on_a_contig_the_genome_lacks_are_one_clear_error(tmp_path):
+    from genometracks.genome.intervals import SiteSet
+    from genometracks.sigma.track import SigmaTrackError, sigma_track
+
+    save_model(SigmaCNN(10, 2), tmp_path / "m.pt", ["a", "b"], upstream=5)
+    sites = SiteSet(np.array(["U00096.3"], dtype=object), np.array([10]), np.array(["+"]), source="peaks.bed")
+    with pytest.raises(SigmaTrackError, match=r"peaks.bed: peaks on contigs \['U00096.3'\] that the genome .* lacks"):
+        sigma_track(tmp_path / "m.pt", Genome.from_sequences({"c": GENOME}), sites, tmp_path / "out.bb")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from genometracks.genome.intervals import SiteSet
 from genometracks.genome.sequence import N_TOKEN, Genome, complement, encode
@@ -88,13 +89,28 @@ def extract_windows(genome: Genome, sites: SiteSet, upstream: int = 60, downstre
     return out
 
 
+def one_class_per_tss(pos: list[int], strand: list[str], sigma: list[str], keep: list[bool], classes: Sequence[str]) -> np.ndarray:
+    """bool [rows]: `keep`, less every row at a (+1, strand) that rows (kept or not) name two or more
+    of `classes` for, and less each kept row repeating an earlier kept row's (+1, strand, class)."""
+    frame = pd.DataFrame({"pos": pos, "strand": strand, "sigma": sigma})
+    known = frame[frame["sigma"].isin(list(classes))]
+    n_classes = known.groupby(["pos", "strand"])["sigma"].nunique()
+    out = np.asarray(keep, dtype=bool) & ~frame.set_index(["pos", "strand"]).index.isin(n_classes[n_classes > 1].index)
+    repeat = frame[out].duplicated(["pos", "strand", "sigma"]).to_numpy()
+    out[np.flatnonzero(out)[repeat]] = False
+    return out
+
+
 def read_promoterset(
     path: str | Path, chrom: str, confidence: Iterable[str] = ("Strong", "Confirmed"), classes: Sequence[str] = SIGMA_CLASSES
 ) -> tuple[SiteSet, SiteSet]:
     """RegulonDB PromoterSet (tab-separated, `#` header; col 4 = 1-based +1) on contig `chrom`.
 
     Returns (labelled, every_tss): `labelled` keeps rows of the given confidence levels whose sigma
-    column names exactly one factor among `classes` (meta['sigma'] = class name per row);
+    column names exactly one factor among `classes` (meta['sigma'] = class name per row), one row per
+    TSS, and leaves out every TSS that rows of any confidence assign to two or more classes (the
+    file lists a promoter of two sigma factors as two rows at one +1; the sigma paper keeps promoters
+    of one class only);
     `every_tss` is every row with a position (all confidences, any sigma) — what negatives avoid.
     """
     path = Path(path)
@@ -129,7 +145,7 @@ def read_promoterset(
     if not pos:
         raise SigmaDataError(f"{path}: no promoter rows; is this a RegulonDB PromoterSet file?")
     every = SiteSet(np.full(len(pos), chrom, dtype=object), pos, strand, name=names, source=str(path))
-    keep_mask = np.array(keep)
+    keep_mask = one_class_per_tss(pos, strand, sigma, keep, classes)
     labelled = every.subset(keep_mask)
     labelled.meta["sigma"] = np.array(sigma, dtype=object)[keep_mask]
     return labelled, every

@@ -30,6 +30,7 @@ from genometracks.sigma.data import NONPROMOTER, SigmaSet, load_sigma_set, one_h
 from genometracks.sigma.gradcam import (
     CAM_METHODS,
     HEIGHTS,
+    blank_weak_maps,
     draw_class_logos,
     logo_matrices,
     logo_peaks,
@@ -279,7 +280,8 @@ def run_sigma(cfg) -> dict:
             logo_source = (scored, maps)
     promoters = promoters_only(data, classes)
     final = fit(one_hot(promoters.tokens), promoters.label, len(classes), settings, seed)
-    model_path = save_model(final, run.sigma_model, classes, data.upstream)
+    shares = np.bincount(promoters.label, minlength=len(classes)) / len(promoters.label)
+    model_path = save_model(final, run.sigma_model, classes, data.upstream, shares if settings.class_weight == "balanced" else None)
     result = {
         "counts": data.counts(),
         "folds": folds,
@@ -332,6 +334,7 @@ def write_logos(data: SigmaSet, maps: dict[str, np.ndarray], classes: Sequence[s
         rows = np.flatnonzero(data.label == data.classes.index(name))
         if rows.size:
             mats[name] = logo_matrices(x[rows], {m: g[rows] for m, g in maps.items()}, heights)
+    blank_weak_maps(mats)
     out = RunDir(run_dir).logos / "sigma"
     with atomic_path(out / "gradcam_profiles.npz") as tmp:
         with open(tmp, "wb") as handle:

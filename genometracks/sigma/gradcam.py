@@ -117,6 +117,23 @@ def logo_matrices(x: np.ndarray, maps: dict[str, np.ndarray], heights: str = "in
     return mats
 
 
+WEAK_MAP = 0.01  # a class whose map mass per sequence is below this share of the strongest class's draws no logo
+
+
+def blank_weak_maps(matrices: dict[str, dict], fraction: float = WEAK_MAP) -> dict[str, dict]:
+    """Per method, the map mass per sequence of each class (its profile's sum / n) against the largest
+    class's; below `fraction` the class's logo is zeroed and `<method>_weak` holds the ratio, so a few
+    sequences' near-zero map values (small-sample correction is blind to scale) draw no motif. In place."""
+    for method in CAM_METHODS:
+        mass = {c: float(m[method + "_profile"].sum()) / max(int(m["n"]), 1) for c, m in matrices.items() if method in m}
+        strongest = max(mass.values(), default=0.0)
+        for name, value in mass.items():
+            if strongest > 0 and value < fraction * strongest:
+                matrices[name][method] = np.zeros_like(matrices[name][method])
+                matrices[name][method + "_weak"] = np.array(value / strongest)
+    return matrices
+
+
 def class_logo_matrices(
     data: SigmaSet, models: dict[str, tuple[SigmaCNN, int]], methods: Sequence[str] = CAM_METHODS, heights: str = "information"
 ) -> dict[str, dict]:
@@ -128,7 +145,7 @@ def class_logo_matrices(
         if rows.size:
             x = one_hot(data.tokens[rows])
             result[name] = logo_matrices(x, cam_maps(model, x, output, methods), heights)
-    return result
+    return blank_weak_maps(result)
 
 
 def logo_peaks(heights: np.ndarray, positions: np.ndarray, width: int = 6, n: int = 2) -> list[dict]:
@@ -182,10 +199,13 @@ def _draw_class(axes, mats: dict, name: str, positions: np.ndarray) -> None:
             logomaker.Logo(frame, ax=ax, color_scheme="classic")
         if not mats[key].any():
             ax.set_ylim(0, 1)
+            weak = mats.get(key + "_weak")
             ax.text(
                 0.5,
                 0.5,
-                f"{title} map is 0 for every sequence of this class",
+                f"{title} map is 0 for every sequence of this class"
+                if weak is None
+                else f"{title} map is about 0 for this class: {100 * float(weak):.2g} % of the strongest class's mass per sequence",
                 transform=ax.transAxes,
                 ha="center",
                 va="center",

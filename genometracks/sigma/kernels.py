@@ -19,6 +19,7 @@ from genometracks.interpret.matching import best_matches, match_label
 from genometracks.interpret.motifs import information_matrix, load_reference_motifs, write_meme
 from genometracks.io.atomic import write_text_atomic
 from genometracks.io.figures import new_figure, save_figure
+from genometracks.io.run_config import group_defaults
 from genometracks.io.rundir import RunDir
 from genometracks.sigma.model import SigmaCNN
 
@@ -47,17 +48,27 @@ def kernel_motifs(model: SigmaCNN, base: float | str = "bn", prefix: str = "sigm
     ]
 
 
-def match_kernels(motifs: list, refs: list) -> list[dict]:
-    """Best Tomtom reference per kernel motif (genometracks.interpret.matching; q-values over all kernels x
-    references): rows {kernel, consensus, bits, match, p_value, e_value, q_value, offset, orientation}."""
+def match_kernels(motifs: list, refs: list, min_information: float | None = None, match_qvalue: float | None = None) -> list[dict]:
+    """Nearest Tomtom reference per kernel motif (genometracks.interpret.matching; q-values over all kernels x
+    references): rows {kernel, consensus, bits, match, nearest_motif, p_value, e_value, q_value, offset,
+    orientation}. `match` names the nearest only for a kernel of at least `min_information` bits whose
+    q-value is at most `match_qvalue` (the attention heads' rule; defaults: conf/interpret), else '.';
+    `nearest_motif` always. A kernel's bits depend on the base of its transformation (sigma.kernel_base)."""
+    defaults = group_defaults("interpret")
+    min_information = float(defaults.min_information if min_information is None else min_information)
+    match_qvalue = float(defaults.match_qvalue if match_qvalue is None else match_qvalue)
     rows = []
     for motif, best in zip(motifs, best_matches(motifs, refs)[0]):
+        bits = motif.information_content()[1]
+        nearest = match_label(best) or "."
+        significant = best is not None and bits >= min_information and best.q_value <= match_qvalue
         rows.append(
             {
                 "kernel": motif.name,
                 "consensus": motif.consensus(),
-                "bits": round(motif.information_content()[1], 3),
-                "match": match_label(best),
+                "bits": round(bits, 3),
+                "match": nearest if significant else ".",
+                "nearest_motif": nearest,
                 "p_value": best.p_value if best else float("nan"),
                 "e_value": best.e_value if best else float("nan"),
                 "q_value": best.q_value if best else float("nan"),

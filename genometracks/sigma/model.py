@@ -119,16 +119,25 @@ def predict_proba(model: SigmaCNN, x: np.ndarray, batch_size: int = 512) -> np.n
     return np.concatenate(out) if out else np.zeros((0, model.config["n_outputs"]))
 
 
-def save_model(model: SigmaCNN, path: str | Path, classes: Sequence[str], upstream: int) -> Path:
-    """Write {config, classes, upstream, state_dict} atomically (loadable with weights_only=True)."""
-    payload = {"config": model.config, "classes": list(classes), "upstream": int(upstream), "state_dict": model.state_dict()}
+def save_model(model: SigmaCNN, path: str | Path, classes: Sequence[str], upstream: int, prior: Sequence[float] | None = None) -> Path:
+    """Write {config, classes, upstream, prior, state_dict} atomically (loadable with weights_only=True).
+    `prior`: the training set's class shares when the model was trained with balanced class weights
+    (its softmax then treats the classes as equally common; `with_prior` puts the shares back)."""
+    payload = {
+        "config": model.config,
+        "classes": list(classes),
+        "upstream": int(upstream),
+        "prior": None if prior is None else [float(v) for v in prior],
+        "state_dict": model.state_dict(),
+    }
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return Path(path)
 
 
 def load_model(path: str | Path) -> tuple[SigmaCNN, list[str], int]:
-    """(model in eval mode, class names, upstream nt) from a file written by `save_model`."""
+    """(model in eval mode, class names, upstream nt) from a file written by `save_model`; the model's
+    `prior` attribute is the stored class prior (None: its outputs need no correction)."""
     path = Path(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -139,4 +148,14 @@ def load_model(path: str | Path) -> tuple[SigmaCNN, list[str], int]:
             f"{path}: not a sigma CNN model file ({err}); pass the models/sigma_cnn.pt written by `genometracks train experiment=sigma_cnn`"
         ) from err
     model.eval()
+    model.prior = payload.get("prior")
     return model, list(payload["classes"]), int(payload["upstream"])
+
+
+def with_prior(probs: np.ndarray, prior: Sequence[float] | None) -> np.ndarray:
+    """Class probabilities [n, k] of a model trained with balanced class weights (uniform implicit prior)
+    re-weighted to the class shares `prior` [k] (Bayes: p_c · π_c / Σ p_j · π_j); unchanged when None."""
+    if prior is None:
+        return probs
+    weighted = probs * np.asarray(prior, dtype=np.float64)[None, :]
+    return weighted / weighted.sum(axis=1, keepdims=True)

@@ -20,7 +20,7 @@ from genometracks.genome.intervals import SiteSet
 from genometracks.genome.sequence import Genome
 from genometracks.io.rundir import RunDir
 from genometracks.sigma.data import extract_windows, one_hot
-from genometracks.sigma.model import SigmaCNN, load_model, predict_proba
+from genometracks.sigma.model import SigmaCNN, load_model, predict_proba, with_prior
 
 # Okabe–Ito colour-blind-safe palette, one colour per class
 SIGMA_COLOURS = {
@@ -70,8 +70,18 @@ def read_peaks(path: str | Path) -> SiteSet:
     )
 
 
+def check_contigs(genome: Genome, sites: SiteSet) -> None:
+    """SigmaTrackError naming the peaks file when a site lies on a contig the genome lacks."""
+    unknown = sorted({str(c) for c in sites.chrom} - set(genome.contigs))
+    if unknown:
+        raise SigmaTrackError(
+            f"{sites.source}: peaks on contigs {unknown[:5]} that the genome {genome.path} lacks; use the FASTA the peaks were called on"
+        )
+
+
 def windows_fit(genome: Genome, sites: SiteSet, upstream: int, downstream: int) -> np.ndarray:
     """bool [n]: the site's window lies inside its contig (always True on circular contigs)."""
+    check_contigs(genome, sites)
     chrom = sites.chrom.astype(str)
     length = np.array([genome.contigs[c].length for c in chrom], dtype=np.int64)
     circular = np.array([genome.contigs[c].circular for c in chrom], dtype=bool)
@@ -83,14 +93,12 @@ def windows_fit(genome: Genome, sites: SiteSet, upstream: int, downstream: int) 
 
 def classify_sites(model: SigmaCNN, upstream: int, genome: Genome, sites: SiteSet) -> np.ndarray:
     """Class probabilities float64 [n, n_classes] of each site's window (upstream nt before +1,
-    then model length - upstream nt from +1 on)."""
-    unknown = sorted(set(sites.chrom.astype(str)) - set(genome.contigs))
-    if unknown:
-        raise SigmaTrackError(
-            f"{sites.source}: peaks on contigs {unknown[:5]} that the genome {genome.path} lacks; use the FASTA the peaks were called on"
-        )
+    then model length - upstream nt from +1 on), at the training set's class shares when the model
+    stores them (`model.prior`: trained with balanced class weights)."""
+    check_contigs(genome, sites)
     downstream = model.config["length"] - upstream
-    return predict_proba(model, one_hot(extract_windows(genome, sites, upstream, downstream)))
+    probs = predict_proba(model, one_hot(extract_windows(genome, sites, upstream, downstream)))
+    return with_prior(probs, getattr(model, "prior", None))
 
 
 def sigma_records(sites: SiteSet, probs: np.ndarray, classes: Sequence[str]) -> pd.DataFrame:
@@ -124,7 +132,10 @@ def sigma_schema(classes: Sequence[str]) -> BedSchema:
     return BedSchema(
         "tss_sigma",
         "TSS peak calls with their predicted sigma-factor class",
-        (("string", "sigma", "predicted sigma-factor class"), *(("float", f"p_{c}", f"probability of {c}") for c in classes)),
+        (
+            ("string", "sigma", "predicted sigma-factor class"),
+            *(("float", f"p_{c}", f"probability of {c} (at the training set's class shares)") for c in classes),
+        ),
         standard=9,
     )
 
