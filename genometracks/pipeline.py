@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
 from genometracks.browser.export import export_command
 from genometracks.browser.hub import HubError
@@ -27,7 +27,7 @@ from genometracks.interpret.command import interpret_command
 from genometracks.io.atomic import write_text_atomic
 from genometracks.io.malloc import release_freed_memory
 from genometracks.io.resources import peak_rss_mib
-from genometracks.io.run_config import save_overrides, shipped_name
+from genometracks.io.run_config import INPUTS, save_configuration, save_overrides, shipped_name
 from genometracks.io.rundir import RunDir
 from genometracks.report.build import build_report
 from genometracks.sigma.evaluate import run_sigma
@@ -154,7 +154,7 @@ def run_pipeline(cfg: DictConfig, within: tuple[str, ...] = STAGES) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     fresh = not run.config.exists()
     if fresh:  # the run remembers its configuration (train rewrites the same)
-        write_text_atomic(run.config, OmegaConf.to_yaml(cfg, resolve=True))
+        save_configuration(cfg, run.root)
         save_overrides(out)
     try:
         return _run_stages(cfg, run, within)
@@ -167,7 +167,7 @@ def run_pipeline(cfg: DictConfig, within: tuple[str, ...] = STAGES) -> dict:
 def forget_configuration(run: RunDir, stages: bool = False) -> None:
     """Remove the configuration a run directory remembers (config.yaml, overrides.txt) and, with
     stages=True, its finished-stage markers, so the next command composes it afresh and runs every stage."""
-    for path in [run.config, run.overrides, *(run.stages.glob("*.json") if stages else [])]:
+    for path in [run.config, run.overrides, run.root / INPUTS, *(run.stages.glob("*.json") if stages else [])]:
         path.unlink(missing_ok=True)
 
 

@@ -244,6 +244,39 @@ def test_a_failing_genome_is_reported_while_the_others_finish(tmp_path):
     assert_hub_clean(coll / "hub")
 
 
+@slow
+def test_a_fasta_changed_in_place_or_a_job_killed_mid_rerun_runs_again(tmp_path, monkeypatch):
+    # a genome whose FASTA keeps its path but not its bytes was skipped as "finished earlier" with the old
+    # sequence's tracks; one killed while running again kept its earlier "ok" and was skipped for good
+    fasta = write_fasta(tmp_path / "g.fa", GENOMES["iso_b"], 5)
+    manifest = _manifest(tmp_path, f"g\t{fasta}\n")
+    coll = tmp_path / "coll"
+    env = stub_env(tmp_path)
+    args = ("predict", f"manifest={manifest}", f"run_dir={coll}")
+    assert cli(*args, env=env).returncode == 0
+    plus = coll / "g" / "tracks" / "tss.plus.bw"
+    first = read_bigwig(plus, "contig_b")
+    write_fasta(fasta, GENOMES["iso_b"], 9)  # the same names and lengths, another sequence
+    again = cli(*args, env=env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "finished earlier" not in again.stdout and "predict ..." in again.stdout
+    assert not np.array_equal(read_bigwig(plus, "contig_b"), first)  # the new sequence's tracks
+    # a job killed while it runs leaves the genome "running", not its earlier "ok"
+    from genometracks.collection import job
+
+    def killed(*_args, **_kwargs):
+        raise KeyboardInterrupt  # what SIGTERM/SIGKILL leave: no record written at the end
+
+    monkeypatch.setattr(job, "run_pipeline", killed)
+    cfg = compose("data=custom", f"manifest={coll / 'manifest.tsv'}", "genome=g", f"run_dir={coll / 'g'}", f"model={DEFAULT_MODEL}")
+    with pytest.raises(KeyboardInterrupt):
+        job.collection_job(cfg, "predict")
+    assert json.loads((coll / "g" / "collection_job.json").read_text())["status"] == "running"
+    third = cli(*args, env=env)
+    assert third.returncode == 0 and "finished earlier" not in third.stdout, third.stdout[-3000:]
+    assert summary_rows(coll)["g"]["status"] == "ok"
+
+
 # ---------------------------------------------------------------------------------------- collect, GenArk
 @pytest.mark.skipif(not (ECOLI / "genome" / "NC_000913.3.fa").is_file(), reason=f"shared E. coli data not found at {ECOLI}")
 def test_collect_puts_a_genome_with_an_accession_on_genark(tmp_path, monkeypatch):

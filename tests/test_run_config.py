@@ -1,5 +1,7 @@
 """A run directory's configuration check compares only what changes its outputs."""
 
+import json
+
 import pytest
 from omegaconf import OmegaConf
 
@@ -115,3 +117,28 @@ def test_a_collection_genome_restarts_when_its_manifest_row_changed(tmp_path):
     made("failed")  # failed, row unchanged: its finished stages are kept (a rerun resumes)
     _forget_failed_start(run, compose(*old))
     assert run.config.exists() and run.stage_marker("predict").exists()
+
+
+def test_an_input_file_changed_in_place_is_refused_and_a_touch_is_not(tmp_path):
+    import os
+
+    from genometracks.io.run_config import INPUTS, changed_files, save_configuration
+
+    fasta, tss = tmp_path / "G.fa", tmp_path / "T.bed"
+    fasta.write_text(">c\nACGTACGT\n")
+    tss.write_text("c\t1\t2\tt\t0\t+\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    cfg = compose("data=custom", f"data.fasta={fasta}", f"data.tss={tss}")
+    save_configuration(cfg, run)
+    saved = json.loads((run / INPUTS).read_text())
+    assert set(saved) == {"data.fasta", "data.tss"} and saved["data.fasta"]["bytes"] == 12
+    check_same_run(cfg, run)
+    os.utime(fasta, ns=(1, 1))  # touched (or copied anew): the same bytes
+    check_same_run(cfg, run)
+    fasta.write_text(">c\nTTTTACGT\n")  # same name and size, other sequence: its tracks would be stale
+    with pytest.raises(ConfigError, match=rf"{INPUTS}: data.fasta={fasta} changed since this run directory was made"):
+        check_same_run(cfg, run)
+    assert changed_files(run, {"data.fasta": fasta, "data.tss": tss}) == ["data.fasta"]
+    (run / INPUTS).unlink()  # a run directory from before inputs.json: not compared
+    check_same_run(cfg, run)

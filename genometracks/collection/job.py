@@ -89,6 +89,9 @@ def collection_job(cfg: DictConfig, command: str) -> dict:
                 cfg.data.tss = str(genome.tss)
         with run_dir_lock(run.root, f"{command} (collection genome {name})"):
             _forget_outdated_run(run, cfg)
+            # until this job ends, the genome is not "ok": a job killed now (out of memory, a node lost, a
+            # time limit) is run again by the next command instead of keeping an older run's record
+            write_text_atomic(run.job_status, json.dumps({**record, "status": "running"}, indent=2))
             run_pipeline(cfg, STAGES_OF[command])
         if genome.accession is not None:
             _check_genark(genome.accession, run, manifest_source(cfg.manifest), name)

@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from genometracks.collection.manifest import Genome, from_fastas, read_manifest, write_manifest
 from genometracks.collection.summary import genome_record, write_summary
-from genometracks.io.run_config import DEFAULT_MODEL, ConfigError, group_defaults
+from genometracks.io.run_config import DEFAULT_MODEL, ConfigError, changed_files, group_defaults
 from genometracks.io.run_lock import run_dir_lock
 from genometracks.io.rundir import CollectionDir
 
@@ -129,13 +129,16 @@ def hub_settings(overrides: list[str]) -> DictConfig:
 
 def row_changed(coll: CollectionDir, genome: Genome) -> bool:
     """Whether the genome's manifest row names another FASTA or TSS file than its run directory was made
-    from (its job then runs again, every stage: `collection.job`)."""
+    from, or the same file now holds other bytes (its job then runs again, every stage: `collection.job`)."""
+    folder = coll.genome(genome.name)
     try:
-        saved = OmegaConf.load(coll.genome(genome.name).config).get("data") or {}
+        saved = OmegaConf.load(folder.config).get("data") or {}
     except (OSError, ValueError):
         return False
     changed = str(saved.get("fasta")) != str(genome.fasta)
-    return changed or (genome.tss is not None and str(saved.get("tss")) != str(genome.tss))
+    changed = changed or (genome.tss is not None and str(saved.get("tss")) != str(genome.tss))
+    files = {"data.fasta": Path(genome.fasta), **({"data.tss": Path(genome.tss)} if genome.tss is not None else {})}
+    return changed or bool(changed_files(folder.root, {k: p for k, p in files.items() if p.is_file()}))
 
 
 def run_collection(

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 from genometracks.data.dataset import open_genome
@@ -33,7 +33,7 @@ from genometracks.inference.peaks import check_peak_settings, peaks_command
 from genometracks.inference.shipped import resolve_model
 from genometracks.io.atomic import write_text_atomic
 from genometracks.io.malloc import keep_freed_memory
-from genometracks.io.run_config import save_overrides
+from genometracks.io.run_config import save_configuration, save_overrides
 from genometracks.io.rundir import STRAND_WORDS, RunDir
 from genometracks.model import TransformerXL
 
@@ -199,7 +199,7 @@ def predict_command(cfg: DictConfig) -> dict:
         (out / "model_card.json").unlink(missing_ok=True)
     write_text_atomic(run.predict_json, json.dumps(summary, indent=2))
     if not run.config.exists():  # the run directory remembers what made its tracks (as `run` and `train` do)
-        write_text_atomic(run.config, OmegaConf.to_yaml(cfg, resolve=True))
+        save_configuration(cfg, run.root)
         save_overrides(out)
     print(json.dumps(summary))
     summary["peaks"] = peaks_command(cfg)  # the threshold travels with the model (predict.json)

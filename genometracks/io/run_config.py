@@ -4,6 +4,9 @@ directory must compose the same data and model, or they would mix a genome's tra
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -61,11 +64,83 @@ def save_overrides(out: Path) -> None:
     write_text_atomic(target, " ".join(overrides) + "\n")
 
 
+INPUT_KEYS = ("data.fasta", "data.tss")  # the files a run's outputs are made from, fingerprinted
+INPUTS = "inputs.json"
+
+
+def input_files(cfg: DictConfig) -> dict[str, Path]:
+    """{key: path} of the INPUT_KEYS the configuration sets to an existing file."""
+    data = cfg.get("data") or {}
+    found = {}
+    for key in INPUT_KEYS:
+        value = data.get(key.split(".", 1)[1]) if hasattr(data, "get") else None
+        if value not in (None, "", "???") and Path(str(value)).is_file():
+            found[key] = Path(str(value))
+    return found
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fingerprint(path: Path) -> dict[str, object]:
+    """{path, bytes, mtime_ns, sha256} of one input file."""
+    stat = os.stat(path)
+    return {"path": str(path), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": _sha256(path)}
+
+
+def same_file_content(saved: dict[str, Any], path: Path) -> bool:
+    """Whether `path` still holds what `saved` (a `fingerprint`) describes: same size and time, or same
+    bytes (a file touched or copied anew)."""
+    stat = os.stat(path)
+    if stat.st_size != saved.get("bytes"):
+        return False
+    return stat.st_mtime_ns == saved.get("mtime_ns") or _sha256(path) == saved.get("sha256")
+
+
+def save_configuration(cfg: DictConfig, out: Path) -> None:
+    """DIR/config.yaml (resolved) and DIR/inputs.json (the input files' fingerprints)."""
+    write_text_atomic(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    prints = {key: fingerprint(path) for key, path in input_files(cfg).items()}
+    write_text_atomic(out / INPUTS, json.dumps(prints, indent=1) + "\n")
+
+
+def changed_inputs(cfg: DictConfig, out: Path) -> list[str]:
+    """The INPUT_KEYS whose file (same path as when DIR/inputs.json was written) now holds other bytes."""
+    return changed_files(out, input_files(cfg))
+
+
+def changed_files(out: Path, files: dict[str, Path]) -> list[str]:
+    """The keys of `files` ({key: path}) that DIR/inputs.json fingerprinted at the same path and that
+    now hold other bytes."""
+    try:
+        saved = json.loads((out / INPUTS).read_text())
+    except (OSError, ValueError):
+        return []  # a run directory from before session 16, or none yet
+    changed = []
+    for key, path in files.items():
+        if key in saved and str(path) == saved[key].get("path") and not same_file_content(saved[key], path):
+            changed.append(key)
+    return changed
+
+
 def check_same_run(cfg: DictConfig, out: Path) -> None:
-    """Raise ConfigError when DIR/config.yaml exists and its data/model differ from `cfg`'s."""
+    """Raise ConfigError when DIR/config.yaml exists and its data/model differ from `cfg`'s, or an input
+    file of the same path was changed since (its outputs would be another genome's or labels')."""
     saved_path = out / "config.yaml"
     if not saved_path.is_file():
         return
+    changed = changed_inputs(cfg, out)
+    if changed:
+        files = ", ".join(f"{key}={input_files(cfg)[key]}" for key in changed)
+        raise ConfigError(
+            f"{out / INPUTS}: {files} changed since this run directory was made from it, and its outputs were made "
+            f"from the old file; choose a new run_dir, or delete {out / 'stages'} and {saved_path} to make every stage again"
+        )
     saved = OmegaConf.to_container(OmegaConf.load(saved_path), resolve=False)
     now = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(saved, dict) and isinstance(now, dict)

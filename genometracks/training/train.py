@@ -28,7 +28,7 @@ from genometracks.io.atomic import write_text_atomic
 from genometracks.io.jsonsafe import json_safe
 from genometracks.io.malloc import keep_freed_memory
 from genometracks.io.provenance import command_line, git_commit, sha256_file
-from genometracks.io.run_config import ConfigError, save_overrides, shipped_name
+from genometracks.io.run_config import ConfigError, save_configuration, save_overrides, shipped_name
 from genometracks.io.rundir import RunDir
 from genometracks.model import TransformerXL
 from genometracks.training.checkpoint import AtomicCheckpoint, init_source_file, init_weights, load_model
@@ -215,7 +215,7 @@ def train(cfg: DictConfig) -> dict:
     if cfg.get("resume"):
         candidate = run.last_ckpt
         resume_from = str(candidate) if candidate.exists() else None
-    write_text_atomic(run.config, OmegaConf.to_yaml(cfg, resolve=True))
+    save_configuration(cfg, run.root)
     save_overrides(out)
     trainer.fit(task, datamodule=datamodule, ckpt_path=resume_from)
     if trainer.fast_dev_run:
