@@ -55,8 +55,10 @@ def test_plain_gzip_fasta_is_one_line_naming_the_file_and_the_fix(tmp_path):
 
     plain = tmp_path / "g.fna.gz"
     plain.write_bytes(gzip.compress(b">c1\nACGT\n"))
-    with pytest.raises(GenomeError, match=r"g.fna.gz: compressed with plain gzip.*bgzip"):
+    with pytest.raises(GenomeError, match=r"g.fna.gz: compressed with plain gzip.*bgzip") as err:
         Genome.open(plain)
+    # the command works from any folder: full paths, the .bgz beside the original
+    assert f"`gunzip -c {plain} | bgzip > {tmp_path / 'g.fna.bgz'}`" in str(err.value)
 
 
 def test_an_unwritable_index_cache_names_the_setting_to_change(tmp_path, monkeypatch):

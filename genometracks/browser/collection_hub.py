@@ -48,15 +48,16 @@ def _names(tracks: list) -> list[str]:
     return [t.name for t in tracks]
 
 
-def _common_tracks(per_member: dict[str, list]) -> tuple[dict[str, list], dict[str, list[str]]]:
-    """Each member's tracks cut to the names every member has; {track left out: [members without it]}."""
+def _common_tracks(per_member: dict[str, list]) -> tuple[list, dict[str, list[str]]]:
+    """(the tracks every member has, in the first member's order; {track some members lack: [those members]}).
+    Each member's hub keeps all of its own tracks: a genome with no TSS call (no peaks bigBed) must not
+    take the calls away from the others."""
     sets = [set(_names(tracks)) for tracks in per_member.values()]
     common = set.intersection(*sets)
-    left_out = {
+    partial = {
         track: sorted(name for name, tracks in per_member.items() if track not in _names(tracks)) for track in set.union(*sets) - common
     }
-    cut = {name: [t for t in tracks if t.name in common] for name, tracks in per_member.items()}
-    return cut, left_out
+    return [t for t in next(iter(per_member.values())) if t.name in common], partial
 
 
 def write_collection_hub(
@@ -71,7 +72,7 @@ def write_collection_hub(
             f"{coll_dir}: no genome of the collection finished, so there is no hub to write; see summary.tsv for each genome's error"
         )
     per_member = {m.name: run_hub_tracks(RunDir(m.run_dir).tracks) for m in done}
-    tracks, left_out = _common_tracks(per_member)
+    common, left_out = _common_tracks(per_member)
     genomes, hub_names = [], {}
     for m in done:
         sizes = _chrom_sizes(m.run_dir)
@@ -81,7 +82,7 @@ def write_collection_hub(
         entry = HubGenome(
             "genark" if m.accession else "assembly",
             sizes,
-            tracks[m.name],
+            per_member[m.name],
             fasta=m.fasta,
             genome_name=m.name,
             organism=m.name,
@@ -94,16 +95,16 @@ def write_collection_hub(
         except HubError as err:
             raise HubError(f"genome {m.name!r} ({m.run_dir}): {err}") from None
         genomes.append(entry)
-    overview = _overview(members, hub_names, tracks[done[0].name], left_out)
+    overview = _overview(members, hub_names, common, left_out)
     hub_txt = write_hub_genomes(
         coll.hub, genomes, hub_name=hub_name, short_label=short_label, long_label=long_label, email=email, overview_html=overview
     )
-    index = write_text_atomic(coll.index_html, _index_page(coll_dir, members, hub_names, long_label, tracks[done[0].name], left_out))
+    index = write_text_atomic(coll.index_html, _index_page(coll_dir, members, hub_names, long_label, common, left_out))
     return {
         "hub": str(hub_txt.relative_to(coll_dir)),
         "index": str(index.relative_to(coll_dir)),
         "genomes": [hub_names[m.name] for m in done],
-        "tracks": _names(tracks[done[0].name]),
+        "tracks": _names(common),
         "left_out": left_out,
     }
 
@@ -113,7 +114,7 @@ def _track_list(tracks: list, left_out: dict[str, list[str]]) -> str:
     missing = "".join(f"<li>{escape(name)}: not written for {escape(', '.join(who))}</li>" for name, who in sorted(left_out.items()))
     text = f"<p>Tracks of every genome:</p><ul>{items}</ul>"
     if missing:
-        text += f"<p>Left out, because not every genome has them:</p><ul>{missing}</ul>"
+        text += f"<p>Tracks of some genomes only (each genome's hub shows what it has):</p><ul>{missing}</ul>"
     return text
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -183,7 +184,8 @@ def _read_records(path: Path) -> dict[str, np.ndarray]:
     except pyfaidx.UnsupportedCompressionFormat as err:
         raise GenomeError(
             f"{path}: compressed with plain gzip, which cannot be indexed; recompress it with "
-            f"`gunzip -c {path.name} | bgzip > {path.stem}.bgz` or pass it uncompressed"
+            f"`gunzip -c {shlex.quote(str(path))} | bgzip > {shlex.quote(str(path.with_suffix('.bgz')))}` and name the .bgz, "
+            "or pass it uncompressed"
         ) from err
     except pyfaidx.FastaIndexingError as err:
         if path.suffix in {".gz", ".bgz"}:  # bgzip needs the index; a plain file can be read whole
