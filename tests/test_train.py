@@ -50,6 +50,27 @@ def test_train_writes_checkpoint_metrics_config(unbroken):
     assert metrics["experiment"] == "smoke" and metrics["labels"] == "planted"
 
 
+def test_metrics_are_this_runs_own_and_the_kept_checkpoints(tmp_path):
+    # an earlier run's eval/*.json in the folder passed as this run's (test_split=false read a stale
+    # test.json), and "validation" was the last epoch's, not the checkpoint's that was kept
+    import torch
+
+    (tmp_path / "eval").mkdir()
+    for phase in ("val", "test"):
+        (tmp_path / "eval" / f"{phase}.json").write_text(json.dumps({"both": {"roc_auc": 0.999, "note": "stale"}}))
+    done = _cli("train", *TINY, "task.test_split=false", f"run_dir={tmp_path}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["test"] == {} and "note" not in metrics["validation"]["both"] and not (tmp_path / "eval" / "test.json").exists()
+    ckpt = torch.load(tmp_path / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
+    kept = [
+        state["best_model_score"]
+        for key, state in ckpt["callbacks"].items()
+        if "val_loss" in key and state.get("best_model_score") is not None
+    ]
+    assert kept and metrics["val_loss"] == pytest.approx(float(kept[0]), rel=1e-5)  # the kept checkpoint's validation
+
+
 def test_resume_after_kill_mid_epoch_matches_unbroken(unbroken, tmp_path):
     run = tmp_path / "broken"
     kill_once_checkpointed("train", *TINY, run_dir=run)

@@ -217,11 +217,18 @@ def train(cfg: DictConfig) -> dict:
         resume_from = str(candidate) if candidate.exists() else None
     save_configuration(cfg, run.root)
     save_overrides(out)
+    if resume_from is None:  # an earlier run's eval/*.json in this folder would pass as this run's
+        for stale in run.eval.glob("*.json"):
+            stale.unlink()
     trainer.fit(task, datamodule=datamodule, ckpt_path=resume_from)
     if trainer.fast_dev_run:
         return {}
     best_path = best.best_model_path or str(run.last_ckpt)
-    if cfg.task.get("test_split", True):  # studies choose on validation and leave the test region alone
+    validated = {}
+    if best.best_model_path:  # metrics.json's validation is the kept checkpoint's, not the last epoch's
+        validated = trainer.validate(task, datamodule=datamodule, ckpt_path=best_path, weights_only=True, verbose=False)[0]
+    test_split = bool(cfg.task.get("test_split", True))
+    if test_split:  # studies choose on validation and leave the test region alone
         trainer.test(task, datamodule=datamodule, ckpt_path=best_path, weights_only=True)
     result = {
         "experiment": _experiment_name(),
@@ -233,7 +240,8 @@ def train(cfg: DictConfig) -> dict:
         "global_step": int(trainer.global_step),
         "epochs": int(trainer.current_epoch),
         "validation": _read_json(run.eval / "val.json"),
-        "test": _read_json(run.eval / "test.json"),
+        "val_loss": float(validated["val_loss"]) if "val_loss" in validated else None,
+        "test": _read_json(run.eval / "test.json") if test_split else {},
         "provenance": {
             "command": command,
             "sweep": sweep,
