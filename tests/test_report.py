@@ -270,3 +270,25 @@ def test_browser_snapshot_and_report(tmp_path, monkeypatch):
     page = build_report(run, snapshot=False)[0].read_text()
     parser = check_links(run, page)
     assert "plots/browser_snapshot.png" in parser.targets and "igv/session.xml" in parser.targets
+
+
+@pytest.mark.slow
+def test_a_shipped_models_metrics_appear_only_beside_tracks_scored_on_the_same_labels(tmp_path):
+    # tracks of a shipped model scored on this run's labels ('custom'): the card's metrics of other labels
+    # stood beside them (and beside the peer's column of this run's labels) under one heading
+    run = make_run(tmp_path / "run")
+    (run / "metrics.json").unlink()
+    card = {"name": "mine", "task": {"data": "custom"}, "metrics": fake_metrics(both=(0.654, 0.0321))}
+    card["metrics"]["labels"] = "regulondb_strong"
+    (run / "model_card.json").write_text(json.dumps(card))
+    page = build_report(run, snapshot=False)[0].read_text()
+    missing = page.split("Not produced in this run")[1]
+    assert "0.654" not in page and "metrics table (metrics.json" not in missing
+    assert (
+        "the shipped model&#x27;s own metrics (model_card.json, labels &#x27;regulondb_strong&#x27;): this run scores its "
+        "tracks on labels &#x27;custom&#x27;" in missing
+    )
+    card["metrics"]["labels"] = "custom"  # the same labels: the card's metrics are this run's
+    (run / "model_card.json").write_text(json.dumps(card))
+    page = build_report(run, snapshot=False)[0].read_text()
+    assert "0.654" in page and "shipped model mine, model_card.json" in page

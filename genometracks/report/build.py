@@ -515,10 +515,19 @@ def build_report(run_dir: str | Path, snapshot: bool = True, compare: bool = Tru
     card = _json(run_dir / "model_card.json") if metrics is None else None  # tracks made by a shipped model
     same_data = cfg is not None and card is not None and cfg.data.get("name") == (card.get("task") or {}).get("data")
     if same_data and card.get("metrics"):  # the card's splits are this genome's (else they would mislead)
-        metrics = {**card["metrics"], "best_checkpoint": f"shipped model {card.get('name')}, model_card.json"}
+        card_labels, run_labels = card["metrics"].get("labels"), cfg.data.get("labels")
+        if card_labels == run_labels:
+            metrics = {**card["metrics"], "best_checkpoint": f"shipped model {card.get('name')}, model_card.json"}
+        else:  # scored on other labels than the curves and the peer comparison below: not side by side
+            rep.missing.append(
+                f"the shipped model's own metrics (model_card.json, labels '{card_labels}'): this run scores its tracks "
+                f"on labels '{run_labels}' (curves and peer comparison below); add data.labels={card_labels} to see them"
+            )
     if metrics is not None:
-        _metrics(rep, metrics, result)
-    else:
+        # the peer's column only beside metrics of the same labels
+        same_labels = ev is not None and ev.get("label_set") == metrics.get("labels")
+        _metrics(rep, metrics, result if same_labels else None)
+    elif card is None or not card.get("metrics"):
         rep.missing.append("metrics table (metrics.json; run `genometracks train`)")
     if card is not None:
         _shipped_model(rep, card)
