@@ -71,6 +71,15 @@ def test_metrics_are_this_runs_own_and_the_kept_checkpoints(tmp_path):
     assert kept and metrics["val_loss"] == pytest.approx(float(kept[0]), rel=1e-5)  # the kept checkpoint's validation
 
 
+def test_a_step_budget_shorter_than_one_epoch_finishes_on_the_last_checkpoint(tmp_path):
+    # no validation ran, so early stopping had no val_loss and stopped the run with an error
+    done = _cli("train", *TINY, "trainer.max_steps=2", f"run_dir={tmp_path}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["global_step"] == 2 and metrics["best_checkpoint"] == "checkpoints/last.ckpt"
+    assert metrics["validation"] == {} and metrics["test"]["both"]["n_positions"] == 4000
+
+
 def test_resume_after_kill_mid_epoch_matches_unbroken(unbroken, tmp_path):
     run = tmp_path / "broken"
     kill_once_checkpointed("train", *TINY, run_dir=run)

@@ -209,7 +209,7 @@ def train(cfg: DictConfig) -> dict:
         every_n_train_steps=int(cfg.task.checkpoint_every_n_steps),
         enable_version_counter=False,
     )
-    callbacks = [best, last, EarlyStopping(monitor="val_loss", mode="min", patience=int(cfg.task.early_stopping_patience))]
+    callbacks = [best, last, EarlyStopping(monitor="val_loss", mode="min", patience=int(cfg.task.early_stopping_patience), strict=False)]
     trainer = build_trainer(cfg, out, callbacks)
     resume_from = None
     if cfg.get("resume"):
