@@ -365,3 +365,17 @@ def test_run_of_a_collection_runs_the_pipeline_per_genome(tmp_path):
     assert "genome not_k12: finished earlier, skipped" in done.stdout and "genome with_tss: finished earlier" not in done.stdout
     assert json.loads((coll / "with_tss" / "tracks" / "predict.json").read_text())["fasta"] == str(tmp_path / "c.fa")
     assert summary_rows(coll)["with_tss"]["status"] == "ok"
+
+
+def test_slurm_jobs_of_a_collection_are_sized_for_one_genome_unless_the_command_line_sizes_them():
+    from genometracks.collection.launch import slurm_job_overrides
+
+    assert slurm_job_overrides("predict", ["model=ecoli_k12"]) == []  # not SLURM: nothing
+    assert slurm_job_overrides("predict", ["hydra/launcher=slurm"]) == [
+        "hydra.launcher.cpus_per_task=2",
+        "hydra.launcher.mem_gb=4",
+        "hydra.launcher.timeout_min=60",
+        "hydra.launcher.name=genometracks_predict",
+    ]
+    mine = slurm_job_overrides("run", ["hydra/launcher=slurm", "hydra.launcher.mem_gb=16", "hydra.launcher.name=iso"])
+    assert mine == ["hydra.launcher.cpus_per_task=2", "hydra.launcher.timeout_min=120"]

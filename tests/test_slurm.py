@@ -79,13 +79,14 @@ def test_three_genome_predict_runs_as_a_slurm_job_array(slurm, tmp_path):
         f"manifest={manifest}",
         "hydra/launcher=slurm",
         "hydra.launcher.partition=debug",
-        "hydra.launcher.cpus_per_task=1",
-        "hydra.launcher.mem_gb=2",
-        "hydra.launcher.timeout_min=15",
         f"run_dir={coll}",
         env=stub_env(tmp_path),
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    # a genome's job is sized for predict, not for training (8 CPUs and 32 GB waited forever on this node)
+    script = next((coll / ".submitit").rglob("*_submission.sh")).read_text()
+    for line in ("#SBATCH --cpus-per-task=2", "#SBATCH --mem=4GB", "#SBATCH --time=60", "#SBATCH --job-name=genometracks_predict"):
+        assert line in script, script
     logs = sorted(p.name for p in (coll / ".submitit").rglob("*_log.out"))
     assert len(logs) == 3 and len({re.match(r"(\d+)_", name).group(1) for name in logs}) == 1, logs  # one array
     rows = summary_rows(coll)
