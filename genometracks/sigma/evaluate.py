@@ -71,9 +71,12 @@ class TrainSettings:
     class_weight: str = field(default_factory=lambda: str(_sigma_default("class_weight")))  # balanced | none
 
 
-def stratified_folds(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """Fold index int64 [n] in 0..k-1: each class shuffled and dealt round-robin, so every fold holds
-    floor or ceil of count/k rows of each class. Raises if a class has fewer than k rows."""
+def stratified_folds(labels: np.ndarray, k: int, seed: int, groups: np.ndarray | None = None) -> np.ndarray:
+    """Fold index int64 [n] in 0..k-1, each class spread evenly over the folds. Without `groups`: each
+    class shuffled and dealt round-robin, so every fold holds floor or ceil of count/k rows of each class.
+    With `groups` (int [n]; rows of one group share sequence, `window_groups`): whole groups, in random
+    order, each to the fold that holds fewest rows of its rows' classes so far (ties: fewest rows), so no
+    sequence is both trained on and held out. Raises if a class has fewer than k rows."""
     labels = np.asarray(labels)
     counts = np.bincount(labels)
     small = np.flatnonzero((counts > 0) & (counts < k))
@@ -84,12 +87,40 @@ def stratified_folds(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
         )
     rng = np.random.default_rng(seed)
     folds = np.empty(len(labels), dtype=np.int64)
-    start = 0
-    for c in np.flatnonzero(counts):
-        rows = rng.permutation(np.flatnonzero(labels == c))
-        folds[rows] = (start + np.arange(rows.size)) % k
-        start = (start + rows.size) % k  # the next class starts where this one stopped
+    if groups is None:
+        start = 0
+        for c in np.flatnonzero(counts):
+            rows = rng.permutation(np.flatnonzero(labels == c))
+            folds[rows] = (start + np.arange(rows.size)) % k
+            start = (start + rows.size) % k  # the next class starts where this one stopped
+        return folds
+    per_class = np.zeros((k, counts.size), dtype=np.int64)
+    ids, members = np.unique(np.asarray(groups), return_inverse=True)
+    order = rng.permutation(ids.size)
+    # the rarest classes' groups first, so they spread before the folds fill up with common ones
+    rarest = np.array([counts[labels[members == g]].min() for g in range(ids.size)])
+    for g in order[np.argsort(rarest[order], kind="stable")]:
+        rows = np.flatnonzero(members == g)
+        need = np.bincount(labels[rows], minlength=counts.size)
+        fold = int(np.lexsort((per_class.sum(axis=1), (per_class * (need > 0)).sum(axis=1)))[0])
+        folds[rows] = fold
+        per_class[fold] += need
     return folds
+
+
+def window_groups(data: SigmaSet) -> np.ndarray | None:
+    """int64 [n]: rows whose windows overlap (same contig and strand, TSSs less than a window apart)
+    share a group id, chained; None without genomic sites (FASTA benchmarks)."""
+    if data.sites is None or len(data) == 0:
+        return None
+    sites, width = data.sites, data.tokens.shape[1]
+    keys = np.char.add(np.char.add(sites.chrom.astype(str), "\t"), sites.strand.astype(str))
+    order = np.lexsort((sites.pos, keys))
+    new_group = np.ones(len(order), dtype=bool)
+    new_group[1:] = (keys[order][1:] != keys[order][:-1]) | (np.diff(sites.pos[order]) >= width)
+    groups = np.empty(len(order), dtype=np.int64)
+    groups[order] = np.cumsum(new_group) - 1
+    return groups
 
 
 def promoters_only(data: SigmaSet, classes: Sequence[str]) -> SigmaSet:
@@ -159,7 +190,7 @@ def cross_validate(
         data = promoters_only(data, classes)
     from tqdm import tqdm
 
-    fold = stratified_folds(data.label, folds, seed)
+    fold = stratified_folds(data.label, folds, seed, window_groups(data))
     x = one_hot(data.tokens)
     scores = np.zeros((len(data), len(classes)))
     maps = {m: np.zeros((len(data), x.shape[2])) for m in cams}
