@@ -169,18 +169,11 @@ def test_config_opens_in_the_full_jbrowse_app_at_the_locus_with_every_track(run,
     import re
     import shutil
 
-    from genometracks.browser.bundles import cache_root, ensure_bundle, npm_pack_fetcher
+    from genometracks.browser.bundles import cache_root, npm_dist_bundle
 
     try:
-        bundle = ensure_bundle(
-            env="GENOMETRACKS_JBROWSE_APP_JS",
-            name=APP_BUNDLE,
-            package=APP_PACKAGE,
-            folder=cache_root() / "jbrowse-app" / APP_VERSION,
-            relpath=APP_BUNDLE,
-            error=JBrowseError,
-            fetch=npm_pack_fetcher(APP_PACKAGE, APP_VERSION, APP_BUNDLE, "GENOMETRACKS_JBROWSE_APP_JS", JBrowseError),
-        )
+        folder = cache_root() / "jbrowse-app" / APP_VERSION
+        bundle = npm_dist_bundle(APP_PACKAGE, APP_VERSION, APP_BUNDLE, "GENOMETRACKS_JBROWSE_APP_JS", folder, JBrowseError)
     except JBrowseError as err:
         pytest.skip(f"the JBrowse app could not be fetched from the npm registry: {err}")
     root, _ = run

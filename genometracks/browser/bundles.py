@@ -74,3 +74,17 @@ def npm_pack_fetcher(package: str, version: str, bundle: str, env: str, error: t
         tarballs[0].unlink()
 
     return unpack
+
+
+def npm_dist_bundle(package: str, version: str, bundle: str, env: str, folder: Path, error: type[Exception]) -> Path:
+    """`ensure_bundle` of an npm package's dist/`bundle`: $`env` if set, else `folder`/`bundle`, fetched
+    there with `npm pack` when absent (`npm_pack_fetcher`)."""
+    return ensure_bundle(
+        env=env,
+        name=bundle,
+        package=package,
+        folder=folder,
+        relpath=bundle,
+        error=error,
+        fetch=npm_pack_fetcher(package, version, bundle, env, error),
+    )

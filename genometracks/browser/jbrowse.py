@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from genometracks.browser.bundles import cache_root, ensure_bundle, npm_pack_fetcher
+from genometracks.browser.bundles import cache_root, npm_dist_bundle
 from genometracks.browser.chromalias import alias_list, fasta_original_names
 from genometracks.browser.status_page import status_page
 from genometracks.formats.twobit import write_twobit
@@ -57,15 +57,7 @@ class JBrowseTrack:
 def ensure_jbrowse_js(version: str = JBROWSE_VERSION) -> Path:
     """Path of the viewer's UMD bundle: $GENOMETRACKS_JBROWSE_JS if set, else the npm package's
     `dist/` file in the cache (`<cache>/jbrowse/<version>/`), fetched with `npm pack` when absent."""
-    return ensure_bundle(
-        env="GENOMETRACKS_JBROWSE_JS",
-        name=_BUNDLE,
-        package=_PACKAGE,
-        folder=cache_root() / "jbrowse" / version,
-        relpath=_BUNDLE,
-        error=JBrowseError,
-        fetch=npm_pack_fetcher(_PACKAGE, version, _BUNDLE, "GENOMETRACKS_JBROWSE_JS", JBrowseError),
-    )
+    return npm_dist_bundle(_PACKAGE, version, _BUNDLE, "GENOMETRACKS_JBROWSE_JS", cache_root() / "jbrowse" / version, JBrowseError)
 
 
 def _rel(run_dir: Path, folder: Path, path: Path, what: str) -> str:

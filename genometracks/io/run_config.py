@@ -4,7 +4,6 @@ directory must compose the same data and model, or they would mix a genome's tra
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -15,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from genometracks.io.atomic import write_text_atomic
 from genometracks.io.paths import conf_dir
+from genometracks.io.provenance import sha256_file
 
 COMPARED = ("data", "model")
 # batch sizes and the label sets `data summary` reports: free to change between jobs
@@ -79,18 +79,10 @@ def input_files(cfg: DictConfig) -> dict[str, Path]:
     return found
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def fingerprint(path: Path) -> dict[str, object]:
     """{path, bytes, mtime_ns, sha256} of one input file."""
     stat = os.stat(path)
-    return {"path": str(path), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": _sha256(path)}
+    return {"path": str(path), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha256_file(path)}
 
 
 def same_file_content(saved: dict[str, Any], path: Path) -> bool:
@@ -99,7 +91,7 @@ def same_file_content(saved: dict[str, Any], path: Path) -> bool:
     stat = os.stat(path)
     if stat.st_size != saved.get("bytes"):
         return False
-    return stat.st_mtime_ns == saved.get("mtime_ns") or _sha256(path) == saved.get("sha256")
+    return stat.st_mtime_ns == saved.get("mtime_ns") or sha256_file(path) == saved.get("sha256")
 
 
 def save_configuration(cfg: DictConfig, out: Path) -> None:

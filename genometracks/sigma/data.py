@@ -20,7 +20,7 @@ from genometracks.genome.sequence import N_TOKEN, Genome, complement, encode
 
 SIGMA_CLASSES = ("sigma24", "sigma28", "sigma32", "sigma38", "sigma54", "sigma70")
 NONPROMOTER = "nonpromoter"
-_IPROMOTER_UPSTREAM, _IPROMOTER_LENGTH = 60, 81  # iPromoter-2L: -60..+20 with +1 at index 60
+_IPROMOTER_UPSTREAM, _IPROMOTER_LENGTH = 60, 81  # iPromoter-2L: -60..-1, then +1..+21 (+1 at index 60; no position 0)
 
 
 class SigmaDataError(ValueError):
@@ -247,7 +247,7 @@ def ipromoter_set(
         if bad:
             raise SigmaDataError(
                 f"{path}: record {bad[0] + 1} is {len(seqs[bad[0]])} nt, expected "
-                f"{_IPROMOTER_LENGTH} (-60..+20 with +1 at index 60); is this the iPromoter-2L set?"
+                f"{_IPROMOTER_LENGTH} (-60..+21 with +1 at index 60); is this the iPromoter-2L set?"
             )
         arr = encode("".join(seqs), where=str(path)).reshape(len(seqs), _IPROMOTER_LENGTH)
         tokens.append(arr[:, _IPROMOTER_UPSTREAM - upstream : _IPROMOTER_UPSTREAM + downstream])
