@@ -379,3 +379,22 @@ def test_slurm_jobs_of_a_collection_are_sized_for_one_genome_unless_the_command_
     ]
     mine = slurm_job_overrides("run", ["hydra/launcher=slurm", "hydra.launcher.mem_gb=16", "hydra.launcher.name=iso"])
     assert mine == ["hydra.launcher.cpus_per_task=2", "hydra.launcher.timeout_min=120"]
+
+
+def test_a_genark_accession_added_to_a_finished_row_runs_its_genome_again(tmp_path):
+    # its job checks the contigs against the assembly at its end; a finished genome given an accession
+    # later was skipped, and the hub then failed for every genome
+    from genometracks.collection.launch import accession_changed
+    from genometracks.collection.manifest import Genome
+    from genometracks.io.rundir import CollectionDir
+
+    coll = CollectionDir(tmp_path)
+    (tmp_path / "g").mkdir()
+    status = tmp_path / "g" / "collection_job.json"
+    plain, on_genark = Genome("g", tmp_path / "g.fa"), Genome("g", tmp_path / "g.fa", "GCF_000005845.2")
+    status.write_text(json.dumps({"name": "g", "status": "ok", "accession": None}))
+    assert not accession_changed(coll, plain) and accession_changed(coll, on_genark)
+    status.write_text(json.dumps({"name": "g", "status": "ok", "accession": "GCF_000005845.2"}))
+    assert accession_changed(coll, plain) and not accession_changed(coll, on_genark)
+    status.write_text(json.dumps({"name": "g", "status": "ok"}))  # a record from before: not compared
+    assert not accession_changed(coll, on_genark)

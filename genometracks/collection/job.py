@@ -75,8 +75,10 @@ def collection_job(cfg: DictConfig, command: str) -> dict:
     run = RunDir.of_job(cfg)
     start = time.perf_counter()
     record: dict = {"name": name, "status": "failed", "positions": None, "peaks": None, "seconds": None, "error": ""}
+    record["accession"] = None  # the GenArk accession it was checked against (a rerun checks a new one)
     try:
         genome = genome_of(str(cfg.manifest), name)
+        record["accession"] = genome.accession
         if command == "run" and genome.tss is None:
             raise ManifestError(
                 f"{manifest_source(cfg.manifest)}: genome {name!r} has no TSS BED (column 4), which `genometracks run` "

@@ -161,6 +161,13 @@ def row_changed(coll: CollectionDir, genome: Genome) -> bool:
     return changed or bool(changed_files(folder.root, {k: p for k, p in files.items() if p.is_file()}))
 
 
+def accession_changed(coll: CollectionDir, genome: Genome) -> bool:
+    """Whether the genome's row names another GenArk accession than its finished job was checked against
+    (its job then runs again: the check runs at the end of the job)."""
+    record = genome_record(coll, genome)
+    return "accession" in record and record["accession"] != genome.accession
+
+
 def run_collection(
     request: Collection, launch: Callable[[list[str]], None], collect: Callable[[CollectionDir, list[Genome], list[dict], DictConfig], dict]
 ) -> int:
@@ -170,7 +177,11 @@ def run_collection(
     coll.root.mkdir(parents=True, exist_ok=True)
     with run_dir_lock(coll.root, f"{request.command} (collection)"):
         write_manifest(coll.manifest, request.genomes, request.source)
-        todo = [g.name for g in request.genomes if genome_record(coll, g)["status"] != "ok" or row_changed(coll, g)]
+        todo = [
+            g.name
+            for g in request.genomes
+            if genome_record(coll, g)["status"] != "ok" or row_changed(coll, g) or accession_changed(coll, g)
+        ]
         for genome in request.genomes:
             if genome.name not in todo:
                 print(f"genome {genome.name}: finished earlier, skipped ({coll.genome(genome.name).job_status})")
