@@ -15,6 +15,7 @@ This module stays light (no torch): the CLI imports it for every command.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,7 +165,10 @@ def row_changed(coll: CollectionDir, genome: Genome) -> bool:
 def accession_changed(coll: CollectionDir, genome: Genome) -> bool:
     """Whether the genome's row names another GenArk accession than its finished job was checked against
     (its job then runs again: the check runs at the end of the job)."""
-    record = genome_record(coll, genome)
+    try:
+        record = json.loads(coll.genome(genome.name).job_status.read_text())
+    except (OSError, ValueError):
+        return False  # no finished job: it runs anyway
     return "accession" in record and record["accession"] != genome.accession
 
 
