@@ -130,7 +130,8 @@ def blank_weak_maps(matrices: dict[str, dict], fraction: float = WEAK_MAP) -> di
         for name, value in mass.items():
             if strongest > 0 and value < fraction * strongest:
                 matrices[name][method] = np.zeros_like(matrices[name][method])
-                matrices[name][method + "_weak"] = np.array(value / strongest)
+                if value > 0:  # (an all-zero map keeps its own note)
+                    matrices[name][method + "_weak"] = np.array(value / strongest)
     return matrices
 
 
