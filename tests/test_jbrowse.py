@@ -139,8 +139,9 @@ APP_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>JBrowse ap
     const state = createViewState({config});
     createRoot(document.getElementById("app")).render(React.createElement(JBrowseApp, {viewState: state}));
     const session = state.session;
-    for (let i = 0; i < 1200 && !(session.views[0] && session.views[0].initialized && session.views[0].tracks.length); i++) {
+    for (let i = 0; i < 4000 && !(session.views[0] && session.views[0].initialized && session.views[0].tracks.length); i++) {
       if (i === 100 && !session.views.length) break;  // JBrowse made no view of the configuration's session
+      if (i % 100 === 0) document.getElementById("app-status").textContent = JSON.stringify({...out, waited_ms: 50 * i});
       await new Promise(r => setTimeout(r, 50));
     }
     out.views = session.views.map(v => v.type);
@@ -183,7 +184,9 @@ def test_config_opens_in_the_full_jbrowse_app_at_the_locus_with_every_track(run,
     try:
         with serve(root) as server:
             result = chromium(
-                ["--virtual-time-budget=30000", "--window-size=1200,900", "--dump-dom", server.url + "run/jbrowse/app.html"], tmp_path / "p"
+                # the page waits up to 200 s of virtual time for the view; the budget leaves it room on a busy host
+                ["--virtual-time-budget=300000", "--window-size=1200,900", "--dump-dom", server.url + "run/jbrowse/app.html"],
+                tmp_path / "p",
             )
     finally:
         (folder / "app.js").unlink()
