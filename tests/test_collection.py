@@ -18,7 +18,7 @@ import pytest
 
 from genometracks.collection.manifest import ManifestError, from_fastas, read_manifest
 from genometracks.formats.bigwig import read_bigwig
-from genometracks.io.run_config import DEFAULT_MODEL
+from genometracks.io.run_config import DEFAULT_MODEL, ConfigError
 from tests.collection_run import GENOMES, stub_env, summary_rows, write_fasta
 from tests.conftest import ECOLI, cli, compose
 from tests.kent import assert_hub_clean
@@ -398,3 +398,22 @@ def test_a_genark_accession_added_to_a_finished_row_runs_its_genome_again(tmp_pa
     assert accession_changed(coll, plain) and not accession_changed(coll, on_genark)
     status.write_text(json.dumps({"name": "g", "status": "ok"}))  # a record from before: not compared
     assert not accession_changed(coll, on_genark)
+
+
+def test_a_rerun_with_other_settings_is_refused_but_launcher_and_labels_may_change(tmp_path):
+    # a genome added later ran with the new command's settings (say another peak threshold) beside
+    # genomes made with the old ones, and nothing said so
+    from genometracks.collection.launch import Collection, check_same_settings
+    from genometracks.io.rundir import CollectionDir
+
+    coll = CollectionDir(tmp_path)
+
+    def request(*overrides: str) -> Collection:
+        return Collection("predict", coll, [], ["data=custom", "model=ecoli_k12", *overrides, f"run_dir='{tmp_path}'"])
+
+    check_same_settings(request("predict.peaks.threshold=0.3"))
+    assert coll.settings.read_text() == "data=custom\nmodel=ecoli_k12\npredict.peaks.threshold=0.3\n"
+    check_same_settings(request("predict.peaks.threshold=0.3", "hydra/launcher=slurm", "hydra.launcher.mem_gb=8", "export.hub_name=x"))
+    message = r"settings.txt: this collection was made with other settings \(then: predict.peaks.threshold=0.3; now: "
+    with pytest.raises(ConfigError, match=message + r"predict.peaks.threshold=0.5\)"):
+        check_same_settings(request("predict.peaks.threshold=0.5"))

@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from genometracks.collection.manifest import Genome, from_fastas, read_manifest, write_manifest
 from genometracks.collection.summary import genome_record, write_summary
+from genometracks.io.atomic import write_text_atomic
 from genometracks.io.run_config import DEFAULT_MODEL, ConfigError, changed_files, group_defaults
 from genometracks.io.run_lock import run_dir_lock
 from genometracks.io.rundir import CollectionDir
@@ -172,6 +173,33 @@ def accession_changed(coll: CollectionDir, genome: Genome) -> bool:
     return "accession" in record and record["accession"] != genome.accession
 
 
+# free to change between runs of one collection: where and how the jobs run, the hub's labels
+FREE_SETTINGS = ("hydra", "hydra/launcher", "export", "run_dir")
+
+
+def shared_settings(request: Collection) -> list[str]:
+    """The overrides that decide a genome's outputs (not FREE_SETTINGS), sorted."""
+    return sorted(o for o in request.overrides if not _key(o).startswith(FREE_SETTINGS))
+
+
+def check_same_settings(request: Collection) -> None:
+    """ConfigError when COLL/settings.txt lists other shared overrides than this command's (the finished genomes
+    were made with those: a new genome would be made otherwise, unnoticed); write the file when absent."""
+    now = shared_settings(request)
+    path = request.coll.settings
+    if path.is_file():
+        before = path.read_text().split("\n")[:-1]
+        if before != now:
+            gone, new = [s for s in before if s not in now], [s for s in now if s not in before]
+            raise ConfigError(
+                f"{path}: this collection was made with other settings (then: {' '.join(gone) or 'none'}; now: "
+                f"{' '.join(new) or 'none'}); its finished genomes would not match the new ones. Run it with the "
+                "same settings (the launcher and export.* labels may change), or choose a new run_dir"
+            )
+        return
+    write_text_atomic(path, "\n".join(now) + "\n")
+
+
 def run_collection(
     request: Collection, launch: Callable[[list[str]], None], collect: Callable[[CollectionDir, list[Genome], list[dict], DictConfig], dict]
 ) -> int:
@@ -180,6 +208,7 @@ def run_collection(
     coll = request.coll
     coll.root.mkdir(parents=True, exist_ok=True)
     with run_dir_lock(coll.root, f"{request.command} (collection)"):
+        check_same_settings(request)
         write_manifest(coll.manifest, request.genomes, request.source)
         todo = [
             g.name

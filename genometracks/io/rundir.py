@@ -231,6 +231,11 @@ class CollectionDir:
         return self.root / "summary.tsv"
 
     @property
+    def settings(self) -> Path:
+        """`settings.txt`: the shared overrides every genome's job ran with (one per line)."""
+        return self.root / "settings.txt"
+
+    @property
     def hub(self) -> Path:
         return self.root / "hub"
 
