@@ -272,6 +272,12 @@ def test_a_fasta_changed_in_place_or_a_job_killed_mid_rerun_runs_again(tmp_path,
     with pytest.raises(KeyboardInterrupt):
         job.collection_job(cfg, "predict")
     assert json.loads((coll / "g" / "collection_job.json").read_text())["status"] == "running"
+    from genometracks.collection.manifest import Genome
+    from genometracks.collection.summary import genome_record
+    from genometracks.io.rundir import CollectionDir
+
+    shown = genome_record(CollectionDir(coll), Genome("g", fasta))  # what summary.tsv tells the user
+    assert shown["status"] == "failed" and "the job did not finish (killed" in shown["error"]
     third = cli(*args, env=env)
     assert third.returncode == 0 and "finished earlier" not in third.stdout, third.stdout[-3000:]
     assert summary_rows(coll)["g"]["status"] == "ok"

@@ -292,3 +292,14 @@ def test_a_shipped_models_metrics_appear_only_beside_tracks_scored_on_the_same_l
     (run / "model_card.json").write_text(json.dumps(card))
     page = build_report(run, snapshot=False)[0].read_text()
     assert "0.654" in page and "shipped model mine, model_card.json" in page
+    # labels= (top level) overrides data.labels: the tracks are scored on it, so it decides
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfg["data"]["labels"] = "regulondb_strong"
+    cfg["labels"] = "custom"
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    assert "0.654" in build_report(run, snapshot=False)[0].read_text()
+    cfg["data"]["labels"], card["metrics"]["labels"] = "custom", "regulondb_strong"
+    cfg["labels"] = "custom"
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    (run / "model_card.json").write_text(json.dumps(card))
+    assert "0.654" not in build_report(run, snapshot=False)[0].read_text()

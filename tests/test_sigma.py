@@ -119,6 +119,8 @@ def test_promoterset_drops_a_tss_of_two_classes_and_keeps_one_row_per_tss(tmp_pa
         ("D3", "d", "forward", 31, "Sigma70", "x", "ev", "Confirmed"),  # a repeat of D2: one row per TSS
         ("E1", "e", "forward", 36, "unknown", "x", "ev", "Strong"),
         ("E2", "e", "forward", 36, "Sigma54", "x", "ev", "Strong"),  # 'unknown' is no second class
+        ("F1", "f", "forward", 41, "Sigma70", "x", "ev", "Strong"),  # a row naming two factors at its +1 ...
+        ("F2", "f", "forward", 41, "Sigma70, Sigma38", "x", "ev", "Weak"),  # ... takes it out too
     ]
     path = tmp_path / "PromoterSet.txt"
     path.write_text("# RegulonDB\n" + "".join("\t".join(map(str, r)) + "\n" for r in rows))

@@ -19,6 +19,8 @@ def genome_record(coll: CollectionDir, genome: Genome) -> dict:
     try:
         record = json.loads(path.read_text())
     except (OSError, ValueError):
+        record = {"status": "running"}  # no record: as a job that never finished
+    if record.get("status") == "running":  # a job ends by writing its record: this one was killed or never ran
         return {
             "name": genome.name,
             "status": "failed",

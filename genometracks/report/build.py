@@ -516,7 +516,9 @@ def build_report(run_dir: str | Path, snapshot: bool = True, compare: bool = Tru
     card = _json(run_dir / "model_card.json") if metrics is None else None  # tracks made by a shipped model
     same_data = cfg is not None and card is not None and cfg.data.get("name") == (card.get("task") or {}).get("data")
     if same_data and card.get("metrics"):  # the card's splits are this genome's (else they would mislead)
-        card_labels, run_labels = card["metrics"].get("labels"), cfg.data.get("labels")
+        # the labels the tracks are scored on here: labels= overrides data.labels (conf/config.yaml)
+        run_labels = ev["label_set"] if ev is not None else (cfg.get("labels") or cfg.data.get("labels"))
+        card_labels = card["metrics"].get("labels")
         if card_labels == run_labels:
             metrics = {**card["metrics"], "best_checkpoint": f"shipped model {card.get('name')}, model_card.json"}
         else:  # scored on other labels than the curves and the peer comparison below: not side by side

@@ -89,12 +89,16 @@ def extract_windows(genome: Genome, sites: SiteSet, upstream: int = 60, downstre
     return out
 
 
-def one_class_per_tss(pos: list[int], strand: list[str], sigma: list[str], keep: list[bool], classes: Sequence[str]) -> np.ndarray:
-    """bool [rows]: `keep`, less every row at a (+1, strand) that rows (kept or not) name two or more
-    of `classes` for, and less each kept row repeating an earlier kept row's (+1, strand, class)."""
+def one_class_per_tss(
+    pos: list[int], strand: list[str], sigma: list[str], keep: list[bool], classes: Sequence[str], factors: list[list[str]]
+) -> np.ndarray:
+    """bool [rows]: `keep`, less every row at a (+1, strand) that rows (kept or not; `factors`: every
+    factor a row's sigma column names) name two or more of `classes` for, and less each kept row
+    repeating an earlier kept row's (+1, strand, class)."""
     frame = pd.DataFrame({"pos": pos, "strand": strand, "sigma": sigma})
-    known = frame[frame["sigma"].isin(list(classes))]
-    n_classes = known.groupby(["pos", "strand"])["sigma"].nunique()
+    named = pd.DataFrame({"pos": pos, "strand": strand, "factor": factors}).explode("factor")
+    known = named[named["factor"].isin(list(classes))]
+    n_classes = known.groupby(["pos", "strand"])["factor"].nunique()
     out = np.asarray(keep, dtype=bool) & ~frame.set_index(["pos", "strand"]).index.isin(n_classes[n_classes > 1].index)
     repeat = frame[out].duplicated(["pos", "strand", "sigma"]).to_numpy()
     out[np.flatnonzero(out)[repeat]] = False
@@ -118,6 +122,7 @@ def read_promoterset(
         raise SigmaDataError(f"{path}: PromoterSet file not found; set data.promoterset to the RegulonDB PromoterSet.txt")
     confidence = set(confidence)
     pos, strand, names, sigma, keep = [], [], [], [], []
+    named: list[list[str]] = []  # every factor of each row's sigma column
     with open(path, encoding="utf-8", errors="replace") as handle:
         for lineno, line in enumerate(handle, 1):
             if line.startswith("#") or not line.strip():
@@ -141,11 +146,12 @@ def read_promoterset(
             strand.append("+" if fields[2] == "forward" else "-")
             names.append(fields[0])
             sigma.append(label)
+            named.append(factors)
             keep.append(fields[7].strip() in confidence and label in classes)
     if not pos:
         raise SigmaDataError(f"{path}: no promoter rows; is this a RegulonDB PromoterSet file?")
     every = SiteSet(np.full(len(pos), chrom, dtype=object), pos, strand, name=names, source=str(path))
-    keep_mask = one_class_per_tss(pos, strand, sigma, keep, classes)
+    keep_mask = one_class_per_tss(pos, strand, sigma, keep, classes, named)
     labelled = every.subset(keep_mask)
     labelled.meta["sigma"] = np.array(sigma, dtype=object)[keep_mask]
     return labelled, every

@@ -219,7 +219,7 @@ def train(cfg: DictConfig) -> dict:
     save_overrides(out)
     if resume_from is None:  # an earlier run's eval/*.json in this folder would pass as this run's
         for stale in run.eval.glob("*.json"):
-            stale.unlink()
+            stale.unlink(missing_ok=True)  # every rank of a multi-process run clears it
     trainer.fit(task, datamodule=datamodule, ckpt_path=resume_from)
     if trainer.fast_dev_run:
         return {}
