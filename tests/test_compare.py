@@ -92,6 +92,16 @@ def test_operating_points(result):
     assert top["n_calls"] == 4 and top["precision"] == pytest.approx(0.75)
 
 
+def test_validation_threshold_is_one_more_operating_point(tmp_path):
+    out = compare_with_promotech(probs(), sites(), write_promotech(tmp_path / "pt.tsv"), REGION, own_threshold=0.55)
+    rules = [c["rule"] for c in out["calls"] if c["tool"] == "genometracks"]
+    assert rules[0].startswith("best F1") and "oracle" in rules[0]
+    own = next(c for c in out["calls"] if c["rule"] == "peak threshold (chosen on validation)")
+    # bins scoring >= 0.55: 0.9 (T) and 0.6 (T)
+    assert own["tool"] == "genometracks" and own["threshold"] == 0.55
+    assert (own["n_calls"], own["tp"]) == (2, 2) and own["recall"] == pytest.approx(2 / 3)
+
+
 def test_per_position_level(result):
     assert result["positions"]["n"] == 240 and result["positions"]["positive"] == 3
     # Promotech hits 105(+) and 150(-) exactly; 185(+) ties at 0 with the 234 unscored negatives

@@ -51,6 +51,48 @@ def test_lr_plus_at_best_f1():
     assert out["lr_plus"] == pytest.approx(4.0)
 
 
+def test_operating_point_at_a_threshold_chosen_elsewhere():
+    # scores >= 0.5 are calls: 0.9 (TP), 0.8 (FP), 0.5 (TP, on the threshold); 0.4 (TP) is missed
+    y = np.array([1, 0, 1, 1, 0, 0, 0, 0])
+    s = np.array([0.9, 0.8, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0])
+    out = metrics.operating_point(y, s, 0.5)
+    assert out["calls"] == 3 and out["threshold"] == 0.5
+    assert out["precision"] == pytest.approx(2 / 3) and out["recall"] == pytest.approx(2 / 3)
+    assert out["f1"] == pytest.approx(2 / 3)
+    assert out["lr_plus"] == pytest.approx((2 / 3) / (1 / 5))  # TPR 2/3, FPR 1/5
+    # above every score: no calls, F1 0, LR+ undefined; only true calls: LR+ infinite
+    none = metrics.operating_point(y, s, 0.95)
+    assert none["calls"] == 0 and none["f1"] == 0.0 and np.isnan(none["lr_plus"]) and np.isnan(none["precision"])
+    assert metrics.operating_point(y, s, 0.85)["lr_plus"] == float("inf")
+
+
+def test_summarise_reports_the_operating_point_only_for_a_given_threshold():
+    y = np.array([1, 0, 1, 1, 0, 0, 0, 0])
+    s = np.array([0.9, 0.8, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0])
+    assert "at_threshold" not in metrics.summarise(y, s)
+    out = metrics.summarise(y, s, threshold=0.5)
+    assert out["at_threshold"]["f1"] == pytest.approx(2 / 3)
+    assert out["f1_best"] == pytest.approx(6 / 7)  # this split's own optimum (top 4: 3 TP, 1 FP) is higher
+    assert "at_threshold" not in metrics.summarise(y, s, threshold=float("nan"))
+
+
+def test_split_metrics_uses_the_given_threshold_on_every_strand():
+    from genometracks.training.task import split_metrics
+
+    # rows (prob, label, contig, strand, position); '+' holds the sharper separation
+    probs = np.array([0.9, 0.8, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0])
+    labels = np.array([1, 0, 1, 1, 0, 0, 0, 0])
+    rows = np.column_stack([probs, labels, np.zeros(8), np.r_[np.zeros(4), np.ones(4)], np.r_[np.arange(4), np.arange(4)]])
+    given = split_metrics(rows, threshold=0.5)
+    for part in ("both", "+", "-"):
+        assert given[part]["at_threshold"]["threshold"] == 0.5 and given[part]["at_threshold"]["chosen_on"] == "validation"
+    assert given["+"]["at_threshold"]["calls"] == 3 and given["-"]["at_threshold"]["calls"] == 0
+    own = split_metrics(rows)
+    assert own["both"]["at_threshold"]["chosen_on"] == "this split"
+    assert own["both"]["at_threshold"]["threshold"] == own["both"]["threshold_f1"] == 0.4
+    assert own["both"]["at_threshold"]["f1"] == pytest.approx(own["both"]["f1_best"])
+
+
 @pytest.mark.ci_may_skip  # an optional cross-check; scikit-learn is not a dependency
 def test_against_sklearn_when_available():
     sk = pytest.importorskip("sklearn.metrics")

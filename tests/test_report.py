@@ -61,6 +61,7 @@ def fake_metrics(both=(0.912, 0.0456)) -> dict:
         "pr_auc_k10": 0.22,
         "lr_plus": 31.5,
         "f1_best": 0.4,
+        "at_threshold": {"threshold": 0.25, "calls": 9, "precision": 0.625, "recall": 0.5, "f1": 0.5556, "lr_plus": 21.25},
     }
     return {
         "labels": "custom",
@@ -69,7 +70,7 @@ def fake_metrics(both=(0.912, 0.0456)) -> dict:
         "epochs": 2,
         "best_checkpoint": "checkpoints/best.ckpt",
         "test": {"both": m, "+": dict(m, roc_auc=0.9), "-": dict(m, roc_auc=None)},
-        "validation": {"both": dict(m, roc_auc=0.777)},
+        "validation": {"both": dict(m, roc_auc=0.777, threshold_f1=0.75)},
     }
 
 
@@ -167,7 +168,11 @@ def test_report_of_a_run(tmp_path):
         "Not produced in this run",
     } <= set(parser.h2)
     assert "plots/test_pr.png" in parser.targets and "plots/test_roc.png" in parser.targets
-    assert "0.912" in page and "0.046" in page and "31.500" in page and "0.777" in page  # metrics.json values
+    assert "0.912" in page and "0.046" in page and "0.777" in page  # metrics.json values
+    # the operating point is the validation threshold's (21.25), not the split's own F1 optimum (31.5)
+    assert "21.250" in page and "0.625" in page and "31.500" not in page
+    # the peak threshold (validation's 0.75) on the test curve: + 650 and 700 (TSSs) and 900, − 610 called
+    assert "4 positions called, precision 0.500, recall 0.667, F1 0.571" in page
     curves = page.split("From the tracks")[1].split("</table>")[0]
     assert "800" in curves and "0.533" in curves and f"{2386 / (3 * 797):.3f}" in curves
     budget = page.split("Training budget")[1].split("</table>")[0]

@@ -1,5 +1,7 @@
 """Run directories protect themselves: an exclusive lock, and SIGTERM stops a run that then resumes."""
 
+import errno
+import fcntl
 import os
 import signal
 import socket
@@ -24,6 +26,50 @@ def test_second_holder_is_refused_with_pid_and_host(tmp_path):
                 pass
     with run_dir_lock(tmp_path / "run", "predict"):  # released on exit
         assert (tmp_path / "run" / LOCK_NAME).read_text().startswith("predict pid")
+
+
+def _unsupported(*args):
+    raise OSError(errno.ENOSYS, os.strerror(errno.ENOSYS))
+
+
+def test_without_flock_posix_locks_guard_the_run_dir(tmp_path, monkeypatch):
+    # Lustre mounted without -o flock answers flock() with ENOSYS: POSIX record locks take over
+    monkeypatch.setattr(fcntl, "flock", _unsupported)
+    taken = []
+    real_lockf = fcntl.lockf
+    monkeypatch.setattr(fcntl, "lockf", lambda fd, op: (taken.append(op), real_lockf(fd, op))[1])
+    with run_dir_lock(tmp_path / "run", "train"):
+        # a second process is refused (POSIX locks do not conflict inside one process, and closing any
+        # handle on the file drops them: the holder's text is read after the probe)
+        probe = (
+            "import fcntl, os, sys; h = os.open(sys.argv[1], os.O_RDWR)\n"
+            "try:\n    fcntl.lockf(h, fcntl.LOCK_EX | fcntl.LOCK_NB)\nexcept OSError:\n    sys.exit(3)"
+        )
+        done = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "run" / LOCK_NAME)])
+        assert done.returncode == 3
+        assert (tmp_path / "run" / LOCK_NAME).read_text().startswith("train pid")
+    assert taken == [fcntl.LOCK_EX | fcntl.LOCK_NB, fcntl.LOCK_UN]
+
+
+def test_a_file_system_without_locks_runs_with_one_warning(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(fcntl, "flock", _unsupported)
+    monkeypatch.setattr(fcntl, "lockf", _unsupported)
+    with caplog.at_level("WARNING", logger="genometracks.io.run_lock"):
+        with run_dir_lock(tmp_path / "run", "predict"):
+            assert (tmp_path / "run" / LOCK_NAME).read_text().startswith("predict pid")
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and "supports no file locks" in lines[0] and "one genometracks process per run_dir" in lines[0]
+    assert str(tmp_path / "run") in lines[0]
+
+
+def test_an_unexpected_lock_error_is_not_hidden(tmp_path, monkeypatch):
+    def denied(*args):
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+
+    monkeypatch.setattr(fcntl, "flock", denied)
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        with run_dir_lock(tmp_path / "run", "predict"):
+            pass
 
 
 def _start(*args: str) -> subprocess.Popen:

@@ -61,12 +61,17 @@ def test_ship_writes_weights_and_both_cards(trained):
     assert t["positions_seen"] == metrics["global_step"] * 4 * 64  # steps x n_streams x seg_len
     assert card["calibration"]["logit_offset"] == pytest.approx(-math.log(50.0))
     assert card["peaks"]["threshold"] == card["metrics"]["validation"]["both"]["threshold_f1"]
+    # the test split and the check region are scored at that (validation) threshold
+    for point in (card["metrics"]["test"]["both"]["at_threshold"], card["check"]["metrics"]["at_threshold"]):
+        assert point["threshold"] == card["peaks"]["threshold"] and point["chosen_on"] == "validation"
     # test metrics of the shipped weights = those training computed for the best checkpoint
     for key in ("roc_auc", "pr_auc"):
         assert card["metrics"]["test"]["both"][key] == pytest.approx(metrics["test"]["both"][key], abs=1e-5)
     md = (out / S.CARD_MD).read_text()
     for text in ("# Model card: tiny", t["command"], "positions seen", "peak threshold", "logit offset", "licence"):
         assert text in md
+    test_row = next(line for line in md.splitlines() if line.startswith("| test |"))
+    assert f"| {card['metrics']['test']['both']['at_threshold']['calls']:,} |" in test_row
 
 
 @pytest.mark.slow
@@ -109,6 +114,8 @@ def test_card_metrics_agree_with_a_fresh_evaluation(trained):
     assert result["card"]["n_positives"] > 0
     for key in KEYS:
         assert result["fresh"][key] == pytest.approx(result["card"][key], **AGREE), key
+    for key in ("threshold", "calls", "f1"):
+        assert result["fresh"]["at_threshold"][key] == pytest.approx(result["card"]["at_threshold"][key], **AGREE), key
     # and the whole validation split the threshold came from
     from genometracks.data.dataset import load_dataset
 
@@ -133,6 +140,11 @@ def test_package_model_card_agrees_with_a_fresh_evaluation(name):
     assert result["card"]["n_positives"] > 0
     for key in KEYS:
         assert result["fresh"][key] == pytest.approx(result["card"][key], **AGREE), key
+    for key in ("threshold", "calls", "f1"):
+        assert result["fresh"]["at_threshold"][key] == pytest.approx(result["card"]["at_threshold"][key], **AGREE), key
+    # the test split's operating point is at the validation threshold, not the test split's own optimum
+    point = card["metrics"]["test"]["both"]["at_threshold"]
+    assert point["chosen_on"] == "validation" and point["threshold"] == card["peaks"]["threshold"]
 
 
 def test_the_main_jobs_model_and_one_model_per_label_set_are_shipped():
@@ -171,6 +183,11 @@ def test_package_model_is_complete(name):
         assert card["training"][key] not in (None, ""), key
     assert 0 < card["peaks"]["threshold"] < 1 and card["metrics"]["validation"]["both"]["roc_auc"] > 0.5
     assert (folder / S.CARD_MD).read_text().startswith(f"# Model card: {name}")
+    from genometracks.inference.ship import card_markdown
+
+    assert (folder / S.CARD_MD).read_text() == card_markdown(card)  # the card for people says what card.json says
+    for split in ("validation", "test"):  # every split scored at the peak threshold (chosen on validation)
+        assert card["metrics"][split]["both"]["at_threshold"]["threshold"] == card["peaks"]["threshold"], split
     conf = Path(S.__file__).parents[2].joinpath("conf", "model", f"{name}.yaml")
     assert f"shipped: {name} " in conf.read_text()  # `model=NAME` selects it
 

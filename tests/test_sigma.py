@@ -387,6 +387,21 @@ def test_class_metrics_by_hand():
     assert np.isclose(m["a"]["roc_auc"], 8 / 9) and np.isclose(m["c"]["roc_auc"], 1.0)
 
 
+def test_fold_priors_reweight_each_fold_to_its_training_shares_by_hand():
+    from genometracks.sigma.evaluate import with_fold_priors
+
+    # fold 0 holds rows 0-1 and was trained on rows 2-5 (labels a, a, a, b: shares 3/4, 1/4);
+    # fold 1 holds rows 2-5 and was trained on rows 0-1 (a, b: shares 1/2, 1/2 = unchanged)
+    data = SigmaSet(np.zeros((6, 4), np.uint8), np.array([0, 1, 0, 0, 0, 1]), ("a", "b"), 4)
+    scores = np.full((6, 2), 0.5)
+    fold = np.array([0, 0, 1, 1, 1, 1])
+    out = with_fold_priors(data, scores, fold, ["a", "b"])
+    assert np.allclose(out[:2], [[0.75, 0.25], [0.75, 0.25]]) and np.allclose(out[2:], 0.5)
+    # rows still sum to one, and a confident row stays on its side
+    skewed = with_fold_priors(data, np.array([[0.1, 0.9]] * 6), fold, ["a", "b"])
+    assert np.allclose(skewed.sum(axis=1), 1.0) and np.allclose(skewed[0], [0.25, 0.75])
+
+
 # ------------------------------------------------------------------------------------------ track
 def test_sigma_bigbed_track_reads_back_and_validates_in_a_hub(tmp_path):
     import pybigtools
@@ -484,6 +499,12 @@ def test_run_sigma_on_synthetic_data_writes_metrics_roc_logos_and_kernels(tmp_pa
             m = metrics["metrics"][mode][name]
             assert m["n_pos"] == 30 and m["n_neg"] == (60 if mode == "softmax" else 150)
             assert m["accuracy"] >= 0.9 and m["roc_auc"] >= 0.95, (mode, name, m)
+    # the probabilities the track uses (class shares applied per fold): 20 of each class trained every
+    # fold, so the shares are uniform and the figures are the softmax's own
+    track = metrics["metrics"]["softmax+prior"]
+    for name in ("sigma24", "sigma32", "sigma70"):
+        for key in ("roc_auc", "accuracy", "tp"):
+            assert track[name][key] == pytest.approx(metrics["metrics"]["softmax"][name][key]), (name, key)
     assert mpimg.imread(tmp_path / "run" / "roc.png").shape[2] in (3, 4)
     assert sorted(p.name for p in (tmp_path / "run" / "logos" / "sigma").glob("*.png")) == [
         "all_classes.png",

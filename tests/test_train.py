@@ -47,6 +47,12 @@ def test_train_writes_checkpoint_metrics_config(unbroken):
     assert test["both"]["n_positions"] == test["+"]["n_positions"] + test["-"]["n_positions"] == 2 * 2000
     for key in ("roc_auc", "pr_auc", "pr_auc_k4", "pr_auc_k10", "lr_plus"):
         assert key in test["both"]
+    # test calls are made at the kept checkpoint's validation threshold, not the test split's own optimum
+    point = test["both"]["at_threshold"]
+    assert point["chosen_on"] == "validation" and point["threshold"] == metrics["validation"]["both"]["threshold_f1"]
+    assert metrics["validation"]["both"]["at_threshold"]["chosen_on"] == "this split"
+    assert metrics["validation"]["both"]["at_threshold"]["f1"] == pytest.approx(metrics["validation"]["both"]["f1_best"])
+    assert 0 < point["calls"] < test["both"]["n_positions"]
     assert metrics["experiment"] == "smoke" and metrics["labels"] == "planted"
 
 
@@ -117,6 +123,10 @@ def test_ddp_cpu_two_ranks_metrics_equal_single_process(tmp_path):
     single = evaluate_checkpoint(cfg, tmp_path / "checkpoints" / "best.ckpt")["both"]
     for key in ("n_positions", "n_positives", "roc_auc", "pr_auc"):
         assert single[key] == pytest.approx(ddp[key], abs=1e-6), key
+    # the test split is scored at the validation split's threshold, in DDP as in one process
+    assert ddp["at_threshold"]["chosen_on"] == single["at_threshold"]["chosen_on"] == "validation"
+    for key in ("threshold", "calls", "f1"):
+        assert single["at_threshold"][key] == pytest.approx(ddp["at_threshold"][key], abs=1e-6), key
 
 
 def test_debug_fast_dev_run(tmp_path):

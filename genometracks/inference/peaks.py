@@ -87,6 +87,9 @@ def peak_records(
     return records
 
 
+NO_VALIDATION_THRESHOLD = "0.5 (no validation threshold in metrics.json)"
+
+
 def peak_threshold(setting: object, run_dir: Path) -> tuple[float, str]:
     """(probability threshold, where it came from). `auto`: the validation split's F1-optimal threshold
     (calibrated probabilities, as in the tracks) of the model that wrote the tracks (DIR/tracks/predict.json:
@@ -105,7 +108,7 @@ def peak_threshold(setting: object, run_dir: Path) -> tuple[float, str]:
     except (OSError, ValueError, KeyError, TypeError):
         value = None
     if value is None or not 0.0 < float(value) < 1.0:
-        return 0.5, "0.5 (no validation threshold in metrics.json)"
+        return 0.5, NO_VALIDATION_THRESHOLD
     return float(value), "validation F1-optimal (metrics.json)"
 
 

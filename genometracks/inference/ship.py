@@ -354,6 +354,16 @@ def _fmt(value, digits: int = 3) -> str:
     return str(value)
 
 
+def _metric_row(split: str, region: str, b: dict, digits: int) -> str:
+    """One card.md metrics row: split-wide AUCs, then the operating point at the validation threshold."""
+    point = b.get("at_threshold") or {}
+    cells = [split, region, _fmt(b.get("n_positions")), _fmt(b.get("n_positives"))]
+    cells += [_fmt(b.get(k), digits) for k in ("roc_auc", "pr_auc", "pr_auc_k4", "pr_auc_k10")]
+    cells += [_fmt(point.get("calls"))] + [_fmt(point.get(k), digits) for k in ("precision", "recall", "f1")]
+    cells.append(_fmt(point.get("lr_plus"), 1))
+    return "| " + " | ".join(cells) + " |"
+
+
 def _parent_lines(t: dict) -> list[str]:
     """card.md lines for a fine-tuned model: the starting weights, how they were trained, the totals."""
     p = t.get("parent") or {}
@@ -445,27 +455,21 @@ def card_markdown(card: dict) -> str:
         "",
         "## Metrics",
         "",
-        f"Per position, both strands, labels '{m['labels']}', calibrated probabilities; {m['evaluated_by']}.",
+        f"Per position, both strands, labels '{m['labels']}', calibrated probabilities; {m['evaluated_by']}. "
+        f"Positions called (P >= threshold), precision, recall, F1 and LR+ are at the peak threshold ({_fmt(pk.get('threshold'), 4)}, "
+        "chosen on the validation split), on every row.",
         "",
-        "| split | region | positions | TSSs | ROC AUC | PR AUC | PR AUC k=4 | PR AUC k=10 | LR+ at best F1 | best F1 |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| split | region | positions | TSSs | ROC AUC | PR AUC | PR AUC k=4 | PR AUC k=10 "
+        "| positions called | precision | recall | F1 | LR+ |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for split in ("validation", "test"):
         b = _both(m.get(split))
         if b:
-            lines.append(
-                f"| {split} | {', '.join(m['regions'].get(split, []))} | {_fmt(b.get('n_positions'))} | "
-                f"{_fmt(b.get('n_positives'))} | {_fmt(b.get('roc_auc'))} | {_fmt(b.get('pr_auc'))} | "
-                f"{_fmt(b.get('pr_auc_k4'))} | {_fmt(b.get('pr_auc_k10'))} | {_fmt(b.get('lr_plus'), 1)} | "
-                f"{_fmt(b.get('f1_best'))} |"
-            )
+            region = ", ".join(m["regions"].get(split, []))
+            lines.append(_metric_row(split, region, b, 3))
     if check:
-        b = check.get("metrics") or {}
-        lines.append(
-            f"| check | {check['region']} | {_fmt(b.get('n_positions'))} | {_fmt(b.get('n_positives'))} | "
-            f"{_fmt(b.get('roc_auc'), 4)} | {_fmt(b.get('pr_auc'), 4)} | {_fmt(b.get('pr_auc_k4'), 4)} | "
-            f"{_fmt(b.get('pr_auc_k10'), 4)} | {_fmt(b.get('lr_plus'), 1)} | {_fmt(b.get('f1_best'), 4)} |"
-        )
+        lines.append(_metric_row("check", check["region"], check.get("metrics") or {}, 4))
         lines += [
             "",
             f"The check region is {check.get('description', '')}; a test re-evaluates the shipped weights "
@@ -491,6 +495,21 @@ def _default_check_region(splits, check_nt: int):
 
     first = splits["validation"][0]
     return Interval(first.chrom, first.start, min(first.end, first.start + check_nt))
+
+
+def _evaluate(shipped, dataset, regions, n_streams: int, threshold: float | None) -> dict:
+    """Metrics of the shipped weights on `regions` (both strands), operating point at `threshold`."""
+    return S.evaluate_regions(
+        shipped.model,
+        shipped.logit_offset,
+        dataset.genome,
+        dataset.sites,
+        dataset.shift,
+        regions,
+        shipped.seg_len,
+        n_streams,
+        threshold=threshold,
+    )
 
 
 def ship_name(args: dict) -> str:
@@ -600,29 +619,20 @@ def ship(args: dict) -> Path:
         card["weights"]["sha256"] = S.sha256_file(stage / S.WEIGHTS)
         write_text_atomic(stage / S.CARD_JSON, json.dumps(card, indent=2))
         shipped = S.load_shipped(stage)  # evaluate exactly what ships
-        evaluated = {}
+        evaluated: dict[str, dict] = {}
+        threshold = None
         for split in ("validation", "test") if run_test else ("validation",):
             print(f"ship: evaluating the {split} split ...", file=sys.stderr, flush=True)
-            evaluated[split] = S.evaluate_regions(
-                shipped.model,
-                shipped.logit_offset,
-                dataset.genome,
-                dataset.sites,
-                dataset.shift,
-                dataset.splits[split],
-                shipped.seg_len,
-                n_streams,
-            )
+            evaluated[split] = _evaluate(shipped, dataset, dataset.splits[split], n_streams, threshold)
+            if split == "validation":
+                threshold = _both(evaluated["validation"]).get("threshold_f1")
+                if not S._probability(threshold):
+                    raise ShipError(
+                        f"{ckpt}: no validation F1-optimal threshold in (0, 1) (got {threshold}); is the "
+                        "validation split without TSSs? Choose a run whose validation split has labels"
+                    )
         print(f"ship: evaluating the check region {S.format_region(check_region)} ...", file=sys.stderr, flush=True)
-        check = S.evaluate_regions(
-            shipped.model, shipped.logit_offset, dataset.genome, dataset.sites, dataset.shift, [check_region], shipped.seg_len, n_streams
-        )["both"]
-        threshold = _both(evaluated["validation"]).get("threshold_f1")
-        if not S._probability(threshold):
-            raise ShipError(
-                f"{ckpt}: no validation F1-optimal threshold in (0, 1) (got {threshold}); is the "
-                "validation split without TSSs? Choose a run whose validation split has labels"
-            )
+        check = _evaluate(shipped, dataset, [check_region], n_streams, threshold)["both"]
         card["peaks"] = {
             "threshold": float(threshold),
             "min_distance": 10,

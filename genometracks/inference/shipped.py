@@ -216,10 +216,20 @@ def resolve_model(cfg, out: Path) -> ModelSource:
 # -- the main job --------------------------------------------------------------------------------------
 # -- evaluation ----------------------------------------------------------------------------------------
 def evaluate_regions(
-    model, logit_offset: float, genome, sites, shift: int, regions, seg_len: int, n_streams: int = 16, path: str = "fast"
+    model,
+    logit_offset: float,
+    genome,
+    sites,
+    shift: int,
+    regions,
+    seg_len: int,
+    n_streams: int = 16,
+    path: str = "fast",
+    threshold: float | None = None,
 ) -> dict:
     """Per-position metrics (both strands and per strand, as training reports them) of a model on
-    `regions` (forward intervals, both strands scored), memory carried and `model.context` of burn-in."""
+    `regions` (forward intervals, both strands scored), memory carried and `model.context` of burn-in;
+    `threshold` (the validation split's) sets the operating point of `at_threshold`."""
 
     labels = build_labels(genome, sites, shift)
     streams = SegmentStreams(
@@ -233,7 +243,7 @@ def evaluate_regions(
             logits = logits + logit_offset
             collected.append(position_rows(logits, batch))
     rows = torch.cat(collected).numpy() if collected else np.zeros((0, 5))
-    return split_metrics(rows)
+    return split_metrics(rows, threshold=threshold)
 
 
 def parse_region(text: str):
@@ -270,6 +280,7 @@ def check_card(source: ModelSource, cfg) -> dict:
         [region],
         source.seg_len,
         int(check.get("n_streams", 16)),
+        threshold=(card.get("peaks") or {}).get("threshold"),
     )
     return {"card": check.get("metrics", {}), "fresh": fresh["both"]}
 

@@ -3,7 +3,9 @@ holder's pid and host), and SIGTERM / SIGINT end a command cleanly so that it re
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import logging
 import os
 import signal
 import socket
@@ -16,6 +18,8 @@ from types import FrameType
 from genometracks.io.run_config import ConfigError
 
 LOCK_NAME = ".genometracks.lock"
+UNSUPPORTED = frozenset({errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK, errno.EINVAL})  # no such lock here
+log = logging.getLogger(__name__)
 
 
 class RunDirBusy(ConfigError):
@@ -41,7 +45,7 @@ def run_dir_lock(folder: Path, command: str) -> Iterator[None]:
     path = folder / LOCK_NAME
     handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        kind = _lock(handle, folder)
     except BlockingIOError:
         holder = os.read(handle, 300).decode(errors="replace").strip() or "another process"
         os.close(handle)
@@ -54,8 +58,43 @@ def run_dir_lock(folder: Path, command: str) -> Iterator[None]:
         os.write(handle, f"{command} pid {os.getpid()} on {socket.gethostname()} since {stamp}\n".encode())
         yield
     finally:
-        fcntl.flock(handle, fcntl.LOCK_UN)
+        if kind == "flock":
+            fcntl.flock(handle, fcntl.LOCK_UN)
+        elif kind == "lockf":
+            fcntl.lockf(handle, fcntl.LOCK_UN)
         os.close(handle)
+
+
+def _lock(handle: int, folder: Path) -> str:
+    """Lock the open lock file exclusively without waiting: 'flock', else (a file system without BSD
+    locks, such as Lustre mounted without -o flock, or some NFS) 'lockf' (POSIX record locks), else ''
+    with one warning (no lock available: the run goes on unprotected). Busy: BlockingIOError."""
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return "flock"
+    except BlockingIOError:
+        raise
+    except OSError as err:
+        if err.errno not in UNSUPPORTED:
+            raise
+        bsd = os.strerror(err.errno or 0)
+    try:
+        fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held until the process closes any handle on the file
+        return "lockf"
+    except OSError as err:
+        if err.errno in (errno.EACCES, errno.EAGAIN):
+            raise BlockingIOError(err.errno, err.strerror) from None
+        if err.errno not in UNSUPPORTED:
+            raise
+        posix = os.strerror(err.errno or 0)
+    log.warning(
+        "%s: the file system supports no file locks (flock: %s; fcntl: %s); running without the run-directory "
+        "lock, so start one genometracks process per run_dir",
+        folder,
+        bsd,
+        posix,
+    )
+    return ""
 
 
 @contextmanager

@@ -22,6 +22,7 @@ import numpy as np
 from genometracks.browser.snapshot import SnapshotError, browser_snapshot
 from genometracks.data.dataset import load_dataset
 from genometracks.formats.bigwig import read_bigwig
+from genometracks.inference.peaks import NO_VALIDATION_THRESHOLD, peak_threshold
 from genometracks.io.atomic import write_text_atomic
 from genometracks.io.paths import shared_data
 from genometracks.io.rundir import RunDir
@@ -140,13 +141,27 @@ def _curves(rep: _Report, ev: dict) -> Section:
     y_all = parts["both strands"][0]
     where = ", ".join(f"{r.chrom}:{r.start:,}-{r.end:,}" for r in ev["regions"])
     plots = RunDir(rep.run_dir).plots
-    png_pr = plot_pr(pr, plots / "test_pr.png", f"Test split PR ({ev['label_set']})", base_rate=float(y_all.mean()))
+    threshold, source = peak_threshold("auto", rep.run_dir)
+    points, point_text = {}, ""
+    if source != NO_VALIDATION_THRESHOLD:  # where the peak threshold (chosen on validation) sits on the test curve
+        op = M.operating_point(*parts["both strands"], threshold)
+        if op["calls"]:
+            points[f"P ≥ {threshold:.3f} ({source}): precision {op['precision']:.3f}, recall {op['recall']:.3f}"] = (
+                op["recall"],
+                op["precision"],
+            )
+            point_text = (
+                f" The marked point is the peak threshold {threshold:.4f} ({source}) applied per position: "
+                f"{op['calls']:,} positions called, precision {op['precision']:.3f}, recall {op['recall']:.3f}, "
+                f"F1 {op['f1']:.3f}."
+            )
+    png_pr = plot_pr(pr, plots / "test_pr.png", f"Test split PR ({ev['label_set']})", base_rate=float(y_all.mean()), points=points)
     png_roc = plot_roc(roc, plots / "test_roc.png", f"Test split ROC ({ev['label_set']})")
     text = (
         f"Per-position curves over the test split ({where}; {y_all.size:,} positions on both strands, "
         f"{int(y_all.sum()):,} labelled TSSs of '{ev['label_set']}'), computed from the predicted "
         "probability bigWigs (tracks/tss.plus.bw, tss.minus.bw). They can differ slightly from metrics.json, "
-        "which the training stage computed on its own streamed test pass."
+        "which the training stage computed on its own streamed test pass." + point_text
     )
     table = ("table", "From the tracks", ["strands", "positions", "TSSs", "ROC AUC", "PR AUC"], rows, None)
     return Section("PR and ROC curves (test split)", [("p", text), table, ("gallery", rep.images([png_pr, png_roc]))])
@@ -161,7 +176,14 @@ def _comparison(rep: _Report, ev: dict, cfg) -> tuple[Section | None, dict | Non
         rep.missing.append(f"Promotech peer comparison ({why})")
         return None, None
     r = regions[0]
-    result = compare_with_promotech({s: ev["values"][(r.chrom, s)] for s in "+-"}, ev["sites"], path, (r.chrom, r.start, r.end))
+    own, source = peak_threshold("auto", rep.run_dir)
+    result = compare_with_promotech(
+        {s: ev["values"][(r.chrom, s)] for s in "+-"},
+        ev["sites"],
+        path,
+        (r.chrom, r.start, r.end),
+        own_threshold=None if source == NO_VALIDATION_THRESHOLD else own,
+    )
     files = write_comparison(result, RunDir(rep.run_dir).comparison)
     header, rows = comparison_rows(result)
     w = result["windows"]
@@ -194,7 +216,9 @@ def _metrics(rep: _Report, metrics: dict, comparison: dict | None) -> None:
                     "p",
                     f"Labels '{labels}'. Per-position metrics written by the training stage (metrics.json, best "
                     f"checkpoint {metrics.get('best_checkpoint', '–')}); PR AUC k=4/k=10 pool consecutive k-mers as in "
-                    "the TSS paper.",
+                    "the TSS paper. Precision, recall, F1 and LR+ are per position at one threshold, the validation "
+                    "split's F1-optimal probability, on every split (the test split's own optimum would be an "
+                    "oracle).",
                 ),
                 (
                     "row",
@@ -369,6 +393,15 @@ def _sigma(rep: _Report) -> None:
             for mode, per in (metrics.get("metrics") or {}).items()
             for name, m in per.items()
         ]
+        if "softmax+prior" in (metrics.get("metrics") or {}):
+            blocks.append(
+                (
+                    "p",
+                    "softmax+prior: the softmax model's out-of-fold probabilities re-weighted to the class shares "
+                    "its fold was trained on, as the sigma track re-weights the final model's; its rows describe "
+                    "the track's calls (the softmax rows, of balanced class weights, treat the classes as equally common).",
+                )
+            )
         blocks.append(("table", f"Sigma CNN, out-of-fold ({metrics.get('folds', '?')}-fold CV), one class vs rest", header, rows, None))
     blocks.append(("gallery", rep.images([sdir.root / "roc.png", sdir.motifs / "sigma_cnn_kernels.png"]) + logos))
     rep.sections.append(Section("Sigma-factor classes", blocks))

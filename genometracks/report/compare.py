@@ -41,6 +41,9 @@ RULE = (
 )
 
 
+ORACLE_RULE = "best F1 on these bins (oracle: chosen on the test split)"
+
+
 class PromotechError(ValueError):
     """A Promotech prediction file or comparison input that cannot be used; names the file/record and fix."""
 
@@ -173,10 +176,14 @@ def compare_with_promotech(
     region: tuple[str, int, int],
     window: int = 40,
     threshold: float = PROMOTECH_THRESHOLD,
+    own_threshold: float | None = None,
 ) -> dict:
     """Window-level (bins of `window` nt, see RULE) and per-position comparison on `region`
     (chrom, start, end; 0-based half-open). prob_by_strand: {'+': P, '-': P}, forward coordinates,
-    whole contig or region; None compares Promotech alone. Returns a JSON-ready dict (see write_comparison)."""
+    whole contig or region; None compares Promotech alone. `own_threshold`: genometracks' probability
+    threshold chosen on its validation split (its peak threshold), one more operating point; the
+    'best F1' points are chosen on these test bins (an oracle, for both tools alike). Returns a
+    JSON-ready dict (see write_comparison)."""
     chrom, start, end = region[0], int(region[1]), int(region[2])
     if not 0 <= start < end or window < 1:
         raise PromotechError(f"region {chrom}:{start}-{end}, window {window}: need 0 <= start < end and window >= 1")
@@ -220,7 +227,9 @@ def compare_with_promotech(
             "promotech_recall": pt_recall,
         }
         best = M.lr_plus_at_best_f1(labels_w, scores)
-        result["calls"].append(calls_at(labels_w, scores, best["threshold"], tool, "best F1"))
+        result["calls"].append(calls_at(labels_w, scores, best["threshold"], tool, ORACLE_RULE))
+        if tool == "genometracks" and own_threshold is not None:
+            result["calls"].append(calls_at(labels_w, scores, float(own_threshold), tool, "peak threshold (chosen on validation)"))
         if tool == "promotech":
             result["calls"].append(calls_at(labels_w, scores, threshold, tool, f"published threshold {threshold}"))
         elif k:

@@ -27,9 +27,19 @@ METRIC_COLUMNS = (
     ("pr_auc", "PR AUC"),
     ("pr_auc_k4", "PR AUC k=4"),
     ("pr_auc_k10", "PR AUC k=10"),
-    ("lr_plus", "LR+ (best F1)"),
-    ("f1_best", "best F1"),
-)
+    ("at_threshold.threshold", "threshold"),
+    ("at_threshold.precision", "precision"),
+    ("at_threshold.recall", "recall"),
+    ("at_threshold.f1", "F1"),
+    ("at_threshold.lr_plus", "LR+"),
+)  # the operating point: the validation split's F1-optimal threshold, applied to every split
+
+
+def metric_value(m: Mapping, key: str) -> object:
+    """m[key], where 'a.b' reads m['a']['b'] (None when missing)."""
+    for part in key.split("."):
+        m = m.get(part) if isinstance(m, Mapping) else None
+    return m
 
 
 def fmt(value: object, digits: int = 3) -> str:
@@ -127,7 +137,8 @@ def split_metric_rows(metrics: Mapping) -> tuple[list[str], list[list[str]]]:
             if not m:
                 continue
             rows.append(
-                [split, strand, fmt(m.get("n_positions")), fmt(m.get("n_positives"))] + [fmt(m.get(key)) for key, _ in METRIC_COLUMNS]
+                [split, strand, fmt(m.get("n_positions")), fmt(m.get("n_positives"))]
+                + [fmt(metric_value(m, key)) for key, _ in METRIC_COLUMNS]
             )
     return header, rows
 

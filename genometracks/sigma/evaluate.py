@@ -37,7 +37,7 @@ from genometracks.sigma.gradcam import (
     relative_positions,
 )
 from genometracks.sigma.kernels import export_kernels
-from genometracks.sigma.model import SigmaCNN, SigmaTask, balanced_weights, predict_proba, save_model
+from genometracks.sigma.model import SigmaCNN, SigmaTask, balanced_weights, predict_proba, save_model, with_prior
 from genometracks.training import metrics as M
 
 MODES = ("softmax", "ovr")
@@ -249,6 +249,22 @@ def class_metrics(data: SigmaSet, scores: np.ndarray, fold: np.ndarray, mode: st
     return out
 
 
+TRACK_MODE = "softmax+prior"  # the softmax CV's probabilities as the track computes them
+
+
+def with_fold_priors(data: SigmaSet, scores: np.ndarray, fold: np.ndarray, classes: Sequence[str]) -> np.ndarray:
+    """Out-of-fold softmax probabilities [n, k] re-weighted, fold by fold, to the class shares of the rows
+    that fold's model was trained on (`with_prior`), as the track re-weights the final model's to the
+    shares of all rows: the CV figures of the probabilities the track's calls come from."""
+    codes = np.array([data.classes.index(name) for name in classes])
+    out = np.empty_like(scores)
+    for f in np.unique(fold):
+        trained = data.label[fold != f]
+        shares = np.array([(trained == c).sum() for c in codes], dtype=np.float64)
+        out[fold == f] = with_prior(scores[fold == f], shares / max(shares.sum(), 1.0))
+    return out
+
+
 def plot_roc_panels(curves: dict[str, tuple[SigmaSet, np.ndarray, Sequence[str]]], path: str | Path) -> Path:
     """One PNG, one panel per mode, one ROC curve per class (AUC in the legend)."""
     fig = new_figure(5.2 * len(curves), 5)
@@ -307,6 +323,10 @@ def run_sigma(cfg) -> dict:
         scored, scores, fold, maps = cross_validate(data, mode, settings, folds, seed, classes, cams if mode == logo_mode else ())
         metrics[mode] = class_metrics(scored, scores, fold, mode, classes)
         curves[mode] = (scored, scores, classes)
+        if mode == "softmax" and settings.class_weight == "balanced":  # the track applies the class shares
+            track_scores = with_fold_priors(scored, scores, fold, classes)
+            metrics[TRACK_MODE] = class_metrics(scored, track_scores, fold, "softmax", classes)
+            curves[TRACK_MODE] = (scored, track_scores, classes)
         if mode == logo_mode:
             logo_source = (scored, maps)
     promoters = promoters_only(data, classes)

@@ -1,5 +1,6 @@
 """Binary classification metrics over whole splits: ROC AUC, PR AUC (average precision),
-PR AUC at k-mer resolution (as in the TSS paper) and LR+ at the F1-optimal threshold.
+PR AUC at k-mer resolution (as in the TSS paper), LR+ at the F1-optimal threshold, and the
+operating point (F1, LR+, precision, recall) at a threshold chosen elsewhere (the validation split's).
 
 All functions take `labels` (0/1, shape [n]) and `scores` (float, shape [n]) as numpy arrays and
 handle ties exactly (tied scores form one step of the curve), without sklearn.
@@ -95,11 +96,37 @@ def lr_plus_at_best_f1(labels: np.ndarray, scores: np.ndarray) -> dict:
     }
 
 
+def operating_point(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
+    """Calls = scores >= `threshold` (chosen on another split): their count, precision, recall, F1 and
+    LR+ = TPR / FPR (inf without false positives, NaN without positives or negatives)."""
+    labels = np.asarray(labels).astype(bool).ravel()
+    called = np.asarray(scores, dtype=np.float64).ravel() >= threshold
+    if labels.shape != called.shape:
+        raise ValueError(f"labels {labels.shape} and scores {called.shape} differ in shape")
+    tp = float(np.sum(called & labels))
+    fp = float(np.sum(called & ~labels))
+    n_pos, n_neg = float(labels.sum()), float(labels.size - labels.sum())
+    precision = tp / (tp + fp) if tp + fp else float("nan")
+    recall = tp / n_pos if n_pos else float("nan")
+    f1 = 2 * tp / (2 * tp + fp + (n_pos - tp)) if n_pos + fp else float("nan")
+    if not n_pos or not n_neg:
+        lr = float("nan")
+    else:
+        lr = float("inf") if fp == 0 and tp > 0 else (float("nan") if fp == 0 else (tp / n_pos) / (fp / n_neg))
+    return {"threshold": float(threshold), "calls": int(tp + fp), "precision": precision, "recall": recall, "f1": f1, "lr_plus": lr}
+
+
 def summarise(
-    labels: np.ndarray, scores: np.ndarray, kmer_tracks: list[tuple[np.ndarray, np.ndarray]] | None = None, ks: tuple[int, ...] = (4, 10)
+    labels: np.ndarray,
+    scores: np.ndarray,
+    kmer_tracks: list[tuple[np.ndarray, np.ndarray]] | None = None,
+    ks: tuple[int, ...] = (4, 10),
+    threshold: float | None = None,
 ) -> dict:
     """All split metrics for one set of positions. `kmer_tracks` are the contiguous (labels, scores)
-    runs used for k-mer pooling (k-mers never straddle two runs); defaults to the whole input as one run."""
+    runs used for k-mer pooling (k-mers never straddle two runs); defaults to the whole input as one run.
+    `threshold` (a probability chosen on the validation split) adds `at_threshold`, the operating point
+    there; `lr_plus`/`f1_best` are at this split's own F1-optimal threshold (an oracle on a test split)."""
     out = {
         "n_positions": int(np.size(labels)),
         "n_positives": int(np.sum(labels)),
@@ -114,4 +141,6 @@ def summarise(
         out[f"pr_auc_k{k}"] = average_precision(ky, ks_)
     lr = lr_plus_at_best_f1(labels, scores)
     out.update({"lr_plus": lr["lr_plus"], "f1_best": lr["f1"], "threshold_f1": lr["threshold"]})
+    if threshold is not None and np.isfinite(threshold):
+        out["at_threshold"] = operating_point(labels, scores, float(threshold))
     return out

@@ -112,6 +112,9 @@ class TSSTask(pl.LightningModule):
         self.metrics_dir: str | None = None  # rank 0 writes <metrics_dir>/<phase>.json (survives spawned DDP)
         self._collected: dict[str, list] = {}
         self.last_metrics: dict[str, dict] = {}
+        # the test split's operating point: the validation split's F1-optimal probability, set by the
+        # caller before testing (an attribute, so spawned DDP workers receive it), not the test's own optimum
+        self.test_threshold: float | None = None
 
     # -- memory ---------------------------------------------------------------------------------
     def _step(self, batch: dict, phase: str, all_outputs: bool = False) -> torch.Tensor:
@@ -221,7 +224,7 @@ class TSSTask(pl.LightningModule):
     def _finish(self, phase: str) -> None:
         rows = self._gathered(phase)
         self._collected[phase] = []
-        result = split_metrics(rows)
+        result = split_metrics(rows, threshold=self.test_threshold if phase == "test" else None)
         self.last_metrics[phase] = result
         if self.metrics_dir and (self.trainer is None or self.trainer.is_global_zero):
             write_text_atomic(Path(self.metrics_dir) / f"{phase}.json", json.dumps(result, default=float))
@@ -237,17 +240,26 @@ class TSSTask(pl.LightningModule):
         self._finish("test")
 
 
-def split_metrics(rows: np.ndarray) -> dict:
+def split_metrics(rows: np.ndarray, threshold: float | None = None) -> dict:
     """Metrics of one split from collected rows [n, 5] = (prob, label, contig, strand, position):
-    both strands together and per strand; k-mers never straddle contigs, strands or gaps."""
+    both strands together and per strand; k-mers never straddle contigs, strands or gaps.
+    Each part's `at_threshold` is its operating point at `threshold` (the validation split's
+    both-strand F1-optimal probability) or, without one, at this split's own (`chosen_on` says which)."""
     if rows.size == 0:
         return {"both": {}, "+": {}, "-": {}}
     order = np.lexsort((rows[:, 4], rows[:, 3], rows[:, 2]))
     rows = rows[order]
     out = {}
+    chosen_on = "validation" if threshold is not None else "this split"
     for name, select in (("both", slice(None)), ("+", rows[:, 3] == 0), ("-", rows[:, 3] == 1)):
         part = rows[select]
         breaks = np.flatnonzero((np.diff(part[:, 4]) != 1) | (np.diff(part[:, 2]) != 0) | (np.diff(part[:, 3]) != 0)) + 1
         runs = [(y, s) for y, s in zip(np.split(part[:, 1], breaks), np.split(part[:, 0], breaks))]
-        out[name] = M.summarise(part[:, 1], part[:, 0], kmer_tracks=runs)
+        out[name] = M.summarise(part[:, 1], part[:, 0], kmer_tracks=runs, threshold=threshold)
+        if name == "both" and threshold is None:
+            threshold = out["both"].get("threshold_f1")
+            if threshold is not None and np.isfinite(threshold):
+                out["both"]["at_threshold"] = M.operating_point(part[:, 1], part[:, 0], threshold)
+        if "at_threshold" in out[name]:
+            out[name]["at_threshold"]["chosen_on"] = chosen_on
     return out

@@ -8,6 +8,7 @@ mid-epoch included (the training memory and the position in the epoch are restor
 from __future__ import annotations
 
 import json
+import math
 import shlex
 import time
 from pathlib import Path
@@ -229,6 +230,7 @@ def train(cfg: DictConfig) -> dict:
         validated = trainer.validate(task, datamodule=datamodule, ckpt_path=best_path, weights_only=True, verbose=False)[0]
     test_split = bool(cfg.task.get("test_split", True))
     if test_split:  # studies choose on validation and leave the test region alone
+        task.test_threshold = _validation_threshold(_read_json(run.eval / "val.json"))
         trainer.test(task, datamodule=datamodule, ckpt_path=best_path, weights_only=True)
     result = {
         "experiment": _experiment_name(),
@@ -260,8 +262,15 @@ def _read_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def _validation_threshold(validation: dict) -> float | None:
+    """The validation split's both-strand F1-optimal probability (None when it has none)."""
+    value = (validation.get("both") or {}).get("threshold_f1")
+    return float(value) if value is not None and math.isfinite(float(value)) else None
+
+
 def evaluate_checkpoint(cfg: DictConfig, ckpt: str | Path, out: Path | None = None) -> dict:
-    """Test-split metrics of a checkpoint in this process (one device), e.g. to check a DDP run."""
+    """Test-split metrics of a checkpoint in this process (one device), e.g. to check a DDP run; the
+    validation split is scored first, so the test's `at_threshold` uses its threshold as training does."""
     dataset = load_dataset(cfg)
     model, seg_len, hparams = load_model(ckpt)
     with open_dict(cfg):
@@ -276,5 +285,7 @@ def evaluate_checkpoint(cfg: DictConfig, ckpt: str | Path, out: Path | None = No
     trainer = pl.Trainer(
         accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False
     )
+    trainer.validate(task, datamodule=datamodule, verbose=False)
+    task.test_threshold = _validation_threshold(task.last_metrics["val"])
     trainer.test(task, datamodule=datamodule, verbose=False)
     return task.last_metrics["test"]
