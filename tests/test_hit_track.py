@@ -126,3 +126,28 @@ def test_report_sentence_reads_the_summary(tmp_path):
     )
     path.write_text(json.dumps({"heads": {"motif_hits": {"records": 3, "tests": 10}}}))  # the older genome-wide scan
     assert motif_hit_sentence(path) == "" and motif_hit_sentence(tmp_path / "absent.json") == ""
+
+
+def test_tracks_made_for_the_calls_are_costed_once_and_not_inside_the_heads(tmp_path, monkeypatch):
+    # interpret.json's costs counted the tracks' prediction twice: under "tracks" and inside "heads"
+    import json
+    import time
+
+    import genometracks.interpret.command as C
+    from genometracks.model import TransformerXL
+    from tests.conftest import compose
+    from tests.conftest_interpret import MODEL, save_checkpoint
+
+    save_checkpoint(TransformerXL(**MODEL), tmp_path / "model.ckpt")
+    cfg = compose("experiment=smoke", f"run_dir={tmp_path / 'run'}", f"ckpt={tmp_path / 'model.ckpt'}", "interpret.parts=[heads]")
+
+    def slow_tracks(model, genome, shift, seg_len, out, s):
+        time.sleep(0.6)
+        return {c: {s: np.zeros(genome.contigs[c].length) for s in "+-"} for c in genome.contigs}, "predicted"
+
+    monkeypatch.setattr(C, "probability_tracks", slow_tracks)
+    monkeypatch.setattr(C, "reference_motifs", lambda cfg: ([], "none"))
+    monkeypatch.setattr(C, "run_heads", lambda *args: {"summary": {}, "files": []})
+    costs = C.interpret_command(cfg)["costs"]
+    assert costs["tracks"]["seconds"] >= 0.6 and costs["heads"]["seconds"] < 0.6
+    assert json.loads((tmp_path / "run" / "interpret.json").read_text())["costs"] == costs

@@ -328,9 +328,10 @@ def interpret_command(cfg: DictConfig) -> dict:
         return made["tracks"]
 
     if "heads" in s["parts"]:
+        # outside the heads' cost: calls made from the tracks predict them under "tracks", counted once
+        calls = tss_calls(cfg, out, dataset.genome, lambda: tracks_once()[0])
         with cost(costs, "heads"):
             refs, described = reference_motifs(cfg)
-            calls = tss_calls(cfg, out, dataset.genome, lambda: tracks_once()[0])
             results["heads"] = run_heads(model, dataset, seg_len, s, out, refs, seed, calls)
             results["heads"]["summary"]["references"] = described
     if "kernels" in s["parts"]:
