@@ -45,6 +45,24 @@ def test_bed_plus_minus_zero_length_unsorted_duplicates_aliases(tmp_path, genome
     assert set(sites.chrom) == {"NC_000913.3"}
     assert sites.meta["duplicates"] == 1
     assert list(sites.name) == ["a", "c", "z", "b"]  # the first of the duplicates is kept
+    assert sites.meta["wider_than_1nt"] == 1  # the 10-nt record (its 5' end taken), and one warning says so
+
+
+def test_records_wider_than_a_base_are_reported_and_one_past_the_contig_refused(tmp_path, genome, caplog):
+    # promoter regions (-60..+20) given as a TSS file: each 5' end is taken, and the user is told
+    wide = write(tmp_path / "prom.bed", "NC_000913.3\t10\t91\tp1\t0\t+\nNC_000913.3\t5\t86\tp2\t0\t-\nNC_000913.3\t3\t4\tt\t0\t+\n")
+    with caplog.at_level("WARNING", logger="genometracks.labels.annotations"):
+        sites = A.load_tss_file(wide, genome)
+    assert list(sites.pos) == [3, 10, 85] and sites.meta["wider_than_1nt"] == 2
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert "prom.bed: 2 of 3 records span more than 1 nt" in message and "give a file of 1-nt TSS records" in message
+    # a '+' record whose +1 fits but whose end runs past the 100-nt contig: another assembly
+    past = write(tmp_path / "past.bed", "NC_000913.3\t3\t4\tt\t0\t+\nNC_000913.3\t95\t105\tx\t0\t+\n")
+    with pytest.raises(AnnotationError, match=r"past\.bed, line 2: the record ends at 105 .*past the end of NC_000913.3 \(length 100\)"):
+        A.load_tss_file(past, genome)
+    gff = write(tmp_path / "past.gff", "NC_000913.3\ts\tTSS\t99\t101\t.\t+\t.\tID=a\n")
+    with pytest.raises(AnnotationError, match=r"past\.gff, line 1: the record ends at 101"):
+        A.load_tss_file(gff, genome)
 
 
 def test_gff3_and_gtf_one_based_gz(tmp_path, genome):
@@ -94,10 +112,23 @@ def test_ecocyc_tus_cho_sendseq_pseudogenes(tmp_path):
         tmp_path / "tus.tsv",
         '# Database: EcoCyc\n"id"\t"common_name"\t"genes"\t"left_end_pos"\t'
         '"right_end_pos"\t"direction"\t"evidence"\n'
-        '"TU-1"\t"spy"\t["G1"]\t11\t60\t"+"\t["EV"]\n"TU-2"\t""\t["G2"]\t21\t70\t"-"\t[]\n',
+        '"TU-1"\t"spy"\t["G1"]\t11\t60\t"+"\t["EV"]\n"TU-2"\t""\t["G2"]\t21\t70\t"-"\t[]\n'
+        # drawn from start codons: TU-3 starts on G3's (protein) 5' end, TU-4 on G4's ('-': its right end)
+        '"TU-3"\t"abc"\t["G3"]\t101\t160\t"+"\t[]\n"TU-4"\t"def"\t["G4"]\t121\t170\t"-"\t[]\n'
+        # a tRNA gene's 5' end is processed (TU-5 dropped); an sRNA gene's is its TSS (TU-6 kept)
+        '"TU-5"\t"thrW"\t["G5"]\t201\t276\t"+"\t[]\n"TU-6"\t"ryhB"\t["G6"]\t301\t395\t"-"\t[]\n',
+    )
+    write(
+        tmp_path / "genes.tsv",
+        '# Database: EcoCyc\n"id"\t"symbol"\t"synonyms"\t"left_end_pos"\t"right_end_pos"\t"direction"\t"rna_ids"\n'
+        '"G1"\t"spy"\t[]\t31\t60\t"+"\t["G1_RNA"]\n"G2"\t"x"\t[]\t21\t50\t"-"\t["G2_RNA"]\n'
+        '"G3"\t"abc"\t[]\t101\t160\t"+"\t["G3_RNA"]\n"G4"\t"def"\t[]\t130\t170\t"-"\t["G4_RNA"]\n'
+        '"G5"\t"thrW"\t[]\t201\t276\t"+"\t["thrW-tRNA"]\n"G6"\t"ryhB"\t[]\t301\t395\t"-"\t["SRAI-RNA"]\n'
+        '"G7"\t"nowhere"\tnull\tnull\tnull\t"+"\t[]\n',
     )
     sites = A.read_ecocyc_tus(tus)
-    assert list(sites.pos) == [10, 69] and list(sites.name) == ["spy", "TU-2"]
+    assert list(sites.pos) == [10, 69, 394] and list(sites.name) == ["spy", "TU-2", "ryhB"]
+    assert sites.meta["at_gene_start"] == 3
     cho = write(
         tmp_path / "TSS_seq.csv",
         "TSS_position,TSS_reads,strand,conditions,sequence\n148,2869,+,EG," + "A" * 50 + "G\n77,5,-,S," + "C" * 50 + "A\n",
@@ -149,6 +180,21 @@ def test_error_unknown_contig_names_file_line_and_fix(tmp_path, genome):
         A.load_tss_file(bed, genome)
 
 
+def test_chr_prefix_spellings_match_on_a_multi_contig_genome(tmp_path):
+    two = Genome.from_sequences({"chr1": "ACGT" * 10, "chr2": "ACGT" * 10})
+    bed = write(tmp_path / "ens.bed", "1\t3\t4\ta\t0\t+\n2\t5\t6\tb\t0\t-\nchr2\t7\t8\tc\t0\t+\n")
+    sites = A.load_tss_file(bed, two)
+    assert list(sites.chrom) == ["chr1", "chr2", "chr2"] and list(sites.pos) == [3, 5, 7]
+    plain = Genome.from_sequences({"1": "ACGT" * 10, "2": "ACGT" * 10})
+    assert list(A.load_tss_file(write(tmp_path / "ucsc.bed", "chr1\t3\t4\ta\t0\t+\n"), plain).chrom) == ["1"]
+    # a name of no contig: the nearest one is suggested, and no edit of the installed source
+    with pytest.raises(
+        AnnotationError, match=r"typo\.bed, line 1: unknown contig 'chr11'.*rename it in the file.*did you mean 'chr1'"
+    ) as err:
+        A.load_tss_file(write(tmp_path / "typo.bed", "chr11\t3\t4\ta\t0\t+\n"), two)
+    assert "CHROM_ALIASES" not in str(err.value)
+
+
 def test_error_coordinate_past_contig_end(tmp_path, genome):
     gff = write(
         tmp_path / "p.gff", "NC_000913.3\ts\tTSS\t100\t100\t.\t+\t.\tID=a\nNC_000913.3\ts\tTSS\t101\t101\t.\t+\t.\tID=b\n"
@@ -174,6 +220,21 @@ def test_error_empty_set(tmp_path, genome):
     nothing = SiteSet(np.array([], object), np.array([], int), np.array([], "<U1"))
     with pytest.raises(AnnotationError, match="no TSS records left"):
         A.validate_sites(nothing, genome, "mem")
+
+
+def test_unreadable_files_name_the_file_and_the_fix(tmp_path, genome):
+    fake = write(tmp_path / "t.bed.gz", "NC_000913.3\t3\t4\ta\t0\t+\n")  # named .gz, not compressed
+    with pytest.raises(AnnotationError, match=r"t\.bed\.gz: not gzip-compressed although named \.gz; rename it"):
+        A.load_tss_file(fake, genome)
+    latin = tmp_path / "l.bed"
+    latin.write_bytes("NC_000913.3\t3\t4\tcaf\u00e9\t0\t+\n".encode("latin-1"))
+    with pytest.raises(AnnotationError, match=r"l\.bed: not UTF-8 text \(byte 0xe9 at offset 19\); save it as UTF-8"):
+        A.load_tss_file(latin, genome)
+    header = write(tmp_path / "h.bed", "chrom\tstart\tend\tname\tscore\tstrand\nNC_000913.3\t3\t4\ta\t0\t+\n")
+    with pytest.raises(AnnotationError, match=r"h\.bed, line 1: start 'start' is not an integer \(a header line\? remove it"):
+        A.load_tss_file(header, genome)
+    old_mac = write(tmp_path / "m.bed", "NC_000913.3\t3\t4\ta\t0\t+\rNC_000913.3\t9\t10\tb\t0\t-\r")  # CR-only line ends
+    assert list(A.load_tss_file(old_mac, genome).pos) == [3, 9]
 
 
 def test_error_malformed_records(tmp_path, genome):
@@ -240,4 +301,13 @@ def test_regulondb_strong_count(ecoli):
     assert len(sites) + sites.meta["duplicates"] == len(raw)
     assert abs(len(sites) - 6532) <= 50  # 6,657 rows: 20 without a position, 105 same-TSS duplicates
     ecocyc = A.load_tss_set("ecocyc", ecoli, ECOLI)
-    assert len(ecocyc) + ecocyc.meta["duplicates"] == 3766
+    assert len(ecocyc) + ecocyc.meta["duplicates"] + ecocyc.meta["at_gene_start"] == 3766
+    # TUs drawn from a start codon are left out: 40 % of the TU ends were RefSeq CDS starts, now < 4 %
+    cds = set()
+    with gzip.open(ECOLI / "refseq_annotation" / "NC_000913.3.gff.gz", "rt") as handle:
+        for line in handle:
+            f = line.split("\t")
+            if len(f) > 8 and f[2] == "CDS":
+                cds.add((f[6], int(f[3]) - 1 if f[6] == "+" else int(f[4]) - 1))
+    at_cds = sum((s, int(p)) in cds for s, p in zip(ecocyc.strand, ecocyc.pos))
+    assert ecocyc.meta["at_gene_start"] > 1400 and at_cds / len(ecocyc) < 0.04

@@ -56,6 +56,18 @@ def test_labels_command_writes_sorted_bed_with_purines(tmp_path, capsys):
     assert np.mean((first == 0) | (first == 2)) >= 0.75
 
 
+@needs_ecoli
+def test_labels_out_bed_gz_is_bgzip_with_a_tabix_index(tmp_path, capsys):
+    import pysam
+
+    out = tmp_path / "drna.bed.gz"
+    main(["labels", "labels=drnaseq", f"out={out}"])
+    assert out.read_bytes()[:2] == b"\x1f\x8b" and (tmp_path / "drna.bed.gz.tbi").is_file()  # was plain text
+    with pysam.TabixFile(str(out)) as tbx:
+        rows = list(tbx.fetch("NC_000913.3", 0, 100_000))
+    assert rows and all(0 <= int(r.split("\t")[1]) < 100_000 for r in rows)
+
+
 def test_console_script_usage_and_bad_command():
     done = subprocess.run([sys.executable, "-m", "genometracks.cli", "frobnicate"], capture_output=True, text=True)
     assert done.returncode == 2 and "unknown command 'frobnicate'" in done.stderr

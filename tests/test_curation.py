@@ -37,6 +37,19 @@ def test_tie_goes_to_priority():
     assert curate(sets, ["old", "new"]).pos.tolist() == [100]
 
 
+def test_reports_across_the_origin_of_a_circular_contig_are_one_tss():
+    # 998 and 1 are 3 nt apart on a 1,000-nt circle; on a linear contig they are 997 apart
+    sets = {"A": sites((998, "+"), (500, "+"), ("lin", 998, "+")), "B": sites((1, "+"), (503, "+"), ("lin", 1, "+"))}
+    assert as_tuples(curate(sets, ["A", "B"])) == [("c", 500, "+")]
+    out = curate(sets, ["A", "B"], circular={"c": 1000})
+    assert as_tuples(out) == [("c", 500, "+"), ("c", 998, "+")]  # the tie goes to A, the first in priority
+    assert list(out.meta["support"]) == [2, 2] and list(out.name) == ["A,B", "A,B"]
+    assert as_tuples(curate(sets, ["B", "A"], circular={"c": 1000})) == [("c", 1, "+"), ("c", 503, "+")]
+    # nothing near the origin: the same TSSs as without the circle
+    far = {"A": sites((100, "+"), (400, "-")), "B": sites((102, "+"), (405, "-"))}
+    assert as_tuples(curate(far, ["A", "B"], circular={"c": 1000})) == as_tuples(curate(far, ["A", "B"]))
+
+
 def test_window_strand_and_contig_separate_tss():
     sets = {"A": sites((100, "+"), ("c", 300, "+"), ("d", 700, "+")), "B": sites((106, "+"), ("c", 300, "-"), ("e", 700, "+"))}
     assert len(curate(sets, ["A", "B"])) == 0  # 6 nt apart, other strand, other contig

@@ -348,6 +348,26 @@ def test_labels_follow_annotation_shifted_by_20(genome, splits):
     assert checked == 5  # 7 TSSs, each scored once except lin "+" 600 and lin "-" 3 (no output position)
 
 
+def test_split_counts_are_the_positives_each_split_scores(genome, splits):
+    # a TSS within `shift` nt of a split's edge is labelled (and scored) in the neighbouring split:
+    # circ+490 -> output 510 (validation), circ-505 -> 485 (test), lin+240 -> 260 (train), circ+990 ->
+    # 13 over the origin (train); lin+600 and lin-5 have no output on the linear contig
+    from genometracks.data.dataset import Dataset, split_positive_counts
+
+    sites = SiteSet(["circ", "circ", "lin", "circ", "lin", "lin"], [490, 505, 240, 990, 600, 5], ["+", "-", "+", "+", "+", "-"])
+    labels = build_labels(genome, sites, 20)
+    scored = {}
+    for name, regions in splits.items():
+        per_strand = {"+": 0, "-": 0}
+        for batch in SegmentStreams(genome, labels, regions, 3, 100, 18, burn_in=40):
+            for b in range(3):
+                per_strand["+-"[int(batch["strand"][b])]] += int((batch["labels"][b] * batch["mask"][b]).sum())
+        scored[name] = per_strand
+    assert scored == {"train": {"+": 2, "-": 0}, "validation": {"+": 1, "-": 0}, "test": {"+": 0, "-": 1}}
+    dataset = Dataset(genome, sites, "hand", splits, 20, genome.path)
+    assert split_positive_counts(dataset, sites) == scored
+
+
 def test_reverse_strand_maps_to_forward(genome, splits):
     for regions in splits.regions.values():
         streams = SegmentStreams(genome, None, regions, 3, 100, 0, burn_in=20)

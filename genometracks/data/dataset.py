@@ -99,13 +99,26 @@ def load_dataset(cfg: DictConfig, label_set: str | None = None) -> Dataset:
     return Dataset(genome, sites, label_set, splits, int(cfg.data.shift), fasta)
 
 
+def labelled_output_positions(genome, sites: SiteSet, shift: int) -> np.ndarray:
+    """Forward 0-based coordinate [n] of the output labelled for each TSS (`shift` nt downstream of its
+    +1 on its strand, as `build_labels` places it; wrapped on circular contigs, -1 past a linear end)."""
+    lengths = np.array([genome.contigs[c].length for c in sites.chrom], dtype=np.int64)
+    circular = np.array([genome.contigs[c].circular for c in sites.chrom], dtype=bool)
+    out = np.where(sites.strand == "+", sites.pos + shift, sites.pos - shift).astype(np.int64)
+    wrapped = np.mod(out, np.maximum(lengths, 1))
+    return np.where(circular, wrapped, np.where((out >= 0) & (out < lengths), out, -1))
+
+
 def split_positive_counts(dataset: Dataset, sites: SiteSet) -> dict[str, dict[str, int]]:
-    """TSS counts per split and strand (a TSS belongs to the split holding its +1 position)."""
+    """TSS counts per split and strand. A TSS counts in the split holding its labelled output
+    (`labelled_output_positions`), where training and evaluation score it: within `shift` nt of a
+    split's edge that can be the neighbouring split, not the one holding its +1."""
+    where = labelled_output_positions(dataset.genome, sites, dataset.shift) if len(sites) else np.zeros(0, dtype=np.int64)
     counts: dict[str, dict[str, int]] = {}
     for split, regions in dataset.splits.items():
         per_strand = {"+": 0, "-": 0}
         for region in regions:
-            inside = (sites.chrom == region.chrom) & (sites.pos >= region.start) & (sites.pos < region.end)
+            inside = (sites.chrom == region.chrom) & (where >= region.start) & (where < region.end)
             for strand in per_strand:
                 per_strand[strand] += int(np.count_nonzero(inside & (sites.strand == strand)))
         counts[split] = per_strand

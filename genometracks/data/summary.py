@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 
 from genometracks.data.dataset import Dataset, generates_genome, load_dataset, load_sites, open_genome, split_positive_counts
 from genometracks.data.streams import positions_per_split
+from genometracks.formats.bigbed import write_bed_gz
 from genometracks.io.atomic import write_text_atomic
 from genometracks.io.run_config import ConfigError
 from genometracks.labels.annotations import sites_to_bed_lines
@@ -49,16 +50,22 @@ def data_summary(cfg: DictConfig) -> dict:
 
 
 def write_labels(cfg: DictConfig) -> Path:
-    """Write one TSS set (`labels=<set>`, lifted or curated) as sorted BED6 to `out=PATH.bed`."""
+    """Write one TSS set (`labels=<set>`, lifted or curated) as sorted BED6 to `out=PATH.bed`
+    (`PATH.bed.gz`: bgzip-compressed, with a tabix index beside it)."""
     if not cfg.get("out"):
         raise ConfigError("genometracks labels needs out=PATH.bed")
     dataset = load_dataset(cfg, label_set=cfg.get("labels"))
     out = Path(str(cfg.out))
     lines = sites_to_bed_lines(dataset.sites.sorted())
-    write_text_atomic(out, "".join(line if line.endswith("\n") else line + "\n" for line in lines))
+    text = "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+    if out.suffix == ".gz":
+        write_bed_gz(text, out)
+    else:
+        write_text_atomic(out, text)
     meta = {"labels": dataset.label_set, "records": len(dataset.sites), "out": str(out)}
     if dataset.label_set == "curated":
-        meta["overlap_report"] = str(write_curation_overlap(cfg, dataset, out.with_name(out.stem + "_overlap")))
+        base = out.name.removesuffix(".gz").removesuffix(".bed")
+        meta["overlap_report"] = str(write_curation_overlap(cfg, dataset, out.with_name(base + "_overlap")))
     meta.update(dataset.sites.meta.get("liftover", {}) and {"liftover": dataset.sites.meta["liftover"]})
     print(json.dumps(meta, default=str))
     return out

@@ -19,7 +19,7 @@ import pandas as pd
 from genometracks.formats.bigwig import ExportError
 from genometracks.io.atomic import atomic_path
 
-__all__ = ["BedSchema", "ExportError", "sort_bed_records", "write_bed_outputs", "write_bigbed", "bigbed_field_counts"]
+__all__ = ["BedSchema", "ExportError", "sort_bed_records", "write_bed_gz", "write_bed_outputs", "write_bigbed", "bigbed_field_counts"]
 
 BED6 = (
     ("string", "chrom", "Reference sequence chromosome or scaffold"),
@@ -282,6 +282,14 @@ def bigbed_field_counts(path: str | Path) -> tuple[int, int]:
         if len(head) == 36 and struct.unpack(order + "I", head[:4])[0] == _BIGBED_MAGIC:
             return struct.unpack(order + "HH", head[32:36])
     raise ExportError(f"{path}: not a bigBed file")
+
+
+def write_bed_gz(text: str, gz_path: str | Path) -> dict[str, Path]:
+    """Sorted BED text as bgzip `gz_path` + tabix `gz_path.tbi` (each written atomically)."""
+    gz = Path(gz_path)
+    tbi = gz.with_name(gz.name + ".tbi")
+    _write_tabix(gz, tbi, text)
+    return {"bed_gz": gz, "tbi": tbi}
 
 
 def _write_tabix(gz_path: Path, tbi_path: Path, text: str) -> None:

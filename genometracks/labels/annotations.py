@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import csv
 import gzip
+import logging
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -21,6 +23,8 @@ from genometracks.genome.sequence import Genome
 from genometracks.io.run_config import group_defaults
 from genometracks.labels.curation import curate
 from genometracks.labels.liftover import gene_offset_map, lift_sites, take_sites
+
+log = logging.getLogger(__name__)
 
 
 class AnnotationError(ValueError):
@@ -51,6 +55,19 @@ def canonical_chrom(name: str) -> str:
     return acc
 
 
+def _without_chr(name: str) -> str:
+    """A contig name without a leading 'chr' (any case): 'chr1' and '1' are one contig's two spellings."""
+    return name[3:] if name.lower().startswith("chr") else name
+
+
+def _near(name: str, contigs: list[str]) -> str:
+    """ " (did you mean 'X'?)" naming the genome's contig closest to `name`, else ''."""
+    import difflib
+
+    close = difflib.get_close_matches(name, contigs, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def normalise_chrom(names: np.ndarray, genome_contigs, source: str, lines: np.ndarray | None = None) -> np.ndarray:
     """Map contig names [n] onto the genome's contig names (str [n]); raises AnnotationError.
 
@@ -59,15 +76,21 @@ def normalise_chrom(names: np.ndarray, genome_contigs, source: str, lines: np.nd
     """
     contigs = list(genome_contigs)
     by_canon = {canonical_chrom(c): c for c in contigs}
+    by_bare: dict[str, list[str]] = {}
+    for c in contigs:
+        by_bare.setdefault(_without_chr(c), []).append(c)
     uniq, inverse = np.unique(np.asarray(names, dtype=str), return_inverse=True)
     mapped = []
     for u_index, name in enumerate(uniq.tolist()):
+        bare = by_bare.get(_without_chr(name), [])
         if name in contigs:
             mapped.append(name)
         elif canonical_chrom(name) in by_canon:
             mapped.append(by_canon[canonical_chrom(name)])
         elif len(contigs) == 1 and name.lower() in SINGLE_CONTIG_NAMES:
             mapped.append(contigs[0])
+        elif len(bare) == 1 and _without_chr(name):  # 'chr1' in the file, '1' in the FASTA, or the reverse
+            mapped.append(bare[0])
         else:
             record = int(np.flatnonzero(inverse == u_index)[0])
             where = f"line {lines[record]}" if lines is not None else f"record {record}"
@@ -77,7 +100,7 @@ def normalise_chrom(names: np.ndarray, genome_contigs, source: str, lines: np.nd
                 if canon in OLD_ASSEMBLIES
                 else "the genome has several contigs, so name one of them"
                 if name.lower() in SINGLE_CONTIG_NAMES
-                else "rename the contig in the file or add the spelling to annotations.CHROM_ALIASES"
+                else f"rename it in the file to one of the genome's contig names{_near(name, contigs)}"
             )
             raise AnnotationError(f"{source}, {where}: unknown contig {name!r} (genome has {contigs[:5]}); {fix}")
     return np.array(mapped, dtype=object)[inverse] if len(uniq) else np.array([], dtype=object)
@@ -116,6 +139,24 @@ def validate_sites(sites: SiteSet, genome: Genome, path: str | Path) -> SiteSet:
     return take_sites(out, order)
 
 
+def _read_text(path: Path) -> str:
+    """The file's text (gunzipped when named .gz); AnnotationError naming the file and the fix when it
+    is not gzip although named so, or not UTF-8 text."""
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rt", encoding="utf-8", newline="") as handle:
+                return handle.read()
+        with open(path, encoding="utf-8", newline="") as handle:
+            return handle.read()
+    except gzip.BadGzipFile:
+        raise AnnotationError(f"{path}: not gzip-compressed although named .gz; rename it without .gz, or gzip it") from None
+    except UnicodeDecodeError as err:
+        raise AnnotationError(
+            f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start:,}); save it as UTF-8 "
+            "plain text (a spreadsheet's 'Tab-delimited text, UTF-8')"
+        ) from None
+
+
 def _read_rows(path: Path, sep: str = "\t", skip=("#",), header: bool = False, min_cols: int = 1, quoted: bool = False):
     """Data rows of a text table (gz ok) → (columns dict name/index → str array [n], lines [n]).
 
@@ -123,12 +164,10 @@ def _read_rows(path: Path, sep: str = "\t", skip=("#",), header: bool = False, m
     path = Path(path)
     if not path.is_file():
         raise AnnotationError(f"{path}: file not found; check the path")
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", newline="") as handle:
-        text = handle.read()
+    text = _read_text(path)
     if "##FASTA" in text:
         text = text[: text.index("##FASTA")]
-    raw = [line.rstrip("\r") for line in text.split("\n")]
+    raw = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")  # Unix, Windows and old Mac line ends
     keep = [i for i, line in enumerate(raw) if line.strip() and not line.startswith(tuple(skip))]
     if quoted:  # CSV / quoted TSV: parse each line on its own so a stray quote cannot swallow lines
         rows = [next(csv.reader([raw[i]], delimiter=sep)) for i in keep]
@@ -156,7 +195,8 @@ def _ints(values: np.ndarray, what: str, path: Path, lines: np.ndarray) -> np.nd
     bad = np.flatnonzero(~np.isfinite(num) | (num != np.round(num)))
     if bad.size:
         i = int(bad[0])
-        raise AnnotationError(f"{path}, line {lines[i]}: {what} {values[i]!r} is not an integer; fix the column")
+        header = " (a header line? remove it or start it with '#')" if i == 0 and str(values[i]).strip().isalpha() else ""
+        raise AnnotationError(f"{path}, line {lines[i]}: {what} {values[i]!r} is not an integer{header}; fix the column")
     return num.astype(np.int64)
 
 
@@ -204,7 +244,7 @@ def read_bed(path: str | Path) -> SiteSet:
     zero = end == start
     pos = np.where((strand == "+") | zero, start, end - 1)
     score = pd.to_numeric(pd.Series(cols[4]), errors="coerce").fillna(0).to_numpy(float)
-    return _sites(cols[0], pos, strand, path, lines, score, cols[3], zero_length=int(zero.sum()))
+    return _sites(cols[0], pos, strand, path, lines, score, cols[3], zero_length=int(zero.sum()), span_end=end, span=end - start)
 
 
 def read_gff(path: str | Path, feature: str | None = None) -> SiteSet:
@@ -226,7 +266,7 @@ def read_gff(path: str | Path, feature: str | None = None) -> SiteSet:
         name = name.fillna(attrs.str.extract(pattern)[0])
     score = pd.to_numeric(pd.Series(cols[5]), errors="coerce").fillna(0).to_numpy(float)
     pos = np.where(strand == "+", start - 1, end - 1)
-    return _sites(cols[0], pos, strand, path, lines, score, name.fillna(attrs).to_numpy(object))
+    return _sites(cols[0], pos, strand, path, lines, score, name.fillna(attrs).to_numpy(object), span_end=end, span=end - start + 1)
 
 
 TSS_FEATURES = ("TSS", "transcription_start_site")  # GFF types of a TSS row (SO:0000315 is transcription_start_site)
@@ -278,9 +318,38 @@ def read_promoterset(path: str | Path, confidence=("Strong", "Confirmed"), chrom
     return sites
 
 
-def read_ecocyc_tus(path: str | Path, chrom: str = "NC_000913.3") -> SiteSet:
+def _not_primary_5prime(gene_id: str, rna_ids: str) -> bool:
+    """Whether a gene's 5' end is no TSS: its product is a protein (RNA id '<gene id>_RNA': the end is a
+    start codon) or a tRNA / rRNA (processed out of a longer transcript); an sRNA's (other RNA ids) is."""
+    ids = re.findall(r'[^\s",\[\]]+', rna_ids)
+    return not ids or any(x == f"{gene_id}_RNA" or x.lower().endswith(("-trna", "-rrna")) for x in ids)
+
+
+def _ecocyc_gene_starts(path: Path) -> set[tuple[str, int]]:
+    """(strand, 1-based 5' end) of the genes in an EcoCyc genes TSV (left end on '+', right on '-') whose
+    5' end is no TSS (`_not_primary_5prime`; all genes when the file has no rna_ids column)."""
+    cols, lines = _read_rows(path, header=True, min_cols=6, quoted=True)
+    for need in ("left_end_pos", "right_end_pos", "direction"):
+        if need not in cols:
+            raise AnnotationError(f"{path}: no {need!r} column; expected an EcoCyc genes TSV")
+    has = ~np.isin(cols["left_end_pos"], ("", "null")) & ~np.isin(cols["right_end_pos"], ("", "null"))  # genes without a position
+    cols, lines = {k: v[has] for k, v in cols.items()}, lines[has]
+    left = _ints(cols["left_end_pos"], "left_end_pos", path, lines)
+    right = _ints(cols["right_end_pos"], "right_end_pos", path, lines)
+    strand = _strands(cols["direction"], path, lines)
+    rna = cols.get("rna_ids", np.full(len(lines), "", dtype=object))
+    coding = np.array([_not_primary_5prime(str(g), str(r)) for g, r in zip(cols["id"], rna)], dtype=bool)
+    five = np.where(strand == "+", left, right)
+    return set(zip(strand[coding].tolist(), five[coding].tolist()))
+
+
+def read_ecocyc_tus(path: str | Path, chrom: str = "NC_000913.3", genes: str | Path | None = None) -> SiteSet:
     """EcoCyc transcription_units TSV (1-based left/right ends): the TU's 5' end (left on '+',
-    right on '-') as 0-based +1. TUs without coordinates are counted in meta['no_position']."""
+    right on '-') as 0-based +1. EcoCyc draws a TU without a known promoter from its first gene's
+    start: a 5' end on the 5' end of a protein, tRNA or rRNA gene of the same strand (EcoCyc `genes.tsv`,
+    by default beside `path`) is no TSS and is left out (meta['at_gene_start']; 1,447 of the 3,766 E. coli
+    TUs, nearly all at ATG/GTG); sRNA genes' 5' ends are their transcripts' and stay.
+    TUs without coordinates are counted in meta['no_position']."""
     path = Path(path)
     cols, lines = _read_rows(path, header=True, min_cols=6, quoted=True)
     for need in ("left_end_pos", "right_end_pos", "direction"):
@@ -291,9 +360,26 @@ def read_ecocyc_tus(path: str | Path, chrom: str = "NC_000913.3") -> SiteSet:
     left = _ints(cols["left_end_pos"], "left_end_pos", path, lines)
     right = _ints(cols["right_end_pos"], "right_end_pos", path, lines)
     strand = _strands(cols["direction"], path, lines)
-    name = np.where(cols.get("common_name", cols["id"]) != "", cols.get("common_name", cols["id"]), cols["id"])
+    five = np.where(strand == "+", left, right)
+    genes = Path(genes) if genes is not None else path.with_name("genes.tsv")
+    if not genes.is_file():
+        raise AnnotationError(
+            f"{genes}: EcoCyc genes TSV not found; it tells TU ends drawn from a start codon from promoters "
+            f"(put genes.tsv beside {path.name} or pass genes=)"
+        )
+    starts = _ecocyc_gene_starts(genes)
+    keep = np.array([(s, int(x)) not in starts for s, x in zip(strand.tolist(), five.tolist())], dtype=bool)
+    name_col = cols.get("common_name", cols["id"])
+    name = np.where(name_col != "", name_col, cols["id"])
     return _sites(
-        [chrom] * len(lines), np.where(strand == "+", left, right) - 1, strand, path, lines, name=name, no_position=int((~has).sum())
+        [chrom] * int(keep.sum()),
+        five[keep] - 1,
+        strand[keep],
+        path,
+        lines[keep],
+        name=name[keep],
+        no_position=int((~has).sum()),
+        at_gene_start=int((~keep).sum()),
     )
 
 
@@ -399,6 +485,7 @@ def load_tss_set(name: str, genome: Genome, data_root: Path, curation: dict | No
             window=int(rules.get("window") or 5),
             min_support=int(rules.get("min_support") or 2),
             add_all_of=rules.get("add_all_of"),
+            circular={name: contig.length for name, contig in genome.contigs.items() if contig.circular},
         )
         out.meta["liftover"] = {"lifted": len(out), "dropped": 0, "sets": {n: s.meta["liftover"] for n, s in sets.items()}}
         return out
@@ -435,6 +522,23 @@ def load_tss_set(name: str, genome: Genome, data_root: Path, curation: dict | No
     return out
 
 
+def _check_record_ends(sites: SiteSet, genome: Genome, path: Path) -> None:
+    """A BED/GFF record whose end (meta['span_end'], 0-based exclusive) lies past its contig's end is an
+    AnnotationError naming the line: the file is on another assembly even where its +1 fits."""
+    span_end = sites.meta.get("span_end")
+    if not isinstance(span_end, np.ndarray) or span_end.shape != sites.pos.shape:
+        return
+    length = np.array([genome.contigs[c].length for c in sites.chrom], dtype=np.int64)
+    past = np.flatnonzero(span_end > length)
+    if past.size:
+        i, lines = int(past[0]), sites.meta.get("line")
+        where = f"line {lines[i]}" if lines is not None else f"record {i}"
+        raise AnnotationError(
+            f"{path}, {where}: the record ends at {span_end[i]} (0-based, exclusive), past the end of {sites.chrom[i]} "
+            f"(length {length[i]}); {past.size} records do — is the file on another assembly? Lift it over or fix the coordinates"
+        )
+
+
 def load_tss_file(path: str | Path, genome: Genome, fmt: str | None = None) -> SiteSet:
     """A user's own TSS file (data=custom) validated against `genome`. fmt: 'bed', 'gff',
     'promoterset', 'ecocyc', 'cho2014'; None guesses from the suffix (.bed, .gff/.gff3/.gtf[.gz])."""
@@ -449,6 +553,17 @@ def load_tss_file(path: str | Path, genome: Genome, fmt: str | None = None) -> S
             "(a BED of TSS positions: chrom, start, end, name, score, strand)"
         )
     sites = validate_sites(readers[fmt](path), genome, path)
+    _check_record_ends(sites, genome, path)
+    wide = int(np.count_nonzero(np.asarray(sites.meta.get("span", 1)) > 1))
+    sites.meta["wider_than_1nt"] = wide
+    if wide:
+        log.warning(
+            "%s: %d of %d records span more than 1 nt; each one's 5' end (start on '+', end on '-') is taken as the TSS. "
+            "If they are promoters or transcripts, not TSSs, give a file of 1-nt TSS records",
+            path,
+            wide,
+            len(sites),
+        )
     sites.source = path.stem
     sites.meta["liftover"] = {"lifted": len(sites), "dropped": 0, "source_assembly": "same as genome"}
     return sites

@@ -10,6 +10,7 @@ Positions are 0-based forward coordinates of +1. Everything is vectorised (sort 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -42,13 +43,54 @@ def _coords(sets: dict[str, SiteSet]) -> list[np.ndarray]:
     return [inverse[a:b].astype(np.int64) * _STRIDE + s.pos for a, b, s in zip(bounds[:-1], bounds[1:], sets.values())]
 
 
-def curate(sets: dict[str, SiteSet], priority: list[str], window: int = 5, min_support: int = 2, add_all_of: str | None = None) -> SiteSet:
+def origin_cuts(sets: dict[str, SiteSet], circular: Mapping[str, int]) -> dict[str, int]:
+    """Per circular contig (name -> length), where to cut its circle for clustering: the first record
+    after the widest gap between neighbouring records of all sets (the gap over the origin included),
+    so that no cluster of records within a window spans the cut."""
+    cuts = {}
+    for contig, length in circular.items():
+        pos = np.unique(np.concatenate([s.pos[s.chrom == contig] for s in sets.values()]))
+        if pos.size:
+            gaps = np.r_[np.diff(pos), pos[0] + length - pos[-1]]
+            cuts[contig] = int(pos[(int(np.argmax(gaps)) + 1) % pos.size])
+    return cuts
+
+
+def _rotated(sets: dict[str, SiteSet], cuts: Mapping[str, int], lengths: Mapping[str, int], sign: int) -> dict[str, SiteSet]:
+    """Copies of `sets` with each cut contig's positions moved by -cut (sign -1) or +cut (sign +1), modulo its length."""
+    out = {}
+    for name, sites in sets.items():
+        pos = sites.pos.copy()
+        for contig, cut in cuts.items():
+            on = sites.chrom == contig
+            pos[on] = np.mod(pos[on] + sign * cut, lengths[contig])
+        out[name] = SiteSet(sites.chrom, pos, sites.strand, sites.score, sites.name, source=sites.source)
+    return out
+
+
+def curate(
+    sets: dict[str, SiteSet],
+    priority: list[str],
+    window: int = 5,
+    min_support: int = 2,
+    add_all_of: str | None = None,
+    circular: Mapping[str, int] | None = None,
+) -> SiteSet:
     """Curated TSSs supported by >= `min_support` of `sets` within `window` nt (see module doc).
+    `circular` (contig -> length): records on either side of these contigs' origin are neighbours.
 
     score = support (number of sets); name = supporting sets (priority order, comma-joined);
     meta['support'] int [n]; meta['added'] = TSSs added from `add_all_of` (no curated TSS within window).
     """
     _check(sets)
+    if circular:  # cluster on a line cut where the records are farthest apart, then put the positions back
+        cuts = origin_cuts(sets, circular)
+        result = curate(_rotated(sets, cuts, circular, -1), priority, window, min_support, add_all_of)
+        back = _rotated({"curated": result}, cuts, circular, +1)["curated"]
+        back.score, back.meta = result.score, result.meta
+        out = back.sorted()
+        out.meta = dict(result.meta, support=out.score.astype(np.int64))
+        return out
     unknown = [n for n in sets if n not in priority]
     if unknown:
         raise CurationError(f"sets {unknown} are not in the priority list {priority}; add them to it")
