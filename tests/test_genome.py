@@ -14,6 +14,7 @@ def test_encode_letters_case_and_iupac():
     assert encode("ACGTN").tolist() == [0, 1, 2, 3, 4]
     assert encode("acgtn").tolist() == [0, 1, 2, 3, 4]
     assert encode("RYKMSWBDHV").tolist() == [4] * 10
+    assert encode("AXxU-.T").tolist() == [0, 4, 4, 4, 4, 4, 3]  # RepeatMasker's X, U, gap characters
     with pytest.raises(GenomeError, match="not a nucleotide"):
         encode("AC1T")
 
@@ -40,6 +41,30 @@ def test_fasta_multi_contig_strands_and_sizes(tmp_path):
     assert g.sequence("c1", 2, 6) == "GTAC" and g.sequence("c1", 2, 6, "-") == "GTAC"
     assert g.sequence("c1", 0, 3, "-") == "CGT"
     assert not (tmp_path / "g.fa.fai").exists()  # the user's folder is left untouched
+
+
+def test_a_fasta_replaced_with_an_older_mtime_is_not_read_with_its_old_index(tmp_path, monkeypatch):
+    import os
+
+    monkeypatch.setenv("GENOMETRACKS_CACHE", str(tmp_path / "cache"))
+    fa = _write(tmp_path / "g.fa", ">chr\n" + "ACGT" * 30 + "\n>p1\n" + "A" * 60 + "\n")
+    assert Genome.open(fa).chrom_sizes() == {"chr": 120, "p1": 60}
+    # the same path rewritten (a bigger plasmid) with an older mtime, as `cp -p`, `tar x` or `rsync -a` leave it
+    _write(fa, ">chr\n" + "ACGT" * 30 + "\n>p1\n" + "C" * 70 + "\n")
+    os.utime(fa, (1.6e9, 1.6e9))
+    g = Genome.open(fa)
+    assert g.chrom_sizes() == {"chr": 120, "p1": 70} and decode(g.tokens("p1")) == "C" * 70
+
+
+def test_spaces_at_line_ends_and_old_mac_line_ends_are_read(tmp_path, caplog):
+    lines = ["ACGTACGTAC", "GGGGCCCCAA", "TTTT"]
+    trailing = _write(tmp_path / "t.fa", ">c1\n" + "".join(line + " \n" for line in lines))  # even lengths: pyfaidx indexes it
+    with caplog.at_level("WARNING", logger="genometracks.genome.sequence"):
+        assert decode(Genome.open(trailing).tokens("c1")) == "".join(lines)
+    assert "spaces or tabs inside the sequence lines" in caplog.text
+    mac = _write(tmp_path / "m.fa", ">c1 desc\r" + "\r".join(lines) + "\r>c2\rAC\r")
+    g = Genome.open(mac)
+    assert g.chrom_sizes() == {"c1": 24, "c2": 2} and decode(g.tokens("c1")) == "".join(lines)
 
 
 def test_bgzipped_fasta(tmp_path):

@@ -82,6 +82,25 @@ def test_contig_name_of_ncbi_headers():
     assert contig_name("ref|NZ_CP009072.1|") == "NZ_CP009072.1"
     assert contig_name("lcl|contig_7") == "contig_7"
     assert contig_name("NC_000913.3") == "NC_000913.3" and contig_name("chrA") == "chrA"
+    # not NCBI: an assembler's names are kept whole (Canu + Arrow: two contigs were both 'arrow')
+    assert contig_name("tig00000001|arrow") == "tig00000001|arrow" and contig_name("sampleA|contig_1") == "sampleA|contig_1"
+    assert contig_name("gi|545778205|") == "545778205"
+
+
+def test_an_arrow_polished_assembly_with_gaps_and_x_masking_opens_and_writes_a_2bit(tmp_path):
+    import py2bit
+
+    from genometracks.formats.twobit import write_twobit
+    from genometracks.genome.sequence import Genome
+
+    fasta = tmp_path / "arrow.fa"
+    fasta.write_text(">tig00000001|arrow\n" + "ACGT" * 50 + "\n>tig00000002|arrow\nACGTXXXXXACGT-----ACGT..AC\n")
+    genome = Genome.open(fasta)
+    assert genome.chrom_sizes() == {"tig00000001|arrow": 200, "tig00000002|arrow": 26}
+    write_twobit(tmp_path / "arrow.2bit", fasta)  # '-' refused before: predict worked, the hub's .2bit failed
+    with py2bit.open(str(tmp_path / "arrow.2bit")) as tb:
+        assert tb.chroms() == {"tig00000001|arrow": 200, "tig00000002|arrow": 26}
+        assert tb.sequence("tig00000002|arrow") == "ACGTNNNNNACGTNNNNNACGTNNAC"
 
 
 @needs_kent

@@ -1,6 +1,9 @@
 """Whole-genome prediction → bigWig, peak calls and export on hand-made genomes with known answers."""
 
+import json
+
 import numpy as np
+import pyBigWig
 import pytest
 import torch
 
@@ -161,6 +164,12 @@ def test_peaks_command_calls_the_contigs_predict_recorded_as_circular(tmp_path):
     bed = [line.split("\t")[:6] for line in (run / "tracks" / "tss_peaks.bed").read_text().splitlines()]
     assert summary["circular"] == ["circ"]
     assert [(c, int(a), st) for c, a, _, _, _, st in bed if st == "+"] == [("circ", 49, "+"), ("lin", 0, "+"), ("lin", 49, "+")]
+    assert (run / "tracks" / "tss_peaks.bb").is_file() and (run / "tracks" / "tss_peaks.bed.gz.tbi").is_file()
+    # called again above every value: no calls, and no earlier bigBed or tabix file left for the hub and IGV
+    cfg.predict.peaks.threshold = 0.95
+    assert peaks_command(cfg)["peaks"] == 0
+    assert sorted(p.name for p in (run / "tracks").glob("tss_peaks*")) == ["tss_peaks.bed"]
+    assert (run / "tracks" / "tss_peaks.bed").read_text() == ""
 
 
 def test_a_logit_track_leaves_bases_without_output_out_of_the_bigwig(tmp_path):
@@ -259,6 +268,32 @@ def test_a_shipped_model_refuses_another_label_shift(tmp_path):
     assert resolve_model(compose("model=ecoli_k12", "data.shift=20", f"run_dir={tmp_path}"), tmp_path).card["task"]["shift"] == 20
     with pytest.raises(ShippedModelError, match=r"data.shift=100000, but model ecoli_k12 was trained with shift 20"):
         resolve_model(compose("model=ecoli_k12", "data.shift=100000", f"run_dir={tmp_path}"), tmp_path)
+
+
+def test_a_shipped_model_brings_its_own_label_shift(tmp_path):
+    # a model shipped with shift 30 predicts with 30 when the user gave no data.shift (the data
+    # config's 20 is not the user's choice); a data.shift= on the command line that disagrees is refused
+    import shutil
+
+    from genometracks.inference.shipped import MODELS_DIR
+    from tests.conftest import cli
+
+    folder = tmp_path / "m30"
+    shutil.copytree(MODELS_DIR / "ecoli_k12", folder)
+    card = json.loads((folder / "card.json").read_text())
+    card["task"]["shift"] = 30
+    (folder / "card.json").write_text(json.dumps(card))
+    rng = np.random.default_rng(3)
+    (tmp_path / "g.fa").write_text(">c\n" + "".join(rng.choice(list("ACGT"), 3000)) + "\n")
+    base = ["predict", "model=shipped", f"model.shipped={folder}", "data=custom", f"data.fasta={tmp_path / 'g.fa'}"]
+    done = cli(*base, f"run_dir={tmp_path / 'a'}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads((tmp_path / "a" / "tracks" / "predict.json").read_text())["shift"] == 30
+    with pyBigWig.open(str(tmp_path / "a" / "tracks" / "tss.plus.bw")) as bw:  # a linear contig's last 30 nt on '+': no output
+        plus = np.array(bw.values("c", 0, 3000))
+    assert (plus[-30:] == 0).all() and (plus[-40:-30] > 0).all()
+    refused = cli(*base, "data.shift=20", f"run_dir={tmp_path / 'b'}")
+    assert refused.returncode == 2 and "data.shift=20, but model" in refused.stderr and "trained with shift 30" in refused.stderr
 
 
 def test_a_shipped_model_and_a_checkpoint_together_are_refused(tmp_path):

@@ -618,3 +618,17 @@ def test_peaks_on_a_contig_the_genome_lacks_are_one_clear_error(tmp_path):
     sites = SiteSet(np.array(["U00096.3"], dtype=object), np.array([10]), np.array(["+"]), source="peaks.bed")
     with pytest.raises(SigmaTrackError, match=r"peaks.bed: peaks on contigs \['U00096.3'\] that the genome .* lacks"):
         sigma_track(tmp_path / "m.pt", Genome.from_sequences({"c": GENOME}), sites, tmp_path / "out.bb")
+
+
+def test_no_tss_calls_leave_no_earlier_sigma_track_behind(tmp_path):
+    from omegaconf import OmegaConf
+
+    from genometracks.sigma.stage import run_sigma_stage
+
+    model = tmp_path / "sigma_cnn.pt"
+    model.write_bytes(b"stands in: the stage only trains when the model is missing")
+    stale = tmp_path / "run" / "tracks" / "tss_sigma.bb"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"an earlier run's calls")
+    result = run_sigma_stage(OmegaConf.create({"sigma_model": str(model)}), tmp_path / "run")
+    assert not stale.exists() and result["track"]["skipped"].startswith("no TSS calls")

@@ -35,6 +35,7 @@ def _code_table() -> np.ndarray:
         table[byte] = table[byte + 32] = 0  # any other letter: N (stored as T in an N block)
     for code, letter in enumerate("TCAG"):
         table[ord(letter)] = table[ord(letter.lower())] = code
+    table[ord("-")] = table[ord(".")] = 0  # gap characters, read as N (as the genome reader does)
     return table
 
 

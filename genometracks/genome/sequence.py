@@ -1,7 +1,8 @@
 """Genomes: FASTA (plain or bgzipped) → uint8 tokens per contig, reverse complement, chrom sizes.
 
 Tokens: A=0, C=1, G=2, T=3, N=4. Lower case is accepted; IUPAC ambiguity letters
-(R, Y, K, M, S, W, B, D, H, V) and anything else that is a letter map to N.
+(R, Y, K, M, S, W, B, D, H, V), U, X (RepeatMasker's -x masking) and the gap characters '-' and '.'
+map to N; any other character is an error naming the record and offset.
 Coordinates are 0-based, half-open.
 """
 
@@ -21,7 +22,7 @@ log = logging.getLogger(__name__)
 ALPHABET = "ACGTN"
 N_TOKEN = 4
 _COMPLEMENT = np.array([3, 2, 1, 0, 4], dtype=np.uint8)
-_IUPAC = "RYKMSWBDHVNU"  # U is read as N: this is a DNA genome
+_IUPAC = "RYKMSWBDHVNUX"  # U is read as N (this is a DNA genome), X is RepeatMasker's hard masking
 
 
 class GenomeError(ValueError):
@@ -36,10 +37,11 @@ _NCBI_TAGS = ("ref", "gb", "emb", "dbj", "tpg", "tpe", "tpd", "lcl", "gnl")
 def contig_name(header_word: str) -> str:
     """The contig name used in every output for a FASTA header's first word: an NCBI-style
     `gi|...|ref|NZ_X.1|` becomes its accession (`NZ_X.1`; RefSeq before GenBank/EMBL/DDBJ, then a
-    local id); any other word is kept as is. The original goes into the hub's chromAlias."""
-    if "|" not in header_word:
-        return header_word
+    local id; `gi|N|` alone becomes N); any other word, with or without '|' (an assembler's
+    `tig00000001|arrow`), is kept as is. The original goes into the hub's chromAlias."""
     parts = header_word.split("|")
+    if len(parts) < 2 or not ({"gi", *_NCBI_TAGS} & set(parts[:-1])):
+        return header_word
     for tag in _NCBI_TAGS:
         for i, part in enumerate(parts[:-1]):
             if part == tag:
@@ -165,7 +167,9 @@ def _read_records(path: Path) -> dict[str, np.ndarray]:
     """Read every record via pyfaidx (handles bgzip, builds/uses the .fai); tokens per record."""
     import pyfaidx
 
-    _check_fasta_text(path)
+    if _check_fasta_text(path):
+        log.warning("%s: old Mac line ends (CR only); reading it without an index (the IGV export writes a reformatted copy)", path)
+        return _records_from_letters(path, read_fasta_letters(path))
     _check_unique_names(path)
     try:
         fasta = pyfaidx.Fasta(
@@ -204,6 +208,10 @@ def _read_records(path: Path) -> dict[str, np.ndarray]:
     records: dict[str, np.ndarray] = {}
     for name in fasta.keys():
         seq = fasta[name][:]
+        if any(c in seq for c in " \t\r"):  # spaces at line ends keep line lengths even: pyfaidx passes them on
+            fasta.close()
+            log.warning("%s: spaces or tabs inside the sequence lines; reading it without an index and ignoring them", path)
+            return _records_from_letters(path, read_fasta_letters(path))
         tokens = encode(seq, where=f"{path} record {name!r}")
         if tokens.size == 0:
             raise GenomeError(f"{path}: record {name!r} is empty; remove it from the FASTA")
@@ -219,7 +227,7 @@ def read_fasta_letters(fasta: Path) -> dict[str, bytes]:
         raise GenomeError(f"{fasta}: FASTA file not found")
     opener = gzip.open if fasta.suffix in {".gz", ".bgz"} else open
     with opener(fasta, "rb") as handle:
-        data = handle.read()
+        data = handle.read().replace(b"\r\n", b"\n").replace(b"\r", b"\n")  # Windows and old Mac line ends
     if not data.lstrip().startswith(b">"):
         raise GenomeError(f"{fasta}: no FASTA records (the file does not start with '>')")
     records: dict[str, bytes] = {}
@@ -294,12 +302,14 @@ def _index_path(path: Path, suffix: str = ".fai") -> Path:
         raise GenomeError(
             f"{path}: cannot make the index cache {cache} ({err.strerror}); set GENOMETRACKS_CACHE to a writable folder"
         ) from err
-    key = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:16]
+    stat = path.stat()  # a FASTA replaced at the same path (even with an older mtime: cp -p, tar x) gets its own index
+    key = hashlib.sha1(f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()).hexdigest()[:16]
     return cache / f"{path.name}.{key}{suffix}"
 
 
-def _check_fasta_text(path: Path) -> None:
-    """Cheap checks pyfaidx does not make: empty file, no '>' header."""
+def _check_fasta_text(path: Path) -> bool:
+    """Cheap checks pyfaidx does not make: empty file, no '>' header. True when lines end in CR alone
+    (old Mac), which pyfaidx reads as one line."""
     opener = gzip.open if path.suffix in {".gz", ".bgz"} else open
     with opener(path, "rb") as handle:
         head = handle.read(4096)
@@ -307,3 +317,4 @@ def _check_fasta_text(path: Path) -> None:
         raise GenomeError(f"{path}: file is empty; expected FASTA records starting with '>'")
     if not head.lstrip().startswith(b">"):
         raise GenomeError(f"{path}: no FASTA records (first line does not start with '>')")
+    return b"\r" in head and b"\n" not in head

@@ -146,6 +146,10 @@ def peaks_command(cfg: DictConfig) -> dict:
                 frame, run.peaks_stem, BedSchema("tss_peaks", "TSS calls: local maxima of genometracks TSS probability"), chrom_sizes
             )
         )
+    else:  # an earlier call's bigBed and tabix files would go on into the hub and the IGV session
+        stem = run.peaks_stem
+        for suffix in (".bb", ".bed.gz", ".bed.gz.tbi"):
+            stem.with_name(stem.name + suffix).unlink(missing_ok=True)
     summary = {
         "peaks": len(records),
         "threshold": threshold,

@@ -24,13 +24,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from omegaconf import open_dict
 
 from genometracks.data.dataset import load_dataset
 from genometracks.data.streams import SegmentStreams, build_labels
 from genometracks.genome.intervals import Interval
 from genometracks.io.paths import SHIPPED_MODELS
 from genometracks.io.provenance import sha256_file
-from genometracks.io.run_config import DEFAULT_MODEL, shipped_name
+from genometracks.io.run_config import DEFAULT_MODEL, set_by_user, shipped_name
 from genometracks.model import TransformerXL
 from genometracks.training.checkpoint import load_model
 from genometracks.training.task import calibration_offset, position_rows, split_metrics
@@ -199,10 +200,13 @@ def resolve_model(cfg, out: Path) -> ModelSource:
         trained = int(source.card["task"]["shift"]) if source.card and "task" in source.card else None
         given = cfg.get("data", {}).get("shift") if cfg.get("data") is not None else None
         if trained is not None and given is not None and int(given) != trained:
-            raise ShippedModelError(
-                f"data.shift={given}, but model {name} was trained with shift {trained} (its output at i answers "
-                f"'TSS at i - {trained}?'); drop data.shift= or set data.shift={trained}"
-            )
+            if set_by_user(cfg, "data.shift"):
+                raise ShippedModelError(
+                    f"data.shift={given}, but model {name} was trained with shift {trained} (its output at i answers "
+                    f"'TSS at i - {trained}?'); drop data.shift= or set data.shift={trained}"
+                )
+            with open_dict(cfg):  # the model's own shift places its outputs (predict, interpret, peaks)
+                cfg.data.shift = trained
         return source
     trained_here = out / "checkpoints" / "best.ckpt"
     if not trained_here.is_file():

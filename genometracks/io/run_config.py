@@ -166,6 +166,21 @@ def group_defaults(group: str, option: str = "default") -> DictConfig:
     return loaded
 
 
+def set_by_user(cfg: Any, key: str) -> bool:
+    """Whether `key` ('group.leaf') was given on the command line (a Hydra override); outside Hydra
+    (library use, tests), whether it differs from its data/model group file's value."""
+    try:
+        overrides = list(HydraConfig.get().overrides.task)
+    except ValueError:  # not under Hydra
+        group, leaf = key.split(".", 1)
+        try:
+            default = OmegaConf.select(group_defaults(group, str(cfg[group].name)), leaf)
+        except (OSError, KeyError, AttributeError):
+            return True
+        return OmegaConf.select(cfg, key) != default
+    return any(o.lstrip("+~").split("=", 1)[0] == key for o in overrides)
+
+
 def shipped_name(cfg: Any) -> str | None:
     """model.shipped of a composed config (model=<shipped name>), else None; model=shipped without
     model.shipped= is a ConfigError."""

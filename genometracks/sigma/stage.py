@@ -52,6 +52,10 @@ def run_sigma_stage(cfg: DictConfig, out: Path) -> dict:
         try:
             result["track"] = sigma_track(model_path, genome, peaks, run.sigma_bigbed)
         except ValueError as err:  # e.g. no peak far enough from a linear contig end
+            run.sigma_bigbed.unlink(missing_ok=True)
             result["track"] = {"skipped": str(err)}
+    else:  # no TSS call: an earlier run's sigma bigBed would go on into the hub
+        run.sigma_bigbed.unlink(missing_ok=True)
+        result["track"] = {"skipped": f"no TSS calls ({peaks.relative_to(out)} not written)"}
     print(json.dumps(result, default=str))
     return result
