@@ -177,7 +177,7 @@ def set_by_user(cfg: Any, key: str) -> bool:
             default = OmegaConf.select(group_defaults(group, str(cfg[group].name)), leaf)
         except (OSError, KeyError, AttributeError):
             return True
-        return OmegaConf.select(cfg, key) != default
+        return bool(OmegaConf.select(cfg, key) != default)
     return any(o.lstrip("+~").split("=", 1)[0] == key for o in overrides)
 
 
