@@ -81,3 +81,47 @@ def test_igv_track_styles_follow_what_igv_honours(tmp_path):
     assert tracks["TSS + strand"].window_function == tracks["TSS - strand"].window_function == "max"
     assert tracks["TSS - strand"].negate and tracks["TSS sigma class"].color is None
     assert Path(tracks["TSS sigma class"].path).name == "tss_sigma.bb"  # the bigBed carries itemRgb
+
+
+@pytest.mark.parametrize(
+    "settings, organism, message",
+    [
+        ({"genome_mode": "asembly"}, "Test organism", "export.genome_mode='asembly': choose one of assembly, genark, both"),
+        ({"email": ""}, "Test organism", "export.email is empty; UCSC's hub.txt needs a contact address"),
+        ({}, " ", "export.organism is empty"),
+    ],
+)
+def test_export_settings_no_hub_can_have_are_refused_before_anything_is_written(run_dir, settings, organism, message):
+    from genometracks.browser.hub import HubError
+
+    run, fasta, genome = run_dir
+    with pytest.raises(HubError, match=re.escape(message)):
+        export_run(run, fasta, genome.chrom_sizes(), settings, organism)
+    assert sorted(p.name for p in run.iterdir()) == ["tracks"]  # a misspelt mode wrote IGV and JBrowse views and no hub
+
+
+def test_export_follows_a_symlinked_tracks_folder_and_a_relative_run_dir(run_dir, tmp_path, monkeypatch):
+    # HPC scratch: DIR/tracks is a link to another file system; the views' paths go through the link
+    run, fasta, genome = run_dir
+    scratch = tmp_path / "scratch"
+    (run / "tracks").rename(scratch)
+    (run / "tracks").symlink_to(scratch, target_is_directory=True)
+    export_run(run, fasta, genome.chrom_sizes(), {"genome_mode": "assembly"}, "Test organism")
+    session = (run / "igv" / "session.xml").read_text()
+    paths = re.findall(r'path="([^"]+)"', session)
+    assert "../tracks/tss.plus.bw" in paths and all((run / "igv" / p).exists() for p in paths)
+    # a relative run directory (library use): its track paths were joined to it twice
+    monkeypatch.chdir(tmp_path)
+    written = export_run(Path("run"), fasta, genome.chrom_sizes(), {"genome_mode": "assembly"}, "Test organism")
+    assert written["igv"] == "igv/session.xml" and (run / "jbrowse" / "config.json").is_file()
+
+
+def test_page_config_cannot_end_or_swallow_the_pages_scripts():
+    import json
+
+    from genometracks.browser.igv import _page
+
+    title = "genometracks: Weird <!--<script> strain </script>"
+    page = _page(title, {"title": title, "tracks": []})
+    block = page.split('id="igv-config">')[1].split("</script>")[0]
+    assert "<" not in block and json.loads(block)["title"] == title

@@ -16,7 +16,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from genometracks.browser.genark import GENARK_SIZES
-from genometracks.browser.hub import HubContainer, HubTrack, write_hub
+from genometracks.browser.hub import HubContainer, HubError, HubTrack, write_hub
 from genometracks.browser.igv import IgvTrack, write_igv
 from genometracks.browser.jbrowse import JBrowseTrack, write_jbrowse
 from genometracks.browser.locus import default_region, jbrowse_locus, ucsc_locus
@@ -194,7 +194,8 @@ def hub_overview(run_dir: Path, organism: str, tracks: list) -> str:
     parts.append(f"<p>Tracks:</p><ul>{items}</ul>")
     parts.append(
         "<p>The full report of the run (curves, heads, motifs, sigma classes) is "
-        '<a href="../report.html">report.html</a> in the run directory.</p>'
+        '<a href="../report.html">report.html</a> in the run directory (written by the report stage of '
+        "<code>genometracks run</code>, or by <code>genometracks report run_dir=DIR</code>).</p>"
     )
     return "\n".join(parts) + "\n"
 
@@ -225,9 +226,27 @@ def _jbrowse_tracks(tracks_dir: Path) -> list:
     return tracks
 
 
+GENOME_MODES = ("assembly", "genark", "both")
+
+
+def check_export_settings(e: DictConfig, organism: str) -> None:
+    """One HubError naming the export.* key and the fix for a setting no hub can be written with."""
+    if str(e.genome_mode) not in GENOME_MODES:
+        raise HubError(f"export.genome_mode={e.genome_mode!r}: choose one of {', '.join(GENOME_MODES)}")
+    if not str(e.email).strip():
+        raise HubError("export.email is empty; UCSC's hub.txt needs a contact address: pass export.email=YOU@EXAMPLE.ORG")
+    if not str(organism).strip():
+        raise HubError("export.organism is empty (no data.organism?); pass export.organism='Genus species strain'")
+    for key in ("hub_name", "short_label", "long_label"):
+        if not str(e[key]).strip():
+            raise HubError(f"export.{key} is empty; give it a value (conf/export/default.yaml has one)")
+
+
 def export_run(run_dir: Path, fasta: Path, chrom_sizes: dict[str, int], cfg_export: DictConfig | dict, organism: str) -> dict[str, str]:
     """Write DIR/hub (assembly), DIR/hub_genark (when applicable), DIR/igv and DIR/jbrowse; return their paths."""
     e = OmegaConf.merge(group_defaults("export"), cfg_export)  # keys not given: conf/export/default.yaml
+    check_export_settings(e, organism)  # before anything is written
+    run_dir = Path(run_dir).absolute()
     run = RunDir(run_dir)
     tracks_dir = run.tracks
     tracks = run_hub_tracks(tracks_dir)
@@ -265,6 +284,7 @@ def export_run(run_dir: Path, fasta: Path, chrom_sizes: dict[str, int], cfg_expo
 def write_views(run_dir: Path, fasta: Path, chrom_sizes: dict[str, int], title: str) -> dict[str, Path]:
     """DIR/igv/ (IGV session, igv.js page) and DIR/jbrowse/ (JBrowse 2 view) of a run's tracks, both
     opening at `locus.default_region` (the strongest call with a motif hit beside it)."""
+    run_dir = Path(run_dir).absolute()
     tracks_dir = RunDir(run_dir).tracks
     region = default_region(tracks_dir, chrom_sizes)
     igv = write_igv(run_dir, fasta, _igv_tracks(tracks_dir), locus=ucsc_locus(region), title=title)

@@ -79,7 +79,7 @@ def _file_kind(path: Path) -> str:
 def _line(key: str, value: object, indent: str) -> str:
     text = " ".join(str(value).split())  # one line, single spaces
     if not text:
-        raise HubError(f"trackDb setting {key!r} has an empty value")
+        raise HubError(f"hub setting {key!r} has an empty value; give it one (hub.txt, genomes.txt and trackDb.txt need every value)")
     return f"{indent}{key} {text}\n"
 
 

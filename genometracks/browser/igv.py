@@ -31,7 +31,7 @@ import numpy as np
 
 from genometracks.browser.bundles import cache_root, ensure_bundle
 from genometracks.browser.chromalias import fasta_original_names, write_chrom_alias
-from genometracks.browser.status_page import status_page
+from genometracks.browser.status_page import script_json, status_page
 from genometracks.formats.bigwig import read_bigwig, write_bigwig
 from genometracks.genome.sequence import GenomeError, read_fasta_letters
 from genometracks.io.atomic import link_or_copy, staged_dir
@@ -173,8 +173,8 @@ def _relative(run_dir: Path, igv_dir: Path, track: IgvTrack) -> tuple[str, str |
     """(path, index path or None) of a track relative to igv/, after checking the files exist in DIR."""
     kind = track.kind  # raises for an unknown file type
     path = Path(track.path)
-    path = (path if path.is_absolute() else run_dir / path).resolve()
-    if run_dir.resolve() not in path.parents:
+    path = Path(os.path.abspath(path if path.is_absolute() else run_dir / path))  # symlinks kept: DIR/tracks may be one
+    if Path(os.path.abspath(run_dir)) not in path.parents:
         raise IgvError(
             f"{path}: track {track.name!r} lies outside the run directory {run_dir}; "
             "write tracks under DIR so the session and `serve` can reach them"
@@ -186,8 +186,8 @@ def _relative(run_dir: Path, igv_dir: Path, track: IgvTrack) -> tuple[str, str |
         tbi = path.with_name(path.name + ".tbi")
         if not tbi.is_file():
             raise IgvError(f"{tbi}: tabix index of track {track.name!r} not found")
-        index = os.path.relpath(tbi, igv_dir.resolve())
-    return os.path.relpath(path, igv_dir.resolve()), index
+        index = os.path.relpath(tbi, os.path.abspath(igv_dir))
+    return os.path.relpath(path, os.path.abspath(igv_dir)), index
 
 
 def _panel_items(tracks: Sequence[IgvTrack]) -> list[tuple[str | None, list[int]]]:
@@ -333,7 +333,7 @@ def write_igv(
     """Write DIR/igv/ (session.xml, batch.txt, index.html, igv.min.js, genome/) atomically as one folder.
 
     `locus` (IGV syntax, 1-based, e.g. 'NC_000913.3:1-20000') defaults to the first 20 kb."""
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir).absolute()  # track paths are DIR/...: relative to the working directory, not DIR
     igv_dir = RunDir(run_dir).igv
     names = [t.name for t in tracks]
     if len(set(names)) != len(names):
@@ -404,7 +404,7 @@ def desktop_genome_json(genome_id: str, name: str, fasta: str) -> dict:
 def _page(title: str, config: dict) -> str:
     from html import escape
 
-    data = json.dumps(config, indent=1).replace("</", "<\\/")
+    data = script_json(config)
     return _PAGE.replace("@TITLE@", escape(title)).replace("@CONFIG@", data)
 
 

@@ -61,12 +61,12 @@ def ensure_jbrowse_js(version: str = JBROWSE_VERSION) -> Path:
 
 
 def _rel(run_dir: Path, folder: Path, path: Path, what: str) -> str:
-    path = (path if path.is_absolute() else run_dir / path).resolve()
-    if run_dir.resolve() not in path.parents:
+    path = Path(os.path.abspath(path if path.is_absolute() else run_dir / path))  # symlinks kept: DIR/tracks may be one
+    if Path(os.path.abspath(run_dir)) not in path.parents:
         raise JBrowseError(f"{path}: {what} lies outside the run directory {run_dir}; write tracks under DIR")
     if not path.is_file():
         raise JBrowseError(f"{path}: {what} file not found; run export first")
-    return os.path.relpath(path, folder.resolve())
+    return os.path.relpath(path, os.path.abspath(folder))
 
 
 def _rgb(colour: tuple[int, int, int]) -> str:
@@ -135,7 +135,7 @@ def write_jbrowse(
     atomically as one folder. `locus` is JBrowse syntax (`chrom:start..end`, 1-based); default: the
     first 20 kb of the first contig."""
 
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir).absolute()  # track paths are DIR/...: relative to the working directory, not DIR
     folder = run_dir / "jbrowse"
     assembly = safe_name(Path(fasta).name.split(".")[0], prefix="genome")
     configs = track_configs(run_dir, folder, assembly, tracks)

@@ -21,6 +21,7 @@ from urllib.parse import quote
 import numpy as np
 
 from genometracks.browser.serve import serve
+from genometracks.browser.status_page import script_json
 from genometracks.io.atomic import atomic_path
 from genometracks.io.rundir import RunDir
 
@@ -47,7 +48,7 @@ def _page_with_locus(page: Path, locus: str) -> Path:
         raise SnapshotError(f"{page}: no igv-config block; rewrite the page with `genometracks export`")
     config = json.loads(match.group(2))
     config["locus"] = locus
-    body = json.dumps(config, indent=1).replace("</", "<\\/")
+    body = script_json(config)
     fd, name = tempfile.mkstemp(prefix=f"_snapshot_{os.getpid()}_", suffix=".html", dir=page.parent)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text[: match.start(2)] + body + text[match.end(2) :])

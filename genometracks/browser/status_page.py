@@ -10,6 +10,15 @@ the pieces hold) is left for the caller to fill.
 
 from __future__ import annotations
 
+import json
+
+
+def script_json(value: object) -> str:
+    """JSON for a <script type="application/json"> block: every '<' written as \\u003c, so no text in
+    it (a title holding '</script>' or '<!--<script') can end or swallow the page's scripts."""
+    return json.dumps(value, indent=1).replace("<", "\\u003c")
+
+
 _FRAME = """<!doctype html>
 <html lang="en">
 <head>
