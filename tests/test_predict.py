@@ -140,7 +140,12 @@ def test_peak_threshold_auto_reads_the_validation_f1_threshold(tmp_path):
     (tmp_path / "metrics.json").write_text(json.dumps({"validation": {"both": {"threshold_f1": 0.0731}}}))
     assert peak_threshold("auto", tmp_path) == (0.0731, "validation F1-optimal (metrics.json)")
     (tmp_path / "metrics.json").write_text(json.dumps({"validation": {"both": {"threshold_f1": None}}}))
-    assert peak_threshold("auto", tmp_path)[0] == 0.5
+    assert peak_threshold("auto", tmp_path) == (0.5, "0.5 (no validation threshold in metrics.json)")
+    # tracks written by a checkpoint from elsewhere that has no threshold: not DIR/metrics.json's (another model's)
+    (tmp_path / "metrics.json").write_text(json.dumps({"validation": {"both": {"threshold_f1": 0.0731}}}))
+    (tmp_path / "tracks").mkdir()
+    (tmp_path / "tracks" / "predict.json").write_text(json.dumps({"model": {"threshold": None, "source": "checkpoint /x/best.ckpt"}}))
+    assert peak_threshold("auto", tmp_path) == (0.5, "0.5 (checkpoint /x/best.ckpt, which wrote the tracks, has no validation threshold)")
 
 
 def test_peaks_command_calls_the_contigs_predict_recorded_as_circular(tmp_path):

@@ -87,29 +87,37 @@ def peak_records(
     return records
 
 
-NO_VALIDATION_THRESHOLD = "0.5 (no validation threshold in metrics.json)"
-
-
-def peak_threshold(setting: object, run_dir: Path) -> tuple[float, str]:
-    """(probability threshold, where it came from). `auto`: the validation split's F1-optimal threshold
-    (calibrated probabilities, as in the tracks) of the model that wrote the tracks (DIR/tracks/predict.json:
-    a shipped model's card, or the metrics.json beside its checkpoint), else DIR/metrics.json, else 0.5."""
-    if str(setting) != "auto":
-        return float(setting), "configured"
+def validation_threshold(run_dir: Path) -> tuple[float | None, str]:
+    """(the validation split's F1-optimal probability of the model that wrote the tracks, where it came
+    from), or (None, why there is none). DIR/tracks/predict.json names that model (a shipped model's
+    card, or the metrics.json beside its checkpoint); without one (older tracks), DIR/metrics.json."""
     try:
         model = json.loads((RunDir(run_dir).tracks / "predict.json").read_text())["model"]
-        value = model["threshold"]
+    except (OSError, ValueError, KeyError, TypeError):
+        model = None
+    if isinstance(model, dict):
+        value = model.get("threshold")
         if value is not None and 0.0 < float(value) < 1.0:
             return float(value), f"{model.get('threshold_source')} of {model.get('source')}"
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
+        # a checkpoint from elsewhere without metrics.json: DIR/metrics.json would be another model's
+        return None, f"{model.get('source')}, which wrote the tracks, has no validation threshold"
     try:
         value = json.loads(RunDir(run_dir).metrics_json.read_text())["validation"]["both"]["threshold_f1"]
     except (OSError, ValueError, KeyError, TypeError):
         value = None
     if value is None or not 0.0 < float(value) < 1.0:
-        return 0.5, NO_VALIDATION_THRESHOLD
+        return None, "no validation threshold in metrics.json"
     return float(value), "validation F1-optimal (metrics.json)"
+
+
+def peak_threshold(setting: object, run_dir: Path) -> tuple[float, str]:
+    """(probability threshold, where it came from): `setting` unless it is `auto`, then the validation
+    threshold of the model that wrote the tracks (`validation_threshold`, calibrated probabilities as in
+    the tracks), else 0.5."""
+    if str(setting) != "auto":
+        return float(setting), "configured"
+    value, source = validation_threshold(run_dir)
+    return (value, source) if value is not None else (0.5, f"0.5 ({source})")
 
 
 def circular_contigs(run_dir: Path, cfg: DictConfig, contigs: set[str]) -> frozenset[str]:

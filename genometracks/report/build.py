@@ -22,7 +22,7 @@ import numpy as np
 from genometracks.browser.snapshot import SnapshotError, browser_snapshot
 from genometracks.data.dataset import load_dataset
 from genometracks.formats.bigwig import read_bigwig
-from genometracks.inference.peaks import NO_VALIDATION_THRESHOLD, peak_threshold
+from genometracks.inference.peaks import validation_threshold
 from genometracks.io.atomic import write_text_atomic
 from genometracks.io.paths import shared_data
 from genometracks.io.rundir import RunDir
@@ -141,9 +141,9 @@ def _curves(rep: _Report, ev: dict) -> Section:
     y_all = parts["both strands"][0]
     where = ", ".join(f"{r.chrom}:{r.start:,}-{r.end:,}" for r in ev["regions"])
     plots = RunDir(rep.run_dir).plots
-    threshold, source = peak_threshold("auto", rep.run_dir)
+    threshold, source = validation_threshold(rep.run_dir)
     points, point_text = {}, ""
-    if source != NO_VALIDATION_THRESHOLD:  # where the peak threshold (chosen on validation) sits on the test curve
+    if threshold is not None:  # where the peak threshold (chosen on validation) sits on the test curve
         op = M.operating_point(*parts["both strands"], threshold)
         if op["calls"]:
             points[f"P ≥ {threshold:.3f} ({source}): precision {op['precision']:.3f}, recall {op['recall']:.3f}"] = (
@@ -176,13 +176,12 @@ def _comparison(rep: _Report, ev: dict, cfg) -> tuple[Section | None, dict | Non
         rep.missing.append(f"Promotech peer comparison ({why})")
         return None, None
     r = regions[0]
-    own, source = peak_threshold("auto", rep.run_dir)
     result = compare_with_promotech(
         {s: ev["values"][(r.chrom, s)] for s in "+-"},
         ev["sites"],
         path,
         (r.chrom, r.start, r.end),
-        own_threshold=None if source == NO_VALIDATION_THRESHOLD else own,
+        own_threshold=validation_threshold(rep.run_dir)[0],
     )
     files = write_comparison(result, RunDir(rep.run_dir).comparison)
     header, rows = comparison_rows(result)
