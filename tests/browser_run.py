@@ -100,7 +100,8 @@ def make_run(run: Path) -> tuple[Path, dict[str, int]]:
     write_sigma_bigbed(sigma_records(sites, probs, classes), tracks / "tss_sigma.bb", sizes, classes)
     write_bed_outputs(motif_hit_records(), tracks / "motif_hits", HIT_SCHEMA, sizes)
     attribution = {c: (np.sin(np.arange(n) / 30) * 100).round().astype(np.float32) / 1000 for c, n in sizes.items()}
-    write_bigwig(tracks / "attribution.bw", sizes, attribution)
+    write_bigwig(tracks / "attribution.plus.bw", sizes, attribution)
+    write_bigwig(tracks / "attribution.minus.bw", sizes, {c: -v for c, v in attribution.items()})
     return fasta, sizes
 
 

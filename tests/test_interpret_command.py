@@ -231,8 +231,10 @@ def test_class_optimisation_and_attribution_point_at_the_boxes(run):
     assert ((top.between(-13, -6)) | (top.between(-38, -29))).mean() >= 0.5, profile.to_string()
     from genometracks.formats.bigwig import read_bigwig
 
-    values = read_bigwig(out / "tracks" / "attribution.bw", "syn1")
-    assert values.size == 60000 and np.isfinite(values).all() and (values != 0).any() and (values < 0).any()
+    for word in ("plus", "minus"):  # one track per strand: divergent promoters' contributions never cancel
+        values = read_bigwig(out / "tracks" / f"attribution.{word}.bw", "syn1")
+        assert values.size == 60000 and np.isfinite(values).all() and (values != 0).any() and (values < 0).any()
+    assert not (out / "tracks" / "attribution.bw").exists()  # the summed track of earlier versions
     assert not (out / "tracks" / "gradcam.bw").exists()  # Grad-CAM was dropped (README, Interpretation)
 
 

@@ -87,8 +87,17 @@ def test_read_cds_and_coding_medians(tmp_path):
 def test_read_cds_bad_record_names_it(tmp_path):
     g = Genome.from_sequences({"chr": "A" * 20})
     gff = _gff(tmp_path / "b.gff.gz", [["chr", "R", "CDS", "9", "3", ".", "+", "0", "ID=bad"]])
-    with pytest.raises(MP.MetaplotError, match=r"b\.gff\.gz: CDS record 0 \(chr:9-3"):
+    with pytest.raises(MP.MetaplotError, match=r"b\.gff\.gz: CDS record chr:9-3 \+: need 1 <= start <= end"):
         MP.read_cds(gff, g)
+    # another assembly's annotation: a CDS past the 20-nt contig (was a bare IndexError, or silently clipped)
+    for start in ("15", "25"):
+        past = _gff(tmp_path / "p.gff.gz", [["chr", "R", "CDS", start, "30", ".", "+", "0", "ID=x"]])
+        with pytest.raises(MP.MetaplotError, match=rf"p\.gff\.gz: CDS record chr:{start}-30 ends past the end of chr \(20 nt\)"):
+            MP.read_cds(past, g)
+    # on a circular contig GFF3 writes a CDS across the origin with end > length: it covers both ends
+    circ = Genome.from_sequences({"chr": "A" * 20}, circular=["chr"])
+    cds = MP.read_cds(_gff(tmp_path / "o.gff.gz", [["chr", "R", "CDS", "18", "23", ".", "-", "0", "ID=o"]]), circ)
+    assert np.flatnonzero(cds["chr"]["-"]).tolist() == [0, 1, 2, 17, 18, 19] and not cds["chr"]["+"].any()
     with pytest.raises(MP.MetaplotError, match="no CDS rows"):
         MP.read_cds(_gff(tmp_path / "c.gff.gz", [["chr", "R", "gene", "1", "3", ".", "+", ".", "ID=g"]]), g)
 

@@ -54,7 +54,7 @@ def test_config_has_the_assembly_and_every_track(run):
     assert "inverted" not in plus["displays"][0] and minus["displays"][0]["inverted"] is True  # minus drawn downward
     for track in (plus, minus):
         assert track["displays"][0]["renderers"]["XYPlotRenderer"]["summaryScoreMode"] == "max"
-    assert {"TSS peaks", "TSS sigma class", "Head motif hits", "Attribution"} <= set(tracks)
+    assert {"TSS peaks", "TSS sigma class", "Head motif hits", "Attribution +", "Attribution -"} <= set(tracks)
     assert "itemRgb" in tracks["TSS sigma class"]["displays"][0]["renderer"]["color1"]
     # JBrowse Web's session layout: one linear genome view opened at the page's locus with every track
     (view,) = config["defaultSession"]["views"]
@@ -106,8 +106,9 @@ def test_jbrowse_page_loads_every_track(run, tmp_path):
     # what the view itself reads from the configuration: the minus strand downward, peaks kept when zoomed out
     assert state["displays"]["TSS + strand"] == {"inverted": False, "summaryScoreMode": "max"}
     assert state["displays"]["TSS - strand"] == {"inverted": True, "summaryScoreMode": "max"}
-    assert state["displays"]["Attribution"]["summaryScoreMode"] == "whiskers"  # signed: JBrowse's default
-    assert tracks["Attribution"]["features"] == 2000
+    for name in ("Attribution +", "Attribution -"):
+        assert state["displays"][name]["summaryScoreMode"] == "whiskers"  # signed: JBrowse's default
+        assert tracks[name]["features"] == 2000
     peaks = br.peak_frame()
     in_view = int(((peaks["chrom"] == br.CHROM) & (peaks["start"] < 2000)).sum())
     assert in_view == 2 and tracks["TSS peaks"]["features"] == tracks["TSS sigma class"]["features"] == in_view

@@ -121,6 +121,31 @@ def test_meme_errors_name_file_and_line(tmp_path):
     protein.write_text("MEME version 4\nALPHABET= ACDEFGHIKLMNPQRSTVWY\n")
     with pytest.raises(MotifError, match="not DNA"):
         read_meme(protein)
+    head = "MEME version 5\n\nALPHABET= ACGT\n\nMOTIF m1\n"
+    for header, message in (
+        ("letter-probability matrix: alength= 4 w= 2 nsites= NA", r"nsites\.meme line 6: nsites='NA' is not a number"),
+        ("letter-probability matrix: alength= 4 w= x", r"nsites\.meme line 6: w='x' is not a number"),
+        ("letter-probability matrix: alength= 4 w= 1", r"nsites\.meme line 6: motif m1 has more matrix rows than w=1"),
+    ):
+        bad = tmp_path / "nsites.meme"
+        bad.write_text(head + header + "\n0.1 0.2 0.3 0.4\n0.25 0.25 0.25 0.25\n")
+        with pytest.raises(MotifError, match=message):
+            read_meme(bad)
+
+
+def test_meme5_alphabet_block_is_read_as_dna(tmp_path):
+    block = (
+        'MEME version 5\n\nALPHABET "DNA" DNA-LIKE\nA "Adenine" CC0000 ~ T "Thymine" 008000\n'
+        'C "Cytosine" 0000CC ~ G "Guanine" FFB300\nN "Any base" = ACGT\nEND ALPHABET\n\n'
+        "MOTIF m1\nletter-probability matrix: alength= 4 w= 1 nsites= 12\n0.7 0.1 0.1 0.1\n"
+    )
+    (tmp_path / "b.meme").write_text(block)
+    (motif,) = read_meme(tmp_path / "b.meme")
+    assert motif.name == "m1" and motif.nsites == 12 and motif.probabilities.shape == (1, 4)
+    amino = block.replace('A "Adenine" CC0000 ~ T "Thymine" 008000', 'W "Tryptophan" 000000').replace("DNA-LIKE", "PROTEIN-LIKE")
+    (tmp_path / "p.meme").write_text(amino)
+    with pytest.raises(MotifError, match="alphabet block with letters .* is not DNA"):
+        read_meme(tmp_path / "p.meme")
 
 
 def test_transfac_by_hand(tmp_path):

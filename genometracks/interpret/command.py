@@ -4,7 +4,8 @@ Parts (interpret.parts): heads (attention profiles, head motifs, motif-hit track
 (exact first-block PWMs), optimise (class optimisation), attribution (gradient x input), deeplift
 (DeepLIFT/SHAP per strand, TF-MoDISco + Tomtom: contributions.py), metaplots. Outputs under DIR:
 interpret/*.tsv, plots/*.png, logos/*.png, motifs/*.meme, tracks/motif_hits.{bb,bed.gz,bed.gz.tbi},
-tracks/attribution.bw, tracks/deeplift.{plus,minus}.bw and interpret.json (what was produced). Every file is written atomically.
+tracks/attribution.{plus,minus}.bw, tracks/deeplift.{plus,minus}.bw and interpret.json (what was produced).
+Every file is written atomically.
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ from genometracks.inference.predict import predict_genome
 from genometracks.inference.shipped import resolve_model
 from genometracks.interpret import heads as H
 from genometracks.interpret import metaplots as MP
-from genometracks.interpret.attribution import aggregate_matrix, attribute, genome_track, top_predicted_tss
+from genometracks.interpret.attribution import aggregate_matrix, attribute, top_predicted_tss
 from genometracks.interpret.contributions import run_deeplift
-from genometracks.interpret.deeplift import clean_targets
+from genometracks.interpret.deeplift import clean_targets, strand_tracks
 from genometracks.interpret.heads import InterpretError
 from genometracks.interpret.hit_track import motif_hit_track
 from genometracks.interpret.kernel_pwm import kernels_to_motifs
@@ -237,15 +238,21 @@ def attribution_targets(dataset: Dataset, tracks: dict, s: dict, n_top: int):
 
 
 def run_attribution(model: TransformerXL, dataset: Dataset, tracks: dict, s: dict, out: Path) -> dict:
-    """Gradient x input of the top predicted TSSs → tracks/attribution.bw (signed),
+    """Gradient x input of the top predicted TSSs → tracks/attribution.{plus,minus}.bw (signed, per strand),
     logos/attribution.png (mean over targets, aligned at +1), a profile TSV."""
     run = RunDir(out)
     genome = dataset.genome
     targets = attribution_targets(dataset, tracks, s, int(s["attribution_top"]))
     result = attribute(model, genome, targets, dataset.shift, int(s["attribution_batch"]), s["progress"])
     sizes = genome.chrom_sizes()
-    files = [write_bigwig(run.track("attribution.bw"), sizes, genome_track(genome, result, result.contribution))]
-    run.track("gradcam.bw").unlink(missing_ok=True)  # Grad-CAM was dropped (README, Interpretation)
+    # one track per strand: a shared forward track summed '+' and '-' targets, so contributions of
+    # divergent promoters cancelled on the bases both windows read
+    per_strand = strand_tracks(genome, result)
+    files = [
+        write_bigwig(run.track(f"attribution.{word}.bw"), sizes, per_strand[strand]) for strand, word in (("+", "plus"), ("-", "minus"))
+    ]
+    for stale in ("attribution.bw", "gradcam.bw"):  # the summed track of earlier versions; Grad-CAM was dropped (README)
+        run.track(stale).unlink(missing_ok=True)
     lo, hi = (int(v) for v in s["attribution_logo"])
     matrix, rel = aggregate_matrix(result, lo, hi)
     files.append(

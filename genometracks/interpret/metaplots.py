@@ -123,18 +123,31 @@ def read_cds(gff: str | Path, genome: Genome) -> dict[str, dict[str, np.ndarray]
     if bad.size:
         row = cds.iloc[bad[0]]
         raise MetaplotError(
-            f"{path}: CDS record {bad[0]} ({row['seqid']}:{row['start']}-{row['end']} "
-            f"{row['strand']}): need 1 <= start <= end and strand +/-; fix the record"
+            f"{path}: CDS record {row['seqid']}:{row['start']}-{row['end']} "
+            f"{row['strand']}: need 1 <= start <= end and strand +/-; fix the record"
         )
     chrom = normalise_chrom(cds["seqid"].to_numpy(object), genome.contigs, str(path))
+    lengths = np.array([genome.contigs[c].length for c in chrom], dtype=np.int64)
+    circular = np.array([genome.contigs[c].circular for c in chrom], dtype=bool)
+    # GFF3 writes a CDS across a circle's origin with end > length (wrapped below); anything else past the end is wrong
+    past = np.flatnonzero((start > lengths) | ((end > lengths) & ~circular) | (end > 2 * lengths))
+    if past.size:  # another assembly's annotation (a shorter contig, another version)
+        row = cds.iloc[past[0]]
+        raise MetaplotError(
+            f"{path}: CDS record {row['seqid']}:{row['start']}-{row['end']} ends past the end of "
+            f"{chrom[past[0]]} ({lengths[past[0]]:,} nt); {past.size} CDS do: give the GFF of this genome's assembly"
+        )
     cover = {c: {s: np.zeros(g.length + 1, dtype=np.int32) for s in "+-"} for c, g in genome.contigs.items()}
     for contig in np.unique(chrom):
         n = genome.contigs[contig].length
         for strand in "+-":
             sel = (chrom == contig) & (cds["strand"].to_numpy() == strand)
-            lo, hi = start[sel].astype(np.int64) - 1, np.minimum(end[sel].astype(np.int64), n)
+            lo, hi = start[sel].astype(np.int64) - 1, end[sel].astype(np.int64)
             np.add.at(cover[contig][strand], lo, 1)
-            np.add.at(cover[contig][strand], hi, -1)
+            np.add.at(cover[contig][strand], np.minimum(hi, n), -1)
+            over = hi > n  # across the origin: [0, hi - n) as well
+            np.add.at(cover[contig][strand], np.zeros(int(over.sum()), dtype=np.int64), 1)
+            np.add.at(cover[contig][strand], hi[over] - n, -1)
     return {c: {s: np.cumsum(v[s])[:-1] > 0 for s in "+-"} for c, v in cover.items()}
 
 

@@ -165,6 +165,14 @@ def _parse_numbers(line: str, expected: int, where: str) -> list[float]:
     return values
 
 
+def _number(info: dict[str, str], key: str, kind: type, where: str):
+    """info[key] as int or float; a MotifError naming the line, the key and the value otherwise."""
+    try:
+        return kind(info[key])
+    except ValueError:
+        raise MotifError(f"{where}: {key}={info[key]!r} is not a number; fix the matrix header") from None
+
+
 def read_meme(path: str | Path) -> list[Motif]:
     """Motifs of a MEME (minimal or full text) file; only letter-probability blocks are read.
 
@@ -183,10 +191,21 @@ def read_meme(path: str | Path) -> list[Motif]:
     i = 0
     while i < len(lines):
         line = lines[i].strip()
-        if line.startswith("ALPHABET"):
+        if line.startswith("ALPHABET="):
             letters = line.split("=", 1)[-1].strip()
             if letters.upper() not in ("ACGT", "DNA"):
                 raise MotifError(f"{path} line {i + 1}: alphabet {letters!r} is not DNA (ACGT)")
+        elif line.startswith("ALPHABET"):  # MEME 5's block form: ALPHABET "name" ... letter lines ... END ALPHABET
+            end = next((j for j in range(i + 1, len(lines)) if lines[j].strip().startswith("END ALPHABET")), None)
+            if end is None:
+                raise MotifError(f"{path} line {i + 1}: ALPHABET block without 'END ALPHABET'")
+            # core symbols: a line 'A "Adenine" CC0000 ~ T "Thymine" 008000' declares A and its complement T;
+            # lines with '=' ('N "Any base" = ACGT') define aliases of them
+            body = [ln.strip() for ln in lines[i + 1 : end] if ln.strip() and not ln.strip().startswith("#")]
+            core = {part.split()[0][0].upper() for ln in body if "=" not in ln for part in ln.split("~") if part.split()}
+            if core != set(LETTERS):
+                raise MotifError(f"{path} line {i + 1}: alphabet block with letters {sorted(core)} is not DNA (ACGT)")
+            i = end
         elif line.startswith("Background letter frequencies"):
             fields = lines[i + 1].split() if i + 1 < len(lines) else []
             freqs = dict(zip(fields[::2], fields[1::2]))
@@ -208,7 +227,7 @@ def read_meme(path: str | Path) -> list[Motif]:
             info = dict(_KEYVAL.findall(line.split(":", 1)[-1]))
             if info.get("alength", "4") != "4":
                 raise MotifError(f"{where}: alength={info['alength']}, expected 4 (DNA)")
-            width = int(info["w"]) if "w" in info else None
+            width = _number(info, "w", int, where) if "w" in info else None
             rows: list[list[float]] = []
             while width is None or len(rows) < width:
                 i += 1
@@ -225,6 +244,9 @@ def read_meme(path: str | Path) -> list[Motif]:
                     i -= 1
                     break
                 rows.append(_parse_numbers(text, 4, f"{path} line {i + 1} (motif {name})"))
+            following = next((t.strip() for t in lines[i + 1 :] if t.strip()), "")
+            if width is not None and re.match(r"^[-+.\deE]+(\s+[-+.\deE]+){3}$", following):
+                raise MotifError(f"{where}: motif {name} has more matrix rows than w={width}; fix w= or the matrix")
             matrix = np.array(rows)
             if matrix.size == 0 or np.abs(matrix.sum(axis=1) - 1).max() > 0.02:
                 raise MotifError(f"{where}: motif {name} rows must be probabilities summing to 1")
@@ -232,7 +254,7 @@ def read_meme(path: str | Path) -> list[Motif]:
                 Motif(
                     name,
                     matrix,
-                    nsites=float(info.get("nsites", 0)),
+                    nsites=_number(info, "nsites", float, where) if "nsites" in info else 0.0,
                     source=path.name,
                     alt_name=alt or "",
                     meta={"background": background.copy()},
