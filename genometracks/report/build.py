@@ -146,12 +146,12 @@ def _curves(rep: _Report, ev: dict) -> Section:
     if threshold is not None:  # where the peak threshold (chosen on validation) sits on the test curve
         op = M.operating_point(*parts["both strands"], threshold)
         if op["calls"]:
-            points[f"P ≥ {threshold:.3f} ({source}): precision {op['precision']:.3f}, recall {op['recall']:.3f}"] = (
+            points[f"peak threshold {threshold:.3g} (validation): precision {op['precision']:.2f}, recall {op['recall']:.2f}"] = (
                 op["recall"],
                 op["precision"],
             )
             point_text = (
-                f" The marked point is the peak threshold {threshold:.4f} ({source}) applied per position: "
+                f" The marked point is the peak threshold {threshold:.4g} ({source}) applied per position: "
                 f"{op['calls']:,} positions called, precision {op['precision']:.3f}, recall {op['recall']:.3f}, "
                 f"F1 {op['f1']:.3f}."
             )

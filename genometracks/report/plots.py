@@ -114,7 +114,7 @@ def plot_pr(
         ax.set(ylim=(0, 1.02), ylabel="precision")
     ax.set(xlabel="recall", title=title, xlim=(0, 1))
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="lower left", fontsize=8)  # PR curves start high on the left and fall to the right: the lower left is empty
     return save_figure(fig, path)
 
 
