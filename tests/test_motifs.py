@@ -91,7 +91,7 @@ def test_meme_roundtrip_and_biopython_reads_it(tmp_path):
     path = write_meme(motifs, tmp_path / "heads.meme", background=bg)
     text = path.read_text()
     assert text.startswith("MEME version 4\n")
-    assert "letter-probability matrix: alength= 4 w= 7 nsites= 100 E= 0" in text
+    assert "letter-probability matrix: alength= 4 w= 7 nsites= 100\n" in text  # no E-value claimed
     back = read_meme(path)
     assert [m.name for m in back] == ["L0H1", "L1H0"] and back[0].alt_name == "TATAAT-like"
     assert back[0].nsites == 100 and back[1].nsites == 20  # unknown → MEME default

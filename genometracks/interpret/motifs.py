@@ -274,7 +274,9 @@ def _token(text: str, what: str) -> str:
 def write_meme(motifs: Sequence[Motif], path: str | Path, background: np.ndarray | None = None) -> Path:
     """Write MEME version 4 minimal format (atomic). `background` [4] defaults to uniform.
 
-    nsites <= 0 is written as 20, MEME's own default when a file gives none.
+    nsites <= 0 is written as 20, MEME's own default when a file gives none; a fraction of a site as 1.
+    No E= is written: these motifs (head words, kernels, optimised inputs, patterns) have no E-value,
+    and 'E= 0' would claim the strongest significance there is.
     """
     path = Path(path)
     bg = UNIFORM if background is None else np.asarray(background, dtype=np.float64)
@@ -294,8 +296,8 @@ def write_meme(motifs: Sequence[Motif], path: str | Path, background: np.ndarray
     ]
     for m in motifs:
         head = f"MOTIF {_token(m.name, 'motif name')}" + (f" {_token(m.alt_name, 'alt name')}" if m.alt_name else "")
-        nsites = int(round(m.nsites)) if m.nsites > 0 else 20
-        out += [head, "", f"letter-probability matrix: alength= 4 w= {m.width} nsites= {nsites} E= 0"]
+        nsites = max(1, int(round(m.nsites))) if m.nsites > 0 else 20
+        out += [head, "", f"letter-probability matrix: alength= 4 w= {m.width} nsites= {nsites}"]
         out += [" " + "  ".join(f"{v:.6f}" for v in row) for row in m.probabilities]
         out.append("")
     write_text_atomic(path, "\n".join(out) + "\n")
