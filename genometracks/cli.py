@@ -10,6 +10,7 @@ traceback instead. Unexpected errors (bugs) keep their traceback.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
@@ -21,6 +22,7 @@ from omegaconf import OmegaConf
 from genometracks.collection.launch import collection_request, run_collection
 from genometracks.io.errors import error_line
 from genometracks.io.paths import conf_dir, output_dir_problem, shared_data
+from genometracks.io.provenance import COMMAND_ENV
 from genometracks.io.quiet import quiet_third_parties
 from genometracks.io.run_config import main_job_overrides
 from genometracks.io.run_lock import run_dir_lock, stop_cleanly_on_signals
@@ -157,26 +159,52 @@ def run_hydra(command: str, overrides: list[str]) -> None:
             if cfg.get("genome") is not None and cfg.get("manifest") is not None:  # one genome of a collection
                 with stop_cleanly_on_signals():  # the job locks its genome's folder and records any failure
                     return _resolve(COLLECTION_JOB)(cfg, command)
-            # one process per run directory (a sweep job's own folder), and a clean stop on SIGTERM/SIGINT
-            with stop_cleanly_on_signals(), run_dir_lock(Path(HydraConfig.get().runtime.output_dir), command):
+            # one process per run directory (a sweep job's own folder; the first rank of a multi-process
+            # training holds it for all), and a clean stop on SIGTERM/SIGINT
+            folder = Path(HydraConfig.get().runtime.output_dir)
+            lock = contextlib.nullcontext() if later_rank() else run_dir_lock(folder, command)
+            with stop_cleanly_on_signals(), lock:
                 return target(cfg)
         except _domain_errors() as err:  # reported here, before Hydra adds "Error executing job ..."
             if os.environ.get("GENOMETRACKS_FULL_ERROR") == "1":
                 raise
             _fail(err)
 
-    saved, full = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
-    sys.argv = [f"genometracks {command}", *extra, *overrides]
+    saved, full, named = sys.argv, os.environ.get("HYDRA_FULL_ERROR"), os.environ.get(COMMAND_ENV)
+    # argv[0] stays the script (Lightning restarts the other ranks of `strategy=ddp` as python argv[0]
+    # argv[1:]); the command travels in the environment, for those ranks and for the provenance line
+    script = saved[0] if saved and Path(saved[0]).name in ("genometracks", "cli.py") else f"genometracks {command}"
+    sys.argv = [script, *extra, *overrides]  # in-process callers (tests, notebooks) keep 'genometracks <command>' there
+    os.environ[COMMAND_ENV] = command
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises the error itself; main() reports it on one line
     os.environ["GENOMETRACKS_FULL_ERROR"] = "1" if full == "1" else "0"
     try:
         _app()
     finally:
         sys.argv = saved
-        if full is None:
-            os.environ.pop("HYDRA_FULL_ERROR", None)
-        else:
-            os.environ["HYDRA_FULL_ERROR"] = full
+        for key, value in (("HYDRA_FULL_ERROR", full), (COMMAND_ENV, named)):
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def later_rank() -> bool:
+    """Whether this process is a second or later rank of a multi-process training: started by Lightning
+    (LOCAL_RANK / NODE_RANK of `strategy=ddp`) or by SLURM (one task per device). The first rank holds
+    the run directory's lock for all of them."""
+    slurm_tasks = os.environ.get("SLURM_NTASKS", "1")
+    if slurm_tasks.isdigit() and int(slurm_tasks) > 1 and os.environ.get("SLURM_PROCID", "0") != "0":
+        return True
+    return os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"
+
+
+def _rank_restart(argv: list[str]) -> list[str]:
+    """A rank Lightning restarted (`strategy=ddp`) gets the overrides without the command: put it back."""
+    named = os.environ.get(COMMAND_ENV)
+    if named and "LOCAL_RANK" in os.environ and (not argv or argv[0] not in {*HYDRA_COMMANDS, *PLAIN_COMMANDS, "data"}):
+        return [*named.split(), *argv]
+    return argv
 
 
 def _flush_denormals() -> None:
@@ -190,7 +218,7 @@ def _flush_denormals() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `genometracks` console script; returns the exit status."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = _rank_restart(list(sys.argv[1:] if argv is None else argv))
     full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
     try:
         command, rest = _split_command(argv)

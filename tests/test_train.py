@@ -129,6 +129,18 @@ def test_ddp_cpu_two_ranks_metrics_equal_single_process(tmp_path):
         assert single["at_threshold"][key] == pytest.approx(ddp["at_threshold"][key], abs=1e-6), key
 
 
+def test_ddp_strategy_restarts_its_second_rank_with_the_command(tmp_path):
+    # strategy=ddp (trainer=ddp_gpu's) makes Lightning start rank 1 as `python argv[0] argv[1:]`: the
+    # command word was only in argv[0] ('genometracks train'), so rank 1 saw 'unknown command' and the
+    # job was killed; and rank 1 must not take the run directory's lock that rank 0 holds
+    done = _cli("train", *TINY, "trainer.devices=2", "trainer.strategy=ddp", "trainer.max_epochs=1", f"run_dir={tmp_path}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["test"]["both"]["n_positions"] == 4000  # both ranks' streams gathered
+    assert metrics["provenance"]["command"].startswith("genometracks train experiment=smoke ")
+    assert (tmp_path / "checkpoints" / "best.ckpt").is_file() and "unknown command" not in done.stderr
+
+
 def test_debug_fast_dev_run(tmp_path):
     done = _cli("train", *TINY, "debug=fast_dev_run", f"run_dir={tmp_path}")
     assert done.returncode == 0, done.stderr[-3000:]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shlex
 import subprocess
 import sys
@@ -25,13 +26,23 @@ def git_commit(root: Path = REPO_ROOT) -> str | None:
     return f"{head}+dirty" if dirty else head or None
 
 
+COMMAND_ENV = "GENOMETRACKS_COMMAND"  # the running genometracks command (cli.run_hydra sets it)
+
+
 def command_line(argv: list[str] | None = None) -> str:
-    """The command as typed: `genometracks <command> key=value ...` (cli.run_hydra sets argv[0] to
-    'genometracks <command>'; Hydra's internal overrides such as hydra.run.dir are dropped)."""
+    """The command as typed: `genometracks <command> key=value ...` (the command from $GENOMETRACKS_COMMAND,
+    which cli.run_hydra sets, or an argv[0] of 'genometracks <command>'; Hydra's internal overrides such
+    as hydra.run.dir are dropped)."""
     argv = list(sys.argv if argv is None else argv)
     if not argv:
         return ""
-    head = argv[0] if argv[0].startswith("genometracks") else f"python {argv[0]}"
+    command = os.environ.get(COMMAND_ENV)
+    if argv[0].startswith("genometracks"):
+        head = argv[0]
+    elif command and Path(argv[0]).name in ("genometracks", "cli.py"):  # the console script, python -m genometracks.cli
+        head = f"genometracks {command}"
+    else:
+        head = f"python {argv[0]}"
     rest = [a for a in argv[1:] if not a.startswith(("hydra.run.dir=.", "hydra.output_subdir=", "hydra/"))]
     return " ".join([head, *(shlex.quote(a) for a in rest)])
 
