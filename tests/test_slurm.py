@@ -58,6 +58,32 @@ def test_cpu_training_sweep_runs_as_a_slurm_job_array(slurm, tmp_path):
         assert (model.n_layer, seg_len) == (n_layer, 64)
 
 
+def test_ddp_training_runs_as_one_slurm_task_per_rank(slurm, tmp_path):
+    # two tasks of one job, one rank each: rank 1 took the run directory's lock that rank 0 held and
+    # stopped ("in use by genometracks train"); with start_method=spawn each task forked ranks of its own
+    done = cli(
+        "train",
+        "-m",
+        "hydra/launcher=slurm",
+        "hydra.launcher.partition=debug",
+        "hydra.launcher.cpus_per_task=1",
+        "hydra.launcher.mem_gb=2",
+        "hydra.launcher.timeout_min=10",
+        "trainer=ddp_cpu",
+        *TINY,
+        "trainer.max_epochs=1",
+        f"run_dir={tmp_path}",
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    logs = {p.name: p.read_text() for p in (tmp_path / ".submitit").rglob("*_log.*")}
+    assert sum("global_rank=1(2)" in text for text in logs.values()) == 1  # two tasks: ranks 0 and 1 of 2
+    assert not any("in use by genometracks" in text for text in logs.values())
+    metrics = json.loads((tmp_path / "0" / "metrics.json").read_text())
+    assert metrics["test"]["both"]["n_positions"] == 4000  # both ranks' streams gathered
+    assert (tmp_path / "0" / "checkpoints" / "best.ckpt").is_file()
+
+
 def test_three_genome_predict_runs_as_a_slurm_job_array(slurm, tmp_path):
     """`genometracks predict manifest=... hydra/launcher=slurm`: one SLURM job per genome (the shipped
     model, no training), then the summary and one hub; every job's tracks read back."""
