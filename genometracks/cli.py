@@ -24,7 +24,7 @@ from genometracks.io.errors import error_line
 from genometracks.io.paths import conf_dir, output_dir_problem, shared_data
 from genometracks.io.provenance import COMMAND_ENV
 from genometracks.io.quiet import quiet_third_parties
-from genometracks.io.run_config import main_job_overrides
+from genometracks.io.run_config import check_root_settings, main_job_overrides
 from genometracks.io.run_lock import run_dir_lock, stop_cleanly_on_signals
 from genometracks.io.schema import register_schemas
 
@@ -84,9 +84,11 @@ def _domain_errors() -> tuple[type[BaseException], ...]:
     import pickle
 
     from hydra.errors import HydraException
+    from lightning_fabric.utilities.exceptions import MisconfigurationException
     from omegaconf.errors import OmegaConfBaseException
 
-    return (ValueError, OSError, pickle.UnpicklingError, HydraException, OmegaConfBaseException)
+    # MisconfigurationException: a trainer this machine cannot run (trainer=gpu without a GPU)
+    return (ValueError, OSError, pickle.UnpicklingError, HydraException, OmegaConfBaseException, MisconfigurationException)
 
 
 def _fail(err: BaseException) -> None:
@@ -154,6 +156,7 @@ def run_hydra(command: str, overrides: list[str]) -> None:
         try:
             if command in NO_OUTPUT:
                 return target(cfg)
+            check_root_settings(cfg)
             from hydra.core.hydra_config import HydraConfig
 
             if cfg.get("genome") is not None and cfg.get("manifest") is not None:  # one genome of a collection

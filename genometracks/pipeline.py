@@ -27,7 +27,7 @@ from genometracks.interpret.command import interpret_command
 from genometracks.io.atomic import write_text_atomic
 from genometracks.io.malloc import release_freed_memory
 from genometracks.io.resources import peak_rss_mib
-from genometracks.io.run_config import INPUTS, save_configuration, save_overrides, shipped_name
+from genometracks.io.run_config import IGNORED, INPUTS, save_configuration, save_overrides, shipped_name
 from genometracks.io.rundir import RunDir
 from genometracks.report.build import build_report
 from genometracks.sigma.evaluate import run_sigma
@@ -135,15 +135,64 @@ def stage_marker(out: Path, stage: str) -> Path:
     return RunDir(out).stage_marker(stage)
 
 
-def plan(requested, out: Path, within: tuple[str, ...] = STAGES) -> list[tuple[str, bool]]:
-    """[(stage, run?)]: explicit `stages=[...]` run as given; otherwise the unfinished stages of `within`
-    (default: every stage), in order."""
+# the settings each stage's outputs are made from ('predict' without its 'peaks', which only the peaks
+# stage reads); a finished stage whose settings changed runs again, and with it every later stage
+STAGE_SETTINGS: dict[str, tuple[str, ...]] = {
+    "data": ("data",),
+    "train": ("data", "model", "task", "seed", "ckpt", "train"),
+    "predict": ("data", "model", "ckpt", "predict", "task.attention_path"),
+    "peaks": ("predict.peaks",),
+    "interpret": ("interpret", "seed"),
+    "sigma": ("sigma", "sigma_model"),
+    "export": ("export",),
+    "validate": (),
+    "report": (),
+}
+
+
+def stage_settings(cfg: DictConfig, stage: str) -> str:
+    """A fingerprint (SHA-256 of canonical JSON) of the settings `stage` reads (STAGE_SETTINGS)."""
+    import hashlib
+
+    from omegaconf import OmegaConf
+
+    chosen = {}
+    for key in STAGE_SETTINGS[stage]:
+        value = OmegaConf.select(cfg, key, default=None)
+        value = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+        if key == "predict" and isinstance(value, dict):
+            value = {k: v for k, v in value.items() if k != "peaks"}
+        if key == "data" and isinstance(value, dict):  # batch sizes and reported label sets change no output
+            value = {k: v for k, v in value.items() if f"data.{k}" not in IGNORED}
+        chosen[key] = value
+    return hashlib.sha256(json.dumps(chosen, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _settings_changed(cfg: DictConfig | None, out: Path, stage: str) -> bool:
+    """Whether `stage` finished with other settings than `cfg`'s (markers of older versions: no)."""
+    if cfg is None:
+        return False
+    try:
+        recorded = json.loads(stage_marker(out, stage).read_text()).get("settings")
+    except (OSError, ValueError):
+        return False
+    return recorded is not None and recorded != stage_settings(cfg, stage)
+
+
+def plan(requested, out: Path, within: tuple[str, ...] = STAGES, cfg: DictConfig | None = None) -> list[tuple[str, bool]]:
+    """[(stage, run?)]: explicit `stages=[...]` run as given; otherwise the stages of `within` (default:
+    every stage) that have not finished or finished with other settings (STAGE_SETTINGS), and every
+    stage after the first of those, in order."""
     if requested:
         unknown = [s for s in requested if s not in STAGES]
         if unknown:
             raise ValueError(f"stages={list(requested)}: unknown {unknown}; choose from {list(STAGES)}")
         return [(s, s in requested) for s in STAGES if s in requested]
-    return [(s, not stage_marker(out, s).exists()) for s in STAGES if s in within]
+    steps, again = [], False
+    for stage in (s for s in STAGES if s in within):
+        again = again or not stage_marker(out, stage).exists() or _settings_changed(cfg, out, stage)
+        steps.append((stage, again))
+    return steps
 
 
 def run_pipeline(cfg: DictConfig, within: tuple[str, ...] = STAGES) -> dict:
@@ -181,7 +230,7 @@ def forget_unused_configuration(run: RunDir) -> None:
 def _run_stages(cfg: DictConfig, run: RunDir, within: tuple[str, ...]) -> dict:
     """`run_pipeline` after the run directory is set up: the stages, then the summary table."""
     out = run.root
-    steps = plan(list(cfg.stages) if cfg.get("stages") else None, out, within)
+    steps = plan(list(cfg.stages) if cfg.get("stages") else None, out, within, cfg)
     summary = {}
     for index, (stage, todo) in enumerate(steps, 1):
         head = f"[{index}/{len(steps)}] {stage}"
@@ -189,12 +238,21 @@ def _run_stages(cfg: DictConfig, run: RunDir, within: tuple[str, ...]) -> dict:
             print(f"{head}: done earlier, skipped ({stage_marker(out, stage).relative_to(out)})", flush=True)
             summary[stage] = {"status": "done earlier"}
             continue
-        print(f"{head} ...", flush=True)
+        changed = stage_marker(out, stage).exists() and _settings_changed(cfg, out, stage)
+        print(f"{head} ...{' (its settings changed since it ran)' if changed else ''}", flush=True)
+        for later in STAGES[STAGES.index(stage) + 1 :]:  # made from this stage's outputs: no longer finished
+            stage_marker(out, later).unlink(missing_ok=True)
         start = time.perf_counter()
         result = RUNNERS[stage](cfg, out) or {}
         release_freed_memory()  # what a stage freed is not the next stage's resident memory
         seconds, peak = round(time.perf_counter() - start, 1), peak_rss_mib()
-        record = {"stage": stage, "seconds": seconds, "peak_rss_mib": peak, "result": result}
+        record = {
+            "stage": stage,
+            "seconds": seconds,
+            "peak_rss_mib": peak,
+            "settings": stage_settings(cfg, stage),
+            "result": result,
+        }
         write_text_atomic(stage_marker(out, stage), json.dumps(record, indent=2, default=str))
         summary[stage] = {"status": "skipped" if "skipped" in result else "ran", "seconds": seconds, "peak_rss_mib": peak}
         print(f"{head}: finished in {seconds} s", flush=True)

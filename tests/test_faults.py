@@ -114,6 +114,23 @@ def test_one_stage_reruns_alone(complete, tmp_path):
     assert peaks.read_text() == (complete[0] / "tracks" / "tss_peaks.bed").read_text() != ""
 
 
+def test_a_changed_setting_runs_its_stage_and_every_later_one_again(complete, tmp_path):
+    # a finished run with another peak threshold: every stage was "done earlier, skipped" and the old
+    # peaks stayed; and a stage run again alone left the later stages marked finished on old inputs
+    run_dir = tmp_path / "run"
+    shutil.copytree(complete[0], run_dir)
+    old_peaks = (run_dir / "tracks" / "tss_peaks.bed").read_text()
+    done = run(run_dir, "predict.peaks.threshold=0.2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    skipped = re.findall(r"\] (\w+): done earlier, skipped", done.stdout)
+    assert skipped == ["data", "train", "predict"], done.stdout
+    assert "peaks ... (its settings changed since it ran)" in done.stdout
+    assert (run_dir / "tracks" / "tss_peaks.bed").read_text() != old_peaks
+    assert stages_done(run_dir) == set(STAGES)
+    again = run(run_dir, "predict.peaks.threshold=0.2")  # the same settings: nothing runs
+    assert again.returncode == 0 and again.stdout.count("done earlier, skipped") == len(STAGES)
+
+
 def test_kills_during_training_bigwig_writing_and_hub_swap_then_resume(complete, tmp_path):
     run_dir = tmp_path / "run"
     # 1. SIGKILL while training, once the mid-epoch checkpoint exists

@@ -194,6 +194,20 @@ def test_report_of_a_run(tmp_path):
     assert "| test | both | 800 | 3 | 0.912 |" in md and "## Not produced in this run" in md
 
 
+@pytest.mark.slow
+def test_a_run_that_leaves_the_test_region_alone_gets_no_test_curves(tmp_path):
+    import yaml
+
+    run = make_run(tmp_path / "run")
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfg["task"]["test_split"] = False
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    page = build_report(run)[0].read_text()
+    assert "PR and ROC curves (test split)" not in page and not (run / "plots" / "test_pr.png").exists()
+    missing = page.split("Not produced in this run")[1]
+    assert "task.test_split=false: this run leaves the test region alone" in missing
+
+
 def test_minimal_run_lists_what_is_missing(tmp_path):
     run = tmp_path / "bare"
     run.mkdir()

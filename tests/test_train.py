@@ -90,6 +90,10 @@ def test_resume_after_kill_mid_epoch_matches_unbroken(unbroken, tmp_path):
     run = tmp_path / "broken"
     kill_once_checkpointed("train", *TINY, run_dir=run)
     assert not (run / "metrics.json").exists(), "killed too late: the run had already finished"
+    # a resume that changes how the run trains (optimiser, loss, streams of the carried memory) is refused
+    for changed, said in (("task.lr=0.5", "task.lr was 0.003, now 0.5"), ("data.n_streams=2", "data.n_streams was 4, now 2")):
+        refused = _cli("train", *TINY, changed, f"run_dir={run}", "resume=true")
+        assert refused.returncode == 2 and said in refused.stderr and "resume=true continues the run as it was made" in refused.stderr
     done = _cli("train", *TINY, f"run_dir={run}", "resume=true")
     assert done.returncode == 0, done.stderr[-3000:]
     a, b = _test_metrics(unbroken), _test_metrics(run)
@@ -151,11 +155,39 @@ def test_debug_fast_dev_run(tmp_path):
     [
         ("model.window=0", "model.window=0 must be a positive integer"),
         ("model.seg_len=50000", "longer than the longest contig"),
+        # top-level keys without a group schema: 'no' counted as true, a string became a list of letters
+        ("resume=no", "resume='no': give resume=true or resume=false"),
+        ("seed=abc", "seed='abc': give a whole number"),
+        ("stages=predict", "stages='predict': give a list, e.g. stages=[predict]"),
+        ("task.logger=tensorbord", "task.logger='tensorbord': choose csv or tensorboard"),  # was CSV, silently
+        ("resume=true", "resume=true, but"),  # nothing to resume: a mistyped run_dir started afresh
     ],
 )
 def test_impossible_config_values_fail_clearly(tmp_path, override, message):
     done = _cli("train", *TINY, override, f"run_dir={tmp_path}")
-    assert done.returncode != 0 and message in done.stderr
+    assert done.returncode == 2 and message in done.stderr, done.stderr[-2000:]
+    assert done.stderr.count("genometracks: error:") == 1 and "Traceback" not in done.stderr
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the message on a machine without a GPU")
+def test_a_gpu_trainer_without_a_gpu_is_one_line(tmp_path):
+    done = _cli("train", *TINY, "trainer=gpu", f"run_dir={tmp_path}")
+    assert done.returncode == 2 and "trainer.accelerator=gpu, but this process sees no GPU" in done.stderr
+    assert done.stderr.count("genometracks: error:") == 1 and "Traceback" not in done.stderr  # was 58 lines of one
+
+
+def test_training_again_into_a_trained_run_dir_is_refused(unbroken, tmp_path):
+    # it overwrote the checkpoints and config.yaml while the run's tracks and stage markers stayed
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(unbroken, run)
+    before = (run / "checkpoints" / "best.ckpt").read_bytes()
+    done = _cli("train", *TINY, "model.n_layer=2", f"run_dir={run}")
+    assert done.returncode == 2 and "model.n_layer was 1, now 2" in done.stderr, done.stderr[-2000:]
+    same = _cli("train", *TINY, f"run_dir={run}")
+    assert same.returncode == 2 and "holds a trained model already (checkpoints/); add resume=true" in same.stderr
+    assert (run / "checkpoints" / "best.ckpt").read_bytes() == before and "n_layer: 1" in (run / "config.yaml").read_text()
 
 
 def test_unknown_config_key_fails_clearly(tmp_path):

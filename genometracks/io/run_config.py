@@ -166,6 +166,57 @@ def group_defaults(group: str, option: str = "default") -> DictConfig:
     return loaded
 
 
+# what a resumed training run must keep: the optimiser, loss and schedule its checkpoint was made with,
+# the seed of its data order, and the number of streams its carried memory holds (trainer.*, e.g. a
+# longer max_epochs, and the checkpoint interval may change)
+RESUME_FIXED = (
+    "seed",
+    "data.n_streams",
+    "data.labels",
+    "data.aux_labels",
+    *(
+        f"task.{k}"
+        for k in ("lr", "weight_decay", "warmup_steps", "schedule", "loss", "pos_weight", "focal_gamma")
+        + ("target_spread", "spread_decay", "aux_weight", "train_memory", "init_from")
+    ),
+)
+
+
+def check_resume(cfg: DictConfig, out: Path) -> None:
+    """ConfigError when a resume=true run changes a RESUME_FIXED setting of DIR/config.yaml."""
+    saved_path = out / "config.yaml"
+    if not saved_path.is_file():
+        return
+    saved = OmegaConf.load(saved_path)
+    diffs = [
+        f"{key} was {OmegaConf.select(saved, key)!r}, now {OmegaConf.select(cfg, key)!r}"
+        for key in RESUME_FIXED
+        if OmegaConf.select(saved, key) != OmegaConf.select(cfg, key)
+    ]
+    if diffs:
+        raise ConfigError(
+            f"{saved_path}: resume=true continues the run as it was made, but {'; '.join(diffs)}. Drop the changed "
+            "overrides to continue it, or train into a new run_dir (task.init_from=DIR/checkpoints/last.ckpt starts from its weights)"
+        )
+
+
+def check_root_settings(cfg: Any) -> None:
+    """The top-level keys no group schema covers: one ConfigError naming the key and the fix."""
+    seed = cfg.get("seed")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ConfigError(f"seed={seed!r}: give a whole number, e.g. seed=0")
+    for key in ("resume", "train"):
+        value = cfg.get(key)
+        if not (isinstance(value, bool) or (key == "train" and value is None)):
+            raise ConfigError(f"{key}={value!r}: give {key}=true or {key}=false")
+    stages = cfg.get("stages")
+    if stages is not None and not OmegaConf.is_list(stages) and not isinstance(stages, list):
+        raise ConfigError(f"stages={stages!r}: give a list, e.g. stages=[{stages}] or stages=[predict,export]")
+    logger = (cfg.get("task") or {}).get("logger")
+    if logger is not None and logger not in ("csv", "tensorboard"):
+        raise ConfigError(f"task.logger={logger!r}: choose csv or tensorboard")
+
+
 def set_by_user(cfg: Any, key: str) -> bool:
     """Whether `key` ('group.leaf') was given on the command line (a Hydra override); outside Hydra
     (library use, tests), whether it differs from its data/model group file's value."""

@@ -531,7 +531,12 @@ def build_report(run_dir: str | Path, snapshot: bool = True, compare: bool = Tru
     if metrics is not None and "test" not in metrics and "metrics" in metrics:  # DIR is itself a sigma run
         metrics = None
     ev = curves = comparison = result = None
-    if not run.tss_bigwig("+").is_file() or cfg is None:
+    if cfg is not None and OmegaConf.select(cfg, "task.test_split", default=True) is False:
+        rep.missing.append(
+            "PR and ROC curves of the test split and the Promotech comparison (task.test_split=false: this run leaves the "
+            "test region alone)"
+        )
+    elif not run.tss_bigwig("+").is_file() or cfg is None:
         rep.missing.append("PR and ROC curves (tracks/tss.*.bw and config.yaml; run `genometracks predict`)")
     else:
         try:

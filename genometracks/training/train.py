@@ -29,7 +29,7 @@ from genometracks.io.atomic import write_text_atomic
 from genometracks.io.jsonsafe import json_safe
 from genometracks.io.malloc import keep_freed_memory
 from genometracks.io.provenance import command_line, git_commit, sha256_file
-from genometracks.io.run_config import ConfigError, save_configuration, save_overrides, shipped_name
+from genometracks.io.run_config import ConfigError, check_resume, save_configuration, save_overrides, shipped_name
 from genometracks.io.rundir import RunDir
 from genometracks.model import TransformerXL
 from genometracks.training.checkpoint import AtomicCheckpoint, init_source_file, init_weights, load_model
@@ -155,6 +155,10 @@ def build_trainer(cfg: DictConfig, out: Path, callbacks: list, enable_checkpoint
     tr = OmegaConf.to_container(cfg.trainer, resolve=True)
     tr.pop("_target_", None)
     tr.pop("overfit_batches", None)  # done by the datamodule (build_datamodule)
+    if str(tr.get("accelerator")) in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"trainer.accelerator={tr.get('accelerator')}, but this process sees no GPU (CUDA); use trainer=cpu here, or run on a GPU node"
+        )
     strategy = tr.pop("strategy", "auto")
     if isinstance(strategy, dict):
         strategy = instantiate(strategy)
@@ -173,7 +177,16 @@ def train(cfg: DictConfig) -> dict:
             f"model={shipped_name(cfg)} is a shipped model (trained already); to train, choose "
             "model=small or model=paper (or an experiment=...)"
         )
-    run = RunDir.checked(cfg) if cfg.get("resume") else RunDir.of_job(cfg)
+    run = RunDir.checked(cfg)  # a run directory made with other data or another model is refused, resumed or not
+    if not cfg.get("resume") and (run.last_ckpt.exists() or run.best_ckpt.exists()):
+        raise ConfigError(
+            f"{run.root}: holds a trained model already (checkpoints/); add resume=true to continue it, or "
+            "choose a new run_dir to train again"
+        )
+    if cfg.get("resume") and not run.last_ckpt.exists():
+        raise ConfigError(f"resume=true, but {run.last_ckpt} does not exist; check run_dir, or drop resume=true to start training")
+    if cfg.get("resume"):
+        check_resume(cfg, run.root)
     out = run.root
     out.mkdir(parents=True, exist_ok=True)
     started, commit = time.time(), git_commit()  # the code that trains: HEAD now, not when training ends
@@ -212,10 +225,7 @@ def train(cfg: DictConfig) -> dict:
     )
     callbacks = [best, last, EarlyStopping(monitor="val_loss", mode="min", patience=int(cfg.task.early_stopping_patience), strict=False)]
     trainer = build_trainer(cfg, out, callbacks)
-    resume_from = None
-    if cfg.get("resume"):
-        candidate = run.last_ckpt
-        resume_from = str(candidate) if candidate.exists() else None
+    resume_from = str(run.last_ckpt) if cfg.get("resume") else None
     save_configuration(cfg, run.root)
     save_overrides(out)
     if resume_from is None:  # an earlier run's eval/*.json in this folder would pass as this run's
