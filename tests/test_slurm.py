@@ -12,6 +12,8 @@ from genometracks.training.checkpoint import load_model
 from tests.conftest import TINY, cli
 
 pytestmark = pytest.mark.slow
+# the SLURM launcher sized for the one-node test cluster (partition debug, 2 CPUs)
+ON_TEST_NODE = ("hydra/launcher=slurm", "hydra.launcher.partition=debug", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=2")
 
 
 def _cluster_up() -> str | None:
@@ -36,10 +38,7 @@ def test_cpu_training_sweep_runs_as_a_slurm_job_array(slurm, tmp_path):
     done = cli(
         "train",
         "-m",
-        "hydra/launcher=slurm",
-        "hydra.launcher.partition=debug",
-        "hydra.launcher.cpus_per_task=1",
-        "hydra.launcher.mem_gb=2",
+        *ON_TEST_NODE,
         "hydra.launcher.timeout_min=15",
         "trainer=cpu",
         *tiny,
@@ -64,10 +63,7 @@ def test_ddp_training_runs_as_one_slurm_task_per_rank(slurm, tmp_path):
     done = cli(
         "train",
         "-m",
-        "hydra/launcher=slurm",
-        "hydra.launcher.partition=debug",
-        "hydra.launcher.cpus_per_task=1",
-        "hydra.launcher.mem_gb=2",
+        *ON_TEST_NODE,
         "hydra.launcher.timeout_min=10",
         "trainer=ddp_cpu",
         *TINY,
