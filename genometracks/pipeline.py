@@ -198,6 +198,12 @@ def plan(requested, out: Path, within: tuple[str, ...] = STAGES, cfg: DictConfig
 def run_pipeline(cfg: DictConfig, within: tuple[str, ...] = STAGES) -> dict:
     """Run the planned stages (the unfinished ones of `within`, unless `stages=` names them) with a
     progress line each and a summary table at the end."""
+    trains = not (shipped_name(cfg) or cfg.get("ckpt") or cfg.get("train") is False)
+    if trains and (cfg.get("trainer") or {}).get("fast_dev_run"):  # one batch, no checkpoint: nothing to predict with
+        raise ValueError(
+            "debug=fast_dev_run trains one batch and keeps no model, so predict and the later stages would have none: "
+            "use it with `genometracks train`; a quick whole pipeline is experiment=smoke"
+        )
     run = RunDir.checked(cfg)
     out = run.root
     out.mkdir(parents=True, exist_ok=True)

@@ -148,6 +148,10 @@ def test_ddp_strategy_restarts_its_second_rank_with_the_command(tmp_path):
 def test_debug_fast_dev_run(tmp_path):
     done = _cli("train", *TINY, "debug=fast_dev_run", f"run_dir={tmp_path}")
     assert done.returncode == 0, done.stderr[-3000:]
+    # the main job would mark training done without a model and fail at predict: refused before any stage
+    whole = _cli("run", *TINY, "debug=fast_dev_run", f"run_dir={tmp_path / 'run'}")
+    assert whole.returncode == 2 and "debug=fast_dev_run trains one batch and keeps no model" in whole.stderr
+    assert not (tmp_path / "run" / "stages").exists()
 
 
 @pytest.mark.parametrize(
