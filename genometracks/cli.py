@@ -101,9 +101,19 @@ def _resolve(target: str) -> Callable:
     return getattr(importlib.import_module(module), func)
 
 
+def slurm_tasks(devices: int | str) -> int:
+    """SLURM tasks per node for a trainer: one per device, so `trainer.devices` must be a number."""
+    if isinstance(devices, bool) or not str(devices).isdigit() or int(devices) < 1:
+        raise UsageError(
+            f"trainer.devices={devices}: hydra/launcher=slurm asks SLURM for one task per device, so give their "
+            "number (e.g. trainer.devices=4), not auto or a list"
+        )
+    return int(devices)
+
+
 def slurm_gpus(accelerator: str, devices: int | str) -> int | None:
     """GPUs per SLURM node for a trainer: its devices on a GPU accelerator, else None (no gres asked)."""
-    return int(devices) if str(accelerator) in ("gpu", "cuda") else None
+    return slurm_tasks(devices) if str(accelerator) in ("gpu", "cuda") else None
 
 
 def _register_resolvers() -> None:
@@ -113,6 +123,8 @@ def _register_resolvers() -> None:
         OmegaConf.register_new_resolver("gt_shared_data", lambda: str(shared_data()))
     if not OmegaConf.has_resolver("gt_slurm_gpus"):
         OmegaConf.register_new_resolver("gt_slurm_gpus", slurm_gpus)
+    if not OmegaConf.has_resolver("gt_slurm_tasks"):
+        OmegaConf.register_new_resolver("gt_slurm_tasks", slurm_tasks)
 
 
 def _split_command(argv: list[str]) -> tuple[str, list[str]]:

@@ -174,3 +174,13 @@ def test_full_error_shows_the_traceback(tmp_path):
         env={**os.environ, "HYDRA_FULL_ERROR": "1"},
     )
     assert done.returncode != 0 and "Traceback" in done.stderr and "none.fa" in done.stderr
+
+
+def test_slurm_tasks_need_a_number_of_devices():
+    # tasks_per_node: ${trainer.devices}: 'auto' went into sbatch as is
+    from genometracks.cli import UsageError, slurm_gpus, slurm_tasks
+
+    assert slurm_tasks(2) == 2 and slurm_tasks("4") == 4 and slurm_gpus("gpu", 2) == 2 and slurm_gpus("cpu", "auto") is None
+    for bad in ("auto", "-1", 0, "[0,1]"):
+        with pytest.raises(UsageError, match="give their number"):
+            slurm_tasks(bad)
