@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -66,8 +69,56 @@ def test_bad_manifest_rows_name_file_line_and_fix(tmp_path, text, line, message)
 def test_fasta_list_names_each_genome_after_its_file(tmp_path):
     genomes = from_fastas(["a.fa", "/x/isolate-2.fasta.gz", "hub.fna"], tmp_path)
     assert [g.name for g in genomes] == ["a", "isolate_2", "hub_1"]
-    with pytest.raises(ManifestError, match="is used again"):
-        from_fastas(["x/a.fa", "y/a.fa"], tmp_path)
+    with pytest.raises(ManifestError, match="is used again .*rename one of the files, or list the genomes in manifest=FILE.tsv"):
+        from_fastas(["x/a.fa", "y/A.fa"], tmp_path)
+
+
+def test_manifest_with_a_bom_and_a_genome_named_name(tmp_path):
+    # a spreadsheet's "UTF-8" export starts with a BOM (its header was refused as a genome name); a header-less
+    # manifest whose first genome is called 'name' lost that genome silently
+    bom = tmp_path / "bom.tsv"
+    bom.write_bytes("name\tfasta\nalpha\ta.fa\n".encode("utf-8-sig"))
+    assert [g.name for g in read_manifest(bom)] == ["alpha"]
+    plain = _manifest(tmp_path, "name\tg.fa\nbeta\tb.fa\n")
+    assert [g.name for g in read_manifest(plain)] == ["name", "beta"]
+
+
+def test_quoted_fasta_paths_with_spaces_in_a_fasta_list(tmp_path):
+    from genometracks.collection.launch import _sweep_values
+
+    assert _sweep_values("data.fasta='other/my genome.fa',b.fa") == ["other/my genome.fa", "b.fa"]  # was "'other/my genome.fa'"
+    assert _sweep_values("data.fasta=other/my\\ genome.fa,b.fa") == ["other/my genome.fa", "b.fa"]
+    assert [g.name for g in from_fastas(_sweep_values("data.fasta='other/my genome.fa',b.fa"), tmp_path)] == ["my_genome", "b"]
+
+
+def test_a_genome_whose_job_still_holds_its_lock_is_running_not_failed(tmp_path):
+
+    from genometracks.collection.manifest import Genome
+    from genometracks.collection.summary import genome_record
+    from genometracks.io.run_lock import LOCK_NAME
+    from genometracks.io.rundir import CollectionDir
+
+    coll = CollectionDir(tmp_path / "coll")
+    folder = coll.genome("beta").root
+    folder.mkdir(parents=True)
+    (folder / "collection_job.json").write_text(json.dumps({"status": "running"}))
+    assert genome_record(coll, Genome("beta", tmp_path / "b.fa"))["status"] == "failed"  # nobody at work: killed
+    (folder / LOCK_NAME).write_text("predict (collection genome beta) pid 4242 on node7 since 2026-12-02 08:00:00\n")
+    probe = (
+        "import fcntl, os, sys, time; h = os.open(sys.argv[1], os.O_RDWR); fcntl.flock(h, fcntl.LOCK_EX); "
+        "print('locked', flush=True); time.sleep(60)"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", probe, str(folder / LOCK_NAME)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        shown = genome_record(coll, Genome("beta", tmp_path / "b.fa"))
+        assert (
+            shown["status"] == "running"
+            and shown["error"] == "still running: predict (collection genome beta) pid 4242 on node7 since 2026-12-02 08:00:00"
+        )
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_bad_manifest_is_one_error_line_before_any_job(tmp_path):
@@ -233,6 +284,18 @@ def test_a_failing_genome_is_reported_while_the_others_finish(tmp_path):
     assert re.findall(r"^genome (\S+)$", stanzas, re.M) == ["good"]
     assert_hub_clean(coll / "hub")
     assert "failed" in (coll / "index.html").read_text()
+    # every genome failing: the earlier hub goes, and the index page no longer shows genomes as finished
+    nothing = (
+        "predict",
+        "-m",
+        f"data.fasta={tmp_path / 'missing.fa'},{tmp_path / 'empty.fa'},{tmp_path / 'good_gone.fa'}",
+        f"run_dir={tmp_path / 'coll2'}",
+    )
+    shutil.copytree(coll, tmp_path / "coll2")
+    none_ok = cli(*nothing, env=env)
+    assert none_ok.returncode == 1 and "no genome of the collection finished" in none_ok.stdout, none_ok.stdout[-2000:]
+    assert not (tmp_path / "coll2" / "hub").exists() and not list((tmp_path / "coll2").glob(".hub.*"))
+    assert "0 of 3 genome(s) finished. No hub" in (tmp_path / "coll2" / "index.html").read_text()
     # the missing genome appears: only it runs again (the good one is skipped, the empty one fails again)
     write_fasta(tmp_path / "missing.fa", GENOMES["iso_a"], 6)
     again = cli(*args, env=env)

@@ -11,6 +11,8 @@ own .2bit. The hub is built aside, validated and swapped in whole; the page is w
 
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
@@ -67,7 +69,12 @@ def write_collection_hub(
     missing) and COLL/index.html listing every member; returns what was written."""
     coll_dir = coll.root
     done = [m for m in members if m.status == "ok"]
-    if not done:
+    if not done:  # an earlier hub and index page would go on showing genomes as finished
+        if coll.hub.exists():  # renamed away in one step, then removed
+            gone = coll.hub.with_name(f".{coll.hub.name}.removed-{os.getpid()}")
+            os.replace(coll.hub, gone)
+            shutil.rmtree(gone, ignore_errors=True)
+        write_text_atomic(coll.index_html, _index_page(coll_dir, members, {}, long_label, [], {}))
         raise HubError(
             f"{coll_dir}: no genome of the collection finished, so there is no hub to write; see summary.tsv for each genome's error"
         )
@@ -175,10 +182,16 @@ def _index_page(coll_dir: Path, members: list[Member], hub_names: dict[str, str]
     return (
         f'<!doctype html>\n<html lang="en">\n<head><meta charset="utf-8"><title>{escape(title)}</title>'
         "<style>body{font-family:sans-serif} td,th{padding:2px 8px;text-align:left}</style></head>\n<body>\n"
-        f"<h2>{escape(title)}</h2>\n<p>{ok} of {len(members)} genome(s) finished. UCSC track hub: "
-        '<a href="hub/hub.txt">hub/hub.txt</a> (serve this folder at a public URL and paste '
-        "<code>URL/hub/hub.txt</code> into <i>My Data &rarr; Track Hubs &rarr; My Hubs</i>; "
-        "<code>genometracks serve DIR</code> serves it locally for igv.js and JBrowse 2).</p>\n"
-        f'<table border="1">\n{head}\n' + "\n".join(rows) + "\n</table>\n"
+        f"<h2>{escape(title)}</h2>\n<p>{ok} of {len(members)} genome(s) finished. "
+        + (
+            'UCSC track hub: <a href="hub/hub.txt">hub/hub.txt</a> (serve this folder at a public URL and paste '
+            "<code>URL/hub/hub.txt</code> into <i>My Data &rarr; Track Hubs &rarr; My Hubs</i>; "
+            "<code>genometracks serve DIR</code> serves it locally for igv.js and JBrowse 2).</p>\n"
+            if ok
+            else "No hub: no genome finished (the error column says why).</p>\n"
+        )
+        + f'<table border="1">\n{head}\n'
+        + "\n".join(rows)
+        + "\n</table>\n"
         f"{_track_list(tracks, left_out)}\n</body>\n</html>\n"
     )

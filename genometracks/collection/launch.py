@@ -21,8 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import QuotedString
 from omegaconf import DictConfig, OmegaConf
 
+from genometracks.browser.hub import HubError
 from genometracks.collection.manifest import Genome, from_fastas, read_manifest, write_manifest
 from genometracks.collection.summary import genome_record, write_summary
 from genometracks.io.atomic import write_text_atomic
@@ -54,7 +56,8 @@ def _sweep_values(override: str) -> list[str] | None:
     parsed = OverridesParser.create().parse_overrides([override])[0]
     if not parsed.is_sweep_override():
         return None
-    return [str(v) for v in parsed.sweep_string_iterator()]
+    # the values themselves: sweep_string_iterator() gives them re-escaped ("'my genome.fa'", "my\\ genome.fa")
+    return [v.text if isinstance(v, QuotedString) else str(v) for v in parsed.sweep_iterator()]
 
 
 def collection_request(command: str, overrides: list[str]) -> Collection | None:
@@ -213,11 +216,15 @@ def run_collection(
         todo = [
             g.name
             for g in request.genomes
-            if genome_record(coll, g)["status"] != "ok" or row_changed(coll, g) or accession_changed(coll, g)
+            if genome_record(coll, g)["status"] not in ("ok", "running") or row_changed(coll, g) or accession_changed(coll, g)
         ]
         for genome in request.genomes:
             if genome.name not in todo:
-                print(f"genome {genome.name}: finished earlier, skipped ({coll.genome(genome.name).job_status})")
+                record = genome_record(coll, genome)
+                if record["status"] == "running":
+                    print(f"genome {genome.name}: {record['error']}, skipped")
+                else:
+                    print(f"genome {genome.name}: finished earlier, skipped ({coll.genome(genome.name).job_status})")
         launch_error: BaseException | None = None
         if todo:
             print(f"{request.command}: {len(todo)} genome(s) to run, one job each, in {coll.root}/<name>/", flush=True)
@@ -226,9 +233,13 @@ def run_collection(
             except Exception as err:  # noqa: BLE001 - e.g. a scheduler that lost jobs: summarise, then report
                 launch_error = err
         records = write_summary(coll, request.genomes)
-        if any(r["status"] == "ok" for r in records):
+        try:
             written = collect(coll, request.genomes, records, hub_settings(request.overrides))
             print(f"hub:   {coll.root / str(written['hub'])}\nindex: {coll.root / str(written['index'])}", flush=True)
+        except HubError as err:  # no genome finished: no hub (an earlier one is removed), the index says why
+            if any(r["status"] == "ok" for r in records):
+                raise
+            print(f"{err}\nindex: {coll.index_html}", flush=True)
         if launch_error is not None:
             raise launch_error
     return 0 if all(r["status"] == "ok" for r in records) else 1

@@ -47,7 +47,9 @@ def _path(text: str, base: Path) -> Path:
     return path if path.is_absolute() else (base / path).absolute()
 
 
-def _check_name(name: str, where: str, seen: dict[str, str]) -> None:
+def _check_name(name: str, where: str, seen: dict[str, str], from_files: bool = False) -> None:
+    """Refuse a name that cannot be a folder and hub genome, a reserved one, or one used twice (`from_files`:
+    the names come from FASTA file names, so the fix is to rename a file or write a manifest)."""
     if not NAME.fullmatch(name):
         raise ManifestError(
             f"{where}: genome name {name!r} must be letters, digits and _ starting with a letter "
@@ -56,7 +58,12 @@ def _check_name(name: str, where: str, seen: dict[str, str]) -> None:
     if name.lower() in RESERVED:
         raise ManifestError(f"{where}: genome name {name!r} is reserved for the collection's own files; rename it, e.g. {name}_1")
     if name.lower() in seen:
-        raise ManifestError(f"{where}: genome name {name!r} is used again (first at {seen[name.lower()]}); give every genome its own name")
+        fix = (
+            "rename one of the files, or list the genomes in manifest=FILE.tsv with names of your own"
+            if from_files
+            else "give every genome its own name"
+        )
+        raise ManifestError(f"{where}: genome name {name!r} is used again (first at {seen[name.lower()]}); {fix}")
     seen[name.lower()] = where
 
 
@@ -70,14 +77,15 @@ def read_manifest(path: str | Path) -> list[Genome]:
     genomes: list[Genome] = []
     seen: dict[str, str] = {}
     accessions: dict[str, str] = {}
-    for number, raw in enumerate(path.read_text(errors="replace").splitlines(), 1):
+    text = path.read_bytes().decode("utf-8-sig", errors="replace")  # a spreadsheet's "UTF-8" export starts with a BOM
+    for number, raw in enumerate(text.splitlines(), 1):
         line = raw.rstrip("\r")
         where = f"{path} line {number}"
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         cells = [c.strip() for c in line.split("\t")]
-        if not seen and cells[0].lower() == "name":
-            continue  # the header line
+        if not seen and [c.lower() for c in cells[:2]] == ["name", "fasta"]:
+            continue  # the header line (a genome named 'name' is refused as reserved below)
         while cells and not cells[-1]:
             cells.pop()
         if len(cells) < 2 or len(cells) > len(COLUMNS):
@@ -122,7 +130,7 @@ def from_fastas(fastas: list[str], base: Path) -> list[Genome]:
         name = safe_name(stem, prefix="g")
         if name.lower() in RESERVED:
             name = f"{name}_1"
-        _check_name(name, f"data.fasta={fasta}", seen)
+        _check_name(name, f"data.fasta={fasta}", seen, from_files=True)
         genomes.append(Genome(name, path))
     return genomes
 

@@ -65,6 +65,26 @@ def run_dir_lock(folder: Path, command: str) -> Iterator[None]:
         os.close(handle)
 
 
+def lock_holder(folder: Path) -> str | None:
+    """Who holds `folder`'s run-directory lock now ("<command> pid N on HOST since T"), or None when no
+    live process does (the lock is tried without waiting and let go at once; no file is created)."""
+    try:
+        handle = os.open(folder / LOCK_NAME, os.O_RDWR)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return os.read(handle, 300).decode(errors="replace").strip() or "another process"
+    except OSError:  # a file system without flock: nobody can be told apart
+        return None
+    else:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(handle)
+
+
 def _lock(handle: int, folder: Path) -> str:
     """Lock the open lock file exclusively without waiting: 'flock', else (a file system without BSD
     locks, such as Lustre mounted without -o flock, or some NFS) 'lockf' (POSIX record locks), else ''
