@@ -198,6 +198,8 @@ def plan(requested, out: Path, within: tuple[str, ...] = STAGES, cfg: DictConfig
 def run_pipeline(cfg: DictConfig, within: tuple[str, ...] = STAGES) -> dict:
     """Run the planned stages (the unfinished ones of `within`, unless `stages=` names them) with a
     progress line each and a summary table at the end."""
+    if shipped_name(cfg) and cfg.get("ckpt"):  # refused by predict too, but only after data and train ran
+        raise ValueError(f"model={shipped_name(cfg)} and ckpt={cfg.ckpt} both name the model to use; give one of them")
     trains = not (shipped_name(cfg) or cfg.get("ckpt") or cfg.get("train") is False)
     if trains and (cfg.get("trainer") or {}).get("fast_dev_run"):  # one batch, no checkpoint: nothing to predict with
         raise ValueError(

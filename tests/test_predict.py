@@ -307,3 +307,10 @@ def test_a_shipped_model_and_a_checkpoint_together_are_refused(tmp_path):
 
     with pytest.raises(ShippedModelError, match=r"model=ecoli_k12 and ckpt=.*best.ckpt both name the model to use"):
         resolve_model(compose("model=ecoli_k12", f"ckpt={tmp_path}/best.ckpt", f"run_dir={tmp_path}"), tmp_path)
+    # the main job refuses them before its first stage (it ran data and train, then stopped at predict)
+    from genometracks.pipeline import run_pipeline
+
+    run = tmp_path / "run"
+    with pytest.raises(ValueError, match=r"model=ecoli_k12 and ckpt=.*best.ckpt both name the model to use"):
+        run_pipeline(compose("model=ecoli_k12", f"ckpt={tmp_path}/best.ckpt", f"run_dir={run}"))
+    assert not run.exists()
