@@ -10,12 +10,13 @@ mid-epoch from `checkpoints/last.ckpt`). `stages=[predict,export]` runs just tho
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from genometracks.browser.export import export_command
 from genometracks.browser.hub import HubError
@@ -152,10 +153,6 @@ STAGE_SETTINGS: dict[str, tuple[str, ...]] = {
 
 def stage_settings(cfg: DictConfig, stage: str) -> str:
     """A fingerprint (SHA-256 of canonical JSON) of the settings `stage` reads (STAGE_SETTINGS)."""
-    import hashlib
-
-    from omegaconf import OmegaConf
-
     chosen = {}
     for key in STAGE_SETTINGS[stage]:
         value = OmegaConf.select(cfg, key, default=None)
