@@ -271,7 +271,7 @@ def test_a_shipped_model_refuses_another_label_shift(tmp_path):
     from tests.conftest import compose
 
     assert resolve_model(compose("model=ecoli_k12", "data.shift=20", f"run_dir={tmp_path}"), tmp_path).card["task"]["shift"] == 20
-    with pytest.raises(ShippedModelError, match=r"data.shift=100000, but model ecoli_k12 was trained with shift 20"):
+    with pytest.raises(ShippedModelError, match=r"data.shift=100000, but the shipped model ecoli_k12 \(.*\) was trained with shift 20"):
         resolve_model(compose("model=ecoli_k12", "data.shift=100000", f"run_dir={tmp_path}"), tmp_path)
 
 
@@ -298,7 +298,61 @@ def test_a_shipped_model_brings_its_own_label_shift(tmp_path):
         plus = np.array(bw.values("c", 0, 3000))
     assert (plus[-30:] == 0).all() and (plus[-40:-30] > 0).all()
     refused = cli(*base, "data.shift=20", f"run_dir={tmp_path / 'b'}")
-    assert refused.returncode == 2 and "data.shift=20, but model" in refused.stderr and "trained with shift 30" in refused.stderr
+    assert refused.returncode == 2 and "data.shift=20, but the shipped model" in refused.stderr and "trained with shift 30" in refused.stderr
+
+
+def _tiny_checkpoint(path, hyper: dict):
+    """A checkpoint in `genometracks train`'s layout: a 1-layer model, the given hyper-parameters."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    config = dict(n_layer=1, n_head=2, d_model=16, d_head=8, conv_width=7, window=32)
+    torch.manual_seed(0)
+    model = TransformerXL(**config)
+    state = {"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}
+    torch.save(state | {"hyper_parameters": {"model_config": dict(config, seg_len=64), **hyper}}, path)
+    return path
+
+
+def test_a_checkpoint_brings_its_own_label_shift_into_another_run_directory(tmp_path):
+    # a model trained with data.shift=30 answers 'TSS at i - 30?': predicting with it elsewhere must
+    # place its outputs with 30, not the data config's 20 (every call would move 10 nt downstream)
+    from genometracks.inference.shipped import ShippedModelError, resolve_model
+    from tests.conftest import compose
+
+    ckpt = _tiny_checkpoint(tmp_path / "trained" / "checkpoints" / "best.ckpt", {"shift": 30})
+    cfg = compose(f"ckpt={ckpt}", f"run_dir={tmp_path / 'other'}")
+    assert cfg.data.shift == 20
+    source = resolve_model(cfg, tmp_path / "other")
+    assert (source.shift, source.shift_source, cfg.data.shift) == (30, "its hyper-parameters", 30)
+    with pytest.raises(ShippedModelError, match=r"data.shift=25, but the checkpoint .*best.ckpt was trained with shift 30 \(read from its hyper-parameters"):
+        resolve_model(compose(f"ckpt={ckpt}", "data.shift=25", f"run_dir={tmp_path / 'other'}"), tmp_path / "other")
+    # a checkpoint from before the shift was recorded: its run's config.yaml says it
+    old = _tiny_checkpoint(tmp_path / "old" / "checkpoints" / "best.ckpt", {})
+    (tmp_path / "old" / "config.yaml").write_text("data:\n  shift: 25\n")
+    cfg = compose(f"ckpt={old}", f"run_dir={tmp_path / 'other'}")
+    assert (resolve_model(cfg, tmp_path / "other").shift_source, cfg.data.shift) == (str(tmp_path / "old" / "config.yaml"), 25)
+    # nothing known: the configuration's shift stays
+    (tmp_path / "old" / "config.yaml").unlink()
+    cfg = compose(f"ckpt={old}", f"run_dir={tmp_path / 'other'}")
+    assert (resolve_model(cfg, tmp_path / "other").shift, cfg.data.shift) == (None, 20)
+
+
+def test_predict_with_a_checkpoint_places_tracks_with_its_shift(tmp_path):
+    # end to end: the same checkpoint predicted in its own run (shift 30 typed) and from another run
+    # directory (no shift given) writes identical tracks, and predict.json records 30
+    from genometracks.inference.predict import predict_command
+    from tests.conftest import compose
+
+    ckpt = _tiny_checkpoint(tmp_path / "trained" / "checkpoints" / "best.ckpt", {"shift": 30})
+    rng = np.random.default_rng(5)
+    (tmp_path / "g.fa").write_text(">c\n" + "".join(rng.choice(list("ACGT"), 2000)) + "\n")
+    common = ("data=custom", f"data.fasta={tmp_path / 'g.fa'}", f"ckpt={ckpt}", "predict.peaks.threshold=0.5")
+    predict_command(compose(*common, "data.shift=30", f"run_dir={tmp_path / 'a'}"))
+    predict_command(compose(*common, f"run_dir={tmp_path / 'b'}"))
+    for run in ("a", "b"):
+        assert json.loads((tmp_path / run / "tracks" / "predict.json").read_text())["shift"] == 30
+    for strand in ("plus", "minus"):
+        a, b = (read_bigwig(tmp_path / run / "tracks" / f"tss.{strand}.bw", "c") for run in ("a", "b"))
+        np.testing.assert_array_equal(a, b)
 
 
 def test_a_shipped_model_and_a_checkpoint_together_are_refused(tmp_path):

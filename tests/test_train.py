@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+import yaml
 
 from tests.conftest import TINY, cli, compose, kill_once_checkpointed, needs_ecoli
 
@@ -54,6 +56,9 @@ def test_train_writes_checkpoint_metrics_config(unbroken):
     assert metrics["validation"]["both"]["at_threshold"]["f1"] == pytest.approx(metrics["validation"]["both"]["f1_best"])
     assert 0 < point["calls"] < test["both"]["n_positions"]
     assert metrics["experiment"] == "smoke" and metrics["labels"] == "planted"
+    # the checkpoint records its label shift: predict elsewhere with ckpt= places outputs with it
+    hparams = torch.load(unbroken / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)["hyper_parameters"]
+    assert hparams["shift"] == int(yaml.safe_load((unbroken / "config.yaml").read_text())["data"]["shift"]) == 20
 
 
 def test_metrics_are_this_runs_own_and_the_kept_checkpoints(tmp_path):

@@ -59,6 +59,8 @@ class ModelSource:
     card: dict | None = None
     folder: Path | None = None
     extra: dict = field(default_factory=dict)
+    shift: int | None = None  # the label shift it was trained with (output i answers 'TSS at i - shift?'), None if unknown
+    shift_source: str = ""  # where `shift` was read
 
     def summary(self) -> dict:
         out = {
@@ -158,6 +160,8 @@ def load_shipped(spec: str | Path) -> ModelSource:
         f"shipped model {card.get('name', folder.name)} ({folder})",
         card=card,
         folder=folder,
+        shift=int(card["task"]["shift"]) if isinstance(card.get("task"), dict) and card["task"].get("shift") is not None else None,
+        shift_source=str(folder / CARD_JSON),
     )
 
 
@@ -178,43 +182,78 @@ def run_threshold(run_dir: Path) -> float | None:
 
 
 def checkpoint_source(ckpt: Path) -> ModelSource:
-    """A Lightning checkpoint with its calibration (hparams) and its run's threshold (RUN/metrics.json
-    beside RUN/checkpoints/), so it carries its threshold into another run directory."""
+    """A Lightning checkpoint with its calibration (hparams), its label shift (hparams, else its run's
+    config.yaml) and its run's threshold (RUN/metrics.json beside RUN/checkpoints/), so it carries its
+    threshold and shift into another run directory."""
 
     model, seg_len, hparams = load_model(ckpt)
     run = ckpt.resolve().parent.parent if ckpt.resolve().parent.name == "checkpoints" else ckpt.resolve().parent
     threshold = run_threshold(run)
     source = f"validation F1-optimal ({run / 'metrics.json'})" if threshold else "none (no metrics.json beside it)"
-    return ModelSource(model, seg_len, calibration_offset(hparams), threshold, source, f"checkpoint {ckpt}", extra={"hparams": hparams})
+    shift, shift_source = checkpoint_shift(hparams, run)
+    return ModelSource(
+        model,
+        seg_len,
+        calibration_offset(hparams),
+        threshold,
+        source,
+        f"checkpoint {ckpt}",
+        extra={"hparams": hparams},
+        shift=shift,
+        shift_source=shift_source,
+    )
+
+
+def checkpoint_shift(hparams: dict, run: Path) -> tuple[int | None, str]:
+    """(label shift, where it was read) of a checkpoint: its hyper-parameters (`shift`, written since
+    session 18), else the data.shift of RUN/config.yaml (older checkpoints), else (None, '')."""
+    if hparams.get("shift") is not None:
+        return int(hparams["shift"]), "its hyper-parameters"
+    try:
+        from omegaconf import OmegaConf
+
+        value = OmegaConf.select(OmegaConf.load(run / "config.yaml"), "data.shift")
+        return (int(value), str(run / "config.yaml")) if value is not None else (None, "")
+    except (OSError, ValueError, TypeError):
+        return None, ""
+
+
+def adopt_shift(cfg, source: ModelSource) -> None:
+    """Make cfg.data.shift the model's own (its outputs are placed with it by predict, interpret and
+    peaks); a different data.shift typed on the command line is refused in one line."""
+    trained = source.shift
+    given = cfg.get("data", {}).get("shift") if cfg.get("data") is not None else None
+    if trained is None or given is None or int(given) == trained:
+        return
+    if set_by_user(cfg, "data.shift"):
+        raise ShippedModelError(
+            f"data.shift={given}, but the {source.description} was trained with shift {trained} (read from "
+            f"{source.shift_source}; its output at i answers 'TSS at i - {trained}?'); drop data.shift= or set data.shift={trained}"
+        )
+    with open_dict(cfg):
+        cfg.data.shift = trained
 
 
 def resolve_model(cfg, out: Path) -> ModelSource:
-    """ckpt=PATH, else the shipped model of model.shipped, else DIR/checkpoints/best.ckpt."""
+    """ckpt=PATH, else the shipped model of model.shipped, else DIR/checkpoints/best.ckpt; cfg.data.shift
+    becomes the model's own (`adopt_shift`)."""
     name = shipped_name(cfg)
     if cfg.get("ckpt"):
         if name:  # two models named: neither is silently dropped
             raise ShippedModelError(f"model={name} and ckpt={cfg.ckpt} both name the model to use; give one of them")
-        return checkpoint_source(Path(str(cfg.ckpt)))
-    if name:
+        source = checkpoint_source(Path(str(cfg.ckpt)))
+    elif name:
         source = load_shipped(name)
-        trained = int(source.card["task"]["shift"]) if source.card and "task" in source.card else None
-        given = cfg.get("data", {}).get("shift") if cfg.get("data") is not None else None
-        if trained is not None and given is not None and int(given) != trained:
-            if set_by_user(cfg, "data.shift"):
-                raise ShippedModelError(
-                    f"data.shift={given}, but model {name} was trained with shift {trained} (its output at i answers "
-                    f"'TSS at i - {trained}?'); drop data.shift= or set data.shift={trained}"
-                )
-            with open_dict(cfg):  # the model's own shift places its outputs (predict, interpret, peaks)
-                cfg.data.shift = trained
-        return source
-    trained_here = out / "checkpoints" / "best.ckpt"
-    if not trained_here.is_file():
-        raise ShippedModelError(
-            f"{trained_here}: no model trained in this run directory; predict with a shipped model "
-            f"(model={DEFAULT_MODEL}, or one of {available()}), pass ckpt=PATH, or train first (genometracks train run_dir={out})"
-        )
-    return checkpoint_source(trained_here)
+    else:
+        trained_here = out / "checkpoints" / "best.ckpt"
+        if not trained_here.is_file():
+            raise ShippedModelError(
+                f"{trained_here}: no model trained in this run directory; predict with a shipped model "
+                f"(model={DEFAULT_MODEL}, or one of {available()}), pass ckpt=PATH, or train first (genometracks train run_dir={out})"
+            )
+        source = checkpoint_source(trained_here)
+    adopt_shift(cfg, source)
+    return source
 
 
 # -- the main job --------------------------------------------------------------------------------------

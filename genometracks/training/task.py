@@ -104,6 +104,7 @@ class TSSTask(pl.LightningModule):
         schedule: str = "constant",
         train_memory: bool = True,
         aux_weight: float = 1.0,
+        shift: int | None = None,
     ):
         super().__init__()
         self.model = model

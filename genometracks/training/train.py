@@ -209,6 +209,7 @@ def train(cfg: DictConfig) -> dict:
         schedule=str(cfg.task.get("schedule", "constant")),
         train_memory=bool(cfg.task.get("train_memory", True)),
         model_config=model_kwargs(cfg.model) | {"seg_len": int(cfg.model.seg_len)},
+        shift=int(cfg.data.shift),  # recorded in the checkpoint: predict places a checkpoint's outputs with its own shift
     )
     task.metrics_dir = str(run.eval)
     ckpt_dir = run.checkpoints
@@ -281,10 +282,12 @@ def _validation_threshold(validation: dict) -> float | None:
 def evaluate_checkpoint(cfg: DictConfig, ckpt: str | Path, out: Path | None = None) -> dict:
     """Test-split metrics of a checkpoint in this process (one device), e.g. to check a DDP run; the
     validation split is scored first, so the test's `at_threshold` uses its threshold as training does."""
-    dataset = load_dataset(cfg)
     model, seg_len, hparams = load_model(ckpt)
     with open_dict(cfg):
         cfg.model.seg_len = seg_len
+        if hparams.get("shift") is not None:  # labels placed as the model was trained to answer them
+            cfg.data.shift = int(hparams["shift"])
+    dataset = load_dataset(cfg)
     datamodule = build_datamodule(cfg, dataset, model)
     task = TSSTask(
         model,
