@@ -41,28 +41,51 @@ def check_peak_settings(peaks: DictConfig) -> None:
         raise PeaksError(f"predict.peaks.min_distance={peaks.min_distance}: give a whole number of nt, at least 1")
 
 
-def call_peaks(values: np.ndarray, threshold: float, min_distance: int, circular: bool = False) -> np.ndarray:
-    """0-based positions, ascending, of the peaks of one contig strand's track [length] (vectorised, scipy).
+def call_peaks(values: np.ndarray, threshold: float, min_distance: int, circular: bool = False, strand: str = "+") -> np.ndarray:
+    """0-based forward positions, ascending, of the peaks of one contig strand's track [length]
+    (forward coordinates for both strands; vectorised, scipy).
 
-    A plateau counts once (its middle); `min_distance` >= 1 nt between kept peaks, the higher winning.
-    On a circular contig the last base neighbours the first: a peak's shoulder across the origin is no
-    peak, and `min_distance` holds across it (the track is scanned as three copies end to end and the
-    middle copy's peaks kept, so every decision sees a full contig on either side); where
-    2 * min_distance > length every two peaks of the circle are closer than that, and the highest alone is kept."""
+    A plateau counts once (its middle; of an even plateau, the base 5'-ward of the middle on `strand`);
+    `min_distance` >= 1 nt between kept peaks, the higher winning and, between equal heights, the one
+    5'-most on `strand`: the '-' track is called in strand-local order, so a track and its reverse
+    complement's give mirror-image calls. On a circular contig the last base neighbours the first: a
+    peak's shoulder across the origin is no peak, and `min_distance` holds across it (the track is
+    scanned as three copies end to end and the middle copy's peaks kept, so every decision sees a full
+    contig on either side); where 2 * min_distance > length every two peaks of the circle are closer
+    than that, and the highest alone is kept."""
     n, distance = values.size, max(int(min_distance), 1)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    track = values.astype(np.float64)
+    local = values[::-1] if strand == "-" else values  # strand-local order: index 0 is the strand's 5' end
+    track = local.astype(np.float64)
     if circular:
         track = np.concatenate([track, track, track])
     padded = np.concatenate([[-np.inf], track, [-np.inf]])
-    peaks, _ = find_peaks(padded, height=threshold, distance=distance if not circular or 2 * distance <= n else 1)
+    peaks, _ = find_peaks(padded, height=threshold)
+    if distance > 1 and (not circular or 2 * distance <= n):
+        peaks = _apart(peaks, padded[peaks], distance, padded.size)
     peaks = peaks - 1
     if circular:
         peaks = peaks[(peaks >= n) & (peaks < 2 * n)] - n
         if 2 * distance > n and peaks.size > 1:
-            peaks = peaks[[int(np.argmax(values[peaks]))]]
-    return peaks.astype(np.int64)
+            peaks = peaks[[int(np.argmax(local[peaks]))]]  # the first of equal maxima: 5'-most on the strand
+    peaks = peaks.astype(np.int64)
+    return (n - 1 - peaks)[::-1].copy() if strand == "-" else peaks
+
+
+def _apart(peaks: np.ndarray, heights: np.ndarray, distance: int, size: int) -> np.ndarray:
+    """The peaks (ascending indices into an array of `size`) kept at least `distance` apart, the higher
+    first and, between equal heights, the lower index (scipy's own selection breaks such ties by an
+    unstable sort): scipy's selection run on unique ranks, vectorised."""
+    if peaks.size < 2:
+        return peaks
+    order = np.lexsort((peaks, -heights))  # highest first, then the lowest index
+    rank = np.empty(peaks.size)
+    rank[order] = np.arange(peaks.size, 0, -1, dtype=np.float64)  # unique priorities, same order
+    spikes = np.full(size, -np.inf)
+    spikes[peaks] = rank  # peaks are never adjacent (each is a strict local maximum or a plateau's middle)
+    kept, _ = find_peaks(spikes, distance=distance)
+    return kept
 
 
 def peak_records(
@@ -80,7 +103,7 @@ def peak_records(
     for contig in contig_order:
         for strand in "+-":
             values = track_by_strand[strand][contig]
-            for pos in call_peaks(values, threshold, min_distance, contig in circular):
+            for pos in call_peaks(values, threshold, min_distance, contig in circular, strand):
                 p = float(values[pos])
                 records.append((contig, int(pos), int(pos) + 1, f"TSS_{int(pos) + 1}{strand}", int(round(1000 * p)), strand))
     records.sort(key=lambda r: (rank[r[0]], r[1], r[5]))

@@ -52,7 +52,7 @@ def top_predicted_tss(
                     allowed[r.start : r.end] = True
         for s in "+-":
             values = np.nan_to_num(per[s].astype(np.float64), nan=-np.inf)
-            peaks = call_peaks(values, -np.inf, min_distance, contig in circular)
+            peaks = call_peaks(values, -np.inf, min_distance, contig in circular, s)
             if allowed is not None:
                 peaks = peaks[allowed[peaks]]
             chrom += [contig] * peaks.size
