@@ -19,6 +19,9 @@ def server(tmp_path_factory):
     (root / "tracks").mkdir(parents=True)
     (root / "tracks" / "tss.plus.bw").write_bytes(DATA)
     (root / "tracks" / "peaks.bed.gz").write_bytes(b"\x1f\x8b" + DATA[:10])
+    (root / "tracks" / "tss_peaks.bed").write_text("c\t0\t1\tTSS_1+\t900\t+\n")
+    (root / "report.md").write_text("# report\n")
+    (root / "heads.tsv").write_text("head\tbits\n")
     (root / "igv").mkdir()
     (root / "igv" / "index.html").write_text("<html>page</html>")
     (root / ".hub.staging-1-x").mkdir()
@@ -74,6 +77,20 @@ def test_gz_is_not_content_encoded(server):
     response, body = request(server, "/tracks/peaks.bed.gz")
     assert body[:2] == b"\x1f\x8b" and response.getheader("Content-Encoding") is None
     assert response.getheader("Content-Type") == "application/octet-stream"
+
+
+@pytest.mark.parametrize(
+    "path, expected",
+    [
+        ("/report.md", "text/markdown; charset=utf-8"),
+        ("/heads.tsv", "text/tab-separated-values; charset=utf-8"),
+        ("/tracks/tss_peaks.bed", "text/plain; charset=utf-8"),
+    ],
+)
+def test_text_files_are_shown_not_downloaded(server, path, expected):
+    # octet-stream made a browser download report.md and BED files instead of showing them
+    response, body = request(server, path)
+    assert response.status == 200 and response.getheader("Content-Type") == expected and body.endswith(b"\n")
 
 
 def test_index_page_and_no_listing(server):
