@@ -65,6 +65,20 @@ def test_bigbed_entries_and_autosql_read_back(tmp_path):
     assert bigbed_field_counts(paths["bigbed"]) == (8, 6)  # 6 standard BED + 2 extra
 
 
+def test_integer_columns_that_arrive_as_floats_are_written_as_integers(tmp_path):
+    # pandas makes an int column float64 after NaN handling or arithmetic: '%.6g' wrote 1234567.0 as
+    # 1.23457e+06, a changed value that kent's bedToBigBed refuses for an int field
+    schema = BedSchema("counts", "test", (("uint", "reads", "read count"), ("int", "offset", "signed offset")))
+    rows = pd.DataFrame(
+        {"chrom": ["chrA"], "start": [10], "end": [20], "name": ["a"], "score": [5], "strand": ["+"], "reads": [1234567.0], "offset": [-2500000.0]}
+    )
+    paths = write_bed_outputs(rows, tmp_path / "counts", schema, SIZES)
+    with pyBigWig.open(str(paths["bigbed"])) as bb:
+        assert bb.entries("chrA", 0, 1000) == [(10, 20, "a\t5\t+\t1234567\t-2500000")]
+    with pysam.TabixFile(str(paths["bed_gz"])) as tabix:
+        assert list(tabix.fetch("chrA")) == ["chrA\t10\t20\ta\t5\t+\t1234567\t-2500000"]
+
+
 def test_bed_gz_tabix_fetch(tmp_path):
     paths = write_bed_outputs(records(), tmp_path / "motif_hits", SCHEMA, SIZES)
     assert paths["tbi"].name == "motif_hits.bed.gz.tbi"

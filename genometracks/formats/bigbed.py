@@ -197,6 +197,8 @@ def _validate_extra(frame: pd.DataFrame, out: Path, schema: BedSchema) -> None:
                 ok &= values >= 0
             bad = np.flatnonzero(~ok)
             what = f"be a finite {kind}"
+            if kind in {"int", "uint"} and not bad.size:  # written as integers: a float64 1234567.0 came out as 1.23457e+06
+                frame[column] = values.astype(np.int64)
         if bad.size:
             raise ExportError(f"{out}: {_record(frame, bad[0])}: column {column} value {frame[column].iloc[bad[0]]!r} must {what}")
 
@@ -217,6 +219,7 @@ def _validate_order(frame: pd.DataFrame, out: Path) -> None:
 
 
 def _bed_text(frame: pd.DataFrame) -> str:
+    """Tab-separated records; float columns with 6 significant digits (integer columns are int64 by now)."""
     return str(frame.to_csv(sep="\t", header=False, index=False, lineterminator="\n", float_format="%.6g"))
 
 
