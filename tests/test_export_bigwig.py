@@ -7,6 +7,7 @@ import pyBigWig
 import pytest
 
 from genometracks.formats.bigwig import ExportError, read_bigwig, value_runs, write_bigwig
+from tests.kent import kent, needs_kent
 
 
 def test_value_runs_by_hand():
@@ -105,3 +106,17 @@ def test_read_unknown_contig(tmp_path):
     write_bigwig(tmp_path / "x.bw", {"a": 3}, {"a": np.ones(3, np.float32)})
     with pytest.raises(ExportError, match="'b' not in the bigWig"):
         read_bigwig(tmp_path / "x.bw", "b")
+
+
+@needs_kent
+@pytest.mark.parametrize("values", [[-0.9, -0.25, -0.001], [0.2, 0.7, 0.001], [-0.5, 0.0, 0.75]])
+def test_header_summary_min_and_max_are_the_data(tmp_path, values):
+    # libBigWig starts its running maximum at DBL_MIN: a negative-only track (the IGV minus strand,
+    # negated) claimed max 2.2e-308, which UCSC's bigWigInfo printed as 0
+    track = np.repeat(np.float32(values), 1000)
+    path = write_bigwig(tmp_path / "t.bw", {"c": track.size}, {"c": track})
+    info = kent("bigWigInfo", path)
+    assert info.returncode == 0, info.stderr
+    assert f"min: {float(track.min()):.6f}" in info.stdout and f"max: {float(track.max()):.6f}" in info.stdout
+    with pyBigWig.open(str(path)) as bw:  # the data untouched
+        np.testing.assert_array_equal(bw.values("c", 0, track.size, numpy=True), track)

@@ -83,7 +83,35 @@ def write_bigwig(
         finally:
             bw.close()
         _verify(tmp, path, chrom_sizes)
+        _fix_total_summary(tmp, values)
     return path
+
+
+BIGWIG_MAGIC = 0x888FFC26
+
+
+def _fix_total_summary(path: Path, values: Mapping[str, np.ndarray]) -> None:
+    """Write the header's total-summary min and max from the data. libBigWig starts its running
+    maximum at DBL_MIN (the smallest positive double), so a track of negative values only (the
+    negated minus strand, a signed attribution) claimed max 2.2e-308 (`bigWigInfo`: max 0).
+    The summary block: validCount u64, minVal, maxVal, sumData, sumSquares (doubles), at the u64
+    totalSummaryOffset stored at byte 44 of the header."""
+    import struct
+
+    finite = [np.asarray(v, dtype=np.float32) for v in values.values()]
+    finite = [v[np.isfinite(v)] for v in finite]
+    finite = [v for v in finite if v.size]
+    if not finite:
+        return
+    low, high = min(float(v.min()) for v in finite), max(float(v.max()) for v in finite)
+    with open(path, "r+b") as handle:
+        head = handle.read(52)
+        order = "<" if struct.unpack("<I", head[:4])[0] == BIGWIG_MAGIC else ">"
+        (summary,) = struct.unpack(order + "Q", head[44:52])
+        if summary == 0:
+            return
+        handle.seek(summary + 8)
+        handle.write(struct.pack(order + "dd", low, high))
 
 
 def expected_size(chrom_sizes: Mapping[str, int]) -> int:
