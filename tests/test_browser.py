@@ -35,9 +35,10 @@ ARTEFACTS = Path(__file__).parent / "artefacts"
 RED, BLUE = (200, 0, 0), (0, 0, 200)
 
 
-def make_run(run: Path) -> tuple[Path, list[IgvTrack]]:
+def make_run(run: Path, a: str = "chrA", b: str = "chrB") -> tuple[Path, list[IgvTrack]]:
+    """Two contigs named `a` and `b` (3,000 and 900 nt), both strands' bigWigs, two peaks on `a`."""
     rng = np.random.default_rng(3)
-    seqs = {"chrA": "".join(rng.choice(list("ACGT"), 3000)), "chrB": "".join(rng.choice(list("ACGT"), 900))}
+    seqs = {a: "".join(rng.choice(list("ACGT"), 3000)), b: "".join(rng.choice(list("ACGT"), 900))}
     sizes = {c: len(s) for c, s in seqs.items()}
     fasta = run.parent / f"{run.name}.fa"
     fasta.write_text("".join(f">{n}\n" + "\n".join(s[i : i + 70] for i in range(0, len(s), 70)) + "\n" for n, s in seqs.items()))
@@ -47,7 +48,7 @@ def make_run(run: Path) -> tuple[Path, list[IgvTrack]]:
     write_bigwig(run / "tracks" / "tss.minus.bw", sizes, minus)
     peaks = pd.DataFrame(
         {
-            "chrom": ["chrA", "chrA"],
+            "chrom": [a, a],
             "start": [40, 150],
             "end": [60, 170],
             "name": ["p1", "p2"],
@@ -83,6 +84,8 @@ def site(tmp_path_factory):
     for name in ("good", "broken"):
         fasta, tracks = make_run(root / name)
         write_igv(root / name, fasta, tracks, locus="chrA:1-300", title=f"genometracks {name}")
+    fasta, tracks = make_run(root / "colon", "scaffold:1", "plasmid:2")  # an assembler's names
+    write_igv(root / "colon", fasta, tracks, locus="scaffold:1:1-300", title="genometracks colon")
     (root / "broken" / "igv" / "tss_minus.neg.bw").unlink()  # the page must report this track failing
     with serve(root) as server:
         yield server, root
@@ -125,6 +128,14 @@ def test_igv_page_loads_every_track(site, tmp_path):
     assert tracks["TSS +"]["features"] == 12 and tracks["TSS -"]["features"] == 300 and tracks["TSS"]["features"] == 312
     assert tracks["Peaks"]["features"] == 2 and tracks["Peaks bigBed"]["features"] == 2
     assert tracks["User BED"]["features"] == 1  # chrom "A": chrA under another name (chr-style), found on the page
+
+
+def test_contig_names_with_a_colon_open_at_their_locus(site, tmp_path):
+    # igv.js splits 'scaffold:1:1-300' at its first ':' and opened the whole genome (no features)
+    server, _ = site
+    state = page_state(server.url + "colon/igv/index.html", tmp_path / "profile")
+    assert state["locus"].startswith("scaffold:1:0-300") or state["locus"].startswith("scaffold:1:1-300"), state
+    assert state["tracks"]["Peaks"]["features"] == 2 and state["tracks"]["TSS +"]["features"] == 12
 
 
 def test_broken_track_is_reported(site, tmp_path):

@@ -4,7 +4,7 @@ import gzip
 import json
 
 from genometracks.browser.export import export_run
-from genometracks.browser.locus import default_region, jbrowse_locus, ucsc_locus
+from genometracks.browser.locus import default_region, igvjs_locus, jbrowse_locus, ucsc_locus
 
 SIZES = {"chrA": 50_000, "chrB": 9_000}
 
@@ -64,6 +64,29 @@ def test_without_calls_the_first_20_kb(tmp_path):
 def test_locus_text_is_one_based_and_end_inclusive():
     assert ucsc_locus(("chrA", 0, 2_000)) == "chrA:1-2000"
     assert jbrowse_locus(("chrA", 0, 2_000)) == "chrA:1..2000"
+
+
+def test_igvjs_locus_keeps_a_contig_name_with_colons_whole():
+    # igv.js reads 'chrom:start-end' up to the first ':'; a name holding ':' goes tab-separated
+    assert igvjs_locus("chrA:1-2000") == "chrA:1-2000"
+    assert igvjs_locus("NC_000913.3:1,001-3,000") == "NC_000913.3:1,001-3,000"
+    assert igvjs_locus("scaffold:1:1-2000") == "scaffold:1\t1\t2000"
+    assert igvjs_locus("a:b:c:10-20") == "a:b:c\t10\t20"
+    assert igvjs_locus("chrA") == "chrA"  # not a locus: as given
+
+
+def test_a_snapshot_locus_may_name_a_contig_with_colons(tmp_path):
+    import json
+    import re
+
+    from genometracks.browser.snapshot import _LOCUS, _page_with_locus
+
+    assert _LOCUS.match("scaffold:1:1001-3000") and not _LOCUS.match("chrA 1-300")
+    page = tmp_path / "index.html"
+    page.write_text('<script type="application/json" id="igv-config">{"locus": "x:1-2"}</script>')
+    shown = _page_with_locus(page, "scaffold:1:1001-3000")
+    config = json.loads(re.search(r'id="igv-config">(.*)</script>', shown.read_text(), re.S).group(1))
+    assert config["locus"] == "scaffold:1\t1001\t3000"
 
 
 def test_hub_igv_and_jbrowse_open_at_the_same_call(tmp_path):

@@ -31,6 +31,7 @@ import numpy as np
 
 from genometracks.browser.bundles import cache_root, ensure_bundle
 from genometracks.browser.chromalias import fasta_original_names, write_chrom_alias
+from genometracks.browser.locus import igvjs_locus
 from genometracks.browser.status_page import script_json, status_page
 from genometracks.formats.bigwig import read_bigwig, write_bigwig
 from genometracks.genome.sequence import GenomeError, read_fasta_letters
@@ -378,7 +379,7 @@ def write_igv(
         link_or_copy(igv_js, stage / "igv.min.js")
         config = {
             "title": title,
-            "locus": locus,
+            "locus": igvjs_locus(locus),
             "tracks": _page_tracks(tracks, paths),
             "reference": {
                 "id": safe_name(fasta_copy.stem),

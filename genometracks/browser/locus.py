@@ -76,6 +76,17 @@ def ucsc_locus(region: Region) -> str:
     return f"{chrom}:{start + 1}-{end}"
 
 
+def igvjs_locus(locus: str) -> str:
+    """An IGV locus 'chrom:start-end' as igv.js reads it: unchanged, except for a contig name holding
+    ':' (an assembler's 'scaffold:1'), which igv.js splits at its first ':' and so opens the whole
+    genome; that one goes in igv.js's tab-separated form 'chrom<TAB>start<TAB>end' (1-based)."""
+    chrom, _, span = locus.rpartition(":")
+    if ":" not in chrom or "-" not in span:
+        return locus
+    start, _, end = span.partition("-")
+    return f"{chrom}\t{start}\t{end}"
+
+
 def jbrowse_locus(region: Region) -> str:
     """'chrom:start..end', 1-based and end-inclusive (JBrowse 2 location)."""
     chrom, start, end = region

@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 import numpy as np
 
+from genometracks.browser.locus import igvjs_locus
 from genometracks.browser.serve import serve
 from genometracks.browser.status_page import script_json
 from genometracks.io.atomic import atomic_path
@@ -28,7 +29,7 @@ from genometracks.io.rundir import RunDir
 log = logging.getLogger(__name__)
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 _CONFIG = re.compile(r'(<script type="application/json" id="igv-config">)(.*?)(</script>)', re.S)
-_LOCUS = re.compile(r"^[^\s:]+:[\d,]+-[\d,]+$")
+_LOCUS = re.compile(r"^\S+:[\d,]+-[\d,]+$")  # the contig name may hold ':' (the last one starts the span)
 
 
 class SnapshotError(ValueError):
@@ -47,7 +48,7 @@ def _page_with_locus(page: Path, locus: str) -> Path:
     if match is None:
         raise SnapshotError(f"{page}: no igv-config block; rewrite the page with `genometracks export`")
     config = json.loads(match.group(2))
-    config["locus"] = locus
+    config["locus"] = igvjs_locus(locus)
     body = script_json(config)
     fd, name = tempfile.mkstemp(prefix=f"_snapshot_{os.getpid()}_", suffix=".html", dir=page.parent)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
