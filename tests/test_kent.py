@@ -106,7 +106,7 @@ def test_an_arrow_polished_assembly_with_gaps_and_x_masking_opens_and_writes_a_2
 @needs_kent
 def test_hubcheck_accepts_assembly_and_genark_hubs(run, tmp_path):
     from genometracks.browser.export import run_hub_tracks
-    from genometracks.browser.hub import write_hub
+    from genometracks.browser.hub import HubError, write_hub
 
     out, *_ = run
     assert_hub_clean(out / "hub")
@@ -119,6 +119,8 @@ def test_hubcheck_accepts_assembly_and_genark_hubs(run, tmp_path):
         write_bigwig(tracks / f"tss.{strand}.bw", sizes, {"NC_000913.3": np.full(4641652, 0.001, np.float32)})
     hub = write_hub(tmp_path / "hub_genark", "genark", sizes, run_hub_tracks(tracks), overview_html="<p>x</p>").parent
     assert_hub_clean(hub)
+    with pytest.raises(HubError, match="UCSC reads defaultPos only from an assembly hub"):  # not dropped in silence
+        write_hub(tmp_path / "hub_genark2", "genark", sizes, run_hub_tracks(tracks), overview_html="<p>x</p>", default_pos="NC_000913.3:1-2000")
 
 
 @needs_kent
@@ -219,3 +221,9 @@ def test_ecoli_hubs_are_hubcheck_clean(tmp_path, monkeypatch):
         assert_hub_clean(run / hub)
     alias = (run / "hub" / "NC_000913" / "chromAlias.txt").read_text()
     assert "U00096.3" in alias and "NC_000913.3" in alias
+    # both hubs lead to the same opening locus: the assembly hub by defaultPos, the GenArk hub (whose
+    # stanza UCSC reads no defaultPos from) by an hgTracks address with position= on its page
+    opening = next(line.split()[1] for line in (run / "hub" / "genomes.txt").read_text().splitlines() if line.startswith("defaultPos"))
+    assert "defaultPos" not in (run / "hub_genark" / "genomes.txt").read_text()
+    page = (run / "hub_genark" / "description.html").read_text()
+    assert f"genome=GCF_000005845.2&amp;hubUrl=https://YOUR.HOST/DIR/hub_genark/hub.txt&amp;position={opening.replace(':', '%3A')}" in page

@@ -94,7 +94,7 @@ def write_collection_hub(
             genome_name=m.name,
             organism=m.name,
             description=f"{m.name} ({m.fasta.name})",
-            default_pos=ucsc_locus(default_region(run.tracks, sizes)),
+            default_pos=None if m.accession else ucsc_locus(default_region(run.tracks, sizes)),  # UCSC reads it from assembly stanzas only
             genark_accession=m.accession or "GCF_000005845.2",
         )
         try:

@@ -253,6 +253,20 @@ def check_export_settings(e: DictConfig, organism: str) -> None:
             raise HubError(f"export.{key} is empty; give it a value (conf/export/default.yaml has one)")
 
 
+def genark_position_html(accession: str, locus: str) -> str:
+    """A paragraph of the GenArk hub's description page: how to open it at `locus` (UCSC ignores
+    defaultPos in a stanza without twoBitPath, so the hgTracks address carries the position)."""
+    from html import escape
+    from urllib.parse import quote
+
+    url = f"https://genome.ucsc.edu/cgi-bin/hgTracks?genome={quote(accession)}&hubUrl=https://YOUR.HOST/DIR/hub_genark/hub.txt&position={quote(locus)}"
+    return (
+        f"<p>This hub opens where UCSC's {escape(accession)} assembly opens (UCSC reads <code>defaultPos</code> only from "
+        f"an assembly hub). To open it at the strongest TSS call with a motif hit beside it, {escape(locus)}, give the "
+        f"position in the address: <code>{escape(url)}</code></p>\n"
+    )
+
+
 def export_run(run_dir: Path, fasta: Path, chrom_sizes: dict[str, int], cfg_export: DictConfig | dict, organism: str) -> dict[str, str]:
     """Write DIR/hub (assembly), DIR/hub_genark (when applicable), DIR/igv and DIR/jbrowse; return their paths."""
     e = OmegaConf.merge(group_defaults("export"), cfg_export)  # keys not given: conf/export/default.yaml
@@ -287,7 +301,9 @@ def export_run(run_dir: Path, fasta: Path, chrom_sizes: dict[str, int], cfg_expo
     genark_ok = GENARK_SIZES.get(accession) == dict(chrom_sizes)
     if mode == "genark" or (mode in ("assembly", "both") and genark_ok):
         target = run.hub if mode == "genark" else run.hub_genark
-        written["hub_genark"] = write_hub(target, "genark", chrom_sizes, tracks, genark_accession=accession, **common)
+        # UCSC reads defaultPos only from an assembly hub's stanza: the GenArk hub's page gives the link instead
+        page = common["overview_html"] + genark_position_html(accession, opening)
+        written["hub_genark"] = write_hub(target, "genark", chrom_sizes, tracks, genark_accession=accession, **(common | {"overview_html": page}))
     written.update(write_views(run_dir, fasta, chrom_sizes, f"genometracks: {organism}"))
     return {k: str(Path(v).relative_to(run_dir)) for k, v in written.items()}
 

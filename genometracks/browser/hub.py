@@ -230,6 +230,11 @@ def write_hub(
     `overview_html` (an HTML fragment) is the hub's description page (`descriptionUrl`,
     description.html beside hub.txt); by default a page listing the tracks.
     Raises HubError (the previous hub is kept) if the finished hub fails `validate_hub`."""
+    if default_pos and genome_mode != "assembly":  # not dropped in silence
+        raise HubError(
+            f"default_pos={default_pos!r} with genome_mode {genome_mode!r}: UCSC reads defaultPos only from an assembly hub's "
+            "stanza; leave it out (a GenArk hub opens at the assembly's own position; add &position= to the hgTracks address)"
+        )
     genome = HubGenome(genome_mode, chrom_sizes, tracks, fasta, genome_name, organism, description, default_pos, genark_accession)
     return write_hub_genomes(
         hub_dir, [genome], hub_name=hub_name, short_label=short_label, long_label=long_label, email=email, overview_html=overview_html
