@@ -72,3 +72,28 @@ def test_auxiliary_outputs_add_their_mean_loss(loss):
     torch.testing.assert_close(task.training_step(plain, 0).detach(), primary, rtol=1e-6, atol=1e-7)
     with pytest.raises(ValueError, match="n_outputs"):
         TSSTask(small_model(6, n_outputs=2)).training_step(batch, 0)
+
+
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log")
+def test_evaluation_is_scored_in_float32_under_a_bf16_mixed_trainer():
+    # Lightning runs validation under autocast with precision=bf16-mixed (trainer=gpu): the logits
+    # came back in bfloat16 (8 bits), so AUCs and the F1 threshold described a rounded scorer
+    model = small_model(5)
+    first = _batches(model, n=1)[0]
+    g = torch.Generator().manual_seed(2)
+    batch = {
+        **first,
+        "labels": (torch.rand(2, 40, generator=g) < 0.1).float(),
+        "mask": torch.ones(2, 40, dtype=torch.bool),
+        "start": torch.tensor([0, 0]),
+        "contig": torch.tensor([0, 0]),
+        "strand": torch.tensor([0, 1]),
+    }
+    rows = {}
+    for mixed in (False, True):
+        task = TSSTask(model)
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=mixed):
+            task._collect(batch, "val")
+        rows[mixed] = task._collected["val"][0]
+    assert rows[True].dtype == torch.float64 and torch.unique(rows[True][:, 0]).numel() == 80  # no bf16 collapse
+    torch.testing.assert_close(rows[True], rows[False], rtol=0, atol=0)
