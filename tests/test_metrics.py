@@ -111,3 +111,14 @@ def test_a_strand_without_scored_positions_gives_nan_metrics_not_an_error():
     out = split_metrics(rows)
     assert out["+"]["n_positions"] == 2 and out["+"]["roc_auc"] == 1.0
     assert out["-"]["n_positions"] == 0 and all(np.isnan(out["-"][k]) for k in ("roc_auc", "pr_auc", "pr_auc_k4", "threshold_f1"))
+
+
+@pytest.mark.parametrize("order", [[1, 1, 0, 0], [0, 0, 1, 1]])
+def test_nan_scores_are_refused_not_ranked_by_row_order(order):
+    # NaN scores were each their own threshold in input order: ROC 1.0 one way, 0.0 the other
+    labels, scores = np.array(order), np.full(4, np.nan)
+    for metric in (metrics.roc_auc, metrics.average_precision):
+        with pytest.raises(ValueError, match=r"4 of 4 scores are NaN \(the model produced NaN"):
+            metric(labels, scores)
+    with pytest.raises(ValueError, match="1 of 4 scores are NaN"):
+        metrics.operating_point(labels, np.array([0.1, np.nan, 0.3, 0.4]), 0.2)

@@ -11,10 +11,23 @@ from __future__ import annotations
 import numpy as np
 
 
+def _check_scores(scores: np.ndarray) -> np.ndarray:
+    """float64 [n]; a NaN score (a diverged model) cannot be ranked: one ValueError with the count,
+    not curves that depend on row order."""
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    nan = int(np.isnan(scores).sum())
+    if nan:
+        raise ValueError(
+            f"{nan} of {scores.size} scores are NaN (the model produced NaN: a diverged training run?); "
+            "metrics need a score per position: lower task.lr or resume from an earlier checkpoint"
+        )
+    return scores
+
+
 def _ranked_counts(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cumulative true/false positives at each distinct score threshold, highest first."""
     labels = np.asarray(labels).astype(bool).ravel()
-    scores = np.asarray(scores, dtype=np.float64).ravel()
+    scores = _check_scores(scores)
     if labels.shape != scores.shape:
         raise ValueError(f"labels {labels.shape} and scores {scores.shape} differ in shape")
     if scores.size == 0:  # no scored position (a strand a short run never reached): empty curves
@@ -100,7 +113,7 @@ def operating_point(labels: np.ndarray, scores: np.ndarray, threshold: float) ->
     """Calls = scores >= `threshold` (chosen on another split): their count, precision, recall, F1 and
     LR+ = TPR / FPR (inf without false positives, NaN without positives or negatives)."""
     labels = np.asarray(labels).astype(bool).ravel()
-    called = np.asarray(scores, dtype=np.float64).ravel() >= threshold
+    called = _check_scores(scores) >= threshold
     if labels.shape != called.shape:
         raise ValueError(f"labels {labels.shape} and scores {called.shape} differ in shape")
     tp = float(np.sum(called & labels))
