@@ -200,6 +200,30 @@ def test_overfit_trains_and_validates_on_the_same_first_batches_every_epoch(geno
         assert len(again) == 2 and all(torch.equal(a, b) for a, b in zip(again, first))
 
 
+def test_overfit_validates_its_training_batches_against_the_exact_labels(genome):
+    """debug=overfit with task.target_spread: validation reads the training batches' tokens but scores
+    the 0/1 labels (the spread targets 0.25, 0.5 counted every neighbour of a TSS as a positive)."""
+    from genometracks.data.datamodule import TSSDataModule
+
+    chrom, pos, strand = [], [], []
+    for name, contig in genome.contigs.items():  # TSSs every 25 nt on both contigs and strands: every batch holds some
+        every = np.arange(0, contig.length, 25)
+        chrom += [name] * 2 * every.size
+        pos += [*every, *every]
+        strand += ["+"] * every.size + ["-"] * every.size
+    sites = SiteSet(chrom, pos, strand)
+    kw = dict(sites=sites, splits=SPLIT_CFG, n_streams=2, seg_len=100, lookahead=4, burn_in=30, seed=7, shift=20)
+    dm = TSSDataModule(genome, overfit_batches=2, target_spread=2, spread_decay=0.5, **kw)
+    dm.setup("fit")
+    train, val = list(dm.train_dataloader()), list(dm.val_dataloader())
+    assert len(train) == len(val) == 2
+    for t, v in zip(train, val):
+        assert torch.equal(t["tokens"], v["tokens"]) and torch.equal(t["mask"], v["mask"])
+        assert set(np.unique(t["labels"][t["mask"]].numpy())) > {0.0, 1.0}  # spread targets in training
+        assert set(np.unique(v["labels"][v["mask"]].numpy())) <= {0.0, 1.0}
+        assert torch.equal(v["labels"] == 1, t["labels"] == 1)  # the same TSSs
+
+
 def test_datamodule_spreads_training_targets_only(genome):
     """target_spread changes what training learns from, never what validation, test or predict score."""
     from genometracks.data.datamodule import TSSDataModule

@@ -147,14 +147,17 @@ class TSSDataModule(pl.LightningDataModule):
         return self._dataset(stage).streams
 
     def _dataset(self, stage: str) -> StreamDataset:
-        if self.overfit_batches and stage == "validation":
-            stage = "train"  # debug=overfit validates on the batches it trains on
-        if stage not in self._datasets:
-            regions = self.regions(stage)
-            train = stage == "train"
+        # debug=overfit validates on the batches it trains on, scored against the 0/1 labels (the
+        # training targets may be spread: task.target_spread)
+        overfit_check = bool(self.overfit_batches) and stage == "validation"
+        key = "validation_overfit" if overfit_check else stage
+        if key not in self._datasets:
+            layout = "train" if overfit_check else stage  # the streams' regions, count and seed
+            regions = self.regions(layout)
+            train = layout == "train"
             streams = SegmentStreams(
                 self.genome,
-                self._training_targets() if train else self.labels,
+                self._training_targets() if stage == "train" else self.labels,
                 regions,
                 n_streams=self.n_streams if train else self.eval_streams,
                 seg_len=self.seg_len,
@@ -165,13 +168,13 @@ class TSSDataModule(pl.LightningDataModule):
                 seed=self.seed if train else None,
             )
             overfit = train and self.overfit_batches > 0
-            self._datasets[stage] = StreamDataset(
+            self._datasets[key] = StreamDataset(
                 streams,
-                self._epoch if train and self.seed is not None and not overfit else None,
-                self._skip if train else None,
+                self._epoch if stage == "train" and self.seed is not None and not overfit else None,
+                self._skip if stage == "train" else None,
                 limit=self.overfit_batches if overfit else None,
             )
-        return self._datasets[stage]
+        return self._datasets[key]
 
     def _training_targets(self) -> dict[tuple[str, str], np.ndarray]:
         if not self.target_spread:
