@@ -39,7 +39,10 @@ def job_row(job: Path) -> str | None:
 
     def cell(split: str) -> str:
         both = metrics.get(split, {}).get("both", {})
-        return f"{both['roc_auc']:.3f} / {both['pr_auc']:.4f}" if both else "—"
+        if not both:
+            return "—"
+        roc, pr = both.get("roc_auc"), both.get("pr_auc")  # null: NaN in the run (e.g. a split without TSSs)
+        return f"{'—' if roc is None else format(roc, '.3f')} / {'—' if pr is None else format(pr, '.4f')}"
 
     name = f"{job.parent.name}/{job.name}"
     return f"| {name} | `{varied}` | {seen / 1e6:.1f} M | {wall / 60:.1f} | {cell('validation')} | {per_epoch(job)} | {cell('test')} |"

@@ -28,3 +28,14 @@ def test_row_has_positions_validation_per_epoch_and_test(tmp_path):
     row = _study_table().job_row(job)
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells == ["sweep/0", "`model=paper`", "16.4 M", cells[3], "0.912 / 0.0123", "0.825 / 0.0039, 0.900 / 0.0120", "—"]
+
+
+def test_a_metric_stored_as_null_is_a_dash_not_a_crash(tmp_path):
+    # json_safe writes NaN (a validation split without TSSs) as null; the row formatted None and crashed
+    job = tmp_path / "sweep" / "1"
+    job.mkdir(parents=True)
+    (job / "config.yaml").write_text(yaml.safe_dump({"data": {"n_streams": 8}, "model": {"seg_len": 256}}))
+    metrics = {"global_step": 10, "validation": {"both": {"roc_auc": None, "pr_auc": None}}, "test": {"both": {"roc_auc": 0.9, "pr_auc": None}}}
+    (job / "metrics.json").write_text(json.dumps(metrics))
+    cells = [c.strip() for c in _study_table().job_row(job).strip("|").split("|")]
+    assert cells[4] == "— / —" and cells[6] == "0.900 / —"
