@@ -182,11 +182,14 @@ def test_overlapping_windows_share_a_fold_and_the_classes_stay_balanced():
     pos = np.array([100, 130, 170, 100, 500, 900, 905, 2000])  # windows of 50 nt
     strand = np.array(["+", "+", "+", "-", "+", "+", "+", "+"])
     chrom = np.array(["a", "a", "a", "a", "a", "a", "a", "b"], dtype=object)
-    data = SigmaSet(np.zeros((8, 50), np.uint8), np.zeros(8, np.int64), ("x",), 40, SiteSet(chrom, pos, strand, source="t"))
+    tokens = np.random.default_rng(0).integers(0, 4, (8, 50)).astype(np.uint8)  # unrelated sequences
+    data = SigmaSet(tokens, np.zeros(8, np.int64), ("x",), 40, SiteSet(chrom, pos, strand, source="t"))
     groups = window_groups(data)
-    # 100-130-170 chain on '+' (30 and 40 nt apart), 100 '-' alone, 500 alone, 900-905, chrom b alone
-    assert [len({groups[i] for i in members}) for members in ([0, 1, 2], [5, 6])] == [1, 1]
-    assert len(set(groups)) == 5 and groups[3] != groups[0] and groups[7] != groups[6]
+    # 100-130-170 chain on '+' (30 and 40 nt apart); 100 '-' covers forward [91, 141), inside the
+    # '+' window [60, 110): the same bases read from the other strand, one group; 500 alone,
+    # 900-905, chrom b alone
+    assert [len({groups[i] for i in members}) for members in ([0, 1, 2, 3], [5, 6])] == [1, 1]
+    assert len(set(groups)) == 4 and groups[4] != groups[0] and groups[7] != groups[6]
     rng = np.random.default_rng(4)
     labels = np.repeat([0, 1, 2], [230, 100, 70])
     many = rng.integers(0, 150, labels.size)  # 150 groups of mixed classes
@@ -195,6 +198,37 @@ def test_overlapping_windows_share_a_fold_and_the_classes_stay_balanced():
     for c, n in ((0, 230), (1, 100), (2, 70)):
         per_fold = np.bincount(folds[labels == c], minlength=5)
         assert per_fold.sum() == n and per_fold.max() - per_fold.min() <= 0.25 * n / 5, (c, per_fold)
+
+
+def test_windows_sharing_sequence_share_a_group_with_or_without_genomic_sites():
+    # iPromoter-2L records (no sites) are often shifted copies of one another, and RegulonDB holds
+    # promoters with identical windows far apart (rRNA operons): both leaked across folds
+    from genometracks.genome.intervals import SiteSet
+    from genometracks.sigma.data import SigmaSet
+    from genometracks.sigma.evaluate import window_groups
+
+    rng = np.random.default_rng(1)
+    genome = rng.integers(0, 4, 400).astype(np.uint8)
+    rc = lambda t: (3 - t)[::-1]  # noqa: E731
+    rows = [
+        genome[0:60],  # 0
+        genome[25:85],  # 1: shares 35 nt with 0 -> linked
+        genome[31:91],  # 2: shares 29 nt with 0 but 54 with 1 -> linked through 1
+        genome[200:260],  # 3
+        rc(genome[220:280]),  # 4: shares 40 nt with 3, read from the other strand -> linked
+        genome[300:360],  # 5: shares nothing
+        genome[340:400],  # 6: shares 20 nt with 5 (< 30) -> alone
+    ]
+    tokens = np.stack(rows)
+    tokens[6, 35] = 4  # an N inside: k-mers holding it are skipped
+    groups = window_groups(SigmaSet(tokens, np.zeros(7, np.int64), ("x",), 60))
+    assert groups[0] == groups[1] == groups[2] and groups[3] == groups[4]
+    assert len({groups[0], groups[3], groups[5], groups[6]}) == 4
+    # genomic sites far apart with identical windows (a repeat): one group, though they do not overlap
+    same = np.stack([genome[0:60], genome[0:60], genome[100:160]])
+    sites = SiteSet(np.array(["a", "a", "a"], dtype=object), np.array([60, 5000, 9000]), np.array(["+", "+", "+"]), source="t")
+    groups = window_groups(SigmaSet(same, np.zeros(3, np.int64), ("x",), 60, sites))
+    assert groups[0] == groups[1] != groups[2]
 
 
 # ------------------------------------------------------------------------------------------ Grad-CAM

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 from omegaconf import OmegaConf
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from genometracks.io.atomic import atomic_path, write_text_atomic
 from genometracks.io.figures import draw_roc, new_figure, save_figure
@@ -108,19 +110,66 @@ def stratified_folds(labels: np.ndarray, k: int, seed: int, groups: np.ndarray |
     return folds
 
 
-def window_groups(data: SigmaSet) -> np.ndarray | None:
-    """int64 [n]: rows whose windows overlap (same contig and strand, TSSs less than a window apart)
-    share a group id, chained; None without genomic sites (FASTA benchmarks)."""
-    if data.sites is None or len(data) == 0:
+SHARED_KMER = 30  # rows whose windows share a 30-mer (either orientation) are one group
+
+
+def window_groups(data: SigmaSet, k: int = SHARED_KMER) -> np.ndarray | None:
+    """int64 [n] group ids (connected components), None for an empty set. Two rows are linked when
+    their windows overlap on the genome (same contig, either strand: a '-' window covers forward
+    [p - downstream + 1, p + upstream + 1)), or share a k-mer read on either strand: repeats such as
+    the rRNA operons' identical promoters, and FASTA benchmarks (no sites) whose records are shifted
+    copies of one another (iPromoter-2L: 464 of 2,860 promoter rows share >= 30 nt with another row)."""
+    n = len(data)
+    if n == 0:
         return None
-    sites, width = data.sites, data.tokens.shape[1]
-    keys = np.char.add(np.char.add(sites.chrom.astype(str), "\t"), sites.strand.astype(str))
-    order = np.lexsort((sites.pos, keys))
-    new_group = np.ones(len(order), dtype=bool)
-    new_group[1:] = (keys[order][1:] != keys[order][:-1]) | (np.diff(sites.pos[order]) >= width)
-    groups = np.empty(len(order), dtype=np.int64)
-    groups[order] = np.cumsum(new_group) - 1
-    return groups
+    edges = [_shared_kmer_edges(data.tokens, min(k, data.tokens.shape[1]))]
+    if data.sites is not None:
+        edges.append(_overlap_edges(data.sites, data.upstream, data.tokens.shape[1]))
+    a = np.concatenate([e[0] for e in edges])
+    b = np.concatenate([e[1] for e in edges])
+    graph = coo_matrix((np.ones(a.size, dtype=np.int8), (a, b)), shape=(n, n))
+    return connected_components(graph, directed=False)[1].astype(np.int64)
+
+
+def _overlap_edges(sites, upstream: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row pairs (i, j) linking every chain of windows that overlap in forward coordinates on one
+    contig (sorted by start, each window to the one before it while it starts inside the chain)."""
+    pos, minus = np.asarray(sites.pos, dtype=np.int64), np.asarray(sites.strand).astype(str) == "-"
+    start = np.where(minus, pos - (width - upstream) + 1, pos - upstream)
+    end = start + width
+    chrom = np.asarray(sites.chrom).astype(str)
+    order = np.lexsort((start, chrom))
+    s, e, c = start[order], end[order], chrom[order]
+    first = np.r_[True, c[1:] != c[:-1]]  # the sort keeps each contig's windows together
+    reach = _segment_cummax(e, first)  # the chain's furthest end so far, restarted at each contig
+    linked = ~first[1:] & (s[1:] < reach[:-1])
+    return order[1:][linked], order[:-1][linked]
+
+
+def _segment_cummax(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Running maximum of `values` that restarts where `starts` is True (vectorised)."""
+    offset = np.cumsum(starts) * (np.abs(values).max() * 2 + 1 if values.size else 0)
+    return np.maximum.accumulate(values + offset) - offset
+
+
+def _shared_kmer_edges(tokens: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row pairs linking rows whose windows (uint8 [n, L], A,C,G,T,N = 0..4) share a k-mer without N,
+    a k-mer and its reverse complement counted as one (canonical codes, 2 bits per base, k <= 31)."""
+    n, length = tokens.shape
+    if n < 2 or k < 1 or k > 31:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    windows = np.lib.stride_tricks.sliding_window_view(tokens.astype(np.int64), k, axis=1)  # [n, L-k+1, k]
+    weights = 4 ** np.arange(k - 1, -1, -1, dtype=np.int64)
+    forward = (np.minimum(windows, 3) * weights).sum(axis=-1)
+    reverse = ((3 - np.minimum(windows[..., ::-1], 3)) * weights).sum(axis=-1)
+    codes = np.minimum(forward, reverse)
+    clean = ~(windows == 4).any(axis=-1)
+    rows = np.broadcast_to(np.arange(n)[:, None], codes.shape)[clean]
+    codes = codes[clean]
+    order = np.lexsort((rows, codes))
+    codes, rows = codes[order], rows[order]
+    same = (codes[1:] == codes[:-1]) & (rows[1:] != rows[:-1])
+    return rows[1:][same], rows[:-1][same]
 
 
 def promoters_only(data: SigmaSet, classes: Sequence[str]) -> SigmaSet:
