@@ -116,3 +116,9 @@ def test_optimise_class_raises_its_own_output_on_a_random_model():
     assert all(p.requires_grad for p in model.parameters())  # weights unfrozen afterwards
     with pytest.raises(OptimiseError, match="exceed the label shift"):
         optimise_class(model, shift=20, length=10)
+    # the probability is calibrated as the tracks are (a weighted loss's offset, e.g. -log 50): the same
+    # optimised window, its logit moved by the offset
+    calibrated = optimise_class(model, shift=3, length=12, steps=30, lr=0.2, l2=0.0, progress=False, logit_offset=-np.log(50))
+    np.testing.assert_array_equal(calibrated.probabilities, result.probabilities)
+    logit = np.log(result.probability / (1 - result.probability))
+    assert calibrated.probability == pytest.approx(1 / (1 + np.exp(-(logit - np.log(50)))), rel=1e-5)

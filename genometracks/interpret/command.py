@@ -194,7 +194,15 @@ def run_optimise(model: TransformerXL, shift: int, s: dict, out: Path, seed: int
     """Class optimisation → logos/class_optimised.png (bits) and motifs/class_optimised.meme."""
     run = RunDir(out)
     result = optimise_class(
-        model, shift, s["optimise_length"], s["optimise_steps"], s["optimise_lr"], s["optimise_l2"], seed, s["progress"]
+        model,
+        shift,
+        s["optimise_length"],
+        s["optimise_steps"],
+        s["optimise_lr"],
+        s["optimise_l2"],
+        seed,
+        s["progress"],
+        logit_offset=float(s.get("logit_offset", 0.0)),  # P(TSS) as the tracks calibrate it
     )
     rel = result.relative_positions()
     logo = draw_logo(

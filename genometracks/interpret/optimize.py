@@ -74,7 +74,8 @@ def frozen(model) -> Iterator[None]:
 @dataclass
 class Optimised:
     """probabilities float64 [S, 4] (A, C, G, T per window column), tss_column (+1 of the scored TSS),
-    probability = sigmoid(logit) of the last output, history: objective per step."""
+    probability = calibrated sigmoid(logit + offset) of the last output (as in the tracks), history:
+    objective per step."""
 
     probabilities: np.ndarray
     tss_column: int
@@ -96,9 +97,19 @@ class Optimised:
 
 
 def optimise_class(
-    model, shift: int, length: int = 100, steps: int = 300, lr: float = 0.1, l2: float = 0.01, seed: int = 0, progress: bool = True
+    model,
+    shift: int,
+    length: int = 100,
+    steps: int = 300,
+    lr: float = 0.1,
+    l2: float = 0.01,
+    seed: int = 0,
+    progress: bool = True,
+    logit_offset: float = 0.0,
 ) -> Optimised:
-    """Soft input window maximising the TSS output at its last position (see the module docstring)."""
+    """Soft input window maximising the TSS output at its last position (see the module docstring);
+    the reported probability is calibrated as the tracks are: sigmoid(logit + `logit_offset`) (the
+    offset moves no optimum, so the raw logit is what is optimised)."""
     from tqdm.auto import tqdm
 
     if length <= shift:
@@ -123,7 +134,7 @@ def optimise_class(
             history[step] = float(objective.detach())
         with torch.no_grad():
             x = theta.softmax(dim=-1)
-            final = float(torch.sigmoid(onehot_logits(model, x)[0, length - 1]))
+            final = float(torch.sigmoid(onehot_logits(model, x)[0, length - 1] + float(logit_offset)))
     return Optimised(x[0].double().numpy(), length - 1 - int(shift), final, history)
 
 
