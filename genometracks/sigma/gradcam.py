@@ -109,7 +109,8 @@ def logo_matrices(x: np.ndarray, maps: dict[str, np.ndarray], heights: str = "in
     method + "_profile": P [L, 4]}."""
     if heights not in HEIGHTS:
         raise ValueError(f"logo heights {heights!r} is not one of {HEIGHTS}")
-    mats: dict = {"frequency": information_heights(x.sum(axis=0).T, False), "n": np.array(len(x))}
+    counts = x.sum(axis=0).T  # [L, 4] bases per column; the same small-sample correction as the map rows
+    mats: dict = {"frequency": information_heights(counts, False, counts.sum(axis=1)), "n": np.array(len(x))}
     for method, g in maps.items():
         p = class_profile(x, g)
         mats[method] = information_heights(p, heights == "information_x_mass", effective_counts(g))
