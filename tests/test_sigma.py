@@ -392,6 +392,15 @@ def test_cross_validated_maps_come_from_the_fold_that_held_the_row_out(monkeypat
             assert not maps["hirescam"][scored.label == 2].any()  # non-promoters stay 0
 
 
+@pytest.mark.parametrize("widths", [(8, 6, 4), (9, 0, 5)])
+def test_even_or_empty_kernel_widths_are_refused(widths):
+    # 'same' padding of an even kernel pads one side more: every Grad-CAM column read 1.5 nt downstream
+    from genometracks.sigma.model import SigmaModelError
+
+    with pytest.raises(SigmaModelError, match=r"model.kernel_sizes .* is not a positive odd width"):
+        SigmaCNN(20, 3, kernel_sizes=widths)
+
+
 # ------------------------------------------------------------------------------------------ kernels
 @pytest.mark.slow
 def test_kernel_pwms_are_exact_and_written_as_meme(tmp_path):

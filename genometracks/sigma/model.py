@@ -39,6 +39,12 @@ class SigmaCNN(nn.Module):
             raise SigmaModelError(
                 f"model.channels {list(channels)} and model.kernel_sizes {list(kernel_sizes)} need one entry per convolution layer"
             )
+        even = [int(k) for k in kernel_sizes if int(k) % 2 == 0 or int(k) < 1]
+        if even:  # 'same' padding pads an even kernel one side more: every map column would read 1.5 nt downstream
+            raise SigmaModelError(
+                f"model.kernel_sizes {list(kernel_sizes)}: {even[0]} is not a positive odd width; give odd widths "
+                "(e.g. 9,7,5) so each Grad-CAM column is centred on its base"
+            )
         self.config = {
             "length": int(length),
             "n_outputs": int(n_outputs),
