@@ -180,6 +180,11 @@ def test_misuse_is_refused_in_one_line(own):
         kernel_forward(own, q, torch.cat([k, k], 1), torch.cat([v, v], 1), g, enc, torch.tensor([0]), 1.0, 2, False)
     with pytest.raises(RuntimeError, match="one dtype"):
         kernel_forward(own, q, k.float(), v, g, enc, torch.tensor([0]), 1.0, 2, False)
+    # an expanded view (row stride 0) reached MKL as a row length it refused: the product was skipped
+    # and the output held whatever the buffer did (max error 1.49), with no exception
+    q4, k4, v4, g4, enc4 = inputs(1, 4, 0, 1, 2, 2, 3)
+    with pytest.raises(RuntimeError, match=r"rows overlap \(stride\(1\) < D"):
+        kernel_forward(own, q4[:, :1].expand(1, 4, 1, 2), k4, v4, g4, enc4, torch.tensor([0]), 1.0, 2, False)
 
 
 def test_switch_and_failed_build_fall_back_to_pytorch(monkeypatch, own):

@@ -155,6 +155,13 @@ class RelativeAttention(nn.Module):
         self.register_buffer("fast_pos", fast_pos, persistent=False)  # [W, d_model], distances W-1..0
         self.reset_parameters()
 
+    def _apply(self, fn, recurse: bool = True):  # type: ignore[no-untyped-def]
+        """As nn.Module's (device and dtype casts), but fast_pos stays float64: a .float() then .double()
+        round trip would keep float32-rounded sinusoids (1.9e-10 from the textbook path in float64)."""
+        super()._apply(fn, recurse)
+        self.fast_pos = sinusoid_encoding(torch.arange(self.window - 1, -1, -1), self.d_model).to(self.fast_pos.device)
+        return self
+
     def reset_parameters(self) -> None:
         """Initialise conv_weight [3, groups, D, D, K] and conv_bias [3, groups, D] uniformly in ±1/sqrt(D*K)
         (as nn.Conv1d), and the biases u, v [n_head, d_head] from N(0, 0.02²); the linear maps keep
@@ -283,7 +290,7 @@ class RelativeAttention(nn.Module):
             carried_k, carried_v = (_carry_parts(old, new, advance - skip, n_mem) for old, new in pairs)
         else:
             keys, values = (torch.cat([old, new], dim=1) if skip < n_mem else new for old, new in pairs)
-            attended = self._fast_attend(q_plus_u, keys, values, key_exists, y.requires_grad)  # [B, Lq, H, D]
+            attended = self._fast_attend(q_plus_u, keys, values, key_exists)  # [B, Lq, H, D]
             carried_k, carried_v = _carry(keys, advance - skip, n_mem), _carry(values, advance - skip, n_mem)
         out = self.drop(self.out(attended.reshape(batch, n_q, hd)))
         # projected inputs of [t+advance-c, t+advance): from h, or partly remembered if advance < c
@@ -312,22 +319,21 @@ class RelativeAttention(nn.Module):
         g, encoding, scale = self._positional(queries)
         first_key = key_exists.shape[1] - key_exists.sum(dim=1)  # [B], existence is a suffix per stream
         tensors = (queries, rows_contiguous(g), *keys, *values, encoding.contiguous(), first_key)
-        if queries.requires_grad and torch.is_grad_enabled():
+        if _wants_grad(queries, g, *keys, *values):  # remembered keys may need gradients when queries do not
             return cast(Tensor, KernelAttention.apply(*tensors, scale, self.query_block))  # type: ignore[no-untyped-call]
         with torch.no_grad():
             return KernelAttention.run(*tensors, scale, self.query_block)[0]
 
-    def _fast_attend(self, queries: Tensor, keys: Tensor, values: Tensor, key_exists: Tensor, requires_grad: bool) -> Tensor:
+    def _fast_attend(self, queries: Tensor, keys: Tensor, values: Tensor, key_exists: Tensor) -> Tensor:
         """Step 3 on the fast path with PyTorch's kernels (where the compiled one does not apply). queries
         [B, Lq, H, D] (q + u); keys, values [B, M+Lq, H, D]; key_exists bool [B, M+Lq]. Returns [B, Lq, H, D]."""
-        needs_grad = requires_grad and torch.is_grad_enabled()
         if self._textbook_step3(queries):
             # WindowAttention uses PyTorch's CPU kernels, which have no dropout: textbook step 3
             attended, _ = self._textbook((queries - self.u).transpose(1, 2), keys.transpose(1, 2), values.transpose(1, 2), key_exists)
             return attended.transpose(1, 2)
         g, encoding, scale = self._positional(queries)
         tiles, dm = self._tiles(key_exists, queries.shape[1]), self.d_model
-        if not needs_grad:
+        if not _wants_grad(queries, g, keys, values):
             with torch.no_grad():
                 return band_attention(queries, keys, values, g, encoding, tiles, scale, self.dropout if self.training else 0.0)
         n_k, n_q = keys.shape[1], queries.shape[1]
@@ -384,8 +390,16 @@ def compiled_kernel(like: Tensor) -> Any:
 
 
 def rows_contiguous(t: Tensor) -> Tensor:
-    """t itself when its last dimension is contiguous (what the compiled kernel reads), else a contiguous copy."""
-    return t if t.stride(-1) == 1 else t.contiguous()
+    """t [B, L, H, D] itself when each row of D values is contiguous and rows do not overlap (what the
+    compiled kernel reads: an expanded view's row stride 0 went to MKL as a row length), else a copy."""
+    rows_apart = t.dim() < 2 or t.shape[1] <= 1 or t.stride(1) >= t.shape[-1]
+    return t if t.stride(-1) == 1 and rows_apart else t.contiguous()
+
+
+def _wants_grad(*tensors: Tensor) -> bool:
+    """Whether autograd records step 3: grad mode on and any input needs a gradient (remembered keys or
+    values may while the queries do not, e.g. with the attention weights frozen)."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
 BiasBuffers = dict[torch.Size, tuple[Tensor, Tensor]]  # [G, T, H] → `head_band_bias` (target, bias)

@@ -81,7 +81,8 @@ struct Rows {
   T* data;
   int64_t stride;
   Rows(const torch::Tensor& t, int64_t b, int64_t h)
-      : data(t.data_ptr<T>() + b * t.stride(0) + h * t.stride(2)), stride(t.stride(1)) {}
+      : data(t.data_ptr<T>() + b * t.stride(0) + h * t.stride(2)),
+        stride(t.size(1) > 1 ? t.stride(1) : std::max<int64_t>(t.stride(1), t.size(3))) {}  // MKL: ld >= d
   T* operator[](int64_t row) const { return data + row * stride; }
 };
 
@@ -252,6 +253,10 @@ void backward(const torch::Tensor& grad_out, const torch::Tensor& q, const torch
   });
 }
 
+// Whether the rows of a [B, L, H, D] tensor lie apart: an expanded view's row stride 0 (or any stride
+// below D) would reach MKL as a leading dimension it refuses, leaving the product unwritten.
+bool rows_apart(const torch::Tensor& t) { return t.size(1) <= 1 || t.stride(1) >= t.size(3); }
+
 // Checks the layout the kernel reads (rows of d contiguous values); throws on misuse.
 void check(const torch::Tensor& q, const torch::Tensor& k_mem, const torch::Tensor& k, const torch::Tensor& v_mem,
            const torch::Tensor& v, const torch::Tensor& g, const torch::Tensor& enc, const torch::Tensor& first_key,
@@ -267,6 +272,7 @@ void check(const torch::Tensor& q, const torch::Tensor& k_mem, const torch::Tens
   for (const auto* t : {&q, &k_mem, &k, &v_mem, &v, &g}) {
     TORCH_CHECK(t->stride(3) == 1 && t->size(0) == q.size(0) && t->size(2) == q.size(2),
                 "band_attention: [B, L, H, D] with D contiguous, one B and H for all");
+    TORCH_CHECK(rows_apart(*t), "band_attention: rows overlap (stride(1) < D, an expanded view?); pass a contiguous tensor");
   }
   TORCH_CHECK(enc.is_contiguous() && enc.size(0) == g.size(3), "band_attention: enc [d_pos, W] contiguous");
   TORCH_CHECK(k.sizes() == q.sizes() && v.sizes() == q.sizes() && k_mem.sizes() == v_mem.sizes() &&
@@ -315,8 +321,8 @@ std::vector<torch::Tensor> band_attention_backward(torch::Tensor grad_out, torch
   check(q, k_mem, k, v_mem, v, g, enc, first_key, tile);
   TORCH_CHECK(grad_out.sizes() == q.sizes() && out.sizes() == q.sizes() && grad_out.stride(3) == 1 &&
                   out.stride(3) == 1 && grad_out.scalar_type() == q.scalar_type() &&
-                  out.scalar_type() == q.scalar_type(),
-              "band_attention_backward: grad_out and out are like q");
+                  out.scalar_type() == q.scalar_type() && rows_apart(grad_out) && rows_apart(out),
+              "band_attention_backward: grad_out and out are like q (rows apart, D contiguous)");
   TORCH_CHECK(lse.is_contiguous() && lse.scalar_type() == q.scalar_type() && lse.dim() == 3 &&
                   lse.size(0) == q.size(0) && lse.size(1) == q.size(2) && lse.size(2) == q.size(1),
               "band_attention_backward: lse [B, H, Lq] contiguous, q's dtype");
