@@ -142,3 +142,38 @@ def test_an_input_file_changed_in_place_is_refused_and_a_touch_is_not(tmp_path):
     assert changed_files(run, {"data.fasta": fasta, "data.tss": tss}) == ["data.fasta"]
     (run / INPUTS).unlink()  # a run directory from before inputs.json: not compared
     check_same_run(cfg, run)
+
+
+def test_a_run_directory_names_its_input_files_by_absolute_path_and_works_from_any_folder(tmp_path, monkeypatch):
+    # data.fasta=genomes/g.fa typed in one folder was refused from another (given absolutely), and the
+    # report, reading config.yaml from elsewhere, lost its curves to 'FASTA file not found'
+    from genometracks.io.run_config import save_configuration
+
+    (tmp_path / "genomes").mkdir()
+    (tmp_path / "genomes" / "g.fa").write_text(">c\nACGTACGT\n")
+    (tmp_path / "genomes" / "t.bed").write_text("c\t2\t3\tt\t0\t+\n")
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "run"
+    run.mkdir()
+    relative = ["data=custom", "data.fasta=genomes/g.fa", "data.tss=genomes/t.bed"]
+    save_configuration(compose(*relative), run)
+    saved = OmegaConf.load(run / "config.yaml")
+    assert saved.data.fasta == str(tmp_path / "genomes" / "g.fa") and saved.data.tss == str(tmp_path / "genomes" / "t.bed")
+    check_same_run(compose(*relative), run)  # as typed, from the same folder
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    check_same_run(compose("data=custom", f"data.fasta={tmp_path}/genomes/g.fa", f"data.tss={tmp_path}/genomes/t.bed"), run)
+    check_same_run(compose("data=custom", "data.fasta=../genomes/g.fa", "data.tss=../genomes/t.bed"), run)  # relative from here
+    (elsewhere / "other.fa").write_text(">c\nTTTTTTTT\n")  # another genome is still another genome
+    with pytest.raises(ConfigError, match="data.fasta was"):
+        check_same_run(compose("data=custom", "data.fasta=other.fa", "data.tss=../genomes/t.bed"), run)
+
+
+def test_a_tss_file_may_be_added_to_a_run_made_without_one(tmp_path):
+    # predict-only run (data.tss unset), then interpret, which needs the TSS file: adding it was refused
+    # ("data.tss was '???'") and leaving it out was refused by interpret
+    _made_with(tmp_path, "model=ecoli_k12", "data=custom", "data.fasta=/data/G.fa")
+    check_same_run(compose("model=ecoli_k12", "data=custom", "data.fasta=/data/G.fa", "data.tss=/data/T.bed"), tmp_path)
+    with pytest.raises(ConfigError, match="data.fasta was '/data/G.fa', now '/data/H.fa'"):
+        check_same_run(compose("model=ecoli_k12", "data=custom", "data.fasta=/data/H.fa", "data.tss=/data/T.bed"), tmp_path)

@@ -95,9 +95,14 @@ def same_file_content(saved: dict[str, Any], path: Path) -> bool:
 
 
 def save_configuration(cfg: DictConfig, out: Path) -> None:
-    """DIR/config.yaml (resolved) and DIR/inputs.json (the input files' fingerprints)."""
-    write_text_atomic(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-    prints = {key: fingerprint(path) for key, path in input_files(cfg).items()}
+    """DIR/config.yaml (resolved; the INPUT_KEYS' files as absolute paths, so the run directory reads
+    them from any working directory) and DIR/inputs.json (the input files' fingerprints)."""
+    saved = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    files = {key: path.absolute() for key, path in input_files(cfg).items()}
+    for key, path in files.items():
+        OmegaConf.update(saved, key, str(path), force_add=True)
+    write_text_atomic(out / "config.yaml", OmegaConf.to_yaml(saved))
+    prints = {key: fingerprint(path) for key, path in files.items()}
     write_text_atomic(out / INPUTS, json.dumps(prints, indent=1) + "\n")
 
 
@@ -115,9 +120,32 @@ def changed_files(out: Path, files: dict[str, Path]) -> list[str]:
         return []  # a run directory from before session 16, or none yet
     changed = []
     for key, path in files.items():
-        if key in saved and str(path) == saved[key].get("path") and not same_file_content(saved[key], path):
+        if key in saved and _same_path(path, saved[key].get("path")) and not same_file_content(saved[key], path):
             changed.append(key)
     return changed
+
+
+def _same_path(path: Path | str, other: object) -> bool:
+    """One file named two ways: the same text, or the same absolute path from this working directory."""
+    if other is None:
+        return False
+    return str(path) == str(other) or Path(str(path)).absolute() == Path(str(other)).absolute()
+
+
+def _same_input(key: str, saved_value: object, now_value: object, out: Path) -> bool:
+    """Whether two values of an INPUT_KEYS setting name the same input: the same path (`_same_path`),
+    or a file whose bytes are those DIR/inputs.json fingerprinted for the key (the file given by
+    another path, e.g. relative from another folder)."""
+    if saved_value == now_value or now_value in (None, "", "???"):
+        return True
+    if _same_path(str(now_value), saved_value):
+        return True
+    try:
+        saved = json.loads((out / INPUTS).read_text())[key]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    path = Path(str(now_value))
+    return path.is_file() and saved.get("bytes") == path.stat().st_size and saved.get("sha256") == sha256_file(path)
 
 
 def check_same_run(cfg: DictConfig, out: Path) -> None:
@@ -140,8 +168,13 @@ def check_same_run(cfg: DictConfig, out: Path) -> None:
     for group in COMPARED:
         a, b = _flat(saved.get(group, {}), group), _flat(now.get(group, {}), group)
         for key in sorted(set(a) | set(b)):
-            if not _ignored(key, saved.get("data", {})) and not _ignored(key, now.get("data", {})) and a.get(key) != b.get(key):
-                diffs.append(f"{key} was {a.get(key)!r}, now {b.get(key)!r}")
+            if _ignored(key, saved.get("data", {})) or _ignored(key, now.get("data", {})) or a.get(key) == b.get(key):
+                continue
+            if a.get(key) == "???":  # a setting the run never had (a TSS file added for interpret): no conflict
+                continue
+            if key in INPUT_KEYS and _same_input(key, a.get(key), b.get(key), out):
+                continue
+            diffs.append(f"{key} was {'unset' if a.get(key) is None else repr(a.get(key))}, now {b.get(key)!r}")
     if diffs:
         diffs.sort(key=lambda text: not text.split(" ", 1)[0].endswith(".name"))  # data.name first
         overrides = (out / "overrides.txt").read_text().strip() if (out / "overrides.txt").is_file() else ""
