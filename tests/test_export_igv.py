@@ -144,6 +144,18 @@ def test_gzipped_fasta_is_decompressed(tmp_path, fake_igv_js):
     assert (run / "igv" / "genome" / "genome.fa").read_text().replace("\n", "").endswith(SEQS["chrB"])
 
 
+def test_the_session_genome_is_a_copy_not_a_link_to_the_users_fasta(tmp_path, fake_igv_js):
+    # a hard link: a record appended to the user's FASTA appeared in the session's genome, past its .fai
+    run = tmp_path / "run"
+    fasta, tracks = make_run(run)
+    write_igv(run, fasta, tracks[:1])
+    copy = next((run / "igv" / "genome").glob("*.fa"))
+    assert copy.stat().st_ino != fasta.stat().st_ino and copy.read_bytes() == fasta.read_bytes()
+    with open(fasta, "a") as handle:
+        handle.write(">extra\nACGT\n")
+    assert ">extra" not in copy.read_text()
+
+
 def test_refuses_missing_or_outside_files(tmp_path, fake_igv_js):
     run = tmp_path / "run"
     fasta, tracks = make_run(run)

@@ -116,8 +116,8 @@ def _copy_fasta(fasta: Path, folder: Path) -> Path:
     elif fasta.suffix in {".gz", ".bgz"}:
         with gzip.open(fasta, "rb") as src, open(target, "wb") as dst:
             shutil.copyfileobj(src, dst)
-    else:
-        link_or_copy(fasta, target)
+    else:  # a copy, not a hard link: a FASTA edited in place would change the session's reference under its .fai
+        shutil.copyfile(fasta, target)
     if not _faidx_ready(target):  # uneven or blank lines: faidx refuses them (htslib says so on stderr)
         target.unlink()
         _write_even_fasta(fasta, target)
