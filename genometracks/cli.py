@@ -240,8 +240,11 @@ def main(argv: list[str] | None = None) -> int:
         if command in PLAIN_COMMANDS:
             return int(_resolve(PLAIN_COMMANDS[command])(rest) or 0)
         if command not in HYDRA_COMMANDS:
-            print(USAGE, file=sys.stderr)
-            print(f"genometracks: unknown command {command!r}", file=sys.stderr)
+            import difflib
+
+            close = difflib.get_close_matches(command, [*HYDRA_COMMANDS, *PLAIN_COMMANDS], n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]}? " if close else ""
+            print(f"genometracks: error: unknown command {command!r}; {hint}(genometracks --help lists the commands)", file=sys.stderr)
             return 2
         _flush_denormals()
         _check_run_dir(command, rest)

@@ -71,6 +71,26 @@ def test_labels_out_bed_gz_is_bgzip_with_a_tabix_index(tmp_path, capsys):
 def test_console_script_usage_and_bad_command():
     done = subprocess.run([sys.executable, "-m", "genometracks.cli", "frobnicate"], capture_output=True, text=True)
     assert done.returncode == 2 and "unknown command 'frobnicate'" in done.stderr
+    typo = subprocess.run([sys.executable, "-m", "genometracks.cli", "predcit", "run_dir=x"], capture_output=True, text=True)
+    assert typo.stderr.strip().splitlines() == [
+        "genometracks: error: unknown command 'predcit'; did you mean predict? (genometracks --help lists the commands)"
+    ]
+
+
+@pytest.mark.parametrize(
+    "override, line",
+    [
+        # Hydra's advice was '+predict.peaks.treshold=0.3', which adds a setting nothing reads
+        ("predict.peaks.treshold=0.3", "predict.peaks.treshold is not a setting; did you mean predict.peaks.threshold?"),
+        ("data.circular=NC_000913.3", "data.circular is a list: give data.circular=[NC_000913.3]"),
+        ("data.shift=abc", "data.shift=abc: Value 'abc' of type 'str' could not be converted to Integer"),
+    ],
+)
+def test_mistyped_settings_get_one_line_with_the_fix(tmp_path, override, line):
+    done = subprocess.run(
+        [sys.executable, "-m", "genometracks.cli", "predict", override, f"run_dir={tmp_path / 'r'}"], capture_output=True, text=True
+    )
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1 and line in done.stderr, done.stderr
 
 
 @pytest.mark.slow

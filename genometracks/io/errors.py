@@ -20,6 +20,63 @@ def error_line(err: BaseException) -> str:
         how = REQUIRED.get(str(key), f"{key}=VALUE")
         return f"genometracks: error: {key} is not set; pass {how}"
     text = " ".join(str(err).split()) or type(err).__name__
+    unknown = re.match(r"Could not override '([^']+)'\.", text)
+    if unknown:  # Hydra's advice (+KEY=VALUE) would add a setting nothing reads
+        close = nearest_setting(unknown.group(1))
+        hint = f"did you mean {close}?" if close else "the settings and their defaults are in the conf/ folder"
+        return f"genometracks: error: {unknown.group(1)} is not a setting; {hint}"
+    merging = re.match(r"Error merging override ([\w.]+)=(.*)$", text)
+    if merging:
+        key, value = merging.groups()
+        if setting_is_a_list(key) and not value.startswith("["):
+            return f"genometracks: error: {key} is a list: give {key}=[{value}] (quoted in the shell: '{key}=[{value}]')"
+        cause = " ".join(str(err.__cause__ or "").split()).split(" full_key:")[0]
+        return f"genometracks: error: {key}={value}: {cause or 'not a valid value for this setting'}"
     sentences = re.split(r"(?<=[.!?])\s+", text)
     text = " ".join(s for s in sentences if "weights_only" not in s) or type(err).__name__
     return f"genometracks: error: {text}"
+
+
+def _settings() -> dict[str, object]:
+    """Every setting the conf/ folder defines: {'group.key...': default} over each group's option files
+    and the root config (the first option seen gives the default)."""
+    from omegaconf import OmegaConf
+
+    from genometracks.io.paths import conf_dir
+
+    root = conf_dir()
+    found: dict[str, object] = {}
+
+    def walk(tree: object, prefix: str) -> None:
+        if isinstance(tree, dict):
+            for key, value in tree.items():
+                if key not in ("defaults", "hydra", "_target_"):
+                    walk(value, f"{prefix}.{key}" if prefix else str(key))
+        else:
+            found.setdefault(prefix, tree)
+
+    for path in sorted(root.glob("*/*.yaml")):
+        if path.parent.name not in ("hydra", "experiment", "debug"):
+            walk(OmegaConf.to_container(OmegaConf.load(path), resolve=False), path.parent.name)
+    walk(OmegaConf.to_container(OmegaConf.load(root / "config.yaml"), resolve=False), "")
+    return found
+
+
+def nearest_setting(key: str) -> str | None:
+    """The defined setting closest to a mistyped `key` (difflib), or None."""
+    import difflib
+
+    try:
+        names = list(_settings())
+    except (OSError, ValueError):
+        return None
+    close = difflib.get_close_matches(key, names, n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+def setting_is_a_list(key: str) -> bool:
+    """Whether conf/ gives `key` a list default (data.circular=[...], stages=[...])."""
+    try:
+        return isinstance(_settings().get(key), list)
+    except (OSError, ValueError):
+        return False
