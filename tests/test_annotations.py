@@ -195,6 +195,18 @@ def test_chr_prefix_spellings_match_on_a_multi_contig_genome(tmp_path):
     assert "CHROM_ALIASES" not in str(err.value)
 
 
+def test_an_accession_without_its_version_matches_its_one_contig():
+    # 'NZ_CP000001' in a TSS file against 'NZ_CP000001.1' in the FASTA was refused, and the suggestion
+    # named the plasmid NZ_CP000002.1
+    contigs = ["NZ_CP000001.1", "NZ_CP000002.1"]
+    assert list(A.normalise_chrom(np.array(["NZ_CP000001", "NZ_CP000002.1"]), contigs, "f")) == contigs
+    assert list(A.normalise_chrom(np.array(["X.1"]), ["X", "Y"], "f")) == ["X"]  # the reverse too
+    with pytest.raises(AnnotationError, match="unknown contig 'NZ_CP000001.2'"):  # another version: another assembly
+        A.normalise_chrom(np.array(["NZ_CP000001.2"]), contigs, "f")
+    with pytest.raises(AnnotationError, match="unknown contig 'X'"):  # two versions in the genome: ambiguous
+        A.normalise_chrom(np.array(["X"]), ["X.1", "X.2"], "f")
+
+
 def test_error_coordinate_past_contig_end(tmp_path, genome):
     gff = write(
         tmp_path / "p.gff", "NC_000913.3\ts\tTSS\t100\t100\t.\t+\t.\tID=a\nNC_000913.3\ts\tTSS\t101\t101\t.\t+\t.\tID=b\n"

@@ -60,6 +60,12 @@ def _without_chr(name: str) -> str:
     return name[3:] if name.lower().startswith("chr") else name
 
 
+def _without_version(name: str) -> str:
+    """An accession without its '.N' version: 'NZ_CP000001.1' → 'NZ_CP000001'; other names unchanged."""
+    head, dot, tail = name.rpartition(".")
+    return head if dot and tail.isdigit() and head else name
+
+
 def _near(name: str, contigs: list[str]) -> str:
     """ " (did you mean 'X'?)" naming the genome's contig closest to `name`, else ''."""
     import difflib
@@ -77,8 +83,10 @@ def normalise_chrom(names: np.ndarray, genome_contigs, source: str, lines: np.nd
     contigs = list(genome_contigs)
     by_canon = {canonical_chrom(c): c for c in contigs}
     by_bare: dict[str, list[str]] = {}
+    by_unversioned: dict[str, list[str]] = {}
     for c in contigs:
         by_bare.setdefault(_without_chr(c), []).append(c)
+        by_unversioned.setdefault(_without_version(c), []).append(c)
     uniq, inverse = np.unique(np.asarray(names, dtype=str), return_inverse=True)
     mapped = []
     for u_index, name in enumerate(uniq.tolist()):
@@ -91,6 +99,8 @@ def normalise_chrom(names: np.ndarray, genome_contigs, source: str, lines: np.nd
             mapped.append(contigs[0])
         elif len(bare) == 1 and _without_chr(name):  # 'chr1' in the file, '1' in the FASTA, or the reverse
             mapped.append(bare[0])
+        elif _unversioned_match(name, by_unversioned):  # 'NZ_CP000001' in the file, 'NZ_CP000001.1' in the FASTA
+            mapped.append(_unversioned_match(name, by_unversioned))
         else:
             record = int(np.flatnonzero(inverse == u_index)[0])
             where = f"line {lines[record]}" if lines is not None else f"record {record}"
@@ -104,6 +114,16 @@ def normalise_chrom(names: np.ndarray, genome_contigs, source: str, lines: np.nd
             )
             raise AnnotationError(f"{source}, {where}: unknown contig {name!r} (genome has {contigs[:5]}); {fix}")
     return np.array(mapped, dtype=object)[inverse] if len(uniq) else np.array([], dtype=object)
+
+
+def _unversioned_match(name: str, by_unversioned: dict[str, list[str]]) -> str | None:
+    """The one contig that is `name` with or without an accession version, else None. Two different
+    versions ('X.1' against 'X.2': two assemblies) never match."""
+    found = by_unversioned.get(_without_version(name), [])
+    if len(found) != 1:
+        return None
+    contig = found[0]
+    return contig if _without_version(name) == name or _without_version(contig) == contig else None
 
 
 def validate_sites(sites: SiteSet, genome: Genome, path: str | Path) -> SiteSet:
