@@ -144,3 +144,23 @@ def test_parse_range():
 def test_missing_root(tmp_path):
     with pytest.raises(FileNotFoundError, match="folder to serve not found"):
         serve(tmp_path / "none")
+
+
+def test_port_and_path_mistakes_are_one_line(tmp_path, capsys):
+    # --port 99999 ended in an OverflowError traceback; a taken port gave no hint; a file was 'not found'
+    import socket
+
+    from genometracks.browser.serve import main_serve
+
+    assert main_serve([str(tmp_path), "--port", "99999"]) == 2
+    assert "--port 99999: give a port from 1 to 65535" in capsys.readouterr().err
+    (tmp_path / "g.fa").write_text(">c\nA\n")
+    assert main_serve([str(tmp_path / "g.fa")]) == 2
+    assert "a file, not a folder; pass the run directory that holds it" in capsys.readouterr().err
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main_serve([str(tmp_path), "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"port {port} is taken (another server?): pass --port N" in err and len(err.strip().splitlines()) == 1

@@ -200,6 +200,8 @@ class RunServer(ThreadingHTTPServer):
 def serve(root: str | Path, host: str = "127.0.0.1", port: int = 0, quiet: bool = True) -> RunServer:
     """A server for `root` bound to host:port (port 0 = any free port); not started yet."""
     root = Path(root).resolve()
+    if root.is_file():
+        raise FileNotFoundError(f"{root}: a file, not a folder; pass the run directory that holds it ({root.parent})")
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: folder to serve not found; pass a run directory")
     return RunServer(root, host, port, quiet)
@@ -212,10 +214,16 @@ def main_serve(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     args = parser.parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        print(f"genometracks serve: --port {args.port}: give a port from 1 to 65535 (0: any free port)", file=sys.stderr)
+        return 2
     try:
         server = serve(args.run_dir, args.host, args.port, quiet=False)
     except (FileNotFoundError, OSError) as err:
-        print(f"genometracks serve: {err}", file=sys.stderr)
+        import errno
+
+        hint = f"; port {args.port} is taken (another server?): pass --port N, e.g. --port 8001" if err.errno == errno.EADDRINUSE else ""
+        print(f"genometracks serve: {err}{hint}", file=sys.stderr)
         return 2
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: serving {server.root} on {args.host}, reachable from other machines", file=sys.stderr)
