@@ -236,6 +236,10 @@ def test_main_validate_exit_codes(assembly_hub, tmp_path, capsys):
     (copy / "hub.txt").unlink()
     assert main_validate([str(copy)]) == 1
     assert "hub.txt: not found" in capsys.readouterr().err
+    # hub.txt itself, as hubCheck takes it, is the hub; a missing folder is a usage error (2), not 1 problem
+    assert main_validate([str(assembly_hub / "hub.txt")]) == 0
+    assert main_validate([str(tmp_path / "nowhere")]) == 2
+    assert "folder not found; pass the hub folder" in capsys.readouterr().err
 
 
 def test_failed_rewrite_keeps_previous_hub(tmp_path):

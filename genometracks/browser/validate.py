@@ -362,8 +362,13 @@ def validate_hub(hub_dir: str | Path) -> list[str]:
 def main_validate(argv: list[str] | None = None) -> int:
     """`genometracks validate-hub DIR`: print problems; exit code 1 if any, else 0."""
     parser = argparse.ArgumentParser(prog="genometracks validate-hub", description="Check a UCSC track hub the way hubCheck would.")
-    parser.add_argument("hub_dir", type=Path, help="folder holding hub.txt")
+    parser.add_argument("hub_dir", type=Path, help="folder holding hub.txt (or hub.txt itself, as hubCheck takes it)")
     args = parser.parse_args(argv)
+    if args.hub_dir.is_file():  # `validate-hub DIR/hub.txt`, the argument hubCheck takes
+        args.hub_dir = args.hub_dir.parent
+    if not args.hub_dir.is_dir():
+        print(f"genometracks validate-hub: {args.hub_dir}: folder not found; pass the hub folder (DIR/hub) or its hub.txt", file=sys.stderr)
+        return 2
     problems = validate_hub(args.hub_dir)
     for problem in problems:
         print(problem, file=sys.stderr)
