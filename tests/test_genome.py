@@ -15,8 +15,11 @@ def test_encode_letters_case_and_iupac():
     assert encode("acgtn").tolist() == [0, 1, 2, 3, 4]
     assert encode("RYKMSWBDHV").tolist() == [4] * 10
     assert encode("AXxU-.T").tolist() == [0, 4, 4, 4, 4, 4, 3]  # RepeatMasker's X, U, gap characters
-    with pytest.raises(GenomeError, match="not a nucleotide"):
+    with pytest.raises(GenomeError, match="not a nucleotide") as err:
         encode("AC1T")
+    assert "protein" not in str(err.value)
+    with pytest.raises(GenomeError, match=r"'I' at offset 3 is not a nucleotide letter \(it looks like a protein sequence"):
+        encode("MKRISTTITTTITITTGNGAG", where="p.faa record 'sp|P0A7Z4|'")  # E. coli RpoA's first residues
 
 
 def test_reverse_complement_tokens():

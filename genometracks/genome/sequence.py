@@ -75,7 +75,12 @@ def encode(sequence: str | bytes, where: str = "sequence") -> np.ndarray:
     bad = np.flatnonzero(tokens == 255)
     if bad.size:
         char = chr(raw[bad[0]])
-        raise GenomeError(f"{where}: character {char!r} at offset {bad[0]} is not a nucleotide letter; use A, C, G, T or an IUPAC code")
+        letters = np.frombuffer(raw, dtype=np.uint8)[bad]
+        amino = np.isin(letters, np.frombuffer(b"EFILPQefilpq", dtype=np.uint8)).sum()
+        protein = " (it looks like a protein sequence: pass the genome's nucleotide FASTA, .fna)" if amino >= max(3, bad.size // 2) else ""
+        raise GenomeError(
+            f"{where}: character {char!r} at offset {bad[0]} is not a nucleotide letter{protein}; use A, C, G, T or an IUPAC code"
+        )
     return tokens
 
 
