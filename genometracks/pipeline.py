@@ -260,10 +260,13 @@ def _run_stages(cfg: DictConfig, run: RunDir, within: tuple[str, ...]) -> dict:
         }
         write_text_atomic(stage_marker(out, stage), json.dumps(record, indent=2, default=str))
         summary[stage] = {"status": "skipped" if "skipped" in result else "ran", "seconds": seconds, "peak_rss_mib": peak}
-        print(f"{head}: finished in {seconds} s", flush=True)
+        if "skipped" in result:
+            summary[stage]["why"] = str(result["skipped"])
+        print(f"{head}: {'skipped: ' + str(result['skipped']) if 'skipped' in result else f'finished in {seconds} s'}", flush=True)
     print("\nstage       status        seconds  peak MiB (so far)")
     for stage, row in summary.items():
-        print(f"{stage:<11} {row['status']:<13} {row.get('seconds', ''):>7}  {row.get('peak_rss_mib', ''):>8}")
+        why = f"  ({row['why']})" if row.get("why") else ""
+        print(f"{stage:<11} {row['status']:<13} {row.get('seconds', ''):>7}  {row.get('peak_rss_mib', ''):>8}{why}")
     if run.report_html.exists():
         print(f"\nreport: {run.report_html}\nhub:    {run.hub / 'hub.txt'}\nIGV:    {run.igv / 'session.xml'}")
     return summary

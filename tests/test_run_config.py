@@ -177,3 +177,15 @@ def test_a_tss_file_may_be_added_to_a_run_made_without_one(tmp_path):
     check_same_run(compose("model=ecoli_k12", "data=custom", "data.fasta=/data/G.fa", "data.tss=/data/T.bed"), tmp_path)
     with pytest.raises(ConfigError, match="data.fasta was '/data/G.fa', now '/data/H.fa'"):
         check_same_run(compose("model=ecoli_k12", "data=custom", "data.fasta=/data/H.fa", "data.tss=/data/T.bed"), tmp_path)
+
+
+def test_the_stage_table_says_why_a_stage_was_skipped(tmp_path, capsys):
+    # 'sigma  skipped' left the reason in stages/sigma.json only
+    from genometracks.pipeline import run_pipeline
+
+    (tmp_path / "g.fa").write_text(">c\n" + "ACGT" * 500 + "\n")
+    run_pipeline(compose("model=ecoli_k12", "data=custom", f"data.fasta={tmp_path / 'g.fa'}", "stages=[sigma]", f"run_dir={tmp_path / 'run'}"))
+    out = capsys.readouterr().out
+    assert "sigma: skipped: sigma classes need the E. coli RegulonDB promoter set" in out
+    row = next(line for line in out.splitlines() if line.startswith("sigma "))
+    assert "skipped" in row and "(sigma classes need the E. coli RegulonDB promoter set" in row
