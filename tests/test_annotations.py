@@ -265,8 +265,10 @@ def test_error_malformed_records(tmp_path, genome):
     assert list(A.load_tss_file(so_terms, genome).pos) == [2]  # the SO term too; the gene row left out
     with pytest.raises(AnnotationError, match=r"x.txt: cannot tell the TSS file.s format from its name; give it one of the suffixes .bed"):
         A.load_tss_file(write(tmp_path / "x.txt", "chr\t1\t2\ta\t0\t+\n"), genome)
-    with pytest.raises(AnnotationError, match="unknown TSS set 'nope'"):
+    with pytest.raises(AnnotationError, match="unknown TSS set 'nope'.*or your own BED/GFF with data=custom data.tss=PATH"):
         A.load_tss_set("nope", genome, tmp_path)
+    with pytest.raises(AnnotationError, match="unknown TSS set 'ecocycc' \\(did you mean 'ecocyc'\\?\\)"):
+        A.load_tss_set("ecocycc", genome, tmp_path)
 
 
 # ---------------------------------------------------------------- shared data (skip if absent)

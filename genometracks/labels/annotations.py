@@ -511,7 +511,8 @@ def load_tss_set(name: str, genome: Genome, data_root: Path, curation: dict | No
         return out
     if name not in TSS_FILES:
         raise AnnotationError(
-            f"unknown TSS set {name!r}; use one of {sorted(TSS_FILES) + ['curated']} or load_tss_file for your own BED/GFF"
+            f"unknown TSS set {name!r}{_near(name, sorted(TSS_FILES) + ['curated'])}; use one of {sorted(TSS_FILES) + ['curated']}, "
+            "or your own BED/GFF with data=custom data.tss=PATH"
         )
     path = root / TSS_FILES[name]
     readers = {
