@@ -25,7 +25,7 @@ from hydra.core.override_parser.types import QuotedString
 from omegaconf import DictConfig, OmegaConf
 
 from genometracks.browser.hub import HubError
-from genometracks.collection.manifest import Genome, from_fastas, read_manifest, write_manifest
+from genometracks.collection.manifest import Genome, ManifestError, from_fastas, read_manifest, write_manifest
 from genometracks.collection.summary import genome_record, write_summary
 from genometracks.io.atomic import write_text_atomic
 from genometracks.io.run_config import DEFAULT_MODEL, ConfigError, changed_files, group_defaults
@@ -91,6 +91,7 @@ def collection_request(command: str, overrides: list[str]) -> Collection | None:
         genomes = read_manifest(str(manifest).strip("'\""))
     else:
         genomes = from_fastas(fastas or [], Path.cwd())
+    check_genark_contigs(genomes, str(manifest).strip("'\"") if manifest not in (None, "null") else "data.fasta=")
     if command == "run" and fastas:  # a list of FASTAs carries no TSS files: refused before any job, not by each in turn
         raise ConfigError(
             f"data.fasta={values['data.fasta']}: `genometracks run` needs each genome's TSS BED for its data and interpret "
@@ -106,6 +107,30 @@ def collection_request(command: str, overrides: list[str]) -> Collection | None:
         else f"data.fasta={values['data.fasta']}"
     )
     return Collection(command, coll, genomes, ["data=custom", *shared, f"run_dir='{coll.root}'"], source)
+
+
+def check_genark_contigs(genomes: list[Genome], source: str) -> None:
+    """Before any job: a genome given a GenArk accession whose contigs are known must have them (each
+    job checked it only after predicting and exporting in full). A FASTA that cannot be read is left to
+    its job, which records why without stopping the others."""
+    from genometracks.browser.genark import GENARK_SIZES
+    from genometracks.genome.sequence import Genome as Sequences
+
+    for genome in genomes:
+        known = GENARK_SIZES.get(genome.accession or "")
+        if known is None:
+            continue
+        try:
+            sizes = Sequences.open(genome.fasta).chrom_sizes()
+        except (ValueError, OSError):
+            continue
+        if dict(sizes) != known:
+            have = ", ".join(f"{c} ({n:,} nt)" for c, n in list(sizes.items())[:3])
+            want = ", ".join(f"{c} ({n:,} nt)" for c, n in known.items())
+            raise ManifestError(
+                f"{source}: genome {genome.name!r} ({genome.fasta}) has contigs {have}, GenArk {genome.accession} has {want}; "
+                "leave its accession column empty to give it a hub assembly of its own FASTA"
+            )
 
 
 def _quoted(text: str) -> str:
