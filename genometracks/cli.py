@@ -152,6 +152,16 @@ def _check_run_dir(command: str, overrides: list[str]) -> None:
                 raise UsageError(f"run_dir: {problem}; choose a writable run_dir=DIR")
 
 
+def _check_group_choices(overrides: list[str]) -> None:
+    """Refuse a config group option that is a schema (model=schema, data=schema_...): they sit in the
+    groups for Hydra's type checks and composed a config of defaults only."""
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if "." not in key and "/" not in key and value.startswith("schema") and not key.startswith(("+", "~", "hydra")):
+            options = sorted(p.stem for p in (conf_dir() / key).glob("*.yaml")) if (conf_dir() / key).is_dir() else []
+            raise UsageError(f"{key}={value} is the schema of the {key} configs, not a choice; choose one of {', '.join(options)}")
+
+
 def run_hydra(command: str, overrides: list[str]) -> None:
     """Run `command` as a Hydra app with `overrides` (Hydra's own flags such as -m, --cfg job work)."""
     import hydra
@@ -248,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         _flush_denormals()
         _check_run_dir(command, rest)
+        _check_group_choices(rest)
         if command == "run":  # the main job predicts with the shipped model unless asked to train
             rest = main_job_overrides(rest)
         collection = collection_request(command, rest)

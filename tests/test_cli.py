@@ -84,6 +84,9 @@ def test_console_script_usage_and_bad_command():
         ("predict.peaks.treshold=0.3", "predict.peaks.treshold is not a setting; did you mean predict.peaks.threshold?"),
         ("data.circular=NC_000913.3", "data.circular is a list: give data.circular=[NC_000913.3]"),
         ("data.shift=abc", "data.shift=abc: Value 'abc' of type 'str' could not be converted to Integer"),
+        # Hydra listed its search path and the schema options among the choices
+        ("model=ecoli_k21", "model=ecoli_k21: no such model config; did you mean model=ecoli_k12? choose one of ecoli_k12,"),
+        ("model=schema", "model=schema is the schema of the model configs, not a choice; choose one of ecoli_k12,"),
     ],
 )
 def test_mistyped_settings_get_one_line_with_the_fix(tmp_path, override, line):

@@ -25,6 +25,15 @@ def error_line(err: BaseException) -> str:
         close = nearest_setting(unknown.group(1))
         hint = f"did you mean {close}?" if close else "the settings and their defaults are in the conf/ folder"
         return f"genometracks: error: {unknown.group(1)} is not a setting; {hint}"
+    missing_option = re.search(r"Could not find '([\w]+)/([^']+)'", text)
+    if missing_option:  # Hydra adds its search path and lists the schema options too
+        group, option = missing_option.groups()
+        choices = group_options(group)
+        import difflib
+
+        close = difflib.get_close_matches(option, choices, n=1, cutoff=0.6)
+        hint = f"did you mean {group}={close[0]}? " if close else ""
+        return f"genometracks: error: {group}={option}: no such {group} config; {hint}choose one of {', '.join(choices)}"
     merging = re.match(r"Error merging override ([\w.]+)=(.*)$", text)
     if merging:
         key, value = merging.groups()
@@ -80,3 +89,11 @@ def setting_is_a_list(key: str) -> bool:
         return isinstance(_settings().get(key), list)
     except (OSError, ValueError):
         return False
+
+
+def group_options(group: str) -> list[str]:
+    """The options of a config group a user may choose (conf/<group>/*.yaml), schemas left out."""
+    from genometracks.io.paths import conf_dir
+
+    folder = conf_dir() / group
+    return sorted(p.stem for p in folder.glob("*.yaml") if not p.stem.startswith("schema")) if folder.is_dir() else []
