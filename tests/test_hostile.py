@@ -183,6 +183,16 @@ def test_run_dir_that_cannot_be_a_folder(tmp_path):
         assert done.returncode == 2 and f"{blocker} is a file, so {blocker}/run 1 cannot be created" in done.stderr
 
 
+def test_a_run_dir_the_file_system_refuses_is_one_line():
+    # /proc looks writable to root, but nothing can be made there: a bare '[Errno 2]' before
+    from genometracks.io.paths import output_dir_problem
+
+    problem = output_dir_problem("/proc/genometracks-x")  # as root: the trial folder fails; else: not writable
+    assert problem in ("/proc/genometracks-x cannot be created in /proc (No such file or directory)", "/proc is not writable, so /proc/genometracks-x cannot be created")
+    done = cli("predict", "run_dir=/proc/genometracks-x")
+    assert done.returncode == 2 and "choose a writable run_dir=DIR" in done.stderr and "[Errno" not in done.stderr
+
+
 @pytest.mark.ci_may_skip  # CI containers run as root
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes through permissions")
 def test_read_only_run_dir(tmp_path):

@@ -55,4 +55,10 @@ def output_dir_problem(path: str | Path) -> str | None:
         return f"{parent} is a file, so {path} cannot be created"
     if not os.access(parent, os.W_OK | os.X_OK):
         return f"{parent} is not writable, so {path} cannot be created"
+    try:  # permissions can say yes where the file system says no (/proc, a read-only mount as root)
+        import tempfile
+
+        os.rmdir(tempfile.mkdtemp(prefix=".gt-write-check-", dir=parent))
+    except OSError as err:
+        return f"{path} cannot be created in {parent} ({err.strerror})"
     return None
