@@ -277,9 +277,10 @@ def test_a_failing_genome_is_reported_while_the_others_finish(tmp_path):
     assert rows["good"]["status"] == "ok" and int(rows["good"]["peaks"]) > 0
     assert rows["missing"]["status"] == "failed"
     assert rows["missing"]["error"] == (
-        f"genometracks: error: {tmp_path / 'missing.fa'}: FASTA file not found; set data.fasta to an existing file"
+        f"genometracks: error: genome 'missing': {tmp_path / 'missing.fa'}: FASTA file not found; set data.fasta to an existing file"
     )
-    assert rows["empty"]["status"] == "failed" and "empty.fa: file is empty" in rows["empty"]["error"]
+    assert rows["empty"]["status"] == "failed" and "genome 'empty': " in rows["empty"]["error"]
+    assert "empty.fa: file is empty" in rows["empty"]["error"]
     stanzas = (coll / "hub" / "genomes.txt").read_text()
     assert re.findall(r"^genome (\S+)$", stanzas, re.M) == ["good"]
     assert_hub_clean(coll / "hub")
@@ -488,3 +489,20 @@ def test_a_rerun_with_other_settings_is_refused_but_launcher_and_labels_may_chan
     message = r"settings.txt: this collection was made with other settings \(then: predict.peaks.threshold=0.3; now: "
     with pytest.raises(ConfigError, match=message + r"predict.peaks.threshold=0.5\)"):
         check_same_settings(request("predict.peaks.threshold=0.5"))
+
+
+def test_a_genomes_error_names_the_manifest_and_the_genome():
+    # an empty FASTA in a manifest row said only '.../empty.fa: file is empty': not which manifest or row
+    from genometracks.collection.job import in_collection
+
+    line = "genometracks: error: /g/empty.fa: file is empty; give a FASTA with one '>' record per contig"
+    assert in_collection(line, "/c/manifest.tsv", "iso4") == (
+        "genometracks: error: /c/manifest.tsv: genome 'iso4': /g/empty.fa: file is empty; give a FASTA with one '>' record per contig"
+    )
+    missing = "genometracks: error: /g/x.fa: FASTA file not found; set data.fasta to an existing file"
+    assert in_collection(missing, "/c/manifest.tsv", "x").endswith("FASTA file not found; correct its FASTA column (column 2)")
+    assert in_collection(missing, "data.fasta=/g/x.fa,/g/y.fa", "x") == (
+        "genometracks: error: genome 'x': /g/x.fa: FASTA file not found; set data.fasta to an existing file"
+    )
+    named = "genometracks: error: /c/manifest.tsv: genome 'x' has no TSS BED (column 4)"
+    assert in_collection(named, "/c/manifest.tsv", "x") == named  # already says where

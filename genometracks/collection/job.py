@@ -64,6 +64,19 @@ def _check_genark(accession: str, run: RunDir, manifest: str, name: str) -> None
         )
 
 
+def in_collection(line: str, source: str, name: str) -> str:
+    """A genome's one-line error naming where to fix it: the manifest (or the data.fasta= list) and the
+    genome's row, unless the message names them already; data.fasta/data.tss are that row's columns."""
+    prefix = "genometracks: error: "
+    text = line[len(prefix) :] if line.startswith(prefix) else line
+    listed = source.startswith("data.fasta=")  # `-m data.fasta=a.fa,b.fa`: no manifest to name
+    if f"genome {name!r}" not in text:
+        text = f"genome {name!r}: {text}" if listed else f"{source}: genome {name!r}: {text}"
+    if not listed:
+        text = text.replace("set data.fasta to an existing file", "correct its FASTA column (column 2)")
+    return prefix + text
+
+
 def _short(sizes: dict[str, int]) -> str:
     items = [f"{c} ({n:,} nt)" for c, n in list(sizes.items())[:3]]
     return ", ".join(items) + (f" and {len(sizes) - 3} more" if len(sizes) > 3 else "")
@@ -100,7 +113,7 @@ def collection_job(cfg: DictConfig, command: str) -> dict:
         outcome = _outcome(run)
         record.update(status="ok", positions=outcome["positions"], peaks=outcome["peaks"])
     except Exception as err:  # noqa: BLE001 - any failure is this genome's, recorded; the others go on
-        record["error"] = error_line(err)
+        record["error"] = in_collection(error_line(err), manifest_source(cfg.manifest), name)
         print(f"genome {name}: {record['error']}", flush=True)
     record["seconds"] = round(time.perf_counter() - start, 1)
     run.root.mkdir(parents=True, exist_ok=True)
