@@ -183,9 +183,11 @@ def check_same_run(cfg: DictConfig, out: Path) -> None:
             hint += "; it holds a model trained there: add train=true to use it"
         elif shipped_name(saved) and shipped_name(saved) != shipped_name(now):  # `run` added model=ecoli_k12
             hint += f"; its tracks came from the shipped model: add model={shipped_name(saved)}"
+        shown = 2 if overrides else 5  # with the overrides to pass again, two differences say enough
+        more = f" and {len(diffs) - shown} more" if len(diffs) > shown else ""
         raise ConfigError(
             f"{saved_path}: this run directory was made with another configuration: "
-            f"{'; '.join(diffs[:5])}{' ...' if len(diffs) > 5 else ''}. Pass the overrides the run "
+            f"{'; '.join(diffs[:shown])}{more}. Pass the overrides the run "
             f"was made with{hint}, or choose a new run_dir"
         )
 
