@@ -159,7 +159,8 @@ def check_same_run(cfg: DictConfig, out: Path) -> None:
         files = ", ".join(f"{key}={input_files(cfg)[key]}" for key in changed)
         raise ConfigError(
             f"{out / INPUTS}: {files} changed since this run directory was made from it, and its outputs were made "
-            f"from the old file; choose a new run_dir, or delete {out / 'stages'} and {saved_path} to make every stage again"
+            f"from the old file; choose a new run_dir, or delete {' and '.join(str(p) for p in (out / 'stages', saved_path) if p.exists())} "
+            "to make its outputs again"
         )
     saved = OmegaConf.to_container(OmegaConf.load(saved_path), resolve=False)
     now = OmegaConf.to_container(cfg, resolve=True)
