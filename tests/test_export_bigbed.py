@@ -70,7 +70,16 @@ def test_integer_columns_that_arrive_as_floats_are_written_as_integers(tmp_path)
     # 1.23457e+06, a changed value that kent's bedToBigBed refuses for an int field
     schema = BedSchema("counts", "test", (("uint", "reads", "read count"), ("int", "offset", "signed offset")))
     rows = pd.DataFrame(
-        {"chrom": ["chrA"], "start": [10], "end": [20], "name": ["a"], "score": [5], "strand": ["+"], "reads": [1234567.0], "offset": [-2500000.0]}
+        {
+            "chrom": ["chrA"],
+            "start": [10],
+            "end": [20],
+            "name": ["a"],
+            "score": [5],
+            "strand": ["+"],
+            "reads": [1234567.0],
+            "offset": [-2500000.0],
+        }
     )
     paths = write_bed_outputs(rows, tmp_path / "counts", schema, SIZES)
     with pyBigWig.open(str(paths["bigbed"])) as bb:

@@ -188,7 +188,10 @@ def test_a_run_dir_the_file_system_refuses_is_one_line():
     from genometracks.io.paths import output_dir_problem
 
     problem = output_dir_problem("/proc/genometracks-x")  # as root: the trial folder fails; else: not writable
-    assert problem in ("/proc/genometracks-x cannot be created in /proc (No such file or directory)", "/proc is not writable, so /proc/genometracks-x cannot be created")
+    assert problem in (
+        "/proc/genometracks-x cannot be created in /proc (No such file or directory)",
+        "/proc is not writable, so /proc/genometracks-x cannot be created",
+    )
     done = cli("predict", "run_dir=/proc/genometracks-x")
     assert done.returncode == 2 and "choose a writable run_dir=DIR" in done.stderr and "[Errno" not in done.stderr
 

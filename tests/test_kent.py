@@ -120,7 +120,9 @@ def test_hubcheck_accepts_assembly_and_genark_hubs(run, tmp_path):
     hub = write_hub(tmp_path / "hub_genark", "genark", sizes, run_hub_tracks(tracks), overview_html="<p>x</p>").parent
     assert_hub_clean(hub)
     with pytest.raises(HubError, match="UCSC reads defaultPos only from an assembly hub"):  # not dropped in silence
-        write_hub(tmp_path / "hub_genark2", "genark", sizes, run_hub_tracks(tracks), overview_html="<p>x</p>", default_pos="NC_000913.3:1-2000")
+        write_hub(
+            tmp_path / "hub_genark2", "genark", sizes, run_hub_tracks(tracks), overview_html="<p>x</p>", default_pos="NC_000913.3:1-2000"
+        )
 
 
 @needs_kent

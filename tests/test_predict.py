@@ -344,7 +344,9 @@ def test_a_shipped_model_brings_its_own_label_shift(tmp_path):
         plus = np.array(bw.values("c", 0, 3000))
     assert (plus[-30:] == 0).all() and (plus[-40:-30] > 0).all()
     refused = cli(*base, "data.shift=20", f"run_dir={tmp_path / 'b'}")
-    assert refused.returncode == 2 and "data.shift=20, but the shipped model" in refused.stderr and "trained with shift 30" in refused.stderr
+    assert (
+        refused.returncode == 2 and "data.shift=20, but the shipped model" in refused.stderr and "trained with shift 30" in refused.stderr
+    )
 
 
 def _tiny_checkpoint(path, hyper: dict):
@@ -369,7 +371,9 @@ def test_a_checkpoint_brings_its_own_label_shift_into_another_run_directory(tmp_
     assert cfg.data.shift == 20
     source = resolve_model(cfg, tmp_path / "other")
     assert (source.shift, source.shift_source, cfg.data.shift) == (30, "its hyper-parameters", 30)
-    with pytest.raises(ShippedModelError, match=r"data.shift=25, but the checkpoint .*best.ckpt was trained with shift 30 \(read from its hyper-parameters"):
+    with pytest.raises(
+        ShippedModelError, match=r"data.shift=25, but the checkpoint .*best.ckpt was trained with shift 30 \(read from its hyper-parameters"
+    ):
         resolve_model(compose(f"ckpt={ckpt}", "data.shift=25", f"run_dir={tmp_path / 'other'}"), tmp_path / "other")
     # a checkpoint from before the shift was recorded: its run's config.yaml says it
     old = _tiny_checkpoint(tmp_path / "old" / "checkpoints" / "best.ckpt", {})

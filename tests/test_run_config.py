@@ -186,7 +186,9 @@ def test_the_stage_table_says_why_a_stage_was_skipped(tmp_path, capsys):
     from genometracks.pipeline import run_pipeline
 
     (tmp_path / "g.fa").write_text(">c\n" + "ACGT" * 500 + "\n")
-    run_pipeline(compose("model=ecoli_k12", "data=custom", f"data.fasta={tmp_path / 'g.fa'}", "stages=[sigma]", f"run_dir={tmp_path / 'run'}"))
+    run_pipeline(
+        compose("model=ecoli_k12", "data=custom", f"data.fasta={tmp_path / 'g.fa'}", "stages=[sigma]", f"run_dir={tmp_path / 'run'}")
+    )
     out = capsys.readouterr().out
     assert "sigma: skipped: sigma classes need the E. coli RegulonDB promoter set" in out
     row = next(line for line in out.splitlines() if line.startswith("sigma "))

@@ -35,7 +35,11 @@ def test_a_metric_stored_as_null_is_a_dash_not_a_crash(tmp_path):
     job = tmp_path / "sweep" / "1"
     job.mkdir(parents=True)
     (job / "config.yaml").write_text(yaml.safe_dump({"data": {"n_streams": 8}, "model": {"seg_len": 256}}))
-    metrics = {"global_step": 10, "validation": {"both": {"roc_auc": None, "pr_auc": None}}, "test": {"both": {"roc_auc": 0.9, "pr_auc": None}}}
+    metrics = {
+        "global_step": 10,
+        "validation": {"both": {"roc_auc": None, "pr_auc": None}},
+        "test": {"both": {"roc_auc": 0.9, "pr_auc": None}},
+    }
     (job / "metrics.json").write_text(json.dumps(metrics))
     cells = [c.strip() for c in _study_table().job_row(job).strip("|").split("|")]
     assert cells[4] == "— / —" and cells[6] == "0.900 / —"

@@ -303,7 +303,9 @@ def export_run(run_dir: Path, fasta: Path, chrom_sizes: dict[str, int], cfg_expo
         target = run.hub if mode == "genark" else run.hub_genark
         # UCSC reads defaultPos only from an assembly hub's stanza: the GenArk hub's page gives the link instead
         page = common["overview_html"] + genark_position_html(accession, opening)
-        written["hub_genark"] = write_hub(target, "genark", chrom_sizes, tracks, genark_accession=accession, **(common | {"overview_html": page}))
+        written["hub_genark"] = write_hub(
+            target, "genark", chrom_sizes, tracks, genark_accession=accession, **(common | {"overview_html": page})
+        )
     written.update(write_views(run_dir, fasta, chrom_sizes, f"genometracks: {organism}"))
     return {k: str(Path(v).relative_to(run_dir)) for k, v in written.items()}
 

@@ -24,9 +24,11 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import QuotedString
 from omegaconf import DictConfig, OmegaConf
 
+from genometracks.browser.genark import GENARK_SIZES
 from genometracks.browser.hub import HubError
 from genometracks.collection.manifest import Genome, ManifestError, from_fastas, read_manifest, write_manifest
 from genometracks.collection.summary import genome_record, write_summary
+from genometracks.genome.sequence import Genome as Sequences
 from genometracks.io.atomic import write_text_atomic
 from genometracks.io.run_config import DEFAULT_MODEL, ConfigError, changed_files, group_defaults
 from genometracks.io.run_lock import run_dir_lock
@@ -113,9 +115,6 @@ def check_genark_contigs(genomes: list[Genome], source: str) -> None:
     """Before any job: a genome given a GenArk accession whose contigs are known must have them (each
     job checked it only after predicting and exporting in full). A FASTA that cannot be read is left to
     its job, which records why without stopping the others."""
-    from genometracks.browser.genark import GENARK_SIZES
-    from genometracks.genome.sequence import Genome as Sequences
-
     for genome in genomes:
         known = GENARK_SIZES.get(genome.accession or "")
         if known is None:

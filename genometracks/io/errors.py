@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from genometracks.io.paths import conf_dir
+
 # settings a command needs that have no default (`???` in conf/), and how to give them
 REQUIRED = {
     "data.fasta": "data.fasta=GENOME.fa (with data=custom): the genome to read",
@@ -31,8 +33,8 @@ def error_line(err: BaseException) -> str:
         choices = group_options(group)
         import difflib
 
-        close = difflib.get_close_matches(option, choices, n=1, cutoff=0.6)
-        hint = f"did you mean {group}={close[0]}? " if close else ""
+        nearest = difflib.get_close_matches(option, choices, n=1, cutoff=0.6)
+        hint = f"did you mean {group}={nearest[0]}? " if nearest else ""
         return f"genometracks: error: {group}={option}: no such {group} config; {hint}choose one of {', '.join(choices)}"
     merging = re.match(r"Error merging override ([\w.]+)=(.*)$", text)
     if merging:
@@ -50,8 +52,6 @@ def _settings() -> dict[str, object]:
     """Every setting the conf/ folder defines: {'group.key...': default} over each group's option files
     and the root config (the first option seen gives the default)."""
     from omegaconf import OmegaConf
-
-    from genometracks.io.paths import conf_dir
 
     root = conf_dir()
     found: dict[str, object] = {}
@@ -93,7 +93,5 @@ def setting_is_a_list(key: str) -> bool:
 
 def group_options(group: str) -> list[str]:
     """The options of a config group a user may choose (conf/<group>/*.yaml), schemas left out."""
-    from genometracks.io.paths import conf_dir
-
     folder = conf_dir() / group
     return sorted(p.stem for p in folder.glob("*.yaml") if not p.stem.startswith("schema")) if folder.is_dir() else []

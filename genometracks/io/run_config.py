@@ -157,10 +157,10 @@ def check_same_run(cfg: DictConfig, out: Path) -> None:
     changed = changed_inputs(cfg, out)
     if changed:
         files = ", ".join(f"{key}={input_files(cfg)[key]}" for key in changed)
+        stale = " and ".join(str(p) for p in (out / "stages", saved_path) if p.exists())  # a predict-only run has no stages/
         raise ConfigError(
             f"{out / INPUTS}: {files} changed since this run directory was made from it, and its outputs were made "
-            f"from the old file; choose a new run_dir, or delete {' and '.join(str(p) for p in (out / 'stages', saved_path) if p.exists())} "
-            "to make its outputs again"
+            f"from the old file; choose a new run_dir, or delete {stale} to make its outputs again"
         )
     saved = OmegaConf.to_container(OmegaConf.load(saved_path), resolve=False)
     now = OmegaConf.to_container(cfg, resolve=True)

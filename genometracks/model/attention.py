@@ -155,10 +155,10 @@ class RelativeAttention(nn.Module):
         self.register_buffer("fast_pos", fast_pos, persistent=False)  # [W, d_model], distances W-1..0
         self.reset_parameters()
 
-    def _apply(self, fn, recurse: bool = True):  # type: ignore[no-untyped-def]
+    def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> RelativeAttention:
         """As nn.Module's (device and dtype casts), but fast_pos stays float64: a .float() then .double()
         round trip would keep float32-rounded sinusoids (1.9e-10 from the textbook path in float64)."""
-        super()._apply(fn, recurse)
+        super()._apply(fn, recurse)  # type: ignore[no-untyped-call]
         self.fast_pos = sinusoid_encoding(torch.arange(self.window - 1, -1, -1), self.d_model).to(self.fast_pos.device)
         return self
 
