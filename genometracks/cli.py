@@ -20,7 +20,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from genometracks.collection.launch import collection_request, run_collection
-from genometracks.io.errors import error_line
+from genometracks.io.errors import error_line, group_options
 from genometracks.io.paths import conf_dir, output_dir_problem, shared_data
 from genometracks.io.provenance import COMMAND_ENV
 from genometracks.io.quiet import quiet_third_parties
@@ -158,8 +158,9 @@ def _check_group_choices(overrides: list[str]) -> None:
     for item in overrides:
         key, _, value = item.partition("=")
         if "." not in key and "/" not in key and value.startswith("schema") and not key.startswith(("+", "~", "hydra")):
-            options = sorted(p.stem for p in (conf_dir() / key).glob("*.yaml")) if (conf_dir() / key).is_dir() else []
-            raise UsageError(f"{key}={value} is the schema of the {key} configs, not a choice; choose one of {', '.join(options)}")
+            raise UsageError(
+                f"{key}={value} is the schema of the {key} configs, not a choice; choose one of {', '.join(group_options(key))}"
+            )
 
 
 def run_hydra(command: str, overrides: list[str]) -> None:
