@@ -20,7 +20,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from genometracks.collection.launch import collection_request, run_collection
-from genometracks.io.errors import error_line, group_options
+from genometracks.io.errors import config_groups_text, error_line, group_options
 from genometracks.io.paths import conf_dir, output_dir_problem, shared_data
 from genometracks.io.provenance import COMMAND_ENV
 from genometracks.io.quiet import quiet_third_parties
@@ -125,6 +125,8 @@ def _register_resolvers() -> None:
         OmegaConf.register_new_resolver("gt_slurm_gpus", slurm_gpus)
     if not OmegaConf.has_resolver("gt_slurm_tasks"):
         OmegaConf.register_new_resolver("gt_slurm_tasks", slurm_tasks)
+    if not OmegaConf.has_resolver("gt_config_groups"):
+        OmegaConf.register_new_resolver("gt_config_groups", config_groups_text)
 
 
 def _split_command(argv: list[str]) -> tuple[str, list[str]]:

@@ -77,6 +77,20 @@ def test_console_script_usage_and_bad_command():
     ]
 
 
+def test_command_help_lists_the_choices_a_user_may_make():
+    """Hydra's --help listed the schemas (model: ..., schema, schema_shipped, ...) among the options."""
+    done = subprocess.run([sys.executable, "-m", "genometracks.cli", "predict", "--help"], capture_output=True, text=True)
+    lines = done.stdout.splitlines()
+    assert done.returncode == 0 and lines[0].startswith("usage: genometracks predict [group=option ...]")
+    first = lines.index("== Config groups (group=option) ==") + 1
+    groups = dict(line.split(": ", 1) for line in lines[first : lines.index("", first)])
+    assert groups["trainer"] == "cpu, ddp_cpu, ddp_gpu, gpu"
+    assert groups["hydra/launcher"] == "local, slurm"
+    assert groups["data"] == "custom, ecoli_k12, sigma_promoters, synthetic"
+    assert "schema" not in done.stdout.split("== Config (")[0]
+    assert "run_dir: runs/" in done.stdout  # the config follows
+
+
 @pytest.mark.parametrize(
     "override, line",
     [

@@ -95,3 +95,11 @@ def group_options(group: str) -> list[str]:
     """The options of a config group a user may choose (conf/<group>/*.yaml), schemas left out."""
     folder = conf_dir() / group
     return sorted(p.stem for p in folder.glob("*.yaml") if not p.stem.startswith("schema")) if folder.is_dir() else []
+
+
+def config_groups_text() -> str:
+    """`--help`'s list of config groups, one `group: option, ...` line each (conf/<group>/, hydra/launcher
+    included), without the schemas Hydra would list among the options (choosing one is refused)."""
+    root = conf_dir()
+    groups = sorted(str(d.relative_to(root)) for d in root.rglob("*") if d.is_dir() and any(d.glob("*.yaml")))
+    return "\n".join(f"{group}: {', '.join(group_options(group))}" for group in groups)
