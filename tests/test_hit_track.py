@@ -75,8 +75,14 @@ def test_track_keeps_significant_words_drops_one_across_the_origin_and_reads_bac
     frame = pd.DataFrame(calls, columns=["chrom", "position", "strand", "name"])
     head = _Head("L0H0", Motif("L0H0", np.eye(4)[encode(word)] * 0.96 + 0.01), -10)
     summary = motif_hit_track(genome, frame, [(head, "sigma70_-10")], 10, 0.05, tmp_path / "motif_hits")
-    tests = scan_calls(genome, frame, {"L0H0": AnchoredMotif(head.motif, -10)}, 10)
     assert summary["tests"] == 47 and summary["calls"] == 47 and summary["across_origin"] == 1
+    # the null of the scan is the calls' promoter composition (the planted A/T-rich words included)
+    from genometracks.interpret.scan import promoter_background
+
+    background = promoter_background(genome, frame)
+    assert summary["background"] == {letter: round(float(b), 4) for letter, b in zip("ACGT", background)}
+    assert background[[0, 3]].sum() > 0.5
+    tests = scan_calls(genome, frame, {"L0H0": AnchoredMotif(head.motif, -10)}, 10, background)
     assert summary["records"] == 46 == int((tests["q_value"] <= 0.05).sum()) - 1
     with gzip.open(tmp_path / "motif_hits.bed.gz", "rt") as handle:
         rows = [line.rstrip("\n").split("\t") for line in handle]

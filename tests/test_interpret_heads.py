@@ -117,6 +117,9 @@ def test_head_motif_reads_the_kmer_at_the_peak_offset_on_the_query_strand():
     (m,), table = H.head_motifs(s, g, conv_width=7, top_n=2, refs=refs)
     assert m.match.ref.name == "gattaca" and (m.match.offset, m.match.orientation) == (0, "+")
     assert m.match.q_value == table.q[0].min() < 0.01
+    # a head below min_information stays out of the q-value family: its match keeps p, its q is NaN
+    (m,), table = H.head_motifs(s, g, conv_width=7, top_n=2, refs=refs, min_information=14.5)
+    assert m.match.ref.name == "gattaca" and m.match.p_value < 1e-3 and np.isnan(m.match.q_value) and np.isnan(table.q).all()
 
 
 def test_collected_attention_equals_the_model_on_one_stream():

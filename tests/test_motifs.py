@@ -229,6 +229,36 @@ def test_match_self_and_reverse_complement():
     assert frame["p_value"].iloc[12] == best.p_value and frame["orientation"].iloc[25 + 12] == "-"
 
 
+def test_flat_queries_stay_out_of_the_q_value_family():
+    """Tomtom's p-values of near-flat queries are far too small against references with flat columns (a
+    promoter window's spacer); in one BH family with the informative queries they pulled every q-value
+    down (the attention heads' 3-5x; uninformative sigma kernels 'matched' database motifs)."""
+    rng = np.random.default_rng(5)
+    query = _informative(rng, 8, "query")
+    spacer = [
+        Motif(
+            f"window{i}",
+            np.vstack([rng.dirichlet(np.full(4, 0.3), 6), 0.25 + rng.uniform(-0.03, 0.03, (20, 4)), rng.dirichlet(np.full(4, 0.3), 6)]),
+        )
+        for i in range(10)
+    ]
+    refs = _decoys(rng) + spacer + [query]
+    flat = [Motif(f"flat{i}", 0.25 + rng.uniform(-0.02, 0.02, (7, 4))) for i in range(20)]
+    members = [True] + [m.information_content()[1] >= 4.0 for m in flat]
+    assert members[1:] == [False] * 20
+    table = compare([query, *flat], refs, members)
+    assert (table.p[1:].min(axis=1) < 1e-3).all()  # flat 7-mers 'match' the flat spacers: invalid p-values
+    assert np.isnan(table.q[1:]).all() and np.isfinite(table.q[0]).all()
+    np.testing.assert_allclose(table.q[0], bh_qvalues(table.p[0]))  # the family is the informative row alone
+    assert table.best(0).ref is query and table.best(0).q_value < 1e-20
+    runner_up = np.sort(table.q[0])[1]  # an unrelated reference
+    pooled = compare([query, *flat], refs)  # the old family: every query
+    np.testing.assert_allclose(pooled.p, table.p)
+    assert runner_up > 0.5 and np.sort(pooled.q[0])[1] < 0.5 * runner_up
+    with pytest.raises(MotifError, match="family has 2 flags for 21 queries"):
+        compare([query, *flat], refs, [True, False])
+
+
 def test_match_finds_planted_box_at_offset():
     rng = np.random.default_rng(3)
     tataat = np.array(

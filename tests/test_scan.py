@@ -18,6 +18,7 @@ from genometracks.interpret.scan import (
     log_odds,
     max_score,
     one_hot,
+    promoter_background,
     scan_calls,
     stranded_tokens,
     window_statistics,
@@ -73,6 +74,43 @@ def test_window_p_values_are_exact_against_every_word_and_never_zero():
     with_n[0, 3] = 4
     score, p = window_statistics(with_n, motif)
     assert np.isnan(p[0, :4]).all() and np.isnan(score[0, :4]).all() and np.isfinite(p[0, 4:]).all()
+
+
+def test_window_p_values_against_a_background_are_exact_against_every_word_weighted_by_it():
+    # an A/T-rich background (E. coli promoters are 57 % A/T): P(S >= s) sums each word's background
+    # probability; a uniform null would call this A/T word's score 4^-7 where it is 3.5x as likely
+    background = np.array([0.3, 0.2, 0.2, 0.3])
+    motif = Motif("m", np.eye(4)[encode("TATAATA")] * 0.9 + 0.025)
+    words = np.stack(np.meshgrid(*[np.arange(4)] * 7, indexing="ij"), axis=-1).reshape(-1, 7)
+    lo = log_odds(motif, background)
+    np.testing.assert_allclose(lo, np.log2((motif.probabilities + FIMO_PSEUDOCOUNT) / background), rtol=1e-12)
+    binned = np.rint(lo / BIN_BITS).astype(np.int64)
+    word_bins = binned[np.arange(7), words].sum(axis=1)
+    word_prob = background[words].prod(axis=1)
+    rng = np.random.default_rng(8)
+    tokens = np.concatenate([encode("TATAATA"), rng.integers(0, 4, 100)])[None, :].astype(np.uint8)
+    score, p = window_statistics(tokens, motif, background)
+    for start in range(0, 101, 5):
+        window = tokens[0, start : start + 7]
+        assert p[0, start] == pytest.approx(word_prob[word_bins >= binned[np.arange(7), window].sum()].sum(), rel=1e-9)
+        assert score[0, start] == pytest.approx(lo[np.arange(7), window].sum(), rel=1e-12)
+    assert p[0, 0] == pytest.approx(0.3**6 * 0.3) and score[0, 0] == pytest.approx(max_score(motif, background))
+    assert window_statistics(tokens, motif)[1][0, 0] == pytest.approx(0.25**7)
+    with pytest.raises(MotifError, match="background must be 4 positive frequencies"):
+        log_odds(motif, np.array([0.5, 0.5, 0.0, 0.0]))
+
+
+def test_promoter_background_counts_each_calls_promoter_on_its_strand():
+    # contig: 200 A then 200 C; a '+' call at 300 reads -100..+19 = forward 200..319 (all C); a '-' call
+    # at 150 reads forward 250 down to 131, complemented: A 131..199 (69) -> T, C 200..250 (51) -> G
+    genome = Genome.from_sequences({"c": "A" * 200 + "C" * 200})
+    plus = promoter_background(genome, _calls([("c", 300, "+", "p")]))
+    np.testing.assert_allclose(plus, [0, 1, 0, 0])
+    minus = promoter_background(genome, _calls([("c", 150, "-", "m")]))
+    np.testing.assert_allclose(minus, np.array([0, 0, 51, 69]) / 120)
+    both = promoter_background(genome, _calls([("c", 300, "+", "p"), ("c", 150, "-", "m")]))
+    np.testing.assert_allclose(both, np.array([0, 120, 51, 69]) / 240)
+    np.testing.assert_allclose(promoter_background(genome, _calls([])), 0.25)
 
 
 def test_stranded_tokens_read_each_call_five_to_three_prime_with_n_past_a_linear_end_and_wrapping_on_a_circle():

@@ -429,6 +429,9 @@ def test_kernel_pwms_are_exact_and_written_as_meme(tmp_path):
 
     loose = match_kernels(kernel_motifs(model, 2.0), read_meme(refs / "ref.meme"), min_information=0.0, match_qvalue=1.0)
     assert [r["match"] for r in loose] == ["boxA"] * 4
+    # the q-value family holds the informative kernels only (a flat kernel's Tomtom p-value is not valid)
+    assert all(np.isnan(r["q_value"]) and r["p_value"] < 1 for r in out["rows"])
+    assert all(np.isfinite(r["q_value"]) for r in loose)
     with torch.no_grad():  # "bn" bases: exp(|gamma| / sqrt(var + eps)) per kernel
         model.norms[0].weight.copy_(torch.tensor([2.0, -1.0, 0.5, 3.0]))
         model.norms[0].running_var.copy_(torch.tensor([4.0, 1.0, 0.25, 9.0]))

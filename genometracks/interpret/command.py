@@ -133,7 +133,7 @@ def run_heads(
     )
     H.plot_correlation(corr, labels, run.plots / "heads_correlation.png")
     files += [run.plots / "heads_heatmap.png", run.plots / "heads_correlation.png"]
-    motifs, tomtom = H.head_motifs(samples, genome, model.conv_width, s["motif_top"], refs, s["motif_rank"])
+    motifs, tomtom = H.head_motifs(samples, genome, model.conv_width, s["motif_top"], refs, s["motif_rank"], s["min_information"])
     files.append(write_meme([m.motif for m in motifs], run.motifs / "heads.meme"))
     files.append(_tsv(tomtom.frame(), run.interpret / "heads_tomtom.tsv"))
     for m in motifs:

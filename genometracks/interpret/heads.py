@@ -298,11 +298,18 @@ class HeadMotif:
 
 
 def head_motifs(
-    samples: HeadSamples, genome: Genome, conv_width: int, top_n: int = 50, refs: list[Motif] | None = None, rank_by: str = "top_attention"
+    samples: HeadSamples,
+    genome: Genome,
+    conv_width: int,
+    top_n: int = 50,
+    refs: list[Motif] | None = None,
+    rank_by: str = "top_attention",
+    min_information: float = 0.0,
 ) -> tuple[list[HeadMotif], TomtomTable]:
     """(One HeadMotif per head, layer-major order; the Tomtom table of all heads x `refs`). Each head's
     `match` is its reference of smallest Tomtom p-value (None without refs); q-values are
-    Benjamini-Hochberg over all heads x references (genometracks.interpret.matching). The top_n samples
+    Benjamini-Hochberg over the informative heads (>= min_information bits) x references, NaN for the
+    others (genometracks.interpret.matching: a flat head's p-values are not valid). The top_n samples
     are those with the highest attention at the head's offset among the SAMPLE_TOP samples
     (rank_by='top_attention': what the head reads where the model calls a TSS; all samples when
     fewer than top_n are flagged), among all samples ('attention'), or those with the highest model
@@ -327,7 +334,7 @@ def head_motifs(
             motif.alt_name = f"tss{rel:+d}"
             motif.meta.update(layer=layer, head=head, offset=o, offset_from_tss=rel)
             out.append(HeadMotif(layer, head, o, rel, float(mean[layer, head, o]), motif, motif.information_content()[1], None))
-    found, table = best_matches([m.motif for m in out], refs or [])
+    found, table = best_matches([m.motif for m in out], refs or [], [m.information >= min_information for m in out])
     for m, best in zip(out, found):
         m.match = best
     return out, table
@@ -337,8 +344,8 @@ def head_table(motifs: list[HeadMotif], min_information: float, match_qvalue: fl
     """heads.tsv rows: layer, head, head_id, offset, offset_from_tss, mean_attention, consensus,
     information (bits), informative (>= min_information), best_match (the nearest reference of an
     informative head whose Tomtom q-value <= match_qvalue, else '.'), nearest_motif (smallest Tomtom
-    p-value), match_p_value, match_e_value, match_q_value (Benjamini-Hochberg over all heads x
-    references), match_offset, match_overlap, match_orientation."""
+    p-value), match_p_value, match_e_value, match_q_value (Benjamini-Hochberg over the informative
+    heads x references; NaN for the others), match_offset, match_overlap, match_orientation."""
     import pandas as pd
 
     rows = []

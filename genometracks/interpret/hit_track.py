@@ -22,7 +22,7 @@ import pandas as pd
 from genometracks.formats.bigbed import BedSchema, sort_bed_records, write_bed_outputs
 from genometracks.genome.sequence import Genome
 from genometracks.interpret.motifs import MotifError
-from genometracks.interpret.scan import AnchoredMotif, max_score, scan_calls
+from genometracks.interpret.scan import AnchoredMotif, max_score, promoter_background, scan_calls
 
 SCHEMA = BedSchema(
     "motif_hits",
@@ -104,17 +104,20 @@ def motif_hit_track(genome: Genome, calls: pd.DataFrame, motifs: list, slack: in
         )
     heads = {m.id: AnchoredMotif(m.motif, int(m.offset_from_tss)) for m, _ in motifs}
     labels = {m.id: ("unmatched" if label in ("", ".") else str(label).replace(" ", "_")) for m, label in motifs}
-    tests = scan_calls(genome, calls, heads, slack)
+    background = promoter_background(genome, calls)  # the scanned promoters' composition, as FIMO's --bgfile
+    tests = scan_calls(genome, calls, heads, slack, background)
     sizes = genome.chrom_sizes()
     significant = tests[tests["q_value"] <= q_threshold]
     inside = significant["end"].to_numpy() <= significant["chrom"].map(sizes).to_numpy()
     hits = significant[inside]
-    null = scan_calls(genome, random_positions(genome, calls, seed), heads, slack)
+    randoms = random_positions(genome, calls, seed)
+    null = scan_calls(genome, randoms, heads, slack, promoter_background(genome, randoms))  # each scan: its own regions' composition
     summary = {
         "records": int(len(hits)),
         "calls": int(len(calls)),
         "tests": int(len(tests)),
         "slack": int(slack),
+        "background": {letter: round(float(b), 4) for letter, b in zip("ACGT", background)},
         "q_threshold": q_threshold,
         "per_head": {h: int((hits["motif"] == h).sum()) for h in heads},
         "per_head_fraction_of_calls": {h: round(float((hits["motif"] == h).sum()) / max(len(calls), 1), 4) for h in heads},
@@ -128,6 +131,6 @@ def motif_hit_track(genome: Genome, calls: pd.DataFrame, motifs: list, slack: in
             path.unlink(missing_ok=True)
         note = "no informative head" if not motifs else "no TSS call" if not len(calls) else "no word at or below the q-value cut-off"
         return {**summary, "note": note, "files": []}
-    records = sort_bed_records(hit_records(hits, labels, {h: max_score(a.motif) for h, a in heads.items()}))
+    records = sort_bed_records(hit_records(hits, labels, {h: max_score(a.motif, background) for h, a in heads.items()}))
     written = write_bed_outputs(records, prefix, SCHEMA, sizes)
     return {**summary, "files": list(written.values())}

@@ -3,7 +3,14 @@
 `compare` aligns every query with every reference (all offsets, both orientations; Tomtom's
 "complete" Euclidean column score) and returns Tomtom's p-value of the best alignment, the
 E-value = p · number of references (Tomtom's definition, per query) and the Benjamini-Hochberg
-q-value over the whole query x reference table (all pairs form one family).
+q-value over the query x reference pairs of the queries that may be matched (`family`; default all).
+
+Only queries with enough information belong in that family: Tomtom's p-values of a near-flat query
+are far too small (a flat column sits close to the flat spacer columns of many references: 100 random
+7-mer count matrices of 50 k-mers, ~0.3 bits, gave P(p < 0.001) = 0.066 against the 317 shared
+references), and in one family with the informative queries they pull every q-value down (the
+attention heads' by 3-5x; uninformative sigma-CNN kernels "matched" database motifs through them).
+Their q-values are NaN.
 
 Tomtom's null distribution of a query column is its score against every reference column, so
 the p-values depend on the reference set; memelite warns below 25 references and `compare`
@@ -38,7 +45,7 @@ class Match:
     ref: Motif
     p_value: float  # Tomtom p-value of the best alignment
     e_value: float  # p · number of references
-    q_value: float  # Benjamini-Hochberg over all queries x references
+    q_value: float  # Benjamini-Hochberg over the family's queries x references; NaN outside it
     offset: int  # reference column under query column 0 (see module docstring)
     orientation: str  # '+' reference as is, '-' its reverse complement
     overlap: int  # number of aligned columns
@@ -101,10 +108,15 @@ def _columns(motif: Motif) -> np.ndarray:
     return np.ascontiguousarray(motif.probabilities.T, dtype=np.float64)
 
 
-def compare(queries: Sequence[Motif], refs: Sequence[Motif]) -> TomtomTable:
-    """Tomtom of every query against every reference (see the module docstring)."""
+def compare(queries: Sequence[Motif], refs: Sequence[Motif], family: Sequence[bool] | None = None) -> TomtomTable:
+    """Tomtom of every query against every reference (see the module docstring). family [Q]: the
+    queries whose pairs form the Benjamini-Hochberg family (those that may be reported as matched:
+    informative ones); the others get q = NaN. Default: every query."""
     queries, refs = list(queries), list(refs)
     shape = (len(queries), len(refs))
+    member = np.ones(len(queries), dtype=bool) if family is None else np.asarray(family, dtype=bool)
+    if member.shape != (len(queries),):
+        raise MotifError(f"tomtom: family has {member.size} flags for {len(queries)} queries")
     if not queries or not refs:
         empty = np.zeros(shape)
         return TomtomTable(
@@ -138,7 +150,7 @@ def compare(queries: Sequence[Motif], refs: Sequence[Motif]) -> TomtomTable:
         refs,
         p,
         p * len(refs),
-        bh_qvalues(p),
+        bh_qvalues(np.where(member[:, None], p, np.nan)),
         np.rint(offset).astype(np.int64),
         np.rint(overlap).astype(np.int64),
         np.where(strand > 0.5, "-", "+"),
@@ -146,9 +158,11 @@ def compare(queries: Sequence[Motif], refs: Sequence[Motif]) -> TomtomTable:
     )
 
 
-def best_matches(queries: Sequence[Motif], refs: Sequence[Motif]) -> tuple[list[Match | None], TomtomTable]:
-    """(best match per query, the whole table); q-values are over all queries x references."""
-    table = compare(queries, refs)
+def best_matches(
+    queries: Sequence[Motif], refs: Sequence[Motif], family: Sequence[bool] | None = None
+) -> tuple[list[Match | None], TomtomTable]:
+    """(best match per query, the whole table); q-values over the `family` queries x references (compare)."""
+    table = compare(queries, refs, family)
     return [table.best(i) for i in range(len(table.queries))], table
 
 

@@ -49,17 +49,18 @@ def kernel_motifs(model: SigmaCNN, base: float | str = "bn", prefix: str = "sigm
 
 
 def match_kernels(motifs: list, refs: list, min_information: float | None = None, match_qvalue: float | None = None) -> list[dict]:
-    """Nearest Tomtom reference per kernel motif (genometracks.interpret.matching; q-values over all kernels x
-    references): rows {kernel, consensus, bits, match, nearest_motif, p_value, e_value, q_value, offset,
-    orientation}. `match` names the nearest only for a kernel of at least `min_information` bits whose
-    q-value is at most `match_qvalue` (the attention heads' rule; defaults: conf/interpret), else '.';
-    `nearest_motif` always. A kernel's bits depend on the base of its transformation (sigma.kernel_base)."""
+    """Nearest Tomtom reference per kernel motif (genometracks.interpret.matching; q-values over the kernels
+    of at least `min_information` bits x references, NaN for the others): rows {kernel, consensus, bits,
+    match, nearest_motif, p_value, e_value, q_value, offset, orientation}. `match` names the nearest only
+    for a kernel of at least `min_information` bits whose q-value is at most `match_qvalue` (the attention
+    heads' rule; defaults: conf/interpret), else '.'; `nearest_motif` always. A kernel's bits depend on
+    the base of its transformation (sigma.kernel_base)."""
     defaults = group_defaults("interpret")
     min_information = float(defaults.min_information if min_information is None else min_information)
     match_qvalue = float(defaults.match_qvalue if match_qvalue is None else match_qvalue)
+    bits_of = [motif.information_content()[1] for motif in motifs]
     rows = []
-    for motif, best in zip(motifs, best_matches(motifs, refs)[0]):
-        bits = motif.information_content()[1]
+    for motif, bits, best in zip(motifs, bits_of, best_matches(motifs, refs, [b >= min_information for b in bits_of])[0]):
         nearest = match_label(best) or "."
         significant = best is not None and bits >= min_information and best.q_value <= match_qvalue
         rows.append(
