@@ -86,6 +86,14 @@ def site(tmp_path_factory):
         write_igv(root / name, fasta, tracks, locus="chrA:1-300", title=f"genometracks {name}")
     fasta, tracks = make_run(root / "colon", "scaffold:1", "plasmid:2")  # an assembler's names
     write_igv(root / "colon", fasta, tracks, locus="scaffold:1:1-300", title="genometracks colon")
+    # NCBI names: the chromosome is NC_000913.3, known as U00096.3 only through the alias table
+    fasta, tracks = make_run(root / "ncbi", "NC_000913.3", "NC_000914.1")
+    fasta.write_text(fasta.read_text().replace(">NC_000913.3", ">gi|556503834|ref|NC_000913.3| Escherichia coli", 1))
+    import pysam
+
+    (root / "ncbi" / "tracks" / "user.bed").write_text("U00096.3\t100\t120\tmine\t0\t+\nU00096.3\t2000\t2010\tfar\t0\t+\n")
+    pysam.tabix_index(str(root / "ncbi" / "tracks" / "user.bed"), preset="bed", force=True)
+    write_igv(root / "ncbi", fasta, tracks, locus="U00096.3:1-300", title="genometracks ncbi")
     (root / "broken" / "igv" / "tss_minus.neg.bw").unlink()  # the page must report this track failing
     with serve(root) as server:
         yield server, root
@@ -136,6 +144,15 @@ def test_contig_names_with_a_colon_open_at_their_locus(site, tmp_path):
     state = page_state(server.url + "colon/igv/index.html", tmp_path / "profile")
     assert state["locus"].startswith("scaffold:1:0-300") or state["locus"].startswith("scaffold:1:1-300"), state
     assert state["tracks"]["Peaks"]["features"] == 2 and state["tracks"]["TSS +"]["features"] == 12
+
+
+def test_the_alias_table_names_the_contig_for_the_locus_and_a_users_bed(site, tmp_path):
+    # igv.js reads the reference's `aliasURL`; the page wrote `chromAliasURL`, which it ignores, so a
+    # BED keyed by U00096.3 drew nothing and the locus U00096.3:1-300 was not found
+    server, _ = site
+    state = page_state(server.url + "ncbi/igv/index.html", tmp_path / "profile")
+    assert state["errors"] == [] and state["locus"].startswith("NC_000913.3:"), state
+    assert state["tracks"]["User BED"]["features"] == 1 and state["tracks"]["Peaks"]["features"] == 2
 
 
 def test_broken_track_is_reported(site, tmp_path):

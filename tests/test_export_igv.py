@@ -224,7 +224,7 @@ def test_page_reference_carries_the_alias_table(tmp_path, fake_igv_js):
     out = write_igv(run, fasta, tracks[:1])
     html = out["index.html"].read_text()
     reference = json.loads(re.search(r'id="igv-config">(.*?)</script>', html, re.S).group(1))["reference"]
-    aliases = (run / "igv" / reference["chromAliasURL"]).read_text().splitlines()
+    aliases = (run / "igv" / reference["aliasURL"]).read_text().splitlines()
     assert aliases[0].startswith("# sequenceName\t")  # UCSC's chromAlias format, which igv.js reads
     row = dict(zip(aliases[0][2:].split("\t"), aliases[1].split("\t")))
     assert row["sequenceName"] == "NC_000913.3" and row["genbank"] == "U00096.3" and row["fasta"] == "gi|556503834|ref|NC_000913.3|"

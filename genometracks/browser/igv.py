@@ -2,7 +2,7 @@
 and snapshots a locus) and `igv/index.html` (igv.js in a browser; see `genometracks serve`).
 
 Everything is relative to `DIR/igv/`: the genome FASTA and its .fai are copied to `igv/genome/` (with
-the hub's chromAlias table, which the igv.js page reads as its `chromAliasURL`),
+the hub's chromAlias table, which the igv.js page reads as its reference's `aliasURL`),
 tracks are referenced where they lie inside DIR (e.g. `../tracks/tss.plus.bw`). igv.js comes from
 the npm registry (`npm install igv@IGV_JS_VERSION` into the user cache) and is copied beside the page.
 
@@ -386,7 +386,7 @@ def write_igv(
                 "name": title,
                 "fastaURL": genome,
                 "indexURL": genome + ".fai",
-                "chromAliasURL": "genome/chromAlias.txt",
+                "aliasURL": "genome/chromAlias.txt",  # igv.js 3 reads `aliasURL` (it has no `chromAliasURL`)
             },
         }
         (stage / "index.html").write_text(_page(title, config))
