@@ -87,6 +87,7 @@ def make_run(run: Path) -> tuple[Path, dict[str, int]]:
     write_bigwig(tracks / "tss.minus.bw", sizes, signal("-"))
     peaks = peak_frame()
     write_bed_outputs(peaks, tracks / "tss_peaks", BedSchema("tss_peaks", "TSS calls"), sizes)
+    peaks.to_csv(tracks / "tss_peaks.bed", sep="\t", header=False, index=False)  # the plain BED `peaks` writes too
     classes = ["sigma24", "sigma28", "sigma32", "sigma38", "sigma54", "sigma70"]
     probs = np.full((len(peaks), len(classes)), 0.02)
     probs[np.arange(len(peaks)), np.where(peaks["strand"] == "+", 5, 3)] = 0.9  # + sigma70, - sigma38

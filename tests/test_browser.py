@@ -59,6 +59,7 @@ def make_run(run: Path, a: str = "chrA", b: str = "chrB") -> tuple[Path, list[Ig
     )
     schema = BedSchema("tssPeaks", "TSS peaks", (("float", "maxProb", "Highest probability"),))
     write_bed_outputs(peaks, run / "tracks" / "peaks", schema, sizes)
+    peaks.iloc[:, :6].to_csv(run / "tracks" / "calls.bed", sep="\t", header=False, index=False)  # plain: read whole, searchable
     # a user's BED keyed by another name of chrA ("A", its chr-style partner in the alias table)
     import pysam
 
@@ -70,6 +71,7 @@ def make_run(run: Path, a: str = "chrA", b: str = "chrB") -> tuple[Path, list[Ig
         IgvTrack("Peaks", Path("tracks/peaks.bed.gz"), (0, 120, 0)),
         IgvTrack("Peaks bigBed", Path("tracks/peaks.bb"), (120, 0, 120)),
         IgvTrack("User BED", Path("tracks/user.bed.gz"), (0, 0, 0)),
+        IgvTrack("Calls", Path("tracks/calls.bed"), (0, 90, 0)),
     ]
     return fasta, tracks
 
@@ -130,7 +132,8 @@ def test_igv_page_loads_every_track(site, tmp_path):
     assert state["errors"] == [] and state["status"] == "ready", state
     assert state["genome"] == "good" and state["locus"].startswith("chrA:")
     tracks = state["tracks"]
-    assert set(tracks) == {"TSS", "TSS +", "TSS -", "Peaks", "Peaks bigBed", "User BED"}  # the strands: one merged track
+    assert set(tracks) == {"TSS", "TSS +", "TSS -", "Peaks", "Peaks bigBed", "User BED", "Calls"}  # the strands: one merged track
+    assert tracks["Calls"]["features"] == 2  # the plain BED, loaded whole
     assert all(t["status"] == "loaded" for t in tracks.values())
     # in view chrA:1-300: plus = runs of 10 high + 40 low bases (12 spans), minus = one value per base
     assert tracks["TSS +"]["features"] == 12 and tracks["TSS -"]["features"] == 300 and tracks["TSS"]["features"] == 312

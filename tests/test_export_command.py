@@ -69,6 +69,20 @@ def test_igv_tracks_prefer_tabix_bed_and_fall_back_to_bigbed(tmp_path):
         "TSS peaks": "tss_peaks.bed.gz",
         "TSS sigma class": "tss_sigma.bb",
     }
+    # with the plain BED of the calls (what `peaks` writes), IGV reads it whole and finds a call by its name
+    (tmp_path / "tss_peaks.bed").write_bytes(b"x")
+    assert {t.name: Path(t.path).name for t in _igv_tracks(tmp_path)}["TSS peaks"] == "tss_peaks.bed"
+
+
+def test_a_plain_bed_is_loaded_whole_and_searchable_on_the_page(tmp_path):
+    from genometracks.browser.igv import IgvTrack, _track_config
+
+    plain = IgvTrack("TSS peaks", Path("tracks/tss_peaks.bed"))
+    assert plain.kind == "bed"
+    config = _track_config(plain, "../tracks/tss_peaks.bed", None)
+    assert config["format"] == "bed" and config["indexed"] is False and config["searchable"] is True
+    tabix = _track_config(IgvTrack("x", Path("tracks/x.bed.gz")), "../tracks/x.bed.gz", "../tracks/x.bed.gz.tbi")
+    assert tabix["indexURL"] == "../tracks/x.bed.gz.tbi" and "indexed" not in tabix
 
 
 def test_igv_track_styles_follow_what_igv_honours(tmp_path):

@@ -103,7 +103,10 @@ def test_session_loads_from_any_folder_with_every_track_drawn(run):
     aliased.write_text(f"track itemRgb=On\n{br.HEADERS[br.CHROM]}\t1200\t2400\tmine\t0\t+\t1200\t2400\t{','.join(map(str, ALIASED))}\n")
     (elsewhere / "batch.txt").write_text(
         f"load {session}\nload {aliased}\nsnapshotDirectory {shots}\ngoto {br.LOCUS}\nsnapshot locus.png\n"
-        f"goto {br.CHROM}:{seq_start}-{seq_start + 79}\nsnapshot sequence.png\nexit\n"
+        f"goto {br.CHROM}:{seq_start}-{seq_start + 79}\nsnapshot sequence.png\n"
+        # a TSS call found by its name (IGV indexes the names of the plain BED it reads whole), from a
+        # view with no call in it: the view stays there when the search fails
+        f"goto {br.PLASMID}:1-1500\nsnapshot plasmid.png\ngoto TSS_{br.PLUS_PEAKS[-1] + 1}+\nsnapshot search.png\nexit\n"
     )
     prefs = elsewhere / "prefs.properties"  # IGV started anywhere: only its default genome is ours
     prefs.write_text(f"DEFAULT_GENOME_KEY={(out / 'igv' / 'genome' / 'run_genome.fa').resolve()}\n")
@@ -118,5 +121,7 @@ def test_session_loads_from_any_folder_with_every_track_drawn(run):
     expected = br.sequences()[br.CHROM][seq_start - 1 : seq_start + 79]
     for base, colour in BASES.items():  # the reference sequence track is drawn, in IGV's base colours
         assert (mask(sequence, colour).sum() > 0) == (base in expected.upper()), base
+    assert mask(pixels(shots / "plasmid.png"), PEAKS).sum() == 0
+    assert mask(pixels(shots / "search.png"), PEAKS).sum() > 0, "the TSS call's name was not found"
     ARTEFACTS.mkdir(exist_ok=True)
     shutil.copyfile(shots / "locus.png", ARTEFACTS / "igv_desktop.png")

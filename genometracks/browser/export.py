@@ -164,9 +164,11 @@ def _igv_tracks(tracks_dir: Path) -> list[IgvTrack]:
         IgvTrack("TSS + strand", run.tss_bigwig("+"), PLUS_COLOUR, overlay="TSS probability", window_function="max"),
         IgvTrack("TSS - strand", run.tss_bigwig("-"), MINUS_COLOUR, negate=True, overlay="TSS probability", window_function="max"),
     ]
-    for t in OPTIONAL_TRACKS:  # features: the tabix BED where written (IGV reads its extra columns), else bigBed
+    # features: a plain BED where written (the TSS calls: read whole, so IGV and igv.js find a call by its
+    # name), else the tabix BED (IGV reads its extra columns), else bigBed; itemRgb tracks from the bigBed
+    for t in OPTIONAL_TRACKS:
         item_rgb = ("itemRgb", "on") in t.settings  # drawn in the file's colours: no track colour
-        for suffix in (".bb",) if item_rgb else (".bed.gz", ".bb") if t.suffix == ".bb" else (t.suffix,):
+        for suffix in (".bb",) if item_rgb else (".bed", ".bed.gz", ".bb") if t.suffix == ".bb" else (t.suffix,):
             path = tracks_dir / f"{t.stem}{suffix}"
             if path.is_file():
                 tracks.append(IgvTrack(t.short_label, path, None if item_rgb else t.color))

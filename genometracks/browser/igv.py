@@ -48,7 +48,8 @@ class IgvError(ValueError):
 
 @dataclass
 class IgvTrack:
-    """A track file inside the run directory: .bw/.bigwig (signal), .bb/.bigbed, or .bed.gz (+ .tbi).
+    """A track file inside the run directory: .bw/.bigwig (signal), .bb/.bigbed, .bed.gz (+ .tbi), or a
+    plain .bed (read whole, so IGV and igv.js index its feature names for search: the TSS calls).
 
     `negate` draws the track below the axis (its values negated); signal tracks sharing an `overlay`
     name are drawn as one track of that name, on one axis (IGV's merged track: a strand pair up and
@@ -66,10 +67,11 @@ class IgvTrack:
     @property
     def kind(self) -> str:
         name = Path(self.path).name.lower()
-        for suffix, kind in ((".bw", "bigwig"), (".bigwig", "bigwig"), (".bb", "bigbed"), (".bigbed", "bigbed"), (".bed.gz", "bed")):
+        kinds = ((".bw", "bigwig"), (".bigwig", "bigwig"), (".bb", "bigbed"), (".bigbed", "bigbed"), (".bed.gz", "bed"), (".bed", "bed"))
+        for suffix, kind in kinds:
             if name.endswith(suffix):
                 return kind
-        raise IgvError(f"{self.path}: track {self.name!r} is not a .bw, .bb or .bed.gz file")
+        raise IgvError(f"{self.path}: track {self.name!r} is not a .bw, .bb, .bed.gz or .bed file")
 
 
 def ensure_igv_js(version: str = IGV_JS_VERSION) -> Path:
@@ -183,7 +185,7 @@ def _relative(run_dir: Path, igv_dir: Path, track: IgvTrack) -> tuple[str, str |
     if not path.is_file():
         raise IgvError(f"{path}: track {track.name!r} file not found; run export first")
     index = None
-    if kind == "bed":
+    if kind == "bed" and path.name.lower().endswith(".gz"):
         tbi = path.with_name(path.name + ".tbi")
         if not tbi.is_file():
             raise IgvError(f"{tbi}: tabix index of track {track.name!r} not found")
@@ -306,6 +308,8 @@ def _track_config(track: IgvTrack, path: str, index: str | None) -> dict:
         config.update(type="annotation", format="bigbed" if track.kind == "bigbed" else "bed", displayMode="EXPANDED")
         if index:
             config.update(indexURL=index)
+        elif track.kind == "bed":  # a plain BED, loaded whole: its names can be searched
+            config.update(indexed=False, searchable=True)
     return config
 
 
