@@ -697,3 +697,47 @@ def test_no_tss_calls_leave_no_earlier_sigma_track_behind(tmp_path):
     stale.write_bytes(b"an earlier run's calls")
     result = run_sigma_stage(OmegaConf.create({"sigma_model": str(model)}), tmp_path / "run")
     assert not stale.exists() and result["track"]["skipped"].startswith("no TSS calls")
+
+
+def test_the_sigma_stage_trains_with_the_users_settings_and_again_only_when_they_change(tmp_path, monkeypatch):
+    """The stage composed experiment=sigma_cnn afresh (sigma.lr=0.5 trained at 1e-3), trained only when no
+    model file existed (a 2-fold model stood for a 3-fold request) and, killed between saving the model
+    and writing its metrics, called itself finished."""
+    from hydra import initialize_config_dir
+
+    from genometracks.cli import _register_resolvers
+    from genometracks.io.paths import conf_dir
+    from genometracks.io.rundir import RunDir
+    from genometracks.sigma import stage
+
+    trained = []
+
+    def fake_run_sigma(sig):  # what run_sigma leaves: the model first, the metrics last
+        trained.append(sig)
+        run = RunDir(sig.run_dir)
+        save_model(SigmaCNN(10, 2), run.sigma_model, ["a", "b"], upstream=5)
+        run.metrics_json.write_text("{}")
+        return {"runtime_s": 0.1}
+
+    monkeypatch.setattr(stage, "run_sigma", fake_run_sigma)
+    out = tmp_path / "run"
+    _register_resolvers()
+
+    def stage_run(*overrides):
+        cfg = compose(f"run_dir={out}", *overrides)
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+            return stage.run_sigma_stage(cfg, out)
+
+    stage_run("sigma.lr=0.5", "sigma.batch_size=7", "sigma.stage.folds=2")
+    sig = trained[-1]
+    assert (sig.sigma.lr, sig.sigma.batch_size, sig.sigma.folds, sig.sigma.modes) == (0.5, 7, 2, ["softmax"])
+    assert sig.sigma.logo_model == "softmax" and sig.trainer.max_epochs == 15  # ovr is not among the budget's modes
+    stage_run("sigma.lr=0.5", "sigma.batch_size=7", "sigma.stage.folds=2")
+    assert len(trained) == 1  # the same settings: the trained model is kept
+    stage_run("sigma.lr=0.5", "sigma.batch_size=7", "sigma.stage.folds=3")
+    assert len(trained) == 2 and trained[-1].sigma.folds == 3
+    (out / "sigma" / "metrics.json").unlink()  # a training cut short after saving its model
+    stage_run("sigma.lr=0.5", "sigma.batch_size=7", "sigma.stage.folds=3")
+    assert len(trained) == 3
+    with pytest.raises(FileNotFoundError, match=r"sigma_model=.*nope.pt: no such file"):
+        stage_run(f"sigma_model={tmp_path / 'nope.pt'}")

@@ -162,6 +162,11 @@ class RunDir:
     def sigma(self) -> Path:
         return self.root / "sigma"
 
+    @property
+    def sigma_trained_with(self) -> Path:
+        """The settings fingerprint of a finished sigma-CNN training (written last: model, logos, metrics done)."""
+        return self.models / "sigma_cnn.settings.json"
+
     # ------------------------------------------------------------------ browsers and report
     @property
     def hub(self) -> Path:

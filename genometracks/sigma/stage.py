@@ -7,45 +7,75 @@ this stage keeps to a budget that fits the pipeline. Writes DIR/sigma/ and DIR/t
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 from hydra import compose
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from genometracks.data.dataset import open_genome
+from genometracks.io.atomic import write_text_atomic
 from genometracks.io.rundir import RunDir
 from genometracks.sigma.evaluate import run_sigma
 from genometracks.sigma.track import sigma_track
 
 
 def sigma_config(cfg: DictConfig) -> DictConfig:
-    """The sigma_cnn experiment config composed in the running Hydra app, with the pipeline's budget."""
+    """The sigma_cnn experiment config composed in the running Hydra app: the user's sigma.* settings
+    (overrides included) with the pipeline's budget (sigma.stage: modes, folds, epochs). The class logos
+    come from `sigma.logo_model` when the budget's modes hold it, else from the first mode."""
     sig = compose(config_name="config", overrides=["experiment=sigma_cnn", f"seed={int(cfg.seed)}"])
     budget = cfg.sigma.stage  # conf/sigma/default.yaml
+    modes = [str(m) for m in budget.modes]
     with open_dict(sig):
-        sig.sigma.modes = list(budget.modes)
+        sig.sigma = OmegaConf.create(OmegaConf.to_container(cfg.sigma, resolve=True))
+        sig.sigma.modes = modes
         sig.sigma.folds = int(budget.folds)
-        sig.sigma.logo_model = "softmax"
-        sig.sigma.kernels = True
+        if str(sig.sigma.logo_model) not in modes:
+            sig.sigma.logo_model = modes[0]
         sig.trainer.max_epochs = int(budget.max_epochs)
         sig.paths = cfg.paths
     return sig
 
 
+def trained_with(sig: DictConfig) -> str:
+    """Fingerprint (SHA-256 of canonical JSON, 16 hex) of what a sigma training reads: sigma.*, epochs, seed."""
+    chosen = {"sigma": OmegaConf.to_container(sig.sigma, resolve=True), "max_epochs": int(sig.trainer.max_epochs), "seed": int(sig.seed)}
+    return hashlib.sha256(json.dumps(chosen, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _finished_with(run: RunDir, fingerprint: str) -> bool:
+    """Whether the sigma CNN run directory `run` (DIR/sigma) finished training (model, logos and metrics; its
+    settings file is written last) with these settings."""
+    try:
+        recorded = json.loads(run.sigma_trained_with.read_text()).get("settings")
+    except (OSError, ValueError):
+        return False
+    return recorded == fingerprint and run.sigma_model.is_file() and run.metrics_json.is_file()
+
+
 def run_sigma_stage(cfg: DictConfig, out: Path) -> dict:
-    """Train/evaluate the sigma CNN into DIR/sigma and classify DIR/tracks/tss_peaks.bed.gz."""
+    """Train/evaluate the sigma CNN into DIR/sigma (again when its settings changed or an earlier training
+    was cut short) unless `sigma_model=` names one, then classify DIR/tracks/tss_peaks.bed.gz."""
     run = RunDir(out)
     sigma_run = RunDir(run.sigma)  # the sigma CNN's own run directory inside DIR
-    sigma_dir = sigma_run.root
-    model_path = Path(str(cfg.sigma_model)) if cfg.get("sigma_model") else sigma_run.sigma_model
     result: dict = {}
-    if not model_path.exists():
+    if cfg.get("sigma_model"):
+        model_path = Path(str(cfg.sigma_model))
+        if not model_path.is_file():
+            raise FileNotFoundError(f"sigma_model={model_path}: no such file; give a sigma CNN (DIR/models/sigma_cnn.pt of a run)")
+    else:
+        model_path = sigma_run.sigma_model
         sig = sigma_config(cfg)
-        with open_dict(sig):
-            sig.run_dir = str(sigma_dir)
-        result = run_sigma(sig)
-        result = {"metrics": str(sigma_run.metrics_json.relative_to(out)), "runtime_s": result.get("runtime_s")}
+        fingerprint = trained_with(sig)
+        if not _finished_with(sigma_run, fingerprint):
+            sigma_run.sigma_trained_with.unlink(missing_ok=True)
+            with open_dict(sig):
+                sig.run_dir = str(sigma_run.root)
+            trained = run_sigma(sig)
+            write_text_atomic(sigma_run.sigma_trained_with, json.dumps({"settings": fingerprint}) + "\n")
+            result = {"metrics": str(sigma_run.metrics_json.relative_to(out)), "runtime_s": trained.get("runtime_s")}
     peaks = run.peaks_bed_gz
     if peaks.exists():
         genome, _, _ = open_genome(cfg)
