@@ -287,7 +287,21 @@ def test_any_shipped_model_by_name_or_folder_through_model_shipped(tmp_path):
     by_name = resolve_model(compose("model=shipped", "model.shipped=ecoli_k12", f"run_dir={tmp_path}"), tmp_path)
     by_folder = resolve_model(compose("model=shipped", f"model.shipped={MODELS_DIR / 'ecoli_k12'}", f"run_dir={tmp_path}"), tmp_path)
     named = resolve_model(compose("model=ecoli_k12", f"run_dir={tmp_path}"), tmp_path)
-    for source in (by_name, by_folder):
+    # a relative folder: './mine' and 'mine/' were looked up as genometracks/models/mine
+    import os
+    import shutil
+
+    shutil.copytree(MODELS_DIR / "ecoli_k12", tmp_path / "mine")
+    here = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        relative = [
+            resolve_model(compose("model=shipped", f"model.shipped={spec}", f"run_dir={tmp_path}"), tmp_path)
+            for spec in ("./mine", "mine/")
+        ]
+    finally:
+        os.chdir(here)
+    for source in (by_name, by_folder, *relative):
         assert source.card == named.card and source.logit_offset == named.logit_offset
     # what a card's "Use" line says: the named config where there is one, else model=shipped
     assert use_model("ecoli_k12") == "model=ecoli_k12"

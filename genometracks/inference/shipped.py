@@ -85,7 +85,10 @@ def available() -> list[str]:
 
 
 def model_folder(spec: str | Path) -> Path:
-    """A shipped model's folder: a name under genometracks/models/, or a folder path."""
+    """A shipped model's folder: a name under genometracks/models/, or a folder path (text with '/' or
+    a leading '.', or a Path: `./mymodel` stays a path when it comes back as Path('mymodel'))."""
+    if isinstance(spec, Path):
+        return spec.expanduser()
     text = str(spec)
     if "/" in text or text.startswith("."):
         return Path(text).expanduser()
