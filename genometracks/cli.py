@@ -24,7 +24,7 @@ from genometracks.io.errors import config_groups_text, error_line, group_options
 from genometracks.io.paths import conf_dir, output_dir_problem, shared_data
 from genometracks.io.provenance import COMMAND_ENV
 from genometracks.io.quiet import quiet_third_parties
-from genometracks.io.run_config import check_root_settings, main_job_overrides
+from genometracks.io.run_config import check_root_settings, main_job_overrides, run_dir_model_overrides
 from genometracks.io.run_lock import run_dir_lock, stop_cleanly_on_signals
 from genometracks.io.schema import register_schemas
 
@@ -264,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
         _check_group_choices(rest)
         if command == "run":  # the main job predicts with the shipped model unless asked to train
             rest = main_job_overrides(rest)
+        elif command not in NO_OUTPUT:  # later commands on a main job's directory: its shipped model
+            rest = run_dir_model_overrides(rest)
         collection = collection_request(command, rest)
         if collection is not None:  # many genomes: one Hydra job each, then the summary and one hub
             quiet_third_parties()

@@ -311,6 +311,23 @@ def test_main_job_uses_the_shipped_model_unless_asked_to_train(overrides, added)
     assert result == ([f"model={DEFAULT_MODEL}", *overrides] if added else overrides)
 
 
+def test_later_commands_on_a_main_job_directory_use_its_shipped_model(tmp_path):
+    from genometracks.io.run_config import run_dir_model_overrides
+
+    made = tmp_path / "made"
+    made.mkdir()
+    (made / "overrides.txt").write_text(f"model={DEFAULT_MODEL} data.label_sets=[curated]\n")
+    assert run_dir_model_overrides([f"run_dir={made}"]) == [f"model={DEFAULT_MODEL}", f"run_dir={made}"]
+    assert run_dir_model_overrides([f"run_dir='{made}'", "export.email=a@b.c"])[0] == f"model={DEFAULT_MODEL}"
+    for own in ("model=ecoli_k12_paper", "ckpt=x.ckpt", "experiment=smoke", "train=true"):  # the command's own choice
+        assert run_dir_model_overrides([own, f"run_dir={made}"]) == [own, f"run_dir={made}"]
+    trained = tmp_path / "trained"
+    trained.mkdir()
+    (trained / "overrides.txt").write_text("experiment=smoke\n")
+    for overrides in ([f"run_dir={trained}"], [f"run_dir={tmp_path / 'none'}"], []):  # not made with it / no directory
+        assert run_dir_model_overrides(overrides) == overrides
+
+
 RUN_SMALL = ["data=synthetic", "data.generator.length=20000", "data.generator.n_contigs=1", "data.generator.density=0.004", *TINY_INTERPRET]
 
 
@@ -328,6 +345,9 @@ def test_run_predicts_with_the_shipped_model_by_default_and_trains_with_train_tr
     assert not (shipped / "checkpoints").exists() and (shipped / "tracks" / "tss.plus.bw").is_file()
     assert stages["peaks"]["result"]["threshold"] == S.load_card(DEFAULT_MODEL)["peaks"]["threshold"]
     assert (shipped / "overrides.txt").read_text().startswith(f"model={DEFAULT_MODEL}")
+    # a later command on the directory needs no model=: `run` chose the shipped model, not the user
+    again = cli("export", *RUN_SMALL, f"run_dir={shipped}")
+    assert again.returncode == 0, again.stderr[-2000:]
     assert "## Shipped model" in (shipped / "report.md").read_text()
     assert (shipped / "hub" / "hub.txt").is_file()
 

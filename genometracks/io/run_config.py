@@ -302,3 +302,18 @@ def main_job_overrides(overrides: list[str]) -> list[str]:
     if train is None and "experiment" in keys:
         return list(overrides)
     return [f"model={DEFAULT_MODEL}", *overrides]
+
+
+def run_dir_model_overrides(overrides: list[str]) -> list[str]:
+    """A later command's overrides with `model=<DEFAULT_MODEL>` added when its run directory was made with
+    it (`genometracks run` adds it itself, so the user never typed it; DIR/overrides.txt records it) and
+    the command chooses no model, checkpoint, experiment or training of its own."""
+    keys = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+    if keys & {"model", "ckpt", "experiment", "train"}:
+        return list(overrides)
+    run_dir = next((o.split("=", 1)[1].strip("'\"") for o in overrides if o.startswith("run_dir=")), None)
+    try:
+        made_with = (Path(run_dir) / "overrides.txt").read_text().split() if run_dir else []
+    except OSError:
+        return list(overrides)
+    return [f"model={DEFAULT_MODEL}", *overrides] if f"model={DEFAULT_MODEL}" in made_with else list(overrides)
