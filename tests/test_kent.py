@@ -229,3 +229,11 @@ def test_ecoli_hubs_are_hubcheck_clean(tmp_path, monkeypatch):
     assert "defaultPos" not in (run / "hub_genark" / "genomes.txt").read_text()
     page = (run / "hub_genark" / "description.html").read_text()
     assert f"genome=GCF_000005845.2&amp;hubUrl=https://YOUR.HOST/DIR/hub_genark/hub.txt&amp;position={opening.replace(':', '%3A')}" in page
+    # export.genome_mode=genark writes the GenArk hub into DIR/hub: its page names that folder
+    from genometracks.browser.export import export_run
+
+    only = tmp_path / "only"
+    for strand in ("plus", "minus"):
+        write_bigwig(only / "tracks" / f"tss.{strand}.bw", sizes, {"NC_000913.3": values})
+    assert export_run(only, fasta, sizes, {"genome_mode": "genark"}, "Escherichia coli K-12 MG1655")["hub_genark"] == "hub/hub.txt"
+    assert "hubUrl=https://YOUR.HOST/DIR/hub/hub.txt&amp;position=" in (only / "hub" / "description.html").read_text()

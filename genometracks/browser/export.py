@@ -255,13 +255,14 @@ def check_export_settings(e: DictConfig, organism: str) -> None:
             raise HubError(f"export.{key} is empty; give it a value (conf/export/default.yaml has one)")
 
 
-def genark_position_html(accession: str, locus: str) -> str:
+def genark_position_html(accession: str, locus: str, folder: str = "hub_genark") -> str:
     """A paragraph of the GenArk hub's description page: how to open it at `locus` (UCSC ignores
-    defaultPos in a stanza without twoBitPath, so the hgTracks address carries the position)."""
+    defaultPos in a stanza without twoBitPath, so the hgTracks address carries the position); `folder`:
+    the hub's folder in DIR (hub_genark beside an assembly hub, hub with export.genome_mode=genark)."""
     from html import escape
     from urllib.parse import quote
 
-    url = f"https://genome.ucsc.edu/cgi-bin/hgTracks?genome={quote(accession)}&hubUrl=https://YOUR.HOST/DIR/hub_genark/hub.txt&position={quote(locus)}"
+    url = f"https://genome.ucsc.edu/cgi-bin/hgTracks?genome={quote(accession)}&hubUrl=https://YOUR.HOST/DIR/{quote(folder)}/hub.txt&position={quote(locus)}"
     return (
         f"<p>This hub opens where UCSC's {escape(accession)} assembly opens (UCSC reads <code>defaultPos</code> only from "
         f"an assembly hub). To open it at the strongest TSS call with a motif hit beside it, {escape(locus)}, give the "
@@ -304,7 +305,7 @@ def export_run(run_dir: Path, fasta: Path, chrom_sizes: dict[str, int], cfg_expo
     if mode == "genark" or (mode in ("assembly", "both") and genark_ok):
         target = run.hub if mode == "genark" else run.hub_genark
         # UCSC reads defaultPos only from an assembly hub's stanza: the GenArk hub's page gives the link instead
-        page = common["overview_html"] + genark_position_html(accession, opening)
+        page = common["overview_html"] + genark_position_html(accession, opening, target.name)
         written["hub_genark"] = write_hub(
             target, "genark", chrom_sizes, tracks, genark_accession=accession, **(common | {"overview_html": page})
         )
