@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from genometracks.collection.launch import collection_request, run_collection
 from genometracks.io.errors import config_groups_text, error_line, group_options
@@ -87,8 +87,19 @@ def _domain_errors() -> tuple[type[BaseException], ...]:
     from lightning_fabric.utilities.exceptions import MisconfigurationException
     from omegaconf.errors import OmegaConfBaseException
 
-    # MisconfigurationException: a trainer this machine cannot run (trainer=gpu without a GPU)
-    return (ValueError, OSError, pickle.UnpicklingError, HydraException, OmegaConfBaseException, MisconfigurationException)
+    # MisconfigurationException: a trainer this machine cannot run (trainer=gpu without a GPU);
+    # UncompletedJobError (FailedJobError: sbatch refused the jobs): a launcher's job that gave no result
+    from submitit.core.utils import UncompletedJobError
+
+    return (
+        ValueError,
+        OSError,
+        pickle.UnpicklingError,
+        HydraException,
+        OmegaConfBaseException,
+        MisconfigurationException,
+        UncompletedJobError,
+    )
 
 
 def _fail(err: BaseException) -> None:
@@ -116,6 +127,42 @@ def slurm_gpus(accelerator: str, devices: int | str) -> int | None:
     return slurm_tasks(devices) if str(accelerator) in ("gpu", "cuda") else None
 
 
+def local_gpus(accelerator: str, devices: int | str) -> int:
+    """GPUs for a job of hydra/launcher=local: the trainer's devices on a GPU accelerator, else 0 (submitit's
+    local executor hides every GPU from a job given 0, and needs a number)."""
+    return slurm_gpus(accelerator, devices) or 0
+
+
+LAUNCHED_PER_JOB = ("trainer", "trainer.devices", "trainer.accelerator", "trainer.num_nodes")
+
+
+def check_launcher(overrides: list[str]) -> None:
+    """Refuse what the submitit launchers (hydra/launcher=slurm|local) cannot do: a sweep over the trainer
+    (the job array is sized once, from the trainer composed without the sweep: trainer=cpu,ddp_cpu gave
+    every job one task, and rank 1 of ddp_cpu waited for a task it never got)."""
+    values = dict(item.split("=", 1) for item in overrides if "=" in item)
+    launcher = values.get("hydra/launcher")
+    if launcher not in ("slurm", "local") or not {"-m", "--multirun"} & set(overrides):
+        return
+    for key in LAUNCHED_PER_JOB:
+        if "," in values.get(key, ""):
+            raise UsageError(
+                f"{key}={values[key]}: hydra/launcher={launcher} sizes every job of a sweep from one trainer "
+                "(tasks, GPUs), so the points would not get their own; run one sweep per trainer"
+            )
+
+
+def check_local_launcher_job(cfg: DictConfig) -> None:
+    """A job of hydra/launcher=local is one process: Lightning's DDP restarts further ranks as new
+    commands, which submitit's local runner cannot start. Refuse a trainer of more than one device."""
+    devices = OmegaConf.select(cfg, "trainer.devices", default=1)
+    if os.environ.get("SUBMITIT_EXECUTOR") == "local" and str(devices) != "1":
+        raise UsageError(
+            f"trainer.devices={devices}: hydra/launcher=local runs each job as one process, and multi-process "
+            "training cannot start there; drop hydra/launcher=local (Hydra's own launcher runs DDP) or use hydra/launcher=slurm"
+        )
+
+
 def _register_resolvers() -> None:
     """The `gt_shared_data` resolver and the structured-config schemas, before any composition."""
     register_schemas()
@@ -125,6 +172,8 @@ def _register_resolvers() -> None:
         OmegaConf.register_new_resolver("gt_slurm_gpus", slurm_gpus)
     if not OmegaConf.has_resolver("gt_slurm_tasks"):
         OmegaConf.register_new_resolver("gt_slurm_tasks", slurm_tasks)
+    if not OmegaConf.has_resolver("gt_local_gpus"):
+        OmegaConf.register_new_resolver("gt_local_gpus", local_gpus)
     if not OmegaConf.has_resolver("gt_config_groups"):
         OmegaConf.register_new_resolver("gt_config_groups", config_groups_text)
 
@@ -182,6 +231,7 @@ def run_hydra(command: str, overrides: list[str]) -> None:
             if command in NO_OUTPUT:
                 return target(cfg)
             check_root_settings(cfg)
+            check_local_launcher_job(cfg)
             from hydra.core.hydra_config import HydraConfig
 
             if cfg.get("genome") is not None and cfg.get("manifest") is not None:  # one genome of a collection
@@ -262,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         _flush_denormals()
         _check_run_dir(command, rest)
         _check_group_choices(rest)
+        check_launcher(rest)
         if command == "run":  # the main job predicts with the shipped model unless asked to train
             rest = main_job_overrides(rest)
         elif command not in NO_OUTPUT:  # later commands on a main job's directory: its shipped model

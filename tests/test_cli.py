@@ -221,3 +221,64 @@ def test_slurm_tasks_need_a_number_of_devices():
     for bad in ("auto", "-1", 0, "[0,1]"):
         with pytest.raises(UsageError, match="give their number"):
             slurm_tasks(bad)
+
+
+@pytest.mark.slow
+def test_submitit_launchers_refuse_a_trainer_sweep_and_local_ddp(tmp_path):
+    """hydra/launcher=slurm sized every job of `trainer=cpu,ddp_cpu` from the unswept trainer (one task:
+    the ddp job failed, the submitter waited); the local launcher cannot start DDP's second rank."""
+    from genometracks.cli import local_gpus
+    from tests.conftest import TINY
+
+    for launcher in ("slurm", "local"):
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "genometracks.cli",
+                "train",
+                "-m",
+                f"hydra/launcher={launcher}",
+                "trainer=cpu,ddp_cpu",
+                f"run_dir={tmp_path / launcher}",
+            ],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+            f"genometracks: error: trainer=cpu,ddp_cpu: hydra/launcher={launcher} sizes every job of a sweep from one trainer "
+            "(tasks, GPUs), so the points would not get their own; run one sweep per trainer"
+        ]
+        assert not (tmp_path / launcher).exists()
+    assert (local_gpus("gpu", 1), local_gpus("cpu", 1), local_gpus("cpu", 2)) == (1, 0, 0)  # submitit's local runner needs a number
+    ddp = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "genometracks.cli",
+            "train",
+            "-m",
+            "hydra/launcher=local",
+            "trainer=ddp_cpu",
+            *TINY,
+            f"run_dir={tmp_path / 'ddp'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ddp.returncode == 2 and ddp.stderr.strip().splitlines()[-1].startswith(
+        "genometracks: error: a job failed: trainer.devices=2: hydra/launcher=local runs each job as one process"
+    ), ddp.stderr[-2000:]
+
+
+def test_scheduler_refusals_are_one_line_with_what_to_check():
+    from submitit.core.utils import FailedJobError
+
+    from genometracks.io.errors import error_line
+
+    line = error_line(FailedJobError("sbatch: error: invalid partition specified: nosuch\nsbatch: error: Batch job submission failed"))
+    assert line.startswith("genometracks: error: the scheduler refused the job(s): sbatch: error: invalid partition specified: nosuch")
+    assert line.endswith(
+        "check hydra.launcher.partition, cpus_per_task, mem_gb (or mem_per_cpu) and timeout_min against what `sinfo` shows"
+    )

@@ -57,6 +57,13 @@ def test_cpu_training_sweep_runs_as_a_slurm_job_array(slurm, tmp_path):
         assert (model.n_layer, seg_len) == (n_layer, 64)
 
 
+def test_a_job_sbatch_refuses_is_one_line_naming_what_to_check(slurm, tmp_path):
+    done = cli("train", "-m", *ON_TEST_NODE, "hydra.launcher.partition=nosuch", *TINY, f"run_dir={tmp_path}", timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    line = done.stderr.strip().splitlines()[-1]
+    assert line.startswith("genometracks: error: the scheduler refused the job(s): sbatch: error: invalid partition specified: nosuch")
+
+
 def test_ddp_training_runs_as_one_slurm_task_per_rank(slurm, tmp_path):
     # two tasks of one job, one rank each: rank 1 took the run directory's lock that rank 0 held and
     # stopped ("in use by genometracks train"); with start_method=spawn each task forked ranks of its own

@@ -43,6 +43,16 @@ def error_line(err: BaseException) -> str:
             return f"genometracks: error: {key} is a list: give {key}=[{value}] (quoted in the shell: '{key}=[{value}]')"
         cause = " ".join(str(err.__cause__ or "").split()).split(" full_key:")[0]
         return f"genometracks: error: {key}={value}: {cause or 'not a valid value for this setting'}"
+    if type(err).__name__ == "FailedJobError":  # submitit: sbatch (or the local launcher) refused the jobs
+        return (
+            f"genometracks: error: the scheduler refused the job(s): {text}; check hydra.launcher.partition, "
+            "cpus_per_task, mem_gb (or mem_per_cpu) and timeout_min against what `sinfo` shows"
+        )
+    if type(err).__name__ == "UncompletedJobError":  # submitit: a job ended without a result
+        inner = text.rsplit("genometracks: error: ", 1)  # the job's own one-line error, where it printed one
+        if len(inner) == 2:
+            return f"genometracks: error: a job failed: {inner[1]}"
+        return f"genometracks: error: a job ended without a result: {text[:400]}; its log is in the run directory's .submitit/ folder"
     sentences = re.split(r"(?<=[.!?])\s+", text)
     text = " ".join(s for s in sentences if "weights_only" not in s) or type(err).__name__
     return f"genometracks: error: {text}"
