@@ -127,6 +127,12 @@ def slurm_gpus(accelerator: str, devices: int | str) -> int | None:
     return slurm_tasks(devices) if str(accelerator) in ("gpu", "cuda") else None
 
 
+def slurm_mem(mem_gb: int, mem_per_cpu: str | None, mem_per_gpu: str | None) -> int | None:
+    """A SLURM job's --mem in GB: `mem_gb`, or none when mem_per_cpu or mem_per_gpu is given (sbatch
+    refuses --mem beside either: "--mem, --mem-per-cpu, and --mem-per-gpu are mutually exclusive")."""
+    return None if mem_per_cpu or mem_per_gpu else int(mem_gb)
+
+
 def local_gpus(accelerator: str, devices: int | str) -> int:
     """GPUs for a job of hydra/launcher=local: the trainer's devices on a GPU accelerator, else 0 (submitit's
     local executor hides every GPU from a job given 0, and needs a number)."""
@@ -172,6 +178,8 @@ def _register_resolvers() -> None:
         OmegaConf.register_new_resolver("gt_slurm_gpus", slurm_gpus)
     if not OmegaConf.has_resolver("gt_slurm_tasks"):
         OmegaConf.register_new_resolver("gt_slurm_tasks", slurm_tasks)
+    if not OmegaConf.has_resolver("gt_slurm_mem"):
+        OmegaConf.register_new_resolver("gt_slurm_mem", slurm_mem)
     if not OmegaConf.has_resolver("gt_local_gpus"):
         OmegaConf.register_new_resolver("gt_local_gpus", local_gpus)
     if not OmegaConf.has_resolver("gt_config_groups"):

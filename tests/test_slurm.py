@@ -131,3 +131,28 @@ def test_three_genome_predict_runs_as_a_slurm_job_array(slurm, tmp_path):
         assert int(rows[name]["peaks"]) == len(peaks) > 0
     assert re.findall(r"^genome (\S+)$", (coll / "hub" / "genomes.txt").read_text(), re.M) == list(GENOMES)
     assert_hub_clean(coll / "hub")
+
+
+def test_mem_per_cpu_or_gpu_replaces_the_default_mem(slurm, tmp_path):
+    """sbatch refuses --mem beside --mem-per-cpu; the launcher's mem_gb (32) and a collection's (4/8) went
+    with every job, so a mem_per_cpu= typed by the user failed every job."""
+    from genometracks.collection.launch import slurm_job_overrides
+
+    assert "hydra.launcher.mem_gb=4" in slurm_job_overrides("predict", ["hydra/launcher=slurm"])
+    chosen = slurm_job_overrides("predict", ["hydra/launcher=slurm", "hydra.launcher.mem_per_cpu=1G"])
+    assert not any(o.startswith("hydra.launcher.mem_gb=") for o in chosen) and "hydra.launcher.cpus_per_task=2" in chosen
+    sized = [o for o in ON_TEST_NODE if not o.startswith("hydra.launcher.mem_gb=")]
+    done = cli(
+        "train",
+        "-m",
+        *sized,
+        "hydra.launcher.mem_per_cpu=1G",
+        "hydra.launcher.timeout_min=10",
+        *TINY,
+        "trainer.max_epochs=1",
+        f"run_dir={tmp_path}",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "0" / "metrics.json").is_file()
+    script = next((tmp_path / ".submitit").rglob("*_submission.sh")).read_text()
+    assert "#SBATCH --mem-per-cpu=1G" in script and "#SBATCH --mem=" not in script

@@ -152,6 +152,8 @@ def slurm_job_overrides(command: str, overrides: list[str]) -> list[str]:
         return []
     given = {_key(o) for o in overrides}
     wanted = {**SLURM_JOB.get(command, {}), "name": f"genometracks_{command}"}
+    if given & {"hydra.launcher.mem_per_cpu", "hydra.launcher.mem_per_gpu"}:  # sbatch takes one of the three
+        wanted.pop("mem_gb", None)
     return [f"hydra.launcher.{k}={v}" for k, v in wanted.items() if f"hydra.launcher.{k}" not in given]
 
 
