@@ -139,6 +139,18 @@ def test_a_collection_needs_its_run_dir_and_custom_data(tmp_path):
     assert done.returncode == 2 and "data=synthetic" in done.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.parametrize("flags", [["--cfg", "job"], ["--help"], ["--info"]])
+def test_hydra_flags_on_a_collection_are_refused_and_write_nothing(tmp_path, flags):
+    # they went into COLL/settings.txt, and the next real command was refused as 'made with other settings'
+    path = _manifest(tmp_path, "iso_a\ta.fa\n")
+    done = cli("predict", f"manifest={path}", f"run_dir={tmp_path / 'coll'}", *flags, timeout=120)
+    assert done.returncode == 2 and not (tmp_path / "coll").exists(), done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"genometracks: error: {' '.join(flags)} with a collection: ask it of one genome (genometracks predict data=custom "
+        f"data.fasta=GENOME.fa ... {' '.join(flags)}); nothing was written"
+    ]
+
+
 def test_run_of_genomes_without_tss_files_is_refused_before_any_job(tmp_path):
     for name in ("a", "b"):
         write_fasta(tmp_path / f"{name}.fa", {name: (name, 500)}, seed=0)

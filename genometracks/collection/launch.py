@@ -62,6 +62,16 @@ def _sweep_values(override: str) -> list[str] | None:
     return [v.text if isinstance(v, QuotedString) else str(v) for v in parsed.sweep_iterator()]
 
 
+def hydra_flags(overrides: list[str]) -> list[str]:
+    """Hydra's own flags among `overrides` (-m aside), each with its value where it takes one: '--cfg job'."""
+    found = []
+    for i, item in enumerate(overrides):
+        if item.startswith("-") and item not in MULTIRUN:
+            value = overrides[i + 1] if i + 1 < len(overrides) else ""
+            found.append(f"{item} {value}" if value and "=" not in value and not value.startswith("-") else item)
+    return found
+
+
 def collection_request(command: str, overrides: list[str]) -> Collection | None:
     """The collection that `genometracks <command> <overrides>` asks for, or None for a single run."""
     if command not in COMMANDS:
@@ -74,6 +84,12 @@ def collection_request(command: str, overrides: list[str]) -> Collection | None:
         return None
     if manifest not in (None, "null") and "data.fasta" in values:
         raise ConfigError(f"manifest={manifest} and data.fasta= both name genomes; give one of them")
+    flags = hydra_flags(overrides)
+    if flags:  # Hydra's own flags (--cfg job, --help, --info): they would be written into the collection's settings
+        raise ConfigError(
+            f"{' '.join(flags)} with a collection: ask it of one genome (genometracks {command} data=custom "
+            f"data.fasta=GENOME.fa ... {' '.join(flags)}); nothing was written"
+        )
     if "run_dir" not in values:
         raise ConfigError(
             f"genometracks {command} of several genomes needs run_dir=DIR: the collection folder "
