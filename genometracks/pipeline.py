@@ -136,11 +136,23 @@ def stage_marker(out: Path, stage: str) -> Path:
     return RunDir(out).stage_marker(stage)
 
 
+# trainer settings that change the model a training makes (not where or how fast it runs); they count only
+# where the train stage trains (not for a shipped model, train=false or ckpt=)
+TRAINED_BY = (
+    "trainer.max_epochs",
+    "trainer.max_steps",
+    "trainer.limit_train_batches",
+    "trainer.overfit_batches",
+    "trainer.accumulate_grad_batches",
+    "trainer.gradient_clip_val",
+    "trainer.precision",
+    "debug",
+)
 # the settings each stage's outputs are made from ('predict' without its 'peaks', which only the peaks
 # stage reads); a finished stage whose settings changed runs again, and with it every later stage
 STAGE_SETTINGS: dict[str, tuple[str, ...]] = {
     "data": ("data",),
-    "train": ("data", "model", "task", "seed", "ckpt", "train"),
+    "train": ("data", "model", "task", "seed", "ckpt", "train", *TRAINED_BY),
     "predict": ("data", "model", "ckpt", "predict", "task.attention_path"),
     "peaks": ("predict.peaks",),
     "interpret": ("interpret", "seed"),
@@ -154,7 +166,10 @@ STAGE_SETTINGS: dict[str, tuple[str, ...]] = {
 def stage_settings(cfg: DictConfig, stage: str) -> str:
     """A fingerprint (SHA-256 of canonical JSON) of the settings `stage` reads (STAGE_SETTINGS)."""
     chosen = {}
-    for key in STAGE_SETTINGS[stage]:
+    keys = STAGE_SETTINGS[stage]
+    if stage == "train" and (shipped_name(cfg) or cfg.get("train") is False or cfg.get("ckpt")):
+        keys = tuple(k for k in keys if k not in TRAINED_BY)  # no training: the trainer makes nothing here
+    for key in keys:
         value = OmegaConf.select(cfg, key, default=None)
         value = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
         if key == "predict" and isinstance(value, dict):

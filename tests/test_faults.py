@@ -196,3 +196,20 @@ def test_other_configuration_on_the_same_run_directory_is_refused(complete, tmp_
     assert done.returncode != 0
     assert "data.name was 'synthetic', now 'ecoli_k12'" in done.stderr
     assert "experiment=smoke" in done.stderr  # the overrides the run was made with
+
+
+def test_trainer_settings_that_change_the_model_are_part_of_the_train_stage(tmp_path):
+    """`run trainer.max_epochs=3` on a run finished with 2 epochs skipped every stage without a word."""
+    from genometracks.io.run_config import main_job_overrides
+    from genometracks.pipeline import stage_settings
+    from tests.conftest import compose
+
+    def train_print(*overrides):
+        return stage_settings(compose(*overrides, f"run_dir={tmp_path}"), "train")
+
+    trained = train_print(*TINY_RUN)
+    assert train_print(*TINY_RUN, "trainer.max_epochs=3") != trained
+    assert train_print(*TINY_RUN, "debug=overfit") != trained
+    assert train_print(*TINY_RUN, "trainer.enable_progress_bar=true") == trained  # how it runs, not what it makes
+    shipped = main_job_overrides([])  # the shipped model: the trainer makes nothing, its settings do not count
+    assert train_print(*shipped, "trainer.max_epochs=3") == train_print(*shipped)
