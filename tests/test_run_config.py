@@ -193,3 +193,24 @@ def test_the_stage_table_says_why_a_stage_was_skipped(tmp_path, capsys):
     assert "sigma: skipped: sigma classes need the E. coli RegulonDB promoter set" in out
     row = next(line for line in out.splitlines() if line.startswith("sigma "))
     assert "skipped" in row and "(sigma classes need the E. coli RegulonDB promoter set" in row
+
+
+def test_a_model_folder_named_from_another_folder_is_the_same_model(tmp_path, monkeypatch):
+    """model.shipped=FOLDER was compared as text (a relative path from elsewhere was 'another model') and
+    the hint said model=/abs/folder, which is no config option."""
+    from genometracks.io.run_config import save_configuration
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (tmp_path / "models" / "mine").mkdir(parents=True)
+    (tmp_path / "models" / "other").mkdir()
+    monkeypatch.chdir(tmp_path)
+    save_configuration(compose("model=shipped", "model.shipped=models/mine", f"run_dir={run}"), run)
+    assert OmegaConf.load(run / "config.yaml").model.shipped == str(tmp_path / "models" / "mine")  # absolute
+    monkeypatch.chdir(tmp_path / "models")
+    check_same_run(compose("model=shipped", "model.shipped=./mine", f"run_dir={run}"), run)
+    check_same_run(compose("model=shipped", f"model.shipped={tmp_path}/models/mine/", f"run_dir={run}"), run)
+    with pytest.raises(ConfigError, match=rf"add model=shipped model.shipped={tmp_path}/models/mine, or choose"):
+        check_same_run(compose("model=ecoli_k12", f"run_dir={run}"), run)
+    with pytest.raises(ConfigError, match="model.shipped was"):
+        check_same_run(compose("model=shipped", "model.shipped=./other", f"run_dir={run}"), run)

@@ -101,6 +101,9 @@ def save_configuration(cfg: DictConfig, out: Path) -> None:
     files = {key: path.absolute() for key, path in input_files(cfg).items()}
     for key, path in files.items():
         OmegaConf.update(saved, key, str(path), force_add=True)
+    folder = _shipped_folder(OmegaConf.select(saved, "model.shipped", default=None))
+    if folder is not None:  # a model folder given by path: absolute, like the input files
+        OmegaConf.update(saved, "model.shipped", str(folder), force_add=True)
     write_text_atomic(out / "config.yaml", OmegaConf.to_yaml(saved))
     prints = {key: fingerprint(path) for key, path in files.items()}
     write_text_atomic(out / INPUTS, json.dumps(prints, indent=1) + "\n")
@@ -148,6 +151,17 @@ def _same_input(key: str, saved_value: object, now_value: object, out: Path) -> 
     return path.is_file() and saved.get("bytes") == path.stat().st_size and saved.get("sha256") == sha256_file(path)
 
 
+def _shipped_folder(value: object) -> Path | None:
+    """The absolute folder of a `model.shipped` given as a path (with '/' or a leading '.'), else None (a name)."""
+    text = str(value) if value is not None else ""
+    return Path(text).expanduser().absolute() if ("/" in text or text.startswith(".")) else None
+
+
+def _use_shipped(value: object) -> str:
+    """The overrides that choose the shipped model `value` (a name or a folder)."""
+    return f"model=shipped model.shipped={value}" if _shipped_folder(value) is not None else f"model={value}"
+
+
 def check_same_run(cfg: DictConfig, out: Path) -> None:
     """Raise ConfigError when DIR/config.yaml exists and its data/model differ from `cfg`'s, or an input
     file of the same path was changed since (its outputs would be another genome's or labels')."""
@@ -175,6 +189,12 @@ def check_same_run(cfg: DictConfig, out: Path) -> None:
                 continue
             if key in INPUT_KEYS and _same_input(key, a.get(key), b.get(key), out):
                 continue
+            if (
+                key == "model.shipped"
+                and _shipped_folder(a.get(key)) is not None
+                and _shipped_folder(a.get(key)) == _shipped_folder(b.get(key))
+            ):
+                continue  # one model folder named two ways (relative from another working directory)
             diffs.append(f"{key} was {'unset' if a.get(key) is None else repr(a.get(key))}, now {b.get(key)!r}")
     if diffs:
         diffs.sort(key=lambda text: not text.split(" ", 1)[0].endswith(".name"))  # data.name first
@@ -183,7 +203,7 @@ def check_same_run(cfg: DictConfig, out: Path) -> None:
         if shipped_name(now) and not shipped_name(saved):  # a directory trained by an earlier `run`
             hint += "; it holds a model trained there: add train=true to use it"
         elif shipped_name(saved) and shipped_name(saved) != shipped_name(now):  # `run` added model=ecoli_k12
-            hint += f"; its tracks came from the shipped model: add model={shipped_name(saved)}"
+            hint += f"; its tracks came from the shipped model: add {_use_shipped(shipped_name(saved))}"
         shown = 2 if overrides else 5  # with the overrides to pass again, two differences say enough
         more = f" and {len(diffs) - shown} more" if len(diffs) > shown else ""
         raise ConfigError(
