@@ -323,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         check_launcher(rest)
         if command == "run":  # the main job predicts with the shipped model unless asked to train
             rest = main_job_overrides(rest)
-        elif command not in NO_OUTPUT:  # later commands on a main job's directory: its shipped model
+        elif command not in NO_OUTPUT and command != "train":  # later commands on a main job's directory: its shipped model
             rest = run_dir_model_overrides(rest)
         collection = collection_request(command, rest)
         if collection is not None:  # many genomes: one Hydra job each, then the summary and one hub
