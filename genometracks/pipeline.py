@@ -26,6 +26,7 @@ from genometracks.inference.peaks import peaks_command
 from genometracks.inference.predict import predict_command
 from genometracks.interpret.command import interpret_command
 from genometracks.io.atomic import write_text_atomic
+from genometracks.io.jsonsafe import json_safe
 from genometracks.io.malloc import release_freed_memory
 from genometracks.io.resources import peak_rss_mib
 from genometracks.io.run_config import IGNORED, INPUTS, save_configuration, save_overrides, shipped_name
@@ -48,7 +49,7 @@ def train_command(cfg: DictConfig) -> dict:
 
 def _stage_data(cfg: DictConfig, out: Path) -> dict:
     summary = summarise_data(cfg)
-    write_text_atomic(RunDir(out).data_summary, json.dumps(summary, indent=2, default=str))
+    write_text_atomic(RunDir(out).data_summary, json.dumps(json_safe(summary), indent=2, default=str, allow_nan=False))
     return {"total_length": summary["total_length"], "positions_per_split": summary["positions_per_split"]}
 
 
@@ -273,7 +274,7 @@ def _run_stages(cfg: DictConfig, run: RunDir, within: tuple[str, ...]) -> dict:
             "settings": stage_settings(cfg, stage),
             "result": result,
         }
-        write_text_atomic(stage_marker(out, stage), json.dumps(record, indent=2, default=str))
+        write_text_atomic(stage_marker(out, stage), json.dumps(json_safe(record), indent=2, default=str, allow_nan=False))
         summary[stage] = {"status": "skipped" if "skipped" in result else "ran", "seconds": seconds, "peak_rss_mib": peak}
         if "skipped" in result:
             summary[stage]["why"] = str(result["skipped"])

@@ -153,7 +153,12 @@ def test_tracks_made_for_the_calls_are_costed_once_and_not_inside_the_heads(tmp_
 
     monkeypatch.setattr(C, "probability_tracks", slow_tracks)
     monkeypatch.setattr(C, "reference_motifs", lambda cfg: ([], "none"))
-    monkeypatch.setattr(C, "run_heads", lambda *args: {"summary": {}, "files": []})
+    # an uninformative head's q-value is NaN: interpret.json stays strict JSON (null), which JSON.parse reads
+    monkeypatch.setattr(
+        C, "run_heads", lambda *args: {"summary": {"heads": [{"head": "L0H0", "match_q_value": float("nan")}]}, "files": []}
+    )
     costs = C.interpret_command(cfg)["costs"]
     assert costs["tracks"]["seconds"] >= 0.6 and costs["heads"]["seconds"] < 0.6
-    assert json.loads((tmp_path / "run" / "interpret.json").read_text())["costs"] == costs
+    text = (tmp_path / "run" / "interpret.json").read_text()
+    saved = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in interpret.json"))
+    assert saved["costs"] == costs and saved["heads"]["heads"][0]["match_q_value"] is None

@@ -38,6 +38,7 @@ from genometracks.interpret.logos import draw_logo, draw_logo_grid
 from genometracks.interpret.motifs import Motif, MotifError, load_reference_motifs, write_meme
 from genometracks.interpret.optimize import optimise_class, tick_labels
 from genometracks.io.atomic import write_text_atomic
+from genometracks.io.jsonsafe import json_safe
 from genometracks.io.resources import cost
 from genometracks.io.run_config import group_defaults
 from genometracks.io.rundir import RunDir
@@ -379,5 +380,5 @@ def interpret_command(cfg: DictConfig) -> dict:
         "costs": costs,
         "files": sorted(_rel(p, out) for v in results.values() for p in v["files"]),
     }
-    write_text_atomic(run.interpret_json, json.dumps(summary, indent=2, default=str))
+    write_text_atomic(run.interpret_json, json.dumps(json_safe(summary), indent=2, default=str, allow_nan=False))  # NaN q -> null
     return summary
