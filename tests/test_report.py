@@ -112,7 +112,7 @@ def make_run(run: Path) -> Path:
     (run / "interpret" / "heads.tsv").write_text(
         "layer\thead\thead_id\tconsensus\tinformation\tbest_match\tmatch_p_value\tmatch_q_value\n"
         "1\t2\tL1H2\tTATAAT\t7.25\t<script>x</script>\t0.0012\t0.0044\n"
-        "0\t0\tL0H0\tNNNNNN\t0.1\t.\tnan\tnan\n"
+        "0\t0\tL0H0\tNNNNNN\t0.1\t.\t0.00185\tNA\n"  # heads.tsv writes a missing q-value as NA
     )
     (run / "sigma" / "logos" / "sigma").mkdir(parents=True)
     png(run / "sigma" / "logos" / "sigma" / "sigma70.png")
@@ -181,8 +181,9 @@ def test_report_of_a_run(tmp_path):
     assert "0.931" in page and "sigma70" in page
     assert "&lt;script&gt;" in page and "<script" not in page  # text from files is escaped
     heads = page.split("Head motifs and their best known-motif matches (interpret/heads.tsv)")[1].split("</table>")[0]
-    assert "layer" not in heads and "<td>7.250</td>" in heads and "<td>0.001</td>" in heads
-    assert 'alt="L1H2: TATAAT, best match &lt;script&gt;x&lt;/script&gt; (Tomtom q = 0.004)"' in page
+    assert "layer" not in heads and "<td>7.250</td>" in heads and "<td>0.0012</td>" in heads  # 2 significant digits
+    assert "<td>0.0019</td><td>–</td></tr>" in heads and "NA" not in heads
+    assert 'alt="L1H2: TATAAT, best match &lt;script&gt;x&lt;/script&gt; (Tomtom q = 0.0044)"' in page
     assert "Other logos" in page and "logos/first_block_kernels.png" in parser.targets
     missing = page.split("Not produced in this run")[1]
     for what in ("metaplots", "IGV session", "browser snapshot", "Promotech peer comparison (not an NC_000913.3 run)"):
@@ -322,3 +323,16 @@ def test_a_shipped_models_metrics_appear_only_beside_tracks_scored_on_the_same_l
     (run / "config.yaml").write_text(yaml.safe_dump(cfg))
     (run / "model_card.json").write_text(json.dumps(card))
     assert "0.654" not in build_report(run, snapshot=False)[0].read_text()
+
+
+def test_figures_draw_the_strands_in_the_browsers_colours_and_six_classes_apart():
+    """The report's PR/ROC drew + blue and − green while every browser draws + red and − blue; the sigma
+    ROC cycled 5 colours over 6 classes (sigma24 and sigma70 in one red)."""
+    from genometracks.browser.export import MINUS_COLOUR, PLUS_COLOUR
+    from genometracks.io.figures import curve_colour
+
+    assert curve_colour("+ strand (PR AUC 0.123)", 1) == "#{:02x}{:02x}{:02x}".format(*PLUS_COLOUR) == "#c81e1e"
+    assert curve_colour("− strand (ROC AUC 0.9)", 2) == "#{:02x}{:02x}{:02x}".format(*MINUS_COLOUR) == "#1e3cc8"
+    assert curve_colour("both strands (PR AUC 0.2)", 0) == "#212121"
+    classes = ["sigma24", "sigma28", "sigma32", "sigma38", "sigma54", "sigma70"]
+    assert len({curve_colour(name, i) for i, name in enumerate(classes)}) == 6

@@ -21,10 +21,11 @@ from genometracks.browser.igv import IgvTrack, write_igv
 from genometracks.browser.jbrowse import JBrowseTrack, write_jbrowse
 from genometracks.browser.locus import default_region, jbrowse_locus, ucsc_locus
 from genometracks.data.dataset import open_genome
+from genometracks.io.figures import STRAND_RGB
 from genometracks.io.run_config import group_defaults
 from genometracks.io.rundir import RunDir
 
-PLUS_COLOUR, MINUS_COLOUR = (200, 30, 30), (30, 60, 200)
+PLUS_COLOUR, MINUS_COLOUR = STRAND_RGB["+"], STRAND_RGB["-"]
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ OPTIONAL_TRACKS = (
         "DeepLIFT/SHAP contribution of each base to plus-strand TSS calls",
         "deeplift",
         "interpretation",
-        (200, 30, 30),
+        PLUS_COLOUR,
         (("autoScale", "on"), ("graphTypeDefault", "bar")),
     ),
     OptionalTrack(
@@ -109,7 +110,7 @@ OPTIONAL_TRACKS = (
         "DeepLIFT/SHAP contribution of each base to minus-strand TSS calls",
         "deeplift",
         "interpretation",
-        (30, 60, 200),
+        MINUS_COLOUR,
         (("autoScale", "on"), ("graphTypeDefault", "bar")),
     ),
 )

@@ -313,5 +313,6 @@ def write_comparison(result: Mapping, out_dir: str | Path) -> dict[str, Path]:
         f"{result['window']}-nt bins, {region['chrom']}:{region['start']:,}-{region['end']:,}",
         base_rate=result["windows"]["positive"] / max(result["windows"]["n"], 1),
         points=points,
+        legend_outside=True,  # the operating points sit low on the left, where the legend would cover them
     )
     return paths

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genometracks.io.figures import COLOURS, draw_roc, new_figure, save_figure
+from genometracks.io.figures import curve_colour, draw_roc, new_figure, save_figure
 from genometracks.training import metrics as M
 
 # TSS paper, Table 2: test region [2,738,785, 3,667,115) of NC_000913.3, per-position (ROC AUC, PR AUC)
@@ -43,8 +43,9 @@ def metric_value(m: Mapping, key: str) -> object:
 
 
 def fmt(value: object, digits: int = 3) -> str:
-    """A number for a table: `digits` decimals (2 significant digits below 10^-digits), integers with
-    thousands separators, '–' for None/NaN."""
+    """A number for a table: `digits` decimals (2 significant digits below 10^-(digits-1), where the
+    decimals would keep one: 0.00185 -> 0.0019, not 0.002), integers with thousands separators, '–' for
+    None/NaN."""
     if value is None:
         return "–"
     if isinstance(value, (bool, np.bool_)):
@@ -55,7 +56,7 @@ def fmt(value: object, digits: int = 3) -> str:
         x = float(value)
         if not math.isfinite(x):
             return "∞" if x > 0 else "–"
-        return f"{x:.2g}" if 0 < abs(x) < 10**-digits else f"{x:.{digits}f}"
+        return f"{x:.2g}" if 0 < abs(x) < 10 ** -(digits - 1) else f"{x:.{digits}f}"
     return str(value)
 
 
@@ -95,18 +96,24 @@ def plot_pr(
     base_rate: float | None = None,
     points: Mapping[str, tuple[float, float]] | None = None,
     log_y: bool | None = None,
+    legend_outside: bool = False,
 ) -> Path:
     """PR curves {legend: (recall, precision)} drawn as steps (the average-precision area), the
-    positive rate as a dashed line, optional operating points {label: (recall, precision)}.
-    log_y: logarithmic precision axis; None = when the positive rate is below 1 % (per-base curves)."""
+    positive rate as a dashed line, optional operating points {label: (recall, precision)}, each in the
+    colour of the curve whose legend starts with the point's first word (the tool), else black.
+    log_y: logarithmic precision axis; None = when the positive rate is below 1 % (per-base curves).
+    legend_outside: the legend right of the axes (where points sit in the lower left)."""
     fig = new_figure(6.2, 5.0)
     ax = fig.add_subplot()
-    for colour, (name, (recall, precision)) in zip(COLOURS * 4, curves.items()):
-        ax.plot(recall, precision, drawstyle="steps-pre", color=colour, lw=1.6, label=name)
+    colours = {name: curve_colour(name, i) for i, name in enumerate(curves)}
+    for name, (recall, precision) in curves.items():
+        ax.plot(recall, precision, drawstyle="steps-pre", color=colours[name], lw=1.6, label=name)
     if base_rate is not None:
         ax.axhline(base_rate, color="grey", ls="--", lw=0.8, label=f"positive rate {base_rate:.4f}")
     for marker, (name, (r, p)) in zip("os^vD", (points or {}).items()):
-        ax.plot([r], [p], marker=marker, color="black", ls="none", ms=7, mfc="none", label=name)
+        tool = name.split(":")[0].split(" ")[0]
+        colour = next((c for curve, c in colours.items() if curve.split(" ")[0] == tool), "black")
+        ax.plot([r], [p], marker=marker, color=colour, ls="none", ms=8, mew=1.8, mfc="none", label=name)
     if log_y if log_y is not None else (base_rate is not None and 0 < base_rate < 0.01):
         ax.set_yscale("log")
         ax.set(ylim=(max(min(base_rate or 1e-4, 1e-2) / 3, 1e-6), 1.2), ylabel="precision (log scale)")
@@ -114,7 +121,10 @@ def plot_pr(
         ax.set(ylim=(0, 1.02), ylabel="precision")
     ax.set(xlabel="recall", title=title, xlim=(0, 1))
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower left", fontsize=8)  # PR curves start high on the left and fall to the right: the lower left is empty
+    if legend_outside:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, borderaxespad=0)
+    else:
+        ax.legend(loc="lower left", fontsize=8)  # PR curves start high on the left and fall to the right: the lower left is empty
     return save_figure(fig, path)
 
 
@@ -169,7 +179,7 @@ def read_tsv(path: str | Path):
     """A tab-separated table with a header as a DataFrame (empty cells stay empty strings)."""
     import pandas as pd
 
-    return pd.read_csv(path, sep="\t", keep_default_na=False, na_values=["nan", "NaN"])
+    return pd.read_csv(path, sep="\t", keep_default_na=False, na_values=["nan", "NaN", "NA"])  # heads.tsv writes NA
 
 
 def table_rows(table, columns: Sequence[str] = (), limit: int = 40, width: int = 60) -> tuple[list[str], list[list[str]], str]:
