@@ -136,7 +136,13 @@ def slurm_mem(mem_gb: int, mem_per_cpu: str | None, mem_per_gpu: str | None) -> 
 def local_gpus(accelerator: str, devices: int | str) -> int:
     """GPUs for a job of hydra/launcher=local: the trainer's devices on a GPU accelerator, else 0 (submitit's
     local executor hides every GPU from a job given 0, and needs a number)."""
-    return slurm_gpus(accelerator, devices) or 0
+    if str(accelerator) not in ("gpu", "cuda"):
+        return 0
+    if isinstance(devices, bool) or not str(devices).isdigit() or int(devices) < 1:
+        raise UsageError(
+            f"trainer.devices={devices}: hydra/launcher=local gives a GPU job its GPUs by number, so give it (e.g. trainer.devices=1)"
+        )
+    return int(devices)
 
 
 LAUNCHED_PER_JOB = ("trainer", "trainer.devices", "trainer.accelerator", "trainer.num_nodes")
@@ -146,14 +152,17 @@ def check_launcher(overrides: list[str]) -> None:
     """Refuse what the submitit launchers (hydra/launcher=slurm|local) cannot do: a sweep over the trainer
     (the job array is sized once, from the trainer composed without the sweep: trainer=cpu,ddp_cpu gave
     every job one task, and rank 1 of ddp_cpu waited for a task it never got)."""
-    values = dict(item.split("=", 1) for item in overrides if "=" in item)
-    launcher = values.get("hydra/launcher")
-    if launcher not in ("slurm", "local") or not {"-m", "--multirun"} & set(overrides):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    values = {item.split("=", 1)[0].lstrip("+~"): item for item in overrides if "=" in item and not item.startswith("-")}
+    launcher = values.get("hydra/launcher", "=").split("=", 1)[1]
+    if launcher.removeprefix("submitit_") not in ("slurm", "local") or not {"-m", "--multirun"} & set(overrides):
         return
+    parser = OverridesParser.create()
     for key in LAUNCHED_PER_JOB:
-        if "," in values.get(key, ""):
+        if key in values and parser.parse_overrides([values[key]])[0].is_sweep_override():
             raise UsageError(
-                f"{key}={values[key]}: hydra/launcher={launcher} sizes every job of a sweep from one trainer "
+                f"{values[key]}: hydra/launcher={launcher} sizes every job of a sweep from one trainer "
                 "(tasks, GPUs), so the points would not get their own; run one sweep per trainer"
             )
 

@@ -146,8 +146,6 @@ TRAINED_BY = (
     "trainer.overfit_batches",
     "trainer.accumulate_grad_batches",
     "trainer.gradient_clip_val",
-    "trainer.precision",
-    "debug",
 )
 # the settings each stage's outputs are made from ('predict' without its 'peaks', which only the peaks
 # stage reads); a finished stage whose settings changed runs again, and with it every later stage
@@ -164,11 +162,13 @@ STAGE_SETTINGS: dict[str, tuple[str, ...]] = {
 }
 
 
-def stage_settings(cfg: DictConfig, stage: str) -> str:
-    """A fingerprint (SHA-256 of canonical JSON) of the settings `stage` reads (STAGE_SETTINGS)."""
+def stage_settings(cfg: DictConfig, stage: str, trainer: bool = True) -> str:
+    """A fingerprint (SHA-256 of canonical JSON) of the settings `stage` reads (STAGE_SETTINGS); for the
+    train stage without TRAINED_BY when it does not train, or `trainer`=False (markers of session 18 and
+    before were written so)."""
     chosen = {}
     keys = STAGE_SETTINGS[stage]
-    if stage == "train" and (shipped_name(cfg) or cfg.get("train") is False or cfg.get("ckpt")):
+    if stage == "train" and (not trainer or shipped_name(cfg) or cfg.get("train") is False or cfg.get("ckpt")):
         keys = tuple(k for k in keys if k not in TRAINED_BY)  # no training: the trainer makes nothing here
     for key in keys:
         value = OmegaConf.select(cfg, key, default=None)
@@ -189,7 +189,10 @@ def _settings_changed(cfg: DictConfig | None, out: Path, stage: str) -> bool:
         recorded = json.loads(stage_marker(out, stage).read_text()).get("settings")
     except (OSError, ValueError):
         return False
-    return recorded is not None and recorded != stage_settings(cfg, stage)
+    if recorded is None or recorded == stage_settings(cfg, stage):
+        return False
+    # a train marker from before the trainer's settings counted: the same data, model and task are no change
+    return not (stage == "train" and recorded == stage_settings(cfg, stage, trainer=False))
 
 
 def plan(requested, out: Path, within: tuple[str, ...] = STAGES, cfg: DictConfig | None = None) -> list[tuple[str, bool]]:

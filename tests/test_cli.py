@@ -251,6 +251,17 @@ def test_submitit_launchers_refuse_a_trainer_sweep_and_local_ddp(tmp_path):
         ]
         assert not (tmp_path / launcher).exists()
     assert (local_gpus("gpu", 1), local_gpus("cpu", 1), local_gpus("cpu", 2)) == (1, 0, 0)  # submitit's local runner needs a number
+    from genometracks.cli import UsageError, check_launcher
+
+    for sweep in (
+        ["hydra/launcher=submitit_slurm", "trainer=cpu,ddp_cpu"],
+        ["hydra/launcher=local", "+trainer.devices=1,2"],
+        ["hydra/launcher=slurm", "trainer=glob(*)"],
+    ):
+        with pytest.raises(UsageError, match="sizes every job of a sweep from one trainer"):
+            check_launcher(["-m", *sweep])
+    check_launcher(["-m", "hydra/launcher=slurm", "trainer.devices=[0,1]"])  # a list value, not a sweep
+    check_launcher(["-m", "trainer=cpu,ddp_cpu"])  # Hydra's own launcher starts each job as its own command
     ddp = subprocess.run(
         [
             sys.executable,
@@ -282,3 +293,11 @@ def test_scheduler_refusals_are_one_line_with_what_to_check():
     assert line.endswith(
         "check hydra.launcher.partition, cpus_per_task, mem_gb (or mem_per_cpu) and timeout_min against what `sinfo` shows"
     )
+    # a job that ran and raised is no refusal: its error and its log, in one line
+    crashed = FailedJobError(
+        "Job (task=0) failed during processing with trace:\n----------------------\nTraceback (most recent call last):\n"
+        '  File "x.py", line 1\nRuntimeError: CUDA out of memory\n----------------------\n'
+        "You can check full logs with 'job.stderr(0)' and 'job.stdout(0)'or at paths:\n"
+        "  - /r/.submitit/7/7_0_log.err\n  - /r/.submitit/7/7_0_log.out"
+    )
+    assert error_line(crashed) == "genometracks: error: a job failed: RuntimeError: CUDA out of memory (log: /r/.submitit/7/7_0_log.err)"

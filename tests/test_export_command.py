@@ -72,6 +72,11 @@ def test_igv_tracks_prefer_tabix_bed_and_fall_back_to_bigbed(tmp_path):
     # with the plain BED of the calls (what `peaks` writes), IGV reads it whole and finds a call by its name
     (tmp_path / "tss_peaks.bed").write_bytes(b"x")
     assert {t.name: Path(t.path).name for t in _igv_tracks(tmp_path)}["TSS peaks"] == "tss_peaks.bed"
+    # no calls: `peaks` leaves an empty plain BED and removes the others; no empty track in IGV
+    (tmp_path / "tss_peaks.bed").write_bytes(b"")
+    for name in ("tss_peaks.bed.gz", "tss_peaks.bb"):
+        (tmp_path / name).unlink()
+    assert "TSS peaks" not in {t.name for t in _igv_tracks(tmp_path)}
 
 
 def test_a_plain_bed_is_loaded_whole_and_searchable_on_the_page(tmp_path):

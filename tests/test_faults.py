@@ -209,7 +209,21 @@ def test_trainer_settings_that_change_the_model_are_part_of_the_train_stage(tmp_
 
     trained = train_print(*TINY_RUN)
     assert train_print(*TINY_RUN, "trainer.max_epochs=3") != trained
-    assert train_print(*TINY_RUN, "debug=overfit") != trained
+    assert train_print(*TINY_RUN, "trainer.overfit_batches=2") != trained
     assert train_print(*TINY_RUN, "trainer.enable_progress_bar=true") == trained  # how it runs, not what it makes
+    assert train_print(*TINY_RUN, "trainer.precision=bf16-mixed") == trained  # a GPU run continued on a CPU node
     shipped = main_job_overrides([])  # the shipped model: the trainer makes nothing, its settings do not count
     assert train_print(*shipped, "trainer.max_epochs=3") == train_print(*shipped)
+    # a train marker of session 18 and before (no trainer settings in it) is no change with the same data,
+    # model and task: such run directories do not run every stage again
+    from genometracks.pipeline import _settings_changed, stage_marker
+
+    cfg = compose(*TINY_RUN, f"run_dir={tmp_path}")
+    marker = stage_marker(tmp_path, "train")
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"settings": stage_settings(cfg, "train", trainer=False)}))
+    assert not _settings_changed(cfg, tmp_path, "train")
+    assert _settings_changed(compose(*TINY_RUN, "model.window=16", f"run_dir={tmp_path}"), tmp_path, "train")
+    marker.write_text(json.dumps({"settings": trained}))
+    assert not _settings_changed(cfg, tmp_path, "train")
+    assert _settings_changed(compose(*TINY_RUN, "trainer.max_epochs=3", f"run_dir={tmp_path}"), tmp_path, "train")

@@ -290,6 +290,17 @@ def test_browser_snapshot_and_report(tmp_path, monkeypatch):
     page = build_report(run, snapshot=False)[0].read_text()
     parser = check_links(run, page)
     assert "plots/browser_snapshot.png" in parser.targets and "igv/session.xml" in parser.targets
+    # a track rewritten since (stages=[interpret] rewrites the motif hits): the report takes the snapshot
+    # again instead of showing what the tracks were
+    import os
+
+    taken = shot.stat().st_mtime_ns
+    build_report(run, snapshot=True)
+    assert shot.stat().st_mtime_ns == taken  # nothing changed: kept
+    write_bigwig(run / "tracks" / "tss.plus.bw", {"chrA": 2000}, {"chrA": np.full(2000, 0.1, np.float32)})
+    os.utime(run / "tracks" / "tss.plus.bw", ns=(taken + 10**9, taken + 10**9))
+    build_report(run, snapshot=True)
+    assert shot.stat().st_mtime_ns > taken
 
 
 @pytest.mark.slow

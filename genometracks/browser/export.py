@@ -171,7 +171,7 @@ def _igv_tracks(tracks_dir: Path) -> list[IgvTrack]:
         item_rgb = ("itemRgb", "on") in t.settings  # drawn in the file's colours: no track colour
         for suffix in (".bb",) if item_rgb else (".bed", ".bed.gz", ".bb") if t.suffix == ".bb" else (t.suffix,):
             path = tracks_dir / f"{t.stem}{suffix}"
-            if path.is_file():
+            if path.is_file() and (suffix != ".bed" or path.stat().st_size > 0):  # no calls: an empty plain BED, no track
                 tracks.append(IgvTrack(t.short_label, path, None if item_rgb else t.color))
                 break
     return tracks

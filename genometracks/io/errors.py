@@ -43,6 +43,8 @@ def error_line(err: BaseException) -> str:
             return f"genometracks: error: {key} is a list: give {key}=[{value}] (quoted in the shell: '{key}=[{value}]')"
         cause = " ".join(str(err.__cause__ or "").split()).split(" full_key:")[0]
         return f"genometracks: error: {key}={value}: {cause or 'not a valid value for this setting'}"
+    if type(err).__name__ == "FailedJobError" and "failed during processing" in text:  # a job raised
+        return f"genometracks: error: a job failed: {_job_failure(str(err))}"
     if type(err).__name__ == "FailedJobError":  # submitit: sbatch (or the local launcher) refused the jobs
         return (
             f"genometracks: error: the scheduler refused the job(s): {text}; check hydra.launcher.partition, "
@@ -56,6 +58,17 @@ def error_line(err: BaseException) -> str:
     sentences = re.split(r"(?<=[.!?])\s+", text)
     text = " ".join(s for s in sentences if "weights_only" not in s) or type(err).__name__
     return f"genometracks: error: {text}"
+
+
+def _job_failure(message: str) -> str:
+    """What submitit's 'Job (task=N) failed during processing with trace: ----- TRACE ----- You can check
+    full logs ... - PATH' says in one line: the trace's last line (the error), and the .err log."""
+    lines = [line.strip() for line in message.splitlines()]
+    rules = [i for i, line in enumerate(lines) if line and set(line) == {"-"}]
+    trace = lines[rules[0] + 1 : rules[1]] if len(rules) >= 2 else lines
+    cause = next((line for line in reversed(trace) if line), "no trace")
+    logs = [line[2:] for line in lines if line.startswith("- ") and line.endswith(".err")]
+    return f"{cause[:300]}" + (f" (log: {logs[0]})" if logs else "")
 
 
 def _settings() -> dict[str, object]:

@@ -406,9 +406,22 @@ def _sigma(rep: _Report) -> None:
     rep.sections.append(Section("Sigma-factor classes", blocks))
 
 
+def _snapshot_is_stale(d: RunDir) -> bool:
+    """Whether DIR/plots/browser_snapshot.png is older than the page or a track it shows (a track rewritten
+    since, e.g. by `stages=[interpret]`, would be shown as it was)."""
+    shot = d.plots / "browser_snapshot.png"
+    if not shot.is_file():
+        return False
+    shown = [d.igv / "index.html", *(p for p in d.tracks.glob("*") if p.is_file())]
+    return any(p.is_file() and p.stat().st_mtime_ns > shot.stat().st_mtime_ns for p in shown)
+
+
 def _browser(rep: _Report, snapshot: bool) -> None:
-    """Links to the views, and an igv.js snapshot at the locus the views open at (browser.locus)."""
+    """Links to the views, and an igv.js snapshot at the locus the views open at (browser.locus), taken
+    again when a track changed since the last one."""
     d = RunDir(rep.run_dir)
+    if snapshot and _snapshot_is_stale(d):
+        (d.plots / "browser_snapshot.png").unlink()
     shots = [
         p
         for p in [d.plots / "browser_snapshot.png", *sorted((d.igv).glob("snapshot*.png")), *sorted((d.igv / "snapshots").glob("*.png"))]

@@ -40,8 +40,12 @@ def sigma_config(cfg: DictConfig) -> DictConfig:
 
 
 def trained_with(sig: DictConfig) -> str:
-    """Fingerprint (SHA-256 of canonical JSON, 16 hex) of what a sigma training reads: sigma.*, epochs, seed."""
-    chosen = {"sigma": OmegaConf.to_container(sig.sigma, resolve=True), "max_epochs": int(sig.trainer.max_epochs), "seed": int(sig.seed)}
+    """Fingerprint (SHA-256 of canonical JSON, 16 hex) of what a sigma training reads: sigma.* (threads
+    aside), epochs, seed."""
+    settings = OmegaConf.to_container(sig.sigma, resolve=True)
+    assert isinstance(settings, dict)
+    settings.pop("threads", None)  # how fast it trains, not what
+    chosen = {"sigma": settings, "max_epochs": int(sig.trainer.max_epochs), "seed": int(sig.seed)}
     return hashlib.sha256(json.dumps(chosen, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
