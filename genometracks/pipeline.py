@@ -251,6 +251,15 @@ def forget_unused_configuration(run: RunDir) -> None:
         forget_configuration(run)
 
 
+def _drop_stale_report(run: RunDir) -> bool:
+    """Remove DIR/report.html and report.md (they describe outputs about to change and would stand beside
+    the new ones as if current); whether there were any."""
+    found = [p for p in (run.report_html, run.report_md) if p.is_file()]
+    for path in found:
+        path.unlink()
+    return bool(found)
+
+
 def _run_stages(cfg: DictConfig, run: RunDir, within: tuple[str, ...]) -> dict:
     """`run_pipeline` after the run directory is set up: the stages, then the summary table."""
     out = run.root
@@ -266,6 +275,8 @@ def _run_stages(cfg: DictConfig, run: RunDir, within: tuple[str, ...]) -> dict:
         print(f"{head} ...{' (its settings changed since it ran)' if changed else ''}", flush=True)
         for later in STAGES[STAGES.index(stage) + 1 :]:  # made from this stage's outputs: no longer finished
             stage_marker(out, later).unlink(missing_ok=True)
+        if not any(s == "report" and todo for s, todo in steps) and _drop_stale_report(run):
+            print("  report.html and report.md removed: made from outputs this stage rewrites; `genometracks run` writes them again")
         start = time.perf_counter()
         result = RUNNERS[stage](cfg, out) or {}
         release_freed_memory()  # what a stage freed is not the next stage's resident memory

@@ -112,6 +112,11 @@ def test_one_stage_reruns_alone(complete, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "[1/1] peaks ..." in done.stdout and "train" not in done.stdout
     assert peaks.read_text() == (complete[0] / "tracks" / "tss_peaks.bed").read_text() != ""
+    # the report described the outputs before this stage ran again: removed, not left as if current
+    assert "report.html and report.md removed" in done.stdout
+    assert not (run_dir / "report.html").exists() and not (run_dir / "report.md").exists()
+    again = run(run_dir)  # the later stages, the report among them, run again
+    assert again.returncode == 0 and (run_dir / "report.html").is_file(), again.stderr[-3000:]
 
 
 def test_a_changed_setting_runs_its_stage_and_every_later_one_again(complete, tmp_path):
