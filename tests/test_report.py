@@ -322,7 +322,18 @@ def test_a_shipped_models_metrics_appear_only_beside_tracks_scored_on_the_same_l
     card["metrics"]["labels"] = "custom"  # the same labels: the card's metrics are this run's
     (run / "model_card.json").write_text(json.dumps(card))
     page = build_report(run, snapshot=False)[0].read_text()
-    assert "0.654" in page and "shipped model mine, model_card.json" in page
+    assert "0.654" in page and "(model: shipped model mine)" in page
+    # where they come from: the card's own evaluation, not a training stage of this run (there was none)
+    assert "Per-position metrics from the shipped model&#x27;s card (model_card.json: at ship time)" in page
+    assert "written by the training stage" not in page
+    card["metrics"]["evaluated_by"] = "fresh evaluation of the shipped weights at ship time"
+    card["training"] = {"positions_seen": 100, "wall_seconds": 602.8, "positions_seen_total": 500, "wall_seconds_total": 2199.8}
+    card["training"]["parent"] = {"kind": "checkpoint", "labels": "cappable_seq", "command": "genometracks train ..."}
+    (run / "model_card.json").write_text(json.dumps(card))
+    page = build_report(run, snapshot=False)[0].read_text()
+    assert "(model_card.json: fresh evaluation of the shipped weights at ship time)" in page
+    assert "<td>602.8</td>" in page and "<td>2199.8</td>" in page and "<td>500</td>" in page
+    assert "checkpoint trained on &#x27;cappable_seq&#x27;" in page
     # labels= (top level) overrides data.labels: the tracks are scored on it, so it decides
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     cfg["data"]["labels"] = "regulondb_strong"

@@ -160,8 +160,8 @@ def _curves(rep: _Report, ev: dict) -> Section:
     text = (
         f"Per-position curves over the test split ({where}; {y_all.size:,} positions on both strands, "
         f"{int(y_all.sum()):,} labelled TSSs of '{ev['label_set']}'), computed from the predicted "
-        "probability bigWigs (tracks/tss.plus.bw, tss.minus.bw). They can differ slightly from metrics.json, "
-        "which the training stage computed on its own streamed test pass." + point_text
+        "probability bigWigs (tracks/tss.plus.bw, tss.minus.bw). They can differ slightly from the metrics "
+        "table's, computed on the model's own streamed test pass." + point_text
     )
     table = ("table", "From the tracks", ["strands", "positions", "TSSs", "ROC AUC", "PR AUC"], rows, None)
     return Section("PR and ROC curves (test split)", [("p", text), table, ("gallery", rep.images([png_pr, png_roc]))])
@@ -213,8 +213,8 @@ def _metrics(rep: _Report, metrics: dict, comparison: dict | None) -> None:
             [
                 (
                     "p",
-                    f"Labels '{labels}'. Per-position metrics written by the training stage (metrics.json, best "
-                    f"checkpoint {metrics.get('best_checkpoint', '–')}); PR AUC k=4/k=10 pool consecutive k-mers as in "
+                    f"Labels '{labels}'. Per-position metrics from {metrics.get('source', 'the training stage (metrics.json)')} "
+                    f"(model: {metrics.get('best_checkpoint', '–')}); PR AUC k=4/k=10 pool consecutive k-mers as in "
                     "the TSS paper. Precision, recall, F1 and LR+ are per position at one threshold, the validation "
                     "split's F1-optimal probability, on every split (the test split's own optimum would be an "
                     "oracle).",
@@ -277,7 +277,16 @@ def _shipped_model(rep: _Report, card: dict) -> None:
         ["labels trained on", str(labels.get("trained_on"))],
         ["trained by", f"{t.get('command')} (commit {t.get('commit')})"],
         ["positions trained on", f"{fmt(t.get('positions_seen'))} ({fmt(t.get('global_step'))} steps)"],
-        ["training wall time (s)", fmt(t.get("wall_seconds"))],
+        ["training wall time (s)", fmt(t.get("wall_seconds"), 1)],
+    ]
+    parent = t.get("parent") or {}
+    if parent:  # a fine-tune: what it started from, and the whole training behind the weights
+        rows += [
+            ["started from", f"{parent.get('kind', 'model')} trained on '{parent.get('labels')}' ({parent.get('command')})"],
+            ["positions trained on, all stages", fmt(t.get("positions_seen_total"))],
+            ["training wall time, all stages (s)", fmt(t.get("wall_seconds_total"), 1)],
+        ]
+    rows += [
         ["calibration logit offset", fmt((card.get("calibration") or {}).get("logit_offset"))],
         ["peak threshold", f"{fmt((card.get('peaks') or {}).get('threshold'))} (validation F1-optimal)"],
     ]
@@ -570,7 +579,12 @@ def build_report(run_dir: str | Path, snapshot: bool = True, compare: bool = Tru
         run_labels = ev["label_set"] if ev is not None else (cfg.get("labels") or cfg.data.get("labels"))
         card_labels = card["metrics"].get("labels")
         if card_labels == run_labels:
-            metrics = {**card["metrics"], "best_checkpoint": f"shipped model {card.get('name')}, model_card.json"}
+            evaluated = card["metrics"].get("evaluated_by") or "at ship time"
+            metrics = {
+                **card["metrics"],
+                "best_checkpoint": f"shipped model {card.get('name')}",
+                "source": f"the shipped model's card (model_card.json: {evaluated})",
+            }
         else:  # scored on other labels than the curves and the peer comparison below: not side by side
             rep.missing.append(
                 f"the shipped model's own metrics (model_card.json, labels '{card_labels}'): this run scores its tracks "
