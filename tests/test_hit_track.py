@@ -123,12 +123,19 @@ def test_report_sentence_reads_the_summary(tmp_path):
 
     from genometracks.report.build import motif_hit_sentence
 
-    summary = {"records": 12, "at_random_positions": 0, "calls": 40, "slack": 2, "q_threshold": 0.05, "per_head": {"L0H2": 7, "L2H1": 5}}
+    summary = {
+        "records": 1212,
+        "at_random_positions": 0,
+        "calls": 5035,
+        "slack": 2,
+        "q_threshold": 0.05,
+        "per_head": {"L0H2": 1207, "L2H1": 5},
+    }
     path = tmp_path / "interpret.json"
     path.write_text(json.dumps({"heads": {"motif_hits": summary}}))
     assert motif_hit_sentence(path) == (
-        "Motif-hit track (tracks/motif_hits.bb): 12 head words at q ≤ 0.05 in the promoters of 40 TSS calls, each within 2 nt "
-        "of its head's offset (L0H2 7, L2H1 5); the same scan at as many random positions keeps 0."
+        "Motif-hit track (tracks/motif_hits.bb): 1,212 head words at q ≤ 0.05 in the promoters of 5,035 TSS calls, each within "
+        "2 nt of its head's offset (L0H2 1,207, L2H1 5); the same scan at as many random positions keeps 0."
     )
     path.write_text(json.dumps({"heads": {"motif_hits": {"records": 3, "tests": 10}}}))  # the older genome-wide scan
     assert motif_hit_sentence(path) == "" and motif_hit_sentence(tmp_path / "absent.json") == ""

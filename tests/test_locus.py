@@ -79,14 +79,16 @@ def test_a_snapshot_locus_may_name_a_contig_with_colons(tmp_path):
     import json
     import re
 
-    from genometracks.browser.snapshot import _LOCUS, _page_with_locus
+    from genometracks.browser.snapshot import _LOCUS, HIDE_STATUS, _snapshot_page
 
     assert _LOCUS.match("scaffold:1:1001-3000") and not _LOCUS.match("chrA 1-300")
     page = tmp_path / "index.html"
-    page.write_text('<script type="application/json" id="igv-config">{"locus": "x:1-2"}</script>')
-    shown = _page_with_locus(page, "scaffold:1:1001-3000")
+    page.write_text('<head></head><script type="application/json" id="igv-config">{"locus": "x:1-2"}</script>')
+    shown = _snapshot_page(page, "scaffold:1:1001-3000")
     config = json.loads(re.search(r'id="igv-config">(.*)</script>', shown.read_text(), re.S).group(1))
     assert config["locus"] == "scaffold:1\t1001\t3000"
+    # the picture leaves out the page's status line (it was printed under every snapshot, README image too)
+    assert HIDE_STATUS + "</head>" in shown.read_text() and HIDE_STATUS in _snapshot_page(page, None).read_text()
 
 
 def test_hub_igv_and_jbrowse_open_at_the_same_call(tmp_path):

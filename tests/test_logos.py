@@ -70,6 +70,9 @@ def test_heights_modes_and_errors(tmp_path):
     fig = logo_grid_figure([("raw", raw, "raw"), ("p", m, "probability", ["-10"])], ncols=2)
     assert fig.axes[0].get_ylim()[0] < -1.0 and fig.axes[1].get_ylim() == (0, 1)
     assert [t.get_text() for t in fig.axes[1].get_xticklabels()] == ["-10"]
+    # axes say what they show: raw heights are contributions in logits; TSS-relative ticks are named
+    assert fig.axes[0].get_ylabel() == "contribution (logit)" and fig.axes[0].get_xlabel() == ""
+    assert fig.axes[1].get_xlabel() == "nt from the TSS (0 = +1)"
     with pytest.raises(LogoError, match=r"\[K, 4\]"):
         draw_logo(np.ones((3, 5)), tmp_path / "x.png")
     with pytest.raises(LogoError, match="mode must be"):

@@ -1,9 +1,9 @@
 """A browser snapshot of a run: `DIR/igv/index.html` (igv.js) served on loopback with
 `genometracks.browser.serve` and screenshotted by headless Chromium, written as a PNG.
 
-Chromium is optional: without it `browser_snapshot` logs why and returns None. A locus other than
-the page's own is shown through a temporary copy of the page (`igv/_snapshot_<pid>_*.html`, removed
-afterwards) whose igv.js config names that locus.
+Chromium is optional: without it `browser_snapshot` logs why and returns None. The page is shown
+through a temporary copy of it (`igv/_snapshot_<pid>_*.html`, removed afterwards) without its status
+line, whose igv.js config names the locus asked for.
 """
 
 from __future__ import annotations
@@ -41,18 +41,24 @@ def find_chromium() -> str | None:
     return next((p for p in map(shutil.which, CHROMIUM_NAMES) if p), None)
 
 
-def _page_with_locus(page: Path, locus: str) -> Path:
-    """A temporary copy of the igv.js page (beside it, so its relative URLs work) showing `locus`."""
+HIDE_STATUS = "<style>#igv-status{display:none}</style>"  # the page's load-state line: for tests, not for a picture
+
+
+def _snapshot_page(page: Path, locus: str | None) -> Path:
+    """A temporary copy of the igv.js page (beside it, so its relative URLs work) showing `locus` (None: the
+    page's own), without the status line the page prints under the tracks."""
     text = page.read_text(encoding="utf-8")
-    match = _CONFIG.search(text)
-    if match is None:
-        raise SnapshotError(f"{page}: no igv-config block; rewrite the page with `genometracks export`")
-    config = json.loads(match.group(2))
-    config["locus"] = igvjs_locus(locus)
-    body = script_json(config)
+    if locus is not None:
+        match = _CONFIG.search(text)
+        if match is None:
+            raise SnapshotError(f"{page}: no igv-config block; rewrite the page with `genometracks export`")
+        config = json.loads(match.group(2))
+        config["locus"] = igvjs_locus(locus)
+        text = text[: match.start(2)] + script_json(config) + text[match.end(2) :]
+    text = text.replace("</head>", HIDE_STATUS + "</head>", 1)
     fd, name = tempfile.mkstemp(prefix=f"_snapshot_{os.getpid()}_", suffix=".html", dir=page.parent)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text[: match.start(2)] + body + text[match.end(2) :])
+        handle.write(text)
     return Path(name)
 
 
@@ -93,7 +99,7 @@ def browser_snapshot(
         log.warning("browser snapshot skipped: no Chromium on PATH (apt-get install chromium)")
         return None
     out = Path(out) if out is not None else RunDir(run_dir).plots / "browser_snapshot.png"
-    shown = _page_with_locus(page, locus) if locus else page
+    shown = _snapshot_page(page, locus)
     try:
         with serve(run_dir) as server, tempfile.TemporaryDirectory(prefix="gt-chromium-") as profile:
             url = f"{server.url}igv/{quote(shown.name)}"
@@ -124,7 +130,6 @@ def browser_snapshot(
                     )
                 _crop_bottom(tmp)
     finally:
-        if shown != page:
-            shown.unlink(missing_ok=True)
+        shown.unlink(missing_ok=True)
     log.info("browser snapshot of %s at %s -> %s", page, locus or "the page's locus", out)
     return out

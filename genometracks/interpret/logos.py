@@ -1,8 +1,8 @@
 """Sequence-logo PNGs (logomaker on a plain matplotlib Figure with the Agg canvas; no pyplot state).
 
 Modes: "bits" (letter height = p · column information, y from 0 to 2 bits), "probability"
-(rows normalised, y from 0 to 1) and "raw" (the matrix as given, may be negative: attributions,
-kernel weights). Matrices are [K, 4] with columns A, C, G, T. PNGs go through `io.figures.save_figure`.
+(rows normalised, y from 0 to 1) and "raw" (the matrix as given, may be negative: attributions, in
+logits). Matrices are [K, 4] with columns A, C, G, T. PNGs go through `io.figures.save_figure`.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ def _draw_panel(ax, matrix: np.ndarray, title: str, mode: str, xticklabels: Sequ
         if len(xticklabels) != k:
             raise LogoError(f"logo panel {title!r}: {len(xticklabels)} x tick labels for {k} columns")
         ax.set_xticklabels(list(xticklabels), fontsize=7)
+        ax.set_xlabel("nt from the TSS (0 = +1)", fontsize=7)  # every caller's tick labels are TSS-relative
     else:
         ax.set_xticklabels([str(i + 1) for i in range(k)], fontsize=7)
     if mode == "bits":
@@ -69,7 +70,7 @@ def _draw_panel(ax, matrix: np.ndarray, title: str, mode: str, xticklabels: Sequ
         low, high = min(heights.clip(max=0).sum(axis=1).min(), 0), max(heights.clip(min=0).sum(axis=1).max(), 0)
         pad = 0.05 * (high - low) or 1.0
         ax.set_ylim(low - pad, high + pad)
-        ax.set_ylabel("weight")
+        ax.set_ylabel("contribution (logit)")  # raw: attributions (gradient x input, DeepLIFT/SHAP, MoDISco)
     ax.set_title(title, fontsize=9)
 
 

@@ -311,10 +311,10 @@ def motif_hit_sentence(interpret_json: Path) -> str:
         calls, slack, cut, per_head = int(info["calls"]), int(info["slack"]), float(info["q_threshold"]), dict(info["per_head"])
     except (OSError, ValueError, KeyError, TypeError):
         return ""  # no heads part, or an interpret.json of the genome-wide scan before session 16
-    per = ", ".join(f"{head} {count}" for head, count in per_head.items()) or "no informative head"
+    per = ", ".join(f"{head} {count:,}" for head, count in per_head.items()) or "no informative head"
     return (
-        f"Motif-hit track (tracks/motif_hits.bb): {words} head words at q ≤ {cut:g} in the promoters of {calls} TSS calls, "
-        f"each within {slack} nt of its head's offset ({per}); the same scan at as many random positions keeps {null}."
+        f"Motif-hit track (tracks/motif_hits.bb): {words:,} head words at q ≤ {cut:g} in the promoters of {calls:,} TSS calls, "
+        f"each within {slack} nt of its head's offset ({per}); the same scan at as many random positions keeps {null:,}."
     )
 
 
