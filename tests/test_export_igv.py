@@ -170,7 +170,7 @@ def test_refuses_missing_or_outside_files(tmp_path, fake_igv_js):
     (run / "tracks" / "peaks.bed.gz.tbi").unlink()
     with pytest.raises(IgvError, match="tabix index"):
         write_igv(run, fasta, tracks)
-    with pytest.raises(IgvError, match="not a .bw, .bb or .bed.gz"):
+    with pytest.raises(IgvError, match="not a .bw, .bb, .bed.gz or .bed file"):
         write_igv(run, fasta, [IgvTrack("x", fasta.with_suffix(".txt"))])
     with pytest.raises(IgvError, match="unique"):
         write_igv(run, fasta, [tracks[0], tracks[0]])
