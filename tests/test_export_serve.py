@@ -164,3 +164,21 @@ def test_port_and_path_mistakes_are_one_line(tmp_path, capsys):
         assert main_serve([str(tmp_path), "--port", str(port)]) == 2
     err = capsys.readouterr().err
     assert f"port {port} is taken (another server?): pass --port N" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_pages_serve_names_exist(tmp_path):
+    """`serve COLL` named DIR/igv/index.html and DIR/jbrowse/index.html, which a collection does not have (404)."""
+    from genometracks.browser.serve import served_pages
+
+    run = tmp_path / "run"
+    (run / "igv").mkdir(parents=True)
+    (run / "jbrowse").mkdir()
+    for page in ("igv/index.html", "jbrowse/index.html"):
+        (run / page).write_text("<html></html>")
+    url = "http://127.0.0.1:8000/"
+    assert served_pages(run, url) == f"IGV page: {url}igv/index.html, JBrowse 2 page: {url}jbrowse/index.html"
+    coll = tmp_path / "coll"
+    (coll / "strainX" / "igv").mkdir(parents=True)
+    (coll / "index.html").write_text("<html></html>")
+    assert served_pages(coll, url) == f"collection page: {url}index.html"
+    assert served_pages(tmp_path, url).startswith("no IGV or JBrowse page here yet")

@@ -207,6 +207,14 @@ def serve(root: str | Path, host: str = "127.0.0.1", port: int = 0, quiet: bool 
     return RunServer(root, host, port, quiet)
 
 
+def served_pages(root: Path, url: str) -> str:
+    """The pages worth opening under `root`, as links: a run's IGV and JBrowse 2 pages, or a collection's
+    index.html (its genomes' pages are linked from there), else the folder listing."""
+    pages = [("IGV page", "igv/index.html"), ("JBrowse 2 page", "jbrowse/index.html"), ("collection page", "index.html")]
+    found = [f"{what}: {url}{path}" for what, path in pages if (root / path).is_file()]
+    return ", ".join(found[:2]) if found else f"no IGV or JBrowse page here yet (genometracks export writes them): {url}"
+
+
 def main_serve(argv: list[str] | None = None) -> int:
     """`genometracks serve DIR [--port N] [--host H]`: serve until interrupted."""
     parser = argparse.ArgumentParser(prog="genometracks serve", description="Serve a run directory over HTTP.")
@@ -227,10 +235,7 @@ def main_serve(argv: list[str] | None = None) -> int:
         return 2
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: serving {server.root} on {args.host}, reachable from other machines", file=sys.stderr)
-    print(
-        f"serving {server.root} at {server.url}  (IGV page: {server.url}igv/index.html, JBrowse 2 page: "
-        f"{server.url}jbrowse/index.html; Ctrl-C stops)"
-    )
+    print(f"serving {server.root} at {server.url}  ({served_pages(Path(server.root), server.url)}; Ctrl-C stops)")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
