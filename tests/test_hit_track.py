@@ -137,6 +137,11 @@ def test_report_sentence_reads_the_summary(tmp_path):
         "Motif-hit track (tracks/motif_hits.bb): 1,212 head words at q ≤ 0.05 in the promoters of 5,035 TSS calls, each within "
         "2 nt of its head's offset (L0H2 1,207, L2H1 5); the same scan at as many random positions keeps 0."
     )
+    summary.update(records=0, per_head={"L0H2": 0}, min_q_value=0.0509)  # nothing passed: no track file, and why
+    path.write_text(json.dumps({"heads": {"motif_hits": summary}}))
+    assert motif_hit_sentence(path).startswith(
+        "Motif-hit track: no head word at q ≤ 0.05 in the promoters of 5,035 TSS calls (smallest q 0.0509), so no tracks/motif_hits.bb"
+    )
     path.write_text(json.dumps({"heads": {"motif_hits": {"records": 3, "tests": 10}}}))  # the older genome-wide scan
     assert motif_hit_sentence(path) == "" and motif_hit_sentence(tmp_path / "absent.json") == ""
 

@@ -312,6 +312,14 @@ def motif_hit_sentence(interpret_json: Path) -> str:
     except (OSError, ValueError, KeyError, TypeError):
         return ""  # no heads part, or an interpret.json of the genome-wide scan before session 16
     per = ", ".join(f"{head} {count:,}" for head, count in per_head.items()) or "no informative head"
+    if words == 0:  # no track file: say so, and how close the scan came
+        closest = info.get("min_q_value")
+        near = f" (smallest q {closest:.3g})" if isinstance(closest, (int, float)) else ""
+        return (
+            f"Motif-hit track: no head word at q ≤ {cut:g} in the promoters of {calls:,} TSS calls{near}, so no "
+            "tracks/motif_hits.bb was written; a 7-nt word gives window p-values of 1e-4 at best, and over "
+            "calls × heads tests only a large enough share of near-consensus words passes (interpret.scan_qvalue sets the cut-off)."
+        )
     return (
         f"Motif-hit track (tracks/motif_hits.bb): {words:,} head words at q ≤ {cut:g} in the promoters of {calls:,} TSS calls, "
         f"each within {slack} nt of its head's offset ({per}); the same scan at as many random positions keeps {null:,}."
