@@ -179,6 +179,16 @@ def test_a_tss_file_may_be_added_to_a_run_made_without_one(tmp_path):
     check_same_run(compose("model=ecoli_k12", "data=custom", "data.fasta=/data/G.fa", "data.tss=/data/T.bed"), tmp_path)
     with pytest.raises(ConfigError, match="data.fasta was '/data/G.fa', now '/data/H.fa'"):
         check_same_run(compose("model=ecoli_k12", "data=custom", "data.fasta=/data/H.fa", "data.tss=/data/T.bed"), tmp_path)
+    # the added file is remembered (report read config.yaml, found no TSS file and drew no curves), absolute
+    # and fingerprinted, and from then on it is the run's: another one is refused
+    bed = tmp_path / "t.bed"
+    bed.write_text("c\t5\t6\tt\t0\t+\n")
+    _made_with(tmp_path, "model=ecoli_k12", "data=custom", "data.fasta=/data/G.fa")
+    check_same_run(compose("model=ecoli_k12", "data=custom", "data.fasta=/data/G.fa", f"data.tss={bed}"), tmp_path)
+    assert OmegaConf.load(tmp_path / "config.yaml").data.tss == str(bed)
+    assert json.loads((tmp_path / "inputs.json").read_text())["data.tss"]["sha256"]
+    with pytest.raises(ConfigError, match="data.tss was"):
+        check_same_run(compose("model=ecoli_k12", "data=custom", "data.fasta=/data/G.fa", "data.tss=/data/T.bed"), tmp_path)
 
 
 def test_the_stage_table_says_why_a_stage_was_skipped(tmp_path, capsys):

@@ -179,13 +179,15 @@ def check_same_run(cfg: DictConfig, out: Path) -> None:
     saved = OmegaConf.to_container(OmegaConf.load(saved_path), resolve=False)
     now = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(saved, dict) and isinstance(now, dict)
-    diffs = []
+    diffs, added = [], {}
     for group in COMPARED:
         a, b = _flat(saved.get(group, {}), group), _flat(now.get(group, {}), group)
         for key in sorted(set(a) | set(b)):
             if _ignored(key, saved.get("data", {})) or _ignored(key, now.get("data", {})) or a.get(key) == b.get(key):
                 continue
             if a.get(key) == "???":  # a setting the run never had (a TSS file added for interpret): no conflict
+                if b.get(key) not in (None, "", "???"):
+                    added[key] = b.get(key)
                 continue
             if key in INPUT_KEYS and _same_input(key, a.get(key), b.get(key), out):
                 continue
@@ -211,6 +213,23 @@ def check_same_run(cfg: DictConfig, out: Path) -> None:
             f"{'; '.join(diffs[:shown])}{more}. Pass the overrides the run "
             f"was made with{hint}, or choose a new run_dir"
         )
+    if added:
+        _record_added(out, added)
+
+
+def _record_added(out: Path, added: dict[str, Any]) -> None:
+    """Write settings a later command gave that the run never had (a TSS file for interpret) into
+    DIR/config.yaml (input files absolute, fingerprinted in inputs.json), so `report` and later
+    commands read them too."""
+    saved = OmegaConf.load(out / "config.yaml")
+    prints = json.loads((out / INPUTS).read_text()) if (out / INPUTS).is_file() else {}
+    for key, value in added.items():
+        if key in INPUT_KEYS and Path(str(value)).is_file():
+            value = str(Path(str(value)).absolute())
+            prints[key] = fingerprint(Path(value))
+        OmegaConf.update(saved, key, value, force_add=True)
+    write_text_atomic(out / "config.yaml", OmegaConf.to_yaml(saved))
+    write_text_atomic(out / INPUTS, json.dumps(prints, indent=1) + "\n")
 
 
 def group_defaults(group: str, option: str = "default") -> DictConfig:
