@@ -137,3 +137,16 @@ def test_ecoli_genome_encodes_whole():
     # PROVENANCE.md: md5 of the bare sequence
     assert hashlib.md5(decode(tokens).encode()).hexdigest() == "482a2b04485ec8c4b5f4eaba2c2002da"
     assert np.array_equal(reverse_complement(g.tokens("NC_000913.3", "-")), tokens)
+
+
+def test_a_circular_contig_the_fasta_lacks_names_the_setting(tmp_path):
+    from genometracks.genome.sequence import Genome, GenomeError
+
+    fasta = tmp_path / "g.fa"
+    fasta.write_text(">chrom\nACGTACGT\n>pX\nACGT\n")
+    with pytest.raises(
+        GenomeError,
+        match=r"not in the FASTA: \['pX1'\]; available: \['chrom', 'pX'\]; list this genome's circular contigs in data.circular",
+    ):
+        Genome.open(fasta, circular=["pX1"])
+    assert Genome.open(fasta, circular=["pX"]).contigs["pX"].circular

@@ -128,7 +128,10 @@ class Genome:
         circular = set(circular)
         unknown = circular - set(records)
         if unknown:
-            raise GenomeError(f"{path}: contigs marked circular are not in the FASTA: {sorted(unknown)}; available: {sorted(records)[:10]}")
+            raise GenomeError(
+                f"{path}: contigs marked circular are not in the FASTA: {sorted(unknown)}; available: {sorted(records)[:10]}; "
+                "list this genome's circular contigs in data.circular=[...] (data.circular=[] for none)"
+            )
         genome = cls(path, {name: Contig(name, len(tok), name in circular) for name, tok in records.items()})
         genome._tokens = records
         return genome

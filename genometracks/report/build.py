@@ -612,6 +612,7 @@ def build_report(run_dir: str | Path, snapshot: bool = True, compare: bool = Tru
     _interpretation(rep)
     _sigma(rep)
     _browser(rep, snapshot)
-    labels = (metrics or {}).get("labels") or (ev or {}).get("label_set") or "?"
-    page, md = render(rep, f"genometracks report: {run_dir.resolve().name} (labels {labels})")
+    labels = (metrics or {}).get("labels") or (ev or {}).get("label_set")
+    scored = f" (labels {labels})" if labels else " (no TSS labels: tracks only)"
+    page, md = render(rep, f"genometracks report: {run_dir.resolve().name}{scored}")
     return write_text_atomic(run.report_html, page), write_text_atomic(run.report_md, md)
