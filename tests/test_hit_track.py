@@ -146,7 +146,7 @@ def test_report_sentence_reads_the_summary(tmp_path):
     assert motif_hit_sentence(path) == "" and motif_hit_sentence(tmp_path / "absent.json") == ""
 
 
-def test_tracks_made_for_the_calls_are_costed_once_and_not_inside_the_heads(tmp_path, monkeypatch):
+def test_tracks_made_for_the_calls_are_costed_once_and_not_inside_the_heads(tmp_path, monkeypatch, capsys):
     # interpret.json's costs counted the tracks' prediction twice: under "tracks" and inside "heads"
     import json
     import time
@@ -174,3 +174,6 @@ def test_tracks_made_for_the_calls_are_costed_once_and_not_inside_the_heads(tmp_
     text = (tmp_path / "run" / "interpret.json").read_text()
     saved = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in interpret.json"))
     assert saved["costs"] == costs and saved["heads"]["heads"][0]["match_q_value"] is None
+    # one JSON line on stdout, like the other commands (interpret printed nothing)
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["summary"] == "interpret.json" and line["parts"] == ["heads"] and line["seconds"]["tracks"] >= 0.6

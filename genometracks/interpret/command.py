@@ -381,4 +381,14 @@ def interpret_command(cfg: DictConfig) -> dict:
         "files": sorted(_rel(p, out) for v in results.values() for p in v["files"]),
     }
     write_text_atomic(run.interpret_json, json.dumps(json_safe(summary), indent=2, default=str, allow_nan=False))  # NaN q -> null
+    print(  # one line, like the other commands: the whole summary is interpret.json
+        json.dumps(
+            {
+                "summary": _rel(run.interpret_json, out),
+                "parts": list(results),
+                "seconds": {k: v.get("seconds") for k, v in costs.items()},
+                "files": len(summary["files"]),
+            }
+        )
+    )
     return summary
