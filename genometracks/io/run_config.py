@@ -164,7 +164,9 @@ def _use_shipped(value: object) -> str:
 
 def check_same_run(cfg: DictConfig, out: Path) -> None:
     """Raise ConfigError when DIR/config.yaml exists and its data/model differ from `cfg`'s, or an input
-    file of the same path was changed since (its outputs would be another genome's or labels')."""
+    file of the same path was changed since (its outputs would be another genome's or labels'). A setting
+    the run never had (`???`, a TSS file added to a predict-only run) is no conflict: it is written into
+    DIR/config.yaml (`_record_added`), so later commands and `report` read it."""
     saved_path = out / "config.yaml"
     if not saved_path.is_file():
         return
