@@ -22,6 +22,7 @@ from genometracks.browser.export import export_command
 from genometracks.browser.hub import HubError
 from genometracks.browser.validate import validate_hub
 from genometracks.data.summary import summarise_data
+from genometracks.genome.sequence import circular_in_headers
 from genometracks.inference.peaks import peaks_command
 from genometracks.inference.predict import predict_command
 from genometracks.interpret.command import interpret_command
@@ -177,8 +178,23 @@ def stage_settings(cfg: DictConfig, stage: str, trainer: bool = True) -> str:
             value = {k: v for k, v in value.items() if k != "peaks"}
         if key == "data" and isinstance(value, dict):  # batch sizes and reported label sets change no output
             value = {k: v for k, v in value.items() if f"data.{k}" not in IGNORED}
+            value = _header_circularity(value)
         chosen[key] = value
     return hashlib.sha256(json.dumps(chosen, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _header_circularity(data: dict) -> dict:
+    """`data` with data.circular_tags replaced by what it changes: the contigs that only their FASTA
+    header makes circular (key left out when none, as in fingerprints written before the setting existed,
+    so a run whose FASTA has no tags is not made again)."""
+    data = dict(data)
+    tags = data.pop("circular_tags", False)
+    fasta = data.get("fasta")
+    if tags and fasta not in (None, "", "???") and Path(str(fasta)).expanduser().is_file():
+        tagged = sorted(set(circular_in_headers(Path(str(fasta)).expanduser())) - set(data.get("circular") or []))
+        if tagged:
+            data["circular_by_header"] = tagged
+    return data
 
 
 def _settings_changed(cfg: DictConfig | None, out: Path, stage: str) -> bool:

@@ -301,3 +301,17 @@ def test_scheduler_refusals_are_one_line_with_what_to_check():
         "  - /r/.submitit/7/7_0_log.err\n  - /r/.submitit/7/7_0_log.out"
     )
     assert error_line(crashed) == "genometracks: error: a job failed: RuntimeError: CUDA out of memory (log: /r/.submitit/7/7_0_log.err)"
+
+
+def test_data_summary_reads_circularity_from_fasta_headers(capsys, tmp_path):
+    """A Unicycler assembly's `circular=true` reaches the summary (and every stage) without data.circular;
+    data.circular_tags=false turns the tags off."""
+    fasta = tmp_path / "asm.fa"
+    fasta.write_text(">1 length=40 depth=1.00x circular=true\n" + "ACGT" * 10 + "\n>2 length=20 depth=9.8x\n" + "ACGT" * 5 + "\n")
+    bed = tmp_path / "t.bed"
+    bed.write_text("1\t4\t5\tt1\t0\t+\n")
+    base = ["data=custom", f"data.fasta={fasta}", f"data.tss={bed}"]
+    contigs = _summary(capsys, *base)["contigs"]
+    assert {name: c["circular"] for name, c in contigs.items()} == {"1": True, "2": False}
+    contigs = _summary(capsys, *base, "data.circular_tags=false")["contigs"]
+    assert {name: c["circular"] for name, c in contigs.items()} == {"1": False, "2": False}

@@ -150,3 +150,34 @@ def test_a_circular_contig_the_fasta_lacks_names_the_setting(tmp_path):
     ):
         Genome.open(fasta, circular=["pX1"])
     assert Genome.open(fasta, circular=["pX"]).contigs["pX"].circular
+
+
+def test_circular_header_tags_mark_contigs_circular(tmp_path):
+    """Unicycler-style `circular=true` and NCBI's `[topology=circular]` mark their record circular; other
+    words (circular=false, [topology=linear], a bare 'circular' in a description) do not."""
+    fasta = _write(
+        tmp_path / "asm.fa",
+        ">1 length=12 depth=1.00x circular=true\nACGTACGTACGT\n"
+        ">2 length=8 depth=3.10x\nACGTACGT\n"
+        ">p2 [organism=Escherichia coli] [topology=circular] [completeness=complete]\nACGTAC\n"
+        ">lin circular=false\nACGT\n"
+        ">desc a circular plasmid [topology=linear]\nACGT\n"
+        ">gi|1|ref|NZ_CP1.1| Circular=Y\nACGTA\n",
+    )
+    genome = Genome.open(fasta)
+    assert [name for name, contig in genome.contigs.items() if contig.circular] == ["1", "p2", "NZ_CP1.1"]
+    listed = Genome.open(fasta, circular=["2"])  # a list adds to the tags
+    assert [name for name, contig in listed.contigs.items() if contig.circular] == ["1", "2", "p2", "NZ_CP1.1"]
+    untagged = Genome.open(fasta, circular=["2"], circular_tags=False)  # data.circular_tags=false: the list alone
+    assert [name for name, contig in untagged.contigs.items() if contig.circular] == ["2"]
+
+
+def test_circular_header_tags_in_bgzipped_and_windows_fasta(tmp_path):
+    plain = tmp_path / "crlf.fa"
+    plain.write_bytes(b">chrom circular=true\r\nACGTACGT\r\n>pl\r\nACGT\r\n")
+    assert Genome.open(plain).contigs["chrom"].circular and not Genome.open(plain).contigs["pl"].circular
+    text = tmp_path / "g.fa"
+    _write(text, ">chrom\nACGTACGT\n>pl [topology=circular]\nACGT\n")
+    pysam.tabix_compress(str(text), str(tmp_path / "g.fa.gz"))
+    bgz = Genome.open(tmp_path / "g.fa.gz")
+    assert bgz.contigs["pl"].circular and not bgz.contigs["chrom"].circular

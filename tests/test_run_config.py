@@ -224,3 +224,31 @@ def test_a_model_folder_named_from_another_folder_is_the_same_model(tmp_path, mo
         check_same_run(compose("model=ecoli_k12", f"run_dir={run}"), run)
     with pytest.raises(ConfigError, match="model.shipped was"):
         check_same_run(compose("model=shipped", "model.shipped=./other", f"run_dir={run}"), run)
+
+
+def test_a_setting_of_a_later_version_is_no_conflict_and_leaves_finished_stages_alone(tmp_path):
+    """A run directory saved before data.circular_tags existed: the key is recorded, not refused, and the
+    stages' fingerprints change only where the FASTA's headers tag a contig the list leaves out."""
+    from genometracks.io.run_config import _newer_key
+    from genometracks.pipeline import stage_settings
+
+    fasta = tmp_path / "g.fa"
+    fasta.write_text(">c1 length=8\nACGTACGT\n>p1 length=4\nACGT\n")
+    custom = ["data=custom", f"data.fasta={fasta}", "data.tss=/data/T.bed"]
+    saved = OmegaConf.to_container(compose(*custom), resolve=True)
+    del saved["data"]["circular_tags"]
+    (tmp_path / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(saved)))
+    check_same_run(compose(*custom), tmp_path)
+    assert OmegaConf.load(tmp_path / "config.yaml").data.circular_tags is True
+    # a section saved as null is a setting the run had switched off, not a newer key
+    assert _newer_key("data.circular_tags", {"data": {"circular": []}})
+    assert not _newer_key("data.curation.window", {"data": {"curation": None}})
+    assert not _newer_key("data.circular", {"data": {"circular": []}})
+
+    def data_print(*overrides):
+        return stage_settings(compose(*custom, *overrides), "data")
+
+    assert data_print() == data_print("data.circular_tags=false")  # no tag in the headers: the flag changes nothing
+    fasta.write_text(">c1 length=8\nACGTACGT\n>p1 length=4 circular=true\nACGT\n")
+    assert data_print() != data_print("data.circular_tags=false")
+    assert data_print("data.circular=[p1]") == data_print("data.circular=[p1]", "data.circular_tags=false")

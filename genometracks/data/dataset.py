@@ -74,7 +74,7 @@ def open_genome(cfg: DictConfig) -> tuple[Genome, Path, Path | None]:
         circular = data.circular or []
         if data.get("tss"):
             tss = Path(str(data.tss)).expanduser()
-    genome = Genome.open(fasta, circular=list(circular))
+    genome = Genome.open(fasta, circular=list(circular), circular_tags=bool(data.get("circular_tags", True)))
     return genome, fasta, tss
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import re
 import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,6 +24,9 @@ ALPHABET = "ACGTN"
 N_TOKEN = 4
 _COMPLEMENT = np.array([3, 2, 1, 0, 4], dtype=np.uint8)
 _IUPAC = "RYKMSWBDHVNUX"  # U is read as N (this is a DNA genome), X is RepeatMasker's hard masking
+# A header word that says the record is a circle: assemblers' `circular=true` (Unicycler, Hybracter,
+# Dragonflye; also yes/Y/1) and NCBI's source modifier `[topology=circular]` (table2asn, Bakta).
+_CIRCULAR_TAG = re.compile(rb"^(?:circular=(?:true|yes|y|1)|\[?topology=circular\]?)$", re.IGNORECASE)
 
 
 class GenomeError(ValueError):
@@ -117,8 +121,9 @@ class Genome:
     _tokens: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def open(cls, fasta: str | Path, circular: Iterable[str] = ()) -> Genome:
-        """Open a FASTA or bgzipped FASTA (pyfaidx builds the .fai); `circular` names circular contigs."""
+    def open(cls, fasta: str | Path, circular: Iterable[str] = (), circular_tags: bool = True) -> Genome:
+        """Open a FASTA or bgzipped FASTA (pyfaidx builds the .fai). Circular contigs: those named in
+        `circular`, and (`circular_tags`) those whose header says so (`circular=true`, `[topology=circular]`)."""
         path = Path(fasta)
         if not path.is_file():
             raise GenomeError(f"{path}: FASTA file not found; set data.fasta to an existing file")
@@ -126,6 +131,11 @@ class Genome:
         if not records:
             raise GenomeError(f"{path}: no FASTA records (no line starts with '>'); is this a FASTA file?")
         circular = set(circular)
+        if circular_tags:
+            tagged = [name for name in circular_in_headers(path) if name not in circular]
+            if tagged:
+                log.info("%s: circular by their FASTA headers: %s (data.circular_tags=false to ignore the tags)", path, tagged)
+            circular |= set(tagged)
         unknown = circular - set(records)
         if unknown:
             raise GenomeError(
@@ -272,6 +282,20 @@ class _NameCheck:
             )
         self.seen[name] = (self.count, word)
         return name
+
+
+def circular_in_headers(fasta: Path) -> list[str]:
+    """Contig names, in FASTA order, whose header line carries a circularity tag after the name
+    (`circular=true` of assemblers, NCBI's `[topology=circular]`); plain or gzip/bgzip FASTA."""
+    opener = gzip.open if fasta.suffix in {".gz", ".bgz"} else open
+    with opener(fasta, "rb") as handle:
+        data = handle.read().replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    tagged = []
+    for header in re.findall(rb"^>([^\n]*)", data, flags=re.MULTILINE):
+        words = header.split()
+        if len(words) > 1 and any(_CIRCULAR_TAG.match(word) for word in words[1:]):
+            tagged.append(contig_name(words[0].decode(errors="replace")))
+    return tagged
 
 
 def _check_unique_names(path: Path) -> None:

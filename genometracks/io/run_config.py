@@ -191,6 +191,9 @@ def check_same_run(cfg: DictConfig, out: Path) -> None:
                 if b.get(key) not in (None, "", "???"):
                     added[key] = b.get(key)
                 continue
+            if key not in a and _newer_key(key, saved):  # a key of a later version (data.circular_tags): recorded
+                added[key] = b.get(key)
+                continue
             if key in INPUT_KEYS and _same_input(key, a.get(key), b.get(key), out):
                 continue
             if (
@@ -217,6 +220,18 @@ def check_same_run(cfg: DictConfig, out: Path) -> None:
         )
     if added:
         _record_added(out, added)
+
+
+def _newer_key(key: str, saved: dict[str, Any]) -> bool:
+    """Whether dotted `key` is missing from the saved config only because that run's version had no such
+    setting: its parent section was saved as a mapping (a section saved as null, e.g. data.curation, is a
+    setting the run had switched off)."""
+    node: object = saved
+    for part in key.split(".")[:-1]:
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return isinstance(node, dict) and key.rsplit(".", 1)[-1] not in node
 
 
 def _record_added(out: Path, added: dict[str, Any]) -> None:

@@ -173,6 +173,7 @@ class DataConfig:
     fasta: Optional[str]  # noqa: UP045   null: generated (data.generator)
     tss: Optional[str]  # noqa: UP045
     circular: Optional[list[str]]  # noqa: UP045
+    circular_tags: bool  # also circular: contigs whose FASTA header says circular=true / [topology=circular]
     labels: str
     aux_labels: list[str]  # label sets trained alongside `labels`, one extra model output each
     label_sets: list[str]

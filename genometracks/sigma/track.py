@@ -187,5 +187,5 @@ def sigma_track_command(cfg) -> dict:
             "sigma_model is not set; pass sigma_model=RUN/models/sigma_cnn.pt from `genometracks train experiment=sigma_cnn`"
         )
     run = RunDir(Path(cfg.run_dir))
-    genome = Genome.open(cfg.data.fasta, circular=list(cfg.data.get("circular") or []))
+    genome = Genome.open(cfg.data.fasta, circular=list(cfg.data.get("circular") or []), circular_tags=bool(cfg.data.get("circular_tags", True)))
     return sigma_track(model_path, genome, run.peaks_bed_gz, run.sigma_bigbed)
