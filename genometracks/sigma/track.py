@@ -187,5 +187,6 @@ def sigma_track_command(cfg) -> dict:
             "sigma_model is not set; pass sigma_model=RUN/models/sigma_cnn.pt from `genometracks train experiment=sigma_cnn`"
         )
     run = RunDir(Path(cfg.run_dir))
-    genome = Genome.open(cfg.data.fasta, circular=list(cfg.data.get("circular") or []), circular_tags=bool(cfg.data.get("circular_tags", True)))
+    circular, tags = list(cfg.data.get("circular") or []), bool(cfg.data.get("circular_tags", True))
+    genome = Genome.open(cfg.data.fasta, circular=circular, circular_tags=tags)
     return sigma_track(model_path, genome, run.peaks_bed_gz, run.sigma_bigbed)
