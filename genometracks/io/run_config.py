@@ -222,7 +222,7 @@ def check_same_run(cfg: DictConfig, out: Path) -> None:
         _record_added(out, added)
 
 
-def _newer_key(key: str, saved: dict[str, Any]) -> bool:
+def _newer_key(key: str, saved: dict[Any, Any]) -> bool:
     """Whether dotted `key` is missing from the saved config only because that run's version had no such
     setting: its parent section was saved as a mapping (a section saved as null, e.g. data.curation, is a
     setting the run had switched off)."""
