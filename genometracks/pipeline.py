@@ -30,7 +30,7 @@ from genometracks.io.atomic import write_text_atomic
 from genometracks.io.jsonsafe import json_safe
 from genometracks.io.malloc import release_freed_memory
 from genometracks.io.resources import peak_rss_mib
-from genometracks.io.run_config import IGNORED, INPUTS, save_configuration, save_overrides, shipped_name
+from genometracks.io.run_config import IGNORED, INPUTS, comparable, save_configuration, save_overrides, shipped_name
 from genometracks.io.rundir import RunDir
 from genometracks.report.build import build_report
 from genometracks.sigma.evaluate import run_sigma
@@ -177,7 +177,7 @@ def stage_settings(cfg: DictConfig, stage: str, trainer: bool = True) -> str:
         if key == "predict" and isinstance(value, dict):
             value = {k: v for k, v in value.items() if k != "peaks"}
         if key == "data" and isinstance(value, dict):  # batch sizes and reported label sets change no output
-            value = {k: v for k, v in value.items() if f"data.{k}" not in IGNORED}
+            value = {k: v for k, v in comparable(value).items() if f"data.{k}" not in IGNORED}
             value = _header_circularity(value)
         chosen[key] = value
     return hashlib.sha256(json.dumps(chosen, sort_keys=True, default=str).encode()).hexdigest()[:16]

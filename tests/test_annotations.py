@@ -325,3 +325,42 @@ def test_regulondb_strong_count(ecoli):
                 cds.add((f[6], int(f[3]) - 1 if f[6] == "+" else int(f[4]) - 1))
     at_cds = sum((s, int(p)) in cds for s, p in zip(ecocyc.strand, ecocyc.pos))
     assert ecocyc.meta["at_gene_start"] > 1400 and at_cds / len(ecocyc) < 0.04
+
+
+def test_assembler_names_with_a_bar_keep_their_contig(tmp_path):
+    """'tig00000001|arrow' was read as its last part, 'arrow', and every contig of an assembly then shared
+    it: a TSS on a contig the genome lacks moved silently onto the last one."""
+    asm = Genome.from_sequences({"tig00000001|arrow": "ACGT" * 10, "tig00000002|arrow": "ACGT" * 10})
+    ok = write(tmp_path / "ok.bed", "tig00000001|arrow\t3\t4\ta\t0\t+\ntig00000002|arrow\t5\t6\tb\t0\t-\n")
+    assert list(A.load_tss_file(ok, asm).chrom) == ["tig00000001|arrow", "tig00000002|arrow"]
+    bad = write(tmp_path / "bad.bed", "tig00000001|arrow\t3\t4\ta\t0\t+\ntig00000007|arrow\t5\t6\tb\t0\t+\n")
+    with pytest.raises(AnnotationError, match=r"bad\.bed, line 2: unknown contig 'tig00000007\|arrow'"):
+        A.load_tss_file(bad, asm)
+    assert A.canonical_chrom("tig00000001|arrow") == "tig00000001|arrow"
+    assert A.canonical_chrom("gi|545778205|gb|U00096.3|") == "NC_000913.3"  # NCBI identifiers still resolve
+
+
+def test_a_gff_may_mix_both_tss_type_names(tmp_path):
+    two = Genome.from_sequences({"chrA": "ACGT" * 50, "chrB": "ACGT" * 50})
+    gff = write(
+        tmp_path / "mixed.gff3",
+        "##gff-version 3\nchrA\tsrc\tTSS\t11\t11\t.\t+\t.\tID=t1\n"
+        "chrA\tsrc\ttranscription_start_site\t101\t101\t.\t-\t.\tID=t2\n"
+        "chrB\tsrc\ttranscription_start_site\t51\t51\t.\t+\t.\tID=t3\nchrB\tsrc\tgene\t60\t90\t.\t+\t.\tID=g1\n",
+    )
+    sites = A.load_tss_file(gff, two)
+    assert list(zip(sites.chrom, sites.pos.tolist(), sites.strand)) == [("chrA", 10, "+"), ("chrA", 100, "-"), ("chrB", 50, "+")]
+
+
+def test_a_byte_order_mark_and_an_unnamed_gzip_are_read(tmp_path, genome):
+    """A spreadsheet's 'UTF-8' export starts with a BOM (it was read as part of the contig name); a gzip
+    file not named .gz was 'not UTF-8 text'."""
+    bom = tmp_path / "bom.bed"
+    bom.write_bytes(b"\xef\xbb\xbfNC_000913.3\t10\t11\tt1\t0\t+\n")
+    assert list(A.load_tss_file(bom, genome).pos) == [10]
+    gff = tmp_path / "bom.gff3"
+    gff.write_bytes(b"\xef\xbb\xbfNC_000913.3\tsrc\tTSS\t11\t11\t.\t+\t.\tID=t1\n")
+    assert list(A.load_tss_file(gff, genome).pos) == [10]
+    hidden = tmp_path / "tss.bed"
+    hidden.write_bytes(gzip.compress(b"NC_000913.3\t20\t21\tt1\t0\t-\n"))
+    assert list(A.load_tss_file(hidden, genome).pos) == [20]

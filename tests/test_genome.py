@@ -181,3 +181,24 @@ def test_circular_header_tags_in_bgzipped_and_windows_fasta(tmp_path):
     pysam.tabix_compress(str(text), str(tmp_path / "g.fa.gz"))
     bgz = Genome.open(tmp_path / "g.fa.gz")
     assert bgz.contigs["pl"].circular and not bgz.contigs["chrom"].circular
+
+
+def test_a_record_whose_last_line_is_longest_is_read_whole(tmp_path, caplog):
+    """Valid FASTA, but pyfaidx's index reads such a record into the next header ('>' was refused as a
+    letter); the reader falls back to reading the letters, plain and bgzipped."""
+    a, b = "ACGT" * 75, "TTGCA" * 40
+    fasta = _write(tmp_path / "uneven.fa", f">chrA\n{a[:70]}\n{a[70:]}\n>chrB\n{b}\n")
+    pysam.tabix_compress(str(fasta), str(tmp_path / "uneven.fa.gz"))
+    for path in (fasta, tmp_path / "uneven.fa.gz"):
+        genome = Genome.open(path)
+        assert decode(genome.tokens("chrA")) == a and decode(genome.tokens("chrB")) == b
+    assert "last line longer" in caplog.text
+
+
+def test_a_gzip_file_not_named_gz_is_named_as_such(tmp_path):
+    import gzip
+
+    hidden = tmp_path / "asm.fa"
+    hidden.write_bytes(gzip.compress(b">c1\nACGTACGT\n"))
+    with pytest.raises(GenomeError, match=r"asm\.fa: gzip-compressed although not named \.gz; rename it to asm\.fa\.gz"):
+        Genome.open(hidden)

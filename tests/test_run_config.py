@@ -252,3 +252,29 @@ def test_a_setting_of_a_later_version_is_no_conflict_and_leaves_finished_stages_
     fasta.write_text(">c1 length=8\nACGTACGT\n>p1 length=4 circular=true\nACGT\n")
     assert data_print() != data_print("data.circular_tags=false")
     assert data_print("data.circular=[p1]") == data_print("data.circular=[p1]", "data.circular_tags=false")
+
+
+def test_split_coordinates_can_be_given_on_the_command_line_and_old_runs_keep_their_default(tmp_path, capsys):
+    """`data.splits: null` could not take data.splits.test=[...] (OmegaConf cannot merge into a null node: a
+    traceback); the default is now lists without an interval, the same 70/20/10 split as null was, so run
+    directories saved with null are neither refused nor made again."""
+    from genometracks.cli import main
+    from genometracks.pipeline import stage_settings
+
+    fasta = tmp_path / "g.fa"
+    fasta.write_text(">chrA\n" + "ACGT" * 75 + "\n>chrB\n" + "ACGT" * 50 + "\n")
+    bed = tmp_path / "t.bed"
+    bed.write_text("chrA\t10\t11\tt1\t0\t+\n")
+    custom = ["data=custom", f"data.fasta={fasta}", f"data.tss={bed}"]
+    for override, test in (("data.splits.test=[[chrA,250,300]]", ["chrA:250-300"]), ("data.splits={test:[[chrB,0,50]]}", ["chrB:0-50"])):
+        main(["data", "summary", *custom, override])
+        assert json.loads(capsys.readouterr().out)["splits"]["test"] == test
+    saved = OmegaConf.to_container(compose(*custom), resolve=True)
+    saved["data"]["splits"] = None  # how earlier versions saved the default
+    (tmp_path / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(saved)))
+    check_same_run(compose(*custom), tmp_path)
+    with pytest.raises(ConfigError, match="data.splits.test"):
+        check_same_run(compose(*custom, "data.splits.test=[[chrA,250,300]]"), tmp_path)
+    old = compose(*custom)
+    old.data.splits = None
+    assert stage_settings(old, "data") == stage_settings(compose(*custom), "data")

@@ -226,6 +226,10 @@ def _read_records(path: Path) -> dict[str, np.ndarray]:
     records: dict[str, np.ndarray] = {}
     for name in fasta.keys():
         seq = fasta[name][:]
+        if ">" in seq:  # a record whose last line is longer than the others: pyfaidx's index reads into the next header
+            fasta.close()
+            log.warning("%s: record %r has a last line longer than its others; reading the FASTA without an index", path, name)
+            return _records_from_letters(path, read_fasta_letters(path))
         if any(c in seq for c in " \t\r"):  # spaces at line ends keep line lengths even: pyfaidx passes them on
             fasta.close()
             log.warning("%s: spaces or tabs inside the sequence lines; reading it without an index and ignoring them", path)
@@ -342,7 +346,15 @@ def _index_path(path: Path, suffix: str = ".fai") -> Path:
 def _check_fasta_text(path: Path) -> bool:
     """Cheap checks pyfaidx does not make: empty file, no '>' header. True when lines end in CR alone
     (old Mac), which pyfaidx reads as one line."""
-    opener = gzip.open if path.suffix in {".gz", ".bgz"} else open
+    compressed = path.suffix in {".gz", ".bgz"}
+    if not compressed:
+        with open(path, "rb") as handle:
+            if handle.read(2) == b"\x1f\x8b":  # gzip's magic: the name hides a compressed file
+                raise GenomeError(
+                    f"{path}: gzip-compressed although not named .gz; rename it to {path.name}.gz if it is "
+                    f"bgzip-compressed, or decompress it: `gunzip -c {shlex.quote(str(path))} > {shlex.quote(path.stem)}.plain.fa`"
+                )
+    opener = gzip.open if compressed else open
     with opener(path, "rb") as handle:
         head = handle.read(4096)
     if not head.strip():

@@ -183,7 +183,7 @@ def check_same_run(cfg: DictConfig, out: Path) -> None:
     assert isinstance(saved, dict) and isinstance(now, dict)
     diffs, added = [], {}
     for group in COMPARED:
-        a, b = _flat(saved.get(group, {}), group), _flat(now.get(group, {}), group)
+        a, b = (_flat(comparable(tree.get(group, {})), group) for tree in (saved, now))
         for key in sorted(set(a) | set(b)):
             if _ignored(key, saved.get("data", {})) or _ignored(key, now.get("data", {})) or a.get(key) == b.get(key):
                 continue
@@ -220,6 +220,14 @@ def check_same_run(cfg: DictConfig, out: Path) -> None:
         )
     if added:
         _record_added(out, added)
+
+
+def comparable(section: Any) -> Any:
+    """A config section as jobs compare it: data.splits without an interval (the 70/20/10 default, which
+    versions before session 20 saved as null) as null."""
+    if isinstance(section, dict) and isinstance(section.get("splits"), dict) and not any(section["splits"].values()):
+        return {**section, "splits": None}
+    return section
 
 
 def _newer_key(key: str, saved: dict[Any, Any]) -> bool:

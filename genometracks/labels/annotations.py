@@ -12,6 +12,7 @@ import csv
 import gzip
 import logging
 import re
+from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from genometracks.genome.intervals import SiteSet
-from genometracks.genome.sequence import Genome
+from genometracks.genome.sequence import Genome, contig_name
 from genometracks.io.run_config import group_defaults
 from genometracks.labels.curation import curate
 from genometracks.labels.liftover import gene_offset_map, lift_sites, take_sites
@@ -41,9 +42,9 @@ OLD_ASSEMBLIES = {"NC_000913.2": "NC_000913.3"}  # old canonical name → the as
 
 
 def _accession(name: str) -> str:
-    """'gi|48994873|gb|U00096.2|' → 'U00096.2'; other names unchanged."""
-    parts = [p for p in name.split("|") if p]
-    return parts[-1] if len(parts) > 1 else name
+    """'gi|48994873|gb|U00096.2|' → 'U00096.2' (an NCBI identifier, as the FASTA reader names it); other
+    names, assemblers' 'tig00000001|arrow' among them, unchanged."""
+    return contig_name(name)
 
 
 def canonical_chrom(name: str) -> str:
@@ -81,7 +82,9 @@ def normalise_chrom(names: np.ndarray, genome_contigs, source: str, lines: np.nd
     in a single-contig genome 'chr'/'chromosome' also match. An old assembly never matches the new one.
     """
     contigs = list(genome_contigs)
-    by_canon = {canonical_chrom(c): c for c in contigs}
+    canon_of = [canonical_chrom(c) for c in contigs]
+    counts = Counter(canon_of)
+    by_canon = {canon: c for canon, c in zip(canon_of, contigs) if counts[canon] == 1}  # ambiguous: no match
     by_bare: dict[str, list[str]] = {}
     by_unversioned: dict[str, list[str]] = {}
     for c in contigs:
@@ -160,13 +163,15 @@ def validate_sites(sites: SiteSet, genome: Genome, path: str | Path) -> SiteSet:
 
 
 def _read_text(path: Path) -> str:
-    """The file's text (gunzipped when named .gz); AnnotationError naming the file and the fix when it
+    """The file's text (gunzipped when named .gz or gzip-compressed); AnnotationError naming the file and the fix when it
     is not gzip although named so, or not UTF-8 text."""
     try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rt", encoding="utf-8", newline="") as handle:
+        with open(path, "rb") as handle:
+            gzipped = handle.read(2) == b"\x1f\x8b"  # gzip's magic, whatever the file is named
+        if path.suffix == ".gz" or gzipped:
+            with gzip.open(path, "rt", encoding="utf-8-sig", newline="") as handle:
                 return handle.read()
-        with open(path, encoding="utf-8", newline="") as handle:
+        with open(path, encoding="utf-8-sig", newline="") as handle:  # -sig: a spreadsheet's BOM is not text
             return handle.read()
     except gzip.BadGzipFile:
         raise AnnotationError(f"{path}: not gzip-compressed although named .gz; rename it without .gz, or gzip it") from None
@@ -267,13 +272,13 @@ def read_bed(path: str | Path) -> SiteSet:
     return _sites(cols[0], pos, strand, path, lines, score, cols[3], zero_length=int(zero.sum()), span_end=end, span=end - start)
 
 
-def read_gff(path: str | Path, feature: str | None = None) -> SiteSet:
-    """GFF3/GTF (1-based closed, gz ok) rows of `feature` (all if None): +1 is start-1 on '+',
-    end-1 on '-' (0-based). name = Name/ID/gene_id attribute, else the raw column 9."""
+def read_gff(path: str | Path, feature: str | tuple[str, ...] | None = None) -> SiteSet:
+    """GFF3/GTF (1-based closed, gz ok) rows of `feature` (a type, or any of several; all if None): +1
+    is start-1 on '+', end-1 on '-' (0-based). name = Name/ID/gene_id attribute, else the raw column 9."""
     path = Path(path)
     cols, lines = _read_rows(path, min_cols=9)
     if feature is not None:
-        sel = np.flatnonzero(cols[2] == feature)
+        sel = np.flatnonzero(np.isin(cols[2], [feature] if isinstance(feature, str) else list(feature)))
         if sel.size == 0:
             raise AnnotationError(
                 f"{path}: no {feature!r} rows (feature types present: {sorted(set(cols[2]))[:8]}); pass feature= one of these"
@@ -296,12 +301,11 @@ def read_tss_gff(path: str | Path) -> SiteSet:
     """The TSS rows (type TSS or transcription_start_site) of a GFF3/GTF given as a TSS file: a genome
     annotation (genes, CDS) is not a list of TSSs, and taking its every row as one would make labels
     of gene starts and ends, so a file without TSS rows is refused, naming the types it has."""
-    for feature in TSS_FEATURES:
-        try:
-            return read_gff(path, feature=feature)
-        except AnnotationError as err:
-            if "rows (feature types present" not in str(err):
-                raise
+    try:
+        return read_gff(path, feature=TSS_FEATURES)  # both type names, a file may mix them
+    except AnnotationError as err:
+        if "rows (feature types present" not in str(err):
+            raise
     cols, _ = _read_rows(Path(path), min_cols=9)
     raise AnnotationError(
         f"{path}: no TSS rows (GFF types {' or '.join(TSS_FEATURES)}); its types are {sorted(set(cols[2]))[:8]}. "
