@@ -202,3 +202,10 @@ def test_a_gzip_file_not_named_gz_is_named_as_such(tmp_path):
     hidden.write_bytes(gzip.compress(b">c1\nACGTACGT\n"))
     with pytest.raises(GenomeError, match=r"asm\.fa: gzip-compressed although not named \.gz; rename it to asm\.fa\.gz"):
         Genome.open(hidden)
+
+
+def test_a_header_that_is_not_utf8_names_the_record(tmp_path):
+    fasta = tmp_path / "latin.fa"
+    fasta.write_bytes(b">chrom\nACGT\n>contig\xe9 plasmid\nACGT\n")
+    with pytest.raises(GenomeError, match=r"latin\.fa: record 2's header 'contigé plasmid' is not UTF-8 text \(byte 0xe9\)"):
+        Genome.open(fasta)

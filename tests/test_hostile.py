@@ -219,3 +219,24 @@ def test_user_names_never_leave_their_folder(tmp_path):
     assert all(path.resolve().parent == out.resolve() for path in written)
     assert {p.name for p in out.iterdir()} >= {"escaped.png", "sigma70.png"}
     assert not (tmp_path / "escaped.png").exists()
+
+
+def test_an_output_path_that_is_a_folder_and_a_negative_shift_are_one_line(tmp_path, capsys):
+    """`labels out=DIR` named the writer's temporary file; data.shift=-5 was counted and refused only later."""
+    from genometracks.cli import main
+
+    fasta = tmp_path / "g.fa"
+    fasta.write_text(">chrA\n" + "ACGT" * 30 + "\n")
+    bed = tmp_path / "t.bed"
+    bed.write_text("chrA\t10\t11\tt1\t0\t+\n")
+    (tmp_path / "out").mkdir()
+    custom = ["data=custom", f"data.fasta={fasta}", f"data.tss={bed}"]
+    for args, needle in (
+        (["labels", *custom, f"out={tmp_path / 'out'}"], f"{tmp_path / 'out'}: is a folder"),
+        (["data", "summary", *custom, "data.shift=-5"], "data.shift=-5 must be 0 or more"),
+    ):
+        with pytest.raises(SystemExit):
+            main(args)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and needle in err[0] and ".tmp" not in err[0]
+    assert list((tmp_path / "out").iterdir()) == []

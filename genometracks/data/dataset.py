@@ -92,6 +92,8 @@ def load_sites(cfg: DictConfig, genome: Genome, label_set: str, tss_file: Path |
 
 def load_dataset(cfg: DictConfig, label_set: str | None = None) -> Dataset:
     """Genome, the chosen TSS set (default `data.labels`) and the splits."""
+    if int(cfg.data.shift) < 0:
+        raise ConfigError(f"data.shift={cfg.data.shift} must be 0 or more (nt from a TSS's +1 to the output that labels it)")
     genome, fasta, tss = open_genome(cfg)
     label_set = label_set or cfg.get("labels") or cfg.data.labels
     sites = load_sites(cfg, genome, label_set, tss)

@@ -272,6 +272,13 @@ class _NameCheck:
     def add(self, header: bytes) -> str:
         """The contig name of one header line (without '>'); raises on an unnamed or repeated one."""
         self.count += 1
+        try:
+            header.decode("utf-8")
+        except UnicodeDecodeError as err:  # pyfaidx would fail on it without naming the record
+            raise GenomeError(
+                f"{self.fasta}: record {self.count}'s header {header[:60].decode('latin-1').strip()!r} is not UTF-8 text "
+                f"(byte 0x{header[err.start]:02x}); write its name and description in ASCII (or UTF-8)"
+            ) from None
         words = header.split()
         word = words[0].decode(errors="replace") if words else ""
         name = contig_name(word) if word else ""

@@ -69,6 +69,10 @@ def atomic_path(path: str | Path, expected_bytes: int = 0) -> Iterator[Path]:
     `expected_bytes` > 0: check the space first (see check_space). Temporary files left by a killed
     writer of the same path are removed first (they carry the writer's pid)."""
     path = Path(path)
+    if path.is_dir():  # os.replace would name the temporary file in its error
+        raise IsADirectoryError(
+            f"{path}: is a folder, and a file of that name is to be written; give a file path (e.g. {path / path.name})"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temps(path)
     if expected_bytes:
