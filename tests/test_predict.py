@@ -112,6 +112,14 @@ def test_circular_peaks_see_across_the_origin():
     assert call_peaks(small, 0.3, 4, circular=True).tolist() == [2]
     assert call_peaks(small, 0.3, 3, circular=True).tolist() == [2]  # 0 and 4 are 2 nt from 2
     assert call_peaks(small, 0.3, 2, circular=True).tolist() == [0, 2, 4]  # 2 nt apart every way round
+    # equal heights across the origin: the copies of the circle decided alike (3 and 9, 4 apart, were kept)
+    ties = np.array([0, 1, 0, 1, 0, 0, 0, 1, 0, 1.0])
+    assert call_peaks(ties, 0.5, 5, circular=True).tolist() == [1]
+    tied = np.random.default_rng(1).integers(0, 3, size=(2000, 30)).astype(np.float64)
+    for row in tied:
+        kept = call_peaks(row, 0.5, 6, circular=True)
+        gaps = np.diff(np.concatenate([kept, kept[:1] + 30])) if kept.size > 1 else np.array([30])
+        assert gaps.min() >= 6, (row.tolist(), kept.tolist())
     # a circle's peaks turn with it
     rng = np.random.default_rng(0)
     track = rng.random(500).astype(np.float32)

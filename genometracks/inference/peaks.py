@@ -63,7 +63,7 @@ def call_peaks(values: np.ndarray, threshold: float, min_distance: int, circular
     padded = np.concatenate([[-np.inf], track, [-np.inf]])
     peaks, _ = find_peaks(padded, height=threshold)
     if distance > 1 and (not circular or 2 * distance <= n):
-        peaks = _apart(peaks, padded[peaks], distance, padded.size)
+        peaks = _apart(peaks, padded[peaks], distance, padded.size, n if circular else 0)
     peaks = peaks - 1
     if circular:
         peaks = peaks[(peaks >= n) & (peaks < 2 * n)] - n
@@ -73,13 +73,16 @@ def call_peaks(values: np.ndarray, threshold: float, min_distance: int, circular
     return (n - 1 - peaks)[::-1].copy() if strand == "-" else peaks
 
 
-def _apart(peaks: np.ndarray, heights: np.ndarray, distance: int, size: int) -> np.ndarray:
+def _apart(peaks: np.ndarray, heights: np.ndarray, distance: int, size: int, period: int = 0) -> np.ndarray:
     """The peaks (ascending indices into an array of `size`) kept at least `distance` apart, the higher
     first and, between equal heights, the lower index (scipy's own selection breaks such ties by an
-    unstable sort): scipy's selection run on unique ranks, vectorised."""
+    unstable sort): scipy's selection run on unique ranks, vectorised. `period` > 0 (a circle laid out
+    as copies of `period` after one padding cell): equal heights go to the lower position on the circle,
+    so every copy of the circle decides alike."""
     if peaks.size < 2:
         return peaks
-    order = np.lexsort((peaks, -heights))  # highest first, then the lowest index
+    on_circle = (peaks - 1) % period if period else peaks
+    order = np.lexsort((peaks, on_circle, -heights))  # highest first, then the lowest (circle) position
     rank = np.empty(peaks.size)
     rank[order] = np.arange(peaks.size, 0, -1, dtype=np.float64)  # unique priorities, same order
     spikes = np.full(size, -np.inf)
