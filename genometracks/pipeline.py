@@ -34,7 +34,7 @@ from genometracks.io.run_config import IGNORED, INPUTS, comparable, save_configu
 from genometracks.io.rundir import RunDir
 from genometracks.report.build import build_report
 from genometracks.sigma.evaluate import run_sigma
-from genometracks.sigma.stage import run_sigma_stage
+from genometracks.sigma.stage import SIGMA_OUTPUTS, run_sigma_stage
 from genometracks.training.train import train
 
 STAGES = ("data", "train", "predict", "peaks", "interpret", "sigma", "export", "validate", "report")
@@ -163,11 +163,16 @@ STAGE_SETTINGS: dict[str, tuple[str, ...]] = {
 }
 
 
+# stages whose outputs changed with the code (same settings): their version enters the fingerprint, so a
+# run directory made before redoes them (and the stages after) once
+OUTPUT_VERSIONS = {"sigma": SIGMA_OUTPUTS}
+
+
 def stage_settings(cfg: DictConfig, stage: str, trainer: bool = True) -> str:
     """A fingerprint (SHA-256 of canonical JSON) of the settings `stage` reads (STAGE_SETTINGS); for the
     train stage without TRAINED_BY when it does not train, or `trainer`=False (markers of session 18 and
     before were written so)."""
-    chosen = {}
+    chosen: dict = {"outputs": OUTPUT_VERSIONS[stage]} if stage in OUTPUT_VERSIONS else {}
     keys = STAGE_SETTINGS[stage]
     if stage == "train" and (not trainer or shipped_name(cfg) or cfg.get("train") is False or cfg.get("ckpt")):
         keys = tuple(k for k in keys if k not in TRAINED_BY)  # no training: the trainer makes nothing here

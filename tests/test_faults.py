@@ -232,3 +232,28 @@ def test_trainer_settings_that_change_the_model_are_part_of_the_train_stage(tmp_
     marker.write_text(json.dumps({"settings": trained}))
     assert not _settings_changed(cfg, tmp_path, "train")
     assert _settings_changed(compose(*TINY_RUN, "trainer.max_epochs=3", f"run_dir={tmp_path}"), tmp_path, "train")
+
+
+def test_a_stage_whose_outputs_changed_with_the_code_is_redone_once(tmp_path, monkeypatch):
+    """The sigma stage of a run directory made before session 20 kept logos taken before the last batch norm
+    and kernel matches with the old q-values: its outputs' version is part of the fingerprint, so such a run
+    redoes sigma and the stages after it (and its sigma CNN retrains), and nothing before."""
+    from genometracks import pipeline
+    from genometracks.sigma import stage as sigma_stage
+    from tests.conftest import compose
+
+    cfg = compose(*TINY_RUN, f"run_dir={tmp_path}")
+    current = {stage: pipeline.stage_settings(cfg, stage) for stage in pipeline.STAGES}
+    sig = compose("experiment=sigma_cnn")
+    retrain = sigma_stage.trained_with(sig)
+    monkeypatch.setattr(pipeline, "OUTPUT_VERSIONS", {})
+    monkeypatch.setattr(sigma_stage, "SIGMA_OUTPUTS", 1)
+    assert sigma_stage.trained_with(sig) != retrain
+    for stage in pipeline.STAGES:
+        marker = pipeline.stage_marker(tmp_path, stage)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps({"settings": pipeline.stage_settings(cfg, stage)}))  # as written before
+    monkeypatch.undo()
+    assert [s for s in pipeline.STAGES if current[s] != json.loads(pipeline.stage_marker(tmp_path, s).read_text())["settings"]] == ["sigma"]
+    planned = pipeline.plan(None, tmp_path, cfg=cfg)
+    assert [stage for stage, again in planned if again] == ["sigma", "export", "validate", "report"]

@@ -248,6 +248,44 @@ def _hand_model() -> SigmaCNN:
     return model
 
 
+def test_hirescam_is_what_each_position_adds_to_the_logit_through_the_last_batch_norm():
+    """The map was taken before the last batch norm, so HiResCAM left out its shift: all-A input, last norm
+    y = (A - 0.5) · 2 + 0.25 = 1.25 per position, head weights 1: the logit is 12.5 over 10 positions,
+    1.25 each (the map read 1.0 each, summing to 10)."""
+    model = SigmaCNN(10, 1, channels=(1, 1, 1), kernel_sizes=(1, 1, 1), dropout=0.0)
+    with torch.no_grad():
+        for conv in model.convs:
+            conv.weight.fill_(1.0)
+            conv.bias.zero_()
+        for norm in model.norms:
+            norm.eps = 0.0
+        last = model.norms[-1]
+        last.running_mean.fill_(0.5)
+        last.weight.fill_(2.0)
+        last.bias.fill_(0.25)
+        model.head.weight.fill_(1.0)
+        model.head.bias.fill_(-3.0)
+    x = one_hot(encode("A" * 10)[None])
+    maps = cam_maps(model, x, 0, ("hirescam",))["hirescam"]
+    logit = float(model.eval()(torch.from_numpy(x.astype(np.float32)))[0, 0])
+    assert np.allclose(maps, 1.25) and maps.sum() == pytest.approx(logit + 3.0)
+    # a random trained-like model: before the ReLU, the map sums to the logit less the head's bias
+    torch.manual_seed(0)
+    model = SigmaCNN(20, 3, channels=(4, 3), kernel_sizes=(5, 3), dropout=0.0)
+    with torch.no_grad():
+        for norm in model.norms:
+            norm.running_mean.uniform_(-1, 1)
+            norm.running_var.uniform_(0.5, 2)
+            norm.weight.uniform_(0.5, 2)
+            norm.bias.uniform_(-1, 1)
+    model.eval()
+    xs = torch.from_numpy(one_hot(np.random.default_rng(0).integers(0, 4, size=(6, 20))).astype(np.float32))
+    logits, act = model.forward_with_map(xs)
+    (grad,) = torch.autograd.grad(logits[:, 1].sum(), act)
+    per_position = (grad * act).sum(dim=1)  # [6, 20]
+    assert torch.allclose(per_position.sum(dim=1) + model.head.bias[1], logits[:, 1], atol=1e-5)
+
+
 def test_grad_cam_on_a_hand_set_model():
     x = one_hot(encode("AACAT")[None])
     # alpha = mean_l dy0/dA[l] = 3/5; g = ReLU(0.6 * A) with A = 1 at the A's

@@ -1,12 +1,14 @@
 """Class-activation logos of the sigma CNN (the promoter-logo paper's construction).
 
-Per sequence n: A = last convolution's activation [C, L] (after ReLU), y = the class's logit. Two maps:
+Per sequence n: A = the last convolution block's map [C, L] (after its ReLU and batch norm: what the output
+layer reads), y = the class's logit. Two maps:
 - "gradcam" (the paper): alpha_c = mean_l dy/dA[c, l], g[l] = ReLU(sum_c alpha_c A[c, l]).
 - "hirescam" (Draelos & Carin 2020): g[l] = ReLU(sum_c dy/dA[c, l] A[c, l]). The sigma CNN ends in
   flatten + linear, so dy/dA[c, l] is the output layer's weight of channel c *at position l*;
   Grad-CAM's mean over l throws that position away and g becomes a fixed channel mix (on RegulonDB
-  sigma70 it paints every A/T-rich column); HiResCAM keeps it, and its map sums to what each
-  position adds to the logit before the ReLU.
+  sigma70 it paints every A/T-rich column); HiResCAM keeps it, and before its ReLU it is exactly what
+  each position adds to the logit (taken before the batch norm, the map left out the norm's shift
+  W·(beta - gamma·mu/sigma), as large as the map itself on the shipped sigma70 model).
 A 1-D convolution over the one-hot rows has one map value per position, so projected back onto the
 4 one-hot rows G[a, l] = g[l]. S = G ⊙ X keeps only the entry of the base present; P[l, a] = sum_n
 S_n[a, l] over a class; E = information-content matrix of P: column shares × (2 - column entropy)

@@ -63,12 +63,14 @@ class SigmaCNN(nn.Module):
         self.head = nn.Linear(c_in * length, n_outputs)
 
     def forward_with_map(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(logits [B, n_outputs], last convolution's activation map [B, C, L] after its ReLU)."""
+        """(logits [B, n_outputs], the last convolution block's map [B, C, L]: after its ReLU and batch
+        norm, so what the output layer reads; in eval mode the logit is the head's bias plus, per
+        position l, sum_c W[c, l] · map[c, l])."""
         h = x
-        last = None
+        last = x
         for conv, norm in zip(self.convs, self.norms):
-            last = F.relu(conv(h))
-            h = self.dropout(norm(last))
+            last = norm(F.relu(conv(h)))
+            h = self.dropout(last)
         return self.head(h.flatten(1)), last
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -39,13 +39,19 @@ def sigma_config(cfg: DictConfig) -> DictConfig:
     return sig
 
 
+# What the sigma stage writes from the same settings, numbered: raised when a code change alters its outputs, so
+# run directories made before redo the stage once. 2: session 20 (HiResCAM through the last batch norm; kernel
+# Tomtom q-values over the informative kernels only, session 19).
+SIGMA_OUTPUTS = 2
+
+
 def trained_with(sig: DictConfig) -> str:
     """Fingerprint (SHA-256 of canonical JSON, 16 hex) of what a sigma training reads: sigma.* (threads
-    aside), epochs, seed."""
+    aside), epochs, seed, and the outputs' version (SIGMA_OUTPUTS)."""
     settings = OmegaConf.to_container(sig.sigma, resolve=True)
     assert isinstance(settings, dict)
     settings.pop("threads", None)  # how fast it trains, not what
-    chosen = {"sigma": settings, "max_epochs": int(sig.trainer.max_epochs), "seed": int(sig.seed)}
+    chosen = {"sigma": settings, "max_epochs": int(sig.trainer.max_epochs), "seed": int(sig.seed), "outputs": SIGMA_OUTPUTS}
     return hashlib.sha256(json.dumps(chosen, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
