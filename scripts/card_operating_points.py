@@ -35,7 +35,7 @@ SAME = ("roc_auc", "pr_auc", "threshold_f1")
 LARGEST: dict[str, float] = {}  # the largest difference seen per figure, printed at the end
 
 
-def _evaluate(source: S.ModelSource, dataset, regions, n_streams: int, threshold: float) -> dict:
+def _evaluate(source: S.ModelSource, dataset, regions, n_streams: int, threshold: float, scored: str) -> dict:
     return S.evaluate_regions(
         source.model,
         source.logit_offset,
@@ -46,6 +46,7 @@ def _evaluate(source: S.ModelSource, dataset, regions, n_streams: int, threshold
         source.seg_len,
         n_streams,
         threshold=threshold,
+        scored=scored,
     )
 
 
@@ -79,11 +80,11 @@ def update_card(name: str) -> dict:
         if [S.format_region(r) for r in regions] != metrics["regions"][split]:
             raise SystemExit(f"{name}: the {split} split is {regions} now, {metrics['regions'][split]} on the card")
         print(f"{name}: {split} split ...", file=sys.stderr, flush=True)
-        fresh = _evaluate(source, dataset, regions, n_streams, threshold)
+        fresh = _evaluate(source, dataset, regions, n_streams, threshold, str(metrics.get("scored", "outputs")))
         for part in ("both", "+", "-"):
             _check_same(name, f"{split} {part}", metrics[split][part], fresh[part])
             metrics[split][part]["at_threshold"] = fresh[part]["at_threshold"]
-    fresh = _evaluate(source, dataset, [S.parse_region(check["region"])], n_streams, threshold)["both"]
+    fresh = _evaluate(source, dataset, [S.parse_region(check["region"])], n_streams, threshold, str(check.get("scored", "outputs")))["both"]
     _check_same(name, "check region", check["metrics"], fresh)
     check["metrics"]["at_threshold"] = fresh["at_threshold"]
     write_text_atomic(folder / S.CARD_JSON, json.dumps(json_safe(card), indent=2, allow_nan=False) + "\n")

@@ -373,21 +373,25 @@ def test_labels_follow_annotation_shifted_by_20(genome, splits):
 
 
 def test_split_counts_are_the_positives_each_split_scores(genome, splits):
-    # a TSS within `shift` nt of a split's edge is labelled (and scored) in the neighbouring split:
-    # circ+490 -> output 510 (validation), circ-505 -> 485 (test), lin+240 -> 260 (train), circ+990 ->
-    # 13 over the origin (train); lin+600 and lin-5 have no output on the linear contig
+    # a split streams the outputs that label the TSSs inside it (labelled_outputs): a TSS within `shift` nt
+    # of a split's edge is scored in its own split, though its output lies in the neighbour's region:
+    # circ+490 -> output 510 (test), circ-505 -> 485 (validation), lin+240 -> 260 (test), circ+990 -> 13
+    # over the origin (train); lin+600 and lin-5 have no output on the linear contig. Before session 20 the
+    # splits streamed their own coordinates as outputs, and the first three were scored in the neighbour
+    # (a '-' TSS of the test region's first 20 nt was a training label).
     from genometracks.data.dataset import Dataset, split_positive_counts
+    from genometracks.data.streams import labelled_outputs
 
     sites = SiteSet(["circ", "circ", "lin", "circ", "lin", "lin"], [490, 505, 240, 990, 600, 5], ["+", "-", "+", "+", "+", "-"])
     labels = build_labels(genome, sites, 20)
     scored = {}
     for name, regions in splits.items():
         per_strand = {"+": 0, "-": 0}
-        for batch in SegmentStreams(genome, labels, regions, 3, 100, 18, burn_in=40):
+        for batch in SegmentStreams(genome, labels, labelled_outputs(genome, regions, 20), 3, 100, 18, burn_in=40):
             for b in range(3):
                 per_strand["+-"[int(batch["strand"][b])]] += int((batch["labels"][b] * batch["mask"][b]).sum())
         scored[name] = per_strand
-    assert scored == {"train": {"+": 2, "-": 0}, "validation": {"+": 1, "-": 0}, "test": {"+": 0, "-": 1}}
+    assert scored == {"train": {"+": 1, "-": 0}, "validation": {"+": 0, "-": 1}, "test": {"+": 2, "-": 0}}
     dataset = Dataset(genome, sites, "hand", splits, 20, genome.path)
     assert split_positive_counts(dataset, sites) == scored
 
@@ -528,7 +532,9 @@ def test_datamodule(genome, splits):
     batches = list(train)
     assert len(batches) == len(train) and batches[0]["tokens"].shape == (2, 104)
     assert next(iter(val))["tokens"].shape == (3, 104)
-    assert sum(int(b["mask"].sum()) for b in batches) == EXPECTED_POSITIONS["train"]
+    # the outputs that label the split's TSSs: lin's train regions touch both ends of the linear contig, where
+    # 20 outputs per strand would label TSSs off the contig (labelled_outputs); circ's wrap
+    assert sum(int(b["mask"].sum()) for b in batches) == EXPECTED_POSITIONS["train"] - 2 * 20
     assert sum(int(b["mask"].sum()) for b in dm.predict_dataloader()) == 2 * (997 + 613)
     dm.skip_train_batches = 3  # mid-epoch resume
     assert len(list(dm.train_dataloader())) == len(batches) - 3
@@ -598,7 +604,7 @@ def test_datamodule_in_a_lightning_fit_and_mid_epoch_resume(genome, tmp_path):
     )
     dm, model = make(1), Counter()
     pl.Trainer(max_epochs=3, enable_checkpointing=False, **quiet).fit(model, dm)
-    assert [sum(model.seen[e]) for e in range(3)] == [EXPECTED_POSITIONS["train"]] * 3
+    assert [sum(model.seen[e]) for e in range(3)] == [EXPECTED_POSITIONS["train"] - 2 * 20] * 3  # see test_datamodule
     assert len({len(model.seen[e]) for e in range(3)}) == 1 and dm.streams("train").offset != 0
 
     dm, ckpt = make(None), ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=7, save_top_k=-1, filename="{step}")

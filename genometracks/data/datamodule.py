@@ -13,7 +13,15 @@ import numpy as np
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader, IterableDataset
 
-from genometracks.data.streams import SegmentStreams, Splits, StreamError, build_labels, make_splits, spread_labels
+from genometracks.data.streams import (
+    SegmentStreams,
+    Splits,
+    StreamError,
+    build_labels,
+    labelled_outputs,
+    make_splits,
+    spread_labels,
+)
 from genometracks.genome.intervals import Interval, SiteSet
 from genometracks.genome.sequence import Genome
 
@@ -130,7 +138,8 @@ class TSSDataModule(pl.LightningDataModule):
             self.splits = make_splits(self.genome, self.splits)
 
     def regions(self, stage: str) -> list[Interval]:
-        """Forward regions streamed for `stage` ('predict' = every contig, whole length)."""
+        """Forward regions of outputs streamed for `stage` ('predict' = every contig, whole length; a split:
+        the outputs that label the TSSs inside it, `labelled_outputs`)."""
         if stage == "predict":
             return [Interval(name, 0, c.length) for name, c in self.genome.contigs.items()]
         if stage not in STAGES:
@@ -140,7 +149,7 @@ class TSSDataModule(pl.LightningDataModule):
         regions = self.splits[stage]
         if not regions:
             raise StreamError(f"the {stage} split is empty; give it regions in the splits config")
-        return regions
+        return labelled_outputs(self.genome, regions, self.shift)
 
     def streams(self, stage: str) -> SegmentStreams:
         """The `SegmentStreams` of `stage` for this rank (built once; use its `scatter`)."""

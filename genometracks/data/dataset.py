@@ -112,15 +112,15 @@ def labelled_output_positions(genome, sites: SiteSet, shift: int) -> np.ndarray:
 
 
 def split_positive_counts(dataset: Dataset, sites: SiteSet) -> dict[str, dict[str, int]]:
-    """TSS counts per split and strand. A TSS counts in the split holding its labelled output
-    (`labelled_output_positions`), where training and evaluation score it: within `shift` nt of a
-    split's edge that can be the neighbouring split, not the one holding its +1."""
+    """TSS counts per split and strand: the TSSs whose +1 lies in the split and that have an output
+    (`labelled_output_positions`; none within `shift` nt of a linear contig's 3' end on its strand),
+    which is what training and evaluation score (`streams.labelled_outputs`)."""
     where = labelled_output_positions(dataset.genome, sites, dataset.shift) if len(sites) else np.zeros(0, dtype=np.int64)
     counts: dict[str, dict[str, int]] = {}
     for split, regions in dataset.splits.items():
         per_strand = {"+": 0, "-": 0}
         for region in regions:
-            inside = (sites.chrom == region.chrom) & (where >= region.start) & (where < region.end)
+            inside = (sites.chrom == region.chrom) & (sites.pos >= region.start) & (sites.pos < region.end) & (where >= 0)
             for strand in per_strand:
                 per_strand[strand] += int(np.count_nonzero(inside & (sites.strand == strand)))
         counts[split] = per_strand

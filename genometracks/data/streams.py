@@ -235,6 +235,27 @@ def positions_per_split(splits: Splits) -> dict[str, int]:
     return {name: sum(len(iv) * (2 if iv.strand == "." else 1) for iv in regions) for name, regions in splits.items()}
 
 
+def labelled_outputs(genome: Genome, regions: list[Interval], shift: int) -> list[Interval]:
+    """The output positions (forward coordinates, stranded) that label the TSSs of `regions` (forward
+    TSS coordinates; both strands, or the interval's own): TSS t's output lies `shift` nt downstream on
+    its strand (t + shift on '+', t - shift on '-', as `build_labels` places it), so a split scores
+    exactly the TSSs inside it. Wrapped over a circular contig's origin; cut at a linear contig's ends,
+    where a TSS within `shift` nt of its strand's 3' end has no output."""
+    out = []
+    for iv in regions:
+        n, circular = genome.contigs[iv.chrom].length, genome.contigs[iv.chrom].circular
+        for strand in "+-" if iv.strand == "." else iv.strand:
+            lo = iv.start + (shift if strand == "+" else -shift)
+            hi = lo + len(iv)
+            if circular:
+                start = lo % n
+                spans = [(start, start + len(iv))] if start + len(iv) <= n else [(start, n), (0, start + len(iv) - n)]
+            else:
+                spans = [(max(lo, 0), min(hi, n))]
+            out += [Interval(iv.chrom, a, b, strand, iv.name) for a, b in spans if b > a]
+    return out
+
+
 def _pieces(genome: Genome, regions: list[Interval]) -> list[tuple[int, int, int, int]]:
     """(contig index, strand index, local start, local end) runs in stream order, merged and validated.
 

@@ -641,12 +641,14 @@ def ship(args: dict) -> Path:
         card["metrics"] = {
             "labels": label_set,
             "evaluated_by": "fresh evaluation of the shipped weights at ship time",
+            "scored": S.SCORED,
             "regions": {s: [S.format_region(r) for r in dataset.splits[s]] for s in evaluated},
             **evaluated,
             "training_run": {s: _both(metrics.get(s)) for s in ("validation", "test") if metrics.get(s)},
         }
         card["check"] = {
             "region": S.format_region(check_region),
+            "scored": S.SCORED,  # the outputs that label the region's TSSs
             "labels": label_set,
             "n_streams": n_streams,
             "description": (

@@ -27,7 +27,7 @@ import torch
 from omegaconf import open_dict
 
 from genometracks.data.dataset import load_dataset
-from genometracks.data.streams import SegmentStreams, build_labels
+from genometracks.data.streams import SegmentStreams, build_labels, labelled_outputs
 from genometracks.genome.intervals import Interval
 from genometracks.io.paths import SHIPPED_MODELS
 from genometracks.io.provenance import sha256_file
@@ -261,6 +261,11 @@ def resolve_model(cfg, out: Path) -> ModelSource:
 
 # -- the main job --------------------------------------------------------------------------------------
 # -- evaluation ----------------------------------------------------------------------------------------
+# what a card's regions mean for its metrics: "tss" (the outputs labelling the TSSs inside them; session 20
+# on); cards without the key were evaluated with "outputs" (the regions' positions as outputs)
+SCORED = "tss"
+
+
 def evaluate_regions(
     model,
     logit_offset: float,
@@ -272,14 +277,18 @@ def evaluate_regions(
     n_streams: int = 16,
     path: str = "fast",
     threshold: float | None = None,
+    scored: str = SCORED,
 ) -> dict:
     """Per-position metrics (both strands and per strand, as training reports them) of a model on
-    `regions` (forward intervals, both strands scored), memory carried and `model.context` of burn-in;
-    `threshold` (the validation split's) sets the operating point of `at_threshold`."""
+    `regions` (forward intervals, both strands), memory carried and `model.context` of burn-in;
+    `threshold` (the validation split's) sets the operating point of `at_threshold`. scored "tss": the
+    outputs that label the TSSs inside the regions (`labelled_outputs`, how training scores a split since
+    session 20); "outputs": the regions' own positions as outputs (cards shipped before)."""
 
     labels = build_labels(genome, sites, shift)
+    outputs = labelled_outputs(genome, list(regions), shift) if scored == "tss" else list(regions)
     streams = SegmentStreams(
-        genome, labels, list(regions), n_streams=n_streams, seg_len=seg_len, lookahead=model.lookahead, burn_in=model.context
+        genome, labels, outputs, n_streams=n_streams, seg_len=seg_len, lookahead=model.lookahead, burn_in=model.context
     )
     memory = model.init_memory(n_streams)
     collected = []
@@ -327,6 +336,7 @@ def check_card(source: ModelSource, cfg) -> dict:
         source.seg_len,
         int(check.get("n_streams", 16)),
         threshold=(card.get("peaks") or {}).get("threshold"),
+        scored=str(check.get("scored", "outputs")),
     )
     return {"card": check.get("metrics", {}), "fresh": fresh["both"]}
 
