@@ -30,7 +30,7 @@ from genometracks.io.atomic import write_text_atomic
 from genometracks.io.jsonsafe import json_safe
 from genometracks.io.malloc import release_freed_memory
 from genometracks.io.resources import peak_rss_mib
-from genometracks.io.run_config import IGNORED, INPUTS, comparable, save_configuration, save_overrides, shipped_name
+from genometracks.io.run_config import IGNORED, INPUTS, check_resume, comparable, save_configuration, save_overrides, shipped_name
 from genometracks.io.rundir import RunDir
 from genometracks.report.build import build_report
 from genometracks.sigma.evaluate import run_sigma
@@ -72,11 +72,30 @@ def _stage_train(cfg: DictConfig, out: Path) -> dict:
             )
         return {"skipped": f"ckpt={cfg.ckpt} given, trained already"}
     if RunDir(out).last_ckpt.exists():
+        _check_continued_training(cfg, out)
         with open_dict(cfg):
             cfg.resume = True
     result = train_command(cfg)
     test = result.get("test", {}).get("both", {})
     return {"test_roc_auc": test.get("roc_auc"), "test_pr_auc": test.get("pr_auc"), "global_step": result.get("global_step")}
+
+
+def _trains_here(cfg: DictConfig) -> bool:
+    """Whether the train stage trains (not a shipped model, train=false or ckpt=)."""
+    return not (shipped_name(cfg) or cfg.get("train") is False or cfg.get("ckpt"))
+
+
+def _check_continued_training(cfg: DictConfig, out: Path) -> None:
+    """The train stage continues DIR/checkpoints/last.ckpt: refuse settings that cannot continue it
+    (check_resume), before anything is changed."""
+    check_resume(cfg, out, how=f"`run` continues the training in {RunDir(out).last_ckpt} (its settings changed since it ran)")
+
+
+def _precheck(stage: str, cfg: DictConfig, out: Path) -> None:
+    """What `stage` would refuse before it changes anything, checked before the markers of the stages after
+    it are removed (a refused train stage left predict..report to be made again)."""
+    if stage == "train" and _trains_here(cfg) and RunDir(out).last_ckpt.exists():
+        _check_continued_training(cfg, out)
 
 
 def _stage_predict(cfg: DictConfig, out: Path) -> dict:
@@ -294,6 +313,7 @@ def _run_stages(cfg: DictConfig, run: RunDir, within: tuple[str, ...]) -> dict:
             continue
         changed = stage_marker(out, stage).exists() and _settings_changed(cfg, out, stage)
         print(f"{head} ...{' (its settings changed since it ran)' if changed else ''}", flush=True)
+        _precheck(stage, cfg, out)
         for later in STAGES[STAGES.index(stage) + 1 :]:  # made from this stage's outputs: no longer finished
             stage_marker(out, later).unlink(missing_ok=True)
         if not any(s == "report" and todo for s, todo in steps) and _drop_stale_report(run):

@@ -257,3 +257,31 @@ def test_a_stage_whose_outputs_changed_with_the_code_is_redone_once(tmp_path, mo
     assert [s for s in pipeline.STAGES if current[s] != json.loads(pipeline.stage_marker(tmp_path, s).read_text())["settings"]] == ["sigma"]
     planned = pipeline.plan(None, tmp_path, cfg=cfg)
     assert [stage for stage, again in planned if again] == ["sigma", "export", "validate", "report"]
+
+
+def test_a_train_stage_that_cannot_continue_is_refused_before_the_later_stages_are_undone(tmp_path):
+    """`run task.lr=0.01` on a finished run: the train stage would continue checkpoints/last.ckpt with another
+    learning rate and was refused ("resume=true continues ...", a flag the user never gave) after the markers
+    of predict..report had been removed, so the next run made them all again."""
+    from omegaconf import OmegaConf
+
+    from genometracks import pipeline
+    from genometracks.data.dataset import ConfigError
+    from genometracks.io.rundir import RunDir
+    from tests.conftest import compose
+
+    made = compose(*TINY_RUN, f"run_dir={tmp_path}")
+    (tmp_path / "config.yaml").write_text(OmegaConf.to_yaml(made, resolve=True))
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"a checkpoint")
+    for stage in pipeline.STAGES:
+        marker = pipeline.stage_marker(tmp_path, stage)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps({"settings": pipeline.stage_settings(made, stage)}))
+    changed = compose(*TINY_RUN, "task.lr=0.01", f"run_dir={tmp_path}")
+    with pytest.raises(
+        ConfigError,
+        match=r"`run` continues the training in .*last\.ckpt \(its settings changed since it ran\), but task\.lr was 0\.003, now 0\.01",
+    ):
+        pipeline._run_stages(changed, RunDir(tmp_path), pipeline.STAGES)
+    assert all(pipeline.stage_marker(tmp_path, stage).exists() for stage in pipeline.STAGES)

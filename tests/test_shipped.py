@@ -15,7 +15,9 @@ import torch
 
 from genometracks.inference import shipped as S
 from genometracks.inference.ship import main as ship_main
+from genometracks.inference.ship import training_record
 from genometracks.io.run_config import DEFAULT_MODEL, main_job_overrides
+from genometracks.training.checkpoint import checkpoint_progress
 from tests.conftest import TINY, TINY_INTERPRET, TINY_MODEL, cli, compose, needs_ecoli
 
 AGREE = dict(abs=1e-6)  # the same weights, regions and code: metrics agree to float rounding
@@ -58,7 +60,9 @@ def test_ship_writes_weights_and_both_cards(trained):
     t = card["training"]
     assert t["command"].startswith("genometracks train ") and "experiment=smoke" in t["command"]
     assert t["commit"] == metrics["provenance"]["commit"] and t["wall_seconds"] == metrics["provenance"]["wall_seconds"]
-    assert t["positions_seen"] == metrics["global_step"] * 4 * 64  # steps x n_streams x seg_len
+    kept_step, kept_epoch = checkpoint_progress(run / metrics["best_checkpoint"])
+    assert t["positions_seen"] == kept_step * 4 * 64 and t["epochs"] == kept_epoch + 1  # steps x n_streams x seg_len
+    assert t["run_global_step"] == metrics["global_step"] >= kept_step
     assert card["calibration"]["logit_offset"] == pytest.approx(-math.log(50.0))
     assert card["peaks"]["threshold"] == card["metrics"]["validation"]["both"]["threshold_f1"]
     # the test split and the check region are scored at that (validation) threshold
@@ -563,3 +567,17 @@ def test_a_one_output_model_starts_every_output_of_a_wider_head(tmp_path):
     save_file(three, str(tmp_path / "three.safetensors"))
     with pytest.raises(CheckpointError, match=r"three\.safetensors: weights do not fit"):
         init_weights(build_model(compose(*TINY, "model.n_outputs=2").model), tmp_path / "three.safetensors")
+
+
+def test_the_card_counts_the_training_of_the_shipped_checkpoint_not_of_the_whole_run(tmp_path):
+    """A run whose best checkpoint was saved at step 20 of 60 (early stopping, or the best epoch first): the
+    card said 60 steps, 3 epochs and 3x the positions the shipped weights had seen."""
+    ckpt = tmp_path / "checkpoints" / "best.ckpt"
+    ckpt.parent.mkdir()
+    torch.save({"global_step": 20, "epoch": 0, "state_dict": {}}, ckpt)
+    cfg = compose(*TINY, f"run_dir={tmp_path}")
+    metrics = {"global_step": 60, "epochs": 3, "provenance": {"command": "genometracks train x", "commit": "abc"}}
+    record = training_record(tmp_path, cfg, metrics, {"ckpt": str(ckpt)})
+    step_nt = int(cfg.data.n_streams) * int(cfg.model.seg_len)
+    assert (record["global_step"], record["epochs"], record["positions_seen"]) == (20, 1, 20 * step_nt)
+    assert (record["run_global_step"], record["run_epochs"]) == (60, 3) and "shipped checkpoint" in record["steps_source"]

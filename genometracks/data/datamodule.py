@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 import pytorch_lightning as pl
+import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from genometracks.data.streams import (
@@ -67,7 +68,10 @@ class StreamLoader(DataLoader):
     """A DataLoader Lightning can checkpoint mid-epoch: its state is the number of batches yielded."""
 
     def __init__(self, dataset: StreamDataset, on_resume: Callable[[int], None] | None = None) -> None:
-        super().__init__(dataset, batch_size=None, num_workers=0)
+        # a generator of its own: each iterator draws a base seed, which from torch's global generator would
+        # shift dropout's random numbers by one draw per iterator (a resumed run makes one more than the run
+        # it continues; with num_workers=0 the seed itself is unused)
+        super().__init__(dataset, batch_size=None, num_workers=0, generator=torch.Generator().manual_seed(0))
         self.on_resume = on_resume
 
     def state_dict(self) -> dict:

@@ -31,7 +31,7 @@ from genometracks.io.jsonsafe import json_safe
 from genometracks.io.paths import REPO_ROOT, conf_dir, safe_name
 from genometracks.io.provenance import command_line, git_commit
 from genometracks.io.run_config import DEFAULT_MODEL
-from genometracks.training.checkpoint import CheckpointError, init_source_file
+from genometracks.training.checkpoint import CheckpointError, checkpoint_progress, init_source_file
 
 USAGE = (
     "usage: genometracks ship ckpt=RUN/checkpoints/best.ckpt [name=NAME] [out=FOLDER] [run_dir=RUN] "
@@ -226,7 +226,12 @@ def training_record(run: Path, cfg, metrics: dict, args: dict, depth: int = 0) -
     world = _int(tr.get("devices"), 1) * _int(tr.get("num_nodes"), 1)
     accumulate = _int(tr.get("accumulate_grad_batches"), 1)
     step_nt = streams * seg_len * world * accumulate
-    steps = _int(metrics.get("global_step"), 0)
+    steps, epochs = _int(metrics.get("global_step"), 0), metrics.get("epochs")
+    steps_source = "metrics.json (the whole training run)"
+    kept_step, kept_epoch = checkpoint_progress(args["ckpt"]) if args.get("ckpt") else (None, None)
+    if kept_step is not None:  # the shipped weights' own progress: the best checkpoint is often not the last
+        steps, epochs = kept_step, (kept_epoch + 1 if kept_epoch is not None else None)
+        steps_source = "the shipped checkpoint (saved at this step, in this epoch, 1-based)"
     task = cfg.get("task") or {}
     parent = parent_record(task.get("init_from"), recorded.get("init_from"), depth, args.get("parent"))
     return {
@@ -236,7 +241,10 @@ def training_record(run: Path, cfg, metrics: dict, args: dict, depth: int = 0) -
         "commit_source": commit_source,
         "run_dir": _portable(run),
         "global_step": steps,
-        "epochs": metrics.get("epochs"),
+        "epochs": epochs,
+        "steps_source": steps_source,
+        "run_global_step": metrics.get("global_step"),  # the whole run, past the shipped checkpoint
+        "run_epochs": metrics.get("epochs"),
         "positions_per_step": step_nt,
         "positions_per_step_formula": f"n_streams {streams} x seg_len {seg_len}"
         + (f" x ranks {world}" if world > 1 else "")

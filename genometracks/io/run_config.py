@@ -282,8 +282,9 @@ RESUME_FIXED = (
 )
 
 
-def check_resume(cfg: DictConfig, out: Path) -> None:
-    """ConfigError when a resume=true run changes a RESUME_FIXED setting of DIR/config.yaml."""
+def check_resume(cfg: DictConfig, out: Path, how: str = "resume=true continues the run as it was made") -> None:
+    """ConfigError when a resume=true run changes a RESUME_FIXED setting of DIR/config.yaml (`how`: what
+    continues it, for the message)."""
     saved_path = out / "config.yaml"
     if not saved_path.is_file():
         return
@@ -295,7 +296,7 @@ def check_resume(cfg: DictConfig, out: Path) -> None:
     ]
     if diffs:
         raise ConfigError(
-            f"{saved_path}: resume=true continues the run as it was made, but {'; '.join(diffs)}. Drop the changed "
+            f"{saved_path}: {how}, but {'; '.join(diffs)}. Drop the changed "
             "overrides to continue it, or train into a new run_dir (task.init_from=DIR/checkpoints/last.ckpt starts from its weights)"
         )
 

@@ -37,6 +37,38 @@ class AtomicCheckpoint(ModelCheckpoint):
                 logger.after_save_checkpoint(self)
 
 
+class LatestCheckpoint(AtomicCheckpoint):
+    """last.ckpt every `every_n_train_steps` steps (a mid-epoch resume) and also after every validation
+    and at the end of training, so that a finished or early-stopped run's last.ckpt is its latest state
+    (ModelCheckpoint's save_last writes it only with a new best, and a continued run trained again from there)."""
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        self._save_latest(trainer)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_end(trainer, pl_module)
+        self._save_latest(trainer)
+
+    def _save_latest(self, trainer: pl.Trainer) -> None:
+        if trainer.sanity_checking or trainer.fast_dev_run or self.dirpath is None or self._last_global_step_saved == trainer.global_step:
+            return
+        self._save_checkpoint(trainer, str(Path(self.dirpath) / f"{self.filename}{self.FILE_EXTENSION}"))
+
+
+def checkpoint_progress(ckpt: str | Path) -> tuple[int | None, int | None]:
+    """(optimiser steps, 0-based epoch) at which a Lightning checkpoint was saved; (None, None) when it
+    does not say (weights-only read)."""
+    try:
+        state = torch.load(Path(ckpt), map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - load_model names what is wrong with the file
+        return None, None
+    if not isinstance(state, dict):
+        return None, None
+    step, epoch = state.get("global_step"), state.get("epoch")
+    return (int(step) if step is not None else None), (int(epoch) if epoch is not None else None)
+
+
 def load_model(ckpt: str | Path) -> tuple[TransformerXL, int, dict]:
     """(model in eval mode, segment length, hyper-parameters) from a Lightning checkpoint written by
     `genometracks train` (weights only; no pickled objects are loaded)."""

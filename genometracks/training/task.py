@@ -139,15 +139,25 @@ class TSSTask(pl.LightningModule):
             self._memory.pop(phase, None)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """Keep the training memory so a run resumed mid-epoch continues exactly."""
+        """Keep the training memory and torch's random state (dropout) so a run resumed mid-epoch continues
+        exactly (tensors only: checkpoints are read weights-only)."""
         memory = self._memory.get("train")
         if memory is not None:
             checkpoint["genometracks_train_memory"] = memory_state(memory)
+        checkpoint["genometracks_rng"] = {
+            "cpu": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint.get("genometracks_train_memory")
         if state is not None:
             self._memory["train"] = memory_from_state(state)
+        rng = checkpoint.get("genometracks_rng")
+        if rng is not None:  # checkpoints before session 20 carry none: dropout then draws anew
+            torch.set_rng_state(rng["cpu"])
+            if rng["cuda"] and torch.cuda.is_available() and len(rng["cuda"]) == torch.cuda.device_count():
+                torch.cuda.set_rng_state_all(rng["cuda"])
 
     # -- training -------------------------------------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:

@@ -32,7 +32,7 @@ from genometracks.io.provenance import command_line, git_commit, sha256_file
 from genometracks.io.run_config import ConfigError, check_resume, save_configuration, save_overrides, shipped_name
 from genometracks.io.rundir import RunDir
 from genometracks.model import TransformerXL
-from genometracks.training.checkpoint import AtomicCheckpoint, init_source_file, init_weights, load_model
+from genometracks.training.checkpoint import AtomicCheckpoint, LatestCheckpoint, init_source_file, init_weights, load_model
 from genometracks.training.task import TSSTask
 
 
@@ -216,8 +216,8 @@ def train(cfg: DictConfig) -> dict:
     best = AtomicCheckpoint(
         dirpath=ckpt_dir, filename="best", monitor="val_loss", mode="min", save_top_k=1, save_last=True, enable_version_counter=False
     )
-    # mid-epoch snapshots for resume=true; both callbacks write last.ckpt = the latest state
-    last = AtomicCheckpoint(
+    # last.ckpt = the latest state: mid-epoch snapshots for resume=true, and after every validation and at the end
+    last = LatestCheckpoint(
         dirpath=ckpt_dir,
         filename="last",
         save_top_k=1,
