@@ -285,3 +285,30 @@ def test_a_train_stage_that_cannot_continue_is_refused_before_the_later_stages_a
     ):
         pipeline._run_stages(changed, RunDir(tmp_path), pipeline.STAGES)
     assert all(pipeline.stage_marker(tmp_path, stage).exists() for stage in pipeline.STAGES)
+
+
+def test_a_moved_run_directory_keeps_its_best_score_on_resume(tmp_path):
+    """`cp -a RUN RUN2` then resume=true in RUN2: Lightning dropped best_model_score (the folder's name
+    changed), so the next validation replaced best.ckpt with a worse model."""
+    import torch
+
+    from genometracks.training.checkpoint import AtomicCheckpoint
+
+    old, new = tmp_path / "E" / "checkpoints", tmp_path / "E2" / "checkpoints"
+    callback = AtomicCheckpoint(dirpath=new, filename="best", monitor="val_loss", mode="min", save_top_k=1)
+    score = torch.tensor(0.0138082)
+    callback.load_state_dict(
+        {
+            "monitor": "val_loss",
+            "best_model_score": score,
+            "best_model_path": str(old / "best.ckpt"),
+            "current_score": torch.tensor(0.0139),
+            "dirpath": str(old),
+            "best_k_models": {str(old / "best.ckpt"): score},
+            "kth_best_model_path": str(old / "best.ckpt"),
+            "kth_value": score,
+            "last_model_path": str(old / "last.ckpt"),
+        }
+    )
+    assert callback.best_model_score == score and callback.best_model_path == str(new / "best.ckpt")
+    assert callback.best_k_models == {str(new / "best.ckpt"): score} and callback.last_model_path == str(new / "last.ckpt")

@@ -209,3 +209,12 @@ def test_a_header_that_is_not_utf8_names_the_record(tmp_path):
     fasta.write_bytes(b">chrom\nACGT\n>contig\xe9 plasmid\nACGT\n")
     with pytest.raises(GenomeError, match=r"latin\.fa: record 2's header 'contigé plasmid' is not UTF-8 text \(byte 0xe9\)"):
         Genome.open(fasta)
+
+
+def test_a_missing_genome_in_the_shared_data_folder_names_genometracks_data(tmp_path, monkeypatch):
+    """From a wheel the shared folder is looked for beside site-packages; the message named only data.fasta."""
+    monkeypatch.setenv("GENOMETRACKS_DATA", str(tmp_path))
+    with pytest.raises(GenomeError, match="in the shared data folder .*point GENOMETRACKS_DATA at the folder that holds ecoli_k12/"):
+        Genome.open(tmp_path / "ecoli_k12" / "genome" / "NC_000913.3.fa")
+    with pytest.raises(GenomeError, match=r"elsewhere\.fa: FASTA file not found; set data\.fasta"):
+        Genome.open(tmp_path.parent / "elsewhere.fa")

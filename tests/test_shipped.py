@@ -383,6 +383,11 @@ def test_init_from_loads_a_shipped_model_or_checkpoint_and_refuses_another_archi
         init_weights(wider, run / "checkpoints" / "best.ckpt")
     with pytest.raises(CheckpointError, match="names no file"):
         init_weights(wider, tmp_path / "absent.ckpt")
+    # the attention window shapes no weight: a fine-tune with another window was accepted silently
+    reach = build_model(compose(*TINY, "model.window=64").model)
+    for source in (run / "checkpoints" / "best.ckpt", out):
+        with pytest.raises(CheckpointError, match="trained with model.window=32, the configured model has window 64; set model.window=32"):
+            init_weights(reach, source)
     shipped = build_model(compose("model=small", "model.norm=pre").model)
     init_weights(shipped, DEFAULT_MODEL)  # a bare name is a shipped model
     assert torch.equal(

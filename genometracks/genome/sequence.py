@@ -126,7 +126,16 @@ class Genome:
         `circular`, and (`circular_tags`) those whose header says so (`circular=true`, `[topology=circular]`)."""
         path = Path(fasta)
         if not path.is_file():
-            raise GenomeError(f"{path}: FASTA file not found; set data.fasta to an existing file")
+            from genometracks.io.paths import shared_data
+
+            shared = str(path.absolute()).startswith(str(shared_data().absolute()))
+            where = (
+                f" in the shared data folder {shared_data()} ($GENOMETRACKS_DATA, else ../shared/data beside the checkout): "
+                "point GENOMETRACKS_DATA at the folder that holds ecoli_k12/, or"
+                if shared
+                else ";"
+            )
+            raise GenomeError(f"{path}: FASTA file not found{where} set data.fasta to an existing file")
         records = _read_records(path)
         if not records:
             raise GenomeError(f"{path}: no FASTA records (no line starts with '>'); is this a FASTA file?")

@@ -149,7 +149,8 @@ def load_shipped(spec: str | Path) -> ModelSource:
         model = TransformerXL(**config)
         model.load_state_dict(state)
     except (TypeError, RuntimeError, ValueError) as err:
-        raise ShippedModelError(f"{weights}: weights do not fit the card's architecture ({str(err).splitlines()[0][:160]}); {fix}") from err
+        detail = " ".join(line.strip() for line in str(err).splitlines() if line.strip())  # the first line names no key
+        raise ShippedModelError(f"{weights}: weights do not fit the card's architecture ({detail[:300]}); {fix}") from err
     model.eval()
     offset = float(card["calibration"].get("logit_offset", 0.0))
     threshold = card["peaks"].get("threshold")

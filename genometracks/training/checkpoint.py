@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 
@@ -23,6 +24,24 @@ class CheckpointError(ValueError):
 class AtomicCheckpoint(ModelCheckpoint):
     """ModelCheckpoint that writes to a temporary name, flushes and renames (`io.atomic.replace_into`):
     a kill never leaves a truncated best.ckpt or last.ckpt behind."""
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """A run directory moved or copied elsewhere (its checkpoints folder named another way) is the same
+        run: its best score and paths are read against the folder it is in now (Lightning keeps only the
+        best path then, and the next validation replaced best.ckpt with a worse model)."""
+        saved = state_dict.get("dirpath")
+        if saved and self.dirpath and str(saved) != str(self.dirpath):
+
+            def moved(path: object) -> object:
+                text = str(path or "")
+                return str(Path(str(self.dirpath)) / Path(text).name) if text.startswith(str(saved)) else path
+
+            state_dict = dict(state_dict)
+            for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
+                state_dict[key] = moved(state_dict.get(key))
+            state_dict["best_k_models"] = {moved(k): v for k, v in (state_dict.get("best_k_models") or {}).items()}
+            state_dict["dirpath"] = self.dirpath
+        super().load_state_dict(state_dict)
 
     def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
         tmp = f"{filepath}.partial"
@@ -132,9 +151,20 @@ def init_weights(model: TransformerXL, source: str | Path) -> TransformerXL:
             weights = load_file(str(path))
         except (SafetensorError, OSError) as err:
             raise CheckpointError(f"{path}: not a readable safetensors file ({str(err)[:200]})") from err
+        card = path.with_name("card.json")
+        try:
+            trained_window = json.loads(card.read_text())["architecture"]["window"] if card.is_file() else None
+        except (OSError, ValueError, KeyError, TypeError):
+            trained_window = None
     else:
         model_from_ckpt, _, _ = load_model(path)
-        weights = model_from_ckpt.state_dict()
+        weights, trained_window = model_from_ckpt.state_dict(), model_from_ckpt.window
+    # the attention window shapes no weight, so load_state_dict cannot tell: the weights learned that reach
+    if trained_window is not None and int(trained_window) != int(model.window):
+        raise CheckpointError(
+            f"{path}: trained with model.window={int(trained_window)}, the configured model has window {int(model.window)}; "
+            f"set model.window={int(trained_window)} to start from these weights"
+        )
     try:
         model.load_state_dict(widened_head(weights, model.n_outputs))
     except RuntimeError as err:
