@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from genometracks.io.paths import shared_data
+
 log = logging.getLogger(__name__)
 
 ALPHABET = "ACGTN"
@@ -126,8 +128,6 @@ class Genome:
         `circular`, and (`circular_tags`) those whose header says so (`circular=true`, `[topology=circular]`)."""
         path = Path(fasta)
         if not path.is_file():
-            from genometracks.io.paths import shared_data
-
             shared = str(path.absolute()).startswith(str(shared_data().absolute()))
             where = (
                 f" in the shared data folder {shared_data()} ($GENOMETRACKS_DATA, else ../shared/data beside the checkout): "
