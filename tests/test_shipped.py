@@ -586,3 +586,10 @@ def test_the_card_counts_the_training_of_the_shipped_checkpoint_not_of_the_whole
     step_nt = int(cfg.data.n_streams) * int(cfg.model.seg_len)
     assert (record["global_step"], record["epochs"], record["positions_seen"]) == (20, 1, 20 * step_nt)
     assert (record["run_global_step"], record["run_epochs"]) == (60, 3) and "shipped checkpoint" in record["steps_source"]
+    # a resumed run: the card names the command that makes it afresh, not the resume=true one
+    metrics["provenance"]["jobs"] = [
+        {"command": "genometracks train a run_dir=R", "commit": "abc", "started": "2026-12-02T10:00:00Z", "resumed": False},
+        {"command": "genometracks train a run_dir=R resume=true", "commit": "abd", "started": "2026-12-02T11:00:00Z", "resumed": True},
+    ]
+    record = training_record(tmp_path, cfg, metrics, {"ckpt": str(ckpt)})
+    assert record["command"] == "genometracks train a run_dir=R" and "first of 2 training jobs" in record["command_source"]

@@ -120,6 +120,10 @@ def test_a_run_with_dropout_resumed_after_a_kill_matches_the_unbroken_run(tmp_pa
     done = _cli("train", *dropout, f"run_dir={broken}", "resume=true")
     assert done.returncode == 0, done.stderr[-3000:]
     a, b = (json.loads((run / "metrics.json").read_text()) for run in (whole, broken))
+    # every job of the run is on record, the first one's command (no resume=true) makes it afresh
+    jobs = b["provenance"]["jobs"]
+    assert [job["resumed"] for job in jobs] == [False, True] and "resume=true" not in jobs[0]["command"]
+    assert len(a["provenance"]["jobs"]) == 1 and json.loads((broken / "train_jobs.json").read_text()) == jobs
     assert a["val_loss"] == b["val_loss"] and a["validation"]["both"]["pr_auc"] == b["validation"]["both"]["pr_auc"]
     for name in ("best.ckpt", "last.ckpt"):
         one, two = (torch.load(run / "checkpoints" / name, map_location="cpu", weights_only=True)["state_dict"] for run in (whole, broken))

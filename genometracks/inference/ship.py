@@ -184,6 +184,10 @@ def training_record(run: Path, cfg, metrics: dict, args: dict, depth: int = 0) -
     verb = "run" if stage is not None or (run / "stages").is_dir() else "train"
     if args.get("command"):
         command, command_source = args["command"], "given to genometracks ship"
+    elif len(recorded.get("jobs") or []) > 1:  # resumed: the first job's command makes the run afresh
+        jobs = recorded["jobs"]
+        command = jobs[0]["command"]
+        command_source = f"metrics.json: the first of {len(jobs)} training jobs (the later ones resumed it with resume=true)"
     elif recorded.get("command"):
         command, command_source = recorded["command"], "metrics.json (recorded by the training job)"
     else:

@@ -228,6 +228,7 @@ def train(cfg: DictConfig) -> dict:
     trainer = build_trainer(cfg, out, callbacks)
     resume_from = str(run.last_ckpt) if cfg.get("resume") else None
     save_configuration(cfg, run.root)
+    jobs = _record_job(run.root / TRAIN_JOBS, command, commit, started, bool(resume_from), write=trainer.is_global_zero)
     save_overrides(out)
     if resume_from is None:  # an earlier run's eval/*.json in this folder would pass as this run's
         for stale in run.eval.glob("*.json"):
@@ -262,11 +263,31 @@ def train(cfg: DictConfig) -> dict:
             "resumed": bool(resume_from),
             "init_from": init_from,
             "wall_seconds": round(time.time() - started, 1),
+            "jobs": jobs,  # every job of this training, the first one's command starts it afresh
         },  # for `genometracks ship`
     }
     if trainer.is_global_zero:
         write_text_atomic(run.metrics_json, json.dumps(json_safe(result), indent=2, allow_nan=False))
     return result
+
+
+TRAIN_JOBS = "train_jobs.json"
+
+
+def _record_job(path: Path, command: str, commit: str, started: float, resumed: bool, write: bool = True) -> list[dict]:
+    """Append this training job (command, commit, start time UTC) to DIR/train_jobs.json, started afresh
+    unless it resumes: a resumed run's metrics.json then still names the job that began it."""
+    jobs: list[dict] = []
+    if resumed and path.is_file():
+        try:
+            jobs = list(json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            jobs = []
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
+    jobs.append({"command": command, "commit": commit, "started": stamp, "resumed": resumed})
+    if write:  # one process of a multi-process run
+        write_text_atomic(path, json.dumps(jobs, indent=1) + "\n")
+    return jobs
 
 
 def _read_json(path: Path) -> dict:
