@@ -41,11 +41,12 @@ def run(tmp_path_factory):
     return root, root / "run"
 
 
-def igv(args: list[str], cwd: Path, home: Path) -> subprocess.CompletedProcess:
+def igv(args: list[str], cwd: Path, home: Path, program: str | None = None) -> subprocess.CompletedProcess:
+    """IGV (or `program`, a script that starts it) under Xvfb, with its preferences in `home`."""
     home.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "JAVA_TOOL_OPTIONS": f"-Duser.home={home} -Djava.awt.headless=false"}
     return subprocess.run(
-        [XVFB, "-a", "-s", "-screen 0 1400x1000x24", IGV, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+        [XVFB, "-a", "-s", "-screen 0 1400x1000x24", program or IGV, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
     )
 
 
@@ -80,9 +81,13 @@ def assert_strands_and_features(image: np.ndarray) -> None:
 
 
 def test_shipped_batch_runs_offline(run):
+    """igv/snapshot.sh, started from another folder: IGV read its default-genome preference against the
+    working directory, so `igv -o DIR/igv/prefs.properties -b DIR/igv/batch.txt` from elsewhere waited."""
     root, out = run
     igv_dir = out / "igv"
-    result = igv(["-o", "prefs.properties", "-b", "batch.txt"], cwd=igv_dir, home=root / "home1")
+    elsewhere = root / "elsewhere_batch"
+    elsewhere.mkdir(exist_ok=True)
+    result = igv([], cwd=elsewhere, home=root / "home1", program=str(igv_dir / "snapshot.sh"))
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-3000:]
     assert "hg19" not in log  # no network genome was asked for

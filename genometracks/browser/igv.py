@@ -376,10 +376,19 @@ def write_igv(
             f"DEFAULT_GENOME_KEY={desktop_genome}\nAUTO_UPDATE_GENOMES=FALSE\nSHOW_GENOME_SERVER_WARNING=FALSE\n"
         )
         (stage / "batch.txt").write_text(
-            "# IGV batch script, local files only: from this folder run `igv -o prefs.properties -b batch.txt`\n"
+            "# IGV batch script, local files only: run snapshot.sh (from any folder), or from this folder "
+            "`igv -o prefs.properties -b batch.txt`\n"
             f"genome {desktop_genome}\nload session.xml\nsnapshotDirectory snapshots\ngoto {snap}\n"
             f"snapshot {safe_name(snap)}.png\nexit\n"
         )
+        # from any folder: IGV reads the default-genome preference against its working directory (started
+        # elsewhere it looked for genome/genome.json there and waited), so the script runs it from here
+        script = stage / "snapshot.sh"
+        script.write_text(
+            "#!/bin/sh\n# IGV desktop: this folder's session at its locus, a PNG into snapshots/, then exit (offline)\n"
+            'cd "$(dirname "$0")" && exec igv -o prefs.properties -b batch.txt "$@"\n'
+        )
+        script.chmod(0o755)
         link_or_copy(igv_js, stage / "igv.min.js")
         config = {
             "title": title,
@@ -394,7 +403,7 @@ def write_igv(
             },
         }
         (stage / "index.html").write_text(_page(title, config))
-    return {name: igv_dir / name for name in ("session.xml", "batch.txt", "prefs.properties", "index.html", "igv.min.js")}
+    return {name: igv_dir / name for name in ("session.xml", "batch.txt", "prefs.properties", "snapshot.sh", "index.html", "igv.min.js")}
 
 
 DESKTOP_GENOME = "genome.json"
