@@ -60,8 +60,8 @@ def test_ship_writes_weights_and_both_cards(trained):
     t = card["training"]
     assert t["command"].startswith("genometracks train ") and "experiment=smoke" in t["command"]
     assert t["commit"] == metrics["provenance"]["commit"] and t["wall_seconds"] == metrics["provenance"]["wall_seconds"]
-    kept_step, kept_epoch = checkpoint_progress(run / metrics["best_checkpoint"])
-    assert t["positions_seen"] == kept_step * 4 * 64 and t["epochs"] == kept_epoch + 1  # steps x n_streams x seg_len
+    kept_step, kept_epochs = checkpoint_progress(run / metrics["best_checkpoint"])
+    assert t["positions_seen"] == kept_step * 4 * 64 and t["epochs"] == kept_epochs  # steps x n_streams x seg_len
     assert t["run_global_step"] == metrics["global_step"] >= kept_step
     assert card["calibration"]["logit_offset"] == pytest.approx(-math.log(50.0))
     assert card["peaks"]["threshold"] == card["metrics"]["validation"]["both"]["threshold_f1"]
@@ -579,7 +579,7 @@ def test_the_card_counts_the_training_of_the_shipped_checkpoint_not_of_the_whole
     card said 60 steps, 3 epochs and 3x the positions the shipped weights had seen."""
     ckpt = tmp_path / "checkpoints" / "best.ckpt"
     ckpt.parent.mkdir()
-    torch.save({"global_step": 20, "epoch": 0, "state_dict": {}}, ckpt)
+    torch.save({"global_step": 20, "epoch": 0, "state_dict": {}}, ckpt)  # no loop state: epoch + 1
     cfg = compose(*TINY, f"run_dir={tmp_path}")
     metrics = {"global_step": 60, "epochs": 3, "provenance": {"command": "genometracks train x", "commit": "abc"}}
     record = training_record(tmp_path, cfg, metrics, {"ckpt": str(ckpt)})

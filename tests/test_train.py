@@ -88,6 +88,10 @@ def test_a_step_budget_shorter_than_one_epoch_finishes_on_the_last_checkpoint(tm
     assert done.returncode == 0, done.stderr[-3000:]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["global_step"] == 2 and metrics["best_checkpoint"] == "checkpoints/last.ckpt"
+    # the checkpoint saved when max_steps stopped the run has its epoch counter moved on: a card counted 2 epochs
+    from genometracks.training.checkpoint import checkpoint_progress
+
+    assert checkpoint_progress(tmp_path / "checkpoints" / "last.ckpt") == (2, 1) == (metrics["global_step"], metrics["epochs"])
     assert metrics["validation"] == {} and metrics["test"]["both"]["n_positions"] == 4000
 
 

@@ -232,10 +232,10 @@ def training_record(run: Path, cfg, metrics: dict, args: dict, depth: int = 0) -
     step_nt = streams * seg_len * world * accumulate
     steps, epochs = _int(metrics.get("global_step"), 0), metrics.get("epochs")
     steps_source = "metrics.json (the whole training run)"
-    kept_step, kept_epoch = checkpoint_progress(args["ckpt"]) if args.get("ckpt") else (None, None)
+    kept_step, kept_epochs = checkpoint_progress(args["ckpt"]) if args.get("ckpt") else (None, None)
     if kept_step is not None:  # the shipped weights' own progress: the best checkpoint is often not the last
-        steps, epochs = kept_step, (kept_epoch + 1 if kept_epoch is not None else None)
-        steps_source = "the shipped checkpoint (saved at this step, in this epoch, 1-based)"
+        steps, epochs = kept_step, kept_epochs
+        steps_source = "the shipped checkpoint (saved at this step, in this epoch, counted from 1)"
     task = cfg.get("task") or {}
     parent = parent_record(task.get("init_from"), recorded.get("init_from"), depth, args.get("parent"))
     return {

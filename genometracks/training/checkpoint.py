@@ -76,8 +76,10 @@ class LatestCheckpoint(AtomicCheckpoint):
 
 
 def checkpoint_progress(ckpt: str | Path) -> tuple[int | None, int | None]:
-    """(optimiser steps, 0-based epoch) at which a Lightning checkpoint was saved; (None, None) when it
-    does not say (weights-only read)."""
+    """(optimiser steps, epochs begun) when a Lightning checkpoint was saved; (None, None) when it does not
+    say (weights-only read). Epochs begun come from the fit loop's progress: the checkpoint's `epoch` counter
+    has already moved on in one saved when training stopped (max_steps, the end), and is the 0-based epoch
+    of one saved inside an epoch (a step snapshot, the end of a validation)."""
     try:
         state = torch.load(Path(ckpt), map_location="cpu", weights_only=True)
     except Exception:  # noqa: BLE001 - load_model names what is wrong with the file
@@ -85,7 +87,11 @@ def checkpoint_progress(ckpt: str | Path) -> tuple[int | None, int | None]:
     if not isinstance(state, dict):
         return None, None
     step, epoch = state.get("global_step"), state.get("epoch")
-    return (int(step) if step is not None else None), (int(epoch) if epoch is not None else None)
+    try:
+        begun = int(state["loops"]["fit_loop"]["epoch_progress"]["current"]["started"])
+    except (KeyError, TypeError, ValueError):
+        begun = int(epoch) + 1 if epoch is not None else None
+    return (int(step) if step is not None else None), begun
 
 
 def load_model(ckpt: str | Path) -> tuple[TransformerXL, int, dict]:
