@@ -593,3 +593,14 @@ def test_the_card_counts_the_training_of_the_shipped_checkpoint_not_of_the_whole
     ]
     record = training_record(tmp_path, cfg, metrics, {"ckpt": str(ckpt)})
     assert record["command"] == "genometracks train a run_dir=R" and "first of 2 training jobs" in record["command_source"]
+
+
+def test_a_region_whose_tss_positions_have_no_output_is_one_line():
+    """A check region inside a linear contig's last `shift` nt on its strand streams nothing; SegmentStreams'
+    'is this split empty?' did not say why."""
+    from genometracks.genome.intervals import Interval, SiteSet
+    from genometracks.genome.sequence import Genome
+
+    genome = Genome.from_sequences({"l": "ACGT" * 25})
+    with pytest.raises(S.ShippedModelError, match=r"regions l:90-100: no TSS position there has an output"):
+        S.evaluate_regions(None, 0.0, genome, SiteSet([], [], []), 20, [Interval("l", 90, 100, "+")], 64)

@@ -288,6 +288,12 @@ def evaluate_regions(
 
     labels = build_labels(genome, sites, shift)
     outputs = labelled_outputs(genome, list(regions), shift) if scored == "tss" else list(regions)
+    if not outputs:
+        shown = ", ".join(format_region(r) for r in list(regions)[:3])
+        raise ShippedModelError(
+            f"regions {shown}: no TSS position there has an output (each lies within {shift} nt of a linear contig's "
+            "3' end on its strand); choose a larger region"
+        )
     streams = SegmentStreams(
         genome, labels, outputs, n_streams=n_streams, seg_len=seg_len, lookahead=model.lookahead, burn_in=model.context
     )
