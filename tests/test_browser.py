@@ -59,7 +59,9 @@ def make_run(run: Path, a: str = "chrA", b: str = "chrB") -> tuple[Path, list[Ig
     )
     schema = BedSchema("tssPeaks", "TSS peaks", (("float", "maxProb", "Highest probability"),))
     write_bed_outputs(peaks, run / "tracks" / "peaks", schema, sizes)
-    peaks.iloc[:, :6].to_csv(run / "tracks" / "calls.bed", sep="\t", header=False, index=False)  # plain: read whole, searchable
+    # plain: read whole, searchable; named apart from the bigBed's peaks so that a search for 'p2' can
+    # only be answered by the bigBed's name index
+    peaks.iloc[:, :6].assign(name=["call1", "call2"]).to_csv(run / "tracks" / "calls.bed", sep="\t", header=False, index=False)
     # a user's BED keyed by another name of chrA ("A", its chr-style partner in the alias table)
     import pysam
 
@@ -139,6 +141,21 @@ def test_igv_page_loads_every_track(site, tmp_path):
     assert tracks["TSS +"]["features"] == 12 and tracks["TSS -"]["features"] == 300 and tracks["TSS"]["features"] == 312
     assert tracks["Peaks"]["features"] == 2 and tracks["Peaks bigBed"]["features"] == 2
     assert tracks["User BED"]["features"] == 1  # chrom "A": chrA under another name (chr-style), found on the page
+
+
+def test_a_feature_name_in_the_url_is_found_through_the_bigbeds_name_index(site, tmp_path):
+    """igv.js searches a bigBed by its extra B+ tree index (bigbed_index): 'p2' is only in the bigBed
+    (chrA:150-170); 'call1' only in the plain BED read whole (chrA:40-60)."""
+    server, _ = site
+    for term, where in (("p2", (150, 170)), ("call1", (40, 60))):
+        state = page_state(server.url + f"good/igv/index.html?locus={term}", tmp_path / f"profile_{term}")
+        assert state["errors"] == [] and state["search"] == {"term": term, "found": True}, state
+        chrom, span = state["locus"].split(":")
+        start, end = map(int, span.split("-"))
+        # igv.js shows the feature with 1,000 nt of flank on each side (its default `flanking`), cut at 0
+        assert (chrom, start, end) == ("chrA", max(0, where[0] - 1000), where[1] + 1000), state
+    state = page_state(server.url + "good/igv/index.html?locus=nowhere", tmp_path / "profile_none")
+    assert state["search"] == {"term": "nowhere", "found": False} and state["locus"].startswith("chrA:"), state
 
 
 def test_contig_names_with_a_colon_open_at_their_locus(site, tmp_path):

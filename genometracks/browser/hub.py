@@ -10,6 +10,7 @@ from __future__ import annotations
 import html as html_escape
 import re
 import shutil
+import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from genometracks.browser.chromalias import fasta_original_names, write_chrom_al
 from genometracks.browser.genark import GENARK_SIZES
 from genometracks.browser.validate import validate_hub
 from genometracks.formats.bigbed import bigbed_field_counts
+from genometracks.formats.bigbed_index import BigBedIndexError, extra_index_fields
 from genometracks.formats.twobit import write_twobit
 from genometracks.io.atomic import link_or_copy, staged_dir
 from genometracks.io.paths import hub_static_dir, safe_name
@@ -74,6 +76,15 @@ def _file_kind(path: Path) -> str:
     if _BIGBED_MAGIC in magics:
         return "bigBed"
     raise HubError(f"{path}: neither a bigWig nor a bigBed file")
+
+
+def _searchable_fields(path: Path) -> list[str]:
+    """The fields a bigBed has name-search indexes on; none for a bigBed we cannot read them from (a
+    big-endian or version 3 file from elsewhere still goes into the hub, unsearchable)."""
+    try:
+        return extra_index_fields(path)
+    except (BigBedIndexError, struct.error, IndexError, ValueError):
+        return []
 
 
 def _line(key: str, value: object, indent: str) -> str:
@@ -147,6 +158,10 @@ class _Writer:
         text += _line("color", ",".join(str(int(c)) for c in track.color), indent)
         if track.negate:
             text += _line("negateValues", "on", indent)
+        if kind == "bigBed" and "searchIndex" not in track.settings:
+            searchable = _searchable_fields(target)  # UCSC's position box finds items by these fields
+            if searchable:
+                text += _line("searchIndex", ",".join(searchable), indent)
         if not parent:
             text += _line("priority", priority, indent)
         return text + self._common(track, indent, top=parent is None) + "\n"

@@ -453,4 +453,14 @@ _PAGE = status_page(
         }
 """,
     count="features ? (t.type === 'merged' ? features.featureArrays.reduce((n, part) => n + part.length, 0) : features.length) : 0",
+    finish="""\
+    // index.html?locus=TERM: a locus or a feature name (a TSS call, a motif hit) found through the
+    // tracks' name indexes (bigBed extra indexes, plain BEDs read whole); '+' in a name is %2B in a URL
+    const wanted = new URLSearchParams(location.search).get("locus");
+    if (wanted) {
+      state.search = {term: wanted, found: await browser.search(wanted)};
+      const moved = browser.referenceFrameList[0];
+      state.locus = `${moved.chr}:${Math.round(moved.start)}-${Math.round(moved.end)}`;
+    }
+""",
 )

@@ -52,6 +52,7 @@ _FRAME = """<!doctype html>
       }
       show();
     }
+@FINISH@
     state.status = state.errors.length ? "error" : "ready";
   } catch (e) {
     state.status = "error";
@@ -78,6 +79,7 @@ def status_page(
     load: str,
     count: str,
     data: str = "",
+    finish: str = "",
 ) -> str:
     """The page's HTML with `@TITLE@` left to fill.
 
@@ -87,7 +89,8 @@ def status_page(
     lines (4-space indent) that open the view and set state.<field> and state.locus; tracks: the JS
     expression of the tracks to check, each with a `name`; load: JS lines (8-space indent) that load
     track `t` into `features`; count: the JS expression of its feature count; data: HTML placed before
-    the page's script (e.g. a JSON <script> block), with its own newline.
+    the page's script (e.g. a JSON <script> block), with its own newline; finish: JS lines (4-space
+    indent) run once every track has loaded, before the status is set.
     """
     pieces = {
         "@SCRIPT@": script,
@@ -101,6 +104,7 @@ def status_page(
         "@TRACKS@": tracks,
         "@LOAD@": load.rstrip("\n"),
         "@COUNT@": count,
+        "@FINISH@": finish.rstrip("\n"),
     }
     page = _FRAME
     for key, value in pieces.items():

@@ -3,14 +3,15 @@
 Checks: `hub` first line and required fields of hub.txt, genomes.txt and every trackDb stanza;
 every referenced file (genomesFile, trackDb, twoBitPath, chromSizes, groups, htmlPath, html,
 bigDataUrl) present and readable; bigWig/bigBed contig names and sizes equal to the genome's;
-`type bigBed N [+]` matching the bigBed's field counts and autoSql; parent/child consistency;
+`type bigBed N [+]` matching the bigBed's field counts and autoSql; `searchIndex` fields indexed in the
+bigBed; parent/child consistency;
 track names unique and free of dots.
 
 Rules UCSC's own `hubCheck -checkSettings` taught us (tests/test_kent.py runs both on every hub):
 hub.txt needs a `descriptionUrl` page that exists; every track an `html` description page (its
 own or its parent's); every trackDb setting must be one UCSC's hub
 settings spec knows (`graphType` is not; `graphTypeDefault` is). Rules hubCheck lacks, kept here:
-dots in track names, data contigs absent from the .2bit, setting values (windowingFunction,
+searchIndex fields the bigBed has no index on, dots in track names, data contigs absent from the .2bit, setting values (windowingFunction,
 graphTypeDefault, visibility), and the chromAlias file (names its contigs; each alias names one).
 `validate_hub` returns the problems (empty list = valid).
 """
@@ -26,6 +27,7 @@ from pathlib import Path
 from genometracks.browser.genark import GENARK_SIZES
 from genometracks.browser.trackdb_settings import known_setting, suggestion
 from genometracks.formats.bigbed import bigbed_field_counts
+from genometracks.formats.bigbed_index import BigBedIndexError, extra_index_fields
 from genometracks.formats.twobit import TwoBitError, read_twobit_sizes
 
 _HUB_FIELDS = ("hub", "shortLabel", "longLabel", "genomesFile", "email")
@@ -300,6 +302,8 @@ class _Checker:
             path = self.file(where, base, f["bigDataUrl"], "bigDataUrl")
             if path is not None:
                 self.data(where, path, f["type"], kind, sizes)
+                if kind == "bigBed" and f.get("searchIndex"):
+                    self.search_index(where, path, f["searchIndex"])
 
     def data(self, where: str, path: Path, type_line: str, kind: str, sizes: dict[str, int] | None) -> None:
         with open(path, "rb") as handle:
@@ -319,6 +323,22 @@ class _Checker:
                 self.add(where, f"'{path.name}' gives '{chrom}' size {size}, the genome {sizes[chrom]}")
         if kind == "bigBed":
             self.bigbed_type(where, path, type_line)
+
+    def search_index(self, where: str, path: Path, value: str) -> None:
+        """`searchIndex a,b`: each field must have a name-search index in the bigBed (hubCheck does not
+        look; UCSC's position search would find nothing by it)."""
+        try:
+            indexed = extra_index_fields(path)
+        except (BigBedIndexError, ValueError, IndexError) as err:
+            self.add(where, f"searchIndex: cannot read the indexes of '{path.name}' ({err})")
+            return
+        for name in value.split(","):
+            if name not in indexed:
+                self.add(
+                    where,
+                    f"searchIndex names '{name}', which '{path.name}' has no index on (indexed: {','.join(indexed) or 'none'}); "
+                    f"write it with `bedToBigBed -extraIndex={name}` or BedSchema(search=...)",
+                )
 
     def bigbed_type(self, where: str, path: Path, type_line: str) -> None:
         """`bigBed N [+|.]`: N = definedFieldCount; '+' exactly when the file has extra fields."""

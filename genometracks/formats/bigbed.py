@@ -1,4 +1,5 @@
-"""Sorted BED6(+extra columns) records → bigBed (pybigtools, explicit autoSql) and `.bed.gz` + `.tbi` (pysam).
+"""Sorted BED6(+extra columns) records → bigBed (pybigtools, explicit autoSql, name-search indexes) and
+`.bed.gz` + `.tbi` (pysam).
 
 Records are 0-based half-open, forward-strand coordinates, sorted by chrom (byte order, as
 `LC_ALL=C sort -k1,1 -k2,2n`) then start. Used for TSS peaks and attention-head motif hits.
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from genometracks.formats.bigbed_index import add_extra_indexes
 from genometracks.formats.bigwig import ExportError
 from genometracks.io.atomic import atomic_path
 
@@ -46,12 +48,15 @@ class BedSchema:
     `extra` (type, name, description) columns.
 
     Record columns are chrom, start, end, name, score, strand (BED9: then thickStart, thickEnd,
-    itemRgb as 'R,G,B'), then the extra names in order. Coordinates are 0-based, half-open."""
+    itemRgb as 'R,G,B'), then the extra names in order. Coordinates are 0-based, half-open.
+    `search`: the string columns the bigBed gets a name-search index on (`bedToBigBed -extraIndex`;
+    the hub then sets trackDb `searchIndex`)."""
 
     name: str
     description: str
     extra: tuple[tuple[str, str, str], ...] = field(default_factory=tuple)
     standard: int = 6
+    search: tuple[str, ...] = ("name",)
 
     def __post_init__(self) -> None:
         if self.standard not in (6, 9):
@@ -63,6 +68,10 @@ class BedSchema:
                 raise ExportError(f"autoSql column {column!r}: type {kind!r} not one of {sorted(_TYPES)}")
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", column) or column in _COLUMNS + _BED9_COLUMNS:
                 raise ExportError(f"autoSql column name {column!r} must be an identifier not in {_COLUMNS + _BED9_COLUMNS}")
+        strings = ["name"] + [column for kind, column, _ in self.extra if kind in {"string", "lstring"}]
+        for column in self.search:
+            if column not in strings:
+                raise ExportError(f"BED schema {self.name!r}: cannot index {column!r} for search; index string columns {strings}")
 
     @property
     def fields(self) -> tuple[tuple[str, str, str], ...]:
@@ -262,6 +271,8 @@ def _write_bigbed(path: Path, text: str, schema: BedSchema, chrom_sizes: Mapping
     with atomic_path(path) as tmp:
         pybigtools.open(str(tmp), "w").write(used, rows(), autosql=schema.autosql())
         _set_defined_field_count(tmp, schema.standard)
+        if schema.search:
+            add_extra_indexes(tmp, schema.search)
 
 
 def _set_defined_field_count(path: Path, defined: int) -> None:

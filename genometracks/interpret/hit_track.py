@@ -38,6 +38,7 @@ SCHEMA = BedSchema(
         ("double", "logOdds", "FIMO log-odds score in bits"),
     ),
     standard=9,
+    search=("name", "matchedMotif", "tss"),
 )
 # one colour per head (Okabe-Ito, colour-blind safe), in the order of the heads given
 HEAD_COLOURS = np.array(

@@ -137,6 +137,7 @@ def sigma_schema(classes: Sequence[str]) -> BedSchema:
             *(("float", f"p_{c}", f"probability of {c} (at the training set's class shares)") for c in classes),
         ),
         standard=9,
+        search=("name", "sigma"),
     )
 
 
