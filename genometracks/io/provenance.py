@@ -13,8 +13,15 @@ from genometracks.io.paths import REPO_ROOT
 
 
 def git_commit(root: Path = REPO_ROOT) -> str | None:
-    """HEAD of the checkout the package runs from, '+dirty' when tracked files differ; None outside git."""
+    """HEAD of the checkout the package runs from, '+dirty' when tracked files differ; None outside git,
+    and None when `root` is not the top of its repository (an installed wheel in site-packages, inside
+    a user's own project: that project's commit says nothing about genometracks)."""
     try:
+        top = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--show-toplevel"], capture_output=True, text=True, timeout=20, check=True
+        ).stdout.strip()
+        if not top or Path(top).resolve() != Path(root).resolve():
+            return None
         head = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=20, check=True
         ).stdout.strip()
