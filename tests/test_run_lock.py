@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from genometracks.io.run_lock import LOCK_NAME, RunDirBusy, run_dir_lock
+from genometracks.io.run_lock import LOCK_NAME, RunDirBusy, lock_holder, run_dir_lock
 from tests.conftest import TINY, TINY_RUN, cli
 
 
@@ -49,6 +49,51 @@ def test_without_flock_posix_locks_guard_the_run_dir(tmp_path, monkeypatch):
         assert done.returncode == 3
         assert (tmp_path / "run" / LOCK_NAME).read_text().startswith("train pid")
     assert taken == [fcntl.LOCK_EX | fcntl.LOCK_NB, fcntl.LOCK_UN]
+
+
+_NO_FLOCK = "import errno, fcntl, os\ndef _no(*a):\n    raise OSError(errno.ENOSYS, os.strerror(errno.ENOSYS))\nfcntl.flock = _no\n"
+
+
+@pytest.mark.parametrize("flock", [True, False])
+def test_lock_holder_names_another_process_with_or_without_flock(tmp_path, monkeypatch, flock):
+    """A collection's status asks who holds each genome's run directory: on a file system without flock
+    (POSIX record locks instead) the holder was reported as nobody, and a running job as failed."""
+    run = tmp_path / "run"
+    if not flock:
+        monkeypatch.setattr(fcntl, "flock", _unsupported)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            ("" if flock else _NO_FLOCK) + "import sys, pathlib; from genometracks.io.run_lock import run_dir_lock\n"
+            f"with run_dir_lock(pathlib.Path({str(run)!r}), 'predict'):\n"
+            "    print('locked', flush=True); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert lock_holder(run).startswith(f"predict pid {holder.pid} on {socket.gethostname()} since ")
+    finally:
+        holder.communicate("", timeout=60)
+    assert holder.returncode == 0 and lock_holder(run) is None
+
+
+def test_lock_holder_in_the_holding_process_keeps_a_posix_lock(tmp_path, monkeypatch):
+    """Asking about a lock this very process holds with lockf must not drop it (closing any handle on
+    the file releases a process's POSIX locks)."""
+    monkeypatch.setattr(fcntl, "flock", _unsupported)
+    run = tmp_path / "run"
+    probe = (
+        "import fcntl, os, sys; h = os.open(sys.argv[1], os.O_RDWR)\n"
+        "try:\n    fcntl.lockf(h, fcntl.LOCK_EX | fcntl.LOCK_NB)\nexcept OSError:\n    sys.exit(3)"
+    )
+    with run_dir_lock(run, "train"):
+        assert lock_holder(run).startswith(f"train pid {os.getpid()}")
+        assert subprocess.run([sys.executable, "-c", probe, str(run / LOCK_NAME)]).returncode == 3  # still held
+    assert lock_holder(run) is None
 
 
 def test_a_file_system_without_locks_runs_with_one_warning(tmp_path, monkeypatch, caplog):

@@ -20,6 +20,10 @@ from genometracks.io.run_config import ConfigError
 LOCK_NAME = ".genometracks.lock"
 UNSUPPORTED = frozenset({errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK, errno.EINVAL})  # no such lock here
 log = logging.getLogger(__name__)
+# lock files this process holds with POSIX record locks (lockf) → the holder text: such a lock is the
+# process's, not a handle's, and closing any handle on the file drops it, so `lock_holder` must not open
+# the file of a lock its own process holds
+_HELD_POSIX: dict[str, str] = {}
 
 
 class RunDirBusy(ConfigError):
@@ -52,12 +56,17 @@ def run_dir_lock(folder: Path, command: str) -> Iterator[None]:
         raise RunDirBusy(
             f"{folder}: in use by genometracks {holder}; wait for it to finish or stop it (it resumes later), or choose another run_dir"
         ) from None
+    key = str(path.resolve())
     try:
         os.ftruncate(handle, 0)
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        os.write(handle, f"{command} pid {os.getpid()} on {socket.gethostname()} since {stamp}\n".encode())
+        text = f"{command} pid {os.getpid()} on {socket.gethostname()} since {stamp}"
+        os.write(handle, f"{text}\n".encode())
+        if kind == "lockf":
+            _HELD_POSIX[key] = text
         yield
     finally:
+        _HELD_POSIX.pop(key, None)
         if kind == "flock":
             fcntl.flock(handle, fcntl.LOCK_UN)
         elif kind == "lockf":
@@ -67,22 +76,40 @@ def run_dir_lock(folder: Path, command: str) -> Iterator[None]:
 
 def lock_holder(folder: Path) -> str | None:
     """Who holds `folder`'s run-directory lock now ("<command> pid N on HOST since T"), or None when no
-    live process does (the lock is tried without waiting and let go at once; no file is created)."""
+    live process does (the lock is tried without waiting and let go at once; no file is created). Locks
+    taken with POSIX record locks (`run_dir_lock` on a file system without flock) are seen too."""
+    path = folder / LOCK_NAME
+    own = _HELD_POSIX.get(str(path.resolve()))
+    if own is not None:
+        return own
     try:
-        handle = os.open(folder / LOCK_NAME, os.O_RDWR)
+        handle = os.open(path, os.O_RDWR)
     except OSError:
         return None
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return os.read(handle, 300).decode(errors="replace").strip() or "another process"
-    except OSError:  # a file system without flock: nobody can be told apart
-        return None
-    else:
-        fcntl.flock(handle, fcntl.LOCK_UN)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _holder_text(handle)
+        except OSError as err:
+            if err.errno not in UNSUPPORTED:
+                return None
+        else:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return None
+        try:  # no flock on this file system: the holder took a POSIX record lock
+            fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            return _holder_text(handle) if err.errno in (errno.EACCES, errno.EAGAIN) else None
+        fcntl.lockf(handle, fcntl.LOCK_UN)
         return None
     finally:
         os.close(handle)
+
+
+def _holder_text(handle: int) -> str:
+    os.lseek(handle, 0, os.SEEK_SET)
+    return os.read(handle, 300).decode(errors="replace").strip() or "another process"
 
 
 def _lock(handle: int, folder: Path) -> str:
