@@ -121,6 +121,70 @@ def test_a_genome_whose_job_still_holds_its_lock_is_running_not_failed(tmp_path)
         holder.wait()
 
 
+def test_a_second_job_of_a_busy_genome_leaves_the_running_jobs_record_alone(tmp_path, monkeypatch):
+    # a duplicate job (a requeued SLURM task) found the genome locked, wrote "failed" over the running
+    # job's record, and the next command launched it a third time
+    from genometracks.collection import job
+    from genometracks.collection.manifest import Genome
+    from genometracks.collection.summary import genome_record
+    from genometracks.io.rundir import CollectionDir
+
+    fasta = write_fasta(tmp_path / "g.fa", GENOMES["iso_b"], 5)
+    manifest = _manifest(tmp_path, f"g\t{fasta}\n")
+    coll = tmp_path / "coll"
+    folder = coll / "g"
+    folder.mkdir(parents=True)
+    running = json.dumps({"name": "g", "status": "running"})
+    (folder / "collection_job.json").write_text(running)
+    monkeypatch.setattr(job, "run_pipeline", lambda *a, **k: pytest.fail("a busy genome's pipeline ran twice"))
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, pathlib; from genometracks.io.run_lock import run_dir_lock\n"
+            f"with run_dir_lock(pathlib.Path({str(folder)!r}), 'predict (collection genome g)'):\n"
+            "    print('locked', flush=True); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        cfg = compose("data=custom", f"manifest={manifest}", "genome=g", f"run_dir={folder}", f"model={DEFAULT_MODEL}")
+        record = job.collection_job(cfg, "predict")
+        assert record["status"] == "running" and f"in use by genometracks predict (collection genome g) pid {holder.pid}" in record["error"]
+        assert (folder / "collection_job.json").read_text() == running  # untouched
+        shown = genome_record(CollectionDir(coll), Genome("g", fasta))
+        assert shown["status"] == "running" and shown["error"].startswith(f"still running: predict (collection genome g) pid {holder.pid}")
+        # a finished genome being run again is running too, whatever its last record says
+        (folder / "collection_job.json").write_text(json.dumps({"name": "g", "status": "ok", "positions": 1, "peaks": 0}))
+        assert genome_record(CollectionDir(coll), Genome("g", fasta))["status"] == "running"
+    finally:
+        holder.communicate("", timeout=60)
+    assert genome_record(CollectionDir(coll), Genome("g", fasta))["status"] == "ok"
+
+
+def test_a_genomes_job_writes_its_record_while_it_holds_the_lock(tmp_path, monkeypatch):
+    # the lock was let go before the GenArk check and the final record: a status check in between saw
+    # "running" with nobody holding the lock, i.e. a failed job
+    from genometracks.collection import job
+    from genometracks.io.run_lock import lock_holder
+
+    fasta = write_fasta(tmp_path / "g.fa", GENOMES["iso_b"], 5)
+    manifest = _manifest(tmp_path, f"g\t{fasta}\n")
+    folder = tmp_path / "coll" / "g"
+    held_at_write = []
+    real_write = job.write_text_atomic
+    monkeypatch.setattr(job, "write_text_atomic", lambda path, text: (held_at_write.append(lock_holder(folder) is not None), real_write(path, text))[1])
+    monkeypatch.setattr(job, "run_pipeline", lambda *a, **k: None)
+    monkeypatch.setattr(job, "_outcome", lambda run: {"positions": 10, "peaks": 2})
+    cfg = compose("data=custom", f"manifest={manifest}", "genome=g", f"run_dir={folder}", f"model={DEFAULT_MODEL}")
+    record = job.collection_job(cfg, "predict")
+    assert record["status"] == "ok" and held_at_write == [True, True]  # "running", then the final record
+    assert json.loads((folder / "collection_job.json").read_text())["status"] == "ok"
+
+
 def test_bad_manifest_is_one_error_line_before_any_job(tmp_path):
     path = _manifest(tmp_path, "iso_a\ta.fa\niso_a\tb.fa\n")
     done = cli("predict", f"manifest={path}", f"run_dir={tmp_path / 'coll'}", timeout=120)

@@ -4,8 +4,9 @@ submitit-local or SLURM launcher in its own run directory `COLL/<name>/`).
 The job reads its row of the collection's manifest into `data.fasta` / `data.tss`, takes the run
 directory's lock and runs the pipeline's stages (`predict`: predict with peaks, then export; `run`:
 every stage), which skip what an earlier job finished. Whatever happens, it ends by writing
-`COLL/<name>/collection_job.json` (status, positions, peaks, seconds, the error as one line) and
-returns normally, so one failing genome never stops the others. SIGTERM / SIGINT still stop it.
+`COLL/<name>/collection_job.json` (status, positions, peaks, seconds, the error as one line; while it
+still holds the lock) and returns normally, so one failing genome never stops the others; a job that
+finds another job of its genome at work leaves that job's record alone. SIGTERM / SIGINT still stop it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from genometracks.collection.manifest import ManifestError, genome_of, manifest_
 from genometracks.io.atomic import write_text_atomic
 from genometracks.io.errors import error_line
 from genometracks.io.run_config import ConfigError, check_same_run
-from genometracks.io.run_lock import run_dir_lock
+from genometracks.io.run_lock import RunDirBusy, run_dir_lock
 from genometracks.io.rundir import RunDir
 from genometracks.pipeline import STAGES, forget_configuration, forget_unused_configuration, run_pipeline
 
@@ -103,19 +104,38 @@ def collection_job(cfg: DictConfig, command: str) -> dict:
             if genome.tss is not None:
                 cfg.data.tss = str(genome.tss)
         with run_dir_lock(run.root, f"{command} (collection genome {name})"):
-            _forget_outdated_run(run, cfg)
-            # until this job ends, the genome is not "ok": a job killed now (out of memory, a node lost, a
-            # time limit) is run again by the next command instead of keeping an older run's record
-            write_text_atomic(run.job_status, json.dumps({**record, "status": "running"}, indent=2))
-            run_pipeline(cfg, STAGES_OF[command])
-        if genome.accession is not None:
-            _check_genark(genome.accession, run, manifest_source(cfg.manifest), name)
-        outcome = _outcome(run)
-        record.update(status="ok", positions=outcome["positions"], peaks=outcome["peaks"])
-    except Exception as err:  # noqa: BLE001 - any failure is this genome's, recorded; the others go on
-        record["error"] = in_collection(error_line(err), manifest_source(cfg.manifest), name)
+            # the record is written while the lock is held: another job's status check never sees a
+            # finished job without its record
+            try:
+                _forget_outdated_run(run, cfg)
+                # until this job ends, the genome is not "ok": a job killed now (out of memory, a node lost, a
+                # time limit) is run again by the next command instead of keeping an older run's record
+                write_text_atomic(run.job_status, json.dumps({**record, "status": "running"}, indent=2))
+                run_pipeline(cfg, STAGES_OF[command])
+                if genome.accession is not None:
+                    _check_genark(genome.accession, run, manifest_source(cfg.manifest), name)
+                outcome = _outcome(run)
+                record.update(status="ok", positions=outcome["positions"], peaks=outcome["peaks"])
+            except Exception as err:  # noqa: BLE001 - any failure is this genome's, recorded; the others go on
+                _failed(record, err, cfg, name)
+            _write_record(record, run, start)
+            return record
+    except RunDirBusy as err:  # another job of this genome is at work: its record is its own, left alone
+        record.update(status="running", error=in_collection(error_line(err), manifest_source(cfg.manifest), name))
         print(f"genome {name}: {record['error']}", flush=True)
+        return record
+    except Exception as err:  # noqa: BLE001 - before the lock: a bad manifest row, a missing TSS BED
+        _failed(record, err, cfg, name)
+    _write_record(record, run, start)
+    return record
+
+
+def _failed(record: dict, err: BaseException, cfg: DictConfig, name: str) -> None:
+    record["error"] = in_collection(error_line(err), manifest_source(cfg.manifest), name)
+    print(f"genome {name}: {record['error']}", flush=True)
+
+
+def _write_record(record: dict, run: RunDir, start: float) -> None:
     record["seconds"] = round(time.perf_counter() - start, 1)
     run.root.mkdir(parents=True, exist_ok=True)
     write_text_atomic(run.job_status, json.dumps(record, indent=2))
-    return record

@@ -15,23 +15,24 @@ FIELDS = ("name", "status", "positions", "peaks", "seconds", "error")
 
 def genome_record(coll: CollectionDir, genome: Genome) -> dict:
     """The genome's last job record (COLL/<name>/collection_job.json); a 'running' one while a live job holds
-    the genome's lock, else a 'failed' one saying no job finished (killed by the scheduler, or never started)."""
+    the genome's lock (whatever an earlier job recorded), and a 'failed' one saying no job finished when the
+    record says running but nobody holds the lock (killed by the scheduler, or never started)."""
     path = coll.genome(genome.name).job_status
     try:
         record = json.loads(path.read_text())
     except (OSError, ValueError):
         record = {"status": "running"}  # no record: as a job that never finished
+    holder = lock_holder(coll.genome(genome.name).root)
+    if holder is not None:  # a job is at work on it (a SLURM array whose submitting process was stopped, or a rerun)
+        return {
+            "name": genome.name,
+            "status": "running",
+            "positions": None,
+            "peaks": None,
+            "seconds": None,
+            "error": f"still running: {holder}",
+        }
     if record.get("status") == "running":
-        holder = lock_holder(coll.genome(genome.name).root)
-        if holder is not None:  # its job is still at work (a SLURM array whose submitting process was stopped)
-            return {
-                "name": genome.name,
-                "status": "running",
-                "positions": None,
-                "peaks": None,
-                "seconds": None,
-                "error": f"still running: {holder}",
-            }
         # a job ends by writing its record: this one was killed or never ran
         return {
             "name": genome.name,
