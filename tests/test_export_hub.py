@@ -291,3 +291,36 @@ def test_killed_export_leaves_previous_hub(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hub", "t"]  # ... is cleaned up by the next run
     assert "shortLabel third" in (tmp_path / "hub" / "hub.txt").read_text()
     assert os.access(tmp_path / "hub" / "hub.txt", os.R_OK)
+
+
+def _one_bigbed_hub(tmp_path, description: str):
+    from genometracks.formats.bigbed import BedSchema, write_bigbed
+
+    sizes = {"c1": 2000}
+    fasta = tmp_path / "g.fa"
+    fasta.write_text(">c1\n" + "ACGT" * 500 + "\n")
+    bb = write_bigbed(
+        [dict(chrom="c1", start=10, end=11, name="a", score=1, strand="+", motif="x")],
+        tmp_path / "p.bb",
+        BedSchema("tss_peaks", description, (("string", "motif", "motif; (as matched)"),)),
+        sizes,
+    )
+    return write_hub(tmp_path / "hub", "assembly", sizes, [HubTrack("pk", bb, "p", "peaks", html="tss_peaks")], fasta=fasta)
+
+
+def test_semicolons_and_brackets_in_autosql_comments_are_not_fields(tmp_path):
+    # the validator counted every autoSql line holding a ';' as a field: a table description with one
+    # made write_hub refuse a hub hubCheck accepts ("autoSql declares 8 fields but records have 7")
+    hub_txt = _one_bigbed_hub(tmp_path, "TSS calls; local maxima (of the probability)")
+    assert_hub_clean(hub_txt.parent)
+
+
+def test_settings_separated_by_tabs_read_as_ucsc_reads_them(tmp_path):
+    # UCSC splits a setting from its value at any white space; the validator split at a space only
+    hub_txt = _one_bigbed_hub(tmp_path, "TSS calls")
+    hub_dir = hub_txt.parent
+    hub_txt.write_text(hub_txt.read_text().replace("hub ", "hub\t", 1).replace("\nemail ", "\nemail\t"))
+    trackdb = next(hub_dir.rglob("trackDb.txt"))
+    trackdb.write_text(trackdb.read_text().replace("\npriority ", "\npriority\t"))
+    assert "\t" in hub_txt.read_text() and "priority\t" in trackdb.read_text()
+    assert_hub_clean(hub_dir)

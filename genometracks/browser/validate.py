@@ -27,7 +27,7 @@ from pathlib import Path
 from genometracks.browser.genark import GENARK_SIZES
 from genometracks.browser.trackdb_settings import known_setting, suggestion
 from genometracks.formats.bigbed import bigbed_field_counts
-from genometracks.formats.bigbed_index import BigBedIndexError, extra_index_fields
+from genometracks.formats.bigbed_index import BigBedIndexError, autosql_field_names, extra_index_fields
 from genometracks.formats.twobit import TwoBitError, read_twobit_sizes
 
 _HUB_FIELDS = ("hub", "shortLabel", "longLabel", "genomesFile", "email")
@@ -71,7 +71,8 @@ def read_ra(path: Path, label: str) -> list[Stanza]:
             if not text:
                 current = None
             continue
-        key, _, value = text.partition(" ")
+        key, *rest = text.split(None, 1)  # UCSC splits a setting from its value at any white space
+        value = rest[0] if rest else ""
         if current is None:
             current = Stanza(label, number, {})
             stanzas.append(current)
@@ -109,7 +110,7 @@ def _autosql_count(path: Path) -> int | None:
     if not sql:
         return None
     text = sql.decode(errors="replace") if isinstance(sql, bytes) else sql
-    return sum(1 for line in text.splitlines() if ";" in line)
+    return len(autosql_field_names(text))
 
 
 class _Checker:
@@ -143,7 +144,7 @@ class _Checker:
             return
         lines = [ln.strip() for ln in hub_txt.read_text(errors="replace").splitlines()]
         content = [ln for ln in lines if ln and not ln.startswith("#")]
-        if not content or not content[0].startswith("hub "):
+        if not content or content[0].split()[0] != "hub" or len(content[0].split()) < 2:
             self.add("hub.txt:1", "the first line must be 'hub <name>'")
         stanzas = read_ra(hub_txt, "hub.txt")
         fields = stanzas[0].fields if stanzas else {}

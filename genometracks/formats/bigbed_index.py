@@ -15,12 +15,13 @@ value through them. Layout (bigBed version 4, all little-endian; offsets are abs
 
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-__all__ = ["BigBedIndexError", "add_extra_indexes", "extra_index_fields", "find_named_records"]
+__all__ = ["BigBedIndexError", "add_extra_indexes", "autosql_field_names", "extra_index_fields", "find_named_records"]
 
 _BIGBED_MAGIC = 0x8789F2EB
 _RTREE_MAGIC = 0x2468ACE0
@@ -116,18 +117,21 @@ def _bpt_bytes(items: list[tuple[bytes, int, int]], block_size: int, start: int)
     return bytes(out)
 
 
+def autosql_field_names(text: str) -> list[str]:
+    """Field names of an autoSql table, in order: each declaration `type name;` between its parentheses
+    (quoted comments, which may hold ';' or '(', left out)."""
+    bare = re.sub(r'"[^"]*"', '""', text)
+    if "(" not in bare or ")" not in bare:
+        return []
+    body = bare[bare.index("(") + 1 : bare.rindex(")")]
+    return [m.group(1) for m in re.finditer(r"[A-Za-z_][\w\[\]]*(?:\s+unsigned)?\s+([A-Za-z_]\w*)\s*;", body)]
+
+
 def _field_names(data: bytes, header: dict[str, int]) -> list[str]:
     """Column names from the embedded autoSql (chrom, chromStart, chromEnd, name, ...)."""
     if not header["autosql"]:
         return ["chrom", "chromStart", "chromEnd", "name", "score", "strand"][: header["field_count"]]
-    text = data[header["autosql"] : data.index(b"\0", header["autosql"])].decode()
-    body = text[text.index("(") + 1 : text.rindex(")")]
-    names = []
-    for line in body.splitlines():
-        declaration = line.split(";", 1)[0].split()
-        if len(declaration) >= 2:
-            names.append(declaration[1])
-    return names
+    return autosql_field_names(data[header["autosql"] : data.index(b"\0", header["autosql"])].decode(errors="replace"))
 
 
 def add_extra_indexes(path: str | Path, fields: Sequence[str], block_size: int = 256) -> None:
