@@ -149,3 +149,25 @@ def test_inferred_breakpoints_match_provenance():
     gaps = omap.breakpoints
     assert len(gaps) == 5 and all(0 < end - start < 2000 for start, end, _, _ in gaps)
     assert gaps[0][0] < 257_900 < gaps[0][1]  # crl (b0240, IS1 insertion) lies in the first gap
+
+
+def test_an_indel_past_the_last_segment_is_not_lifted_with_the_wrong_offset():
+    # anchors: three genes at offset 0, then one gene (a run too short to be a segment) at +10 after an
+    # insertion; the last segment's offset used to extend to the contig's end, so sites past the
+    # insertion were lifted 10 nt short without a word
+    old_start = np.array([100, 400, 700, 1650])
+    omap = OffsetMap.from_anchors(old_start, old_start + 100, old_start + np.array([0, 0, 0, 10]))
+    assert list(omap.offset) == [0] and omap.trusted_to == 800 and omap.trusted_from is None
+    new, ok = omap.map(np.array([50, 750, 799, 800, 1710, 1770]))
+    assert list(ok) == [True, True, True, False, False, False]
+    assert list(new[ok]) == [50, 750, 799]
+    # the same before the first segment
+    old_start = np.array([50, 400, 700, 1000])
+    omap = OffsetMap.from_anchors(old_start, old_start + 100, old_start + np.array([-5, 0, 0, 0]))
+    assert omap.trusted_from == 400 and omap.trusted_to is None
+    assert list(omap.map(np.array([10, 399, 400, 5000]))[1]) == [False, False, True, True]
+    # an outlier inside a segment (a re-annotated gene) limits nothing
+    old_start = np.array([100, 400, 700, 1000, 1650])
+    omap = OffsetMap.from_anchors(old_start, old_start + 100, old_start + np.array([0, 0, 5, 0, 0]))
+    assert list(omap.offset) == [0] and omap.trusted_from is None and omap.trusted_to is None
+    assert omap.map(np.array([0, 3000]))[1].all()

@@ -37,12 +37,16 @@ class OffsetMap:
 
     Neighbouring segments have different offsets; between them, old [hi[i], lo[i+1]) is ambiguous
     (the indel lies somewhere inside it) and maps to nothing. Before the first segment and after
-    the last one the end offsets extend. Arrays are int64 [k], sorted by `lo`.
+    the last one the end offsets extend, but only within [trusted_from, trusted_to): an anchor
+    discarded beyond an end segment with another offset means an indel may lie there. Arrays are
+    int64 [k], sorted by `lo`.
     """
 
     lo: np.ndarray
     hi: np.ndarray
     offset: np.ndarray
+    trusted_from: int | None = None  # old positions below it map to nothing (None: no limit)
+    trusted_to: int | None = None  # old positions at or above it map to nothing (None: no limit)
 
     def __post_init__(self) -> None:
         for name in ("lo", "hi", "offset"):
@@ -60,7 +64,9 @@ class OffsetMap:
 
         Anchors are sorted by old start; runs of consecutive anchors with one offset form a segment.
         Runs shorter than `min_run` anchors (e.g. a re-annotated gene) are discarded as outliers
-        unless every run is that short.
+        unless every run is that short. A discarded anchor beyond the last segment (before the first)
+        with another offset than that segment's may mark an indel there: positions past the segment's
+        last anchor (before its first) then map to nothing instead of taking an offset that may be wrong.
         """
         old_start, old_end, new_start = (np.asarray(a, dtype=np.int64) for a in (old_start, old_end, new_start))
         if old_start.size == 0:
@@ -70,6 +76,7 @@ class OffsetMap:
             )
         order = np.argsort(old_start, kind="stable")
         old_start, old_end, off = old_start[order], old_end[order], (new_start - old_start)[order]
+        every = (old_start, old_end, off)
         for _ in range(2):  # drop short runs, then re-merge runs that became neighbours
             run_id = np.concatenate([[0], np.cumsum(off[1:] != off[:-1])])
             run_len = np.bincount(run_id)
@@ -82,7 +89,13 @@ class OffsetMap:
         lo = old_start[first]
         hi = np.maximum.reduceat(old_end, first)
         hi = np.minimum(hi, np.r_[lo[1:], np.iinfo(np.int64).max])  # overlapping genes: no gap
-        return cls(lo, hi, off[first])
+        offsets = off[first]
+        all_start, all_end, all_off = every
+        after = (all_start >= hi[-1]) & (all_off != offsets[-1])
+        before = (all_end <= lo[0]) & (all_off != offsets[0])
+        return cls(
+            lo, hi, offsets, trusted_from=int(lo[0]) if before.any() else None, trusted_to=int(hi[-1]) if after.any() else None
+        )
 
     @property
     def breakpoints(self) -> list[tuple[int, int, int, int]]:
@@ -95,6 +108,10 @@ class OffsetMap:
         k = np.clip(np.searchsorted(self.lo, pos, side="right") - 1, 0, len(self.lo) - 1)
         last = len(self.lo) - 1
         ok = (pos < self.hi[k]) | (k == last) | (pos < self.lo[0])
+        if self.trusted_from is not None:
+            ok &= pos >= self.trusted_from
+        if self.trusted_to is not None:
+            ok &= pos < self.trusted_to
         return pos + self.offset[k], ok
 
 
