@@ -593,6 +593,13 @@ def test_the_card_counts_the_training_of_the_shipped_checkpoint_not_of_the_whole
     ]
     record = training_record(tmp_path, cfg, metrics, {"ckpt": str(ckpt)})
     assert record["command"] == "genometracks train a run_dir=R" and "first of 2 training jobs" in record["command_source"]
+    # its wall time: every job (the card gave the last one's alone), else the last with a note saying so
+    metrics["provenance"].update(resumed=True, wall_seconds=100.0, wall_seconds_all_jobs=340.5)
+    record = training_record(tmp_path, cfg, metrics, {"ckpt": str(ckpt)})
+    assert record["wall_seconds"] == 340.5 and record["wall_source"].startswith("metrics.json (2 training jobs: ")
+    metrics["provenance"]["wall_seconds_all_jobs"] = None  # a run resumed from a checkpoint made before this was recorded
+    record = training_record(tmp_path, cfg, metrics, {"ckpt": str(ckpt)})
+    assert record["wall_seconds"] == 100.0 and "earlier jobs not counted" in record["wall_source"]
 
 
 def test_a_region_whose_tss_positions_have_no_output_is_one_line():

@@ -121,6 +121,7 @@ def test_a_run_with_dropout_resumed_after_a_kill_matches_the_unbroken_run(tmp_pa
     assert done.returncode == 0, done.stderr[-3000:]
     kill_once_checkpointed("train", *dropout, run_dir=broken)
     assert not (broken / "metrics.json").exists(), "killed too late: the run had already finished"
+    killed_job = torch.load(broken / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["genometracks_wall_seconds"]
     done = _cli("train", *dropout, f"run_dir={broken}", "resume=true")
     assert done.returncode == 0, done.stderr[-3000:]
     a, b = (json.loads((run / "metrics.json").read_text()) for run in (whole, broken))
@@ -129,6 +130,10 @@ def test_a_run_with_dropout_resumed_after_a_kill_matches_the_unbroken_run(tmp_pa
     assert [job["resumed"] for job in jobs] == [False, True] and "resume=true" not in jobs[0]["command"]
     assert len(a["provenance"]["jobs"]) == 1 and json.loads((broken / "train_jobs.json").read_text()) == jobs
     assert a["val_loss"] == b["val_loss"] and a["validation"]["both"]["pr_auc"] == b["validation"]["both"]["pr_auc"]
+    # wall time: the resumed run counts the killed job up to the checkpoint it resumed from (a card gave the
+    # last job's seconds alone); an unbroken run's two figures are one
+    assert 0 < killed_job and b["provenance"]["wall_seconds_all_jobs"] == pytest.approx(killed_job + b["provenance"]["wall_seconds"], abs=0.2)
+    assert a["provenance"]["wall_seconds_all_jobs"] == pytest.approx(a["provenance"]["wall_seconds"], abs=0.2)
     for name in ("best.ckpt", "last.ckpt"):
         one, two = (torch.load(run / "checkpoints" / name, map_location="cpu", weights_only=True)["state_dict"] for run in (whole, broken))
         assert all(torch.equal(one[k], two[k]) for k in one), name

@@ -212,10 +212,14 @@ def training_record(run: Path, cfg, metrics: dict, args: dict, depth: int = 0) -
         commit, commit_source = "unknown", "not recorded by the run; pass commit=SHA to genometracks ship"
     if args.get("wall_s"):
         wall, wall_source = float(args["wall_s"]), "given to genometracks ship"
+    elif recorded.get("resumed") and recorded.get("wall_seconds_all_jobs") is not None:
+        wall = float(recorded["wall_seconds_all_jobs"])
+        jobs = len(recorded.get("jobs") or []) or "all"
+        wall_source = f"metrics.json ({jobs} training jobs: each earlier one up to the checkpoint the next resumed from, the last to its end)"
     elif recorded.get("wall_seconds") is not None:
         wall, wall_source = float(recorded["wall_seconds"]), "metrics.json (training job: fit + test)"
         if recorded.get("resumed"):
-            wall_source += "; the run was resumed, earlier jobs not counted"
+            wall_source += "; the run was resumed, earlier jobs not counted (they ran before this was recorded)"
     elif stage is not None and stage.get("seconds") is not None:
         wall, wall_source = float(stage["seconds"]), "stages/train.json (genometracks run's train stage)"
     else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +117,17 @@ class TSSTask(pl.LightningModule):
         # the test split's operating point: the validation split's F1-optimal probability, set by the
         # caller before testing (an attribute, so spawned DDP workers receive it), not the test's own optimum
         self.test_threshold: float | None = None
+        # wall time of the run's training jobs: `train` sets when this job began (time.time()); earlier jobs'
+        # seconds come from the checkpoint resumed (None: a checkpoint from before it was recorded)
+        self.wall_clock_start: float | None = None
+        self.wall_seconds_before: float | None = 0.0
+
+    def wall_seconds_so_far(self) -> float | None:
+        """Seconds of every training job of the run until now: earlier jobs up to the checkpoint each left
+        (which the next one resumed from), plus this job since it began; None when an earlier job's are unknown."""
+        if self.wall_clock_start is None or self.wall_seconds_before is None:
+            return None
+        return self.wall_seconds_before + (time.time() - self.wall_clock_start)
 
     # -- memory ---------------------------------------------------------------------------------
     def _step(self, batch: dict, phase: str, all_outputs: bool = False) -> torch.Tensor:
@@ -148,11 +160,16 @@ class TSSTask(pl.LightningModule):
             "cpu": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         }
+        so_far = self.wall_seconds_so_far()
+        if so_far is not None:
+            checkpoint["genometracks_wall_seconds"] = float(so_far)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint.get("genometracks_train_memory")
         if state is not None:
             self._memory["train"] = memory_from_state(state)
+        seconds = checkpoint.get("genometracks_wall_seconds")
+        self.wall_seconds_before = float(seconds) if seconds is not None else None
         rng = checkpoint.get("genometracks_rng")
         if rng is not None:  # checkpoints before session 20 carry none: dropout then draws anew
             torch.set_rng_state(rng["cpu"])

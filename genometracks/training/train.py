@@ -233,7 +233,9 @@ def train(cfg: DictConfig) -> dict:
     if resume_from is None:  # an earlier run's eval/*.json in this folder would pass as this run's
         for stale in run.eval.glob("*.json"):
             stale.unlink(missing_ok=True)  # every rank of a multi-process run clears it
+    task.wall_clock_start = started
     trainer.fit(task, datamodule=datamodule, ckpt_path=resume_from)
+    earlier_seconds = task.wall_seconds_before  # read now: validate/test below load other checkpoints
     if trainer.fast_dev_run:
         return {}
     best_path = best.best_model_path or str(run.last_ckpt)
@@ -263,6 +265,8 @@ def train(cfg: DictConfig) -> dict:
             "resumed": bool(resume_from),
             "init_from": init_from,
             "wall_seconds": round(time.time() - started, 1),
+            # every job of the run: the earlier ones up to the checkpoint each left (None: not recorded)
+            "wall_seconds_all_jobs": None if earlier_seconds is None else round(earlier_seconds + time.time() - started, 1),
             "jobs": jobs,  # every job of this training, the first one's command starts it afresh
         },  # for `genometracks ship`
     }
