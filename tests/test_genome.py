@@ -59,6 +59,33 @@ def test_a_fasta_replaced_with_an_older_mtime_is_not_read_with_its_old_index(tmp
     assert g.chrom_sizes() == {"chr": 120, "p1": 70} and decode(g.tokens("p1")) == "C" * 70
 
 
+def test_a_stale_index_beside_the_fasta_is_not_used(tmp_path, monkeypatch, caplog):
+    """A user's own .fai (samtools faidx) left from before the FASTA was rewritten with an older mtime:
+    pyfaidx trusts it by its mtime, and two records of equal length swapped places read each other's
+    sequence, silently."""
+    import os
+
+    monkeypatch.setenv("GENOMETRACKS_CACHE", str(tmp_path / "cache"))
+    fa = _write(tmp_path / "g.fa", ">a desc\nAAAA\n>b\nCCCC\n")
+    pysam.faidx(str(fa))
+    fai = (tmp_path / "g.fa.fai").read_text()
+    g = Genome.open(fa)
+    assert {n: decode(g.tokens(n)) for n in g.contigs} == {"a": "AAAA", "b": "CCCC"}  # a good .fai beside it: used
+    _write(fa, ">b desc\nAAAA\n>a\nCCCC\n")
+    os.utime(fa, (1.6e9, 1.6e9))
+    with caplog.at_level("WARNING", logger="genometracks.genome.sequence"):
+        g = Genome.open(fa)
+    assert {n: decode(g.tokens(n)) for n in g.contigs} == {"b": "AAAA", "a": "CCCC"} and list(g.contigs) == ["b", "a"]
+    assert "g.fa.fai: record 'a' at byte 8 does not follow its header line '>a'" in caplog.text and "samtools faidx" in caplog.text
+    assert (tmp_path / "g.fa.fai").read_text() == fai  # the user's file is left as it was
+    # a record that would run past the end of the file
+    _write(fa, ">a desc\nAA\n>b\nCC\n")
+    os.utime(fa, (1.6e9, 1.6e9))
+    (tmp_path / "g.fa.fai").write_text("a\t4\t8\t4\t5\nb\t40\t16\t4\t5\n")
+    g = Genome.open(fa)
+    assert g.chrom_sizes() == {"a": 2, "b": 2}
+
+
 def test_spaces_at_line_ends_and_old_mac_line_ends_are_read(tmp_path, caplog):
     lines = ["ACGTACGTAC", "GGGGCCCCAA", "TTTT"]
     trailing = _write(tmp_path / "t.fa", ">c1\n" + "".join(line + " \n" for line in lines))  # even lengths: pyfaidx indexes it

@@ -346,7 +346,10 @@ def _index_path(path: Path, suffix: str = ".fai") -> Path:
 
     beside = path.with_name(path.name + suffix)
     if beside.exists():
-        return beside
+        stale = _stale_fai(path, beside) if suffix == ".fai" and path.suffix not in {".gz", ".bgz"} else None
+        if stale is None:
+            return beside
+        log.warning("%s: %s; not using it (indexing the FASTA afresh in the cache; delete or rebuild it: samtools faidx)", beside, stale)
     cache = Path(os.environ.get("GENOMETRACKS_CACHE", Path.home() / ".cache" / "genometracks")) / "fai"
     try:
         cache.mkdir(parents=True, exist_ok=True)
@@ -357,6 +360,31 @@ def _index_path(path: Path, suffix: str = ".fai") -> Path:
     stat = path.stat()  # a FASTA replaced at the same path (even with an older mtime: cp -p, tar x) gets its own index
     key = hashlib.sha1(f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()).hexdigest()[:16]
     return cache / f"{path.name}.{key}{suffix}"
+
+
+def _stale_fai(path: Path, fai: Path) -> str | None:
+    """Why a .fai beside a plain FASTA does not describe it (a FASTA edited or replaced with an older
+    mtime, e.g. `cp -p`, which pyfaidx's mtime check misses), or None: every record's offset must follow
+    a '>' header line whose first word is the record's name, and the last record must end in the file."""
+    try:
+        rows = [line.split("\t") for line in fai.read_text().splitlines() if line.strip()]
+        entries = [(r[0], int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows]
+    except (OSError, UnicodeDecodeError, ValueError, IndexError):
+        return "not a readable FASTA index (name, length, offset, line bases, line width per line)"
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        for name, length, offset, bases, width in entries:
+            if bases <= 0 or width < bases or not 0 < offset <= size:
+                return f"record {name!r}: offset {offset} or line layout {bases}/{width} does not fit the FASTA ({size} bytes)"
+            handle.seek(max(0, offset - 4096))
+            before = handle.read(offset - max(0, offset - 4096))
+            header = before[:-1].rsplit(b"\n", 1)[-1].rstrip(b"\r")
+            if not before.endswith(b"\n") or not header.startswith(b">") or header[1:].split()[:1] != [name.encode()]:
+                return f"record {name!r} at byte {offset} does not follow its header line '>{name}' in the FASTA"
+            full, rest = divmod(length, bases)
+            if offset + full * width + rest > size:
+                return f"record {name!r} ({length:,} nt from byte {offset}) runs past the end of the FASTA ({size} bytes)"
+    return None
 
 
 def _check_fasta_text(path: Path) -> bool:
