@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -139,6 +140,26 @@ def kill_once_checkpointed(*args: str, run_dir) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert last.exists(), "the run ended before writing a mid-epoch checkpoint"
+
+
+@contextlib.contextmanager
+def run_dir_held(folder, command: str, without_flock: bool = False):
+    """Another process holding `folder`'s run-directory lock (as a running job does) until the block ends;
+    yields its Popen. `without_flock`: that process's file system answers flock() with ENOSYS (Lustre
+    without -o flock), so it takes a POSIX record lock instead."""
+    no_flock = "import errno, fcntl, os\ndef _no(*a):\n    raise OSError(errno.ENOSYS, os.strerror(errno.ENOSYS))\nfcntl.flock = _no\n"
+    script = (no_flock if without_flock else "") + (
+        "import sys, pathlib; from genometracks.io.run_lock import run_dir_lock\n"
+        f"with run_dir_lock(pathlib.Path({str(folder)!r}), {command!r}):\n"
+        "    print('locked', flush=True); sys.stdin.read()"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        yield holder
+    finally:
+        holder.communicate("", timeout=60)
+    assert holder.returncode == 0
 
 
 # The session's tiny planted-promoter model (tests/conftest_interpret.py), shared as a fixture.

@@ -99,7 +99,9 @@ def test_every_name_finds_exactly_its_records_in_the_block_named(tmp_path, n):
             blocks = find_named_records(path, field, value)
             assert len(blocks) == expected  # one entry per record, duplicates kept
             found = [r for offset, size in set(blocks) for r in records_in_block(path, offset, size) if r[3][column] == value]
-            assert sorted((r[1], r[2]) for r in found) == sorted(zip(frame.loc[frame[field] == value, "start"], frame.loc[frame[field] == value, "end"]))
+            assert sorted((r[1], r[2]) for r in found) == sorted(
+                zip(frame.loc[frame[field] == value, "start"], frame.loc[frame[field] == value, "end"])
+            )
     assert find_named_records(path, "name", "TSS_absent") == [] and find_named_records(path, "name", "T") == []
     # the index is an addition: every reader still reads the same records
     with pyBigWig.open(str(path)) as bb:
@@ -151,13 +153,21 @@ def test_trees_are_byte_identical_to_bedToBigBed(tmp_path, n, block_size):
     # and ours, written over pybigtools' blocks, reads in kent's bigBedInfo
     mine = tmp_path / "ours.bb"
     writer = pybigtools.open(str(mine), "w")
-    writer.write(SIZES, ((r.chrom, r.start, r.end, f"{r.name}\t{r.score}\t{r.strand}") for r in frame.itertuples()), autosql=BedSchema("p", "x").autosql())
+    writer.write(
+        SIZES,
+        ((r.chrom, r.start, r.end, f"{r.name}\t{r.score}\t{r.strand}") for r in frame.itertuples()),
+        autosql=BedSchema("p", "x").autosql(),
+    )
     add_extra_indexes(mine, ["name"], block_size=block_size)
     info = kent("bigBedInfo", "-extraIndex", mine)
     assert info.returncode == 0 and f"name (field 4) with {n} items" in info.stdout, info.stdout
     assert kent("bigBedToBed", mine, "stdout").stdout.count("\n") == n
     for name in frame["name"].unique()[:20]:  # kent's tree and ours answer alike
-        assert len(find_named_records(theirs, "name", name)) == len(find_named_records(mine, "name", name)) == int((frame["name"] == name).sum())
+        assert (
+            len(find_named_records(theirs, "name", name))
+            == len(find_named_records(mine, "name", name))
+            == int((frame["name"] == name).sum())
+        )
 
 
 @needs_kent
@@ -165,7 +175,9 @@ def test_the_hub_announces_the_indexes_and_hubcheck_accepts_them(tmp_path):
     paths = write_bed_outputs(random_records(50, seed=3), tmp_path / "hits", SCHEMA, SIZES)
     fasta = tmp_path / "g.fa"
     fasta.write_text("".join(f">{c}\n{'ACGT' * (s // 4)}\n" for c, s in SIZES.items()))
-    hub_txt = write_hub(tmp_path / "hub", "assembly", SIZES, [HubTrack("hits", paths["bigbed"], "hits", "Motif hits", html="motif_hits")], fasta=fasta)
+    hub_txt = write_hub(
+        tmp_path / "hub", "assembly", SIZES, [HubTrack("hits", paths["bigbed"], "hits", "Motif hits", html="motif_hits")], fasta=fasta
+    )
     trackdb = next(hub_txt.parent.rglob("trackDb.txt")).read_text()
     assert "searchIndex name,motif\n" in trackdb
     assert_hub_clean(hub_txt.parent)
@@ -187,7 +199,12 @@ def test_a_search_index_the_bigbed_lacks_is_a_hub_problem(tmp_path):
 def test_misuse_is_one_clear_line(tmp_path):
     with pytest.raises(ExportError, match="cannot index 'pValue' for search; index string columns"):
         BedSchema("h", "x", (("double", "pValue", "p"),), search=("pValue",))
-    path = write_bigbed(random_records(5, 1), tmp_path / "h.bb", BedSchema("h", "x", (("string", "motif", "m"), ("double", "pValue", "p")), search=()), SIZES)
+    path = write_bigbed(
+        random_records(5, 1),
+        tmp_path / "h.bb",
+        BedSchema("h", "x", (("string", "motif", "m"), ("double", "pValue", "p")), search=()),
+        SIZES,
+    )
     assert extra_index_fields(path) == []
     with pytest.raises(BigBedIndexError, match="no extra index on 'name'"):
         find_named_records(path, "name", "x")

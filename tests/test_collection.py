@@ -23,7 +23,7 @@ from genometracks.collection.manifest import ManifestError, from_fastas, read_ma
 from genometracks.formats.bigwig import read_bigwig
 from genometracks.io.run_config import DEFAULT_MODEL, ConfigError
 from tests.collection_run import GENOMES, stub_env, summary_rows, write_fasta
-from tests.conftest import ECOLI, cli, compose
+from tests.conftest import ECOLI, cli, compose, run_dir_held
 from tests.kent import assert_hub_clean
 
 
@@ -137,20 +137,7 @@ def test_a_second_job_of_a_busy_genome_leaves_the_running_jobs_record_alone(tmp_
     running = json.dumps({"name": "g", "status": "running"})
     (folder / "collection_job.json").write_text(running)
     monkeypatch.setattr(job, "run_pipeline", lambda *a, **k: pytest.fail("a busy genome's pipeline ran twice"))
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys, pathlib; from genometracks.io.run_lock import run_dir_lock\n"
-            f"with run_dir_lock(pathlib.Path({str(folder)!r}), 'predict (collection genome g)'):\n"
-            "    print('locked', flush=True); sys.stdin.read()",
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with run_dir_held(folder, "predict (collection genome g)") as holder:
         cfg = compose("data=custom", f"manifest={manifest}", "genome=g", f"run_dir={folder}", f"model={DEFAULT_MODEL}")
         record = job.collection_job(cfg, "predict")
         assert record["status"] == "running" and f"in use by genometracks predict (collection genome g) pid {holder.pid}" in record["error"]
@@ -160,8 +147,6 @@ def test_a_second_job_of_a_busy_genome_leaves_the_running_jobs_record_alone(tmp_
         # a finished genome being run again is running too, whatever its last record says
         (folder / "collection_job.json").write_text(json.dumps({"name": "g", "status": "ok", "positions": 1, "peaks": 0}))
         assert genome_record(CollectionDir(coll), Genome("g", fasta))["status"] == "running"
-    finally:
-        holder.communicate("", timeout=60)
     assert genome_record(CollectionDir(coll), Genome("g", fasta))["status"] == "ok"
 
 
@@ -176,7 +161,9 @@ def test_a_genomes_job_writes_its_record_while_it_holds_the_lock(tmp_path, monke
     folder = tmp_path / "coll" / "g"
     held_at_write = []
     real_write = job.write_text_atomic
-    monkeypatch.setattr(job, "write_text_atomic", lambda path, text: (held_at_write.append(lock_holder(folder) is not None), real_write(path, text))[1])
+    monkeypatch.setattr(
+        job, "write_text_atomic", lambda path, text: (held_at_write.append(lock_holder(folder) is not None), real_write(path, text))[1]
+    )
     monkeypatch.setattr(job, "run_pipeline", lambda *a, **k: None)
     monkeypatch.setattr(job, "_outcome", lambda run: {"positions": 10, "peaks": 2})
     cfg = compose("data=custom", f"manifest={manifest}", "genome=g", f"run_dir={folder}", f"model={DEFAULT_MODEL}")

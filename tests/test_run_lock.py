@@ -12,7 +12,7 @@ import time
 import pytest
 
 from genometracks.io.run_lock import LOCK_NAME, RunDirBusy, lock_holder, run_dir_lock
-from tests.conftest import TINY, TINY_RUN, cli
+from tests.conftest import TINY, TINY_RUN, cli, run_dir_held
 
 
 def test_second_holder_is_refused_with_pid_and_host(tmp_path):
@@ -51,9 +51,6 @@ def test_without_flock_posix_locks_guard_the_run_dir(tmp_path, monkeypatch):
     assert taken == [fcntl.LOCK_EX | fcntl.LOCK_NB, fcntl.LOCK_UN]
 
 
-_NO_FLOCK = "import errno, fcntl, os\ndef _no(*a):\n    raise OSError(errno.ENOSYS, os.strerror(errno.ENOSYS))\nfcntl.flock = _no\n"
-
-
 @pytest.mark.parametrize("flock", [True, False])
 def test_lock_holder_names_another_process_with_or_without_flock(tmp_path, monkeypatch, flock):
     """A collection's status asks who holds each genome's run directory: on a file system without flock
@@ -61,24 +58,9 @@ def test_lock_holder_names_another_process_with_or_without_flock(tmp_path, monke
     run = tmp_path / "run"
     if not flock:
         monkeypatch.setattr(fcntl, "flock", _unsupported)
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            ("" if flock else _NO_FLOCK) + "import sys, pathlib; from genometracks.io.run_lock import run_dir_lock\n"
-            f"with run_dir_lock(pathlib.Path({str(run)!r}), 'predict'):\n"
-            "    print('locked', flush=True); sys.stdin.read()",
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with run_dir_held(run, "predict", without_flock=not flock) as holder:
         assert lock_holder(run).startswith(f"predict pid {holder.pid} on {socket.gethostname()} since ")
-    finally:
-        holder.communicate("", timeout=60)
-    assert holder.returncode == 0 and lock_holder(run) is None
+    assert lock_holder(run) is None
 
 
 def test_lock_holder_in_the_holding_process_keeps_a_posix_lock(tmp_path, monkeypatch):
@@ -132,27 +114,11 @@ def _wait_for(path, proc, timeout=600):
 def test_a_second_process_on_a_busy_run_dir_is_refused(tmp_path):
     # another process holds the run directory (as a running `genometracks train` does) until told to stop
     run = tmp_path / "run"
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys, pathlib; from genometracks.io.run_lock import run_dir_lock\n"
-            f"with run_dir_lock(pathlib.Path({str(run)!r}), 'train'):\n"
-            "    print('locked', flush=True); sys.stdin.read()",
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with run_dir_held(run, "train") as holder:
         second = cli("predict", *TINY, f"run_dir={run}")
         assert second.returncode == 2, second.stderr[-2000:]
         assert f"in use by genometracks train pid {holder.pid} on {socket.gethostname()}" in second.stderr
         assert len(second.stderr.strip().splitlines()) == 1  # one clear line
-    finally:
-        holder.communicate("", timeout=60)
-    assert holder.returncode == 0
 
 
 @pytest.mark.slow

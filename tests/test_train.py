@@ -132,7 +132,9 @@ def test_a_run_with_dropout_resumed_after_a_kill_matches_the_unbroken_run(tmp_pa
     assert a["val_loss"] == b["val_loss"] and a["validation"]["both"]["pr_auc"] == b["validation"]["both"]["pr_auc"]
     # wall time: the resumed run counts the killed job up to the checkpoint it resumed from (a card gave the
     # last job's seconds alone); an unbroken run's two figures are one
-    assert 0 < killed_job and b["provenance"]["wall_seconds_all_jobs"] == pytest.approx(killed_job + b["provenance"]["wall_seconds"], abs=0.2)
+    assert 0 < killed_job and b["provenance"]["wall_seconds_all_jobs"] == pytest.approx(
+        killed_job + b["provenance"]["wall_seconds"], abs=0.2
+    )
     assert a["provenance"]["wall_seconds_all_jobs"] == pytest.approx(a["provenance"]["wall_seconds"], abs=0.2)
     for name in ("best.ckpt", "last.ckpt"):
         one, two = (torch.load(run / "checkpoints" / name, map_location="cpu", weights_only=True)["state_dict"] for run in (whole, broken))

@@ -39,7 +39,19 @@ class BigBedIndexError(ValueError):
 def _header(data: bytes, path: Path) -> dict[str, int]:
     if len(data) < 64 or struct.unpack_from("<I", data)[0] != _BIGBED_MAGIC:
         raise BigBedIndexError(f"{path}: not a little-endian bigBed file (magic number); write it with genometracks.formats.bigbed")
-    names = ("version", "zoom_levels", "chrom_tree", "data", "index", "field_count", "defined", "autosql", "summary", "uncompress", "extension")
+    names = (
+        "version",
+        "zoom_levels",
+        "chrom_tree",
+        "data",
+        "index",
+        "field_count",
+        "defined",
+        "autosql",
+        "summary",
+        "uncompress",
+        "extension",
+    )
     header = dict(zip(names, struct.unpack_from("<HHQQQHHQQIQ", data, 4)))
     if header["version"] < 4:
         raise BigBedIndexError(f"{path}: bigBed version {header['version']} has no header extension (needs 4)")
@@ -48,7 +60,7 @@ def _header(data: bytes, path: Path) -> dict[str, int]:
 
 def _data_blocks(data: bytes, index_offset: int) -> Iterator[tuple[int, int]]:
     """(offset, size) of every data block, in file order, from the R-tree's leaves."""
-    magic, = struct.unpack_from("<I", data, index_offset)
+    (magic,) = struct.unpack_from("<I", data, index_offset)
     if magic != _RTREE_MAGIC:
         raise BigBedIndexError(f"R-tree index at byte {index_offset}: bad magic {magic:#x}")
     blocks: list[tuple[int, int]] = []
@@ -217,7 +229,13 @@ def find_named_records(path: str | Path, field: str, value: str) -> list[tuple[i
                 if data[slot : slot + key_size] == key:
                     found.append(struct.unpack_from("<QQ", data, slot + key_size))
             return
-        slots = [(data[at + i * (key_size + 8) : at + i * (key_size + 8) + key_size], struct.unpack_from("<Q", data, at + i * (key_size + 8) + key_size)[0]) for i in range(count)]
+        slots = [
+            (
+                data[at + i * (key_size + 8) : at + i * (key_size + 8) + key_size],
+                struct.unpack_from("<Q", data, at + i * (key_size + 8) + key_size)[0],
+            )
+            for i in range(count)
+        ]
         for i, (first, child) in enumerate(slots):  # a child may hold the key if the next child's first key is >= it
             following = slots[i + 1][0] if i + 1 < count else None
             if first <= key and (following is None or following >= key):

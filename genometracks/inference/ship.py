@@ -215,7 +215,9 @@ def training_record(run: Path, cfg, metrics: dict, args: dict, depth: int = 0) -
     elif recorded.get("resumed") and recorded.get("wall_seconds_all_jobs") is not None:
         wall = float(recorded["wall_seconds_all_jobs"])
         jobs = len(recorded.get("jobs") or []) or "all"
-        wall_source = f"metrics.json ({jobs} training jobs: each earlier one up to the checkpoint the next resumed from, the last to its end)"
+        wall_source = (
+            f"metrics.json ({jobs} training jobs: each earlier one up to the checkpoint the next resumed from, the last to its end)"
+        )
     elif recorded.get("wall_seconds") is not None:
         wall, wall_source = float(recorded["wall_seconds"]), "metrics.json (training job: fit + test)"
         if recorded.get("resumed"):

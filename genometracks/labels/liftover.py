@@ -93,9 +93,7 @@ class OffsetMap:
         all_start, all_end, all_off = every
         after = (all_start >= hi[-1]) & (all_off != offsets[-1])
         before = (all_end <= lo[0]) & (all_off != offsets[0])
-        return cls(
-            lo, hi, offsets, trusted_from=int(lo[0]) if before.any() else None, trusted_to=int(hi[-1]) if after.any() else None
-        )
+        return cls(lo, hi, offsets, trusted_from=int(lo[0]) if before.any() else None, trusted_to=int(hi[-1]) if after.any() else None)
 
     @property
     def breakpoints(self) -> list[tuple[int, int, int, int]]:
