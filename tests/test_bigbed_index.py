@@ -179,8 +179,14 @@ def test_the_hub_announces_the_indexes_and_hubcheck_accepts_them(tmp_path):
         tmp_path / "hub", "assembly", SIZES, [HubTrack("hits", paths["bigbed"], "hits", "Motif hits", html="motif_hits")], fasta=fasta
     )
     trackdb = next(hub_txt.parent.rglob("trackDb.txt")).read_text()
-    assert "searchIndex name,motif\n" in trackdb
+    assert "searchIndex name,motif\nsearchTrix hits.ix\n" in trackdb
+    genome_dir = next(hub_txt.parent.rglob("trackDb.txt")).parent
+    assert (genome_dir / "hits.ix").read_text() == paths["ix"].read_text() and (genome_dir / "hits.ixx").is_file()
     assert_hub_clean(hub_txt.parent)
+    (genome_dir / "hits.ixx").unlink()
+    from genometracks.browser.validate import validate_hub
+
+    assert any("searchTrix index (.ixx) 'hits.ixx' not found" in p for p in validate_hub(hub_txt.parent))
 
 
 def test_a_search_index_the_bigbed_lacks_is_a_hub_problem(tmp_path):
@@ -218,3 +224,61 @@ def test_misuse_is_one_clear_line(tmp_path):
     bad.write_bytes(b"\0" * 100)
     with pytest.raises(BigBedIndexError, match="not a little-endian bigBed"):
         extra_index_fields(bad)
+
+
+def ucsc_trix_lookup(ix_path, ixx_path, term: str) -> list[str] | None:
+    """What kent's trix.c gives for an exact word: start at the last .ixx entry whose 5-letter prefix is not
+    above the word's, read .ix lines until they pass the word."""
+    word = term.lower()
+    prefix = word[:5].ljust(5)
+    start = 0
+    for line in ixx_path.read_text().splitlines():
+        if prefix < line[:5]:
+            break
+        start = int(line[5:], 16)
+    for line in ix_path.read_bytes()[start:].decode().splitlines():
+        key, *ids = line.split(" ")
+        if key == word:
+            return [i.split(",")[0] for i in ids]
+        if key > word:
+            return None
+    return None
+
+
+def igv_trix_lookup(ix_path, ixx_path, term: str) -> list[str] | None:
+    """What igv.js's Trix.search gives for an exact word: the .ixx picks a 64 KiB window of the .ix (the
+    last entry whose prefix sorts before the word), the window's lines are scanned for the word."""
+    word = term.lower()
+    start = 0
+    for line in ixx_path.read_text().splitlines():
+        prefix, position = line[:-10], int(line[-10:], 16)
+        if prefix[: min(len(prefix), len(word))] < word:
+            start = position
+    window = ix_path.read_bytes()[start : start + 65536].decode(errors="replace")
+    for line in window[: window.rfind("\n")].split("\n"):
+        key, *ids = line.split(" ")
+        if key == word:
+            return [i.split(",")[0] for i in ids]
+    return None
+
+
+def test_trix_words_find_every_name_in_any_case(tmp_path):
+    from genometracks.formats.trix import trix_text, write_trix
+
+    ix, ixx = trix_text(["TSS_190+", "TSS_190-", "L0H2_RpoD-10", "sigma70", "TSS_190+", "two words", "a,b", "Sigma70"])
+    # one word per value, lower-cased, pointing at the values that spell it (byte order); no spaces or commas
+    assert ix == "l0h2_rpod-10 L0H2_RpoD-10,1\nsigma70 Sigma70,1 sigma70,1\ntss_190+ TSS_190+,1\ntss_190- TSS_190-,1\n"
+    assert ixx == "l0h2_0000000000\n"
+    # a big index (several 64 KiB windows): UCSC's reader finds every name; igv.js reads 64 KiB from the
+    # .ixx entry and so misses words deep in a block of one 5-letter prefix larger than that ('tss_1...'),
+    # but finds every mixed-case name here, and an upper-case TSS call straight from the B+ tree
+    names = [f"TSS_{p}{s}" for p in range(1, 15000, 3) for s in "+-"] + [f"L{i % 6}H{i % 5}_Motif{i}" for i in range(800)]
+    written = write_trix(names, tmp_path / "calls.bb")
+    assert written == (tmp_path / "calls.ix", tmp_path / "calls.ixx")
+    assert written[0].stat().st_size > 2 * 65536 and len(written[1].read_text().splitlines()) >= 3
+    for name in names[::3] + names[-2:]:
+        assert ucsc_trix_lookup(*written, name.swapcase()) == [name], name
+    for name in names[-800:]:
+        assert igv_trix_lookup(*written, name.swapcase()) == [name], name
+    assert ucsc_trix_lookup(*written, "TSS_2+") is None and igv_trix_lookup(*written, "TSS_2+") is None
+    assert write_trix(["a b"], tmp_path / "calls.bb") is None and not written[0].exists()  # nothing to index: none left

@@ -59,9 +59,7 @@ def make_run(run: Path, a: str = "chrA", b: str = "chrB") -> tuple[Path, list[Ig
     )
     schema = BedSchema("tssPeaks", "TSS peaks", (("float", "maxProb", "Highest probability"),))
     write_bed_outputs(peaks, run / "tracks" / "peaks", schema, sizes)
-    # plain: read whole, searchable; named apart from the bigBed's peaks so that a search for 'p2' can
-    # only be answered by the bigBed's name index
-    peaks.iloc[:, :6].assign(name=["call1", "call2"]).to_csv(run / "tracks" / "calls.bed", sep="\t", header=False, index=False)
+    peaks.iloc[:, :6].to_csv(run / "tracks" / "calls.bed", sep="\t", header=False, index=False)  # plain: read whole, searchable
     # a user's BED keyed by another name of chrA ("A", its chr-style partner in the alias table)
     import pysam
 
@@ -99,6 +97,22 @@ def site(tmp_path_factory):
     pysam.tabix_index(str(root / "ncbi" / "tracks" / "user.bed"), preset="bed", force=True)
     write_igv(root / "ncbi", fasta, tracks, locus="U00096.3:1-300", title="genometracks ncbi")
     (root / "broken" / "igv" / "tss_minus.neg.bw").unlink()  # the page must report this track failing
+    # names that only a bigBed holds, in the cases the project writes (motif hits, sigma classes, calls)
+    fasta, tracks = make_run(root / "search")
+    named = pd.DataFrame(
+        {
+            "chrom": ["chrA", "chrA", "chrA"],
+            "start": [1500, 2200, 2800],
+            "end": [1510, 2210, 2801],
+            "name": ["L0H2_RpoD-10", "sigma70", "TSS_2801+"],
+            "score": [500, 500, 500],
+            "strand": ["+", "-", "+"],
+        }
+    )
+    from genometracks.formats.bigbed import write_bigbed
+
+    write_bigbed(named, root / "search" / "tracks" / "named.bb", BedSchema("named", "named items"), {"chrA": 3000, "chrB": 900})
+    write_igv(root / "search", fasta, [IgvTrack("Named", Path("tracks/named.bb"), None)], locus="chrA:1-300", title="genometracks search")
     with serve(root) as server:
         yield server, root
 
@@ -143,18 +157,25 @@ def test_igv_page_loads_every_track(site, tmp_path):
     assert tracks["User BED"]["features"] == 1  # chrom "A": chrA under another name (chr-style), found on the page
 
 
-def test_a_feature_name_in_the_url_is_found_through_the_bigbeds_name_index(site, tmp_path):
-    """igv.js searches a bigBed by its extra B+ tree index (bigbed_index): 'p2' is only in the bigBed
-    (chrA:150-170); 'call1' only in the plain BED read whole (chrA:40-60)."""
+def test_a_name_in_the_url_is_found_in_any_case_through_the_bigbeds_indexes(site, tmp_path):
+    """igv.js upper-cases what it searches, and a bigBed's B+ tree keys are case-sensitive: only upper-case
+    names were found. The trix index beside the bigBed (X.ix, `trixURL`) maps any case to the name."""
     server, _ = site
-    for term, where in (("p2", (150, 170)), ("call1", (40, 60))):
-        state = page_state(server.url + f"good/igv/index.html?locus={term}", tmp_path / f"profile_{term}")
-        assert state["errors"] == [] and state["search"] == {"term": term, "found": True}, state
+    where = {"L0H2_RpoD-10": (1500, 1510), "sigma70": (2200, 2210), "TSS_2801+": (2800, 2801)}
+    for name, term in (
+        ("L0H2_RpoD-10", "L0H2_RpoD-10"),
+        ("L0H2_RpoD-10", "l0h2_rpod-10"),
+        ("sigma70", "SIGMA70"),
+        ("sigma70", "sigma70"),
+        ("TSS_2801+", "tss_2801%2B"),  # '+' is %2B in an address
+    ):
+        state = page_state(server.url + f"search/igv/index.html?locus={term}", tmp_path / f"profile_{len(term)}_{term[:3]}")
+        assert state["errors"] == [] and state["search"]["found"] is True, (term, state)
         chrom, span = state["locus"].split(":")
         start, end = map(int, span.split("-"))
         # igv.js shows the feature with 1,000 nt of flank on each side (its default `flanking`), cut at 0
-        assert (chrom, start, end) == ("chrA", max(0, where[0] - 1000), where[1] + 1000), state
-    state = page_state(server.url + "good/igv/index.html?locus=nowhere", tmp_path / "profile_none")
+        assert (chrom, start, end) == ("chrA", max(0, where[name][0] - 1000), where[name][1] + 1000), (term, state)
+    state = page_state(server.url + "search/igv/index.html?locus=nowhere", tmp_path / "profile_none")
     assert state["search"] == {"term": "nowhere", "found": False} and state["locus"].startswith("chrA:"), state
 
 

@@ -96,7 +96,13 @@ def test_bed_gz_tabix_fetch(tmp_path):
     assert list(tabix.fetch("chrA", 15, 17)) == ["chrA\t10\t16\tL1H2_a\t1000\t+\t1e-05\tTATAAT", "chrA\t10\t20\tL1H2_b\t0\t-\t0.25\tTTGACA"]
     assert list(tabix.fetch("chrA", 16, 20)) == ["chrA\t10\t20\tL1H2_b\t0\t-\t0.25\tTTGACA"]
     assert len(list(tabix.fetch("chrB"))) == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["motif_hits.bb", "motif_hits.bed.gz", "motif_hits.bed.gz.tbi"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "motif_hits.bb",
+        "motif_hits.bed.gz",
+        "motif_hits.bed.gz.tbi",
+        "motif_hits.ix",
+        "motif_hits.ixx",
+    ]
 
 
 def test_plain_bed6_and_input_forms(tmp_path):

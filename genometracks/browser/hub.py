@@ -20,6 +20,7 @@ from genometracks.browser.genark import GENARK_SIZES
 from genometracks.browser.validate import validate_hub
 from genometracks.formats.bigbed import bigbed_field_counts
 from genometracks.formats.bigbed_index import BigBedIndexError, extra_index_fields
+from genometracks.formats.trix import trix_paths
 from genometracks.formats.twobit import write_twobit
 from genometracks.io.atomic import link_or_copy, staged_dir
 from genometracks.io.paths import hub_static_dir, safe_name
@@ -162,6 +163,11 @@ class _Writer:
             searchable = _searchable_fields(target)  # UCSC's position box finds items by these fields
             if searchable:
                 text += _line("searchIndex", ",".join(searchable), indent)
+                words = trix_paths(track.source)
+                if "searchTrix" not in track.settings and all(p.is_file() for p in words):  # ... in any case
+                    for source, suffix in zip(words, (".ix", ".ixx")):
+                        link_or_copy(source, self.gdir / (name + suffix))
+                    text += _line("searchTrix", name + ".ix", indent)
         if not parent:
             text += _line("priority", priority, indent)
         return text + self._common(track, indent, top=parent is None) + "\n"

@@ -34,6 +34,7 @@ from genometracks.browser.chromalias import fasta_original_names, write_chrom_al
 from genometracks.browser.locus import igvjs_locus
 from genometracks.browser.status_page import script_json, status_page
 from genometracks.formats.bigwig import read_bigwig, write_bigwig
+from genometracks.formats.trix import trix_paths
 from genometracks.genome.sequence import GenomeError, read_fasta_letters
 from genometracks.io.atomic import link_or_copy, staged_dir
 from genometracks.io.paths import safe_name
@@ -173,7 +174,8 @@ def write_negated_bigwig(source: Path, target: Path) -> Path:
 
 
 def _relative(run_dir: Path, igv_dir: Path, track: IgvTrack) -> tuple[str, str | None]:
-    """(path, index path or None) of a track relative to igv/, after checking the files exist in DIR."""
+    """(path, index path or None) of a track relative to igv/, after checking the files exist in DIR: a
+    .bed.gz's tabix index, or a bigBed's trix word index (X.ix beside X.bb, for igv.js's case-blind search)."""
     kind = track.kind  # raises for an unknown file type
     path = Path(track.path)
     path = Path(os.path.abspath(path if path.is_absolute() else run_dir / path))  # symlinks kept: DIR/tracks may be one
@@ -190,6 +192,8 @@ def _relative(run_dir: Path, igv_dir: Path, track: IgvTrack) -> tuple[str, str |
         if not tbi.is_file():
             raise IgvError(f"{tbi}: tabix index of track {track.name!r} not found")
         index = os.path.relpath(tbi, os.path.abspath(igv_dir))
+    if kind == "bigbed" and all(p.is_file() for p in trix_paths(path)):
+        index = os.path.relpath(trix_paths(path)[0], os.path.abspath(igv_dir))
     return os.path.relpath(path, os.path.abspath(igv_dir)), index
 
 
@@ -306,7 +310,9 @@ def _track_config(track: IgvTrack, path: str, index: str | None) -> dict:
         config.update(type="wig", format="bigwig", height=80, windowFunction=track.window_function)
     else:
         config.update(type="annotation", format="bigbed" if track.kind == "bigbed" else "bed", displayMode="EXPANDED")
-        if index:
+        if index and track.kind == "bigbed":  # igv.js upper-cases a search: the trix maps any case to the name
+            config.update(trixURL=index)
+        elif index:
             config.update(indexURL=index)
         elif track.kind == "bed":  # a plain BED, loaded whole: its names can be searched
             config.update(indexed=False, searchable=True)
@@ -455,7 +461,7 @@ _PAGE = status_page(
     count="features ? (t.type === 'merged' ? features.featureArrays.reduce((n, part) => n + part.length, 0) : features.length) : 0",
     finish="""\
     // index.html?locus=TERM: a locus or a feature name (a TSS call, a motif hit) found through the
-    // tracks' name indexes (bigBed extra indexes, plain BEDs read whole); '+' in a name is %2B in a URL
+    // tracks' name indexes (bigBed trix + extra indexes, any case; plain BEDs read whole); '+' in a name is %2B in a URL
     const wanted = new URLSearchParams(location.search).get("locus");
     if (wanted) {
       state.search = {term: wanted, found: await browser.search(wanted)};

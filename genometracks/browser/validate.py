@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import struct
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -305,6 +306,12 @@ class _Checker:
                 self.data(where, path, f["type"], kind, sizes)
                 if kind == "bigBed" and f.get("searchIndex"):
                     self.search_index(where, path, f["searchIndex"])
+                if f.get("searchTrix"):
+                    if not f.get("searchIndex"):
+                        self.add(where, "searchTrix needs a searchIndex (the trix ids are looked up in the bigBed's name index)")
+                    ix = self.file(where, base, f["searchTrix"], "searchTrix")
+                    if ix is not None:
+                        self.file(where, base, f["searchTrix"] + "x", "searchTrix index (.ixx)")
 
     def data(self, where: str, path: Path, type_line: str, kind: str, sizes: dict[str, int] | None) -> None:
         with open(path, "rb") as handle:
@@ -330,7 +337,7 @@ class _Checker:
         look; UCSC's position search would find nothing by it)."""
         try:
             indexed = extra_index_fields(path)
-        except (BigBedIndexError, ValueError, IndexError) as err:
+        except (BigBedIndexError, ValueError, IndexError, struct.error) as err:
             self.add(where, f"searchIndex: cannot read the indexes of '{path.name}' ({err})")
             return
         for name in value.split(","):

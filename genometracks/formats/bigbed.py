@@ -19,9 +19,19 @@ import pandas as pd
 
 from genometracks.formats.bigbed_index import add_extra_indexes
 from genometracks.formats.bigwig import ExportError
+from genometracks.formats.trix import write_trix
 from genometracks.io.atomic import atomic_path
 
-__all__ = ["BedSchema", "ExportError", "sort_bed_records", "write_bed_gz", "write_bed_outputs", "write_bigbed", "bigbed_field_counts"]
+__all__ = [
+    "BedSchema",
+    "ExportError",
+    "remove_bed_outputs",
+    "sort_bed_records",
+    "write_bed_gz",
+    "write_bed_outputs",
+    "write_bigbed",
+    "bigbed_field_counts",
+]
 
 BED6 = (
     ("string", "chrom", "Reference sequence chromosome or scaffold"),
@@ -233,7 +243,8 @@ def _bed_text(frame: pd.DataFrame) -> str:
 
 
 def write_bed_outputs(records: Any, path_prefix: str | Path, schema: BedSchema, chrom_sizes: Mapping[str, int]) -> dict[str, Path]:
-    """Write `<prefix>.bb` and `<prefix>.bed.gz` + `.bed.gz.tbi`; returns {'bigbed', 'bed_gz', 'tbi'} paths.
+    """Write `<prefix>.bb` and `<prefix>.bed.gz` + `.bed.gz.tbi` (and `<prefix>.ix`/`.ixx`, the trix index of
+    the searchable columns); returns {'bigbed', 'bed_gz', 'tbi'[, 'ix', 'ixx']} paths.
 
     `records`: DataFrame, structured array or list of dicts with columns `schema.columns`
     ('chromStart'/'chromEnd' also accepted). Each file appears atomically."""
@@ -246,8 +257,20 @@ def write_bed_outputs(records: Any, path_prefix: str | Path, schema: BedSchema, 
     frame = _validate(_as_frame(records), paths["bigbed"], schema, chrom_sizes)
     text = _bed_text(frame)
     _write_bigbed(paths["bigbed"], text, schema, chrom_sizes)
+    paths.update(_write_search_words(frame, paths["bigbed"], schema))
     _write_tabix(paths["bed_gz"], paths["tbi"], text)
     return paths
+
+
+OUTPUT_SUFFIXES = (".bb", ".bed.gz", ".bed.gz.tbi", ".ix", ".ixx")  # what write_bed_outputs writes beside <prefix>
+
+
+def remove_bed_outputs(path_prefix: str | Path) -> None:
+    """Remove what `write_bed_outputs` wrote at `path_prefix` (a track with no records left: an earlier
+    call's files would otherwise go on into the hub and the IGV session)."""
+    prefix = Path(path_prefix)
+    for suffix in OUTPUT_SUFFIXES:
+        prefix.with_name(prefix.name + suffix).unlink(missing_ok=True)
 
 
 def write_bigbed(records: Any, path: str | Path, schema: BedSchema, chrom_sizes: Mapping[str, int]) -> Path:
@@ -256,7 +279,16 @@ def write_bigbed(records: Any, path: str | Path, schema: BedSchema, chrom_sizes:
     path = Path(path)
     frame = _validate(_as_frame(records), path, schema, chrom_sizes)
     _write_bigbed(path, _bed_text(frame), schema, chrom_sizes)
+    _write_search_words(frame, path, schema)
     return path
+
+
+def _write_search_words(frame: pd.DataFrame, bigbed: Path, schema: BedSchema) -> dict[str, Path]:
+    """The trix index (X.ix, X.ixx) of the searchable columns' values beside bigBed X.bb: case-insensitive
+    search in UCSC (`searchTrix`) and igv.js (`trixURL`); {} (and old ones removed) without search columns."""
+    values = [str(v) for column in schema.search for v in frame[column].unique()]
+    written = write_trix(values, bigbed) if schema.search else write_trix([], bigbed)
+    return {"ix": written[0], "ixx": written[1]} if written else {}
 
 
 def _write_bigbed(path: Path, text: str, schema: BedSchema, chrom_sizes: Mapping[str, int]) -> None:

@@ -193,11 +193,26 @@ def extra_index_fields(path: str | Path) -> list[str]:
     path = Path(path)
     data = path.read_bytes()
     header = _header(data, path)
+    return [names for names, _ in _indexes(data, header, path)]
+
+
+def _indexes(data: bytes, header: dict[str, int], path: Path) -> list[tuple[str, int]]:
+    """(field name, B+ tree offset) of each extra index; a list that does not fit the file raises."""
     if not header["extension"]:
         return []
+    if header["extension"] + 12 > len(data):
+        raise BigBedIndexError(f"{path}: header extension at byte {header['extension']} lies past the end ({len(data)} bytes): truncated?")
     _, count, listed = struct.unpack_from("<HHQ", data, header["extension"])
+    if listed + _INDEX_ENTRY_SIZE * count > len(data):
+        raise BigBedIndexError(f"{path}: its {count} extra index(es) at byte {listed} lie past the end ({len(data)} bytes): truncated?")
     names = _field_names(data, header)
-    return [names[struct.unpack_from("<HHQIHH", data, listed + _INDEX_ENTRY_SIZE * i)[4]] for i in range(count)]
+    out = []
+    for i in range(count):
+        _, _, tree, _, field_id, _ = struct.unpack_from("<HHQIHH", data, listed + _INDEX_ENTRY_SIZE * i)
+        if field_id >= len(names) or tree + 32 > len(data):
+            raise BigBedIndexError(f"{path}: extra index {i} (field {field_id}, tree at byte {tree}) does not fit the file")
+        out.append((names[field_id], tree))
+    return out
 
 
 def find_named_records(path: str | Path, field: str, value: str) -> list[tuple[int, int]]:
@@ -206,11 +221,10 @@ def find_named_records(path: str | Path, field: str, value: str) -> list[tuple[i
     path = Path(path)
     data = path.read_bytes()
     header = _header(data, path)
-    fields = extra_index_fields(path)
-    if field not in fields:
-        raise BigBedIndexError(f"{path}: no extra index on {field!r} (indexes: {fields or 'none'})")
-    _, _, listed = struct.unpack_from("<HHQ", data, header["extension"])
-    tree = struct.unpack_from("<HHQIHH", data, listed + _INDEX_ENTRY_SIZE * fields.index(field))[2]
+    indexes = dict(_indexes(data, header, path))
+    if field not in indexes:
+        raise BigBedIndexError(f"{path}: no extra index on {field!r} (indexes: {list(indexes) or 'none'})")
+    tree = indexes[field]
     magic, _, key_size, value_size, _ = struct.unpack_from("<IIIIQ", data, tree)
     if magic != _BPT_MAGIC:
         raise BigBedIndexError(f"{path}: B+ tree of {field!r} at byte {tree}: bad magic {magic:#x}")

@@ -12,7 +12,7 @@ import pyBigWig
 from omegaconf import DictConfig
 from scipy.signal import find_peaks
 
-from genometracks.formats.bigbed import BedSchema, sort_bed_records, write_bed_outputs
+from genometracks.formats.bigbed import BedSchema, remove_bed_outputs, sort_bed_records, write_bed_outputs
 from genometracks.formats.bigwig import read_bigwig
 from genometracks.io.atomic import write_text_atomic
 from genometracks.io.rundir import STRAND_WORDS, RunDir
@@ -181,9 +181,7 @@ def peaks_command(cfg: DictConfig) -> dict:
             )
         )
     else:  # an earlier call's bigBed and tabix files would go on into the hub and the IGV session
-        stem = run.peaks_stem
-        for suffix in (".bb", ".bed.gz", ".bed.gz.tbi"):
-            stem.with_name(stem.name + suffix).unlink(missing_ok=True)
+        remove_bed_outputs(run.peaks_stem)
     summary = {
         "peaks": len(records),
         "threshold": threshold,

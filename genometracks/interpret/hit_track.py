@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genometracks.formats.bigbed import BedSchema, sort_bed_records, write_bed_outputs
+from genometracks.formats.bigbed import BedSchema, remove_bed_outputs, sort_bed_records, write_bed_outputs
 from genometracks.genome.sequence import Genome
 from genometracks.interpret.motifs import MotifError
 from genometracks.interpret.scan import AnchoredMotif, max_score, promoter_background, scan_calls
@@ -126,10 +126,8 @@ def motif_hit_track(genome: Genome, calls: pd.DataFrame, motifs: list, slack: in
         "at_random_positions": int((null["q_value"] <= q_threshold).sum()),
         "min_q_value": float(tests["q_value"].min()) if len(tests) else None,
     }
-    paths = [prefix.with_name(prefix.name + sfx) for sfx in (".bb", ".bed.gz", ".bed.gz.tbi")]
     if hits.empty:
-        for path in paths:
-            path.unlink(missing_ok=True)
+        remove_bed_outputs(prefix)
         note = "no informative head" if not motifs else "no TSS call" if not len(calls) else "no word at or below the q-value cut-off"
         return {**summary, "note": note, "files": []}
     records = sort_bed_records(hit_records(hits, labels, {h: max_score(a.motif, background) for h, a in heads.items()}))

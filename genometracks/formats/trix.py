@@ -1,0 +1,81 @@
+"""Trix word indexes (`.ix` + `.ixx`, the format of UCSC's `ixIxx`) that make a bigBed's names searchable
+without regard to case: UCSC's trackDb `searchTrix` and igv.js's `trixURL` read them.
+
+Each searchable value (a TSS call's name, a motif, a sigma class) is one word, lower-cased, pointing at
+itself: `.ix` lines are `word id,1 id,1 ...` (words in byte order, ids in byte order), and `.ixx` lines
+are a word's first 5 characters (space-padded) and the 10-hex-digit byte offset of the first `.ix` line
+with that prefix, one about every 64 KiB, as ixIxx writes them. A reader lower-cases what the user typed,
+finds the word (igv.js: exactly; UCSC: as a prefix too), and looks the id up in the bigBed's B+ tree
+name index, whose keys are case-sensitive (`formats.bigbed_index`). Values holding white space or ','
+cannot be trix ids and are left out (they stay in the B+ tree).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from genometracks.io.atomic import write_text_atomic
+
+__all__ = ["trix_paths", "trix_text", "write_trix"]
+
+PREFIX_SIZE = 5  # ixIxx's default -prefixSize
+BIN_SIZE = 64 * 1024  # ixIxx's default -binSize (bytes of .ix between .ixx entries)
+
+
+def trix_paths(bigbed: str | Path) -> tuple[Path, Path]:
+    """(`.ix`, `.ixx`) beside a bigBed: X.bb → X.ix, X.ixx (igv.js finds the .ixx as the .ix's name + 'x')."""
+    path = Path(bigbed)
+    return path.with_suffix(".ix"), path.with_suffix(".ixx")
+
+
+def trix_text(values: Iterable[str]) -> tuple[str, str]:
+    """(.ix text, .ixx text) indexing each distinct value under its lower-cased self."""
+    by_word: dict[bytes, set[bytes]] = {}
+    for value in values:
+        text = str(value)
+        if not text or any(c.isspace() or c == "," for c in text):
+            continue
+        by_word.setdefault(text.lower().encode(), set()).add(text.encode())
+    lines = [word + b"".join(b" " + item + b",1" for item in sorted(items)) + b"\n" for word, items in sorted(by_word.items())]
+    return b"".join(lines).decode(), _ixx(lines)
+
+
+def _prefix(word: bytes) -> bytes:
+    return word[:PREFIX_SIZE].ljust(PREFIX_SIZE, b" ")
+
+
+def _ixx(lines: list[bytes]) -> str:
+    """The index into the .ix (kent's makeIxx): the first line, then, once BIN_SIZE bytes have passed since
+    the last entry, the first line of the current line's prefix (when that prefix is new to the index)."""
+    if not lines:
+        return ""
+    entries: list[tuple[bytes, int]] = []
+    written_prefix = last_prefix = _prefix(lines[0].split(b" ", 1)[0])
+    written_pos = start_prefix_pos = 0
+    entries.append((written_prefix, 0))
+    position = len(lines[0])
+    for line in lines[1:]:
+        prefix = _prefix(line.split(b" ", 1)[0])
+        if prefix != last_prefix:
+            start_prefix_pos = position
+        if position - written_pos >= BIN_SIZE and prefix != written_prefix:
+            entries.append((prefix, start_prefix_pos))
+            written_pos, written_prefix = position, prefix
+        last_prefix = prefix
+        position += len(line)
+    return "".join(f"{prefix.decode()}{pos:010X}\n" for prefix, pos in entries)
+
+
+def write_trix(values: Iterable[str], bigbed: str | Path) -> tuple[Path, Path] | None:
+    """Write the trix index of `values` beside the bigBed (each file atomically); None, and any old pair
+    removed, when no value can be indexed."""
+    ix, ixx = trix_paths(bigbed)
+    ix_text, ixx_text = trix_text(values)
+    if not ix_text:
+        ix.unlink(missing_ok=True)
+        ixx.unlink(missing_ok=True)
+        return None
+    write_text_atomic(ixx, ixx_text)
+    write_text_atomic(ix, ix_text)
+    return ix, ixx
