@@ -155,6 +155,7 @@ def _with(column, index, value):
         (_with("score", 1, 1001), "score 1001 outside 0..1000"),
         (_with("score", 1, 2.5), "score 2.5 is not an integer"),
         (_with("name", 2, "two words"), "name must be non-empty without whitespace"),
+        (_with("name", 2, "é" * 128), r"record 2 \(chrA:400-406 'éé.*name is longer than 255 bytes"),
         (_with("strand", 2, "?"), "strand '\\?'"),
         (_with("motif", 2, ""), "column motif value"),
         (records().drop(columns="pvalue"), r"lack column\(s\) \['pvalue'\]"),

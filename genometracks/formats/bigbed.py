@@ -175,6 +175,9 @@ def _validate(frame: pd.DataFrame, out: Path, schema: BedSchema, chrom_sizes: Ma
         raise ExportError(
             f"{out}: {_record(frame, bad[0])}: name must be non-empty without whitespace (use '.' for no name, '_' for spaces)"
         )
+    bad = np.flatnonzero((names.str.encode("utf-8").str.len() > 255).to_numpy())
+    if bad.size:  # kent's bedToBigBed refuses them too
+        raise ExportError(f"{out}: {_record(frame, bad[0])}: name is longer than 255 bytes; shorten it (UCSC's limit)")
     bad = np.flatnonzero(~frame["strand"].isin(["+", "-", "."]).to_numpy())
     if bad.size:
         raise ExportError(f"{out}: {_record(frame, bad[0])}: strand {frame['strand'].iloc[bad[0]]!r}; use '+', '-' or '.'")
