@@ -125,6 +125,52 @@ def test_jbrowse_page_loads_every_track(run, tmp_path):
     assert count(SIGMA_COLOURS["sigma70"]) > 0 and count(SIGMA_COLOURS["sigma38"]) > 0
 
 
+def test_text_search_files_index_every_searchable_value(run):
+    """JBrowse 2 searches trix files of its own (payload: location, track, names); the config names them."""
+    root, _ = run
+    folder = root / "run" / "jbrowse"
+    config = json.loads((folder / "config.json").read_text())
+    tracks = {t["name"]: t for t in config["tracks"]}
+    peaks = tracks["TSS peaks"]
+    adapter = peaks["textSearching"]["textSearchAdapter"]
+    assert adapter["type"] == "TrixTextSearchAdapter" and adapter["tracks"] == [peaks["trackId"]]
+    ix = (folder / adapter["ixFilePath"]["uri"]).read_text()
+    assert (folder / adapter["ixxFilePath"]["uri"]).read_text().endswith("0000000000\n")
+    # TSS_4001+ at 0-based 4000: '+' URI-encoded in the payload, the word lower-case, the location 1-based
+    line = next(line for line in ix.splitlines() if line.startswith("tss_4001+ "))
+    assert line == f'tss_4001+ ["{br.CHROM.replace(".", ".")}%3A4001..4001"|"{peaks["trackId"]}"|"TSS_4001%2B"],1'
+    assert len(ix.splitlines()) == len(br.peak_frame())
+    hits = tracks["Head motif hits"]["textSearching"]["textSearchAdapter"]
+    words = [line.split(" ")[0] for line in (folder / hits["ixFilePath"]["uri"]).read_text().splitlines()]
+    # by name and motif; the call's name (its tss column) only in the peaks track: one name, one result
+    assert words == sorted(words) and "l0h0_m1" in words and "m1" in words and not any(w.startswith("tss_") for w in words)
+    sigma = tracks["TSS sigma class"]["textSearching"]["textSearchAdapter"]
+    words = {line.split(" ")[0] for line in (folder / sigma["ixFilePath"]["uri"]).read_text().splitlines()}
+    assert words == {"sigma70", "sigma38"}
+    assert all(t.get("textSearching") is None for t in config["tracks"] if t["type"] == "QuantitativeTrack")
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="Chromium is not installed: `apt-get install -y chromium` (scripts/install.sh --test installs it)"
+)
+@pytest.mark.slow
+def test_the_page_finds_a_call_by_name_in_any_case(run, tmp_path):
+    import html
+    import re
+
+    root, _ = run
+    with serve(root) as server:
+        url = server.url + "run/jbrowse/index.html?locus=tss_4001%2B"
+        result = chromium(["--virtual-time-budget=30000", "--dump-dom", url], tmp_path / "profile")
+    match = re.search(r'<pre id="jb-status">(.*?)</pre>', result.stdout, re.S)
+    assert match, result.stderr[-2000:]
+    state = json.loads(html.unescape(match.group(1)))
+    assert state["errors"] == [] and state["search"] == {"term": "tss_4001+", "found": True}, state
+    chrom, span = state["locus"].split(":")
+    start, end = (int(x.replace(",", "")) for x in span.split(".."))
+    assert chrom == br.CHROM and start <= 4001 <= end and start > 2000, state  # moved from 1..2000 to the call
+
+
 APP_PACKAGE, APP_VERSION, APP_BUNDLE = "@jbrowse/react-app2", "4.3.0", "react-app.umd.production.min.js"
 # the full JBrowse app (JBrowse Web's code as a component) opening DIR/jbrowse/config.json the way JBrowse
 # Web does (createViewState({config})), then reporting its session's first view

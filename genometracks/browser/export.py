@@ -41,11 +41,22 @@ class OptionalTrack:
     group: str
     color: tuple[int, int, int]
     settings: tuple[tuple[str, str], ...] = ()
+    # the fields JBrowse's search box finds this track's items by: a TSS call's name only in the peaks track
+    # (the sigma and motif tracks repeat it: one name, one result, and JBrowse jumps to it)
+    jbrowse_search: tuple[str, ...] = ()
 
 
 OPTIONAL_TRACKS = (
     OptionalTrack(
-        "tss_peaks", "tss_peaks", ".bb", "TSS peaks", "TSS calls: local maxima of the TSS probability", "tss_peaks", "tss", (120, 0, 120)
+        "tss_peaks",
+        "tss_peaks",
+        ".bb",
+        "TSS peaks",
+        "TSS calls: local maxima of the TSS probability",
+        "tss_peaks",
+        "tss",
+        (120, 0, 120),
+        jbrowse_search=("name",),
     ),
     OptionalTrack(
         "tss_sigma",
@@ -57,6 +68,7 @@ OPTIONAL_TRACKS = (
         "tss",
         (0, 0, 0),
         (("itemRgb", "on"),),
+        jbrowse_search=("sigma",),
     ),
     OptionalTrack(
         "motif_hits",
@@ -68,6 +80,7 @@ OPTIONAL_TRACKS = (
         "interpretation",
         (0, 110, 60),
         (("itemRgb", "on"),),
+        jbrowse_search=("name", "matchedMotif"),
     ),
     OptionalTrack(
         "attribution_plus",
@@ -235,6 +248,7 @@ def _jbrowse_tracks(tracks_dir: Path) -> list:
                     [(t.short_label, path, t.color)],
                     category=category,
                     item_rgb=("itemRgb", "on") in t.settings,
+                    search=t.jbrowse_search,
                 )
             )
     return tracks

@@ -5,7 +5,9 @@ in a browser; see `genometracks serve`).
 The assembly is `jbrowse/genome.2bit` (written from the FASTA, contigs named as in every output) with
 `jbrowse/aliases.txt` (RefSeq, INSDC, chr-style and original FASTA names). Tracks are referenced where
 they lie in DIR (`../tracks/...`): TSS probability as one track per strand (minus drawn inverted), and
-peaks, sigma classes (in their itemRgb colours), motif hits and attribution when present.
+peaks, sigma classes (in their itemRgb colours), motif hits and attribution when present. Each bigBed
+with name-search indexes gets JBrowse's own trix files (`<trackId>.ix/.ixx`, `textSearching`), so the
+search box (and `index.html?locus=NAME`) finds a TSS call, a sigma class or a motif by name, in any case.
 
 The viewer is the package's self-contained UMD bundle, fetched from the npm registry with
 `npm pack` (the tarball only; no dependency tree) into the user cache and copied beside the page,
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +26,8 @@ from pathlib import Path
 from genometracks.browser.bundles import cache_root, npm_dist_bundle
 from genometracks.browser.chromalias import alias_list, fasta_original_names
 from genometracks.browser.status_page import status_page
+from genometracks.formats.bigbed_index import BigBedIndexError, autosql_field_names, extra_index_fields
+from genometracks.formats.trix import jbrowse_trix_text
 from genometracks.formats.twobit import write_twobit
 from genometracks.io.atomic import link_or_copy, staged_dir
 from genometracks.io.paths import safe_name
@@ -42,7 +47,8 @@ class JBrowseTrack:
     paths = [(label, file, colour)], one. `item_rgb`: draw features in the file's colours. For a
     wig: `inverted` draws it downward (a minus strand, as the hub's negateValues and IGV's negated
     file do), `summary` is how JBrowse sums up a zoomed-out window ('max' keeps a TSS's peak
-    visible; None: JBrowse's default, whiskers of min/mean/max)."""
+    visible; None: JBrowse's default, whiskers of min/mean/max). For a bigBed, `search` names the
+    fields its search box finds items by (among those the bigBed has name indexes on; () for all)."""
 
     track_id: str
     name: str
@@ -52,6 +58,7 @@ class JBrowseTrack:
     item_rgb: bool = False
     inverted: bool = False
     summary: str | None = None
+    search: Sequence[str] = ()
 
 
 def ensure_jbrowse_js(version: str = JBROWSE_VERSION) -> Path:
@@ -71,6 +78,70 @@ def _rel(run_dir: Path, folder: Path, path: Path, what: str) -> str:
 
 def _rgb(colour: tuple[int, int, int]) -> str:
     return "rgb({},{},{})".format(*map(int, colour))
+
+
+def searchable_records(bigbed: Path, only: Sequence[str] = ()) -> list[tuple[str, int, int, list[str]]]:
+    """(contig, start, end, values of the fields it has name-search indexes on, or of those of `only`) of
+    every record of a bigBed written with `BedSchema.search` ([] when it has none): what JBrowse's text
+    search is built from."""
+    import pyBigWig
+
+    fields = [f for f in _searchable_fields(bigbed) if not only or f in only]
+    if not fields:
+        return []
+    with pyBigWig.open(str(bigbed)) as bb:
+        names = autosql_field_names(bb.SQL().decode(errors="replace")) if bb.SQL() else []
+        columns = [names.index(f) - 3 for f in fields if f in names]
+        out = []
+        for chrom, size in bb.chroms().items():
+            for start, end, rest in bb.entries(chrom, 0, size) or []:
+                values = rest.split("\t")
+                out.append((chrom, start, end, [values[c] for c in columns if c < len(values)]))
+    return out
+
+
+def _searchable_fields(bigbed: Path) -> list[str]:
+    try:
+        return extra_index_fields(bigbed)
+    except (BigBedIndexError, ValueError, IndexError, struct.error):
+        return []
+
+
+def text_search_adapter(track_id: str, assembly: str) -> dict:
+    """A track's `textSearching` config: JBrowse's trix adapter over `<track_id>.ix/.ixx` in DIR/jbrowse/."""
+    location = {"locationType": "UriLocation"}
+    return {
+        "textSearchAdapter": {
+            "type": "TrixTextSearchAdapter",
+            "textSearchAdapterId": f"{track_id}-index",
+            "ixFilePath": {"uri": f"{track_id}.ix", **location},
+            "ixxFilePath": {"uri": f"{track_id}.ixx", **location},
+            "metaFilePath": {"uri": f"{track_id}_meta.json", **location},
+            "assemblyNames": [assembly],
+            "tracks": [track_id],
+        }
+    }
+
+
+def write_text_search(stage: Path, run_dir: Path, tracks: Sequence[JBrowseTrack], configs: list[dict]) -> None:
+    """For each bigBed track with name-search indexes: `<trackId>.ix/.ixx` (and the meta.json JBrowse's
+    adapter names) in the staged DIR/jbrowse/, and its config's `textSearching`; the search box then finds
+    a TSS call, motif or sigma class by name, in any case."""
+    for track, config in zip(tracks, configs):
+        if track.kind != "features":
+            continue
+        source = Path(track.paths[0][1])
+        bigbed = source if source.is_absolute() else run_dir / source
+        records = searchable_records(bigbed, track.search)
+        ix, ixx = jbrowse_trix_text(records, config["trackId"]) if records else ("", "")
+        if not ix:
+            continue
+        (stage / f"{config['trackId']}.ix").write_text(ix)
+        (stage / f"{config['trackId']}.ixx").write_text(ixx)
+        fields = [f for f in _searchable_fields(bigbed) if not track.search or f in track.search]
+        meta = {"tracks": [{"trackId": config["trackId"], "attributesIndexed": fields}]}
+        (stage / f"{config['trackId']}_meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+        config["textSearching"] = text_search_adapter(config["trackId"], config["assemblyNames"][0])
 
 
 def track_configs(run_dir: Path, folder: Path, assembly: str, tracks: Sequence[JBrowseTrack]) -> list[dict]:
@@ -147,6 +218,7 @@ def write_jbrowse(
         aliases = alias_list(chrom_sizes, fasta_original_names(fasta))
         sequence_id = f"{assembly}-ReferenceSequenceTrack"
         (stage / "aliases.txt").write_text("".join("\t".join([name, *names]) + "\n" for name, names in aliases.items() if names))
+        write_text_search(stage, run_dir, tracks, configs)
         config = {
             "assemblies": [
                 {
@@ -237,4 +309,17 @@ _PAGE = status_page(
         }
 """,
     count="features.length",
+    finish="""\
+    // index.html?locus=TERM: a locus, or a name the tracks' text search knows (a TSS call, a motif, a
+    // sigma class; any case); '+' in a name is %2B in an address
+    const wanted = new URLSearchParams(location.search).get("locus");
+    if (wanted) {
+      state.search = {term: wanted, found: true};
+      const model = viewState.session.assemblyManager.get(assembly.name);  // the assembly's model, not its name
+      try { await view.navToSearchString({input: wanted, assembly: model}); }
+      catch (e) { state.search = {term: wanted, found: false, why: String(e && e.message || e)}; }
+      const moved = view.dynamicBlocks.contentBlocks[0] || view.displayedRegions[0];
+      state.locus = `${moved.refName}:${Math.round(moved.start) + 1}..${Math.round(moved.end)}`;
+    }
+""",
 )

@@ -12,12 +12,14 @@ cannot be trix ids and are left out (they stay in the B+ tree).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from urllib.parse import quote
 
 from genometracks.io.atomic import write_text_atomic
 
-__all__ = ["trix_paths", "trix_text", "write_trix"]
+__all__ = ["ix_text", "jbrowse_trix_text", "trix_paths", "trix_text", "write_trix"]
 
 PREFIX_SIZE = 5  # ixIxx's default -prefixSize
 BIN_SIZE = 64 * 1024  # ixIxx's default -binSize (bytes of .ix between .ixx entries)
@@ -29,16 +31,42 @@ def trix_paths(bigbed: str | Path) -> tuple[Path, Path]:
     return path.with_suffix(".ix"), path.with_suffix(".ixx")
 
 
-def trix_text(values: Iterable[str]) -> tuple[str, str]:
-    """(.ix text, .ixx text) indexing each distinct value under its lower-cased self."""
-    by_word: dict[bytes, set[bytes]] = {}
-    for value in values:
-        text = str(value)
-        if not text or any(c.isspace() or c == "," for c in text):
-            continue
-        by_word.setdefault(text.lower().encode(), set()).add(text.encode())
-    lines = [word + b"".join(b" " + item + b",1" for item in sorted(items)) + b"\n" for word, items in sorted(by_word.items())]
+def ix_text(items: Iterable[tuple[str, Sequence[str]]]) -> tuple[str, str]:
+    """(.ix text, .ixx text) of (item id, words) items, as ixIxx writes them for lines `id word1 word2 ...`:
+    each word lower-cased, `word id,position ...` per word in byte order, hits by id then position (1-based).
+    Ids and words must hold no white space (ids no ',' either)."""
+    by_word: dict[bytes, set[tuple[bytes, int]]] = {}
+    for item, words in items:
+        for position, word in enumerate(words, start=1):
+            by_word.setdefault(word.lower().encode(), set()).add((item.encode(), position))
+    lines = [
+        word + b"".join(b" " + item + b"," + str(position).encode() for item, position in sorted(hits)) + b"\n"
+        for word, hits in sorted(by_word.items())
+    ]
     return b"".join(lines).decode(), _ixx(lines)
+
+
+def _indexable(text: str) -> bool:
+    return bool(text) and not any(c.isspace() or c == "," for c in text)
+
+
+def trix_text(values: Iterable[str]) -> tuple[str, str]:
+    """(.ix text, .ixx text) indexing each distinct value under its lower-cased self (UCSC, igv.js)."""
+    distinct = sorted({str(v) for v in values if _indexable(str(v))})
+    return ix_text((value, [value]) for value in distinct)
+
+
+def jbrowse_trix_text(records: Iterable[tuple[str, int, int, Sequence[str]]], track_id: str) -> tuple[str, str]:
+    """(.ix, .ixx) for JBrowse 2's TrixTextSearchAdapter: each record (contig, start 0-based, end, searchable
+    values) is found by any of its values (lower-cased words); its id is the payload JBrowse shows and
+    jumps to, as `jbrowse text-index` writes it: a JSON array of URI-encoded [`contig:start+1..end`,
+    track id, values...] with ',' written '|'."""
+
+    def payload(chrom: str, start: int, end: int, values: Sequence[str]) -> str:
+        parts = [f"{chrom}:{start + 1}..{end}", track_id, *values]
+        return json.dumps([quote(p, safe="-_.!~*'()") for p in parts], separators=(",", ":")).replace(",", "|")
+
+    return ix_text((payload(chrom, start, end, values), [v for v in values if _indexable(v)]) for chrom, start, end, values in records)
 
 
 def _prefix(word: bytes) -> bytes:
