@@ -342,9 +342,9 @@ def main(argv: list[str] | None = None) -> int:
         run_hydra(command, rest)
     except KeyboardInterrupt as stop:  # run_lock.Interrupted (SIGTERM) or Ctrl-C
         name = str(stop) or "SIGINT"
+        again = "add resume=true to the same command to resume" if command == "train" else "run the same command again to resume"
         print(
-            f"genometracks {command}: stopped by {name}; finished outputs are kept, temporary ones removed. "
-            "Run the same command again to resume (training: add resume=true)",
+            f"genometracks {command}: stopped by {name}; finished outputs are kept, temporary ones removed. {again[0].upper()}{again[1:]}",
             file=sys.stderr,
         )
         return 143 if name == "SIGTERM" else 130

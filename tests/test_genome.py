@@ -241,7 +241,17 @@ def test_a_header_that_is_not_utf8_names_the_record(tmp_path):
 def test_a_missing_genome_in_the_shared_data_folder_names_genometracks_data(tmp_path, monkeypatch):
     """From a wheel the shared folder is looked for beside site-packages; the message named only data.fasta."""
     monkeypatch.setenv("GENOMETRACKS_DATA", str(tmp_path))
-    with pytest.raises(GenomeError, match="in the shared data folder .*point GENOMETRACKS_DATA at the folder that holds ecoli_k12/"):
+    with pytest.raises(
+        GenomeError,
+        match="FASTA file not found; it lies in the shared data folder .*GENOMETRACKS_DATA.*ecoli_k12/, or set data.fasta",
+    ):
         Genome.open(tmp_path / "ecoli_k12" / "genome" / "NC_000913.3.fa")
     with pytest.raises(GenomeError, match=r"elsewhere\.fa: FASTA file not found; set data\.fasta"):
         Genome.open(tmp_path.parent / "elsewhere.fa")
+    # a label file of the shared folder: the same hint (it said only "check the path")
+    from genometracks.labels.annotations import AnnotationError, _read_rows
+
+    with pytest.raises(AnnotationError, match=r"TSS\.gtf: file not found; it lies in the shared data folder .*GENOMETRACKS_DATA"):
+        _read_rows(tmp_path / "ecoli_k12" / "TSS.gtf")
+    with pytest.raises(AnnotationError, match=r"mine\.bed: file not found; check the path$"):
+        _read_rows(tmp_path.parent / "mine.bed")

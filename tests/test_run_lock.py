@@ -129,7 +129,7 @@ def test_sigterm_stops_a_run_cleanly_and_the_run_resumes(tmp_path):
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 143, stderr[-2000:]
-    assert "stopped by SIGTERM" in stderr and "resume" in stderr
+    assert "stopped by SIGTERM" in stderr and "Run the same command again to resume" in stderr and "resume=true" not in stderr
     assert not list(run.rglob("*.tmp*")), "temporary files left behind"
     assert not (run / "report.html").exists()
     with run_dir_lock(run, "check"):  # the lock died with the process

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genometracks.io.paths import shared_data
+from genometracks.io.paths import shared_data_hint
 
 log = logging.getLogger(__name__)
 
@@ -128,14 +128,9 @@ class Genome:
         `circular`, and (`circular_tags`) those whose header says so (`circular=true`, `[topology=circular]`)."""
         path = Path(fasta)
         if not path.is_file():
-            shared = str(path.absolute()).startswith(str(shared_data().absolute()))
-            where = (
-                f" in the shared data folder {shared_data()} ($GENOMETRACKS_DATA, else ../shared/data beside the checkout): "
-                "point GENOMETRACKS_DATA at the folder that holds ecoli_k12/, or"
-                if shared
-                else ";"
-            )
-            raise GenomeError(f"{path}: FASTA file not found{where} set data.fasta to an existing file")
+            hint = shared_data_hint(path)
+            fix = f"{hint}, or set data.fasta to an existing file" if hint else "set data.fasta to an existing file"
+            raise GenomeError(f"{path}: FASTA file not found; {fix}")
         records = _read_records(path)
         if not records:
             raise GenomeError(f"{path}: no FASTA records (no line starts with '>'); is this a FASTA file?")

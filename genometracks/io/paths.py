@@ -22,6 +22,17 @@ def shared_data() -> Path:
     return Path(env) if env else (REPO_ROOT.parent / "shared" / "data")
 
 
+def shared_data_hint(path: str | Path) -> str | None:
+    """For a missing file inside the shared data folder, the fix: where that folder is looked for and how
+    to point at it (None for a file elsewhere)."""
+    if not str(Path(path).absolute()).startswith(str(shared_data().absolute())):
+        return None
+    return (
+        f"it lies in the shared data folder {shared_data()} ($GENOMETRACKS_DATA, else ../shared/data beside the checkout): "
+        "point GENOMETRACKS_DATA at the folder that holds ecoli_k12/"
+    )
+
+
 def conf_dir() -> Path:
     """The Hydra config tree: `conf/` at the repository root, or its copy shipped in the wheel."""
     return REPO_ROOT / "conf" if _source_checkout() else PACKAGED / "conf"

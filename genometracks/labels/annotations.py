@@ -21,6 +21,7 @@ import pandas as pd
 
 from genometracks.genome.intervals import SiteSet
 from genometracks.genome.sequence import Genome, contig_name
+from genometracks.io.paths import shared_data_hint
 from genometracks.io.run_config import group_defaults
 from genometracks.labels.curation import curate
 from genometracks.labels.liftover import gene_offset_map, lift_sites, take_sites
@@ -188,7 +189,8 @@ def _read_rows(path: Path, sep: str = "\t", skip=("#",), header: bool = False, m
     Lines starting with any prefix in `skip` and blank lines are ignored; '##FASTA' ends a GFF."""
     path = Path(path)
     if not path.is_file():
-        raise AnnotationError(f"{path}: file not found; check the path")
+        hint = shared_data_hint(path)
+        raise AnnotationError(f"{path}: file not found; {hint}" if hint else f"{path}: file not found; check the path")
     text = _read_text(path)
     if "##FASTA" in text:
         text = text[: text.index("##FASTA")]
