@@ -22,6 +22,12 @@ from tests.test_browser import CHROMIUM, chromium
 ARTEFACTS = Path(__file__).parent / "artefacts"
 
 
+def in_chromium(test):
+    """A test that drives headless Chromium: slow tier, skipped (a failure in CI) without Chromium."""
+    reason = "Chromium is not installed: `apt-get install -y chromium` (scripts/install.sh --test installs it)"
+    return pytest.mark.slow(pytest.mark.skipif(CHROMIUM is None, reason=reason)(test))
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("jbrowse")
@@ -34,6 +40,17 @@ def run(tmp_path_factory):
 
     _, _, written = br.exported_run(root, "this test reads the JBrowse page", fetch_bundle)
     return root, written
+
+
+def page_state(url: str, profile: Path) -> dict:
+    """The JBrowse page's load state (<pre id="jb-status">) once Chromium finds it idle."""
+    import html
+    import re
+
+    result = chromium(["--virtual-time-budget=30000", "--dump-dom", url], profile)
+    match = re.search(r'<pre id="jb-status">(.*?)</pre>', result.stdout, re.S)
+    assert match, f"no jb-status in the page (exit {result.returncode}): {result.stderr[-2000:]}"
+    return json.loads(html.unescape(match.group(1)))
 
 
 def test_config_has_the_assembly_and_every_track(run):
@@ -68,14 +85,8 @@ def test_config_has_the_assembly_and_every_track(run):
             assert (folder / location["uri"]).resolve().is_file()
 
 
-@pytest.mark.skipif(
-    CHROMIUM is None, reason="Chromium is not installed: `apt-get install -y chromium` (scripts/install.sh --test installs it)"
-)
-@pytest.mark.slow
+@in_chromium
 def test_jbrowse_page_loads_every_track(run, tmp_path):
-    import html
-    import re
-
     import matplotlib.image
 
     from genometracks.browser.locus import default_region
@@ -83,10 +94,7 @@ def test_jbrowse_page_loads_every_track(run, tmp_path):
     root, _ = run
     with serve(root) as server:
         url = server.url + "run/jbrowse/index.html"
-        result = chromium(["--virtual-time-budget=30000", "--dump-dom", url], tmp_path / "profile")
-        match = re.search(r'<pre id="jb-status">(.*?)</pre>', result.stdout, re.S)
-        assert match, f"no jb-status in the page (exit {result.returncode}): {result.stderr[-2000:]}"
-        state = json.loads(html.unescape(match.group(1)))
+        state = page_state(url, tmp_path / "profile")
         ARTEFACTS.mkdir(exist_ok=True)
         shot = ARTEFACTS / "jbrowse.png"
         shot.unlink(missing_ok=True)
@@ -150,21 +158,11 @@ def test_text_search_files_index_every_searchable_value(run):
     assert all(t.get("textSearching") is None for t in config["tracks"] if t["type"] == "QuantitativeTrack")
 
 
-@pytest.mark.skipif(
-    CHROMIUM is None, reason="Chromium is not installed: `apt-get install -y chromium` (scripts/install.sh --test installs it)"
-)
-@pytest.mark.slow
+@in_chromium
 def test_the_page_finds_a_call_by_name_in_any_case(run, tmp_path):
-    import html
-    import re
-
     root, _ = run
     with serve(root) as server:
-        url = server.url + "run/jbrowse/index.html?locus=tss_4001%2B"
-        result = chromium(["--virtual-time-budget=30000", "--dump-dom", url], tmp_path / "profile")
-    match = re.search(r'<pre id="jb-status">(.*?)</pre>', result.stdout, re.S)
-    assert match, result.stderr[-2000:]
-    state = json.loads(html.unescape(match.group(1)))
+        state = page_state(server.url + "run/jbrowse/index.html?locus=tss_4001%2B", tmp_path / "profile")
     assert state["errors"] == [] and state["search"] == {"term": "tss_4001+", "found": True}, state
     chrom, span = state["locus"].split(":")
     start, end = (int(x.replace(",", "")) for x in span.split(".."))
@@ -208,10 +206,7 @@ APP_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>JBrowse ap
 """
 
 
-@pytest.mark.skipif(
-    CHROMIUM is None, reason="Chromium is not installed: `apt-get install -y chromium` (scripts/install.sh --test installs it)"
-)
-@pytest.mark.slow
+@in_chromium
 def test_config_opens_in_the_full_jbrowse_app_at_the_locus_with_every_track(run, tmp_path):
     import html
     import re
