@@ -119,8 +119,12 @@ def test_genark_hub(genark_hub):
         "trackDb.txt",
         "tss_minus.bw",
         "tss_peaks.bb",
+        "tss_peaks.ix",
+        "tss_peaks.ixx",
         "tss_plus.bw",
     ]
+    # name search: the bigBed's B+ tree index and its trix word index beside it (formats.bigbed_index, .trix)
+    assert tracks["tss_peaks"]["searchIndex"] == "name" and tracks["tss_peaks"]["searchTrix"] == "tss_peaks.ix"
 
 
 def test_genark_rejects_other_contig_names(tmp_path):
