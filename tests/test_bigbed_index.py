@@ -224,6 +224,9 @@ def test_misuse_is_one_clear_line(tmp_path):
     bad.write_bytes(b"\0" * 100)
     with pytest.raises(BigBedIndexError, match="not a little-endian bigBed"):
         extra_index_fields(bad)
+    from genometracks.formats.bigbed_index import searchable_fields
+
+    assert searchable_fields(bad) == [] and searchable_fields(path) == ["motif"]  # hubs and views go on without search
 
 
 def ucsc_trix_lookup(ix_path, ixx_path, term: str) -> list[str] | None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import html as html_escape
 import re
 import shutil
-import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,7 @@ from genometracks.browser.chromalias import fasta_original_names, write_chrom_al
 from genometracks.browser.genark import GENARK_SIZES
 from genometracks.browser.validate import validate_hub
 from genometracks.formats.bigbed import bigbed_field_counts
-from genometracks.formats.bigbed_index import BigBedIndexError, extra_index_fields
+from genometracks.formats.bigbed_index import searchable_fields
 from genometracks.formats.trix import trix_paths
 from genometracks.formats.twobit import write_twobit
 from genometracks.io.atomic import link_or_copy, staged_dir
@@ -77,15 +76,6 @@ def _file_kind(path: Path) -> str:
     if _BIGBED_MAGIC in magics:
         return "bigBed"
     raise HubError(f"{path}: neither a bigWig nor a bigBed file")
-
-
-def _searchable_fields(path: Path) -> list[str]:
-    """The fields a bigBed has name-search indexes on; none for a bigBed we cannot read them from (a
-    big-endian or version 3 file from elsewhere still goes into the hub, unsearchable)."""
-    try:
-        return extra_index_fields(path)
-    except (BigBedIndexError, struct.error, IndexError, ValueError):
-        return []
 
 
 def _line(key: str, value: object, indent: str) -> str:
@@ -160,7 +150,7 @@ class _Writer:
         if track.negate:
             text += _line("negateValues", "on", indent)
         if kind == "bigBed" and "searchIndex" not in track.settings:
-            searchable = _searchable_fields(target)  # UCSC's position box finds items by these fields
+            searchable = searchable_fields(target)  # UCSC's position box finds items by these fields
             if searchable:
                 text += _line("searchIndex", ",".join(searchable), indent)
                 words = trix_paths(track.source)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ from pathlib import Path
 from genometracks.browser.bundles import cache_root, npm_dist_bundle
 from genometracks.browser.chromalias import alias_list, fasta_original_names
 from genometracks.browser.status_page import status_page
-from genometracks.formats.bigbed_index import BigBedIndexError, autosql_field_names, extra_index_fields
+from genometracks.formats.bigbed_index import autosql_field_names, searchable_fields
 from genometracks.formats.trix import jbrowse_trix_text
 from genometracks.formats.twobit import write_twobit
 from genometracks.io.atomic import link_or_copy, staged_dir
@@ -86,7 +85,7 @@ def searchable_records(bigbed: Path, only: Sequence[str] = ()) -> list[tuple[str
     search is built from."""
     import pyBigWig
 
-    fields = [f for f in _searchable_fields(bigbed) if not only or f in only]
+    fields = [f for f in searchable_fields(bigbed) if not only or f in only]
     if not fields:
         return []
     with pyBigWig.open(str(bigbed)) as bb:
@@ -98,13 +97,6 @@ def searchable_records(bigbed: Path, only: Sequence[str] = ()) -> list[tuple[str
                 values = rest.split("\t")
                 out.append((chrom, start, end, [values[c] for c in columns if c < len(values)]))
     return out
-
-
-def _searchable_fields(bigbed: Path) -> list[str]:
-    try:
-        return extra_index_fields(bigbed)
-    except (BigBedIndexError, ValueError, IndexError, struct.error):
-        return []
 
 
 def text_search_adapter(track_id: str, assembly: str) -> dict:
@@ -138,7 +130,7 @@ def write_text_search(stage: Path, run_dir: Path, tracks: Sequence[JBrowseTrack]
             continue
         (stage / f"{config['trackId']}.ix").write_text(ix)
         (stage / f"{config['trackId']}.ixx").write_text(ixx)
-        fields = [f for f in _searchable_fields(bigbed) if not track.search or f in track.search]
+        fields = [f for f in searchable_fields(bigbed) if not track.search or f in track.search]
         meta = {"tracks": [{"trackId": config["trackId"], "attributesIndexed": fields}]}
         (stage / f"{config['trackId']}_meta.json").write_text(json.dumps(meta, indent=1) + "\n")
         config["textSearching"] = text_search_adapter(config["trackId"], config["assemblyNames"][0])

@@ -21,7 +21,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-__all__ = ["BigBedIndexError", "add_extra_indexes", "autosql_field_names", "extra_index_fields", "find_named_records"]
+__all__ = ["BigBedIndexError", "add_extra_indexes", "autosql_field_names", "extra_index_fields", "find_named_records", "searchable_fields"]
 
 _BIGBED_MAGIC = 0x8789F2EB
 _RTREE_MAGIC = 0x2468ACE0
@@ -194,6 +194,15 @@ def extra_index_fields(path: str | Path) -> list[str]:
     data = path.read_bytes()
     header = _header(data, path)
     return [names for names, _ in _indexes(data, header, path)]
+
+
+def searchable_fields(path: str | Path) -> list[str]:
+    """`extra_index_fields`, or [] for a bigBed whose indexes cannot be read (a big-endian or version 3 file
+    from elsewhere goes into a hub or a view unsearchable rather than stopping it)."""
+    try:
+        return extra_index_fields(path)
+    except (BigBedIndexError, struct.error, IndexError, ValueError):
+        return []
 
 
 def _indexes(data: bytes, header: dict[str, int], path: Path) -> list[tuple[str, int]]:
