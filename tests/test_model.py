@@ -250,6 +250,9 @@ def test_memory_select_reset_and_detach():
     torch.testing.assert_close(picked, full[[2, 0]], rtol=0, atol=1e-6)
     cleared = memory.reset(torch.tensor([True, False, False]))
     assert not cleared.valid[0].any() and cleared.valid[1:].equal(memory.valid[1:])
+    assert not cleared.layers[0].k[0].any() and cleared.layers[0].k[1:].equal(memory.layers[0].k[1:])
+    # no stream to clear (prediction's usual segment): the memory itself, no copy of every layer's keys
+    assert memory.reset(torch.zeros(3, dtype=torch.bool)) is memory
     fresh, _ = model(tokens[:1, 30:])
     torch.testing.assert_close(model(tokens[:, 30:], cleared)[0][0], fresh[0], rtol=0, atol=1e-6)
     assert memory.layers[0].k.requires_grad and not memory.detach().layers[0].k.requires_grad

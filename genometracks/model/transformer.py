@@ -91,6 +91,8 @@ class Memory:
     def reset(self, flags: Tensor) -> "Memory":
         """Clear the streams where flags (bool [B]) is True: all positions marked absent, zeroed."""
         flags = flags.to(device=self.valid.device, dtype=torch.bool)
+        if not bool(flags.any()):  # the usual segment: nothing to clear, nothing copied
+            return self
 
         def clear(t: Tensor) -> Tensor:
             return t.masked_fill(flags.view(-1, *([1] * (t.dim() - 1))), 0)
