@@ -286,3 +286,13 @@ def test_reference_motifs_are_the_planted_boxes_for_synthetic_data(tmp_path):
     motifs, described = reference_motifs(cfg)
     assert [m.name for m in motifs] == ["planted_-35", "planted_-10"] and described == "planted synthetic boxes"
     assert motifs[1].consensus() == "GGATCC" and motifs[0].consensus() == "TTGACA"
+
+
+def test_missing_reference_motifs_are_warned_in_one_line(tmp_path, capsys):
+    from genometracks.interpret.command import reference_motifs
+
+    cfg = compose("data=custom", f"data.motifs={tmp_path / 'nowhere'}", f"run_dir={tmp_path}")
+    motifs, described = reference_motifs(cfg)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert motifs == [] and described.startswith("none (") and "nowhere" in described
+    assert len(err) == 1 and err[0].startswith("warning: interpret: ") and "nowhere" in err[0] and "data.motifs=" in err[0]

@@ -10,7 +10,9 @@ Every file is written atomically.
 
 from __future__ import annotations
 
+import functools
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -80,12 +82,22 @@ def reference_motifs(cfg: DictConfig) -> tuple[list, str]:
         ]
         return motifs, "planted synthetic boxes"
     if not cfg.data.get("motifs"):
-        return [], "none (data.motifs is not set)"
+        return _no_references("data.motifs is not set")
     folder = Path(str(cfg.data.motifs))
     try:
         return load_reference_motifs(folder), str(folder)
     except MotifError as err:
-        return [], f"none ({err})"
+        return _no_references(str(err))
+
+
+def _no_references(why: str) -> tuple[list, str]:
+    """No reference motifs: one warning line on stderr (the run goes on), and the description."""
+    print(
+        f"warning: interpret: {why}: head motifs and contributions are matched against no reference motifs "
+        "(their match columns stay empty); set data.motifs=FOLDER of MEME/TRANSFAC files",
+        file=sys.stderr,
+    )
+    return [], f"none ({why})"
 
 
 def tss_calls(cfg: DictConfig, out: Path, genome: Genome, tracks: Callable[[], dict]) -> tuple[pd.DataFrame, str]:
@@ -343,11 +355,16 @@ def interpret_command(cfg: DictConfig) -> dict:
                 made["tracks"] = probability_tracks(model, dataset.genome, dataset.shift, seg_len, out, s)
         return made["tracks"]
 
+    @functools.cache
+    def references_once() -> tuple[list, str]:
+        """The reference motifs, read (or warned about) once for the parts that match against them."""
+        return reference_motifs(cfg)
+
     if "heads" in s["parts"]:
         # outside the heads' cost: calls made from the tracks predict them under "tracks", counted once
         calls = tss_calls(cfg, out, dataset.genome, lambda: tracks_once()[0])
         with cost(costs, "heads"):
-            refs, described = reference_motifs(cfg)
+            refs, described = references_once()
             results["heads"] = run_heads(model, dataset, seg_len, s, out, refs, seed, calls)
             results["heads"]["summary"]["references"] = described
     if "kernels" in s["parts"]:
@@ -367,7 +384,7 @@ def interpret_command(cfg: DictConfig) -> dict:
                 top = int(s["deeplift_top"])
                 ranked = attribution_targets(dataset, tracks, s, max(20 * top, 1000))
                 targets = clean_targets(model, dataset.genome, ranked, dataset.shift, top)
-                results["deeplift"] = run_deeplift(model, dataset, targets, s, out, reference_motifs(cfg)[0], seed)
+                results["deeplift"] = run_deeplift(model, dataset, targets, s, out, references_once()[0], seed)
         if "metaplots" in s["parts"]:
             with cost(costs, "metaplots"):
                 results["metaplots"] = run_metaplots(cfg, dataset, tracks, s, out)
