@@ -3,8 +3,9 @@
 with its overrides, positions seen, wall time and validation (and, where computed, test) per-base
 ROC / PR AUC, both strands. Usage: python3 scripts/study_table.py DIR [DIR ...]
 
-Positions seen = global_step x data.n_streams x model.seg_len; wall time = from the job's
-config.yaml (written before training starts) to its metrics.json (written after the last evaluation).
+Positions seen = global_step x data.n_streams x model.seg_len; wall time = what metrics.json records
+(every job of a resumed run), else from the job's config.yaml (written before training starts) to its
+metrics.json (written after the last evaluation).
 Validation per epoch: the val_roc_auc / val_pr_auc rows of the job's logs/version_*/metrics.csv."""
 
 import csv
@@ -35,7 +36,12 @@ def job_row(job: Path) -> str | None:
     overrides = yaml.safe_load(overrides_path.read_text()) if overrides_path.exists() else []
     varied = " ".join(o for o in overrides if not o.startswith(("run_dir", "hydra")))
     seen = metrics["global_step"] * config["data"]["n_streams"] * config["model"]["seg_len"]
-    wall = metrics_path.stat().st_mtime - config_path.stat().st_mtime
+    recorded = metrics.get("provenance") or {}  # the training job's own clock, every job of a resumed run
+    wall = recorded.get("wall_seconds_all_jobs")
+    if wall is None and not recorded.get("resumed"):
+        wall = recorded.get("wall_seconds")
+    if wall is None:  # runs from before it was recorded: config.yaml (written first) to metrics.json (last)
+        wall = metrics_path.stat().st_mtime - config_path.stat().st_mtime
 
     def cell(split: str) -> str:
         both = metrics.get(split, {}).get("both", {})

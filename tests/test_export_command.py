@@ -51,10 +51,13 @@ def test_export_writes_a_valid_assembly_hub_and_igv_session(run_dir):
         assert (run / "igv" / path).resolve().exists(), path
 
 
-def test_genark_hub_for_ecoli_sized_contigs(run_dir, tmp_path):
+def test_export_refuses_a_genark_hub_for_contigs_genark_does_not_hold(run_dir, tmp_path):
+    # export.genome_mode=genark on contigs other than E. coli's NC_000913.3: refused, no hub left behind
+    # (the hub written on GenArk's assembly: tests/test_kent.py, test_genark_hub.py)
     run, fasta, genome = run_dir
-    with pytest.raises(ValueError, match="GenArk"):
+    with pytest.raises(ValueError, match="differ from GenArk GCF_000005845.2"):
         export_run(run, fasta, genome.chrom_sizes(), {"genome_mode": "genark"}, "Test organism")
+    assert not (run / "hub").exists() and not (run / "hub_genark").exists()
 
 
 def test_igv_tracks_prefer_tabix_bed_and_fall_back_to_bigbed(tmp_path):

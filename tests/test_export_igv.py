@@ -27,7 +27,7 @@ def make_run(run: Path, gz: bool = False) -> tuple[Path, list[IgvTrack]]:
     fasta.write_bytes(gzip.compress(text.encode()) if gz else text.encode())
     values = {c: np.linspace(0, 1, n, dtype=np.float32) for c, n in sizes.items()}
     write_bigwig(run / "tracks" / "tss.plus.bw", sizes, values)
-    write_bigwig(run / "tracks" / "tss.minus.bw", sizes, values)
+    write_bigwig(run / "tracks" / "tss.minus.bw", sizes, {c: 1 - v for c, v in values.items()})  # strands told apart
     peaks = pd.DataFrame(
         {"chrom": ["chrA", "chrA"], "start": [10, 700], "end": [20, 712], "name": ["p1", "p2"], "score": [500, 900], "strand": ["+", "-"]}
     )
@@ -60,7 +60,7 @@ def test_session_paths_resolve_and_tracks_styled(tmp_path, fake_igv_js):
     described = json.loads((igv_dir / "genome" / "genome.json").read_text())
     assert described == {
         "id": "genome",
-        "name": described["name"],
+        "name": "genometracks",  # write_igv's title
         "fastaURL": "genome.fa",
         "indexURL": "genome.fa.fai",
         "aliasURL": "chromAlias.txt",

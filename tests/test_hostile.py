@@ -11,6 +11,7 @@ unknown config values (test_train.py), atomic writes (test_export_atomic.py), ki
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import py2bit
@@ -203,6 +204,25 @@ def test_read_only_run_dir(tmp_path):
     locked.mkdir(mode=0o555)
     done = cli("predict", f"run_dir={locked}")
     assert done.returncode != 0 and f"{locked} is not writable" in done.stderr
+
+
+def test_read_only_run_dir_is_refused_in_one_line_also_as_root(tmp_path, monkeypatch, capsys):
+    # root writes through permissions (the test above skips there): the folder's permission check is made
+    # to say no, as it does for any other user, and the command must stop before Hydra makes a folder
+    import genometracks.io.paths as paths
+    from genometracks.cli import main
+
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    real_access = os.access
+    monkeypatch.setattr(paths.os, "access", lambda p, mode: False if Path(p) == locked else real_access(p, mode))
+    with pytest.raises(SystemExit) as stopped:
+        main(["predict", f"run_dir={locked}"])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"genometracks: error: run_dir: {locked} is not writable; choose a writable run_dir=DIR"], err
+    assert list(locked.iterdir()) == []
+    assert paths.output_dir_problem(locked / "new") == f"{locked} is not writable, so {locked / 'new'} cannot be created"
 
 
 def test_user_names_never_leave_their_folder(tmp_path):

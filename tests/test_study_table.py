@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 import yaml
@@ -25,9 +26,18 @@ def test_row_has_positions_validation_per_epoch_and_test(tmp_path):
         log = job / "logs" / f"version_{version}"
         log.mkdir(parents=True)
         (log / "metrics.csv").write_text("epoch,step,train_loss,val_loss,val_roc_auc,val_pr_auc\n" + "\n".join(rows) + "\n")
+    os.utime(job / "config.yaml", (1_000_000, 1_000_000))
+    os.utime(job / "metrics.json", (1_000_090, 1_000_090))  # no wall time recorded: the files' 90 s
     row = _study_table().job_row(job)
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells == ["sweep/0", "`model=paper`", "16.4 M", cells[3], "0.912 / 0.0123", "0.825 / 0.0039, 0.900 / 0.0120", "—"]
+    assert cells == ["sweep/0", "`model=paper`", "16.4 M", "1.5", "0.912 / 0.0123", "0.825 / 0.0039, 0.900 / 0.0120", "—"]
+    # recorded by the training job: every job of a resumed run (the files' times would count the gaps)
+    metrics["provenance"] = {"resumed": True, "wall_seconds": 60.0, "wall_seconds_all_jobs": 600.0}
+    (job / "metrics.json").write_text(json.dumps(metrics))
+    assert _study_table().job_row(job).split("|")[4].strip() == "10.0"
+    metrics["provenance"] = {"resumed": False, "wall_seconds": 180.0, "wall_seconds_all_jobs": None}
+    (job / "metrics.json").write_text(json.dumps(metrics))
+    assert _study_table().job_row(job).split("|")[4].strip() == "3.0"
 
 
 def test_a_metric_stored_as_null_is_a_dash_not_a_crash(tmp_path):
