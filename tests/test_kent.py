@@ -58,6 +58,8 @@ def test_hub_conventions(run):
     assert "graphType " not in trackdb and "graphTypeDefault bar" in trackdb
     block = trackdb.split("\n\n")[0]
     assert "container multiWig" in block and "windowingFunction maximum" in block
+    signed = [b for b in trackdb.split("\n\n") if "graphTypeDefault bar" in b]  # attribution, DeepLIFT: signed values
+    assert signed and all("windowingFunction mean+whiskers" in b for b in signed)
 
 
 def test_chrom_alias_rows():

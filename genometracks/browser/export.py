@@ -46,6 +46,10 @@ class OptionalTrack:
     jbrowse_search: tuple[str, ...] = ()
 
 
+# per-base contributions, positive and negative: zoomed out, UCSC draws each pixel's mean with whiskers to
+# its minimum and maximum (the mean alone of signed values cancels to a flat line)
+SIGNED_SETTINGS = (("autoScale", "on"), ("graphTypeDefault", "bar"), ("windowingFunction", "mean+whiskers"))
+
 OPTIONAL_TRACKS = (
     OptionalTrack(
         "tss_peaks",
@@ -91,7 +95,7 @@ OPTIONAL_TRACKS = (
         "attribution",
         "interpretation",
         (150, 60, 60),
-        (("autoScale", "on"), ("graphTypeDefault", "bar")),
+        SIGNED_SETTINGS,
     ),
     OptionalTrack(
         "attribution_minus",
@@ -102,7 +106,7 @@ OPTIONAL_TRACKS = (
         "attribution",
         "interpretation",
         (60, 60, 150),
-        (("autoScale", "on"), ("graphTypeDefault", "bar")),
+        SIGNED_SETTINGS,
     ),
     OptionalTrack(
         "deeplift_plus",
@@ -113,7 +117,7 @@ OPTIONAL_TRACKS = (
         "deeplift",
         "interpretation",
         PLUS_COLOUR,
-        (("autoScale", "on"), ("graphTypeDefault", "bar")),
+        SIGNED_SETTINGS,
     ),
     OptionalTrack(
         "deeplift_minus",
@@ -124,7 +128,7 @@ OPTIONAL_TRACKS = (
         "deeplift",
         "interpretation",
         MINUS_COLOUR,
-        (("autoScale", "on"), ("graphTypeDefault", "bar")),
+        SIGNED_SETTINGS,
     ),
 )
 
