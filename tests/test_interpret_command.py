@@ -296,3 +296,19 @@ def test_missing_reference_motifs_are_warned_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert motifs == [] and described.startswith("none (") and "nowhere" in described
     assert len(err) == 1 and err[0].startswith("warning: interpret: ") and "nowhere" in err[0] and "data.motifs=" in err[0]
+
+
+def test_each_part_hands_back_what_it_freed_before_the_next(tmp_path, monkeypatch):
+    # in the main job, DeepLIFT/SHAP began on top of the pages attribution had freed: 3.2 GiB peak, 2.6 with this
+    import genometracks.interpret.command as C
+    from genometracks.model import TransformerXL
+    from tests.conftest_interpret import MODEL, save_checkpoint
+
+    save_checkpoint(TransformerXL(**MODEL), tmp_path / "model.ckpt")
+    parts = "interpret.parts=[kernels,optimise]"
+    cfg = compose("experiment=smoke", f"run_dir={tmp_path / 'run'}", f"ckpt={tmp_path / 'model.ckpt'}", parts)
+    released = []
+    monkeypatch.setattr(C, "release_freed_memory", lambda: released.append(sorted(p.name for p in (tmp_path / "run").rglob("*.meme"))))
+    C.interpret_command(cfg)
+    # after the kernels part (its PWMs written), then after optimisation (its motif written too)
+    assert released == [["first_block_kernels.meme"], ["class_optimised.meme", "first_block_kernels.meme"]]

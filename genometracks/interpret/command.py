@@ -13,7 +13,8 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,7 @@ from genometracks.interpret.motifs import Motif, MotifError, load_reference_moti
 from genometracks.interpret.optimize import optimise_class, tick_labels
 from genometracks.io.atomic import write_text_atomic
 from genometracks.io.jsonsafe import json_safe
+from genometracks.io.malloc import release_freed_memory
 from genometracks.io.resources import cost
 from genometracks.io.run_config import group_defaults
 from genometracks.io.rundir import RunDir
@@ -351,9 +353,17 @@ def interpret_command(cfg: DictConfig) -> dict:
     def tracks_once() -> tuple[dict, str]:
         """The probability tracks, read or predicted once for every part that needs them."""
         if "tracks" not in made:
-            with cost(costs, "tracks"):
+            with part("tracks"):
                 made["tracks"] = probability_tracks(model, dataset.genome, dataset.shift, seg_len, out, s)
         return made["tracks"]
+
+    @contextmanager
+    def part(name: str) -> Iterator[None]:
+        """Time the part into costs; afterwards hand what it freed back to the system (the next part's
+        peak then starts from what is live: measured, DeepLIFT/SHAP after attribution in the main job)."""
+        with cost(costs, name):
+            yield
+        release_freed_memory()
 
     @functools.cache
     def references_once() -> tuple[list, str]:
@@ -363,30 +373,30 @@ def interpret_command(cfg: DictConfig) -> dict:
     if "heads" in s["parts"]:
         # outside the heads' cost: calls made from the tracks predict them under "tracks", counted once
         calls = tss_calls(cfg, out, dataset.genome, lambda: tracks_once()[0])
-        with cost(costs, "heads"):
+        with part("heads"):
             refs, described = references_once()
             results["heads"] = run_heads(model, dataset, seg_len, s, out, refs, seed, calls)
             results["heads"]["summary"]["references"] = described
     if "kernels" in s["parts"]:
-        with cost(costs, "kernels"):
+        with part("kernels"):
             results["kernels"] = run_kernels(model, s, out)
     if "optimise" in s["parts"]:
-        with cost(costs, "optimise"):
+        with part("optimise"):
             results["optimise"] = run_optimise(model, dataset.shift, s, out, seed)
     if {"attribution", "deeplift", "metaplots"} & set(s["parts"]):
         tracks, tracks_source = tracks_once()
         if "attribution" in s["parts"]:
-            with cost(costs, "attribution"):
+            with part("attribution"):
                 results["attribution"] = run_attribution(model, dataset, tracks, s, out)
         if "deeplift" in s["parts"]:
-            with cost(costs, "deeplift"):
+            with part("deeplift"):
                 # candidates best first (20 per target), of which the first deeplift_top with N-free windows
                 top = int(s["deeplift_top"])
                 ranked = attribution_targets(dataset, tracks, s, max(20 * top, 1000))
                 targets = clean_targets(model, dataset.genome, ranked, dataset.shift, top)
                 results["deeplift"] = run_deeplift(model, dataset, targets, s, out, references_once()[0], seed)
         if "metaplots" in s["parts"]:
-            with cost(costs, "metaplots"):
+            with part("metaplots"):
                 results["metaplots"] = run_metaplots(cfg, dataset, tracks, s, out)
                 results["metaplots"]["summary"]["tracks"] = tracks_source
     summary = {
