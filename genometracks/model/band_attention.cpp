@@ -15,10 +15,16 @@
 // The backward recomputes S from the saved log-sum-exp and reads dS along the same band for the positional
 // gradient. Matrix products and exp are MKL's (the symbols libtorch_cpu exports), so every step runs near the
 // core's matrix-product rate; there is no per-element mask and no per-tile Python call. Float32 and float64.
+// On a CPU with AVX-512, float32 has a second forward, `band_attention_fused_forward` (namespace fused below):
+// the same function for the model's sinusoidal positional term, with hand-blocked products instead of MKL's.
 #include <ATen/Parallel.h>
 #include <torch/extension.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include <algorithm>
+#include <cstdlib>
 #include <cmath>
 #include <type_traits>
 #include <vector>
@@ -286,6 +292,293 @@ void check(const torch::Tensor& q, const torch::Tensor& k_mem, const torch::Tens
   TORCH_CHECK(tile >= 1, "band_attention: tile >= 1");
 }
 
+#if defined(__AVX512F__)
+// ---- The float32 forward as one fused AVX-512 pass per tile (64 queries = 4 vectors of 16 lanes) -------------
+// For the model's sinusoidal positional term (`band_attention_fused_forward`). MKL's small products above reach
+// 100-150 GFLOP/s on the tile shapes ([64 x 32] x [32 x 575]); this keeps a tile's scores transposed, S^T [cols,
+// 64] (column c <-> row c; query t <-> lane t % 16 of vector t / 16), so every product is register-blocked over
+// 16 queries at once (6 columns x 4 vectors of accumulators):
+//   1. S^T = scale K Q^T + the positional term, the latter by the rotation in `forward` as a second product of
+//      the same shape (the band's per-query shift would otherwise need an unaligned load per multiply-add); each
+//      block of 6 columns only for the vectors whose windows reach it;
+//   2. a softmax down each lane (the vector's max, exp with the e^-50 cut-off, sum), lanes outside their
+//      window zeroed, as the scalar kernel's rows;
+//   3. O^T = V^T P^T, then divided by the sums and transposed into the output rows.
+// Same function as `forward` above to float32 rounding (tests/test_kernel.py compares both with the definition).
+namespace fused {
+
+constexpr int64_t kRows = 64, kLanes = 16;  // queries per tile, lanes per vector
+
+// exp(x) for x in [kCutoff, 0] (Cephes' expf: Cody-Waite reduction, degree-5 polynomial, 2^n by scalef); ~1 ulp.
+// Lanes outside that range get some value that the caller masks away.
+inline __m512 exp_nonpositive(__m512 x) {
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_scalef_ps(p, n);
+}
+
+// Scores of NC consecutive columns (rows of S^T) for NV query vectors: the content term from the keys' rows
+// (column c0 + k: `key[k]`, d values) against qt [d, 64] (scale folded in), plus the positional term from the
+// columns' sinusoid features (`feature[k]`, d_pos values) against the rotated g, gt [d_pos, 64].
+template <int NC, int NV>
+[[gnu::always_inline]] inline void score_columns(const float* const* key, int64_t d, const float* qt,
+                                                 const float* const* feature,
+                          int64_t d_pos, const float* gt, float* st) {
+  __m512 acc[NC][NV];
+#pragma GCC unroll 8
+  for (int k = 0; k < NC; ++k)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[k][v] = _mm512_setzero_ps();
+  for (int part = 0; part < 2; ++part) {  // the content term, then the positional
+    const float* const* rows = part ? feature : key;
+    const float* t = part ? gt : qt;
+    const int64_t n = part ? d_pos : d;
+    for (int64_t i = 0; i < n; ++i) {
+      __m512 q[NV];
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) q[v] = _mm512_load_ps(t + i * kRows + v * kLanes);
+#pragma GCC unroll 8
+      for (int k = 0; k < NC; ++k) {
+        const __m512 b = _mm512_set1_ps(rows[k][i]);
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) acc[k][v] = _mm512_fmadd_ps(b, q[v], acc[k][v]);
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int k = 0; k < NC; ++k)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) _mm512_store_ps(st + k * kRows + v * kLanes, acc[k][v]);
+}
+
+// ot[e0 + k, :] (+)= sum over columns [c0, c1) of value row c's entry e0 + k times S^T row c (NE dimensions, NV
+// vectors); added to what ot holds when `add`
+template <int NE, int NV>
+[[gnu::always_inline]] inline void value_dims(const float* const* value, int64_t c0, int64_t c1, int64_t e0,
+                                              const float* st, float* ot, bool add) {
+  __m512 acc[NE][NV];
+#pragma GCC unroll 8
+  for (int k = 0; k < NE; ++k)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v)
+      acc[k][v] = add ? _mm512_load_ps(ot + (e0 + k) * kRows + v * kLanes) : _mm512_setzero_ps();
+  for (int64_t c = c0; c < c1; ++c) {
+    __m512 p[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) p[v] = _mm512_load_ps(st + c * kRows + v * kLanes);
+    const float* row = value[c] + e0;
+#pragma GCC unroll 8
+    for (int k = 0; k < NE; ++k) {
+      const __m512 b = _mm512_set1_ps(row[k]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[k][v] = _mm512_fmadd_ps(b, p[v], acc[k][v]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int k = 0; k < NE; ++k)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) _mm512_store_ps(ot + (e0 + k) * kRows + v * kLanes, acc[k][v]);
+}
+
+template <int NE, int NV>
+void value_block(const float* const* value, int64_t c0, int64_t c1, int64_t e0, int64_t count, const float* st,
+                 float* ot, bool add) {
+  if constexpr (NE > 1) {
+    if (count < NE) return value_block<NE - 1, NV>(value, c0, c1, e0, count, st, ot, add);
+  }
+  value_dims<NE, NV>(value, c0, c1, e0, st, ot, add);
+}
+
+template <int NC, int NV>
+void score_block(const float* const* key, int64_t count, int64_t d, const float* qt, const float* const* feature,
+                 int64_t d_pos, const float* gt, float* st) {
+  if constexpr (NC > 1) {
+    if (count < NC) return score_block<NC - 1, NV>(key, count, d, qt, feature, d_pos, gt, st);
+  }
+  score_columns<NC, NV>(key, d, qt, feature, d_pos, gt, st);
+}
+
+// Step 3 of a tile whose queries fill NV vectors (a segment's last tile may fill fewer than 4): ot = V^T P^T over
+// columns [lo, cols), in chunks of 64 columns (16 KB of S^T, in L1) with every block of 6 dimensions before the next.
+template <int NV>
+void values(const float* const* value, int64_t lo, int64_t cols, int64_t d, const float* st, float* ot) {
+  for (int64_t c = lo; c < cols; c += 64)
+    for (int64_t e0 = 0; e0 < d; e0 += 6)
+      value_block<6, NV>(value, c, std::min<int64_t>(c + 64, cols), e0, std::min<int64_t>(6, d - e0), st, ot, c > lo);
+}
+
+void all_values(int64_t nv, const float* const* value, int64_t lo, int64_t cols, int64_t d, const float* st, float* ot) {
+  switch (nv) {
+    case 1: return values<1>(value, lo, cols, d, st, ot);
+    case 2: return values<2>(value, lo, cols, d, st, ot);
+    case 3: return values<3>(value, lo, cols, d, st, ot);
+    default: return values<4>(value, lo, cols, d, st, ot);
+  }
+}
+
+// Scores of columns [c, c + count) for vectors [v0, v0 + nv) only (the other vectors' windows miss them).
+void score_vectors(int64_t v0, int64_t nv, const float* const* key, int64_t count, int64_t d, const float* qt,
+                   const float* const* feature, int64_t d_pos, const float* gt, float* st) {
+  const int64_t shift = v0 * kLanes;
+  switch (nv) {
+    case 1: return score_block<6, 1>(key, count, d, qt + shift, feature, d_pos, gt + shift, st + shift);
+    case 2: return score_block<6, 2>(key, count, d, qt + shift, feature, d_pos, gt + shift, st + shift);
+    case 3: return score_block<6, 3>(key, count, d, qt + shift, feature, d_pos, gt + shift, st + shift);
+    default: return score_block<6, 4>(key, count, d, qt + shift, feature, d_pos, gt + shift, st + shift);
+  }
+}
+
+// Step 1 over columns [lo, cols), 6 at a time, each block for the vectors whose windows reach it: vector v (queries
+// 16v .. 16v+15) reads columns [16v, 16v + 15 + W).
+void all_scores(int64_t nv, int64_t window, const float* const* key, int64_t lo, int64_t cols, int64_t d,
+                const float* qt, const float* const* feature, int64_t d_pos, const float* gt, float* st) {
+  for (int64_t c = lo; c < cols; c += 6) {
+    const int64_t count = std::min<int64_t>(6, cols - c), last = c + count - 1;
+    const int64_t v_first = std::max<int64_t>(0, (c - window + 1) / kLanes);  // ceil((c - (W + 14)) / 16)
+    const int64_t v_last = std::min<int64_t>(nv - 1, last / kLanes);
+    if (v_last >= v_first)
+      score_vectors(v_first, v_last - v_first + 1, key + c, count, d, qt, feature + c, d_pos, gt, st + c * kRows);
+  }
+}
+
+struct Aligned {  // 64-byte aligned float buffer
+  float* data;
+  explicit Aligned(int64_t n) : data(static_cast<float*>(std::aligned_alloc(64, ((n * 4 + 63) / 64) * 64))) {}
+  ~Aligned() { std::free(data); }
+  Aligned(const Aligned&) = delete;
+  Aligned& operator=(const Aligned&) = delete;
+};
+
+// The positional term of the sinusoids, enc[:, e] = pos_scale [sin(r w), cos(r w)] at distance r = W-1-e
+// (frequencies w [d_pos / 2]), split by sin(a - b) = sin a cos b - cos a sin b into a rotation of each query's
+// g by a_t = (W-1+t) w (t the query's row in its tile) and features of each column c of the tile, pos_scale
+// [cos(c w), sin(c w)]: the same for every tile, so the band becomes a product like the content's.
+void forward(const torch::Tensor& q, const torch::Tensor& k_mem, const torch::Tensor& k, const torch::Tensor& v_mem,
+             const torch::Tensor& v, const torch::Tensor& g, const torch::Tensor& frequencies, double pos_scale,
+             int64_t window, const torch::Tensor& first_key, float scale, torch::Tensor& out, torch::Tensor& lse) {
+  const int64_t streams = q.size(0), n_q = q.size(1), heads = q.size(2), d = q.size(3);
+  const int64_t half = frequencies.size(0), d_pos = 2 * half, before = k_mem.size(1);
+  const int64_t max_cols = kRows + window - 1;
+  const double* w = frequencies.data_ptr<double>();
+  Aligned features(max_cols * d_pos);  // computed in float64, stored float32
+  std::vector<double> sin_a(kRows * half), cos_a(kRows * half);
+  for (int64_t c = 0; c < max_cols; ++c)
+    for (int64_t i = 0; i < half; ++i) {
+      features.data[c * d_pos + i] = static_cast<float>(pos_scale * std::cos(c * w[i]));
+      features.data[c * d_pos + half + i] = static_cast<float>(pos_scale * std::sin(c * w[i]));
+    }
+  for (int64_t t = 0; t < kRows; ++t)
+    for (int64_t i = 0; i < half; ++i) {
+      sin_a[t * half + i] = std::sin((window - 1 + t) * w[i]);
+      cos_a[t * half + i] = std::cos((window - 1 + t) * w[i]);
+    }
+  std::vector<const float*> feature(max_cols);
+  for (int64_t c = 0; c < max_cols; ++c) feature[c] = features.data + c * d_pos;
+  const int64_t* first = first_key.data_ptr<int64_t>();
+  float* lp = lse.numel() ? lse.data_ptr<float>() : nullptr;
+  at::parallel_for(0, streams * heads, 1, [&](int64_t pair_begin, int64_t pair_end) {
+    Aligned qt(d * kRows), gt(d_pos * kRows), ot(d * kRows), st(max_cols * kRows);
+    std::vector<const float*> key(max_cols), value(max_cols);
+    alignas(64) float inverse[kRows];
+    alignas(64) float top[kRows];
+    const __m512i iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    for (int64_t pair = pair_begin; pair < pair_end; ++pair) {
+      const int64_t b = pair / heads, h = pair % heads;
+      const Rows<float> rq(q, b, h), rg(g, b, h), ro(out, b, h);
+      const Keys<float> rk(k_mem, k, b, h), rv(v_mem, v, b, h);
+      for (int64_t n0 = 0; n0 < n_q; n0 += kRows) {
+        const Tile tile(n0, n_q, kRows, window, before, first[b]);
+        const int64_t rows = tile.rows, cols = tile.cols, lo = tile.lo;
+        // queries transposed into [d, 64], g rotated and transposed into [d_pos, 64] (rows past the tile's end zero)
+        for (int64_t t = 0; t < kRows; ++t) {
+          const float* qr = t < rows ? rq[n0 + t] : nullptr;
+          const float* gr = t < rows ? rg[n0 + t] : nullptr;
+          for (int64_t i = 0; i < d; ++i) qt.data[i * kRows + t] = qr ? scale * qr[i] : 0.0f;
+          for (int64_t i = 0; i < half; ++i) {
+            const double gs = gr ? gr[i] : 0.0, gc = gr ? gr[half + i] : 0.0;  // rotated in float64, rounded once
+            const double sa = sin_a[t * half + i], ca = cos_a[t * half + i];
+            gt.data[i * kRows + t] = static_cast<float>(gs * sa + gc * ca);  // pairs with cos(c w)
+            gt.data[(half + i) * kRows + t] = static_cast<float>(gc * sa - gs * ca);  // pairs with sin(c w)
+          }
+        }
+        for (int64_t c = lo; c < cols; ++c) {
+          const int64_t j = tile.ws + c;
+          key[c] = j < before ? rk.memory[j] : rk.fresh[j - before];
+          value[c] = j < before ? rv.memory[j] : rv.fresh[j - before];
+        }
+        // 1. scores, 6 columns at a time, over the vectors the tile's queries fill
+        const int64_t nv = (rows + kLanes - 1) / kLanes;
+        all_scores(nv, window, key.data(), lo, cols, d, qt.data, feature.data(), d_pos, gt.data, st.data);
+        // 2. softmax down each lane of each vector over its window [t, t + W) and the existing columns
+        for (int64_t vec = 0; vec < nv; ++vec) {
+          const int64_t t0 = vec * kLanes;
+          const __mmask16 lanes = rows - t0 >= kLanes ? __mmask16(0xFFFF)
+                                  : rows > t0         ? __mmask16((1u << (rows - t0)) - 1)
+                                                      : __mmask16(0);
+          const int64_t c_first = std::max(lo, t0), c_stop = std::min(cols, t0 + kLanes - 1 + window);
+          auto in_window = [&](int64_t c) {  // lanes whose window holds column c
+            const __m512i e = _mm512_sub_epi32(_mm512_set1_epi32(static_cast<int>(c - t0)), iota);
+            return static_cast<__mmask16>(lanes & _mm512_cmpge_epi32_mask(e, _mm512_setzero_si512()) &
+                                          _mm512_cmplt_epi32_mask(e, _mm512_set1_epi32(static_cast<int>(window))));
+          };
+          // columns [c_first, c_stop) reach some lane's window; in [full_first, full_stop) every lane's
+          const int64_t full_first = std::min(std::max(c_first, t0 + kLanes - 1), c_stop);
+          const int64_t full_stop = std::max(std::min(c_stop, t0 + window), full_first);
+          __m512 m = _mm512_set1_ps(-3.0e38f);
+          for (int64_t c = c_first; c < full_first; ++c)
+            m = _mm512_mask_max_ps(m, in_window(c), m, _mm512_load_ps(st.data + c * kRows + t0));
+          for (int64_t c = full_first; c < full_stop; ++c)
+            m = _mm512_mask_max_ps(m, lanes, m, _mm512_load_ps(st.data + c * kRows + t0));
+          for (int64_t c = full_stop; c < c_stop; ++c)
+            m = _mm512_mask_max_ps(m, in_window(c), m, _mm512_load_ps(st.data + c * kRows + t0));
+          __m512 sum = _mm512_setzero_ps();
+          const __m512 cutoff = _mm512_set1_ps(static_cast<float>(kCutoff));
+          auto exp_cell = [&](int64_t c, __mmask16 window_lanes) {  // cell <- exp(cell - m) on those lanes, else 0
+            float* cell = st.data + c * kRows + t0;
+            const __m512 x = _mm512_sub_ps(_mm512_load_ps(cell), m);
+            const __m512 p = _mm512_maskz_mov_ps(window_lanes & _mm512_cmp_ps_mask(x, cutoff, _CMP_GE_OQ), exp_nonpositive(x));
+            _mm512_store_ps(cell, p);
+            sum = _mm512_add_ps(sum, p);
+          };
+          for (int64_t c = lo; c < c_first; ++c) _mm512_store_ps(st.data + c * kRows + t0, _mm512_setzero_ps());
+          for (int64_t c = c_first; c < full_first; ++c) exp_cell(c, in_window(c));
+          for (int64_t c = full_first; c < full_stop; ++c) exp_cell(c, lanes);
+          for (int64_t c = full_stop; c < c_stop; ++c) exp_cell(c, in_window(c));
+          for (int64_t c = c_stop; c < cols; ++c) _mm512_store_ps(st.data + c * kRows + t0, _mm512_setzero_ps());
+          const __mmask16 some = _mm512_cmp_ps_mask(sum, _mm512_setzero_ps(), _CMP_GT_OQ);
+          _mm512_store_ps(inverse + t0, _mm512_maskz_div_ps(some, _mm512_set1_ps(1.0f), sum));
+          if (lp) {
+            _mm512_store_ps(top + t0, m);
+            alignas(64) float sums[kLanes];
+            _mm512_store_ps(sums, sum);
+            for (int64_t l = 0; l < kLanes && t0 + l < rows; ++l)
+              lp[(b * heads + h) * n_q + n0 + t0 + l] = top[t0 + l] + std::log(sums[l]);
+          }
+        }
+        // 3. O^T = V^T P^T over the existing columns; rows scaled and transposed out
+        all_values(nv, value.data(), lo, cols, d, st.data, ot.data);
+        for (int64_t t = 0; t < rows; ++t) {
+          float* o = ro[n0 + t];
+          const float w = inverse[t];
+          for (int64_t e = 0; e < d; ++e) o[e] = ot.data[e * kRows + t] * w;
+        }
+      }
+    }
+  });
+}
+
+}  // namespace fused
+#endif
+
 }  // namespace
 
 // q [B, Lq, H, D] (scores use it as is: fold u in first); keys and values in two parts, the remembered ones
@@ -345,7 +638,44 @@ std::vector<torch::Tensor> band_attention_backward(torch::Tensor grad_out, torch
   return {dq, dk_mem, dk, dv_mem, dv, dg};
 }
 
+// band_attention_forward in float32 for the sinusoidal positional term of the model, enc[:, e] = pos_scale
+// [sin(r w), cos(r w)] at distance r = W-1-e (frequencies w float64 [d_pos / 2]; no enc tensor), on the fused
+// AVX-512 path (tiles of 64 queries). Same inputs and results otherwise; `has_fused()` says whether the build has it.
+std::vector<torch::Tensor> band_attention_fused_forward(torch::Tensor q, torch::Tensor k_mem, torch::Tensor k,
+                                                        torch::Tensor v_mem, torch::Tensor v, torch::Tensor g,
+                                                        torch::Tensor frequencies, double pos_scale, int64_t window,
+                                                        torch::Tensor first_key, double scale, bool want_lse) {
+#if defined(__AVX512F__)
+  TORCH_CHECK(q.scalar_type() == torch::kFloat, "band_attention_fused_forward: float32 tensors");
+  TORCH_CHECK(frequencies.scalar_type() == torch::kDouble && frequencies.dim() == 1 && frequencies.is_contiguous() &&
+                  g.dim() == 4 && g.size(3) == 2 * frequencies.size(0),
+              "band_attention_fused_forward: frequencies float64 [d_pos / 2] contiguous, g [B, Lq, H, d_pos]");
+  TORCH_CHECK(window >= 1, "band_attention_fused_forward: window >= 1");
+  // the shape and layout checks of the scalar kernel, on a stand-in for enc (never read)
+  check(q, k_mem, k, v_mem, v, g, torch::empty({g.size(3), window}, q.options()), first_key, 1);
+  auto out = torch::empty(q.sizes(), q.options());
+  auto lse = want_lse ? torch::empty({q.size(0), q.size(2), q.size(1)}, q.options()) : torch::empty({0}, q.options());
+  fused::forward(q, k_mem, k, v_mem, v, g, frequencies, pos_scale, window, first_key, static_cast<float>(scale), out,
+                 lse);
+  return {out, lse};
+#else
+  TORCH_CHECK(false, "band_attention_fused_forward: this build has no AVX-512 (has_fused() is false)");
+  return {};
+#endif
+}
+
+// Whether this build has the fused float32 forward (compiled for a CPU with AVX-512).
+bool has_fused() {
+#if defined(__AVX512F__)
+  return true;
+#else
+  return false;
+#endif
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &band_attention_forward, py::call_guard<py::gil_scoped_release>());
+  m.def("fused_forward", &band_attention_fused_forward, py::call_guard<py::gil_scoped_release>());
+  m.def("has_fused", &has_fused);
   m.def("backward", &band_attention_backward, py::call_guard<py::gil_scoped_release>());
 }
