@@ -205,6 +205,15 @@ def test_model_runs_float32_on_the_fused_forward_unless_switched_to_mkl(fused, m
         torch.testing.assert_close(fast, run_segments(model, tokens, 50, "textbook"), rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("switch", ["", "mkl", "torch"])
+def test_bench_names_the_kernel_it_runs(own, monkeypatch, switch):
+    from genometracks.bench import attention_kernel
+
+    monkeypatch.setenv(kernel.SWITCH, switch)
+    fused = "compiled, fused float32 forward" if own.has_fused() else "compiled"
+    assert attention_kernel() == {"": fused, "mkl": "compiled", "torch": "torch"}[switch]
+
+
 @pytest.mark.parametrize("first", [[0, 2], [5, 0]])
 def test_gradients_pass_gradcheck(own, first):
     q, k, v, g, enc = (t.clone().requires_grad_(t.dim() == 4) for t in inputs(2, 6, 5, 2, 3, 4, 6))
