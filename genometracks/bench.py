@@ -207,14 +207,9 @@ def peak_gpu_mib(device: torch.device) -> dict:
 
 
 def attention_kernel() -> str:
-    """Which attention kernel the fast path runs: "compiled, fused float32 forward" (genometracks' own,
-    model/kernel.py, on a CPU with AVX-512), "compiled" (its MKL products only: no AVX-512, or
-    GENOMETRACKS_KERNEL=mkl) or "torch" (PyTorch's flash-attention tiles: GENOMETRACKS_KERNEL=torch, or no
-    compiler)."""
-    module = kernel.compiled()
-    if module is None:
-        return "torch"
-    return "compiled, fused float32 forward" if module.has_fused() and kernel.fused_wanted() else "compiled"
+    """Which attention kernel the fast path runs: "compiled" (genometracks' own, model/kernel.py) or
+    "torch" (PyTorch's flash-attention tiles: GENOMETRACKS_KERNEL=torch, or no compiler)."""
+    return "compiled" if kernel.compiled() is not None else "torch"
 
 
 def bench_paths(args: argparse.Namespace) -> dict:

@@ -37,21 +37,17 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     yield
 
 
-@pytest.fixture(params=["compiled", "mkl", "torch"])
+@pytest.fixture(params=["compiled", "torch"])
 def attention_kernel(request, monkeypatch):
     """Run a test on each CPU attention kernel of the fast path: genometracks' compiled one
-    (genometracks/model/kernel.py; skipped where it cannot be built, a failure under CI), in float32 on its
-    fused AVX-512 forward where the build has it, then with its MKL products only (GENOMETRACKS_KERNEL=mkl),
-    and PyTorch's flash-attention tiles (GENOMETRACKS_KERNEL=torch). Yields the kernel's name."""
+    (genometracks/model/kernel.py; skipped where it cannot be built, a failure under CI) and
+    PyTorch's flash-attention tiles (GENOMETRACKS_KERNEL=torch). Yields the kernel's name."""
     from genometracks.model import kernel
 
     if request.param == "torch":
         monkeypatch.setenv(kernel.SWITCH, "torch")
     else:
-        if request.param == "mkl":
-            monkeypatch.setenv(kernel.SWITCH, "mkl")
-        else:
-            monkeypatch.delenv(kernel.SWITCH, raising=False)
+        monkeypatch.delenv(kernel.SWITCH, raising=False)
         if kernel.compiled() is None:
             pytest.skip("the compiled attention kernel could not be built here (g++ and ninja needed)")
     yield request.param

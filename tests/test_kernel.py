@@ -11,7 +11,6 @@ import torch
 
 from genometracks.model import kernel
 from genometracks.model.attention import KernelAttention, band_attention
-from genometracks.model.relative import sinusoid_encoding, sinusoid_frequencies
 from tests.model_reference import run_segments, small_model
 
 
@@ -126,101 +125,13 @@ def test_forward_equals_pytorch_flash_tiles(own):
     torch.testing.assert_close(got, expected, rtol=0, atol=2e-6)
 
 
-@pytest.fixture()
-def fused(own):
-    """The compiled kernel where its build has the fused AVX-512 float32 forward (skipped elsewhere)."""
-    if not own.has_fused():
-        pytest.skip("this CPU has no AVX-512: the kernel is built without its fused float32 forward")
-    return own
-
-
-def test_fused_forward_is_built_where_the_cpu_has_avx512(own):
-    flags = next((line for line in open("/proc/cpuinfo") if line.startswith("flags")), "").split()
-    assert own.has_fused() == ("avx512f" in flags)
-
-
-def sinusoid_inputs(batch, n_q, before, heads, d, d_pos, window, pos_scale, seed=0):
-    """inputs() with enc the model's sinusoids (distances W-1..0, `pos_scale` folded in), float64."""
-    q, k, v, g, _ = inputs(batch, n_q, before, heads, d, d_pos, window, seed=seed)
-    enc = sinusoid_encoding(torch.arange(window - 1, -1, -1), d_pos).t().contiguous() * pos_scale
-    return q, k, v, g, enc
-
-
-def fused_forward(module, q, k, v, g, window, first_key, pos_scale, scale, want_lse):
-    """The fused float32 forward on float64 inputs cast to float32."""
-    q32, k32, v32, g32 = (t.float() for t in (q, k, v, g))
-    frequencies = sinusoid_frequencies(g.shape[-1])
-    return module.fused_forward(q32, *split(q32, k32, v32), g32, frequencies, pos_scale, window, first_key, scale, want_lse)
-
-
-@pytest.mark.parametrize(
-    "n_q, before, window, d, d_pos, first",
-    [
-        (7, 4, 5, 8, 6, [0, 3, 4]),  # a stream whose keys start mid-window; one partial vector
-        (6, 0, 4, 3, 4, [0, 0, 0]),  # no memory
-        (5, 0, 1, 4, 2, [0, 0, 0]),  # window 1: each query attends itself only
-        (9, 8, 9, 8, 8, [-3, 8, 5]),  # full memory; first_key below 0 means "all exist"
-        (130, 127, 128, 32, 32, [0, 60, 127]),  # tiles of 64, 64 and 2 queries; window 128
-        (100, 99, 100, 16, 12, [0, 0, 50]),  # a window that is no multiple of 16 or 64
-        (70, 511, 512, 32, 32, [0, 200, 511]),  # the paper's window: a full tile and one of 6 queries
-    ],
-)
-def test_fused_float32_forward_equals_the_exact_kernel(fused, n_q, before, window, d, d_pos, first):
-    # the float64 kernel equals the definition to 1e-12 (test_forward_equals_the_definition); the fused float32
-    # forward, whose positional term is the sinusoids rotated per query, must match it to float32 rounding
-    q, k, v, g, enc = sinusoid_inputs(3, n_q, before, 2, d, d_pos, window, pos_scale=0.3)
-    first_key = torch.tensor(first)
-    expected, expected_lse = kernel_forward(fused, q, k, v, g, enc, first_key, 0.4, 64, True)
-    out, lse = fused_forward(fused, q, k, v, g, window, first_key, 0.3, 0.4, True)
-    assert out.dtype == torch.float32 and lse.shape == expected_lse.shape
-    torch.testing.assert_close(out.double(), expected, rtol=0, atol=1e-5)
-    torch.testing.assert_close(lse.double(), expected_lse, rtol=0, atol=1e-5)
-    assert fused_forward(fused, q, k, v, g, window, first_key, 0.3, 0.4, False)[1].numel() == 0
-    if n_q <= 9:  # and the definition itself, where the loop is short
-        torch.testing.assert_close(out.double(), dense_reference(q, k, v, g, enc, first_key, 0.4)[0], rtol=0, atol=1e-5)
-
-
-def test_fused_forward_refuses_what_it_cannot_compute(fused):
-    q, k, v, g, _ = inputs(1, 4, 3, 1, 4, 4, 4)
-    frequencies = sinusoid_frequencies(4)
-    with pytest.raises(RuntimeError, match="band_attention_fused_forward: float32 tensors"):
-        fused.fused_forward(q, *split(q, k, v), g, frequencies, 1.0, 4, torch.tensor([0]), 1.0, False)
-    q, k, v, g = (t.float() for t in (q, k, v, g))
-    with pytest.raises(RuntimeError, match="frequencies float64"):
-        fused.fused_forward(q, *split(q, k, v), g, frequencies.float(), 1.0, 4, torch.tensor([0]), 1.0, False)
-
-
-@pytest.mark.parametrize("switch, expected", [("", "fused_forward"), ("mkl", "forward")])
-def test_model_runs_float32_on_the_fused_forward_unless_switched_to_mkl(fused, monkeypatch, switch, expected):
-    calls = []
-    for name in ("forward", "fused_forward"):
-        original = getattr(fused, name)
-        monkeypatch.setattr(fused, name, lambda *a, _f=original, _n=name: calls.append(_n) or _f(*a))
-    monkeypatch.setenv(kernel.SWITCH, switch)
-    model = small_model(5, window=40, d_model=8, d_head=4, n_head=2).float().eval()
-    tokens = torch.randint(0, 4, (2, 100 + model.lookahead), generator=torch.Generator().manual_seed(1))
-    with torch.inference_mode():
-        fast = run_segments(model, tokens, 50, "fast")
-        assert set(calls) == {expected}
-        torch.testing.assert_close(fast, run_segments(model, tokens, 50, "textbook"), rtol=0, atol=1e-5)
-
-
-@pytest.mark.parametrize("switch", ["", "mkl", "torch"])
-def test_bench_names_the_kernel_it_runs(own, monkeypatch, switch):
-    from genometracks.bench import attention_kernel
-
-    monkeypatch.setenv(kernel.SWITCH, switch)
-    fused = "compiled, fused float32 forward" if own.has_fused() else "compiled"
-    assert attention_kernel() == {"": fused, "mkl": "compiled", "torch": "torch"}[switch]
-
-
 @pytest.mark.parametrize("first", [[0, 2], [5, 0]])
 def test_gradients_pass_gradcheck(own, first):
     q, k, v, g, enc = (t.clone().requires_grad_(t.dim() == 4) for t in inputs(2, 6, 5, 2, 3, 4, 6))
     first_key = torch.tensor(first)
 
     def attend(q, g, k, v):
-        return KernelAttention.apply(q, g, *split(q, k, v), enc, first_key, 0.5, 4, None)
+        return KernelAttention.apply(q, g, *split(q, k, v), enc, first_key, 0.5, 4)
 
     assert torch.autograd.gradcheck(attend, (q, g, k, v), eps=1e-6, atol=1e-8)
 
@@ -231,7 +142,7 @@ def test_gradients_equal_the_definitions(own):
     weights = torch.randn(2, 7, 2, 3, dtype=torch.float64)
     grads = {}
     for name, run in (
-        ("kernel", lambda: KernelAttention.apply(q, g, *split(q, k, v), enc, first_key, 0.7, 3, None)),
+        ("kernel", lambda: KernelAttention.apply(q, g, *split(q, k, v), enc, first_key, 0.7, 3)),
         ("definition", lambda: dense_reference(q, k, v, g, enc, first_key, 0.7)[0]),
     ):
         (run() * weights).sum().backward()
@@ -253,7 +164,7 @@ def test_detached_memory_gets_no_gradient_and_leaves_the_others_unchanged(own):
         q_, g_, old_k, new_k, old_v, new_v = leaves
         old_k.requires_grad_(memory_needs_grad)
         old_v.requires_grad_(memory_needs_grad)
-        (KernelAttention.apply(q_, g_, old_k, new_k, old_v, new_v, enc, first_key, 0.6, 4, None) * weights).sum().backward()
+        (KernelAttention.apply(q_, g_, old_k, new_k, old_v, new_v, enc, first_key, 0.6, 4) * weights).sum().backward()
         grads[memory_needs_grad] = [t.grad for t in leaves]
     assert grads[False][2] is None and grads[False][4] is None
     assert grads[True][2].abs().sum() > 0 and grads[True][4].abs().sum() > 0

@@ -24,11 +24,7 @@ Two paths compute the same function with the same weights. "textbook": steps 1-3
   the keys the window reaches, the positional term (g = W_r^T (q + v) times the sinusoids) by one
   product written straight onto the band, a softmax over each query's window, one product with the
   values; its backward recomputes the scores and applies the same band trick to the positional gradient,
-  and leaves out the remembered keys' and values' gradients when the memory is detached (training).
-  In float32 on a CPU with AVX-512 the forward runs fused instead (tiles of 64 queries, scores kept
-  transposed so that every product is register-blocked over 16 queries; the positional term as a
-  second product of the same shape, by rotating each query's g by its place in the tile against
-  sinusoid features of the tile's columns: sin(a - b) = sin a cos b - cos a sin b);
+  and leaves out the remembered keys' and values' gradients when the memory is detached (training);
 - elsewhere, or where the kernel cannot be built (GENOMETRACKS_KERNEL=torch forces this), step 3 with
   PyTorch's fused CPU attention kernel on tiles of `query_block` queries of `stream_block` streams,
   each tile against only the keys its window reaches, the positional term an additive bias written by
@@ -48,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genometracks.model.kernel import compiled, fused_wanted
+from genometracks.model.kernel import compiled
 from genometracks.model.relative import (
     by_offset,
     head_band_bias,
@@ -57,7 +53,6 @@ from genometracks.model.relative import (
     rel_shift,
     rotate_queries,
     sinusoid_encoding,
-    sinusoid_frequencies,
     window_mask,
 )
 
@@ -158,7 +153,6 @@ class RelativeAttention(nn.Module):
         # differ from the textbook path (which encodes in float64) by ~1e-7
         fast_pos = sinusoid_encoding(torch.arange(window - 1, -1, -1), d_model)
         self.register_buffer("fast_pos", fast_pos, persistent=False)  # [W, d_model], distances W-1..0
-        self.frequencies = sinusoid_frequencies(d_model)  # float64 [d_model / 2]: the fused kernel's sinusoids
         self.reset_parameters()
 
     def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> RelativeAttention:
@@ -325,11 +319,10 @@ class RelativeAttention(nn.Module):
         g, encoding, scale = self._positional(queries)
         first_key = key_exists.shape[1] - key_exists.sum(dim=1)  # [B], existence is a suffix per stream
         tensors = (queries, rows_contiguous(g), *keys, *values, encoding.contiguous(), first_key)
-        constants = (scale, self.query_block, self.frequencies)
         if _wants_grad(queries, g, *keys, *values):  # remembered keys may need gradients when queries do not
-            return cast(Tensor, KernelAttention.apply(*tensors, *constants))  # type: ignore[no-untyped-call]
+            return cast(Tensor, KernelAttention.apply(*tensors, scale, self.query_block))  # type: ignore[no-untyped-call]
         with torch.no_grad():
-            return KernelAttention.run(*tensors, *constants)[0]
+            return KernelAttention.run(*tensors, scale, self.query_block)[0]
 
     def _fast_attend(self, queries: Tensor, keys: Tensor, values: Tensor, key_exists: Tensor) -> Tensor:
         """Step 3 on the fast path with PyTorch's kernels (where the compiled one does not apply). queries
@@ -567,24 +560,14 @@ class KernelAttention(torch.autograd.Function):
     remembered keys [B, M', H, D] and the segment's own [B, Lq, H, D], values likewise, encoding
     [d_model, W] (scaled sinusoids, column e ↔ distance W-1-e), first_key int64 [B] (first existing
     key per stream, keys counted from the first remembered one), scale, tile (queries per kernel
-    tile), frequencies (float64 [d_model / 2], the sinusoids' when encoding is `fast_pos` scaled by
-    `scale`, else None: in float32 the forward then runs on the fused AVX-512 path where the build has
-    it). Returns [B, Lq, H, D]; gradients for queries, g, keys and values."""
+    tile). Returns [B, Lq, H, D]; gradients for queries, g, keys and values."""
 
     @staticmethod
     def run(*inputs: Any, want_lse: bool = False) -> tuple[Tensor, Tensor]:
         """The kernel's forward without autograd, on the inputs in the class docstring's order: output
-        [B, Lq, H, D] and log-sum-exp [B, H, Lq] (empty unless want_lse). In float32, where the build has
-        it and `frequencies` are given, on the fused AVX-512 forward (tiles of 64 queries)."""
-        queries, g, old_keys, keys, old_values, values, encoding, first_key, scale, tile, frequencies = inputs
-        module = compiled()
-        if frequencies is not None and queries.dtype == torch.float32 and fused_wanted() and module.has_fused():
-            window = encoding.shape[1]
-            out, lse = module.fused_forward(
-                queries, old_keys, keys, old_values, values, g, frequencies, scale, window, first_key, scale, want_lse
-            )
-        else:
-            out, lse = module.forward(queries, old_keys, keys, old_values, values, g, encoding, first_key, scale, tile, want_lse)
+        [B, Lq, H, D] and log-sum-exp [B, H, Lq] (empty unless want_lse)."""
+        queries, g, old_keys, keys, old_values, values, encoding, first_key, scale, tile = inputs
+        out, lse = compiled().forward(queries, old_keys, keys, old_values, values, g, encoding, first_key, scale, tile, want_lse)
         return out, lse
 
     @staticmethod
@@ -592,7 +575,7 @@ class KernelAttention(torch.autograd.Function):
         """Output [B, Lq, H, D]; saves the tensors, the output and each query's log-sum-exp [B, H, Lq]."""
         out, lse = KernelAttention.run(*inputs, want_lse=True)
         ctx.save_for_backward(*inputs[:8], out, lse)
-        ctx.scale, ctx.tile, _ = inputs[8:]
+        ctx.scale, ctx.tile = inputs[8:]
         return out
 
     @staticmethod
@@ -604,4 +587,4 @@ class KernelAttention(torch.autograd.Function):
         tensors = (queries, old_keys, keys, old_values, values, g, encoding, first_key, out, lse)  # the C++ order
         grads = compiled().backward(rows_contiguous(grad_out), *tensors, ctx.scale, ctx.tile, memory_grads)
         grad_q, grad_old_k, grad_k, grad_old_v, grad_v, grad_g = grads
-        return grad_q, grad_g, grad_old_k, grad_k, grad_old_v, grad_v, None, None, None, None, None
+        return grad_q, grad_g, grad_old_k, grad_k, grad_old_v, grad_v, None, None, None, None

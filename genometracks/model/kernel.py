@@ -3,8 +3,6 @@
 `compiled()` returns the loaded extension, or None where it cannot be had: no C++ compiler or ninja,
 a failed build (one warning says why), or GENOMETRACKS_KERNEL=torch in the environment. Callers then
 use PyTorch's flash-attention tiles, which compute the same function (attention.band_attention).
-On a CPU with AVX-512 the build also has a fused float32 forward (`has_fused()`); `fused_wanted()` is
-False under GENOMETRACKS_KERNEL=mkl, which keeps float32 on the MKL products as well.
 
 The build goes to torch's extension cache (TORCH_EXTENSIONS_DIR, default ~/.cache/torch_extensions)
 under a name that carries torch's version and this CPU's instruction-set flags, since it is compiled
@@ -26,7 +24,7 @@ from types import ModuleType
 from typing import Any
 
 SOURCE = Path(__file__).with_name("band_attention.cpp")
-SWITCH = "GENOMETRACKS_KERNEL"  # "torch": never use the compiled kernel; "mkl": not its fused forward
+SWITCH = "GENOMETRACKS_KERNEL"  # "torch": never use the compiled kernel
 # -ffast-math lets the compiler vectorise the softmax's max and sum (reordered sums, ~1e-7 relative)
 # -fopenmp: at::parallel_for shares (stream, head) pairs out over torch's OpenMP threads
 FLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-ffast-math", "-fopenmp"]
@@ -59,12 +57,6 @@ def build_name() -> str:
 def wanted() -> bool:
     """False when GENOMETRACKS_KERNEL=torch asks for PyTorch's kernels only."""
     return os.environ.get(SWITCH, "").strip().lower() != "torch"
-
-
-def fused_wanted() -> bool:
-    """False when GENOMETRACKS_KERNEL=mkl asks for the kernel's MKL products in float32 too (the fused
-    AVX-512 forward is used otherwise, where the build has it)."""
-    return os.environ.get(SWITCH, "").strip().lower() != "mkl"
 
 
 @lru_cache(maxsize=1)

@@ -17,21 +17,15 @@ import torch
 from torch import Tensor
 
 
-def sinusoid_frequencies(d_model: int, device: torch.device | str | None = None) -> Tensor:
-    """Angular frequencies of the sinusoidal encodings, 1 / 10000^(2k/d_model) for k < d_model/2: float64
-    [d_model / 2], radians per position."""
-    if d_model % 2:
-        raise ValueError(f"d_model must be even for sinusoidal encodings; got {d_model}")
-    exponent = torch.arange(0, d_model, 2, dtype=torch.float64, device=device) / d_model
-    return 1.0 / 10000.0**exponent
-
-
 def sinusoid_encoding(distances: Tensor, d_model: int) -> Tensor:
     """Sinusoidal encodings r_d of Transformer-XL: distances [n] → float64 [n, d_model].
 
     The first half holds sin(d / 10000^(2k/d_model)), the second half the matching cos.
     """
-    angles = distances.to(torch.float64)[:, None] * sinusoid_frequencies(d_model, distances.device)[None, :]
+    if d_model % 2:
+        raise ValueError(f"d_model must be even for sinusoidal encodings; got {d_model}")
+    exponent = torch.arange(0, d_model, 2, dtype=torch.float64, device=distances.device) / d_model
+    angles = distances.to(torch.float64)[:, None] / (10000.0**exponent)[None, :]
     return torch.cat([angles.sin(), angles.cos()], dim=-1)
 
 
