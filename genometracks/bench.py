@@ -49,11 +49,10 @@ from omegaconf import OmegaConf
 from genometracks.genome.sequence import Genome, decode
 from genometracks.inference.predict import WHOLE_ROWS, predict_genome, write_tracks
 from genometracks.inference.shipped import load_shipped
-from genometracks.io.resources import peak_rss_mib
 from genometracks.io.malloc import keep_freed_memory
 from genometracks.io.paths import conf_dir, shared_data
-from genometracks.model import kernel
-from genometracks.model import Memory, TransformerXL
+from genometracks.io.resources import peak_rss_mib
+from genometracks.model import Memory, TransformerXL, kernel
 from genometracks.model import transformer as transformer_module
 from genometracks.training.checkpoint import CheckpointError, load_model
 

@@ -152,6 +152,34 @@ def test_collected_attention_equals_the_model_on_one_stream():
         assert outputs[(contig, strand)][i] == pytest.approx(s.output[k], abs=1e-4)
 
 
+def test_collected_samples_come_in_genome_order_whatever_the_stream_count():
+    """Samples are ordered by (key, position), so the head motifs' rankings, which break ties by
+    sample index, give the same motif however many streams ran (interpret.n_streams)."""
+    from genometracks.model import TransformerXL
+
+    torch.manual_seed(1)
+    rng = np.random.default_rng(1)
+    g = Genome.from_sequences({"a": "".join(rng.choice(list("ACGT"), 700)), "b": "".join(rng.choice(list("ACGT"), 400))})
+    model = TransformerXL(n_layer=2, n_head=2, d_model=16, d_head=8, window=24, query_block=8).eval()
+    regions = [Interval("a", 50, 650), Interval("b", 0, 400)]
+    flags = H.choose_samples(H.stream_outputs(model, g, regions, seg_len=32, n_streams=2, progress=False), 0.05, 5, seed=2)
+    runs = [H.collect_attention(model, g, regions, flags, 20, seg_len=32, n_streams=n, progress=False) for n in (1, 3, 7)]
+    first = runs[0]
+    assert np.all(np.diff(first.slot * 10_000 + first.local) > 0)  # genome order, each position once
+    assert len(first.output) == sum(int((f > 0).sum()) for f in flags.values())
+    for other in runs[1:]:
+        assert np.array_equal(other.slot, first.slot) and np.array_equal(other.local, first.local)
+        assert np.array_equal(other.group, first.group)
+        np.testing.assert_allclose(other.output, first.output, atol=1e-5)
+        np.testing.assert_allclose(other.attention.astype(np.float32), first.attention.astype(np.float32), atol=2e-3)
+    # attention rounded to one decimal ties many samples: the motif is still the same in every run
+    for run in runs:
+        run.attention = np.round(run.attention.astype(np.float32), 1).astype(np.float16)
+    motifs = [[m.motif.probabilities for m in H.head_motifs(run, g, conv_width=7, top_n=3)[0]] for run in runs]
+    for other in motifs[1:]:
+        assert all(np.array_equal(a, b) for a, b in zip(other, motifs[0]))
+
+
 def test_plots_have_one_panel_per_layer(tmp_path):
     from PIL import Image
 

@@ -204,6 +204,36 @@ def test_attention_probabilities_by_offset():
         torch.testing.assert_close(att[..., q, :], expected.expand_as(att[..., q, :]))
 
 
+@pytest.mark.parametrize("window", [128, 100, 512])
+def test_fast_path_probabilities_of_chosen_queries_equal_the_textbook(window):
+    """The fast path's attention for chosen queries (relative.query_probabilities) = the textbook
+    path's full probabilities re-indexed by offset, in float64: across segments with memory carried,
+    a stream reset mid-way (its remembered keys absent, the others' present), queries at the
+    segment's first and last index, windows that are and are not a multiple of the query tile, and
+    the stream-group threads on and off."""
+    torch.manual_seed(window)
+    model = TransformerXL(n_layer=3, n_head=2, d_model=16, d_head=8, conv_width=7, window=window, query_block=64).double().eval()
+    length = 150
+    tokens = torch.randint(0, 5, (3, 3 * length + model.lookahead))
+    queries = torch.tensor([0, 3, 64, 99, length - 1])
+    for workers in (1, 2):
+        model.workers = workers
+        fast_memory = textbook_memory = None
+        for s in range(3):
+            segment = tokens[:, s * length : (s + 1) * length + model.lookahead]
+            reset = torch.tensor([False, s == 1, False])
+            with torch.no_grad():
+                fast, fast_memory, fast_att = model(segment, fast_memory, reset, path="fast", attention_queries=queries)
+                textbook, textbook_memory, textbook_att = model(segment, textbook_memory, reset, path="textbook", attention_queries=queries)
+            assert fast_att.shape == (3, 3, 2, 5, window)
+            torch.testing.assert_close(fast_att, textbook_att, rtol=0, atol=1e-12)
+            torch.testing.assert_close(fast, textbook, rtol=0, atol=1e-12)
+            if s == 1:  # the reset stream: query i sees offsets 0..i only
+                for q, i in enumerate(queries.tolist()):
+                    assert (fast_att[:, 1, :, q, i + 1 :] == 0).all() and (fast_att[:, 1, :, q, : min(i + 1, window)] > 0).all()
+    assert torch.allclose(fast_att.sum(-1), torch.ones(()).double())
+
+
 # --- first-block kernels ---------------------------------------------------------------------
 
 
@@ -322,5 +352,7 @@ def test_bad_inputs_raise_clear_errors():
         model(good, model.init_memory(3))
     with pytest.raises(ModelInputError, match="reset"):
         model(good, reset=torch.ones(2))
-    with pytest.raises(ModelInputError, match="textbook"):
-        model(good, attention_queries=torch.tensor([0]))
+    with pytest.raises(ModelInputError, match="attention_queries"):
+        model(good, attention_queries=torch.tensor([10]))  # past the segment's last query
+    with pytest.raises(ModelInputError, match="attention_queries"):
+        model(good, attention_queries=torch.tensor([[0]]))

@@ -37,8 +37,9 @@ Two paths compute the same function with the same weights. "textbook": steps 1-3
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple, cast
+from typing import Any, NamedTuple, cast
 
 import torch
 import torch.nn.functional as F
@@ -49,6 +50,7 @@ from genometracks.model.relative import (
     by_offset,
     head_band_bias,
     key_features,
+    query_probabilities,
     query_rotation,
     rel_shift,
     rotate_queries,
@@ -107,7 +109,7 @@ class LayerMemory:
     v: Tensor
     p: Tensor
 
-    def map(self, fn: Callable[[Tensor], Tensor]) -> "LayerMemory":
+    def map(self, fn: Callable[[Tensor], Tensor]) -> LayerMemory:
         """Apply fn to each tensor (all have the batch first)."""
         return LayerMemory(fn(self.k), fn(self.v), fn(self.p))
 
@@ -200,13 +202,13 @@ class RelativeAttention(nn.Module):
         """Attend from the positions [t, t+S-c) of h ([B, S, d_model], positions [t, t+S)).
 
         valid: bool [B, W-1], whether positions [t-W+1, t) exist. advance: where the next
-        segment starts (t + advance, advance <= S - c). queries: with path="textbook", query
-        indices [nq] whose probabilities to return as [B, n_head, nq, W] by offset 0..W-1.
+        segment starts (t + advance, advance <= S - c). queries: query indices [nq] whose
+        probabilities to return as [B, n_head, nq, W] by offset 0..W-1 (the fast path computes
+        them for those queries alone, `relative.query_probabilities`).
         Returns (output [B, S-c, d_model], memory for the next segment, probabilities or None).
         """
         if path == "fast":
-            out, carried = self._fast(h, memory, valid, advance)
-            return out, carried, None
+            return self._fast(h, memory, valid, advance, queries)
         if path != "textbook":
             raise ValueError(f"path must be one of {PATHS}; got {path!r}")
         n_mem, c = self.window - 1, self.half_width
@@ -268,8 +270,10 @@ class RelativeAttention(nn.Module):
         y = y.squeeze(2).transpose(1, 2)  # [B, S-c, 3HD]
         return y if y.is_contiguous() else y.contiguous()
 
-    def _fast(self, h: Tensor, memory: LayerMemory, valid: Tensor, advance: int) -> tuple[Tensor, LayerMemory]:
-        """The fast path of `forward` (same arguments, same results, no probabilities)."""
+    def _fast(
+        self, h: Tensor, memory: LayerMemory, valid: Tensor, advance: int, queries: Tensor | None = None
+    ) -> tuple[Tensor, LayerMemory, Tensor | None]:
+        """The fast path of `forward` (same arguments, same results)."""
         n_mem, c, n_h, d = self.window - 1, self.half_width, self.n_head, self.d_head
         p_memory = memory.p.masked_fill(~valid[:, None, n_mem - c :], 0.0)
         y = self._fast_project(h, p_memory)
@@ -296,7 +300,12 @@ class RelativeAttention(nn.Module):
         # projected inputs of [t+advance-c, t+advance): from h, or partly remembered if advance < c
         recent = F.linear(h[:, max(advance - c, 0) : advance], self.qkv.weight).transpose(1, 2)
         p_next = torch.cat([p_memory[:, :, advance:], recent], dim=2) if advance < c else recent
-        return out, LayerMemory(carried_k, carried_v, p_next)
+        attention = None
+        if queries is not None:  # the probabilities of a few queries, from the operands of step 3
+            g, encoding, scale = self._positional(q_plus_u)
+            keys = torch.cat([old_keys, new_keys], dim=1) if skip < n_mem else new_keys
+            attention = query_probabilities(q_plus_u, g, keys, key_exists, encoding, scale, queries)
+        return out, LayerMemory(carried_k, carried_v, p_next), attention
 
     def _own_kernel(self, y: Tensor) -> Any:
         """The compiled kernel where step 3 may run on it (CPU, float32/64, no attention dropout drawn), else None."""

@@ -135,3 +135,25 @@ def by_offset(probs: Tensor, queries: Tensor, n_memory: int, window: int) -> Ten
     rows = probs[..., queries, :]
     index = keys.clamp(min=0).expand(*rows.shape[:-1], window)
     return rows.gather(-1, index).masked_fill(keys < 0, 0.0)
+
+
+def query_probabilities(
+    queries: Tensor, g: Tensor, keys: Tensor, key_exists: Tensor, encoding: Tensor, scale: float, chosen: Tensor
+) -> Tensor:
+    """Attention probabilities of the `chosen` queries only, by offset, from the fast path's operands.
+
+    queries [B, Lq, H, D] (q + u), g [B, Lq, H, d_model] (W_r^T (q + v)), keys [B, K, H, D] (the
+    last Lq of them the segment's own, the K - Lq before them remembered), key_exists bool [B, K],
+    encoding [d_model, W] (scaled sinusoids, column e = distance W-1-e), chosen long [nq] (indices in
+    [0, Lq)) → [B, H, nq, W]: [b, h, q, o] is the weight query chosen[q] puts on the key o positions
+    upstream (0 = itself), 0 where that key does not exist; what `by_offset` takes from the textbook
+    path's full probabilities, computed for nq queries instead of Lq."""
+    window, n_q, n_keys = encoding.shape[1], queries.shape[1], keys.shape[1]
+    offsets = torch.arange(window, device=keys.device)
+    index = (n_keys - n_q) + chosen.to(keys.device)[:, None] - offsets[None, :]  # [nq, W] key of each offset
+    inside = index >= 0
+    content = torch.einsum("bqhd,bkhd->bhqk", queries[:, chosen], keys) * scale  # [B, H, nq, K]
+    positional = torch.einsum("bqhf,fe->bhqe", g[:, chosen], encoding).flip(-1)  # [B, H, nq, W] by offset
+    scores = content.gather(-1, index.clamp(min=0).expand(*content.shape[:2], -1, -1)) + positional
+    exists = inside & key_exists[:, index.clamp(min=0)]  # [B, nq, W]
+    return scores.masked_fill(~exists[:, None], float("-inf")).softmax(dim=-1)

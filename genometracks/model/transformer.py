@@ -16,10 +16,11 @@ not on how the genome was cut into segments or streams.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, TypeVar, cast, overload
+from typing import Any, TypeVar, cast, overload
 
 import torch
 from torch import Tensor, nn
@@ -66,29 +67,29 @@ class Memory:
         return self.valid.shape[0]
 
     @staticmethod
-    def cat(parts: list["Memory"]) -> "Memory":
+    def cat(parts: list[Memory]) -> Memory:
         """Streams of several memories stacked in order (the inverse of splitting by rows)."""
         layers = tuple(
             LayerMemory(*(torch.cat(t) for t in zip(*((m.k, m.v, m.p) for m in group)))) for group in zip(*(part.layers for part in parts))
         )
         return Memory(layers, torch.cat([part.valid for part in parts]))
 
-    def _map(self, fn: Callable[[Tensor], Tensor]) -> "Memory":
+    def _map(self, fn: Callable[[Tensor], Tensor]) -> Memory:
         return Memory(tuple(layer.map(fn) for layer in self.layers), fn(self.valid))
 
-    def detach(self) -> "Memory":
+    def detach(self) -> Memory:
         """Cut the autograd graph (truncated backpropagation through time)."""
         return self._map(Tensor.detach)
 
-    def select(self, rows: Tensor) -> "Memory":
+    def select(self, rows: Tensor) -> Memory:
         """Keep streams `rows` (long indices or bool [B]) in that order."""
         return self._map(lambda t: t[rows])
 
-    def to(self, device: torch.device | str) -> "Memory":
+    def to(self, device: torch.device | str) -> Memory:
         """Every tensor moved to `device` (shapes and dtypes unchanged)."""
         return self._map(lambda t: t.to(device))
 
-    def reset(self, flags: Tensor) -> "Memory":
+    def reset(self, flags: Tensor) -> Memory:
         """Clear the streams where flags (bool [B]) is True: all positions marked absent, zeroed."""
         flags = flags.to(device=self.valid.device, dtype=torch.bool)
         if not bool(flags.any()):  # the usual segment: nothing to clear, nothing copied
@@ -246,30 +247,32 @@ class TransformerXL(nn.Module):
 
         Returns (logits [B, L] of the primary output (output 0, the one tracks show), or [B, L,
         n_outputs] with all_outputs, memory for the segment starting at t+L), plus, when
-        attention_queries (long [nq], indices in [0, L)) is given with path="textbook",
-        attention probabilities [n_layer, B, n_head, nq, window] by offset 0..W-1 upstream
-        (0 = the query itself; 0 where the key does not exist).
+        attention_queries (long [nq], indices in [0, L)) is given, attention probabilities
+        [n_layer, B, n_head, nq, window] by offset 0..W-1 upstream (0 = the query itself; 0 where
+        the key does not exist): the fast path computes them for those queries alone, the textbook
+        path takes them from its full probabilities.
         """
         memory = self._check(tokens, memory, reset, path, attention_queries)
         if reset is not None:
             memory = memory.reset(reset)
         groups = min(torch.get_num_threads() if self.workers is None else self.workers, tokens.shape[0])
         out: Output
-        if groups > 1 and path == "fast" and tokens.device.type == "cpu" and not (self.training and self.drop.p > 0):
-            out = self._forward_concurrently(tokens, memory, groups)
+        concurrent = path == "fast" and tokens.device.type == "cpu" and not (self.training and self.drop.p > 0)
+        if groups > 1 and concurrent and (attention_queries is None or not torch.is_grad_enabled()):
+            out = self._forward_concurrently(tokens, memory, groups, attention_queries)
         else:
             out = self._forward(tokens, memory, path, attention_queries)
         if all_outputs:
             return out
         return (out[0][..., 0], *out[1:])
 
-    def _forward_concurrently(self, tokens: Tensor, memory: Memory, groups: int) -> tuple[Tensor, Memory]:
+    def _forward_concurrently(self, tokens: Tensor, memory: Memory, groups: int, attention_queries: Tensor | None = None) -> Output:
         """`_forward` on `groups` row blocks of the streams at once, one thread each (forward and,
-        through `_Concurrent`, backward)."""
+        through `_Concurrent`, backward; attention_queries without autograd only)."""
         bounds = [round(i * tokens.shape[0] / groups) for i in range(groups + 1)]
         rows = [slice(a, b) for a, b in zip(bounds, bounds[1:])]
         params = [p for p in self.parameters() if p.requires_grad]
-        if torch.is_grad_enabled() and params:
+        if torch.is_grad_enabled() and params and attention_queries is None:
             tensors = _flatten(memory)
             logits, valid, *carried = _Concurrent.apply(  # type: ignore[no-untyped-call]
                 self, tokens, memory.valid, rows, len(tensors), *tensors, *params
@@ -277,12 +280,15 @@ class TransformerXL(nn.Module):
             return logits, _unflatten(carried, valid)
         inference = torch.is_inference_mode_enabled()  # autograd modes are per thread: pass them on
 
-        def run(part: slice) -> tuple[Tensor, Memory]:
+        def run(part: slice) -> Output:
             with torch.inference_mode(inference), torch.no_grad():
-                return self._forward(tokens[part], memory._map(lambda t: t[part]), "fast", None)
+                return self._forward(tokens[part], memory._map(lambda t: t[part]), "fast", attention_queries)
 
         results = _in_threads(run, rows)
-        return torch.cat([r[0] for r in results]), Memory.cat([r[1] for r in results])
+        logits, carried = torch.cat([r[0] for r in results]), Memory.cat([r[1] for r in results])
+        if attention_queries is None:
+            return logits, carried
+        return logits, carried, torch.cat([cast(tuple[Tensor, Memory, Tensor], r)[2] for r in results], dim=1)
 
     @overload
     def _forward(self, tokens: Tensor, memory: Memory, path: str, attention_queries: None) -> tuple[Tensor, Memory]: ...
@@ -332,8 +338,6 @@ class TransformerXL(nn.Module):
             raise ModelInputError(f"reset must be bool [{batch}]; got {tuple(reset.shape)} {reset.dtype}")
         if queries is not None:
             length = tokens.shape[1] - self.lookahead
-            if path != "textbook":
-                raise ModelInputError('attention_queries needs path="textbook"')
             if (
                 queries.dim() != 1
                 or queries.dtype != torch.long
