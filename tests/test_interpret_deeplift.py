@@ -50,6 +50,32 @@ def test_wrapper_equals_the_model(norm, d_inner):
     assert torch.allclose(ours, theirs, atol=1e-5)
 
 
+@pytest.mark.parametrize("norm", ["pre", "post"])
+def test_wrapper_keeps_only_the_columns_the_target_reads_and_stays_exact(norm):
+    """Three blocks, a window of 20 and conv width 5, in float64: each block keeps the W - 1 + 2c
+    columns fewer the next one reads, the last one the target column alone, and the logit equals
+    the model's to rounding; a window of the wrong width is refused in one line."""
+    from genometracks.interpret.attribution import AttributionError
+    from genometracks.interpret.optimize import onehot_logits
+
+    torch.manual_seed(5)
+    model = TransformerXL(n_layer=3, n_head=2, d_model=16, d_head=8, window=20, conv_width=5, norm=norm, d_inner=8).double().eval()
+    width = model.context + 1 + model.lookahead
+    x = torch.nn.functional.one_hot(torch.randint(0, 4, (4, width)), 4).double()
+    wrapper = D.TargetLogit(model)
+    widths = []
+    hooks = [step.register_forward_hook(lambda _m, _i, out: widths.append(out.shape[1])) for step in wrapper.steps]
+    with torch.no_grad():
+        ours = wrapper(x.transpose(1, 2))[:, 0]
+        theirs = onehot_logits(model, x)[:, model.context]
+    for hook in hooks:
+        hook.remove()
+    assert widths == [width - 23, width - 46, 1]  # W - 1 + 2c = 23 per block
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-12)
+    with pytest.raises(AttributionError, match="context \\+ lookahead \\+ 1"):
+        wrapper(x.transpose(1, 2)[..., 1:])
+
+
 def test_softmax_rule_is_exact_for_far_apart_rows():
     torch.manual_seed(1)
     x = torch.randn(2, 3, 7, dtype=torch.float64) * 50

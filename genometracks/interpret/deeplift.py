@@ -42,7 +42,7 @@ from torch import Tensor, nn
 from genometracks.genome.intervals import SiteSet
 from genometracks.genome.sequence import N_TOKEN, Genome
 from genometracks.interpret.attribution import AttributionError, Attributions, genome_track, target_windows
-from genometracks.model.relative import rel_shift, sinusoid_encoding, window_mask
+from genometracks.model.relative import sinusoid_encoding
 
 
 def _secant_exp(a: Tensor, b: Tensor) -> Tensor:
@@ -76,12 +76,17 @@ def softmax_rule(module, grad_input, grad_output):
 
 class AttentionStep(nn.Module):
     """One block's attention with nothing upstream, written with modules tangermeme has exact rules
-    for: h [B, S, d_model] → output [B, S - c, d_model] (c = conv_width // 2), the textbook path of
-    `RelativeAttention` with the absent memory keys left out (they get zero probability there).
-    q, k, v (projection + convolutions) and the positional term are linear in h; (q + u)·k and
-    probabilities x values are `BilinearOp`s (DeepLIFT's exact split of a product); the softmax is
-    an `nn.Softmax` (rule: `softmax_rule`). Keys outside a query's window get a score of
-    -1e4 (exp underflows to 0, as -inf does, and the rules see no infinite difference)."""
+    for, for the queries the target logit reads only: h [B, S, d_model] (S consecutive columns) →
+    output [B, S - (W - 1) - 2c, d_model] (c = conv_width // 2, W = window) for the queries at
+    columns W - 1 + c .. S - c - 1 of h. Those are the columns the next block (or the head) reads:
+    its queries at W - 1 + c onwards read keys from column c on, and the key and query convolutions
+    c more; so the last block computes one query, not the window's S (`TargetLogit`; the paper
+    model's 6 blocks thus score about a third of the pairs the whole window would).
+    q, k, v (projection + convolutions) and the positional term are linear in h (the term of query i
+    and key j taken from query i's terms at distances 0..W-1); (q + u)·k and probabilities x values
+    are `BilinearOp`s (DeepLIFT's exact split of a product); the softmax is an `nn.Softmax` (rule:
+    `softmax_rule`). Keys outside a query's window get a score of -1e4 (exp underflows to 0, as -inf
+    does, and the rules see no infinite difference). Values: the textbook path of `RelativeAttention`."""
 
     def __init__(self, model, index: int) -> None:
         super().__init__()
@@ -90,26 +95,34 @@ class AttentionStep(nn.Module):
         self.attend = BilinearOp("bhij,bhjd->bhid")
         self.softmax = nn.Softmax(dim=-1)
 
+    @property
+    def first_query(self) -> int:
+        """Column of h of the first query kept: W - 1 + c."""
+        attn = self.model[0].blocks[self.index].attn
+        return attn.window - 1 + attn.half_width
+
     def forward(self, h: Tensor) -> Tensor:
         attn = self.model[0].blocks[self.index].attn
-        batch, c = h.shape[0], attn.half_width
+        batch, c, window, first = h.shape[0], attn.half_width, attn.window, self.first_query
         p_memory = h.new_zeros(batch, 3 * attn.n_head * attn.d_head, c)
         q, k, v, _ = attn.project(h, p_memory, torch.zeros(batch, c, dtype=torch.bool, device=h.device))
-        n = q.shape[2]
-        distances = torch.arange(n - 1, -1, -1, device=h.device)
-        r = attn.r_net(sinusoid_encoding(distances, attn.d_model).to(h.dtype)).view(n, attn.n_head, attn.d_head)
-        content = self.content(q + attn.u[:, None], k)
-        position = rel_shift(torch.einsum("bhid,jhd->bhij", q + attn.v[:, None], r))
-        scores = (content + position) / math.sqrt(attn.d_head)
-        allowed = window_mask(n, 0, attn.window, h.device)
+        q = q[:, :, first:]  # [B, H, nq, D]; keys and values: every column [B, H, nk, D]
+        n_q, n_k = q.shape[2], k.shape[2]
+        r = attn.r_net(sinusoid_encoding(torch.arange(window, device=h.device), attn.d_model).to(h.dtype))
+        by_distance = torch.einsum("bhid,rhd->bhir", q + attn.v[:, None], r.view(window, attn.n_head, attn.d_head))
+        distance = first + torch.arange(n_q, device=h.device)[:, None] - torch.arange(n_k, device=h.device)[None, :]
+        allowed = (distance >= 0) & (distance < window)  # [nq, nk]
+        position = by_distance.gather(-1, distance.clamp(0, window - 1).expand(batch, attn.n_head, n_q, n_k))
+        scores = (self.content(q + attn.u[:, None], k) + position) / math.sqrt(attn.d_head)
         probs = self.softmax(scores.masked_fill(~allowed, -1e4))
         attended = self.attend(probs, v)
-        return attn.out(attended.transpose(1, 2).reshape(batch, n, -1))
+        return attn.out(attended.transpose(1, 2).reshape(batch, n_q, -1))
 
 
 class TargetLogit(nn.Module):
     """X [B, 4, S] one-hot → logit [B, 1] of window column model.context (see the module docstring);
-    equals `onehot_logits(model, X^T)[:, context]` (tested)."""
+    equals `onehot_logits(model, X^T)[:, context]` (tested). Each block keeps the columns the next
+    one reads (`AttentionStep`): S = context + lookahead + 1 narrows by W - 1 + 2c per block to 1."""
 
     def __init__(self, model) -> None:
         super().__init__()
@@ -118,21 +131,24 @@ class TargetLogit(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         m = self.model
+        if x.shape[-1] != m.context + m.lookahead + 1:
+            raise AttributionError(f"DeepLIFT/SHAP windows must hold context + lookahead + 1 = {m.context + m.lookahead + 1} columns")
         h = x.transpose(1, 2).to(m.embed.weight.dtype) @ m.embed.weight[:4]
         for block, step in zip(m.blocks, self.steps):
+            first = step.first_query
             if block.norm == "pre":
                 out = step(block.norm1(h))
-                h = h[:, : out.shape[1]] + out
+                h = h[:, first : first + out.shape[1]] + out
                 if block.ff is not None:
                     h = h + block.ff(block.norm2(h))
             else:
                 out = step(h)
-                h = block.norm1(h[:, : out.shape[1]] + out)
+                h = block.norm1(h[:, first : first + out.shape[1]] + out)
                 if block.ff is not None:
                     h = block.norm2(h + block.ff(h))
         if m.final_norm is not None:
             h = m.final_norm(h)
-        return m.head(h[:, m.context])[:, :1]  # the primary output
+        return m.head(h[:, 0])[:, :1]  # the primary output
 
 
 @dataclass
