@@ -180,6 +180,39 @@ def test_collected_samples_come_in_genome_order_whatever_the_stream_count():
         assert all(np.array_equal(a, b) for a, b in zip(other, motifs[0]))
 
 
+def test_top_samples_keep_float32_attention_and_the_motif_ranks_by_it():
+    """The SAMPLE_TOP samples' attention is kept in float32 too (the float16 copy is its rounding), and
+    a head's motif takes the top_n of the pool by it: two samples whose float16 attention ties are
+    ranked by their float32 values, whatever their order."""
+    from genometracks.model import TransformerXL
+
+    torch.manual_seed(2)
+    rng = np.random.default_rng(2)
+    g = Genome.from_sequences({"a": "".join(rng.choice(list("ACGT"), 900))})
+    model = TransformerXL(n_layer=2, n_head=2, d_model=16, d_head=8, window=24, query_block=8).eval()
+    regions = [Interval("a", 0, 900)]
+    flags = H.choose_samples(H.stream_outputs(model, g, regions, seg_len=32, n_streams=2, progress=False), 0.02, 6, seed=3)
+    s = H.collect_attention(model, g, regions, flags, 20, seg_len=32, n_streams=3, progress=False)
+    top = np.flatnonzero(s.group & H.SAMPLE_TOP)
+    assert s.top_attention.dtype == np.float32 and s.top_attention.shape == (6, 2, 2, 24)
+    np.testing.assert_array_equal(s.top_attention.astype(np.float16), s.attention[top])
+
+    # hand-made: 3 top samples, top_n=1; samples 0 and 2 tie in float16 at offset 0, sample 2 is higher in float32
+    seq = "ACGTTGCAAGCTTCGATCGGATCCAATTGGCCTTAAGGCA"  # the 3-mers at 9-11 (GCT) and 29-31 (GCC) differ
+    att = np.zeros((3, 1, 1, 4))
+    att[:, 0, 0, 0] = [0.99990, 0.5, 0.99995]
+    att[:, 0, 0, 1] = 1 - att[:, 0, 0, 0]
+    samples = _samples(att, [3.0, 2.0, 1.0], [H.SAMPLE_TOP] * 3, [10, 20, 30], [("c", "+")], shift=0)
+    assert samples.attention[0, 0, 0, 0] == samples.attention[2, 0, 0, 0]  # tied in float16
+    genome = Genome.from_sequences({"c": seq})
+    first = H.head_motifs(samples, genome, conv_width=3, top_n=1)[0][0].motif.probabilities
+    samples.top_attention = att.astype(np.float32)
+    chosen = H.head_motifs(samples, genome, conv_width=3, top_n=1)[0][0].motif.probabilities
+    expected = np.eye(4)[[("ACGT".index(b)) for b in seq[29:32]]]  # sample 2: local 30, offset 0, centred
+    np.testing.assert_array_equal(chosen.round(), expected)
+    assert not np.array_equal(first.round(), expected)  # float16 alone took sample 0 (first in order)
+
+
 def test_plots_have_one_panel_per_layer(tmp_path):
     from PIL import Image
 

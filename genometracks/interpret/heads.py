@@ -53,7 +53,10 @@ def head_id(layer: int, head: int) -> str:
 class HeadSamples:
     """Sampled queries: attention float16 [n, n_layer, n_head, W] by upstream offset, output (logit)
     float64 [n], slot int64 [n] (index into keys), local int64 [n] (strand-local output index),
-    group uint8 [n] (SAMPLE_* bit flags)."""
+    group uint8 [n] (SAMPLE_* bit flags); top_attention: the SAMPLE_TOP samples' attention in float32
+    [n_top, n_layer, n_head, W] (rows in sample order), which `head_motifs` ranks by: float16 keeps 11
+    bits, and a sharp head's top samples then tie in dozens at its offset, so which 50 of them made the
+    motif was an accident of order (the paper model's matches moved across q = 0.05 with it)."""
 
     attention: np.ndarray
     output: np.ndarray
@@ -62,6 +65,7 @@ class HeadSamples:
     group: np.ndarray
     keys: list[Key]
     shift: int
+    top_attention: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -128,8 +132,8 @@ def collect_attention(
     progress: bool = True,
 ) -> HeadSamples:
     """Stream `regions` with memory carried (burn-in = model.context) and keep the attention of the
-    flagged queries, in genome order (key, position), so that nothing downstream depends on
-    `n_streams`. The fast path computes the probabilities of those queries alone
+    flagged queries (float16; the SAMPLE_TOP ones in float32 too, `HeadSamples.top_attention`), in
+    genome order (key, position), so that nothing downstream depends on `n_streams`. The fast path computes the probabilities of those queries alone
     (`relative.query_probabilities`; the textbook path's full [Lq, M + Lq] blocks, used until session
     24, gave the same values, and the `heads` part of E. coli's main job took 73-89 s with them, 49-58
     s without, 32 s at 16 streams). Tensors change size with the number of flagged queries per batch:
@@ -145,7 +149,7 @@ def collect_attention(
         lookup[names.index(contig), "+-".index(strand)] = i
     flat = np.concatenate([flags[k] for k in keys] + [np.zeros(1, np.uint8)])
     lengths = np.array([genome.contigs[c].length for c in names], dtype=np.int64)
-    parts: dict[str, list] = {k: [] for k in ("attention", "output", "slot", "local", "group")}
+    parts: dict[str, list] = {k: [] for k in ("attention", "output", "slot", "local", "group", "top_attention")}
     memory = None
     cap = HeapCap()
     with torch.inference_mode():
@@ -164,16 +168,22 @@ def collect_attention(
             logits, memory, attn = model(batch["tokens"], memory, batch["reset"], path="fast", attention_queries=torch.from_numpy(queries))
             rows, qi = np.nonzero(group[:, queries])
             r, q = torch.from_numpy(rows), torch.from_numpy(qi)
-            parts["attention"].append(attn[:, r, :, q, :].to(torch.float16).numpy())  # [n_sel, Ly, H, W]
+            chosen = attn[:, r, :, q, :]  # [n_sel, Ly, H, W]
+            parts["attention"].append(chosen.to(torch.float16).numpy())
+            top = torch.from_numpy((group[rows, queries[qi]] & SAMPLE_TOP) > 0)
+            parts["top_attention"].append(chosen[top].float().numpy())
             parts["output"].append(logits[r, torch.from_numpy(queries[qi])].double().numpy())
             parts["slot"].append(slot[rows])
             parts["local"].append(local[rows, queries[qi]] % n[rows, 0])
             parts["group"].append(group[rows, queries[qi]])
     if not parts["output"]:
         raise InterpretError("no sampled query was met while streaming the regions; raise interpret.sample_fraction")
+    precise = np.concatenate(parts.pop("top_attention"))
     joined = {k: np.concatenate(v) for k, v in parts.items()}
     # genome order (key, then position), not streaming order: rankings that break ties by sample
     # index (a head's top-attention samples) then do not depend on how many streams ran
+    is_top = (joined["group"] & SAMPLE_TOP) > 0
+    top_order = np.lexsort((joined["local"][is_top], joined["slot"][is_top]))
     order = np.lexsort((joined["local"], joined["slot"]))
     joined = {k: v[order] for k, v in joined.items()}
     return HeadSamples(
@@ -184,6 +194,7 @@ def collect_attention(
         joined["group"].astype(np.uint8),
         keys,
         int(shift),
+        precise[top_order],
     )
 
 
@@ -316,12 +327,14 @@ def head_motifs(
     Benjamini-Hochberg over the informative heads (>= min_information bits) x references, NaN for the
     others (genometracks.interpret.matching: a flat head's p-values are not valid). The top_n samples
     are those with the highest attention at the head's offset among the SAMPLE_TOP samples
-    (rank_by='top_attention': what the head reads where the model calls a TSS; all samples when
-    fewer than top_n are flagged), among all samples ('attention'), or those with the highest model
-    output ('output', the same samples for every head)."""
+    (rank_by='top_attention': what the head reads where the model calls a TSS, ranked in float32 by
+    `samples.top_attention` where present; all samples when fewer than top_n are flagged), among all
+    samples ('attention', float16), or those with the highest model output ('output', the same samples
+    for every head). Ties go to the first sample in genome order (a stable sort)."""
     if rank_by not in RANKINGS:
         raise InterpretError(f"interpret.motif_rank={rank_by!r}; use one of {RANKINGS}")
     pool = np.flatnonzero(samples.group & SAMPLE_TOP) if rank_by == "top_attention" else np.arange(0)
+    precise = samples.top_attention if pool.size >= top_n else None  # float32 rows of the pool, in its order
     if pool.size < top_n:
         pool = np.arange(len(samples.output))
     n_layer, n_head, _ = samples.shape
@@ -331,7 +344,12 @@ def head_motifs(
     for layer in range(n_layer):
         for head in range(n_head):
             o = int(np.argmax(mean[layer, head]))
-            score = samples.output[pool] if rank_by == "output" else samples.attention[pool, layer, head, o].astype(np.float64)
+            if rank_by == "output":
+                score = samples.output[pool]
+            elif precise is not None:
+                score = precise[:, layer, head, o].astype(np.float64)
+            else:
+                score = samples.attention[pool, layer, head, o].astype(np.float64)
             top = pool[np.argsort(-score, kind="stable")[:top_n]]
             kmers = window_tokens(genome, samples.keys, samples.slot[top], samples.local[top] - o - c, conv_width)
             rel = samples.shift - o
