@@ -133,11 +133,12 @@ def collect_attention(
 ) -> HeadSamples:
     """Stream `regions` with memory carried (burn-in = model.context) and keep the attention of the
     flagged queries (float16; the SAMPLE_TOP ones in float32 too, `HeadSamples.top_attention`), in
-    genome order (key, position), so that nothing downstream depends on `n_streams`. The fast path computes the probabilities of those queries alone
-    (`relative.query_probabilities`; the textbook path's full [Lq, M + Lq] blocks, used until session
-    24, gave the same values, and the `heads` part of E. coli's main job took 73-89 s with them, 49-58
-    s without, 32 s at 16 streams). Tensors change size with the number of flagged queries per batch:
-    a `HeapCap` keeps the heap they fragment from growing."""
+    genome order (key, position), so that nothing downstream depends on `n_streams`. The fast path
+    computes the probabilities of those queries alone (`relative.query_probabilities`; the textbook
+    path's full [Lq, M + Lq] blocks, used until session 24, gave the same values, and the `heads` part
+    of E. coli's main job took 73-89 s with them, 49-58 s without, 32 s at 16 streams). Tensors change
+    size with the number of flagged queries per batch: a `HeapCap` keeps the heap they fragment from
+    growing."""
     from tqdm.auto import tqdm
 
     streams = _streams(model, genome, regions, seg_len, n_streams)
