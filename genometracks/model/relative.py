@@ -123,6 +123,12 @@ def window_mask(n_queries: int, n_memory: int, window: int, device: torch.device
     return (distance >= 0) & (distance < window)
 
 
+def offset_keys(queries: Tensor, n_memory: int, window: int, device: torch.device) -> Tensor:
+    """Key index [nq, window] of the key d = 0..window-1 positions upstream of each query (indices in
+    [0, Lq)) when M = n_memory keys precede the segment's own: M + query - d; negative = no such key."""
+    return n_memory + queries.to(device)[:, None] - torch.arange(window, device=device)[None, :]
+
+
 def by_offset(probs: Tensor, queries: Tensor, n_memory: int, window: int) -> Tensor:
     """Re-index attention from key index to offset.
 
@@ -130,8 +136,7 @@ def by_offset(probs: Tensor, queries: Tensor, n_memory: int, window: int) -> Ten
     [..., q, d] is the weight on the key d positions upstream of query queries[q]; offsets whose key
     index would fall before the memory give 0.
     """
-    offsets = torch.arange(window, device=probs.device)
-    keys = n_memory + queries.to(probs.device)[:, None] - offsets[None, :]  # [nq, W]
+    keys = offset_keys(queries, n_memory, window, probs.device)  # [nq, W]
     rows = probs[..., queries, :]
     index = keys.clamp(min=0).expand(*rows.shape[:-1], window)
     return rows.gather(-1, index).masked_fill(keys < 0, 0.0)
@@ -149,8 +154,7 @@ def query_probabilities(
     upstream (0 = itself), 0 where that key does not exist; what `by_offset` takes from the textbook
     path's full probabilities, computed for nq queries instead of Lq."""
     window, n_q, n_keys = encoding.shape[1], queries.shape[1], keys.shape[1]
-    offsets = torch.arange(window, device=keys.device)
-    index = (n_keys - n_q) + chosen.to(keys.device)[:, None] - offsets[None, :]  # [nq, W] key of each offset
+    index = offset_keys(chosen, n_keys - n_q, window, keys.device)  # [nq, W] key of each offset
     inside = index >= 0
     content = torch.einsum("bqhd,bkhd->bhqk", queries[:, chosen], keys) * scale  # [B, H, nq, K]
     positional = torch.einsum("bqhf,fe->bhqe", g[:, chosen], encoding).flip(-1)  # [B, H, nq, W] by offset
