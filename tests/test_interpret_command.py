@@ -57,6 +57,12 @@ def test_heads_find_the_planted_boxes_at_their_offsets(run):
     for found, box in ((m10, MINUS10), (m35, MINUS35)):  # the consensus reads 4+ letters of the box
         assert any(box[k : k + 4] in consensus for consensus in found["consensus"] for k in range(len(box) - 3))
     np.testing.assert_allclose(heads["match_e_value"], heads["match_p_value"] * 2, rtol=1e-5)  # E = p x 2 refs
+    # the bootstrap of each head's pool (interpret.motif_bootstrap, 200 rounds): the planted boxes' matches
+    # are called in most rounds; heads outside the q-value family get no support
+    assert summary["heads"]["motif_bootstrap"] == 200
+    assert heads.loc[m10.index, "match_support"].max() >= 0.8 and heads.loc[m35.index, "match_support"].max() >= 0.8
+    assert heads.loc[~heads["informative"], "match_support"].isna().all()
+    assert (heads["information_low"] <= heads["information_high"]).all() and heads["match_p_95"].between(0, 1).all()
     assert summary["heads"]["references"] == "planted synthetic boxes"
     assert "2 reference motifs" in summary["heads"]["tomtom_note"]
     pairs = pd.read_csv(out / "interpret" / "heads_tomtom.tsv", sep="\t")  # every head x reference

@@ -34,6 +34,7 @@ from genometracks.interpret import metaplots as MP
 from genometracks.interpret.attribution import aggregate_matrix, attribute, top_predicted_tss
 from genometracks.interpret.contributions import run_deeplift
 from genometracks.interpret.deeplift import clean_targets, strand_tracks
+from genometracks.interpret.head_stability import head_logo_title, head_stability
 from genometracks.interpret.heads import InterpretError
 from genometracks.interpret.hit_track import motif_hit_track
 from genometracks.interpret.kernel_pwm import kernels_to_motifs
@@ -149,13 +150,16 @@ def run_heads(
     H.plot_correlation(corr, labels, run.plots / "heads_correlation.png")
     files += [run.plots / "heads_heatmap.png", run.plots / "heads_correlation.png"]
     motifs, tomtom = H.head_motifs(samples, genome, model.conv_width, s["motif_top"], refs, s["motif_rank"], s["min_information"])
+    rounds = int(s["motif_bootstrap"])
+    stability = head_stability(
+        samples, genome, motifs, tomtom, model.conv_width, s["motif_top"], rounds, s["motif_rank"], s["match_qvalue"], seed
+    )
     files.append(write_meme([m.motif for m in motifs], run.motifs / "heads.meme"))
     files.append(_tsv(tomtom.frame(), run.interpret / "heads_tomtom.tsv"))
-    for m in motifs:
+    for m, steady in zip(motifs, stability):
         ticks = [str(m.offset_from_tss + d) for d in range(-(model.conv_width // 2), model.conv_width // 2 + 1)]
-        title = f"{m.id} at {m.offset_from_tss:+d} ({m.information:.1f} bits)"
-        files.append(draw_logo(m.motif.probabilities, run.logos / f"{m.id}.png", title, "bits", ticks))
-    table = H.head_table(motifs, s["min_information"], s["match_qvalue"])
+        files.append(draw_logo(m.motif.probabilities, run.logos / f"{m.id}.png", head_logo_title(m, steady), "bits", ticks))
+    table = H.head_table(motifs, s["min_information"], s["match_qvalue"], stability)
     files.append(_tsv(table, run.interpret / "heads.tsv"))
     informative = [(m, label) for m, label in zip(motifs, table["best_match"]) if m.information >= s["min_information"]]
     hits = motif_hit_track(genome, calls[0], informative, int(s["hit_slack"]), s["scan_qvalue"], run.track("motif_hits"), seed)
@@ -175,9 +179,11 @@ def run_heads(
                 "information": round(m.information, 3),
                 "best_match": label,
                 "match_q_value": None if m.match is None else m.match.q_value,
+                "match_support": None if np.isnan(steady.match_support) else steady.match_support,
             }
-            for m, label in zip(motifs, table["best_match"])
+            for m, label, steady in zip(motifs, table["best_match"], stability)
         ],
+        "motif_bootstrap": int(s["motif_bootstrap"]),
         "tomtom_note": tomtom.note,
         "motif_hits": hits,
     }

@@ -314,6 +314,41 @@ class HeadMotif:
         return head_id(self.layer, self.head)
 
 
+@dataclass(frozen=True)
+class MotifRanking:
+    """The samples a head's motif is chosen from (`pool`, sample indices ascending) and what ranks them
+    (`rank_by`, see `head_motifs`); `precise` [len(pool), n_layer, n_head, W]: the pool's float32
+    attention when it is the SAMPLE_TOP set (`HeadSamples.top_attention`), else None."""
+
+    pool: np.ndarray
+    rank_by: str
+    precise: np.ndarray | None
+
+    @classmethod
+    def of(cls, samples: HeadSamples, rank_by: str, top_n: int) -> MotifRanking:
+        if rank_by not in RANKINGS:
+            raise InterpretError(f"interpret.motif_rank={rank_by!r}; use one of {RANKINGS}")
+        pool = np.flatnonzero(samples.group & SAMPLE_TOP) if rank_by == "top_attention" else np.arange(0)
+        if pool.size < top_n:  # too few top-output samples (or another ranking): every sample
+            return cls(np.arange(len(samples.output)), rank_by, None)
+        return cls(pool, rank_by, samples.top_attention)
+
+    def scores(self, samples: HeadSamples, layer: int, head: int, offset: int) -> np.ndarray:
+        """float64 [len(pool)]: the pool's scores for the head at `offset` (higher ranks first)."""
+        if self.rank_by == "output":
+            return samples.output[self.pool].astype(np.float64)
+        if self.precise is not None:
+            return self.precise[:, layer, head, offset].astype(np.float64)
+        return samples.attention[self.pool, layer, head, offset].astype(np.float64)
+
+
+def head_kmers(samples: HeadSamples, genome: Genome, rows: np.ndarray, offset: int, conv_width: int) -> np.ndarray:
+    """uint8 [len(rows), conv_width]: the k-mer each sample's key at upstream `offset` reads (centred
+    on the key, on the query's strand)."""
+    first = samples.local[rows] - offset - conv_width // 2
+    return window_tokens(genome, samples.keys, samples.slot[rows], first, conv_width)
+
+
 def head_motifs(
     samples: HeadSamples,
     genome: Genome,
@@ -332,27 +367,15 @@ def head_motifs(
     `samples.top_attention` where present; all samples when fewer than top_n are flagged), among all
     samples ('attention', float16), or those with the highest model output ('output', the same samples
     for every head). Ties go to the first sample in genome order (a stable sort)."""
-    if rank_by not in RANKINGS:
-        raise InterpretError(f"interpret.motif_rank={rank_by!r}; use one of {RANKINGS}")
-    pool = np.flatnonzero(samples.group & SAMPLE_TOP) if rank_by == "top_attention" else np.arange(0)
-    precise = samples.top_attention if pool.size >= top_n else None  # float32 rows of the pool, in its order
-    if pool.size < top_n:
-        pool = np.arange(len(samples.output))
+    ranking = MotifRanking.of(samples, rank_by, top_n)
     n_layer, n_head, _ = samples.shape
     mean = mean_rows(samples.attention)  # [Ly, H, W]
-    c = conv_width // 2
     out = []
     for layer in range(n_layer):
         for head in range(n_head):
             o = int(np.argmax(mean[layer, head]))
-            if rank_by == "output":
-                score = samples.output[pool]
-            elif precise is not None:
-                score = precise[:, layer, head, o].astype(np.float64)
-            else:
-                score = samples.attention[pool, layer, head, o].astype(np.float64)
-            top = pool[np.argsort(-score, kind="stable")[:top_n]]
-            kmers = window_tokens(genome, samples.keys, samples.slot[top], samples.local[top] - o - c, conv_width)
+            top = ranking.pool[np.argsort(-ranking.scores(samples, layer, head, o), kind="stable")[:top_n]]
+            kmers = head_kmers(samples, genome, top, o, conv_width)
             rel = samples.shift - o
             motif = pfm_from_kmers(kmers, name=head_id(layer, head), source="attention head")
             motif.alt_name = f"tss{rel:+d}"
@@ -364,16 +387,19 @@ def head_motifs(
     return out, table
 
 
-def head_table(motifs: list[HeadMotif], min_information: float, match_qvalue: float = 0.05):
+def head_table(motifs: list[HeadMotif], min_information: float, match_qvalue: float = 0.05, stability: list | None = None):
     """heads.tsv rows: layer, head, head_id, offset, offset_from_tss, mean_attention, consensus,
     information (bits), informative (>= min_information), best_match (the nearest reference of an
     informative head whose Tomtom q-value <= match_qvalue, else '.'), nearest_motif (smallest Tomtom
     p-value), match_p_value, match_e_value, match_q_value (Benjamini-Hochberg over the informative
-    heads x references; NaN for the others), match_offset, match_overlap, match_orientation."""
+    heads x references; NaN for the others), match_offset, match_overlap, match_orientation; then,
+    from `stability` (one `head_stability.HeadStability` per motif; NaN without it): information_low,
+    information_high, match_support, match_p_95."""
     import pandas as pd
 
     rows = []
-    for m in motifs:
+    for i, m in enumerate(motifs):
+        steady = stability[i] if stability is not None else None
         nearest = match_label(m.match) or "."
         significant = m.match is not None and m.match.q_value <= match_qvalue and m.information >= min_information
         found = m.match
@@ -396,6 +422,10 @@ def head_table(motifs: list[HeadMotif], min_information: float, match_qvalue: fl
                 "match_offset": found.offset if found else np.nan,
                 "match_overlap": found.overlap if found else np.nan,
                 "match_orientation": found.orientation if found else ".",
+                "information_low": steady.information_low if steady else np.nan,
+                "information_high": steady.information_high if steady else np.nan,
+                "match_support": steady.match_support if steady else np.nan,
+                "match_p_95": steady.match_p_95 if steady else np.nan,
             }
         )
     return pd.DataFrame(rows)

@@ -74,6 +74,7 @@ class InterpretConfig:
     sample_fraction: float
     n_extreme: int
     motif_top: int
+    motif_bootstrap: int
     motif_rank: str
     match_qvalue: float
     min_information: float

@@ -56,7 +56,10 @@ HEAD_COLUMNS = (
     "match_e_value",
     "match_q_value",
     "match_orientation",
-)  # Tomtom p, E, BH q
+    "information_low",
+    "information_high",
+    "match_support",
+)  # Tomtom p, E, BH q; the bootstrap's information interval and match support (interpret.head_stability)
 NC_000913_3_LENGTH = 4_641_652  # Promotech's genome; the comparison needs the same assembly
 PROMOTECH_FILE = "ecoli_k12/promotech/NC_000913.3_genome_predictions.csv"
 PROMOTECH_CAVEAT = (
