@@ -8,21 +8,29 @@ import pytest
 
 from genometracks.genome.sequence import Genome, encode
 from genometracks.interpret import heads as H
-from genometracks.interpret.fdr import bh_p_cutoff, bh_qvalues
-from genometracks.interpret.head_stability import HeadStability, bootstrap_subsets, head_logo_title, head_stability
+from genometracks.interpret.fdr import bh_qvalues
+from genometracks.interpret.head_stability import HeadStability, bootstrap_subsets, called_in_family, head_logo_title, head_stability
+from genometracks.interpret.matching import TomtomTable
 from genometracks.interpret.motifs import Motif
 
 OFFSET = 30  # every head of these samples attends 30 nt upstream of its query
 N_POOL = 200
 
 
-def test_bh_p_cutoff_is_the_largest_called_p():
-    p = np.array([0.04, 0.001, np.nan, 0.5, 0.01, 0.03])  # m = 5: thresholds 0.01, 0.02, 0.03, 0.04, 0.05
-    assert bh_p_cutoff(p, 0.05) == 0.04  # ranks 1-4 are called (0.04 <= 4 / 5 x 0.05)
-    q = bh_qvalues(p)
-    assert np.nanmax(q[q <= 0.05]) <= 0.05 and (q[p <= 0.04] <= 0.05).all() and q[3] > 0.05
-    assert bh_p_cutoff(np.array([0.5, 0.9]), 0.05) == pytest.approx(0.025)  # none called: what the first would need
-    assert np.isnan(bh_p_cutoff(np.array([np.nan]), 0.05))
+def test_a_round_is_called_by_benjamini_hochberg_over_the_family_with_its_row_in_place():
+    # two heads x two references, all four pairs in the family; head 0's row replaced by each round's
+    p = np.array([[1e-4, 0.5], [0.01, 0.9]])
+    extra = (np.zeros((2, 2), np.int64), np.ones((2, 2), np.int64), np.full((2, 2), "+"), "")
+    table = TomtomTable([], [], p, p * 2, bh_qvalues(p), *extra)
+    rounds = np.array([[0.02, 0.5], [0.03, 0.5], [0.001, 0.5], [0.02, 0.01]])
+    # family sorted: 0.01, 0.02, 0.5, 0.9 -> q(0.02) = 0.02 x 4 / 2 = 0.04; 0.03 -> 0.06; 0.001 -> 0.004;
+    # the last round also puts head 0's other pair below it: 0.01, 0.01, 0.02, 0.9 -> q(0.02) = 0.02 x 4 / 3
+    assert called_in_family(table, 0, 0, rounds, 0.05).tolist() == [True, False, True, True]
+    assert called_in_family(table, 0, 0, rounds, 0.03).tolist() == [False, False, True, True]
+    assert (table.p == p).all()  # the table itself is left as it was
+    # head 1 outside the family (q NaN): m = 2, so 0.02 -> 0.04 and 0.03 -> 0.06
+    outside = TomtomTable([], [], p, p * 2, np.vstack([bh_qvalues(p[0]), [np.nan, np.nan]]), *extra)
+    assert called_in_family(outside, 0, 0, rounds[:2], 0.05).tolist() == [True, False]
 
 
 def test_bootstrap_subsets_are_distinct_ascending_and_seeded():
@@ -89,14 +97,15 @@ def test_a_motif_on_the_edge_of_the_pool_loses_information_and_support():
     refs = _refs(np.random.default_rng(1))
     motifs, table = H.head_motifs(samples, genome, 7, top_n=50, refs=refs, min_information=4.0)
     assert motifs[0].information == pytest.approx(14.0)  # the motif itself takes exactly the 50
-    steady = head_stability(samples, genome, motifs, table, 7, 50, rounds=40, match_qvalue=0.05, seed=0)[0]
+    steady = head_stability(samples, genome, motifs, table, 7, 50, rounds=40, match_qvalue=1e-4, seed=0)[0]
     assert 4.0 < steady.information_low < steady.information_high < 7.0  # seeded: 4.2-6.6 bits
     assert steady.match_p_95 > 10 * motifs[0].match.p_value
-    cutoff = bh_p_cutoff(table.p[np.isfinite(table.q)], 0.05)
-    assert motifs[0].match.p_value <= cutoff  # the head itself is called
-    # and the support is the share of rounds at or below that cutoff, seeded: the same again
-    assert steady == head_stability(samples, genome, motifs, table, 7, 50, rounds=40, match_qvalue=0.05, seed=0)[0]
-    assert 0.5 < steady.match_support < 0.9  # seeded: 29 of the 40 rounds keep the match (0.725)
+    assert motifs[0].match.q_value <= 1e-4  # the head itself is called at q 1.3e-5
+    # the support is the share of rounds still called (Benjamini-Hochberg with the round's row), seeded
+    assert steady == head_stability(samples, genome, motifs, table, 7, 50, rounds=40, match_qvalue=1e-4, seed=0)[0]
+    assert 0.6 < steady.match_support < 1.0  # seeded: 35 of the 40 rounds keep the match
+    loose = head_stability(samples, genome, motifs, table, 7, 50, rounds=40, match_qvalue=0.05, seed=0)[0]
+    assert loose.match_support == 1.0  # at q 0.05 every round's partial GATTACA is still called
 
 
 def test_rounds_zero_or_no_references_and_bad_rounds():

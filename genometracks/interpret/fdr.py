@@ -29,15 +29,3 @@ def bh_qvalues(p_values: np.ndarray, n_tests: int | None = None) -> np.ndarray:
     ranked = flat[order] * m / np.arange(1, order.size + 1)
     out[order] = np.minimum(np.minimum.accumulate(ranked[::-1])[::-1], 1.0)
     return out.reshape(p.shape)
-
-
-def bh_p_cutoff(p_values: np.ndarray, alpha: float) -> float:
-    """The p-value below which Benjamini-Hochberg at level `alpha` calls a test of this family: the
-    largest p_(k) with p_(k) <= alpha · k / m (every p at or below it has q <= alpha), or alpha / m, what
-    the smallest p would need, when none is called. NaN p-values do not count; NaN for an empty family."""
-    p = np.asarray(p_values, dtype=np.float64).ravel()
-    p = np.sort(p[np.isfinite(p)])
-    if p.size == 0:
-        return float("nan")
-    called = np.flatnonzero(p <= alpha * np.arange(1, p.size + 1) / p.size)
-    return float(p[called[-1]]) if called.size else alpha / p.size

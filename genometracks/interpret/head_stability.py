@@ -1,19 +1,21 @@
 """How far a head's motif depends on which promoters the test region happens to hold: the motif
-rebuilt from bootstrap resamples of the samples it is chosen from.
+rebuilt on bootstrap subsets of the samples it is chosen from.
 
 A head's motif is the k-mer matrix of the `top_n` samples of its ranking pool (`heads.MotifRanking`:
-the top-output samples, ranked by the head's attention at its offset). Each round draws len(pool)
-samples from the pool with replacement (seeded), ranks the draws exactly as the motif does (ties to
-the draw earlier in genome order) and builds the matrix from the top `top_n` draws, a sample drawn
-twice counting twice. Per head, over the rounds:
+the top-output samples, ranked by the head's attention at its offset). Each round keeps the distinct
+samples of a bootstrap draw of the pool (len(pool) draws with replacement, seeded: about 63 % of it),
+ranks them exactly as the motif does (ties to the earlier sample in genome order) and builds the matrix
+from their top `top_n`. Per head, over the rounds:
 
-- `information_low`, `information_high`: the basic bootstrap 90 % interval of its information (bits;
-  `basic_interval`): repeated draws lower the number of distinct sites and so raise the rounds'
-  information (a flat 7-mer of 50 sites reads ~0.3 bits from sampling alone, its rounds 0.4-1.0), and
-  the basic interval turns that bias back onto the estimate where percentiles would shift by it;
+- `information_low`, `information_high`: the 5th and 95th percentiles of the rounds' information (bits).
+  The rounds reach deeper into the ranking than the motif (top 50 of ~316 rather than of 500), so a
+  sharp head's estimate can sit at or a little above the interval's top. Rounds of repeated draws
+  would not do that but would raise every round's bits instead (repeats lower the number of distinct
+  sites: a flat 7-mer of 50 sites reads ~0.3 bits from sampling alone, with repeats 0.4-1.0);
 - `match_support`: the share of rounds in which the match to the head's nearest reference would
-  still be called (Tomtom p at or below the Benjamini-Hochberg cutoff of the heads' family at
-  `interpret.match_qvalue`), NaN for heads outside the family (below `interpret.min_information`);
+  still be called at `interpret.match_qvalue` (Benjamini-Hochberg over the heads' family recomputed
+  with the round's Tomtom p-values in place of the head's), NaN for heads outside the family (below
+  `interpret.min_information`);
 - `match_p_95`: the 95th percentile of the rounds' Tomtom p-value against that reference.
 
 A head whose 50th and 51st samples are near-equal, or whose motif rests on a few promoters, shows it
@@ -28,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from genometracks.genome.sequence import Genome
-from genometracks.interpret.fdr import bh_p_cutoff
+from genometracks.interpret.fdr import bh_qvalues
 from genometracks.interpret.heads import HeadMotif, HeadSamples, InterpretError, MotifRanking, head_kmers
 from genometracks.interpret.matching import TomtomTable, compare
 from genometracks.interpret.motifs import Motif, pfm_from_kmers
@@ -84,9 +86,7 @@ def head_stability(
     """One HeadStability per entry of `motifs`, as `head_motifs` made them from the same samples,
     `top_n` and `rank_by`, with `tomtom` its table (heads x references; the q-value family is the
     heads whose q is finite). Every head sees the same `rounds` resamples of the pool; rounds = 0:
-    unmeasured. `match_support` is the share of rounds whose p-value against the head's nearest
-    reference is at or below the family's Benjamini-Hochberg cutoff at `match_qvalue` (`bh_p_cutoff`;
-    each round judged as if it replaced the head in the family), NaN for heads outside the family."""
+    unmeasured. `match_support`: see `called_in_family`; NaN for heads outside the family."""
     if int(rounds) < 0:
         raise InterpretError(f"interpret.motif_bootstrap={rounds}: give a number of rounds >= 0 (0 turns it off)")
     if rounds == 0 or not motifs:
@@ -101,19 +101,30 @@ def head_stability(
         queries += made
     refs = list(tomtom.refs)
     table = compare(queries, refs) if refs else None
-    cutoff = bh_p_cutoff(tomtom.p[np.isfinite(tomtom.q)], match_qvalue) if refs else np.nan
     out = []
     for i, (m, information) in enumerate(zip(motifs, per_head)):
         low, high = (float(x) for x in np.percentile(information, PERCENTILES))
         support = p_95 = np.nan
         if table is not None and m.match is not None:
             own = next(j for j, ref in enumerate(refs) if ref is m.match.ref)
-            p = table.p[i * rounds : (i + 1) * rounds, own]
-            p_95 = float(np.percentile(p, PERCENTILES[1]))
+            rows = table.p[i * rounds : (i + 1) * rounds]  # [rounds, refs]
+            p_95 = float(np.percentile(rows[:, own], PERCENTILES[1]))
             if np.isfinite(m.match.q_value):
-                support = float(np.mean(p <= cutoff))
+                support = float(np.mean(called_in_family(tomtom, i, own, rows, match_qvalue)))
         out.append(HeadStability(int(rounds), low, high, support, p_95))
     return out
+
+
+def called_in_family(tomtom: TomtomTable, head: int, ref: int, rows: np.ndarray, match_qvalue: float) -> np.ndarray:
+    """bool [rounds]: whether the pair (head, ref) is called at `match_qvalue` when the head's row of
+    Tomtom p-values in the q-value family (the heads x references whose q is finite) is replaced by
+    each round's row `rows` [rounds, refs] (Benjamini-Hochberg over the family, recomputed per round)."""
+    family = np.where(np.isfinite(tomtom.q), tomtom.p, np.nan)
+    called = np.zeros(len(rows), dtype=bool)
+    for r, row in enumerate(rows):
+        family[head] = row
+        called[r] = bh_qvalues(family)[head, ref] <= match_qvalue
+    return called
 
 
 def head_logo_title(motif: HeadMotif, steady: HeadStability) -> str:
