@@ -5,13 +5,15 @@ A head's motif is the k-mer matrix of the `top_n` samples of its ranking pool (`
 the top-output samples, ranked by the head's attention at its offset). Each round keeps the distinct
 samples of a bootstrap draw of the pool (len(pool) draws with replacement, seeded: about 63 % of it),
 ranks them exactly as the motif does (ties to the earlier sample in genome order) and builds the matrix
-from their top `top_n`. Per head, over the rounds:
+from the same share of them (top_n / len(pool): 50 of 500, so ~32 of ~316). Per head, over the rounds:
 
-- `information_low`, `information_high`: the 5th and 95th percentiles of the rounds' information (bits).
-  The rounds reach deeper into the ranking than the motif (top 50 of ~316 rather than of 500), so a
-  sharp head's estimate can sit at or a little above the interval's top. Rounds of repeated draws
-  would not do that but would raise every round's bits instead (repeats lower the number of distinct
-  sites: a flat 7-mer of 50 sites reads ~0.3 bits from sampling alone, with repeats 0.4-1.0);
+- `information_low`, `information_high`: the 5th and 95th percentiles of the rounds' information (bits),
+  each less the extra its fewer sites read from sampling alone (`same_sites_information`, Miller-Madow:
+  up to 0.17 bits for a flat 7-mer of 32 sites against 50, none for a conserved one). Taking the top 50
+  of each subset instead would reach deeper into the ranking than the motif does (planted genome: a
+  10.8-bit head fell to 5.4-8.5 bits, the motif's own samples being about all the strong ones), and
+  rounds of repeated draws would raise every round's bits (a flat 7-mer of 50 sites reads ~0.3 bits,
+  with repeats 0.4-1.0);
 - `match_support`: the share of rounds in which the match to the head's nearest reference would
   still be called at `interpret.match_qvalue` (Benjamini-Hochberg over the heads' family recomputed
   with the round's Tomtom p-values in place of the head's), NaN for heads outside the family (below
@@ -62,13 +64,25 @@ def bootstrap_subsets(pool_size: int, rounds: int, seed: int) -> list[np.ndarray
 
 
 def round_motifs(kmers: np.ndarray, scores: np.ndarray, subsets: list[np.ndarray], top_n: int, name: str) -> list[Motif]:
-    """One motif per round: the k-mers [len(pool), K] of the `top_n` highest-scoring samples of each
-    subset (scores [len(pool)], float64)."""
+    """One motif per round: the k-mers [len(pool), K] of each subset's highest-scoring samples (scores
+    [len(pool)], float64), as many as keep the motif's share of the pool (`top_n` of len(pool): about
+    32 of a 316-sample subset for 50 of 500), so a round reads the same depth of the ranking."""
     motifs = []
     for i, rows in enumerate(subsets):
-        top = rows[np.argsort(-scores[rows], kind="stable")[:top_n]]
+        keep = max(1, round(top_n * rows.size / scores.size))
+        top = rows[np.argsort(-scores[rows], kind="stable")[:keep]]
         motifs.append(pfm_from_kmers(kmers[top], name=f"{name}_round{i}", source="bootstrap"))
     return motifs
+
+
+def same_sites_information(motif: Motif, sites: float) -> float:
+    """The motif's information (bits) less the extra its fewer sites read from sampling alone, by the
+    Miller-Madow bias of each column's entropy, (letters seen - 1) / (2 ln2 · n) bits: summed over the
+    columns, (letters seen - 1) / (2 ln2) · (1 / motif.nsites - 1 / sites). A conserved column (one
+    letter) needs none; a flat one 3 / (2 ln2) · (...), Schneider et al.'s small-sample correction."""
+    seen = (motif.probabilities > 0).sum(axis=1)
+    extra = float((seen - 1).sum()) / (2.0 * np.log(2.0)) * (1.0 / motif.nsites - 1.0 / sites)
+    return motif.information_content()[1] - extra
 
 
 def head_stability(
@@ -97,7 +111,7 @@ def head_stability(
     for m in motifs:
         kmers = head_kmers(samples, genome, ranking.pool, m.offset, conv_width)
         made = round_motifs(kmers, ranking.scores(samples, m.layer, m.head, m.offset), subsets, top_n, m.id)
-        per_head.append(np.array([r.information_content()[1] for r in made]))
+        per_head.append(np.array([same_sites_information(r, m.motif.nsites) for r in made]))
         queries += made
     refs = list(tomtom.refs)
     table = compare(queries, refs) if refs else None
