@@ -143,6 +143,6 @@ def test_heads_table_carries_the_stability_columns():
     steady = head_stability(samples, genome, motifs, table, 7, 50, rounds=20, match_qvalue=0.05)
     frame = H.head_table(motifs, 4.0, 0.05, steady)
     assert frame.loc[0, ["information_low", "information_high", "match_support"]].tolist() == [14.0, 14.0, 1.0]
-    assert head_logo_title(motifs[0], steady[0]).endswith("bootstrap 14.0-14.0 bits, match held in 100 %")
+    assert head_logo_title(motifs[0], steady[0]).endswith("bootstrap 14.0-14.0 bits, match 100 %")
     assert frame[["information_low", "match_support"]].columns.tolist() == ["information_low", "match_support"]
     assert H.head_table(motifs, 4.0, 0.05)["match_support"].isna().all()  # without a bootstrap: NaN columns

@@ -272,6 +272,59 @@ def test_each_part_records_its_wall_time_and_the_peak_memory_so_far(run):
     assert 50 < deeplift["peak_rss_mib"] <= costs["deeplift"]["peak_rss_mib"]  # DeepLIFT/SHAP's, before MoDISco
 
 
+@slow
+def test_rerunning_one_part_keeps_the_record_of_the_others(run, tmp_path):
+    import shutil
+
+    from omegaconf import OmegaConf
+
+    from genometracks.interpret.command import interpret_command
+
+    out, cfg, _ = run
+    again = tmp_path / "again"
+    shutil.copytree(out, again)
+    before = json.loads((again / "interpret.json").read_text())
+    cfg = OmegaConf.merge(cfg, {"run_dir": str(again), "interpret": {"parts": ["kernels"]}})
+    interpret_command(cfg)
+    after = json.loads((again / "interpret.json").read_text())
+    assert list(after) == list(before) and after["files"] == before["files"]  # every part, in order; the same files
+    for name in ("heads", "optimise", "attribution", "deeplift", "metaplots"):
+        assert after[name] == before[name] and after["costs"][name] == before["costs"][name]
+    assert after["kernels"] == before["kernels"] and list(after["costs"]) == list(before["costs"])  # the same kernels again
+
+
+def test_earlier_parts_are_kept_only_for_the_same_model_and_files_still_there(tmp_path):
+    from genometracks.interpret.command import with_earlier_parts
+
+    (tmp_path / "logos").mkdir()
+    (tmp_path / "logos" / "L0H0.png").write_bytes(b"png")
+    earlier = {
+        "checkpoint": "a.ckpt",
+        "shift": 20,
+        "data": "x",
+        "heads": {"motif_hits": {"records": 3}},
+        "deeplift": {"pairs": 9},
+        "costs": {"heads": {"seconds": 1.0}, "tracks": {"seconds": 2.0}, "deeplift": {"seconds": 3.0}},
+        "files": ["logos/L0H0.png", "logos/gone.png"],
+    }
+    path = tmp_path / "interpret.json"
+    path.write_text(json.dumps(earlier))
+    new = {"checkpoint": "a.ckpt", "shift": 20, "data": "x", "kernels": {"motifs": 4}, "heads": {"motif_hits": {"records": 5}}}
+    new |= {"costs": {"heads": {"seconds": 9.0}, "kernels": {"seconds": 0.5}}, "files": ["motifs/k.meme"]}
+    merged = with_earlier_parts(new, path, tmp_path)
+    assert list(merged) == ["checkpoint", "shift", "data", "heads", "kernels", "deeplift", "costs", "files"]
+    assert merged["heads"] == {"motif_hits": {"records": 5}} and merged["deeplift"] == {"pairs": 9}  # redone / kept
+    assert list(merged["costs"]) == ["heads", "tracks", "deeplift", "kernels"]  # the earlier order, then what is new
+    assert [v["seconds"] for v in merged["costs"].values()] == [9.0, 2.0, 3.0, 0.5]
+    assert merged["files"] == ["logos/L0H0.png", "motifs/k.meme"]  # a file no longer there is dropped
+    for other in ({"checkpoint": "b.ckpt"}, {"shift": 0}, {"data": "y"}):  # another model, shift or genome
+        path.write_text(json.dumps(earlier | other))
+        assert with_earlier_parts(new, path, tmp_path) == new
+    path.write_text("{not json")
+    assert with_earlier_parts(new, path, tmp_path) == new
+    assert with_earlier_parts(new, tmp_path / "missing.json", tmp_path) == new
+
+
 def test_settings_fill_defaults_and_reject_unknown_parts(tmp_path):
     from genometracks.interpret.command import DEFAULTS, settings
     from genometracks.interpret.heads import InterpretError

@@ -340,6 +340,25 @@ def run_metaplots(cfg: DictConfig, dataset: Dataset, tracks: dict, s: dict, out:
     return {"summary": summary, "files": files}
 
 
+def with_earlier_parts(summary: dict, earlier_json: Path, out: Path) -> dict:
+    """`summary` plus the parts of the earlier DIR/interpret.json that this run did not redo, when that
+    file describes the same checkpoint, label shift and data (`interpret.parts=[heads]` re-runs one part
+    and keeps the record of the others, which the report reads): their summaries and costs, and its
+    files that are still there. Another model's parts are dropped, as is an unreadable file."""
+    try:
+        earlier = json.loads(earlier_json.read_text())
+    except (OSError, ValueError):
+        return summary
+    same = isinstance(earlier, dict) and all(earlier.get(k) == summary[k] for k in ("checkpoint", "shift", "data"))
+    if not same:
+        return summary
+    parts = {k: summary[k] if k in summary else earlier[k] for k in PARTS if k in summary or k in earlier}
+    costs = {**(earlier.get("costs") or {}), **summary["costs"]}  # the earlier order, new values
+    files = set(summary["files"]) | {f for f in earlier.get("files") or [] if (out / f).is_file()}
+    head = {k: summary[k] for k in ("checkpoint", "shift", "data")}
+    return {**head, **parts, "costs": costs, "files": sorted(files)}
+
+
 def interpret_command(cfg: DictConfig) -> dict:
     """Run the configured parts; write DIR/interpret.json and return it."""
     run = RunDir.checked(cfg)
@@ -413,6 +432,7 @@ def interpret_command(cfg: DictConfig) -> dict:
         "costs": costs,
         "files": sorted(_rel(p, out) for v in results.values() for p in v["files"]),
     }
+    summary = with_earlier_parts(summary, run.interpret_json, out)
     write_text_atomic(run.interpret_json, json.dumps(json_safe(summary), indent=2, default=str, allow_nan=False))  # NaN q -> null
     print(  # one line, like the other commands: the whole summary is interpret.json
         json.dumps(

@@ -149,5 +149,5 @@ def head_logo_title(motif: HeadMotif, steady: HeadStability) -> str:
         return title
     extra = f"bootstrap {steady.information_low:.1f}-{steady.information_high:.1f} bits"
     if not np.isnan(steady.match_support):
-        extra += f", match held in {100 * steady.match_support:.0f} %"
+        extra += f", match {100 * steady.match_support:.0f} %"
     return f"{title}\n{extra}"
