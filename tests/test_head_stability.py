@@ -146,3 +146,20 @@ def test_heads_table_carries_the_stability_columns():
     assert head_logo_title(motifs[0], steady[0]).endswith("bootstrap 14.0-14.0 bits, match 100 %")
     assert frame[["information_low", "match_support"]].columns.tolist() == ["information_low", "match_support"]
     assert H.head_table(motifs, 4.0, 0.05)["match_support"].isna().all()  # without a bootstrap: NaN columns
+
+
+def test_stability_plot_draws_every_head(tmp_path):
+    from PIL import Image
+
+    from genometracks.interpret.head_stability import plot_head_stability
+
+    genome, samples = _planted_samples(n_motif=50, n_rivals=50)
+    motifs, table = H.head_motifs(samples, genome, 7, top_n=50, refs=_refs(np.random.default_rng(1)), min_information=2.0)
+    steady = head_stability(samples, genome, motifs, table, 7, 50, rounds=20)
+    plot_head_stability(motifs, steady, 2.0, tmp_path / "s.png")
+    image = Image.open(tmp_path / "s.png")
+    assert image.format == "PNG" and image.size == (500, 360)  # 5 x 3.6 in at 100 dpi for two heads
+    assert "20 bootstrap rounds" in image.text["Title"]
+    rgb = np.asarray(image.convert("RGB"), dtype=int)
+    coloured = np.abs(rgb[..., 0] - rgb[..., 2]) > 60  # the family head's dot is coloured by its support
+    assert coloured.sum() > 20

@@ -123,7 +123,8 @@ def test_pngs_are_real_images_with_their_panels(run):
     expect = {
         "plots/heads_heatmap.png": ["layer 0"],
         "plots/heads_correlation.png": ["correlation"],
-        "logos/L0H0.png": ["L0H0 at"],
+        "logos/L0H0.png": ["L0H0 at", "bootstrap", "bits"],
+        "plots/heads_stability.png": ["200 bootstrap rounds"],
         "logos/class_optimised.png": ["class optimisation"],
         "logos/first_block_kernels.png": ["bits"],
         "logos/attribution.png": ["gradient x input"],

@@ -34,7 +34,7 @@ from genometracks.interpret import metaplots as MP
 from genometracks.interpret.attribution import aggregate_matrix, attribute, top_predicted_tss
 from genometracks.interpret.contributions import run_deeplift
 from genometracks.interpret.deeplift import clean_targets, strand_tracks
-from genometracks.interpret.head_stability import head_logo_title, head_stability
+from genometracks.interpret.head_stability import head_logo_title, head_stability, plot_head_stability
 from genometracks.interpret.heads import InterpretError
 from genometracks.interpret.hit_track import motif_hit_track
 from genometracks.interpret.kernel_pwm import kernels_to_motifs
@@ -154,6 +154,9 @@ def run_heads(
     stability = head_stability(
         samples, genome, motifs, tomtom, model.conv_width, s["motif_top"], rounds, s["motif_rank"], s["match_qvalue"], seed
     )
+    if rounds:
+        plot_head_stability(motifs, stability, s["min_information"], run.plots / "heads_stability.png")
+        files.append(run.plots / "heads_stability.png")
     files.append(write_meme([m.motif for m in motifs], run.motifs / "heads.meme"))
     files.append(_tsv(tomtom.frame(), run.interpret / "heads_tomtom.tsv"))
     for m, steady in zip(motifs, stability):
