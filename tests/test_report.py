@@ -106,6 +106,7 @@ def make_run(run: Path) -> Path:
     write_bigwig(run / "tracks" / "tss.plus.bw", {"chrA": 1000}, {"chrA": plus})
     write_bigwig(run / "tracks" / "tss.minus.bw", {"chrA": 1000}, {"chrA": minus})
     png(run / "plots" / "heads_heatmap.png")
+    png(run / "plots" / "heads_stability.png")
     png(run / "logos" / "L1H2.png")
     png(run / "logos" / "first_block_kernels.png")
     (run / "interpret").mkdir()
@@ -168,6 +169,7 @@ def test_report_of_a_run(tmp_path):
         "Not produced in this run",
     } <= set(parser.h2)
     assert "plots/test_pr.png" in parser.targets and "plots/test_roc.png" in parser.targets
+    assert "plots/heads_stability.png" in parser.targets and "plots/heads_heatmap.png" in parser.targets
     assert "0.912" in page and "0.046" in page and "0.777" in page  # metrics.json values
     # the operating point is the validation threshold's (21.25), not the split's own F1 optimum (31.5)
     assert "21.250" in page and "0.625" in page and "31.500" not in page

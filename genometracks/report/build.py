@@ -331,7 +331,7 @@ def motif_hit_sentence(interpret_json: Path) -> str:
 
 def _interpretation(rep: _Report) -> None:
     d = RunDir(rep.run_dir)
-    heads = rep.images([d.plots / "heads_heatmap.png", d.plots / "heads_correlation.png"])
+    heads = rep.images([d.plots / "heads_heatmap.png", d.plots / "heads_correlation.png", d.plots / "heads_stability.png"])
     if heads:
         rep.sections.append(Section("Attention heads", [("gallery", heads)]))
     else:
