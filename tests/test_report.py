@@ -169,7 +169,9 @@ def test_report_of_a_run(tmp_path):
         "Not produced in this run",
     } <= set(parser.h2)
     assert "plots/test_pr.png" in parser.targets and "plots/test_roc.png" in parser.targets
-    assert "plots/heads_stability.png" in parser.targets and "plots/heads_heatmap.png" in parser.targets
+    heads = page.split(">Attention heads<")[1].split("<h2")[0]  # the bootstrap plot beside the heatmap, once
+    assert "plots/heads_stability.png" in heads and "plots/heads_heatmap.png" in heads
+    assert page.count('src="plots/heads_stability.png"') == 1
     assert "0.912" in page and "0.046" in page and "0.777" in page  # metrics.json values
     # the operating point is the validation threshold's (21.25), not the split's own F1 optimum (31.5)
     assert "21.250" in page and "0.625" in page and "31.500" not in page

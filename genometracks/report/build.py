@@ -379,7 +379,7 @@ def _interpretation(rep: _Report) -> None:
         rep.sections.append(Section("Metaplots", [("gallery", metaplots)]))
     else:
         rep.missing.append("metaplots (plots/metaplot*.png; run `genometracks interpret`)")
-    known = {"heads_heatmap", "heads_correlation", "test_pr", "test_roc", "browser_snapshot"}
+    known = {"heads_heatmap", "heads_correlation", "heads_stability", "test_pr", "test_roc", "browser_snapshot"}
     other = [p for p in sorted((d.plots).glob("*.png")) if p.stem not in known and not p.stem.startswith("metaplot")]
     if other:
         rep.sections.append(Section("Other figures", [("gallery", rep.images(other))]))
