@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from genometracks.genome.sequence import Genome, encode
+from genometracks.interpret import head_motifs as HM
 from genometracks.interpret import heads as H
 from genometracks.interpret.fdr import bh_qvalues
 from genometracks.interpret.head_stability import (
@@ -97,7 +98,7 @@ def test_a_motif_every_round_finds_holds_its_information_and_match():
     # 100 GATTACA queries, all ranked above the rest: each round's top 50 (of ~63 of them) are GATTACA
     genome, samples = _planted_samples(n_motif=100)
     refs = _refs(np.random.default_rng(1))
-    motifs, table = H.head_motifs(samples, genome, 7, top_n=50, refs=refs, min_information=4.0)
+    motifs, table = HM.head_motifs(samples, genome, 7, top_n=50, refs=refs, min_information=4.0)
     assert motifs[0].motif.consensus() == "GATTACA" and motifs[0].match.ref.name == "gattaca"
     assert motifs[0].information == pytest.approx(14.0) and motifs[1].information < 4.0
     steady = head_stability(samples, genome, motifs, table, 7, 50, rounds=40, match_qvalue=0.05, seed=0)
@@ -112,7 +113,7 @@ def test_a_motif_shared_with_rivals_varies_with_the_pool():
     # mix them, the head's motif is a weak GATTACA (3.1 bits) and each round mixes them differently
     genome, samples = _planted_samples(n_motif=50, n_rivals=50)
     refs = _refs(np.random.default_rng(1))
-    motifs, table = H.head_motifs(samples, genome, 7, top_n=50, refs=refs, min_information=2.0)
+    motifs, table = HM.head_motifs(samples, genome, 7, top_n=50, refs=refs, min_information=2.0)
     head = motifs[0]
     assert head.information == pytest.approx(3.105, abs=1e-3) and head.match.ref.name == "gattaca"
     assert head.match.q_value == pytest.approx(0.0077, abs=1e-4)  # called at 0.05 and at 0.01
@@ -125,7 +126,7 @@ def test_a_motif_shared_with_rivals_varies_with_the_pool():
 
 def test_rounds_zero_or_no_references_and_bad_rounds():
     genome, samples = _planted_samples(n_motif=100)
-    motifs, table = H.head_motifs(samples, genome, 7, top_n=50)
+    motifs, table = HM.head_motifs(samples, genome, 7, top_n=50)
     off = head_stability(samples, genome, motifs, table, 7, 50, rounds=0)
     assert off == [HeadStability.unmeasured()] * 2 and np.isnan(off[0].information_low)
     assert head_logo_title(motifs[0], off[0]) == "L0H0 at -10 (14.0 bits)"
@@ -139,22 +140,22 @@ def test_rounds_zero_or_no_references_and_bad_rounds():
 def test_heads_table_carries_the_stability_columns():
     genome, samples = _planted_samples(n_motif=100)
     refs = _refs(np.random.default_rng(1))
-    motifs, table = H.head_motifs(samples, genome, 7, top_n=50, refs=refs, min_information=4.0)
+    motifs, table = HM.head_motifs(samples, genome, 7, top_n=50, refs=refs, min_information=4.0)
     steady = head_stability(samples, genome, motifs, table, 7, 50, rounds=20, match_qvalue=0.05)
-    frame = H.head_table(motifs, 4.0, 0.05, steady)
+    frame = HM.head_table(motifs, 4.0, 0.05, steady)
     assert frame.loc[0, ["information_low", "information_high", "match_support"]].tolist() == [14.0, 14.0, 1.0]
     assert head_logo_title(motifs[0], steady[0]).endswith("bootstrap 14.0-14.0 bits, match 100 %")
     assert frame[["information_low", "match_support"]].columns.tolist() == ["information_low", "match_support"]
-    assert H.head_table(motifs, 4.0, 0.05)["match_support"].isna().all()  # without a bootstrap: NaN columns
+    assert HM.head_table(motifs, 4.0, 0.05)["match_support"].isna().all()  # without a bootstrap: NaN columns
 
 
 def test_stability_plot_draws_every_head(tmp_path):
     from PIL import Image
 
-    from genometracks.interpret.head_stability import plot_head_stability
+    from genometracks.interpret.head_plots import plot_head_stability
 
     genome, samples = _planted_samples(n_motif=50, n_rivals=50)
-    motifs, table = H.head_motifs(samples, genome, 7, top_n=50, refs=_refs(np.random.default_rng(1)), min_information=2.0)
+    motifs, table = HM.head_motifs(samples, genome, 7, top_n=50, refs=_refs(np.random.default_rng(1)), min_information=2.0)
     steady = head_stability(samples, genome, motifs, table, 7, 50, rounds=20)
     plot_head_stability(motifs, steady, 2.0, tmp_path / "s.png")
     image = Image.open(tmp_path / "s.png")

@@ -9,6 +9,8 @@ import torch
 
 from genometracks.genome.intervals import Interval
 from genometracks.genome.sequence import Genome, encode
+from genometracks.interpret import head_motifs as HM
+from genometracks.interpret import head_plots as HP
 from genometracks.interpret import heads as H
 from genometracks.interpret.motifs import Motif
 
@@ -87,7 +89,7 @@ def test_attention_profiles_mean_max_and_top_minus_bottom():
 def test_window_tokens_strands_wrap_and_linear_ends():
     g = Genome.from_sequences({"lin": "ACGTTGCA", "circ": "AACCGGTT"}, circular=["circ"])
     keys = [("lin", "+"), ("lin", "-"), ("circ", "-")]
-    out = H.window_tokens(g, keys, np.array([0, 1, 2, 0]), np.array([2, 0, 6, -1]), 4)
+    out = HM.window_tokens(g, keys, np.array([0, 1, 2, 0]), np.array([2, 0, 6, -1]), 4)
     assert out[0].tolist() == encode("GTTG").tolist()
     assert out[1].tolist() == encode("TGCA").tolist()  # '-' of ACGTTGCA reads TGCAACGT
     assert out[2].tolist() == encode("TTAA").tolist()  # '-' of AACCGGTT is AACCGGTT; local 6, 7, 0, 1
@@ -107,18 +109,18 @@ def test_head_motif_reads_the_kmer_at_the_peak_offset_on_the_query_strand():
     att[0, 0, 0, 30] = att[1, 0, 0, 30] = 0.6
     att[2, 0, 0, 5] = 0.3
     s = _samples(att, [1.0, 2.0, 0.0], [1, 1, 1], [100, 150, 60], [("c", "-")])
-    (m,), table = H.head_motifs(s, g, conv_width=7, top_n=2)
+    (m,), table = HM.head_motifs(s, g, conv_width=7, top_n=2)
     assert (m.offset, m.offset_from_tss) == (30, -10)
     assert m.motif.consensus() == "GATTACA" and m.information == pytest.approx(14.0)
     assert m.id == "L0H0" and m.match is None and table.note == "no reference motifs"
     # with references, the match is Tomtom's best: GATTACA's own matrix at offset 0 among 25 decoys
     refs = [Motif(f"d{i}", rng.dirichlet(np.full(4, 0.3), size=8)) for i in range(25)]
     refs.insert(7, Motif("gattaca", np.eye(4)[encode("GATTACA")] * 0.85 + 0.05))
-    (m,), table = H.head_motifs(s, g, conv_width=7, top_n=2, refs=refs)
+    (m,), table = HM.head_motifs(s, g, conv_width=7, top_n=2, refs=refs)
     assert m.match.ref.name == "gattaca" and (m.match.offset, m.match.orientation) == (0, "+")
     assert m.match.q_value == table.q[0].min() < 0.01
     # a head below min_information stays out of the q-value family: its match keeps p, its q is NaN
-    (m,), table = H.head_motifs(s, g, conv_width=7, top_n=2, refs=refs, min_information=14.5)
+    (m,), table = HM.head_motifs(s, g, conv_width=7, top_n=2, refs=refs, min_information=14.5)
     assert m.match.ref.name == "gattaca" and m.match.p_value < 1e-3 and np.isnan(m.match.q_value) and np.isnan(table.q).all()
 
 
@@ -175,7 +177,7 @@ def test_collected_samples_come_in_genome_order_whatever_the_stream_count():
     # attention rounded to one decimal ties many samples: the motif is still the same in every run
     for run in runs:
         run.attention = np.round(run.attention.astype(np.float32), 1).astype(np.float16)
-    motifs = [[m.motif.probabilities for m in H.head_motifs(run, g, conv_width=7, top_n=3)[0]] for run in runs]
+    motifs = [[m.motif.probabilities for m in HM.head_motifs(run, g, conv_width=7, top_n=3)[0]] for run in runs]
     for other in motifs[1:]:
         assert all(np.array_equal(a, b) for a, b in zip(other, motifs[0]))
 
@@ -205,9 +207,9 @@ def test_top_samples_keep_float32_attention_and_the_motif_ranks_by_it():
     samples = _samples(att, [3.0, 2.0, 1.0], [H.SAMPLE_TOP] * 3, [10, 20, 30], [("c", "+")], shift=0)
     assert samples.attention[0, 0, 0, 0] == samples.attention[2, 0, 0, 0]  # tied in float16
     genome = Genome.from_sequences({"c": seq})
-    first = H.head_motifs(samples, genome, conv_width=3, top_n=1)[0][0].motif.probabilities
+    first = HM.head_motifs(samples, genome, conv_width=3, top_n=1)[0][0].motif.probabilities
     samples.top_attention = att.astype(np.float32)
-    chosen = H.head_motifs(samples, genome, conv_width=3, top_n=1)[0][0].motif.probabilities
+    chosen = HM.head_motifs(samples, genome, conv_width=3, top_n=1)[0][0].motif.probabilities
     expected = np.eye(4)[[("ACGT".index(b)) for b in seq[29:32]]]  # sample 2: local 30, offset 0, centred
     np.testing.assert_array_equal(chosen.round(), expected)
     assert not np.array_equal(first.round(), expected)  # float16 alone took sample 0 (first in order)
@@ -219,9 +221,9 @@ def test_plots_have_one_panel_per_layer(tmp_path):
     att = np.random.default_rng(0).random((20, 2, 3, 10))
     att /= att.sum(axis=-1, keepdims=True)
     s = _samples(att, np.arange(20.0), [1] * 20, np.arange(20), [("c", "+")], shift=4)
-    H.plot_heatmap(H.attention_profiles(s), tmp_path / "h.png")
+    HP.plot_heatmap(H.attention_profiles(s), tmp_path / "h.png")
     labels = [H.head_id(layer, h) for layer in range(2) for h in range(3)]
-    H.plot_correlation(H.head_correlation(att.reshape(20, 6, 10)), labels, tmp_path / "c.png")
+    HP.plot_correlation(H.head_correlation(att.reshape(20, 6, 10)), labels, tmp_path / "c.png")
     heat, corr = Image.open(tmp_path / "h.png"), Image.open(tmp_path / "c.png")
     assert heat.text["Title"].count("layer ") == 2 and "layer 1" in heat.text["Title"]
     assert np.asarray(heat.convert("L")).std() > 10 and np.asarray(corr.convert("L")).std() > 10
@@ -235,11 +237,11 @@ def test_head_table_reports_a_best_match_only_for_informative_significant_heads(
     strong = Motif("L0H0", np.eye(4)[[3, 0, 1, 2]])  # 8 bits
     weak = Motif("L0H1", np.full((4, 4), 0.25))  # 0 bits
     heads = [
-        H.HeadMotif(0, 0, 30, -10, 0.5, strong, 8.0, Match(ref, 1e-4, 3e-4, 0.01, 0, "+", 4)),
-        H.HeadMotif(0, 1, 5, 15, 0.1, weak, 0.0, Match(ref, 1e-4, 3e-4, 0.01, 0, "+", 4)),
-        H.HeadMotif(1, 0, 7, 13, 0.2, strong, 8.0, Match(ref, 0.02, 0.06, 0.2, 1, "-", 4)),
+        HM.HeadMotif(0, 0, 30, -10, 0.5, strong, 8.0, Match(ref, 1e-4, 3e-4, 0.01, 0, "+", 4)),
+        HM.HeadMotif(0, 1, 5, 15, 0.1, weak, 0.0, Match(ref, 1e-4, 3e-4, 0.01, 0, "+", 4)),
+        HM.HeadMotif(1, 0, 7, 13, 0.2, strong, 8.0, Match(ref, 0.02, 0.06, 0.2, 1, "-", 4)),
     ]
-    table = H.head_table(heads, min_information=4.0, match_qvalue=0.05)
+    table = HM.head_table(heads, min_information=4.0, match_qvalue=0.05)
     assert table["best_match"].tolist() == ["box(b)", ".", "."]
     assert table["match_q_value"].tolist() == [0.01, 0.01, 0.2] and table["match_e_value"][2] == 0.06
     assert table["match_orientation"].tolist() == ["+", "+", "-"] and table["match_offset"].tolist() == [0, 0, 1]
@@ -253,7 +255,7 @@ def test_head_motif_sample_rankings():
     att = np.zeros((3, 1, 1, 4))
     att[:, 0, 0, 2] = [0.6, 0.5, 0.9]  # o* = 2; the 3-mer centred on key local - 2
     s = _samples(att, [5.0, 9.0, 0.0], [H.SAMPLE_TOP, H.SAMPLE_TOP, H.SAMPLE_RANDOM], [6, 16, 26], [("c", "+")])
-    consensus = {rank: H.head_motifs(s, g, conv_width=3, top_n=1, rank_by=rank)[0][0].motif.consensus() for rank in H.RANKINGS}
+    consensus = {rank: HM.head_motifs(s, g, conv_width=3, top_n=1, rank_by=rank)[0][0].motif.consensus() for rank in HM.RANKINGS}
     assert consensus == {"top_attention": "AAA", "attention": "GGG", "output": "CCC"}
     with pytest.raises(H.InterpretError, match="motif_rank"):
-        H.head_motifs(s, g, conv_width=3, rank_by="vibes")
+        HM.head_motifs(s, g, conv_width=3, rank_by="vibes")

@@ -24,7 +24,7 @@ from genometracks.data.streams import to_local
 from genometracks.genome.intervals import Interval, SiteSet
 from genometracks.genome.sequence import Genome
 from genometracks.inference.peaks import call_peaks
-from genometracks.interpret.heads import window_tokens
+from genometracks.interpret.head_motifs import window_tokens
 from genometracks.interpret.optimize import frozen, onehot_logits
 
 

@@ -34,7 +34,9 @@ from genometracks.interpret import metaplots as MP
 from genometracks.interpret.attribution import aggregate_matrix, attribute, top_predicted_tss
 from genometracks.interpret.contributions import run_deeplift
 from genometracks.interpret.deeplift import clean_targets, strand_tracks
-from genometracks.interpret.head_stability import head_logo_title, head_stability, plot_head_stability
+from genometracks.interpret.head_motifs import head_motifs, head_table
+from genometracks.interpret.head_plots import plot_correlation, plot_head_stability, plot_heatmap
+from genometracks.interpret.head_stability import head_logo_title, head_stability
 from genometracks.interpret.heads import InterpretError
 from genometracks.interpret.hit_track import motif_hit_track
 from genometracks.interpret.kernel_pwm import kernels_to_motifs
@@ -140,16 +142,16 @@ def run_heads(
     samples = H.collect_attention(model, genome, regions, flags, dataset.shift, seg_len, s["n_streams"], s["progress"])
     profiles = H.attention_profiles(samples)
     files = [_tsv(profiles, run.interpret / "heads_attention.tsv")]
-    H.plot_heatmap(profiles, run.plots / "heads_heatmap.png")
+    plot_heatmap(profiles, run.plots / "heads_heatmap.png")
     n_layer, n_head, w = samples.shape
     labels = [H.head_id(layer, head) for layer in range(n_layer) for head in range(n_head)]
     corr = H.head_correlation(samples.attention.reshape(len(samples.output), n_layer * n_head, w))
     files.append(
         _tsv(pd.DataFrame(corr, index=labels, columns=labels).reset_index(names="head_id"), run.interpret / "heads_correlation.tsv")
     )
-    H.plot_correlation(corr, labels, run.plots / "heads_correlation.png")
+    plot_correlation(corr, labels, run.plots / "heads_correlation.png")
     files += [run.plots / "heads_heatmap.png", run.plots / "heads_correlation.png"]
-    motifs, tomtom = H.head_motifs(samples, genome, model.conv_width, s["motif_top"], refs, s["motif_rank"], s["min_information"])
+    motifs, tomtom = head_motifs(samples, genome, model.conv_width, s["motif_top"], refs, s["motif_rank"], s["min_information"])
     rounds = int(s["motif_bootstrap"])
     stability = head_stability(
         samples, genome, motifs, tomtom, model.conv_width, s["motif_top"], rounds, s["motif_rank"], s["match_qvalue"], seed
@@ -162,7 +164,7 @@ def run_heads(
     for m, steady in zip(motifs, stability):
         ticks = [str(m.offset_from_tss + d) for d in range(-(model.conv_width // 2), model.conv_width // 2 + 1)]
         files.append(draw_logo(m.motif.probabilities, run.logos / f"{m.id}.png", head_logo_title(m, steady), "bits", ticks))
-    table = H.head_table(motifs, s["min_information"], s["match_qvalue"], stability)
+    table = head_table(motifs, s["min_information"], s["match_qvalue"], stability)
     files.append(_tsv(table, run.interpret / "heads.tsv"))
     informative = [(m, label) for m, label in zip(motifs, table["best_match"]) if m.information >= s["min_information"]]
     hits = motif_hit_track(genome, calls[0], informative, int(s["hit_slack"]), s["scan_qvalue"], run.track("motif_hits"), seed)

@@ -33,7 +33,8 @@ import numpy as np
 
 from genometracks.genome.sequence import Genome
 from genometracks.interpret.fdr import bh_qvalues
-from genometracks.interpret.heads import HeadMotif, HeadSamples, InterpretError, MotifRanking, head_kmers
+from genometracks.interpret.head_motifs import HeadMotif, MotifRanking, head_kmers
+from genometracks.interpret.heads import HeadSamples, InterpretError
 from genometracks.interpret.matching import TomtomTable, compare
 from genometracks.interpret.motifs import Motif, pfm_from_kmers
 
@@ -151,38 +152,3 @@ def head_logo_title(motif: HeadMotif, steady: HeadStability) -> str:
     if not np.isnan(steady.match_support):
         extra += f", match {100 * steady.match_support:.0f} %"
     return f"{title}\n{extra}"
-
-
-def plot_head_stability(motifs: Sequence[HeadMotif], stability: Sequence[HeadStability], min_information: float, path) -> None:
-    """PNG: each head's bits (dot) with the rounds' 5-95 % interval (bar), the informative cut-off
-    (dashed) and, above the heads in the q-value family, the share of rounds that keep the match
-    (dot colour: that share, grey outside the family)."""
-    from matplotlib import colormaps
-
-    from genometracks.io.figures import new_figure, save_figure
-
-    n = len(motifs)
-    fig = new_figure(max(5.0, 1.2 + 0.5 * n), 3.6)
-    ax = fig.add_subplot(1, 1, 1)
-    x = np.arange(n)
-    bits = np.array([m.information for m in motifs])
-    low = np.array([s.information_low for s in stability])
-    high = np.array([s.information_high for s in stability])
-    ax.vlines(x, low, high, color="0.45", linewidth=2.0, zorder=1)
-    support = np.array([s.match_support for s in stability])
-    colours = [colormaps["viridis"](v) if np.isfinite(v) else (0.7, 0.7, 0.7, 1.0) for v in support]
-    ax.scatter(x, bits, c=colours, s=36, edgecolors="black", linewidths=0.5, zorder=2)
-    for i in np.flatnonzero(np.isfinite(support)):
-        top = np.nanmax([bits[i], high[i]])
-        ax.annotate(f"{100 * support[i]:.0f} %", (x[i], top), xytext=(0, 4), textcoords="offset points", ha="center", fontsize=7)
-    ax.axhline(min_information, color="0.3", linestyle="--", linewidth=0.8)
-    ax.text(-0.55, min_information, f"informative: {min_information:g} bits", va="bottom", ha="left", fontsize=7, color="0.3")
-    ax.set_xticks(x)
-    ax.set_xticklabels([f"{m.id}\n{m.offset_from_tss:+d}\n{m.motif.consensus()}" for m in motifs], fontsize=6)
-    ax.set_xlim(-0.6, n - 0.4)
-    ax.set_ylim(0, max(float(np.nanmax(np.r_[bits, high])) * 1.15, min_information * 1.3))
-    ax.set_ylabel("motif information (bits)")
-    rounds = max((s.rounds for s in stability), default=0)
-    ax.set_title(f"head motifs over {rounds} bootstrap rounds: 5-95 % of the bits; % = rounds keeping the match", fontsize=9)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=100, tight=False)
