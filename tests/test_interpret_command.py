@@ -222,6 +222,10 @@ def test_motif_hits_sit_exactly_on_planted_boxes_read_back_with_kent_and_validat
     assert "bigDataUrl motif_hits.bb" in trackdb and "type bigBed 9 +\n" in trackdb and "itemRgb on" in trackdb
     page = next((out / "hub").rglob("motif_hits.html")).read_text()
     assert "FIMO" in page and "qValue" in page and "tssOffset" in page
+    # the page states the scan's background: the calls' promoter composition (uniform until session 19)
+    background = summary["heads"]["motif_hits"]["background"]
+    assert len(set(background.values())) > 1 and "uniform background" not in page and "--bgfile" in page
+    assert "match_support" in page  # and where each head's bootstrap support is
     assert "motif_hits.bb" in (out / written["igv"]).read_text()
 
 

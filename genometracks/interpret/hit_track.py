@@ -34,7 +34,7 @@ SCHEMA = BedSchema(
         ("int", "tssOffset", "Centre of the word relative to the TSS call (negative = upstream)"),
         ("double", "pValue", "FIMO p-value of the best window, Sidak-corrected for the windows looked at"),
         ("double", "qValue", "Benjamini-Hochberg q-value over all TSS calls x heads"),
-        ("double", "windowPValue", "FIMO p-value of the window itself (uniform background)"),
+        ("double", "windowPValue", "FIMO p-value of the window itself (background: the calls' promoter composition)"),
         ("double", "logOdds", "FIMO log-odds score in bits"),
     ),
     standard=9,
