@@ -325,6 +325,12 @@ def test_earlier_parts_are_kept_only_for_the_same_model_and_files_still_there(tm
     for other in ({"checkpoint": "b.ckpt"}, {"shift": 0}, {"data": "y"}):  # another model, shift or genome
         path.write_text(json.dumps(earlier | other))
         assert with_earlier_parts(new, path, tmp_path) == new
+    # a shipped model is known by its weights: the same weights under another folder merge, others do not
+    shipped = {**new, "checkpoint": "shipped model m (/other/checkout/m)", "weights_sha256": "ab"}
+    path.write_text(json.dumps(earlier | {"checkpoint": "shipped model m (/checkout/m)", "weights_sha256": "ab"}))
+    assert with_earlier_parts(shipped, path, tmp_path)["deeplift"] == {"pairs": 9}
+    assert list(with_earlier_parts(shipped, path, tmp_path))[:4] == ["checkpoint", "weights_sha256", "shift", "data"]
+    assert with_earlier_parts({**shipped, "weights_sha256": "cd"}, path, tmp_path) == {**shipped, "weights_sha256": "cd"}
     path.write_text("{not json")
     assert with_earlier_parts(new, path, tmp_path) == new
     assert with_earlier_parts(new, tmp_path / "missing.json", tmp_path) == new

@@ -345,22 +345,33 @@ def run_metaplots(cfg: DictConfig, dataset: Dataset, tracks: dict, s: dict, out:
     return {"summary": summary, "files": files}
 
 
+def same_model(earlier: dict, summary: dict) -> bool:
+    """Whether two interpret.json summaries describe the same model on the same data: equal label shift
+    and data, and equal weights (`weights_sha256`, a shipped model's card) where both record them, else
+    the same checkpoint text (a run directory copied to another checkout names another folder)."""
+    if any(earlier.get(k) != summary.get(k) for k in ("shift", "data")):
+        return False
+    weights = earlier.get("weights_sha256"), summary.get("weights_sha256")
+    if all(weights):
+        return weights[0] == weights[1]
+    return earlier.get("checkpoint") == summary.get("checkpoint")
+
+
 def with_earlier_parts(summary: dict, earlier_json: Path, out: Path) -> dict:
     """`summary` plus the parts of the earlier DIR/interpret.json that this run did not redo, when that
-    file describes the same checkpoint, label shift and data (`interpret.parts=[heads]` re-runs one part
-    and keeps the record of the others, which the report reads): their summaries and costs, and its
-    files that are still there. Another model's parts are dropped, as is an unreadable file."""
+    file describes the same model on the same data (`same_model`; `interpret.parts=[heads]` re-runs one
+    part and keeps the record of the others, which the report reads): their summaries and costs, and
+    its files that are still there. Another model's parts are dropped, as is an unreadable file."""
     try:
         earlier = json.loads(earlier_json.read_text())
     except (OSError, ValueError):
         return summary
-    same = isinstance(earlier, dict) and all(earlier.get(k) == summary[k] for k in ("checkpoint", "shift", "data"))
-    if not same:
+    if not isinstance(earlier, dict) or not same_model(earlier, summary):
         return summary
     parts = {k: summary[k] if k in summary else earlier[k] for k in PARTS if k in summary or k in earlier}
     costs = {**(earlier.get("costs") or {}), **summary["costs"]}  # the earlier order, new values
     files = set(summary["files"]) | {f for f in earlier.get("files") or [] if (out / f).is_file()}
-    head = {k: summary[k] for k in ("checkpoint", "shift", "data")}
+    head = {k: summary[k] for k in ("checkpoint", "weights_sha256", "shift", "data") if k in summary}
     return {**head, **parts, "costs": costs, "files": sorted(files)}
 
 
@@ -431,6 +442,7 @@ def interpret_command(cfg: DictConfig) -> dict:
                 results["metaplots"]["summary"]["tracks"] = tracks_source
     summary = {
         "checkpoint": str(ckpt),
+        **({"weights_sha256": source.summary()["weights_sha256"]} if source.card is not None else {}),
         "shift": dataset.shift,
         "data": str(cfg.data.name),
         **{k: v["summary"] for k, v in results.items()},
