@@ -296,6 +296,14 @@ def test_rerunning_one_part_keeps_the_record_of_the_others(run, tmp_path):
     for name in ("heads", "optimise", "attribution", "deeplift", "metaplots"):
         assert after[name] == before[name] and after["costs"][name] == before["costs"][name]
     assert after["kernels"] == before["kernels"] and list(after["costs"]) == list(before["costs"])  # the same kernels again
+    # the heads again without the bootstrap: no stale stability plot, no support in heads.tsv or the record
+    assert (again / "plots" / "heads_stability.png").is_file()
+    interpret_command(OmegaConf.merge(cfg, {"interpret": {"parts": ["heads"], "motif_bootstrap": 0}}))
+    heads = pd.read_csv(again / "interpret" / "heads.tsv", sep="\t")
+    assert not (again / "plots" / "heads_stability.png").exists() and heads["match_support"].isna().all()
+    saved = json.loads((again / "interpret.json").read_text())
+    assert saved["heads"]["motif_bootstrap"] == 0 and "plots/heads_stability.png" not in saved["files"]
+    assert saved["deeplift"] == before["deeplift"]  # the other parts' record stays
 
 
 def test_earlier_parts_are_kept_only_for_the_same_model_and_files_still_there(tmp_path):

@@ -159,6 +159,8 @@ def run_heads(
     if rounds:
         plot_head_stability(motifs, stability, s["min_information"], run.plots / "heads_stability.png")
         files.append(run.plots / "heads_stability.png")
+    else:  # an earlier run's plot would describe other motifs (and the report would show it)
+        (run.plots / "heads_stability.png").unlink(missing_ok=True)
     files.append(write_meme([m.motif for m in motifs], run.motifs / "heads.meme"))
     files.append(_tsv(tomtom.frame(), run.interpret / "heads_tomtom.tsv"))
     for m, steady in zip(motifs, stability):
@@ -188,7 +190,7 @@ def run_heads(
             }
             for m, label, steady in zip(motifs, table["best_match"], stability)
         ],
-        "motif_bootstrap": int(s["motif_bootstrap"]),
+        "motif_bootstrap": rounds,
         "tomtom_note": tomtom.note,
         "motif_hits": hits,
     }
