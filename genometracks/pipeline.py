@@ -173,7 +173,7 @@ STAGE_SETTINGS: dict[str, tuple[str, ...]] = {
     "data": ("data",),
     "train": ("data", "model", "task", "seed", "ckpt", "train", *TRAINED_BY),
     "predict": ("data", "model", "ckpt", "predict", "task.attention_path"),
-    "peaks": ("predict.peaks",),
+    "peaks": ("predict.peaks", "data.annotation"),  # the calls' gene context reads the annotation
     "interpret": ("interpret", "seed"),
     "sigma": ("sigma", "sigma_model"),
     "export": ("export",),

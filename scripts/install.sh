@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install genometracks on a CPU-only machine (no CUDA wheels), plus what the tests need with --test.
 #   bash scripts/install.sh          # the package and its dependencies
-#   bash scripts/install.sh --test   # + pytest, headless Chromium, IGV desktop + Xvfb, igv.js
+#   bash scripts/install.sh --test   # + pytest, headless Chromium, IGV desktop + Xvfb, GenomeTools, igv.js
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -21,6 +21,7 @@ if [ "${1:-}" = "--test" ]; then
   command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
   command -v igv >/dev/null 2>&1 || missing="$missing igv"
   command -v xvfb-run >/dev/null 2>&1 || missing="$missing xvfb"
+  command -v gt >/dev/null 2>&1 || missing="$missing genometools"  # GenomeTools' gff3validator checks our GFF3
   if [ -n "$missing" ]; then
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null) \
       || echo "install.sh: could not install$missing; the tests that need them will be skipped"

@@ -3,8 +3,8 @@
 Collects what earlier stages wrote under DIR/tracks/ (strand bigWigs are required; peaks,
 motif hits, sigma classes and attributions are added when present) and writes
 DIR/hub/ (self-contained assembly hub), DIR/hub_genark/ (on UCSC's GenArk assembly, when the
-contigs are GCF_000005845.2's), DIR/igv/ and DIR/jbrowse/. Every hub is validated before it
-replaces the last.
+contigs are GCF_000005845.2's), DIR/igv/, DIR/jbrowse/ and DIR/tracks/tss_calls.gff3 (the calls with
+their gene context and sigma class, browser.calls_gff3). Every hub is validated before it replaces the last.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from genometracks.browser.calls_gff3 import write_calls_gff3
 from genometracks.browser.genark import GENARK_SIZES
 from genometracks.browser.hub import HubContainer, HubError, HubTrack, write_hub
 from genometracks.browser.igv import IgvTrack, write_igv
@@ -290,7 +291,8 @@ def genark_position_html(accession: str, locus: str, folder: str = "hub_genark")
 
 
 def export_run(run_dir: Path, fasta: Path, chrom_sizes: dict[str, int], cfg_export: DictConfig | dict, organism: str) -> dict[str, str]:
-    """Write DIR/hub (assembly), DIR/hub_genark (when applicable), DIR/igv and DIR/jbrowse; return their paths."""
+    """Write DIR/hub (assembly), DIR/hub_genark (when applicable), DIR/igv, DIR/jbrowse and the calls' GFF3
+    (DIR/tracks/tss_calls.gff3, where there are calls); return their paths."""
     e = OmegaConf.merge(group_defaults("export"), cfg_export)  # keys not given: conf/export/default.yaml
     check_export_settings(e, organism)  # before anything is written
     run_dir = Path(run_dir).absolute()
@@ -329,6 +331,9 @@ def export_run(run_dir: Path, fasta: Path, chrom_sizes: dict[str, int], cfg_expo
             target, "genark", chrom_sizes, tracks, genark_accession=accession, **(common | {"overview_html": page})
         )
     written.update(write_views(run_dir, fasta, chrom_sizes, f"genometracks: {organism}"))
+    gff3 = write_calls_gff3(run, chrom_sizes)
+    if gff3 is not None:
+        written["gff3"] = gff3
     return {k: str(Path(v).relative_to(run_dir)) for k, v in written.items()}
 
 

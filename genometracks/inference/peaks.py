@@ -14,6 +14,7 @@ from scipy.signal import find_peaks
 
 from genometracks.formats.bigbed import BedSchema, remove_bed_outputs, sort_bed_records, write_bed_outputs
 from genometracks.formats.bigwig import read_bigwig
+from genometracks.inference.call_context import write_call_context
 from genometracks.io.atomic import write_text_atomic
 from genometracks.io.rundir import STRAND_WORDS, RunDir
 
@@ -157,7 +158,8 @@ def circular_contigs(run_dir: Path, cfg: DictConfig, contigs: set[str]) -> froze
 
 
 def peaks_command(cfg: DictConfig) -> dict:
-    """`genometracks peaks run_dir=DIR`: DIR/tracks/tss_peaks.bed (+ .bb, .bed.gz/.tbi)."""
+    """`genometracks peaks run_dir=DIR`: DIR/tracks/tss_peaks.bed (+ .bb, .bed.gz/.tbi), and with a genome
+    annotation the calls' gene context (tss_context.tsv/.json, plots/tss_context.png; inference.call_context)."""
     check_peak_settings(cfg.predict.peaks)
     run = RunDir.checked(cfg)
     out = run.root
@@ -182,6 +184,7 @@ def peaks_command(cfg: DictConfig) -> dict:
         )
     else:  # an earlier call's bigBed and tabix files would go on into the hub and the IGV session
         remove_bed_outputs(run.peaks_stem)
+    context = write_call_context(cfg, frame, values, chrom_sizes, circular)
     summary = {
         "peaks": len(records),
         "threshold": threshold,
@@ -189,6 +192,7 @@ def peaks_command(cfg: DictConfig) -> dict:
         "min_distance": int(cfg.predict.peaks.min_distance),
         "circular": sorted(circular),
         "files": {k: str(Path(v).relative_to(out)) for k, v in paths.items()},
+        "gene_context": context,
     }
     print(json.dumps(summary))
     return summary

@@ -49,11 +49,20 @@ class ExportConfig:
 
 
 @schema
+class GeneContextConfig:
+    """predict.peaks.gene_context: the calls' classes against data.annotation (inference.gene_context)."""
+
+    max_utr: int  # nt: longest 5'UTR of a primary or secondary TSS
+    antisense_flank: int  # nt beyond a gene's ends on the other strand that still count as antisense
+
+
+@schema
 class PeaksConfig:
     """predict.peaks: TSS peak calls on the probability tracks."""
 
     threshold: Any  # a probability, or "auto" (validation F1-optimal)
     min_distance: int  # nt between peaks on one strand
+    gene_context: GeneContextConfig = field(default_factory=GeneContextConfig)
 
 
 @schema

@@ -22,6 +22,7 @@ import numpy as np
 from genometracks.browser.snapshot import SnapshotError, browser_snapshot
 from genometracks.data.dataset import load_dataset
 from genometracks.formats.bigwig import read_bigwig
+from genometracks.inference.gene_context import CLASSES as CONTEXT_CLASSES
 from genometracks.inference.peaks import validation_threshold
 from genometracks.io.atomic import write_text_atomic
 from genometracks.io.paths import shared_data
@@ -379,10 +380,51 @@ def _interpretation(rep: _Report) -> None:
         rep.sections.append(Section("Metaplots", [("gallery", metaplots)]))
     else:
         rep.missing.append("metaplots (plots/metaplot*.png; run `genometracks interpret`)")
-    known = {"heads_heatmap", "heads_correlation", "heads_stability", "test_pr", "test_roc", "browser_snapshot"}
+    known = {"heads_heatmap", "heads_correlation", "heads_stability", "test_pr", "test_roc", "browser_snapshot", "tss_context"}
     other = [p for p in sorted((d.plots).glob("*.png")) if p.stem not in known and not p.stem.startswith("metaplot")]
     if other:
         rep.sections.append(Section("Other figures", [("gallery", rep.images(other))]))
+
+
+def _nt(value: float | None) -> str:
+    """A length in nt as written in the report: '45' or '45.5' ('-' where none)."""
+    return "-" if value is None else f"{value:g}"
+
+
+def _gene_context(rep: _Report) -> None:
+    """The calls by gene context beside the data set's TSSs (tracks/tss_context.json, plots/tss_context.png)."""
+    d = RunDir(rep.run_dir)
+    summary = _json(d.tracks / "tss_context.json")
+    if summary is None:
+        rep.missing.append("TSS calls in gene context (tracks/tss_context.json; needs data.annotation=GFF3, then `genometracks peaks`)")
+        return
+    calls, reference = summary["calls"], summary.get("reference")
+    header = ["class", "TSS calls", "% of calls"] + ([f"{reference['labels']} TSSs", "%"] if reference else [])
+
+    def cells(part: dict, key: str) -> list[str]:
+        return [fmt(part[key]), f"{100 * part[key] / part['calls']:.1f}" if part["calls"] else "-"]
+
+    rows = [[c, *cells(calls, c), *(cells(reference, c) if reference else [])] for c in CONTEXT_CLASSES]
+    rows.append(["all", fmt(calls["calls"]), "", *([fmt(reference["calls"]), ""] if reference else [])])
+    rows.append(
+        [
+            "median 5'UTR of primary TSSs, nt",
+            _nt(calls["median_primary_utr"]),
+            "",
+            *([_nt(reference["median_primary_utr"]), ""] if reference else []),
+        ]
+    )
+    rules = summary["rules"]
+    text = (
+        f"Each call against the {summary['genes']:,} genes of {Path(summary['annotation']).name}: primary/secondary = "
+        f"up to {rules['max_utr']} nt upstream of a gene's start on its strand (the most probable TSS of each gene is its "
+        f"primary), internal = inside a gene on its strand, antisense = inside a gene on the other strand or within "
+        f"{rules['antisense_flank']} nt of it, orphan = none of these; a TSS may be in several classes. Every call with its "
+        "classes and genes: tracks/tss_context.tsv, and as GFF3 with its sigma class: tracks/tss_calls.gff3."
+    )
+    blocks = [("p", text), ("table", "TSS calls by gene context", header, rows, None)]
+    blocks.append(("gallery", rep.images([d.plots / "tss_context.png"])))
+    rep.sections.append(Section("TSS calls in gene context", blocks))
 
 
 def _sigma(rep: _Report) -> None:
@@ -612,6 +654,7 @@ def build_report(run_dir: str | Path, snapshot: bool = True, compare: bool = Tru
     else:
         _budget(rep, cfg, metrics, ev)
     rep.sections += [s for s in (curves, comparison) if s is not None]
+    _gene_context(rep)
     _interpretation(rep)
     _sigma(rep)
     _browser(rep, snapshot)

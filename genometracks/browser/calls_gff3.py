@@ -1,0 +1,82 @@
+"""DIR/tracks/tss_calls.gff3: a run's TSS calls as GFF3 for annotation pipelines and genome editors.
+
+One `TSS` feature (Sequence Ontology SO:0000315) per call of tracks/tss_peaks.bed, at the +1
+nucleotide (start = end, 1-based), score = the call's probability (from the strand's bigWig), and
+where the earlier stages made them: `tss_class` (primary, secondary, internal, antisense, orphan;
+inference.gene_context), `gene`, `locus_tag`, `utr_length` (nt), `internal_gene`, `antisense_gene`
+(tracks/tss_context.tsv) and `sigma` (the sigma-class CNN's call, tracks/tss_sigma.bb).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyBigWig
+
+from genometracks.formats.bigbed_index import autosql_field_names
+from genometracks.formats.bigwig import read_bigwig
+from genometracks.formats.gff3 import write_point_gff3
+from genometracks.io.rundir import RunDir
+
+CONTEXT_ATTRIBUTES = ("tss_class", "gene", "locus_tag", "utr_length", "internal_gene", "antisense_gene")
+
+
+def calls_gff3_path(run: RunDir) -> Path:
+    return run.tracks / "tss_calls.gff3"
+
+
+def _sigma_calls(path: Path) -> pd.DataFrame:
+    """chrom, name, sigma of the sigma track's records (empty where it was not made)."""
+    if not path.is_file():
+        return pd.DataFrame(columns=["chrom", "name", "sigma"])
+    rows = []
+    with pyBigWig.open(str(path)) as bb:
+        fields = autosql_field_names(bb.SQL().decode(errors="replace"))
+        name_at, sigma_at = fields.index("name") - 3, fields.index("sigma") - 3
+        for chrom, size in bb.chroms().items():
+            for _, _, rest in bb.entries(chrom, 0, size) or []:
+                values = rest.split("\t")
+                rows.append((chrom, values[name_at], values[sigma_at]))
+    return pd.DataFrame(rows, columns=["chrom", "name", "sigma"])
+
+
+def _context(path: Path) -> pd.DataFrame | None:
+    """tracks/tss_context.tsv keyed by chrom and name, its classes as lists; None where not made."""
+    if not path.is_file():
+        return None
+    table = pd.read_csv(path, sep="\t", dtype={"chrom": str, "name": str}, keep_default_na=False)
+    table["tss_class"] = table["classes"].str.split(",")
+    table["utr_length"] = table["utr_length"].map(lambda n: "" if int(n) < 0 else int(n))
+    return table[["chrom", "name", *CONTEXT_ATTRIBUTES]]
+
+
+def write_calls_gff3(run: RunDir, chrom_sizes: dict[str, int]) -> Path | None:
+    """Write DIR/tracks/tss_calls.gff3 from the run's calls (module docstring); None, and an earlier
+    file removed, where the run has no calls."""
+    out = calls_gff3_path(run)
+    if not run.peaks_bed.is_file() or run.peaks_bed.stat().st_size == 0:
+        out.unlink(missing_ok=True)
+        return None
+    calls = pd.read_csv(
+        run.peaks_bed, sep="\t", header=None, names=["chrom", "start", "end", "name", "score", "strand"], dtype={"chrom": str, "name": str}
+    )
+    calls["pos"] = calls["start"].astype(np.int64)
+    probability = np.zeros(len(calls))
+    for (chrom, strand), rows in calls.groupby(["chrom", "strand"]).groups.items():
+        values = read_bigwig(run.tss_bigwig(str(strand)), str(chrom))
+        index = calls.index.get_indexer(rows)
+        probability[index] = values[calls["pos"].to_numpy()[index]]
+    calls["score"] = np.round(probability, 6)
+    attributes: list[str] = []
+    context = _context(RunDir(run.root).tracks / "tss_context.tsv")
+    if context is not None:
+        calls = calls.merge(context, on=["chrom", "name"], how="left", validate="one_to_one")
+        attributes += list(CONTEXT_ATTRIBUTES)
+    sigma = _sigma_calls(run.sigma_bigbed)
+    if len(sigma):
+        calls = calls.merge(sigma, on=["chrom", "name"], how="left", validate="one_to_one")
+        attributes.append("sigma")
+    calls[attributes] = calls[attributes].astype(object).where(calls[attributes].notna(), None)
+    return write_point_gff3(out, calls, {c: chrom_sizes[c] for c in chrom_sizes}, "TSS", "genometracks", attributes)
