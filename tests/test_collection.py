@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import py2bit
 import pyBigWig
 import pytest
@@ -38,13 +39,14 @@ def test_manifest_rows_read_with_paths_against_the_manifest_folder(tmp_path):
     path = _manifest(
         tmp_path,
         "name\tfasta\taccession\ttss\n# a comment\n\niso_a\ta.fa\n"
-        "ecoli\t/data/ecoli.fa\tGCF_000005845.2\ttss.bed\ndraft\tsub/d.fa.gz\t\t\n",
+        "ecoli\t/data/ecoli.fa\tGCF_000005845.2\ttss.bed\tgenes/ecoli.gff3\ndraft\tsub/d.fa.gz\t\t\n",
     )
     genomes = read_manifest(path)
     assert [g.name for g in genomes] == ["iso_a", "ecoli", "draft"]
     assert genomes[0].fasta == tmp_path / "a.fa" and genomes[0].accession is None and genomes[0].tss is None
     assert genomes[1].fasta == Path("/data/ecoli.fa") and genomes[1].accession == "GCF_000005845.2"
     assert genomes[1].tss == tmp_path / "tss.bed" and genomes[2].fasta == tmp_path / "sub" / "d.fa.gz"
+    assert genomes[1].annotation == tmp_path / "genes" / "ecoli.gff3" and genomes[0].annotation is genomes[2].annotation is None
 
 
 @pytest.mark.parametrize(
@@ -56,7 +58,7 @@ def test_manifest_rows_read_with_paths_against_the_manifest_folder(tmp_path):
         ("iso_a\ta.fa\tGCF_5\n", 1, "is not a GenArk accession"),
         ("hub\ta.fa\n", 1, "is reserved"),
         ("a\tx.fa\tGCF_000005845.2\nb\ty.fa\tGCF_000005845.2\n", 2, "is already genome 'a'"),
-        ("a\tx.fa\t\tt.bed\textra\n", 1, "5 column(s)"),
+        ("a\tx.fa\t\tt.bed\tg.gff3\textra\n", 1, "6 column(s)"),
     ],
 )
 def test_bad_manifest_rows_name_file_line_and_fix(tmp_path, text, line, message):
@@ -229,7 +231,13 @@ def collection(tmp_path_factory):
     root = tmp_path_factory.mktemp("collection")
     fastas = {name: write_fasta(root / f"{name}.fa", contigs, seed) for seed, (name, contigs) in enumerate(GENOMES.items())}
     manifest = root / "genomes.tsv"
-    manifest.write_text("name\tfasta\taccession\ttss\n" + "".join(f"{n}\t{n}.fa\n" for n in GENOMES))
+    # iso_b's genes (column 5): its calls get their gene context, the others none
+    (root / "iso_b.gff3").write_text(
+        "##gff-version 3\ncontig_b\tx\tgene\t1001\t3000\t.\t+\t.\tID=g1;Name=geneB1\n"
+        "contig_b\tx\tgene\t3501\t5000\t.\t-\t.\tID=g2;Name=geneB2\nplasmid_b\tx\tCDS\t101\t900\t.\t+\t0\tID=c1\n"
+    )
+    rows = [f"{n}\t{n}.fa" + ("\t\t\tiso_b.gff3" if n == "iso_b" else "") + "\n" for n in GENOMES]
+    manifest.write_text("name\tfasta\taccession\ttss\tannotation\n" + "".join(rows))
     coll = root / "coll"
     env = stub_env(root)
     done = cli("predict", f"manifest={manifest}", f"run_dir={coll}", env=env)
@@ -310,6 +318,30 @@ def test_summary_and_index_list_every_genome(collection):
     assert "../tracks/tss.plus.bw" in session
     config = json.loads((coll / "draft" / "jbrowse" / "config.json").read_text())
     assert [t["adapter"]["bigWigLocation"]["uri"] for t in config["tracks"][:2]] == ["../tracks/tss.plus.bw", "../tracks/tss.minus.bw"]
+
+
+@slow
+def test_a_genome_with_genes_gets_its_calls_gene_context(collection):
+    """Column 5's GFF3 reaches iso_b's job: each of its calls has its classes (recomputed here from the genes
+    and the call's own probability) in tss_context.tsv and in a valid tss_calls.gff3; iso_a has none."""
+    from genometracks.inference.gene_context import classify_calls
+    from genometracks.labels.genes import read_genes
+    from tests.test_gene_context import validate_with_genometools
+
+    root, coll, _, _, done = collection
+    assert done.returncode == 0, done.stderr[-3000:]
+    sizes = {c: n for c, (_, n) in GENOMES["iso_b"].items()}
+    calls = pd.read_csv(coll / "iso_b" / "tracks" / "tss_peaks.bed", sep="\t", header=None, usecols=[0, 1, 3, 5])
+    table = pd.read_csv(coll / "iso_b" / "tracks" / "tss_context.tsv", sep="\t", keep_default_na=False)
+    assert len(table) == len(calls) > 0 and (table["position"] - 1).tolist() == calls[1].tolist()
+    frame = table.assign(pos=table["position"] - 1)[["chrom", "pos", "strand", "name", "probability"]]
+    again = classify_calls(frame, read_genes(root / "iso_b.gff3", sizes), sizes, frozenset())
+    assert table["classes"].tolist() == again["classes"].tolist() and table["gene"].tolist() == again["gene"].tolist()
+    gff3 = (coll / "iso_b" / "tracks" / "tss_calls.gff3").read_text()
+    assert gff3.count("\tTSS\t") == len(calls) and gff3.count("tss_class=") == len(calls)
+    validate_with_genometools(coll / "iso_b" / "tracks" / "tss_calls.gff3")
+    assert not (coll / "iso_a" / "tracks" / "tss_context.tsv").exists()
+    assert "tss_class=" not in (coll / "iso_a" / "tracks" / "tss_calls.gff3").read_text()
 
 
 @slow

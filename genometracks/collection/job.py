@@ -1,7 +1,7 @@
 """One genome of a collection, as one Hydra job (a sweep point `genome=<name>`, run by the basic,
 submitit-local or SLURM launcher in its own run directory `COLL/<name>/`).
 
-The job reads its row of the collection's manifest into `data.fasta` / `data.tss`, takes the run
+The job reads its row of the collection's manifest into `data.fasta` / `data.tss` / `data.annotation`, takes the run
 directory's lock and runs the pipeline's stages (`predict`: predict with peaks, then export; `run`:
 every stage), which skip what an earlier job finished. Whatever happens, it ends by writing
 `COLL/<name>/collection_job.json` (status, positions, peaks, seconds, the error as one line; while it
@@ -67,7 +67,7 @@ def _check_genark(accession: str, run: RunDir, manifest: str, name: str) -> None
 
 def in_collection(line: str, source: str, name: str) -> str:
     """A genome's one-line error naming where to fix it: the manifest (or the data.fasta= list) and the
-    genome's row, unless the message names them already; data.fasta/data.tss are that row's columns."""
+    genome's row, unless the message names them already; data.fasta/data.tss/data.annotation are that row's columns."""
     prefix = "genometracks: error: "
     text = line[len(prefix) :] if line.startswith(prefix) else line
     listed = source.startswith("data.fasta=")  # `-m data.fasta=a.fa,b.fa`: no manifest to name
@@ -103,6 +103,8 @@ def collection_job(cfg: DictConfig, command: str) -> dict:
             cfg.data.fasta = str(genome.fasta)
             if genome.tss is not None:
                 cfg.data.tss = str(genome.tss)
+            if genome.annotation is not None:
+                cfg.data.annotation = str(genome.annotation)
         with run_dir_lock(run.root, f"{command} (collection genome {name})"):
             # the record is written while the lock is held: another job's status check never sees a
             # finished job without its record

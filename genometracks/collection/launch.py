@@ -195,7 +195,7 @@ def hub_settings(overrides: list[str]) -> DictConfig:
 
 
 def row_changed(coll: CollectionDir, genome: Genome) -> bool:
-    """Whether the genome's manifest row names another FASTA or TSS file than its run directory was made
+    """Whether the genome's manifest row names another FASTA, TSS or genes file than its run directory was made
     from, or the same file now holds other bytes (its job then runs again, every stage: `collection.job`)."""
     folder = coll.genome(genome.name)
     try:
@@ -203,8 +203,10 @@ def row_changed(coll: CollectionDir, genome: Genome) -> bool:
     except (OSError, ValueError):
         return False
     changed = str(saved.get("fasta")) != str(genome.fasta)
-    changed = changed or (genome.tss is not None and str(saved.get("tss")) != str(genome.tss))
-    files = {"data.fasta": Path(genome.fasta), **({"data.tss": Path(genome.tss)} if genome.tss is not None else {})}
+    for key, path in (("tss", genome.tss), ("annotation", genome.annotation)):
+        changed = changed or (path is not None and str(saved.get(key)) != str(path))
+    files = {"data.fasta": Path(genome.fasta)}
+    files |= {f"data.{key}": Path(path) for key, path in (("tss", genome.tss), ("annotation", genome.annotation)) if path is not None}
     return changed or bool(changed_files(folder.root, {k: p for k, p in files.items() if p.is_file()}))
 
 

@@ -3,7 +3,10 @@
 Manifest columns, tab-separated, one genome per line (a header line starting with `name` and lines
 starting with `#` are skipped; empty optional columns may be left out):
 
-    name    FASTA    [GenArk accession]    [TSS BED]
+    name    FASTA    [GenArk accession]    [TSS BED]    [genes GFF3]
+
+The genes GFF3 (`data.annotation`) places the genome's TSS calls among its genes (`tracks/tss_context.tsv`,
+the GFF3 of the calls); any column may be left empty to skip it.
 
 `name` becomes the genome's folder under the collection directory and its genome name in the hub, so
 it holds letters, digits and `_` and starts with a letter. Relative paths are read against the
@@ -21,7 +24,7 @@ from pathlib import Path
 from genometracks.io.atomic import write_text_atomic
 from genometracks.io.paths import safe_name
 
-COLUMNS = ("name", "fasta", "accession", "tss")
+COLUMNS = ("name", "fasta", "accession", "tss", "annotation")
 ACCESSION = re.compile(r"GC[AF]_\d{9}\.\d+")
 NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 # folders of the collection directory itself: no genome may take their names
@@ -34,12 +37,13 @@ class ManifestError(ValueError):
 
 @dataclass(frozen=True)
 class Genome:
-    """One genome of a collection: absolute FASTA path, optional GenArk accession and TSS file."""
+    """One genome of a collection: absolute FASTA path, optional GenArk accession, TSS file and genes GFF3."""
 
     name: str
     fasta: Path
     accession: str | None = None
     tss: Path | None = None
+    annotation: Path | None = None
 
 
 def _path(text: str, base: Path) -> Path:
@@ -72,7 +76,8 @@ def read_manifest(path: str | Path) -> list[Genome]:
     path = Path(path).expanduser().absolute()
     if not path.is_file():
         raise ManifestError(
-            f"{path}: manifest not found; pass manifest=PATH.tsv (columns: name, FASTA, optional GenArk accession, optional TSS BED)"
+            f"{path}: manifest not found; pass manifest=PATH.tsv (columns: name, FASTA, optional GenArk accession, optional TSS BED, "
+            "optional genes GFF3)"
         )
     genomes: list[Genome] = []
     seen: dict[str, str] = {}
@@ -91,8 +96,8 @@ def read_manifest(path: str | Path) -> list[Genome]:
         if len(cells) < 2 or len(cells) > len(COLUMNS):
             hint = " (columns are separated by tabs, not spaces)" if len(cells) == 1 and " " in line.strip() else ""
             raise ManifestError(
-                f"{where}: {len(cells)} column(s); expected 2 to 4 tab-separated columns: name, "
-                f"FASTA, optional GenArk accession, optional TSS BED{hint}"
+                f"{where}: {len(cells)} column(s); expected 2 to 5 tab-separated columns: name, "
+                f"FASTA, optional GenArk accession, optional TSS BED, optional genes GFF3{hint}"
             )
         name, fasta = cells[0], cells[1]
         _check_name(name, where, seen)
@@ -112,9 +117,10 @@ def read_manifest(path: str | Path) -> list[Genome]:
                 )
             accessions[accession] = name
         tss = _path(cells[3], path.parent) if len(cells) > 3 and cells[3] else None
-        genomes.append(Genome(name, _path(fasta, path.parent), accession, tss))
+        annotation = _path(cells[4], path.parent) if len(cells) > 4 and cells[4] else None
+        genomes.append(Genome(name, _path(fasta, path.parent), accession, tss, annotation))
     if not genomes:
-        raise ManifestError(f"{path}: no genomes; write one line per genome: name<TAB>FASTA[<TAB>accession<TAB>TSS BED]")
+        raise ManifestError(f"{path}: no genomes; write one line per genome: name<TAB>FASTA[<TAB>accession<TAB>TSS BED<TAB>genes GFF3]")
     return genomes
 
 
@@ -143,7 +149,7 @@ def write_manifest(path: Path, genomes: list[Genome], source: str = "") -> Path:
     first line names where the genomes came from (the user's manifest or data.fasta=...), for messages."""
     rows = [SOURCE_LINE + source] if source else []
     rows += ["\t".join(COLUMNS)]
-    rows += ["\t".join([g.name, str(g.fasta), g.accession or "", str(g.tss) if g.tss else ""]) for g in genomes]
+    rows += ["\t".join([g.name, str(g.fasta), g.accession or "", str(g.tss or ""), str(g.annotation or "")]) for g in genomes]
     return write_text_atomic(path, "\n".join(rows) + "\n")
 
 
