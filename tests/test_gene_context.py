@@ -403,3 +403,42 @@ def test_thomason_primary_tsss_are_classified_primary_against_the_refseq_genes()
     drna, cappable = shares("drnaseq"), shares("cappable_seq")
     assert drna["primary"] >= 0.99 and drna["orphan"] <= 0.001
     assert cappable["primary"] < 0.25 and cappable["internal"] > 0.4  # a whole-transcriptome set: mostly not at gene starts
+
+
+@needs_ecoli
+def test_context_support_counts_calls_on_known_tsss_as_confirmed(tmp_path, capsys):
+    """scripts/context_support.py on hand-made calls in the test region: two on curated + TSSs (one 5 nt off, still
+    within the window) are confirmed; one on the other strand of a + TSS and one 6 nt off a TSS are not."""
+    import importlib.util
+    from pathlib import Path
+
+    from genometracks.genome.sequence import Genome
+    from genometracks.labels.annotations import load_tss_set
+
+    spec = importlib.util.spec_from_file_location("context_support", Path(__file__).parents[1] / "scripts" / "context_support.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    genome = Genome.open(ECOLI / "genome" / "NC_000913.3.fa", circular=["NC_000913.3"])
+    curated = load_tss_set("curated", genome, ECOLI)
+    inside = np.flatnonzero((curated.pos >= script.START) & (curated.pos < script.END) & (curated.strand == "+"))
+    plus, minus = (np.sort(curated.pos[curated.strand == s]) for s in "+-")
+    candidates = curated.pos[inside]
+    lonely = candidates[~script.near(candidates + 6, plus, 5)][0]  # 6 nt off a + TSS, no other within 5
+    one_strand = candidates[~script.near(candidates, minus, 5)][0]  # no - TSS within 5 nt of this + TSS
+    rows = [(int(candidates[0]), "+", "primary"), (int(candidates[1]) + 5, "+", "primary")]
+    rows += [(int(one_strand), "-", "antisense"), (int(lonely) + 6, "+", "internal")]
+    table = pd.DataFrame(
+        {
+            "chrom": "NC_000913.3",
+            "position": [p + 1 for p, _, _ in rows],
+            "strand": [s for _, s, _ in rows],
+            "classes": [c for *_, c in rows],
+        }
+    )
+    (tmp_path / "tracks").mkdir()
+    table.to_csv(tmp_path / "tracks" / "tss_context.tsv", sep="\t", index=False)
+    script.main(str(tmp_path), 5)
+    lines = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in capsys.readouterr().out.splitlines() if line.startswith("| ")}
+    assert lines["primary"][1:3] == ["2", "100.0 %"]
+    assert lines["antisense"][2] == "0.0 %" and lines["internal"][2] == "0.0 %"  # the other strand; 6 nt off
+    assert lines["all"][1:3] == ["4", "50.0 %"]
