@@ -359,6 +359,19 @@ def test_peaks_and_export_write_the_context_table_plot_and_gff3(tmp_path):
         "median_primary_utr": 50,
     }
     assert (run / "plots" / "tss_context.png").stat().st_size > 10_000
+    # the calls' bigBed carries the context after BED6, for a browser's click; the plain BED stays BED6
+    import pyBigWig
+
+    with pyBigWig.open(str(run / "tracks" / "tss_peaks.bb")) as bb:
+        assert [rest.split("\t")[3:] for _, _, rest in bb.entries("c", 0, L)] == [
+            ["primary", "geneA", "50"],
+            ["internal", ".", "-1"],
+            ["antisense", ".", "-1"],
+            ["primary", "geneB", "50"],
+            ["orphan", ".", "-1"],
+        ]
+        assert "tss_class" in bb.SQL().decode()
+    assert {len(line.split("\t")) for line in (run / "tracks" / "tss_peaks.bed").read_text().splitlines()} == {6}
     path = write_calls_gff3(RunDir(run), {"c": L})
     rows = [line.split("\t") for line in path.read_text().splitlines() if not line.startswith("#")]
     assert rows[0] == [
@@ -381,6 +394,8 @@ def test_peaks_and_export_write_the_context_table_plot_and_gff3(tmp_path):
     assert peaks_command(cfg)["gene_context"] == {}
     assert not (run / "tracks" / "tss_context.tsv").exists() and not (run / "plots" / "tss_context.png").exists()
     assert "tss_class" not in write_calls_gff3(RunDir(run), {"c": L}).read_text()
+    with pyBigWig.open(str(run / "tracks" / "tss_peaks.bb")) as bb:
+        assert "tss_class" not in bb.SQL().decode()  # BED6 again
 
 
 @needs_ecoli

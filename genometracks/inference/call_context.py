@@ -82,16 +82,16 @@ def _summary_of(table: pd.DataFrame) -> dict:
 
 def write_call_context(
     cfg: DictConfig, bed: pd.DataFrame, values: dict[str, dict[str, np.ndarray]], contigs: dict[str, int], circular: frozenset[str]
-) -> dict:
-    """The gene context files of the calls `bed` (module docstring); {} (and earlier files removed)
-    where the data set has no annotation."""
+) -> tuple[dict, pd.DataFrame | None]:
+    """The gene context files of the calls `bed` (module docstring): (summary, the classified calls in
+    `bed`'s order); ({}, None), and earlier files removed, where the data set has no annotation."""
     run = RunDir.of_job(cfg)
     paths = context_paths(run)
     annotation = cfg.data.get("annotation")
     if not annotation:
         for path in paths.values():
             path.unlink(missing_ok=True)  # an earlier annotation's classes would describe other calls
-        return {}
+        return {}, None
     settings = cfg.predict.peaks.gene_context
     rules = ContextRules(int(settings.max_utr), int(settings.antisense_flank))
     genes = read_genes(str(annotation), contigs, circular)
@@ -109,7 +109,24 @@ def write_call_context(
     }
     write_text_atomic(paths["summary"], json.dumps(summary, indent=1) + "\n")
     plot_context(table, reference_table, label_set, rules, paths["plot"])
-    return {**summary["calls"], "files": {k: str(p.relative_to(run.root)) for k, p in paths.items()}}
+    return {**summary["calls"], "files": {k: str(p.relative_to(run.root)) for k, p in paths.items()}}, table
+
+
+# the calls' bigBed fields after BED6 where they have a gene context (what a browser shows on a click)
+CONTEXT_FIELDS = (
+    ("string", "tss_class", "Gene context: primary, secondary, internal, antisense or orphan (several comma-separated)"),
+    ("string", "gene", "Gene whose primary or secondary TSS this is (. if none)"),
+    ("int", "utr_length", "5'UTR length to that gene's start, nt (-1 if none)"),
+)
+
+
+def with_context_fields(bed: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """The BED6 calls with CONTEXT_FIELDS from `classify_calls`' table (same rows, same order)."""
+    return bed.assign(
+        tss_class=table["classes"].to_numpy(object),
+        gene=np.where(table["gene"].to_numpy(object) == "", ".", table["gene"].to_numpy(object)),
+        utr_length=table["utr_length"].to_numpy(np.int64),
+    )
 
 
 def plot_context(table: pd.DataFrame, reference: pd.DataFrame | None, label_set: str | None, rules: ContextRules, path: Path) -> Path:

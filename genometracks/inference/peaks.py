@@ -14,9 +14,11 @@ from scipy.signal import find_peaks
 
 from genometracks.formats.bigbed import BedSchema, remove_bed_outputs, sort_bed_records, write_bed_outputs
 from genometracks.formats.bigwig import read_bigwig
-from genometracks.inference.call_context import write_call_context
+from genometracks.inference.call_context import CONTEXT_FIELDS, with_context_fields, write_call_context
 from genometracks.io.atomic import write_text_atomic
 from genometracks.io.rundir import STRAND_WORDS, RunDir
+
+PEAKS_TABLE, PEAKS_DESCRIPTION = "tss_peaks", "TSS calls: local maxima of genometracks TSS probability"
 
 
 class PeaksError(ValueError):
@@ -176,15 +178,14 @@ def peaks_command(cfg: DictConfig) -> dict:
     frame = sort_bed_records(pd.DataFrame(records, columns=["chrom", "start", "end", "name", "score", "strand"]))
     write_text_atomic(run.peaks_bed, frame.to_csv(sep="\t", header=False, index=False))
     paths = {"bed": run.peaks_bed}
+    context, table = write_call_context(cfg, frame, values, chrom_sizes, circular)
     if records:  # a bigBed cannot be empty: with no peak above the threshold only the (empty) BED is written
-        paths.update(
-            write_bed_outputs(
-                frame, run.peaks_stem, BedSchema("tss_peaks", "TSS calls: local maxima of genometracks TSS probability"), chrom_sizes
-            )
-        )
+        # with a gene context, the bigBed and bed.gz carry it after BED6 (the plain BED stays BED6)
+        schema = BedSchema(PEAKS_TABLE, PEAKS_DESCRIPTION, CONTEXT_FIELDS if table is not None else ())
+        bigbed_rows = with_context_fields(frame, table) if table is not None else frame
+        paths.update(write_bed_outputs(bigbed_rows, run.peaks_stem, schema, chrom_sizes))
     else:  # an earlier call's bigBed and tabix files would go on into the hub and the IGV session
         remove_bed_outputs(run.peaks_stem)
-    context = write_call_context(cfg, frame, values, chrom_sizes, circular)
     summary = {
         "peaks": len(records),
         "threshold": threshold,
