@@ -3,7 +3,7 @@ JBrowse 2): every track `genometracks export` knows, on a genome whose FASTA has
 
 Known content, so each client's reading can be checked exactly: plus-strand peaks at PLUS_PEAKS,
 minus-strand peaks at MINUS_PEAKS, one sigma call per peak (sigma70 and sigma38 colours), motif hits
-at MOTIF_HITS; values carry at most 3 decimals, so a reader printing 6 significant digits is exact.
+at MOTIF_HITS, the annotation's GENES; values carry at most 3 decimals, so a reader printing 6 significant digits is exact.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ LENGTHS = {CHROM: 6000, PLASMID: 1500}
 PLUS_PEAKS = (1000, 2500, 4000)  # 0-based +1 positions on CHROM, '+' strand
 MINUS_PEAKS = (1500, 3000)  # ... '-' strand
 MOTIF_HITS = ((960, 966, "+"), (1530, 1536, "-"))
+# the annotation's genes (0-based half-open, strand, name, locus tag): the genes track of `peaks`
+GENES = ((1050, 2300, "+", "dnaX", "SYN_0001"), (300, 1000, "-", "yfgM", "SYN_0002"), (4100, 5200, "+", "rpoZ", "SYN_0003"))
 LOCUS = f"{CHROM}:801-3200"  # IGV syntax (1-based): holds peaks, sigma calls and motif hits
 
 
@@ -64,12 +66,29 @@ def motif_hit_records() -> pd.DataFrame:
     return hit_records(hits, {"L0H0": "m1"}, {"L0H0": 12.0})
 
 
+def gene_set():
+    """GENES on CHROM as the GeneSet `read_genes` would give."""
+    from genometracks.labels.genes import GeneSet
+
+    start, end, strand, name, tag = zip(*GENES, strict=True)
+    return GeneSet(
+        np.array([CHROM] * len(GENES), object),
+        np.array(start, np.int64),
+        np.array(end, np.int64),
+        np.array(strand, "<U1"),
+        np.array(name, object),
+        np.array(tag, object),
+        "browser_run",
+    )
+
+
 def make_run(run: Path) -> tuple[Path, dict[str, int]]:
     """Write the FASTA beside `run` and every track under run/tracks/; returns (fasta, chrom sizes)."""
     from genometracks.formats.bigbed import BedSchema, write_bed_outputs
     from genometracks.formats.bigwig import write_bigwig
     from genometracks.genome.intervals import SiteSet
     from genometracks.genome.sequence import Genome
+    from genometracks.inference.genes_track import write_genes_track
     from genometracks.interpret.hit_track import SCHEMA as HIT_SCHEMA
     from genometracks.sigma.track import sigma_records, write_sigma_bigbed
 
@@ -100,6 +119,7 @@ def make_run(run: Path) -> tuple[Path, dict[str, int]]:
     )
     write_sigma_bigbed(sigma_records(sites, probs, classes), tracks / "tss_sigma.bb", sizes, classes)
     write_bed_outputs(motif_hit_records(), tracks / "motif_hits", HIT_SCHEMA, sizes)
+    write_genes_track(tracks, gene_set(), sizes)
     attribution = {c: (np.sin(np.arange(n) / 30) * 100).round().astype(np.float32) / 1000 for c, n in sizes.items()}
     write_bigwig(tracks / "attribution.plus.bw", sizes, attribution)
     write_bigwig(tracks / "attribution.minus.bw", sizes, {c: -v for c, v in attribution.items()})

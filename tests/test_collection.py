@@ -260,7 +260,14 @@ def test_one_command_writes_one_hubcheck_clean_hub(collection):
         with py2bit.open(str(gdir / f"{name}.2bit")) as tb:
             assert tb.chroms() == {c: n for c, (_, n) in contigs.items()}
         trackdbs[name] = re.findall(r"^\s*track (\S+)$", (gdir / "trackDb.txt").read_text(), re.M)
-    assert trackdbs["iso_a"] == trackdbs["iso_b"] == trackdbs["draft"] == ["tss_signal", "tss_plus", "tss_minus", "tss_peaks"]
+    assert trackdbs["iso_a"] == trackdbs["draft"] == ["tss_signal", "tss_plus", "tss_minus", "tss_peaks"]
+    # iso_b was given its genes (manifest column 5): they are a track of its genome, below the TSS probability
+    assert trackdbs["iso_b"] == ["tss_signal", "tss_plus", "tss_minus", "genes", "tss_peaks"]
+    with pyBigWig.open(str(coll / "hub" / "iso_b" / "genes.bb")) as bb:
+        assert [(s, e, rest.split("\t")[0]) for s, e, rest in bb.entries("contig_b", 0, bb.chroms("contig_b"))] == [
+            (1000, 3000, "geneB1"),
+            (3500, 5000, "geneB2"),
+        ]
     alias = (coll / "hub" / "draft" / "chromAlias.txt").read_text()
     for contig, (header, _) in GENOMES["draft"].items():  # NCBI-style names: accessions, originals as aliases
         assert re.search(rf"^{re.escape(contig)}\t.*{re.escape(header.split()[0])}", alias, re.M)

@@ -29,6 +29,7 @@ ARTEFACTS = Path(__file__).parent / "artefacts"
 PLUS, MINUS = (200, 30, 30), (30, 60, 200)
 SIGMA70, SIGMA38 = (213, 94, 0), (204, 121, 167)
 PEAKS = (120, 0, 120)
+GENES = (12, 12, 120)  # the genes track's colour
 MOTIFS = [tuple(int(v) for v in rgb.split(",")) for rgb in br.motif_hit_records()["itemRgb"]]  # drawn in itemRgb
 ALIASED = (0, 190, 190)  # a user's BED feature on an alias of the contig name
 BASES = {"A": (0, 150, 0), "C": (0, 0, 255), "G": (209, 113, 5), "T": (255, 0, 0)}  # IGV's sequence colours
@@ -78,6 +79,7 @@ def assert_strands_and_features(image: np.ndarray) -> None:
     assert mask(image, SIGMA70).sum() > 0 and mask(image, SIGMA38).sum() > 0, "sigma classes not in their colours"
     assert mask(image, PEAKS).sum() > 0, "no TSS peaks drawn"
     assert all(mask(image, colour).sum() > 0 for colour in MOTIFS), ("motif hits not in their colours", MOTIFS)
+    assert mask(image, GENES).sum() > 500, "the annotation's genes are not drawn"
 
 
 def test_shipped_batch_runs_offline(run):
@@ -111,7 +113,9 @@ def test_session_loads_from_any_folder_with_every_track_drawn(run):
         f"goto {br.CHROM}:{seq_start}-{seq_start + 79}\nsnapshot sequence.png\n"
         # a TSS call found by its name (IGV indexes the names of the plain BED it reads whole), from a
         # view with no call in it: the view stays there when the search fails
-        f"goto {br.PLASMID}:1-1500\nsnapshot plasmid.png\ngoto TSS_{br.PLUS_PEAKS[-1] + 1}+\nsnapshot search.png\nexit\n"
+        f"goto {br.PLASMID}:1-1500\nsnapshot plasmid.png\ngoto TSS_{br.PLUS_PEAKS[-1] + 1}+\nsnapshot search.png\n"
+        # a gene by its name (the genes bigBed's name index), again from the plasmid where nothing is drawn
+        f"goto {br.PLASMID}:1-1500\ngoto {br.GENES[2][3]}\nsnapshot gene.png\nexit\n"
     )
     prefs = elsewhere / "prefs.properties"  # IGV started anywhere: only its default genome is ours
     prefs.write_text(f"DEFAULT_GENOME_KEY={(out / 'igv' / 'genome' / 'run_genome.fa').resolve()}\n")
@@ -128,5 +132,7 @@ def test_session_loads_from_any_folder_with_every_track_drawn(run):
         assert (mask(sequence, colour).sum() > 0) == (base in expected.upper()), base
     assert mask(pixels(shots / "plasmid.png"), PEAKS).sum() == 0
     assert mask(pixels(shots / "search.png"), PEAKS).sum() > 0, "the TSS call's name was not found"
+    assert mask(pixels(shots / "plasmid.png"), GENES).sum() == 0
+    assert mask(pixels(shots / "gene.png"), GENES).sum() > 500, "the gene's name was not found"
     ARTEFACTS.mkdir(exist_ok=True)
     shutil.copyfile(shots / "locus.png", ARTEFACTS / "igv_desktop.png")

@@ -121,6 +121,7 @@ def test_jbrowse_page_loads_every_track(run, tmp_path):
     in_view = int(((peaks["chrom"] == br.CHROM) & (peaks["start"] < 2000)).sum())
     assert in_view == 2 and tracks["TSS peaks"]["features"] == tracks["TSS sigma class"]["features"] == in_view
     assert tracks["Head motif hits"]["features"] == len(br.MOTIF_HITS) == 2  # both hits lie in the view
+    assert tracks["Genes"]["features"] == sum(start < 2000 for start, *_ in br.GENES) == 2
     pixels = np.round(matplotlib.image.imread(str(shot))[..., :3] * 255).astype(int)
 
     def count(colour):
@@ -156,6 +157,11 @@ def test_text_search_files_index_every_searchable_value(run):
     words = {line.split(" ")[0] for line in (folder / sigma["ixFilePath"]["uri"]).read_text().splitlines()}
     assert words == {"sigma70", "sigma38"}
     assert all(t.get("textSearching") is None for t in config["tracks"] if t["type"] == "QuantitativeTrack")
+    genes = tracks["Genes"]["textSearching"]["textSearchAdapter"]
+    lines = (folder / genes["ixFilePath"]["uri"]).read_text().splitlines()
+    # a gene by its name or its locus tag, at its 1-based location
+    assert {line.split(" ")[0] for line in lines} == {w.lower() for _, _, _, name, tag in br.GENES for w in (name, tag)}
+    assert next(line for line in lines if line.startswith("rpoz ")).startswith(f'rpoz ["{br.CHROM}%3A4101..5200"')
 
 
 @in_chromium
@@ -167,6 +173,18 @@ def test_the_page_finds_a_call_by_name_in_any_case(run, tmp_path):
     chrom, span = state["locus"].split(":")
     start, end = (int(x.replace(",", "")) for x in span.split(".."))
     assert chrom == br.CHROM and start <= 4001 <= end and start > 2000, state  # moved from 1..2000 to the call
+
+
+@in_chromium
+@pytest.mark.parametrize("term", ["rpoz", "syn_0003"])
+def test_the_page_finds_a_gene_by_its_name_or_locus_tag(run, tmp_path, term):
+    root, _ = run
+    with serve(root) as server:
+        state = page_state(server.url + f"run/jbrowse/index.html?locus={term}", tmp_path / "profile")
+    assert state["errors"] == [] and state["search"] == {"term": term, "found": True}, state
+    chrom, span = state["locus"].split(":")
+    start, end = (int(x.replace(",", "")) for x in span.split(".."))
+    assert chrom == br.CHROM and start <= 4101 and end >= 5200, state  # rpoZ, 4101-5200 (1-based)
 
 
 APP_PACKAGE, APP_VERSION, APP_BUNDLE = "@jbrowse/react-app2", "4.3.0", "react-app.umd.production.min.js"

@@ -1,7 +1,7 @@
 """`genometracks export run_dir=DIR`: the UCSC hub(s), the IGV session and the JBrowse 2 page of a run.
 
-Collects what earlier stages wrote under DIR/tracks/ (strand bigWigs are required; peaks,
-motif hits, sigma classes and attributions are added when present) and writes
+Collects what earlier stages wrote under DIR/tracks/ (strand bigWigs are required; the annotation's
+genes, peaks, motif hits, sigma classes and attributions are added when present) and writes
 DIR/hub/ (self-contained assembly hub), DIR/hub_genark/ (on UCSC's GenArk assembly, when the
 contigs are GCF_000005845.2's), DIR/igv/, DIR/jbrowse/ and DIR/tracks/tss_calls.gff3 (the calls with
 their gene context and sigma class, browser.calls_gff3). Every hub is validated before it replaces the last.
@@ -52,6 +52,17 @@ class OptionalTrack:
 SIGNED_SETTINGS = (("autoScale", "on"), ("graphTypeDefault", "bar"), ("windowingFunction", "mean+whiskers"))
 
 OPTIONAL_TRACKS = (
+    OptionalTrack(
+        "genes",
+        "genes",
+        ".bb",
+        "Genes",
+        "Genes of the annotation the TSS calls are classified by (data.annotation)",
+        "genes",
+        "genes",
+        (12, 12, 120),
+        jbrowse_search=("name", "locus_tag"),
+    ),
     OptionalTrack(
         "tss_peaks",
         "tss_peaks",
@@ -232,6 +243,9 @@ def hub_overview(run_dir: Path, organism: str, tracks: list) -> str:
     return "\n".join(parts) + "\n"
 
 
+JBROWSE_CATEGORIES = {"tss": "TSS", "genes": "Genes"}  # by OptionalTrack.group; the rest: Interpretation
+
+
 def _jbrowse_tracks(tracks_dir: Path) -> list:
     # one track per strand, the minus strand drawn downward (JBrowse's multi-wiggle would flip both);
     # zoomed out, each window shows its highest probability, as the hub and IGV do
@@ -244,7 +258,7 @@ def _jbrowse_tracks(tracks_dir: Path) -> list:
     for t in OPTIONAL_TRACKS:
         path = tracks_dir / f"{t.stem}{t.suffix}"
         if path.is_file():
-            category = "TSS" if t.group == "tss" else "Interpretation"
+            category = JBROWSE_CATEGORIES.get(t.group, "Interpretation")
             tracks.append(
                 JBrowseTrack(
                     t.name,

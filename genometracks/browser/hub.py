@@ -24,7 +24,7 @@ from genometracks.formats.twobit import write_twobit
 from genometracks.io.atomic import link_or_copy, staged_dir
 from genometracks.io.paths import hub_static_dir, safe_name
 
-GROUP_LABELS = {"tss": "TSS predictions", "interpretation": "Motifs and attribution"}
+GROUP_LABELS = {"tss": "TSS predictions", "genes": "Genes (genome annotation)", "interpretation": "Motifs and attribution"}
 _BIGWIG_MAGIC, _BIGBED_MAGIC = 0x888FFC26, 0x8789F2EB
 
 

@@ -60,13 +60,21 @@ def jbrowse_trix_text(records: Iterable[tuple[str, int, int, Sequence[str]]], tr
     """(.ix, .ixx) for JBrowse 2's TrixTextSearchAdapter: each record (contig, start 0-based, end, searchable
     values) is found by any of its values (lower-cased words); its id is the payload JBrowse shows and
     jumps to, as `jbrowse text-index` writes it: a JSON array of URI-encoded [`contig:start+1..end`,
-    track id, values...] with ',' written '|'."""
+    track id, values...] with ',' written '|'. Each value's word gets a payload that lists that value first:
+    JBrowse labels a hit by the payload's first value and, asked for an exact match (its search box, a
+    `?locus=` address), keeps only hits whose label is the term, so a gene is found by its locus tag too."""
 
     def payload(chrom: str, start: int, end: int, values: Sequence[str]) -> str:
         parts = [f"{chrom}:{start + 1}..{end}", track_id, *values]
         return json.dumps([quote(p, safe="-_.!~*'()") for p in parts], separators=(",", ":")).replace(",", "|")
 
-    return ix_text((payload(chrom, start, end, values), [v for v in values if _indexable(v)]) for chrom, start, end, values in records)
+    items = [
+        (payload(chrom, start, end, [value, *values[:i], *values[i + 1 :]]), [value])
+        for chrom, start, end, values in records
+        for i, value in enumerate(values)
+        if _indexable(value)
+    ]
+    return ix_text(items)
 
 
 def _prefix(word: bytes) -> bytes:

@@ -24,7 +24,7 @@ from genometracks.inference.gene_context import CLASSES, ContextRules, class_cou
 from genometracks.io.atomic import write_text_atomic
 from genometracks.io.figures import new_figure, save_figure
 from genometracks.io.rundir import RunDir
-from genometracks.labels.genes import read_genes
+from genometracks.labels.genes import GeneSet, read_genes
 
 log = logging.getLogger(__name__)
 
@@ -80,28 +80,37 @@ def _summary_of(table: pd.DataFrame) -> dict:
     return {**class_counts(table), "median_primary_utr": round(float(np.median(utr)), 1) if len(utr) else None}
 
 
+def annotation_genes(cfg: DictConfig, contigs: dict[str, int], circular: frozenset[str]) -> GeneSet | None:
+    """The genes of the data set's genome annotation (`data.annotation`, a GFF3) on `contigs`; None without one."""
+    annotation = cfg.data.get("annotation")
+    return read_genes(str(annotation), contigs, circular) if annotation else None
+
+
 def write_call_context(
-    cfg: DictConfig, bed: pd.DataFrame, values: dict[str, dict[str, np.ndarray]], contigs: dict[str, int], circular: frozenset[str]
+    cfg: DictConfig,
+    bed: pd.DataFrame,
+    values: dict[str, dict[str, np.ndarray]],
+    genes: GeneSet | None,
+    contigs: dict[str, int],
+    circular: frozenset[str],
 ) -> tuple[dict, pd.DataFrame | None]:
-    """The gene context files of the calls `bed` (module docstring): (summary, the classified calls in
-    `bed`'s order); ({}, None), and earlier files removed, where the data set has no annotation."""
+    """The gene context files of the calls `bed` among `genes` (`annotation_genes`; module docstring):
+    (summary, the classified calls in `bed`'s order); ({}, None), and earlier files removed, without genes."""
     run = RunDir.of_job(cfg)
     paths = context_paths(run)
-    annotation = cfg.data.get("annotation")
-    if not annotation:
+    if genes is None:
         for path in paths.values():
             path.unlink(missing_ok=True)  # an earlier annotation's classes would describe other calls
         return {}, None
     settings = cfg.predict.peaks.gene_context
     rules = ContextRules(int(settings.max_utr), int(settings.antisense_flank))
-    genes = read_genes(str(annotation), contigs, circular)
     table = classify_calls(calls_frame(bed, values), genes, contigs, circular, rules)
     reference, label_set = reference_frame(cfg, contigs)
     reference_table = classify_calls(reference, genes, contigs, circular, rules) if reference is not None else None
     out = table.assign(position=table["pos"] + 1, probability=table["probability"].round(6))
     write_text_atomic(paths["table"], out[list(TABLE_COLUMNS)].to_csv(sep="\t", index=False))
     summary = {
-        "annotation": str(annotation),
+        "annotation": genes.source,
         "genes": len(genes),
         "rules": {"max_utr": rules.max_utr, "antisense_flank": rules.antisense_flank},
         "calls": _summary_of(table),

@@ -14,7 +14,8 @@ from scipy.signal import find_peaks
 
 from genometracks.formats.bigbed import BedSchema, remove_bed_outputs, sort_bed_records, write_bed_outputs
 from genometracks.formats.bigwig import read_bigwig
-from genometracks.inference.call_context import CONTEXT_FIELDS, with_context_fields, write_call_context
+from genometracks.inference.call_context import CONTEXT_FIELDS, annotation_genes, with_context_fields, write_call_context
+from genometracks.inference.genes_track import write_genes_track
 from genometracks.io.atomic import write_text_atomic
 from genometracks.io.rundir import STRAND_WORDS, RunDir
 
@@ -161,7 +162,8 @@ def circular_contigs(run_dir: Path, cfg: DictConfig, contigs: set[str]) -> froze
 
 def peaks_command(cfg: DictConfig) -> dict:
     """`genometracks peaks run_dir=DIR`: DIR/tracks/tss_peaks.bed (+ .bb, .bed.gz/.tbi), and with a genome
-    annotation the calls' gene context (tss_context.tsv/.json, plots/tss_context.png; inference.call_context)."""
+    annotation the calls' gene context (tss_context.tsv/.json, plots/tss_context.png; inference.call_context)
+    and the genes track (tracks/genes.bb; inference.genes_track)."""
     check_peak_settings(cfg.predict.peaks)
     run = RunDir.checked(cfg)
     out = run.root
@@ -178,7 +180,11 @@ def peaks_command(cfg: DictConfig) -> dict:
     frame = sort_bed_records(pd.DataFrame(records, columns=["chrom", "start", "end", "name", "score", "strand"]))
     write_text_atomic(run.peaks_bed, frame.to_csv(sep="\t", header=False, index=False))
     paths = {"bed": run.peaks_bed}
-    context, table = write_call_context(cfg, frame, values, chrom_sizes, circular)
+    genes = annotation_genes(cfg, chrom_sizes, circular)
+    context, table = write_call_context(cfg, frame, values, genes, chrom_sizes, circular)
+    genes_track = write_genes_track(run.tracks, genes, chrom_sizes)
+    if genes_track is not None:
+        paths["genes"] = genes_track
     if records:  # a bigBed cannot be empty: with no peak above the threshold only the (empty) BED is written
         # with a gene context, the bigBed and bed.gz carry it after BED6 (the plain BED stays BED6)
         schema = BedSchema(PEAKS_TABLE, PEAKS_DESCRIPTION, CONTEXT_FIELDS if table is not None else ())
