@@ -291,6 +291,20 @@ def validate_with_genometools(path) -> None:
     assert result.returncode == 0 and "input is valid GFF3" in result.stdout, result.stderr
 
 
+def two_gene_genome(tmp_path, seed: int) -> tuple:
+    """(FASTA, GFF3) of contig 'c' (L nt, random): geneA at 1001-2000 on +, geneB at 5001-6000 on - (GFF3's 1-based)."""
+    rng = np.random.default_rng(seed)
+    fasta = tmp_path / "g.fa"
+    fasta.write_text(">c\n" + "".join(rng.choice(list("ACGT"), L)) + "\n")
+    gff = tmp_path / "g.gff3"
+    gff.write_text(
+        "##gff-version 3\n"
+        "c\tx\tgene\t1001\t2000\t.\t+\t.\tID=A;Name=geneA;locus_tag=tA\n"
+        "c\tx\tgene\t5001\t6000\t.\t-\t.\tID=B;Name=geneB;locus_tag=tB\n"
+    )
+    return fasta, gff
+
+
 def test_peaks_and_export_write_the_context_table_plot_and_gff3(tmp_path):
     """The peaks stage on a custom genome with a GFF3 and TSS labels, then export: every call's classes,
     the labels' beside them, and a GFF3 that GenomeTools accepts and our TSS reader reads back."""
@@ -300,15 +314,7 @@ def test_peaks_and_export_write_the_context_table_plot_and_gff3(tmp_path):
     from genometracks.io.rundir import RunDir
     from tests.conftest import compose
 
-    rng = np.random.default_rng(5)
-    fasta = tmp_path / "g.fa"
-    fasta.write_text(">c\n" + "".join(rng.choice(list("ACGT"), L)) + "\n")
-    gff = tmp_path / "g.gff3"
-    gff.write_text(
-        "##gff-version 3\n"
-        "c\tx\tgene\t1001\t2000\t.\t+\t.\tID=A;Name=geneA;locus_tag=tA\n"
-        "c\tx\tgene\t5001\t6000\t.\t-\t.\tID=B;Name=geneB;locus_tag=tB\n"
-    )
+    fasta, gff = two_gene_genome(tmp_path, seed=5)
     tss = tmp_path / "tss.bed"
     tss.write_text("c\t950\t951\tk1\t0\t+\nc\t6049\t6050\tk2\t0\t-\nc\t8000\t8001\tk3\t0\t+\n")
     run = tmp_path / "run"

@@ -17,6 +17,7 @@ from genometracks.inference.genes_track import GENES_SCHEMA, gene_records, write
 from genometracks.io.paths import shared_data
 from genometracks.labels.genes import GeneSet, read_genes
 from tests.kent import HAVE_KENT, assert_hub_clean, kent
+from tests.test_gene_context import L, two_gene_genome  # contig 'c' of L nt with geneA (+) and geneB (-)
 
 ECOLI = shared_data() / "ecoli_k12"
 
@@ -94,24 +95,13 @@ def test_no_annotation_removes_an_earlier_track(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
-L = 10_000
-
-
 def _run_with_annotation(tmp_path: Path, annotation: bool = True):
     """A custom genome's run with TSS tracks and the peaks stage run, with or without a GFF3."""
     from genometracks.formats.bigwig import write_bigwig
     from genometracks.inference.peaks import peaks_command
     from tests.conftest import compose
 
-    rng = np.random.default_rng(3)
-    fasta = tmp_path / "g.fa"
-    fasta.write_text(">c\n" + "".join(rng.choice(list("ACGT"), L)) + "\n")
-    gff = tmp_path / "g.gff3"
-    gff.write_text(
-        "##gff-version 3\n"
-        "c\tx\tgene\t1001\t2000\t.\t+\t.\tID=A;Name=geneA;locus_tag=tA\n"
-        "c\tx\tgene\t5001\t6000\t.\t-\t.\tID=B;Name=geneB;locus_tag=tB\n"
-    )
+    fasta, gff = two_gene_genome(tmp_path, seed=3)
     run = tmp_path / "run"
     signal = {s: {"c": np.full(L, 0.01, np.float32)} for s in "+-"}
     signal["+"]["c"][950] = signal["-"]["c"][6049] = 0.9
