@@ -101,6 +101,14 @@ def test_a_tss_can_be_in_several_classes_and_names_each_gene():
     assert row[["primary", "secondary", "internal", "antisense", "orphan"]].tolist() == [True, False, True, True, False]
 
 
+def test_the_antisense_gene_is_the_one_whose_body_holds_the_tss():
+    # E. coli's strongest call, TSS_1638406+: inside ynfQ (-) and 49 nt from cspI (-), whose flank reaches further
+    layout = genes((1_255, 1_444, "-", "ynfQ"), (1_454, 1_667, "-", "cspI"))
+    rows = classify(layout, calls((1_405, "+", 0.9), (1_450, "+", 0.8), (1_700, "+", 0.7)))
+    assert rows["antisense_gene"].tolist() == ["ynfQ", "cspI", "cspI"]  # inside ynfQ; between the two; cspI's flank
+    assert rows["classes"].tolist() == ["antisense"] * 3
+
+
 def test_the_nearest_downstream_gene_is_the_tss_gene():
     layout = genes((1000, 1100, "+", "short"), (1150, 2000, "+", "next"))
     row = classify(layout, calls((900, "+", 0.5))).iloc[0]

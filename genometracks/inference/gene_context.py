@@ -9,7 +9,8 @@ and genes [start, end) whose first base on their own strand is `five` (start on 
   gene, the most probable is **primary** (ties: the shorter UTR, then the 5'-most), the others
   **secondary**;
 - **internal**: inside a gene on s, after its first base;
-- **antisense**: inside a gene on the other strand or within `antisense_flank` nt of its ends;
+- **antisense**: inside a gene on the other strand or within `antisense_flank` nt of its ends (its
+  antisense gene: one whose body holds the TSS where there is one, else one whose flanks do);
 - **orphan**: none of these.
 A TSS may be several at once (primary for one gene and internal to the one before, say). Distances
 run across the origin of circular contigs. Vectorised over all calls of a contig and strand.
@@ -118,11 +119,13 @@ def classify_calls(
             lo, hi, index = _with_copies(lo, hi, length, round_)
             inside = covering(lo, hi, p)
             internal_of[rows] = _gene_rows(sense, index, inside)
+            # antisense: the other strand's gene whose body holds p, else one whose flanks do
             anti = np.flatnonzero(on_contig & (genes.strand == OTHER_STRAND[s]))
             flank = rules.antisense_flank
+            lo, hi, index = _with_copies(genes.start[anti], genes.end[anti], length, round_)
+            body = _gene_rows(anti, index, covering(lo, hi, p))
             lo, hi, index = _with_copies(genes.start[anti] - flank, genes.end[anti] + flank, length, round_)
-            near = covering(lo, hi, p)
-            antisense_of[rows] = _gene_rows(anti, index, near)
+            antisense_of[rows] = np.where(body >= 0, body, _gene_rows(anti, index, covering(lo, hi, p)))
     upstream = gene_of >= 0
     primary = np.zeros(n, dtype=bool)
     if upstream.any():  # per gene, the most probable TSS; ties: shorter UTR, then 5'-most on its strand
