@@ -220,10 +220,21 @@ def read_genes_text(text: str, circular: bool = False, contig: str = "NC_000913.
         shutil.rmtree(folder)
 
 
-def test_read_genes_uses_cds_rows_where_a_file_has_no_genes():
-    text = "##gff-version 3\nctg\tProkka\tCDS\t11\t40\t.\t-\t0\tID=P_1;locus_tag=P_00001;product=x\n"
-    layout = read_genes_text(text, contig="ctg", gz=True)
-    assert (layout.start.tolist(), layout.end.tolist(), layout.name.tolist()) == ([10], [40], ["P_00001"])
+def test_read_genes_uses_cds_and_rna_rows_where_a_file_has_no_genes():
+    # Prokka's GFF3: CDS, rRNA, tRNA and tmRNA rows without gene rows; a repeat_region is no gene
+    text = (
+        "##gff-version 3\n"
+        "c\tProkka\tCDS\t11\t40\t.\t-\t0\tID=P_1;locus_tag=P_00001;product=x\n"
+        "c\tbarrnap:0.9\trRNA\t301\t1842\t.\t+\t.\tID=P_2;locus_tag=P_00002;product=16S ribosomal RNA\n"
+        "c\tAragorn:1.2\ttRNA\t2001\t2076\t.\t+\t.\tID=P_3;gene=tRNA-Ile;locus_tag=P_00003\n"
+        "c\tAragorn:1.2\ttmRNA\t3001\t3363\t.\t-\t.\tID=P_4;gene=ssrA;locus_tag=P_00004\n"
+        "c\tminced\trepeat_region\t5001\t5200\t.\t.\t.\tID=CRISPR1\n"
+    )
+    layout = read_genes_text(text, contig="c", gz=True)
+    assert layout.start.tolist() == [10, 300, 2000, 3000] and layout.end.tolist() == [40, 1842, 2076, 3363]
+    assert layout.name.tolist() == ["P_00001", "P_00002", "tRNA-Ile", "ssrA"]
+    # a call 50 nt upstream of the 16S rRNA gene is that gene's primary TSS, not an orphan
+    assert classify(layout, calls((250, "+", 0.9)))[["classes", "gene", "utr_length"]].values.tolist() == [["primary", "P_00002", 50]]
 
 
 @pytest.mark.parametrize(
@@ -233,7 +244,7 @@ def test_read_genes_uses_cds_rows_where_a_file_has_no_genes():
         ("c\tx\tgene\t5\t40\t.\t*\t.\tID=g\n", r"line 2: strand '\*'"),
         ("c\tx\tgene\t9990\t10020\t.\t+\t.\tID=g\n", r"line 2: gene c:9990-10020 ends past c \(10,000 nt; 1 records do\)"),
         ("chrX\tx\tgene\t5\t40\t.\t+\t.\tID=g\n", r"line 2: unknown contig 'chrX'"),
-        ("c\tx\tmRNA\t5\t40\t.\t+\t.\tID=g\n", r"no gene, pseudogene or CDS rows \(types: \['mRNA'\]\)"),
+        ("c\tx\tmRNA\t5\t40\t.\t+\t.\tID=g\n", r"no gene, pseudogene, CDS or RNA gene rows \(types: \['mRNA'\]\)"),
         ("c\tx\tgene\t5\t40\n", r"line 2: 5 columns, need at least 9"),
     ],
 )

@@ -24,7 +24,7 @@ from genometracks.labels.genes import GeneSet
 
 GENES_SCHEMA = BedSchema(
     "genes",
-    "Genes of the genome annotation (GFF3 gene and pseudogene rows; CDS where a file has none)",
+    "Genes of the genome annotation (GFF3 gene and pseudogene rows; CDS and RNA rows where a file has none)",
     (("string", "locus_tag", "Locus tag of the gene (. if the annotation gives none)"),),
     search=("name", "locus_tag"),
 )

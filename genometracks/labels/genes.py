@@ -17,7 +17,10 @@ import pandas as pd
 
 from genometracks.labels.annotations import AnnotationError, _intervals, _read_rows, normalise_chrom
 
-GENE_FEATURES = ("gene", "pseudogene")  # RefSeq, Prokka, Bakta; CDS rows stand in where a GFF has none
+GENE_FEATURES = ("gene", "pseudogene")  # RefSeq, Bakta, NCBI's PGAP
+# where a GFF3 has no gene rows (Prokka writes its features without them): the features that are the genes,
+# RNA genes too (an rRNA operon's promoters are among a genome's strongest TSSs)
+GENE_PRODUCTS = ("CDS", "rRNA", "tRNA", "tmRNA", "ncRNA")
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,7 @@ def _attribute(attrs: pd.Series, key: str) -> pd.Series:
 
 
 def read_genes(gff: str | Path, contigs: dict[str, int], circular: frozenset[str] = frozenset()) -> GeneSet:
-    """Gene rows (types GENE_FEATURES; CDS where the file has none) of a GFF3 as a `GeneSet` on the
+    """Gene rows (types GENE_FEATURES; GENE_PRODUCTS where the file has none) of a GFF3 as a `GeneSet` on the
     genome's contig names (`contigs`: name → length; aliases resolved as for TSS files). A record
     with start > end, a bad strand or past its contig's end (another assembly's annotation) raises
     AnnotationError naming the file, the line and the fix; a circular contig's gene may run past the
@@ -58,10 +61,10 @@ def read_genes(gff: str | Path, contigs: dict[str, int], circular: frozenset[str
     types = cols[2]
     keep = np.flatnonzero(np.isin(types, GENE_FEATURES))
     if keep.size == 0:
-        keep = np.flatnonzero(types == "CDS")
+        keep = np.flatnonzero(np.isin(types, GENE_PRODUCTS))
     if keep.size == 0:
         raise AnnotationError(
-            f"{path}: no gene, pseudogene or CDS rows (types: {sorted(set(types))[:8]}); "
+            f"{path}: no gene, pseudogene, CDS or RNA gene rows (types: {sorted(set(types))[:8]}); "
             "give a GFF3 genome annotation (RefSeq, Prokka, Bakta) or set data.annotation=null"
         )
     cols, lines = {k: v[keep] for k, v in cols.items()}, lines[keep]
