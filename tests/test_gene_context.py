@@ -109,6 +109,36 @@ def test_the_antisense_gene_is_the_one_whose_body_holds_the_tss():
     assert rows["classes"].tolist() == ["antisense"] * 3
 
 
+def test_per_gene_table_lists_primary_and_secondary_calls_and_counts_the_rest():
+    from genometracks.inference.gene_tss import gene_tss_summary, gene_tss_table
+
+    # two genes share a name (RefSeq has such): rows, not names, tie calls to genes
+    layout = genes((5000, 6000, "-", "dup"), (1000, 2000, "+", "dup"), (3000, 3500, "+", "lone"))
+    frame = calls(
+        (900, "+", 0.5),  # dup(+): 100 nt, secondary
+        (960, "+", 0.9),  # dup(+): 40 nt, primary
+        (800, "+", 0.4),  # dup(+): 200 nt, secondary
+        (1500, "+", 0.3),  # inside dup(+)
+        (1600, "-", 0.3),  # antisense to dup(+)
+        (6010, "-", 0.7),  # dup(-), first base 5999: 11 nt, primary
+    )
+    table = gene_tss_table(classify(layout, frame), layout, ["c"])
+    columns = ["start", "strand", "gene", "primary_tss", "utr_length", "secondary_tss", "internal_calls", "antisense_calls"]
+    assert table[columns].values.tolist() == [
+        [1001, "+", "dup", "961", 40, "901,801", 1, 1],  # the nearest secondary first
+        [3001, "+", "lone", "", -1, "", 0, 0],
+        [5001, "-", "dup", "6011", 11, "", 0, 0],
+    ]
+    assert table["primary_probability"].tolist()[0] == 0.9 and np.isnan(table["primary_probability"].tolist()[1])
+    assert gene_tss_summary(table) == {
+        "genes": 3,
+        "with_primary_tss": 2,
+        "share_with_primary_tss": 0.6667,
+        "with_secondary_tss": 1,
+        "median_utr_length": 25.5,
+    }
+
+
 def test_the_nearest_downstream_gene_is_the_tss_gene():
     layout = genes((1000, 1100, "+", "short"), (1150, 2000, "+", "next"))
     row = classify(layout, calls((900, "+", 0.5))).iloc[0]
@@ -384,6 +414,19 @@ def test_peaks_and_export_write_the_context_table_plot_and_gff3(tmp_path):
         "median_primary_utr": 50,
     }
     assert (run / "plots" / "tss_context.png").stat().st_size > 10_000
+    # per gene: its primary call, 5'UTR and the calls inside it on either strand
+    per_gene = pd.read_csv(run / "tracks" / "gene_tss.tsv", sep="\t", keep_default_na=False)
+    assert per_gene.values.tolist() == [
+        ["c", 1001, 2000, "+", "geneA", "tA", 951, 0.9, 50, "", 1, 1],
+        ["c", 5001, 6000, "-", "geneB", "tB", 6050, 0.9, 50, "", 0, 0],
+    ]
+    assert saved["per_gene"] == {
+        "genes": 2,
+        "with_primary_tss": 2,
+        "share_with_primary_tss": 1.0,
+        "with_secondary_tss": 0,
+        "median_utr_length": 50.0,
+    }
     # the calls' bigBed carries the context after BED6, for a browser's click; the plain BED stays BED6
     import pyBigWig
 
@@ -418,6 +461,7 @@ def test_peaks_and_export_write_the_context_table_plot_and_gff3(tmp_path):
     cfg.data.annotation = None
     assert peaks_command(cfg)["gene_context"] == {}
     assert not (run / "tracks" / "tss_context.tsv").exists() and not (run / "plots" / "tss_context.png").exists()
+    assert not (run / "tracks" / "gene_tss.tsv").exists()
     assert "tss_class" not in write_calls_gff3(RunDir(run), {"c": L}).read_text()
     with pyBigWig.open(str(run / "tracks" / "tss_peaks.bb")) as bb:
         assert "tss_class" not in bb.SQL().decode()  # BED6 again

@@ -4,6 +4,8 @@ Writes, when the data set has a genome annotation (`data.annotation`, a GFF3):
 - DIR/tracks/tss_context.tsv: one row per call: chrom, position (1-based +1 nucleotide, as in the
   call's name), strand, name, probability, classes (see `gene_context`), gene, locus_tag,
   utr_length (nt; -1 without a gene), internal_gene, antisense_gene;
+- DIR/tracks/gene_tss.tsv: one row per gene: its primary and secondary TSS calls, 5'UTR length and the
+  calls inside it on either strand (`gene_tss`);
 - DIR/tracks/tss_context.json: the rules, the annotation and the calls per class, with the same for
   the data set's TSS labels (E. coli's curated set) where it has them;
 - DIR/plots/tss_context.png: share of each class, and the 5'UTR lengths of primary TSSs.
@@ -21,6 +23,7 @@ from omegaconf import DictConfig
 
 from genometracks.data.dataset import load_sites, open_genome
 from genometracks.inference.gene_context import CLASSES, ContextRules, class_counts, classify_calls
+from genometracks.inference.gene_tss import gene_tss_summary, gene_tss_table
 from genometracks.io.atomic import write_text_atomic
 from genometracks.io.figures import new_figure, save_figure
 from genometracks.io.rundir import RunDir
@@ -44,8 +47,13 @@ TABLE_COLUMNS = (
 
 
 def context_paths(run: RunDir) -> dict[str, Path]:
-    """The stage's files: table (TSV), summary (JSON), plot (PNG)."""
-    return {"table": run.tracks / "tss_context.tsv", "summary": run.tracks / "tss_context.json", "plot": run.plots / "tss_context.png"}
+    """The stage's files: table (TSV, per call), genes (TSV, per gene), summary (JSON), plot (PNG)."""
+    return {
+        "table": run.tracks / "tss_context.tsv",
+        "genes": run.tracks / "gene_tss.tsv",
+        "summary": run.tracks / "tss_context.json",
+        "plot": run.plots / "tss_context.png",
+    }
 
 
 def calls_frame(bed: pd.DataFrame, values: dict[str, dict[str, np.ndarray]]) -> pd.DataFrame:
@@ -109,16 +117,20 @@ def write_call_context(
     reference_table = classify_calls(reference, genes, contigs, circular, rules) if reference is not None else None
     out = table.assign(position=table["pos"] + 1, probability=table["probability"].round(6))
     write_text_atomic(paths["table"], out[list(TABLE_COLUMNS)].to_csv(sep="\t", index=False))
+    per_gene = gene_tss_table(table, genes, list(contigs))
+    write_text_atomic(paths["genes"], per_gene.to_csv(sep="\t", index=False))
     summary = {
         "annotation": genes.source,
         "genes": len(genes),
         "rules": {"max_utr": rules.max_utr, "antisense_flank": rules.antisense_flank},
         "calls": _summary_of(table),
+        "per_gene": gene_tss_summary(per_gene),
         "reference": None if reference_table is None else {"labels": label_set, **_summary_of(reference_table)},
     }
     write_text_atomic(paths["summary"], json.dumps(summary, indent=1) + "\n")
     plot_context(table, reference_table, label_set, rules, paths["plot"])
-    return {**summary["calls"], "files": {k: str(p.relative_to(run.root)) for k, p in paths.items()}}, table
+    files = {k: str(p.relative_to(run.root)) for k, p in paths.items()}
+    return {**summary["calls"], "per_gene": summary["per_gene"], "files": files}, table
 
 
 # the calls' bigBed fields after BED6 where they have a gene context (what a browser shows on a click)

@@ -92,7 +92,8 @@ def classify_calls(
 ) -> pd.DataFrame:
     """calls: chrom, pos (0-based +1 nucleotide), strand, probability [n] → the same rows with
     primary, secondary, internal, antisense, orphan (bool), classes ('primary,internal'; the order of
-    CLASSES), gene, locus_tag, utr_length (nt; -1 without a gene), internal_gene, antisense_gene."""
+    CLASSES), gene, locus_tag, utr_length (nt; -1 without a gene), internal_gene, antisense_gene, and those
+    three genes as GeneSet rows (gene_row, internal_row, antisense_row; -1 for none)."""
     n = len(calls)
     out = calls.reset_index(drop=True).copy()
     gene_of = np.full(n, -1, dtype=np.int64)
@@ -144,6 +145,8 @@ def classify_calls(
     out["utr_length"] = utr
     out["internal_gene"] = _names(genes.name, internal_of)
     out["antisense_gene"] = _names(genes.name, antisense_of)
+    # the same genes as rows of the GeneSet (-1: none): names need not be unique
+    out["gene_row"], out["internal_row"], out["antisense_row"] = gene_of, internal_of, antisense_of
     return out
 
 
