@@ -427,6 +427,11 @@ def test_peaks_and_export_write_the_context_table_plot_and_gff3(tmp_path):
         "with_secondary_tss": 0,
         "median_utr_length": 50.0,
     }
+    from genometracks.report.build import build_report
+
+    page = build_report(run, snapshot=False, compare=False)[1].read_text()  # the Markdown report
+    section = page.split("TSS calls in gene context")[1]
+    assert "2 of the 2 genes (100 %) have a primary call (median 5'UTR 50 nt), 0 a secondary one" in section
     # the calls' bigBed carries the context after BED6, for a browser's click; the plain BED stays BED6
     import pyBigWig
 

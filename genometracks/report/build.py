@@ -422,6 +422,14 @@ def _gene_context(rep: _Report) -> None:
         f"{rules['antisense_flank']} nt of it, orphan = none of these; a TSS may be in several classes. Every call with its "
         "classes and genes: tracks/tss_context.tsv, and as GFF3 with its sigma class: tracks/tss_calls.gff3."
     )
+    per_gene = summary.get("per_gene")  # written since session 27
+    if per_gene and per_gene["genes"]:
+        text += (
+            f" {fmt(per_gene['with_primary_tss'])} of the {fmt(per_gene['genes'])} genes "
+            f"({100 * per_gene['share_with_primary_tss']:.0f} %) have a primary call (median 5'UTR "
+            f"{_nt(per_gene['median_utr_length'])} nt), {fmt(per_gene['with_secondary_tss'])} a secondary one; each gene "
+            "with its calls: tracks/gene_tss.tsv."
+        )
     blocks = [("p", text), ("table", "TSS calls by gene context", header, rows, None)]
     blocks.append(("gallery", rep.images([d.plots / "tss_context.png"])))
     rep.sections.append(Section("TSS calls in gene context", blocks))
