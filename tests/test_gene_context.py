@@ -122,7 +122,7 @@ def test_per_gene_table_lists_primary_and_secondary_calls_and_counts_the_rest():
         (1600, "-", 0.3),  # antisense to dup(+)
         (6010, "-", 0.7),  # dup(-), first base 5999: 11 nt, primary
     )
-    table = gene_tss_table(classify(layout, frame), layout, ["c"])
+    table = gene_tss_table(classify(layout, frame), layout, {"c": L})
     columns = ["start", "strand", "gene", "primary_tss", "utr_length", "secondary_tss", "internal_calls", "antisense_calls"]
     assert table[columns].values.tolist() == [
         [1001, "+", "dup", "961", 40, "901,801", 1, 1],  # the nearest secondary first
@@ -136,7 +136,48 @@ def test_per_gene_table_lists_primary_and_secondary_calls_and_counts_the_rest():
         "share_with_primary_tss": 0.6667,
         "with_secondary_tss": 1,
         "median_utr_length": 25.5,
+        "by_upstream_gap": {  # dup(+) and dup(-) head their directons on a linear contig; lone is 1,000 nt behind dup(+)
+            "directon head": {"genes": 2, "share_with_primary_tss": 1.0},
+            "gap >= 100": {"genes": 1, "share_with_primary_tss": 0.0},
+            "gap 40-99": {"genes": 0, "share_with_primary_tss": None},
+            "gap < 40": {"genes": 0, "share_with_primary_tss": None},
+        },
     }
+    assert table[["upstream_gene", "upstream_gap"]].values.tolist() == [["", -1], ["dup", 1000], ["", -1]]
+
+
+@pytest.mark.parametrize("circular", [False, True])
+def test_upstream_neighbours_on_each_strand_across_the_origin_and_overlapping(circular):
+    from genometracks.inference.gene_tss import upstream_neighbours
+
+    # + a [100, 1000), + b [1030, 2000) 30 nt behind a; - c [3000, 4000) and - d [3996, 5000): on '-' upstream is to
+    # the right, so d is c's upstream neighbour, 4 nt of overlap; + e [9000, 9900); - f [9950, 10_100) across the origin
+    layout = genes(
+        (1030, 2000, "+", "b"),
+        (100, 1000, "+", "a"),
+        (3000, 4000, "-", "c"),
+        (3996, 5000, "-", "d"),
+        (9000, 9900, "+", "e"),
+        (9950, 10_100, "-", "f"),
+    )
+    row, gap = upstream_neighbours(layout, {"c": L}, frozenset({"c"}) if circular else frozenset())
+    names = [layout.name[r] if r >= 0 else "" for r in row]
+    # b behind a (30 nt); a: the gene before it is f across the origin, on '-': a heads its directon either way;
+    # c: d upstream with -4 (overlap); d: the next gene, e, is on '+': head; e: d is before it on '-': head;
+    # f: the next gene is a, across the origin, on '+': head
+    assert dict(zip(layout.name, zip(names, gap.tolist(), strict=True), strict=True)) == {
+        "b": ("a", 30),
+        "a": ("", -1),
+        "c": ("d", -4),
+        "d": ("", -1),
+        "e": ("", -1),
+        "f": ("", -1),
+    }
+    # a second '+' gene across the origin of a circular contig: g [9950, 10_050) has h [200, 500) 150 nt behind it
+    ring = genes((9950, 10_050, "+", "g"), (200, 500, "+", "h"))
+    row, gap = upstream_neighbours(ring, {"c": L}, frozenset({"c"}) if circular else frozenset())
+    # g has h before it, 9,450 nt back; h has g before it only across the origin of the circular contig: 150 nt
+    assert (row.tolist(), gap.tolist()) == (([1, 0], [9_450, 150]) if circular else ([1, -1], [9_450, -1]))
 
 
 def test_the_nearest_downstream_gene_is_the_tss_gene():
@@ -394,6 +435,19 @@ def test_peaks_and_export_write_the_context_table_plot_and_gff3(tmp_path):
     ]
     assert table["probability"].tolist() == pytest.approx([0.9, 0.6, 0.6, 0.9, 0.9])
     saved = json.loads((run / "tracks" / "tss_context.json").read_text())
+    both_heads = {
+        "genes": 2,
+        "with_primary_tss": 2,
+        "share_with_primary_tss": 1.0,
+        "with_secondary_tss": 0,
+        "median_utr_length": 50.0,
+        "by_upstream_gap": {
+            "directon head": {"genes": 2, "share_with_primary_tss": 1.0},
+            "gap >= 100": {"genes": 0, "share_with_primary_tss": None},
+            "gap 40-99": {"genes": 0, "share_with_primary_tss": None},
+            "gap < 40": {"genes": 0, "share_with_primary_tss": None},
+        },
+    }
     assert saved["calls"] == {
         "primary": 2,
         "secondary": 0,
@@ -404,6 +458,7 @@ def test_peaks_and_export_write_the_context_table_plot_and_gff3(tmp_path):
         "median_primary_utr": 50,
     }
     assert saved["reference"] == {
+        "per_gene": both_heads,  # the labels sit where the calls do at both genes
         "labels": "custom",
         "primary": 2,
         "secondary": 0,
@@ -417,16 +472,10 @@ def test_peaks_and_export_write_the_context_table_plot_and_gff3(tmp_path):
     # per gene: its primary call, 5'UTR and the calls inside it on either strand
     per_gene = pd.read_csv(run / "tracks" / "gene_tss.tsv", sep="\t", keep_default_na=False)
     assert per_gene.values.tolist() == [
-        ["c", 1001, 2000, "+", "geneA", "tA", 951, 0.9, 50, "", 1, 1],
-        ["c", 5001, 6000, "-", "geneB", "tB", 6050, 0.9, 50, "", 0, 0],
+        ["c", 1001, 2000, "+", "geneA", "tA", 951, 0.9, 50, "", 1, 1, "", -1],
+        ["c", 5001, 6000, "-", "geneB", "tB", 6050, 0.9, 50, "", 0, 0, "", -1],
     ]
-    assert saved["per_gene"] == {
-        "genes": 2,
-        "with_primary_tss": 2,
-        "share_with_primary_tss": 1.0,
-        "with_secondary_tss": 0,
-        "median_utr_length": 50.0,
-    }
+    assert saved["per_gene"] == both_heads
     from genometracks.report.build import build_report
 
     page = build_report(run, snapshot=False, compare=False)[1].read_text()  # the Markdown report

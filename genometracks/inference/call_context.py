@@ -117,7 +117,7 @@ def write_call_context(
     reference_table = classify_calls(reference, genes, contigs, circular, rules) if reference is not None else None
     out = table.assign(position=table["pos"] + 1, probability=table["probability"].round(6))
     write_text_atomic(paths["table"], out[list(TABLE_COLUMNS)].to_csv(sep="\t", index=False))
-    per_gene = gene_tss_table(table, genes, list(contigs))
+    per_gene = gene_tss_table(table, genes, contigs, circular)
     write_text_atomic(paths["genes"], per_gene.to_csv(sep="\t", index=False))
     summary = {
         "annotation": genes.source,
@@ -125,7 +125,13 @@ def write_call_context(
         "rules": {"max_utr": rules.max_utr, "antisense_flank": rules.antisense_flank},
         "calls": _summary_of(table),
         "per_gene": gene_tss_summary(per_gene),
-        "reference": None if reference_table is None else {"labels": label_set, **_summary_of(reference_table)},
+        "reference": None
+        if reference_table is None
+        else {
+            "labels": label_set,
+            **_summary_of(reference_table),
+            "per_gene": gene_tss_summary(gene_tss_table(reference_table, genes, contigs, circular)),
+        },
     }
     write_text_atomic(paths["summary"], json.dumps(summary, indent=1) + "\n")
     plot_context(table, reference_table, label_set, rules, paths["plot"])
