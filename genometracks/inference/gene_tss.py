@@ -36,8 +36,9 @@ GENE_TSS_COLUMNS = (
     "upstream_gene",
     "upstream_gap",
 )
-# the classes of upstream gap the summary counts genes with a primary call in (nt; Salgado et al. 2000)
-GAP_CLASSES = (("directon head", None, None), ("gap >= 100", 100, None), ("gap 40-99", 40, 100), ("gap < 40", None, 40))
+# the classes of same-strand upstream gap, [low, high) nt, the summary counts genes with a primary call in, after
+# the directon heads (Salgado et al. 2000)
+GAP_CLASSES = (("gap >= 100", 100, np.inf), ("gap 40-99", 40, 100), ("gap < 40", -np.inf, 40))
 
 
 def upstream_neighbours(genes: GeneSet, contigs: dict[str, int], circular: frozenset[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -128,12 +129,11 @@ def gene_tss_summary(table: pd.DataFrame) -> dict:
     has = table["primary_tss"] != ""
     utr = table.loc[has, "utr_length"]
     gap, head = table["upstream_gap"].to_numpy(np.int64), (table["upstream_gene"] == "").to_numpy(bool)
-    by_gap = {}
-    for name, low, high in GAP_CLASSES:
-        member = head if low is None and high is None else ~head & (gap >= (low if low is not None else np.iinfo(np.int64).min))
-        if high is not None:
-            member &= gap < high
-        by_gap[name] = {"genes": int(member.sum()), "share_with_primary_tss": round(float(has[member].mean()), 4) if member.any() else None}
+
+    def share(member: np.ndarray) -> dict:
+        return {"genes": int(member.sum()), "share_with_primary_tss": round(float(has[member].mean()), 4) if member.any() else None}
+
+    by_gap = {"directon head": share(head)} | {name: share(~head & (gap >= low) & (gap < high)) for name, low, high in GAP_CLASSES}
     return {
         "genes": len(table),
         "with_primary_tss": int(has.sum()),
