@@ -4,7 +4,10 @@ One `TSS` feature (Sequence Ontology SO:0000315) per call of tracks/tss_peaks.be
 nucleotide (start = end, 1-based), score = the call's probability (from the strand's bigWig), and
 where the earlier stages made them: `tss_class` (primary, secondary, internal, antisense, orphan;
 inference.gene_context), `gene`, `locus_tag`, `utr_length` (nt), `internal_gene`, `antisense_gene`
-(tracks/tss_context.tsv) and `sigma` (the sigma-class CNN's call, tracks/tss_sigma.bb).
+(tracks/tss_context.tsv), `sigma` (the sigma-class CNN's call, tracks/tss_sigma.bb) and, for calls
+with a σ70 promoter in tracks/sigma70_boxes.bb (interpret.sigma70_promoters), `sigma70_minus35`,
+`sigma70_minus10` (the hexamers 5'→3' on the call's strand), `sigma70_spacer`, `sigma70_discriminator` (nt)
+and `sigma70_q`.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from genometracks.formats.gff3 import write_point_gff3
 from genometracks.io.rundir import RunDir
 
 CONTEXT_ATTRIBUTES = ("tss_class", "gene", "locus_tag", "utr_length", "internal_gene", "antisense_gene")
+SIGMA70_ATTRIBUTES = ("sigma70_minus35", "sigma70_minus10", "sigma70_spacer", "sigma70_discriminator", "sigma70_q")
 
 
 def calls_gff3_path(run: RunDir) -> Path:
@@ -40,6 +44,29 @@ def _sigma_calls(path: Path) -> pd.DataFrame:
                 values = rest.split("\t")
                 rows.append((chrom, values[name_at], values[sigma_at]))
     return pd.DataFrame(rows, columns=["chrom", "name", "sigma"])
+
+
+def _sigma70_promoters(path: Path) -> pd.DataFrame:
+    """chrom, name (the call) and SIGMA70_ATTRIBUTES of the σ70 boxes track's promoters (empty where it
+    was not made), one row per call."""
+    rows = []
+    if path.is_file():
+        with pyBigWig.open(str(path)) as bb:
+            fields = autosql_field_names(bb.SQL().decode(errors="replace"))
+            at = {f: fields.index(f) - 3 for f in ("name", "tss", "sequence", "spacer", "discriminator", "qValue")}
+            for chrom, size in bb.chroms().items():
+                for _, _, rest in bb.entries(chrom, 0, size) or []:
+                    values = rest.split("\t")
+                    rows.append((chrom, *(values[i] for i in at.values())))
+    boxes = pd.DataFrame(rows, columns=["chrom", "box", "name", "sequence", "spacer", "discriminator", "q"])
+    if boxes.empty:
+        return pd.DataFrame(columns=["chrom", "name", *SIGMA70_ATTRIBUTES])
+    sequences = boxes.pivot_table(index=["chrom", "name"], columns="box", values="sequence", aggfunc="first")
+    first = boxes.groupby(["chrom", "name"])[["spacer", "discriminator", "q"]].first()
+    out = pd.concat([sequences.reindex(columns=["-35", "-10"]), first], axis=1).reset_index()
+    out.columns = ["chrom", "name", *SIGMA70_ATTRIBUTES]
+    out["sigma70_q"] = out["sigma70_q"].astype(float).map(lambda q: float(f"{q:.3g}"))
+    return out
 
 
 def _context(path: Path) -> pd.DataFrame | None:
@@ -78,5 +105,9 @@ def write_calls_gff3(run: RunDir, chrom_sizes: dict[str, int]) -> Path | None:
     if len(sigma):
         calls = calls.merge(sigma, on=["chrom", "name"], how="left", validate="one_to_one")
         attributes.append("sigma")
+    promoters = _sigma70_promoters(run.track("sigma70_boxes.bb"))
+    if len(promoters):
+        calls = calls.merge(promoters, on=["chrom", "name"], how="left", validate="one_to_one")
+        attributes += list(SIGMA70_ATTRIBUTES)
     calls[attributes] = calls[attributes].astype(object).where(calls[attributes].notna(), None)
     return write_point_gff3(out, calls, {c: chrom_sizes[c] for c in chrom_sizes}, "TSS", "genometracks", attributes)

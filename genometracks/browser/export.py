@@ -87,6 +87,17 @@ OPTIONAL_TRACKS = (
         jbrowse_search=("sigma",),
     ),
     OptionalTrack(
+        "sigma70_boxes",
+        "sigma70_boxes",
+        ".bb",
+        "Sigma70 boxes",
+        "Sigma70 -35/-10 boxes of TSS calls (DPInteract windows, FIMO q <= cut-off)",
+        "sigma70_boxes",
+        "tss",
+        (0, 0, 0),
+        (("itemRgb", "on"),),
+    ),
+    OptionalTrack(
         "motif_hits",
         "motif_hits",
         ".bb",

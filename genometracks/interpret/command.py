@@ -1,9 +1,10 @@
 """`genometracks interpret ckpt=PATH run_dir=DIR`: open the model up.
 
-Parts (interpret.parts): heads (attention profiles, head motifs, motif-hit track), kernels
-(exact first-block PWMs), optimise (class optimisation), attribution (gradient x input), deeplift
-(DeepLIFT/SHAP per strand, TF-MoDISco + Tomtom: contributions.py), metaplots. Outputs under DIR:
-interpret/*.tsv, plots/*.png, logos/*.png, motifs/*.meme, tracks/motif_hits.{bb,bed.gz,bed.gz.tbi},
+Parts (interpret.parts): heads (attention profiles, head motifs, motif-hit track), promoters (each call's
+σ70 -35/-10 boxes by the DPInteract windows: sigma70_promoters.py), kernels (exact first-block PWMs),
+optimise (class optimisation), attribution (gradient x input), deeplift (DeepLIFT/SHAP per strand,
+TF-MoDISco + Tomtom: contributions.py), metaplots. Outputs under DIR: interpret/*.tsv, plots/*.png,
+logos/*.png, motifs/*.meme, tracks/motif_hits.{bb,bed.gz,bed.gz.tbi}, tracks/sigma70_boxes.{bb,bed.gz,bed.gz.tbi},
 tracks/attribution.{plus,minus}.bw, tracks/deeplift.{plus,minus}.bw and interpret.json (what was produced).
 Every file is written atomically.
 """
@@ -26,6 +27,7 @@ from genometracks.data.dataset import Dataset, load_dataset
 from genometracks.data.streams import make_splits
 from genometracks.formats.bigwig import read_bigwig, write_bigwig
 from genometracks.genome.sequence import Genome, encode
+from genometracks.inference.call_context import reference_frame
 from genometracks.inference.peaks import check_peak_settings, peak_records, peak_threshold
 from genometracks.inference.predict import predict_genome
 from genometracks.inference.shipped import resolve_model
@@ -43,6 +45,8 @@ from genometracks.interpret.kernel_pwm import kernels_to_motifs
 from genometracks.interpret.logos import draw_logo, draw_logo_grid
 from genometracks.interpret.motifs import Motif, MotifError, load_reference_motifs, write_meme
 from genometracks.interpret.optimize import optimise_class, tick_labels
+from genometracks.interpret.promoter_plots import plot_sigma70_promoters
+from genometracks.interpret.sigma70_promoters import sigma70_promoter_track
 from genometracks.io.atomic import write_text_atomic
 from genometracks.io.jsonsafe import json_safe
 from genometracks.io.malloc import release_freed_memory
@@ -52,7 +56,7 @@ from genometracks.io.rundir import RunDir
 from genometracks.labels import annotations
 from genometracks.model import TransformerXL
 
-PARTS = ("heads", "kernels", "optimise", "attribution", "deeplift", "metaplots")
+PARTS = ("heads", "promoters", "kernels", "optimise", "attribution", "deeplift", "metaplots")
 # conf/interpret/default.yaml is the one source of the defaults (parts: null there means every part)
 DEFAULTS = {**OmegaConf.to_container(group_defaults("interpret")), "parts": list(PARTS)}
 NULLABLE = ("attribution_regions", "tts", "gff")  # None is a meaningful value for these keys
@@ -194,6 +198,25 @@ def run_heads(
         "tomtom_note": tomtom.note,
         "motif_hits": hits,
     }
+    return {"summary": summary, "files": files}
+
+
+def run_promoters(cfg: DictConfig, genome: Genome, calls: tuple[pd.DataFrame, str], refs: list, s: dict, out: Path, seed: int) -> dict:
+    """Each call's σ70 promoter (interpret.sigma70_promoters) → interpret/sigma70_promoters.tsv and the
+    sigma70_boxes track, compared with random positions and the data set's TSS labels."""
+    run = RunDir(out)
+    reference, label_set = reference_frame(cfg, genome.chrom_sizes())
+    if reference is not None:
+        reference = reference.rename(columns={"pos": "position"})[["chrom", "position", "strand", "name"]]
+    table = run.interpret / "sigma70_promoters.tsv"
+    summary = sigma70_promoter_track(genome, calls[0], refs, float(s["scan_qvalue"]), table, run.track("sigma70_boxes"), reference, seed)
+    files = summary.pop("files")
+    summary["calls_from"], summary["labels"] = calls[1], label_set
+    if files:
+        plot = plot_sigma70_promoters(summary, run.plots / "sigma70_promoters.png")
+        files.append(plot)
+    else:
+        (run.plots / "sigma70_promoters.png").unlink(missing_ok=True)
     return {"summary": summary, "files": files}
 
 
@@ -420,6 +443,10 @@ def interpret_command(cfg: DictConfig) -> dict:
             refs, described = references_once()
             results["heads"] = run_heads(model, dataset, seg_len, s, out, refs, seed, calls)
             results["heads"]["summary"]["references"] = described
+    if "promoters" in s["parts"]:
+        calls = tss_calls(cfg, out, dataset.genome, lambda: tracks_once()[0])
+        with part("promoters"):
+            results["promoters"] = run_promoters(cfg, dataset.genome, calls, references_once()[0], s, out, seed)
     if "kernels" in s["parts"]:
         with part("kernels"):
             results["kernels"] = run_kernels(model, s, out)

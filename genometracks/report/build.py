@@ -435,6 +435,36 @@ def _gene_context(rep: _Report) -> None:
     rep.sections.append(Section("TSS calls in gene context", blocks))
 
 
+def _sigma70_promoters(rep: _Report) -> None:
+    """Each call's σ70 promoter beside random positions and the labels (interpret.json → promoters)."""
+    d = RunDir(rep.run_dir)
+    info = (_json(d.interpret_json) or {}).get("promoters")
+    if not info or "calls" not in info:
+        return  # no promoters part, or no rpoD15-19 matrices among the reference motifs (interpret.json says which)
+    scans = [("TSS calls", info["calls"]), ("random positions", info["at_random_positions"])]
+    if info.get("reference"):
+        scans.insert(1, (f"{info.get('labels') or 'reference'} TSSs", info["reference"]))
+
+    def near(scan: dict) -> str:
+        best = {int(k): int(v) for k, v in scan["best_discriminator_all"].items()}
+        share = (best.get(6, 0) + best.get(7, 0)) / scan["tested"] if scan["tested"] else None
+        return "-" if share is None else f"{100 * share:.1f}"
+
+    rows = [[name, fmt(s["calls"]), fmt(s["kept"]), f"{100 * (s['kept_fraction'] or 0):.1f}", near(s)] for name, s in scans]
+    header = ["sites", "n", f"σ70 promoter at q ≤ {info['q_threshold']:g}", "%", "best window 6-7 nt upstream, %"]
+    text = (
+        f"Each call's σ70 promoter: the DPInteract windows {', '.join(info['matrices'])} (−35 hexamer, spacer 15-19 nt, "
+        f"−10 hexamer) with {info['discriminators'][0]}-{info['discriminators'][1]} nt between the −10 hexamer and the +1, "
+        "the window of smallest FIMO p per call, Šidák-corrected for its 35 windows, Benjamini-Hochberg over the calls. "
+        "Kept promoters: tracks/sigma70_boxes.bb (−35 and −10 boxes) and the calls' GFF3; every call's best window: "
+        "interpret/sigma70_promoters.tsv. Where a call's best window lies says how exactly it sits on a +1: at random "
+        "positions each of the 7 placements is as likely (14 %)."
+    )
+    blocks = [("p", text), ("table", "σ70 promoters", header, rows, None)]
+    blocks.append(("gallery", rep.images([d.plots / "sigma70_promoters.png"])))
+    rep.sections.append(Section("σ70 promoters of the calls", blocks))
+
+
 def _sigma(rep: _Report) -> None:
     d = RunDir(rep.run_dir)
     sdir = RunDir(d.sigma)
@@ -663,6 +693,7 @@ def build_report(run_dir: str | Path, snapshot: bool = True, compare: bool = Tru
         _budget(rep, cfg, metrics, ev)
     rep.sections += [s for s in (curves, comparison) if s is not None]
     _gene_context(rep)
+    _sigma70_promoters(rep)
     _interpretation(rep)
     _sigma(rep)
     _browser(rep, snapshot)
