@@ -269,8 +269,11 @@ def test_metaplots_peak_at_the_tss_and_note_missing_sets(run):
 def test_each_part_records_its_wall_time_and_the_peak_memory_so_far(run):
     out, cfg, summary = run
     costs = json.loads((out / "interpret.json").read_text())["costs"]
-    ran = ["heads", "kernels", "optimise", "tracks", "attribution", "deeplift", "metaplots"]
+    ran = ["heads", "promoters", "kernels", "optimise", "tracks", "attribution", "deeplift", "metaplots"]
     assert list(costs) == [p for p in ran if p in costs] and set(costs) == set(ran) & (set(cfg.interpret.parts or ran) | {"tracks"})
+    # the planted genome's reference motifs are its own boxes, not DPInteract's σ70 windows: no promoter scan
+    saved = json.loads((out / "interpret.json").read_text())
+    assert saved["promoters"]["note"].startswith("no rpoD15-19") and not (out / "tracks" / "sigma70_boxes.bb").exists()
     peaks = [costs[p]["peak_rss_mib"] for p in costs]
     assert all(costs[p]["seconds"] >= 0 for p in costs) and peaks == sorted(peaks) and peaks[0] > 50  # ru_maxrss only grows
     deeplift = summary["deeplift"]

@@ -38,6 +38,25 @@ def test_a_same_strand_hit_in_the_promoter_beats_a_stronger_call_with_a_hit_near
     assert default_region(tmp_path, SIZES) == ("chrA", 29_000, 31_000)
 
 
+def test_a_call_with_sigma70_boxes_beside_its_head_hit_comes_first(tmp_path):
+    # both calls have a same-strand head hit in their promoter; only the weaker one has σ70 boxes (named by
+    # the boxes' tss column, the 10th); boxes of a call on another contig of the same name do not count
+    calls = [("chrA", 30_000, 900, "+", "TSS_a"), ("chrB", 5_000, 300, "-", "TSS_b")]
+    tracks = tmp_path
+    _write(tracks, [c[:4] for c in calls], [("chrA", 29_980, 29_987, "+"), ("chrB", 5_010, 5_017, "-")])
+    (tracks / "tss_peaks.bed").write_text("".join(f"{c}\t{s}\t{s + 1}\t{n}\t{score}\t{st}\n" for c, s, score, st, n in calls))
+
+    def boxes(chrom: str, name: str) -> None:
+        with gzip.open(tracks / "sigma70_boxes.bed.gz", "wt") as out:
+            out.write(f"{chrom}\t5007\t5013\t-10\t300\t-\t5007\t5013\t0,114,178\t{name}\tTATAAT\t-12\t17\t6\t0.001\t0.04\n")
+
+    assert default_region(tracks, SIZES) == ("chrA", 29_000, 31_000)  # no boxes: the strongest call
+    boxes("chrB", "TSS_b")
+    assert default_region(tracks, SIZES) == ("chrB", 4_000, 6_000)
+    boxes("chrA", "TSS_b")
+    assert default_region(tracks, SIZES) == ("chrA", 29_000, 31_000)
+
+
 def test_hit_just_outside_the_window_does_not_count(tmp_path):
     # the window around chrA:10000 is [9000, 11000): a hit ending at 9000 (0-based half-open) lies outside it
     _write(tmp_path, [("chrA", 30_000, 900, "+"), ("chrA", 10_000, 100, "+")], [("chrA", 8_993, 9_000)])

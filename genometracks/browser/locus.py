@@ -1,4 +1,5 @@
-"""The region a run's browser views open at: a strong TSS call with a head-motif hit in its promoter.
+"""The region a run's browser views open at: a strong TSS call with a head-motif hit in its promoter
+(and, where one was found, its σ70 promoter's boxes).
 
 Opening on the first 20 kb of a genome shows the strand tracks but, as a rule, none of the sparse
 ones (motif hits, DeepLIFT/SHAP on the top calls). A window centred on a top call shows them all.
@@ -39,9 +40,10 @@ def _window(chrom: str, centre: int, size: int, width: int) -> Region:
 def default_region(tracks_dir: Path, chrom_sizes: Mapping[str, int], width: int = DEFAULT_WIDTH) -> Region:
     """The window of `width` nt around one of the `CANDIDATES` highest-scoring calls of
     tracks/tss_peaks.bed(.gz), chosen by the motif hits of tracks/motif_hits.bed.gz: the strongest call
-    with a same-strand hit in its promoter (the `PROMOTER` nt upstream of the TSS); else the strongest
-    with any hit in its window; else the strongest call. The first 20 kb of the first contig when there
-    are no calls."""
+    with a same-strand hit in its promoter (the `PROMOTER` nt upstream of the TSS) and σ70 boxes in
+    tracks/sigma70_boxes.bed.gz (its `tss` column names the call); else the strongest with a same-strand
+    hit in its promoter; else the strongest with any hit in its window; else the strongest call. The first
+    20 kb of the first contig when there are no calls."""
     first = next(iter(chrom_sizes))
     fallback: Region = (first, 0, min(int(chrom_sizes[first]), max(width, 20000)))
     peak_file = tracks_dir / "tss_peaks.bed"
@@ -56,14 +58,15 @@ def default_region(tracks_dir: Path, chrom_sizes: Mapping[str, int], width: int 
     hit_starts = np.array([int(r[1]) for r in hit_rows], dtype=np.int64)
     hit_ends = np.array([int(r[2]) for r in hit_rows], dtype=np.int64)
     hit_strands = np.array([r[5] for r in hit_rows])
+    with_boxes = {(r[0], r[9]) for r in _bed_rows(tracks_dir / "sigma70_boxes.bed.gz") if len(r) >= 10}
 
     def tier(call: list[str], window: Region) -> int:
         chrom, start, end, strand = call[0], int(call[1]), int(call[2]), call[5]
         on_contig = hit_chroms == chrom
         lo, hi = (start - PROMOTER, start) if strand == "+" else (end, end + PROMOTER)
         if np.any(on_contig & (hit_strands == strand) & (hit_starts < hi) & (hit_ends > lo)):
-            return 0
-        return 1 if np.any(on_contig & (hit_starts < window[2]) & (hit_ends > window[1])) else 2
+            return 0 if (chrom, call[3]) in with_boxes else 1
+        return 2 if np.any(on_contig & (hit_starts < window[2]) & (hit_ends > window[1])) else 3
 
     windows = [_window(c[0], (int(c[1]) + int(c[2])) // 2, int(chrom_sizes[c[0]]), width) for c in top]
     tiers = [tier(call, window) for call, window in zip(top, windows)]
