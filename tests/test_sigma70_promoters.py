@@ -127,6 +127,9 @@ def test_track_table_and_summary_with_boxes_at_their_genome_positions(windows, t
     (run / "interpret.json").write_text(json.dumps({"promoters": {**summary, "labels": "planted"}}))
     page = build_report(run, snapshot=False, compare=False)[1].read_text().split("σ70 promoters of the calls")[1]
     assert "| TSS calls | 3 | 3 | 100.0 | 66.7 |" in page and "| planted TSSs | 2 | 2 | 100.0 | 50.0 |" in page
+    from genometracks.interpret.promoter_plots import plot_sigma70_promoters
+
+    assert plot_sigma70_promoters(json.loads((run / "interpret.json").read_text())["promoters"], run / "p.png").stat().st_size > 10_000
     if HAVE_KENT:
         bed = kent("bigBedToBed", prefix.with_suffix(".bb"), "stdout").stdout.splitlines()
         assert len(bed) == 6 and bed[0].split("\t")[:6] == ["c", "7", "13", "-10", bed[0].split("\t")[4], "+"]

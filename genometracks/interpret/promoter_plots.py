@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,7 @@ def plot_sigma70_promoters(summary: dict, path: Path) -> Path:
     left.set_xticks(d)
     left.legend(frameon=False, fontsize=8)
     left.grid(alpha=0.3)
-    bars = right.bar(names, kept, color=[COLOURS[i % len(COLOURS)] for i in range(len(names))])
+    bars = right.bar([textwrap.fill(n, 14) for n in names], kept, color=[COLOURS[i % len(COLOURS)] for i in range(len(names))])
     right.bar_label(bars, fmt="%.1f %%", fontsize=8)
     right.set(ylabel="% of sites", title=f"σ70 promoter at q ≤ {summary['q_threshold']:g}")
     right.tick_params(axis="x", labelsize=8)
