@@ -31,38 +31,35 @@ def calls_gff3_path(run: RunDir) -> Path:
     return run.tracks / "tss_calls.gff3"
 
 
+def _bigbed_fields(path: Path, wanted: tuple[str, ...]) -> pd.DataFrame:
+    """chrom and the autoSql fields `wanted` (after chromStart, chromEnd) of every record of a bigBed, as
+    strings; no rows where the file was not made."""
+    rows = []
+    if path.is_file():
+        with pyBigWig.open(str(path)) as bb:
+            fields = autosql_field_names(bb.SQL().decode(errors="replace"))
+            at = [fields.index(f) - 3 for f in wanted]
+            for chrom, size in bb.chroms().items():
+                for _, _, rest in bb.entries(chrom, 0, size) or []:
+                    values = rest.split("\t")
+                    rows.append((chrom, *(values[i] for i in at)))
+    return pd.DataFrame(rows, columns=["chrom", *wanted])
+
+
 def _sigma_calls(path: Path) -> pd.DataFrame:
     """chrom, name, sigma of the sigma track's records (empty where it was not made)."""
-    if not path.is_file():
-        return pd.DataFrame(columns=["chrom", "name", "sigma"])
-    rows = []
-    with pyBigWig.open(str(path)) as bb:
-        fields = autosql_field_names(bb.SQL().decode(errors="replace"))
-        name_at, sigma_at = fields.index("name") - 3, fields.index("sigma") - 3
-        for chrom, size in bb.chroms().items():
-            for _, _, rest in bb.entries(chrom, 0, size) or []:
-                values = rest.split("\t")
-                rows.append((chrom, values[name_at], values[sigma_at]))
-    return pd.DataFrame(rows, columns=["chrom", "name", "sigma"])
+    return _bigbed_fields(path, ("name", "sigma"))
 
 
 def _sigma70_promoters(path: Path) -> pd.DataFrame:
     """chrom, name (the call) and SIGMA70_ATTRIBUTES of the σ70 boxes track's promoters (empty where it
     was not made), one row per call."""
-    rows = []
-    if path.is_file():
-        with pyBigWig.open(str(path)) as bb:
-            fields = autosql_field_names(bb.SQL().decode(errors="replace"))
-            at = {f: fields.index(f) - 3 for f in ("name", "tss", "sequence", "spacer", "discriminator", "qValue")}
-            for chrom, size in bb.chroms().items():
-                for _, _, rest in bb.entries(chrom, 0, size) or []:
-                    values = rest.split("\t")
-                    rows.append((chrom, *(values[i] for i in at.values())))
-    boxes = pd.DataFrame(rows, columns=["chrom", "box", "name", "sequence", "spacer", "discriminator", "q"])
+    boxes = _bigbed_fields(path, ("name", "tss", "sequence", "spacer", "discriminator", "qValue"))
     if boxes.empty:
         return pd.DataFrame(columns=["chrom", "name", *SIGMA70_ATTRIBUTES])
+    boxes = boxes.rename(columns={"name": "box", "tss": "name"})
     sequences = boxes.pivot_table(index=["chrom", "name"], columns="box", values="sequence", aggfunc="first")
-    first = boxes.groupby(["chrom", "name"])[["spacer", "discriminator", "q"]].first()
+    first = boxes.groupby(["chrom", "name"])[["spacer", "discriminator", "qValue"]].first()
     out = pd.concat([sequences.reindex(columns=["-35", "-10"]), first], axis=1).reset_index()
     out.columns = ["chrom", "name", *SIGMA70_ATTRIBUTES]
     out["sigma70_q"] = out["sigma70_q"].astype(float).map(lambda q: float(f"{q:.3g}"))

@@ -46,7 +46,7 @@ from genometracks.interpret.logos import draw_logo, draw_logo_grid
 from genometracks.interpret.motifs import Motif, MotifError, load_reference_motifs, write_meme
 from genometracks.interpret.optimize import optimise_class, tick_labels
 from genometracks.interpret.promoter_plots import plot_sigma70_promoters
-from genometracks.interpret.sigma70_promoters import sigma70_promoter_track
+from genometracks.interpret.sigma70_promoters import sigma70_promoter_track, sigma70_windows
 from genometracks.io.atomic import write_text_atomic
 from genometracks.io.jsonsafe import json_safe
 from genometracks.io.malloc import release_freed_memory
@@ -205,7 +205,8 @@ def run_promoters(cfg: DictConfig, genome: Genome, calls: tuple[pd.DataFrame, st
     """Each call's σ70 promoter (interpret.sigma70_promoters) → interpret/sigma70_promoters.tsv and the
     sigma70_boxes track, compared with random positions and the data set's TSS labels."""
     run = RunDir(out)
-    reference, label_set = reference_frame(cfg, genome.chrom_sizes())
+    # the labels are read only where there is something to scan them with
+    reference, label_set = reference_frame(cfg, genome.chrom_sizes()) if sigma70_windows(refs) else (None, None)
     if reference is not None:
         reference = reference.rename(columns={"pos": "position"})[["chrom", "position", "strand", "name"]]
     table = run.interpret / "sigma70_promoters.tsv"
@@ -436,15 +437,19 @@ def interpret_command(cfg: DictConfig) -> dict:
         """The reference motifs, read (or warned about) once for the parts that match against them."""
         return reference_motifs(cfg)
 
+    @functools.cache
+    def calls_once() -> tuple[pd.DataFrame, str]:
+        """The TSS calls (read, or called from the tracks, which are then predicted under "tracks"), once."""
+        return tss_calls(cfg, out, dataset.genome, lambda: tracks_once()[0])
+
     if "heads" in s["parts"]:
-        # outside the heads' cost: calls made from the tracks predict them under "tracks", counted once
-        calls = tss_calls(cfg, out, dataset.genome, lambda: tracks_once()[0])
+        calls = calls_once()  # outside the heads' cost
         with part("heads"):
             refs, described = references_once()
             results["heads"] = run_heads(model, dataset, seg_len, s, out, refs, seed, calls)
             results["heads"]["summary"]["references"] = described
     if "promoters" in s["parts"]:
-        calls = tss_calls(cfg, out, dataset.genome, lambda: tracks_once()[0])
+        calls = calls_once()
         with part("promoters"):
             results["promoters"] = run_promoters(cfg, dataset.genome, calls, references_once()[0], s, out, seed)
     if "kernels" in s["parts"]:

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from genometracks.formats.bigbed import BedSchema, remove_bed_outputs, sort_bed_records, write_bed_outputs
-from genometracks.genome.sequence import Genome, decode
+from genometracks.genome.sequence import Genome
 from genometracks.interpret.fdr import bh_qvalues
 from genometracks.interpret.hit_track import random_positions
 from genometracks.interpret.motifs import Motif
@@ -120,7 +120,12 @@ def best_promoters(genome: Genome, calls: pd.DataFrame, windows: dict[int, Motif
     discriminator = np.array([order[k][1] for k in best], dtype=np.int64)
     minus10 = -(discriminator + BOX)  # first base of each hexamer, relative to the +1
     minus35 = minus10 - spacer - BOX
-    letters = lambda offset: [decode(tokens[i, o - first : o - first + BOX]) for i, o in enumerate(offset)]  # noqa: E731
+
+    def letters(offset: np.ndarray) -> np.ndarray:
+        """The hexamer starting at relative `offset` [n] of each call, as str [n]."""
+        codes = tokens[rows[:, None], offset[:, None] - first + np.arange(BOX)[None, :]]
+        return np.frombuffer(b"ACGTN", np.uint8)[codes].view(f"S{BOX}").ravel().astype(str)
+
     frame = pd.DataFrame(
         {
             "chrom": calls["chrom"].to_numpy(),
@@ -154,15 +159,14 @@ def scan_promoters(genome: Genome, calls: pd.DataFrame, windows: dict[int, Motif
 def box_records(promoters: pd.DataFrame, chrom_sizes: dict[str, int]) -> pd.DataFrame:
     """Two records (-35, -10) per promoter (SCHEMA.columns, BED9+7, unsorted); boxes across the origin of
     a circular contig (forward end past the contig's end) are left out."""
+    t = promoters["position"].to_numpy(np.int64)
+    minus = promoters["strand"].to_numpy() == "-"
+    size = promoters["chrom"].map(chrom_sizes).to_numpy(np.int64)
+    score = np.clip(np.rint(-100.0 * np.log10(np.maximum(promoters["p_value"].to_numpy(np.float64), 1e-10))), 0, 1000)
     parts = []
     for label, column, sequence in (("-35", "minus35_offset", "minus35"), ("-10", "minus10_offset", "minus10")):
         rel = promoters[column].to_numpy(np.int64)
-        t = promoters["position"].to_numpy(np.int64)
-        minus = promoters["strand"].to_numpy() == "-"
-        start = np.where(minus, t - (rel + BOX - 1), t + rel)
-        size = promoters["chrom"].map(chrom_sizes).to_numpy(np.int64)
-        start = start % size
-        score = np.clip(np.rint(-100.0 * np.log10(np.maximum(promoters["p_value"].to_numpy(np.float64), 1e-10))), 0, 1000)
+        start = np.where(minus, t - (rel + BOX - 1), t + rel) % size
         parts.append(
             pd.DataFrame(
                 {
